@@ -1,0 +1,1 @@
+//! `hisn guard` tests.

@@ -1,0 +1,1 @@
+//! `hisn vault` tests.

@@ -1,0 +1,1 @@
+//! `hisn webhook` tests.
