@@ -1,2 +1,46 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+mod chain;
+mod checkpoint;
+mod clock;
+mod encoding;
+mod error;
+mod event;
+mod pseudonym;
+pub mod store;
+mod verify;
+
+pub use chain::{Link, chain_link, record_digest};
+pub use checkpoint::{
+    Checkpoint, CheckpointFault, CheckpointPolicy, CheckpointSink, FileSink, MemorySink,
+    NoteSignature, ORIGIN_PREFIX, SignedCheckpoint, SigningKey, StdoutSink, TrustedKeys,
+    VerifyingKey, origin_for, read_checkpoint_log,
+};
+pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
+pub use encoding::{RECORD_VERSION, RecordHeader, decode_record, encode_record, peek_header};
+pub use error::{Error, Result};
+pub use event::{Event, EventBuilder, TenantId};
+pub use pseudonym::Pseudonymizer;
+pub use store::file::{AutoCheckpoint, Durability, FileStore, FileStoreOptions};
+pub use store::memory::MemoryStore;
+pub use store::{
+    AuditRead, Bounds, Export, ExportReceipt, InclusionProof, ReportEntry, SubjectReport,
+};
+pub use verify::{PRUNE_ACTION, Start, StoredRecord, Verdict, Verifier, VerifyReport};
+
+/// Size limits on events and records. Inputs beyond them are refused with a
+/// typed error, so one caller cannot make records (or the decoder's allocations)
+/// unboundedly large.
+pub mod limits {
+    /// Longest tenant identifier, in bytes.
+    pub const MAX_TENANT_LEN: usize = 64;
+    /// Longest text field (actor, action, entity, state, subject, request id), in bytes.
+    pub const MAX_FIELD_LEN: usize = 1024;
+    /// Most subject keys per event.
+    pub const MAX_SUBJECTS: usize = 64;
+    /// Longest canonical diff, in bytes.
+    pub const MAX_DIFF_LEN: usize = 256 * 1024;
+    /// Longest encoded record, in bytes.
+    pub const MAX_RECORD_LEN: usize = 1024 * 1024;
+}

@@ -14,7 +14,9 @@ pub const BASELINE: &str = "baseline";
 /// Deterministic filler bytes for benchmark inputs (no RNG, so every run and
 /// both functions of a group see the same input).
 pub fn filler(len: usize) -> Vec<u8> {
-    (0..len).map(|i| b"hisn-bench-0123456789abcdef"[i % 26]).collect()
+    (0..len)
+        .map(|i| b"hisn-bench-0123456789abcdef"[i % 26])
+        .collect()
 }
 
 #[cfg(test)]

@@ -79,7 +79,10 @@ pub(crate) fn clap_error(e: &clap::Error) -> ExitCode {
                 .trim()
                 .trim_start_matches("error:")
                 .trim();
-            let _ = writeln!(std::io::stderr().lock(), "hisn: {first} (see 'hisn --help')");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "hisn: {first} (see 'hisn --help')"
+            );
             ExitCode::from(EXIT_USAGE)
         }
     }

@@ -1,2 +1,44 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+pub mod apikey;
+pub mod blind;
+mod error;
+mod format;
+mod keyring;
+pub mod password;
+mod provider;
+mod rng;
+mod secret;
+pub mod signed_url;
+mod store;
+mod vault;
+mod wrap;
+
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(feature = "serde")]
+mod serde_impl;
+#[cfg(feature = "sqlx")]
+mod sqlx_impl;
+
+pub use apikey::{ApiKeyRecord, ApiKeyToken, ApiKeys};
+pub use blind::{BlindIndex, BlindIndexer, Normalization};
+pub use error::{Error, Result};
+pub use format::{
+    Ciphertext, FORMAT_VERSION, FieldContext, HEADER_LEN, KeyId, MAX_CONTEXT_COMPONENT_LEN,
+    MAX_PLAINTEXT_LEN, NONCE_LEN, OVERHEAD, TAG_LEN, TEXT_PREFIX,
+};
+pub use keyring::{DEFAULT_USAGE_CAP, Keyring, MAX_USAGE_CAP, ReencryptReport, Reencrypted};
+pub use password::{PasswordHasher, PasswordParams, PasswordPolicy, Verification};
+#[cfg(feature = "postgres")]
+pub use pg::{MIGRATION as PG_MIGRATION, PgKeyStore};
+pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, StaticKeyProvider};
+pub use rng::RESEED_AFTER_BYTES;
+pub use secret::{KEY_LEN, MasterKey, Plaintext, SecretKey};
+pub use signed_url::UrlSigner;
+#[cfg(feature = "sqlx")]
+pub use sqlx_impl::TextCiphertext;
+pub use store::{DirKeyStore, KeyStore, MemoryKeyStore, WrappedKey};
+pub use vault::{DEFAULT_CACHE_CAPACITY, RewrapReport, Vault};
+pub use wrap::{KeyPurpose, WRAP_VERSION, WRAPPED_LEN};

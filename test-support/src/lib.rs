@@ -30,8 +30,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Connection};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Connection};
 
 /// Environment variable naming the PostgreSQL server used by tests
 /// (for example `postgres://postgres@127.0.0.1:5432/test`).
@@ -89,7 +89,9 @@ pub struct TestDatabase {
 
 impl fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestDatabase").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("TestDatabase")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -104,26 +106,41 @@ pub async fn postgres(test: &str) -> Option<TestDatabase> {
         Ok(o) => o,
         Err(e) => panic!("{test}: {DATABASE_URL_VAR} is not a valid PostgreSQL URL: {e}"),
     };
-    let mut conn = match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&admin)).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => {
-            unavailable(test, &format!("PostgreSQL at {DATABASE_URL_VAR} is unreachable ({e})"));
-            return None;
-        }
-        Err(_) => {
-            unavailable(test, &format!("PostgreSQL at {DATABASE_URL_VAR} did not answer in time"));
-            return None;
-        }
-    };
+    let mut conn =
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&admin)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                unavailable(
+                    test,
+                    &format!("PostgreSQL at {DATABASE_URL_VAR} is unreachable ({e})"),
+                );
+                return None;
+            }
+            Err(_) => {
+                unavailable(
+                    test,
+                    &format!("PostgreSQL at {DATABASE_URL_VAR} did not answer in time"),
+                );
+                return None;
+            }
+        };
     let name = unique_name(DATABASE_PREFIX);
     // `name` is our own [a-z0-9_] identifier, so quoting it is enough.
-    if let Err(e) = sqlx::query(AssertSqlSafe(format!("create database \"{name}\""))).execute(&mut conn).await {
+    if let Err(e) = sqlx::query(AssertSqlSafe(format!("create database \"{name}\"")))
+        .execute(&mut conn)
+        .await
+    {
         panic!("{test}: could not create test database {name}: {e}");
     }
     let _ = conn.close().await;
     let options = admin.clone().database(&name);
     let url = replace_database(&url, &name);
-    Some(TestDatabase { name, admin, options, url })
+    Some(TestDatabase {
+        name,
+        admin,
+        options,
+        url,
+    })
 }
 
 /// Swap the database path of a `postgres://` URL, keeping any query string.
@@ -133,7 +150,9 @@ fn replace_database(url: &str, name: &str) -> String {
         None => (url, None),
     };
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
     let mut out = format!("{}/{}", &base[..host_end], name);
     if let Some(q) = query {
         out.push('?');
@@ -176,7 +195,10 @@ impl Drop for TestDatabase {
         // Drop may run inside or outside a runtime; a thread with its own
         // current-thread runtime works in both.
         let handle = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
@@ -184,8 +206,8 @@ impl Drop for TestDatabase {
                     let _ = sqlx::query(AssertSqlSafe(format!(
                         "drop database if exists \"{name}\" with (force)"
                     )))
-                        .execute(&mut conn)
-                        .await;
+                    .execute(&mut conn)
+                    .await;
                     let _ = conn.close().await;
                 }
             });
@@ -204,7 +226,9 @@ pub struct TestRedis {
 
 impl fmt::Debug for TestRedis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TestRedis").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("TestRedis")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -226,16 +250,26 @@ pub async fn redis(test: &str) -> Option<TestRedis> {
     match tokio::time::timeout(CONNECT_TIMEOUT, ping).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
-            unavailable(test, &format!("Redis at {REDIS_URL_VAR} is unreachable ({e})"));
+            unavailable(
+                test,
+                &format!("Redis at {REDIS_URL_VAR} is unreachable ({e})"),
+            );
             return None;
         }
         Err(_) => {
-            unavailable(test, &format!("Redis at {REDIS_URL_VAR} did not answer in time"));
+            unavailable(
+                test,
+                &format!("Redis at {REDIS_URL_VAR} did not answer in time"),
+            );
             return None;
         }
     }
     let prefix = format!("{}:", unique_name("hisn:t:"));
-    Some(TestRedis { url, prefix, client })
+    Some(TestRedis {
+        url,
+        prefix,
+        client,
+    })
 }
 
 impl TestRedis {

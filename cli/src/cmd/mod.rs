@@ -1,10 +1,10 @@
 //! Subcommand groups, one module each; each module owns its group's
 //! arguments (`<Group>Command`) and its `run` function.
 
-pub(crate) mod webhook;
-pub(crate) mod keys;
-pub(crate) mod vault;
-pub(crate) mod password;
 pub(crate) mod apikey;
 pub(crate) mod audit;
 pub(crate) mod guard;
+pub(crate) mod keys;
+pub(crate) mod password;
+pub(crate) mod vault;
+pub(crate) mod webhook;

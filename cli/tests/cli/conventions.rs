@@ -21,7 +21,9 @@ fn help_lists_every_group_and_the_exit_codes() {
     let out = hisn().arg("--help").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8(out.stdout).unwrap();
-    for group in ["webhook", "keys", "vault", "password", "apikey", "audit", "guard"] {
+    for group in [
+        "webhook", "keys", "vault", "password", "apikey", "audit", "guard",
+    ] {
         assert!(
             stdout.lines().any(|l| l.trim_start().starts_with(group)),
             "help does not list `{group}`:\n{stdout}"
@@ -36,7 +38,11 @@ fn unknown_subcommand_is_a_one_line_usage_error_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "stderr must be one line: {stderr:?}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "stderr must be one line: {stderr:?}"
+    );
     assert!(stderr.starts_with("hisn: "), "{stderr:?}");
     assert!(stderr.contains("frobnicate"), "{stderr:?}");
 }
@@ -46,7 +52,11 @@ fn unknown_flag_is_a_one_line_usage_error_with_exit_2() {
     let out = hisn().args(["--no-such-flag"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert_eq!(stderr.lines().count(), 1, "stderr must be one line: {stderr:?}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "stderr must be one line: {stderr:?}"
+    );
     assert!(stderr.contains("--no-such-flag"), "{stderr:?}");
 }
 
@@ -55,12 +65,18 @@ fn no_subcommand_shows_help_on_stderr_and_exits_2() {
     let out = hisn().output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
-    assert!(String::from_utf8(out.stderr).unwrap().contains("Usage: hisn"));
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("Usage: hisn")
+    );
 }
 
 #[test]
 fn every_group_has_help() {
-    for group in ["webhook", "keys", "vault", "password", "apikey", "audit", "guard"] {
+    for group in [
+        "webhook", "keys", "vault", "password", "apikey", "audit", "guard",
+    ] {
         let out = hisn().args([group, "--help"]).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "`hisn {group} --help`");
         let stdout = String::from_utf8(out.stdout).unwrap();

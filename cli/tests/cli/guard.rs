@@ -1,1 +1,259 @@
 //! `hisn guard` tests.
+// Helpers outside #[test] fns panic on a broken test setup by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Connection, PgConnection};
+
+const TABLES: &str = "assets:tenant_id,work_orders:tenant_id";
+
+fn hisn() -> Command {
+    Command::cargo_bin("hisn").unwrap()
+}
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = hisn()
+        .env_remove("HISN_DATABASE_URL")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn rewrite_prints_the_scoped_statement() {
+    let (code, out, err) = run(&[
+        "guard",
+        "rewrite",
+        "--tables",
+        TABLES,
+        "SELECT a.name FROM assets a WHERE a.id = $1",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let out = out.trim();
+    assert!(out.starts_with("SELECT a.name FROM assets"), "{out}");
+    assert!(
+        out.contains("a.id = $1") && out.ends_with("a.tenant_id = $2"),
+        "{out}"
+    );
+    assert!(err.is_empty());
+}
+
+#[test]
+fn rewrite_sqlite_and_json() {
+    let (code, out, _) = run(&[
+        "--json",
+        "guard",
+        "rewrite",
+        "--tables",
+        TABLES,
+        "--dialect",
+        "sqlite",
+        "SELECT name FROM assets WHERE id = ?",
+    ]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["user_params"], 1);
+    assert_eq!(v["tenant_param"], 2);
+    assert!(v["sql"].as_str().unwrap().contains("tenant_id = ?2"), "{v}");
+}
+
+#[test]
+fn rewrite_refusal_exits_1_with_the_reason() {
+    for (sql, reason) in [
+        ("UPDATE assets SET tenant_id = $1", "tenant column"),
+        ("SELECT * FROM pg_user", "unknown table"),
+        ("SELECT 1; DROP TABLE assets", "multiple statements"),
+        ("SELECT set_config('hisn.tenant_id', 'x', true)", ""),
+    ] {
+        let (code, out, err) = run(&["guard", "rewrite", "--tables", TABLES, sql]);
+        assert_eq!(code, Some(1), "{sql}: {err}");
+        assert!(out.is_empty());
+        assert_eq!(err.lines().count(), 1);
+        assert!(err.starts_with("hisn: refused: "), "{err}");
+        assert!(err.to_lowercase().contains(reason), "{sql}: {err}");
+    }
+    let (code, out, _) = run(&[
+        "--json",
+        "guard",
+        "rewrite",
+        "--tables",
+        TABLES,
+        "DROP TABLE assets",
+    ]);
+    assert_eq!(code, Some(1));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["refused"].as_str().unwrap().contains("DDL"));
+}
+
+#[test]
+fn bad_tables_or_dialect_is_usage_error() {
+    let (code, _, err) = run(&["guard", "rewrite", "--tables", "assets:", "SELECT 1"]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, _) = run(&[
+        "guard",
+        "rewrite",
+        "--tables",
+        TABLES,
+        "--dialect",
+        "oracle",
+        "SELECT 1",
+    ]);
+    assert_eq!(code, Some(2));
+    let (code, _, _) = run(&[
+        "guard",
+        "rls-sql",
+        "--tables",
+        TABLES,
+        "--app-role",
+        "bad role",
+    ]);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn rls_sql_prints_the_migration() {
+    let (code, out, _) = run(&[
+        "guard",
+        "rls-sql",
+        "--tables",
+        TABLES,
+        "--app-role",
+        "hisn_app",
+    ]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("ALTER TABLE \"work_orders\" FORCE ROW LEVEL SECURITY;"));
+    assert!(out.contains("AS RESTRICTIVE FOR ALL"));
+}
+
+#[test]
+fn verify_rls_connection_and_usage_errors_exit_2() {
+    let (code, _, err) = run(&[
+        "guard",
+        "verify-rls",
+        "--database-url",
+        "not a url",
+        "--tables",
+        TABLES,
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    let (code, _, err) = run(&[
+        "guard",
+        "verify-rls",
+        "--database-url",
+        "postgres://app:s3cret-pw@127.0.0.1:1/nope?connect_timeout=2",
+        "--tables",
+        TABLES,
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(!err.contains("s3cret-pw"), "the password leaked: {err}");
+    let (code, _, _) = run(&["guard", "verify-rls", "--tables", TABLES]);
+    assert_eq!(code, Some(2));
+}
+
+/// Against real PostgreSQL: a clean setup passes, a broken one lists findings.
+#[test]
+fn verify_rls_against_postgres() {
+    let Ok(url) = std::env::var("HISN_TEST_DATABASE_URL") else {
+        assert!(
+            std::env::var("HISN_REQUIRE_SERVICES").map_or(true, |v| v != "1"),
+            "HISN_TEST_DATABASE_URL required"
+        );
+        println!("skipping verify_rls_against_postgres: HISN_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (db, role) = (
+        format!("hisn_t_cli_{suffix}"),
+        format!("hisn_cli_app_{suffix}"),
+    );
+    let base = url
+        .rsplit_once('/')
+        .map_or(url.as_str(), |(b, _)| b)
+        .to_owned();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let exec = |u: String, sql: String| {
+        rt.block_on(async move {
+            let mut c = PgConnection::connect(&u).await.unwrap();
+            sqlx::raw_sql(AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            c.close().await.unwrap();
+        });
+    };
+    exec(url.clone(), format!("create database \"{db}\""));
+    let db_url = format!("{base}/{db}");
+    let rls = hisn_tenant_guard::rls::generate_sql(
+        &hisn_tenant_guard::rls::parse_tables(TABLES).unwrap(),
+        &role,
+    )
+    .unwrap();
+    exec(
+        db_url.clone(),
+        format!(
+            "create table assets (id uuid primary key, tenant_id uuid not null);
+             create table work_orders (id uuid primary key, tenant_id uuid not null);
+             create role \"{role}\" login; {rls}"
+        ),
+    );
+    let app_url = db_url.replacen("://postgres@", &format!("://{role}@"), 1);
+    let clean = run(&[
+        "guard",
+        "verify-rls",
+        "--database-url",
+        &app_url,
+        "--tables",
+        TABLES,
+    ]);
+    exec(
+        db_url.clone(),
+        "alter table assets no force row level security".to_owned(),
+    );
+    let broken = run(&[
+        "--json",
+        "guard",
+        "verify-rls",
+        "--database-url",
+        &app_url,
+        "--tables",
+        TABLES,
+    ]);
+    let as_superuser = run(&[
+        "guard",
+        "verify-rls",
+        "--database-url",
+        &db_url,
+        "--tables",
+        TABLES,
+    ]);
+    exec(db_url, format!("drop owned by \"{role}\""));
+    exec(url.clone(), format!("drop database \"{db}\" with (force)"));
+    exec(url, format!("drop role \"{role}\""));
+
+    assert_eq!(clean.0, Some(0), "{clean:?}");
+    assert!(
+        clean
+            .1
+            .starts_with("ok: row-level security verified for 2 table(s)")
+    );
+    assert_eq!(broken.0, Some(1), "{broken:?}");
+    let v: serde_json::Value = serde_json::from_str(&broken.1).unwrap();
+    assert_eq!(v["clean"], false);
+    assert_eq!(
+        v["findings"],
+        serde_json::json!(["assets: row level security is not forced (owner bypasses it)"])
+    );
+    assert_eq!(as_superuser.0, Some(1));
+    assert!(
+        as_superuser.1.contains("is a superuser"),
+        "{as_superuser:?}"
+    );
+}

@@ -1,0 +1,525 @@
+//! Stores and what every store offers: reading, verification, DSAR reports.
+
+pub mod file;
+pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+pub mod segment;
+
+use crate::chain::{Link, chain_link, record_digest};
+use crate::checkpoint::{SignedCheckpoint, TrustedKeys};
+use crate::encoding::decode_record;
+use crate::error::{Error, Result};
+use crate::event::{Event, TenantId};
+use crate::verify::{Start, StoredRecord, Verdict, Verifier, VerifyReport};
+
+/// The first and last positions of one tenant's chain in a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// First sequence number held (0 unless a prefix was pruned).
+    pub first_seq: u64,
+    /// Link of record `first_seq - 1` ([`Link::GENESIS`] when `first_seq` is 0).
+    pub start_prev: Link,
+    /// Number of records ever appended (the next sequence number).
+    pub size: u64,
+    /// Link of the newest record.
+    pub head: Link,
+}
+
+/// Read access to a store, and the verification and reporting built on it.
+pub trait AuditRead {
+    /// Tenants with a chain in this store.
+    ///
+    /// # Errors
+    /// Store I/O errors.
+    fn tenants(&self) -> Result<Vec<TenantId>>;
+
+    /// The bounds of `tenant`'s chain ([`Error::NotFound`] if it has none).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], store I/O errors.
+    fn bounds(&self, tenant: &TenantId) -> Result<Bounds>;
+
+    /// Records `from..to` in order. Damaged records come back as
+    /// [`Error::Corrupt`]; the verifier turns that into a verdict.
+    ///
+    /// # Errors
+    /// Store I/O errors.
+    fn read_range(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Result<StoredRecord>>>;
+
+    /// Sequence numbers of the records naming `subject`, ascending.
+    ///
+    /// # Errors
+    /// Store I/O errors.
+    fn subject_seqs(&self, tenant: &TenantId, subject: &str) -> Result<Vec<u64>>;
+
+    /// The checkpoints the store keeps for `tenant` (a local copy; the ones that
+    /// protect are those held elsewhere, passed as `extra` to the verify methods).
+    ///
+    /// # Errors
+    /// Store I/O errors, malformed checkpoint files.
+    fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>>;
+
+    /// Verify `tenant`'s whole chain against the store's checkpoints plus `extra`.
+    ///
+    /// # Errors
+    /// Store I/O errors; damage is a verdict, not an error.
+    fn verify(
+        &self,
+        tenant: &TenantId,
+        keys: Option<&TrustedKeys>,
+        extra: &[SignedCheckpoint],
+    ) -> Result<VerifyReport> {
+        let b = self.bounds(tenant)?;
+        let mut cps = self.checkpoints(tenant)?;
+        cps.extend_from_slice(extra);
+        let start = if b.first_seq == 0 {
+            Start::Genesis
+        } else {
+            Start::Pruned {
+                seq: b.first_seq,
+                prev: b.start_prev,
+            }
+        };
+        let records = self.read_range(tenant, b.first_seq, b.size)?;
+        Verifier::new(tenant, &cps, keys).verify_log(start, records)
+    }
+
+    /// Verify only the records appended after `checkpoint` (cost proportional to
+    /// the new records). The checkpoint must verify under `keys`.
+    ///
+    /// # Errors
+    /// Store I/O errors.
+    fn verify_from(
+        &self,
+        tenant: &TenantId,
+        checkpoint: &SignedCheckpoint,
+        keys: &TrustedKeys,
+    ) -> Result<VerifyReport> {
+        let b = self.bounds(tenant)?;
+        let cps = [checkpoint.clone()];
+        let verifier = Verifier::new(tenant, &cps, Some(keys));
+        let cp = &checkpoint.checkpoint;
+        if cp.origin != crate::checkpoint::origin_for(tenant)
+            || checkpoint.verify(keys).is_err()
+            || cp.size > b.size
+        {
+            // Let the verifier name the problem (bad checkpoint, unknown key, truncation).
+            return verifier.verify_log(
+                Start::Trusted {
+                    seq: b.size.min(cp.size),
+                    prev: b.head,
+                },
+                Vec::<Result<StoredRecord>>::new(),
+            );
+        }
+        let records = self.read_range(tenant, cp.size, b.size)?;
+        verifier.verify_log(
+            Start::Trusted {
+                seq: cp.size,
+                prev: cp.head,
+            },
+            records,
+        )
+    }
+
+    /// Verify records `from..to`, trusting the stored link of `from - 1`, and
+    /// against any checkpoint inside the range.
+    ///
+    /// # Errors
+    /// Store I/O errors.
+    fn verify_range(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+        keys: Option<&TrustedKeys>,
+    ) -> Result<VerifyReport> {
+        let b = self.bounds(tenant)?;
+        let from = from.max(b.first_seq);
+        let to = to.min(b.size);
+        let prev = if from == b.first_seq {
+            b.start_prev
+        } else {
+            match self.read_range(tenant, from - 1, from)?.into_iter().next() {
+                Some(Ok(r)) => r.link,
+                _ => return Err(Error::NotFound),
+            }
+        };
+        let cps: Vec<_> = self
+            .checkpoints(tenant)?
+            .into_iter()
+            .filter(|c| c.checkpoint.size > from && c.checkpoint.size <= to)
+            .collect();
+        let records = self.read_range(tenant, from, to)?;
+        Verifier::new(tenant, &cps, keys).verify_range(Start::Trusted { seq: from, prev }, records)
+    }
+
+    /// Verify one record and its path to the first verified checkpoint after it:
+    /// the verdict is [`Verdict::Intact`] only if that checkpoint's head is
+    /// reached.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when `seq` is not held, store I/O errors.
+    fn verify_record(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        keys: &TrustedKeys,
+    ) -> Result<VerifyReport> {
+        let b = self.bounds(tenant)?;
+        if seq < b.first_seq || seq >= b.size {
+            return Err(Error::NotFound);
+        }
+        let next = self
+            .checkpoints(tenant)?
+            .into_iter()
+            .filter(|c| c.checkpoint.size > seq && c.verify(keys).is_ok())
+            .map(|c| c.checkpoint.size)
+            .min()
+            .unwrap_or(b.size);
+        self.verify_range(tenant, seq, next, Some(keys))
+    }
+
+    /// A proof that record `seq` is in the chain `checkpoint` commits to: the
+    /// record, its predecessor's link and the digests of the records after it
+    /// up to the checkpoint's size (so its length is bounded by the checkpoint
+    /// interval). Check it with [`InclusionProof::verify`].
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the record is not held or not covered by the
+    /// checkpoint; [`Error::Corrupt`] when the stored records are damaged.
+    fn inclusion_proof(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        checkpoint: &SignedCheckpoint,
+    ) -> Result<InclusionProof> {
+        let b = self.bounds(tenant)?;
+        let size = checkpoint.checkpoint.size;
+        if seq < b.first_seq || seq >= size || size > b.size {
+            return Err(Error::NotFound);
+        }
+        let from = if seq > b.first_seq { seq - 1 } else { seq };
+        let mut prev_link = if seq > b.first_seq {
+            Link::GENESIS
+        } else {
+            b.start_prev
+        };
+        let mut record = None;
+        let mut path = Vec::new();
+        for r in self.read_range(tenant, from, size)? {
+            let r = r.map_err(|_| Error::Corrupt {
+                what: "record",
+                file: String::new(),
+                offset: seq,
+            })?;
+            if r.seq < seq {
+                prev_link = r.link;
+            } else if r.seq == seq {
+                record = Some(r.bytes);
+            } else {
+                path.push(record_digest(&r.bytes));
+            }
+        }
+        let record = record.ok_or(Error::NotFound)?;
+        Ok(InclusionProof {
+            seq,
+            record,
+            prev_link,
+            path,
+        })
+    }
+
+    /// The DSAR report: every record naming `subject`, decoded, with the links
+    /// that tie it into the chain and the newest verified checkpoint.
+    ///
+    /// # Errors
+    /// Store I/O errors; [`Error::Corrupt`] if an indexed record does not decode.
+    fn subject_report(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        keys: Option<&TrustedKeys>,
+    ) -> Result<SubjectReport> {
+        let seqs = self.subject_seqs(tenant, subject)?;
+        let checkpoint = match keys {
+            Some(k) => self
+                .checkpoints(tenant)?
+                .into_iter()
+                .filter(|c| c.verify(k).is_ok())
+                .max_by_key(|c| c.checkpoint.size),
+            None => None,
+        };
+        let mut entries = Vec::with_capacity(seqs.len());
+        for run in runs(&seqs) {
+            let (lo, hi) = (run[0], run[run.len() - 1]);
+            let from = lo.saturating_sub(1);
+            let records = self.read_range(tenant, from, hi + 1)?;
+            let mut prev_link = Link::GENESIS;
+            for r in records {
+                let r = r?;
+                if r.seq >= lo && run.binary_search(&r.seq).is_ok() {
+                    let (_, event) = decode_record(&r.bytes).map_err(|_| Error::Corrupt {
+                        what: "record",
+                        file: String::new(),
+                        offset: r.seq,
+                    })?;
+                    let anchored = checkpoint
+                        .as_ref()
+                        .is_some_and(|c| c.checkpoint.size > r.seq);
+                    entries.push(ReportEntry {
+                        seq: r.seq,
+                        event,
+                        record: r.bytes,
+                        prev_link,
+                        link: r.link,
+                        anchored,
+                    });
+                }
+                prev_link = r.link;
+            }
+        }
+        if let Some(b) = self.bounds(tenant).ok().filter(|b| b.first_seq > 0) {
+            for e in entries.iter_mut().filter(|e| e.seq == b.first_seq) {
+                e.prev_link = b.start_prev;
+            }
+        }
+        Ok(SubjectReport {
+            tenant: tenant.clone(),
+            subject: subject.to_owned(),
+            entries,
+            checkpoint,
+        })
+    }
+}
+
+/// Split ascending sequence numbers into runs of neighbours, so a report reads
+/// each run with one range read.
+fn runs(seqs: &[u64]) -> Vec<&[u64]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=seqs.len() {
+        if i == seqs.len() || seqs[i] != seqs[i - 1] + 1 {
+            if start < i {
+                out.push(&seqs[start..i]);
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+/// Proof that one record is committed to by a signed checkpoint (see
+/// [`AuditRead::inclusion_proof`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// Sequence number of the record.
+    pub seq: u64,
+    /// The encoded record.
+    pub record: Vec<u8>,
+    /// Link of the record before it.
+    pub prev_link: Link,
+    /// Digests of records `seq + 1 .. checkpoint size`.
+    pub path: Vec<Link>,
+}
+
+impl InclusionProof {
+    /// Whether the record, chained forward through `path`, reaches the head of
+    /// `checkpoint`, and the checkpoint is `tenant`'s and verifies under `keys`.
+    pub fn verify(
+        &self,
+        tenant: &TenantId,
+        checkpoint: &SignedCheckpoint,
+        keys: &TrustedKeys,
+    ) -> bool {
+        if checkpoint.checkpoint.origin != crate::checkpoint::origin_for(tenant)
+            || checkpoint.verify(keys).is_err()
+        {
+            return false;
+        }
+        let t = tenant.as_str().as_bytes();
+        let mut link = chain_link(t, self.seq, &self.prev_link, &record_digest(&self.record));
+        let mut seq = self.seq;
+        for d in &self.path {
+            seq += 1;
+            link = chain_link(t, seq, &link, d);
+        }
+        seq.checked_add(1) == Some(checkpoint.checkpoint.size) && link == checkpoint.checkpoint.head
+    }
+}
+
+/// One record in a DSAR report.
+#[derive(Debug, Clone)]
+pub struct ReportEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// The decoded event.
+    pub event: Event,
+    /// The encoded record (what the chain hashes).
+    pub record: Vec<u8>,
+    /// Link of the previous record.
+    pub prev_link: Link,
+    /// Link of this record: `chain_link(tenant, seq, prev_link, digest(record))`.
+    pub link: Link,
+    /// Whether the report's checkpoint covers this record.
+    pub anchored: bool,
+}
+
+impl ReportEntry {
+    /// Whether `link` follows from `prev_link` and the record bytes.
+    pub fn links_verify(&self, tenant: &TenantId) -> bool {
+        chain_link(
+            tenant.as_str().as_bytes(),
+            self.seq,
+            &self.prev_link,
+            &record_digest(&self.record),
+        ) == self.link
+    }
+}
+
+/// A data-subject access report.
+#[derive(Debug, Clone)]
+pub struct SubjectReport {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The subject key searched for.
+    pub subject: String,
+    /// Every record naming the subject, ascending.
+    pub entries: Vec<ReportEntry>,
+    /// The newest checkpoint that verified under the given keys; each anchored
+    /// entry is proven up to it by `verify_record`.
+    pub checkpoint: Option<SignedCheckpoint>,
+}
+
+impl SubjectReport {
+    /// The report as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let entries: Vec<_> = self
+            .entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "seq": e.seq,
+                    "event": e.event.to_json(),
+                    "record": hex::encode(&e.record),
+                    "prev_link": e.prev_link.to_hex(),
+                    "link": e.link.to_hex(),
+                    "links_verify": e.links_verify(&self.tenant),
+                    "anchored": e.anchored,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "tenant": self.tenant.as_str(),
+            "subject": self.subject,
+            "count": self.entries.len(),
+            "entries": entries,
+            "checkpoint": self.checkpoint.as_ref().map(SignedCheckpoint::to_note),
+        })
+    }
+}
+
+/// Proof that a prefix was exported and verified; the only way to ask a store to
+/// prune. Made by the store's `export`, consumed by its `prune`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportReceipt {
+    pub(crate) tenant: TenantId,
+    pub(crate) first: u64,
+    pub(crate) through: u64,
+    pub(crate) boundary: Link,
+}
+
+impl ExportReceipt {
+    /// The last exported sequence number.
+    pub fn through(&self) -> u64 {
+        self.through
+    }
+}
+
+/// An exported prefix: its records and the receipt that allows pruning them.
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The exported records, ascending.
+    pub records: Vec<StoredRecord>,
+    /// The receipt (only issued when the export verified).
+    pub receipt: ExportReceipt,
+}
+
+/// Read and verify `first..=through` for export; refuses a range that does not
+/// verify or is not a prefix of what the store holds.
+pub(crate) fn export_prefix(
+    store: &dyn AuditRead,
+    tenant: &TenantId,
+    through: u64,
+) -> Result<Export> {
+    let b = store.bounds(tenant)?;
+    if through < b.first_seq || through >= b.size {
+        return Err(Error::PruneRefused {
+            reason: "range is not held by the store",
+        });
+    }
+    let records: Vec<StoredRecord> = store
+        .read_range(tenant, b.first_seq, through + 1)?
+        .into_iter()
+        .collect::<Result<_>>()?;
+    let start = if b.first_seq == 0 {
+        Start::Genesis
+    } else {
+        Start::Trusted {
+            seq: b.first_seq,
+            prev: b.start_prev,
+        }
+    };
+    let report = Verifier::new(tenant, &[], None).verify_range(start, records.iter().map(Ok))?;
+    if !matches!(report.verdict, Verdict::Intact | Verdict::UnanchoredTail)
+        || report.size != through + 1
+    {
+        return Err(Error::PruneRefused {
+            reason: "exported range does not verify",
+        });
+    }
+    Ok(Export {
+        receipt: ExportReceipt {
+            tenant: tenant.clone(),
+            first: b.first_seq,
+            through,
+            boundary: report.head,
+        },
+        records,
+    })
+}
+
+/// The prune record's event.
+pub(crate) fn prune_event(
+    receipt: &ExportReceipt,
+    actor: &str,
+    clock: &dyn crate::Clock,
+) -> Result<Event> {
+    Event::builder(&receipt.tenant, actor, crate::verify::PRUNE_ACTION)
+        .entity("audit_log", receipt.tenant.as_str())
+        .diff(&serde_json::json!({
+            "from": receipt.first,
+            "through": receipt.through,
+            "count": receipt.through - receipt.first + 1,
+            "boundary_link": receipt.boundary.to_hex(),
+        }))
+        .build(clock)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_split_neighbours() {
+        assert_eq!(
+            super::runs(&[1, 2, 3, 7, 9, 10]),
+            vec![&[1, 2, 3][..], &[7], &[9, 10]]
+        );
+        assert!(super::runs(&[]).is_empty());
+    }
+}

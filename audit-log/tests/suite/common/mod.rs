@@ -1,0 +1,45 @@
+//! Shared helpers.
+
+use hisn_audit_log::{Event, FakeClock, SigningKey, TenantId, Timestamp, TrustedKeys};
+
+pub(crate) fn tenant(s: &str) -> TenantId {
+    TenantId::parse(s).unwrap()
+}
+
+pub(crate) fn clock() -> FakeClock {
+    FakeClock::new(Timestamp::from_unix_micros(1_764_000_000_000_000))
+}
+
+/// A varied event: subject `emp-{i % 5}`, a diff, an IP for even `i`.
+pub(crate) fn event(t: &TenantId, i: u64) -> Event {
+    let mut b = Event::state_transition(
+        t,
+        &format!("u-{}", i % 7),
+        "work_order",
+        &format!("wo-{i}"),
+        "open",
+        "closed",
+    )
+    .subject(&format!("emp-{}", i % 5))
+    .diff(&serde_json::json!({ "status": ["open", "closed"], "n": i }))
+    .request_id(&format!("r-{i}"))
+    .at(Timestamp::from_unix_micros(
+        1_764_000_000_000_000 + i as i64,
+    ));
+    if i.is_multiple_of(2) {
+        b = b.source_ip("203.0.113.7".parse().unwrap());
+    }
+    b.build(&clock()).unwrap()
+}
+
+pub(crate) fn key(name: &str, seed: u8) -> SigningKey {
+    SigningKey::from_bytes(name, &[seed; 32]).unwrap()
+}
+
+pub(crate) fn trusted(keys: &[&SigningKey]) -> TrustedKeys {
+    let mut t = TrustedKeys::new();
+    for k in keys {
+        t.add(k.verifying_key());
+    }
+    t
+}

@@ -1,0 +1,20 @@
+//! Integration tests of `hisn-audit-log`: one binary, a module per concern.
+// Test helpers outside #[test] functions unwrap freely: a failure is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::type_complexity
+)]
+
+mod common;
+mod concurrency;
+mod crash;
+mod dsar;
+mod golden;
+mod postgres;
+mod props;
+mod tamper_file;
+mod tamper_memory;

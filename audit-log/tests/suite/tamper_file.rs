@@ -1,0 +1,152 @@
+//! Tamper tests against the file store's segment files.
+
+use std::path::{Path, PathBuf};
+
+use hisn_audit_log::store::segment::parse_segment;
+use hisn_audit_log::{
+    AuditRead, Durability, Error, FileStore, FileStoreOptions, TenantId, Timestamp, Verdict,
+};
+
+use crate::common::*;
+
+const N: u64 = 6;
+
+fn opts() -> FileStoreOptions {
+    FileStoreOptions::default().durability(Durability::OsBuffered)
+}
+
+/// A store with N records of `acme` and a checkpoint of all of them.
+fn setup(dir: &Path) -> (TenantId, hisn_audit_log::SigningKey, PathBuf) {
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    let store = FileStore::open(dir, opts()).unwrap();
+    for i in 0..N {
+        store.append(event(&t, i)).unwrap();
+    }
+    store
+        .checkpoint_now(None, &k, Timestamp::from_unix_micros(1))
+        .unwrap();
+    store.close().unwrap();
+    let seg = dir
+        .join(format!("t-{}", hex::encode("acme")))
+        .join(format!("{:020}.seg", 0));
+    (t, k, seg)
+}
+
+#[test]
+fn every_byte_flipped_in_a_segment_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, k, seg) = setup(dir.path());
+    let keys = trusted(&[&k]);
+    let pristine = std::fs::read(&seg).unwrap();
+    let parsed = parse_segment(&pristine).unwrap();
+    let header_len = parsed.frames[0].offset as usize;
+    for pos in 0..pristine.len() {
+        let mut bytes = pristine.clone();
+        bytes[pos] ^= 0x04;
+        std::fs::write(&seg, &bytes).unwrap();
+        let store = match FileStore::open_read_only(dir.path()) {
+            Ok(s) => s,
+            Err(Error::Corrupt { .. } | Error::Malformed { .. }) => {
+                assert!(
+                    pos < header_len,
+                    "only a header flip may refuse to open (pos {pos})"
+                );
+                continue;
+            }
+            Err(e) => panic!("pos {pos}: {e}"),
+        };
+        let r = store.verify(&t, Some(&keys), &[]).unwrap();
+        let frame = parsed
+            .frames
+            .iter()
+            .rposition(|f| f.offset as usize <= pos)
+            .unwrap() as u64;
+        if frame + 1 < N {
+            assert_eq!(r.verdict, Verdict::Tampered, "pos {pos}: {r:?}");
+        } else {
+            // The newest frame: a whole damaged frame is tampering; a length
+            // flip that makes it look incomplete reads as a cut the checkpoint catches.
+            assert!(
+                matches!(r.verdict, Verdict::Tampered | Verdict::Truncated),
+                "pos {pos}: {r:?}"
+            );
+        }
+        assert_eq!(r.seq, Some(frame), "pos {pos}");
+        // A writer refuses damage in front of intact frames instead of cutting history.
+        if frame + 1 < N {
+            assert!(
+                matches!(
+                    FileStore::open(dir.path(), opts()),
+                    Err(Error::Corrupt { .. })
+                ),
+                "pos {pos}"
+            );
+        }
+    }
+}
+
+#[test]
+fn deleted_and_reordered_frames_and_moved_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, k, seg) = setup(dir.path());
+    let keys = trusted(&[&k]);
+    let pristine = std::fs::read(&seg).unwrap();
+    let p = parse_segment(&pristine).unwrap();
+    let span = |i: usize| {
+        p.frames[i].offset as usize..(p.frames[i].offset + p.frames[i].frame_len()) as usize
+    };
+    let check = |bytes: Vec<u8>, verdict: Verdict, seq: u64, what: &str| {
+        std::fs::write(&seg, &bytes).unwrap();
+        let r = FileStore::open_read_only(dir.path())
+            .unwrap()
+            .verify(&t, Some(&keys), &[])
+            .unwrap();
+        assert_eq!((r.verdict, r.seq), (verdict, Some(seq)), "{what}");
+    };
+    let without = |i: usize| {
+        let mut b = pristine.clone();
+        b.drain(span(i));
+        b
+    };
+    check(without(0), Verdict::Tampered, 0, "first deleted");
+    check(without(3), Verdict::Tampered, 3, "middle deleted");
+    check(
+        without(N as usize - 1),
+        Verdict::Truncated,
+        N - 1,
+        "last deleted",
+    );
+    let mut dup = pristine.clone();
+    dup.extend_from_slice(&pristine[span(2)]);
+    check(dup, Verdict::Tampered, N, "duplicated at the end");
+    let mut swapped = pristine[..span(1).start].to_vec();
+    swapped.extend_from_slice(&pristine[span(2)]);
+    swapped.extend_from_slice(&pristine[span(1)]);
+    swapped.extend_from_slice(&pristine[span(3).start..]);
+    check(swapped, Verdict::Tampered, 1, "reordered");
+    // Cut back to 4 records (at a frame boundary), then a checkpointed log is short.
+    check(
+        pristine[..span(4).start].to_vec(),
+        Verdict::Truncated,
+        4,
+        "truncated",
+    );
+}
+
+#[test]
+fn segment_moved_to_another_tenant_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, seg) = setup(dir.path());
+    let other = dir.path().join(format!("t-{}", hex::encode("other")));
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::copy(&seg, other.join(format!("{:020}.seg", 0))).unwrap();
+    assert!(matches!(
+        FileStore::open_read_only(dir.path()),
+        Err(Error::Corrupt { .. })
+    ));
+    assert!(matches!(
+        FileStore::open(dir.path(), opts()),
+        Err(Error::Corrupt { .. })
+    ));
+}

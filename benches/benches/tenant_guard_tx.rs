@@ -1,0 +1,200 @@
+//! `tenant_guard/tx_overhead`: one indexed SELECT in a tenant transaction
+//! (`BEGIN` + transaction-local tenant setting, the statement through the
+//! query guard, RLS on, as the non-owner app role) against the same SELECT,
+//! scoped by hand, in a bare transaction as the table owner (no RLS), on
+//! loopback PostgreSQL. Target: `hisn` ≤ 1.3 × `baseline`.
+//!
+//! Needs `HISN_TEST_DATABASE_URL` (a superuser URL); without it the group is
+//! skipped with a message. It creates its own database and role and drops both.
+// Setup failures abort the benchmark: there is nothing sensible to measure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hisn_benches::{BASELINE, HISN};
+use hisn_tenant_guard::db::PgTenantPool;
+use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
+use hisn_tenant_guard::jsonwebtoken::{self, Algorithm, DecodingKey, EncodingKey, Header};
+use hisn_tenant_guard::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use hisn_tenant_guard::sqlx::types::JsonValue;
+use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Connection, PgConnection};
+use hisn_tenant_guard::{Issuer, TenantContext, TokenVerifier, rls};
+
+const TENANT: &str = "00000000-0000-4000-8000-000000000001";
+const ROWS: u32 = 20_000;
+
+/// A job for the database thread: run `iters` iterations, reply with the time.
+struct Job {
+    hisn: bool,
+    iters: u64,
+    reply: mpsc::Sender<Duration>,
+}
+
+/// A verified context, minted the way a real request gets one.
+fn context() -> TenantContext {
+    let secret = b"bench-secret-bench-secret-bench-secret";
+    let verifier = TokenVerifier::builder()
+        .issuer(
+            Issuer::new("bench", "bench", &[Algorithm::HS256])
+                .key("k", DecodingKey::from_secret(secret)),
+        )
+        .build()
+        .unwrap();
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("k".into());
+    let claims: JsonValue = format!(
+        r#"{{"iss":"bench","aud":"bench","sub":"00000000-0000-4000-8000-0000000000aa","tenant_id":"{TENANT}","exp":{}}}"#,
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 86_400
+    )
+    .parse()
+    .unwrap();
+    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret)).unwrap();
+    verifier.verify(&token).unwrap()
+}
+
+async fn exec(conn: &mut PgConnection, sql: String) {
+    sqlx::raw_sql(AssertSqlSafe(sql.clone()))
+        .execute(conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+async fn worker(url: String, jobs: mpsc::Receiver<Job>) {
+    let admin: PgConnectOptions = url.parse().unwrap();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let suffix = format!("{nanos}_{}", std::process::id());
+    let (db, role) = (
+        format!("hisn_t_bench_{suffix}"),
+        format!("hisn_bench_app_{suffix}"),
+    );
+    let mut root = PgConnection::connect_with(&admin).await.unwrap();
+    exec(&mut root, format!("create database \"{db}\"")).await;
+    let owner_opts = admin.clone().database(&db);
+    let mut owner = PgConnection::connect_with(&owner_opts).await.unwrap();
+    exec(
+        &mut owner,
+        format!(
+            "create table assets (id uuid not null default gen_random_uuid(), tenant_id uuid not null, name text not null, \
+               primary key (tenant_id, id), unique (id));
+             insert into assets (tenant_id, name)
+               select ('00000000-0000-4000-8000-' || lpad(to_hex(g % 10 + 1), 12, '0'))::uuid, 'asset ' || g
+               from generate_series(1, {ROWS}) g;
+             create role \"{role}\" login;
+             {}
+             analyze assets;",
+            rls::generate_sql(&rls::parse_tables("assets:tenant_id").unwrap(), &role).unwrap()
+        ),
+    )
+    .await;
+    let id: uuid_like::Id = {
+        let s: String = sqlx::query_scalar(
+            "select id::text from assets where tenant_id = $1::uuid order by id limit 1",
+        )
+        .bind(TENANT)
+        .fetch_one(&mut owner)
+        .await
+        .unwrap();
+        uuid_like::Id(s)
+    };
+    let app_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(owner_opts.clone().username(&role))
+        .await
+        .unwrap();
+    let bare_pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(owner_opts)
+        .await
+        .unwrap();
+    let guard = QueryGuard::new(
+        TableRegistry::parse_spec("assets:tenant_id").unwrap(),
+        Dialect::Postgres,
+    );
+    let pool = PgTenantPool::new(app_pool.clone(), guard).unwrap();
+    let ctx = context();
+
+    // Each job runs the two variants alternately and times only the one asked
+    // for: on a shared, noisy machine both then see the same background load.
+    while let Ok(job) = jobs.recv() {
+        let mut timed = Duration::ZERO;
+        for _ in 0..job.iters {
+            for hisn in [job.hisn, !job.hisn] {
+                let start = Instant::now();
+                if hisn {
+                    let mut tx = pool.begin(&ctx).await.unwrap();
+                    let row = tx
+                        .query("select name from assets where id = $1::uuid")
+                        .unwrap()
+                        .bind(id.0.as_str())
+                        .fetch_one()
+                        .await
+                        .unwrap();
+                    black_box(row);
+                    tx.commit().await.unwrap();
+                } else {
+                    let mut tx = bare_pool.begin().await.unwrap();
+                    let row = sqlx::query(
+                        "select name from assets where id = $1::uuid and tenant_id = $2::uuid",
+                    )
+                    .bind(id.0.as_str())
+                    .bind(TENANT)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap();
+                    black_box(row);
+                    tx.commit().await.unwrap();
+                }
+                if hisn == job.hisn {
+                    timed += start.elapsed();
+                }
+            }
+        }
+        let _ = job.reply.send(timed);
+    }
+
+    drop(pool);
+    app_pool.close().await;
+    bare_pool.close().await;
+    exec(&mut owner, format!("drop owned by \"{role}\"")).await;
+    let _ = owner.close().await;
+    exec(&mut root, format!("drop database \"{db}\" with (force)")).await;
+    exec(&mut root, format!("drop role \"{role}\"")).await;
+    let _ = root.close().await;
+}
+
+/// A text UUID (the bench crate has no `uuid` dependency of its own).
+mod uuid_like {
+    pub(crate) struct Id(pub(crate) String);
+}
+
+fn tx_overhead(c: &mut Criterion) {
+    let Ok(url) = std::env::var("HISN_TEST_DATABASE_URL") else {
+        println!("skipping tenant_guard/tx_overhead: HISN_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let (jobs, rx) = mpsc::channel::<Job>();
+    // One current-thread runtime on its own thread owns the connections;
+    // criterion's timing loop asks it to run N iterations and gets the time back,
+    // so the channel hop is outside the measured time.
+    let db_thread = std::thread::spawn(move || sqlx::test_block_on(worker(url, rx)));
+    let run = |hisn: bool, iters: u64| {
+        let (reply, answer) = mpsc::channel();
+        jobs.send(Job { hisn, iters, reply }).unwrap();
+        answer.recv().unwrap()
+    };
+    let mut group = c.benchmark_group("tenant_guard/tx_overhead");
+    group.bench_function(HISN, |b| b.iter_custom(|iters| run(true, iters)));
+    group.bench_function(BASELINE, |b| b.iter_custom(|iters| run(false, iters)));
+    group.finish();
+    drop(jobs);
+    db_thread.join().unwrap();
+}
+
+criterion_group!(benches, tx_overhead);
+criterion_main!(benches);

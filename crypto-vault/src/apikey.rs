@@ -1,0 +1,349 @@
+//! API keys: `<prefix>_<id>_<secret><checksum>`.
+//!
+//! - `prefix`: configurable, e.g. `hisn_live` or `hisn_test` (lowercase ASCII
+//!   letters, digits and `_`, 1..=32 characters, starting with a letter).
+//! - `id`: 12 base62 characters (~71 bits), public, used to look the key up.
+//! - `secret`: 43 base62 characters (62^43 > 2^256).
+//! - `checksum`: CRC32 of everything before it, as 6 base62 characters, so
+//!   secret scanners and the server reject look-alikes and typos before any
+//!   database lookup. It is not a security control: the HMAC is.
+//!
+//! The server stores only `HMAC-SHA256(pepper, token)` (the pepper is a server
+//! secret kept outside the database), compared in constant time, with expiry,
+//! revocation and scopes.
+//!
+//! A regex for secret scanners (for the prefix `hisn_live`):
+//!
+//! ```text
+//! \bhisn_live_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}\b
+//! ```
+//!
+//! [`ApiKeys::scanner_regex`] returns it for the configured prefix.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::secret::SecretKey;
+use crate::wrap::hmac_sha256;
+
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Length of the public id.
+pub const ID_LEN: usize = 12;
+/// Length of the secret part.
+pub const SECRET_LEN: usize = 43;
+/// Length of the checksum.
+pub const CHECKSUM_LEN: usize = 6;
+/// Longest token accepted by the parser.
+pub const MAX_TOKEN_LEN: usize = 32 + 1 + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN;
+
+/// A freshly minted API key token: shown to the user once, never stored.
+/// Zeroized on drop; `Debug` prints only the public id.
+pub struct ApiKeyToken {
+    token: Zeroizing<String>,
+    id: String,
+}
+
+impl ApiKeyToken {
+    /// The full token (show it to the user once).
+    pub fn expose_secret(&self) -> &str {
+        &self.token
+    }
+    /// The public id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl fmt::Debug for ApiKeyToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the server stores for one API key. Holds no secret: `hash` is an HMAC
+/// under the server pepper.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// Public id (lookup key).
+    pub id: String,
+    /// `HMAC-SHA256(pepper, token)`.
+    pub hash: [u8; 32],
+    /// Granted scopes.
+    pub scopes: BTreeSet<String>,
+    /// Expiry, Unix seconds (exclusive); `None` = never.
+    pub expires_at: Option<u64>,
+    /// Whether the key was revoked.
+    pub revoked: bool,
+}
+
+impl fmt::Debug for ApiKeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyRecord")
+            .field("id", &self.id)
+            .field("scopes", &self.scopes)
+            .field("expires_at", &self.expires_at)
+            .field("revoked", &self.revoked)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Mints, parses and verifies API keys for one prefix and pepper.
+pub struct ApiKeys {
+    prefix: String,
+    pepper: SecretKey,
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn base62_random(n: usize) -> Result<String> {
+    let mut out = String::with_capacity(n);
+    let mut buf = Zeroizing::new([0u8; 64]);
+    while out.len() < n {
+        crate::rng::fill(buf.as_mut())?;
+        // Rejection sampling: 248 = 4 * 62, so `b % 62` is uniform for b < 248.
+        for &b in buf.iter().filter(|b| **b < 248) {
+            if out.len() == n {
+                break;
+            }
+            out.push(char::from(BASE62[usize::from(b % 62)]));
+        }
+    }
+    Ok(out)
+}
+
+fn checksum(body: &str) -> String {
+    let mut v = crc32fast::hash(body.as_bytes());
+    let mut out = [b'0'; CHECKSUM_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(v % 62) as usize];
+        v /= 62;
+    }
+    out.iter().map(|b| char::from(*b)).collect()
+}
+
+fn is_base62(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl ApiKeys {
+    /// Keys with `prefix` (e.g. `hisn_live`), hashed under `pepper`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a bad prefix.
+    pub fn new(prefix: &str, pepper: SecretKey) -> Result<Self> {
+        let ok = (1..=32).contains(&prefix.len())
+            && prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && !prefix.ends_with('_')
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !ok {
+            return Err(Error::InvalidConfig(
+                "API key prefix must be [a-z][a-z0-9_]{0,31}, not ending in _",
+            ));
+        }
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            pepper,
+        })
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A regex matching this prefix's tokens, for secret scanners.
+    pub fn scanner_regex(&self) -> String {
+        format!(
+            r"\b{}_[0-9A-Za-z]{{{ID_LEN}}}_[0-9A-Za-z]{{{}}}\b",
+            self.prefix,
+            SECRET_LEN + CHECKSUM_LEN
+        )
+    }
+
+    /// Mint a key. Store the record, show the token once.
+    ///
+    /// # Errors
+    /// [`Error::Rng`].
+    pub fn mint(
+        &self,
+        scopes: impl IntoIterator<Item = impl Into<String>>,
+        expires_at: Option<u64>,
+    ) -> Result<(ApiKeyToken, ApiKeyRecord)> {
+        let id = base62_random(ID_LEN)?;
+        let secret = Zeroizing::new(base62_random(SECRET_LEN)?);
+        let mut token = Zeroizing::new(String::with_capacity(MAX_TOKEN_LEN));
+        token.push_str(&self.prefix);
+        token.push('_');
+        token.push_str(&id);
+        token.push('_');
+        token.push_str(&secret);
+        let sum = checksum(&token);
+        token.push_str(&sum);
+        let record = ApiKeyRecord {
+            id: id.clone(),
+            hash: self.hash(&token),
+            scopes: scopes.into_iter().map(Into::into).collect(),
+            expires_at,
+            revoked: false,
+        };
+        Ok((ApiKeyToken { token, id }, record))
+    }
+
+    /// The keyed hash stored for `token`.
+    pub fn hash(&self, token: &str) -> [u8; 32] {
+        hmac_sha256(
+            self.pepper.expose_secret(),
+            &[b"hisn-vault/apikey/v1\0", token.as_bytes()],
+        )
+    }
+
+    /// Check the format and checksum and return the public id to look up. No
+    /// secret is checked here; call [`ApiKeys::verify`] with the stored record.
+    ///
+    /// # Errors
+    /// [`Error::ApiKeyMalformed`].
+    pub fn parse_id<'t>(&self, token: &'t str) -> Result<&'t str> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Error::ApiKeyMalformed);
+        }
+        let rest = token
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|r| r.strip_prefix('_'))
+            .ok_or(Error::ApiKeyMalformed)?;
+        if rest.len() != ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN || !rest.is_char_boundary(ID_LEN) {
+            return Err(Error::ApiKeyMalformed);
+        }
+        let (id, tail) = rest.split_at(ID_LEN);
+        let tail = tail.strip_prefix('_').ok_or(Error::ApiKeyMalformed)?;
+        if !is_base62(id) || !is_base62(tail) {
+            return Err(Error::ApiKeyMalformed);
+        }
+        let body_len = token.len() - CHECKSUM_LEN;
+        if checksum(&token[..body_len]) != token[body_len..] {
+            return Err(Error::ApiKeyMalformed);
+        }
+        Ok(id)
+    }
+
+    /// Verify `token` against its stored record at time `now` (Unix seconds),
+    /// requiring `scope` if given.
+    ///
+    /// # Errors
+    /// [`Error::ApiKeyMalformed`] before any comparison; otherwise
+    /// [`Error::ApiKeyRejected`] (opaque) for a wrong secret, another id, expiry,
+    /// revocation or a missing scope.
+    pub fn verify(
+        &self,
+        token: &str,
+        record: &ApiKeyRecord,
+        now: u64,
+        scope: Option<&str>,
+    ) -> Result<()> {
+        let id = self.parse_id(token)?;
+        let hash_ok: bool = self.hash(token).ct_eq(&record.hash).into();
+        let id_ok: bool = id.as_bytes().ct_eq(record.id.as_bytes()).into();
+        let live = !record.revoked && record.expires_at.is_none_or(|e| now < e);
+        let scoped = scope.is_none_or(|s| record.scopes.contains(s));
+        if hash_ok && id_ok && live && scoped {
+            Ok(())
+        } else {
+            tracing::info!(target: "hisn_crypto_vault", key_id = %record.id, "API key rejected");
+            Err(Error::ApiKeyRejected)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> ApiKeys {
+        ApiKeys::new("hisn_live", SecretKey::from_bytes([9; 32])).unwrap()
+    }
+
+    #[test]
+    fn mint_parse_verify() {
+        let k = keys();
+        let (tok, rec) = k.mint(["read"], Some(1000)).unwrap();
+        let t = tok.expose_secret();
+        assert!(t.starts_with("hisn_live_"));
+        assert_eq!(
+            t.len(),
+            "hisn_live_".len() + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN
+        );
+        assert_eq!(k.parse_id(t).unwrap(), rec.id);
+        k.verify(t, &rec, 999, Some("read")).unwrap();
+        assert!(matches!(
+            k.verify(t, &rec, 1000, None),
+            Err(Error::ApiKeyRejected)
+        ));
+        assert!(matches!(
+            k.verify(t, &rec, 1, Some("write")),
+            Err(Error::ApiKeyRejected)
+        ));
+        let revoked = ApiKeyRecord {
+            revoked: true,
+            ..rec.clone()
+        };
+        assert!(matches!(
+            k.verify(t, &revoked, 1, None),
+            Err(Error::ApiKeyRejected)
+        ));
+        let (other, _) = k.mint(Vec::<String>::new(), None).unwrap();
+        assert!(matches!(
+            k.verify(other.expose_secret(), &rec, 1, None),
+            Err(Error::ApiKeyRejected)
+        ));
+        let other_pepper = ApiKeys::new("hisn_live", SecretKey::from_bytes([8; 32])).unwrap();
+        assert!(matches!(
+            other_pepper.verify(t, &rec, 1, None),
+            Err(Error::ApiKeyRejected)
+        ));
+    }
+
+    #[test]
+    fn checksum_rejects_look_alikes() {
+        let k = keys();
+        let (tok, _) = k.mint(["read"], None).unwrap();
+        let t = tok.expose_secret();
+        let mut b = t.as_bytes().to_vec();
+        let i = "hisn_live_".len() + ID_LEN + 5;
+        b[i] = if b[i] == b'a' { b'b' } else { b'a' };
+        let bad = String::from_utf8(b).unwrap();
+        assert!(matches!(k.parse_id(&bad), Err(Error::ApiKeyMalformed)));
+        assert!(matches!(
+            k.parse_id("hisn_test_x"),
+            Err(Error::ApiKeyMalformed)
+        ));
+        assert!(matches!(k.parse_id(""), Err(Error::ApiKeyMalformed)));
+        assert!(matches!(
+            k.parse_id(&t.replace("hisn_live", "hisn_test")),
+            Err(Error::ApiKeyMalformed)
+        ));
+    }
+
+    #[test]
+    fn prefix_is_validated_and_regex_names_it() {
+        assert!(ApiKeys::new("Bad", SecretKey::from_bytes([0; 32])).is_err());
+        assert!(ApiKeys::new("x_", SecretKey::from_bytes([0; 32])).is_err());
+        assert_eq!(
+            keys().scanner_regex(),
+            r"\bhisn_live_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}\b"
+        );
+        assert!(!format!("{:?}", keys()).contains("9, 9"));
+    }
+}

@@ -1,0 +1,85 @@
+//! The crate's one error type.
+
+/// Everything that can go wrong in this crate.
+///
+/// Decryption and verification failures are deliberately opaque
+/// ([`Error::Decrypt`], [`Error::ApiKeyRejected`], [`Error::SignedUrlRejected`]):
+/// whether the tag, the context, the key id or the tenant was wrong is never told
+/// to the caller, so the error cannot become an oracle. Messages never contain key
+/// material or plaintext.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A context component (tenant, table, column, row id) is empty or longer than
+    /// [`crate::MAX_CONTEXT_COMPONENT_LEN`]. Remedy: pass a non-empty, bounded value.
+    #[error("invalid encryption context: {0}")]
+    InvalidContext(&'static str),
+    /// The ciphertext is not in the documented format: too short, too long, bad text
+    /// encoding. Remedy: the stored value is corrupt or is not a Hisn ciphertext.
+    #[error("malformed ciphertext")]
+    MalformedCiphertext,
+    /// The ciphertext (or wrapped key) names a format version this build does not
+    /// know. Remedy: upgrade the crate, or the value is corrupt.
+    #[error("unsupported ciphertext format version {0}")]
+    UnsupportedVersion(u8),
+    /// The ciphertext names a key id that is not in the tenant's keyring (retired and
+    /// deleted, shredded, or never existed).
+    #[error("unknown key id")]
+    UnknownKey,
+    /// Decryption failed. Opaque on purpose: a wrong tenant, row, column, key or a
+    /// single flipped bit all give this same error.
+    #[error("decryption failed")]
+    Decrypt,
+    /// A key could not be unwrapped with the configured master key(s). Opaque, like
+    /// [`Error::Decrypt`].
+    #[error("key unwrap failed")]
+    Unwrap,
+    /// The primary data key reached its usage cap; rotate the tenant's data key
+    /// ([`crate::Vault::rotate_data_key`]) before encrypting more values.
+    #[error("data key usage cap reached: rotate the tenant's data key")]
+    KeyUsageExhausted,
+    /// The tenant's keys were destroyed (crypto-shredding); nothing can be decrypted
+    /// and no new key is created for it.
+    #[error("tenant keys were destroyed")]
+    TenantShredded,
+    /// Key material is malformed (wrong length, bad base64, missing variable or file).
+    #[error("invalid key material: {0}")]
+    InvalidKey(&'static str),
+    /// The operating system's random number generator failed. Fail closed: nothing
+    /// was encrypted or generated.
+    #[error("random number generator failure")]
+    Rng,
+    /// The key store failed (I/O or database). The message names the operation, never
+    /// key material.
+    #[error("key store error: {0}")]
+    Store(String),
+    /// A configuration value is out of its documented range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(&'static str),
+    /// A password is longer than [`crate::password::MAX_PASSWORD_BYTES`]; refused before
+    /// hashing so that long inputs cannot be used to burn CPU.
+    #[error("password too long")]
+    PasswordTooLong,
+    /// A stored password hash is not a PHC string this crate accepts (not argon2id,
+    /// malformed, or parameters beyond the documented maxima). Refused before hashing.
+    #[error("unsupported or malformed password hash: {0}")]
+    PasswordHashRejected(&'static str),
+    /// Password hashing failed internally.
+    #[error("password hashing failed")]
+    PasswordHashing,
+    /// An API key token is not well-formed or its checksum is wrong; rejected before
+    /// any database lookup.
+    #[error("malformed API key")]
+    ApiKeyMalformed,
+    /// An API key was rejected: wrong secret, expired, revoked or missing a scope.
+    /// Opaque on purpose.
+    #[error("API key rejected")]
+    ApiKeyRejected,
+    /// A signed URL was rejected: bad or missing signature, wrong method or path,
+    /// expired. Opaque on purpose.
+    #[error("signed URL rejected")]
+    SignedUrlRejected,
+}
+
+/// Shorthand for `Result<T, hisn_crypto_vault::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,456 @@
+//! The field ciphertext format, the encryption context and its AAD encoding.
+//!
+//! # Binary form (version 1)
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     version = 0x01
+//! 1       4     key id, u32 big-endian
+//! 5       12    nonce (random, 96 bits)
+//! 17      n     AES-256-GCM ciphertext (n = plaintext length)
+//! 17+n    16    GCM tag (128 bits)
+//! ```
+//!
+//! # Text form
+//!
+//! `hv1:` followed by the binary form in unpadded base64url (RFC 4648 §5).
+//!
+//! # Associated data (not stored; rebuilt from the context on decryption)
+//!
+//! ```text
+//! lp("hisn-vault/field") || version (1 byte) || lp(tenant) || lp(table)
+//!   || lp(column) || lp(row id) || key id (u32 big-endian)
+//! ```
+//!
+//! where `lp(x)` is the length of `x` as a u32 big-endian followed by `x`. The
+//! length prefixes make the encoding injective: `("ab","c")` and `("a","bc")`
+//! differ.
+
+use std::fmt;
+
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::aead::inout::InOutBuf;
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use zeroize::Zeroize;
+
+use crate::error::{Error, Result};
+use crate::secret::Plaintext;
+
+/// The only ciphertext format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Prefix of the text form.
+pub const TEXT_PREFIX: &str = "hv1:";
+/// Nonce length in bytes (96 bits).
+pub const NONCE_LEN: usize = 12;
+/// Tag length in bytes (128 bits).
+pub const TAG_LEN: usize = 16;
+/// Header length: version, key id, nonce.
+pub const HEADER_LEN: usize = 1 + 4 + NONCE_LEN;
+/// Bytes a ciphertext adds to its plaintext.
+pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// Largest plaintext accepted (16 MiB): fields, not files.
+pub const MAX_PLAINTEXT_LEN: usize = 16 * 1024 * 1024;
+/// Largest context component (tenant, table, column, row id) in bytes.
+pub const MAX_CONTEXT_COMPONENT_LEN: usize = 1024;
+
+const AAD_LABEL: &[u8] = b"hisn-vault/field";
+
+/// Identifier of a data key within one tenant's keyring; travels in every
+/// ciphertext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(pub u32);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Where a value lives: tenant, table, column and row id. Every ciphertext is
+/// bound to exactly one context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldContext<'a> {
+    tenant: &'a str,
+    table: &'a str,
+    column: &'a str,
+    row: &'a str,
+}
+
+fn check_component(v: &str, what: &'static str) -> Result<()> {
+    if v.is_empty() || v.len() > MAX_CONTEXT_COMPONENT_LEN {
+        return Err(Error::InvalidContext(what));
+    }
+    Ok(())
+}
+
+impl<'a> FieldContext<'a> {
+    /// A context. Each component must be 1..=[`MAX_CONTEXT_COMPONENT_LEN`] bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidContext`] naming the bad component.
+    pub fn new(tenant: &'a str, table: &'a str, column: &'a str, row: &'a str) -> Result<Self> {
+        check_component(tenant, "tenant must be 1..=1024 bytes")?;
+        check_component(table, "table must be 1..=1024 bytes")?;
+        check_component(column, "column must be 1..=1024 bytes")?;
+        check_component(row, "row id must be 1..=1024 bytes")?;
+        Ok(Self {
+            tenant,
+            table,
+            column,
+            row,
+        })
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &'a str {
+        self.tenant
+    }
+    /// The table.
+    pub fn table(&self) -> &'a str {
+        self.table
+    }
+    /// The column.
+    pub fn column(&self) -> &'a str {
+        self.column
+    }
+    /// The row id.
+    pub fn row(&self) -> &'a str {
+        self.row
+    }
+
+    /// The associated data for this context under `key_id` (see the module docs).
+    pub fn aad(&self, key_id: KeyId) -> Vec<u8> {
+        let mut out = vec![0u8; self.aad_len()];
+        self.write_aad(key_id, &mut out);
+        out
+    }
+
+    fn aad_len(&self) -> usize {
+        4 + AAD_LABEL.len()
+            + 1
+            + 16
+            + self.tenant.len()
+            + self.table.len()
+            + self.column.len()
+            + self.row.len()
+            + 4
+    }
+
+    /// Write the AAD into `out`, which is exactly `aad_len()` bytes.
+    fn write_aad(&self, key_id: KeyId, out: &mut [u8]) {
+        let mut pos = 0;
+        let mut put = |x: &[u8]| {
+            out[pos..pos + x.len()].copy_from_slice(x);
+            pos += x.len();
+        };
+        put(&u32::try_from(AAD_LABEL.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes());
+        put(AAD_LABEL);
+        put(&[FORMAT_VERSION]);
+        for part in [self.tenant, self.table, self.column, self.row] {
+            put(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+            put(part.as_bytes());
+        }
+        put(&key_id.0.to_be_bytes());
+    }
+
+    /// Run `f` with the AAD, built on the stack when it is small (the common case,
+    /// saving an allocation per encryption and decryption).
+    pub(crate) fn with_aad<T>(&self, key_id: KeyId, f: impl FnOnce(&[u8]) -> T) -> T {
+        let len = self.aad_len();
+        let mut stack = [0u8; 256];
+        if let Some(buf) = stack.get_mut(..len) {
+            self.write_aad(key_id, buf);
+            f(buf)
+        } else {
+            f(&self.aad(key_id))
+        }
+    }
+}
+
+/// Append `x` with a u32 big-endian length prefix. Callers bound every component
+/// well below 4 GiB.
+pub(crate) fn push_lp(out: &mut Vec<u8>, x: &[u8]) {
+    let len = u32::try_from(x.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(x);
+}
+
+/// An encrypted field value in the documented binary format. Not secret:
+/// `Debug` shows the version, key id and length; `Display` shows the text form.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Ciphertext {
+    bytes: Vec<u8>,
+}
+
+impl Ciphertext {
+    /// Parse the binary form. Checks version and length only; authenticity is
+    /// checked on decryption.
+    ///
+    /// # Errors
+    /// [`Error::MalformedCiphertext`] if too short or too long,
+    /// [`Error::UnsupportedVersion`] for an unknown version byte.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Self::check(bytes)?;
+        Ok(Self {
+            bytes: bytes.to_vec(),
+        })
+    }
+
+    /// Like [`Ciphertext::from_bytes`] but takes ownership.
+    ///
+    /// # Errors
+    /// As [`Ciphertext::from_bytes`].
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Self> {
+        Self::check(&bytes)?;
+        Ok(Self { bytes })
+    }
+
+    fn check(bytes: &[u8]) -> Result<()> {
+        let Some(&version) = bytes.first() else {
+            return Err(Error::MalformedCiphertext);
+        };
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion(version));
+        }
+        if bytes.len() < OVERHEAD || bytes.len() > MAX_PLAINTEXT_LEN + OVERHEAD {
+            return Err(Error::MalformedCiphertext);
+        }
+        Ok(())
+    }
+
+    /// Parse the text form (`hv1:` + base64url without padding).
+    ///
+    /// # Errors
+    /// [`Error::MalformedCiphertext`] for a missing prefix, bad base64 or bad length;
+    /// [`Error::UnsupportedVersion`] for another prefix of the form `hv<digits>:`.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let Some(body) = text.strip_prefix(TEXT_PREFIX) else {
+            if let Some(rest) = text.strip_prefix("hv")
+                && let Some((v, _)) = rest.split_once(':')
+                && let Ok(v) = v.parse::<u8>()
+            {
+                return Err(Error::UnsupportedVersion(v));
+            }
+            return Err(Error::MalformedCiphertext);
+        };
+        // Bound the work before decoding: base64 of the largest ciphertext.
+        if body.len() > (MAX_PLAINTEXT_LEN + OVERHEAD).div_ceil(3) * 4 {
+            return Err(Error::MalformedCiphertext);
+        }
+        let bytes = URL_SAFE_NO_PAD
+            .decode(body.as_bytes())
+            .map_err(|_| Error::MalformedCiphertext)?;
+        Self::from_vec(bytes)
+    }
+
+    /// The text form.
+    pub fn to_text(&self) -> String {
+        let mut s = String::with_capacity(TEXT_PREFIX.len() + self.bytes.len().div_ceil(3) * 4);
+        s.push_str(TEXT_PREFIX);
+        URL_SAFE_NO_PAD.encode_string(&self.bytes, &mut s);
+        s
+    }
+
+    /// The binary form.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The binary form, by value.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// The format version.
+    pub fn version(&self) -> u8 {
+        self.bytes[0]
+    }
+
+    /// The key id the value was encrypted under.
+    pub fn key_id(&self) -> KeyId {
+        let mut id = [0u8; 4];
+        id.copy_from_slice(&self.bytes[1..5]);
+        KeyId(u32::from_be_bytes(id))
+    }
+
+    /// Length of the plaintext inside.
+    pub fn plaintext_len(&self) -> usize {
+        self.bytes.len() - OVERHEAD
+    }
+
+    fn nonce(&self) -> &[u8] {
+        &self.bytes[5..HEADER_LEN]
+    }
+}
+
+impl fmt::Debug for Ciphertext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ciphertext")
+            .field("version", &self.version())
+            .field("key_id", &self.key_id())
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl fmt::Display for Ciphertext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
+    }
+}
+
+impl std::str::FromStr for Ciphertext {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::from_text(s)
+    }
+}
+
+/// Encrypt under `cipher` (the key named `key_id`) with a fresh random nonce.
+pub(crate) fn seal(
+    cipher: &Aes256Gcm,
+    key_id: KeyId,
+    ctx: &FieldContext<'_>,
+    plaintext: &[u8],
+) -> Result<Ciphertext> {
+    if plaintext.len() > MAX_PLAINTEXT_LEN {
+        return Err(Error::InvalidConfig(
+            "plaintext longer than MAX_PLAINTEXT_LEN",
+        ));
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    crate::rng::fill(&mut nonce)?;
+    seal_with_nonce(cipher, key_id, ctx, plaintext, &nonce)
+}
+
+pub(crate) fn seal_with_nonce(
+    cipher: &Aes256Gcm,
+    key_id: KeyId,
+    ctx: &FieldContext<'_>,
+    plaintext: &[u8],
+    nonce: &[u8; NONCE_LEN],
+) -> Result<Ciphertext> {
+    let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
+    out.push(FORMAT_VERSION);
+    out.extend_from_slice(&key_id.0.to_be_bytes());
+    out.extend_from_slice(nonce);
+    // Encrypt from the caller's buffer straight into place. The body starts at
+    // offset 17, and encrypting in place there (unaligned reads and writes) was
+    // measured ~1.7x slower at 64 KiB than reading from a separate input.
+    out.resize(HEADER_LEN + plaintext.len(), 0);
+    let buf =
+        InOutBuf::new(plaintext, &mut out[HEADER_LEN..]).map_err(|_| Error::MalformedCiphertext)?;
+    let tag = ctx
+        .with_aad(key_id, |aad| {
+            cipher.encrypt_inout_detached(&Nonce::from(*nonce), aad, buf)
+        })
+        .map_err(|_| Error::InvalidConfig("plaintext too long for AES-GCM"))?;
+    out.extend_from_slice(&tag);
+    Ok(Ciphertext { bytes: out })
+}
+
+/// Decrypt; the caller has already chosen `cipher` by `ct.key_id()`.
+pub(crate) fn open(
+    cipher: &Aes256Gcm,
+    ctx: &FieldContext<'_>,
+    ct: &Ciphertext,
+) -> Result<Plaintext> {
+    let body_end = ct.bytes.len() - TAG_LEN;
+    let mut buf = ct.bytes[HEADER_LEN..body_end].to_vec();
+    let tag = Tag::try_from(&ct.bytes[body_end..]).map_err(|_| Error::MalformedCiphertext)?;
+    let nonce = Nonce::try_from(ct.nonce()).map_err(|_| Error::MalformedCiphertext)?;
+    let res = ctx.with_aad(ct.key_id(), |aad| {
+        cipher.decrypt_inout_detached(&nonce, aad, buf.as_mut_slice().into(), &tag)
+    });
+    match res {
+        Ok(()) => Ok(Plaintext::new(buf)),
+        Err(_) => {
+            buf.zeroize();
+            tracing::debug!(target: "hisn_crypto_vault", key_id = ct.key_id().0, "field decryption failed");
+            Err(Error::Decrypt)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aes_gcm::KeyInit;
+
+    use super::*;
+
+    fn ctx() -> FieldContext<'static> {
+        FieldContext::new("t1", "users", "email", "42").unwrap()
+    }
+
+    #[test]
+    fn aad_is_length_prefixed_and_injective() {
+        let a = FieldContext::new("ab", "c", "x", "y")
+            .unwrap()
+            .aad(KeyId(1));
+        let b = FieldContext::new("a", "bc", "x", "y")
+            .unwrap()
+            .aad(KeyId(1));
+        assert_ne!(a, b);
+        assert_eq!(&a[..4], &16u32.to_be_bytes());
+        assert_eq!(&a[a.len() - 4..], &1u32.to_be_bytes());
+    }
+
+    #[test]
+    fn context_components_are_checked() {
+        assert!(matches!(
+            FieldContext::new("", "a", "b", "c"),
+            Err(Error::InvalidContext(_))
+        ));
+        let long = "x".repeat(MAX_CONTEXT_COMPONENT_LEN + 1);
+        assert!(matches!(
+            FieldContext::new("t", "a", "b", &long),
+            Err(Error::InvalidContext(_))
+        ));
+    }
+
+    #[test]
+    fn seal_open_round_trip_and_layout() {
+        let c = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
+        let ct = seal(&c, KeyId(9), &ctx(), b"hello").unwrap();
+        assert_eq!(ct.as_bytes().len(), 5 + OVERHEAD);
+        assert_eq!(ct.version(), 1);
+        assert_eq!(ct.key_id(), KeyId(9));
+        assert_eq!(open(&c, &ctx(), &ct).unwrap().as_bytes(), b"hello");
+        let text = ct.to_text();
+        assert!(text.starts_with("hv1:"));
+        assert_eq!(Ciphertext::from_text(&text).unwrap(), ct);
+    }
+
+    #[test]
+    fn decoder_rejects_bad_input_with_typed_errors() {
+        assert!(matches!(
+            Ciphertext::from_bytes(&[]),
+            Err(Error::MalformedCiphertext)
+        ));
+        assert!(matches!(
+            Ciphertext::from_bytes(&[2; 40]),
+            Err(Error::UnsupportedVersion(2))
+        ));
+        assert!(matches!(
+            Ciphertext::from_bytes(&[1; 32]),
+            Err(Error::MalformedCiphertext)
+        ));
+        assert!(Ciphertext::from_bytes(&[1; 33]).is_ok());
+        assert!(matches!(
+            Ciphertext::from_text("hv2:AAAA"),
+            Err(Error::UnsupportedVersion(2))
+        ));
+        assert!(matches!(
+            Ciphertext::from_text("hv1:***"),
+            Err(Error::MalformedCiphertext)
+        ));
+        assert!(matches!(
+            Ciphertext::from_text("plain"),
+            Err(Error::MalformedCiphertext)
+        ));
+    }
+}

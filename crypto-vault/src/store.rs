@@ -1,0 +1,424 @@
+//! Storage of wrapped tenant keys.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::format::KeyId;
+use crate::wrap::KeyPurpose;
+
+/// One wrapped tenant key as stored. Holds no plaintext key material: `wrapped`
+/// is AES-256-GCM ciphertext under the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// The tenant.
+    pub tenant: String,
+    /// What the key is for.
+    pub purpose: KeyPurpose,
+    /// Id within the tenant and purpose.
+    pub key_id: KeyId,
+    /// Whether this is the tenant's primary key for its purpose.
+    pub primary: bool,
+    /// Fingerprint of the master key that wrapped it.
+    pub master_fingerprint: [u8; 8],
+    /// The wrapped key (61 bytes, see the `wrap` format).
+    pub wrapped: Vec<u8>,
+    /// Encryptions performed with this key, as last persisted.
+    pub usage: u64,
+}
+
+/// Storage of wrapped keys. Implementations: [`MemoryKeyStore`], [`DirKeyStore`]
+/// and, with the `postgres` feature, `PgKeyStore`.
+pub trait KeyStore: Send + Sync {
+    /// Every key of `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::TenantShredded`] if the tenant was shredded; [`Error::Store`].
+    fn load(&self, tenant: &str) -> impl Future<Output = Result<Vec<WrappedKey>>> + Send;
+    /// Insert a key unless (tenant, purpose, key id) exists; returns whether it was
+    /// inserted. If `key.primary`, it is inserted only when the tenant has no primary
+    /// for that purpose yet (first-use race between processes).
+    ///
+    /// # Errors
+    /// [`Error::TenantShredded`]; [`Error::Store`].
+    fn insert(&self, key: &WrappedKey) -> impl Future<Output = Result<bool>> + Send;
+    /// Make `key_id` the only primary key of (tenant, purpose).
+    ///
+    /// # Errors
+    /// [`Error::UnknownKey`] if it does not exist; [`Error::Store`].
+    fn set_primary(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Replace the wrapped bytes and master fingerprint (master-key rotation).
+    ///
+    /// # Errors
+    /// [`Error::UnknownKey`]; [`Error::Store`].
+    fn rewrap(&self, key: &WrappedKey) -> impl Future<Output = Result<()>> + Send;
+    /// Raise the persisted usage of a key to at least `usage`.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn record_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        usage: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Delete one non-primary key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] if it is the primary; [`Error::Store`].
+    fn delete(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Destroy every key of `tenant` and remember that it was shredded.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn shred(&self, tenant: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Every tenant with keys.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn tenants(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    keys: BTreeMap<String, Vec<WrappedKey>>,
+    shredded: BTreeSet<String>,
+}
+
+impl Tables {
+    fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
+        if self.shredded.contains(tenant) {
+            return Err(Error::TenantShredded);
+        }
+        Ok(self.keys.get(tenant).cloned().unwrap_or_default())
+    }
+
+    fn insert(&mut self, key: &WrappedKey) -> Result<bool> {
+        if self.shredded.contains(&key.tenant) {
+            return Err(Error::TenantShredded);
+        }
+        let v = self.keys.entry(key.tenant.clone()).or_default();
+        let clash = v.iter().any(|k| {
+            k.purpose == key.purpose && (k.key_id == key.key_id || (key.primary && k.primary))
+        });
+        if clash {
+            return Ok(false);
+        }
+        v.push(key.clone());
+        Ok(true)
+    }
+
+    fn find(
+        &mut self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+    ) -> Result<&mut WrappedKey> {
+        self.keys
+            .get_mut(tenant)
+            .and_then(|v| {
+                v.iter_mut()
+                    .find(|k| k.purpose == purpose && k.key_id == key_id)
+            })
+            .ok_or(Error::UnknownKey)
+    }
+
+    fn set_primary(&mut self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
+        self.find(tenant, purpose, key_id)?;
+        for k in self.keys.get_mut(tenant).into_iter().flatten() {
+            if k.purpose == purpose {
+                k.primary = k.key_id == key_id;
+            }
+        }
+        Ok(())
+    }
+
+    fn rewrap(&mut self, key: &WrappedKey) -> Result<()> {
+        let k = self.find(&key.tenant, key.purpose, key.key_id)?;
+        k.wrapped.clone_from(&key.wrapped);
+        k.master_fingerprint = key.master_fingerprint;
+        Ok(())
+    }
+
+    fn record_usage(
+        &mut self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        usage: u64,
+    ) -> Result<()> {
+        let k = self.find(tenant, purpose, key_id)?;
+        k.usage = k.usage.max(usage);
+        Ok(())
+    }
+
+    fn delete(&mut self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
+        if self.find(tenant, purpose, key_id)?.primary {
+            return Err(Error::InvalidConfig(
+                "the primary key cannot be deleted; rotate first",
+            ));
+        }
+        if let Some(v) = self.keys.get_mut(tenant) {
+            v.retain(|k| !(k.purpose == purpose && k.key_id == key_id));
+        }
+        Ok(())
+    }
+
+    fn shred(&mut self, tenant: &str) {
+        self.keys.remove(tenant);
+        self.shredded.insert(tenant.to_owned());
+    }
+}
+
+/// Wrapped keys in memory (tests, single-process tools).
+#[derive(Debug, Default)]
+pub struct MemoryKeyStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl KeyStore for MemoryKeyStore {
+    async fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
+        self.tables.lock().load(tenant)
+    }
+    async fn insert(&self, key: &WrappedKey) -> Result<bool> {
+        self.tables.lock().insert(key)
+    }
+    async fn set_primary(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
+        self.tables.lock().set_primary(tenant, purpose, key_id)
+    }
+    async fn rewrap(&self, key: &WrappedKey) -> Result<()> {
+        self.tables.lock().rewrap(key)
+    }
+    async fn record_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        usage: u64,
+    ) -> Result<()> {
+        self.tables
+            .lock()
+            .record_usage(tenant, purpose, key_id, usage)
+    }
+    async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
+        self.tables.lock().delete(tenant, purpose, key_id)
+    }
+    async fn shred(&self, tenant: &str) -> Result<()> {
+        self.tables.lock().shred(tenant);
+        Ok(())
+    }
+    async fn tenants(&self) -> Result<Vec<String>> {
+        Ok(self.tables.lock().keys.keys().cloned().collect())
+    }
+}
+
+/// Wrapped keys in a directory: one small text file per tenant
+/// (`<hex(tenant)>.keys`, one key per line), rewritten atomically (a temporary
+/// file, then a rename) on every change; a shredded tenant leaves a
+/// `<hex(tenant)>.shredded` marker. For single-process tools such as the `hisn` CLI; services should use
+/// a database store. Not safe for concurrent writers in several processes.
+#[derive(Debug)]
+pub struct DirKeyStore {
+    dir: PathBuf,
+    lock: Mutex<()>,
+}
+
+/// Longest tenant id [`DirKeyStore`] accepts (file names are hex of the id).
+const MAX_DIR_TENANT_LEN: usize = 100;
+
+/// Largest key file read (bounds memory on a corrupt or hostile directory).
+const MAX_KEY_FILE_LEN: u64 = 1 << 20;
+
+impl DirKeyStore {
+    /// Use (and create if needed) `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if the directory cannot be created.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Store(format!("cannot create key directory: {}", e.kind())))?;
+        Ok(Self {
+            dir,
+            lock: Mutex::new(()),
+        })
+    }
+
+    fn path(&self, tenant: &str, ext: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}.{ext}", hex::encode(tenant.as_bytes())))
+    }
+
+    fn check_tenant(tenant: &str) -> Result<()> {
+        // Hex doubles the length; keep file names under common 255-byte limits.
+        if tenant.is_empty() || tenant.len() > MAX_DIR_TENANT_LEN {
+            return Err(Error::Store(format!(
+                "DirKeyStore tenant ids must be 1..={MAX_DIR_TENANT_LEN} bytes"
+            )));
+        }
+        Ok(())
+    }
+
+    fn read(&self, tenant: &str) -> Result<Tables> {
+        Self::check_tenant(tenant)?;
+        let mut t = Tables::default();
+        if self.path(tenant, "shredded").exists() {
+            t.shredded.insert(tenant.to_owned());
+            return Ok(t);
+        }
+        let p = self.path(tenant, "keys");
+        let text = match std::fs::metadata(&p) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(t),
+            Err(e) => return Err(Error::Store(format!("cannot read key file: {}", e.kind()))),
+            Ok(m) if m.len() > MAX_KEY_FILE_LEN => {
+                return Err(Error::Store("key file too large".into()));
+            }
+            Ok(_) => std::fs::read_to_string(&p)
+                .map_err(|e| Error::Store(format!("cannot read key file: {}", e.kind())))?,
+        };
+        let mut keys = Vec::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            keys.push(
+                parse_line(tenant, line).ok_or_else(|| Error::Store("corrupt key file".into()))?,
+            );
+        }
+        t.keys.insert(tenant.to_owned(), keys);
+        Ok(t)
+    }
+
+    fn write(&self, tenant: &str, t: &Tables) -> Result<()> {
+        Self::check_tenant(tenant)?;
+        let io = |e: std::io::Error| Error::Store(format!("cannot write key file: {}", e.kind()));
+        if t.shredded.contains(tenant) {
+            std::fs::write(self.path(tenant, "shredded"), b"shredded\n").map_err(io)?;
+            match std::fs::remove_file(self.path(tenant, "keys")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                _ => return Ok(()),
+            }
+        }
+        let mut text = String::new();
+        for k in t.keys.get(tenant).into_iter().flatten() {
+            text.push_str(&format!(
+                "{} {} {} {} {} {}\n",
+                k.purpose.as_str(),
+                k.key_id.0,
+                u8::from(k.primary),
+                k.usage,
+                hex::encode(k.master_fingerprint),
+                hex::encode(&k.wrapped)
+            ));
+        }
+        let tmp = self.path(tenant, "keys.tmp");
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, self.path(tenant, "keys")).map_err(io)
+    }
+
+    fn modify<T>(&self, tenant: &str, f: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
+        let _g = self.lock.lock();
+        let mut t = self.read(tenant)?;
+        let out = f(&mut t)?;
+        self.write(tenant, &t)?;
+        Ok(out)
+    }
+}
+
+fn parse_line(tenant: &str, line: &str) -> Option<WrappedKey> {
+    let mut it = line.split_ascii_whitespace();
+    let purpose = KeyPurpose::parse(it.next()?)?;
+    let key_id = KeyId(it.next()?.parse().ok()?);
+    let primary = match it.next()? {
+        "1" => true,
+        "0" => false,
+        _ => return None,
+    };
+    let usage = it.next()?.parse().ok()?;
+    let fp: [u8; 8] = hex::decode(it.next()?).ok()?.try_into().ok()?;
+    let wrapped = hex::decode(it.next()?).ok()?;
+    if it.next().is_some() {
+        return None;
+    }
+    Some(WrappedKey {
+        tenant: tenant.to_owned(),
+        purpose,
+        key_id,
+        primary,
+        master_fingerprint: fp,
+        wrapped,
+        usage,
+    })
+}
+
+impl KeyStore for DirKeyStore {
+    async fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
+        let _g = self.lock.lock();
+        self.read(tenant)?.load(tenant)
+    }
+    async fn insert(&self, key: &WrappedKey) -> Result<bool> {
+        self.modify(&key.tenant, |t| t.insert(key))
+    }
+    async fn set_primary(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
+        self.modify(tenant, |t| t.set_primary(tenant, purpose, key_id))
+    }
+    async fn rewrap(&self, key: &WrappedKey) -> Result<()> {
+        self.modify(&key.tenant, |t| t.rewrap(key))
+    }
+    async fn record_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        usage: u64,
+    ) -> Result<()> {
+        self.modify(tenant, |t| t.record_usage(tenant, purpose, key_id, usage))
+    }
+    async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
+        self.modify(tenant, |t| t.delete(tenant, purpose, key_id))
+    }
+    async fn shred(&self, tenant: &str) -> Result<()> {
+        let _g = self.lock.lock();
+        let mut t = Tables::default();
+        t.shred(tenant);
+        self.write(tenant, &t)
+    }
+    async fn tenants(&self) -> Result<Vec<String>> {
+        let _g = self.lock.lock();
+        let rd = std::fs::read_dir(&self.dir)
+            .map_err(|e| Error::Store(format!("cannot list key directory: {}", e.kind())))?;
+        let mut out = Vec::new();
+        for entry in rd.flatten() {
+            let name = entry.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".keys")) else {
+                continue;
+            };
+            if let Some(t) = hex::decode(stem)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+            {
+                out.push(t);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+}

@@ -1,0 +1,369 @@
+//! The vault: per-tenant keyrings unwrapped on demand from a key store, cached
+//! with a bound.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use crate::blind::BlindIndexer;
+use crate::error::{Error, Result};
+use crate::format::{Ciphertext, FieldContext, KeyId};
+use crate::keyring::{DEFAULT_USAGE_CAP, Keyring, Reencrypted, check_cap};
+use crate::secret::{MasterKey, Plaintext, SecretKey};
+use crate::store::{KeyStore, WrappedKey};
+use crate::wrap::{self, KeyPurpose};
+
+/// Default number of tenant keyrings kept unwrapped in memory.
+pub const DEFAULT_CACHE_CAPACITY: NonZeroUsize = match NonZeroUsize::new(1024) {
+    Some(n) => n,
+    None => NonZeroUsize::MIN,
+};
+
+/// Result of [`Vault::rewrap_all`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RewrapReport {
+    /// Keys re-wrapped under the current master key.
+    pub rewrapped: u64,
+    /// Keys already under the current master key (skipped; makes the job resumable).
+    pub already_current: u64,
+}
+
+/// Field encryption for many tenants: data keys generated per tenant, stored
+/// wrapped under the master key in `S`, unwrapped on first use and kept in a
+/// bounded LRU cache (evicted keyrings are zeroized when the last user drops
+/// them).
+pub struct Vault<S> {
+    store: S,
+    master: MasterKey,
+    previous: Vec<MasterKey>,
+    cache: Mutex<LruCache<String, Arc<Keyring>>>,
+    usage_cap: u64,
+}
+
+impl<S> fmt::Debug for Vault<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Vault")
+            .field("master", &self.master)
+            .field("previous_masters", &self.previous.len())
+            .field("cached_tenants", &self.cache.lock().len())
+            .field("usage_cap", &self.usage_cap)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: KeyStore> Vault<S> {
+    /// A vault over `store`, wrapping new keys under `master`.
+    pub fn new(store: S, master: MasterKey) -> Self {
+        Self {
+            store,
+            master,
+            previous: Vec::new(),
+            cache: Mutex::new(LruCache::new(DEFAULT_CACHE_CAPACITY)),
+            usage_cap: DEFAULT_USAGE_CAP,
+        }
+    }
+
+    /// Also accept keys wrapped under an older master key (during a master-key
+    /// rotation; see [`Vault::rewrap_all`]).
+    pub fn with_previous_master(mut self, old: MasterKey) -> Self {
+        self.previous.push(old);
+        self
+    }
+
+    /// Bound the number of tenant keyrings kept unwrapped in memory.
+    pub fn with_cache_capacity(self, capacity: NonZeroUsize) -> Self {
+        self.cache.lock().resize(capacity);
+        self
+    }
+
+    /// Set the per-data-key encryption cap (1..=2^32, default 2^30).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] outside that range.
+    pub fn with_usage_cap(mut self, cap: u64) -> Result<Self> {
+        self.usage_cap = check_cap(cap)?;
+        Ok(self)
+    }
+
+    /// The key store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Number of keyrings currently cached.
+    pub fn cached_tenants(&self) -> usize {
+        self.cache.lock().len()
+    }
+
+    fn master_for(&self, fp: [u8; 8]) -> Result<&MasterKey> {
+        std::iter::once(&self.master)
+            .chain(self.previous.iter())
+            .find(|m| m.fingerprint() == fp)
+            .ok_or(Error::Unwrap)
+    }
+
+    fn new_record(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        primary: bool,
+    ) -> Result<WrappedKey> {
+        let key = SecretKey::generate()?;
+        Ok(WrappedKey {
+            tenant: tenant.to_owned(),
+            purpose,
+            key_id,
+            primary,
+            master_fingerprint: self.master.fingerprint(),
+            wrapped: wrap::wrap(&self.master, purpose, tenant, key_id, &key)?,
+            usage: 0,
+        })
+    }
+
+    /// The tenant's keyring, from the cache or unwrapped from the store. The first
+    /// call for a new tenant generates its data key and blind-index key.
+    ///
+    /// # Errors
+    /// [`Error::TenantShredded`], [`Error::Unwrap`] (wrong master key or tampered
+    /// store), [`Error::Store`], [`Error::InvalidContext`] for a bad tenant.
+    pub async fn keyring(&self, tenant: &str) -> Result<Arc<Keyring>> {
+        FieldContext::new(tenant, "-", "-", "-")?;
+        if let Some(k) = self.cache.lock().get(tenant) {
+            return Ok(Arc::clone(k));
+        }
+        let mut records = self.store.load(tenant).await?;
+        let mut created = false;
+        for purpose in [KeyPurpose::Data, KeyPurpose::BlindIndex] {
+            if !records.iter().any(|r| r.purpose == purpose && r.primary) {
+                self.store
+                    .insert(&self.new_record(tenant, purpose, KeyId(1), true)?)
+                    .await?;
+                created = true;
+            }
+        }
+        if created {
+            records = self.store.load(tenant).await?;
+        }
+        let mut data = Vec::new();
+        let mut primary = None;
+        let mut index_root = None;
+        for r in &records {
+            let key = wrap::unwrap(
+                self.master_for(r.master_fingerprint)?,
+                r.purpose,
+                tenant,
+                r.key_id,
+                &r.wrapped,
+            )?;
+            match r.purpose {
+                KeyPurpose::Data => {
+                    if r.primary {
+                        primary = Some(r.key_id);
+                    }
+                    data.push((r.key_id, (key, r.usage)));
+                }
+                KeyPurpose::BlindIndex => {
+                    if r.primary {
+                        index_root = Some(key);
+                    }
+                }
+            }
+        }
+        let primary = primary.ok_or(Error::UnknownKey)?;
+        let ring = Arc::new(Keyring::build(
+            tenant,
+            primary,
+            data,
+            index_root,
+            self.usage_cap,
+        )?);
+        self.cache.lock().put(tenant.to_owned(), Arc::clone(&ring));
+        Ok(ring)
+    }
+
+    /// Encrypt a field value for `ctx` under the tenant's primary key.
+    ///
+    /// # Errors
+    /// As [`Vault::keyring`] and [`Keyring::encrypt`].
+    pub async fn encrypt(&self, ctx: &FieldContext<'_>, plaintext: &[u8]) -> Result<Ciphertext> {
+        self.keyring(ctx.tenant()).await?.encrypt(ctx, plaintext)
+    }
+
+    /// Decrypt a field value stored at `ctx`.
+    ///
+    /// # Errors
+    /// As [`Vault::keyring`] and [`Keyring::decrypt`]; a shredded tenant gives
+    /// [`Error::TenantShredded`].
+    pub async fn decrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> Result<Plaintext> {
+        let ring = self.keyring(ctx.tenant()).await?;
+        match ring.decrypt(ctx, ct) {
+            // A newer key may have been created by another process since this
+            // keyring was cached: reload once.
+            Err(Error::UnknownKey) if ring.key_ids().iter().all(|id| *id < ct.key_id()) => {
+                self.evict(ctx.tenant());
+                self.keyring(ctx.tenant()).await?.decrypt(ctx, ct)
+            }
+            other => other,
+        }
+    }
+
+    /// Drop the tenant's cached keyring (its keys are zeroized once no caller holds
+    /// it). Use it after another process rotated or shredded the tenant's keys;
+    /// otherwise this process sees such changes when the entry is evicted.
+    pub fn evict(&self, tenant: &str) {
+        self.cache.lock().pop(tenant);
+    }
+
+    /// Re-encrypt one value under the tenant's primary key if it uses an older one.
+    ///
+    /// # Errors
+    /// As [`Keyring::reencrypt`].
+    pub async fn reencrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> Result<Reencrypted> {
+        self.keyring(ctx.tenant()).await?.reencrypt(ctx, ct)
+    }
+
+    /// Rotate the tenant's data key: a new random key becomes primary; older keys
+    /// stay for decryption until [`Vault::delete_retired_key`]. Returns the new id.
+    ///
+    /// # Errors
+    /// As [`Vault::keyring`]; [`Error::Store`].
+    pub async fn rotate_data_key(&self, tenant: &str) -> Result<KeyId> {
+        let ring = self.keyring(tenant).await?;
+        self.persist_ring_usage(&ring).await?;
+        let next = ring
+            .key_ids()
+            .iter()
+            .map(|k| k.0)
+            .max()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or(Error::InvalidConfig("key ids exhausted"))?;
+        let id = KeyId(next);
+        if !self
+            .store
+            .insert(&self.new_record(tenant, KeyPurpose::Data, id, false)?)
+            .await?
+        {
+            return Err(Error::Store("concurrent rotation; retry".into()));
+        }
+        self.store.set_primary(tenant, KeyPurpose::Data, id).await?;
+        self.cache.lock().pop(tenant);
+        tracing::info!(target: "hisn_crypto_vault", key_id = id.0, "tenant data key rotated");
+        Ok(id)
+    }
+
+    /// Delete a retired (non-primary) data key once [`Keyring::census`] shows no
+    /// stored value uses it. Values still under it become undecryptable.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for the primary key; [`Error::UnknownKey`]; [`Error::Store`].
+    pub async fn delete_retired_key(&self, tenant: &str, key_id: KeyId) -> Result<()> {
+        self.store.delete(tenant, KeyPurpose::Data, key_id).await?;
+        self.cache.lock().pop(tenant);
+        Ok(())
+    }
+
+    async fn persist_ring_usage(&self, ring: &Keyring) -> Result<()> {
+        for (id, usage) in ring.usages() {
+            self.store
+                .record_usage(ring.tenant(), KeyPurpose::Data, id, usage)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Write the usage counters of the tenant's cached keyring to the store. Call
+    /// it periodically and at shutdown: counts since the last call are lost if the
+    /// process dies, which the default cap (2^30, a quarter of the 2^32 limit)
+    /// absorbs.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn persist_usage(&self, tenant: &str) -> Result<()> {
+        let ring = self.cache.lock().peek(tenant).cloned();
+        match ring {
+            Some(r) => self.persist_ring_usage(&r).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Re-wrap every stored key that is not under the current master key (found
+    /// with the previous masters given to [`Vault::with_previous_master`]). Data keys
+    /// are not changed, so no field value is re-encrypted. Resumable: keys already
+    /// under the current master are skipped.
+    ///
+    /// # Errors
+    /// [`Error::Unwrap`] if a key is under an unknown master; [`Error::Store`].
+    pub async fn rewrap_all(&self) -> Result<RewrapReport> {
+        let mut report = RewrapReport::default();
+        let current = self.master.fingerprint();
+        for tenant in self.store.tenants().await? {
+            let records = match self.store.load(&tenant).await {
+                Err(Error::TenantShredded) => continue,
+                r => r?,
+            };
+            for mut r in records {
+                if r.master_fingerprint == current {
+                    report.already_current += 1;
+                    continue;
+                }
+                let key = wrap::unwrap(
+                    self.master_for(r.master_fingerprint)?,
+                    r.purpose,
+                    &tenant,
+                    r.key_id,
+                    &r.wrapped,
+                )?;
+                r.wrapped = wrap::wrap(&self.master, r.purpose, &tenant, r.key_id, &key)?;
+                r.master_fingerprint = current;
+                self.store.rewrap(&r).await?;
+                report.rewrapped += 1;
+            }
+        }
+        tracing::info!(target: "hisn_crypto_vault", rewrapped = report.rewrapped, "master key rotation re-wrapped tenant keys");
+        Ok(report)
+    }
+
+    /// Crypto-shredding: destroy every key of `tenant` in the store and in this
+    /// process's cache. Afterwards none of its values or blind indexes can be
+    /// recovered, even with the master key, and no new key is issued for it.
+    /// Backups of the key store taken before this call still hold the wrapped keys:
+    /// see the README's backup caveat.
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    pub async fn shred_tenant(&self, tenant: &str) -> Result<()> {
+        self.store.shred(tenant).await?;
+        self.cache.lock().pop(tenant);
+        tracing::warn!(target: "hisn_crypto_vault", "tenant keys shredded");
+        Ok(())
+    }
+
+    /// A blind indexer for (tenant, table, column).
+    ///
+    /// # Errors
+    /// As [`Vault::keyring`].
+    pub async fn blind_indexer(
+        &self,
+        tenant: &str,
+        table: &str,
+        column: &str,
+    ) -> Result<BlindIndexer> {
+        let ring = self.keyring(tenant).await?;
+        let root = ring.index_root().ok_or(Error::UnknownKey)?;
+        BlindIndexer::new(root, tenant, table, column)
+    }
+
+    /// Per-key usage of the tenant's keyring, by key id.
+    ///
+    /// # Errors
+    /// As [`Vault::keyring`].
+    pub async fn usage(&self, tenant: &str) -> Result<BTreeMap<KeyId, u64>> {
+        Ok(self.keyring(tenant).await?.usages().into_iter().collect())
+    }
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Generate the hisn-crypto-vault v1 known-answer vectors independently of the
+Rust code, from the format documented in src/format.rs, using the Python
+`cryptography` package's AES-GCM. Run: python3 gen_kat.py (writes the two JSON files)."""
+import base64, json, struct
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+def lp(b):
+    return struct.pack(">I", len(b)) + b
+
+def aad(tenant, table, column, row, key_id):
+    return (lp(b"hisn-vault/field") + bytes([1]) + lp(tenant.encode()) + lp(table.encode())
+            + lp(column.encode()) + lp(row.encode()) + struct.pack(">I", key_id))
+
+def seal(key, key_id, nonce, ctx, pt):
+    ct = AESGCM(key).encrypt(nonce, pt, aad(*ctx, key_id))
+    return bytes([1]) + struct.pack(">I", key_id) + nonce + ct
+
+def text(b):
+    return "hv1:" + base64.urlsafe_b64encode(b).decode().rstrip("=")
+
+cases = [
+    ("empty plaintext", bytes(range(32)), 1, bytes(12), ("t1", "users", "email", "1"), b""),
+    ("short ascii", bytes(range(32)), 1, bytes(range(12)), ("t1", "users", "email", "42"), b"alice@example.com"),
+    ("key id 7, unicode context", bytes([0xA5] * 32), 7, bytes([0xFF] * 12),
+     ("\u0634\u0631\u0643\u0629", "integrations", "oauth_token", "9f1c"), "\u0633\u0631".encode()),
+    ("length-prefix boundary ab|c", bytes(range(32, 64)), 4294967295, bytes(range(100, 112)), ("ab", "c", "x", "y"), b"z" * 40),
+    ("length-prefix boundary a|bc", bytes(range(32, 64)), 4294967295, bytes(range(100, 112)), ("a", "bc", "x", "y"), b"z" * 40),
+]
+passing = []
+for comment, key, kid, nonce, ctx, pt in cases:
+    b = seal(key, kid, nonce, ctx, pt)
+    passing.append({"comment": comment, "key": key.hex(), "key_id": kid, "tenant": ctx[0], "table": ctx[1],
+                    "column": ctx[2], "row": ctx[3], "nonce": nonce.hex(), "plaintext": pt.hex(),
+                    "ciphertext_hex": b.hex(), "ciphertext_text": text(b)})
+
+base_key, base_ctx = bytes(range(32)), ("t1", "users", "email", "42")
+good = seal(base_key, 1, bytes(range(12)), base_ctx, b"alice@example.com")
+def fail(comment, ctext, error, ctx=base_ctx, key_id=1):
+    return {"comment": comment, "key": base_key.hex(), "key_id": key_id, "tenant": ctx[0], "table": ctx[1],
+            "column": ctx[2], "row": ctx[3], "ciphertext_text": ctext, "error": error}
+flipped_tag = bytearray(good); flipped_tag[-1] ^= 1
+flipped_ct = bytearray(good); flipped_ct[17] ^= 0x80
+relabelled = bytearray(good); relabelled[1:5] = struct.pack(">I", 2)
+failing = [
+    fail("tag bit flipped", text(bytes(flipped_tag)), "decrypt"),
+    fail("ciphertext bit flipped", text(bytes(flipped_ct)), "decrypt"),
+    fail("moved to another row", text(good), "decrypt", ctx=("t1", "users", "email", "43")),
+    fail("moved to another tenant", text(good), "decrypt", ctx=("t2", "users", "email", "42")),
+    fail("moved to another column", text(good), "decrypt", ctx=("t1", "users", "phone", "42")),
+    fail("relabelled key id (key 2 present, same bytes)", text(bytes(relabelled)), "decrypt", key_id=2),
+    fail("unknown key id", text(bytes(relabelled)), "unknown_key"),
+    fail("truncated below minimum", text(good[:32]), "malformed"),
+    fail("unknown version byte", text(bytes([2]) + good[1:]), "unsupported_version"),
+    fail("unknown text prefix version", "hv9:" + text(good)[4:], "unsupported_version"),
+    fail("bad base64", "hv1:****", "malformed"),
+    fail("padded base64", text(good) + "=", "malformed"),
+    fail("no prefix", base64.urlsafe_b64encode(good).decode(), "malformed"),
+]
+json.dump(passing, open("hisn_vault_v1_kat_pass.json", "w"), indent=1, ensure_ascii=False)
+json.dump(failing, open("hisn_vault_v1_kat_fail.json", "w"), indent=1, ensure_ascii=False)

@@ -1,0 +1,15 @@
+//! Integration tests of `hisn-crypto-vault`: one test binary, a module per area.
+// Test code: unwrap/expect/panic are the assertion mechanism here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "suite/kat.rs"]
+mod kat;
+#[cfg(feature = "postgres")]
+#[path = "suite/pg.rs"]
+mod pg;
+#[path = "suite/props.rs"]
+mod props;
+#[path = "suite/sentinel.rs"]
+mod sentinel;
+#[path = "suite/vault_flow.rs"]
+mod vault_flow;

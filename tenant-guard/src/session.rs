@@ -1,0 +1,529 @@
+//! Layer 1: verify a JWT and turn it into a [`TenantContext`].
+//!
+//! Traps this module closes:
+//! - **Algorithm confusion** (`alg: none`, HS256 signed with an RSA public key):
+//!   each issuer pins its algorithms, and each key is checked against them when
+//!   the verifier is built; the token's `alg` must be one of the pinned ones.
+//! - **Key injection**: the `kid` is looked up in the configured key set only;
+//!   `jku`, `jwk`, `x5u` and `x5c` in the header are never used.
+//! - **Missing claims**: `exp`, `iss`, `aud`, `sub` and the tenant claim are all
+//!   required; `exp` must be a JSON integer (a string is refused, not ignored).
+//! - **Time**: expiry is checked against an injected [`Clock`], so tests control it.
+//!
+//! Every refusal is the same opaque [`Error::Unauthenticated`]; the reason goes
+//! to a `tracing` debug event (feature `tracing`) and never to the caller.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+
+use crate::{ClientId, Error, Role, TenantContext, TenantId, UserId};
+
+/// Longest token accepted, in bytes (longer input is refused before parsing).
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Largest clock-skew leeway [`TokenVerifierBuilder::leeway`] accepts, in seconds.
+pub const MAX_LEEWAY_SECS: u64 = 300;
+/// Default name of the tenant claim.
+pub const DEFAULT_TENANT_CLAIM: &str = "tenant_id";
+/// Most roles or client grants one token may carry.
+pub const MAX_LIST_LEN: usize = 256;
+
+/// A source of the current time, in seconds since the Unix epoch.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Seconds since the Unix epoch.
+    fn now_unix(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+}
+
+/// A clock that only moves when told to (for tests).
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// A clock reading `now` seconds since the epoch.
+    pub fn new(now: u64) -> Self {
+        Self(AtomicU64::new(now))
+    }
+
+    /// Set the time.
+    pub fn set(&self, now: u64) {
+        self.0.store(now, Ordering::SeqCst);
+    }
+
+    /// Move the time forward by `secs`.
+    pub fn advance(&self, secs: u64) {
+        self.0.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_unix(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// One trusted token issuer: its `iss`, the audiences it may address, the
+/// algorithms pinned for it and its keys by `kid`.
+pub struct Issuer {
+    issuer: String,
+    audiences: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    keys: BTreeMap<String, DecodingKey>,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Key material is never printed, only the key ids.
+        f.debug_struct("Issuer")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Issuer {
+    /// An issuer with value `iss` whose tokens must name `audience` and be
+    /// signed with one of `algorithms`. Add keys with [`Issuer::key`].
+    pub fn new(
+        iss: impl Into<String>,
+        audience: impl Into<String>,
+        algorithms: &[Algorithm],
+    ) -> Self {
+        Self {
+            issuer: iss.into(),
+            audiences: vec![audience.into()],
+            algorithms: algorithms.to_vec(),
+            keys: BTreeMap::new(),
+        }
+    }
+
+    /// Accept one more audience.
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Add a verification key under `kid`.
+    #[must_use]
+    pub fn key(mut self, kid: impl Into<String>, key: DecodingKey) -> Self {
+        self.keys.insert(kid.into(), key);
+        self
+    }
+}
+
+struct Compiled {
+    issuer: Issuer,
+    validation: Validation,
+}
+
+/// Builds a [`TokenVerifier`]; [`TokenVerifierBuilder::build`] checks the configuration.
+#[derive(Debug)]
+pub struct TokenVerifierBuilder {
+    issuers: Vec<Issuer>,
+    tenant_claim: String,
+    leeway: u64,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for TokenVerifierBuilder {
+    fn default() -> Self {
+        Self {
+            issuers: Vec::new(),
+            tenant_claim: DEFAULT_TENANT_CLAIM.to_owned(),
+            leeway: 0,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl TokenVerifierBuilder {
+    /// An empty builder: no issuers, tenant claim `tenant_id`, no leeway, system clock.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trust `issuer`.
+    #[must_use]
+    pub fn issuer(mut self, issuer: Issuer) -> Self {
+        self.issuers.push(issuer);
+        self
+    }
+
+    /// The name of the claim that holds the tenant id (default `tenant_id`).
+    #[must_use]
+    pub fn tenant_claim(mut self, name: impl Into<String>) -> Self {
+        self.tenant_claim = name.into();
+        self
+    }
+
+    /// Clock-skew allowance for `exp` and `nbf`, at most [`MAX_LEEWAY_SECS`].
+    #[must_use]
+    pub fn leeway(mut self, secs: u64) -> Self {
+        self.leeway = secs;
+        self
+    }
+
+    /// The clock used for `exp` and `nbf` (default [`SystemClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Check the configuration: at least one issuer; each with a non-empty
+    /// `iss`, audience, algorithm list and key set; every key of the family of
+    /// every pinned algorithm (so an RSA key can never verify an HMAC token);
+    /// `kid`s unique across issuers; leeway within bounds.
+    pub fn build(self) -> Result<TokenVerifier, Error> {
+        if self.issuers.is_empty() {
+            return Err(Error::Config("no issuer configured"));
+        }
+        if self.leeway > MAX_LEEWAY_SECS {
+            return Err(Error::Config("leeway above MAX_LEEWAY_SECS"));
+        }
+        if self.tenant_claim.is_empty()
+            || [
+                "exp", "iss", "aud", "sub", "nbf", "iat", "jti", "roles", "clients",
+            ]
+            .contains(&self.tenant_claim.as_str())
+        {
+            return Err(Error::Config(
+                "tenant claim name is empty or a registered claim",
+            ));
+        }
+        let mut kids = HashMap::new();
+        let mut compiled = Vec::with_capacity(self.issuers.len());
+        for (idx, issuer) in self.issuers.into_iter().enumerate() {
+            if issuer.issuer.is_empty() || issuer.audiences.iter().any(String::is_empty) {
+                return Err(Error::Config("issuer and audience must not be empty"));
+            }
+            let Some(first) = issuer.algorithms.first() else {
+                return Err(Error::Config(
+                    "an issuer needs at least one pinned algorithm",
+                ));
+            };
+            let family = first.family();
+            if issuer.algorithms.iter().any(|a| a.family() != family) {
+                return Err(Error::Config(
+                    "an issuer's pinned algorithms must share one family",
+                ));
+            }
+            if issuer.keys.is_empty() {
+                return Err(Error::Config("an issuer needs at least one key"));
+            }
+            for (kid, key) in &issuer.keys {
+                if kid.is_empty() {
+                    return Err(Error::Config("empty kid"));
+                }
+                if key.family() != family {
+                    return Err(Error::Config(
+                        "a key does not match the issuer's pinned algorithm family",
+                    ));
+                }
+                if kids.insert(kid.clone(), idx).is_some() {
+                    return Err(Error::Config("kid used twice"));
+                }
+            }
+            let mut validation = Validation::new(*first);
+            validation.algorithms.clone_from(&issuer.algorithms);
+            validation.set_issuer(&[issuer.issuer.as_str()]);
+            validation.set_audience(&issuer.audiences);
+            validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+            // Expiry is checked below against the injected clock instead.
+            validation.validate_exp = false;
+            validation.validate_nbf = false;
+            validation.validate_aud = true;
+            validation.leeway = 0;
+            compiled.push(Compiled { issuer, validation });
+        }
+        Ok(TokenVerifier {
+            issuers: compiled,
+            kids,
+            tenant_claim: self.tenant_claim,
+            leeway: self.leeway,
+            clock: self.clock,
+        })
+    }
+}
+
+/// Verifies bearer tokens and produces [`TenantContext`]s.
+pub struct TokenVerifier {
+    issuers: Vec<Compiled>,
+    kids: HashMap<String, usize>,
+    tenant_claim: String,
+    leeway: u64,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenVerifier")
+            .field(
+                "issuers",
+                &self.issuers.iter().map(|c| &c.issuer).collect::<Vec<_>>(),
+            )
+            .field("tenant_claim", &self.tenant_claim)
+            .field("leeway", &self.leeway)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    // A JSON integer; a string or a float fails deserialisation (fail closed).
+    exp: u64,
+    #[serde(default)]
+    nbf: Option<u64>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    clients: Vec<String>,
+    #[serde(flatten)]
+    other: HashMap<String, serde_json::Value>,
+}
+
+fn refuse(_why: &'static str) -> Error {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(target: "hisn::tenant_guard", reason = _why, "token refused");
+    Error::Unauthenticated
+}
+
+impl TokenVerifier {
+    /// A builder.
+    pub fn builder() -> TokenVerifierBuilder {
+        TokenVerifierBuilder::new()
+    }
+
+    /// Verify `token` and return the context it proves.
+    ///
+    /// Any failure is [`Error::Unauthenticated`], whatever the reason.
+    pub fn verify(&self, token: &str) -> Result<TenantContext, Error> {
+        if token.is_empty() || token.len() > MAX_TOKEN_LEN {
+            return Err(refuse("token length"));
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed header"))?;
+        let kid = header.kid.as_deref().ok_or_else(|| refuse("no kid"))?;
+        let idx = *self.kids.get(kid).ok_or_else(|| refuse("unknown kid"))?;
+        let compiled = self.issuers.get(idx).ok_or_else(|| refuse("unknown kid"))?;
+        if !compiled.issuer.algorithms.contains(&header.alg) {
+            return Err(refuse("algorithm not pinned for this issuer"));
+        }
+        let key = compiled
+            .issuer
+            .keys
+            .get(kid)
+            .ok_or_else(|| refuse("unknown kid"))?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &compiled.validation)
+            .map_err(|_| refuse("signature or claims invalid"))?;
+        let claims = data.claims;
+        let now = self.clock.now_unix();
+        if now >= claims.exp.saturating_add(self.leeway) {
+            return Err(refuse("expired"));
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| now.saturating_add(self.leeway) < nbf)
+        {
+            return Err(refuse("not yet valid"));
+        }
+        let tenant = claims
+            .other
+            .get(&self.tenant_claim)
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| refuse("tenant claim missing"))?
+            .parse::<TenantId>()
+            .map_err(|_| refuse("tenant claim malformed"))?;
+        let user = claims
+            .sub
+            .parse::<UserId>()
+            .map_err(|_| refuse("sub is not a user id"))?;
+        if claims.roles.len() > MAX_LIST_LEN || claims.clients.len() > MAX_LIST_LEN {
+            return Err(refuse("too many roles or clients"));
+        }
+        let roles = claims
+            .roles
+            .iter()
+            .map(|r| Role::new(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| refuse("malformed role"))?;
+        let clients = claims
+            .clients
+            .iter()
+            .map(|c| c.parse::<ClientId>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| refuse("malformed client id"))?;
+        Ok(TenantContext::new(tenant, user, roles, clients))
+    }
+
+    /// Verify `token` for a request addressed to `path_tenant` (the `{tenant}`
+    /// of `/t/{tenant}/...`).
+    ///
+    /// A bad token is [`Error::Unauthenticated`]; a valid token for another
+    /// tenant (or a malformed path tenant) is [`Error::NotFound`], the same
+    /// answer as for a resource that does not exist.
+    pub fn verify_for_path(&self, token: &str, path_tenant: &str) -> Result<TenantContext, Error> {
+        let ctx = self.verify(token)?;
+        ctx.check_path_tenant(path_tenant)?;
+        Ok(ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    const SECRET: &[u8] = b"unit-test-secret-unit-test-secret";
+
+    fn verifier(clock: Arc<ManualClock>) -> TokenVerifier {
+        TokenVerifier::builder()
+            .issuer(
+                Issuer::new("https://idp.test", "hisn-api", &[Algorithm::HS256])
+                    .key("k1", DecodingKey::from_secret(SECRET)),
+            )
+            .clock(clock)
+            .build()
+            .unwrap()
+    }
+
+    fn token(claims: &serde_json::Value) -> String {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(&h, claims, &EncodingKey::from_secret(SECRET)).unwrap()
+    }
+
+    fn claims(exp: u64) -> serde_json::Value {
+        serde_json::json!({
+            "iss": "https://idp.test", "aud": "hisn-api", "exp": exp,
+            "sub": "22222222-2222-4222-8222-222222222222",
+            "tenant_id": "11111111-1111-4111-8111-111111111111",
+            "roles": ["member"],
+        })
+    }
+
+    #[test]
+    fn expiry_follows_the_injected_clock() {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let v = verifier(clock.clone());
+        let t = token(&claims(1_060));
+        assert_eq!(v.verify(&t).unwrap().roles(), &[Role::MEMBER]);
+        clock.advance(59);
+        assert!(v.verify(&t).is_ok());
+        clock.advance(1);
+        assert!(matches!(v.verify(&t), Err(Error::Unauthenticated)));
+    }
+
+    #[test]
+    fn builder_refuses_key_of_wrong_family() {
+        let r = TokenVerifier::builder()
+            .issuer(
+                Issuer::new("i", "a", &[Algorithm::RS256])
+                    .key("k", DecodingKey::from_secret(SECRET)),
+            )
+            .build();
+        assert!(matches!(r, Err(Error::Config(_))));
+        let r = TokenVerifier::builder()
+            .issuer(Issuer::new("i", "a", &[Algorithm::HS256]))
+            .build();
+        assert!(matches!(r, Err(Error::Config(_))));
+        assert!(matches!(
+            TokenVerifier::builder().build(),
+            Err(Error::Config(_))
+        ));
+        let r = TokenVerifier::builder()
+            .issuer(
+                Issuer::new("i", "a", &[Algorithm::HS256, Algorithm::RS256])
+                    .key("k", DecodingKey::from_secret(SECRET)),
+            )
+            .build();
+        assert!(matches!(r, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn debug_prints_no_key_material() {
+        let v = verifier(Arc::new(ManualClock::new(0)));
+        let s = format!("{v:?}");
+        assert!(s.contains("k1"));
+        assert!(!s.contains("unit-test-secret"));
+    }
+
+    #[test]
+    fn oversized_token_is_refused() {
+        let v = verifier(Arc::new(ManualClock::new(0)));
+        assert!(matches!(
+            v.verify(&"a".repeat(MAX_TOKEN_LEN + 1)),
+            Err(Error::Unauthenticated)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use std::sync::Arc;
+
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"proptest-secret-proptest-secret";
+
+    fn verifier() -> TokenVerifier {
+        TokenVerifier::builder()
+            .issuer(
+                Issuer::new("i", "a", &[Algorithm::HS256])
+                    .key("k", DecodingKey::from_secret(SECRET)),
+            )
+            .clock(Arc::new(ManualClock::new(1_000)))
+            .build()
+            .unwrap()
+    }
+
+    proptest! {
+        /// Arbitrary text never panics and is never accepted.
+        #[test]
+        fn arbitrary_text_is_refused(s in "\\PC{0,300}") {
+            prop_assert!(matches!(verifier().verify(&s), Err(Error::Unauthenticated)));
+        }
+
+        /// Correctly signed tokens with arbitrary claim values: never a panic,
+        /// and an accepted token always carries a parsed tenant and an unexpired `exp`.
+        #[test]
+        fn signed_arbitrary_claims_never_panic(
+            exp in prop_oneof![Just(serde_json::json!(2_000)), any::<i64>().prop_map(serde_json::Value::from), "\\PC{0,12}".prop_map(serde_json::Value::from)],
+            tenant in prop_oneof![Just("11111111-1111-4111-8111-111111111111".to_owned()), "\\PC{0,40}"],
+            sub in prop_oneof![Just("22222222-2222-4222-8222-222222222222".to_owned()), "\\PC{0,40}"],
+            roles in proptest::collection::vec("[a-z:_-]{0,8}|\\PC{0,8}", 0..4),
+        ) {
+            let claims = serde_json::json!({"iss": "i", "aud": "a", "sub": sub, "exp": exp, "tenant_id": tenant, "roles": roles});
+            let mut h = Header::new(Algorithm::HS256);
+            h.kid = Some("k".into());
+            let token = jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(SECRET)).unwrap();
+            if let Ok(ctx) = verifier().verify(&token) {
+                prop_assert_eq!(ctx.tenant().to_string(), tenant.to_ascii_lowercase());
+                prop_assert!(claims["exp"].as_u64().is_some_and(|e| e > 1_000));
+            }
+        }
+    }
+}

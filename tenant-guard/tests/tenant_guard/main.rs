@@ -1,0 +1,28 @@
+//! Integration tests of `hisn-tenant-guard`: one binary, a module per area.
+// Tests panic on unexpected results by design (clippy.toml allows unwrap and
+// expect in #[test] fns; helpers outside them need the same allowance).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+// Helpers serve the feature-gated modules too; with fewer features some are unused.
+#[allow(dead_code)]
+mod common;
+mod jwt;
+
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod corpus;
+#[cfg(feature = "axum")]
+mod extractor;
+#[cfg(feature = "postgres")]
+mod pg_rls;
+#[cfg(feature = "postgres")]
+mod pg_tenant_tx;
+#[cfg(feature = "sqlite")]
+mod sqlite_tenant_tx;
+#[cfg(feature = "sqlite")]
+mod unscoped;

@@ -1,0 +1,87 @@
+//! Strict decoders: only the canonical encoding of a value is accepted.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+/// Decode lowercase hex of exactly `N` bytes into `out`. Uppercase, odd length,
+/// or any other character is refused (providers emit lowercase only, so a
+/// second spelling of the same signature is never accepted).
+pub(crate) fn hex_lower_exact<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+fn nibble(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex_lower(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// Decode canonical, padded standard base64 of exactly `N` bytes. Non-zero
+/// trailing bits, missing padding and whitespace are refused.
+pub(crate) fn b64_exact<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    // Reject early on length, so a huge value never allocates.
+    if s.len() != N.div_ceil(3) * 4 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    match STANDARD.decode_slice(s, &mut out) {
+        Ok(n) if n == N => Some(out),
+        _ => None,
+    }
+}
+
+/// Decode canonical padded standard base64 of any length (bounded by the caller).
+pub(crate) fn b64_any(s: &[u8]) -> Option<Vec<u8>> {
+    STANDARD.decode(s).ok()
+}
+
+/// Standard padded base64 of `bytes`.
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_strict_lowercase() {
+        assert_eq!(hex_lower_exact::<2>(b"0aff"), Some([0x0a, 0xff]));
+        assert_eq!(hex_lower_exact::<2>(b"0AFF"), None);
+        assert_eq!(hex_lower_exact::<2>(b"0af"), None);
+        assert_eq!(hex_lower_exact::<2>(b"0afg"), None);
+        assert_eq!(hex_lower(&[0x0a, 0xff]), "0aff");
+    }
+
+    #[test]
+    fn base64_is_canonical() {
+        assert_eq!(b64_exact::<2>(b"AAE="), Some([0, 1]));
+        // Non-zero trailing bits: same bytes, different spelling.
+        assert_eq!(b64_exact::<2>(b"AAF="), None);
+        assert_eq!(b64_exact::<2>(b"AAE"), None);
+        assert_eq!(b64_exact::<2>(b"AA E"), None);
+        assert_eq!(b64_any(b"AAE="), Some(vec![0, 1]));
+        assert_eq!(b64_any(b"AAE"), None);
+        assert_eq!(b64(&[0, 1]), "AAE=");
+    }
+}

@@ -1,0 +1,315 @@
+//! Idempotency records in Redis and PostgreSQL (features `tower` + `redis` /
+//! `postgres`). A record is in flight (fingerprint + token) or done
+//! (fingerprint + encoded response); both expire after the layer's expiry.
+
+#[cfg(feature = "postgres")]
+pub use pg::PgIdempotencyStore;
+#[cfg(feature = "redis")]
+pub use redis_store::RedisIdempotencyStore;
+
+#[cfg(feature = "redis")]
+mod redis_store {
+    use std::time::Duration;
+
+    use redis::aio::MultiplexedConnection;
+
+    use super::super::store::{Begin, IdempotencyStore, StoredResponse};
+    use crate::error::{Error, Result};
+    use crate::replay::{ClaimToken, random_token, store_error};
+
+    // Value layout: b"i" + fingerprint (32) + token, or b"d" + fingerprint (32) + response.
+    const BEGIN: &str = r"
+local v = redis.call('GET', KEYS[1])
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ''
+end
+return v";
+
+    const FINISH: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  if ARGV[2] == '' then
+    redis.call('DEL', KEYS[1])
+  else
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  end
+  return 1
+end
+return 0";
+
+    /// An [`IdempotencyStore`] on Redis; keys are `<prefix><len>:<scope><key>`.
+    pub struct RedisIdempotencyStore {
+        conn: MultiplexedConnection,
+        prefix: String,
+        begin: redis::Script,
+        finish: redis::Script,
+    }
+
+    impl std::fmt::Debug for RedisIdempotencyStore {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RedisIdempotencyStore")
+                .field("prefix", &self.prefix)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl RedisIdempotencyStore {
+        /// A store on `conn` with every key under `prefix`.
+        pub fn new(conn: MultiplexedConnection, prefix: &str) -> Result<Self> {
+            if prefix.len() > 128 || prefix.chars().any(char::is_control) {
+                return Err(Error::InvalidConfig(
+                    "redis key prefix must be at most 128 printable characters",
+                ));
+            }
+            Ok(Self {
+                conn,
+                prefix: prefix.to_owned(),
+                begin: redis::Script::new(BEGIN),
+                finish: redis::Script::new(FINISH),
+            })
+        }
+
+        fn key(&self, scope: &str, key: &str) -> String {
+            format!("{}{}:{scope}{key}", self.prefix, scope.len())
+        }
+    }
+
+    fn in_flight(fp: &[u8; 32], token: &ClaimToken) -> Vec<u8> {
+        [&b"i"[..], fp, token.text().as_bytes()].concat()
+    }
+
+    fn ms(d: Duration) -> u64 {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    impl IdempotencyStore for RedisIdempotencyStore {
+        async fn begin(
+            &self,
+            scope: &str,
+            key: &str,
+            fingerprint: [u8; 32],
+            expiry: Duration,
+        ) -> Result<Begin> {
+            let token = random_token()?;
+            let mut conn = self.conn.clone();
+            let v: Vec<u8> = self
+                .begin
+                .key(self.key(scope, key))
+                .arg(in_flight(&fingerprint, &token))
+                .arg(ms(expiry))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| store_error("idempotency begin", &e))?;
+            if v.is_empty() {
+                return Ok(Begin::New(token));
+            }
+            let (kind, fp, rest) = match (v.first(), v.get(1..33), v.get(33..)) {
+                (Some(k), Some(fp), Some(rest)) => (*k, fp, rest),
+                _ => return Err(Error::StoreUnavailable),
+            };
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(fp, &fingerprint[..])) {
+                return Ok(Begin::Mismatch);
+            }
+            match kind {
+                b'i' => Ok(Begin::InFlight),
+                b'd' => StoredResponse::decode(rest)
+                    .map(Begin::Completed)
+                    .ok_or(Error::StoreUnavailable),
+                _ => Err(Error::StoreUnavailable),
+            }
+        }
+
+        async fn finish(
+            &self,
+            scope: &str,
+            key: &str,
+            token: &ClaimToken,
+            response: StoredResponse,
+            expiry: Duration,
+        ) -> Result<()> {
+            // The fingerprint is not known here: read it back from the record.
+            let k = self.key(scope, key);
+            let mut conn = self.conn.clone();
+            let cur: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| store_error("idempotency finish", &e))?;
+            let Some(cur) = cur else { return Ok(()) };
+            let Some(fp) = cur.get(1..33).and_then(|f| <[u8; 32]>::try_from(f).ok()) else {
+                return Err(Error::StoreUnavailable);
+            };
+            let done = [&b"d"[..], &fp[..], &response.encode()].concat();
+            // Only the token's owner may complete: the script compares the whole
+            // in-flight value, token included.
+            let _: i64 = self
+                .finish
+                .key(&k)
+                .arg(in_flight(&fp, token))
+                .arg(done)
+                .arg(ms(expiry))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| store_error("idempotency finish", &e))?;
+            Ok(())
+        }
+
+        async fn abort(&self, scope: &str, key: &str, token: &ClaimToken) -> Result<()> {
+            let k = self.key(scope, key);
+            let mut conn = self.conn.clone();
+            let cur: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| store_error("idempotency abort", &e))?;
+            let Some(cur) = cur else { return Ok(()) };
+            let Some(fp) = cur.get(1..33).and_then(|f| <[u8; 32]>::try_from(f).ok()) else {
+                return Ok(());
+            };
+            let _: i64 = self
+                .finish
+                .key(&k)
+                .arg(in_flight(&fp, token))
+                .arg("")
+                .arg(0)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| store_error("idempotency abort", &e))?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    use std::time::Duration;
+
+    use sqlx::{PgPool, Row};
+
+    use super::super::store::{Begin, IdempotencyStore, StoredResponse};
+    use crate::error::{Error, Result};
+    use crate::replay::{ClaimToken, random_token, store_error};
+
+    const MIGRATION: &str = include_str!("../../migrations/0002_idempotency.sql");
+
+    /// An [`IdempotencyStore`] on PostgreSQL (table `hisn_idempotency`).
+    #[derive(Debug, Clone)]
+    pub struct PgIdempotencyStore {
+        pool: PgPool,
+    }
+
+    fn ms(d: Duration) -> i64 {
+        i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    impl PgIdempotencyStore {
+        /// The migration SQL (`migrations/0002_idempotency.sql`).
+        pub const MIGRATION: &'static str = MIGRATION;
+
+        /// A store on `pool`; run [`PgIdempotencyStore::migrate`] first.
+        pub fn new(pool: PgPool) -> Self {
+            Self { pool }
+        }
+
+        /// Create the table if it does not exist.
+        pub async fn migrate(&self) -> Result<()> {
+            sqlx::raw_sql(MIGRATION)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| store_error("migrate", &e))?;
+            Ok(())
+        }
+    }
+
+    impl IdempotencyStore for PgIdempotencyStore {
+        async fn begin(
+            &self,
+            scope: &str,
+            key: &str,
+            fingerprint: [u8; 32],
+            expiry: Duration,
+        ) -> Result<Begin> {
+            let err = |e: sqlx::Error| store_error("idempotency begin", &e);
+            for _ in 0..3 {
+                let token = random_token()?;
+                sqlx::query("delete from hisn_idempotency where scope = $1 and key = $2 and expires_at <= now()")
+                    .bind(scope)
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(err)?;
+                let ins = sqlx::query(
+                    "insert into hisn_idempotency (scope, key, fingerprint, token, expires_at) \
+                     values ($1, $2, $3, $4, now() + $5 * interval '1 millisecond') on conflict do nothing",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(&fingerprint[..])
+                .bind(token.text())
+                .bind(ms(expiry))
+                .execute(&self.pool)
+                .await
+                .map_err(err)?;
+                if ins.rows_affected() == 1 {
+                    return Ok(Begin::New(token));
+                }
+                let row = sqlx::query(
+                    "select fingerprint, response from hisn_idempotency \
+                     where scope = $1 and key = $2 and expires_at > now()",
+                )
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(err)?;
+                let Some(row) = row else { continue };
+                let fp: Vec<u8> = row.try_get(0).map_err(err)?;
+                let response: Option<Vec<u8>> = row.try_get(1).map_err(err)?;
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(&fp[..], &fingerprint[..])) {
+                    return Ok(Begin::Mismatch);
+                }
+                return match response {
+                    None => Ok(Begin::InFlight),
+                    Some(r) => StoredResponse::decode(&r)
+                        .map(Begin::Completed)
+                        .ok_or(Error::StoreUnavailable),
+                };
+            }
+            Err(Error::StoreUnavailable)
+        }
+
+        async fn finish(
+            &self,
+            scope: &str,
+            key: &str,
+            token: &ClaimToken,
+            response: StoredResponse,
+            expiry: Duration,
+        ) -> Result<()> {
+            sqlx::query(
+                "update hisn_idempotency set response = $4, token = '', expires_at = now() + $5 * interval '1 millisecond' \
+                 where scope = $1 and key = $2 and token = $3 and response is null",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(token.text())
+            .bind(response.encode())
+            .bind(ms(expiry))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error("idempotency finish", &e))?;
+            Ok(())
+        }
+
+        async fn abort(&self, scope: &str, key: &str, token: &ClaimToken) -> Result<()> {
+            sqlx::query("delete from hisn_idempotency where scope = $1 and key = $2 and token = $3 and response is null")
+                .bind(scope)
+                .bind(key)
+                .bind(token.text())
+                .execute(&self.pool)
+                .await
+                .map_err(|e| store_error("idempotency abort", &e))?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! In-memory replay store: sharded, bounded, with TTL. For a single process
+//! (and tests); use Redis or PostgreSQL when several instances receive webhooks.
+
+use std::collections::HashMap;
+use std::collections::hash_map::{Entry, RandomState};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{Claim, ClaimToken, ReplayKey, ReplayPolicy, ReplayStore, TokenRepr};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+
+#[derive(Debug)]
+enum State {
+    Pending { token: u64, until_ms: u64 },
+    Done { until_ms: u64 },
+}
+
+impl State {
+    fn until(&self) -> u64 {
+        match self {
+            Self::Pending { until_ms, .. } | Self::Done { until_ms } => *until_ms,
+        }
+    }
+}
+
+type Shard = Mutex<HashMap<String, State>>;
+
+/// Sharded, bounded in-memory [`ReplayStore`].
+///
+/// At most `max_entries` keys are held. When a shard is full its expired
+/// entries are swept; if it is still full the claim fails with
+/// [`Error::StoreFull`] (fail closed: evicting a live entry would re-open a
+/// replay window). [`MemoryReplayStore::purge_expired`] sweeps every shard.
+#[derive(Debug)]
+pub struct MemoryReplayStore {
+    shards: Box<[Shard]>,
+    per_shard: usize,
+    // Randomly keyed, so callers cannot aim every key at one shard.
+    shard_hasher: RandomState,
+    clock: Arc<dyn Clock>,
+    next_token: AtomicU64,
+}
+
+impl MemoryReplayStore {
+    /// Default bound: one million entries.
+    pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+    const SHARDS: usize = 16;
+
+    /// A store holding at most `max_entries` keys (at least 16), on the system clock.
+    pub fn new(max_entries: usize) -> Result<Self> {
+        Self::with_clock(max_entries, Arc::new(SystemClock))
+    }
+
+    /// A store with an injected clock.
+    pub fn with_clock(max_entries: usize, clock: Arc<dyn Clock>) -> Result<Self> {
+        if max_entries < Self::SHARDS {
+            return Err(Error::InvalidConfig(
+                "memory replay store needs at least 16 entries",
+            ));
+        }
+        let shards = (0..Self::SHARDS)
+            .map(|_| Mutex::new(HashMap::new()))
+            .collect();
+        Ok(Self {
+            shards,
+            per_shard: max_entries / Self::SHARDS,
+            shard_hasher: RandomState::new(),
+            clock,
+            next_token: AtomicU64::new(1),
+        })
+    }
+
+    /// Number of keys held (expired ones included until swept).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether the store holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Remove every expired entry; returns how many were removed.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.clock.now_unix_millis();
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut m = lock(s);
+                let before = m.len();
+                m.retain(|_, st| st.until() > now);
+                before - m.len()
+            })
+            .sum()
+    }
+
+    fn shard(&self, flat: &str) -> &Shard {
+        let idx =
+            usize::try_from(self.shard_hasher.hash_one(flat) % (Self::SHARDS as u64)).unwrap_or(0);
+        &self.shards[idx]
+    }
+
+    /// Synchronous claim (the trait's async `claim` calls this).
+    pub fn claim_now(&self, key: &ReplayKey<'_>, policy: &ReplayPolicy) -> Result<Claim> {
+        let flat = key.flat();
+        let now = self.clock.now_unix_millis();
+        let mut map = lock(self.shard(&flat));
+        let len = map.len();
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let pending = State::Pending {
+            token,
+            until_ms: now.saturating_add(policy.lease_millis()),
+        };
+        match map.entry(flat) {
+            Entry::Occupied(mut e) => {
+                if e.get().until() > now {
+                    return Ok(match e.get() {
+                        State::Pending { .. } => Claim::InProgress,
+                        State::Done { .. } => Claim::Done,
+                    });
+                }
+                e.insert(pending);
+            }
+            Entry::Vacant(v) => {
+                if len >= self.per_shard {
+                    let flat = v.into_key();
+                    map.retain(|_, st| st.until() > now);
+                    if map.len() >= self.per_shard {
+                        return Err(Error::StoreFull);
+                    }
+                    map.insert(flat, pending);
+                } else {
+                    v.insert(pending);
+                }
+            }
+        }
+        Ok(Claim::New(ClaimToken::local(token)))
+    }
+
+    fn finish(&self, key: &ReplayKey<'_>, token: &ClaimToken, done_ttl: Option<u64>) -> bool {
+        let flat = key.flat();
+        let now = self.clock.now_unix_millis();
+        let mut map = lock(self.shard(&flat));
+        let owned = matches!(map.get(&flat), Some(State::Pending { token: t, until_ms }) if token.0 == TokenRepr::Local(*t) && *until_ms > now);
+        if !owned {
+            return false;
+        }
+        match done_ttl {
+            Some(ttl) => {
+                map.insert(
+                    flat,
+                    State::Done {
+                        until_ms: now.saturating_add(ttl),
+                    },
+                );
+            }
+            None => {
+                map.remove(&flat);
+            }
+        }
+        true
+    }
+}
+
+impl Default for MemoryReplayStore {
+    fn default() -> Self {
+        let shards = (0..Self::SHARDS)
+            .map(|_| Mutex::new(HashMap::new()))
+            .collect();
+        Self {
+            shards,
+            per_shard: Self::DEFAULT_MAX_ENTRIES / Self::SHARDS,
+            shard_hasher: RandomState::new(),
+            clock: Arc::new(SystemClock),
+            next_token: AtomicU64::new(1),
+        }
+    }
+}
+
+/// A poisoned shard (a panic while holding it) still holds consistent data:
+/// every mutation is a single map operation.
+fn lock(s: &Shard) -> std::sync::MutexGuard<'_, HashMap<String, State>> {
+    s.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ReplayStore for MemoryReplayStore {
+    fn claim(
+        &self,
+        key: &ReplayKey<'_>,
+        policy: &ReplayPolicy,
+    ) -> impl Future<Output = Result<Claim>> + Send {
+        std::future::ready(self.claim_now(key, policy))
+    }
+
+    fn complete(
+        &self,
+        key: &ReplayKey<'_>,
+        token: &ClaimToken,
+        policy: &ReplayPolicy,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        std::future::ready(Ok(self.finish(key, token, Some(policy.ttl_millis()))))
+    }
+
+    fn release(
+        &self,
+        key: &ReplayKey<'_>,
+        token: &ClaimToken,
+    ) -> impl Future<Output = Result<bool>> + Send {
+        std::future::ready(Ok(self.finish(key, token, None)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn key(id: &str) -> ReplayKey<'_> {
+        ReplayKey::new("tenant", "stripe", id).unwrap()
+    }
+
+    #[test]
+    fn claim_lifecycle_with_lease_and_ttl() {
+        let clock = Arc::new(ManualClock::new(1000));
+        let s = MemoryReplayStore::with_clock(64, clock.clone()).unwrap();
+        let p = ReplayPolicy::new(Duration::from_secs(10), Duration::from_secs(100)).unwrap();
+        let Claim::New(t) = s.claim_now(&key("e1"), &p).unwrap() else {
+            panic!("first claim must be new")
+        };
+        assert_eq!(s.claim_now(&key("e1"), &p).unwrap(), Claim::InProgress);
+        assert!(s.finish(&key("e1"), &t, Some(p.ttl_millis())));
+        assert_eq!(s.claim_now(&key("e1"), &p).unwrap(), Claim::Done);
+        clock.advance(99);
+        assert_eq!(s.claim_now(&key("e1"), &p).unwrap(), Claim::Done);
+        clock.advance(1);
+        assert!(
+            matches!(s.claim_now(&key("e1"), &p).unwrap(), Claim::New(_)),
+            "done marker expires after the TTL"
+        );
+    }
+
+    #[test]
+    fn expired_lease_is_taken_over_and_old_token_cannot_complete() {
+        let clock = Arc::new(ManualClock::new(0));
+        let s = MemoryReplayStore::with_clock(64, clock.clone()).unwrap();
+        let p = ReplayPolicy::new(Duration::from_secs(10), Duration::from_secs(100)).unwrap();
+        let Claim::New(old) = s.claim_now(&key("e"), &p).unwrap() else {
+            panic!()
+        };
+        clock.advance(10);
+        let Claim::New(new) = s.claim_now(&key("e"), &p).unwrap() else {
+            panic!("lease expired: takeover")
+        };
+        assert!(!s.finish(&key("e"), &old, Some(1000)));
+        assert!(!s.finish(&key("e"), &old, None));
+        assert!(s.finish(&key("e"), &new, None), "release");
+        assert!(
+            matches!(s.claim_now(&key("e"), &p).unwrap(), Claim::New(_)),
+            "released claims can be re-claimed"
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded_and_fails_closed() {
+        let clock = Arc::new(ManualClock::new(0));
+        let s = MemoryReplayStore::with_clock(16, clock.clone()).unwrap();
+        let p = ReplayPolicy::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        let mut full = 0;
+        for i in 0..1000 {
+            match s.claim_now(&key(&i.to_string()), &p) {
+                Ok(Claim::New(_)) => {}
+                Err(Error::StoreFull) => full += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(s.len() <= 16, "{}", s.len());
+        assert!(full >= 1000 - 16);
+        clock.advance(1);
+        let held = s.len();
+        assert_eq!(s.purge_expired(), held);
+        assert!(s.is_empty());
+        assert!(matches!(
+            s.claim_now(&key("fresh"), &p).unwrap(),
+            Claim::New(_)
+        ));
+    }
+}

@@ -1,0 +1,285 @@
+//! Replay protection and at-most-once processing.
+//!
+//! A verified delivery is claimed in a [`ReplayStore`] under
+//! `(scope, provider, event id)` before the handler runs:
+//!
+//! - [`Claim::New`]: this caller owns the event for the lease; run the handler,
+//!   then [`ReplayStore::complete`] (or [`ReplayStore::release`] on failure so
+//!   the provider's retry can run it).
+//! - [`Claim::InProgress`]: another worker holds the lease: answer 409/429/5xx
+//!   so the provider retries later.
+//! - [`Claim::Done`]: already processed: answer 2xx without running the handler
+//!   (a replayed delivery is a no-op success for the sender, not an error).
+//!
+//! The done marker lives for the TTL (default 72 h, because providers retry the
+//! same event id with fresh timestamps for days). A lease that expires without
+//! completion is taken over by the next claim, so a crashed worker does not
+//! block an event forever.
+//!
+//! Implementations: [`MemoryReplayStore`] (always available), `RedisReplayStore`
+//! (feature `redis`), `PgReplayStore` (feature `postgres`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use memory::MemoryReplayStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PgReplayStore;
+#[cfg(feature = "redis")]
+pub use redis::RedisReplayStore;
+
+/// Longest scope, provider or event id accepted, in bytes.
+pub const MAX_KEY_PART: usize = 256;
+
+/// What is claimed: a caller-chosen scope (for example the tenant), the
+/// provider (for example the scheme name) and the event id (for example
+/// [`crate::Verified::replay_id`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReplayKey<'a> {
+    scope: &'a str,
+    provider: &'a str,
+    event_id: &'a str,
+}
+
+impl<'a> ReplayKey<'a> {
+    /// A key; each part must be 1..=256 bytes without control characters.
+    pub fn new(scope: &'a str, provider: &'a str, event_id: &'a str) -> Result<Self> {
+        for part in [scope, provider, event_id] {
+            if part.is_empty() || part.len() > MAX_KEY_PART || part.chars().any(char::is_control) {
+                return Err(Error::InvalidId);
+            }
+        }
+        Ok(Self {
+            scope,
+            provider,
+            event_id,
+        })
+    }
+
+    /// The scope.
+    pub fn scope(&self) -> &'a str {
+        self.scope
+    }
+
+    /// The provider.
+    pub fn provider(&self) -> &'a str {
+        self.provider
+    }
+
+    /// The event id.
+    pub fn event_id(&self) -> &'a str {
+        self.event_id
+    }
+
+    /// An unambiguous flat encoding: each part length-prefixed.
+    pub(crate) fn flat(&self) -> String {
+        let mut s =
+            String::with_capacity(self.scope.len() + self.provider.len() + self.event_id.len() + 8);
+        for part in [self.scope, self.provider] {
+            s.push_str(itoa(part.len()).as_str());
+            s.push(':');
+            s.push_str(part);
+        }
+        s.push_str(self.event_id);
+        s
+    }
+}
+
+fn itoa(n: usize) -> String {
+    n.to_string()
+}
+
+/// Proof of a new claim; needed to complete or release it, so a worker whose
+/// lease expired cannot complete an event someone else took over.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClaimToken(pub(crate) TokenRepr);
+
+/// A local counter (memory stores) or a random string (shared stores).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum TokenRepr {
+    Local(u64),
+    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
+    Random(String),
+}
+
+impl ClaimToken {
+    pub(crate) fn local(n: u64) -> Self {
+        Self(TokenRepr::Local(n))
+    }
+
+    #[cfg(any(feature = "redis", feature = "postgres"))]
+    pub(crate) fn text(&self) -> String {
+        match &self.0 {
+            TokenRepr::Local(n) => n.to_string(),
+            TokenRepr::Random(s) => s.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ClaimToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClaimToken(..)")
+    }
+}
+
+/// The outcome of a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub enum Claim {
+    /// First claim (or takeover of an expired lease): run the handler.
+    New(ClaimToken),
+    /// Another worker holds an unexpired lease.
+    InProgress,
+    /// Already processed: a replay. Answer 2xx and do nothing.
+    Done,
+}
+
+/// Lease and TTL for claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayPolicy {
+    lease: Duration,
+    ttl: Duration,
+}
+
+impl ReplayPolicy {
+    /// Default TTL of a done marker: 72 hours.
+    pub const DEFAULT_TTL: Duration = Duration::from_secs(72 * 3600);
+    /// Default lease of an in-progress claim: 60 seconds.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+    /// The defaults.
+    pub const DEFAULT: Self = Self {
+        lease: Self::DEFAULT_LEASE,
+        ttl: Self::DEFAULT_TTL,
+    };
+
+    /// A policy: both durations at least one millisecond, lease ≤ TTL, TTL ≤ 30 days.
+    pub fn new(lease: Duration, ttl: Duration) -> Result<Self> {
+        if lease.as_millis() == 0 || ttl < lease || ttl > Duration::from_secs(30 * 86_400) {
+            return Err(Error::InvalidConfig(
+                "replay policy: need 1 ms <= lease <= ttl <= 30 days",
+            ));
+        }
+        Ok(Self { lease, ttl })
+    }
+
+    /// The lease.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// The TTL.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub(crate) fn lease_millis(&self) -> u64 {
+        u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(crate) fn ttl_millis(&self) -> u64 {
+        u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+impl Default for ReplayPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// A store of claims. Implementations must make `claim` atomic: of any number
+/// of concurrent claims of one key, at most one returns [`Claim::New`] until
+/// the lease expires or the claim is released.
+pub trait ReplayStore: Send + Sync {
+    /// Claim `key`.
+    fn claim(
+        &self,
+        key: &ReplayKey<'_>,
+        policy: &ReplayPolicy,
+    ) -> impl Future<Output = Result<Claim>> + Send;
+
+    /// Mark a claim done (kept for the TTL). Returns `false` when `token` no
+    /// longer owns the key (the lease expired and someone took over).
+    fn complete(
+        &self,
+        key: &ReplayKey<'_>,
+        token: &ClaimToken,
+        policy: &ReplayPolicy,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Give a claim up (the handler failed), so a retry can claim it again.
+    /// Returns `false` when `token` no longer owns the key.
+    fn release(
+        &self,
+        key: &ReplayKey<'_>,
+        token: &ClaimToken,
+    ) -> impl Future<Output = Result<bool>> + Send;
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn random_token() -> Result<ClaimToken> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|_| Error::StoreUnavailable)?;
+    Ok(ClaimToken(TokenRepr::Random(crate::encoding::hex_lower(
+        &b,
+    ))))
+}
+
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn store_error(_what: &'static str, _e: &dyn std::fmt::Display) -> Error {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(operation = _what, error = %_e, "webhook replay store error");
+    Error::StoreUnavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated_and_flattened_unambiguously() {
+        assert!(ReplayKey::new("", "p", "e").is_err());
+        assert!(ReplayKey::new("t", "p", "e\n").is_err());
+        assert!(ReplayKey::new("t", "p", &"e".repeat(257)).is_err());
+        let a = ReplayKey::new("ab", "c", "d").unwrap().flat();
+        let b = ReplayKey::new("a", "bc", "d").unwrap().flat();
+        assert_ne!(a, b);
+        assert_eq!(a, "2:ab1:cd");
+        let long = "x".repeat(123);
+        assert_eq!(
+            ReplayKey::new(&long, "p", "e").unwrap().flat(),
+            format!("123:{long}1:pe")
+        );
+        let mid = "y".repeat(45);
+        assert_eq!(
+            ReplayKey::new(&mid, "p", "e").unwrap().flat(),
+            format!("45:{mid}1:pe")
+        );
+    }
+
+    #[test]
+    fn policy_is_checked() {
+        assert!(ReplayPolicy::new(Duration::ZERO, Duration::from_secs(1)).is_err());
+        assert!(ReplayPolicy::new(Duration::from_secs(2), Duration::from_secs(1)).is_err());
+        assert!(
+            ReplayPolicy::new(Duration::from_secs(1), Duration::from_secs(31 * 86_400)).is_err()
+        );
+        assert_eq!(ReplayPolicy::default().ttl(), Duration::from_secs(259_200));
+    }
+
+    #[test]
+    fn token_debug_is_redacted() {
+        assert_eq!(
+            format!("{:?}", ClaimToken(TokenRepr::Random("secret".into()))),
+            "ClaimToken(..)"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! Replay stores: the same contract against memory, real Redis and real
+//! PostgreSQL, plus a concurrent stress test with zero double-claims.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hisn_webhook_verify::replay::{Claim, MemoryReplayStore, ReplayKey, ReplayPolicy, ReplayStore};
+
+/// The contract every store honours.
+async fn contract<S: ReplayStore>(store: &S) {
+    let p = ReplayPolicy::DEFAULT;
+    let k = ReplayKey::new("tenant-a", "stripe", "evt_1").unwrap();
+    let Claim::New(token) = store.claim(&k, &p).await.unwrap() else {
+        panic!("first claim must be new")
+    };
+    assert_eq!(store.claim(&k, &p).await.unwrap(), Claim::InProgress);
+    // Another scope or provider is another key.
+    let other = ReplayKey::new("tenant-b", "stripe", "evt_1").unwrap();
+    assert!(matches!(
+        store.claim(&other, &p).await.unwrap(),
+        Claim::New(_)
+    ));
+    let other = ReplayKey::new("tenant-a", "github", "evt_1").unwrap();
+    assert!(matches!(
+        store.claim(&other, &p).await.unwrap(),
+        Claim::New(_)
+    ));
+    assert!(store.complete(&k, &token, &p).await.unwrap());
+    assert_eq!(
+        store.claim(&k, &p).await.unwrap(),
+        Claim::Done,
+        "a replay is a no-op"
+    );
+    assert!(
+        !store.complete(&k, &token, &p).await.unwrap(),
+        "done claims cannot be completed twice"
+    );
+    // Release lets a retry claim again; a wrong token releases nothing.
+    let k2 = ReplayKey::new("tenant-a", "stripe", "evt_2").unwrap();
+    let Claim::New(t2) = store.claim(&k2, &p).await.unwrap() else {
+        panic!()
+    };
+    let Claim::New(foreign) = store
+        .claim(&ReplayKey::new("x", "y", "z").unwrap(), &p)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(!store.release(&k2, &foreign).await.unwrap());
+    assert!(store.release(&k2, &t2).await.unwrap());
+    assert!(matches!(store.claim(&k2, &p).await.unwrap(), Claim::New(_)));
+}
+
+/// Many tasks claim overlapping ids; every id is won exactly once.
+async fn stress<S: ReplayStore + 'static>(store: Arc<S>, tasks: usize, ids: usize) {
+    let winners = Arc::new(Mutex::new(Vec::new()));
+    let claims = Arc::new(AtomicUsize::new(0));
+    let mut handles = Vec::new();
+    for t in 0..tasks {
+        let (store, winners, claims) = (store.clone(), winners.clone(), claims.clone());
+        handles.push(tokio::spawn(async move {
+            for i in 0..ids {
+                // Each task walks the ids from a different offset, so claims overlap.
+                let id = format!("evt_{}", (i + t * 7) % ids);
+                let k = ReplayKey::new("tenant", "stress", &id).unwrap();
+                claims.fetch_add(1, Ordering::Relaxed);
+                if let Claim::New(_) = store.claim(&k, &ReplayPolicy::DEFAULT).await.unwrap() {
+                    winners.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let winners = winners.lock().unwrap();
+    let unique: HashSet<_> = winners.iter().collect();
+    assert_eq!(claims.load(Ordering::Relaxed), tasks * ids);
+    assert_eq!(winners.len(), unique.len(), "an id was claimed twice");
+    assert_eq!(unique.len(), ids, "every id claimed once");
+}
+
+#[tokio::test]
+async fn memory_store_honours_the_contract() {
+    contract(&MemoryReplayStore::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_stress_has_zero_double_claims() {
+    stress(Arc::new(MemoryReplayStore::default()), 32, 500).await;
+}
+
+#[test]
+fn memory_store_threads_stress_has_zero_double_claims() {
+    let store = Arc::new(MemoryReplayStore::default());
+    let won = Arc::new(AtomicUsize::new(0));
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (store, won) = (store.clone(), won.clone());
+            s.spawn(move || {
+                for i in 0..2000 {
+                    let id = format!("{}", (i * 3 + t) % 2000);
+                    let k = ReplayKey::new("t", "p", &id).unwrap();
+                    if let Claim::New(_) = store.claim_now(&k, &ReplayPolicy::DEFAULT).unwrap() {
+                        won.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(won.load(Ordering::Relaxed), 2000);
+}
+
+#[cfg(feature = "redis")]
+mod redis_store {
+    use std::time::Duration;
+
+    use super::*;
+    use hisn_webhook_verify::replay::RedisReplayStore;
+
+    #[tokio::test]
+    async fn redis_store_honours_the_contract() {
+        let Some(r) = hisn_test_support::redis("redis_store_honours_the_contract").await else {
+            return;
+        };
+        let store = RedisReplayStore::new(r.connection().await, r.prefix()).unwrap();
+        contract(&store).await;
+    }
+
+    #[tokio::test]
+    async fn redis_lease_and_ttl_are_set_with_px() {
+        let Some(r) = hisn_test_support::redis("redis_lease_and_ttl_px").await else {
+            return;
+        };
+        let store = RedisReplayStore::new(r.connection().await, r.prefix()).unwrap();
+        let p = ReplayPolicy::new(Duration::from_secs(60), Duration::from_secs(3600)).unwrap();
+        let k = ReplayKey::new("t", "p", "e").unwrap();
+        let Claim::New(token) = store.claim(&k, &p).await.unwrap() else {
+            panic!()
+        };
+        // Read the server-side expiry instead of sleeping.
+        let mut conn = r.connection().await;
+        let pttl = |conn: &mut redis::aio::MultiplexedConnection| {
+            let key = r.key("1:t1:pe");
+            let mut conn = conn.clone();
+            async move {
+                redis::cmd("PTTL")
+                    .arg(key)
+                    .query_async::<i64>(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        };
+        let lease = pttl(&mut conn).await;
+        assert!((55_000..=60_000).contains(&lease), "lease PTTL {lease}");
+        assert!(store.complete(&k, &token, &p).await.unwrap());
+        let ttl = pttl(&mut conn).await;
+        assert!((3_595_000..=3_600_000).contains(&ttl), "done PTTL {ttl}");
+        // Expire it on the server: the next claim is new again.
+        let _: () = redis::cmd("PEXPIRE")
+            .arg(r.key("1:t1:pe"))
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: () = redis::cmd("DEL")
+            .arg(r.key("1:t1:pe"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(matches!(store.claim(&k, &p).await.unwrap(), Claim::New(_)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn redis_stress_has_zero_double_claims() {
+        let Some(r) = hisn_test_support::redis("redis_stress").await else {
+            return;
+        };
+        let store = Arc::new(RedisReplayStore::new(r.connection().await, r.prefix()).unwrap());
+        stress(store, 16, 100).await;
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_store {
+    use super::*;
+    use hisn_webhook_verify::replay::PgReplayStore;
+
+    async fn store(name: &str) -> Option<(hisn_test_support::TestDatabase, PgReplayStore)> {
+        let db = hisn_test_support::postgres(name).await?;
+        let store = PgReplayStore::new(db.pool().await);
+        store.migrate().await.unwrap();
+        store.migrate().await.unwrap(); // idempotent
+        Some((db, store))
+    }
+
+    #[tokio::test]
+    async fn postgres_store_honours_the_contract() {
+        let Some((_db, store)) = store("pg_replay_contract").await else {
+            return;
+        };
+        contract(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_expired_rows_are_taken_over_and_purged() {
+        let Some((db, store)) = store("pg_replay_expiry").await else {
+            return;
+        };
+        let k = ReplayKey::new("t", "p", "e").unwrap();
+        assert!(matches!(
+            store.claim(&k, &ReplayPolicy::DEFAULT).await.unwrap(),
+            Claim::New(_)
+        ));
+        // Age the row in the database instead of sleeping.
+        let pool = db.pool().await;
+        sqlx::query("update hisn_webhook_replay set expires_at = now() - interval '1 second'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                store.claim(&k, &ReplayPolicy::DEFAULT).await.unwrap(),
+                Claim::New(_)
+            ),
+            "takeover"
+        );
+        sqlx::query("update hisn_webhook_replay set expires_at = now() - interval '1 second'")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert_eq!(store.purge_expired().await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_stress_has_zero_double_claims() {
+        let Some((_db, store)) = store("pg_replay_stress").await else {
+            return;
+        };
+        stress(Arc::new(store), 8, 60).await;
+    }
+}
