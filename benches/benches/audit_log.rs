@@ -6,7 +6,8 @@
 //!   measured latency of one `write` + `fdatasync` is printed beside it.
 //! - `audit_log/verify`: chain verification of 256-byte records vs raw SHA-256
 //!   over the same bytes.
-//! - `audit_log/append_postgres` is not built yet (see the crate's CHANGELOG).
+//! - `audit_log/append_postgres_*` live in `audit_log_pg.rs` (they need
+//!   `HISN_TEST_DATABASE_URL`).
 #![allow(missing_docs)]
 // Benchmark set-up code: panicking on a broken set-up is intended.
 #![allow(

@@ -57,8 +57,9 @@ fn append_postgres(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let Some(db) = rt.block_on(hisn_test_support::postgres("bench_audit_log_append_postgres"))
-    else {
+    let Some(db) = rt.block_on(hisn_test_support::postgres(
+        "bench_audit_log_append_postgres",
+    )) else {
         println!("skipping audit_log/append_postgres: HISN_TEST_DATABASE_URL is not set");
         return;
     };
@@ -149,7 +150,10 @@ fn append_postgres(c: &mut Criterion) {
     let store = PgStore::new(p.clone());
     let t = TenantId::parse("bench-batch").unwrap();
     let events: Vec<Event> = (0..BATCH).map(|_| event(&t)).collect();
-    let records: Vec<Vec<u8>> = events.iter().map(|e| encode_record(0, e).unwrap()).collect();
+    let records: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| encode_record(0, e).unwrap())
+        .collect();
     let tenants: Vec<&str> = vec![t.as_str(); BATCH];
     let mut g = c.benchmark_group("audit_log/append_postgres_batch");
     g.sample_size(10);

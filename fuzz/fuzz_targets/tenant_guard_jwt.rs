@@ -21,7 +21,10 @@ const KID: &str = "k1";
 
 static VERIFIER: LazyLock<TokenVerifier> = LazyLock::new(|| {
     TokenVerifier::builder()
-        .issuer(Issuer::new("iss", "aud", &[Algorithm::HS256]).key(KID, DecodingKey::from_secret(SECRET)))
+        .issuer(
+            Issuer::new("iss", "aud", &[Algorithm::HS256])
+                .key(KID, DecodingKey::from_secret(SECRET)),
+        )
         .clock(Arc::new(ManualClock::new(1_000)))
         .build()
         .unwrap()
@@ -31,7 +34,11 @@ fn b64url(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
@@ -41,15 +48,22 @@ fn b64url(data: &[u8]) -> String {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
-    let Ok(text) = std::str::from_utf8(rest) else { return };
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
     let (body, path) = text.split_once('\n').unwrap_or((text, ""));
     if mode % 2 == 0 {
         // Only the two opaque errors may come back (or, should the fuzzer
         // ever produce a valid HMAC, a context for the path's tenant).
         match VERIFIER.verify_for_path(body, path) {
             Ok(ctx) => assert_eq!(ctx.tenant(), path.parse().unwrap()),
-            Err(e) => assert!(matches!(e, Error::Unauthenticated | Error::NotFound), "{e:?}"),
+            Err(e) => assert!(
+                matches!(e, Error::Unauthenticated | Error::NotFound),
+                "{e:?}"
+            ),
         }
         return;
     }

@@ -27,6 +27,37 @@ fn valid_name(s: &str) -> bool {
         })
 }
 
+/// `new`, `as_str` and `Display` for the name newtypes ([`Role`], [`Permission`]),
+/// which share one syntax.
+macro_rules! name_newtype {
+    ($t:ident, $what:literal) => {
+        impl $t {
+            #[doc = concat!(
+                        "Parse a ", $what, " name; [`Error::InvalidName`] if it is empty, ",
+                        "longer than 64 characters or holds other characters than `a-z 0-9 _ - :`."
+                    )]
+            pub fn new(name: &str) -> Result<Self, Error> {
+                if valid_name(name) {
+                    Ok(Self(Cow::Owned(name.to_owned())))
+                } else {
+                    Err(Error::InvalidName)
+                }
+            }
+
+            #[doc = concat!("The ", $what, "'s name.")]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
 /// A role name: 1 to 64 characters of `a-z 0-9 _ - :`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub struct Role(Cow<'static, str>);
@@ -40,28 +71,9 @@ impl Role {
     pub const MEMBER: Role = Role(Cow::Borrowed("member"));
     /// Reads the tenant's data.
     pub const VIEWER: Role = Role(Cow::Borrowed("viewer"));
-
-    /// Parse a role name; [`Error::InvalidName`] if it is empty, too long or
-    /// holds other characters than `a-z 0-9 _ - :`.
-    pub fn new(name: &str) -> Result<Self, Error> {
-        if valid_name(name) {
-            Ok(Self(Cow::Owned(name.to_owned())))
-        } else {
-            Err(Error::InvalidName)
-        }
-    }
-
-    /// The role's name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+name_newtype!(Role, "role");
 
 /// A permission name: 1 to 64 characters of `a-z 0-9 _ - :`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
@@ -78,27 +90,9 @@ impl Permission {
     pub const MANAGE_CLIENTS: Permission = Permission(Cow::Borrowed("manage_clients"));
     /// Change tenant settings, billing, and delete the tenant.
     pub const MANAGE_TENANT: Permission = Permission(Cow::Borrowed("manage_tenant"));
-
-    /// Parse a permission name (same rules as [`Role::new`]).
-    pub fn new(name: &str) -> Result<Self, Error> {
-        if valid_name(name) {
-            Ok(Self(Cow::Owned(name.to_owned())))
-        } else {
-            Err(Error::InvalidName)
-        }
-    }
-
-    /// The permission's name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+name_newtype!(Permission, "permission");
 
 /// Who is calling, for which tenant, with which roles and client grants.
 ///

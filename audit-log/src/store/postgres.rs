@@ -179,6 +179,8 @@ const FAST_ATTEMPTS: usize = 4;
 /// (`hisn_audit_append`: lock, check the head, insert). The database checks the
 /// head under the tenant's lock, so a stale guess (another writer appended)
 /// inserts nothing and costs one more round trip; it never forks the chain.
+/// The memory is one entry (sequence number and link) per tenant appended to;
+/// clones share it.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,

@@ -228,7 +228,11 @@ async fn stale_remembered_heads_are_rechained() {
         seqs.push(store.append(&event(&t, u64::from(i))).await.unwrap());
         if i % 7 == 0 {
             let mut tx = pool.begin().await.unwrap();
-            seqs.push(PgStore::append_in(&mut tx, &event(&t, 100 + u64::from(i))).await.unwrap());
+            seqs.push(
+                PgStore::append_in(&mut tx, &event(&t, 100 + u64::from(i)))
+                    .await
+                    .unwrap(),
+            );
             tx.commit().await.unwrap();
         }
     }
@@ -283,7 +287,9 @@ async fn batch_append_chains_each_tenant_in_order() {
     // Inside the caller's transaction: rolled back with it.
     let mut tx = pool.begin().await.unwrap();
     assert_eq!(
-        PgStore::append_batch_in(&mut tx, &[event(&b, 6)]).await.unwrap(),
+        PgStore::append_batch_in(&mut tx, &[event(&b, 6)])
+            .await
+            .unwrap(),
         vec![2]
     );
     tx.rollback().await.unwrap();

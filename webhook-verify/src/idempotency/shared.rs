@@ -15,7 +15,7 @@ mod redis_store {
 
     use super::super::store::{Begin, IdempotencyStore, StoredResponse};
     use crate::error::{Error, Result};
-    use crate::replay::{ClaimToken, random_token, store_error};
+    use crate::replay::{ClaimToken, random_token, redis_prefix, store_error};
 
     // Value layout: b"i" + fingerprint (32) + token, or b"d" + fingerprint (32) + response.
     const BEGIN: &str = r"
@@ -56,14 +56,9 @@ return 0";
     impl RedisIdempotencyStore {
         /// A store on `conn` with every key under `prefix`.
         pub fn new(conn: MultiplexedConnection, prefix: &str) -> Result<Self> {
-            if prefix.len() > 128 || prefix.chars().any(char::is_control) {
-                return Err(Error::InvalidConfig(
-                    "redis key prefix must be at most 128 printable characters",
-                ));
-            }
             Ok(Self {
                 conn,
-                prefix: prefix.to_owned(),
+                prefix: redis_prefix(prefix)?,
                 begin: redis::Script::new(BEGIN),
                 finish: redis::Script::new(FINISH),
             })

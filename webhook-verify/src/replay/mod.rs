@@ -35,6 +35,8 @@ pub use memory::MemoryReplayStore;
 pub use postgres::PgReplayStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisReplayStore;
+#[cfg(feature = "redis")]
+pub(crate) use redis::redis_prefix;
 
 /// Longest scope, provider or event id accepted, in bytes.
 pub const MAX_KEY_PART: usize = 256;

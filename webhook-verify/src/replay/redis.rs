@@ -20,6 +20,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// Check a key prefix given for a Redis store (replay or idempotency): at most
+/// 128 printable characters, so keys stay readable and bounded.
+pub(crate) fn redis_prefix(prefix: &str) -> Result<String> {
+    if prefix.len() > 128 || prefix.chars().any(char::is_control) {
+        return Err(Error::InvalidConfig(
+            "redis key prefix must be at most 128 printable characters",
+        ));
+    }
+    Ok(prefix.to_owned())
+}
+
 /// A [`ReplayStore`] on Redis. Keys are `<prefix><len>:<scope><len>:<provider><event id>`;
 /// values are `p:<token>` while in progress and `d` when done. Expiry is
 /// Redis's own (`PX`), so the Redis clock governs leases and TTLs.
@@ -41,14 +52,9 @@ impl std::fmt::Debug for RedisReplayStore {
 impl RedisReplayStore {
     /// A store on `conn` with every key under `prefix` (for example `hisn:replay:`).
     pub fn new(conn: MultiplexedConnection, prefix: &str) -> Result<Self> {
-        if prefix.len() > 128 || prefix.chars().any(char::is_control) {
-            return Err(Error::InvalidConfig(
-                "redis key prefix must be at most 128 printable characters",
-            ));
-        }
         Ok(Self {
             conn,
-            prefix: prefix.to_owned(),
+            prefix: redis_prefix(prefix)?,
             complete: redis::Script::new(COMPLETE),
             release: redis::Script::new(RELEASE),
         })
