@@ -70,7 +70,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// Map a library error: verification failures exit 1, everything else 2.
 fn map_err(e: Error) -> CliError {
     match e {
-        Error::Decrypt | Error::UnknownKey | Error::Unwrap | Error::TenantShredded => {
+        Error::Decrypt => CliError::failed(e),
+        Error::UnknownKey | Error::Unwrap | Error::TenantShredded => {
             CliError::failed(format!("decryption failed: {e}"))
         }
         other => CliError::usage(other),
