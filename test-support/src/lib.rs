@@ -28,6 +28,7 @@
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
 
 use std::fmt;
+use std::io::Write;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
@@ -59,7 +60,12 @@ fn unavailable(test: &str, what: &str) {
     if services_required() {
         panic!("{test}: {what}, and {REQUIRE_VAR}=1 requires it");
     }
-    println!("skipping {test}: {what} (set it to run this test)");
+    // Written to the stderr handle directly, not with `eprintln!`: libtest
+    // captures the print macros of passing tests, and a skip must be visible.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "skipping {test}: {what} (set it to run this test)"
+    );
 }
 
 fn env_url(test: &str, var: &str) -> Option<String> {
