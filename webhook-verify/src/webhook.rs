@@ -654,35 +654,11 @@ impl Webhook {
             }
             Scheme::Stripe => {
                 let h = self.required(headers, "stripe-signature")?;
-                let (ts_raw, sigs) = parse_kv_list(h, b',', b"t", b"v1", max)?;
-                let ts = parse_ts(ts_raw)?;
-                let mut prefix = Prefix::from_slice(ts_raw);
-                prefix.push(b'.');
-                Ok(Parsed {
-                    prefix,
-                    sigs,
-                    sig_len: 32,
-                    timestamp: Some(ts),
-                    id: None,
-                    body_sha256: None,
-                    body_in_prefix: false,
-                })
+                timestamped_list(h, b',', b"t", b"v1", b'.', max)
             }
             Scheme::Paddle => {
                 let h = self.required(headers, "paddle-signature")?;
-                let (ts_raw, sigs) = parse_kv_list(h, b';', b"ts", b"h1", max)?;
-                let ts = parse_ts(ts_raw)?;
-                let mut prefix = Prefix::from_slice(ts_raw);
-                prefix.push(b':');
-                Ok(Parsed {
-                    prefix,
-                    sigs,
-                    sig_len: 32,
-                    timestamp: Some(ts),
-                    id: None,
-                    body_sha256: None,
-                    body_in_prefix: false,
-                })
+                timestamped_list(h, b';', b"ts", b"h1", b':', max)
             }
             Scheme::GitHub => {
                 let h = self.required(headers, "x-hub-signature-256")?;
@@ -921,6 +897,32 @@ fn hex_of(key: &KeyMaterial, prefix: &[u8], body: &[u8]) -> Result<String> {
         KeyMaterial::Sha256(s) => Ok(encoding::hex_lower(&mac_sha256(s, prefix, body))),
         _ => Err(Error::SigningUnavailable),
     }
+}
+
+/// Stripe (`t=..,v1=..`, signed `t.body`) and Paddle (`ts=..;h1=..`, signed
+/// `ts:body`): one timestamp and a list of hex HMAC-SHA256 signatures in one
+/// header; the signed prefix is the timestamp text and `joiner`.
+fn timestamped_list(
+    h: &[u8],
+    sep: u8,
+    ts_key: &[u8],
+    sig_key: &[u8],
+    joiner: u8,
+    max: usize,
+) -> Result<Parsed<'static>> {
+    let (ts_raw, sigs) = parse_kv_list(h, sep, ts_key, sig_key, max)?;
+    let ts = parse_ts(ts_raw)?;
+    let mut prefix = Prefix::from_slice(ts_raw);
+    prefix.push(joiner);
+    Ok(Parsed {
+        prefix,
+        sigs,
+        sig_len: 32,
+        timestamp: Some(ts),
+        id: None,
+        body_sha256: None,
+        body_in_prefix: false,
+    })
 }
 
 fn simple(prefix: Prefix, sig: [u8; 32], timestamp: Option<u64>) -> Parsed<'static> {
