@@ -69,6 +69,24 @@ return 0";
         }
     }
 
+    /// The stored record under `k`, if any.
+    async fn stored(
+        conn: &mut MultiplexedConnection,
+        k: &str,
+        op: &'static str,
+    ) -> Result<Option<Vec<u8>>> {
+        redis::cmd("GET")
+            .arg(k)
+            .query_async(conn)
+            .await
+            .map_err(|e| store_error(op, &e))
+    }
+
+    /// The request fingerprint in a stored record (`i` or `d`, then 32 bytes).
+    fn fingerprint(record: &[u8]) -> Option<[u8; 32]> {
+        record.get(1..33).and_then(|f| <[u8; 32]>::try_from(f).ok())
+    }
+
     fn in_flight(fp: &[u8; 32], token: &ClaimToken) -> Vec<u8> {
         [&b"i"[..], fp, token.text().as_bytes()].concat()
     }
@@ -125,13 +143,10 @@ return 0";
             // The fingerprint is not known here: read it back from the record.
             let k = self.key(scope, key);
             let mut conn = self.conn.clone();
-            let cur: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&k)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| store_error("idempotency finish", &e))?;
-            let Some(cur) = cur else { return Ok(()) };
-            let Some(fp) = cur.get(1..33).and_then(|f| <[u8; 32]>::try_from(f).ok()) else {
+            let Some(cur) = stored(&mut conn, &k, "idempotency finish").await? else {
+                return Ok(());
+            };
+            let Some(fp) = fingerprint(&cur) else {
                 return Err(Error::StoreUnavailable);
             };
             let done = [&b"d"[..], &fp[..], &response.encode()].concat();
@@ -152,13 +167,10 @@ return 0";
         async fn abort(&self, scope: &str, key: &str, token: &ClaimToken) -> Result<()> {
             let k = self.key(scope, key);
             let mut conn = self.conn.clone();
-            let cur: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(&k)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| store_error("idempotency abort", &e))?;
-            let Some(cur) = cur else { return Ok(()) };
-            let Some(fp) = cur.get(1..33).and_then(|f| <[u8; 32]>::try_from(f).ok()) else {
+            let Some(cur) = stored(&mut conn, &k, "idempotency abort").await? else {
+                return Ok(());
+            };
+            let Some(fp) = fingerprint(&cur) else {
                 return Ok(());
             };
             let _: i64 = self
