@@ -6,10 +6,9 @@
 //! tenant transaction, started with [`PgTenantPool::begin`] from a verified
 //! [`TenantContext`](crate::TenantContext). In that transaction:
 //!
-//! - PostgreSQL: the transaction starts with
-//!   `BEGIN; SELECT set_config('hisn.tenant_id', '<tenant>', true)` (one round
-//!   trip; the tenant is inlined only because a [`TenantId`](crate::TenantId)
-//!   prints as 36 characters of `[0-9a-f-]`, checked again before use). The `true` makes the
+//! - PostgreSQL: the transaction runs `BEGIN`, then
+//!   `SELECT set_config('hisn.tenant_id', $1, true)` with the tenant bound as
+//!   `$1` (never text in SQL). The `true` makes the
 //!   setting transaction-local: it ends with the transaction, whether it was
 //!   committed, rolled back, or dropped mid-way by a cancelled request (sqlx
 //!   rolls a dropped transaction back before the connection is reused), so the

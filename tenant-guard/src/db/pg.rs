@@ -5,26 +5,24 @@ use sqlx::postgres::{PgPool, PgRow};
 use uuid::Uuid;
 
 use crate::guard::Dialect;
-use crate::rls::TENANT_SETTING;
 use crate::{Error, TenantId};
+
+/// The statement that sets the tenant for one transaction; the tenant is `$1`.
+const SET_TENANT: &str = "SELECT set_config('hisn.tenant_id', $1, true)";
 
 /// Begin a transaction whose tenant setting is transaction-local
 /// (`is_local = true`): it ends with the transaction, committed, rolled back
-/// or dropped.
-///
-/// `BEGIN` and `set_config` go in one simple-query round trip, so the tenant is
-/// a literal here. That is safe only because a `TenantId` always prints as a
-/// hyphenated UUID; the check below makes that an invariant, not an assumption.
+/// or dropped. The tenant is a bound parameter, never text in SQL.
 async fn begin_tenant(
     pool: &PgPool,
     tenant: TenantId,
 ) -> Result<sqlx::Transaction<'static, Postgres>, Error> {
-    let tenant = tenant.to_string();
-    if tenant.len() != 36 || !tenant.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-        return Err(Error::InvalidId);
-    }
-    let begin = format!("BEGIN; SELECT set_config('{TENANT_SETTING}', '{tenant}', true)");
-    Ok(pool.begin_with(sqlx::AssertSqlSafe(begin)).await?)
+    let mut tx = pool.begin().await?;
+    sqlx::query(SET_TENANT)
+        .bind(tenant.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
 }
 
 /// The tenant is bound as a `uuid`.
@@ -41,4 +39,13 @@ super::tenant_pool! {
     tx = PgTenantTx,
     query = PgTenantQuery,
     name = "PostgreSQL",
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn set_tenant_names_the_rls_setting_and_is_transaction_local() {
+        assert!(super::SET_TENANT.contains(&format!("'{}'", crate::rls::TENANT_SETTING)));
+        assert!(super::SET_TENANT.ends_with("$1, true)"));
+    }
 }
