@@ -8,7 +8,7 @@ use std::hint::black_box;
 use aes_gcm::aead::Aead;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hisn_benches::{BASELINE, HISN, filler};
+use hisn_benches::{BASELINE, HISN, filler, interleaved_ratio};
 use hisn_crypto_vault::{
     BlindIndexer, FieldContext, KeyId, Keyring, MAX_USAGE_CAP, PasswordHasher, PasswordParams,
     SecretKey,
@@ -38,7 +38,20 @@ fn field(c: &mut Criterion, name: &str, len: usize) {
     let raw = Aes256Gcm::new_from_slice(&KEY).unwrap();
     let nonce = Nonce::from([7u8; 12]);
 
-    let mut g = c.benchmark_group(format!("crypto_vault/{name}"));
+    let group = format!("crypto_vault/{name}");
+    let ratio = interleaved_ratio(
+        (64 * 1024 / len).clamp(4, 200),
+        || {
+            let ct = ring.encrypt(&ctx, black_box(&pt)).unwrap();
+            ring.decrypt(&ctx, &ct).unwrap()
+        },
+        || {
+            let ct = raw.encrypt(&nonce, black_box(pt.as_slice())).unwrap();
+            raw.decrypt(&nonce, ct.as_slice()).unwrap()
+        },
+    );
+    println!("{group}: interleaved median ratio hisn/baseline = {ratio:.3}");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(u64::try_from(len).unwrap()));
     g.bench_function(HISN, |b| {
         b.iter(|| {
@@ -67,6 +80,16 @@ fn blind_index(c: &mut Criterion) {
     let value = b"alice.example@example-company.com";
     let indexer =
         BlindIndexer::new(&SecretKey::from_bytes(KEY), "tenant-0001", "users", "email").unwrap();
+    let ratio = interleaved_ratio(
+        200,
+        || indexer.index(black_box(value)),
+        || {
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&KEY).unwrap();
+            mac.update(black_box(value));
+            mac.finalize().into_bytes()
+        },
+    );
+    println!("crypto_vault/blind_index: interleaved median ratio hisn/baseline = {ratio:.3}");
     let mut g = c.benchmark_group("crypto_vault/blind_index");
     g.bench_function(HISN, |b| {
         b.iter(|| black_box(indexer.index(black_box(value))))

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use hisn_benches::{BASELINE, HISN, filler};
+use hisn_benches::{BASELINE, HISN, filler, interleaved_ratio};
 use hisn_webhook_verify::replay::{Claim, MemoryReplayStore, ReplayKey, ReplayPolicy};
 use hisn_webhook_verify::{ManualClock, Scheme, SignInput, Webhook};
 use hmac::{Hmac, KeyInit, Mac};
@@ -75,6 +75,7 @@ fn verify(c: &mut Criterion, len: usize, group: &str) {
     // see different load; alternate short chunks of both and print the median
     // per-chunk ratio as well (the same work, measured side by side).
     let ratio = interleaved_ratio(
+        20,
         || wh.verify(black_box(&headers), black_box(&body)).is_ok(),
         || {
             let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(black_box(&key)).unwrap();
@@ -97,27 +98,6 @@ fn verify(c: &mut Criterion, len: usize, group: &str) {
         });
     });
     g.finish();
-}
-
-fn interleaved_ratio(mut hisn: impl FnMut() -> bool, mut baseline: impl FnMut() -> bool) -> f64 {
-    const ROUNDS: usize = 301;
-    const CHUNK: usize = 20;
-    let mut ratios = Vec::with_capacity(ROUNDS);
-    for _ in 0..ROUNDS {
-        let t = Instant::now();
-        for _ in 0..CHUNK {
-            black_box(hisn());
-        }
-        let h = t.elapsed();
-        let t = Instant::now();
-        for _ in 0..CHUNK {
-            black_box(baseline());
-        }
-        let b = t.elapsed();
-        ratios.push(h.as_secs_f64() / b.as_secs_f64().max(1e-12));
-    }
-    ratios.sort_by(f64::total_cmp);
-    ratios[ROUNDS / 2]
 }
 
 fn verify_1kib(c: &mut Criterion) {

@@ -6,11 +6,13 @@ import base64, json, struct
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 def lp(b):
-    return struct.pack(">I", len(b)) + b
+    assert 1 <= len(b) <= 1024
+    return (bytes([len(b)]) if len(b) < 0x80 else struct.pack(">H", 0x8000 | len(b))) + b
 
 def aad(tenant, table, column, row, key_id):
-    return (lp(b"hisn-vault/field") + bytes([1]) + lp(tenant.encode()) + lp(table.encode())
-            + lp(column.encode()) + lp(row.encode()) + struct.pack(">I", key_id))
+    a = (b"hvf" + bytes([1]) + lp(tenant.encode()) + lp(table.encode())
+         + lp(column.encode()) + lp(row.encode()) + struct.pack(">I", key_id))
+    return a + bytes(-len(a) % 64)
 
 def seal(key, key_id, nonce, ctx, pt):
     ct = AESGCM(key).encrypt(nonce, pt, aad(*ctx, key_id))
@@ -26,6 +28,10 @@ cases = [
      ("\u0634\u0631\u0643\u0629", "integrations", "oauth_token", "9f1c"), "\u0633\u0631".encode()),
     ("length-prefix boundary ab|c", bytes(range(32, 64)), 4294967295, bytes(range(100, 112)), ("ab", "c", "x", "y"), b"z" * 40),
     ("length-prefix boundary a|bc", bytes(range(32, 64)), 4294967295, bytes(range(100, 112)), ("a", "bc", "x", "y"), b"z" * 40),
+    ("uuid context, 127-byte column (one-byte length)", bytes(range(64, 96)), 2, bytes(range(1, 13)),
+     ("8f14e45f-ceea-467f-a0e6-3c5d7a1b2c3d", "integrations", "c" * 127, "0b6f2a1e-5d4c-4b3a-9a8b-7c6d5e4f3a2b"), b"token"),
+    ("128-byte and 1024-byte components (two-byte lengths)", bytes(range(64, 96)), 2, bytes(range(1, 13)),
+     ("t" * 128, "integrations", "oauth_token", "r" * 1024), b"token"),
 ]
 passing = []
 for comment, key, kid, nonce, ctx, pt in cases:

@@ -91,6 +91,49 @@ proptest! {
     }
 }
 
+/// Read one length-prefixed component back from `aad` (the documented
+/// encoding), or `None` if it does not parse.
+fn read_component(aad: &mut &[u8]) -> Option<String> {
+    let (&first, rest) = aad.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let (&second, rest) = rest.split_first()?;
+        (
+            usize::from(u16::from_be_bytes([first, second]) & 0x7FFF),
+            rest,
+        )
+    };
+    let (part, rest) = (rest.get(..len)?, rest.get(len..)?);
+    *aad = rest;
+    String::from_utf8(part.to_vec()).ok()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The AAD decodes back to exactly its context and key id, then zeros, so
+    /// two different contexts can never share an AAD (lengths span both prefix
+    /// sizes).
+    #[test]
+    fn aad_decodes_back_to_its_context(
+        parts in proptest::array::uniform4("[a-z0-9]{1,200}"),
+        key_id in any::<u32>(),
+    ) {
+        let ctx = FieldContext::new(&parts[0], &parts[1], &parts[2], &parts[3]).unwrap();
+        let aad = ctx.aad(KeyId(key_id));
+        let mut rest = aad.strip_prefix(b"hvf\x01".as_slice()).unwrap();
+        for part in &parts {
+            let read = read_component(&mut rest);
+            prop_assert_eq!(read.as_ref(), Some(part));
+        }
+        let tail = key_id.to_be_bytes();
+        prop_assert_eq!(&rest[..4], tail.as_slice());
+        prop_assert!(rest[4..].len() < 64 && rest[4..].iter().all(|&b| b == 0));
+        prop_assert_eq!(aad.len() % 64, 0);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(16))]
 
