@@ -40,5 +40,5 @@ pub use signed_url::UrlSigner;
 #[cfg(feature = "sqlx")]
 pub use sqlx_impl::TextCiphertext;
 pub use store::{DirKeyStore, KeyStore, MemoryKeyStore, WrappedKey};
-pub use vault::{DEFAULT_CACHE_CAPACITY, RewrapReport, Vault};
+pub use vault::{DEFAULT_CACHE_CAPACITY, DEFAULT_PERSIST_EVERY, RewrapReport, Vault};
 pub use wrap::{KeyPurpose, WRAP_VERSION, WRAPPED_LEN};

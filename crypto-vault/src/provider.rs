@@ -9,14 +9,35 @@ use crate::error::{Error, Result};
 use crate::secret::MasterKey;
 
 /// A source of the master key. Environment variable and file implementations
-/// are provided; a KMS or HSM plugs in by implementing this trait (fetch or
-/// unwrap the key at start-up and return it).
+/// are provided; a KMS or HSM plugs in by implementing this trait. It is async
+/// so that such an implementation can make its network call (fetch the key, or
+/// have the KMS unwrap a locally stored copy) without blocking the runtime.
+/// Call it at start-up (and on master-key rotation) and give the key to
+/// [`Vault::new`](crate::Vault::new).
+///
+/// ```
+/// use hisn_crypto_vault::{Error, KeyProvider, MasterKey};
+///
+/// /// Stands in for a KMS client: `decrypt` would be a network call.
+/// struct Kms { wrapped: String }
+///
+/// impl KeyProvider for Kms {
+///     async fn master_key(&self) -> Result<MasterKey, Error> {
+///         MasterKey::from_base64(&self.wrapped)
+///     }
+/// }
+/// # let kms = Kms { wrapped: MasterKey::generate()?.to_base64().to_string() };
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let key = rt.block_on(kms.master_key())?;
+/// # Ok::<(), Error>(())
+/// ```
 pub trait KeyProvider: Send + Sync {
     /// The current master key.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] if the key is missing or malformed.
-    fn master_key(&self) -> Result<MasterKey>;
+    /// [`Error::InvalidKey`] if the key is missing or malformed; an
+    /// implementation's own failure as an [`Error`].
+    fn master_key(&self) -> impl Future<Output = Result<MasterKey>> + Send;
 }
 
 /// Reads the master key (standard base64 of 32 bytes) from an environment
@@ -43,7 +64,7 @@ impl Default for EnvKeyProvider {
 }
 
 impl KeyProvider for EnvKeyProvider {
-    fn master_key(&self) -> Result<MasterKey> {
+    async fn master_key(&self) -> Result<MasterKey> {
         let v = Zeroizing::new(
             std::env::var(&self.var)
                 .map_err(|_| Error::InvalidKey("master key variable is not set"))?,
@@ -80,7 +101,9 @@ impl FileKeyProvider {
 }
 
 impl KeyProvider for FileKeyProvider {
-    fn master_key(&self) -> Result<MasterKey> {
+    /// Reads a file of at most [`Self::MAX_FILE_LEN`] bytes with blocking I/O
+    /// (once, at start-up).
+    async fn master_key(&self) -> Result<MasterKey> {
         let meta = std::fs::metadata(&self.path)
             .map_err(|_| Error::InvalidKey("master key file is unreadable"))?;
         if meta.len() > Self::MAX_FILE_LEN {
@@ -106,7 +129,7 @@ impl StaticKeyProvider {
 }
 
 impl KeyProvider for StaticKeyProvider {
-    fn master_key(&self) -> Result<MasterKey> {
+    async fn master_key(&self) -> Result<MasterKey> {
         Ok(self.0.clone())
     }
 }
@@ -115,28 +138,31 @@ impl KeyProvider for StaticKeyProvider {
 mod tests {
     use super::*;
 
+    fn get(p: &impl KeyProvider) -> Result<MasterKey> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(p.master_key())
+    }
+
     #[test]
     fn file_provider_reads_base64_and_rejects_garbage() {
         let dir = tempfile::tempdir().unwrap();
         let k = MasterKey::generate().unwrap();
         let p = dir.path().join("master.key");
         std::fs::write(&p, format!("{}\n", k.to_base64().as_str())).unwrap();
-        assert_eq!(FileKeyProvider::new(&p).master_key().unwrap(), k);
+        assert_eq!(get(&FileKeyProvider::new(&p)).unwrap(), k);
         std::fs::write(&p, "not a key").unwrap();
         assert!(matches!(
-            FileKeyProvider::new(&p).master_key(),
+            get(&FileKeyProvider::new(&p)),
             Err(Error::InvalidKey(_))
         ));
-        assert!(
-            FileKeyProvider::new(dir.path().join("missing"))
-                .master_key()
-                .is_err()
-        );
+        assert!(get(&FileKeyProvider::new(dir.path().join("missing"))).is_err());
     }
 
     #[test]
     fn env_provider_reports_missing_variable() {
         let p = EnvKeyProvider::new("HISN_TEST_SURELY_UNSET_VARIABLE_42");
-        assert!(matches!(p.master_key(), Err(Error::InvalidKey(_))));
+        assert!(matches!(get(&p), Err(Error::InvalidKey(_))));
     }
 }

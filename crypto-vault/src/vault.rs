@@ -17,6 +17,11 @@ use crate::secret::{MasterKey, Plaintext, SecretKey};
 use crate::store::{KeyStore, WrappedKey};
 use crate::wrap::{self, KeyPurpose};
 
+/// Default interval, in encryptions, between automatic writes of a data key's
+/// usage counter to the store (2^16: a crash loses at most that many counts,
+/// against a cap of 2^30 and a limit of 2^32).
+pub const DEFAULT_PERSIST_EVERY: u64 = 1 << 16;
+
 /// Default number of tenant keyrings kept unwrapped in memory.
 pub const DEFAULT_CACHE_CAPACITY: NonZeroUsize = match NonZeroUsize::new(1024) {
     Some(n) => n,
@@ -42,6 +47,7 @@ pub struct Vault<S> {
     previous: Vec<MasterKey>,
     cache: Mutex<LruCache<String, Arc<Keyring>>>,
     usage_cap: u64,
+    persist_every: u64,
 }
 
 impl<S> fmt::Debug for Vault<S> {
@@ -51,6 +57,7 @@ impl<S> fmt::Debug for Vault<S> {
             .field("previous_masters", &self.previous.len())
             .field("cached_tenants", &self.cache.lock().len())
             .field("usage_cap", &self.usage_cap)
+            .field("persist_every", &self.persist_every)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +71,7 @@ impl<S: KeyStore> Vault<S> {
             previous: Vec::new(),
             cache: Mutex::new(LruCache::new(DEFAULT_CACHE_CAPACITY)),
             usage_cap: DEFAULT_USAGE_CAP,
+            persist_every: DEFAULT_PERSIST_EVERY,
         }
     }
 
@@ -86,6 +94,22 @@ impl<S: KeyStore> Vault<S> {
     /// [`Error::InvalidConfig`] outside that range.
     pub fn with_usage_cap(mut self, cap: u64) -> Result<Self> {
         self.usage_cap = check_cap(cap)?;
+        Ok(self)
+    }
+
+    /// Persist a data key's usage counter every `n` encryptions (default
+    /// [`DEFAULT_PERSIST_EVERY`]); a crash loses at most `n` counts per key and
+    /// process.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for 0.
+    pub fn with_usage_persist_every(mut self, n: u64) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::InvalidConfig(
+                "usage persist interval must be at least 1",
+            ));
+        }
+        self.persist_every = n;
         Ok(self)
     }
 
@@ -182,7 +206,13 @@ impl<S: KeyStore> Vault<S> {
             index_root,
             self.usage_cap,
         )?);
-        self.cache.lock().put(tenant.to_owned(), Arc::clone(&ring));
+        // An entry pushed out (the least recently used tenant, or this tenant's
+        // ring loaded concurrently by another caller) takes its counts with it
+        // unless they are written first.
+        let pushed_out = self.cache.lock().push(tenant.to_owned(), Arc::clone(&ring));
+        if let Some((_, old)) = pushed_out {
+            self.persist_or_warn(&old).await;
+        }
         Ok(ring)
     }
 
@@ -190,8 +220,27 @@ impl<S: KeyStore> Vault<S> {
     ///
     /// # Errors
     /// As [`Vault::keyring`] and [`Keyring::encrypt`].
+    ///
+    /// Every [`DEFAULT_PERSIST_EVERY`] encryptions under a key (see
+    /// [`Vault::with_usage_persist_every`]) its usage counter is written to the
+    /// store. A failed write is logged and retried at the next interval: the
+    /// in-memory counter keeps enforcing the cap meanwhile.
     pub async fn encrypt(&self, ctx: &FieldContext<'_>, plaintext: &[u8]) -> Result<Ciphertext> {
-        self.keyring(ctx.tenant()).await?.encrypt(ctx, plaintext)
+        let ring = self.keyring(ctx.tenant()).await?;
+        let ct = ring.encrypt(ctx, plaintext)?;
+        if ring
+            .usage(ct.key_id())
+            .is_some_and(|u| u % self.persist_every == 0)
+        {
+            self.persist_or_warn(&ring).await;
+        }
+        Ok(ct)
+    }
+
+    async fn persist_or_warn(&self, ring: &Keyring) {
+        if let Err(e) = self.persist_ring_usage(ring).await {
+            tracing::warn!(target: "hisn_crypto_vault", error = %e, "could not persist data key usage counters");
+        }
     }
 
     /// Decrypt a field value stored at `ctx`.
@@ -205,18 +254,22 @@ impl<S: KeyStore> Vault<S> {
             // A newer key may have been created by another process since this
             // keyring was cached: reload once.
             Err(Error::UnknownKey) if ring.key_ids().iter().all(|id| *id < ct.key_id()) => {
-                self.evict(ctx.tenant());
+                self.evict(ctx.tenant()).await;
                 self.keyring(ctx.tenant()).await?.decrypt(ctx, ct)
             }
             other => other,
         }
     }
 
-    /// Drop the tenant's cached keyring (its keys are zeroized once no caller holds
-    /// it). Use it after another process rotated or shredded the tenant's keys;
-    /// otherwise this process sees such changes when the entry is evicted.
-    pub fn evict(&self, tenant: &str) {
-        self.cache.lock().pop(tenant);
+    /// Drop the tenant's cached keyring, after writing its usage counters (its
+    /// keys are zeroized once no caller holds it). Use it after another process
+    /// rotated or shredded the tenant's keys; otherwise this process sees such
+    /// changes when the entry is evicted.
+    pub async fn evict(&self, tenant: &str) {
+        let ring = self.cache.lock().pop(tenant);
+        if let Some(ring) = ring {
+            self.persist_or_warn(&ring).await;
+        }
     }
 
     /// Re-encrypt one value under the tenant's primary key if it uses an older one.
@@ -264,7 +317,7 @@ impl<S: KeyStore> Vault<S> {
     /// [`Error::InvalidConfig`] for the primary key; [`Error::UnknownKey`]; [`Error::Store`].
     pub async fn delete_retired_key(&self, tenant: &str, key_id: KeyId) -> Result<()> {
         self.store.delete(tenant, KeyPurpose::Data, key_id).await?;
-        self.cache.lock().pop(tenant);
+        self.evict(tenant).await;
         Ok(())
     }
 

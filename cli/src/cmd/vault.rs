@@ -84,14 +84,14 @@ pub(crate) fn run(cmd: VaultCommand, ctx: &Ctx) -> Result<(), CliError> {
         VaultCommand::Encrypt(a) => (a, true),
         VaultCommand::Decrypt(a) => (a, false),
     };
-    let master = FileKeyProvider::new(&args.master_key_file)
-        .master_key()
+    let rt = runtime()?;
+    let master = rt
+        .block_on(FileKeyProvider::new(&args.master_key_file).master_key())
         .map_err(|e| CliError::usage(format!("{e} ({})", args.master_key_file.display())))?;
     let field = FieldContext::new(&args.tenant, &args.table, &args.column, &args.row)
         .map_err(CliError::usage)?;
     let store = DirKeyStore::open(&args.keystore).map_err(CliError::usage)?;
     let vault = Vault::new(store, master);
-    let rt = runtime()?;
     if encrypt {
         let input = read_stdin(MAX_PLAINTEXT_LEN)?;
         let ct = rt

@@ -109,7 +109,11 @@ fn no_secret_holding_type_prints_its_secret() {
     std::fs::write(&p, format!("{SENTINEL}-not-base64")).unwrap();
     let fp = FileKeyProvider::new(&p);
     out.push(("FileKeyProvider", format!("{fp:?}")));
-    let err: Error = fp.master_key().unwrap_err();
+    let err: Error = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(fp.master_key())
+        .unwrap_err();
     out.push(("FileKeyProvider error", format!("{err} {err:?}")));
     let err = MasterKey::from_base64(SENTINEL).unwrap_err();
     out.push(("MasterKey::from_base64 error", format!("{err} {err:?}")));

@@ -148,6 +148,54 @@ async fn usage_cap_forces_rotation_and_counts_persist() {
     );
 }
 
+async fn stored_data_usage(store: &impl KeyStore, tenant: &str) -> u64 {
+    store
+        .load(tenant)
+        .await
+        .unwrap()
+        .iter()
+        .find(|k| k.purpose == KeyPurpose::Data && k.key_id == KeyId(1))
+        .unwrap()
+        .usage
+}
+
+#[tokio::test]
+async fn usage_counters_persist_on_their_own_every_interval_and_on_eviction() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let vault = Vault::new(DirKeyStore::open(dir.path()).unwrap(), master.clone())
+        .with_usage_persist_every(3)
+        .unwrap()
+        .with_cache_capacity(NonZeroUsize::new(1).unwrap());
+    assert!(
+        Vault::new(MemoryKeyStore::new(), master.clone())
+            .with_usage_persist_every(0)
+            .is_err()
+    );
+    for i in 0..7 {
+        vault.encrypt(&ctx("a", "1"), b"x").await.unwrap();
+        // Written at 3 and 6, never without an explicit persist in between.
+        assert_eq!(
+            stored_data_usage(vault.store(), "a").await,
+            [0, 0, 3, 3, 3, 6, 6][i],
+            "after {} encryptions",
+            i + 1
+        );
+    }
+    // A process starting now (or after a crash) counts on from what was stored.
+    let other = Vault::new(DirKeyStore::open(dir.path()).unwrap(), master);
+    assert_eq!(other.usage("a").await.unwrap().get(&KeyId(1)), Some(&6));
+    // Tenant b pushes a's keyring out of the one-entry cache: its 7th count is
+    // written on the way out.
+    vault.encrypt(&ctx("b", "1"), b"x").await.unwrap();
+    assert_eq!(vault.cached_tenants(), 1);
+    assert_eq!(stored_data_usage(vault.store(), "a").await, 7);
+    // Explicit eviction writes too.
+    vault.encrypt(&ctx("b", "1"), b"x").await.unwrap();
+    vault.evict("b").await;
+    assert_eq!(stored_data_usage(vault.store(), "b").await, 2);
+}
+
 #[tokio::test]
 async fn master_rotation_rewraps_only_and_is_resumable() {
     let dir = tempfile::tempdir().unwrap();
@@ -254,7 +302,7 @@ async fn a_key_rotated_by_another_process_is_picked_up_on_decrypt() {
         b"from b"
     );
     // Explicit eviction makes `a` encrypt under the new primary too.
-    a.evict("t");
+    a.evict("t").await;
     assert_eq!(
         a.encrypt(&ctx("t", "3"), b"y").await.unwrap().key_id(),
         KeyId(2)
