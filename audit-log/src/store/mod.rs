@@ -3,6 +3,8 @@
 pub mod file;
 pub mod memory;
 #[cfg(feature = "postgres")]
+pub mod pg_group;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod segment;
 

@@ -1,0 +1,1 @@
+//! Group commit for the PostgreSQL store (placeholder, being written).
