@@ -78,6 +78,13 @@ pub enum Error {
     #[cfg(feature = "postgres")]
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A group-committed batch failed ([`PgGroupWriter`](crate::store::pg_group::PgGroupWriter),
+    /// feature `postgres`): none of its records was acknowledged, and every caller
+    /// in the batch gets this same error. If the connection was lost during the
+    /// commit the batch may still have committed; `verify` shows what is stored.
+    #[cfg(feature = "postgres")]
+    #[error("group commit failed: {0}")]
+    GroupCommit(std::sync::Arc<sqlx::Error>),
 }
 
 /// Shorthand for results in this crate.

@@ -1,12 +1,17 @@
 //! `hisn-audit-log` PostgreSQL benchmarks, each group against its baseline in
 //! the same run.
 //!
-//! - `audit_log/append_postgres_1conn`: `PgStore::append` (each append its own
-//!   transaction: tenant lock, head, record, subject index, commit) on one
-//!   connection and one tenant, vs raw autocommit INSERTs of the same record
-//!   bytes into a plain table (no chain, no trigger, no lock, no index).
-//! - `audit_log/append_postgres_8conn`: the same with 8 connections, each
-//!   appending to its own tenant.
+//! - `audit_log/append_postgres_1conn`: 64 concurrent producers appending
+//!   through a `PgGroupWriter` (group commit: everything queued goes into the
+//!   next transaction, each caller answered after its commit) on a pool of one
+//!   connection and one tenant, vs the same 64 producers doing raw autocommit
+//!   INSERTs of the same record bytes into a plain table (no chain, no trigger,
+//!   no lock, no index) over one connection.
+//! - `audit_log/append_postgres_8conn`: the same with 8 connections (8 group
+//!   writers) and 8 tenants, 8 producers each.
+//! - `audit_log/append_postgres_single`: one producer, `PgStore::append`
+//!   (one transaction per record) vs one raw autocommit INSERT: the commit
+//!   flush latency that group commit amortises.
 //! - `audit_log/append_postgres_batch`: `PgStore::append_batch` of
 //!   `BATCH` events (one transaction) on one connection vs one autocommit
 //!   multi-row INSERT of the same record bytes into the plain table.
@@ -21,13 +26,18 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::sync::Arc;
+
+use hisn_audit_log::store::pg_group::{GroupOptions, PgGroupWriter};
 use hisn_audit_log::store::postgres::PgStore;
 use hisn_audit_log::{Event, FakeClock, TenantId, Timestamp, encode_record};
 use hisn_benches::{BASELINE, HISN, filler};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-/// Appends per connection per iteration.
-const PER_CONN: u64 = 50;
+/// Concurrent producers in the 1conn and 8conn groups.
+const PRODUCERS: u32 = 64;
+/// Appends per producer per iteration.
+const PER_PRODUCER: u64 = 20;
 /// Events per batch, and batches per iteration, in the batch group.
 const BATCH: usize = 100;
 const BATCHES: usize = 4;
@@ -75,9 +85,17 @@ fn append_postgres(c: &mut Criterion) {
     for conns in [1u32, 8] {
         let p = rt.block_on(pool(&db, conns));
         let store = PgStore::new(p.clone());
-        let work: Vec<(TenantId, Event, Vec<u8>)> = (0..conns)
+        let writer = {
+            let _guard = rt.enter();
+            Arc::new(PgGroupWriter::new(
+                store.clone(),
+                GroupOptions::default().writers(conns as usize),
+            ))
+        };
+        // Producer i appends to tenant i % conns.
+        let work: Vec<(TenantId, Event, Vec<u8>)> = (0..PRODUCERS)
             .map(|i| {
-                let t = TenantId::parse(&format!("bench-{conns}-{i}")).unwrap();
+                let t = TenantId::parse(&format!("bench-{conns}-{}", i % conns)).unwrap();
                 let e = event(&t);
                 let bytes = encode_record(0, &e).unwrap();
                 (t, e, bytes)
@@ -85,20 +103,20 @@ fn append_postgres(c: &mut Criterion) {
             .collect();
         let mut g = c.benchmark_group(format!("audit_log/append_postgres_{conns}conn"));
         g.sample_size(10);
-        g.throughput(Throughput::Elements(u64::from(conns) * PER_CONN));
+        g.throughput(Throughput::Elements(u64::from(PRODUCERS) * PER_PRODUCER));
         g.bench_function(HISN, |b| {
             b.to_async(&rt).iter_custom(|iters| {
-                let (store, work) = (store.clone(), work.clone());
+                let (writer, work) = (Arc::clone(&writer), work.clone());
                 async move {
                     let start = Instant::now();
                     for _ in 0..iters {
                         let tasks: Vec<_> = work
                             .iter()
                             .map(|(_, e, _)| {
-                                let (store, e) = (store.clone(), e.clone());
+                                let (writer, e) = (Arc::clone(&writer), e.clone());
                                 tokio::spawn(async move {
-                                    for _ in 0..PER_CONN {
-                                        store.append(&e).await.unwrap();
+                                    for _ in 0..PER_PRODUCER {
+                                        writer.append(e.clone()).await.unwrap();
                                     }
                                 })
                             })
@@ -122,7 +140,7 @@ fn append_postgres(c: &mut Criterion) {
                             .map(|(t, _, bytes)| {
                                 let (p, t, bytes) = (p.clone(), t.clone(), bytes.clone());
                                 tokio::spawn(async move {
-                                    for _ in 0..PER_CONN {
+                                    for _ in 0..PER_PRODUCER {
                                         sqlx::query(
                                             "INSERT INTO bench_raw (tenant, record) VALUES ($1, $2)",
                                         )
@@ -141,6 +159,33 @@ fn append_postgres(c: &mut Criterion) {
                     }
                     start.elapsed()
                 }
+            });
+        });
+        g.finish();
+        rt.block_on(Arc::into_inner(writer).unwrap().close());
+        rt.block_on(p.close());
+    }
+    {
+        let p = rt.block_on(pool(&db, 1));
+        let store = PgStore::new(p.clone());
+        let t = TenantId::parse("bench-single").unwrap();
+        let e = event(&t);
+        let bytes = encode_record(0, &e).unwrap();
+        let mut g = c.benchmark_group("audit_log/append_postgres_single");
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(HISN, |b| {
+            b.to_async(&rt)
+                .iter(|| async { store.append(&e).await.unwrap() });
+        });
+        g.bench_function(BASELINE, |b| {
+            b.to_async(&rt).iter(|| async {
+                sqlx::query("INSERT INTO bench_raw (tenant, record) VALUES ($1, $2)")
+                    .bind(t.as_str())
+                    .bind(&bytes)
+                    .execute(&p)
+                    .await
+                    .unwrap()
             });
         });
         g.finish();

@@ -14,6 +14,7 @@ mod concurrency;
 mod crash;
 mod dsar;
 mod golden;
+mod pg_group;
 mod postgres;
 mod props;
 mod tamper_file;
