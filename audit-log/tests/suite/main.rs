@@ -16,6 +16,7 @@ mod dsar;
 mod golden;
 mod pg_group;
 mod postgres;
+mod postgres_prune;
 mod props;
 mod tamper_file;
 mod tamper_memory;

@@ -153,10 +153,9 @@ async fn a_failed_batch_fails_every_caller_in_it_and_a_later_writer_commits_ever
 }
 
 /// The concurrency shape through the group writer: 64 tasks x 10,000
-/// appends on one tenant give one dense linear chain. `HISN_AUDIT_PG_PER_TASK`
-/// overrides the count.
+/// appends on one tenant give one dense linear chain (about 45 s in a debug
+/// build on a 2-core machine). `HISN_AUDIT_PG_PER_TASK` overrides the count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "long: 640,000 appends; run with --ignored"]
 async fn group_appends_full_shape() {
     let Some((_db, store)) = setup("audit_pg_group_full").await else {
         return;

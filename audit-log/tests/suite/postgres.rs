@@ -17,7 +17,8 @@ async fn setup(name: &str) -> Option<(hisn_test_support::TestDatabase, sqlx::PgP
 
 /// The full shape (64 tasks x 10,000 appends; `HISN_AUDIT_PG_PER_TASK`
 /// overrides the count). Every append is its own committed transaction, so this
-/// takes many minutes: opt-in with `--ignored`.
+/// takes many minutes: opt-in with `--ignored`. The same shape through the
+/// group writer runs on every test run (`pg_group::group_appends_full_shape`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "long: 640,000 committed transactions"]
 async fn concurrent_appends_full_shape() {
