@@ -51,6 +51,17 @@ impl CliError {
     }
 }
 
+/// Turn the result of writing a command's output into the command's result. A
+/// reader that went away (`hisn ... | head`) is not the command's failure: the
+/// rest of the output is dropped silently and the command keeps its own exit
+/// code.
+pub(crate) fn output_result(res: std::io::Result<()>) -> Result<(), CliError> {
+    match res {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| CliError::usage(format!("cannot write output: {e}"))),
+    }
+}
+
 /// Collapse a message to one line, so that stderr always holds one line per error.
 pub(crate) fn one_line(msg: &str) -> String {
     msg.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -110,7 +121,7 @@ impl Ctx {
         let mut out = std::io::stdout().lock();
         let res = if self.json {
             serde_json::to_writer(&mut out, value)
-                .map_err(std::io::Error::other)
+                .map_err(std::io::Error::from)
                 .and_then(|()| writeln!(out))
         } else if human.is_empty() {
             Ok(())
@@ -119,7 +130,7 @@ impl Ctx {
         } else {
             writeln!(out, "{human}")
         };
-        res.map_err(|e| CliError::usage(format!("cannot write output: {e}")))
+        output_result(res)
     }
 }
 

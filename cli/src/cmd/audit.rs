@@ -330,8 +330,8 @@ fn report(
         .map_err(store_err)?;
     // The report is JSON with or without --json.
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, &r.to_json())
-        .map_err(std::io::Error::other)
-        .and_then(|()| writeln!(out))
-        .map_err(|e| CliError::usage(format!("cannot write output: {e}")))
+    let res = serde_json::to_writer_pretty(&mut out, &r.to_json())
+        .map_err(std::io::Error::from)
+        .and_then(|()| writeln!(out));
+    crate::output::output_result(res)
 }

@@ -120,9 +120,8 @@ pub(crate) fn run(cmd: VaultCommand, ctx: &Ctx) -> Result<(), CliError> {
             )
         } else {
             let mut out = std::io::stdout().lock();
-            out.write_all(pt.as_bytes())
-                .and_then(|()| out.flush())
-                .map_err(|e| CliError::usage(format!("cannot write output: {e}")))
+            let res = out.write_all(pt.as_bytes()).and_then(|()| out.flush());
+            crate::output::output_result(res)
         }
     }
 }

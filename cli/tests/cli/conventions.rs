@@ -83,3 +83,23 @@ fn every_group_has_help() {
         assert!(stdout.contains(&format!("Usage: hisn {group}")), "{stdout}");
     }
 }
+
+#[test]
+fn a_reader_that_went_away_is_not_an_error() {
+    // `hisn ... | head`: the read end is closed before the command starts.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hisn"))
+        .args(["keys", "generate-master"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
