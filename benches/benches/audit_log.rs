@@ -61,20 +61,9 @@ fn append_file(c: &mut Criterion) {
     let frame_len = encode_record(0, &ev).unwrap().len() + 40;
     g.bench_function(HISN, |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                std::thread::scope(|s| {
-                    for _ in 0..PRODUCERS {
-                        let (store, ev) = (&store, &ev);
-                        s.spawn(move || {
-                            for _ in 0..PER_PRODUCER {
-                                store.append(ev.clone()).unwrap();
-                            }
-                        });
-                    }
-                });
-            }
-            start.elapsed()
+            producers(iters, || {
+                store.append(ev.clone()).unwrap();
+            })
         });
     });
     let raw = dir.join("raw.log");
@@ -101,26 +90,37 @@ fn append_file(c: &mut Criterion) {
     );
     g.bench_function(BASELINE, |b| {
         b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                std::thread::scope(|s| {
-                    for _ in 0..PRODUCERS {
-                        let (file, bytes) = (&file, &bytes);
-                        s.spawn(move || {
-                            for _ in 0..PER_PRODUCER {
-                                (&**file).write_all(bytes).unwrap();
-                                file.sync_data().unwrap();
-                            }
-                        });
-                    }
-                });
-            }
-            start.elapsed()
+            producers(iters, || {
+                (&*file).write_all(&bytes).unwrap();
+                file.sync_data().unwrap();
+            })
         });
     });
     g.finish();
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Run `PRODUCERS` threads, each calling `op` `iters * PER_PRODUCER` times;
+/// returns the wall time. The threads are started once per sample, not once
+/// per iteration, so thread creation stays out of the measurement.
+fn producers(iters: u64, op: impl Fn() + Sync) -> Duration {
+    let per = iters as usize * PER_PRODUCER;
+    let start = std::sync::Barrier::new(PRODUCERS + 1);
+    std::thread::scope(|s| {
+        for _ in 0..PRODUCERS {
+            let (op, start) = (&op, &start);
+            s.spawn(move || {
+                start.wait();
+                for _ in 0..per {
+                    op();
+                }
+            });
+        }
+        start.wait();
+        Instant::now()
+    })
+    .elapsed()
 }
 
 fn tempfile_dir(prefix: &str) -> std::path::PathBuf {
