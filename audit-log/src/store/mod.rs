@@ -461,24 +461,49 @@ pub(crate) fn export_prefix(
     through: u64,
 ) -> Result<Export> {
     let b = store.bounds(tenant)?;
+    check_export_range(&b, through)?;
+    let records: Vec<StoredRecord> = store
+        .read_range(tenant, b.first_seq, through + 1)?
+        .into_iter()
+        .collect::<Result<_>>()?;
+    let report =
+        Verifier::new(tenant, &[], None).verify_range(export_start(&b), records.iter().map(Ok))?;
+    finish_export(tenant, &b, through, records, &report)
+}
+
+/// Refuse an export of `..=through` that the store does not hold.
+pub(crate) fn check_export_range(b: &Bounds, through: u64) -> Result<()> {
     if through < b.first_seq || through >= b.size {
         return Err(Error::PruneRefused {
             reason: "range is not held by the store",
         });
     }
-    let records: Vec<StoredRecord> = store
-        .read_range(tenant, b.first_seq, through + 1)?
-        .into_iter()
-        .collect::<Result<_>>()?;
-    let start = if b.first_seq == 0 {
+    Ok(())
+}
+
+/// Where an export's verification starts. The prune record lies outside the
+/// exported range, so a pruned start is trusted here; `prune` checks the
+/// receipt against the store.
+pub(crate) fn export_start(b: &Bounds) -> Start {
+    if b.first_seq == 0 {
         Start::Genesis
     } else {
         Start::Trusted {
             seq: b.first_seq,
             prev: b.start_prev,
         }
-    };
-    let report = Verifier::new(tenant, &[], None).verify_range(start, records.iter().map(Ok))?;
+    }
+}
+
+/// The export of `records` (`b.first_seq..=through`) once `report` says they
+/// verify; refused otherwise.
+pub(crate) fn finish_export(
+    tenant: &TenantId,
+    b: &Bounds,
+    through: u64,
+    records: Vec<StoredRecord>,
+    report: &VerifyReport,
+) -> Result<Export> {
     if !matches!(report.verdict, Verdict::Intact | Verdict::UnanchoredTail)
         || report.size != through + 1
     {

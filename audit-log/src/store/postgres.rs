@@ -65,8 +65,11 @@ use crate::clock::{Clock, Timestamp};
 use crate::encoding::encode_record;
 use crate::error::{Error, Result, malformed};
 use crate::event::{Event, TenantId};
-use crate::store::{Bounds, Export, ExportReceipt, SubjectReport, prune_event};
-use crate::verify::{Start, StoredRecord, Verdict, Verifier, VerifyReport};
+use crate::store::{
+    Bounds, Export, ExportReceipt, SubjectReport, check_export_range, export_start, finish_export,
+    prune_event,
+};
+use crate::verify::{Start, StoredRecord, Verifier, VerifyReport};
 
 /// Schema: run once as the table owner (not the application role).
 pub const MIGRATION: &str = r"
@@ -854,47 +857,17 @@ impl PgStore {
     pub async fn export(&self, tenant: &TenantId, through: u64) -> Result<Export> {
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
         let b = Self::bounds_on(&mut tx, tenant).await?;
-        if through < b.first_seq || through >= b.size {
-            return Err(Error::PruneRefused {
-                reason: "range is not held by the store",
-            });
-        }
+        check_export_range(&b, through)?;
         let records = Self::read_range_on(&mut tx, tenant, b.first_seq, through + 1).await?;
         tx.commit().await?;
-        // As `export_prefix`: the prune record lies outside the range, so a
-        // pruned start is trusted here; `prune` checks it against the store.
-        let start = if b.first_seq == 0 {
-            Start::Genesis
-        } else {
-            Start::Trusted {
-                seq: b.first_seq,
-                prev: b.start_prev,
-            }
-        };
-        let owned_tenant = tenant.clone();
+        let (start, owned_tenant) = (export_start(&b), tenant.clone());
         let (records, report) = join_blocking(tokio::task::spawn_blocking(move || {
             let report =
                 Verifier::new(&owned_tenant, &[], None).verify_range(start, records.iter().map(Ok));
             (records, report)
         }))
         .await?;
-        let report = report?;
-        if !matches!(report.verdict, Verdict::Intact | Verdict::UnanchoredTail)
-            || report.size != through + 1
-        {
-            return Err(Error::PruneRefused {
-                reason: "exported range does not verify",
-            });
-        }
-        Ok(Export {
-            receipt: ExportReceipt {
-                tenant: tenant.clone(),
-                first: b.first_seq,
-                through,
-                boundary: report.head,
-            },
-            records,
-        })
+        finish_export(tenant, &b, through, records, &report?)
     }
 
     /// Prune the exported prefix (step two of retention). In one transaction,
@@ -1042,6 +1015,7 @@ pub async fn grant_app_role(pool: &PgPool, role: &str) -> Result<()> {
 mod tests {
     use super::*;
     use crate::clock::FakeClock;
+    use crate::verify::Verdict;
 
     fn events(t: &TenantId, n: i64) -> Vec<Event> {
         (0..n)

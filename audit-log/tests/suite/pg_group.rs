@@ -10,13 +10,6 @@ use hisn_audit_log::{Error, Verdict};
 
 use crate::common::*;
 
-async fn setup(name: &str) -> Option<(hisn_test_support::TestDatabase, PgStore)> {
-    let db = hisn_test_support::postgres(name).await?;
-    let pool = db.pool().await;
-    PgStore::migrate(&pool).await.unwrap();
-    Some((db, PgStore::new(pool)))
-}
-
 /// `tasks` producers appending `per` events each through `writer`, spread over
 /// `tenants`; returns every producer's (tenant index, sequence numbers).
 async fn produce(
@@ -46,7 +39,7 @@ async fn produce(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_group_appends_make_one_dense_linear_chain_in_submission_order() {
-    let Some((_db, store)) = setup("audit_pg_group_one").await else {
+    let Some((_db, _pool, store)) = setup("audit_pg_group_one").await else {
         return;
     };
     let writer = Arc::new(PgGroupWriter::new(store.clone(), GroupOptions::default()));
@@ -66,7 +59,7 @@ async fn concurrent_group_appends_make_one_dense_linear_chain_in_submission_orde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn several_writers_across_tenants_and_plain_appends_never_fork() {
-    let Some((_db, store)) = setup("audit_pg_group_many").await else {
+    let Some((_db, _pool, store)) = setup("audit_pg_group_many").await else {
         return;
     };
     let writer = Arc::new(PgGroupWriter::new(
@@ -157,7 +150,7 @@ async fn a_failed_batch_fails_every_caller_in_it_and_a_later_writer_commits_ever
 /// build on a 2-core machine). `HISN_AUDIT_PG_PER_TASK` overrides the count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_appends_full_shape() {
-    let Some((_db, store)) = setup("audit_pg_group_full").await else {
+    let Some((_db, _pool, store)) = setup("audit_pg_group_full").await else {
         return;
     };
     let per: u64 = std::env::var("HISN_AUDIT_PG_PER_TASK")

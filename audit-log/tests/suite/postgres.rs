@@ -7,14 +7,6 @@ use sqlx::AssertSqlSafe;
 
 use crate::common::*;
 
-async fn setup(name: &str) -> Option<(hisn_test_support::TestDatabase, sqlx::PgPool, PgStore)> {
-    let db = hisn_test_support::postgres(name).await?;
-    let pool = db.pool().await;
-    PgStore::migrate(&pool).await.unwrap();
-    let store = PgStore::new(pool.clone());
-    Some((db, pool, store))
-}
-
 /// The full shape (64 tasks x 10,000 appends; `HISN_AUDIT_PG_PER_TASK`
 /// overrides the count). Every append is its own committed transaction, so this
 /// takes many minutes: opt-in with `--ignored`. The same shape through the

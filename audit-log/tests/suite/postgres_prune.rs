@@ -11,14 +11,6 @@ use sqlx::AssertSqlSafe;
 
 use crate::common::*;
 
-async fn setup(name: &str) -> Option<(hisn_test_support::TestDatabase, sqlx::PgPool, PgStore)> {
-    let db = hisn_test_support::postgres(name).await?;
-    let pool = db.pool().await;
-    PgStore::migrate(&pool).await.unwrap();
-    let store = PgStore::new(pool.clone());
-    Some((db, pool, store))
-}
-
 /// The clock of the prune records (the same in PostgreSQL and the memory
 /// store, so both chains come out byte for byte identical).
 fn prune_clock() -> FakeClock {

@@ -43,3 +43,21 @@ pub(crate) fn trusted(keys: &[&SigningKey]) -> TrustedKeys {
     }
     t
 }
+
+/// A fresh migrated database and a store over it, or `None` (skip) when
+/// `HISN_TEST_DATABASE_URL` is unset.
+#[cfg(feature = "postgres")]
+pub(crate) async fn setup(
+    name: &str,
+) -> Option<(
+    hisn_test_support::TestDatabase,
+    sqlx::PgPool,
+    hisn_audit_log::store::postgres::PgStore,
+)> {
+    use hisn_audit_log::store::postgres::PgStore;
+    let db = hisn_test_support::postgres(name).await?;
+    let pool = db.pool().await;
+    PgStore::migrate(&pool).await.unwrap();
+    let store = PgStore::new(pool.clone());
+    Some((db, pool, store))
+}
