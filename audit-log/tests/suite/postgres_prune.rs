@@ -48,6 +48,26 @@ fn boundary(export: &Export) -> Link {
     export.records.last().unwrap().link
 }
 
+/// Tenant `acme` with 30 records and a signed checkpoint of all of them; the
+/// keys that trust it.
+async fn thirty_checkpointed(
+    store: &PgStore,
+) -> (
+    TenantId,
+    hisn_audit_log::SigningKey,
+    hisn_audit_log::TrustedKeys,
+) {
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    append_n(store, &t, 0..30).await;
+    store
+        .checkpoint(&t, &k, Timestamp::from_unix_micros(1))
+        .await
+        .unwrap();
+    let keys = trusted(&[&k]);
+    (t, k, keys)
+}
+
 fn is_refused<T: std::fmt::Debug>(r: &hisn_audit_log::Result<T>) -> bool {
     matches!(r, Err(Error::PruneRefused { .. }))
 }
@@ -57,14 +77,7 @@ async fn pg_prune_exported_prefix_then_verify_from_the_boundary() {
     let Some((_db, pool, store)) = setup("audit_pg_prune").await else {
         return;
     };
-    let t = tenant("acme");
-    let k = key("audit", 1);
-    let keys = trusted(&[&k]);
-    append_n(&store, &t, 0..30).await;
-    store
-        .checkpoint(&t, &k, Timestamp::from_unix_micros(1))
-        .await
-        .unwrap();
+    let (t, k, keys) = thirty_checkpointed(&store).await;
     let export = store.export(&t, 9).await.unwrap();
     assert_eq!(export.receipt.through(), 9);
     assert_eq!(
@@ -437,14 +450,7 @@ async fn pg_dsar_after_prune_links_the_first_remaining_record() {
     let Some((_db, _pool, store)) = setup("audit_pg_prune_dsar").await else {
         return;
     };
-    let t = tenant("acme");
-    let k = key("audit", 1);
-    let keys = trusted(&[&k]);
-    append_n(&store, &t, 0..30).await;
-    store
-        .checkpoint(&t, &k, Timestamp::from_unix_micros(1))
-        .await
-        .unwrap();
+    let (t, _, keys) = thirty_checkpointed(&store).await;
     let export = store.export(&t, 9).await.unwrap();
     store
         .prune(&export.receipt, "ops", &prune_clock())
