@@ -908,11 +908,7 @@ impl PgStore {
                 reason: "receipt does not start at the chain's first record",
             });
         }
-        if receipt.through < b.first_seq || receipt.through >= b.size {
-            return Err(Error::PruneRefused {
-                reason: "range is not held by the store",
-            });
-        }
+        check_export_range(&b, receipt.through)?;
         let stored: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT link FROM hisn_audit_log WHERE tenant = $1 AND seq = $2")
                 .bind(tenant.as_str())
