@@ -125,6 +125,12 @@ impl PgGroupWriter {
     /// Append `event`; returns its sequence number once the batch holding it
     /// has committed.
     ///
+    /// The event is queued on the first poll. Dropping the future after that
+    /// (a cancelled request) does not withdraw it: it is appended with its
+    /// batch, and only the answer is lost. Every queued event has a caller
+    /// waiting (or one that went away), so the queue is bounded by the number
+    /// of concurrent callers.
+    ///
     /// # Errors
     /// Encoding errors (this event only), [`Error::GroupCommit`] when its batch
     /// failed, [`Error::Closed`] when the writer task is gone.
