@@ -80,16 +80,8 @@ pub trait AuditRead {
         let b = self.bounds(tenant)?;
         let mut cps = self.checkpoints(tenant)?;
         cps.extend_from_slice(extra);
-        let start = if b.first_seq == 0 {
-            Start::Genesis
-        } else {
-            Start::Pruned {
-                seq: b.first_seq,
-                prev: b.start_prev,
-            }
-        };
         let records = self.read_range(tenant, b.first_seq, b.size)?;
-        Verifier::new(tenant, &cps, keys).verify_log(start, records)
+        Verifier::new(tenant, &cps, keys).verify_log(verify_start(&b), records)
     }
 
     /// Verify only the records appended after `checkpoint` (cost proportional to
@@ -479,6 +471,19 @@ pub(crate) fn check_export_range(b: &Bounds, through: u64) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Where verification of a whole chain with these bounds starts: at genesis,
+/// or after a prune, which then requires the prune record.
+pub(crate) fn verify_start(b: &Bounds) -> Start {
+    if b.first_seq == 0 {
+        Start::Genesis
+    } else {
+        Start::Pruned {
+            seq: b.first_seq,
+            prev: b.start_prev,
+        }
+    }
 }
 
 /// Where an export's verification starts. The prune record lies outside the

@@ -67,7 +67,7 @@ use crate::error::{Error, Result, malformed};
 use crate::event::{Event, TenantId};
 use crate::store::{
     Bounds, Export, ExportReceipt, SubjectReport, check_export_range, export_start, finish_export,
-    prune_event,
+    prune_event, verify_start,
 };
 use crate::verify::{Start, StoredRecord, Verifier, VerifyReport};
 
@@ -287,18 +287,6 @@ fn stored_record(r: &PgRow) -> Result<StoredRecord> {
         bytes: r.try_get(1)?,
         link: link_of(&r.try_get::<Vec<u8>, _>(2)?)?,
     })
-}
-
-/// Where verification of a chain with these bounds starts.
-fn start_of(b: &Bounds) -> Start {
-    if b.first_seq == 0 {
-        Start::Genesis
-    } else {
-        Start::Pruned {
-            seq: b.first_seq,
-            prev: b.start_prev,
-        }
-    }
 }
 
 /// The result of a blocking task; a panic in it is resumed here.
@@ -816,7 +804,7 @@ impl PgStore {
     ) -> Result<(VerifyReport, u64)> {
         let mut tx = self.pool.begin_with(SNAPSHOT).await?;
         let (start, from, size) = match Self::bounds_on(&mut tx, tenant).await {
-            Ok(b) => (start_of(&b), b.first_seq, b.size),
+            Ok(b) => (verify_start(&b), b.first_seq, b.size),
             Err(Error::NotFound) => (Start::Genesis, 0, 0),
             Err(e) => return Err(e),
         };

@@ -153,10 +153,7 @@ async fn group_appends_full_shape() {
     let Some((_db, _pool, store)) = setup("audit_pg_group_full").await else {
         return;
     };
-    let per: u64 = std::env::var("HISN_AUDIT_PG_PER_TASK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let per = pg_per_task();
     let writer = Arc::new(PgGroupWriter::new(store.clone(), GroupOptions::default()));
     let results = produce(&writer, 64, per, 1).await;
     let mut all: Vec<u64> = results.into_iter().flat_map(|(_, s)| s).collect();

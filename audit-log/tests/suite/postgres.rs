@@ -17,10 +17,7 @@ async fn concurrent_appends_full_shape() {
     let Some((_db, _pool, store)) = setup("audit_pg_full_shape").await else {
         return;
     };
-    let per: u64 = std::env::var("HISN_AUDIT_PG_PER_TASK")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let per = pg_per_task();
     let t = tenant("acme");
     let mut tasks = Vec::new();
     for p in 0..64u64 {

@@ -61,3 +61,13 @@ pub(crate) async fn setup(
     let store = PgStore::new(pool.clone());
     Some((db, pool, store))
 }
+
+/// Appends per task in the 64-task full-shape tests (`HISN_AUDIT_PG_PER_TASK`,
+/// default 10,000).
+#[cfg(feature = "postgres")]
+pub(crate) fn pg_per_task() -> u64 {
+    std::env::var("HISN_AUDIT_PG_PER_TASK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
