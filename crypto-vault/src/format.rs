@@ -172,7 +172,7 @@ impl<'a> FieldContext<'a> {
             // Components are 1..=1024 bytes (checked by `new`), so the
             // two-byte form never overflows its 15 bits.
             let len = part.len();
-            if len < 0x80 {
+            if len_prefix_size(len) == 1 {
                 put(&[u8::try_from(len).unwrap_or(0x7F)]);
             } else {
                 put(&(0x8000 | u16::try_from(len).unwrap_or(0x7FFF)).to_be_bytes());
@@ -452,7 +452,7 @@ mod tests {
             assert_eq!(aad.len(), end.next_multiple_of(64), "len {len}");
             assert!(aad[end..].iter().all(|&b| b == 0));
         }
-        // A 127-byte table then "x", and a 128-byte table: different bytes.
+        // A 127-byte and a 128-byte table (one- and two-byte lengths) differ.
         let t127 = "t".repeat(127);
         let t128 = "t".repeat(128);
         let a = FieldContext::new("t", &t127, "c", "r")
