@@ -39,32 +39,20 @@ fn field(c: &mut Criterion, name: &str, len: usize) {
     let nonce = Nonce::from([7u8; 12]);
 
     let group = format!("crypto_vault/{name}");
-    let ratio = interleaved_ratio(
-        (64 * 1024 / len).clamp(4, 200),
-        || {
-            let ct = ring.encrypt(&ctx, black_box(&pt)).unwrap();
-            ring.decrypt(&ctx, &ct).unwrap()
-        },
-        || {
-            let ct = raw.encrypt(&nonce, black_box(pt.as_slice())).unwrap();
-            raw.decrypt(&nonce, ct.as_slice()).unwrap()
-        },
-    );
+    let hisn = || {
+        let ct = ring.encrypt(&ctx, black_box(&pt)).unwrap();
+        ring.decrypt(&ctx, &ct).unwrap()
+    };
+    let baseline = || {
+        let ct = raw.encrypt(&nonce, black_box(pt.as_slice())).unwrap();
+        raw.decrypt(&nonce, ct.as_slice()).unwrap()
+    };
+    let ratio = interleaved_ratio((64 * 1024 / len).clamp(4, 200), &hisn, &baseline);
     println!("{group}: interleaved median ratio hisn/baseline = {ratio:.3}");
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(u64::try_from(len).unwrap()));
-    g.bench_function(HISN, |b| {
-        b.iter(|| {
-            let ct = ring.encrypt(&ctx, black_box(&pt)).unwrap();
-            black_box(ring.decrypt(&ctx, &ct).unwrap())
-        });
-    });
-    g.bench_function(BASELINE, |b| {
-        b.iter(|| {
-            let ct = raw.encrypt(&nonce, black_box(pt.as_slice())).unwrap();
-            black_box(raw.decrypt(&nonce, ct.as_slice()).unwrap())
-        });
-    });
+    g.bench_function(HISN, |b| b.iter(&hisn));
+    g.bench_function(BASELINE, |b| b.iter(&baseline));
     g.finish();
 }
 
@@ -80,27 +68,17 @@ fn blind_index(c: &mut Criterion) {
     let value = b"alice.example@example-company.com";
     let indexer =
         BlindIndexer::new(&SecretKey::from_bytes(KEY), "tenant-0001", "users", "email").unwrap();
-    let ratio = interleaved_ratio(
-        200,
-        || indexer.index(black_box(value)),
-        || {
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&KEY).unwrap();
-            mac.update(black_box(value));
-            mac.finalize().into_bytes()
-        },
-    );
+    let hisn = || indexer.index(black_box(value));
+    let baseline = || {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&KEY).unwrap();
+        mac.update(black_box(value));
+        mac.finalize().into_bytes()
+    };
+    let ratio = interleaved_ratio(200, &hisn, &baseline);
     println!("crypto_vault/blind_index: interleaved median ratio hisn/baseline = {ratio:.3}");
     let mut g = c.benchmark_group("crypto_vault/blind_index");
-    g.bench_function(HISN, |b| {
-        b.iter(|| black_box(indexer.index(black_box(value))))
-    });
-    g.bench_function(BASELINE, |b| {
-        b.iter(|| {
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&KEY).unwrap();
-            mac.update(black_box(value));
-            black_box(mac.finalize().into_bytes())
-        });
-    });
+    g.bench_function(HISN, |b| b.iter(&hisn));
+    g.bench_function(BASELINE, |b| b.iter(&baseline));
     g.finish();
 }
 
