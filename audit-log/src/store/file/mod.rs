@@ -1,0 +1,346 @@
+//! The file store: one directory, one sub-directory per tenant, segment files,
+//! one writer thread with group commit.
+//!
+//! # Durability
+//! - [`Durability::Fsync`] (default): a caller gets its sequence number only after
+//!   the batch holding its record was written and `fdatasync`ed. Records that
+//!   arrive while a sync runs go into the next batch (group commit).
+//! - [`Durability::OsBuffered`]: acknowledged after `write(2)`; survives a
+//!   process crash, not a power loss or kernel crash. Segments are synced when
+//!   they roll and when the store closes.
+//! - [`Durability::None`]: acknowledged after `write(2)`, never synced. For tests.
+//!
+//! # Crash recovery
+//! Opening for writing cuts a torn tail (an incomplete, zero-filled or damaged
+//! last frame of the newest segment) back to the last whole record. Damage
+//! followed by intact frames, or in a sealed segment, is corruption: the store
+//! refuses to open ([`Error::Corrupt`]) instead of cutting history.
+//!
+//! # Errors while writing
+//! An I/O error (EIO, ENOSPC, ...) poisons the writer: the batch's callers get
+//! the error, every later append gets [`Error::Poisoned`], and nothing is
+//! acknowledged that is not durable. Reopen the store to recover.
+
+mod options;
+mod read;
+mod recovery;
+mod retention;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::chain::{Link, chain_link, record_digest};
+use crate::checkpoint::{
+    Checkpoint, CheckpointSink, SignedCheckpoint, SigningKey, append_checkpoint_log,
+    read_checkpoint_log,
+};
+use crate::clock::{Clock, Timestamp};
+use crate::encoding::{decode_record, encode_record, peek_header};
+use crate::error::{Error, Result};
+use crate::event::{Event, TenantId};
+use crate::store::segment::{
+    FRAME_OVERHEAD, SegmentEnd, SegmentHeader, encode_frame, parse_segment, require_usable,
+};
+use crate::store::{AuditRead, Bounds, Export, ExportReceipt, export_prefix, prune_event};
+use crate::verify::StoredRecord;
+
+pub(crate) use options::IoHook;
+pub use options::{AutoCheckpoint, Durability, FileStoreOptions};
+use recovery::load;
+use writer::{Msg, Reply, Slot, SlotTx, WAKE_SHARDS, Wake, Writer};
+
+#[derive(Debug, Clone)]
+struct SegInfo {
+    path: PathBuf,
+    file: Arc<File>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    seg: u32,
+    offset: u64,
+    len: u32,
+}
+
+#[derive(Debug, Default)]
+struct TenantIndex {
+    dir: PathBuf,
+    first_seq: u64,
+    start_prev: Link,
+    head: Link,
+    segments: Vec<SegInfo>,
+    seg_base: u32,
+    locs: Vec<Loc>,
+    subjects: HashMap<String, Vec<u64>>,
+    /// Read-only opens: the position of damage that is not a crash leftover.
+    damage_at: Option<u64>,
+}
+
+impl TenantIndex {
+    fn size(&self) -> u64 {
+        self.first_seq + self.locs.len() as u64
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    dir: PathBuf,
+    index: RwLock<HashMap<TenantId, TenantIndex>>,
+    poisoned: AtomicBool,
+    checkpoint_file: Mutex<()>,
+}
+
+/// The file store. See the [module docs](self).
+#[derive(Debug)]
+pub struct FileStore {
+    shared: Arc<Shared>,
+    tx: Option<mpsc::Sender<Msg>>,
+    writer: Option<JoinHandle<()>>,
+    wake: Arc<Wake>,
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+fn tenant_dir_name(t: &TenantId) -> String {
+    format!("t-{}", hex::encode(t.as_str()))
+}
+
+fn segment_name(first_seq: u64) -> String {
+    format!("{first_seq:020}.seg")
+}
+
+fn rel(dir: &Path, p: &Path) -> String {
+    p.strip_prefix(dir).unwrap_or(p).display().to_string()
+}
+
+fn sync_dir(p: &Path) -> std::io::Result<()> {
+    File::open(p)?.sync_all()
+}
+
+impl FileStore {
+    /// Open (or create) a store in `dir` for writing: takes the directory's
+    /// write lock, recovers torn tails, starts the writer thread.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] if another writer holds the store, [`Error::Corrupt`]
+    /// for damage that is not a crash leftover, [`Error::Io`].
+    pub fn open(dir: impl AsRef<Path>, options: FileStoreOptions) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.exists() {
+            fs::create_dir_all(&dir)?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent)?;
+            }
+        }
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked),
+            Err(fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let (index, writers) = load(&dir, true)?;
+        let shared = Arc::new(Shared {
+            dir: dir.clone(),
+            index: RwLock::new(index),
+            poisoned: AtomicBool::new(false),
+            checkpoint_file: Mutex::new(()),
+        });
+        let (tx, rx) = mpsc::channel();
+        let wake = Arc::new(Wake::default());
+        let mut writer = Writer {
+            wake: Arc::clone(&wake),
+            shared: Arc::clone(&shared),
+            durability: options.durability,
+            max_segment_bytes: options.max_segment_bytes,
+            max_batch: options.max_batch.max(1),
+            hook: options.hook,
+            clock: options.clock,
+            tenants: writers,
+            auto: options.auto_checkpoint.map(|a| (a, HashMap::new())),
+        };
+        let handle = std::thread::Builder::new()
+            .name("hisn-audit-writer".into())
+            .spawn(move || writer.run(&rx))?;
+        Ok(Self {
+            shared,
+            tx: Some(tx),
+            writer: Some(handle),
+            wake,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Open a store for reading and verification only: no lock, no recovery, no
+    /// writer. Damage (including a whole last frame with a bad checksum) is kept
+    /// for the verifier to report; an incomplete or zero-filled last frame (a
+    /// crash leftover) is ignored.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; [`Error::Malformed`] for an unreadable segment header.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(Error::NotFound);
+        }
+        let (index, _) = load(&dir, false)?;
+        let shared = Arc::new(Shared {
+            dir,
+            index: RwLock::new(index),
+            poisoned: AtomicBool::new(false),
+            checkpoint_file: Mutex::new(()),
+        });
+        Ok(Self {
+            shared,
+            tx: None,
+            writer: None,
+            wake: Arc::default(),
+            _lock: None,
+        })
+    }
+
+    /// Append `event` to its tenant's chain; blocks until the record is durable
+    /// (per the [`Durability`] mode) and returns its sequence number.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for the batch that hit an I/O error, [`Error::Poisoned`]
+    /// afterwards, [`Error::Closed`] for a read-only store.
+    pub fn append(&self, event: Event) -> Result<u64> {
+        let wake = &self.wake;
+        let shard = wake.next.fetch_add(1, Ordering::Relaxed) % WAKE_SHARDS;
+        let slot = Arc::new(Slot {
+            result: Mutex::new(None),
+            shard,
+        });
+        self.submit(
+            event,
+            Reply::Slot(SlotTx {
+                slot: Arc::clone(&slot),
+                wake: Arc::clone(wake),
+                filled: false,
+            }),
+        )?;
+        let (m, cv) = &wake.shards[slot.shard];
+        let mut guard = m.lock();
+        loop {
+            if let Some(r) = slot.result.lock().take() {
+                return r;
+            }
+            cv.wait(&mut guard);
+        }
+    }
+
+    /// Append without blocking: `done` is called from the writer thread with the
+    /// sequence number once the record is durable (or with the error). Use it to
+    /// bridge to an async runtime (for example with a oneshot channel).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] or [`Error::Closed`] when the writer cannot take it
+    /// (then `done` is not called).
+    pub fn append_with(
+        &self,
+        event: Event,
+        done: impl FnOnce(Result<u64>) + Send + 'static,
+    ) -> Result<()> {
+        self.submit(event, Reply::Callback(Box::new(done)))
+    }
+
+    fn submit(&self, event: Event, reply: Reply) -> Result<()> {
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            return Err(Error::Poisoned);
+        }
+        let tx = self.tx.as_ref().ok_or(Error::Closed)?;
+        tx.send(Msg::Append(event, reply))
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Whether an I/O error has stopped the writer.
+    pub fn is_poisoned(&self) -> bool {
+        self.shared.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Sign the current head of every tenant's chain (or only `tenant`), keep
+    /// the checkpoints in the store and return them for publishing.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::NotFound`] for an unknown tenant.
+    pub fn checkpoint_now(
+        &self,
+        tenant: Option<&TenantId>,
+        key: &SigningKey,
+        now: Timestamp,
+    ) -> Result<Vec<SignedCheckpoint>> {
+        let heads: Vec<(TenantId, u64, Link)> = {
+            let index = self.shared.index.read();
+            match tenant {
+                Some(t) => {
+                    let ti = index.get(t).ok_or(Error::NotFound)?;
+                    vec![(t.clone(), ti.size(), ti.head)]
+                }
+                None => index
+                    .iter()
+                    .map(|(t, ti)| (t.clone(), ti.size(), ti.head))
+                    .collect(),
+            }
+        };
+        let mut out = Vec::new();
+        for (t, size, head) in heads {
+            let cp = key.sign(Checkpoint::new(&t, size, head, now));
+            self.shared.store_checkpoint(&t, &cp)?;
+            out.push(cp);
+        }
+        Ok(out)
+    }
+
+    /// Stop the writer after it has finished the queued appends, syncing every
+    /// open segment (except with [`Durability::None`]).
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the writer thread panicked.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        self.tx.take();
+        if let Some(h) = self.writer.take() {
+            h.join().map_err(|_| Error::Closed)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for FileStore {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl Shared {
+    fn store_checkpoint(&self, tenant: &TenantId, cp: &SignedCheckpoint) -> Result<()> {
+        let _g = self.checkpoint_file.lock();
+        let dir = self.dir.join(tenant_dir_name(tenant));
+        append_checkpoint_log(&dir.join("checkpoints.jsonl"), cp)?;
+        Ok(())
+    }
+}

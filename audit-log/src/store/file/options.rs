@@ -1,0 +1,116 @@
+//! Options of the file store: durability, segment size, clock, automatic checkpoints.
+
+use std::sync::Arc;
+
+use crate::checkpoint::{CheckpointPolicy, CheckpointSink, SigningKey};
+use crate::clock::{Clock, SystemClock};
+
+/// When an append is acknowledged. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// After `fdatasync` (default).
+    #[default]
+    Fsync,
+    /// After `write(2)`; synced on segment roll and close.
+    OsBuffered,
+    /// After `write(2)`; never synced.
+    None,
+}
+
+/// Test hook for injecting I/O failures into the writer.
+pub(crate) trait IoHook: Send + Sync + std::fmt::Debug {
+    fn before_write(&self) -> std::io::Result<()>;
+    fn before_sync(&self) -> std::io::Result<()>;
+}
+
+/// Automatic checkpoints made by the writer.
+#[derive(Debug)]
+pub struct AutoCheckpoint {
+    pub(super) key: SigningKey,
+    pub(super) policy: CheckpointPolicy,
+    pub(super) sinks: Vec<Arc<dyn CheckpointSink>>,
+}
+
+impl AutoCheckpoint {
+    /// Sign with `key` under `policy`; publish to every sink added with [`sink`](Self::sink).
+    pub fn new(key: SigningKey, policy: CheckpointPolicy) -> Self {
+        Self {
+            key,
+            policy,
+            sinks: Vec::new(),
+        }
+    }
+
+    /// Also publish to `sink`.
+    #[must_use]
+    pub fn sink(mut self, sink: Arc<dyn CheckpointSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+}
+
+/// Options for [`FileStore::open`].
+#[derive(Debug)]
+pub struct FileStoreOptions {
+    pub(super) durability: Durability,
+    pub(super) max_segment_bytes: u64,
+    pub(super) max_batch: usize,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) auto_checkpoint: Option<AutoCheckpoint>,
+    pub(super) hook: Option<Arc<dyn IoHook>>,
+}
+
+impl Default for FileStoreOptions {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Fsync,
+            max_segment_bytes: Self::DEFAULT_SEGMENT_BYTES,
+            max_batch: 4096,
+            clock: Arc::new(SystemClock),
+            auto_checkpoint: None,
+            hook: None,
+        }
+    }
+}
+
+impl FileStoreOptions {
+    /// Default segment size: 64 MiB.
+    pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+    /// Smallest segment size accepted (smaller values are raised to it).
+    pub const MIN_SEGMENT_BYTES: u64 = 4096;
+
+    /// Set the durability mode.
+    #[must_use]
+    pub fn durability(mut self, d: Durability) -> Self {
+        self.durability = d;
+        self
+    }
+
+    /// Roll to a new segment after about this many bytes.
+    #[must_use]
+    pub fn max_segment_bytes(mut self, n: u64) -> Self {
+        self.max_segment_bytes = n.max(Self::MIN_SEGMENT_BYTES);
+        self
+    }
+
+    /// The clock for checkpoint times and intervals.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Make checkpoints automatically.
+    #[must_use]
+    pub fn auto_checkpoint(mut self, a: AutoCheckpoint) -> Self {
+        self.auto_checkpoint = Some(a);
+        self
+    }
+
+    #[cfg(test)]
+    pub(crate) fn hook(mut self, h: Arc<dyn IoHook>) -> Self {
+        self.hook = Some(h);
+        self
+    }
+}

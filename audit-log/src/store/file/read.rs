@@ -1,0 +1,124 @@
+//! Reading the file store: bounds, ranges, subjects, checkpoints.
+use super::*;
+
+impl AuditRead for FileStore {
+    fn tenants(&self) -> Result<Vec<TenantId>> {
+        let mut t: Vec<_> = self.shared.index.read().keys().cloned().collect();
+        t.sort();
+        Ok(t)
+    }
+
+    fn bounds(&self, tenant: &TenantId) -> Result<Bounds> {
+        let index = self.shared.index.read();
+        let ti = index.get(tenant).ok_or(Error::NotFound)?;
+        Ok(Bounds {
+            first_seq: ti.first_seq,
+            start_prev: ti.start_prev,
+            size: ti.size(),
+            head: ti.head,
+        })
+    }
+
+    fn read_range(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Result<StoredRecord>>> {
+        let (first, locs, segs, damage) = {
+            let index = self.shared.index.read();
+            let Some(ti) = index.get(tenant) else {
+                return Ok(Vec::new());
+            };
+            let lo = usize::try_from(from.saturating_sub(ti.first_seq))
+                .unwrap_or(usize::MAX)
+                .min(ti.locs.len());
+            let hi = usize::try_from(to.saturating_sub(ti.first_seq))
+                .unwrap_or(usize::MAX)
+                .min(ti.locs.len())
+                .max(lo);
+            (
+                ti.first_seq + lo as u64,
+                ti.locs[lo..hi].to_vec(),
+                (ti.seg_base, ti.segments.clone()),
+                ti.damage_at.filter(|d| *d >= from && *d <= to),
+            )
+        };
+        let mut out = Vec::with_capacity(locs.len() + 1);
+        let mut i = 0;
+        while i < locs.len() {
+            // Read a run of frames in one segment with one read.
+            let seg = locs[i].seg;
+            let mut j = i;
+            while j + 1 < locs.len()
+                && locs[j + 1].seg == seg
+                && locs[j + 1].offset
+                    == locs[j].offset + u64::from(locs[j].len) + FRAME_OVERHEAD as u64
+            {
+                j += 1;
+            }
+            let start = locs[i].offset;
+            let end = locs[j].offset + u64::from(locs[j].len) + FRAME_OVERHEAD as u64;
+            let info = segs
+                .1
+                .get(seg.wrapping_sub(segs.0) as usize)
+                .ok_or(Error::NotFound)?;
+            let mut buf = vec![0u8; usize::try_from(end - start).map_err(|_| Error::NotFound)?];
+            if let Err(e) = info.file.read_exact_at(&mut buf, start) {
+                if e.kind() != std::io::ErrorKind::UnexpectedEof {
+                    return Err(e.into());
+                }
+                out.push(Err(Error::Corrupt {
+                    what: "segment shorter than indexed",
+                    file: rel(&self.shared.dir, &info.path),
+                    offset: start,
+                }));
+                return Ok(out);
+            }
+            for (k, loc) in locs[i..=j].iter().enumerate() {
+                let seq = first + (i + k) as u64;
+                let off = usize::try_from(loc.offset - start).map_err(|_| Error::NotFound)?;
+                let frame = &buf[off..off + loc.len as usize + FRAME_OVERHEAD];
+                match crate::store::segment::parse_frame(frame) {
+                    Some((bytes, link)) => out.push(Ok(StoredRecord {
+                        seq,
+                        bytes: bytes.to_vec(),
+                        link,
+                    })),
+                    None => {
+                        out.push(Err(Error::Corrupt {
+                            what: "frame checksum",
+                            file: rel(&self.shared.dir, &info.path),
+                            offset: loc.offset,
+                        }));
+                        return Ok(out);
+                    }
+                }
+            }
+            i = j + 1;
+        }
+        if damage.is_some() {
+            out.push(Err(Error::Corrupt {
+                what: "damaged frame",
+                file: String::new(),
+                offset: 0,
+            }));
+        }
+        Ok(out)
+    }
+
+    fn subject_seqs(&self, tenant: &TenantId, subject: &str) -> Result<Vec<u64>> {
+        Ok(self
+            .shared
+            .index
+            .read()
+            .get(tenant)
+            .and_then(|t| t.subjects.get(subject).cloned())
+            .unwrap_or_default())
+    }
+
+    fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>> {
+        let dir = self.shared.dir.join(tenant_dir_name(tenant));
+        read_checkpoint_log(&dir.join("checkpoints.jsonl"))
+    }
+}

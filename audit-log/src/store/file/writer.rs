@@ -1,0 +1,445 @@
+//! The writer thread: batches appends, writes and syncs them (group commit), rolls segments.
+
+use super::*;
+
+/// How a caller hears back: a callback ([`FileStore::append_with`]) or a slot
+/// a blocked [`FileStore::append`] waits on.
+pub(super) enum Reply {
+    Callback(Box<dyn FnOnce(Result<u64>) + Send>),
+    Slot(SlotTx),
+}
+
+impl Reply {
+    /// Deliver `r`. Slots are woken by [`Wake::notify`] after the whole batch
+    /// was delivered, so the writer does not wake callers one by one.
+    pub(super) fn send(self, r: Result<u64>) {
+        match self {
+            Reply::Callback(f) => f(r),
+            Reply::Slot(mut s) => s.fill(r),
+        }
+    }
+}
+
+/// Wake-up shards for blocked appends. The writer fills every slot of a batch,
+/// then notifies each shard once; the woken callers hand the wake-up on to each
+/// other (parking_lot requeues the waiters onto the mutex), so the cost of
+/// waking many callers is spread over them instead of serialising the writer.
+pub(super) const WAKE_SHARDS: usize = 4;
+
+#[derive(Debug, Default)]
+pub(super) struct Wake {
+    pub(super) shards: [(Mutex<()>, Condvar); WAKE_SHARDS],
+    pub(super) next: std::sync::atomic::AtomicUsize,
+}
+
+impl Wake {
+    pub(super) fn notify(&self) {
+        for (m, cv) in &self.shards {
+            // Taking the mutex orders this after any waiter's check of its slot.
+            drop(m.lock());
+            cv.notify_all();
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Slot {
+    pub(super) result: Mutex<Option<Result<u64>>>,
+    pub(super) shard: usize,
+}
+
+/// The writer's end of a slot: dropping it unfilled (a writer that went away)
+/// answers [`Error::Closed`], so a blocked caller never waits forever.
+pub(super) struct SlotTx {
+    pub(super) slot: Arc<Slot>,
+    pub(super) wake: Arc<Wake>,
+    pub(super) filled: bool,
+}
+
+impl SlotTx {
+    pub(super) fn fill(&mut self, r: Result<u64>) {
+        *self.slot.result.lock() = Some(r);
+        self.filled = true;
+    }
+}
+
+impl Drop for SlotTx {
+    fn drop(&mut self) {
+        if !self.filled {
+            self.fill(Err(Error::Closed));
+            self.wake.notify();
+        }
+    }
+}
+
+pub(super) enum Msg {
+    Append(Event, Reply),
+}
+
+/// Per-tenant writer state.
+#[derive(Debug)]
+pub(super) struct TenantWriter {
+    pub(super) dir: PathBuf,
+    pub(super) file: File,
+    pub(super) seg: u32,
+    pub(super) seg_len: u64,
+    pub(super) next_seq: u64,
+    pub(super) head: Link,
+    pub(super) buf: Vec<u8>,
+    /// Committed on success: new segments and new records.
+    pub(super) new_segments: Vec<SegInfo>,
+    pub(super) new_locs: Vec<(Loc, Vec<String>)>,
+    pub(super) dirty: bool,
+}
+
+/// Per tenant: size and time of the last automatic checkpoint.
+pub(super) type LastCheckpoints = HashMap<TenantId, (u64, Timestamp)>;
+
+pub(super) struct Writer {
+    pub(super) shared: Arc<Shared>,
+    pub(super) durability: Durability,
+    pub(super) max_segment_bytes: u64,
+    pub(super) max_batch: usize,
+    pub(super) hook: Option<Arc<dyn IoHook>>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) tenants: HashMap<TenantId, TenantWriter>,
+    pub(super) auto: Option<(AutoCheckpoint, LastCheckpoints)>,
+    pub(super) wake: Arc<Wake>,
+}
+
+impl Writer {
+    pub(super) fn run(&mut self, rx: &mpsc::Receiver<Msg>) {
+        let tick = self
+            .auto
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |(a, _)| {
+                a.policy
+                    .every
+                    .clamp(Duration::from_millis(10), Duration::from_secs(1))
+            });
+        loop {
+            let first = match rx.recv_timeout(tick) {
+                Ok(m) => m,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.auto_checkpoints();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            self.drain(rx, &mut batch);
+            self.process(batch);
+            self.wake.notify();
+        }
+        if self.durability != Durability::None && !self.shared.poisoned.load(Ordering::Acquire) {
+            for tw in self.tenants.values() {
+                if let Err(e) = tw.file.sync_data() {
+                    tracing::error!(error = %e, "audit store: sync at close failed");
+                }
+            }
+        }
+    }
+
+    /// Move whatever is queued into `batch` (up to the batch limit), without waiting.
+    fn drain(&self, rx: &mpsc::Receiver<Msg>, batch: &mut Vec<Msg>) {
+        while batch.len() < self.max_batch {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn io<T>(&self, f: impl FnOnce() -> std::io::Result<T>, sync: bool) -> std::io::Result<T> {
+        if let Some(h) = &self.hook {
+            if sync {
+                h.before_sync()?
+            } else {
+                h.before_write()?
+            }
+        }
+        f()
+    }
+
+    pub(super) fn process(&mut self, batch: Vec<Msg>) {
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            for Msg::Append(_, reply) in batch {
+                reply.send(Err(Error::Poisoned));
+            }
+            return;
+        }
+        let mut acks: Vec<(Reply, u64)> = Vec::with_capacity(batch.len());
+        let mut failure: Option<std::io::Error> = None;
+        for Msg::Append(event, reply) in batch {
+            if failure.is_some() {
+                acks.push((reply, u64::MAX));
+                continue;
+            }
+            match self.stage(&event) {
+                Ok(seq) => acks.push((reply, seq)),
+                // The caller's own event was refused: nothing was written.
+                Err(
+                    e @ (Error::InvalidField { .. }
+                    | Error::InvalidDiff
+                    | Error::InvalidTenant
+                    | Error::SequenceExhausted),
+                ) => reply.send(Err(e)),
+                // Anything else (I/O, RNG) may have left partial state: stop.
+                Err(Error::Io(e)) => {
+                    failure = Some(e);
+                    acks.push((reply, u64::MAX));
+                }
+                Err(e) => {
+                    failure = Some(std::io::Error::other(e.to_string()));
+                    acks.push((reply, u64::MAX));
+                }
+            }
+        }
+        if failure.is_none()
+            && let Err(e) = self.flush_all()
+        {
+            failure = Some(e);
+        }
+        if let Some(e) = failure {
+            tracing::error!(error = %e, "audit store: I/O error, writer poisoned");
+            self.shared.poisoned.store(true, Ordering::Release);
+            let mut first = Some(e);
+            for (reply, _) in acks {
+                reply.send(Err(first.take().map_or(Error::Poisoned, Error::Io)));
+            }
+            return;
+        }
+        self.commit();
+        // Checkpoint before acknowledging, so a count-based checkpoint covers
+        // the batch that made it due by the time its callers return.
+        self.auto_checkpoints();
+        for (reply, seq) in acks {
+            reply.send(Ok(seq));
+        }
+    }
+
+    /// Create the tenant's directory and first segment.
+    fn new_tenant(&mut self, tenant: &TenantId) -> Result<()> {
+        let dir = self.shared.dir.join(tenant_dir_name(tenant));
+        self.io(|| fs::create_dir_all(&dir), false)?;
+        self.io(|| sync_dir(&self.shared.dir), true)?;
+        let (file, info, len) = self.create_segment(&dir, tenant, 0, Link::GENESIS)?;
+        self.shared.index.write().insert(
+            tenant.clone(),
+            TenantIndex {
+                dir: dir.clone(),
+                segments: vec![info],
+                ..TenantIndex::default()
+            },
+        );
+        self.tenants.insert(
+            tenant.clone(),
+            TenantWriter {
+                dir,
+                file,
+                seg: 0,
+                seg_len: len,
+                next_seq: 0,
+                head: Link::GENESIS,
+                buf: Vec::new(),
+                new_segments: Vec::new(),
+                new_locs: Vec::new(),
+                dirty: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Write a new segment under a temporary name, sync it, rename it into
+    /// place and sync the directory.
+    fn create_segment(
+        &self,
+        dir: &Path,
+        tenant: &TenantId,
+        first_seq: u64,
+        prev_link: Link,
+    ) -> Result<(File, SegInfo, u64)> {
+        let mut segment_id = [0u8; 16];
+        getrandom::fill(&mut segment_id).map_err(|_| Error::Rng)?;
+        let header = SegmentHeader {
+            tenant: tenant.clone(),
+            first_seq,
+            prev_link,
+            segment_id,
+        }
+        .encode();
+        let final_path = dir.join(segment_name(first_seq));
+        let tmp = dir.join(format!("{}.tmp", segment_name(first_seq)));
+        let mut f = self.io(
+            || {
+                OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .write(true)
+                    .open(&tmp)
+            },
+            false,
+        )?;
+        self.io(|| f.write_all(&header), false)?;
+        if self.durability != Durability::None {
+            self.io(|| f.sync_all(), true)?;
+        }
+        self.io(|| fs::rename(&tmp, &final_path), false)?;
+        if self.durability != Durability::None {
+            self.io(|| sync_dir(dir), true)?;
+        }
+        let file = OpenOptions::new().append(true).open(&final_path)?;
+        let read = File::open(&final_path)?;
+        Ok((
+            file,
+            SegInfo {
+                path: final_path,
+                file: Arc::new(read),
+            },
+            header.len() as u64,
+        ))
+    }
+
+    fn stage(&mut self, event: &Event) -> Result<u64> {
+        let tenant = event.tenant();
+        if !self.tenants.contains_key(tenant) {
+            self.new_tenant(tenant)?;
+        }
+        let (seq, head) = {
+            let tw = self.tenants.get(tenant).ok_or(Error::Closed)?;
+            (tw.next_seq, tw.head)
+        };
+        seq.checked_add(1).ok_or(Error::SequenceExhausted)?;
+        let record = encode_record(seq, event)?;
+        let link = chain_link(
+            tenant.as_str().as_bytes(),
+            seq,
+            &head,
+            &record_digest(&record),
+        );
+        let frame = encode_frame(&record, &link);
+        let roll = {
+            let tw = self.tenants.get(tenant).ok_or(Error::Closed)?;
+            tw.seg_len + tw.buf.len() as u64 + frame.len() as u64 > self.max_segment_bytes
+                && (tw.seq_in_segment() || !tw.buf.is_empty())
+        };
+        if roll {
+            self.roll(tenant)?;
+        }
+        let tw = self.tenants.get_mut(tenant).ok_or(Error::Closed)?;
+        let offset = tw.seg_len + tw.buf.len() as u64;
+        tw.buf.extend_from_slice(&frame);
+        let len =
+            u32::try_from(record.len()).map_err(|_| Error::InvalidField { field: "record" })?;
+        tw.new_locs.push((
+            Loc {
+                seg: tw.seg,
+                offset,
+                len,
+            },
+            event.subjects().to_vec(),
+        ));
+        tw.next_seq = seq + 1;
+        tw.head = link;
+        tw.dirty = true;
+        Ok(seq)
+    }
+
+    fn flush(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
+        if !tw.buf.is_empty() {
+            self.io(|| tw.file.write_all(&tw.buf), false)?;
+            tw.seg_len += tw.buf.len() as u64;
+            tw.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self, tenant: &TenantId) -> Result<()> {
+        let mut tw = self.tenants.remove(tenant).ok_or(Error::Closed)?;
+        let res = (|| -> Result<()> {
+            self.flush(&mut tw)?;
+            if self.durability != Durability::None {
+                self.io(|| tw.file.sync_data(), true)?;
+            }
+            let (file, info, len) = self.create_segment(&tw.dir, tenant, tw.next_seq, tw.head)?;
+            tw.file = file;
+            tw.seg += 1;
+            tw.seg_len = len;
+            tw.new_segments.push(info);
+            Ok(())
+        })();
+        self.tenants.insert(tenant.clone(), tw);
+        res
+    }
+
+    fn flush_all(&mut self) -> std::io::Result<()> {
+        let mut tenants = std::mem::take(&mut self.tenants);
+        let res = (|| {
+            for tw in tenants.values_mut().filter(|t| t.dirty) {
+                self.flush(tw)?;
+            }
+            if self.durability == Durability::Fsync {
+                for tw in tenants.values().filter(|t| t.dirty) {
+                    self.io(|| tw.file.sync_data(), true)?;
+                }
+            }
+            Ok(())
+        })();
+        self.tenants = tenants;
+        res
+    }
+
+    fn commit(&mut self) {
+        let mut index = self.shared.index.write();
+        for (t, tw) in self.tenants.iter_mut().filter(|(_, t)| t.dirty) {
+            let Some(ti) = index.get_mut(t) else { continue };
+            ti.segments.append(&mut tw.new_segments);
+            for (loc, subjects) in tw.new_locs.drain(..) {
+                let seq = ti.size();
+                for s in subjects {
+                    ti.subjects.entry(s).or_default().push(seq);
+                }
+                ti.locs.push(loc);
+            }
+            ti.head = tw.head;
+            tw.dirty = false;
+        }
+    }
+
+    fn auto_checkpoints(&mut self) {
+        let Some((auto, last)) = self.auto.as_mut() else {
+            return;
+        };
+        let now = self.clock.now();
+        let heads: Vec<(TenantId, u64, Link)> = self
+            .shared
+            .index
+            .read()
+            .iter()
+            .map(|(t, ti)| (t.clone(), ti.size(), ti.head))
+            .collect();
+        for (t, size, head) in heads {
+            let (last_size, last_time) = *last.entry(t.clone()).or_insert((0, now));
+            if !auto.policy.due(size, last_size, last_time, now) {
+                continue;
+            }
+            let cp = auto.key.sign(Checkpoint::new(&t, size, head, now));
+            if let Err(e) = self.shared.store_checkpoint(&t, &cp) {
+                tracing::error!(error = %e, tenant = %t, "audit store: could not keep checkpoint");
+            }
+            for sink in &auto.sinks {
+                if let Err(e) = sink.publish(&cp) {
+                    tracing::error!(error = %e, tenant = %t, "audit store: checkpoint sink failed");
+                }
+            }
+            last.insert(t, (size, now));
+        }
+    }
+}
+
+impl TenantWriter {
+    /// Whether the current segment already holds a record (never roll an empty one).
+    pub(super) fn seq_in_segment(&self) -> bool {
+        self.seg_len > 0 && self.next_seq > 0
+    }
+}

@@ -1,0 +1,275 @@
+//! Appending: one statement in the common case, batches, the caller's transaction.
+
+use super::*;
+
+impl PgStore {
+    /// Append in a transaction of its own; returns the sequence number once committed.
+    ///
+    /// # Errors
+    /// [`Error::Database`], encoding errors.
+    pub async fn append(&self, event: &Event) -> Result<u64> {
+        let tenant = event.tenant();
+        let mut guess = self.heads.lock().get(tenant).copied();
+        for _ in 0..FAST_ATTEMPTS {
+            let Some((seq, prev)) = guess else { break };
+            match self.append_if_head(event, seq, &prev).await {
+                Ok(Ok(link)) => {
+                    self.remember(tenant, seq, link);
+                    return Ok(seq);
+                }
+                // Another writer moved the head: chain to the one the database holds.
+                Ok(Err(head)) => guess = Some(head),
+                Err(e) => {
+                    self.heads.lock().remove(tenant);
+                    return Err(e);
+                }
+            }
+        }
+        // First append of this tenant by this store, or a contended head: take
+        // the lock first, then read the head and insert (always succeeds).
+        let mut tx = self.pool.begin().await?;
+        let appended = match Self::append_in_with_link(&mut tx, event).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.heads.lock().remove(tenant);
+                return Err(e);
+            }
+        };
+        tx.commit().await?;
+        self.remember(tenant, appended.0, appended.1);
+        Ok(appended.0)
+    }
+
+    pub(super) fn remember(&self, tenant: &TenantId, seq: u64, link: Link) {
+        if let Some(next) = seq.checked_add(1) {
+            self.heads.lock().insert(tenant.clone(), (next, link));
+        }
+    }
+
+    /// One statement in a transaction of its own: append `event` as record
+    /// `seq` after `prev` if that is still the head. `Ok(Ok(link))` once
+    /// committed, `Ok(Err((next seq, head)))` when the head moved (nothing written).
+    pub(super) async fn append_if_head(
+        &self,
+        event: &Event,
+        seq: u64,
+        prev: &Link,
+    ) -> Result<std::result::Result<Link, (u64, Link)>> {
+        let tenant = event.tenant().as_str();
+        let record = encode_record(seq, event)?;
+        let link = chain_link(tenant.as_bytes(), seq, prev, &record_digest(&record));
+        let row = sqlx::query(
+            "SELECT appended, seq, link FROM hisn_audit_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(tenant)
+        .bind(i64_of(seq)?)
+        .bind(&prev.0[..])
+        .bind(&record)
+        .bind(&link.0[..])
+        .bind(event.time().unix_micros())
+        .bind(event.actor())
+        .bind(event.action())
+        .bind(event.entity_type())
+        .bind(event.entity_id())
+        .bind(event.subjects())
+        .fetch_one(&self.pool)
+        .await?;
+        if row.try_get::<bool, _>(0)? {
+            return Ok(Ok(link));
+        }
+        Ok(Err(Self::next_after(
+            row.try_get::<Option<i64>, _>(1)?,
+            row.try_get::<Option<Vec<u8>>, _>(2)?,
+        )?))
+    }
+
+    /// The next sequence number and previous link after a head row.
+    pub(super) fn next_after(seq: Option<i64>, link: Option<Vec<u8>>) -> Result<(u64, Link)> {
+        match (seq, link) {
+            (Some(s), Some(l)) => Ok((
+                u64_of(s)?.checked_add(1).ok_or(Error::SequenceExhausted)?,
+                link_of(&l)?,
+            )),
+            _ => Ok((0, Link::GENESIS)),
+        }
+    }
+
+    /// Append inside the caller's transaction (pass `&mut *tx`): the record
+    /// commits or rolls back with the caller's change. Holds the tenant's chain
+    /// lock until that transaction ends, so keep it short.
+    ///
+    /// In a `REPEATABLE READ` or `SERIALIZABLE` transaction the head is read
+    /// from the transaction's snapshot, so an append that committed after it was
+    /// taken makes this one fail on the primary key: retry the transaction (the
+    /// chain never forks).
+    ///
+    /// Outside a transaction the lock is released when the statement ends and
+    /// concurrent appends could collide on the primary key (one fails; the chain
+    /// never forks).
+    ///
+    /// # Errors
+    /// [`Error::Database`], encoding errors.
+    pub async fn append_in(conn: &mut PgConnection, event: &Event) -> Result<u64> {
+        Ok(Self::append_in_with_link(conn, event).await?.0)
+    }
+
+    pub(super) async fn append_in_with_link(
+        conn: &mut PgConnection,
+        event: &Event,
+    ) -> Result<(u64, Link)> {
+        let tenant = event.tenant().as_str();
+        // One round trip: take the tenant's chain lock, then read the head
+        // (a fresh snapshot after the lock, see `hisn_audit_lock_head`).
+        let head = sqlx::query("SELECT seq, link FROM hisn_audit_lock_head($1)")
+            .bind(tenant)
+            .fetch_one(&mut *conn)
+            .await?;
+        let (seq, prev) = Self::next_after(
+            head.try_get::<Option<i64>, _>(0)?,
+            head.try_get::<Option<Vec<u8>>, _>(1)?,
+        )?;
+        let record = encode_record(seq, event)?;
+        let link = chain_link(tenant.as_bytes(), seq, &prev, &record_digest(&record));
+        // One round trip for the record and its subject-index rows.
+        sqlx::query(
+            "WITH ins AS (INSERT INTO hisn_audit_log \
+                 (tenant, seq, record, link, recorded_at, actor, action, entity_type, entity_id) \
+                 VALUES ($1, $2, $3, $4, timestamptz 'epoch' + $5 * interval '1 microsecond', $6, $7, $8, $9) \
+                 RETURNING tenant, seq) \
+             INSERT INTO hisn_audit_subject (tenant, subject, seq) \
+             SELECT ins.tenant, s, ins.seq FROM ins, unnest($10::text[]) AS s",
+        )
+        .bind(tenant)
+        .bind(i64_of(seq)?)
+        .bind(&record)
+        .bind(&link.0[..])
+        .bind(event.time().unix_micros())
+        .bind(event.actor())
+        .bind(event.action())
+        .bind(event.entity_type())
+        .bind(event.entity_id())
+        .bind(event.subjects())
+        .execute(&mut *conn)
+        .await?;
+        Ok((seq, link))
+    }
+
+    /// Append `events` in one transaction of its own (one commit for all of
+    /// them); returns their sequence numbers, in order, once committed. Events
+    /// may belong to several tenants: each tenant's lock is taken in sorted
+    /// order (so concurrent batches cannot deadlock) and its records are chained
+    /// in the order given.
+    ///
+    /// # Errors
+    /// [`Error::Database`], encoding errors; on error nothing is appended.
+    pub async fn append_batch(&self, events: &[Event]) -> Result<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        let (seqs, heads) = Self::append_batch_with_heads(&mut tx, events).await?;
+        tx.commit().await?;
+        for (tenant, (next, link)) in heads {
+            self.heads.lock().insert(tenant, (next, link));
+        }
+        Ok(seqs)
+    }
+
+    /// [`append_batch`](Self::append_batch) inside the caller's transaction
+    /// (pass `&mut *tx`); the same rules as [`append_in`](Self::append_in).
+    ///
+    /// # Errors
+    /// [`Error::Database`], encoding errors.
+    pub async fn append_batch_in(conn: &mut PgConnection, events: &[Event]) -> Result<Vec<u64>> {
+        Ok(Self::append_batch_with_heads(conn, events).await?.0)
+    }
+
+    pub(super) async fn append_batch_with_heads(
+        conn: &mut PgConnection,
+        events: &[Event],
+    ) -> Result<(Vec<u64>, Vec<(TenantId, (u64, Link))>)> {
+        let mut tenants: Vec<&TenantId> = events.iter().map(Event::tenant).collect();
+        tenants.sort();
+        tenants.dedup();
+        let mut heads: HashMap<&TenantId, (u64, Link)> = HashMap::with_capacity(tenants.len());
+        for t in &tenants {
+            let head = sqlx::query("SELECT seq, link FROM hisn_audit_lock_head($1)")
+                .bind(t.as_str())
+                .fetch_one(&mut *conn)
+                .await?;
+            let next = Self::next_after(
+                head.try_get::<Option<i64>, _>(0)?,
+                head.try_get::<Option<Vec<u8>>, _>(1)?,
+            )?;
+            heads.insert(t, next);
+        }
+        let n = events.len();
+        let (mut c_tenant, mut c_seq, mut c_record, mut c_link, mut c_micros) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut c_actor, mut c_action, mut c_etype, mut c_eid) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut s_tenant, mut s_subject, mut s_seq) = (Vec::new(), Vec::new(), Vec::new());
+        let mut seqs = Vec::with_capacity(n);
+        for e in events {
+            let t = e.tenant();
+            let (seq, prev) = heads.get(t).copied().ok_or(Error::Closed)?;
+            let record = encode_record(seq, e)?;
+            let link = chain_link(t.as_str().as_bytes(), seq, &prev, &record_digest(&record));
+            let next = seq.checked_add(1).ok_or(Error::SequenceExhausted)?;
+            heads.insert(t, (next, link));
+            let seq_i = i64_of(seq)?;
+            for subject in e.subjects() {
+                s_tenant.push(t.as_str());
+                s_subject.push(subject.as_str());
+                s_seq.push(seq_i);
+            }
+            c_tenant.push(t.as_str());
+            c_seq.push(seq_i);
+            c_record.push(record);
+            c_link.push(link.0.to_vec());
+            c_micros.push(e.time().unix_micros());
+            c_actor.push(e.actor());
+            c_action.push(e.action());
+            c_etype.push(e.entity_type());
+            c_eid.push(e.entity_id());
+            seqs.push(seq);
+        }
+        // One round trip for every record and subject-index row (a data-modifying
+        // CTE always runs to completion).
+        sqlx::query(
+            "WITH ins AS (INSERT INTO hisn_audit_log \
+                 (tenant, seq, record, link, recorded_at, actor, action, entity_type, entity_id) \
+                 SELECT t, s, r, l, timestamptz 'epoch' + m * interval '1 microsecond', a, ac, et, ei \
+                 FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[], $5::bigint[], \
+                             $6::text[], $7::text[], $8::text[], $9::text[]) \
+                      AS u(t, s, r, l, m, a, ac, et, ei)) \
+             INSERT INTO hisn_audit_subject (tenant, subject, seq) \
+             SELECT * FROM unnest($10::text[], $11::text[], $12::bigint[])",
+        )
+        .bind(&c_tenant)
+        .bind(&c_seq)
+        .bind(&c_record)
+        .bind(&c_link)
+        .bind(&c_micros)
+        .bind(&c_actor)
+        .bind(&c_action)
+        .bind(&c_etype)
+        .bind(&c_eid)
+        .bind(&s_tenant)
+        .bind(&s_subject)
+        .bind(&s_seq)
+        .execute(&mut *conn)
+        .await?;
+        let heads = heads.into_iter().map(|(t, h)| (t.clone(), h)).collect();
+        Ok((seqs, heads))
+    }
+}

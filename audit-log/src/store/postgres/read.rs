@@ -1,0 +1,276 @@
+//! Reading: bounds, ranges, checkpoints, paged verification, DSAR reports.
+
+use super::*;
+
+impl PgStore {
+    /// Bounds of `tenant`'s chain: after a retention prune it starts at the
+    /// newest prune point.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Database`].
+    pub async fn bounds(&self, tenant: &TenantId) -> Result<Bounds> {
+        let mut conn = self.pool.acquire().await?;
+        Self::bounds_on(&mut conn, tenant).await
+    }
+
+    pub(super) async fn bounds_on(conn: &mut PgConnection, tenant: &TenantId) -> Result<Bounds> {
+        let row = sqlx::query(
+            "SELECT p.first_seq, p.start_prev, h.seq, h.link FROM (SELECT) AS one \
+             LEFT JOIN LATERAL (SELECT first_seq, start_prev FROM hisn_audit_prune_point \
+                 WHERE tenant = $1 ORDER BY first_seq DESC LIMIT 1) AS p ON true \
+             LEFT JOIN LATERAL (SELECT seq, link FROM hisn_audit_log \
+                 WHERE tenant = $1 ORDER BY seq DESC LIMIT 1) AS h ON true",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        let (Some(last), Some(head)) = (
+            row.try_get::<Option<i64>, _>(2)?,
+            row.try_get::<Option<Vec<u8>>, _>(3)?,
+        ) else {
+            return Err(Error::NotFound);
+        };
+        // Without a prune point the chain starts at 0: rows missing from its
+        // start were deleted some other way, and verification reports it.
+        let (first_seq, start_prev) = match (
+            row.try_get::<Option<i64>, _>(0)?,
+            row.try_get::<Option<Vec<u8>>, _>(1)?,
+        ) {
+            (Some(first), Some(prev)) => (u64_of(first)?, link_of(&prev)?),
+            _ => (0, Link::GENESIS),
+        };
+        Ok(Bounds {
+            first_seq,
+            start_prev,
+            size: u64_of(last)?
+                .checked_add(1)
+                .ok_or(Error::SequenceExhausted)?,
+            head: link_of(&head)?,
+        })
+    }
+
+    /// Records `from..to` (by sequence number; missing rows are simply absent).
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn read_range(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::read_range_on(&mut conn, tenant, from, to).await
+    }
+
+    pub(super) async fn read_range_on(
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<StoredRecord>> {
+        let rows = sqlx::query("SELECT seq, record, link FROM hisn_audit_log WHERE tenant = $1 AND seq >= $2 AND seq < $3 ORDER BY seq")
+            .bind(tenant.as_str())
+            .bind(i64_of(from.min(i64::MAX as u64))?)
+            .bind(i64_of(to.min(i64::MAX as u64))?)
+            .fetch_all(&mut *conn)
+            .await?;
+        rows.iter().map(stored_record).collect()
+    }
+
+    /// One page of records from `from` (inclusive) to `to` (exclusive), in
+    /// order: the next rows held, whatever gaps lie between them.
+    pub(super) async fn read_page(
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+        page: Page,
+    ) -> Result<Vec<StoredRecord>> {
+        // The running sum stops a page at `page.bytes` of records without
+        // detoasting them (octet_length of a bytea reads only its header).
+        let rows = sqlx::query(
+            "SELECT seq, record, link FROM ( \
+                 SELECT seq, record, link, \
+                        sum(octet_length(record)) OVER (ORDER BY seq) - octet_length(record) AS before \
+                 FROM hisn_audit_log WHERE tenant = $1 AND seq >= $2 AND seq < $3 \
+                 ORDER BY seq LIMIT $4) AS p \
+             WHERE before < $5 ORDER BY seq",
+        )
+        .bind(tenant.as_str())
+        .bind(i64_of(from)?)
+        .bind(i64_of(to)?)
+        .bind(page.rows)
+        .bind(page.bytes)
+        .fetch_all(&mut *conn)
+        .await?;
+        rows.iter().map(stored_record).collect()
+    }
+
+    /// Sign and keep a checkpoint of `tenant`'s current head.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Database`].
+    pub async fn checkpoint(
+        &self,
+        tenant: &TenantId,
+        key: &SigningKey,
+        now: Timestamp,
+    ) -> Result<SignedCheckpoint> {
+        let b = self.bounds(tenant).await?;
+        let cp = key.sign(Checkpoint::new(tenant, b.size, b.head, now));
+        sqlx::query("INSERT INTO hisn_audit_checkpoint (tenant, size, note) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(tenant.as_str())
+            .bind(i64_of(b.size)?)
+            .bind(cp.to_note())
+            .execute(&self.pool)
+            .await?;
+        Ok(cp)
+    }
+
+    /// Checkpoints kept in the database for `tenant`.
+    ///
+    /// # Errors
+    /// [`Error::Database`], [`Error::Malformed`].
+    pub async fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>> {
+        let mut conn = self.pool.acquire().await?;
+        Self::checkpoints_on(&mut conn, tenant).await
+    }
+
+    pub(super) async fn checkpoints_on(
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+    ) -> Result<Vec<SignedCheckpoint>> {
+        let notes: Vec<String> = sqlx::query_scalar(
+            "SELECT note FROM hisn_audit_checkpoint WHERE tenant = $1 ORDER BY size",
+        )
+        .bind(tenant.as_str())
+        .fetch_all(&mut *conn)
+        .await?;
+        notes.iter().map(|n| SignedCheckpoint::parse(n)).collect()
+    }
+
+    /// Verify `tenant`'s whole chain (from its prune point, if any) against the
+    /// stored checkpoints plus `extra`.
+    ///
+    /// Memory stays bounded: the chain is read from one snapshot in pages of at
+    /// most 10,000 records or 8 MiB, hashed on a blocking thread while the next
+    /// page is read, and reading stops at the first failure.
+    ///
+    /// # Errors
+    /// [`Error::Database`]; damage is a verdict.
+    pub async fn verify(
+        &self,
+        tenant: &TenantId,
+        keys: Option<&TrustedKeys>,
+        extra: &[SignedCheckpoint],
+    ) -> Result<VerifyReport> {
+        Ok(self.verify_paged(tenant, keys, extra, VERIFY_PAGE).await?.0)
+    }
+
+    /// [`verify`](Self::verify) with a page size; also returns the number of
+    /// pages read.
+    pub(super) async fn verify_paged(
+        &self,
+        tenant: &TenantId,
+        keys: Option<&TrustedKeys>,
+        extra: &[SignedCheckpoint],
+        page: Page,
+    ) -> Result<(VerifyReport, u64)> {
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let (start, from, size) = match Self::bounds_on(&mut tx, tenant).await {
+            Ok(b) => (verify_start(&b), b.first_seq, b.size),
+            Err(Error::NotFound) => (Start::Genesis, 0, 0),
+            Err(e) => return Err(e),
+        };
+        let mut cps = Self::checkpoints_on(&mut tx, tenant).await?;
+        cps.extend_from_slice(extra);
+        // The verifier pulls records from an iterator; it runs on a blocking
+        // thread and the iterator waits for the pages this task sends. When it
+        // reaches a verdict early it drops the receiver and reading stops.
+        let (pages, mut received) = mpsc::channel::<Vec<StoredRecord>>(VERIFY_QUEUE);
+        let (owned_tenant, owned_keys) = (tenant.clone(), keys.cloned());
+        let verifier = tokio::task::spawn_blocking(move || {
+            let records = std::iter::from_fn(move || received.blocking_recv())
+                .flatten()
+                .map(Ok::<_, Error>);
+            Verifier::new(&owned_tenant, &cps, owned_keys.as_ref()).verify_log(start, records)
+        });
+        let (mut next, mut read) = (from, 0u64);
+        while next < size {
+            let records = Self::read_page(&mut tx, tenant, next, size, page).await?;
+            let Some(last) = records.last() else { break };
+            next = last.seq.saturating_add(1);
+            read += 1;
+            if pages.send(records).await.is_err() {
+                break;
+            }
+        }
+        drop(pages);
+        tx.commit().await?;
+        Ok((join_blocking(verifier).await??, read))
+    }
+
+    /// The DSAR report for `subject`, through the subject index. After a prune
+    /// the first remaining record's predecessor link comes from the prune point.
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn subject_report(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        keys: Option<&TrustedKeys>,
+    ) -> Result<SubjectReport> {
+        // Each record with its predecessor's link, in one query (one snapshot).
+        let rows = sqlx::query(
+            "SELECT l.seq, l.record, l.link, COALESCE(p.link, pp.start_prev) FROM hisn_audit_log l \
+             LEFT JOIN hisn_audit_log p ON p.tenant = l.tenant AND p.seq = l.seq - 1 \
+             LEFT JOIN hisn_audit_prune_point pp ON pp.tenant = l.tenant AND pp.first_seq = l.seq \
+             WHERE l.tenant = $1 AND l.seq IN \
+                 (SELECT s.seq FROM hisn_audit_subject s WHERE s.tenant = $1 AND s.subject = $2) \
+             ORDER BY l.seq",
+        )
+        .bind(tenant.as_str())
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut entries = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let seq = u64_of(r.try_get(0)?)?;
+            let record: Vec<u8> = r.try_get(1)?;
+            let (_, event) = crate::encoding::decode_record(&record)?;
+            let prev = r
+                .try_get::<Option<Vec<u8>>, _>(3)?
+                .map_or(Ok(Link::GENESIS), |b| link_of(&b))?;
+            entries.push(crate::store::ReportEntry {
+                seq,
+                event,
+                record,
+                prev_link: prev,
+                link: link_of(&r.try_get::<Vec<u8>, _>(2)?)?,
+                anchored: false,
+            });
+        }
+        let checkpoint = match keys {
+            Some(k) => self
+                .checkpoints(tenant)
+                .await?
+                .into_iter()
+                .filter(|c| c.verify(k).is_ok())
+                .max_by_key(|c| c.checkpoint.size),
+            None => None,
+        };
+        for e in &mut entries {
+            e.anchored = checkpoint
+                .as_ref()
+                .is_some_and(|c| c.checkpoint.size > e.seq);
+        }
+        Ok(SubjectReport {
+            tenant: tenant.clone(),
+            subject: subject.to_owned(),
+            entries,
+            checkpoint,
+        })
+    }
+}
