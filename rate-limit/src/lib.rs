@@ -1,2 +1,18 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+pub mod clock;
+mod decision;
+pub mod error;
+mod gcra;
+mod key;
+pub mod login;
+pub mod memory;
+pub mod policy;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use decision::{Decision, Outcome, TierStatus};
+pub use error::{Error, Result};
+pub use key::{KeyValue, RequestKeys};
+pub use memory::{MemoryConfig, MemoryLimiter};
+pub use policy::{Disclosure, FailureMode, KeyKind, Mode, Policy, Tiers};

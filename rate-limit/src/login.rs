@@ -1,0 +1,93 @@
+//! Login-failure protection: failures are counted per account and per client
+//! IP, with no permanent lockout and identical answers for existing and
+//! unknown accounts.
+//!
+//! Use: call [`LoginGuard::check`] *before* verifying the password; if it is
+//! denied, answer the same generic "try again later" for every account. After
+//! a failed verification call [`LoginGuard::record_failure`] — also when the
+//! account does not exist (the guard never learns whether an account exists,
+//! so it cannot answer differently). After a success call
+//! [`LoginGuard::record_success`], which clears the account's failures only
+//! (never the IP's, so one valid account cannot launder an IP's guesses).
+//!
+//! Lockout is never permanent: the failure budgets refill at their policy's
+//! rate, so a blocked account or IP can try again at most one emission interval
+//! after failures stop. Traps left to the caller: run the password hash for
+//! unknown accounts too (timing), and answer with the same status, body and
+//! headers whether the account exists or not.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use crate::clock::{Clock, SystemClock};
+use crate::decision::Decision;
+use crate::error::{Error, Result};
+use crate::key::{KeyValue, RequestKeys};
+use crate::memory::{MemoryConfig, MemoryLimiter};
+use crate::policy::{KeyKind, Policy, Tiers};
+
+/// Failure budgets per account and per IP.
+#[derive(Debug)]
+pub struct LoginGuard<C: Clock = SystemClock> {
+    limiter: MemoryLimiter<C>,
+    account_tier: &'static str,
+    v6_prefix: u8,
+}
+
+impl LoginGuard<SystemClock> {
+    /// A guard with the system clock and default memory bounds.
+    pub fn new(per_account: Policy, per_ip: Policy) -> Result<Self> {
+        Self::with_clock(per_account, per_ip, MemoryConfig::default(), SystemClock)
+    }
+}
+
+impl<C: Clock> LoginGuard<C> {
+    /// `per_account` must be keyed by [`KeyKind::Account`], `per_ip` by [`KeyKind::Ip`].
+    pub fn with_clock(
+        per_account: Policy,
+        per_ip: Policy,
+        memory: MemoryConfig,
+        clock: C,
+    ) -> Result<Self> {
+        if per_account.key_kind() != KeyKind::Account || per_ip.key_kind() != KeyKind::Ip {
+            return Err(Error::InvalidConfig(
+                "login guard needs an Account-keyed and an Ip-keyed policy",
+            ));
+        }
+        let account_tier = per_account.name();
+        let tiers = Tiers::new(vec![per_account, per_ip])?;
+        Ok(LoginGuard {
+            limiter: MemoryLimiter::with_clock(tiers, memory, clock),
+            account_tier,
+            v6_prefix: 64,
+        })
+    }
+
+    fn keys(&self, account: &str, ip: IpAddr) -> RequestKeys {
+        let mut keys = RequestKeys::new().with(KeyKind::Ip, KeyValue::ip(ip, self.v6_prefix));
+        // An empty name cannot be an account: it shares the IP budget only.
+        if let Ok(a) = KeyValue::account(account) {
+            keys.set(KeyKind::Account, a);
+        }
+        keys
+    }
+
+    /// May this account be tried from this IP now? Consumes nothing.
+    pub fn check(&self, account: &str, ip: IpAddr) -> Result<Decision> {
+        self.limiter
+            .peek_n(&self.keys(account, ip), NonZeroU32::MIN)
+    }
+
+    /// Count one failed attempt against the account and the IP.
+    pub fn record_failure(&self, account: &str, ip: IpAddr) -> Result<Decision> {
+        self.limiter
+            .check_n(&self.keys(account, ip), NonZeroU32::MIN)
+    }
+
+    /// Clear the account's failures (the IP's stay).
+    pub fn record_success(&self, account: &str) {
+        if let Ok(a) = KeyValue::account(account) {
+            self.limiter.reset(self.account_tier, &a);
+        }
+    }
+}

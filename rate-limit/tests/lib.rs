@@ -1,0 +1,8 @@
+//! Integration tests of hisn-rate-limit: one binary, a module per area.
+// Test helpers outside `#[test]` functions unwrap freely: a failure is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+mod login;
+mod memory;
+mod props;
