@@ -111,7 +111,7 @@ fn base62_random(n: usize) -> Result<String> {
     let mut out = String::with_capacity(n);
     let mut buf = Zeroizing::new([0u8; 64]);
     while out.len() < n {
-        crate::rng::fill(buf.as_mut())?;
+        crate::rng::os_fill(buf.as_mut())?;
         // Rejection sampling: 248 = 4 * 62, so `b % 62` is uniform for b < 248.
         for &b in buf.iter().filter(|b| **b < 248) {
             if out.len() == n {

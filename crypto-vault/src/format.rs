@@ -354,7 +354,7 @@ pub(crate) fn seal(
         ));
     }
     let mut nonce = [0u8; NONCE_LEN];
-    crate::rng::fill(&mut nonce)?;
+    crate::rng::nonce_fill(&mut nonce)?;
     seal_with_nonce(cipher, key_id, ctx, plaintext, &nonce)
 }
 

@@ -203,7 +203,7 @@ impl PasswordHasher {
             return Err(Error::PasswordTooLong);
         }
         let mut salt = [0u8; 16];
-        crate::rng::fill(&mut salt)?;
+        crate::rng::os_fill(&mut salt)?;
         let argon = self.params.argon2(None)?;
         let _p = self.permit();
         let h = argon
@@ -253,7 +253,7 @@ impl PasswordHasher {
             Some(d) => d,
             None => {
                 let mut r = [0u8; 24];
-                crate::rng::fill(&mut r)?;
+                crate::rng::os_fill(&mut r)?;
                 let h = self.hash(&hex::encode(r))?;
                 self.dummy.get_or_init(|| h)
             }
