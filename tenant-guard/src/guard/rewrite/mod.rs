@@ -1,0 +1,158 @@
+//! The rewriter: walks the statement tree, adds the tenant predicate to every
+//! tenant-table reference and refuses whatever it does not understand.
+//!
+//! Every AST node kind the rewriter accepts is destructured exhaustively (no
+//! `..` in the patterns of the statement, query, select and table nodes), so a
+//! field added by a future `sqlparser` release breaks the build instead of
+//! being silently ignored. Expression kinds are whitelisted: an unknown kind is
+//! refused, never skipped, because a skipped expression could hide a subquery
+//! over a tenant table.
+
+use sqlparser::ast::{
+    AccessExpr, Assignment, AssignmentTarget, BinaryOperator, Delete, DoUpdate, Expr, FromTable,
+    Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, InTarget, Insert, JoinConstraint, JoinOperator,
+    JsonPathElem, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart, OnConflict,
+    OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectFlavor,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SqliteOnConflict, Statement, Subscript,
+    TableFactor, TableObject, TableWithJoins, Update, UpdateTableFromKind, Value, Values,
+    WildcardAdditionalOptions, WindowFrameBound, WindowSpec, WindowType,
+};
+use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
+use sqlparser::keywords::ALL_KEYWORDS;
+use sqlparser::parser::{Parser, ParserError};
+
+use super::registry::TableKind;
+use super::{Dialect, GuardError, MAX_DEPTH, TableRegistry, params};
+
+mod exprs;
+mod names;
+mod policy;
+mod queries;
+#[cfg(test)]
+mod tests;
+mod writes;
+
+use policy::classify;
+pub(crate) use policy::is_denied_function;
+
+/// Parses, scopes and renders `sql`; returns the new text and the statement's
+/// own parameter count.
+pub(crate) fn rewrite(
+    sql: &str,
+    registry: &TableRegistry,
+    dialect: Dialect,
+) -> Result<(String, usize), GuardError> {
+    let parser_dialect: &dyn SqlDialect = match dialect {
+        Dialect::Postgres => &PostgreSqlDialect {},
+        Dialect::Sqlite => &SQLiteDialect {},
+    };
+    let prepared = params::prepare(sql, parser_dialect, dialect)?;
+    let mut statements = Parser::new(parser_dialect)
+        .with_tokens_with_locations(prepared.tokens)
+        .parse_statements()
+        .map_err(|e| match e {
+            ParserError::RecursionLimitExceeded => GuardError::TooComplex,
+            other => GuardError::Parse(other.to_string()),
+        })?;
+    if statements.len() > 1 {
+        return Err(GuardError::MultipleStatements);
+    }
+    let mut statement = statements.pop().ok_or(GuardError::Empty)?;
+    let placeholder = match dialect {
+        Dialect::Postgres => format!("${}", prepared.user_params + 1),
+        Dialect::Sqlite => format!("?{}", prepared.user_params + 1),
+    };
+    let mut rewriter = Rewriter {
+        registry,
+        dialect,
+        tenant: Expr::value(Value::Placeholder(placeholder)),
+        user_params: prepared.user_params,
+        depth: 0,
+    };
+    rewriter.statement(&mut statement)?;
+    Ok((statement.to_string(), prepared.user_params))
+}
+
+fn unsupported(what: &str) -> GuardError {
+    GuardError::Unsupported(what.to_string())
+}
+
+/// `Ok(())` when `cond` holds, else the refusal for `what`.
+fn require(cond: bool, what: &str) -> Result<(), GuardError> {
+    if cond { Ok(()) } else { Err(unsupported(what)) }
+}
+
+/// How a table reference resolves.
+enum Resolved<'r> {
+    /// A registered tenant table with its tenant column.
+    Tenant(&'r str),
+    /// A registered shared table.
+    Shared,
+    /// A common table expression in scope.
+    Cte,
+}
+
+struct Rewriter<'r> {
+    registry: &'r TableRegistry,
+    dialect: Dialect,
+    /// The tenant placeholder expression.
+    tenant: Expr,
+    /// Highest placeholder index of the original statement.
+    user_params: usize,
+    depth: usize,
+}
+
+impl<'r> Rewriter<'r> {
+    fn enter(&mut self) -> Result<(), GuardError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            Err(GuardError::TooComplex)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+}
+
+/// `(<existing>) AND p1 AND p2 ..`, or just the predicates.
+fn conjoin(existing: Option<Expr>, preds: Vec<Expr>) -> Option<Expr> {
+    if preds.is_empty() {
+        return existing;
+    }
+    let mut acc = existing.map(|e| match e {
+        nested @ Expr::Nested(_) => nested,
+        other => Expr::Nested(Box::new(other)),
+    });
+    for pred in preds {
+        acc = Some(match acc {
+            None => pred,
+            Some(left) => Expr::BinaryOp {
+                left: Box::new(left),
+                op: BinaryOperator::And,
+                right: Box::new(pred),
+            },
+        });
+    }
+    acc
+}
+
+/// ANDs predicates into an outer join's ON clause.
+fn add_to_on(c: &mut JoinConstraint, preds: Vec<Expr>) -> Result<(), GuardError> {
+    if preds.is_empty() {
+        return Ok(());
+    }
+    match c {
+        JoinConstraint::On(e) => {
+            let existing = std::mem::replace(e, Expr::value(Value::Boolean(true)));
+            if let Some(joined) = conjoin(Some(existing), preds) {
+                *e = joined;
+            }
+            Ok(())
+        }
+        _ => Err(unsupported("outer join over a tenant table without ON")),
+    }
+}

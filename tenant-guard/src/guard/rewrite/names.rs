@@ -1,0 +1,97 @@
+//! Names and scopes: how table names resolve against the registry and the
+//! CTEs in scope, and the tenant predicate.
+
+use super::*;
+
+impl<'r> Rewriter<'r> {
+    /// How the dialect compares an identifier: PostgreSQL keeps quoted
+    /// identifiers as written and folds unquoted ones; SQLite folds both.
+    pub(super) fn norm(&self, ident: &Ident) -> String {
+        match (self.dialect, ident.quote_style) {
+            (Dialect::Postgres, Some(_)) => ident.value.clone(),
+            _ => ident.value.to_ascii_lowercase(),
+        }
+    }
+
+    pub(super) fn default_schema(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Postgres => "public",
+            Dialect::Sqlite => "main",
+        }
+    }
+
+    pub(super) fn idents(name: &ObjectName) -> Result<Vec<&Ident>, GuardError> {
+        name.0
+            .iter()
+            .map(|part| match part {
+                ObjectNamePart::Identifier(ident) => Ok(ident),
+                ObjectNamePart::Function(_) => Err(unsupported("function in an object name")),
+            })
+            .collect()
+    }
+
+    pub(super) fn resolve(
+        &self,
+        name: &ObjectName,
+        ctes: &[String],
+    ) -> Result<Resolved<'r>, GuardError> {
+        let idents = Self::idents(name)?;
+        let normed: Vec<String> = idents.iter().map(|i| self.norm(i)).collect();
+        let found = match normed.as_slice() {
+            [table] if ctes.contains(table) => return Ok(Resolved::Cte),
+            [table] => self.registry.get(table),
+            [schema, table] => self.registry.get(&format!("{schema}.{table}")).or_else(|| {
+                (schema == self.default_schema())
+                    .then(|| self.registry.get(table))
+                    .flatten()
+            }),
+            _ => None,
+        };
+        match found.map(|t| &t.kind) {
+            Some(TableKind::Tenant { column }) => Ok(Resolved::Tenant(column)),
+            Some(TableKind::Shared) => Ok(Resolved::Shared),
+            None => Err(GuardError::UnknownTable(name.to_string())),
+        }
+    }
+
+    /// The tenant column as an identifier, quoted when it is not a plain
+    /// lowercase name or collides with a keyword.
+    pub(super) fn column_ident(column: &str) -> Ident {
+        let plain = column
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && column
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            && ALL_KEYWORDS
+                .binary_search(&column.to_ascii_uppercase().as_str())
+                .is_err();
+        if plain {
+            Ident::new(column)
+        } else {
+            Ident::with_quote('"', column)
+        }
+    }
+
+    /// `<qualifier>.<column> = <tenant>`.
+    pub(super) fn predicate(&self, qualifier: &[Ident], column: &str) -> Expr {
+        let mut path = qualifier.to_vec();
+        path.push(Self::column_ident(column));
+        Expr::BinaryOp {
+            left: Box::new(Expr::CompoundIdentifier(path)),
+            op: BinaryOperator::Eq,
+            right: Box::new(self.tenant.clone()),
+        }
+    }
+
+    /// Whether an assignment or insert column names the tenant column. Compared
+    /// case-insensitively whatever the quoting (fail closed).
+    pub(super) fn names_column(name: &ObjectName, column: &str) -> bool {
+        match name.0.last() {
+            Some(ObjectNamePart::Identifier(ident)) => ident.value.eq_ignore_ascii_case(column),
+            // Not an identifier: cannot tell, so treat it as the tenant column.
+            _ => true,
+        }
+    }
+}

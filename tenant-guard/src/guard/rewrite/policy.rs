@@ -1,0 +1,74 @@
+//! Policy: the function deny list and the refusal for statement kinds the
+//! guard does not scope.
+
+use super::*;
+
+/// Function names (lowercase, any schema) the guard refuses outright.
+const DENIED_FUNCTIONS: &[&str] = &[
+    // Session settings: the tenant GUC lives here.
+    "set_config",
+    "current_setting",
+    // Run SQL text the guard never sees.
+    "ts_stat",
+    "ts_rewrite",
+    // Sequences: setval changes shared state.
+    "setval",
+    // Large-object descriptors (opened by the denied `lo_*` family).
+    "loread",
+    "lowrite",
+    // SQLite: extensions and files.
+    "load_extension",
+    "readfile",
+    "writefile",
+    "edit",
+    "fts3_tokenizer",
+];
+
+/// Function name prefixes (lowercase) the guard refuses outright.
+const DENIED_PREFIXES: &[&str] = &[
+    // Server files, other sessions, signals, advisory locks, sleeps, NOTIFY.
+    "pg_",
+    // Connections to other databases.
+    "dblink",
+    // Large objects are not tenant-scoped.
+    "lo_",
+    // They run the SQL text (or read a whole table/schema) given as argument.
+    "query_to_xml",
+    "table_to_xml",
+    "cursor_to_xml",
+    "schema_to_xml",
+    "database_to_xml",
+];
+
+/// Whether a function name (any case, any schema) is on the deny list.
+pub(crate) fn is_denied_function(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    DENIED_FUNCTIONS.contains(&name.as_str()) || DENIED_PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The refusal for a statement kind the guard does not scope.
+pub(super) fn classify(statement: &Statement) -> GuardError {
+    let debug = format!("{statement:?}");
+    let kind = debug
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or_default();
+    match kind {
+        "Set" | "Reset" | "ShowVariable" | "ShowVariables" | "ShowStatus" | "Use" | "Discard"
+        | "AlterSession" | "Pragma" => GuardError::SetOrSessionControl,
+        "StartTransaction" | "Commit" | "Rollback" | "Savepoint" | "ReleaseSavepoint" => {
+            GuardError::TransactionControl
+        }
+        "Copy" | "CopyIntoSnowflake" | "Unload" | "LoadData" | "ExportData" => GuardError::Copy,
+        k if [
+            "Create", "Alter", "Drop", "Truncate", "Comment", "Rename", "Grant", "Revoke", "Deny",
+            "Attach", "Detach",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p)) =>
+        {
+            GuardError::Ddl
+        }
+        k => GuardError::Unsupported(format!("{k} statement")),
+    }
+}

@@ -1,0 +1,368 @@
+//! Unit tests of the rewriter: exact rewrites and refusals.
+
+use super::*;
+
+fn registry() -> TableRegistry {
+    TableRegistry::new()
+        .tenant_table("assets", "tenant_id")
+        .tenant_table("work_orders", "tenant_id")
+        .shared_table("countries")
+}
+
+fn pg(sql: &str) -> Result<String, GuardError> {
+    rewrite(sql, &registry(), Dialect::Postgres).map(|(s, _)| s)
+}
+
+fn lite(sql: &str) -> Result<String, GuardError> {
+    rewrite(sql, &registry(), Dialect::Sqlite).map(|(s, _)| s)
+}
+
+#[track_caller]
+fn accepts(sql: &str, expected: &str) {
+    assert_eq!(pg(sql).as_deref(), Ok(expected), "{sql}");
+}
+
+#[track_caller]
+fn refuses(sql: &str, expected: GuardError) {
+    assert_eq!(pg(sql), Err(expected), "{sql}");
+}
+
+fn unsupported_refusal(sql: &str) -> bool {
+    matches!(pg(sql), Err(GuardError::Unsupported(_)))
+}
+
+#[test]
+fn select_gets_the_predicate_in_where() {
+    accepts(
+        "SELECT id FROM assets",
+        "SELECT id FROM assets WHERE assets.tenant_id = $1",
+    );
+    accepts(
+        "SELECT a.id FROM assets AS a WHERE a.name = $1 OR a.id = $2",
+        "SELECT a.id FROM assets AS a WHERE (a.name = $1 OR a.id = $2) AND a.tenant_id = $3",
+    );
+    accepts(
+        "SELECT * FROM public.assets",
+        "SELECT * FROM public.assets WHERE public.assets.tenant_id = $1",
+    );
+    accepts("SELECT * FROM countries", "SELECT * FROM countries");
+    accepts("SELECT 1", "SELECT 1");
+}
+
+#[test]
+fn outer_joins_keep_their_meaning() {
+    accepts(
+        "SELECT * FROM assets a LEFT JOIN work_orders w ON w.asset_id = a.id",
+        "SELECT * FROM assets a LEFT JOIN work_orders w ON (w.asset_id = a.id) AND w.tenant_id = $1 WHERE a.tenant_id = $1",
+    );
+    accepts(
+        "SELECT * FROM assets a RIGHT JOIN work_orders w ON w.asset_id = a.id",
+        "SELECT * FROM assets a RIGHT JOIN work_orders w ON (w.asset_id = a.id) AND a.tenant_id = $1 WHERE w.tenant_id = $1",
+    );
+    accepts(
+        "SELECT * FROM countries c LEFT JOIN assets a ON a.name = c.name",
+        "SELECT * FROM countries c LEFT JOIN assets a ON (a.name = c.name) AND a.tenant_id = $1",
+    );
+    accepts(
+        "SELECT * FROM countries c FULL JOIN countries d ON c.code = d.code",
+        "SELECT * FROM countries c FULL JOIN countries d ON c.code = d.code",
+    );
+    assert!(unsupported_refusal(
+        "SELECT * FROM assets a FULL JOIN work_orders w ON w.asset_id = a.id"
+    ));
+    assert!(unsupported_refusal(
+        "SELECT * FROM assets a LEFT JOIN work_orders w USING (id)"
+    ));
+    assert!(unsupported_refusal(
+        "SELECT * FROM assets a NATURAL LEFT JOIN work_orders w"
+    ));
+}
+
+#[test]
+fn nested_joins_place_predicates_by_side() {
+    accepts(
+        "SELECT * FROM assets a LEFT JOIN (work_orders w JOIN assets b ON b.id = w.asset_id) ON w.asset_id = a.id",
+        "SELECT * FROM assets a LEFT JOIN (work_orders w JOIN assets b ON b.id = w.asset_id) ON (w.asset_id = a.id) AND w.tenant_id = $1 AND b.tenant_id = $1 WHERE a.tenant_id = $1",
+    );
+    assert!(unsupported_refusal(
+        "SELECT * FROM (assets a JOIN work_orders w ON a.id = w.asset_id) AS j"
+    ));
+}
+
+#[test]
+fn subqueries_ctes_and_set_operations_are_scoped() {
+    accepts(
+        "SELECT (SELECT count(*) FROM work_orders w WHERE w.asset_id = a.id) FROM assets a WHERE EXISTS (SELECT 1 FROM work_orders) UNION ALL SELECT 1 FROM countries",
+        "SELECT (SELECT count(*) FROM work_orders w WHERE (w.asset_id = a.id) AND w.tenant_id = $1) FROM assets a WHERE (EXISTS (SELECT 1 FROM work_orders WHERE work_orders.tenant_id = $1)) AND a.tenant_id = $1 UNION ALL SELECT 1 FROM countries",
+    );
+    accepts(
+        "WITH x AS (SELECT * FROM assets) SELECT * FROM x",
+        "WITH x AS (SELECT * FROM assets WHERE assets.tenant_id = $1) SELECT * FROM x",
+    );
+    accepts(
+        "SELECT * FROM (SELECT * FROM assets) s WHERE s.id IN (SELECT asset_id FROM work_orders)",
+        "SELECT * FROM (SELECT * FROM assets WHERE assets.tenant_id = $1) s WHERE s.id IN (SELECT asset_id FROM work_orders WHERE work_orders.tenant_id = $1)",
+    );
+    accepts(
+        "SELECT max(id) FILTER (WHERE id IN (SELECT asset_id FROM work_orders)) FROM countries",
+        "SELECT max(id) FILTER (WHERE id IN (SELECT asset_id FROM work_orders WHERE work_orders.tenant_id = $1)) FROM countries",
+    );
+}
+
+#[test]
+fn cte_scope_follows_sql_visibility() {
+    // `y` is declared after `x`: inside `x` the name is a real table.
+    assert_eq!(
+        pg("WITH x AS (SELECT * FROM y), y AS (SELECT 1) SELECT * FROM x"),
+        Err(GuardError::UnknownTable("y".into()))
+    );
+    accepts(
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t",
+        "WITH RECURSIVE t (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t",
+    );
+    refuses(
+        "WITH assets AS (SELECT 1) SELECT * FROM assets",
+        GuardError::ShadowedTable("assets".into()),
+    );
+    refuses(
+        "WITH \"countries\" AS (SELECT 1) SELECT * FROM countries",
+        GuardError::ShadowedTable("countries".into()),
+    );
+    assert!(unsupported_refusal(
+        "WITH d AS (DELETE FROM assets RETURNING *) SELECT * FROM d"
+    ));
+}
+
+#[test]
+fn insert_gets_the_tenant_column() {
+    accepts(
+        "INSERT INTO assets (id, name) VALUES ($1, $2), ($3, 'x') RETURNING id",
+        "INSERT INTO assets (id, name, tenant_id) VALUES ($1, $2, $4), ($3, 'x', $4) RETURNING id",
+    );
+    accepts(
+        "INSERT INTO work_orders (id, asset_id) SELECT id, id FROM assets WHERE id = $1",
+        "INSERT INTO work_orders (id, asset_id, tenant_id) SELECT id, id, $2 FROM assets WHERE (id = $1) AND assets.tenant_id = $2",
+    );
+    accepts(
+        "INSERT INTO assets (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+        "INSERT INTO assets (id, name, tenant_id) VALUES ($1, $2, $3) ON CONFLICT(id) DO UPDATE SET name = excluded.name WHERE assets.tenant_id = $3",
+    );
+    accepts(
+        "INSERT INTO assets AS a (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET name = 'n' WHERE a.name <> 'n'",
+        "INSERT INTO assets AS a (id, tenant_id) VALUES (1, $1) ON CONFLICT(id) DO UPDATE SET name = 'n' WHERE (a.name <> 'n') AND a.tenant_id = $1",
+    );
+    accepts(
+        "INSERT INTO assets (id) VALUES (1) ON CONFLICT DO NOTHING",
+        "INSERT INTO assets (id, tenant_id) VALUES (1, $1) ON CONFLICT DO NOTHING",
+    );
+}
+
+#[test]
+fn insert_refusals() {
+    refuses(
+        "INSERT INTO assets (id, tenant_id) VALUES (1, 'other')",
+        GuardError::LiteralTenantValue,
+    );
+    refuses(
+        "INSERT INTO assets (id, \"TENANT_ID\") VALUES (1, $1)",
+        GuardError::LiteralTenantValue,
+    );
+    refuses(
+        "INSERT INTO assets VALUES (1, 'x')",
+        GuardError::InsertWithoutColumns,
+    );
+    refuses(
+        "INSERT INTO assets DEFAULT VALUES",
+        GuardError::InsertWithoutColumns,
+    );
+    refuses(
+        "INSERT INTO countries (code) VALUES ('SA')",
+        GuardError::SharedTableWrite("countries".into()),
+    );
+    refuses(
+        "INSERT INTO audit (x) VALUES (1)",
+        GuardError::UnknownTable("audit".into()),
+    );
+    refuses(
+        "INSERT INTO assets (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id",
+        GuardError::TenantColumnUpdate,
+    );
+    assert_eq!(
+        lite("INSERT OR REPLACE INTO assets (id) VALUES (?)"),
+        Err(GuardError::ReplaceConflict)
+    );
+    assert_eq!(
+        lite("REPLACE INTO assets (id) VALUES (?)"),
+        Err(GuardError::ReplaceConflict)
+    );
+}
+
+#[test]
+fn update_and_delete_are_scoped() {
+    accepts(
+        "UPDATE assets a SET name = $1 FROM work_orders w WHERE w.asset_id = a.id",
+        "UPDATE assets a SET name = $1 FROM work_orders w WHERE (w.asset_id = a.id) AND a.tenant_id = $2 AND w.tenant_id = $2",
+    );
+    accepts(
+        "UPDATE assets SET name = 'x'",
+        "UPDATE assets SET name = 'x' WHERE assets.tenant_id = $1",
+    );
+    accepts(
+        "DELETE FROM assets USING work_orders w WHERE w.asset_id = assets.id",
+        "DELETE FROM assets USING work_orders w WHERE (w.asset_id = assets.id) AND assets.tenant_id = $1 AND w.tenant_id = $1",
+    );
+    accepts(
+        "WITH d AS (SELECT id FROM work_orders) DELETE FROM assets WHERE id IN (SELECT id FROM d)",
+        "WITH d AS (SELECT id FROM work_orders WHERE work_orders.tenant_id = $1) DELETE FROM assets WHERE (id IN (SELECT id FROM d)) AND assets.tenant_id = $1",
+    );
+    refuses(
+        "UPDATE assets SET tenant_id = $1",
+        GuardError::TenantColumnUpdate,
+    );
+    refuses(
+        "UPDATE assets SET (name, Tenant_Id) = ('x', 'y')",
+        GuardError::TenantColumnUpdate,
+    );
+    refuses(
+        "UPDATE countries SET name = 'x'",
+        GuardError::SharedTableWrite("countries".into()),
+    );
+    refuses(
+        "DELETE FROM countries",
+        GuardError::SharedTableWrite("countries".into()),
+    );
+    assert_eq!(
+        lite("UPDATE OR REPLACE assets SET id = 1"),
+        Err(GuardError::ReplaceConflict)
+    );
+}
+
+#[test]
+fn statement_kinds_are_refused_with_their_reason() {
+    refuses("CREATE TABLE x (id int)", GuardError::Ddl);
+    refuses("DROP TABLE assets", GuardError::Ddl);
+    refuses("TRUNCATE assets", GuardError::Ddl);
+    refuses(
+        "ALTER TABLE assets DISABLE ROW LEVEL SECURITY",
+        GuardError::Ddl,
+    );
+    refuses("GRANT ALL ON assets TO public", GuardError::Ddl);
+    refuses("SELECT * INTO copy FROM assets", GuardError::Ddl);
+    refuses("SET hisn.tenant_id = 'x'", GuardError::SetOrSessionControl);
+    refuses("SET ROLE postgres", GuardError::SetOrSessionControl);
+    refuses("RESET ALL", GuardError::SetOrSessionControl);
+    refuses("SHOW hisn.tenant_id", GuardError::SetOrSessionControl);
+    refuses("BEGIN", GuardError::TransactionControl);
+    refuses("COMMIT", GuardError::TransactionControl);
+    refuses("SAVEPOINT s", GuardError::TransactionControl);
+    refuses("COPY assets TO STDOUT", GuardError::Copy);
+    refuses("SELECT 1; SELECT 2", GuardError::MultipleStatements);
+    assert!(unsupported_refusal("EXPLAIN SELECT * FROM assets"));
+    assert!(unsupported_refusal("CALL p()"));
+}
+
+#[test]
+fn denied_functions_are_refused_anywhere() {
+    for sql in [
+        "SELECT set_config('hisn.tenant_id', 'x', false)",
+        "SELECT * FROM assets WHERE name = current_setting('hisn.tenant_id')",
+        "SELECT PG_CATALOG.SET_CONFIG('a', 'b', true)",
+        "SELECT pg_read_file('/etc/passwd')",
+        "SELECT pg_sleep(10)",
+        "SELECT dblink('x', 'select 1')",
+        "SELECT lo_import('/etc/passwd')",
+        "SELECT query_to_xml('select * from assets', true, false, '')",
+        "SELECT id FROM assets ORDER BY current_setting('x')",
+        "SELECT (SELECT set_config('a', 'b', false))",
+    ] {
+        assert!(
+            matches!(pg(sql), Err(GuardError::ForbiddenFunction(_))),
+            "{sql}: {:?}",
+            pg(sql)
+        );
+    }
+    assert!(matches!(
+        lite("SELECT load_extension('x')"),
+        Err(GuardError::ForbiddenFunction(_))
+    ));
+    assert!(is_denied_function("Pg_Terminate_Backend"));
+    assert!(!is_denied_function("count"));
+}
+
+#[test]
+fn unknown_tables_views_and_functions_are_refused() {
+    for sql in [
+        "SELECT * FROM pg_user",
+        "SELECT * FROM assets_view",
+        "SELECT * FROM other.assets",
+        "SELECT * FROM \"Assets\"",
+        "SELECT * FROM db.public.assets",
+        "SELECT * FROM generate_series(1, 3)",
+        "SELECT * FROM assets WHERE id IN (SELECT id FROM pg_class)",
+    ] {
+        assert!(
+            matches!(pg(sql), Err(GuardError::UnknownTable(_))),
+            "{sql}: {:?}",
+            pg(sql)
+        );
+    }
+    // SQLite compares quoted names case-insensitively and knows `main`.
+    assert_eq!(
+        lite("SELECT * FROM main.\"ASSETS\"").as_deref(),
+        Ok("SELECT * FROM main.\"ASSETS\" WHERE main.\"ASSETS\".tenant_id = ?1")
+    );
+    assert!(matches!(
+        lite("SELECT * FROM temp.assets"),
+        Err(GuardError::UnknownTable(_))
+    ));
+}
+
+#[test]
+fn column_alias_lists_on_tenant_tables_are_refused() {
+    assert!(unsupported_refusal(
+        "SELECT * FROM assets AS a(id, name, tenant_id)"
+    ));
+    accepts(
+        "SELECT * FROM (SELECT id FROM assets) AS s(x)",
+        "SELECT * FROM (SELECT id FROM assets WHERE assets.tenant_id = $1) AS s (x)",
+    );
+}
+
+#[test]
+fn sqlite_placeholders_are_numbered() {
+    assert_eq!(
+        lite("SELECT * FROM assets WHERE id = ? AND name = ?").as_deref(),
+        Ok("SELECT * FROM assets WHERE (id = ?1 AND name = ?2) AND assets.tenant_id = ?3")
+    );
+    assert_eq!(
+        lite("INSERT INTO assets (id, name) VALUES (?, ?)").as_deref(),
+        Ok("INSERT INTO assets (id, name, tenant_id) VALUES (?1, ?2, ?3)")
+    );
+    assert!(matches!(
+        lite("SELECT * FROM assets WHERE id = :id"),
+        Err(GuardError::UnsupportedPlaceholder(_))
+    ));
+    assert!(matches!(
+        pg("SELECT * FROM assets WHERE id = :id"),
+        Err(GuardError::UnsupportedPlaceholder(_))
+    ));
+}
+
+#[test]
+fn deep_nesting_is_refused_not_overflowed() {
+    let deep = format!("SELECT {}1{}", "(".repeat(300), ")".repeat(300));
+    assert_eq!(pg(&deep), Err(GuardError::TooComplex));
+    let long_chain = format!("SELECT 1{}", " + 1".repeat(2000));
+    assert_eq!(pg(&long_chain), Err(GuardError::TooComplex));
+    let ok_chain = format!("SELECT 1{}", " OR 1 = 1".repeat(100));
+    assert!(pg(&ok_chain).is_ok());
+}
+
+#[test]
+fn quoted_keyword_columns_are_quoted() {
+    let r = TableRegistry::new().tenant_table("t", "user");
+    assert_eq!(
+        rewrite("SELECT * FROM t", &r, Dialect::Postgres).map(|(s, _)| s),
+        Ok("SELECT * FROM t WHERE t.\"user\" = $1".to_string())
+    );
+}
