@@ -576,27 +576,108 @@ pub(crate) fn append_checkpoint_log(path: &Path, cp: &SignedCheckpoint) -> std::
 }
 
 /// Read a JSON-lines checkpoint log written by [`FileSink`] or a file store.
-/// A missing file is an empty log; a line that is not a checkpoint is an error.
+/// A missing file is an empty log. A line that is not a checkpoint (a torn
+/// write, or a note anyone with write access to the file added) is skipped
+/// with a warning: the notes in a store are untrusted input, and one bad line
+/// must neither stop verification nor hide what the others show.
 ///
 /// # Errors
-/// [`Error::Io`] or [`Error::Malformed`].
+/// [`Error::Io`].
 pub fn read_checkpoint_log(path: &Path) -> Result<Vec<SignedCheckpoint>> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).map_err(|_| malformed("checkpoint log"))?;
-        let note = v
-            .get("note")
-            .and_then(|n| n.as_str())
-            .ok_or_else(|| malformed("checkpoint log"))?;
-        out.push(SignedCheckpoint::parse(note)?);
+    let (cps, skipped) = parse_checkpoint_log(&String::from_utf8_lossy(&text));
+    if skipped > 0 {
+        tracing::warn!(skipped, "audit checkpoint log: malformed lines skipped");
     }
-    Ok(out)
+    Ok(cps)
+}
+
+/// Parse a JSON-lines checkpoint log leniently: the checkpoints, and how many
+/// non-blank lines were skipped as malformed.
+pub fn parse_checkpoint_log(text: &str) -> (Vec<SignedCheckpoint>, u64) {
+    let (mut out, mut skipped) = (Vec::new(), 0);
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        match parse_log_line(line) {
+            Ok(cp) => out.push(cp),
+            Err(_) => skipped += 1,
+        }
+    }
+    (out, skipped)
+}
+
+/// Parse stored note texts leniently (for stores that keep one note per row):
+/// malformed notes are skipped with a warning.
+pub fn parse_notes<'a>(notes: impl IntoIterator<Item = &'a str>) -> Vec<SignedCheckpoint> {
+    let mut skipped = 0u64;
+    let out = notes
+        .into_iter()
+        .filter_map(|n| {
+            let cp = SignedCheckpoint::parse(n).ok();
+            skipped += u64::from(cp.is_none());
+            cp
+        })
+        .collect();
+    if skipped > 0 {
+        tracing::warn!(skipped, "audit checkpoint notes: malformed notes skipped");
+    }
+    out
+}
+
+fn parse_log_line(line: &str) -> Result<SignedCheckpoint> {
+    let v: serde_json::Value =
+        serde_json::from_str(line).map_err(|_| malformed("checkpoint log"))?;
+    let note = v
+        .get("note")
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| malformed("checkpoint log"))?;
+    SignedCheckpoint::parse(note)
+}
+
+/// Parse checkpoints an operator holds: a JSON-lines log (`{"note": ...}` per
+/// line, as [`FileSink`] writes) or notes one after another (as
+/// [`StdoutSink`] and `hisn audit checkpoint` print them). Strict: these are
+/// the verifier's own evidence, so anything malformed is an error.
+///
+/// # Errors
+/// [`Error::Malformed`] when any part is not a checkpoint.
+pub fn parse_checkpoint_text(text: &str) -> Result<Vec<SignedCheckpoint>> {
+    if text.trim_start().starts_with('{') {
+        return text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(parse_log_line)
+            .collect();
+    }
+    // Notes: body lines, a blank line, signature lines; notes separated by
+    // blank lines.
+    let mut out = Vec::new();
+    let mut lines = text.split_inclusive('\n').peekable();
+    loop {
+        while lines.peek().is_some_and(|l| l.trim().is_empty()) {
+            lines.next();
+        }
+        if lines.peek().is_none() {
+            return Ok(out);
+        }
+        let mut note = String::new();
+        for l in lines.by_ref() {
+            note.push_str(l);
+            if l == "\n" {
+                break;
+            }
+        }
+        while let Some(l) = lines.next_if(|l| l.starts_with('\u{2014}')) {
+            note.push_str(l);
+            if !l.ends_with('\n') {
+                note.push('\n');
+            }
+        }
+        out.push(SignedCheckpoint::parse(&note)?);
+    }
 }
 
 /// When checkpoints are made: after `every_records` new records or `every`

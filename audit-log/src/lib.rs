@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod anchors;
 mod chain;
 mod checkpoint;
 mod clock;
@@ -11,11 +12,13 @@ mod pseudonym;
 pub mod store;
 mod verify;
 
+pub use anchors::{Anchors, VerifierState, has_chain, require_anchor, verify_store};
 pub use chain::{Link, chain_link, record_digest};
 pub use checkpoint::{
     Checkpoint, CheckpointFault, CheckpointPolicy, CheckpointSink, FileSink, MemorySink,
     NoteSignature, ORIGIN_PREFIX, SignedCheckpoint, SigningKey, StdoutSink, TrustedKeys,
-    VerifyingKey, origin_for, read_checkpoint_log,
+    VerifyingKey, origin_for, parse_checkpoint_log, parse_checkpoint_text, parse_notes,
+    read_checkpoint_log,
 };
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use encoding::{RECORD_VERSION, RecordHeader, decode_record, encode_record, peek_header};
@@ -27,7 +30,7 @@ pub use store::memory::MemoryStore;
 pub use store::{
     AuditRead, Bounds, Export, ExportReceipt, InclusionProof, ReportEntry, SubjectReport,
 };
-pub use verify::{PRUNE_ACTION, Start, StoredRecord, Verdict, Verifier, VerifyReport};
+pub use verify::{BrokenRange, PRUNE_ACTION, Start, StoredRecord, Verdict, Verifier, VerifyReport};
 
 /// Size limits on events and records. Inputs beyond them are refused with a
 /// typed error, so one caller cannot make records (or the decoder's allocations)

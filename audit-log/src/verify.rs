@@ -58,6 +58,10 @@ pub enum Verdict {
     /// A checkpoint is forged (a trusted key's signature fails) or belongs to
     /// another tenant's log.
     BadCheckpoint,
+    /// Every record verifies but no verified checkpoint covers any of them,
+    /// where one is required ([`require_anchor`](crate::require_anchor),
+    /// `hisn audit verify --pubkey`): all checkpoints deleted, or none made.
+    Unanchored,
 }
 
 impl Verdict {
@@ -76,6 +80,7 @@ impl Verdict {
             Self::Fork => "fork",
             Self::UnknownSigningKey => "unknown_signing_key",
             Self::BadCheckpoint => "bad_checkpoint",
+            Self::Unanchored => "unanchored",
         }
     }
 }
@@ -86,8 +91,31 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// A run of records a verification found broken: `first..=last` and why.
+///
+/// The verifier keeps going after a break (it resynchronises on the stored
+/// link, or on a verified checkpoint's head), so a later edit is never hidden
+/// behind an earlier one: every broken range is listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BrokenRange {
+    /// First sequence number of the range.
+    pub first: u64,
+    /// Last sequence number of the range (inclusive).
+    pub last: u64,
+    /// What is wrong there ([`Verdict::Tampered`] or [`Verdict::Truncated`]).
+    pub verdict: Verdict,
+}
+
+impl BrokenRange {
+    /// The range as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "first": self.first, "last": self.last, "verdict": self.verdict.as_str() })
+    }
+}
+
 /// What a verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// The tenant whose chain was checked.
     pub tenant: TenantId,
@@ -106,12 +134,32 @@ pub struct VerifyReport {
     pub anchored_size: u64,
     /// The recomputed head (link of record `size - 1`).
     pub head: Link,
+    /// Every broken range, ascending (empty when the chain verifies). For an
+    /// edited record whose stored link was left alone this is exactly that
+    /// record; for a recomputed chain it is the span between the last
+    /// checkpoint that matched and the first that did not.
+    pub breaks: Vec<BrokenRange>,
+    /// The newest verified checkpoint the chain matched (size `anchored_size`).
+    pub checkpoint: Option<SignedCheckpoint>,
+    /// Notes from the store that were skipped: not this tenant's, signed by no
+    /// trusted key, or with a trusted key's signature failing. Untrusted input
+    /// (anyone who can write the store can add them), so they never decide
+    /// the verdict; a non-zero count is worth a look.
+    pub skipped_checkpoints: u64,
 }
 
 impl VerifyReport {
     /// Whether the log passed.
     pub fn is_ok(&self) -> bool {
         self.verdict.is_ok()
+    }
+
+    /// Whether a verified checkpoint covers at least one of the records
+    /// checked (or there is nothing to cover). A passing report that is not
+    /// anchored proves only that the records are self-consistent: someone who
+    /// can rewrite the store (and delete its checkpoints) could have made it.
+    pub fn is_anchored(&self) -> bool {
+        self.anchored_size > self.verified_from || self.size == self.verified_from
     }
 
     /// The report as JSON.
@@ -125,6 +173,9 @@ impl VerifyReport {
             "size": self.size,
             "anchored_size": self.anchored_size,
             "head": self.head.to_hex(),
+            "breaks": self.breaks.iter().map(BrokenRange::to_json).collect::<Vec<_>>(),
+            "checkpoint": self.checkpoint.as_ref().map(SignedCheckpoint::to_note),
+            "skipped_checkpoints": self.skipped_checkpoints,
         })
     }
 }
@@ -143,7 +194,8 @@ pub enum Start {
         prev: Link,
     },
     /// At `seq` after a retention prune: `prev` is only accepted if a later
-    /// record is the prune record naming exactly this boundary.
+    /// record is the prune record naming exactly this boundary and, when keys
+    /// are given, a verified checkpoint covers that prune record.
     Pruned {
         /// First remaining sequence number.
         seq: u64,
@@ -162,17 +214,52 @@ impl Start {
 }
 
 /// Verifies records of one tenant against checkpoints.
+///
+/// Two kinds of checkpoints: the store's own copies ([`new`](Self::new)),
+/// which whoever writes the store can add to, so a note that does not verify
+/// is skipped; and anchors the caller vouches for ([`anchors`](Self::anchors):
+/// checkpoints held elsewhere, the verifier's state), whose faults are verdicts.
 #[derive(Debug, Clone)]
 pub struct Verifier<'a> {
     tenant: &'a TenantId,
     checkpoints: &'a [SignedCheckpoint],
+    anchors: &'a [SignedCheckpoint],
     keys: Option<&'a TrustedKeys>,
 }
 
+/// The broken ranges found so far, merged when they touch.
+#[derive(Debug, Default)]
+struct Breaks(Vec<BrokenRange>);
+
+impl Breaks {
+    fn add(&mut self, first: u64, last: u64, verdict: Verdict) {
+        self.0.push(BrokenRange {
+            first,
+            last: last.max(first),
+            verdict,
+        });
+    }
+
+    fn finish(mut self) -> Vec<BrokenRange> {
+        self.0.sort_by_key(|b| (b.first, b.last));
+        let mut out: Vec<BrokenRange> = Vec::with_capacity(self.0.len());
+        for b in self.0 {
+            match out.last_mut() {
+                Some(p) if p.verdict == b.verdict && b.first <= p.last.saturating_add(1) => {
+                    p.last = p.last.max(b.last);
+                }
+                _ => out.push(b),
+            }
+        }
+        out
+    }
+}
+
 impl<'a> Verifier<'a> {
-    /// A verifier for `tenant`'s chain. Without `keys` the checkpoints are ignored
-    /// and the whole log is reported as unanchored (the chain alone proves
-    /// nothing against someone who can rewrite the store).
+    /// A verifier for `tenant`'s chain with the store's own `checkpoints`.
+    /// Without `keys` the checkpoints are ignored and the whole log is
+    /// reported as unanchored (the chain alone proves nothing against someone
+    /// who can rewrite the store).
     pub fn new(
         tenant: &'a TenantId,
         checkpoints: &'a [SignedCheckpoint],
@@ -181,8 +268,19 @@ impl<'a> Verifier<'a> {
         Self {
             tenant,
             checkpoints,
+            anchors: &[],
             keys,
         }
+    }
+
+    /// Checkpoints the caller vouches for (held outside the store): one that is
+    /// another tenant's, forged, or signed by no trusted key is reported as
+    /// [`Verdict::BadCheckpoint`] / [`Verdict::UnknownSigningKey`] when the
+    /// chain itself shows no break.
+    #[must_use]
+    pub fn anchors(mut self, anchors: &'a [SignedCheckpoint]) -> Self {
+        self.anchors = anchors;
+        self
     }
 
     /// Verify a log that runs from `start` to its end.
@@ -209,27 +307,47 @@ impl<'a> Verifier<'a> {
         self.run(start, records, false)
     }
 
-    fn report(
-        &self,
-        verdict: Verdict,
-        seq: Option<u64>,
-        from: u64,
-        size: u64,
-        anchored: u64,
-        head: Link,
-    ) -> VerifyReport {
-        if !verdict.is_ok() {
-            tracing::warn!(tenant = %self.tenant, verdict = verdict.as_str(), seq, "audit chain verification failed");
+    /// Check every checkpoint: the verified ones by size, the first fault of a
+    /// caller's anchor, the first fork, and how many store notes were skipped.
+    fn check_checkpoints(&self) -> Checked<'a> {
+        let mut out = Checked::default();
+        let Some(keys) = self.keys else {
+            return out;
+        };
+        let origin = origin_for(self.tenant);
+        let store = self.checkpoints.iter().map(|c| (c, false));
+        for (cp, vouched) in store.chain(self.anchors.iter().map(|c| (c, true))) {
+            let c = &cp.checkpoint;
+            let claims = c.size.checked_sub(1);
+            let fault = if c.origin != origin {
+                Some(Verdict::BadCheckpoint)
+            } else {
+                match cp.verify(keys) {
+                    Ok(()) => None,
+                    Err(CheckpointFault::UnknownKey) => Some(Verdict::UnknownSigningKey),
+                    Err(_) => Some(Verdict::BadCheckpoint),
+                }
+            };
+            if let Some(v) = fault {
+                if vouched {
+                    out.fault.get_or_insert((v, claims));
+                } else {
+                    tracing::warn!(tenant = %self.tenant, reason = v.as_str(), size = c.size, "audit checkpoint note skipped");
+                    out.skipped += 1;
+                }
+                continue;
+            }
+            match out.anchors.get(&c.size) {
+                Some((h, _)) if *h != c.head => {
+                    out.fork.get_or_insert(claims);
+                }
+                Some(_) => {}
+                None => {
+                    out.anchors.insert(c.size, (c.head, cp));
+                }
+            }
         }
-        VerifyReport {
-            tenant: self.tenant.clone(),
-            verdict,
-            seq,
-            verified_from: from,
-            size,
-            anchored_size: anchored,
-            head,
-        }
+        out
     }
 
     fn run<I, R>(&self, start: Start, records: I, complete: bool) -> Result<VerifyReport>
@@ -239,152 +357,183 @@ impl<'a> Verifier<'a> {
     {
         let (from, start_prev) = start.seq_prev();
         let tenant_bytes = self.tenant.as_str().as_bytes();
-        // 1. Checkpoints: origin, signature, forks.
-        let mut anchors: BTreeMap<u64, Link> = BTreeMap::new();
-        if let Some(keys) = self.keys {
-            let origin = origin_for(self.tenant);
-            for cp in self.checkpoints {
-                let c = &cp.checkpoint;
-                let claims = c.size.checked_sub(1);
-                let fail = |v| Ok(self.report(v, claims, from, from, from, start_prev));
-                if c.origin != origin {
-                    return fail(Verdict::BadCheckpoint);
-                }
-                match cp.verify(keys) {
-                    Ok(()) => {}
-                    Err(CheckpointFault::UnknownKey) => return fail(Verdict::UnknownSigningKey),
-                    Err(_) => return fail(Verdict::BadCheckpoint),
-                }
-                match anchors.get(&c.size) {
-                    Some(h) if *h != c.head => return fail(Verdict::Fork),
-                    Some(_) => {}
-                    None => {
-                        anchors.insert(c.size, c.head);
-                    }
-                }
+        let checked = self.check_checkpoints();
+        let mut w = Walk {
+            from,
+            anchored: from,
+            checkpoint: None,
+            breaks: Breaks::default(),
+            skipped: checked.skipped,
+        };
+        if let Some(seq) = checked.fork {
+            // The key holder signed two different logs of one size: nothing
+            // this log shows can settle which is true.
+            return Ok(self.report(w, Verdict::Fork, seq, from, start_prev));
+        }
+        let anchors = &checked.anchors;
+        let mut prev = start_prev;
+        if let Some((h, cp)) = anchors.get(&from) {
+            if *h == start_prev {
+                w.checkpoint = Some(*cp);
+            } else {
+                w.breaks
+                    .add(from.saturating_sub(1), from, Verdict::Tampered);
+                prev = *h;
             }
         }
-        let mut anchored = from;
-        if anchors.get(&from).is_some_and(|h| *h != start_prev) {
-            return Ok(self.report(
-                Verdict::Tampered,
-                from.checked_sub(1),
-                from,
-                from,
-                from,
-                start_prev,
-            ));
-        }
-        // 2. Walk the records.
-        let mut need_prune_record = matches!(start, Start::Pruned { .. });
+        // 2. Walk the records. After a break, continue from the stored link
+        // (or the other candidate: the recomputed one), so one edit is one
+        // range and a later edit is still found.
         let mut expected = from;
-        let mut prev = start_prev;
+        let mut alt_prev: Option<Link> = None;
+        let mut unverifiable = false;
+        let mut prune_at: Option<u64> = None;
         for item in records {
             let rec = match &item {
                 Ok(r) => r.borrow(),
                 Err(Error::Corrupt { .. } | Error::Malformed { .. }) => {
-                    return Ok(self.report(
-                        Verdict::Tampered,
-                        Some(expected),
-                        from,
-                        expected,
-                        anchored,
-                        prev,
-                    ));
+                    w.breaks.add(expected, expected, Verdict::Tampered);
+                    expected = expected.checked_add(1).ok_or(Error::SequenceExhausted)?;
+                    unverifiable = true;
+                    continue;
                 }
                 Err(_) => {
-                    return item.map(|_| {
-                        self.report(
-                            Verdict::Tampered,
-                            Some(expected),
-                            from,
-                            expected,
-                            anchored,
-                            prev,
-                        )
+                    return item.map(|_| self.report(w, Verdict::Tampered, None, expected, prev));
+                }
+            };
+            if rec.seq < expected {
+                // A duplicate or a record out of order: it takes no place in the chain.
+                w.breaks.add(expected, expected, Verdict::Tampered);
+                continue;
+            }
+            if rec.seq > expected {
+                // Records missing; this one cannot be checked without its predecessor.
+                w.breaks.add(expected, rec.seq, Verdict::Tampered);
+                expected = rec.seq;
+                unverifiable = true;
+            }
+            let header_ok = matches!(peek_header(&rec.bytes), Ok(h) if h.tenant == tenant_bytes && h.seq == expected);
+            let digest = record_digest(&rec.bytes);
+            let mut ok = header_ok && !unverifiable;
+            if ok {
+                let link = chain_link(tenant_bytes, expected, &prev, &digest);
+                if link != rec.link {
+                    ok = alt_prev.is_some_and(|alt| {
+                        chain_link(tenant_bytes, expected, &alt, &digest) == rec.link
                     });
                 }
-            };
-            let tampered = |prev| {
-                Ok(self.report(
-                    Verdict::Tampered,
-                    Some(expected),
-                    from,
-                    expected,
-                    anchored,
-                    prev,
-                ))
-            };
-            if rec.seq != expected {
-                return tampered(prev);
             }
-            match peek_header(&rec.bytes) {
-                Ok(h) if h.tenant == tenant_bytes && h.seq == expected => {}
-                _ => return tampered(prev),
-            }
-            let link = chain_link(tenant_bytes, expected, &prev, &record_digest(&rec.bytes));
-            if link != rec.link {
-                return tampered(prev);
-            }
-            if need_prune_record && is_prune_record_for(&rec.bytes, from, &start_prev) {
-                need_prune_record = false;
-            }
-            prev = link;
-            expected = expected.checked_add(1).ok_or(Error::SequenceExhausted)?;
-            if let Some(h) = anchors.get(&expected) {
-                if *h != link {
-                    // The chain is self-consistent but disagrees with a signed
-                    // checkpoint (a recomputed chain, or a cut and re-grown tail):
-                    // name the first record after the last checkpoint that matched.
-                    return Ok(self.report(
-                        Verdict::Tampered,
-                        Some(anchored),
-                        from,
-                        expected,
-                        anchored,
-                        prev,
-                    ));
+            alt_prev = None;
+            if ok {
+                if prune_at.is_none() && is_prune_record_for(&rec.bytes, from, &start_prev) {
+                    prune_at = Some(expected);
                 }
-                anchored = expected;
+                prev = rec.link;
+            } else {
+                w.breaks.add(expected, expected, Verdict::Tampered);
+                // Resynchronise: the stored link if only the record was
+                // edited, the recomputed one if only the link was.
+                if header_ok && !unverifiable {
+                    alt_prev = Some(chain_link(tenant_bytes, expected, &prev, &digest));
+                }
+                prev = rec.link;
+            }
+            unverifiable = false;
+            expected = expected.checked_add(1).ok_or(Error::SequenceExhausted)?;
+            if let Some((h, cp)) = anchors.get(&expected) {
+                if *h == prev || alt_prev == Some(*h) {
+                    // (The second: only this record's stored link was
+                    // changed; the checkpoint confirms the recomputed one.)
+                    prev = *h;
+                    alt_prev = None;
+                    w.anchored = expected;
+                    w.checkpoint = Some(*cp);
+                } else {
+                    // The chain is self-consistent but disagrees with a signed
+                    // checkpoint (a recomputed chain, or a cut and re-grown
+                    // tail): the change lies after the last checkpoint that
+                    // matched. Continue from the signed head.
+                    w.breaks.add(w.anchored, expected - 1, Verdict::Tampered);
+                    prev = *h;
+                    alt_prev = None;
+                }
             }
         }
-        if need_prune_record {
-            return Ok(self.report(
-                Verdict::Tampered,
-                Some(from),
-                from,
-                expected,
-                anchored,
-                prev,
-            ));
+        if matches!(start, Start::Pruned { .. }) {
+            // The boundary is explained only by the prune record naming it and,
+            // when checkpoints are checked, only if a verified checkpoint was
+            // signed after that record: otherwise anyone who can delete the
+            // oldest segment and append a record could "prune".
+            let covered = match (self.keys, prune_at) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(_), Some(p)) => w.anchored > p,
+            };
+            if !covered {
+                w.breaks.add(from, from, Verdict::Tampered);
+            }
         }
-        if complete
-            && anchors
-                .last_key_value()
-                .is_some_and(|(&max, _)| max > expected)
+        if let Some((&max, _)) = anchors
+            .last_key_value()
+            .filter(|(m, _)| complete && **m > expected)
         {
-            return Ok(self.report(
-                Verdict::Truncated,
-                Some(expected),
-                from,
-                expected,
-                anchored,
-                prev,
-            ));
+            w.breaks.add(expected, max - 1, Verdict::Truncated);
         }
-        if anchored >= expected {
-            Ok(self.report(Verdict::Intact, None, from, expected, anchored, prev))
+        let (verdict, seq) = if let Some(b) = w.breaks.0.iter().min_by_key(|b| b.first) {
+            (b.verdict, Some(b.first))
+        } else if let Some((v, seq)) = checked.fault {
+            (v, seq)
+        } else if w.anchored >= expected {
+            (Verdict::Intact, None)
         } else {
-            Ok(self.report(
-                Verdict::UnanchoredTail,
-                Some(anchored),
-                from,
-                expected,
-                anchored,
-                prev,
-            ))
+            (Verdict::UnanchoredTail, Some(w.anchored))
+        };
+        Ok(self.report(w, verdict, seq, expected, prev))
+    }
+
+    fn report(
+        &self,
+        w: Walk<'_>,
+        verdict: Verdict,
+        seq: Option<u64>,
+        size: u64,
+        head: Link,
+    ) -> VerifyReport {
+        if !verdict.is_ok() {
+            tracing::warn!(tenant = %self.tenant, verdict = verdict.as_str(), seq, "audit chain verification failed");
+        }
+        VerifyReport {
+            tenant: self.tenant.clone(),
+            verdict,
+            seq,
+            verified_from: w.from,
+            size,
+            anchored_size: w.anchored,
+            head,
+            breaks: w.breaks.finish(),
+            checkpoint: w.checkpoint.cloned(),
+            skipped_checkpoints: w.skipped,
         }
     }
+}
+
+/// The checkpoints that verified, by size.
+#[derive(Debug, Default)]
+struct Checked<'a> {
+    anchors: BTreeMap<u64, (Link, &'a SignedCheckpoint)>,
+    fault: Option<(Verdict, Option<u64>)>,
+    fork: Option<Option<u64>>,
+    skipped: u64,
+}
+
+/// State of one walk.
+#[derive(Debug)]
+struct Walk<'a> {
+    from: u64,
+    anchored: u64,
+    checkpoint: Option<&'a SignedCheckpoint>,
+    breaks: Breaks,
+    skipped: u64,
 }
 
 fn is_prune_record_for(bytes: &[u8], first_kept: u64, boundary: &Link) -> bool {

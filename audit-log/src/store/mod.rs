@@ -67,7 +67,23 @@ pub trait AuditRead {
     /// Store I/O errors, malformed checkpoint files.
     fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>>;
 
-    /// Verify `tenant`'s whole chain against the store's checkpoints plus `extra`.
+    /// Tenants the store holds checkpoints for, whether or not their chain is
+    /// still there (so a chain deleted while its checkpoint remains is found).
+    /// The default is none; stores that keep checkpoints per tenant override it.
+    ///
+    /// # Errors
+    /// Store I/O errors.
+    fn checkpoint_tenants(&self) -> Result<Vec<TenantId>> {
+        Ok(Vec::new())
+    }
+
+    /// Verify `tenant`'s whole chain against the store's checkpoints plus
+    /// `extra`, checkpoints the caller holds elsewhere and vouches for (their
+    /// faults are verdicts; a store note that does not verify is skipped).
+    ///
+    /// A tenant with no chain is an empty log: any checkpoint of it is
+    /// [`Verdict::Truncated`]. Checkpoints are read before the records, so a
+    /// concurrent append never makes a live store look truncated.
     ///
     /// # Errors
     /// Store I/O errors; damage is a verdict, not an error.
@@ -77,11 +93,16 @@ pub trait AuditRead {
         keys: Option<&TrustedKeys>,
         extra: &[SignedCheckpoint],
     ) -> Result<VerifyReport> {
-        let b = self.bounds(tenant)?;
-        let mut cps = self.checkpoints(tenant)?;
-        cps.extend_from_slice(extra);
-        let records = self.read_range(tenant, b.first_seq, b.size)?;
-        Verifier::new(tenant, &cps, keys).verify_log(verify_start(&b), records)
+        // Root cause of false `truncated` on a live store: records were read
+        // first and checkpoints after, so a checkpoint signed in between
+        // claimed more records than had been read. Every checkpoint the store
+        // holds was made of records it already holds, so reading them first
+        // gives a consistent view.
+        let cps = self.checkpoints(tenant)?;
+        let (start, records) = read_chain(self, tenant)?;
+        Verifier::new(tenant, &cps, keys)
+            .anchors(extra)
+            .verify_log(start, records)
     }
 
     /// Verify only the records appended after `checkpoint` (cost proportional to
@@ -95,9 +116,17 @@ pub trait AuditRead {
         checkpoint: &SignedCheckpoint,
         keys: &TrustedKeys,
     ) -> Result<VerifyReport> {
-        let b = self.bounds(tenant)?;
+        let b = match self.bounds(tenant) {
+            Err(Error::NotFound) => Bounds {
+                first_seq: 0,
+                start_prev: Link::GENESIS,
+                size: 0,
+                head: Link::GENESIS,
+            },
+            other => other?,
+        };
         let cps = [checkpoint.clone()];
-        let verifier = Verifier::new(tenant, &cps, Some(keys));
+        let verifier = Verifier::new(tenant, &[], Some(keys)).anchors(&cps);
         let cp = &checkpoint.checkpoint;
         if cp.origin != crate::checkpoint::origin_for(tenant)
             || checkpoint.verify(keys).is_err()
@@ -134,6 +163,7 @@ pub trait AuditRead {
         to: u64,
         keys: Option<&TrustedKeys>,
     ) -> Result<VerifyReport> {
+        let cps = self.checkpoints(tenant)?;
         let b = self.bounds(tenant)?;
         let from = from.max(b.first_seq);
         let to = to.min(b.size);
@@ -145,8 +175,7 @@ pub trait AuditRead {
                 _ => return Err(Error::NotFound),
             }
         };
-        let cps: Vec<_> = self
-            .checkpoints(tenant)?
+        let cps: Vec<_> = cps
             .into_iter()
             .filter(|c| c.checkpoint.size > from && c.checkpoint.size <= to)
             .collect();
@@ -166,12 +195,12 @@ pub trait AuditRead {
         seq: u64,
         keys: &TrustedKeys,
     ) -> Result<VerifyReport> {
+        let cps = self.checkpoints(tenant)?;
         let b = self.bounds(tenant)?;
         if seq < b.first_seq || seq >= b.size {
             return Err(Error::NotFound);
         }
-        let next = self
-            .checkpoints(tenant)?
+        let next = cps
             .into_iter()
             .filter(|c| c.checkpoint.size > seq && c.verify(keys).is_ok())
             .map(|c| c.checkpoint.size)
@@ -290,6 +319,33 @@ pub trait AuditRead {
             entries,
             checkpoint,
         })
+    }
+}
+
+/// Bounds and records of `tenant`'s whole chain, read consistently: a
+/// missing chain is an empty log, and a prune between reading the bounds and
+/// the records (the first record is then not the first the bounds name) is
+/// read again rather than reported as a gap.
+fn read_chain<S: AuditRead + ?Sized>(
+    store: &S,
+    tenant: &TenantId,
+) -> Result<(Start, Vec<Result<StoredRecord>>)> {
+    let mut attempts = 0;
+    loop {
+        let b = match store.bounds(tenant) {
+            Ok(b) => b,
+            Err(Error::NotFound) => return Ok((Start::Genesis, Vec::new())),
+            Err(e) => return Err(e),
+        };
+        let records = store.read_range(tenant, b.first_seq, b.size)?;
+        let moved = matches!(records.first(), Some(Ok(r)) if r.seq != b.first_seq)
+            && store
+                .bounds(tenant)
+                .is_ok_and(|now| now.first_seq != b.first_seq);
+        attempts += 1;
+        if !moved || attempts >= 3 {
+            return Ok((verify_start(&b), records));
+        }
     }
 }
 

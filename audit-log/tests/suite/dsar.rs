@@ -81,10 +81,16 @@ fn memory_prune_only_exported_prefix_and_recorded() {
     assert_eq!(export.records.len(), 10);
     let prune_seq = s.prune(&export.receipt, "ops", &clock()).unwrap();
     assert_eq!(prune_seq, 30);
+    // Until a checkpoint covers the prune record, the boundary is unexplained
+    // to a verifier with keys (anyone could have appended that record).
+    let r = s.verify(&t, Some(&trusted(&[&k])), &[]).unwrap();
+    assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(10)));
+    s.checkpoint(&t, &k, Timestamp::from_unix_micros(2))
+        .unwrap();
     let r = s.verify(&t, Some(&trusted(&[&k])), &[]).unwrap();
     assert_eq!(
         (r.verdict, r.verified_from, r.size),
-        (Verdict::UnanchoredTail, 10, 31)
+        (Verdict::Intact, 10, 31)
     );
     // The receipt is spent: the prefix it names is gone.
     assert!(matches!(

@@ -9,6 +9,7 @@
     clippy::type_complexity
 )]
 
+mod anchors;
 mod common;
 mod concurrency;
 mod crash;

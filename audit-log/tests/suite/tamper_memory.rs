@@ -210,6 +210,11 @@ fn truncation_before_and_after_the_newest_checkpoint() {
     );
 }
 
+/// Root cause (issue 12): the store's own checkpoint notes were treated as
+/// trusted input, so a note anyone with write access could add (forged,
+/// another tenant's, signed by an unknown key) made verification fail for good
+/// or hid a tamper verdict. Store notes that do not verify are now skipped and
+/// counted; the same notes passed by the caller as anchors are verdicts.
 #[test]
 fn forged_replayed_cross_tenant_unknown_key_and_forked_checkpoints() {
     let (s, t, k) = setup();
@@ -218,15 +223,22 @@ fn forged_replayed_cross_tenant_unknown_key_and_forked_checkpoints() {
     let verify_with = |cps: Vec<SignedCheckpoint>| {
         s.replace_checkpoints(&t, cps);
         let r = s.verify(&t, Some(&keys), &[]).unwrap();
+        (r.verdict, r.seq, r.skipped_checkpoints)
+    };
+    let as_anchor = |cp: SignedCheckpoint| {
+        s.replace_checkpoints(&t, vec![good[0].clone()]);
+        let r = s.verify(&t, Some(&keys), &[cp]).unwrap();
         (r.verdict, r.seq)
     };
     // Forged: altered size under the original signature.
     let mut forged = good[1].clone();
     forged.checkpoint.size = N + 5;
     assert_eq!(
-        verify_with(vec![good[0].clone(), forged]),
-        (Verdict::BadCheckpoint, Some(N + 4))
+        verify_with(vec![good[0].clone(), forged.clone()]),
+        (Verdict::UnanchoredTail, Some(6), 1),
+        "a forged store note is skipped; the trusted one at 6 still anchors"
     );
+    assert_eq!(as_anchor(forged), (Verdict::BadCheckpoint, Some(N + 4)));
     // Cross-tenant: a valid checkpoint of `other` replayed into `acme`.
     let o = tenant("other");
     let theirs = k.sign(Checkpoint::new(
@@ -235,7 +247,11 @@ fn forged_replayed_cross_tenant_unknown_key_and_forked_checkpoints() {
         s.bounds(&o).unwrap().head,
         Timestamp::from_unix_micros(3),
     ));
-    assert_eq!(verify_with(vec![theirs]), (Verdict::BadCheckpoint, Some(4)));
+    assert_eq!(
+        verify_with(vec![theirs.clone()]),
+        (Verdict::UnanchoredTail, Some(0), 1)
+    );
+    assert_eq!(as_anchor(theirs), (Verdict::BadCheckpoint, Some(4)));
     // Replayed: an old valid checkpoint again is harmless.
     assert_eq!(
         verify_with(vec![good[0].clone(), good[1].clone(), good[0].clone()]).0,
@@ -245,9 +261,10 @@ fn forged_replayed_cross_tenant_unknown_key_and_forked_checkpoints() {
     let stranger = key("audit", 9);
     let cp = stranger.sign(good[1].checkpoint.clone());
     assert_eq!(
-        verify_with(vec![cp]),
-        (Verdict::UnknownSigningKey, Some(N - 1))
+        verify_with(vec![cp.clone(), good[0].clone()]),
+        (Verdict::UnanchoredTail, Some(6), 1)
     );
+    assert_eq!(as_anchor(cp), (Verdict::UnknownSigningKey, Some(N - 1)));
     // Fork: two valid checkpoints of one size with different heads.
     let fork = k.sign(Checkpoint::new(
         &t,
@@ -257,7 +274,7 @@ fn forged_replayed_cross_tenant_unknown_key_and_forked_checkpoints() {
     ));
     assert_eq!(
         verify_with(vec![good[1].clone(), fork]),
-        (Verdict::Fork, Some(N - 1))
+        (Verdict::Fork, Some(N - 1), 0)
     );
     // A log shorter than a checkpoint it is shown.
     s.replace_checkpoints(&t, good);
@@ -292,8 +309,17 @@ fn key_rotation_never_reads_as_tampering() {
             .verdict,
         Verdict::Intact
     );
+    // The old key's note is skipped (counted); the new key's covers everything.
     let r = s.verify(&t, Some(&trusted(&[&new])), &[]).unwrap();
-    assert_eq!((r.verdict, r.seq), (Verdict::UnknownSigningKey, Some(9)));
+    assert_eq!(
+        (r.verdict, r.seq, r.skipped_checkpoints),
+        (Verdict::Intact, None, 1)
+    );
+    let r = s.verify(&t, Some(&trusted(&[&old])), &[]).unwrap();
+    assert_eq!(
+        (r.verdict, r.seq, r.skipped_checkpoints),
+        (Verdict::UnanchoredTail, Some(10), 1)
+    );
 }
 
 #[test]
