@@ -1,0 +1,2 @@
+//! Evaluation corpus (stub).
+fn main() {}

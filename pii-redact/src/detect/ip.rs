@@ -1,0 +1,127 @@
+//! IPv4 and IPv6 addresses.
+//!
+//! IPv4: four decimal octets (0-255, at most three digits each, any digit
+//! writing) joined by dots, not part of a longer dotted number
+//! (`1.2.3.4.5`, `v1.2.3.4`) and not the version of a product token: a quad
+//! right after `<word>/` is a version (`Chrome/120.0.0.0`, `Version/17.1.0.2`,
+//! the RFC 9110 `product/version` form of User-Agent headers), so it is kept.
+//! A URL host (`http://10.0.0.1/`) has `//` before it and is redacted.
+//!
+//! IPv6: RFC 4291 text form (eight groups, or fewer with one `::`, an embedded
+//! IPv4 tail allowed). A compressed form with fewer than three groups and no
+//! decimal digit (`a::b`, `cafe::babe`) is taken for a code path, not an
+//! address; `::` alone is not an address. Times (`10:30:00`) and MAC addresses
+//! (six groups) do not parse.
+
+use crate::chars::{digit_at, word_at, word_before};
+use crate::kind::Kind;
+
+use super::Finding;
+
+/// The end of an IPv4 dotted quad starting at `i`, without context checks.
+fn quad(b: &[u8], mut i: usize) -> Option<usize> {
+    for k in 0..4 {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let mut v = 0u32;
+        let mut n = 0;
+        while let Some((d, len)) = digit_at(b, i) {
+            n += 1;
+            if n > 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(d);
+            i += len;
+        }
+        if n == 0 || v > 255 {
+            return None;
+        }
+    }
+    Some(i)
+}
+
+/// An IPv4 address starting at `start` (a digit at a word boundary).
+pub(crate) fn v4(b: &[u8], start: usize) -> Option<Finding> {
+    let end = quad(b, start)?;
+    if word_at(b, end) || (b.get(end) == Some(&b'.') && digit_at(b, end + 1).is_some()) {
+        return None;
+    }
+    if start >= 1 {
+        let p = b[start - 1];
+        if (p == b'.' && word_before(b, start - 1)) || (p == b'/' && word_before(b, start - 1)) {
+            return None;
+        }
+    }
+    Some(Finding {
+        kind: Kind::IpAddress,
+        start,
+        end,
+    })
+}
+
+/// An IPv6 address starting at `start` (a hex digit at a word boundary, or `::`).
+pub(crate) fn v6(b: &[u8], start: usize) -> Option<Finding> {
+    let mut i = start;
+    let mut groups = 0;
+    let mut compressed = false;
+    let mut decimal = false;
+    if b[i..].starts_with(b"::") {
+        compressed = true;
+        i += 2;
+    }
+    loop {
+        let gs = i;
+        while i < b.len() && i - gs < 5 && b[i].is_ascii_hexdigit() {
+            i += 1;
+        }
+        let gl = i - gs;
+        if gl == 0 {
+            // Only valid right after `::` (a trailing `fe80::`).
+            if !compressed || !b[..i].ends_with(b"::") {
+                return None;
+            }
+            break;
+        }
+        if gl > 4 {
+            return None;
+        }
+        if b.get(i) == Some(&b'.') {
+            i = quad(b, gs)?;
+            groups += 2;
+            decimal = true;
+            break;
+        }
+        decimal |= b[gs..i].iter().any(u8::is_ascii_digit);
+        groups += 1;
+        if groups > 8 {
+            return None;
+        }
+        if b[i..].starts_with(b"::") {
+            if compressed {
+                return None;
+            }
+            compressed = true;
+            i += 2;
+            continue;
+        }
+        if b.get(i) == Some(&b':') && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) {
+            i += 1;
+            continue;
+        }
+        break;
+    }
+    let shape = if compressed { groups <= 7 } else { groups == 8 };
+    let plausible = groups >= 3 || (compressed && decimal && groups >= 1);
+    if !shape || !plausible || word_at(b, i) || b.get(i) == Some(&b'.') {
+        return None;
+    }
+    Some(Finding {
+        kind: Kind::IpAddress,
+        start,
+        end: i,
+    })
+}

@@ -1,0 +1,120 @@
+//! Output modes, pseudonyms, custom detectors and configuration errors.
+
+use hisn_pii_redact::{CustomDetector, Error, Kind, Mode, PseudonymKey, Redactor};
+
+fn key() -> PseudonymKey {
+    PseudonymKey::new(&[7u8; 32]).unwrap()
+}
+
+#[test]
+fn partial_keeps_the_last_four_of_cards_ibans_and_phones_only() {
+    let r = Redactor::builder().all(Mode::Partial).build().unwrap();
+    assert_eq!(
+        r.redact(
+            "card 4111 1111 1111 1111 iban SA03 8000 0000 6080 1016 7519 tel ٠٥٠١٢٣٤٥٦٧ mail a@b.co"
+        ),
+        "card [CARD ****1111] iban [IBAN ****7519] tel [PHONE ****4567] mail [EMAIL]"
+    );
+}
+
+#[test]
+fn pseudonyms_agree_across_writings_and_differ_across_values_and_keys() {
+    let r = Redactor::builder()
+        .all(Mode::Pseudonym)
+        .pseudonym_key(key())
+        .build()
+        .unwrap();
+    let a = r.redact("+966 50 123 4567").into_owned();
+    for same in [
+        "0501234567",
+        "00966501234567",
+        "966501234567",
+        "٠٥٠١٢٣٤٥٦٧",
+        "+966 050 123 4567",
+    ] {
+        assert_eq!(r.redact(same), a, "{same}");
+    }
+    assert!(
+        a.starts_with("[PHONE:") && a.len() == "[PHONE:]".len() + 16,
+        "{a}"
+    );
+    assert_ne!(r.redact("0501234568"), a);
+    assert_eq!(r.redact("John@Example.com"), r.redact("john%40example.com"));
+    let other = Redactor::builder()
+        .all(Mode::Pseudonym)
+        .pseudonym_key(PseudonymKey::new(&[8u8; 32]).unwrap())
+        .build()
+        .unwrap();
+    assert_ne!(other.redact("0501234567"), a);
+}
+
+#[test]
+fn pseudonym_mode_without_a_key_and_short_keys_are_refused() {
+    assert!(matches!(
+        Redactor::builder()
+            .mode(Kind::Email, Mode::Pseudonym)
+            .build(),
+        Err(Error::MissingPseudonymKey)
+    ));
+    assert!(matches!(
+        PseudonymKey::new(&[1u8; 31]),
+        Err(Error::KeyTooShort)
+    ));
+    assert_eq!(format!("{:?}", key()), "PseudonymKey(..)");
+    let dbg = format!(
+        "{:?}",
+        Redactor::builder().pseudonym_key(key()).build().unwrap()
+    );
+    assert!(!dbg.contains("7, 7"), "{dbg}");
+}
+
+#[test]
+fn off_disables_one_kind_only() {
+    let r = Redactor::builder()
+        .mode(Kind::IpAddress, Mode::Off)
+        .build()
+        .unwrap();
+    assert_eq!(r.redact("10.0.0.1 a@b.co"), "10.0.0.1 [EMAIL]");
+}
+
+#[test]
+fn custom_detectors_with_validator_are_applied_and_checked() {
+    let even = CustomDetector::new("EMPLOYEE", r"\bEMP-[0-9]{6}\b")
+        .unwrap()
+        .with_validator(|s| s.ends_with(['0', '2', '4', '6', '8']));
+    let r = Redactor::builder().custom(even).build().unwrap();
+    assert_eq!(
+        r.redact("EMP-123456 EMP-123457 a@b.co"),
+        "[EMPLOYEE] EMP-123457 [EMAIL]"
+    );
+    assert_eq!(r.label(Kind::Custom(0)), "EMPLOYEE");
+    assert!(matches!(
+        CustomDetector::new("lower", "x"),
+        Err(Error::InvalidName)
+    ));
+    assert!(matches!(
+        CustomDetector::new("BAD", "("),
+        Err(Error::InvalidPattern(_))
+    ));
+    assert!(matches!(
+        CustomDetector::new("WORD", r"\[\w+\]"),
+        Err(Error::PatternMatchesPlaceholder)
+    ));
+}
+
+#[test]
+fn stats_count_findings_per_kind() {
+    let r = Redactor::default();
+    let mut stats = hisn_pii_redact::Stats::default();
+    let _ = r.redact_bytes_counted(b"a@b.co c@d.co 0501234567", &mut stats);
+    assert_eq!(stats.get(Kind::Email), 2);
+    assert_eq!(stats.get(Kind::Phone), 1);
+    assert_eq!(stats.total(), 3);
+}
+
+#[test]
+fn invalid_utf8_is_redacted_around_and_kept() {
+    let r = Redactor::default();
+    let out = r.redact_bytes(b"\xff\xfe a@b.co \xc3 0501234567\x80");
+    assert_eq!(&*out, b"\xff\xfe [EMAIL] \xc3 [PHONE]\x80");
+}
