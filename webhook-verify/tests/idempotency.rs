@@ -1,5 +1,7 @@
-//! The Idempotency-Key layer: 400/422/409, byte-for-byte replay, scope, expiry,
-//! and 100 concurrent identical requests producing one side effect.
+//! The Idempotency-Key layer: 400/422/409, byte-for-byte replay, required
+//! scope, denied headers, leases, release on drop and panic, oversize
+//! responses, pass-through, expiry, and 100 concurrent identical requests
+//! producing one side effect; on memory, Redis and PostgreSQL.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -9,22 +11,28 @@ use std::time::Duration;
 use bytes::Bytes;
 use hisn_webhook_verify::ManualClock;
 use hisn_webhook_verify::idempotency::{
-    IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore,
+    BODY_OMITTED_HEADER, IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore, RequestBody,
 };
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use tower::{Layer, ServiceExt, service_fn};
 
-type Svc<St = MemoryIdempotencyStore> = hisn_webhook_verify::idempotency::IdempotencyService<
-    tower::util::BoxCloneSyncService<Request<Full<Bytes>>, Response<Full<Bytes>>, Infallible>,
-    St,
+type Inner = tower::util::BoxCloneSyncService<
+    Request<RequestBody<Full<Bytes>>>,
+    Response<Full<Bytes>>,
+    Infallible,
 >;
+type Svc<St = MemoryIdempotencyStore> =
+    hisn_webhook_verify::idempotency::IdempotencyService<Inner, St>;
+
+const MAX_BODY: usize = 4096;
 
 struct Harness<St = MemoryIdempotencyStore> {
     svc: Svc<St>,
     effects: Arc<AtomicUsize>,
     gate: Arc<tokio::sync::Semaphore>,
     clock: Arc<ManualClock>,
+    store: Arc<St>,
 }
 
 fn harness(gated: bool) -> Harness {
@@ -33,6 +41,10 @@ fn harness(gated: bool) -> Harness {
     harness_with(store, clock, gated)
 }
 
+/// The handler counts side effects, waits at the gate, and answers from the
+/// request's instructions: `x-panic` panics, `x-big: N` answers an N-byte
+/// body, `x-cookie` sets a cookie; `x-buffered` tells whether the body it
+/// saw was buffered by the layer.
 fn harness_with<St: IdempotencyStore>(
     store: Arc<St>,
     clock: Arc<ManualClock>,
@@ -44,39 +56,57 @@ fn harness_with<St: IdempotencyStore>(
     } else {
         1_000_000
     }));
-    let (e, g) = (effects.clone(), gate.clone());
-    let inner = service_fn(move |req: Request<Full<Bytes>>| {
-        let (e, g) = (e.clone(), g.clone());
-        async move {
-            let n = e.fetch_add(1, Ordering::SeqCst) + 1;
-            let _permit = g.acquire().await.unwrap();
-            let body = req.into_body().collect().await.unwrap().to_bytes();
-            let resp = Response::builder()
-                .status(StatusCode::CREATED)
-                .header("x-effect", n.to_string())
-                .body(Full::new(Bytes::from(format!(
-                    "created #{n} from {} bytes",
-                    body.len()
-                ))))
-                .unwrap();
-            Ok::<_, Infallible>(resp)
-        }
-    });
-    let layer = IdempotencyLayer::new(store)
-        .clock(clock.clone())
-        .scope(|p| {
-            p.headers
-                .get("x-tenant")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        });
-    let svc = layer.layer(tower::util::BoxCloneSyncService::new(inner));
+    let inner = handler(effects.clone(), gate.clone());
+    let layer = IdempotencyLayer::new(store.clone(), |p| {
+        p.headers
+            .get("x-tenant")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    })
+    .max_body(MAX_BODY)
+    .unwrap()
+    .deny_header("x-trace")
+    .unwrap();
+    let svc = layer.layer(inner);
     Harness {
         svc,
         effects,
         gate,
         clock,
+        store,
     }
+}
+
+fn handler(e: Arc<AtomicUsize>, g: Arc<tokio::sync::Semaphore>) -> Inner {
+    let inner = service_fn(move |req: Request<RequestBody<Full<Bytes>>>| {
+        let (e, g) = (e.clone(), g.clone());
+        async move {
+            let n = e.fetch_add(1, Ordering::SeqCst) + 1;
+            let _permit = g.acquire().await.unwrap();
+            assert!(req.headers().get("x-panic").is_none(), "handler panics");
+            let buffered = matches!(req.body(), Either::Left(_));
+            let big: Option<usize> = req
+                .headers()
+                .get("x-big")
+                .map(|v| v.to_str().unwrap().parse().unwrap());
+            let cookie = req.headers().get("x-cookie").cloned();
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let mut resp = Response::builder()
+                .status(StatusCode::CREATED)
+                .header("x-effect", n.to_string())
+                .header("x-buffered", if buffered { "yes" } else { "no" })
+                .header("x-trace", format!("trace-{n}"));
+            if let Some(c) = cookie {
+                resp = resp.header("set-cookie", c);
+            }
+            let out = match big {
+                Some(len) => Bytes::from(vec![b'z'; len]),
+                None => Bytes::from(format!("created #{n} from {} bytes", body.len())),
+            };
+            Ok::<_, Infallible>(resp.body(Full::new(out)).unwrap())
+        }
+    });
+    tower::util::BoxCloneSyncService::new(inner)
 }
 
 fn req(key: Option<&str>, tenant: &str, body: &'static str) -> Request<Full<Bytes>> {
@@ -86,6 +116,11 @@ fn req(key: Option<&str>, tenant: &str, body: &'static str) -> Request<Full<Byte
     }
     b.body(Full::new(Bytes::from_static(body.as_bytes())))
         .unwrap()
+}
+
+fn with_header(mut r: Request<Full<Bytes>>, name: &'static str, v: &str) -> Request<Full<Bytes>> {
+    r.headers_mut().insert(name, v.parse().unwrap());
+    r
 }
 
 async fn send<St: IdempotencyStore>(
@@ -101,6 +136,34 @@ async fn send<St: IdempotencyStore>(
     )
 }
 
+/// Wait (bounded, without a fixed sleep) until the handler has been entered
+/// `n` times.
+async fn entered(effects: &AtomicUsize, n: usize) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while effects.load(Ordering::SeqCst) < n {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("handler entered");
+}
+
+/// Retry `r` until it is no longer `409` (a shared store releases a dropped
+/// request's key from a spawned task, a moment later).
+async fn send_until_released<St: IdempotencyStore>(
+    svc: &Svc<St>,
+    r: impl Fn() -> Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, Bytes) {
+    for _ in 0..500 {
+        let out = send(svc, r()).await;
+        if out.0 != StatusCode::CONFLICT {
+            return out;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the key was never released");
+}
+
 #[tokio::test]
 async fn first_response_is_replayed_byte_for_byte() {
     replay_semantics(harness(false)).await;
@@ -109,8 +172,11 @@ async fn first_response_is_replayed_byte_for_byte() {
 async fn replay_semantics<St: IdempotencyStore>(h: Harness<St>) {
     let first = send(&h.svc, req(Some("\"k-1\""), "acme", "{\"a\":1}")).await;
     assert_eq!(first.0, StatusCode::CREATED);
+    assert_eq!(first.1["x-buffered"], "yes");
     let again = send(&h.svc, req(Some("\"k-1\""), "acme", "{\"a\":1}")).await;
-    assert_eq!(again, first);
+    // Byte-for-byte except the denied header, which only the first carried.
+    assert_eq!((again.0, &again.2), (first.0, &first.2));
+    assert_eq!(again.1["x-effect"], first.1["x-effect"]);
     assert_eq!(h.effects.load(Ordering::SeqCst), 1);
     // Same key, other payload: 422, no side effect.
     assert_eq!(
@@ -119,18 +185,249 @@ async fn replay_semantics<St: IdempotencyStore>(h: Harness<St>) {
             .0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    // Same key in another tenant's scope: independent.
-    assert_eq!(
-        send(&h.svc, req(Some("\"k-1\""), "globex", "{\"a\":2}"))
-            .await
-            .0,
-        StatusCode::CREATED
+    assert_eq!(h.effects.load(Ordering::SeqCst), 1);
+}
+
+/// Root cause: `IdempotencyLayer::new` defaulted the scope to one global key
+/// space and stored every response header. Tenant B reusing tenant A's key
+/// (same payload) got A's stored response, `Set-Cookie` included: a session
+/// handed across tenants. The scope is now a required constructor argument,
+/// and `set-cookie` (plus the configurable deny list) is filtered both when
+/// storing and when replaying.
+#[tokio::test]
+async fn cross_scope_key_reuse_never_sees_another_tenants_response() {
+    cross_scope(harness(false)).await;
+}
+
+async fn cross_scope<St: IdempotencyStore>(h: Harness<St>) {
+    let a = with_header(
+        req(Some("shared-key"), "tenant-a", "{}"),
+        "x-cookie",
+        "sid=A-SECRET",
     );
+    let first = send(&h.svc, a).await;
+    assert_eq!(first.0, StatusCode::CREATED);
+    assert_eq!(
+        first.1["set-cookie"], "sid=A-SECRET",
+        "the first response is untouched"
+    );
+    assert_eq!(first.1["x-trace"], "trace-1");
+    // Tenant B, same key, same payload: its own execution, not A's response.
+    let b = send(&h.svc, req(Some("shared-key"), "tenant-b", "{}")).await;
+    assert_eq!(b.0, StatusCode::CREATED);
+    assert_eq!(b.1["x-effect"], "2");
+    assert!(b.1.get("set-cookie").is_none());
+    assert_eq!(h.effects.load(Ordering::SeqCst), 2);
+    // Tenant A's own replay: same response, but no cookie and no denied header.
+    let again = send(&h.svc, req(Some("shared-key"), "tenant-a", "{}")).await;
+    assert_eq!((again.0, &again.2), (first.0, &first.2));
+    assert_eq!(again.1["x-effect"], "1");
+    assert!(again.1.get("set-cookie").is_none(), "set-cookie replayed");
+    assert!(again.1.get("x-trace").is_none(), "denied header replayed");
     assert_eq!(h.effects.load(Ordering::SeqCst), 2);
 }
 
+/// Root cause: an in-flight record lived for the whole expiry and nothing
+/// removed it when the request future was dropped (client gone, timeout) or
+/// the handler panicked, so every retry answered `409` for 24 hours. The
+/// service now holds a guard that releases the key on drop or unwind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_request_future_releases_the_key() {
+    dropped(harness(true)).await;
+}
+
+async fn dropped<St: IdempotencyStore>(h: Harness<St>) {
+    let svc = h.svc.clone();
+    let first = tokio::spawn(async move { send(&svc, req(Some("k-drop"), "acme", "{}")).await });
+    entered(&h.effects, 1).await;
+    assert_eq!(
+        send(&h.svc, req(Some("k-drop"), "acme", "{}")).await.0,
+        StatusCode::CONFLICT
+    );
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    h.gate.add_permits(1_000);
+    let retry = send_until_released(&h.svc, || req(Some("k-drop"), "acme", "{}")).await;
+    assert_eq!(retry.0, StatusCode::CREATED);
+    assert_eq!(retry.1["x-effect"], "2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_handler_releases_the_key() {
+    panicked(harness(false)).await;
+}
+
+async fn panicked<St: IdempotencyStore>(h: Harness<St>) {
+    let svc = h.svc.clone();
+    let boom = with_header(req(Some("k-panic"), "acme", "{}"), "x-panic", "1");
+    let first = tokio::spawn(async move { send(&svc, boom).await });
+    assert!(first.await.unwrap_err().is_panic());
+    assert_eq!(h.effects.load(Ordering::SeqCst), 1);
+    // The retry (without the panic instruction: another fingerprint would
+    // only prove the key is free if the record were gone, so the same
+    // request body and path are used) runs instead of answering 409.
+    let retry = send_until_released(&h.svc, || req(Some("k-panic"), "acme", "{}")).await;
+    assert_eq!(retry.0, StatusCode::CREATED);
+    assert_eq!(h.effects.load(Ordering::SeqCst), 2);
+}
+
+/// Root cause: a successful response larger than `max_body` became a `500`
+/// and the key was released, so every retry repeated the side effect. Now
+/// the client gets the whole response and completion is recorded without the
+/// body: a replay answers the stored status with an empty body and
+/// `idempotency-body-omitted: ?1`, never a second run.
 #[tokio::test]
-async fn missing_or_malformed_key_is_400_and_get_passes_through() {
+async fn oversize_success_records_completion_without_body() {
+    oversize(harness(false)).await;
+}
+
+async fn oversize<St: IdempotencyStore>(h: Harness<St>) {
+    let big = || {
+        with_header(
+            req(Some("k-big"), "acme", "{}"),
+            "x-big",
+            &(MAX_BODY + 1).to_string(),
+        )
+    };
+    let first = send(&h.svc, big()).await;
+    assert_eq!(first.0, StatusCode::CREATED);
+    assert_eq!(
+        first.2.len(),
+        MAX_BODY + 1,
+        "the first response is sent whole"
+    );
+    assert!(first.1.get(BODY_OMITTED_HEADER).is_none());
+    for _ in 0..3 {
+        let again = send(&h.svc, big()).await;
+        assert_eq!(again.0, StatusCode::CREATED);
+        assert_eq!(again.1[BODY_OMITTED_HEADER], "?1");
+        assert_eq!(again.1["x-effect"], "1");
+        assert_eq!(again.1["content-length"], "0");
+        assert!(again.2.is_empty());
+    }
+    assert_eq!(
+        h.effects.load(Ordering::SeqCst),
+        1,
+        "no side effect repeated"
+    );
+    // Exactly at the bound the body is stored and replayed.
+    let at = || {
+        with_header(
+            req(Some("k-at"), "acme", "{}"),
+            "x-big",
+            &MAX_BODY.to_string(),
+        )
+    };
+    let first = send(&h.svc, at()).await;
+    let again = send(&h.svc, at()).await;
+    assert_eq!(again.2, first.2);
+    assert_eq!(again.2.len(), MAX_BODY);
+    assert!(again.1.get(BODY_OMITTED_HEADER).is_none());
+    assert_eq!(h.effects.load(Ordering::SeqCst), 2);
+}
+
+/// Root cause: the service buffered (and bounded) every request body before
+/// looking at the method, so a `GET`/`PUT` with a large or streaming body got
+/// `413` and the inner service never saw the original body. Requests the
+/// layer does not handle now pass through untouched.
+#[tokio::test]
+async fn unhandled_methods_pass_through_unbuffered() {
+    let h = harness(false);
+    let huge: &'static str = Box::leak("x".repeat(MAX_BODY * 4).into_boxed_str());
+    for method in ["GET", "PUT", "DELETE"] {
+        let r = Request::builder()
+            .method(method)
+            .uri("/t")
+            .header("idempotency-key", "a b c not even valid")
+            .header("idempotency-key", "repeated")
+            .body(Full::new(Bytes::from_static(huge.as_bytes())))
+            .unwrap();
+        let (status, headers, body) = send(&h.svc, r).await;
+        assert_eq!(status, StatusCode::CREATED, "{method}");
+        assert_eq!(headers["x-buffered"], "no", "{method}");
+        assert_eq!(
+            body,
+            format!(
+                "created #{} from {} bytes",
+                headers["x-effect"].to_str().unwrap(),
+                huge.len()
+            )
+        );
+    }
+    // An optional key that is absent: also untouched.
+    let effects = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(10));
+    let optional = IdempotencyLayer::new(Arc::new(MemoryIdempotencyStore::new(10)), |_| {
+        Some("t".into())
+    })
+    .required(false);
+    let svc = optional.layer(handler(effects.clone(), gate));
+    let r = Request::post("/")
+        .header("x-tenant", "acme")
+        .body(Full::new(Bytes::from_static(huge.as_bytes())))
+        .unwrap();
+    let resp = svc.oneshot(r).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(resp.headers()["x-buffered"], "no");
+}
+
+/// Leases on a fake clock: the first request's lease is renewed while its
+/// handler runs (so a slow handler is never run twice), while a request whose
+/// worker vanished without dropping anything (a crash: here the future is
+/// leaked) blocks its key for one lease only.
+#[tokio::test(start_paused = true)]
+async fn lease_is_renewed_while_running_and_expires_after_a_crash() {
+    let h = harness(true);
+    let svc = h.svc.clone();
+    let slow = tokio::spawn(async move { send(&svc, req(Some("k-slow"), "acme", "{}")).await });
+    entered(&h.effects, 1).await;
+    // Ten leases' worth of time: the renewal every 10 s keeps the key busy.
+    for _ in 0..30 {
+        h.clock.advance(10);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        tokio::task::yield_now().await;
+        // Bounded: without renewal the retry would run and block at the gate.
+        let retry = tokio::time::timeout(
+            Duration::from_secs(5),
+            send(&h.svc, req(Some("k-slow"), "acme", "{}")),
+        )
+        .await;
+        assert_eq!(retry.map(|r| r.0), Ok(StatusCode::CONFLICT));
+    }
+    h.gate.add_permits(1);
+    assert_eq!(slow.await.unwrap().0, StatusCode::CREATED);
+    assert_eq!(h.effects.load(Ordering::SeqCst), 1);
+    // Take the permit back, so the next handler blocks again.
+    h.gate.acquire().await.unwrap().forget();
+
+    // A crash: the request future is leaked, so no guard runs and nothing
+    // renews.
+    let crashed = Box::pin(h.svc.clone().oneshot(req(Some("k-crash"), "acme", "{}")));
+    let mut crashed = std::mem::ManuallyDrop::new(crashed);
+    let waker = std::task::Waker::noop();
+    let _ = crashed
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker));
+    assert_eq!(h.effects.load(Ordering::SeqCst), 2);
+    h.clock.advance(29);
+    assert_eq!(
+        send(&h.svc, req(Some("k-crash"), "acme", "{}")).await.0,
+        StatusCode::CONFLICT
+    );
+    h.clock.advance(1);
+    h.gate.add_permits(10);
+    let (status, headers, _) = send(&h.svc, req(Some("k-crash"), "acme", "{}")).await;
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "the expired lease is taken over"
+    );
+    assert_eq!(headers["x-effect"], "3");
+    assert!(h.store.len_in_scope("acme") >= 2);
+}
+
+#[tokio::test]
+async fn missing_or_malformed_key_is_400() {
     let h = harness(false);
     assert_eq!(
         send(&h.svc, req(None, "acme", "{}")).await.0,
@@ -158,10 +455,24 @@ async fn missing_or_malformed_key_is_400_and_get_passes_through() {
         StatusCode::BAD_REQUEST,
         "no scope: refused"
     );
+    let r = Request::post("/")
+        .header("x-tenant", "acme")
+        .header("idempotency-key", "k")
+        .header("idempotency-key", "k")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    assert_eq!(
+        send(&h.svc, r).await.0,
+        StatusCode::BAD_REQUEST,
+        "repeated key"
+    );
+    let r = Request::post("/")
+        .header("x-tenant", "acme")
+        .header("idempotency-key", "k")
+        .body(Full::new(Bytes::from(vec![0u8; MAX_BODY + 1])))
+        .unwrap();
+    assert_eq!(send(&h.svc, r).await.0, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(h.effects.load(Ordering::SeqCst), 0);
-    let r = Request::get("/").body(Full::new(Bytes::new())).unwrap();
-    assert_eq!(send(&h.svc, r).await.0, StatusCode::CREATED);
-    assert_eq!(h.effects.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
@@ -175,11 +486,14 @@ async fn expiry_forgets_the_key() {
     let (status, headers, _) = send(&h.svc, req(Some("k"), "acme", "{}")).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(headers["x-effect"], "2");
-    assert!(
-        IdempotencyLayer::new(Arc::new(MemoryIdempotencyStore::new(1)))
-            .expiry(Duration::ZERO)
-            .is_err()
-    );
+    let layer = || IdempotencyLayer::new(Arc::new(MemoryIdempotencyStore::new(1)), |_| None);
+    assert!(layer().expiry(Duration::ZERO).is_err());
+    assert!(layer().expiry(Duration::from_secs(1)).is_ok());
+    assert!(layer().lease(Duration::from_millis(999)).is_err());
+    assert!(layer().lease(Duration::from_secs(3601)).is_err());
+    assert!(layer().lease(Duration::from_secs(3600)).is_ok());
+    assert!(layer().max_body(0).is_err());
+    assert!(layer().deny_header("bad header").is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -195,8 +509,6 @@ async fn one_side_effect<St: IdempotencyStore>(h: Harness<St>) {
             send(&svc, req(Some("\"same\""), "acme", "{\"pay\":5}")).await
         }));
     }
-    // Wait (without sleeping) until the first request reached the handler, and
-    // the other 99 have answered.
     let mut done = Vec::new();
     let pending = tasks;
     // A bound on the wait (not a sleep): if the layer let a second request
@@ -223,14 +535,13 @@ async fn one_side_effect<St: IdempotencyStore>(h: Harness<St>) {
         1,
         "exactly one side effect"
     );
-    // Afterwards the stored response is replayed.
+    // Afterwards the stored response is replayed (minus the denied header).
     let again = send(&h.svc, req(Some("\"same\""), "acme", "{\"pay\":5}")).await;
-    assert_eq!(
-        again,
-        done.into_iter()
-            .find(|r| r.0 == StatusCode::CREATED)
-            .unwrap()
-    );
+    let first = done
+        .into_iter()
+        .find(|r| r.0 == StatusCode::CREATED)
+        .unwrap();
+    assert_eq!((again.0, again.2), (first.0, first.2));
 }
 
 #[cfg(feature = "redis")]
@@ -238,29 +549,120 @@ mod redis_store {
     use super::*;
     use hisn_webhook_verify::idempotency::RedisIdempotencyStore;
 
-    async fn store(
+    async fn h(
         name: &str,
-    ) -> Option<(hisn_test_support::TestRedis, Arc<RedisIdempotencyStore>)> {
+        gated: bool,
+    ) -> Option<(hisn_test_support::TestRedis, Harness<RedisIdempotencyStore>)> {
         let r = hisn_test_support::redis(name).await?;
         let s = RedisIdempotencyStore::new(r.connection().await, r.prefix()).unwrap();
-        Some((r, Arc::new(s)))
+        Some((
+            r,
+            harness_with(Arc::new(s), Arc::new(ManualClock::new(0)), gated),
+        ))
     }
 
     #[tokio::test]
-    async fn redis_idempotency_replays_and_scopes() {
-        let Some((_r, s)) = store("redis_idem_replay").await else {
+    async fn redis_idempotency_replays() {
+        let Some((_r, h)) = h("redis_idem_replay", false).await else {
             return;
         };
-        replay_semantics(harness_with(s, Arc::new(ManualClock::new(0)), false)).await;
+        replay_semantics(h).await;
+    }
+
+    #[tokio::test]
+    async fn redis_cross_scope_key_reuse_never_sees_another_tenants_response() {
+        let Some((_r, h)) = h("redis_idem_scope", false).await else {
+            return;
+        };
+        cross_scope(h).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_dropped_request_future_releases_the_key() {
+        let Some((_r, h)) = h("redis_idem_drop", true).await else {
+            return;
+        };
+        dropped(h).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_panicking_handler_releases_the_key() {
+        let Some((_r, h)) = h("redis_idem_panic", false).await else {
+            return;
+        };
+        panicked(h).await;
+    }
+
+    #[tokio::test]
+    async fn redis_oversize_success_records_completion_without_body() {
+        let Some((_r, h)) = h("redis_idem_big", false).await else {
+            return;
+        };
+        oversize(h).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn redis_idempotency_hundred_concurrent_one_side_effect() {
-        let Some((_r, s)) = store("redis_idem_concurrent").await else {
+        let Some((_r, h)) = h("redis_idem_concurrent", true).await else {
             return;
         };
-        one_side_effect(harness_with(s, Arc::new(ManualClock::new(0)), true)).await;
+        one_side_effect(h).await;
     }
+
+    #[tokio::test]
+    async fn redis_renew_and_finish_need_the_owning_token() {
+        let Some((_r, h)) = h("redis_idem_token", false).await else {
+            return;
+        };
+        store_token_contract(&*h.store).await;
+    }
+}
+
+/// Renew, finish and abort act only for the token that began the request.
+async fn store_token_contract<St: IdempotencyStore>(s: &St) {
+    use hisn_webhook_verify::idempotency::{Begin, StoredResponse};
+    let lease = Duration::from_secs(30);
+    let Begin::New(t) = s.begin("t", "k", [1; 32], lease).await.unwrap() else {
+        panic!("new")
+    };
+    let Begin::New(other) = s.begin("t", "k2", [1; 32], lease).await.unwrap() else {
+        panic!("new")
+    };
+    assert!(s.renew("t", "k", &t, lease).await.unwrap());
+    assert!(!s.renew("t", "k", &other, lease).await.unwrap());
+    s.abort("t", "k", &other).await.unwrap();
+    assert_eq!(
+        s.begin("t", "k", [1; 32], lease).await.unwrap(),
+        Begin::InFlight
+    );
+    s.finish(
+        "t",
+        "k",
+        &other,
+        StoredResponse::new(200, vec![], b"x".to_vec()),
+        lease,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.begin("t", "k", [1; 32], lease).await.unwrap(),
+        Begin::InFlight
+    );
+    let resp = StoredResponse::new(200, vec![], b"ok".to_vec());
+    s.finish("t", "k", &t, resp.clone(), lease).await.unwrap();
+    assert_eq!(
+        s.begin("t", "k", [1; 32], lease).await.unwrap(),
+        Begin::Completed(resp)
+    );
+    assert!(
+        !s.renew("t", "k", &t, lease).await.unwrap(),
+        "done records are not renewed"
+    );
+}
+
+#[tokio::test]
+async fn memory_renew_and_finish_need_the_owning_token() {
+    store_token_contract(&MemoryIdempotencyStore::new(10)).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -268,28 +670,72 @@ mod postgres_store {
     use super::*;
     use hisn_webhook_verify::idempotency::PgIdempotencyStore;
 
-    async fn store(
+    async fn h(
         name: &str,
-    ) -> Option<(hisn_test_support::TestDatabase, Arc<PgIdempotencyStore>)> {
+        gated: bool,
+    ) -> Option<(hisn_test_support::TestDatabase, Harness<PgIdempotencyStore>)> {
         let db = hisn_test_support::postgres(name).await?;
         let s = PgIdempotencyStore::new(db.pool().await);
         s.migrate().await.unwrap();
-        Some((db, Arc::new(s)))
+        Some((
+            db,
+            harness_with(Arc::new(s), Arc::new(ManualClock::new(0)), gated),
+        ))
     }
 
     #[tokio::test]
-    async fn postgres_idempotency_replays_and_scopes() {
-        let Some((_db, s)) = store("pg_idem_replay").await else {
+    async fn postgres_idempotency_replays() {
+        let Some((_db, h)) = h("pg_idem_replay", false).await else {
             return;
         };
-        replay_semantics(harness_with(s, Arc::new(ManualClock::new(0)), false)).await;
+        replay_semantics(h).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_cross_scope_key_reuse_never_sees_another_tenants_response() {
+        let Some((_db, h)) = h("pg_idem_scope", false).await else {
+            return;
+        };
+        cross_scope(h).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_dropped_request_future_releases_the_key() {
+        let Some((_db, h)) = h("pg_idem_drop", true).await else {
+            return;
+        };
+        dropped(h).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_panicking_handler_releases_the_key() {
+        let Some((_db, h)) = h("pg_idem_panic", false).await else {
+            return;
+        };
+        panicked(h).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_oversize_success_records_completion_without_body() {
+        let Some((_db, h)) = h("pg_idem_big", false).await else {
+            return;
+        };
+        oversize(h).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn postgres_idempotency_hundred_concurrent_one_side_effect() {
-        let Some((_db, s)) = store("pg_idem_concurrent").await else {
+        let Some((_db, h)) = h("pg_idem_concurrent", true).await else {
             return;
         };
-        one_side_effect(harness_with(s, Arc::new(ManualClock::new(0)), true)).await;
+        one_side_effect(h).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_renew_and_finish_need_the_owning_token() {
+        let Some((_db, h)) = h("pg_idem_token", false).await else {
+            return;
+        };
+        store_token_contract(&*h.store).await;
     }
 }

@@ -4,26 +4,30 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use sha2::{Digest, Sha256};
 
+use super::body::{IdempotencyBody, RequestBody};
+use super::layer::Config;
+use super::parse_key;
 use super::store::{Begin, IdempotencyStore, StoredResponse};
-use super::{Config, parse_key};
+use crate::replay::ClaimToken;
 
-/// Response body: the inner service's own body when the request passed
-/// through, or a buffered (stored or replayed) body.
-pub type IdempotencyBody<B> = Either<Full<Bytes>, B>;
+/// Header a replay of a body-omitted record carries (an sf-boolean, `?1`).
+pub const BODY_OMITTED_HEADER: &str = "idempotency-body-omitted";
 
 /// The future returned by [`IdempotencyService`].
 pub type IdempotencyFuture<B, E> =
     Pin<Box<dyn Future<Output = Result<Response<IdempotencyBody<B>>, E>> + Send>>;
 
-/// The service produced by [`super::IdempotencyLayer`]. The inner service sees
-/// the request body buffered as `Full<Bytes>`.
+/// The service produced by [`super::IdempotencyLayer`]. The inner service
+/// sees a [`RequestBody`]: buffered for keyed requests, the original body
+/// otherwise.
 pub struct IdempotencyService<S, St> {
     inner: S,
     config: Arc<Config>,
@@ -57,31 +61,180 @@ impl<S, St> IdempotencyService<S, St> {
 }
 
 fn status<B>(code: StatusCode) -> Response<IdempotencyBody<B>> {
-    let mut r = Response::new(Either::Left(Full::new(Bytes::from_static(
+    let mut r = Response::new(IdempotencyBody::full(Bytes::from_static(
         code.canonical_reason().unwrap_or("").as_bytes(),
-    ))));
+    )));
     *r.status_mut() = code;
     r
 }
 
-fn replay<B>(stored: StoredResponse) -> Response<IdempotencyBody<B>> {
-    let mut r = Response::new(Either::Left(Full::new(Bytes::from(stored.body))));
+fn replay<B>(stored: StoredResponse, config: &Config) -> Response<IdempotencyBody<B>> {
+    let mut r = Response::new(IdempotencyBody::full(Bytes::from(stored.body)));
     *r.status_mut() =
         StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in stored.headers {
+        // Filtered again on the way out: records written before a header was
+        // denied must not leak it either.
+        if config.denied(&name) {
+            continue;
+        }
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_bytes(&value),
+            HeaderValue::from_bytes(&value),
         ) {
             r.headers_mut().append(n, v);
         }
     }
+    if stored.body_omitted {
+        r.headers_mut()
+            .insert(BODY_OMITTED_HEADER, HeaderValue::from_static("?1"));
+        r.headers_mut()
+            .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    }
     r
+}
+
+/// Headers that describe the body; not kept when the body is omitted.
+const BODY_HEADERS: [http::HeaderName; 4] = [
+    http::header::CONTENT_LENGTH,
+    http::header::CONTENT_TYPE,
+    http::header::CONTENT_ENCODING,
+    http::header::TRANSFER_ENCODING,
+];
+
+fn stored_headers(
+    headers: &http::HeaderMap,
+    config: &Config,
+    body_omitted: bool,
+) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .filter(|(n, _)| !config.denied(n.as_str()))
+        .filter(|(n, _)| !(body_omitted && BODY_HEADERS.contains(n)))
+        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect()
+}
+
+/// Releases an in-flight record when dropped while armed: the request future
+/// was dropped (client gone, timeout) or the handler panicked. The abort is
+/// polled once in place (the memory store completes there) and, if it is
+/// still pending, spawned on the current tokio runtime; without one, the
+/// lease expiry is the backstop.
+struct ReleaseOnDrop<St: IdempotencyStore> {
+    store: Arc<St>,
+    scope: String,
+    key: String,
+    token: Option<ClaimToken>,
+}
+
+impl<St: IdempotencyStore> ReleaseOnDrop<St> {
+    fn disarm(&mut self) -> Option<ClaimToken> {
+        self.token.take()
+    }
+}
+
+impl<St: IdempotencyStore> Drop for ReleaseOnDrop<St> {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let store = self.store.clone();
+        let (scope, key) = (
+            std::mem::take(&mut self.scope),
+            std::mem::take(&mut self.key),
+        );
+        let mut abort = Box::pin(async move {
+            let _ = store.abort(&scope, &key, &token).await;
+        });
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if abort.as_mut().poll(&mut cx).is_pending()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            drop(rt.spawn(abort));
+        }
+    }
+}
+
+/// Drive `fut` to completion, renewing the lease every third of it. Without
+/// a tokio runtime the lease is not renewed (and expires after `lease`).
+async fn renewing<F: Future, St: IdempotencyStore>(
+    fut: F,
+    store: &St,
+    scope: &str,
+    key: &str,
+    token: &ClaimToken,
+    lease: Duration,
+) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    if tokio::runtime::Handle::try_current().is_err() {
+        return fut.await;
+    }
+    let period = (lease / 3).max(Duration::from_millis(100));
+    let mut tick = std::pin::pin!(tokio::time::sleep(period));
+    loop {
+        let done = std::future::poll_fn(|cx| {
+            if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(v));
+            }
+            if tick.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            Poll::Pending
+        })
+        .await;
+        if let Some(v) = done {
+            return v;
+        }
+        // A lost lease (`false`) or a store error is not fatal here: `finish`
+        // checks the token again, so a request that lost its lease never
+        // overwrites its successor's record.
+        let _ = store.renew(scope, key, token, lease).await;
+        tick.as_mut().reset(tokio::time::Instant::now() + period);
+    }
+}
+
+enum Capped {
+    Whole(Bytes),
+    /// The body went past the bound: the bytes read so far.
+    Over(Bytes),
+}
+
+/// Read `body` up to `max` bytes (trailers are dropped, as before).
+async fn read_capped<B>(body: &mut Pin<Box<B>>, max: usize) -> Result<Capped, B::Error>
+where
+    B: Body<Data = Bytes>,
+{
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            buf.extend_from_slice(&data);
+            if buf.len() > max {
+                return Ok(Capped::Over(buf.freeze()));
+            }
+        }
+    }
+    Ok(Capped::Whole(buf.freeze()))
+}
+
+fn fingerprint(parts: &http::request::Parts, body: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(parts.method.as_str().as_bytes());
+    h.update([0]);
+    h.update(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str)
+            .as_bytes(),
+    );
+    h.update([0]);
+    h.update(body);
+    h.finalize().into()
 }
 
 impl<S, St, ReqB, ResB> tower_service::Service<Request<ReqB>> for IdempotencyService<S, St>
 where
-    S: tower_service::Service<Request<Full<Bytes>>, Response = Response<ResB>>
+    S: tower_service::Service<Request<RequestBody<ReqB>>, Response = Response<ResB>>
         + Clone
         + Send
         + 'static,
@@ -109,96 +262,113 @@ where
         let store = self.store.clone();
         Box::pin(async move {
             let (parts, body) = req.into_parts();
-            let Ok(collected) = Limited::new(body, config.max_body).collect().await else {
-                return Ok(status(StatusCode::PAYLOAD_TOO_LARGE));
-            };
-            let body = collected.to_bytes();
+            // Methods the layer does not handle, and unkeyed requests when the
+            // key is optional, pass through untouched: body not buffered, not
+            // bounded, response not read.
             let keyed_method = parts.method == Method::POST || parts.method == Method::PATCH;
             let raw_key = {
                 let mut all = parts.headers.get_all("idempotency-key").iter();
                 match (all.next(), all.next()) {
-                    (_, Some(_)) => return Ok(status(StatusCode::BAD_REQUEST)),
-                    (k, None) => k.map(|v| v.as_bytes().to_vec()),
+                    (_, Some(_)) if keyed_method => return Ok(status(StatusCode::BAD_REQUEST)),
+                    (k, _) => k.map(|v| v.as_bytes().to_vec()),
                 }
             };
-            let key = match (keyed_method, raw_key) {
-                (false, _) | (true, None) if !(keyed_method && config.required) => {
-                    let resp = inner
-                        .call(Request::from_parts(parts, Full::new(body)))
-                        .await?;
-                    return Ok(resp.map(Either::Right));
+            let raw_key = match (keyed_method, raw_key) {
+                (true, Some(raw)) => raw,
+                (true, None) if config.required => return Ok(status(StatusCode::BAD_REQUEST)),
+                _ => {
+                    let req = Request::from_parts(parts, Either::Right(body));
+                    let resp = inner.call(req).await?;
+                    return Ok(resp.map(IdempotencyBody::inner));
                 }
-                (_, None) => return Ok(status(StatusCode::BAD_REQUEST)),
-                (_, Some(raw)) => match parse_key(&raw) {
-                    Some(k) => k,
-                    None => return Ok(status(StatusCode::BAD_REQUEST)),
-                },
+            };
+            let Some(key) = parse_key(&raw_key) else {
+                return Ok(status(StatusCode::BAD_REQUEST));
             };
             let Some(scope) = (config.scope)(&parts) else {
                 return Ok(status(StatusCode::BAD_REQUEST));
             };
-            let fingerprint: [u8; 32] = {
-                let mut h = Sha256::new();
-                h.update(parts.method.as_str().as_bytes());
-                h.update([0]);
-                h.update(
-                    parts
-                        .uri
-                        .path_and_query()
-                        .map_or("/", http::uri::PathAndQuery::as_str)
-                        .as_bytes(),
-                );
-                h.update([0]);
-                h.update(&body);
-                h.finalize().into()
+            let Ok(collected) = Limited::new(body, config.max_body).collect().await else {
+                return Ok(status(StatusCode::PAYLOAD_TOO_LARGE));
             };
-            let token = match store.begin(&scope, &key, fingerprint, config.expiry).await {
+            let body = collected.to_bytes();
+            let fp = fingerprint(&parts, &body);
+            let lease = config.lease.min(config.expiry);
+            let token = match store.begin(&scope, &key, fp, lease).await {
                 Ok(Begin::New(t)) => t,
                 Ok(Begin::InFlight) => return Ok(status(StatusCode::CONFLICT)),
                 Ok(Begin::Mismatch) => return Ok(status(StatusCode::UNPROCESSABLE_ENTITY)),
-                Ok(Begin::Completed(stored)) => return Ok(replay(stored)),
+                Ok(Begin::Completed(stored)) => return Ok(replay(stored, &config)),
                 Err(_) => return Ok(status(StatusCode::SERVICE_UNAVAILABLE)),
             };
-            let resp = match inner
-                .call(Request::from_parts(parts, Full::new(body)))
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    let _ = store.abort(&scope, &key, &token).await;
-                    return Err(e);
-                }
+            let mut guard = ReleaseOnDrop {
+                store: store.clone(),
+                scope: scope.clone(),
+                key: key.clone(),
+                token: Some(token.clone()),
             };
-            let (rparts, rbody) = resp.into_parts();
-            let Ok(collected) = Limited::new(rbody, config.max_body).collect().await else {
-                let _ = store.abort(&scope, &key, &token).await;
+            let req = Request::from_parts(parts, Either::Left(Full::new(body)));
+            let run = async {
+                let resp = inner.call(req).await?;
+                let (rparts, rbody) = resp.into_parts();
+                let mut rbody = Box::pin(rbody);
+                if rparts.status.is_server_error() {
+                    // Not stored: pass it on unread; the key is released below.
+                    return Ok::<_, S::Error>((rparts, None, rbody));
+                }
+                let capped = read_capped(&mut rbody, config.max_body).await;
+                Ok::<_, S::Error>((rparts, Some(capped), rbody))
+            };
+            let (rparts, capped, rbody) =
+                renewing(run, &*store, &scope, &key, &token, lease).await?;
+            let (stored, body) = match capped {
+                None => {
+                    if let Some(t) = guard.disarm() {
+                        let _ = store.abort(&scope, &key, &t).await;
+                    }
+                    return Ok(Response::from_parts(
+                        rparts,
+                        IdempotencyBody::prefixed(None, rbody),
+                    ));
+                }
+                Some(Err(_)) => {
+                    // The response broke mid-body: nothing trustworthy to store.
+                    if let Some(t) = guard.disarm() {
+                        let _ = store.abort(&scope, &key, &t).await;
+                    }
+                    return Ok(status(StatusCode::INTERNAL_SERVER_ERROR));
+                }
+                Some(Ok(Capped::Whole(bytes))) => (
+                    StoredResponse::new(
+                        rparts.status.as_u16(),
+                        stored_headers(&rparts.headers, &config, false),
+                        bytes.to_vec(),
+                    ),
+                    IdempotencyBody::full(bytes),
+                ),
+                Some(Ok(Capped::Over(head))) => (
+                    // Completion is recorded without the body, so a retry
+                    // never repeats the side effect.
+                    StoredResponse::without_body(
+                        rparts.status.as_u16(),
+                        stored_headers(&rparts.headers, &config, true),
+                    ),
+                    IdempotencyBody::prefixed(Some(head), rbody),
+                ),
+            };
+            let Some(t) = guard.disarm() else {
                 return Ok(status(StatusCode::INTERNAL_SERVER_ERROR));
             };
-            let rbytes = collected.to_bytes();
-            if rparts.status.is_server_error() {
-                let _ = store.abort(&scope, &key, &token).await;
-            } else {
-                let stored = StoredResponse {
-                    status: rparts.status.as_u16(),
-                    headers: rparts
-                        .headers
-                        .iter()
-                        .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
-                        .collect(),
-                    body: rbytes.to_vec(),
-                };
-                if store
-                    .finish(&scope, &key, &token, stored, config.expiry)
-                    .await
-                    .is_err()
-                {
-                    return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
-                }
+            if store
+                .finish(&scope, &key, &t, stored, config.expiry)
+                .await
+                .is_err()
+            {
+                // The side effect happened but was not recorded: the record
+                // stays in flight until its lease runs out.
+                return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
             }
-            Ok(Response::from_parts(
-                rparts,
-                Either::Left(Full::new(rbytes)),
-            ))
+            Ok(Response::from_parts(rparts, body))
         })
     }
 }

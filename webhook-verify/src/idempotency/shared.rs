@@ -1,6 +1,7 @@
 //! Idempotency records in Redis and PostgreSQL (features `tower` + `redis` /
-//! `postgres`). A record is in flight (fingerprint + token) or done
-//! (fingerprint + encoded response); both expire after the layer's expiry.
+//! `postgres`). A record is in flight (fingerprint + token, kept for the
+//! lease, renewed while the request runs) or done (fingerprint + encoded
+//! response, kept for the layer's expiry).
 
 #[cfg(feature = "postgres")]
 pub use pg::PgIdempotencyStore;
@@ -17,7 +18,8 @@ mod redis_store {
     use crate::error::{Error, Result};
     use crate::replay::{ClaimToken, random_token, redis_prefix, store_error};
 
-    // Value layout: b"i" + fingerprint (32) + token, or b"d" + fingerprint (32) + response.
+    // Value layout: b"i" + fingerprint (32) + token while in flight,
+    // b"d" + fingerprint (32) + encoded response when done.
     const BEGIN: &str = r"
 local v = redis.call('GET', KEYS[1])
 if not v then
@@ -26,23 +28,30 @@ if not v then
 end
 return v";
 
-    const FINISH: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  if ARGV[2] == '' then
-    redis.call('DEL', KEYS[1])
-  else
-    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  end
-  return 1
+    // Renew, finish or abort, only for the token's owner: the record must be
+    // in flight (`i`) and hold exactly this token after the fingerprint.
+    const OWNED: &str = r"
+local v = redis.call('GET', KEYS[1])
+if (not v) or string.sub(v, 1, 1) ~= 'i' or string.sub(v, 34) ~= ARGV[1] then
+  return 0
 end
-return 0";
+if ARGV[2] == 'abort' then
+  redis.call('DEL', KEYS[1])
+elseif ARGV[2] == 'renew' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+else
+  redis.call('SET', KEYS[1], 'd' .. string.sub(v, 2, 33) .. ARGV[3], 'PX', ARGV[4])
+end
+return 1";
 
     /// An [`IdempotencyStore`] on Redis; keys are `<prefix><len>:<scope><key>`.
+    /// In-flight records carry the lease as their TTL (`PX`); done records
+    /// the expiry.
     pub struct RedisIdempotencyStore {
         conn: MultiplexedConnection,
         prefix: String,
         begin: redis::Script,
-        finish: redis::Script,
+        owned: redis::Script,
     }
 
     impl std::fmt::Debug for RedisIdempotencyStore {
@@ -60,31 +69,36 @@ return 0";
                 conn,
                 prefix: redis_prefix(prefix)?,
                 begin: redis::Script::new(BEGIN),
-                finish: redis::Script::new(FINISH),
+                owned: redis::Script::new(OWNED),
             })
         }
 
         fn key(&self, scope: &str, key: &str) -> String {
             format!("{}{}:{scope}{key}", self.prefix, scope.len())
         }
-    }
 
-    /// The stored record under `k`, if any.
-    async fn stored(
-        conn: &mut MultiplexedConnection,
-        k: &str,
-        op: &'static str,
-    ) -> Result<Option<Vec<u8>>> {
-        redis::cmd("GET")
-            .arg(k)
-            .query_async(conn)
-            .await
-            .map_err(|e| store_error(op, &e))
-    }
-
-    /// The request fingerprint in a stored record (`i` or `d`, then 32 bytes).
-    fn fingerprint(record: &[u8]) -> Option<[u8; 32]> {
-        record.get(1..33).and_then(|f| <[u8; 32]>::try_from(f).ok())
+        async fn owned(
+            &self,
+            scope: &str,
+            key: &str,
+            token: &ClaimToken,
+            op: &'static str,
+            payload: &[u8],
+            ttl: Duration,
+        ) -> Result<bool> {
+            let mut conn = self.conn.clone();
+            let n: i64 = self
+                .owned
+                .key(self.key(scope, key))
+                .arg(token.text())
+                .arg(op)
+                .arg(payload)
+                .arg(ms(ttl).max(1))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| store_error("idempotency update", &e))?;
+            Ok(n == 1)
+        }
     }
 
     fn in_flight(fp: &[u8; 32], token: &ClaimToken) -> Vec<u8> {
@@ -101,7 +115,7 @@ return 0";
             scope: &str,
             key: &str,
             fingerprint: [u8; 32],
-            expiry: Duration,
+            lease: Duration,
         ) -> Result<Begin> {
             let token = random_token()?;
             let mut conn = self.conn.clone();
@@ -109,7 +123,7 @@ return 0";
                 .begin
                 .key(self.key(scope, key))
                 .arg(in_flight(&fingerprint, &token))
-                .arg(ms(expiry))
+                .arg(ms(lease).max(1))
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| store_error("idempotency begin", &e))?;
@@ -132,6 +146,16 @@ return 0";
             }
         }
 
+        async fn renew(
+            &self,
+            scope: &str,
+            key: &str,
+            token: &ClaimToken,
+            lease: Duration,
+        ) -> Result<bool> {
+            self.owned(scope, key, token, "renew", b"", lease).await
+        }
+
         async fn finish(
             &self,
             scope: &str,
@@ -140,49 +164,15 @@ return 0";
             response: StoredResponse,
             expiry: Duration,
         ) -> Result<()> {
-            // The fingerprint is not known here: read it back from the record.
-            let k = self.key(scope, key);
-            let mut conn = self.conn.clone();
-            let Some(cur) = stored(&mut conn, &k, "idempotency finish").await? else {
-                return Ok(());
-            };
-            let Some(fp) = fingerprint(&cur) else {
-                return Err(Error::StoreUnavailable);
-            };
-            let done = [&b"d"[..], &fp[..], &response.encode()].concat();
-            // Only the token's owner may complete: the script compares the whole
-            // in-flight value, token included.
-            let _: i64 = self
-                .finish
-                .key(&k)
-                .arg(in_flight(&fp, token))
-                .arg(done)
-                .arg(ms(expiry))
-                .invoke_async(&mut conn)
+            self.owned(scope, key, token, "finish", &response.encode(), expiry)
                 .await
-                .map_err(|e| store_error("idempotency finish", &e))?;
-            Ok(())
+                .map(drop)
         }
 
         async fn abort(&self, scope: &str, key: &str, token: &ClaimToken) -> Result<()> {
-            let k = self.key(scope, key);
-            let mut conn = self.conn.clone();
-            let Some(cur) = stored(&mut conn, &k, "idempotency abort").await? else {
-                return Ok(());
-            };
-            let Some(fp) = fingerprint(&cur) else {
-                return Ok(());
-            };
-            let _: i64 = self
-                .finish
-                .key(&k)
-                .arg(in_flight(&fp, token))
-                .arg("")
-                .arg(0)
-                .invoke_async(&mut conn)
+            self.owned(scope, key, token, "abort", b"", Duration::ZERO)
                 .await
-                .map_err(|e| store_error("idempotency abort", &e))?;
-            Ok(())
+                .map(drop)
         }
     }
 }
@@ -234,7 +224,7 @@ mod pg {
             scope: &str,
             key: &str,
             fingerprint: [u8; 32],
-            expiry: Duration,
+            lease: Duration,
         ) -> Result<Begin> {
             let err = |e: sqlx::Error| store_error("idempotency begin", &e);
             for _ in 0..3 {
@@ -253,7 +243,7 @@ mod pg {
                 .bind(key)
                 .bind(&fingerprint[..])
                 .bind(token.text())
-                .bind(ms(expiry))
+                .bind(ms(lease))
                 .execute(&self.pool)
                 .await
                 .map_err(err)?;
@@ -283,6 +273,27 @@ mod pg {
                 };
             }
             Err(Error::StoreUnavailable)
+        }
+
+        async fn renew(
+            &self,
+            scope: &str,
+            key: &str,
+            token: &ClaimToken,
+            lease: Duration,
+        ) -> Result<bool> {
+            let r = sqlx::query(
+                "update hisn_idempotency set expires_at = now() + $4 * interval '1 millisecond' \
+                 where scope = $1 and key = $2 and token = $3 and response is null",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(token.text())
+            .bind(ms(lease))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| store_error("idempotency renew", &e))?;
+            Ok(r.rows_affected() == 1)
         }
 
         async fn finish(

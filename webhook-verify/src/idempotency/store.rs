@@ -1,24 +1,30 @@
-//! Where idempotency records live.
+//! The store contract and the stored-response encoding.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::clock::{Clock, SystemClock};
-use crate::error::{Error, Result};
-use crate::replay::{ClaimToken, TokenRepr};
+use crate::error::Result;
+use crate::replay::ClaimToken;
 
-/// A stored response, replayed byte-for-byte.
+/// A stored response, replayed to later requests with the same key.
+///
+/// When the first response's body was larger than the layer's `max_body`,
+/// the record holds the status and headers only ([`StoredResponse::body_omitted`]):
+/// completion is still recorded (the side effect must not run twice), and a
+/// replay answers the stored status with an empty body and the header
+/// `idempotency-body-omitted: ?1`.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StoredResponse {
     /// Status code.
     pub status: u16,
-    /// Header names and values, in order.
+    /// Header names and values, in order (never a denied header such as
+    /// `set-cookie`).
     pub headers: Vec<(String, Vec<u8>)>,
-    /// The body.
+    /// The body (empty when [`StoredResponse::body_omitted`]).
     pub body: Vec<u8>,
+    /// The body was too large to store; only status and headers are kept.
+    pub body_omitted: bool,
 }
 
 impl std::fmt::Debug for StoredResponse {
@@ -28,16 +34,19 @@ impl std::fmt::Debug for StoredResponse {
             .field("status", &self.status)
             .field("headers", &self.headers.len())
             .field("body_len", &self.body.len())
+            .field("body_omitted", &self.body_omitted)
             .finish()
     }
 }
 
 /// The outcome of starting a keyed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Begin {
-    /// First use of the key: run the request, then `finish` or `abort`.
+    /// First use of the key (or takeover of an expired lease): run the
+    /// request, renew the lease while it runs, then `finish` or `abort`.
     New(ClaimToken),
-    /// The first request with this key is still running (`409`).
+    /// The first request with this key is still running under a live lease (`409`).
     InFlight,
     /// The key was used with another fingerprint (`422`).
     Mismatch,
@@ -46,18 +55,34 @@ pub enum Begin {
 }
 
 /// A store of idempotency records, keyed by `(scope, key)`.
+///
+/// A record is in flight (fingerprint, token, lease) or done (fingerprint,
+/// response, expiry). An in-flight record whose lease ran out is taken over by
+/// the next `begin`, so a crashed worker blocks its key for one lease, not for
+/// the whole expiry.
 pub trait IdempotencyStore: Send + Sync + 'static {
-    /// Start a request. Atomic: of concurrent `begin`s of one key, at most one
-    /// returns [`Begin::New`].
+    /// Start a request with an in-flight lease of `lease`. Atomic: of
+    /// concurrent `begin`s of one key, at most one returns [`Begin::New`]
+    /// until the lease runs out or the request is aborted.
     fn begin(
         &self,
         scope: &str,
         key: &str,
         fingerprint: [u8; 32],
-        expiry: Duration,
+        lease: Duration,
     ) -> impl Future<Output = Result<Begin>> + Send;
 
-    /// Store the response of a [`Begin::New`] request.
+    /// Extend the lease of a running [`Begin::New`] request to `lease` from
+    /// now. `false` when `token` no longer owns the record.
+    fn renew(
+        &self,
+        scope: &str,
+        key: &str,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Store the response of a [`Begin::New`] request, kept for `expiry`.
     fn finish(
         &self,
         scope: &str,
@@ -67,7 +92,8 @@ pub trait IdempotencyStore: Send + Sync + 'static {
         expiry: Duration,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Forget a [`Begin::New`] request that failed, so the client may retry.
+    /// Forget a [`Begin::New`] request that failed (or was dropped), so the
+    /// client may retry.
     fn abort(
         &self,
         scope: &str,
@@ -76,183 +102,43 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
-#[derive(Debug)]
-enum Record {
-    InFlight {
-        token: u64,
-        fingerprint: [u8; 32],
-        until_ms: u64,
-    },
-    Done {
-        fingerprint: [u8; 32],
-        response: StoredResponse,
-        until_ms: u64,
-    },
-}
-
-impl Record {
-    fn until(&self) -> u64 {
-        match self {
-            Self::InFlight { until_ms, .. } | Self::Done { until_ms, .. } => *until_ms,
-        }
-    }
-}
-
-/// Bounded in-memory [`IdempotencyStore`] (one process).
-#[derive(Debug)]
-pub struct MemoryIdempotencyStore {
-    map: Mutex<HashMap<(String, String), Record>>,
-    max_entries: usize,
-    clock: Arc<dyn Clock>,
-    next: AtomicU64,
-}
-
-impl MemoryIdempotencyStore {
-    /// A store of at most `max_entries` records on the system clock.
-    pub fn new(max_entries: usize) -> Self {
-        Self::with_clock(max_entries, Arc::new(SystemClock))
-    }
-
-    /// A store with an injected clock.
-    pub fn with_clock(max_entries: usize, clock: Arc<dyn Clock>) -> Self {
-        Self {
-            map: Mutex::new(HashMap::new()),
-            max_entries: max_entries.max(1),
-            clock,
-            next: AtomicU64::new(1),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Record>> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn begin_now(
-        &self,
-        scope: &str,
-        key: &str,
-        fingerprint: [u8; 32],
-        expiry: Duration,
-    ) -> Result<Begin> {
-        let now = self.clock.now_unix_millis();
-        let until_ms = now.saturating_add(u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX));
-        let mut map = self.lock();
-        let k = (scope.to_owned(), key.to_owned());
-        if let Some(r) = map.get(&k)
-            && r.until() > now
-        {
-            let (fp, done) = match r {
-                Record::InFlight { fingerprint, .. } => (fingerprint, None),
-                Record::Done {
-                    fingerprint,
-                    response,
-                    ..
-                } => (fingerprint, Some(response)),
-            };
-            if !bool::from(subtle::ConstantTimeEq::ct_eq(&fp[..], &fingerprint[..])) {
-                return Ok(Begin::Mismatch);
-            }
-            return Ok(done.map_or(Begin::InFlight, |resp| Begin::Completed(resp.clone())));
-        }
-        if map.len() >= self.max_entries {
-            map.retain(|_, r| r.until() > now);
-            if map.len() >= self.max_entries {
-                return Err(Error::StoreFull);
-            }
-        }
-        let token = self.next.fetch_add(1, Ordering::Relaxed);
-        map.insert(
-            k,
-            Record::InFlight {
-                token,
-                fingerprint,
-                until_ms,
-            },
-        );
-        Ok(Begin::New(ClaimToken::local(token)))
-    }
-
-    fn end(
-        &self,
-        scope: &str,
-        key: &str,
-        token: &ClaimToken,
-        response: Option<(StoredResponse, Duration)>,
-    ) {
-        let now = self.clock.now_unix_millis();
-        let mut map = self.lock();
-        let k = (scope.to_owned(), key.to_owned());
-        let fp = match map.get(&k) {
-            Some(Record::InFlight {
-                token: t,
-                fingerprint,
-                ..
-            }) if token.0 == TokenRepr::Local(*t) => *fingerprint,
-            _ => return,
-        };
-        match response {
-            Some((response, expiry)) => {
-                let until_ms =
-                    now.saturating_add(u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX));
-                map.insert(
-                    k,
-                    Record::Done {
-                        fingerprint: fp,
-                        response,
-                        until_ms,
-                    },
-                );
-            }
-            None => {
-                map.remove(&k);
-            }
-        }
-    }
-}
-
-impl IdempotencyStore for MemoryIdempotencyStore {
-    fn begin(
-        &self,
-        scope: &str,
-        key: &str,
-        fingerprint: [u8; 32],
-        expiry: Duration,
-    ) -> impl Future<Output = Result<Begin>> + Send {
-        std::future::ready(self.begin_now(scope, key, fingerprint, expiry))
-    }
-
-    fn finish(
-        &self,
-        scope: &str,
-        key: &str,
-        token: &ClaimToken,
-        response: StoredResponse,
-        expiry: Duration,
-    ) -> impl Future<Output = Result<()>> + Send {
-        self.end(scope, key, token, Some((response, expiry)));
-        std::future::ready(Ok(()))
-    }
-
-    fn abort(
-        &self,
-        scope: &str,
-        key: &str,
-        token: &ClaimToken,
-    ) -> impl Future<Output = Result<()>> + Send {
-        self.end(scope, key, token, None);
-        std::future::ready(Ok(()))
-    }
-}
+/// First byte of the current encoding; the legacy encoding starts with the
+/// status's high byte (at most 0x03), so the two never collide.
+const FORMAT_V1: u8 = 0xb1;
+const FLAG_BODY_OMITTED: u8 = 1;
 
 impl StoredResponse {
-    /// Binary encoding for shared stores: status (2 bytes, big-endian), header
-    /// count (4), each header as name length (4), name, value length (4), value,
-    /// then the body.
-    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// A response with its body.
+    pub fn new(status: u16, headers: Vec<(String, Vec<u8>)>, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers,
+            body,
+            body_omitted: false,
+        }
+    }
+
+    /// A response whose body was too large to store.
+    pub fn without_body(status: u16, headers: Vec<(String, Vec<u8>)>) -> Self {
+        Self {
+            status,
+            headers,
+            body: Vec::new(),
+            body_omitted: true,
+        }
+    }
+
+    /// Binary encoding for shared stores: `0xb1`, flags (1), status (2 bytes,
+    /// big-endian), header count (4), each header as name length (4), name,
+    /// value length (4), value, then the body.
+    pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.body.len() + 64);
+        out.push(FORMAT_V1);
+        out.push(if self.body_omitted {
+            FLAG_BODY_OMITTED
+        } else {
+            0
+        });
         out.extend_from_slice(&self.status.to_be_bytes());
         out.extend_from_slice(&len32(self.headers.len()));
         for (n, v) in &self.headers {
@@ -265,9 +151,9 @@ impl StoredResponse {
         out
     }
 
-    /// Inverse of [`StoredResponse::encode`]; `None` on any inconsistency.
-    #[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
-    pub(crate) fn decode(mut b: &[u8]) -> Option<Self> {
+    /// Inverse of [`StoredResponse::encode`] (also reads records written
+    /// before the format byte existed); `None` on any inconsistency.
+    pub fn decode(mut b: &[u8]) -> Option<Self> {
         fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
             let (h, t) = (b.get(..n)?, b.get(n..)?);
             *b = t;
@@ -276,6 +162,14 @@ impl StoredResponse {
         fn u32_at(b: &mut &[u8]) -> Option<usize> {
             let raw: [u8; 4] = take(b, 4)?.try_into().ok()?;
             usize::try_from(u32::from_be_bytes(raw)).ok()
+        }
+        let mut body_omitted = false;
+        if b.first() == Some(&FORMAT_V1) {
+            let flags = *take(&mut b, 2)?.get(1)?;
+            if flags & !FLAG_BODY_OMITTED != 0 {
+                return None;
+            }
+            body_omitted = flags & FLAG_BODY_OMITTED != 0;
         }
         let status = u16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
         let count = u32_at(&mut b)?;
@@ -286,15 +180,18 @@ impl StoredResponse {
             let vl = u32_at(&mut b)?;
             headers.push((name, take(&mut b, vl)?.to_vec()));
         }
+        if body_omitted && !b.is_empty() {
+            return None;
+        }
         Some(Self {
             status,
             headers,
             body: b.to_vec(),
+            body_omitted,
         })
     }
 }
 
-#[cfg_attr(not(any(feature = "redis", feature = "postgres")), allow(dead_code))]
 fn len32(n: usize) -> [u8; 4] {
     u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes()
 }
@@ -305,17 +202,34 @@ mod tests {
 
     #[test]
     fn stored_response_encoding_round_trips_and_rejects_truncation() {
-        let r = StoredResponse {
-            status: 201,
-            headers: vec![
+        let r = StoredResponse::new(
+            201,
+            vec![
                 ("content-type".into(), b"application/json".to_vec()),
                 ("x".into(), vec![0, 255]),
             ],
-            body: b"{\"ok\":true}".to_vec(),
-        };
+            b"{\"ok\":true}".to_vec(),
+        );
         let enc = r.encode();
-        assert_eq!(StoredResponse::decode(&enc), Some(r));
+        assert_eq!(StoredResponse::decode(&enc), Some(r.clone()));
         assert_eq!(StoredResponse::decode(&enc[..5]), None);
         assert_eq!(StoredResponse::decode(&[0, 200, 255, 255, 255, 255]), None);
+        let omitted = StoredResponse::without_body(200, vec![("x".into(), b"1".to_vec())]);
+        let enc = omitted.encode();
+        assert_eq!(StoredResponse::decode(&enc), Some(omitted));
+        // A body-omitted record with body bytes, or an unknown flag, is refused.
+        assert_eq!(StoredResponse::decode(&[&enc[..], b"x"].concat()), None);
+        let mut bad = enc.clone();
+        bad[1] = 2;
+        assert_eq!(StoredResponse::decode(&bad), None);
+    }
+
+    #[test]
+    fn legacy_records_without_the_format_byte_still_decode() {
+        let legacy = [&[0u8, 201][..], &[0, 0, 0, 0], b"body"].concat();
+        assert_eq!(
+            StoredResponse::decode(&legacy),
+            Some(StoredResponse::new(201, Vec::new(), b"body".to_vec()))
+        );
     }
 }
