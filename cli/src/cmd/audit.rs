@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use hisn_audit_log::{
-    AuditRead as _, Event, FileStore, FileStoreOptions, SigningKey, SystemClock, TenantId,
-    TrustedKeys, VerifyingKey,
+    Anchors, AuditRead, Event, FileStore, FileStoreOptions, MemoryStore, SigningKey, SystemClock,
+    TenantId, TrustedKeys, Verdict, VerifierState, VerifyReport, VerifyingKey, has_chain,
+    require_anchor, verify_store,
 };
 
 use crate::output::{CliError, Ctx};
@@ -25,18 +26,34 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         tenant: String,
     },
-    /// Verify the chains (exit 0 intact, 1 with the first failing record and verdict).
+    /// Verify the chains (exit 0 intact, 1 naming every broken range and the verdict).
+    ///
+    /// With --pubkey, every tenant needs a verified checkpoint covering its
+    /// chain (from the store, --checkpoint or --state), or it fails.
     Verify {
         /// Store directory.
         #[arg(long)]
         store: PathBuf,
-        /// Only this tenant (default: every tenant).
+        /// Only this tenant (default: every tenant the store or any checkpoint knows).
         #[arg(long)]
         tenant: Option<String>,
         /// Trusted checkpoint key (`PREFIX.pub`); repeat for rotated keys.
         /// Without it checkpoints are not checked and the chain is unanchored.
         #[arg(long)]
         pubkey: Vec<PathBuf>,
+        /// Checkpoints held outside the store (notes as `hisn audit checkpoint`
+        /// prints them, or a checkpoint JSON-lines log); repeatable. Needs --pubkey.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+        /// The verifier's own state: the newest verified checkpoint per tenant,
+        /// read before and updated after verifying (created when missing). A log
+        /// shorter than or disagreeing with it fails. Needs --pubkey.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Let a tenant pass with no verified checkpoint covering it (the chain
+        /// alone proves nothing against someone who can rewrite the store).
+        #[arg(long)]
+        allow_unanchored: bool,
     },
     /// Sign the current chain heads with a checkpoint key; prints the notes.
     Checkpoint {
@@ -84,7 +101,20 @@ pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
             store,
             tenant,
             pubkey,
-        } => verify(&store, tenant.as_deref(), &pubkey, ctx),
+            checkpoint,
+            state,
+            allow_unanchored,
+        } => verify(
+            &VerifyArgs {
+                store: &store,
+                tenant: tenant.as_deref(),
+                pubkeys: &pubkey,
+                checkpoints: &checkpoint,
+                state: state.as_deref(),
+                allow_unanchored,
+            },
+            ctx,
+        ),
         AuditCommand::Checkpoint {
             store,
             tenant,
@@ -178,63 +208,162 @@ fn append(store: &Path, tenant: &str, ctx: &Ctx) -> Result<(), CliError> {
     )
 }
 
-fn verify(
-    store: &Path,
-    tenant: Option<&str>,
-    pubkeys: &[PathBuf],
-    ctx: &Ctx,
-) -> Result<(), CliError> {
-    let keys = trusted_keys(pubkeys)?;
-    let s = open_read(store)?;
-    let tenants = match tenant {
-        Some(t) => {
-            let t = tenant_id(t)?;
-            if s.bounds(&t).is_err() {
-                return Err(CliError::usage(format!(
-                    "tenant {t} has no chain in this store"
-                )));
-            }
-            vec![t]
+/// `hisn audit verify` arguments.
+struct VerifyArgs<'a> {
+    store: &'a Path,
+    tenant: Option<&'a str>,
+    pubkeys: &'a [PathBuf],
+    checkpoints: &'a [PathBuf],
+    state: Option<&'a Path>,
+    allow_unanchored: bool,
+}
+
+/// The anchors given on the command line: --checkpoint files and the state.
+fn load_anchors(args: &VerifyArgs<'_>) -> Result<(Anchors, Option<VerifierState>), CliError> {
+    let mut anchors = Anchors::new();
+    for p in args.checkpoints {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", p.display())))?;
+        // The operator's own evidence: damaged notes fail closed, as tampering.
+        anchors.add_text(&text).map_err(|_| {
+            CliError::failed(format!(
+                "verification failed: {} holds a malformed checkpoint note",
+                p.display()
+            ))
+        })?;
+    }
+    let state = match args.state {
+        Some(p) => {
+            let st = VerifierState::load(p).map_err(|e| match e {
+                hisn_audit_log::Error::Malformed { .. } => CliError::failed(format!(
+                    "verification failed: {} is not a verifier state",
+                    p.display()
+                )),
+                e => CliError::usage(format!("cannot read {}: {e}", p.display())),
+            })?;
+            anchors.add_state(&st);
+            Some(st)
         }
-        None => s.tenants().map_err(store_err)?,
+        None => None,
     };
-    let mut reports = Vec::new();
+    Ok((anchors, state))
+}
+
+/// One human-readable line for a report.
+fn describe(r: &VerifyReport, keys_given: bool) -> String {
+    let t = &r.tenant;
+    let skipped = if r.skipped_checkpoints > 0 {
+        format!(
+            "; warning: {} checkpoint notes in the store skipped (not verifiable with the given keys)",
+            r.skipped_checkpoints
+        )
+    } else {
+        String::new()
+    };
+    match (r.verdict, r.seq) {
+        (Verdict::Unanchored, _) => format!(
+            "{t}: unanchored: no verified checkpoint covers its {} records (give --checkpoint or --state, or --allow-unanchored){skipped}",
+            r.size - r.verified_from
+        ),
+        (v, Some(seq)) if v.is_ok() && r.size > seq => format!(
+            "{t}: intact, {} records from {}; records from {seq} on are not covered by a verified checkpoint{}{skipped}",
+            r.size - r.verified_from,
+            r.verified_from,
+            if keys_given {
+                ""
+            } else {
+                " (no --pubkey given)"
+            }
+        ),
+        (v, _) if v.is_ok() => format!(
+            "{t}: intact, {} records from {}, all anchored{skipped}",
+            r.size - r.verified_from,
+            r.verified_from
+        ),
+        (v, seq) => {
+            let at = seq.map_or_else(String::new, |s| format!(" at record {s}"));
+            let ranges: Vec<String> = r
+                .breaks
+                .iter()
+                .map(|b| {
+                    if b.first == b.last {
+                        format!("{} {}", b.verdict, b.first)
+                    } else {
+                        format!("{} {}-{}", b.verdict, b.first, b.last)
+                    }
+                })
+                .collect();
+            let ranges = if ranges.len() > 1 || r.breaks.first().is_some_and(|b| b.first != b.last)
+            {
+                format!(" (broken: {})", ranges.join(", "))
+            } else {
+                String::new()
+            };
+            format!("{t}: {v}{at}{ranges}{skipped}")
+        }
+    }
+}
+
+fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
+    let keys = trusted_keys(args.pubkeys)?;
+    if keys.is_none() && (!args.checkpoints.is_empty() || args.state.is_some()) {
+        return Err(CliError::usage(
+            "--checkpoint and --state need --pubkey to check the signatures",
+        ));
+    }
+    let only = args.tenant.map(tenant_id).transpose()?;
+    let (anchors, mut state) = load_anchors(args)?;
+    // A store deleted outright is an empty store when anchors say it held something.
+    let s: Box<dyn AuditRead> = if !args.store.is_dir() && !anchors.is_empty() {
+        Box::new(MemoryStore::new())
+    } else {
+        Box::new(open_read(args.store)?)
+    };
+    let mut reports =
+        verify_store(s.as_ref(), keys.as_ref(), &anchors, only.as_ref()).map_err(verify_err)?;
     let mut human = String::new();
     let mut first_failure = None;
-    for t in &tenants {
-        let r = s.verify(t, keys.as_ref(), &[]).map_err(store_err)?;
-        let line = match (r.verdict.is_ok(), r.seq) {
-            (true, Some(seq)) if r.size > seq => format!(
-                "{t}: intact, {} records from {}; records from {seq} on are not covered by a verified checkpoint{}",
-                r.size - r.verified_from,
-                r.verified_from,
-                if keys.is_none() {
-                    " (no --pubkey given)"
-                } else {
-                    ""
-                }
-            ),
-            (true, _) => format!(
-                "{t}: intact, {} records from {}, all anchored",
-                r.size - r.verified_from,
-                r.verified_from
-            ),
-            (false, seq) => {
-                let at = seq.map_or_else(String::new, |s| format!(" at record {s}"));
-                let msg = format!("{t}: {}{at}", r.verdict);
-                first_failure.get_or_insert(msg.clone());
-                msg
-            }
-        };
+    for r in &mut reports {
+        if keys.is_some() && !args.allow_unanchored {
+            require_anchor(r);
+        }
+        let line =
+            if r.is_ok() && r.size == 0 && !has_chain(s.as_ref(), &r.tenant).map_err(verify_err)? {
+                // Asked for by name, with nothing that says it ever existed.
+                format!("{}: no chain in this store", r.tenant)
+            } else {
+                describe(r, keys.is_some())
+            };
+        if (!r.is_ok() || line.ends_with("no chain in this store")) && first_failure.is_none() {
+            first_failure = Some(line.clone());
+        }
         human.push_str(&line);
         human.push('\n');
-        reports.push(r.to_json());
+        if let Some(st) = state.as_mut() {
+            st.update(r);
+        }
+    }
+    if let (Some(st), Some(path)) = (&state, args.state) {
+        st.save(path)
+            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
     }
     let ok = first_failure.is_none();
-    ctx.emit(&serde_json::json!({ "ok": ok, "tenants": reports }), &human)?;
+    let json: Vec<_> = reports.iter().map(VerifyReport::to_json).collect();
+    ctx.emit(&serde_json::json!({ "ok": ok, "tenants": json }), &human)?;
     match first_failure {
         None => Ok(()),
         Some(msg) => Err(CliError::failed(format!("verification failed: {msg}"))),
+    }
+}
+
+/// Errors while verifying: damage the store could not even read is a failed
+/// verification (exit 1), anything else an input error.
+fn verify_err(e: hisn_audit_log::Error) -> CliError {
+    match e {
+        hisn_audit_log::Error::Corrupt { .. } | hisn_audit_log::Error::Malformed { .. } => {
+            CliError::failed(format!("verification failed: {e}"))
+        }
+        e => store_err(e),
     }
 }
 

@@ -219,3 +219,219 @@ fn bad_input_is_a_usage_error_and_appends_nothing() {
         .assert()
         .code(2);
 }
+
+fn checkpoint_to(store: &str, key: &str, out: &Path) {
+    let o = hisn()
+        .args([
+            "audit",
+            "checkpoint",
+            "--store",
+            store,
+            "--signing-key",
+            key,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut held = std::fs::read(out).unwrap_or_default();
+    held.extend_from_slice(&o.stdout);
+    std::fs::write(out, held).unwrap();
+}
+
+fn verify_code(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut all = vec!["--json", "audit", "verify"];
+    all.extend_from_slice(args);
+    let o = hisn().args(&all).output().unwrap();
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (o.status.code(), v, String::from_utf8(o.stderr).unwrap())
+}
+
+/// Root cause (issue 12): `hisn audit verify` read only the store's own
+/// checkpoints, so after a full rewrite without the key, deleting
+/// `checkpoints.jsonl` made it print "intact". Checkpoints held elsewhere
+/// (--checkpoint) catch the rewrite, and with --pubkey a chain no verified
+/// checkpoint covers fails unless --allow-unanchored.
+#[test]
+fn verify_rewrite_with_checkpoints_deleted_is_caught_by_external_anchors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key, public) = setup(dir.path());
+    let held = dir.path().join("held.notes");
+    checkpoint_to(&store, &key, &held);
+    // Rewrite: a fresh chain with other contents, no checkpoints at all.
+    std::fs::remove_dir_all(&store).unwrap();
+    hisn()
+        .args(["audit", "append", "--store", &store, "--tenant", "acme"])
+        .write_stdin(EVENTS.replace("u-2", "u-3"))
+        .assert()
+        .code(0);
+    let (code, v, stderr) = verify_code(&["--store", &store, "--pubkey", &public]);
+    assert_eq!(
+        (code, &v["tenants"][0]["verdict"]),
+        (Some(1), &"unanchored".into()),
+        "{stderr}"
+    );
+    let (code, v, _) = verify_code(&[
+        "--store",
+        &store,
+        "--pubkey",
+        &public,
+        "--checkpoint",
+        held.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["tenants"][0]["verdict"], "tampered");
+    assert_eq!(v["tenants"][0]["breaks"][0]["first"], 0);
+    let (code, _, _) = verify_code(&["--store", &store, "--pubkey", &public, "--allow-unanchored"]);
+    assert_eq!(code, Some(0));
+    // Anchors need keys to be checked.
+    let (code, _, _) = verify_code(&["--store", &store, "--checkpoint", held.to_str().unwrap()]);
+    assert_eq!(code, Some(2));
+}
+
+/// Root cause: nothing remembered what was verified before, so restoring an
+/// older copy of the store (records and checkpoints together) read as intact.
+/// --state keeps the newest verified checkpoint per tenant.
+#[test]
+fn verify_state_turns_a_rollback_into_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key, public) = setup(dir.path());
+    let held = dir.path().join("held.notes");
+    checkpoint_to(&store, &key, &held);
+    let backup = dir.path().join("backup");
+    copy_dir(Path::new(&store), &backup);
+    hisn()
+        .args(["audit", "append", "--store", &store, "--tenant", "acme"])
+        .write_stdin(EVENTS)
+        .assert()
+        .code(0);
+    checkpoint_to(&store, &key, &held);
+    let state = dir.path().join("state.json");
+    let st = state.to_str().unwrap();
+    let (code, _, stderr) = verify_code(&["--store", &store, "--pubkey", &public, "--state", st]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["tenants"]["acme"]["size"], 6);
+    std::fs::remove_dir_all(&store).unwrap();
+    copy_dir(&backup, Path::new(&store));
+    // The rolled-back store alone looks fine...
+    assert_eq!(
+        verify_code(&["--store", &store, "--pubkey", &public]).0,
+        Some(0)
+    );
+    // ...but not to a verifier that remembers.
+    let (code, v, _) = verify_code(&["--store", &store, "--pubkey", &public, "--state", st]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        (&v["tenants"][0]["verdict"], &v["tenants"][0]["seq"]),
+        (&"truncated".into(), &3.into())
+    );
+    // A damaged state fails closed.
+    std::fs::write(&state, "not a state").unwrap();
+    assert_eq!(
+        verify_code(&["--store", &store, "--pubkey", &public, "--state", st]).0,
+        Some(1)
+    );
+}
+
+/// Root cause: the store-wide verify walked only tenants with segments, and
+/// `--tenant T` for a vanished chain was a usage error (exit 2). A tenant whose
+/// chain is gone while a checkpoint of it exists is now `truncated` (exit 1).
+#[test]
+fn vanished_tenant_is_truncated_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key, public) = setup(dir.path());
+    let held = dir.path().join("held.notes");
+    checkpoint_to(&store, &key, &held);
+    let tdir = Path::new(&store).join(format!("t-{}", hex::encode("acme")));
+    for e in std::fs::read_dir(&tdir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "seg") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let h = held.to_str().unwrap();
+    let (code, v, _) = verify_code(&["--store", &store, "--pubkey", &public, "--checkpoint", h]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["tenants"][0]["verdict"], "truncated");
+    let (code, v, _) = verify_code(&[
+        "--store",
+        &store,
+        "--tenant",
+        "acme",
+        "--pubkey",
+        &public,
+        "--checkpoint",
+        h,
+    ]);
+    assert_eq!(
+        (code, &v["tenants"][0]["verdict"]),
+        (Some(1), &"truncated".into())
+    );
+    let (code, _, stderr) = verify_code(&["--store", &store, "--tenant", "acme"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    // The whole store deleted: the held checkpoint still names the tenant.
+    std::fs::remove_dir_all(&store).unwrap();
+    let (code, v, _) = verify_code(&["--store", &store, "--pubkey", &public, "--checkpoint", h]);
+    assert_eq!(
+        (code, &v["tenants"][0]["verdict"]),
+        (Some(1), &"truncated".into())
+    );
+}
+
+/// Root cause: a malformed line in the store's checkpoint log made `verify`
+/// fail with an input error (exit 2) for good. Store notes are untrusted: a bad
+/// line is skipped and the rest still anchor the chain; a malformed note the
+/// operator holds is a failed verification (exit 1).
+#[test]
+fn malformed_checkpoints_are_skipped_in_the_store_and_fail_closed_when_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key, public) = setup(dir.path());
+    let held = dir.path().join("held.notes");
+    checkpoint_to(&store, &key, &held);
+    let log = Path::new(&store)
+        .join(format!("t-{}", hex::encode("acme")))
+        .join("checkpoints.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"note\":\"garbage\"}\n");
+    std::fs::write(&log, text).unwrap();
+    let (code, v, stderr) = verify_code(&["--store", &store, "--pubkey", &public]);
+    assert_eq!(
+        (code, &v["tenants"][0]["verdict"]),
+        (Some(0), &"intact".into()),
+        "{stderr}"
+    );
+    std::fs::write(&log, "{\"note\":\"garbage\"}\n").unwrap();
+    assert_eq!(
+        verify_code(&["--store", &store, "--pubkey", &public]).0,
+        Some(1)
+    );
+    std::fs::write(&held, "hisn-audit-log/acme\n3\nnot base64\n").unwrap();
+    let (code, _, _) = verify_code(&[
+        "--store",
+        &store,
+        "--pubkey",
+        &public,
+        "--checkpoint",
+        held.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
