@@ -97,7 +97,7 @@ impl KeyValue {
     }
 
     /// Lower-case hex of the tagged value: the form used in Redis key names.
-    #[allow(dead_code)] // used by the Redis backend (next step)
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn hex(&self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut s = String::with_capacity(2 + 2 * usize::from(self.len));

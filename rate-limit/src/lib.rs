@@ -10,6 +10,8 @@ mod key;
 pub mod login;
 pub mod memory;
 pub mod policy;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, Outcome, TierStatus};

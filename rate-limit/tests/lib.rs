@@ -7,3 +7,5 @@ mod common;
 mod login;
 mod memory;
 mod props;
+#[cfg(feature = "redis")]
+mod redis_backend;
