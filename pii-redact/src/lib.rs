@@ -5,9 +5,13 @@ mod chars;
 pub mod custom;
 mod detect;
 pub mod error;
+#[cfg(feature = "serde_json")]
+pub mod json;
 mod kind;
 mod redacted;
 mod redactor;
+#[cfg(feature = "tracing")]
+pub mod tracing_writer;
 pub mod validate;
 
 pub use custom::CustomDetector;
