@@ -57,6 +57,12 @@ pub enum Error {
     /// The decoded secret or key has the wrong length for the scheme.
     #[error("webhook secret has the wrong length")]
     SecretLength,
+    /// The Ed25519 public key (`whpk_`) is a point of small order (the
+    /// identity or a torsion point): every signature check against it is
+    /// meaningless, since such a key admits signatures that verify for many
+    /// messages. Remedy: the key is wrong or hostile; get the real one.
+    #[error("webhook public key is a weak (small-order) point")]
+    SecretWeakKey,
     /// The keyring has no key, too many keys, or no key that is still live for
     /// signing.
     #[error("webhook keyring has no usable key")]

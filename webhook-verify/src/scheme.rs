@@ -126,6 +126,11 @@ impl Scheme {
                     let bytes = ed_key_bytes(b64)?;
                     let verifying =
                         VerifyingKey::from_bytes(&bytes).map_err(|_| Error::SecretEncoding)?;
+                    // A small-order point (identity or torsion) is refused when
+                    // loaded, whatever encoding spelled it.
+                    if verifying.is_weak() {
+                        return Err(Error::SecretWeakKey);
+                    }
                     Ok(KeyMaterial::Ed25519 {
                         verifying,
                         signing: None,
@@ -390,6 +395,60 @@ mod tests {
         assert_eq!(
             Scheme::StandardWebhooksEd25519.parse_key("whpk_AAAA").err(),
             Some(Error::SecretEncoding)
+        );
+    }
+
+    /// Root cause: `whpk_` keys were decoded with `VerifyingKey::from_bytes`
+    /// alone, which accepts every point on the curve, including the eight
+    /// points of small order (and non-canonical spellings of them). Such a key
+    /// is never a real sender's key and lets crafted signatures verify for
+    /// many messages under the non-strict equation; the key is now refused
+    /// when loaded (`is_weak`: the point times the cofactor is the identity).
+    #[test]
+    fn small_order_ed25519_public_keys_are_refused_when_loaded() {
+        // The eight small-order points (canonical encodings, as listed by
+        // libsodium and the "Taming the many EdDSAs" paper), plus
+        // non-canonical encodings of the identity and of the order-2 point.
+        const SMALL_ORDER: [&str; 11] = [
+            "0100000000000000000000000000000000000000000000000000000000000000",
+            "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+            "0000000000000000000000000000000000000000000000000000000000000080",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+            "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+            "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+            "0100000000000000000000000000000000000000000000000000000000000080",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+            "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ];
+        let v1a = Scheme::StandardWebhooksEd25519;
+        for hex_key in SMALL_ORDER {
+            let raw = hex::decode(hex_key).unwrap();
+            let text = format!("whpk_{}", encoding::b64(&raw));
+            let err = v1a.parse_key(&text).err();
+            assert!(
+                matches!(err, Some(Error::SecretWeakKey | Error::SecretEncoding)),
+                "{hex_key}: {err:?}"
+            );
+        }
+        // Every canonical small-order point decodes, so it is the weak-key
+        // check (not the decoder) that refuses it.
+        for hex_key in &SMALL_ORDER[..8] {
+            let text = format!("whpk_{}", encoding::b64(&hex::decode(hex_key).unwrap()));
+            assert_eq!(
+                v1a.parse_key(&text).err(),
+                Some(Error::SecretWeakKey),
+                "{hex_key}"
+            );
+        }
+        // A real public key (RFC 8032 test 1) still loads.
+        let rfc8032 =
+            hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+                .unwrap();
+        assert!(
+            v1a.parse_key(&format!("whpk_{}", encoding::b64(&rfc8032)))
+                .is_ok()
         );
     }
 

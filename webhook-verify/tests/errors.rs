@@ -4,7 +4,7 @@ use hisn_webhook_verify::Error;
 
 #[test]
 fn every_error_renders_coarsely() {
-    let all: [(Error, &str); 19] = [
+    let all: [(Error, &str); 20] = [
         (Error::MissingHeader, "missing webhook header"),
         (Error::Malformed, "malformed webhook header"),
         (
@@ -29,6 +29,10 @@ fn every_error_renders_coarsely() {
         ),
         (Error::SecretEncoding, "webhook secret is not valid base64"),
         (Error::SecretLength, "webhook secret has the wrong length"),
+        (
+            Error::SecretWeakKey,
+            "webhook public key is a weak (small-order) point",
+        ),
         (Error::NoUsableKey, "webhook keyring has no usable key"),
         (
             Error::InvalidConfig("tolerance exceeds one day"),
