@@ -4,6 +4,8 @@
 
 mod breaker;
 mod common;
+#[cfg(feature = "tower")]
+mod http_layer;
 mod login;
 mod memory;
 mod props;

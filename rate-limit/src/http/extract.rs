@@ -1,0 +1,156 @@
+//! Key extractors: which [`RequestKeys`] a request carries.
+//!
+//! - **IP**: the TCP peer from the [`PeerAddr`] request extension (insert it
+//!   from your server's connection info), resolved through
+//!   [`TrustedProxies`]; IPv6 grouped by a prefix (/64 by default).
+//! - **Account, session, tenant, webhook source, custom**: from the
+//!   [`RateLimitIdentity`] extension that your authentication layer (which
+//!   runs before this one) inserts — never from raw headers a client controls.
+//!   Account names are normalised then hashed ([`KeyValue::account`]).
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::Request;
+
+use super::forwarded::{TrustedProxies, client_ip};
+use crate::key::{KeyValue, RequestKeys};
+use crate::policy::KeyKind;
+
+/// The TCP peer of the connection, as a request extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// What the authentication layer knows about the caller, as a request extension.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RateLimitIdentity {
+    /// Account name (e.g. the login form's user name, for login tiers).
+    pub account: Option<String>,
+    /// Authenticated session id.
+    pub session: Option<String>,
+    /// Authenticated tenant id.
+    pub tenant: Option<String>,
+    /// Verified webhook source.
+    pub webhook_source: Option<String>,
+    /// Custom keys (name, value) for [`KeyKind::Custom`] tiers.
+    pub custom: Vec<(&'static str, String)>,
+    /// A trusted caller (e.g. the tenant's own admin) sees tenant-level numbers.
+    pub trusted: bool,
+}
+
+impl RateLimitIdentity {
+    /// An empty identity.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// With a session id.
+    pub fn session(mut self, s: impl Into<String>) -> Self {
+        self.session = Some(s.into());
+        self
+    }
+    /// With a tenant id.
+    pub fn tenant(mut self, t: impl Into<String>) -> Self {
+        self.tenant = Some(t.into());
+        self
+    }
+    /// With an account name.
+    pub fn account(mut self, a: impl Into<String>) -> Self {
+        self.account = Some(a.into());
+        self
+    }
+    /// With a webhook source.
+    pub fn webhook_source(mut self, s: impl Into<String>) -> Self {
+        self.webhook_source = Some(s.into());
+        self
+    }
+    /// With a custom key.
+    pub fn custom(mut self, kind: &'static str, v: impl Into<String>) -> Self {
+        self.custom.push((kind, v.into()));
+        self
+    }
+    /// Mark the caller trusted.
+    pub fn trusted(mut self, trusted: bool) -> Self {
+        self.trusted = trusted;
+        self
+    }
+}
+
+/// How keys are taken from requests.
+#[derive(Debug, Clone)]
+pub struct KeyExtractor {
+    proxies: TrustedProxies,
+    v6_prefix: u8,
+}
+
+impl Default for KeyExtractor {
+    fn default() -> Self {
+        KeyExtractor {
+            proxies: TrustedProxies::none(),
+            v6_prefix: 64,
+        }
+    }
+}
+
+impl KeyExtractor {
+    /// No trusted proxies, IPv6 /64.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Believe `X-Forwarded-For` from these proxies.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
+    /// IPv6 grouping prefix (clamped to 32..=128).
+    pub fn ipv6_prefix(mut self, bits: u8) -> Self {
+        self.v6_prefix = bits.clamp(32, 128);
+        self
+    }
+
+    /// The client IP of `req`, if the peer address is known.
+    pub fn client_ip<B>(&self, req: &Request<B>) -> Option<IpAddr> {
+        let peer = req.extensions().get::<PeerAddr>()?.0.ip();
+        let xff = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(|v| v.as_bytes());
+        Some(client_ip(peer, xff, &self.proxies))
+    }
+
+    /// The keys `req` carries, and whether the caller is trusted.
+    pub fn keys<B>(&self, req: &Request<B>) -> (RequestKeys, bool) {
+        let mut keys = RequestKeys::new();
+        if let Some(ip) = self.client_ip(req) {
+            keys.set(KeyKind::Ip, KeyValue::ip(ip, self.v6_prefix));
+        }
+        let Some(id) = req.extensions().get::<RateLimitIdentity>() else {
+            return (keys, false);
+        };
+        if let Some(k) = id
+            .account
+            .as_deref()
+            .and_then(|a| KeyValue::account(a).ok())
+        {
+            keys.set(KeyKind::Account, k);
+        }
+        let text = [
+            (KeyKind::Session, &id.session),
+            (KeyKind::Tenant, &id.tenant),
+            (KeyKind::WebhookSource, &id.webhook_source),
+        ];
+        for (kind, v) in text {
+            if let Some(k) = v.as_deref().and_then(|s| KeyValue::text(s).ok()) {
+                keys.set(kind, k);
+            }
+        }
+        for (name, v) in &id.custom {
+            if let Ok(k) = KeyValue::text(v) {
+                keys.set(KeyKind::Custom(name), k);
+            }
+        }
+        (keys, id.trusted)
+    }
+}
