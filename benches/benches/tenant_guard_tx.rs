@@ -1,5 +1,6 @@
 //! `tenant_guard/tx_overhead`: one indexed SELECT in a tenant transaction
-//! (`BEGIN` + transaction-local tenant setting, the statement through the
+//! (`BEGIN` + transaction-local signed tenant context, verified by the
+//! `SECURITY DEFINER` context function once per statement, the statement through the
 //! query guard, RLS on, as the non-owner app role) against the same SELECT,
 //! scoped by hand, in a bare transaction on a copy of the table without RLS,
 //! on loopback PostgreSQL. Target: `hisn` ≤ 1.3 × `baseline`.
@@ -29,6 +30,8 @@ use hisn_tenant_guard::{Issuer, TenantContext, TokenVerifier, rls};
 
 const TENANT: &str = "00000000-0000-4000-8000-000000000001";
 const ROWS: u32 = 20_000;
+/// The tenant context key (a benchmark's throwaway key).
+const CONTEXT_KEY: [u8; 32] = [0x42; 32];
 
 /// A job for the database thread: run `iters` iterations, reply with the time.
 struct Job {
@@ -95,7 +98,12 @@ async fn worker(url: String, jobs: mpsc::Receiver<Job>) {
              grant select on assets_plain to \"{role}\";
              {}
 ",
-            rls::generate_sql(&rls::parse_tables("assets:tenant_id").unwrap(), &role).unwrap()
+            rls::generate_sql(
+                &rls::parse_tables("assets:tenant_id").unwrap(),
+                &role,
+                &rls::ContextKey::from_bytes(CONTEXT_KEY)
+            )
+            .unwrap()
         ),
     )
     .await;
@@ -122,7 +130,12 @@ async fn worker(url: String, jobs: mpsc::Receiver<Job>) {
         TableRegistry::parse_spec("assets:tenant_id").unwrap(),
         Dialect::Postgres,
     );
-    let pool = PgTenantPool::new(app_pool.clone(), guard).unwrap();
+    let pool = PgTenantPool::new(
+        app_pool.clone(),
+        guard,
+        rls::ContextKey::from_bytes(CONTEXT_KEY),
+    )
+    .unwrap();
     let ctx = context();
 
     // Each job runs the two variants alternately and times only the one asked

@@ -1,5 +1,6 @@
 //! `hisn guard`: scope SQL statements to a tenant and verify PostgreSQL row-level security.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Subcommand, ValueEnum};
@@ -7,6 +8,7 @@ use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
 use hisn_tenant_guard::rls;
 use hisn_tenant_guard::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use serde::Serialize;
+use zeroize::Zeroizing;
 
 use crate::output::{CliError, Ctx};
 
@@ -47,6 +49,10 @@ pub(crate) enum GuardCommand {
         /// The application role (must not own the tables).
         #[arg(long)]
         app_role: String,
+        /// File holding the tenant context key (64 hex digits, or the base64 that
+        /// `hisn keys generate-master` prints). The output contains it: keep it secret.
+        #[arg(long)]
+        context_key_file: PathBuf,
     },
 }
 
@@ -95,14 +101,33 @@ pub(crate) fn run(cmd: GuardCommand, ctx: &Ctx) -> Result<(), CliError> {
             database_url,
             tables,
         } => verify_rls(ctx, &database_url, &tables),
-        GuardCommand::RlsSql { tables, app_role } => {
+        GuardCommand::RlsSql {
+            tables,
+            app_role,
+            context_key_file,
+        } => {
             let tables = rls::parse_tables(&tables)
                 .map_err(|e| CliError::usage(format!("--tables: {e}")))?;
-            let sql = rls::generate_sql(&tables, &app_role)
-                .map_err(|e| CliError::usage(format!("--app-role: {e}")))?;
+            let key = read_context_key(&context_key_file)?;
+            let sql = Zeroizing::new(
+                rls::generate_sql(&tables, &app_role, &key)
+                    .map_err(|e| CliError::usage(format!("--app-role: {e}")))?,
+            );
             ctx.emit(&RlsSql { sql: &sql }, &sql)
         }
     }
+}
+
+/// Read the tenant context key from `path`; the content is never echoed.
+fn read_context_key(path: &Path) -> Result<rls::ContextKey, CliError> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        CliError::usage(format!(
+            "--context-key-file: cannot read {}: {e}",
+            path.display()
+        ))
+    })?);
+    rls::ContextKey::from_text(&text)
+        .map_err(|e| CliError::usage(format!("--context-key-file: {e}")))
 }
 
 fn rewrite(

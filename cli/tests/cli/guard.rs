@@ -111,23 +111,45 @@ fn bad_tables_or_dialect_is_usage_error() {
         TABLES,
         "--app-role",
         "bad role",
+        "--context-key-file",
+        "/dev/null",
     ]);
     assert_eq!(code, Some(2));
 }
 
 #[test]
-fn rls_sql_prints_the_migration() {
-    let (code, out, _) = run(&[
-        "guard",
-        "rls-sql",
-        "--tables",
-        TABLES,
-        "--app-role",
-        "hisn_app",
-    ]);
-    assert_eq!(code, Some(0));
+fn rls_sql_prints_the_migration_with_the_context_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("context.key");
+    std::fs::write(&key_file, format!("{}\n", "42".repeat(32))).unwrap();
+    let key = key_file.to_str().unwrap();
+    let args = |k: &str| {
+        [
+            "guard",
+            "rls-sql",
+            "--tables",
+            TABLES,
+            "--app-role",
+            "hisn_app",
+            "--context-key-file",
+            k,
+        ]
+        .map(str::to_owned)
+    };
+    let (code, out, err) = run(&args(key).each_ref().map(String::as_str));
+    assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("ALTER TABLE \"work_orders\" FORCE ROW LEVEL SECURITY;"));
     assert!(out.contains("AS RESTRICTIVE FOR ALL"));
+    assert!(out.contains("SECURITY DEFINER"));
+    // The padded key (0x42 ^ 0x36 = 0x74) is installed for the function.
+    assert!(out.contains(&"74".repeat(32)), "{out}");
+    // The key is required, and a bad key file is a usage error that does not echo it.
+    let (code, _, _) = run(&args("").each_ref().map(String::as_str)[..6]);
+    assert_eq!(code, Some(2));
+    std::fs::write(&key_file, "not-a-key-s3cret").unwrap();
+    let (code, _, err) = run(&args(key).each_ref().map(String::as_str));
+    assert_eq!(code, Some(2));
+    assert!(!err.contains("s3cret"), "{err}");
 }
 
 #[test]
@@ -167,9 +189,10 @@ fn verify_rls_against_postgres() {
         return;
     };
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let (db, role) = (
+    let (db, role, owner) = (
         format!("hisn_t_cli_{suffix}"),
         format!("hisn_cli_app_{suffix}"),
+        format!("hisn_cli_own_{suffix}"),
     );
     let base = url
         .rsplit_once('/')
@@ -191,17 +214,29 @@ fn verify_rls_against_postgres() {
     };
     exec(url.clone(), format!("create database \"{db}\""));
     let db_url = format!("{base}/{db}");
-    let rls = hisn_tenant_guard::rls::generate_sql(
-        &hisn_tenant_guard::rls::parse_tables(TABLES).unwrap(),
+    // The migration as `hisn guard rls-sql` prints it, run by an ordinary owner role.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("context.key");
+    std::fs::write(&key_file, "42".repeat(32)).unwrap();
+    let (code, rls, err) = run(&[
+        "guard",
+        "rls-sql",
+        "--tables",
+        TABLES,
+        "--app-role",
         &role,
-    )
-    .unwrap();
+        "--context-key-file",
+        key_file.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
     exec(
         db_url.clone(),
         format!(
-            "create table assets (id uuid primary key, tenant_id uuid not null);
+            "create role \"{role}\" login; create role \"{owner}\"; grant create on schema public to \"{owner}\";
+             set role \"{owner}\";
+             create table assets (id uuid primary key, tenant_id uuid not null);
              create table work_orders (id uuid primary key, tenant_id uuid not null);
-             create role \"{role}\" login; {rls}"
+             {rls}"
         ),
     );
     let app_url = db_url.replacen("://postgres@", &format!("://{role}@"), 1);
@@ -234,9 +269,12 @@ fn verify_rls_against_postgres() {
         "--tables",
         TABLES,
     ]);
-    exec(db_url, format!("drop owned by \"{role}\""));
+    exec(
+        db_url,
+        format!("drop owned by \"{role}\"; drop owned by \"{owner}\""),
+    );
     exec(url.clone(), format!("drop database \"{db}\" with (force)"));
-    exec(url, format!("drop role \"{role}\""));
+    exec(url, format!("drop role \"{role}\"; drop role \"{owner}\""));
 
     assert_eq!(clean.0, Some(0), "{clean:?}");
     assert!(

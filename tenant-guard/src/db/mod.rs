@@ -7,9 +7,10 @@
 //! [`TenantContext`](crate::TenantContext). In that transaction:
 //!
 //! - PostgreSQL: the transaction runs `BEGIN`, then
-//!   `SELECT set_config('hisn.tenant_id', $1, true)` with the tenant bound as
-//!   `$1` (never text in SQL). The `true` makes the
-//!   setting transaction-local: it ends with the transaction, whether it was
+//!   `SELECT set_config('hisn.tenant_context', $1, true)` with a tenant token
+//!   signed by the context key bound as `$1` (never text in SQL; see
+//!   [`rls`](crate::rls) for the token and the function that verifies it).
+//!   The `true` makes the setting transaction-local: it ends with the transaction, whether it was
 //!   committed, rolled back, or dropped mid-way by a cancelled request (sqlx
 //!   rolls a dropped transaction back before the connection is reused), so the
 //!   next borrower of the connection never inherits a tenant. Row-level
@@ -26,12 +27,15 @@
 mod unscoped;
 
 #[cfg(feature = "postgres")]
+pub mod danger;
+
+#[cfg(feature = "postgres")]
 mod pg;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 #[cfg(feature = "postgres")]
-pub use pg::{PgTenantPool, PgTenantQuery, PgTenantTx};
+pub use pg::{DEFAULT_CONTEXT_TTL, MAX_CONTEXT_TTL, PgTenantPool, PgTenantQuery, PgTenantTx};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteTenantPool, SqliteTenantQuery, SqliteTenantTx};
 pub use unscoped::{
@@ -45,6 +49,7 @@ macro_rules! tenant_pool {
         sqlx_pool = $sqlx_pool:ty,
         row = $row:ty,
         dialect = $dialect:path,
+        context = $context:ty,
         pool = $pool:ident,
         tx = $tx:ident,
         query = $query:ident,
@@ -55,6 +60,7 @@ macro_rules! tenant_pool {
         pub struct $pool {
             pool: $sqlx_pool,
             guard: std::sync::Arc<$crate::guard::QueryGuard>,
+            context: std::sync::Arc<$context>,
         }
 
         impl std::fmt::Debug for $pool {
@@ -64,20 +70,9 @@ macro_rules! tenant_pool {
         }
 
         impl $pool {
-            #[doc = concat!("Wrap `pool`; every statement will pass `guard`, which must use [`", stringify!($dialect), "`].")]
-            ///
-            /// The wrapper takes the pool by value and never returns it. Keep
-            /// no other handle to it in code that serves tenants.
-            pub fn new(pool: $sqlx_pool, guard: $crate::guard::QueryGuard) -> Result<Self, $crate::Error> {
-                if guard.dialect() != $dialect {
-                    return Err($crate::Error::Config("the query guard's dialect does not match the database"));
-                }
-                Ok(Self { pool, guard: std::sync::Arc::new(guard) })
-            }
-
             /// Start a transaction for the context's tenant.
             pub async fn begin(&self, ctx: &$crate::TenantContext) -> Result<$tx, $crate::Error> {
-                let tx = begin_tenant(&self.pool, ctx.tenant()).await?;
+                let tx = begin_tenant(&self.pool, &self.context, ctx.tenant()).await?;
                 Ok($tx { tx, tenant: ctx.tenant(), guard: std::sync::Arc::clone(&self.guard) })
             }
         }

@@ -1,25 +1,50 @@
 //! The PostgreSQL tenant pool.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgRow};
 use uuid::Uuid;
 
-use crate::guard::Dialect;
-use crate::{Error, TenantId};
+use crate::guard::{Dialect, QueryGuard};
+use crate::rls::ContextKey;
+use crate::{Clock, Error, SystemClock, TenantId};
 
-/// The statement that sets the tenant for one transaction; the tenant is `$1`.
-const SET_TENANT: &str = "SELECT set_config('hisn.tenant_id', $1, true)";
+/// The statement that sets the tenant context for one transaction; the signed
+/// token is `$1` (never text in SQL, so it is not in `pg_stat_activity`).
+const SET_CONTEXT: &str = "SELECT set_config('hisn.tenant_context', $1, true)";
 
-/// Begin a transaction whose tenant setting is transaction-local
-/// (`is_local = true`): it ends with the transaction, committed, rolled back
-/// or dropped. The tenant is a bound parameter, never text in SQL.
+/// Default lifetime of a tenant context token: a transaction must *begin*
+/// within this time of the token being signed (the database compares the
+/// expiry with `now()`, the transaction's start, so a transaction may run
+/// longer). It covers clock skew between the application and the database.
+pub const DEFAULT_CONTEXT_TTL: Duration = Duration::from_secs(300);
+/// Longest context token lifetime accepted.
+pub const MAX_CONTEXT_TTL: Duration = Duration::from_secs(3600);
+
+/// What the pool needs to sign a tenant context: the key, the token lifetime
+/// and the clock.
+pub(crate) struct PgContext {
+    key: ContextKey,
+    ttl: u64,
+    clock: Arc<dyn Clock>,
+}
+
+/// Begin a transaction and set its tenant context: a token signed with the
+/// context key, transaction-local (`is_local = true`), so it ends with the
+/// transaction, committed, rolled back or dropped. RLS trusts only a token
+/// whose MAC verifies, so SQL that changes the setting cannot move the tenant.
 async fn begin_tenant(
     pool: &PgPool,
+    context: &PgContext,
     tenant: TenantId,
 ) -> Result<sqlx::Transaction<'static, Postgres>, Error> {
+    let expiry = context.clock.now_unix().saturating_add(context.ttl);
+    let token = context.key.token(tenant, expiry);
     let mut tx = pool.begin().await?;
-    sqlx::query(SET_TENANT)
-        .bind(tenant.to_string())
+    sqlx::query(SET_CONTEXT)
+        .bind(token.as_str())
         .execute(&mut *tx)
         .await?;
     Ok(tx)
@@ -35,17 +60,72 @@ super::tenant_pool! {
     sqlx_pool = PgPool,
     row = PgRow,
     dialect = Dialect::Postgres,
+    context = PgContext,
     pool = PgTenantPool,
     tx = PgTenantTx,
     query = PgTenantQuery,
     name = "PostgreSQL",
 }
 
+impl PgTenantPool {
+    /// Wrap `pool`; every statement will pass `guard` (which must use
+    /// [`Dialect::Postgres`]) and every transaction carries a tenant context
+    /// signed with `key`, the key [`rls::generate_sql`](crate::rls::generate_sql)
+    /// installed in the database.
+    ///
+    /// The wrapper takes the pool by value and never returns it. Keep no other
+    /// handle to it in code that serves tenants. `pool` must connect as the
+    /// application role (not the tables' owner, no BYPASSRLS): check it with
+    /// [`rls::verify`](crate::rls::verify) at start-up.
+    pub fn new(pool: PgPool, guard: QueryGuard, key: ContextKey) -> Result<Self, Error> {
+        if guard.dialect() != Dialect::Postgres {
+            return Err(Error::Config(
+                "the query guard's dialect does not match the database",
+            ));
+        }
+        Ok(Self {
+            pool,
+            guard: Arc::new(guard),
+            context: Arc::new(PgContext {
+                key,
+                ttl: DEFAULT_CONTEXT_TTL.as_secs(),
+                clock: Arc::new(SystemClock),
+            }),
+        })
+    }
+
+    /// How long a signed tenant context stays usable for starting a transaction
+    /// (default [`DEFAULT_CONTEXT_TTL`], at most [`MAX_CONTEXT_TTL`], at least
+    /// one second), and the clock that dates it.
+    pub fn with_context_ttl(mut self, ttl: Duration, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        if ttl > MAX_CONTEXT_TTL || ttl.as_secs() == 0 {
+            return Err(Error::Config(
+                "context ttl must be between 1 s and MAX_CONTEXT_TTL",
+            ));
+        }
+        let key = self.context.key.clone();
+        self.context = Arc::new(PgContext {
+            key,
+            ttl: ttl.as_secs(),
+            clock,
+        });
+        Ok(self)
+    }
+}
+
+impl PgTenantTx {
+    /// The connection under the transaction, without the guard: for
+    /// [`danger::unguarded`](super::danger::unguarded) only.
+    pub(crate) fn raw_connection(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.tx
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
-    fn set_tenant_names_the_rls_setting_and_is_transaction_local() {
-        assert!(super::SET_TENANT.contains(&format!("'{}'", crate::rls::TENANT_SETTING)));
-        assert!(super::SET_TENANT.ends_with("$1, true)"));
+    fn set_context_names_the_rls_setting_and_is_transaction_local() {
+        assert!(super::SET_CONTEXT.contains(&format!("'{}'", crate::rls::CONTEXT_SETTING)));
+        assert!(super::SET_CONTEXT.ends_with("$1, true)"));
     }
 }

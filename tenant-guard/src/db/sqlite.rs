@@ -3,13 +3,14 @@
 use sqlx::Sqlite;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::guard::Dialect;
+use crate::guard::{Dialect, QueryGuard};
 use crate::{Error, TenantId};
 
 /// SQLite has no session settings and no RLS: a plain transaction; the query
 /// guard scopes every statement.
 async fn begin_tenant(
     pool: &SqlitePool,
+    _context: &(),
     _tenant: TenantId,
 ) -> Result<sqlx::Transaction<'static, Sqlite>, Error> {
     Ok(pool.begin().await?)
@@ -25,8 +26,30 @@ super::tenant_pool! {
     sqlx_pool = SqlitePool,
     row = SqliteRow,
     dialect = Dialect::Sqlite,
+    context = (),
     pool = SqliteTenantPool,
     tx = SqliteTenantTx,
     query = SqliteTenantQuery,
     name = "SQLite",
+}
+
+impl SqliteTenantPool {
+    /// Wrap `pool`; every statement will pass `guard`, which must use
+    /// [`Dialect::Sqlite`]. SQLite has no row-level security: the guard alone
+    /// scopes.
+    ///
+    /// The wrapper takes the pool by value and never returns it. Keep no other
+    /// handle to it in code that serves tenants.
+    pub fn new(pool: SqlitePool, guard: QueryGuard) -> Result<Self, Error> {
+        if guard.dialect() != Dialect::Sqlite {
+            return Err(Error::Config(
+                "the query guard's dialect does not match the database",
+            ));
+        }
+        Ok(Self {
+            pool,
+            guard: std::sync::Arc::new(guard),
+            context: std::sync::Arc::new(()),
+        })
+    }
 }

@@ -124,11 +124,18 @@ pub mod pg {
 
     use super::{PG_SCHEMA, TABLES};
 
+    /// The context key the fixtures install and the pools sign with.
+    pub fn key() -> rls::ContextKey {
+        rls::ContextKey::from_bytes([0x42; 32])
+    }
+
     pub struct Fixture {
         pub db: TestDatabase,
         pub admin: PgPool,
         pub app: PgPool,
         pub role: String,
+        /// The tables' owner (an ordinary role, as `verify` requires).
+        pub owner: String,
     }
 
     pub async fn exec(pool: &PgPool, sql: &str) {
@@ -138,21 +145,33 @@ pub mod pg {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
+    /// Run `sql` as `role` (the superuser pool switches role for the batch).
+    pub async fn exec_as(pool: &PgPool, role: &str, sql: &str) {
+        exec(pool, &format!("set role \"{role}\";\n{sql};\nreset role;")).await;
+    }
+
     /// `None` when PostgreSQL is not configured (the test is skipped).
     pub async fn fixture(test: &str, max_app_connections: u32) -> Option<Fixture> {
         let db = hisn_test_support::postgres(test).await?;
         let admin = db.pool().await;
         let role = hisn_test_support::unique_name("hisn_tg_app_");
+        let owner = hisn_test_support::unique_name("hisn_tg_own_");
+        exec(&admin, &format!("create role \"{role}\" login; create role \"{owner}\"; grant create on schema public to \"{owner}\"")).await;
         for s in PG_SCHEMA {
-            exec(&admin, s).await;
+            exec_as(&admin, &owner, s).await;
         }
-        exec(&admin, &format!("create role \"{role}\" login")).await;
-        exec(
+        exec_as(
             &admin,
-            &rls::generate_sql(&rls::parse_tables(TABLES).unwrap(), &role).unwrap(),
+            &owner,
+            &rls::generate_sql(&rls::parse_tables(TABLES).unwrap(), &role, &key()).unwrap(),
         )
         .await;
-        exec(&admin, &format!("grant select on countries to \"{role}\"")).await;
+        exec_as(
+            &admin,
+            &owner,
+            &format!("grant select on countries to \"{role}\""),
+        )
+        .await;
         // Two tenants' data, loaded as the superuser (who bypasses RLS).
         exec(&admin, super::COUNTRIES).await;
         exec(&admin, &super::data()).await;
@@ -166,7 +185,20 @@ pub mod pg {
             admin,
             app,
             role,
+            owner,
         })
+    }
+
+    /// A fingerprint of every row of tenant B, read as the superuser.
+    pub async fn tenant_b_snapshot(admin: &PgPool) -> String {
+        sqlx::query_scalar(
+            "select coalesce((select string_agg(t::text, '|' order by t::text) from assets t where tenant_id = $1::uuid), '') \
+             || '#' || coalesce((select string_agg(t::text, '|' order by t::text) from work_orders t where tenant_id = $1::uuid), '')",
+        )
+        .bind(super::TENANT_B)
+        .fetch_one(admin)
+        .await
+        .unwrap()
     }
 
     impl Fixture {
@@ -183,13 +215,16 @@ pub mod pg {
         fn drop(&mut self) {
             let options = self.db.connect_options();
             let role = self.role.clone();
+            let owner = self.owner.clone();
             let cleanup = std::thread::spawn(move || {
                 sqlx::test_block_on(async move {
                     use sqlx::Connection as _;
                     let Ok(mut conn) = sqlx::PgConnection::connect_with(&options).await else {
                         return;
                     };
-                    let sql = format!("drop owned by \"{role}\"; drop role \"{role}\"");
+                    let sql = format!(
+                        "drop owned by \"{role}\"; drop role \"{role}\"; drop owned by \"{owner}\"; drop role \"{owner}\""
+                    );
                     if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await {
                         eprintln!("could not drop test role {role}: {e}");
                     }

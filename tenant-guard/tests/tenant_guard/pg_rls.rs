@@ -4,13 +4,16 @@
 use hisn_tenant_guard::rls::{self, Finding};
 use hisn_tenant_guard::sqlx::{self, PgPool};
 
-use crate::common::pg::{exec, fixture};
-use crate::common::{TABLES, TENANT_A};
+use hisn_tenant_guard::db::{PgTenantPool, danger};
+
+use crate::common::pg::{exec, fixture, key};
+use crate::common::{TABLES, TENANT_A, context};
+use crate::pg_context::guard;
 
 async fn visible(pool: &PgPool, setting: Option<&str>) -> Result<i64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     if let Some(s) = setting {
-        sqlx::query("select set_config('hisn.tenant_id', $1, true)")
+        sqlx::query("select set_config('hisn.tenant_context', $1, true)")
             .bind(s)
             .execute(&mut *tx)
             .await?;
@@ -28,7 +31,7 @@ async fn writes(pool: &PgPool, setting: Option<&str>) -> (Result<u64, sqlx::Erro
     let run = |sql: &'static str| async move {
         let mut tx = pool.begin().await?;
         if let Some(s) = setting {
-            sqlx::query("select set_config('hisn.tenant_id', $1, true)")
+            sqlx::query("select set_config('hisn.tenant_context', $1, true)")
                 .bind(s)
                 .execute(&mut *tx)
                 .await?;
@@ -84,8 +87,20 @@ async fn no_empty_or_malformed_tenant_reads_nothing_and_writes_nothing() {
         .await
         .unwrap();
     assert_eq!((names, orders), (0, 3));
-    // With the tenant set, RLS alone shows exactly that tenant's rows.
-    assert_eq!(visible(&fx.app, Some(TENANT_A)).await.unwrap(), 3);
+    // A bare tenant id is no context at all.
+    assert_eq!(visible(&fx.app, Some(TENANT_A)).await.unwrap(), 0);
+    // With a signed context, RLS alone shows exactly that tenant's rows.
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "select (select count(*) from assets) + (select count(*) from work_orders)",
+    )
+    .fetch_one(danger::unguarded(&mut tx))
+    .await
+    .unwrap();
+    assert_eq!(n, 3);
+    drop(tx);
+    drop(pool);
     // TRUNCATE (not filtered by RLS) is not granted.
     assert!(
         sqlx::query("truncate work_orders")
@@ -101,31 +116,23 @@ async fn cross_tenant_insert_is_refused_by_with_check() {
     let Some(fx) = fixture("tg_rls_with_check", 1).await else {
         return;
     };
-    let mut tx = fx.app.begin().await.unwrap();
-    sqlx::query("select set_config('hisn.tenant_id', $1, true)")
-        .bind(TENANT_A)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
     let r = sqlx::query("insert into assets (tenant_id, name) values ('bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', 'planted')")
-        .execute(&mut *tx)
+        .execute(danger::unguarded(&mut tx))
         .await;
     assert!(r.is_err());
     drop(tx);
-    let mut tx = fx.app.begin().await.unwrap();
-    sqlx::query("select set_config('hisn.tenant_id', $1, true)")
-        .bind(TENANT_A)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
     let r = sqlx::query("update assets set tenant_id = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb'")
-        .execute(&mut *tx)
+        .execute(danger::unguarded(&mut tx))
         .await;
     assert!(
         r.is_err(),
         "moving a row to another tenant must fail WITH CHECK"
     );
     drop(tx);
+    drop(pool);
     fx.teardown().await;
 }
 
@@ -225,14 +232,17 @@ async fn verify_catches_each_misconfiguration() {
         "{report}"
     );
     assert!(
-        report
-            .findings
-            .iter()
-            .any(|f| matches!(f, Finding::RoleOwnsTable { table, .. } if table == "assets"))
+        report.findings.iter().any(
+            |f| matches!(f, Finding::ReachableRoleOwnsTable { table, .. } if table == "assets")
+        ),
+        "{report}"
     );
     exec(
         &fx.admin,
-        &format!("alter table work_orders owner to postgres; alter role \"{role}\" nobypassrls"),
+        &format!(
+            "alter table work_orders owner to \"{}\"; alter role \"{role}\" nobypassrls",
+            fx.owner
+        ),
     )
     .await;
     fx.teardown().await;

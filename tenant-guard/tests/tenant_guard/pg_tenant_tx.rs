@@ -6,7 +6,7 @@ use hisn_tenant_guard::db::PgTenantPool;
 use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
 use hisn_tenant_guard::sqlx::{self, PgPool, Row};
 
-use crate::common::pg::fixture;
+use crate::common::pg::{fixture, key};
 use crate::common::{TABLES, TENANT_A, TENANT_B, context};
 
 fn guard() -> QueryGuard {
@@ -22,7 +22,7 @@ fn guard() -> QueryGuard {
 async fn leftover(pool: &PgPool) -> (Option<String>, i64) {
     let mut conn = pool.acquire().await.unwrap();
     let setting: Option<String> =
-        sqlx::query_scalar("select current_setting('hisn.tenant_id', true)")
+        sqlx::query_scalar("select current_setting('hisn.tenant_context', true)")
             .fetch_one(&mut *conn)
             .await
             .unwrap();
@@ -38,7 +38,7 @@ async fn tenant_tx_sees_only_its_rows_and_writes_its_tenant() {
     let Some(fx) = fixture("tg_pg_tx_scope", 2).await else {
         return;
     };
-    let pool = PgTenantPool::new(fx.app.clone(), guard()).unwrap();
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
     let a = context(TENANT_A);
 
     let mut tx = pool.begin(&a).await.unwrap();
@@ -115,12 +115,12 @@ async fn refused_statements_and_wrong_param_counts_never_run() {
     let Some(fx) = fixture("tg_pg_tx_refuse", 1).await else {
         return;
     };
-    let pool = PgTenantPool::new(fx.app.clone(), guard()).unwrap();
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
     let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
     for sql in [
-        "select set_config('hisn.tenant_id', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', true)",
-        "set hisn.tenant_id = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb'",
-        "reset hisn.tenant_id",
+        "select set_config('hisn.tenant_context', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', true)",
+        "set hisn.tenant_context = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb'",
+        "reset hisn.tenant_context",
         "select * from assets; select * from work_orders",
         "insert into assets (tenant_id, name) values ('bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', 'x')",
         "update assets set tenant_id = $1",
@@ -172,7 +172,7 @@ async fn refused_statements_and_wrong_param_counts_never_run() {
     // A guard for the wrong dialect is a configuration error.
     let sqlite_guard = QueryGuard::new(TableRegistry::parse_spec(TABLES).unwrap(), Dialect::Sqlite);
     assert!(matches!(
-        PgTenantPool::new(fx.app.clone(), sqlite_guard),
+        PgTenantPool::new(fx.app.clone(), sqlite_guard, key()),
         Err(Error::Config(_))
     ));
     drop(pool);
@@ -185,7 +185,7 @@ async fn pooled_connection_carries_no_tenant_after_the_transaction() {
     let Some(fx) = fixture("tg_pg_tx_pool_leak", 1).await else {
         return;
     };
-    let pool = PgTenantPool::new(fx.app.clone(), guard()).unwrap();
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
     let a = context(TENANT_A);
 
     // Committed.
@@ -263,7 +263,7 @@ async fn guard_alone_scopes_when_rls_is_bypassed() {
     let Some(fx) = fixture("tg_pg_tx_guard_alone", 1).await else {
         return;
     };
-    let pool = PgTenantPool::new(fx.admin.clone(), guard()).unwrap();
+    let pool = PgTenantPool::new(fx.admin.clone(), guard(), key()).unwrap();
     let mut tx = pool.begin(&context(TENANT_B)).await.unwrap();
     let rows = tx
         .query(

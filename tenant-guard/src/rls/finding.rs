@@ -1,0 +1,270 @@
+//! What [`verify`](super::verify) reports: one [`Finding`] per problem.
+
+use std::fmt;
+
+use crate::Error;
+
+/// One problem `verify` found. Each variant names what leaks and its fix.
+///
+/// "The application role" is the role `verify` connected as; "a role it can
+/// become" is any role it is a member of, directly or through other roles,
+/// whatever the `INHERIT` setting (it can `SET ROLE` to each of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Finding {
+    /// The tenant table does not exist (or is not visible). Fix: create it or
+    /// correct the table list.
+    MissingTable {
+        /// The table.
+        table: String,
+    },
+    /// Row-level security is not enabled on the table: every row of every
+    /// tenant is visible. Fix: apply the generated SQL (`ENABLE ROW LEVEL SECURITY`).
+    RlsDisabled {
+        /// The table.
+        table: String,
+    },
+    /// Row-level security is not FORCEd: the owner bypasses it. Fix:
+    /// `ALTER TABLE .. FORCE ROW LEVEL SECURITY` (in the generated SQL).
+    RlsNotForced {
+        /// The table.
+        table: String,
+    },
+    /// No restrictive policy for all commands whose `USING` (and `WITH CHECK`,
+    /// if present) is the tenant predicate. Fix: apply the generated SQL.
+    MissingRestrictivePolicy {
+        /// The table.
+        table: String,
+    },
+    /// The tenant policy exists but does not apply to `role`, a role that can
+    /// reach the table (the application role or one it can become): the policy
+    /// is granted to another role, or to a role `role` is a `NOINHERIT` member
+    /// of (policies follow inherited privileges only). Fix: make the
+    /// restrictive policy `TO PUBLIC`, as the generated SQL does.
+    PolicyNotApplied {
+        /// The role the policy misses.
+        role: String,
+        /// The table.
+        table: String,
+    },
+    /// The tenant policy has no `WITH CHECK`. PostgreSQL then checks new rows
+    /// with `USING`, but a later edit of `USING` silently changes what may be
+    /// written. Fix: state `WITH CHECK` (the generated SQL does).
+    MissingWithCheck {
+        /// The table.
+        table: String,
+        /// The policy.
+        policy: String,
+    },
+    /// A permissive policy other than the generated one, or one whose
+    /// expressions are not the tenant predicate: the restrictive policy still
+    /// bounds it, but it widens what the app role may see as soon as the
+    /// restrictive policy is dropped or changed. Fix: drop it.
+    ExtraPermissivePolicy {
+        /// The table.
+        table: String,
+        /// The policy.
+        policy: String,
+    },
+    /// A partition or inheritance child of a tenant table without row-level
+    /// security enabled and forced and the tenant policy: queried directly, it
+    /// shows every tenant's rows. Fix: apply the generated SQL to the child too
+    /// (list it as a tenant table).
+    ChildWithoutRls {
+        /// The tenant table.
+        table: String,
+        /// The child.
+        child: String,
+    },
+    /// The application role (or a role it can become) holds a privilege on a
+    /// partition or inheritance child directly, so it can bypass the parent and
+    /// its policies. Fix: revoke it; grant on the parent only.
+    ChildDirectlyGranted {
+        /// The tenant table.
+        table: String,
+        /// The child.
+        child: String,
+        /// The role holding the privilege.
+        role: String,
+    },
+    /// The tenant table is owned by a superuser or a BYPASSRLS role: RLS does
+    /// not bind the owner's `SECURITY DEFINER` functions and views, nor FORCE
+    /// the superuser. Fix: give the tables to an ordinary owner role
+    /// (`ALTER TABLE .. OWNER TO app_owner`).
+    TableOwnerBypassesRls {
+        /// The table.
+        table: String,
+        /// The owner.
+        owner: String,
+    },
+    /// The connected role is a superuser (bypasses every policy). Fix:
+    /// connect as an ordinary role.
+    RoleIsSuperuser {
+        /// The role.
+        role: String,
+    },
+    /// The connected role has BYPASSRLS. Fix: `ALTER ROLE .. NOBYPASSRLS`.
+    RoleBypassesRls {
+        /// The role.
+        role: String,
+    },
+    /// The connected role can `SET ROLE` to `reachable` (membership, possibly
+    /// through other roles), which is a superuser or has BYPASSRLS. Fix:
+    /// revoke the membership.
+    ReachableRoleBypassesRls {
+        /// The connected role.
+        role: String,
+        /// The role it can become.
+        reachable: String,
+    },
+    /// The connected role owns a tenant table: it can disable RLS or drop the
+    /// policies. Fix: `ALTER TABLE .. OWNER TO` another role.
+    RoleOwnsTable {
+        /// The role.
+        role: String,
+        /// The table.
+        table: String,
+    },
+    /// The connected role can `SET ROLE` to `reachable`, which owns a tenant
+    /// table (and can therefore disable RLS). Fix: revoke the membership.
+    ReachableRoleOwnsTable {
+        /// The connected role.
+        role: String,
+        /// The owner it can become.
+        reachable: String,
+        /// The table.
+        table: String,
+    },
+    /// `role` (the connected role or one it can become) holds `TRUNCATE` on a
+    /// tenant table; `TRUNCATE` is not subject to row-level security and
+    /// empties every tenant's rows. Fix: revoke it.
+    RoleCanTruncate {
+        /// The role.
+        role: String,
+        /// The table.
+        table: String,
+    },
+    /// `public.hisn_tenant_guard_current_tenant()` is missing, or is not
+    /// what the generated SQL creates (the reason names the difference):
+    /// not `SECURITY DEFINER`, not `STABLE`, `search_path` not pinned,
+    /// executable by `PUBLIC`, not executable by the app role, or owned by a
+    /// role the application role can become (which could replace its body).
+    /// Fix: apply the generated SQL as the schema owner.
+    ContextFunctionUnsafe {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The context key table is missing, or `role` (the connected role or one it
+    /// can become) can read it or owns it: whoever reads the key can sign a
+    /// context for any tenant. Fix: apply the generated SQL as the schema
+    /// owner; revoke the privilege or membership; rotate the key.
+    ContextKeyExposed {
+        /// The role that can read it (empty when the table is missing).
+        role: String,
+    },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::MissingTable { table } => write!(f, "{table}: table not found"),
+            Self::RlsDisabled { table } => write!(f, "{table}: row level security is not enabled"),
+            Self::RlsNotForced { table } => write!(
+                f,
+                "{table}: row level security is not forced (owner bypasses it)"
+            ),
+            Self::MissingRestrictivePolicy { table } => write!(
+                f,
+                "{table}: no restrictive tenant policy for all commands with the tenant predicate"
+            ),
+            Self::PolicyNotApplied { role, table } => write!(
+                f,
+                "{table}: the restrictive tenant policy does not apply to role {role} (make it TO PUBLIC)"
+            ),
+            Self::MissingWithCheck { table, policy } => {
+                write!(f, "{table}: policy {policy} has no WITH CHECK")
+            }
+            Self::ExtraPermissivePolicy { table, policy } => write!(
+                f,
+                "{table}: permissive policy {policy} besides the tenant policy"
+            ),
+            Self::ChildWithoutRls { table, child } => write!(
+                f,
+                "{table}: partition or child table {child} lacks forced row level security with the tenant policy"
+            ),
+            Self::ChildDirectlyGranted { table, child, role } => write!(
+                f,
+                "{table}: role {role} holds privileges on partition or child table {child} directly"
+            ),
+            Self::TableOwnerBypassesRls { table, owner } => write!(
+                f,
+                "{table}: owned by {owner}, a superuser or BYPASSRLS role"
+            ),
+            Self::RoleIsSuperuser { role } => write!(f, "role {role} is a superuser"),
+            Self::RoleBypassesRls { role } => write!(f, "role {role} has BYPASSRLS"),
+            Self::ReachableRoleBypassesRls { role, reachable } => write!(
+                f,
+                "role {role} can SET ROLE to {reachable}, a superuser or BYPASSRLS role"
+            ),
+            Self::RoleOwnsTable { role, table } => {
+                write!(f, "role {role} owns tenant table {table}")
+            }
+            Self::ReachableRoleOwnsTable {
+                role,
+                reachable,
+                table,
+            } => write!(
+                f,
+                "role {role} can SET ROLE to {reachable}, the owner of tenant table {table}"
+            ),
+            Self::RoleCanTruncate { role, table } => write!(
+                f,
+                "role {role} may TRUNCATE tenant table {table} (not filtered by RLS)"
+            ),
+            Self::ContextFunctionUnsafe { reason } => {
+                write!(f, "tenant context function: {reason}")
+            }
+            Self::ContextKeyExposed { role } if role.is_empty() => {
+                write!(f, "tenant context key table not found")
+            }
+            Self::ContextKeyExposed { role } => {
+                write!(f, "tenant context key readable or owned by role {role}")
+            }
+        }
+    }
+}
+
+/// What `verify` found; empty means the configuration is sound.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RlsReport {
+    /// Every finding: the context function and key, then the tables in the
+    /// order given, then the roles.
+    pub findings: Vec<Finding>,
+}
+
+impl RlsReport {
+    /// Whether nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// `Ok` when clean, else [`Error::RlsMisconfigured`] with the count (the
+    /// findings stay in the report: log them before calling this).
+    pub fn ensure_clean(&self) -> Result<(), Error> {
+        if self.is_clean() {
+            Ok(())
+        } else {
+            Err(Error::RlsMisconfigured(self.findings.len()))
+        }
+    }
+}
+
+impl fmt::Display for RlsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for finding in &self.findings {
+            writeln!(f, "{finding}")?;
+        }
+        Ok(())
+    }
+}
