@@ -38,6 +38,12 @@ pub enum Error {
     /// ([`crate::Vault::rotate_data_key`]) before encrypting more values.
     #[error("data key usage cap reached: rotate the tenant's data key")]
     KeyUsageExhausted,
+    /// The keyring was retired while in use: the tenant's data key was rotated,
+    /// the tenant shredded, or the keyring left the vault's cache. [`crate::Vault`]'s
+    /// own methods fetch the current keyring and retry; a caller holding a
+    /// keyring from [`crate::Vault::keyring`] fetches it again.
+    #[error("keyring retired: fetch the current one")]
+    KeyringRetired,
     /// The tenant's keys were destroyed (crypto-shredding); nothing can be decrypted
     /// and no new key is created for it.
     #[error("tenant keys were destroyed")]

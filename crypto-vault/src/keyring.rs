@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aes_gcm::{Aes256Gcm, KeyInit};
 
@@ -16,6 +16,12 @@ use crate::secret::{Plaintext, SecretKey};
 pub const DEFAULT_USAGE_CAP: u64 = 1 << 30;
 /// Largest cap accepted: 2^32 (NIST SP 800-38D, random 96-bit nonces).
 pub const MAX_USAGE_CAP: u64 = 1 << 32;
+
+/// Top bit of a usage counter: set when the keyring is retired. Reserving a
+/// use (`fetch_add`) and retiring (`fetch_or`) are single atomic operations on
+/// the same word, so every use is either counted in the final value that
+/// retirement returns (and the vault persists) or refused.
+const RETIRED: u64 = 1 << 63;
 
 pub(crate) struct DataKey {
     cipher: Aes256Gcm,
@@ -33,6 +39,7 @@ pub struct Keyring {
     keys: BTreeMap<KeyId, DataKey>,
     index_root: Option<SecretKey>,
     usage_cap: u64,
+    retired: AtomicBool,
 }
 
 impl fmt::Debug for Keyring {
@@ -111,6 +118,7 @@ impl Keyring {
             keys: map,
             index_root,
             usage_cap,
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -143,7 +151,33 @@ impl Keyring {
     pub fn usage(&self, key_id: KeyId) -> Option<u64> {
         self.keys
             .get(&key_id)
-            .map(|k| k.usage.load(Ordering::Relaxed))
+            .map(|k| k.usage.load(Ordering::Acquire) & !RETIRED)
+    }
+
+    /// Whether the vault retired this keyring (rotation, shredding, eviction):
+    /// it refuses to encrypt and decrypt ([`Error::KeyringRetired`]).
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// Retire the keyring: from now on it refuses every encryption and
+    /// decryption. Returns each data key's final usage count: every encryption
+    /// that was admitted is in it.
+    pub(crate) fn retire(&self) -> Vec<(KeyId, u64)> {
+        self.retired.store(true, Ordering::Release);
+        self.keys
+            .iter()
+            .map(|(id, k)| (*id, k.usage.fetch_or(RETIRED, Ordering::AcqRel) & !RETIRED))
+            .collect()
+    }
+
+    /// Raise a key's count to at least `floor` (counts of a retired copy of
+    /// this keyring not yet written to the store). Only before the keyring is
+    /// shared.
+    pub(crate) fn raise_usage(&self, key_id: KeyId, floor: u64) {
+        if let Some(k) = self.keys.get(&key_id) {
+            k.usage.fetch_max(floor & !RETIRED, Ordering::AcqRel);
+        }
     }
 
     /// Whether the primary key has reached its usage cap: rotate before encrypting.
@@ -169,14 +203,19 @@ impl Keyring {
     ///
     /// # Errors
     /// [`Error::InvalidContext`] if `ctx` names another tenant,
-    /// [`Error::KeyUsageExhausted`] at the usage cap, [`Error::Rng`].
+    /// [`Error::KeyUsageExhausted`] at the usage cap, [`Error::KeyringRetired`]
+    /// once the vault retired the keyring, [`Error::Rng`].
     pub fn encrypt(&self, ctx: &FieldContext<'_>, plaintext: &[u8]) -> Result<Ciphertext> {
         self.check_tenant(ctx)?;
         let key = self.keys.get(&self.primary).ok_or(Error::UnknownKey)?;
-        // Reserve a use before encrypting; refuse (fail closed) at the cap.
-        let prev = key.usage.fetch_add(1, Ordering::Relaxed);
+        // Reserve a use before encrypting, in one atomic step with the
+        // retirement check; refuse (fail closed) at the cap.
+        let prev = key.usage.fetch_add(1, Ordering::AcqRel);
+        if prev & RETIRED != 0 {
+            return Err(Error::KeyringRetired);
+        }
         if prev >= self.usage_cap {
-            key.usage.fetch_sub(1, Ordering::Relaxed);
+            key.usage.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(target: "hisn_crypto_vault", key_id = self.primary.0, "data key usage cap reached");
             return Err(Error::KeyUsageExhausted);
         }
@@ -189,6 +228,9 @@ impl Keyring {
     /// [`Error::UnknownKey`] if its key is not in the ring; [`Error::Decrypt`]
     /// (opaque) for any other mismatch: tampering, another tenant, row or column.
     pub fn decrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> Result<Plaintext> {
+        if self.is_retired() {
+            return Err(Error::KeyringRetired);
+        }
         if ctx.tenant() != self.tenant {
             return Err(Error::Decrypt);
         }
@@ -230,7 +272,9 @@ impl Keyring {
                     *ct = new;
                     *report.rewritten.entry(old).or_default() += 1;
                 }
-                Err(e @ (Error::KeyUsageExhausted | Error::Rng)) => return Err(e),
+                Err(e @ (Error::KeyUsageExhausted | Error::Rng | Error::KeyringRetired)) => {
+                    return Err(e);
+                }
                 Err(_) => *report.remaining.entry(old).or_default() += 1,
             }
         }
@@ -257,7 +301,7 @@ impl Keyring {
     pub(crate) fn usages(&self) -> Vec<(KeyId, u64)> {
         self.keys
             .iter()
-            .map(|(id, k)| (*id, k.usage.load(Ordering::Relaxed)))
+            .map(|(id, k)| (*id, k.usage.load(Ordering::Acquire) & !RETIRED))
             .collect()
     }
 }

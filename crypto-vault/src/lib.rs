@@ -3,6 +3,7 @@
 
 pub mod apikey;
 pub mod blind;
+mod cache;
 mod error;
 mod format;
 mod keyring;

@@ -6,10 +6,10 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::blind::BlindIndexer;
+use crate::cache::{Cache, Insert, Retired};
 use crate::error::{Error, Result};
 use crate::format::{Ciphertext, FieldContext, KeyId};
 use crate::keyring::{DEFAULT_USAGE_CAP, Keyring, Reencrypted, check_cap};
@@ -41,11 +41,17 @@ pub struct RewrapReport {
 /// wrapped under the master key in `S`, unwrapped on first use and kept in a
 /// bounded LRU cache (evicted keyrings are zeroized when the last user drops
 /// them).
+///
+/// Exact under concurrency (see the `cache` module): once
+/// [`Vault::shred_tenant`] or [`Vault::rotate_data_key`] returns, no encryption
+/// or decryption starts under the removed or replaced keys in this process, even
+/// if a keyring load was in flight; all callers of one tenant share one keyring
+/// and so one usage counter per key, so the usage cap admits exactly the cap.
 pub struct Vault<S> {
     store: S,
     master: MasterKey,
     previous: Vec<MasterKey>,
-    cache: Mutex<LruCache<String, Arc<Keyring>>>,
+    cache: Mutex<Cache>,
     usage_cap: u64,
     persist_every: u64,
 }
@@ -69,7 +75,7 @@ impl<S: KeyStore> Vault<S> {
             store,
             master,
             previous: Vec::new(),
-            cache: Mutex::new(LruCache::new(DEFAULT_CACHE_CAPACITY)),
+            cache: Mutex::new(Cache::new(DEFAULT_CACHE_CAPACITY)),
             usage_cap: DEFAULT_USAGE_CAP,
             persist_every: DEFAULT_PERSIST_EVERY,
         }
@@ -157,9 +163,51 @@ impl<S: KeyStore> Vault<S> {
     /// store), [`Error::Store`], [`Error::InvalidContext`] for a bad tenant.
     pub async fn keyring(&self, tenant: &str) -> Result<Arc<Keyring>> {
         FieldContext::new(tenant, "-", "-", "-")?;
-        if let Some(k) = self.cache.lock().get(tenant) {
-            return Ok(Arc::clone(k));
+        loop {
+            let generation = match self.cache.lock().get_or_generation(tenant) {
+                Ok(ring) => return Ok(ring),
+                Err(generation) => generation,
+            };
+            let ring = self.load_ring(tenant).await?;
+            let decision = self
+                .cache
+                .lock()
+                .insert_if_current(tenant, generation, ring);
+            match decision {
+                Insert::Use(ring, victim) => {
+                    if let Some(v) = victim {
+                        self.persist_retired(v).await;
+                    }
+                    return Ok(ring);
+                }
+                // Rotated, shredded or evicted while loading: load again.
+                Insert::Stale => continue,
+            }
         }
+    }
+
+    /// Create the tenant's data key and blind-index key if it has none yet.
+    /// Idempotent, and safe to race with other processes (the store keeps one
+    /// primary per tenant and purpose).
+    ///
+    /// # Errors
+    /// [`Error::TenantShredded`] (a shredded tenant never gets keys again),
+    /// [`Error::Store`], [`Error::InvalidContext`] for a bad tenant, [`Error::Rng`].
+    pub async fn provision_tenant(&self, tenant: &str) -> Result<()> {
+        FieldContext::new(tenant, "-", "-", "-")?;
+        let records = self.store.load(tenant).await?;
+        for purpose in [KeyPurpose::Data, KeyPurpose::BlindIndex] {
+            if !records.iter().any(|r| r.purpose == purpose && r.primary) {
+                self.store
+                    .insert(&self.new_record(tenant, purpose, KeyId(1), true)?)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Read and unwrap the tenant's keys from the store (not cached).
+    async fn load_ring(&self, tenant: &str) -> Result<Keyring> {
         let mut records = self.store.load(tenant).await?;
         let mut created = false;
         for purpose in [KeyPurpose::Data, KeyPurpose::BlindIndex] {
@@ -199,21 +247,34 @@ impl<S: KeyStore> Vault<S> {
             }
         }
         let primary = primary.ok_or(Error::UnknownKey)?;
-        let ring = Arc::new(Keyring::build(
-            tenant,
-            primary,
-            data,
-            index_root,
-            self.usage_cap,
-        )?);
-        // An entry pushed out (the least recently used tenant, or this tenant's
-        // ring loaded concurrently by another caller) takes its counts with it
-        // unless they are written first.
-        let pushed_out = self.cache.lock().push(tenant.to_owned(), Arc::clone(&ring));
-        if let Some((_, old)) = pushed_out {
-            self.persist_or_warn(&old).await;
+        Keyring::build(tenant, primary, data, index_root, self.usage_cap)
+    }
+
+    /// Write a retired keyring's final counts, then release their floors.
+    async fn persist_retired(&self, retired: Retired) {
+        for (id, usage) in &retired.finals {
+            if let Err(e) = self
+                .store
+                .record_usage(&retired.tenant, KeyPurpose::Data, *id, *usage)
+                .await
+            {
+                tracing::warn!(target: "hisn_crypto_vault", error = %e, "could not persist data key usage counters");
+            }
         }
-        Ok(ring)
+        self.cache.lock().persisted(&retired);
+    }
+
+    /// Retire the tenant's cached keyring (if any) and make loads in flight
+    /// start again; with `persist`, write its final counts.
+    async fn retire_tenant(&self, tenant: &str, persist: bool) {
+        let retired = self.cache.lock().retire_tenant(tenant);
+        if let Some(r) = retired {
+            if persist {
+                self.persist_retired(r).await;
+            } else {
+                self.cache.lock().persisted(&r);
+            }
+        }
     }
 
     /// Encrypt a field value for `ctx` under the tenant's primary key.
@@ -226,8 +287,14 @@ impl<S: KeyStore> Vault<S> {
     /// store. A failed write is logged and retried at the next interval: the
     /// in-memory counter keeps enforcing the cap meanwhile.
     pub async fn encrypt(&self, ctx: &FieldContext<'_>, plaintext: &[u8]) -> Result<Ciphertext> {
-        let ring = self.keyring(ctx.tenant()).await?;
-        let ct = ring.encrypt(ctx, plaintext)?;
+        let (ring, ct) = loop {
+            let ring = self.keyring(ctx.tenant()).await?;
+            match ring.encrypt(ctx, plaintext) {
+                // Rotated, shredded or evicted since it was fetched.
+                Err(Error::KeyringRetired) => continue,
+                other => break (ring, other?),
+            }
+        };
         if ring
             .usage(ct.key_id())
             .is_some_and(|u| u % self.persist_every == 0)
@@ -249,15 +316,21 @@ impl<S: KeyStore> Vault<S> {
     /// As [`Vault::keyring`] and [`Keyring::decrypt`]; a shredded tenant gives
     /// [`Error::TenantShredded`].
     pub async fn decrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> Result<Plaintext> {
-        let ring = self.keyring(ctx.tenant()).await?;
-        match ring.decrypt(ctx, ct) {
-            // A newer key may have been created by another process since this
-            // keyring was cached: reload once.
-            Err(Error::UnknownKey) if ring.key_ids().iter().all(|id| *id < ct.key_id()) => {
-                self.evict(ctx.tenant()).await;
-                self.keyring(ctx.tenant()).await?.decrypt(ctx, ct)
+        let mut reloaded = false;
+        loop {
+            let ring = self.keyring(ctx.tenant()).await?;
+            match ring.decrypt(ctx, ct) {
+                Err(Error::KeyringRetired) => continue,
+                // A newer key may have been created by another process since
+                // this keyring was cached: reload once.
+                Err(Error::UnknownKey)
+                    if !reloaded && ring.key_ids().iter().all(|id| *id < ct.key_id()) =>
+                {
+                    reloaded = true;
+                    self.evict(ctx.tenant()).await;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
@@ -266,10 +339,7 @@ impl<S: KeyStore> Vault<S> {
     /// rotated or shredded the tenant's keys; otherwise this process sees such
     /// changes when the entry is evicted.
     pub async fn evict(&self, tenant: &str) {
-        let ring = self.cache.lock().pop(tenant);
-        if let Some(ring) = ring {
-            self.persist_or_warn(&ring).await;
-        }
+        self.retire_tenant(tenant, true).await;
     }
 
     /// Re-encrypt one value under the tenant's primary key if it uses an older one.
@@ -277,7 +347,12 @@ impl<S: KeyStore> Vault<S> {
     /// # Errors
     /// As [`Keyring::reencrypt`].
     pub async fn reencrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> Result<Reencrypted> {
-        self.keyring(ctx.tenant()).await?.reencrypt(ctx, ct)
+        loop {
+            match self.keyring(ctx.tenant()).await?.reencrypt(ctx, ct) {
+                Err(Error::KeyringRetired) => continue,
+                other => return other,
+            }
+        }
     }
 
     /// Rotate the tenant's data key: a new random key becomes primary; older keys
@@ -287,7 +362,6 @@ impl<S: KeyStore> Vault<S> {
     /// As [`Vault::keyring`]; [`Error::Store`].
     pub async fn rotate_data_key(&self, tenant: &str) -> Result<KeyId> {
         let ring = self.keyring(tenant).await?;
-        self.persist_ring_usage(&ring).await?;
         let next = ring
             .key_ids()
             .iter()
@@ -305,7 +379,9 @@ impl<S: KeyStore> Vault<S> {
             return Err(Error::Store("concurrent rotation; retry".into()));
         }
         self.store.set_primary(tenant, KeyPurpose::Data, id).await?;
-        self.cache.lock().pop(tenant);
+        // Retire the cached keyring (its final counts are written) and make
+        // loads in flight, which may have read the old primary, load again.
+        self.retire_tenant(tenant, true).await;
         tracing::info!(target: "hisn_crypto_vault", key_id = id.0, "tenant data key rotated");
         Ok(id)
     }
@@ -338,7 +414,7 @@ impl<S: KeyStore> Vault<S> {
     /// # Errors
     /// [`Error::Store`].
     pub async fn persist_usage(&self, tenant: &str) -> Result<()> {
-        let ring = self.cache.lock().peek(tenant).cloned();
+        let ring = self.cache.lock().peek(tenant);
         match ring {
             Some(r) => self.persist_ring_usage(&r).await,
             None => Ok(()),
@@ -392,7 +468,9 @@ impl<S: KeyStore> Vault<S> {
     /// [`Error::Store`].
     pub async fn shred_tenant(&self, tenant: &str) -> Result<()> {
         self.store.shred(tenant).await?;
-        self.cache.lock().pop(tenant);
+        // The keys are gone: nothing to persist. Loads in flight that read
+        // them before the shred start again and find the tombstone.
+        self.retire_tenant(tenant, false).await;
         tracing::warn!(target: "hisn_crypto_vault", "tenant keys shredded");
         Ok(())
     }
@@ -407,9 +485,14 @@ impl<S: KeyStore> Vault<S> {
         table: &str,
         column: &str,
     ) -> Result<BlindIndexer> {
-        let ring = self.keyring(tenant).await?;
-        let root = ring.index_root().ok_or(Error::UnknownKey)?;
-        BlindIndexer::new(root, tenant, table, column)
+        loop {
+            let ring = self.keyring(tenant).await?;
+            if ring.is_retired() {
+                continue;
+            }
+            let root = ring.index_root().ok_or(Error::UnknownKey)?;
+            return BlindIndexer::new(root, tenant, table, column);
+        }
     }
 
     /// Per-key usage of the tenant's keyring, by key id.

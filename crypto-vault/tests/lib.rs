@@ -9,6 +9,8 @@ mod kat;
 mod pg;
 #[path = "suite/props.rs"]
 mod props;
+#[path = "suite/races.rs"]
+mod races;
 #[path = "suite/sentinel.rs"]
 mod sentinel;
 #[path = "suite/vault_flow.rs"]

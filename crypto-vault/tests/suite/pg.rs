@@ -140,3 +140,107 @@ async fn ciphertext_round_trips_through_bytea_and_text_columns() {
         .await;
     assert!(bad.is_err());
 }
+
+/// The key cache races with shredding and rotation, under real concurrency on
+/// PostgreSQL (see `races.rs` for the pinned interleavings and the root cause):
+/// workers encrypt for two tenants through a one-entry cache (every switch
+/// evicts, retires and persists the other tenant's keyring) while another task
+/// evicts, rotates and finally shreds. The cap admits exactly its value, no
+/// encryption that starts after `rotate_data_key` returns uses the old key, and
+/// none that starts after `shred_tenant` returns succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_cache_races_pg_stress_cap_rotation_and_shred_are_exact() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let Some((_db, s)) = store("crypto_vault_pg_key_cache_races").await else {
+        return;
+    };
+    const CAP: u64 = 120;
+    let v = Arc::new(
+        Vault::new(s.clone(), MasterKey::generate().unwrap())
+            .with_usage_cap(CAP)
+            .unwrap()
+            .with_usage_persist_every(7)
+            .unwrap()
+            .with_cache_capacity(std::num::NonZeroUsize::new(1).unwrap()),
+    );
+    for t in ["capped", "other", "rotated"] {
+        v.provision_tenant(t).await.unwrap();
+    }
+    let rotated = Arc::new(AtomicBool::new(false));
+    let shredded = Arc::new(AtomicBool::new(false));
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..6 {
+        let (v, rotated, shredded) = (Arc::clone(&v), Arc::clone(&rotated), Arc::clone(&shredded));
+        tasks.spawn(async move {
+            let mut capped_ok = 0u64;
+            for i in 0..60 {
+                let row = format!("{w}-{i}");
+                let capped = FieldContext::new("capped", "docs", "body", &row).unwrap();
+                match v.encrypt(&capped, b"x").await {
+                    Ok(_) => capped_ok += 1,
+                    Err(Error::KeyUsageExhausted) => {}
+                    Err(e) => panic!("capped: {e:?}"),
+                }
+                // Below the cap for `other` (90 uses) and per key of `rotated`
+                // (120 uses over two keys).
+                if i % 4 == 0 {
+                    let other = FieldContext::new("other", "docs", "body", &row).unwrap();
+                    v.encrypt(&other, b"y").await.unwrap();
+                }
+                if i % 3 != 0 {
+                    continue;
+                }
+                let after_rotation = rotated.load(Ordering::SeqCst);
+                let after_shred = shredded.load(Ordering::SeqCst);
+                let r = FieldContext::new("rotated", "docs", "body", &row).unwrap();
+                match v.encrypt(&r, b"z").await {
+                    Ok(ct) => {
+                        assert!(!after_shred, "encrypted after shred returned");
+                        if after_rotation {
+                            assert_eq!(ct.key_id(), KeyId(2), "old key after rotation returned");
+                        }
+                    }
+                    Err(Error::TenantShredded) => {}
+                    Err(e) => panic!("rotated: {e:?}"),
+                }
+            }
+            capped_ok
+        });
+    }
+    {
+        let (v, rotated, shredded) = (Arc::clone(&v), Arc::clone(&rotated), Arc::clone(&shredded));
+        tasks.spawn(async move {
+            for _ in 0..10 {
+                tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+                v.evict("capped").await;
+            }
+            assert_eq!(v.rotate_data_key("rotated").await.unwrap(), KeyId(2));
+            rotated.store(true, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            v.shred_tenant("rotated").await.unwrap();
+            shredded.store(true, Ordering::SeqCst);
+            0
+        });
+    }
+    let mut capped_ok = 0;
+    while let Some(r) = tasks.join_next().await {
+        capped_ok += r.unwrap();
+    }
+    assert!(rotated.load(Ordering::SeqCst) && shredded.load(Ordering::SeqCst));
+    assert_eq!(capped_ok, CAP, "the cap admitted a different count");
+    v.evict("capped").await;
+    v.evict("other").await;
+    let stored = s.load("capped").await.unwrap();
+    let data = stored
+        .iter()
+        .find(|k| k.purpose == KeyPurpose::Data)
+        .unwrap();
+    assert_eq!(data.usage, CAP);
+    assert!(matches!(
+        s.load("rotated").await,
+        Err(Error::TenantShredded)
+    ));
+    assert_eq!(v.cached_tenants(), 0);
+}
