@@ -90,6 +90,16 @@ pub enum GuardError {
     /// scoping (fail closed). The text names the construct.
     #[error("unsupported construct: {0}")]
     Unsupported(String),
+    /// The statement uses a lexical form the guard cannot prove it reads the
+    /// way the database does, or its emitted text would not read back as the
+    /// checked tree (fail closed): for example `B'..'`, `X'..'` (PostgreSQL),
+    /// `N'..'`, `U&'..'`, adjacent string constants, an operator that runs
+    /// into a comment (`#--`), a quoted identifier containing a quote or
+    /// backslash, a NUL character, text that `sqlparser` tokenizes
+    /// differently from the database. Remedy: write the value as a plain
+    /// `'..'` string (or bind it as a parameter) and use plain identifiers.
+    #[error("lexically ambiguous SQL refused: {0}")]
+    Lexical(String),
     /// A table-registry specification (`table:column,...`) is malformed.
     #[error("invalid table registry: {0}")]
     InvalidRegistry(String),

@@ -91,8 +91,10 @@
 //! - Panics: none on any input (property- and fuzz-tested).
 
 mod error;
+mod lex;
 mod params;
 mod registry;
+mod render;
 mod rewrite;
 
 use std::fmt;

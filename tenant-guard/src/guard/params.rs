@@ -20,6 +20,9 @@ const SQLITE_MAX_PARAMS: usize = 32_766;
 pub(crate) struct Prepared {
     pub(crate) tokens: Vec<TokenWithSpan>,
     pub(crate) user_params: usize,
+    /// The string constants, in the order of their sentinels
+    /// ([`super::render`]).
+    pub(crate) literals: Vec<String>,
 }
 
 /// Tokenizes `sql`, enforces the size limits and numbers the placeholders.
@@ -90,6 +93,7 @@ pub(crate) fn prepare(
             "parameter index {user_params} leaves no room for the tenant"
         )));
     }
+    let literals = super::render::swap_literals(sql, dialect, &mut tokens)?;
     // Comments are whitespace tokens: drop them so that nothing the statement's
     // author wrote outside the tree reaches the output (the parser ignores them
     // anyway; this only saves work).
@@ -103,6 +107,7 @@ pub(crate) fn prepare(
     Ok(Prepared {
         tokens,
         user_params,
+        literals,
     })
 }
 

@@ -187,7 +187,7 @@ SELECT name FROM assets -- WHERE 1 = 0 UNION SELECT name FROM assets
 -- name: backslash_string_postgres
 -- dialect: postgres
 -- kind: read
--- expect: SELECT name FROM countries WHERE name = '\' UNION SELECT name FROM assets WHERE assets.tenant_id = {t}
+-- expect: SELECT name FROM countries WHERE name = E'\\' UNION SELECT name FROM assets WHERE assets.tenant_id = {t}
 SELECT name FROM countries WHERE name = '\' UNION SELECT name FROM assets
 
 -- name: values_in_from
@@ -271,11 +271,6 @@ SELECT * FROM countries WHERE (code, name) IN (SELECT serial_no, name FROM asset
 -- expect: SELECT name FROM assets WHERE assets.tenant_id = {t} LIMIT (SELECT count(*) FROM work_orders WHERE work_orders.tenant_id = {t})
 SELECT name FROM assets LIMIT (SELECT count(*) FROM work_orders)
 
--- name: quoted_alias_with_embedded_quotes
--- kind: read
--- expect: SELECT * FROM assets AS "x"" = 1 OR ""y" WHERE "x"" = 1 OR ""y".tenant_id = {t}
-SELECT * FROM assets AS "x"" = 1 OR ""y"
-
 -- name: aliases_swap_table_names
 -- kind: read
 -- expect: SELECT assets.title FROM assets AS work_orders, work_orders AS assets WHERE work_orders.tenant_id = {t} AND assets.tenant_id = {t}
@@ -284,5 +279,40 @@ SELECT assets.title FROM assets AS work_orders, work_orders AS assets
 -- name: dollar_and_escaped_strings_postgres
 -- dialect: postgres
 -- kind: read
--- expect: SELECT 'a''b', E'c\'d', $q$e'f$q$ FROM assets WHERE assets.tenant_id = {t}
+-- expect: SELECT 'a''b', 'c''d', 'e''f' FROM assets WHERE assets.tenant_id = {t}
 SELECT 'a''b', E'c\'d', $q$e'f$q$ FROM assets
+
+-- name: backslash_quote_literal_sqlite
+-- dialect: sqlite
+-- kind: read
+-- expect: SELECT name FROM assets WHERE (name = 'x\'') OR ?1 IS NOT NULL --') AND assets.tenant_id = {t}
+SELECT name FROM assets WHERE name = 'x\'') OR ?1 IS NOT NULL --'
+
+-- name: backslash_quote_literal_postgres
+-- dialect: postgres
+-- kind: read
+-- expect: SELECT name FROM assets WHERE (name = E'x\\'') OR $1 IS NOT NULL --') AND assets.tenant_id = {t}
+SELECT name FROM assets WHERE name = 'x\'') OR $1 IS NOT NULL --'
+
+-- name: doubled_quotes_round_trip
+-- kind: read
+-- expect: SELECT name FROM assets WHERE (name <> 'O''''Brien') AND assets.tenant_id = {t}
+SELECT name FROM assets WHERE name <> 'O''''Brien'
+
+-- name: escape_string_rendered_canonically
+-- dialect: postgres
+-- kind: read
+-- expect: SELECT name FROM assets WHERE (name <> 'it''s' OR name = E'a\\b') AND assets.tenant_id = {t}
+SELECT name FROM assets WHERE name <> E'it\'s' OR name = E'a\\b'
+
+-- name: dollar_quote_with_comment_text
+-- dialect: postgres
+-- kind: read
+-- expect: SELECT name FROM assets WHERE (name <> ' $$ '' -- /* ') AND assets.tenant_id = {t}
+SELECT name FROM assets WHERE name <> $a$ $$ ' -- /* $a$
+
+-- name: nested_comment_postgres
+-- dialect: postgres
+-- kind: read
+-- expect: SELECT name FROM assets WHERE assets.tenant_id = {t}
+SELECT name FROM assets /* outer /* inner */ WHERE false */

@@ -394,3 +394,67 @@ SELECT * FROM assets WHERE id = $65535
 -- name: deeply_nested
 -- reason: TooComplex
 SELECT ((((((((((((((((((((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))))))))))))))))))))
+
+-- name: quoted_identifier_with_embedded_quote
+-- reason: Lexical
+SELECT * FROM assets AS "x"" = 1 OR ""y"
+
+-- name: quoted_identifier_with_backslash
+-- reason: Lexical
+SELECT "a\" FROM assets
+
+-- name: backtick_identifier_with_backslash
+-- dialect: sqlite
+-- reason: Lexical
+SELECT `a\` FROM assets
+
+-- name: custom_operator_with_line_comment
+-- dialect: postgres
+-- reason: Lexical
+SELECT name FROM assets WHERE id #-- 1
+= id
+
+-- name: custom_operator_with_block_comment
+-- dialect: postgres
+-- reason: Lexical
+SELECT name FROM assets WHERE id #/* x */ 1 = 1
+
+-- name: custom_operator_keyword_form
+-- dialect: postgres
+-- reason: Unsupported
+SELECT name FROM assets WHERE id OPERATOR(pg_catalog.=) 1
+
+-- name: operator_not_on_the_allow_list
+-- dialect: postgres
+-- reason: Unsupported
+SELECT name FROM assets WHERE id <-> 1 > 0
+
+-- name: adjacent_string_constants
+-- dialect: postgres
+-- reason: Lexical
+SELECT name FROM assets WHERE name = 'a'
+'b'
+
+-- name: national_string_sqlite
+-- dialect: sqlite
+-- reason: Parse
+SELECT name FROM assets WHERE name = N'x'
+
+-- name: bit_string_postgres
+-- dialect: postgres
+-- reason: Lexical
+SELECT name FROM assets WHERE B'101' = B'101'
+
+-- name: unicode_escape_string_postgres
+-- dialect: postgres
+-- reason: Lexical
+SELECT name FROM assets WHERE name = U&'\0041'
+
+-- name: non_nested_comment_sqlite
+-- dialect: sqlite
+-- reason: Parse
+SELECT name FROM assets /* outer /* inner */ WHERE false */
+
+-- name: sentinel_text_in_statement
+-- reason: Lexical
+SELECT name FROM assets WHERE name = 'hisn_guard_literal_0'

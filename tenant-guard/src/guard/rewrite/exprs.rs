@@ -161,6 +161,19 @@ impl<'r> Rewriter<'r> {
     pub(super) fn expr(&mut self, expr: &mut Expr, ctes: &[String]) -> Result<(), GuardError> {
         self.enter()?;
         match expr {
+            Expr::BinaryOp { op, .. }
+            | Expr::AnyOp { compare_op: op, .. }
+            | Expr::AllOp { compare_op: op, .. }
+                if !allowed_binary(op) =>
+            {
+                return Err(GuardError::Unsupported(format!("operator `{op}`")));
+            }
+            Expr::UnaryOp { op, .. } if !allowed_unary(op) => {
+                return Err(GuardError::Unsupported(format!("operator `{op}`")));
+            }
+            _ => {}
+        }
+        match expr {
             Expr::Identifier(_)
             | Expr::CompoundIdentifier(_)
             | Expr::TypedString(_)

@@ -15,15 +15,16 @@ use sqlparser::ast::{
     JsonPathElem, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart, OnConflict,
     OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectFlavor,
     SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SqliteOnConflict, Statement, Subscript,
-    TableFactor, TableObject, TableWithJoins, Update, UpdateTableFromKind, Value, Values,
-    WildcardAdditionalOptions, WindowFrameBound, WindowSpec, WindowType,
+    TableFactor, TableObject, TableWithJoins, UnaryOperator, Update, UpdateTableFromKind, Value,
+    Values, WildcardAdditionalOptions, WindowFrameBound, WindowSpec, WindowType,
 };
 use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::keywords::ALL_KEYWORDS;
 use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::Tokenizer;
 
 use super::registry::TableKind;
-use super::{Dialect, GuardError, MAX_DEPTH, TableRegistry, params};
+use super::{Dialect, GuardError, MAX_DEPTH, TableRegistry, params, render};
 
 mod exprs;
 mod names;
@@ -31,10 +32,12 @@ mod policy;
 mod queries;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_classes;
 mod writes;
 
-use policy::classify;
 pub(crate) use policy::is_denied_function;
+use policy::{allowed_binary, allowed_unary, classify};
 
 /// Parses, scopes and renders `sql`; returns the new text and the statement's
 /// own parameter count.
@@ -71,7 +74,29 @@ pub(crate) fn rewrite(
         depth: 0,
     };
     rewriter.statement(&mut statement)?;
-    Ok((statement.to_string(), prepared.user_params))
+    let printed = statement.to_string();
+    let printed_tokens = Tokenizer::new(parser_dialect, &printed)
+        .with_unescape(true)
+        .tokenize_with_location()
+        .map_err(|e| GuardError::Lexical(e.to_string()))?;
+    // The printer must be faithful to the tree: parse its output again.
+    let reparsed = Parser::new(parser_dialect)
+        .with_tokens_with_locations(printed_tokens.clone())
+        .parse_statements()
+        .map_err(|e| GuardError::Lexical(e.to_string()))?;
+    if reparsed.as_slice() != std::slice::from_ref(&statement) {
+        return Err(GuardError::Lexical(
+            "the printed statement does not parse back to the checked tree".into(),
+        ));
+    }
+    let out = render::emit(
+        &printed,
+        &printed_tokens,
+        &prepared.literals,
+        dialect,
+        prepared.user_params + 1,
+    )?;
+    Ok((out, prepared.user_params))
 }
 
 fn unsupported(what: &str) -> GuardError {

@@ -72,3 +72,71 @@ pub(super) fn classify(statement: &Statement) -> GuardError {
         k => GuardError::Unsupported(format!("{k} statement")),
     }
 }
+
+/// Whether a binary operator is on the allow-list: the standard comparison,
+/// arithmetic, logic and concatenation operators and PostgreSQL's built-in
+/// pattern, bit, array and JSON operators. A custom operator
+/// (`OPERATOR(schema.op)`, or any operator the parser does not know, such as
+/// `#--`, which PostgreSQL reads as `#` and a comment) is refused: the guard
+/// cannot tell what it does or how the database splits it.
+pub(super) fn allowed_binary(op: &BinaryOperator) -> bool {
+    use BinaryOperator as B;
+    matches!(
+        op,
+        B::Plus
+            | B::Minus
+            | B::Multiply
+            | B::Divide
+            | B::Modulo
+            | B::StringConcat
+            | B::Gt
+            | B::Lt
+            | B::GtEq
+            | B::LtEq
+            | B::Eq
+            | B::NotEq
+            | B::And
+            | B::Or
+            | B::BitwiseOr
+            | B::BitwiseAnd
+            | B::PGBitwiseXor
+            | B::PGBitwiseShiftLeft
+            | B::PGBitwiseShiftRight
+            | B::PGExp
+            | B::PGOverlap
+            | B::PGRegexMatch
+            | B::PGRegexIMatch
+            | B::PGRegexNotMatch
+            | B::PGRegexNotIMatch
+            | B::PGLikeMatch
+            | B::PGILikeMatch
+            | B::PGNotLikeMatch
+            | B::PGNotILikeMatch
+            | B::PGStartsWith
+            | B::Arrow
+            | B::LongArrow
+            | B::HashArrow
+            | B::HashLongArrow
+            | B::AtAt
+            | B::AtArrow
+            | B::ArrowAt
+            | B::HashMinus
+            | B::AtQuestion
+            | B::Question
+            | B::QuestionAnd
+            | B::QuestionPipe
+            | B::Glob
+            | B::Match
+            | B::Regexp
+    )
+}
+
+/// Whether a unary operator is on the allow-list (sign, `NOT`, bitwise not,
+/// PostgreSQL's `@`, `|/`, `||/`).
+pub(super) fn allowed_unary(op: &UnaryOperator) -> bool {
+    use UnaryOperator as U;
+    matches!(
+        op,
+        U::Plus | U::Minus | U::Not | U::BitwiseNot | U::PGAbs | U::PGSquareRoot | U::PGCubeRoot
+    )
+}

@@ -2,18 +2,18 @@
 
 use super::*;
 
-fn registry() -> TableRegistry {
+pub(super) fn registry() -> TableRegistry {
     TableRegistry::new()
         .tenant_table("assets", "tenant_id")
         .tenant_table("work_orders", "tenant_id")
         .shared_table("countries")
 }
 
-fn pg(sql: &str) -> Result<String, GuardError> {
+pub(super) fn pg(sql: &str) -> Result<String, GuardError> {
     rewrite(sql, &registry(), Dialect::Postgres).map(|(s, _)| s)
 }
 
-fn lite(sql: &str) -> Result<String, GuardError> {
+pub(super) fn lite(sql: &str) -> Result<String, GuardError> {
     rewrite(sql, &registry(), Dialect::Sqlite).map(|(s, _)| s)
 }
 

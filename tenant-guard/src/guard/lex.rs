@@ -1,0 +1,618 @@
+//! The databases' own lexical rules: a small lexer for PostgreSQL and one for
+//! SQLite, used to check that what `sqlparser` read is what the database
+//! reads, and that the text the guard emits is read back as the tree it
+//! printed.
+//!
+//! `sqlparser` is a parser for many dialects; its tokenizer and printer are
+//! not PostgreSQL's or SQLite's (backslashes before quotes, `#--` read as one
+//! operator, `N'..'` on SQLite, ...). Everything here follows the databases'
+//! sources (PostgreSQL `scan.l` with `standard_conforming_strings = on`,
+//! SQLite `tokenize.c`) for the subset an application statement uses, and
+//! fails on anything else (`Err`), which the guard turns into a refusal:
+//!
+//! - whitespace and comments: `--` to the end of the line; `/* .. */`, nested
+//!   on PostgreSQL, not nested (and allowed unterminated) on SQLite;
+//! - words: `[A-Za-z_]` or any non-ASCII character, then also digits and `$`;
+//! - quoted identifiers: `".."` with `""` (both), `` `..` `` and `[..]`
+//!   (SQLite), decoded;
+//! - strings: `'..'` with `''`, decoded; PostgreSQL `E'..'` (backslash escapes
+//!   decoded) and dollar quotes `$tag$..$tag$`; SQLite blobs `X'..'`. Refused:
+//!   PostgreSQL `B'..'`, `X'..'`, `N'..'`, `U&'..'`, `U&".."`, and two string
+//!   tokens in a row (PostgreSQL concatenates them across a newline);
+//! - numbers (decimal, `0x`/`0o`/`0b`, `_` separators, exponent), refused when a
+//!   word character follows directly (PostgreSQL's "trailing junk");
+//! - placeholders: `$n` (PostgreSQL), `?`, `?n`, `:x`, `@x`, `$x` (SQLite);
+//! - operators: PostgreSQL's rule (the longest run of operator characters that
+//!   contains no `--` or `/*`, trailing `+`/`-` dropped unless the run holds
+//!   one of `~!@#%^&|`?`), SQLite's fixed set; punctuation.
+//!
+//! A NUL character anywhere is refused: both databases stop reading the
+//! statement text at a NUL, which would cut off the tenant predicate.
+
+use super::Dialect;
+
+/// What a token is, for comparing two readings of the same text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Spaces, tabs, newlines.
+    Whitespace,
+    /// A `--` or `/* */` comment.
+    Comment,
+    /// An unquoted identifier or keyword.
+    Word,
+    /// A quoted identifier; the value is decoded.
+    QuotedIdent,
+    /// A string constant; the value is decoded.
+    String,
+    /// A SQLite blob `X'..'`; the value is the hex digits.
+    Blob,
+    /// A numeric constant.
+    Number,
+    /// A parameter placeholder.
+    Placeholder,
+    /// An operator or punctuation.
+    Op,
+}
+
+/// One token: its kind, its byte range in the text and its value (decoded for
+/// strings and quoted identifiers, the text itself otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Tok {
+    pub(crate) kind: Kind,
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) value: String,
+}
+
+/// Why the text cannot be read safely. The message is for the developer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LexError(pub(crate) String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, LexError> {
+    Err(LexError(msg.into()))
+}
+
+/// PostgreSQL's operator characters.
+const PG_OP_CHARS: &str = "+-*/<>=~!@#%^&|`?";
+/// The operator characters that let a PostgreSQL operator end in `+`/`-`.
+const PG_OP_SPECIAL: &str = "~!@#%^&|`?";
+
+fn is_word_start(c: char) -> bool {
+    c.is_ascii_alphabetic() || c == '_' || !c.is_ascii()
+}
+
+fn is_word_part(c: char) -> bool {
+    is_word_start(c) || c.is_ascii_digit() || c == '$'
+}
+
+fn is_space(c: char, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::Postgres => matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c' | '\x0b'),
+        Dialect::Sqlite => matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0c'),
+    }
+}
+
+struct Lexer<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    pos: usize,
+    dialect: Dialect,
+    out: Vec<Tok>,
+}
+
+/// Reads `sql` with the database's rules.
+pub(crate) fn lex(sql: &str, dialect: Dialect) -> Result<Vec<Tok>, LexError> {
+    if sql.contains('\0') {
+        return err("NUL character");
+    }
+    let mut lx = Lexer {
+        s: sql,
+        b: sql.as_bytes(),
+        pos: 0,
+        dialect,
+        out: Vec::new(),
+    };
+    while lx.pos < lx.b.len() {
+        lx.token()?;
+    }
+    if dialect == Dialect::Postgres {
+        // `'a'` newline `'b'` is one string on PostgreSQL; two string tokens
+        // in a row are never valid otherwise. Refuse both.
+        let mut prev_string = false;
+        for t in &lx.out {
+            match t.kind {
+                Kind::Whitespace | Kind::Comment => {}
+                Kind::String => {
+                    if prev_string {
+                        return err("adjacent string constants");
+                    }
+                    prev_string = true;
+                }
+                _ => prev_string = false,
+            }
+        }
+    }
+    Ok(lx.out)
+}
+
+impl Lexer<'_> {
+    fn peek(&self, off: usize) -> Option<char> {
+        self.s.get(self.pos + off..)?.chars().next()
+    }
+
+    fn char_at(&self, at: usize) -> Option<char> {
+        self.s.get(at..)?.chars().next()
+    }
+
+    fn push(&mut self, kind: Kind, start: usize, value: String) {
+        self.out.push(Tok {
+            kind,
+            start,
+            end: self.pos,
+            value,
+        });
+    }
+
+    fn push_raw(&mut self, kind: Kind, start: usize) {
+        let value = self.s[start..self.pos].to_owned();
+        self.push(kind, start, value);
+    }
+
+    fn token(&mut self) -> Result<(), LexError> {
+        let start = self.pos;
+        let Some(c) = self.peek(0) else {
+            return Ok(());
+        };
+        let next = self.peek(1);
+        let pg = self.dialect == Dialect::Postgres;
+        if is_space(c, self.dialect) {
+            while self.peek(0).is_some_and(|c| is_space(c, self.dialect)) {
+                self.pos += 1;
+            }
+            self.push_raw(Kind::Whitespace, start);
+            return Ok(());
+        }
+        if c == '-' && next == Some('-') {
+            while self.peek(0).is_some_and(|c| c != '\n' && c != '\r') {
+                self.pos += self.peek(0).map_or(1, char::len_utf8);
+            }
+            self.push_raw(Kind::Comment, start);
+            return Ok(());
+        }
+        if c == '/' && next == Some('*') {
+            return self.block_comment(start);
+        }
+        match c {
+            '\'' => return self.quoted(start, '\'', Kind::String),
+            '"' => return self.quoted(start, '"', Kind::QuotedIdent),
+            '`' if !pg => return self.quoted(start, '`', Kind::QuotedIdent),
+            '[' if !pg => {
+                self.pos += 1;
+                let Some(len) = self.s[self.pos..].find(']') else {
+                    return err("unterminated [identifier]");
+                };
+                let value = self.s[self.pos..self.pos + len].to_owned();
+                self.pos += len + 1;
+                self.push(Kind::QuotedIdent, start, value);
+                return Ok(());
+            }
+            _ => {}
+        }
+        if pg && (c == 'e' || c == 'E') && next == Some('\'') {
+            self.pos += 1;
+            return self.escape_string(start);
+        }
+        if matches!(c, 'x' | 'X') && next == Some('\'') {
+            if pg {
+                return err("bit-string constant X'..'");
+            }
+            self.pos += 1;
+            self.quoted(start, '\'', Kind::Blob)?;
+            let Some(t) = self.out.last() else {
+                return err("blob");
+            };
+            if t.value.len() % 2 != 0 || !t.value.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return err("malformed blob literal");
+            }
+            return Ok(());
+        }
+        if pg && matches!(c, 'b' | 'B' | 'n' | 'N') && next == Some('\'') {
+            return err("bit-string or national string constant");
+        }
+        if pg
+            && matches!(c, 'u' | 'U')
+            && next == Some('&')
+            && matches!(self.peek(2), Some('\'' | '"'))
+        {
+            return err("Unicode-escaped constant U&'..'");
+        }
+        if is_word_start(c) {
+            while self.peek(0).is_some_and(is_word_part) {
+                self.pos += self.peek(0).map_or(1, char::len_utf8);
+            }
+            self.push_raw(Kind::Word, start);
+            return Ok(());
+        }
+        if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) {
+            return self.number(start);
+        }
+        if c == '$' {
+            return self.dollar(start);
+        }
+        if !pg && matches!(c, '?' | ':' | '@') && (c == '?' || next.is_some_and(is_word_start)) {
+            self.pos += 1;
+            while self
+                .peek(0)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                self.pos += 1;
+            }
+            self.push_raw(Kind::Placeholder, start);
+            return Ok(());
+        }
+        if pg {
+            self.pg_operator(start)
+        } else {
+            self.sqlite_operator(start)
+        }
+    }
+
+    fn block_comment(&mut self, start: usize) -> Result<(), LexError> {
+        self.pos += 2;
+        let mut depth = 1usize;
+        while depth > 0 {
+            match (self.peek(0), self.peek(1)) {
+                (None, _) if self.dialect == Dialect::Sqlite => break,
+                (None, _) => return err("unterminated comment"),
+                (Some('*'), Some('/')) => {
+                    self.pos += 2;
+                    depth -= 1;
+                }
+                (Some('/'), Some('*')) if self.dialect == Dialect::Postgres => {
+                    self.pos += 2;
+                    depth += 1;
+                }
+                (Some(c), _) => self.pos += c.len_utf8(),
+            }
+        }
+        self.push_raw(Kind::Comment, start);
+        Ok(())
+    }
+
+    /// A quote-delimited token whose quote is escaped by doubling it.
+    fn quoted(&mut self, start: usize, quote: char, kind: Kind) -> Result<(), LexError> {
+        self.pos += 1;
+        let mut value = String::new();
+        loop {
+            match self.peek(0) {
+                None => return err("unterminated quoted token"),
+                Some(c) if c == quote => {
+                    self.pos += 1;
+                    if self.peek(0) == Some(quote) {
+                        self.pos += 1;
+                        value.push(quote);
+                    } else {
+                        break;
+                    }
+                }
+                Some(c) => {
+                    self.pos += c.len_utf8();
+                    value.push(c);
+                }
+            }
+        }
+        if kind == Kind::QuotedIdent && value.is_empty() {
+            return err("empty quoted identifier");
+        }
+        self.push(kind, start, value);
+        Ok(())
+    }
+
+    /// PostgreSQL `E'..'`: `''`, `\'` and the backslash escapes.
+    fn escape_string(&mut self, start: usize) -> Result<(), LexError> {
+        self.pos += 1; // the quote
+        let mut value = String::new();
+        loop {
+            let Some(c) = self.peek(0) else {
+                return err("unterminated E'..' constant");
+            };
+            self.pos += c.len_utf8();
+            match c {
+                '\'' if self.peek(0) == Some('\'') => {
+                    self.pos += 1;
+                    value.push('\'');
+                }
+                '\'' => break,
+                '\\' => {
+                    let Some(e) = self.peek(0) else {
+                        return err("unterminated E'..' constant");
+                    };
+                    self.pos += e.len_utf8();
+                    let decoded = match e {
+                        'b' => '\u{8}',
+                        'f' => '\u{c}',
+                        'n' => '\n',
+                        'r' => '\r',
+                        't' => '\t',
+                        '0'..='7' => {
+                            let mut n = e.to_digit(8).unwrap_or(0);
+                            for _ in 0..2 {
+                                match self.peek(0).and_then(|d| d.to_digit(8)) {
+                                    Some(d) => {
+                                        n = n * 8 + d;
+                                        self.pos += 1;
+                                    }
+                                    None => break,
+                                }
+                            }
+                            ascii_escape(n)?
+                        }
+                        'x' if self.peek(0).is_some_and(|d| d.is_ascii_hexdigit()) => {
+                            let mut n = 0;
+                            for _ in 0..2 {
+                                match self.peek(0).and_then(|d| d.to_digit(16)) {
+                                    Some(d) => {
+                                        n = n * 16 + d;
+                                        self.pos += 1;
+                                    }
+                                    None => break,
+                                }
+                            }
+                            ascii_escape(n)?
+                        }
+                        'u' | 'U' => {
+                            let digits = if e == 'u' { 4 } else { 8 };
+                            let hex = self.s.get(self.pos..self.pos + digits).unwrap_or("");
+                            if hex.len() != digits || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                                return err("malformed \\u escape");
+                            }
+                            self.pos += digits;
+                            match u32::from_str_radix(hex, 16).ok().and_then(char::from_u32) {
+                                Some(ch) if ch != '\0' => ch,
+                                _ => return err("invalid \\u escape"),
+                            }
+                        }
+                        other => other,
+                    };
+                    value.push(decoded);
+                }
+                other => value.push(other),
+            }
+        }
+        self.push(Kind::String, start, value);
+        Ok(())
+    }
+
+    fn number(&mut self, start: usize) -> Result<(), LexError> {
+        let b = self.b;
+        let radix = |c: u8| match c {
+            b'x' | b'X' => Some(16),
+            b'o' | b'O' => Some(8),
+            b'b' | b'B' => Some(2),
+            _ => None,
+        };
+        if b[self.pos] == b'0'
+            && let Some(r) = b.get(self.pos + 1).copied().and_then(radix)
+        {
+            self.pos += 2;
+            while self.peek(0).is_some_and(|c| {
+                c.is_digit(r) || (c == '_' && self.peek(1).is_some_and(|n| n.is_digit(r)))
+            }) {
+                self.pos += 1;
+            }
+        } else {
+            let digits = |lx: &mut Self| {
+                while lx.peek(0).is_some_and(|c| {
+                    c.is_ascii_digit()
+                        || (c == '_' && lx.peek(1).is_some_and(|n| n.is_ascii_digit()))
+                }) {
+                    lx.pos += 1;
+                }
+            };
+            digits(self);
+            // `1..2` is not a number followed by `.2`: leave `..` alone.
+            if self.peek(0) == Some('.') && self.peek(1) != Some('.') {
+                self.pos += 1;
+                digits(self);
+            }
+            if matches!(self.peek(0), Some('e' | 'E')) {
+                let sign = usize::from(matches!(self.peek(1), Some('+' | '-')));
+                if self.peek(1 + sign).is_some_and(|c| c.is_ascii_digit()) {
+                    self.pos += 1 + sign;
+                    digits(self);
+                }
+            }
+        }
+        if self.peek(0).is_some_and(is_word_part) {
+            return err("trailing junk after a number");
+        }
+        self.push_raw(Kind::Number, start);
+        Ok(())
+    }
+
+    fn dollar(&mut self, start: usize) -> Result<(), LexError> {
+        let pg = self.dialect == Dialect::Postgres;
+        self.pos += 1;
+        if self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
+            while self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
+                self.pos += 1;
+            }
+            if self.peek(0).is_some_and(is_word_part) {
+                return err("trailing junk after a parameter");
+            }
+            self.push_raw(Kind::Placeholder, start);
+            return Ok(());
+        }
+        if !pg {
+            // SQLite `$name` parameter.
+            while self
+                .peek(0)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                self.pos += 1;
+            }
+            self.push_raw(Kind::Placeholder, start);
+            return Ok(());
+        }
+        // A dollar quote: `$tag$`, tag = word characters without `$`.
+        if self.peek(0).is_some_and(is_word_start) {
+            while self.peek(0).is_some_and(|c| is_word_part(c) && c != '$') {
+                self.pos += self.peek(0).map_or(1, char::len_utf8);
+            }
+        }
+        if self.peek(0) != Some('$') {
+            return err("`$` that is neither a parameter nor a dollar quote");
+        }
+        self.pos += 1;
+        let delim = &self.s[start..self.pos];
+        let Some(len) = self.s[self.pos..].find(delim) else {
+            return err("unterminated dollar quote");
+        };
+        let value = self.s[self.pos..self.pos + len].to_owned();
+        self.pos += len + delim.len();
+        self.push(Kind::String, start, value);
+        Ok(())
+    }
+
+    fn pg_operator(&mut self, start: usize) -> Result<(), LexError> {
+        let c = self.peek(0).unwrap_or(' ');
+        let two: String = [Some(c), self.peek(1)].into_iter().flatten().collect();
+        if matches!(two.as_str(), "::" | ":=" | "..") {
+            self.pos += 2;
+            self.push_raw(Kind::Op, start);
+            return Ok(());
+        }
+        if "()[],;:.".contains(c) {
+            self.pos += 1;
+            self.push_raw(Kind::Op, start);
+            return Ok(());
+        }
+        if !PG_OP_CHARS.contains(c) {
+            return err(format!("unexpected character {c:?}"));
+        }
+        let mut end = self.pos;
+        while let Some(ch) = self.char_at(end) {
+            if !PG_OP_CHARS.contains(ch) {
+                break;
+            }
+            let after = self.char_at(end + 1);
+            if end > self.pos
+                && ((ch == '-' && after == Some('-')) || (ch == '/' && after == Some('*')))
+            {
+                break;
+            }
+            end += 1;
+        }
+        let mut op = &self.s[self.pos..end];
+        if op.len() > 1 && !op.chars().any(|ch| PG_OP_SPECIAL.contains(ch)) {
+            while op.len() > 1 && (op.ends_with('+') || op.ends_with('-')) {
+                op = &op[..op.len() - 1];
+            }
+        }
+        self.pos += op.len();
+        self.push_raw(Kind::Op, start);
+        Ok(())
+    }
+
+    fn sqlite_operator(&mut self, start: usize) -> Result<(), LexError> {
+        const OPS: [&str; 25] = [
+            "->>", "->", "==", "<=", "<>", "<<", ">=", ">>", "!=", "||", "-", "(", ")", ";", "+",
+            "*", "/", "%", "=", "<", ">", "|", ",", "&", "~",
+        ];
+        let rest = &self.s[self.pos..];
+        let Some(op) = OPS.iter().chain(&["."]).find(|op| rest.starts_with(**op)) else {
+            return err(format!("unexpected character {:?}", rest.chars().next()));
+        };
+        self.pos += op.len();
+        self.push_raw(Kind::Op, start);
+        Ok(())
+    }
+}
+
+/// An octal or hex escape in `E'..'`: only ASCII other than NUL (higher values
+/// are single bytes that need not be valid UTF-8).
+fn ascii_escape(n: u32) -> Result<char, LexError> {
+    match char::from_u32(n) {
+        Some(c) if c.is_ascii() && c != '\0' => Ok(c),
+        _ => err("octal or hex escape outside ASCII"),
+    }
+}
+
+/// Whether the token is significant (neither whitespace nor a comment).
+pub(crate) fn significant(t: &Tok) -> bool {
+    !matches!(t.kind, Kind::Whitespace | Kind::Comment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(sql: &str, d: Dialect) -> Vec<(Kind, String)> {
+        lex(sql, d)
+            .unwrap()
+            .into_iter()
+            .filter(significant)
+            .map(|t| (t.kind, t.value))
+            .collect()
+    }
+
+    #[test]
+    fn postgres_strings_follow_standard_conforming_strings() {
+        let t = kinds(r"SELECT 'x\'') OR 1 --'", Dialect::Postgres);
+        assert_eq!(t[1], (Kind::String, r"x\') OR 1 --".to_owned()));
+        assert_eq!(t.len(), 2);
+        assert_eq!(
+            kinds(r"SELECT E'a\'b\\c\x41\101\u00e9'''", Dialect::Postgres)[1],
+            (Kind::String, "a'b\\cAAé'".to_owned())
+        );
+        assert_eq!(
+            kinds("SELECT $q$ it's $$ $q$, $$x$$", Dialect::Postgres)[1],
+            (Kind::String, " it's $$ ".to_owned())
+        );
+        for bad in [
+            "SELECT 'a'\n'b'",
+            "SELECT B'101'",
+            "SELECT X'1f'",
+            "SELECT N'x'",
+            "SELECT U&'x'",
+            "SELECT U&\"x\"",
+            "SELECT E'\\000'",
+            "SELECT 'a\0'",
+            "SELECT $x",
+            "SELECT 1abc",
+            "SELECT /* /* */",
+        ] {
+            assert!(lex(bad, Dialect::Postgres).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn postgres_operators_stop_before_comment_starters() {
+        let t = kinds("a #-- b\n+ c", Dialect::Postgres);
+        assert_eq!(t[1], (Kind::Op, "#".to_owned()));
+        assert_eq!(t[2], (Kind::Op, "+".to_owned()));
+        assert_eq!(t.len(), 4);
+        let t = kinds("a #/* x */ b", Dialect::Postgres);
+        assert_eq!(t[1], (Kind::Op, "#".to_owned()));
+        assert_eq!(t.len(), 3);
+        // Trailing `+`/`-` dropped unless the run has a special character.
+        assert_eq!(kinds("a=-1", Dialect::Postgres)[1].1, "=");
+        assert_eq!(kinds("a @- 1", Dialect::Postgres)[1].1, "@-");
+        // Nested comments.
+        assert_eq!(kinds("/* /* */ x */ y", Dialect::Postgres).len(), 1);
+    }
+
+    #[test]
+    fn sqlite_rules() {
+        let t = kinds(r"SELECT 'x\''', `a``b`, [c]", Dialect::Sqlite);
+        assert_eq!(t[1], (Kind::String, r"x\'".to_owned()));
+        assert_eq!(t[3], (Kind::QuotedIdent, "a`b".to_owned()));
+        assert_eq!(t[5], (Kind::QuotedIdent, "c".to_owned()));
+        // Not nested; unterminated at the end is a comment.
+        assert_eq!(kinds("/* /* */ x", Dialect::Sqlite).len(), 1);
+        assert_eq!(kinds("x /* y", Dialect::Sqlite).len(), 1);
+        assert_eq!(kinds("SELECT X'0aFF'", Dialect::Sqlite)[1].0, Kind::Blob);
+        assert!(lex("SELECT X'0'", Dialect::Sqlite).is_err());
+        assert!(lex("SELECT #", Dialect::Sqlite).is_err());
+    }
+}

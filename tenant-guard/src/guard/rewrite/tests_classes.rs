@@ -1,0 +1,154 @@
+//! Regression tests, one per class of "the emitted SQL is not the SQL that
+//! was checked" (issue 10, root cause 1) and of function-call-by-attribute
+//! (root cause 2). Each fails on the code before the fix: the guard printed
+//! its tree with `sqlparser`'s printer, whose quoting and operator rendering
+//! are not PostgreSQL's or SQLite's, and let any dotted name through.
+
+use super::tests::{lite, pg};
+use super::*;
+
+fn is_lexical(r: &Result<String, GuardError>) -> bool {
+    matches!(r, Err(GuardError::Lexical(_)))
+}
+
+/// Root cause: `sqlparser`'s printer does not double a quote that follows a
+/// backslash (it assumes MySQL-style `\'`), so the valid literal
+/// `'x\'') OR ?1 IS NOT NULL --'` came out as `'x\') OR ?1 IS NOT NULL --'`:
+/// the database ended the string early, ran `OR ?1 IS NOT NULL` as code and
+/// took the tenant predicate for a comment. Strings are now rendered by the
+/// guard (`''` doubling; `E'..'` with `\\` on PostgreSQL) and re-lexed.
+#[test]
+fn backslash_quote_literals_stay_one_string() {
+    assert_eq!(
+        lite(r"SELECT name FROM assets WHERE name = 'x\'') OR ?1 IS NOT NULL --'").as_deref(),
+        Ok(
+            r"SELECT name FROM assets WHERE (name = 'x\'') OR ?1 IS NOT NULL --') AND assets.tenant_id = ?1"
+        )
+    );
+    assert_eq!(
+        pg(r"SELECT name FROM assets WHERE name = 'x\'') OR $1 IS NOT NULL --'").as_deref(),
+        Ok(
+            r"SELECT name FROM assets WHERE (name = E'x\\'') OR $1 IS NOT NULL --') AND assets.tenant_id = $1"
+        )
+    );
+    // The same value written as an E-string is rendered the same way.
+    assert_eq!(
+        pg(r"SELECT name FROM assets WHERE name = E'x\\\') OR $1 IS NOT NULL --'"),
+        pg(r"SELECT name FROM assets WHERE name = 'x\'') OR $1 IS NOT NULL --'")
+    );
+}
+
+/// Root cause: the printer treats `''` inside a value as already escaped, so
+/// the value `O''Brien` (written `'O''''Brien'`) was emitted as
+/// `'O''Brien'` and stored as `O'Brien`: the guard changed data.
+#[test]
+fn doubled_quotes_round_trip_byte_for_byte() {
+    assert_eq!(
+        pg("INSERT INTO assets (name) VALUES ('O''''Brien')").as_deref(),
+        Ok("INSERT INTO assets (name, tenant_id) VALUES ('O''''Brien', $1)")
+    );
+    assert_eq!(
+        lite("INSERT INTO assets (name) VALUES ('O''''Brien')").as_deref(),
+        Ok("INSERT INTO assets (name, tenant_id) VALUES ('O''''Brien', ?1)")
+    );
+}
+
+/// Root cause: quoted identifiers were printed with the same broken escaping
+/// (`"x\""` and backticks), so an alias could end early and the rest of it
+/// became code. Identifiers holding a quote, bracket, backslash or control
+/// character are now refused.
+#[test]
+fn quoted_identifiers_with_embedded_quotes_are_refused() {
+    for sql in [
+        r#"SELECT * FROM assets AS "x"" = 1 OR ""y""#,
+        r#"SELECT "a\" FROM assets"#,
+    ] {
+        assert!(is_lexical(&pg(sql)), "{sql}: {:?}", pg(sql));
+        assert!(is_lexical(&lite(sql)), "{sql}: {:?}", lite(sql));
+    }
+    for sql in [
+        r"SELECT `a\` FROM assets",
+        "SELECT `a``b` FROM assets",
+        "SELECT [a`] FROM assets",
+    ] {
+        assert!(is_lexical(&lite(sql)), "{sql}: {:?}", lite(sql));
+    }
+    // Unterminated as the database reads it: refused before the lexer.
+    assert!(pg(r#"SELECT "x\"" FROM assets"#).is_err());
+    // Plain quoted identifiers still work.
+    assert_eq!(
+        pg(r#"SELECT "name" FROM assets"#).as_deref(),
+        Ok(r#"SELECT "name" FROM assets WHERE assets.tenant_id = $1"#)
+    );
+}
+
+/// Root cause: PostgreSQL ends an operator before `--` or `/*`, so
+/// `#--` is the operator `#` followed by a comment; `sqlparser` read (and
+/// printed) it as one custom operator, and the database then commented out
+/// the rest of the line, the tenant predicate included. Custom operators are
+/// refused (allow-list) and the input is compared with the database's
+/// reading.
+#[test]
+fn custom_operators_with_comment_starters_are_refused() {
+    for sql in [
+        "SELECT name FROM assets WHERE id #-- 1\n= id",
+        "SELECT name FROM assets WHERE id #/* x */ 1 = 1",
+        "SELECT name FROM assets WHERE id @-- x\n= 1",
+    ] {
+        assert!(is_lexical(&pg(sql)), "{sql}: {:?}", pg(sql));
+    }
+    for sql in [
+        "SELECT name FROM assets WHERE id OPERATOR(pg_catalog.=) 1",
+        "SELECT name FROM assets WHERE id <-> 1 > 0",
+    ] {
+        assert!(
+            matches!(pg(sql), Err(GuardError::Unsupported(_))),
+            "{sql}: {:?}",
+            pg(sql)
+        );
+    }
+    // Built-in operators stay allowed.
+    assert!(pg("SELECT name FROM assets WHERE name ~* 'a' AND id # 1 = 0").is_ok());
+}
+
+/// Root cause: PostgreSQL nests block comments, SQLite does not. The guard
+/// must read comments like the database: text hidden in a nested comment on
+/// PostgreSQL is code on SQLite.
+#[test]
+fn nested_comments_follow_the_database() {
+    let sql = "SELECT name FROM assets /* a /* b */ WHERE false */";
+    assert_eq!(
+        pg(sql).as_deref(),
+        Ok("SELECT name FROM assets WHERE assets.tenant_id = $1")
+    );
+    assert!(lite(sql).is_err());
+    // Unterminated nested comment on PostgreSQL.
+    assert!(pg("SELECT name FROM assets /* /* */").is_err());
+}
+
+/// Root cause: dollar-quoted strings were printed verbatim, and `E'..'`
+/// strings with the printer's own escaping. Both are now decoded and
+/// rendered as one canonical string.
+#[test]
+fn dollar_quotes_and_e_strings_are_rendered_canonically() {
+    assert_eq!(
+        pg("SELECT name FROM assets WHERE name = $a$ it's -- $$ /* $a$").as_deref(),
+        Ok("SELECT name FROM assets WHERE (name = ' it''s -- $$ /* ') AND assets.tenant_id = $1")
+    );
+    assert_eq!(
+        pg(r"SELECT name FROM assets WHERE name = E'\x41\n\''").as_deref(),
+        Ok("SELECT name FROM assets WHERE (name = 'A\n''') AND assets.tenant_id = $1")
+    );
+    for sql in [
+        "SELECT B'1'",
+        "SELECT X'1f'",
+        "SELECT U&'\\0041'",
+        "SELECT 'a'\n'b'",
+        "SELECT name FROM assets WHERE name = 'a\0'",
+    ] {
+        assert!(is_lexical(&pg(sql)), "{sql:?}: {:?}", pg(sql));
+    }
+    assert!(is_lexical(&lite(
+        "SELECT name FROM assets WHERE name = 'a\0'"
+    )));
+}
