@@ -136,6 +136,8 @@ pub mod pg {
         pub role: String,
         /// The tables' owner (an ordinary role, as `verify` requires).
         pub owner: String,
+        /// Roles a test created with [`Fixture::extra_role`], dropped on drop.
+        pub extra: std::sync::Mutex<Vec<String>>,
     }
 
     pub async fn exec(pool: &PgPool, sql: &str) {
@@ -186,6 +188,7 @@ pub mod pg {
             app,
             role,
             owner,
+            extra: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -202,6 +205,14 @@ pub mod pg {
     }
 
     impl Fixture {
+        /// Create a role with `attributes` (e.g. `nologin bypassrls`); dropped with the fixture.
+        pub async fn extra_role(&self, attributes: &str) -> String {
+            let name = hisn_test_support::unique_name("hisn_tg_x_");
+            exec(&self.admin, &format!("create role \"{name}\" {attributes}")).await;
+            self.extra.lock().unwrap().push(name.clone());
+            name
+        }
+
         /// Close the pools; `Drop` then removes the role and the database.
         pub async fn teardown(self) {
             self.app.close().await;
@@ -216,6 +227,7 @@ pub mod pg {
             let options = self.db.connect_options();
             let role = self.role.clone();
             let owner = self.owner.clone();
+            let extra = std::mem::take(&mut *self.extra.lock().unwrap_or_else(|e| e.into_inner()));
             let cleanup = std::thread::spawn(move || {
                 sqlx::test_block_on(async move {
                     use sqlx::Connection as _;
@@ -227,6 +239,12 @@ pub mod pg {
                     );
                     if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await {
                         eprintln!("could not drop test role {role}: {e}");
+                    }
+                    for x in extra {
+                        let sql = format!("drop owned by \"{x}\"; drop role \"{x}\"");
+                        if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await {
+                            eprintln!("could not drop test role {x}: {e}");
+                        }
                     }
                     let _ = conn.close().await;
                 });

@@ -25,6 +25,8 @@ mod pg_context;
 mod pg_rls;
 #[cfg(feature = "postgres")]
 mod pg_tenant_tx;
+#[cfg(feature = "postgres")]
+mod pg_verify;
 #[cfg(feature = "sqlite")]
 mod sqlite_tenant_tx;
 #[cfg(feature = "sqlite")]
