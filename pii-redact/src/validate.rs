@@ -38,7 +38,7 @@ pub fn saudi_national_id(digits: &[u8]) -> bool {
 /// card network: Visa (incl. mada co-brands, 13/16/19), Mastercard (51-55 and
 /// 2221-2720), American Express (34, 37), Discover (6011, 644-649, 65),
 /// Diners (300-305, 3095, 36, 38-39), JCB (3528-3589), UnionPay (62, 81),
-/// Maestro (50, 56-58, 63, 67; 12-19), Mir (2200-2204), RuPay (60, 82, 508),
+/// Maestro (50, 56-59, 63, 67; 12-19), Mir (2200-2204), RuPay (60, 82, 508),
 /// Troy (9792), mada-only (9682), UATP (1, 15). Luhn is checked separately.
 pub fn card_iin(digits: &[u8]) -> bool {
     let n = digits.len();
@@ -68,7 +68,7 @@ pub fn card_iin(digits: &[u8]) -> bool {
         4 => matches!(n, 13 | 16 | 19),
         5 => match p2 {
             51..=55 => n == 16,
-            50 | 56..=58 => true,
+            50 | 56..=59 => true,
             _ => false,
         },
         6 => match p2 {
@@ -90,11 +90,28 @@ pub fn card(digits: &[u8]) -> bool {
 /// The IBAN length of a country (ISO 13616 registry), by its two upper-case
 /// letters; `None` for a country without IBANs.
 pub fn iban_length(country: [u8; 2]) -> Option<usize> {
-    IBAN_LENGTHS
-        .binary_search_by(|(c, _)| c.cmp(&country))
-        .ok()
-        .map(|i| usize::from(IBAN_LENGTHS[i].1))
+    // A dense 26x26 table built at compile time: this is asked for every word
+    // of two or more letters, so it must cost one lookup.
+    let [a, b] = country;
+    if !a.is_ascii_uppercase() || !b.is_ascii_uppercase() {
+        return None;
+    }
+    let n = IBAN_BY_CODE[usize::from(a - b'A') * 26 + usize::from(b - b'A')];
+    (n != 0).then_some(usize::from(n))
 }
+
+// `From` is not usable in a const block; the casts widen u8 to usize.
+#[allow(clippy::cast_lossless)]
+static IBAN_BY_CODE: [u8; 676] = {
+    let mut t = [0u8; 676];
+    let mut i = 0;
+    while i < IBAN_LENGTHS.len() {
+        let (c, n) = IBAN_LENGTHS[i];
+        t[(c[0] - b'A') as usize * 26 + (c[1] - b'A') as usize] = n;
+        i += 1;
+    }
+    t
+};
 
 // SWIFT IBAN registry (release 99, 2025): all GCC countries (SA 24, AE 23,
 // BH 22, KW 30, QA 29, OM 23) and every European and other IBAN country.

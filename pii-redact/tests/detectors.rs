@@ -269,13 +269,24 @@ fn ip_addresses_are_found_and_version_strings_are_not() {
     ] {
         in_every_context(v, Kind::IpAddress);
     }
-    assert_eq!(
-        found("http://10.0.0.1/x"),
-        vec![(Kind::IpAddress, "10.0.0.1".to_owned())]
-    );
+    // Root cause guarded: the version rule once took any `<word>/` before a
+    // quad for a product token, so a path segment hid an address. Only a
+    // product token at the start of a field makes a version.
+    for line in [
+        "http://10.0.0.1/x",
+        "GET /hosts/10.0.0.1 200",
+        "path=/ip/10.0.0.1",
+    ] {
+        assert_eq!(
+            found(line),
+            vec![(Kind::IpAddress, "10.0.0.1".to_owned())],
+            "{line}"
+        );
+    }
     for s in [
         "Mozilla/5.0 Chrome/120.0.0.0 Safari/537.36",
         "Version/17.1.2.3",
+        "ua=\"Mozilla/5.0 (Windows NT 10.0) Edg/120.0.2210.91\"",
         "v1.2.3.4",
         "1.2.3.4.5",
         "999.1.1.1",

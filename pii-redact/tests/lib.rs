@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod detectors;
+mod eval;
 mod integrations;
 mod lookalikes;
 mod modes;

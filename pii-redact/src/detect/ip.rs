@@ -3,9 +3,11 @@
 //! IPv4: four decimal octets (0-255, at most three digits each, any digit
 //! writing) joined by dots, not part of a longer dotted number
 //! (`1.2.3.4.5`, `v1.2.3.4`) and not the version of a product token: a quad
-//! right after `<word>/` is a version (`Chrome/120.0.0.0`, `Version/17.1.0.2`,
+//! right after `Product/` is a version (`Chrome/120.0.0.0`, `Version/17.1.0.2`,
 //! the RFC 9110 `product/version` form of User-Agent headers), so it is kept.
-//! A URL host (`http://10.0.0.1/`) has `//` before it and is redacted.
+//! A product token starts with a letter at the start of a field (after
+//! whitespace, `(`, `;`, `,`, a quote, `=` or `[`). A URL host
+//! (`http://10.0.0.1/`) or a path segment (`/hosts/10.0.0.1`) is redacted.
 //!
 //! IPv6: RFC 4291 text form (eight groups, or fewer with one `::`, an embedded
 //! IPv4 tail allowed). A compressed form with fewer than three groups and no
@@ -52,7 +54,7 @@ pub(crate) fn v4(b: &[u8], start: usize) -> Option<Finding> {
     }
     if start >= 1 {
         let p = b[start - 1];
-        if (p == b'.' && word_before(b, start - 1)) || (p == b'/' && word_before(b, start - 1)) {
+        if (p == b'.' && word_before(b, start - 1)) || (p == b'/' && product_before(b, start - 1)) {
             return None;
         }
     }
@@ -61,6 +63,27 @@ pub(crate) fn v4(b: &[u8], start: usize) -> Option<Finding> {
         start,
         end,
     })
+}
+
+/// Whether a product token (`Chrome` in `Chrome/120.0.0.0`) ends at `slash`:
+/// letters first, then `[A-Za-z0-9._-]`, itself at the start of a field
+/// (start of input, whitespace, `(`, `;`, `,`, `"`, `'`, `=`, `[`). A path
+/// segment (`/hosts/10.0.0.1`) is preceded by `/` and is not a product.
+fn product_before(b: &[u8], slash: usize) -> bool {
+    let mut t = slash;
+    while t > 0
+        && slash - t < 64
+        && (b[t - 1].is_ascii_alphanumeric() || matches!(b[t - 1], b'.' | b'_' | b'-'))
+    {
+        t -= 1;
+    }
+    t < slash
+        && b[t].is_ascii_alphabetic()
+        && (t == 0
+            || matches!(
+                b[t - 1],
+                b' ' | b'\t' | b'(' | b';' | b',' | b'"' | b'\'' | b'=' | b'['
+            ))
 }
 
 /// An IPv6 address starting at `start` (a hex digit at a word boundary, or `::`).

@@ -98,8 +98,24 @@ fn sendgrid(c: u8) -> bool {
     is_b64url(c) || c == b'.'
 }
 
+/// First bytes of the known prefixes: most words are rejected by one lookup.
+// `From` is not usable in a const block; the cast widens u8 to usize.
+#[allow(clippy::cast_lossless)]
+static KEY_FIRST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < KEYS.len() {
+        t[KEYS[i].0[0] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
 /// An API key in a known format starting at `start`.
 pub(crate) fn api_key(b: &[u8], start: usize) -> Option<Finding> {
+    if !KEY_FIRST[usize::from(b[start])] {
+        return None;
+    }
     let rest = &b[start..];
     for (prefix, min, body) in KEYS {
         if !rest.starts_with(prefix) {

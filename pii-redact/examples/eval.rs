@@ -1,2 +1,0 @@
-//! Evaluation corpus (stub).
-fn main() {}
