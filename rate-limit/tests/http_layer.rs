@@ -212,3 +212,23 @@ async fn fail_closed_tier_answers_503_with_retry_after_when_redis_is_down() {
     assert_eq!(r.status(), 503);
     assert!(header(&r, "retry-after").unwrap().parse::<u64>().unwrap() >= 1);
 }
+
+proptest::proptest! {
+    /// Arbitrary X-Forwarded-For bytes never panic; an untrusted peer is always
+    /// its own client address whatever the headers say.
+    #[test]
+    fn arbitrary_forwarded_for_never_panics_and_untrusted_peer_wins(
+        values in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), 0..4),
+        text in "[0-9a-f:., \\[\\]]{0,80}",
+        peer_last in 0u8..=255,
+    ) {
+        use hisn_rate_limit::http::forwarded::client_ip;
+        let trusted = TrustedProxies::new(["10.0.0.0/8"]).unwrap();
+        let mut all: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
+        all.push(text.as_bytes());
+        let untrusted: std::net::IpAddr = [198, 51, 100, peer_last].into();
+        proptest::prop_assert_eq!(client_ip(untrusted, all.iter().copied(), &trusted), untrusted);
+        let proxy: std::net::IpAddr = [10, 0, 0, peer_last].into();
+        let _ = client_ip(proxy, all.iter().copied(), &trusted);
+    }
+}

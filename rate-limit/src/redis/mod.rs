@@ -187,6 +187,23 @@ impl<C: Clock + Clone> RedisLimiter<C> {
         self.run(keys, n, Some(unix_micros(now))).await
     }
 
+    /// `PING` over the limiter's own connection, within the deadline: a
+    /// readiness probe that does not touch the breaker.
+    pub async fn ping(&self) -> Result<()> {
+        let call = async {
+            let mut conn = self.connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        match tokio::time::timeout(self.config.deadline, call).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                *self.conn.lock() = None;
+                Err(Error::Backend(Box::new(e)))
+            }
+            Err(e) => Err(Error::Backend(Box::new(e))),
+        }
+    }
+
     async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
         if let Some(c) = self.conn.lock().clone() {
             return Ok(c);
