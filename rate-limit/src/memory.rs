@@ -13,8 +13,10 @@
 //! Keys are attacker-chosen. Each tier holds at most `max_keys` keys (split
 //! evenly over the shards). An entry whose TAT is not after now carries no
 //! information (an absent key behaves identically) and is evicted when a shard
-//! is full; if a shard is still full of active keys, a request with a *new*
-//! key is denied (fail closed) until the earliest entry goes idle. Active keys
+//! is full (a sweep costs O(keys in the shard) and runs at most once per
+//! millisecond per shard, and only when some entry can have gone idle); if a
+//! shard is still full of active keys, a request with a *new* key is denied
+//! (fail closed) until the next sweep can free a slot. Active keys
 //! cost an attacker requests: a key admitted once stays active for one
 //! emission interval τ, so filling `max_keys` takes `max_keys / τ` requests per
 //! second with distinct keys.
@@ -81,6 +83,8 @@ struct Shard {
     high_water: u64,
     /// No entry can be idle before this time (µs), so sweeping earlier is useless.
     next_sweep: u64,
+    /// When the last sweep ran (µs).
+    last_sweep: u64,
 }
 
 impl Shard {
@@ -95,8 +99,20 @@ impl Shard {
             keep
         });
         self.next_sweep = next;
+        self.last_sweep = now;
+    }
+
+    /// Earliest time the next sweep may run: when an entry can be idle, and
+    /// at most once per [`MIN_SWEEP_INTERVAL_US`] (a sweep costs O(keys in the
+    /// shard); under a flood of new keys this bounds that work per shard).
+    fn sweep_due(&self) -> u64 {
+        self.next_sweep
+            .max(self.last_sweep.saturating_add(MIN_SWEEP_INTERVAL_US))
     }
 }
+
+/// Minimum time between two sweeps of one shard (1 ms).
+const MIN_SWEEP_INTERVAL_US: u64 = 1_000;
 
 #[derive(Debug)]
 struct Store {
@@ -113,6 +129,7 @@ impl Store {
                     map: HashMap::new(),
                     high_water: 0,
                     next_sweep: 0,
+                    last_sweep: 0,
                 })
             })
             .collect();
@@ -278,7 +295,7 @@ impl<C: Clock> MemoryLimiter<C> {
             let tat = old.unwrap_or(t);
             let verdict = match gcra::decide(tat, t, iv, tol, n.get()) {
                 Ok(new_tat) if old.is_none() && shard.map.len() >= store.per_shard => {
-                    if t >= shard.next_sweep {
+                    if t >= shard.sweep_due() {
                         shard.sweep(t);
                     }
                     if shard.map.len() >= store.per_shard {
@@ -287,7 +304,7 @@ impl<C: Clock> MemoryLimiter<C> {
                             tier = p.name(),
                             "key cap reached: new key denied"
                         );
-                        Err(shard.next_sweep.max(t.saturating_add(1)))
+                        Err(shard.sweep_due().max(t.saturating_add(1)))
                     } else {
                         Ok(new_tat)
                     }
