@@ -5,6 +5,7 @@
 mod context;
 mod error;
 mod id;
+mod jose;
 mod session;
 
 pub mod guard;
@@ -19,7 +20,7 @@ pub use context::{MAX_NAME_LEN, Permission, Role, RolePolicy, TenantContext};
 pub use error::Error;
 pub use id::{ClientId, TenantId, UserId};
 pub use session::{
-    Clock, DEFAULT_TENANT_CLAIM, Issuer, MAX_LEEWAY_SECS, MAX_LIST_LEN, MAX_TOKEN_LEN, ManualClock,
+    Clock, DEFAULT_MAX_LIFETIME_SECS, DEFAULT_TENANT_CLAIM, Issuer, MAX_LEEWAY_SECS, MAX_LIST_LEN, MAX_TOKEN_LEN, ManualClock,
     SystemClock, TokenVerifier, TokenVerifierBuilder,
 };
 

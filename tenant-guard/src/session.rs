@@ -8,7 +8,13 @@
 //!   `jku`, `jwk`, `x5u` and `x5c` in the header are never used.
 //! - **Missing claims**: `exp`, `iss`, `aud`, `sub` and the tenant claim are all
 //!   required; `exp` must be a JSON integer (a string is refused, not ignored).
-//! - **Time**: expiry is checked against an injected [`Clock`], so tests control it.
+//! - **Time**: expiry is checked against an injected [`Clock`], so tests control
+//!   it; `iat` in the future (beyond the leeway) is refused, and so is a token
+//!   whose lifetime exceeds [`TokenVerifierBuilder::max_lifetime`].
+//! - **Ambiguous JSON**: a header or claims object that repeats a member name
+//!   (`tenant_id` twice, at any depth) is refused, so no other parser can read
+//!   another tenant from the same signed token; a `crit` header is refused
+//!   (RFC 7515 §4.1.11: no extension is understood).
 //!
 //! Every refusal is the same opaque [`Error::Unauthenticated`]; the reason goes
 //! to a `tracing` debug event (feature `tracing`) and never to the caller.
@@ -28,6 +34,9 @@ use crate::{ClientId, Error, Role, TenantContext, TenantId, UserId};
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Largest clock-skew leeway [`TokenVerifierBuilder::leeway`] accepts, in seconds.
 pub const MAX_LEEWAY_SECS: u64 = 300;
+/// Default longest token lifetime accepted (`exp` minus `iat`, or minus now
+/// when `iat` is absent): 24 hours. See [`TokenVerifierBuilder::max_lifetime`].
+pub const DEFAULT_MAX_LIFETIME_SECS: u64 = 24 * 3600;
 /// Default name of the tenant claim.
 pub const DEFAULT_TENANT_CLAIM: &str = "tenant_id";
 /// Most roles or client grants one token may carry.
@@ -141,6 +150,7 @@ pub struct TokenVerifierBuilder {
     issuers: Vec<Issuer>,
     tenant_claim: String,
     leeway: u64,
+    max_lifetime: u64,
     clock: Arc<dyn Clock>,
 }
 
@@ -150,6 +160,7 @@ impl Default for TokenVerifierBuilder {
             issuers: Vec::new(),
             tenant_claim: DEFAULT_TENANT_CLAIM.to_owned(),
             leeway: 0,
+            max_lifetime: DEFAULT_MAX_LIFETIME_SECS,
             clock: Arc::new(SystemClock),
         }
     }
@@ -182,6 +193,16 @@ impl TokenVerifierBuilder {
         self
     }
 
+    /// The longest lifetime a token may have, in seconds (default
+    /// [`DEFAULT_MAX_LIFETIME_SECS`]): `exp - iat`, or `exp - now` for a token
+    /// without `iat`. A stolen long-lived token is refused even though its
+    /// issuer signed it. Must be at least one second.
+    #[must_use]
+    pub fn max_lifetime(mut self, secs: u64) -> Self {
+        self.max_lifetime = secs;
+        self
+    }
+
     /// The clock used for `exp` and `nbf` (default [`SystemClock`]).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -199,6 +220,9 @@ impl TokenVerifierBuilder {
         }
         if self.leeway > MAX_LEEWAY_SECS {
             return Err(Error::Config("leeway above MAX_LEEWAY_SECS"));
+        }
+        if self.max_lifetime == 0 {
+            return Err(Error::Config("max_lifetime must be at least one second"));
         }
         if self.tenant_claim.is_empty()
             || [
@@ -260,6 +284,7 @@ impl TokenVerifierBuilder {
             kids,
             tenant_claim: self.tenant_claim,
             leeway: self.leeway,
+            max_lifetime: self.max_lifetime,
             clock: self.clock,
         })
     }
@@ -271,6 +296,7 @@ pub struct TokenVerifier {
     kids: HashMap<String, usize>,
     tenant_claim: String,
     leeway: u64,
+    max_lifetime: u64,
     clock: Arc<dyn Clock>,
 }
 
@@ -283,6 +309,7 @@ impl fmt::Debug for TokenVerifier {
             )
             .field("tenant_claim", &self.tenant_claim)
             .field("leeway", &self.leeway)
+            .field("max_lifetime", &self.max_lifetime)
             .field("clock", &self.clock)
             .finish()
     }
@@ -295,6 +322,9 @@ struct Claims {
     exp: u64,
     #[serde(default)]
     nbf: Option<u64>,
+    // A JSON integer when present, like `exp`.
+    #[serde(default)]
+    iat: Option<u64>,
     #[serde(default)]
     roles: Vec<String>,
     #[serde(default)]
@@ -322,6 +352,7 @@ impl TokenVerifier {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(refuse("token length"));
         }
+        crate::jose::check_compact(token).map_err(refuse)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed header"))?;
         let kid = header.kid.as_deref().ok_or_else(|| refuse("no kid"))?;
         let idx = *self.kids.get(kid).ok_or_else(|| refuse("unknown kid"))?;
@@ -346,6 +377,16 @@ impl TokenVerifier {
             .is_some_and(|nbf| now.saturating_add(self.leeway) < nbf)
         {
             return Err(refuse("not yet valid"));
+        }
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(self.leeway))
+        {
+            return Err(refuse("issued in the future"));
+        }
+        let start = claims.iat.map_or(now, |iat| iat.min(now));
+        if claims.exp.saturating_sub(start) > self.max_lifetime {
+            return Err(refuse("lifetime above the maximum"));
         }
         let tenant = claims
             .other

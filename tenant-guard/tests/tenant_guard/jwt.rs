@@ -348,3 +348,202 @@ fn jwt_corpus_files_pass_and_fail_as_named() {
         );
     }
 }
+
+/// HS256 over arbitrary header and claims *text* (serde cannot write duplicate
+/// members), signed with the HMAC issuer's real secret.
+fn hs256_raw(header: &str, claims: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let signing_input = format!("{}.{}", B64.encode(header), B64.encode(claims));
+    let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(HMAC_SECRET).unwrap();
+    mac.update(signing_input.as_bytes());
+    format!(
+        "{signing_input}.{}",
+        B64.encode(mac.finalize().into_bytes())
+    )
+}
+
+const HMAC_HEADER: &str = r#"{"alg":"HS256","typ":"JWT","kid":"internal-1"}"#;
+
+/// The HMAC issuer's valid claims as JSON text, with `extra` members appended.
+fn hmac_claims_text(extra: &str) -> String {
+    let mut c = claims(TENANT_A);
+    c["iss"] = json!(HMAC_ISS);
+    let text = c.to_string();
+    format!("{}{extra}}}", &text[..text.len() - 1])
+}
+
+/// Duplicated claims (issue 10). Root cause: JSON objects with repeated member
+/// names are legal to write and parsers disagree on them (first wins, last
+/// wins, error). A gateway that authorises on the first `tenant_id` and this
+/// crate taking the last would see two tenants in one validly signed token;
+/// serde kept the last one silently. The raw claims are now walked for
+/// duplicates at every depth before anything is decoded.
+#[test]
+fn duplicated_claims_are_refused_whatever_the_claim() {
+    let (v, _) = verifier();
+    // Control: the hand-signed token without a duplicate is accepted.
+    let ok = hs256_raw(HMAC_HEADER, &hmac_claims_text(""));
+    assert_eq!(v.verify(&ok).unwrap().tenant().to_string(), TENANT_A);
+    for dup in [
+        format!(r#","tenant_id":"{TENANT_B}""#),
+        format!(r#","tenant\u005fid":"{TENANT_B}""#),
+        format!(r#","sub":"{TENANT_B}""#),
+        r#","exp":99999999999"#.to_owned(),
+        r#","iss":"https://evil.example""#.to_owned(),
+        r#","aud":"hisn-api""#.to_owned(),
+        r#","roles":["owner"]"#.to_owned(),
+        r#","clients":[]"#.to_owned(),
+        r#","iat":1800000000"#.to_owned(),
+        r#","custom":{"a":1,"a":2}"#.to_owned(),
+    ] {
+        let t = hs256_raw(HMAC_HEADER, &hmac_claims_text(&dup));
+        assert!(
+            matches!(v.verify(&t), Err(Error::Unauthenticated)),
+            "accepted a duplicate: {dup}"
+        );
+    }
+    // A duplicated header member too.
+    let t = hs256_raw(
+        r#"{"alg":"HS256","kid":"internal-1","kid":"internal-1"}"#,
+        &hmac_claims_text(""),
+    );
+    refused(&t);
+}
+
+/// `crit` (RFC 7515 §4.1.11): a recipient must refuse extensions it does not
+/// understand. Root cause: `jsonwebtoken` parses `crit` but does not act on it,
+/// so a token that demanded, say, `b64: false` processing was verified as if
+/// the demand were not there.
+#[test]
+fn crit_header_entries_are_refused() {
+    let (v, _) = verifier();
+    for header in [
+        r#"{"alg":"HS256","kid":"internal-1","crit":["exp"],"exp":1}"#,
+        r#"{"alg":"HS256","kid":"internal-1","crit":["b64"],"b64":false}"#,
+        r#"{"alg":"HS256","kid":"internal-1","crit":[]}"#,
+    ] {
+        let t = hs256_raw(header, &hmac_claims_text(""));
+        assert!(
+            matches!(v.verify(&t), Err(Error::Unauthenticated)),
+            "{header}"
+        );
+    }
+}
+
+fn hmac_verifier(leeway: u64, max_lifetime: Option<u64>) -> hisn_tenant_guard::TokenVerifier {
+    use hisn_tenant_guard::jsonwebtoken::DecodingKey;
+    let mut b = hisn_tenant_guard::TokenVerifier::builder()
+        .issuer(
+            hisn_tenant_guard::Issuer::new(HMAC_ISS, AUD, &[Algorithm::HS256])
+                .key(HMAC_KID, DecodingKey::from_secret(HMAC_SECRET)),
+        )
+        .leeway(leeway)
+        .clock(std::sync::Arc::new(hisn_tenant_guard::ManualClock::new(
+            NOW,
+        )));
+    if let Some(m) = max_lifetime {
+        b = b.max_lifetime(m);
+    }
+    b.build().unwrap()
+}
+
+fn hmac_token(iat: Option<serde_json::Value>, exp: u64) -> String {
+    let mut c = claims(TENANT_A);
+    c["iss"] = json!(HMAC_ISS);
+    c["exp"] = json!(exp);
+    match iat {
+        Some(i) => c["iat"] = i,
+        None => {
+            c.as_object_mut().unwrap().remove("iat");
+        }
+    }
+    sign(
+        Algorithm::HS256,
+        Some(HMAC_KID),
+        &c,
+        &EncodingKey::from_secret(HMAC_SECRET),
+    )
+}
+
+/// `iat` in the future. Root cause: `iat` was not read at all, so a token
+/// minted with a clock far ahead (or by an attacker who can pick `iat` to
+/// dodge a lifetime check) was accepted.
+#[test]
+fn iat_in_the_future_beyond_the_leeway_is_refused() {
+    let exp = NOW + 3600;
+    let strict = hmac_verifier(0, None);
+    assert!(strict.verify(&hmac_token(Some(json!(NOW)), exp)).is_ok());
+    assert!(
+        strict
+            .verify(&hmac_token(Some(json!(NOW + 1)), exp))
+            .is_err()
+    );
+    let lenient = hmac_verifier(30, None);
+    assert!(
+        lenient
+            .verify(&hmac_token(Some(json!(NOW + 30)), exp))
+            .is_ok()
+    );
+    assert!(
+        lenient
+            .verify(&hmac_token(Some(json!(NOW + 31)), exp))
+            .is_err()
+    );
+    // `iat` must be a JSON integer, like `exp`.
+    for bad in [json!("1800000000"), json!(1.8e9), json!(-1)] {
+        assert!(
+            strict.verify(&hmac_token(Some(bad.clone()), exp)).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+/// Token lifetime. Root cause: any `exp` the issuer signed was honoured, so a
+/// token minted for a year (a misconfigured issuer, a stolen signing key used
+/// to mint long-lived tokens) stayed valid for a year.
+#[test]
+fn lifetime_above_the_maximum_is_refused() {
+    let day = hisn_tenant_guard::DEFAULT_MAX_LIFETIME_SECS;
+    let v = hmac_verifier(0, None);
+    assert!(v.verify(&hmac_token(Some(json!(NOW)), NOW + day)).is_ok());
+    assert!(
+        v.verify(&hmac_token(Some(json!(NOW)), NOW + day + 1))
+            .is_err()
+    );
+    // Without `iat` the lifetime left counts.
+    assert!(v.verify(&hmac_token(None, NOW + day)).is_ok());
+    assert!(v.verify(&hmac_token(None, NOW + day + 1)).is_err());
+    // Issued long ago, still unexpired: its whole lifetime counts.
+    assert!(
+        v.verify(&hmac_token(Some(json!(NOW - day)), NOW + 60))
+            .is_err()
+    );
+    // Configurable.
+    let short = hmac_verifier(0, Some(600));
+    assert!(
+        short
+            .verify(&hmac_token(Some(json!(NOW)), NOW + 600))
+            .is_ok()
+    );
+    assert!(
+        short
+            .verify(&hmac_token(Some(json!(NOW)), NOW + 601))
+            .is_err()
+    );
+    let long = hmac_verifier(0, Some(30 * 86_400));
+    assert!(
+        long.verify(&hmac_token(Some(json!(NOW)), NOW + 7 * day))
+            .is_ok()
+    );
+    assert!(matches!(
+        hisn_tenant_guard::TokenVerifier::builder()
+            .issuer(hisn_tenant_guard::Issuer::new(
+                HMAC_ISS,
+                AUD,
+                &[Algorithm::HS256]
+            ))
+            .max_lifetime(0)
+            .build(),
+        Err(Error::Config(_))
+    ));
+}
