@@ -3,37 +3,22 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
-/// Decode lowercase hex of exactly `N` bytes into `out`. Uppercase, odd length,
-/// or any other character is refused (providers emit lowercase only, so a
-/// second spelling of the same signature is never accepted).
+/// Decode lowercase hex of exactly `N` bytes. Uppercase, odd length, or any
+/// other character is refused (providers emit lowercase only, so a second
+/// spelling of the same signature is never accepted); the `hex` crate, which
+/// takes either case, decodes after the lowercase check.
 pub(crate) fn hex_lower_exact<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
-    if s.len() != N * 2 {
+    if s.len() != N * 2 || !s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     let mut out = [0u8; N];
-    for (i, pair) in s.chunks_exact(2).enumerate() {
-        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
 }
 
 /// Lowercase hex of `bytes`.
 pub(crate) fn hex_lower(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
+    hex::encode(bytes)
 }
 
 /// Decode canonical, padded standard base64 of exactly `N` bytes. Non-zero

@@ -7,4 +7,5 @@ mod errors;
 mod idempotency;
 mod props;
 mod replay;
+mod twilio;
 mod vectors;
