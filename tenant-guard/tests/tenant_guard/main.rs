@@ -17,6 +17,8 @@ mod jwt;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 #[cfg(any())] // TEMP tg-context: until corpus.rs passes the context key
 mod corpus;
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+mod cross_layer;
 #[cfg(feature = "axum")]
 mod extractor;
 #[cfg(feature = "postgres")]
