@@ -19,6 +19,12 @@
 //!    store, so a reload in between starts from them, not from the older store
 //!    value.
 //!
+//! It also remembers, with the same bound as the keyrings, tenants found
+//! without keys (so an unknown tenant costs one store read per reload interval,
+//! not one per request) and when each tenant's keys were last reloaded because a
+//! ciphertext named a key id newer than the cached ones (so a forged key id
+//! forces at most one reload per interval).
+//!
 //! Generations are kept per stripe (a hash of the tenant), not per tenant, so the
 //! memory is fixed whatever tenant ids callers use; a collision only costs a
 //! spurious reload.
@@ -27,9 +33,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher as _, RandomState};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
 
+use crate::error::Error;
 use crate::format::KeyId;
 use crate::keyring::Keyring;
 
@@ -44,11 +52,41 @@ pub(crate) struct Retired {
     pub(crate) finals: Vec<(KeyId, u64)>,
 }
 
+/// A tenant known to have no usable keys.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Absent {
+    /// No keys in the store at that time.
+    NotProvisioned(SystemTime),
+    /// Shredded: permanent.
+    Shredded,
+}
+
 pub(crate) struct Cache {
     lru: LruCache<String, Arc<Keyring>>,
+    absent: LruCache<String, Absent>,
+    forced_reloads: LruCache<String, SystemTime>,
     gens: Box<[u64]>,
     floors: HashMap<(String, KeyId), u64>,
     hasher: RandomState,
+}
+
+/// Whether `interval` has passed between `at` and `now`. A clock that went
+/// back counts as elapsed: a stale memory must not outlive a clock step.
+fn elapsed(at: SystemTime, now: SystemTime, interval: Duration) -> bool {
+    match now.duration_since(at) {
+        Ok(d) => d >= interval,
+        Err(_) => true,
+    }
+}
+
+/// What [`Cache::lookup`] found.
+pub(crate) enum Lookup {
+    /// The cached keyring.
+    Ring(Arc<Keyring>),
+    /// Known to have no usable keys: this error.
+    Absent(Error),
+    /// Load it, presenting this generation.
+    Load(u64),
 }
 
 /// What [`Cache::insert_if_current`] decided.
@@ -63,6 +101,8 @@ impl Cache {
     pub(crate) fn new(capacity: NonZeroUsize) -> Self {
         Self {
             lru: LruCache::new(capacity),
+            absent: LruCache::new(capacity),
+            forced_reloads: LruCache::new(capacity),
             gens: vec![0; STRIPES].into_boxed_slice(),
             floors: HashMap::new(),
             hasher: RandomState::new(),
@@ -71,6 +111,8 @@ impl Cache {
 
     pub(crate) fn resize(&mut self, capacity: NonZeroUsize) {
         self.lru.resize(capacity);
+        self.absent.resize(capacity);
+        self.forced_reloads.resize(capacity);
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -87,12 +129,65 @@ impl Cache {
         self.gens[s] = self.gens[s].wrapping_add(1);
     }
 
-    /// The cached keyring, or the generation a load must present to insert one.
-    pub(crate) fn get_or_generation(&mut self, tenant: &str) -> Result<Arc<Keyring>, u64> {
-        match self.lru.get(tenant) {
-            Some(r) => Ok(Arc::clone(r)),
-            None => Err(self.gens[self.stripe(tenant)]),
+    /// The cached keyring, a remembered absence (as its error), or the
+    /// generation a load must present to insert its result.
+    pub(crate) fn lookup(&mut self, tenant: &str, now: SystemTime, interval: Duration) -> Lookup {
+        if let Some(r) = self.lru.get(tenant) {
+            return Lookup::Ring(Arc::clone(r));
         }
+        match self.absent.get(tenant) {
+            Some(Absent::Shredded) => return Lookup::Absent(Error::TenantShredded),
+            Some(Absent::NotProvisioned(at)) if !elapsed(*at, now, interval) => {
+                return Lookup::Absent(Error::TenantNotProvisioned);
+            }
+            _ => {}
+        }
+        Lookup::Load(self.gens[self.stripe(tenant)])
+    }
+
+    /// Remember that the tenant has no usable keys, if nothing changed since
+    /// `generation`; `false` if something did (the caller loads again).
+    pub(crate) fn insert_absent_if_current(
+        &mut self,
+        tenant: &str,
+        generation: u64,
+        a: Absent,
+    ) -> bool {
+        if self.gens[self.stripe(tenant)] != generation {
+            return false;
+        }
+        self.absent.put(tenant.to_owned(), a);
+        true
+    }
+
+    /// Forget a remembered absence (the tenant was provisioned here) and make
+    /// loads in flight start again.
+    pub(crate) fn provisioned(&mut self, tenant: &str) {
+        self.absent.pop(tenant);
+        self.bump(tenant);
+    }
+
+    /// The tenant was shredded here: remember it, so reads fail without a
+    /// store round trip.
+    pub(crate) fn shredded(&mut self, tenant: &str) {
+        self.absent.put(tenant.to_owned(), Absent::Shredded);
+    }
+
+    /// Claim the right to reload the tenant's keys because a ciphertext named a
+    /// key id newer than the cached ones: granted at most once per `interval`.
+    pub(crate) fn claim_forced_reload(
+        &mut self,
+        tenant: &str,
+        now: SystemTime,
+        interval: Duration,
+    ) -> bool {
+        if let Some(at) = self.forced_reloads.get(tenant)
+            && !elapsed(*at, now, interval)
+        {
+            return false;
+        }
+        self.forced_reloads.put(tenant.to_owned(), now);
+        true
     }
 
     /// The cached keyring without touching the LRU order.

@@ -22,8 +22,9 @@ pub enum Error {
     /// know. Remedy: upgrade the crate, or the value is corrupt.
     #[error("unsupported ciphertext format version {0}")]
     UnsupportedVersion(u8),
-    /// The ciphertext names a key id that is not in the tenant's keyring (retired and
-    /// deleted, shredded, or never existed).
+    /// A key id that is not in the tenant's keyring was named by an operation
+    /// other than decryption (deleting or promoting a key). Decryption under an
+    /// unknown key id answers [`Error::Decrypt`].
     #[error("unknown key id")]
     UnknownKey,
     /// Decryption failed. Opaque on purpose: a wrong tenant, row, column, key or a
@@ -44,6 +45,12 @@ pub enum Error {
     /// keyring from [`crate::Vault::keyring`] fetches it again.
     #[error("keyring retired: fetch the current one")]
     KeyringRetired,
+    /// The tenant has no keys: provision it with
+    /// [`crate::Vault::provision_tenant`]. Read paths never create keys;
+    /// [`crate::Vault::decrypt`] answers [`Error::Decrypt`] instead, like any other
+    /// failed decryption.
+    #[error("tenant has no keys: provision it first")]
+    TenantNotProvisioned,
     /// The tenant's keys were destroyed (crypto-shredding); nothing can be decrypted
     /// and no new key is created for it.
     #[error("tenant keys were destroyed")]

@@ -146,6 +146,11 @@ impl Keyring {
         self.keys.keys().copied().collect()
     }
 
+    /// Whether `key_id` is in the ring.
+    pub fn contains(&self, key_id: KeyId) -> bool {
+        self.keys.contains_key(&key_id)
+    }
+
     /// Encryptions performed with `key_id` (as known to this process, starting from
     /// the count persisted in the key store).
     pub fn usage(&self, key_id: KeyId) -> Option<u64> {
@@ -225,8 +230,8 @@ impl Keyring {
     /// Decrypt a value stored at `ctx`.
     ///
     /// # Errors
-    /// [`Error::UnknownKey`] if its key is not in the ring; [`Error::Decrypt`]
-    /// (opaque) for any other mismatch: tampering, another tenant, row or column.
+    /// [`Error::Decrypt`] (opaque) for every mismatch: a key id not in the ring,
+    /// tampering, another tenant, row or column; [`Error::KeyringRetired`].
     pub fn decrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> Result<Plaintext> {
         if self.is_retired() {
             return Err(Error::KeyringRetired);
@@ -234,7 +239,10 @@ impl Keyring {
         if ctx.tenant() != self.tenant {
             return Err(Error::Decrypt);
         }
-        let key = self.keys.get(&ct.key_id()).ok_or(Error::UnknownKey)?;
+        let Some(key) = self.keys.get(&ct.key_id()) else {
+            tracing::debug!(target: "hisn_crypto_vault", key_id = ct.key_id().0, "field decryption under an unknown key id");
+            return Err(Error::Decrypt);
+        };
         format::open(&key.cipher, ctx, ct)
     }
 

@@ -4,6 +4,7 @@
 pub mod apikey;
 pub mod blind;
 mod cache;
+mod clock;
 mod error;
 mod format;
 mod keyring;
@@ -25,6 +26,7 @@ mod sqlx_impl;
 
 pub use apikey::{ApiKeyRecord, ApiKeyToken, ApiKeys};
 pub use blind::{BlindIndex, BlindIndexer, Normalization};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use format::{
     Ciphertext, FORMAT_VERSION, FieldContext, HEADER_LEN, KeyId, MAX_CONTEXT_COMPONENT_LEN,
@@ -41,5 +43,7 @@ pub use signed_url::UrlSigner;
 #[cfg(feature = "sqlx")]
 pub use sqlx_impl::TextCiphertext;
 pub use store::{DirKeyStore, KeyStore, MemoryKeyStore, WrappedKey};
-pub use vault::{DEFAULT_CACHE_CAPACITY, DEFAULT_PERSIST_EVERY, RewrapReport, Vault};
+pub use vault::{
+    DEFAULT_CACHE_CAPACITY, DEFAULT_PERSIST_EVERY, DEFAULT_RELOAD_INTERVAL, RewrapReport, Vault,
+};
 pub use wrap::{KeyPurpose, WRAP_VERSION, WRAPPED_LEN};

@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 
 use crate::blind::BlindIndexer;
-use crate::cache::{Cache, Insert, Retired};
+use crate::cache::{Absent, Cache, Insert, Lookup, Retired};
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::{Ciphertext, FieldContext, KeyId};
 use crate::keyring::{DEFAULT_USAGE_CAP, Keyring, Reencrypted, check_cap};
@@ -21,6 +23,11 @@ use crate::wrap::{self, KeyPurpose};
 /// usage counter to the store (2^16: a crash loses at most that many counts,
 /// against a cap of 2^30 and a limit of 2^32).
 pub const DEFAULT_PERSIST_EVERY: u64 = 1 << 16;
+
+/// Default interval between store reads that a read path may cause for one
+/// tenant: an unknown tenant is looked up again, and a ciphertext naming a key
+/// id newer than the cached ones reloads the keyring, at most once per interval.
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Default number of tenant keyrings kept unwrapped in memory.
 pub const DEFAULT_CACHE_CAPACITY: NonZeroUsize = match NonZeroUsize::new(1024) {
@@ -54,6 +61,8 @@ pub struct Vault<S> {
     cache: Mutex<Cache>,
     usage_cap: u64,
     persist_every: u64,
+    clock: Arc<dyn Clock>,
+    reload_interval: Duration,
 }
 
 impl<S> fmt::Debug for Vault<S> {
@@ -64,6 +73,7 @@ impl<S> fmt::Debug for Vault<S> {
             .field("cached_tenants", &self.cache.lock().len())
             .field("usage_cap", &self.usage_cap)
             .field("persist_every", &self.persist_every)
+            .field("reload_interval", &self.reload_interval)
             .finish_non_exhaustive()
     }
 }
@@ -78,7 +88,24 @@ impl<S: KeyStore> Vault<S> {
             cache: Mutex::new(Cache::new(DEFAULT_CACHE_CAPACITY)),
             usage_cap: DEFAULT_USAGE_CAP,
             persist_every: DEFAULT_PERSIST_EVERY,
+            clock: Arc::new(SystemClock),
+            reload_interval: DEFAULT_RELOAD_INTERVAL,
         }
+    }
+
+    /// The clock used to rate-limit reloads (default [`SystemClock`]).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Store reads a read path may cause per tenant: at most one per `interval`
+    /// (default [`DEFAULT_RELOAD_INTERVAL`]). A tenant provisioned, or a key
+    /// rotated, by another process is seen here within this interval (or at once
+    /// after [`Vault::evict`]).
+    pub fn with_reload_interval(mut self, interval: Duration) -> Self {
+        self.reload_interval = interval;
+        self
     }
 
     /// Also accept keys wrapped under an older master key (during a master-key
@@ -155,20 +182,45 @@ impl<S: KeyStore> Vault<S> {
         })
     }
 
-    /// The tenant's keyring, from the cache or unwrapped from the store. The first
-    /// call for a new tenant generates its data key and blind-index key.
+    /// The tenant's keyring, from the cache or unwrapped from the store. Never
+    /// creates keys: provision a tenant with [`Vault::provision_tenant`]. A tenant
+    /// found without keys is remembered for the reload interval, so unknown
+    /// tenants cost at most one store read per interval each.
     ///
     /// # Errors
-    /// [`Error::TenantShredded`], [`Error::Unwrap`] (wrong master key or tampered
-    /// store), [`Error::Store`], [`Error::InvalidContext`] for a bad tenant.
+    /// [`Error::TenantNotProvisioned`], [`Error::TenantShredded`],
+    /// [`Error::Unwrap`] (wrong master key or tampered store), [`Error::Store`],
+    /// [`Error::InvalidContext`] for a bad tenant.
     pub async fn keyring(&self, tenant: &str) -> Result<Arc<Keyring>> {
         FieldContext::new(tenant, "-", "-", "-")?;
         loop {
-            let generation = match self.cache.lock().get_or_generation(tenant) {
-                Ok(ring) => return Ok(ring),
-                Err(generation) => generation,
+            let now = self.clock.now();
+            let lookup = self.cache.lock().lookup(tenant, now, self.reload_interval);
+            let generation = match lookup {
+                Lookup::Ring(ring) => return Ok(ring),
+                Lookup::Absent(e) => return Err(e),
+                Lookup::Load(generation) => generation,
             };
-            let ring = self.load_ring(tenant).await?;
+            let ring = match self.load_ring(tenant).await {
+                Ok(ring) => ring,
+                Err(e @ (Error::TenantNotProvisioned | Error::TenantShredded)) => {
+                    let absent = if matches!(e, Error::TenantShredded) {
+                        Absent::Shredded
+                    } else {
+                        Absent::NotProvisioned(now)
+                    };
+                    let current = self
+                        .cache
+                        .lock()
+                        .insert_absent_if_current(tenant, generation, absent);
+                    if !current {
+                        // Provisioned, rotated or shredded while loading.
+                        continue;
+                    }
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
             let decision = self
                 .cache
                 .lock()
@@ -203,23 +255,15 @@ impl<S: KeyStore> Vault<S> {
                     .await?;
             }
         }
+        self.cache.lock().provisioned(tenant);
         Ok(())
     }
 
     /// Read and unwrap the tenant's keys from the store (not cached).
     async fn load_ring(&self, tenant: &str) -> Result<Keyring> {
-        let mut records = self.store.load(tenant).await?;
-        let mut created = false;
-        for purpose in [KeyPurpose::Data, KeyPurpose::BlindIndex] {
-            if !records.iter().any(|r| r.purpose == purpose && r.primary) {
-                self.store
-                    .insert(&self.new_record(tenant, purpose, KeyId(1), true)?)
-                    .await?;
-                created = true;
-            }
-        }
-        if created {
-            records = self.store.load(tenant).await?;
+        let records = self.store.load(tenant).await?;
+        if records.is_empty() {
+            return Err(Error::TenantNotProvisioned);
         }
         let mut data = Vec::new();
         let mut primary = None;
@@ -310,25 +354,41 @@ impl<S: KeyStore> Vault<S> {
         }
     }
 
-    /// Decrypt a field value stored at `ctx`.
+    /// Decrypt a field value stored at `ctx`. Never writes to the store.
     ///
     /// # Errors
-    /// As [`Vault::keyring`] and [`Keyring::decrypt`]; a shredded tenant gives
-    /// [`Error::TenantShredded`].
+    /// [`Error::Decrypt`] (opaque) for every value that is not authentic for
+    /// `ctx`: tampered, moved, under a key id the tenant does not have, or for a
+    /// tenant that was never provisioned; [`Error::TenantShredded`] for a
+    /// shredded tenant; otherwise as [`Vault::keyring`].
+    ///
+    /// A key id newer than every cached one (another process may have rotated)
+    /// reloads the tenant's keys, at most once per reload interval
+    /// ([`Vault::with_reload_interval`]): forged key ids cannot make every read
+    /// a store round trip.
     pub async fn decrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> Result<Plaintext> {
+        let tenant = ctx.tenant();
         let mut reloaded = false;
         loop {
-            let ring = self.keyring(ctx.tenant()).await?;
+            let ring = match self.keyring(tenant).await {
+                Err(Error::TenantNotProvisioned) => return Err(Error::Decrypt),
+                other => other?,
+            };
+            let newer = ring.key_ids().iter().all(|id| *id < ct.key_id());
+            if newer && !reloaded {
+                reloaded = true;
+                let now = self.clock.now();
+                let claimed =
+                    self.cache
+                        .lock()
+                        .claim_forced_reload(tenant, now, self.reload_interval);
+                if claimed {
+                    self.evict(tenant).await;
+                    continue;
+                }
+            }
             match ring.decrypt(ctx, ct) {
                 Err(Error::KeyringRetired) => continue,
-                // A newer key may have been created by another process since
-                // this keyring was cached: reload once.
-                Err(Error::UnknownKey)
-                    if !reloaded && ring.key_ids().iter().all(|id| *id < ct.key_id()) =>
-                {
-                    reloaded = true;
-                    self.evict(ctx.tenant()).await;
-                }
                 other => return other,
             }
         }
@@ -471,6 +531,7 @@ impl<S: KeyStore> Vault<S> {
         // The keys are gone: nothing to persist. Loads in flight that read
         // them before the shred start again and find the tombstone.
         self.retire_tenant(tenant, false).await;
+        self.cache.lock().shredded(tenant);
         tracing::warn!(target: "hisn_crypto_vault", "tenant keys shredded");
         Ok(())
     }

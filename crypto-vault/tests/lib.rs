@@ -11,6 +11,8 @@ mod pg;
 mod props;
 #[path = "suite/races.rs"]
 mod races;
+#[path = "suite/read_paths.rs"]
+mod read_paths;
 #[path = "suite/sentinel.rs"]
 mod sentinel;
 #[path = "suite/vault_flow.rs"]

@@ -90,10 +90,13 @@ pub(crate) fn run(cmd: VaultCommand, ctx: &Ctx) -> Result<(), CliError> {
         .map_err(|e| CliError::usage(format!("{e} ({})", args.master_key_file.display())))?;
     let field = FieldContext::new(&args.tenant, &args.table, &args.column, &args.row)
         .map_err(CliError::usage)?;
-    let store = DirKeyStore::open(&args.keystore).map_err(CliError::usage)?;
-    let vault = Vault::new(store, master);
     if encrypt {
+        let store = DirKeyStore::open(&args.keystore).map_err(CliError::usage)?;
+        let vault = Vault::new(store, master);
         let input = read_stdin(MAX_PLAINTEXT_LEN)?;
+        // Encrypting is the one command that may create the tenant's keys.
+        rt.block_on(vault.provision_tenant(field.tenant()))
+            .map_err(map_err)?;
         let ct = rt
             .block_on(vault.encrypt(&field, &input))
             .map_err(map_err)?;
@@ -109,6 +112,13 @@ pub(crate) fn run(cmd: VaultCommand, ctx: &Ctx) -> Result<(), CliError> {
         let text = std::str::from_utf8(&input)
             .map_err(|_| CliError::usage("ciphertext is not UTF-8 text"))?;
         let ct = Ciphertext::from_text(text.trim()).map_err(CliError::usage)?;
+        // A read never writes: no keystore directory is created, and a
+        // missing one means no keys, so nothing can be authentic.
+        if !args.keystore.is_dir() {
+            return Err(CliError::failed(Error::Decrypt));
+        }
+        let store = DirKeyStore::open(&args.keystore).map_err(CliError::usage)?;
+        let vault = Vault::new(store, master);
         let pt = rt.block_on(vault.decrypt(&field, &ct)).map_err(map_err)?;
         if ctx.json() {
             use base64::Engine as _;

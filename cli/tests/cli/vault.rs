@@ -296,3 +296,71 @@ fn apikey_mint_and_check() {
     bad.push(if c == '0' { '1' } else { '0' });
     assert_eq!(check(&bad, &[]).status.code(), Some(1));
 }
+
+fn vault_for(
+    tenant: &str,
+    op: &str,
+    dir: &Path,
+    keystore: &str,
+    input: &[u8],
+) -> std::process::Output {
+    hisn()
+        .args(["vault", op, "--master-key-file"])
+        .arg(dir.join("master.key"))
+        .arg("--keystore")
+        .arg(dir.join(keystore))
+        .args([
+            "--tenant",
+            tenant,
+            "--table",
+            "integrations",
+            "--column",
+            "token",
+            "--row",
+            "7",
+        ])
+        .write_stdin(input)
+        .output()
+        .unwrap()
+}
+
+fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Read paths create keys (class): `hisn vault decrypt` generated and stored
+/// keys for any tenant it was asked about, and created the keystore directory.
+/// Now only `encrypt` provisions; `decrypt` writes nothing and answers exit 1.
+#[test]
+fn read_paths_create_keys_vault_decrypt_for_an_unknown_tenant_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    master_file(dir.path());
+    let out = vault_for("acme", "encrypt", dir.path(), "keys", b"secret");
+    assert_eq!(out.status.code(), Some(0));
+    let ct = String::from_utf8(out.stdout).unwrap();
+    let before = listing(&dir.path().join("keys"));
+
+    let out = vault_for("stranger", "decrypt", dir.path(), "keys", ct.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        listing(&dir.path().join("keys")),
+        before,
+        "decrypt wrote keys"
+    );
+
+    let out = vault_for("acme", "decrypt", dir.path(), "no-such-dir", ct.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.path().join("no-such-dir").exists());
+}

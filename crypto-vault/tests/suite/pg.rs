@@ -25,6 +25,7 @@ async fn pg_store_full_lifecycle() {
     let v = Vault::new(s.clone(), master.clone())
         .with_usage_cap(1000)
         .unwrap();
+    v.provision_tenant("acme").await.unwrap();
     let ct1 = v.encrypt(&ctx("1"), b"one").await.unwrap();
     assert_eq!(v.rotate_data_key("acme").await.unwrap(), KeyId(2));
     let ct2 = v.encrypt(&ctx("2"), b"two").await.unwrap();
@@ -104,6 +105,7 @@ async fn ciphertext_round_trips_through_bytea_and_text_columns() {
         hisn_crypto_vault::MemoryKeyStore::new(),
         MasterKey::generate().unwrap(),
     );
+    v.provision_tenant("acme").await.unwrap();
     let ct = v.encrypt(&ctx("1"), b"oauth-token").await.unwrap();
     sqlx::query("insert into secrets values ($1, $2, $3)")
         .bind("1")

@@ -144,6 +144,7 @@ proptest! {
     ) {
         rt().block_on(async {
             let vault = Vault::new(MemoryKeyStore::new(), MasterKey::generate().unwrap());
+            vault.provision_tenant("acme").await.unwrap();
             let mut stored = Vec::new();
             for (i, v) in values.iter().enumerate() {
                 let row = i.to_string();

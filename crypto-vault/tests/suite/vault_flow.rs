@@ -8,6 +8,13 @@ use hisn_crypto_vault::{
     Reencrypted, Vault,
 };
 
+/// Provision `tenants` (keys are created only by this explicit call).
+async fn provision<S: KeyStore>(v: &Vault<S>, tenants: &[&str]) {
+    for t in tenants {
+        v.provision_tenant(t).await.unwrap();
+    }
+}
+
 fn ctx<'a>(tenant: &'a str, row: &'a str) -> FieldContext<'a> {
     FieldContext::new(tenant, "integrations", "oauth_token", row).unwrap()
 }
@@ -15,6 +22,7 @@ fn ctx<'a>(tenant: &'a str, row: &'a str) -> FieldContext<'a> {
 #[tokio::test]
 async fn ciphertext_from_tenant_b_does_not_decrypt_for_tenant_a() {
     let vault = Vault::new(MemoryKeyStore::new(), MasterKey::generate().unwrap());
+    provision(&vault, &["a", "b"]).await;
     let b = vault.encrypt(&ctx("b", "1"), b"token-b").await.unwrap();
     assert!(matches!(
         vault.decrypt(&ctx("a", "1"), &b).await,
@@ -31,6 +39,7 @@ async fn keys_are_stored_wrapped_and_swapping_wrapped_keys_between_tenants_fails
     let store = MemoryKeyStore::new();
     let master = MasterKey::generate().unwrap();
     let vault = Vault::new(store, master.clone());
+    provision(&vault, &["a", "b"]).await;
     vault.encrypt(&ctx("a", "1"), b"x").await.unwrap();
     vault.encrypt(&ctx("b", "1"), b"x").await.unwrap();
     let a = vault.store().load("a").await.unwrap();
@@ -63,6 +72,9 @@ async fn cache_is_bounded() {
     let vault = Vault::new(MemoryKeyStore::new(), MasterKey::generate().unwrap())
         .with_cache_capacity(NonZeroUsize::new(3).unwrap());
     for t in 0..10 {
+        vault.provision_tenant(&t.to_string()).await.unwrap();
+    }
+    for t in 0..10 {
         let t = t.to_string();
         vault.encrypt(&ctx(&t, "1"), b"x").await.unwrap();
         assert!(vault.cached_tenants() <= 3);
@@ -79,6 +91,7 @@ async fn cache_is_bounded() {
 #[tokio::test]
 async fn rotation_reencryption_census_and_retirement() {
     let vault = Vault::new(MemoryKeyStore::new(), MasterKey::generate().unwrap());
+    provision(&vault, &["t"]).await;
     let rows: Vec<String> = (0..6).map(|i| i.to_string()).collect();
     let mut values = Vec::new();
     for r in &rows {
@@ -121,6 +134,7 @@ async fn usage_cap_forces_rotation_and_counts_persist() {
     let vault = Vault::new(MemoryKeyStore::new(), MasterKey::generate().unwrap())
         .with_usage_cap(3)
         .unwrap();
+    provision(&vault, &["t"]).await;
     for _ in 0..3 {
         vault.encrypt(&ctx("t", "1"), b"x").await.unwrap();
     }
@@ -167,6 +181,7 @@ async fn usage_counters_persist_on_their_own_every_interval_and_on_eviction() {
         .with_usage_persist_every(3)
         .unwrap()
         .with_cache_capacity(NonZeroUsize::new(1).unwrap());
+    provision(&vault, &["a", "b"]).await;
     assert!(
         Vault::new(MemoryKeyStore::new(), master.clone())
             .with_usage_persist_every(0)
@@ -202,6 +217,7 @@ async fn master_rotation_rewraps_only_and_is_resumable() {
     let old = MasterKey::generate().unwrap();
     let new = MasterKey::generate().unwrap();
     let v_old = Vault::new(DirKeyStore::open(dir.path()).unwrap(), old.clone());
+    provision(&v_old, &["t", "u"]).await;
     let ct = v_old.encrypt(&ctx("t", "1"), b"secret").await.unwrap();
     v_old.encrypt(&ctx("u", "1"), b"x").await.unwrap();
     let idx = v_old
@@ -248,6 +264,7 @@ async fn shredding_removes_every_key_even_with_the_master_present() {
     let dir = tempfile::tempdir().unwrap();
     let master = MasterKey::generate().unwrap();
     let v = Vault::new(DirKeyStore::open(dir.path()).unwrap(), master.clone());
+    provision(&v, &["gone", "kept"]).await;
     let ct = v.encrypt(&ctx("gone", "1"), b"pii").await.unwrap();
     let keep = v.encrypt(&ctx("kept", "1"), b"ok").await.unwrap();
     v.shred_tenant("gone").await.unwrap();
@@ -278,6 +295,7 @@ async fn shredding_removes_every_key_even_with_the_master_present() {
 #[tokio::test]
 async fn blind_indexes_match_within_and_differ_across_tenants() {
     let v = Vault::new(MemoryKeyStore::new(), MasterKey::generate().unwrap());
+    provision(&v, &["a", "b"]).await;
     let a1 = v.blind_indexer("a", "users", "email").await.unwrap();
     let a2 = v.blind_indexer("a", "users", "email").await.unwrap();
     let b = v.blind_indexer("b", "users", "email").await.unwrap();
@@ -293,6 +311,7 @@ async fn a_key_rotated_by_another_process_is_picked_up_on_decrypt() {
     let master = MasterKey::generate().unwrap();
     let a = Vault::new(DirKeyStore::open(dir.path()).unwrap(), master.clone());
     let b = Vault::new(DirKeyStore::open(dir.path()).unwrap(), master);
+    provision(&a, &["t"]).await;
     a.encrypt(&ctx("t", "1"), b"x").await.unwrap(); // a caches key 1
     b.rotate_data_key("t").await.unwrap();
     let new = b.encrypt(&ctx("t", "2"), b"from b").await.unwrap();
