@@ -118,3 +118,32 @@ fn invalid_utf8_is_redacted_around_and_kept() {
     let out = r.redact_bytes(b"\xff\xfe a@b.co \xc3 0501234567\x80");
     assert_eq!(&*out, b"\xff\xfe [EMAIL] \xc3 [PHONE]\x80");
 }
+
+#[test]
+fn placeholder_labels_are_not_taken_for_sensitive_keys_on_a_second_pass() {
+    // Root cause guarded (found by the `pii_redact_text` fuzz target): the
+    // labels `TOKEN`, `SECRET` and `API_KEY` are also sensitive key names, so
+    // `[TOKEN:abcd...]` read as `TOKEN: <value>` and the pseudonym was
+    // redacted again, breaking idempotence. Labels inside one of our own
+    // placeholders are no keys.
+    let r = Redactor::builder()
+        .all(Mode::Pseudonym)
+        .pseudonym_key(key())
+        .build()
+        .unwrap();
+    let line = "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig password=hunter2 key=hisn_live_AbCdEf123456_abcdefghijklmnopqrstuvwxyz";
+    for input in [
+        line,
+        &line[1..],
+        "secret=abc token=def",
+        "api_key=x1 Bearer abcDEF123456",
+    ] {
+        let once = r.redact(input).into_owned();
+        assert_eq!(r.redact(&once), once, "{input}");
+    }
+    // A real upper-case key in brackets is still a key.
+    assert_eq!(
+        Redactor::default().redact("[TOKEN: abc]"),
+        "[TOKEN: [SECRET]]"
+    );
+}

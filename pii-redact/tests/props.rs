@@ -82,15 +82,31 @@ fn email() -> impl Strategy<Value = String> {
         .prop_map(|(l, d, t)| format!("{l}@{d}.{t}"))
 }
 
+/// Secrets: a value after a sensitive key, a bearer credential, an API key.
+fn secret() -> impl Strategy<Value = String> {
+    (
+        "[A-Za-z0-9]{16,24}",
+        prop_oneof![
+            Just("password="),
+            Just("token: "),
+            Just("api_key="),
+            Just("Bearer "),
+            Just("sk_live_"),
+            Just("hisn_live_")
+        ],
+    )
+        .prop_map(|(v, k)| format!("{k}{v}9x"))
+}
+
 /// Any generated value, possibly in Arabic digits or grouped.
 fn pii() -> impl Strategy<Value = String> {
     (
-        prop_oneof![saudi_id(), card(), iban(), mobile(), email()],
+        prop_oneof![saudi_id(), card(), iban(), mobile(), email(), secret()],
         0..4u8,
     )
         .prop_map(|(v, style)| match style {
-            1 if !v.contains('@') => arabic_digits(&v, false),
-            2 if !v.contains('@') => arabic_digits(&v, true),
+            1 if !v.contains(['@', '_', '=', ':', ' ']) => arabic_digits(&v, false),
+            2 if !v.contains(['@', '_', '=', ':', ' ']) => arabic_digits(&v, true),
             3 if v.starts_with("SA") => grouped(&v),
             _ => v,
         })

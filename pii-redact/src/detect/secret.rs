@@ -232,6 +232,27 @@ pub(crate) fn is_placeholder(v: &[u8]) -> bool {
                     .all(|&c| c.is_ascii_alphanumeric() || c == b'*')))
 }
 
+/// Whether the word at `start` is the label of one of our own placeholders
+/// (`TOKEN` in `[TOKEN:abcdabcdabcdabcd]`, `KEY` in `[API_KEY:...]`): labels
+/// are upper-case key names followed by `:`, so without this check a second
+/// pass would take the pseudonym for a secret value.
+fn inside_placeholder(b: &[u8], start: usize) -> bool {
+    let mut p = start;
+    while p > 0 && (b[p - 1].is_ascii_uppercase() || b[p - 1].is_ascii_digit() || b[p - 1] == b'_')
+    {
+        p -= 1;
+    }
+    if p == 0 || b[p - 1] != b'[' {
+        return false;
+    }
+    let open = p - 1;
+    b[open..]
+        .iter()
+        .take(80)
+        .position(|&c| c == b']')
+        .is_some_and(|c| is_placeholder(&b[open..=open + c]))
+}
+
 /// A value after a sensitive key name at `start..word_end`.
 pub(crate) fn key_value(b: &[u8], start: usize, word_end: usize) -> Option<Finding> {
     // Cheap rejection first: a key is followed by `=`, `:` or a quote.
@@ -239,6 +260,9 @@ pub(crate) fn key_value(b: &[u8], start: usize, word_end: usize) -> Option<Findi
         return None;
     }
     let whole_line = sensitive_key(b, start, word_end)?;
+    if inside_placeholder(b, start) {
+        return None;
+    }
     let mut i = word_end;
     if matches!(b.get(i), Some(b'"' | b'\'')) {
         i += 1;
