@@ -342,16 +342,7 @@ impl Redactor {
 fn normalize(kind: Kind, v: &[u8]) -> Vec<u8> {
     match kind {
         Kind::Card | Kind::NationalId | Kind::Phone => {
-            let mut d = Vec::with_capacity(v.len());
-            let mut i = 0;
-            while i < v.len() {
-                if let Some((x, len)) = digit_at(v, i) {
-                    d.push(b'0' + x);
-                    i += len;
-                } else {
-                    i += 1;
-                }
-            }
+            let mut d = compact(v, false);
             if kind == Kind::Phone {
                 if let Some(rest) = d.strip_prefix(b"00") {
                     d = rest.to_vec();
@@ -364,22 +355,7 @@ fn normalize(kind: Kind, v: &[u8]) -> Vec<u8> {
             }
             d
         }
-        Kind::Iban => {
-            let mut d = Vec::with_capacity(v.len());
-            let mut i = 0;
-            while i < v.len() {
-                if let Some((x, len)) = digit_at(v, i) {
-                    d.push(b'0' + x);
-                    i += len;
-                } else {
-                    if v[i].is_ascii_alphabetic() {
-                        d.push(v[i].to_ascii_uppercase());
-                    }
-                    i += 1;
-                }
-            }
-            d
-        }
+        Kind::Iban => compact(v, true),
         Kind::Email => {
             let s = v.to_ascii_lowercase();
             match s.windows(3).position(|w| w == b"%40") {
@@ -389,6 +365,25 @@ fn normalize(kind: Kind, v: &[u8]) -> Vec<u8> {
         }
         _ => v.to_vec(),
     }
+}
+
+/// The digits of `v` in ASCII (any writing), and its letters in upper case when
+/// `letters`; separators dropped.
+fn compact(v: &[u8], letters: bool) -> Vec<u8> {
+    let mut d = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if let Some((x, len)) = digit_at(v, i) {
+            d.push(b'0' + x);
+            i += len;
+        } else {
+            if letters && v[i].is_ascii_alphabetic() {
+                d.push(v[i].to_ascii_uppercase());
+            }
+            i += 1;
+        }
+    }
+    d
 }
 
 /// HMAC-SHA256 under the key of a domain-separated value, truncated to 64

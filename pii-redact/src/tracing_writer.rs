@@ -15,7 +15,9 @@
 //! than [`MAX_LINE`] bytes is replaced by `[REDACTED:LINE_TOO_LONG]`: cutting
 //! it could split a value into two undetectable halves. The trap: layers that
 //! write somewhere else (a JSON exporter, an OpenTelemetry pipeline) do not go
-//! through this writer and need their own redaction.
+//! through this writer and need their own redaction; and `make_writer_for` is
+//! not forwarded, so an inner writer that routes by level (`with_max_level`,
+//! `and`) sees every event through its `make_writer`.
 
 use std::io::{self, Write};
 use std::sync::Arc;

@@ -147,3 +147,19 @@ fn placeholder_labels_are_not_taken_for_sensitive_keys_on_a_second_pass() {
         "[TOKEN: [SECRET]]"
     );
 }
+
+#[test]
+fn a_redactor_is_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Redactor>();
+    let r = std::sync::Arc::new(Redactor::default());
+    let handles: Vec<_> = (0..4)
+        .map(|i| {
+            let r = std::sync::Arc::clone(&r);
+            std::thread::spawn(move || r.redact(&format!("t{i} a{i}@b.co")).into_owned())
+        })
+        .collect();
+    for (i, h) in handles.into_iter().enumerate() {
+        assert_eq!(h.join().unwrap(), format!("t{i} [EMAIL]"));
+    }
+}
