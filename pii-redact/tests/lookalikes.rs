@@ -41,3 +41,38 @@ fn unix_seconds_after_time_keys_are_not_national_ids() {
         "national_id=[NATIONAL_ID]"
     );
 }
+
+#[test]
+fn adversarial_lines_take_linear_time() {
+    // Root cause guarded: a failed JWT attempt scanned the whole base64url
+    // run after every `eyJ` in it, so `eyJa-eyJa-…` was quadratic. Each
+    // pattern below repeats one detector's failing prefix; a quadratic
+    // detector would need minutes on 1 MiB, a linear one well under a second.
+    let r = hisn_pii_redact::Redactor::default();
+    for unit in [
+        "eyJa-",
+        "eyJaaaaaaaaaaa.x-",
+        "a.",
+        "a@",
+        "a%40",
+        "+",
+        "(",
+        "1 ",
+        "1.",
+        "::",
+        "SA03 ",
+        "sk_live_a_",
+        "Bearer a",
+        "password=\"",
+        "0x",
+        "1-",
+        "fe80:",
+    ] {
+        let line = unit.repeat((1 << 20) / unit.len());
+        let t = std::time::Instant::now();
+        let out = r.redact(&line);
+        assert!(out.len() <= r.max_output_len(line.len()));
+        let took = t.elapsed();
+        assert!(took.as_secs() < 20, "{unit:?}: {took:?}");
+    }
+}

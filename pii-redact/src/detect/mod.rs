@@ -82,7 +82,7 @@ pub(crate) fn push(out: &mut Vec<Finding>, mut f: Finding) {
 }
 
 /// Detectors for a word starting at `i` (at a word boundary) and ending at `we`.
-fn word(b: &[u8], i: usize, we: usize, en: Enabled) -> Option<Finding> {
+fn word(b: &[u8], i: usize, we: usize, en: Enabled, jwt_floor: &mut usize) -> Option<Finding> {
     let c = b[i];
     let next = b.get(we).copied();
     if c.is_ascii_digit() || c >= 0x80 {
@@ -120,7 +120,7 @@ fn word(b: &[u8], i: usize, we: usize, en: Enabled) -> Option<Finding> {
     }
     if en.jwt
         && c == b'e'
-        && let Some(f) = secret::jwt(b, i)
+        && let Some(f) = secret::jwt(b, i, jwt_floor)
     {
         return Some(f);
     }
@@ -145,12 +145,13 @@ fn word(b: &[u8], i: usize, we: usize, en: Enabled) -> Option<Finding> {
 pub(crate) fn scan(b: &[u8], en: Enabled, out: &mut Vec<Finding>) {
     let n = b.len();
     let mut i = 0;
+    let mut jwt_floor = 0;
     while i < n {
         let c = b[i];
         if is_word_byte(c) || ((c == 0xD9 || c == 0xDB) && arabic_digit_at(b, i)) {
             let we = word_end(b, i);
             if !word_before(b, i)
-                && let Some(f) = word(b, i, we, en)
+                && let Some(f) = word(b, i, we, en, &mut jwt_floor)
             {
                 push(out, f);
                 i = f.end.max(i + 1);

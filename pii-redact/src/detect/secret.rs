@@ -19,11 +19,16 @@ fn run_end(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
 /// A JWT (JWS compact, or JWE with five segments): `eyJ` header of at least
 /// ten characters, then dot-separated base64url segments (the last may be
 /// empty for an unsecured token).
-pub(crate) fn jwt(b: &[u8], start: usize) -> Option<Finding> {
-    if !b[start..].starts_with(b"eyJ") {
+///
+/// On failure, `floor` is raised to the end of the header run: every `eyJ`
+/// inside that run shares its end and the segments after it, so it would fail
+/// the same way. Without this, `eyJa-eyJa-eyJa-…` costs quadratic time.
+pub(crate) fn jwt(b: &[u8], start: usize, floor: &mut usize) -> Option<Finding> {
+    if start < *floor || !b[start..].starts_with(b"eyJ") {
         return None;
     }
     let mut i = run_end(b, start, is_b64url);
+    *floor = i;
     if i - start < 10 || b.get(i) != Some(&b'.') {
         return None;
     }
@@ -49,7 +54,6 @@ pub(crate) fn jwt(b: &[u8], start: usize) -> Option<Finding> {
 /// Sources: each provider's documented token format (GitHub, Stripe, Slack,
 /// AWS, Google, OpenAI/Anthropic, GitLab, npm, PyPI, Shopify, SendGrid) and
 /// Hisn's own `hisn_<kind>_<id>_<secret>` keys.
-/// Prefix, minimum body length, body alphabet.
 type KeyFormat = (&'static [u8], usize, fn(u8) -> bool);
 
 const KEYS: [KeyFormat; 27] = [
