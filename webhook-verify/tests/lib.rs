@@ -2,6 +2,7 @@
 // Test helpers outside `#[test]` functions unwrap freely: a failure is the point.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod boundaries;
 mod errors;
 #[cfg(feature = "tower")]
 mod idempotency;

@@ -35,7 +35,7 @@ pub use memory::MemoryReplayStore;
 pub use postgres::PgReplayStore;
 #[cfg(feature = "redis")]
 pub use redis::RedisReplayStore;
-#[cfg(feature = "redis")]
+#[cfg(all(feature = "redis", feature = "tower"))]
 pub(crate) use redis::redis_prefix;
 
 /// Longest scope, provider or event id accepted, in bytes.
@@ -135,6 +135,7 @@ impl std::fmt::Debug for ClaimToken {
 /// The outcome of a claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
+#[non_exhaustive]
 pub enum Claim {
     /// First claim (or takeover of an expired lease): run the handler.
     New(ClaimToken),

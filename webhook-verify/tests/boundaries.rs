@@ -1,0 +1,180 @@
+//! Exact limit boundaries and configuration that must reach the wire: each
+//! test pins one bound at `max` (accepted) and `max + 1` (refused), or proves a
+//! setting is used by checking against an independent implementation.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use hisn_webhook_verify::{
+    Error, GenericHmac, Limits, ManualClock, Scheme, SignInput, SignatureEncoding, Tolerance,
+    Webhook,
+};
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+
+const NOW: u64 = 1_700_000_000;
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+fn standard(limits: Limits, tolerance: Tolerance) -> Webhook {
+    Webhook::builder(Scheme::StandardWebhooks)
+        .secret(SECRET)
+        .unwrap()
+        .limits(limits)
+        .tolerance(tolerance)
+        .clock(Arc::new(ManualClock::new(NOW)))
+        .build()
+        .unwrap()
+}
+
+fn signed(wh: &Webhook, body: &[u8], ts: u64) -> Vec<(String, String)> {
+    wh.sign(&SignInput::new(body).id("msg_1").timestamp(ts))
+        .unwrap()
+}
+
+#[test]
+fn signature_entry_bound_is_inclusive() {
+    let wh = standard(Limits::new(1 << 20, 4096, 3).unwrap(), Tolerance::DEFAULT);
+    let mut h = signed(&wh, b"{}", NOW);
+    let good = h[2].1.clone();
+    let junk = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    // Exactly three entries (the genuine one last): accepted.
+    h[2].1 = format!("{junk} {junk} {good}");
+    assert!(wh.verify(&h, b"{}").is_ok());
+    // Four: refused before any MAC.
+    h[2].1 = format!("{junk} {junk} {junk} {good}");
+    assert_eq!(wh.verify(&h, b"{}"), Err(Error::TooLarge));
+}
+
+#[test]
+fn header_and_body_bounds_are_inclusive() {
+    let body = vec![b'x'; 100];
+    let good_len = signed(&standard(Limits::DEFAULT, Tolerance::DEFAULT), &body, NOW)[2]
+        .1
+        .len();
+    // The signature header exactly at the bound verifies; one byte less of
+    // bound refuses it.
+    let at = standard(
+        Limits::new(1 << 20, good_len, 8).unwrap(),
+        Tolerance::DEFAULT,
+    );
+    assert!(at.verify(&signed(&at, &body, NOW), &body).is_ok());
+    let under = standard(
+        Limits::new(1 << 20, good_len - 1, 8).unwrap(),
+        Tolerance::DEFAULT,
+    );
+    assert_eq!(
+        under.verify(&signed(&at, &body, NOW), &body),
+        Err(Error::TooLarge)
+    );
+    // The body exactly at the bound verifies; one byte more is refused.
+    let wh = standard(Limits::new(100, 4096, 8).unwrap(), Tolerance::DEFAULT);
+    assert!(wh.verify(&signed(&wh, &body, NOW), &body).is_ok());
+    let mut longer = body.clone();
+    longer.push(b'x');
+    let big = standard(Limits::DEFAULT, Tolerance::DEFAULT);
+    assert_eq!(
+        wh.verify(&signed(&big, &longer, NOW), &longer),
+        Err(Error::TooLarge)
+    );
+    assert_eq!(
+        wh.sign(&SignInput::new(&longer).id("m")),
+        Err(Error::TooLarge)
+    );
+    assert!(Limits::new(1, Limits::MAX_HEADER, Limits::MAX_ENTRIES).is_ok());
+    assert!(Limits::new(1, Limits::MAX_HEADER + 1, 8).is_err());
+    assert!(Limits::new(1, 4096, Limits::MAX_ENTRIES + 1).is_err());
+}
+
+#[test]
+fn past_only_tolerance_bounds_the_past_exactly_and_not_the_future() {
+    let wh = standard(Limits::DEFAULT, Tolerance::past_only(60).unwrap());
+    assert!(wh.verify(&signed(&wh, b"{}", NOW - 60), b"{}").is_ok());
+    assert_eq!(
+        wh.verify(&signed(&wh, b"{}", NOW - 61), b"{}"),
+        Err(Error::Stale)
+    );
+    assert!(
+        wh.verify(&signed(&wh, b"{}", NOW + 86_400 * 365), b"{}")
+            .is_ok()
+    );
+    assert!(Tolerance::past_only(Tolerance::MAX_SECS).is_ok());
+    assert!(Tolerance::past_only(Tolerance::MAX_SECS + 1).is_err());
+    assert!(Tolerance::new(Tolerance::MAX_SECS, Tolerance::MAX_SECS).is_ok());
+    assert!(Tolerance::new(0, Tolerance::MAX_SECS + 1).is_err());
+}
+
+/// Every setting of the generic scheme reaches the wire: a signature computed
+/// independently (the `hmac` crate, by hand) over `id SEP ts SEP body` with
+/// the configured header names, prefix, separator and encoding verifies, and
+/// the same MAC under the default of any one setting does not.
+#[test]
+fn generic_hmac_configuration_is_honoured() {
+    let key = "generic-secret";
+    let cfg = || {
+        GenericHmac::new("X-Sig")
+            .unwrap()
+            .prefix("sha256=")
+            .unwrap()
+            .encoding(SignatureEncoding::Base64)
+            .timestamp_header("X-Ts")
+            .unwrap()
+            .id_header("X-Id")
+            .unwrap()
+            .separator(b':')
+            .unwrap()
+    };
+    let wh = |g: GenericHmac| {
+        Webhook::builder(Scheme::Generic(g))
+            .secret(key)
+            .unwrap()
+            .clock(Arc::new(ManualClock::new(NOW)))
+            .build()
+            .unwrap()
+    };
+    let body = b"payload";
+    let mac = |msg: &str| {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key.as_bytes()).unwrap();
+        m.update(msg.as_bytes());
+        m.update(body);
+        m.finalize().into_bytes()
+    };
+    let b64 = |m: &[u8]| base64::engine::general_purpose::STANDARD.encode(m);
+    let good = format!("sha256={}", b64(&mac(&format!("evt_9:{NOW}:"))));
+    let headers = |sig: &str| {
+        vec![
+            ("X-Id".to_owned(), "evt_9".to_owned()),
+            ("X-Ts".to_owned(), NOW.to_string()),
+            ("X-Sig".to_owned(), sig.to_owned()),
+        ]
+    };
+    let v = wh(cfg()).verify(&headers(&good), body).unwrap();
+    assert_eq!(v.event_id(), Some("evt_9"));
+    assert_eq!(v.replay_id(body), "evt_9");
+    assert_eq!(v.timestamp(), Some(NOW));
+    // The SDK's own signer agrees with the independent computation.
+    let signed = wh(cfg())
+        .sign(&SignInput::new(body).id("evt_9").timestamp(NOW))
+        .unwrap();
+    assert!(signed.contains(&("x-sig".to_owned(), good.clone())));
+    // Any one setting at its default breaks verification of that MAC.
+    let wrong = [
+        format!("sha256={}", b64(&mac(&format!("evt_9.{NOW}.")))), // separator
+        format!("sha256={}", hex::encode(mac(&format!("evt_9:{NOW}:")))), // encoding
+        b64(&mac(&format!("evt_9:{NOW}:"))),                       // prefix
+        format!("sha256={}", b64(&mac(&format!("{NOW}:")))),       // id part
+        format!("sha256={}", b64(&mac("evt_9:"))),                 // timestamp part
+    ];
+    for sig in wrong {
+        assert!(wh(cfg()).verify(&headers(&sig), body).is_err(), "{sig}");
+    }
+    // A header under another name is not read.
+    let mut renamed = headers(&good);
+    renamed[2].0 = "X-Signature".into();
+    assert_eq!(wh(cfg()).verify(&renamed, body), Err(Error::MissingHeader));
+    let mut no_ts = headers(&good);
+    no_ts.remove(1);
+    assert_eq!(wh(cfg()).verify(&no_ts, body), Err(Error::MissingHeader));
+    let mut no_id = headers(&good);
+    no_id.remove(0);
+    assert_eq!(wh(cfg()).verify(&no_id, body), Err(Error::MissingHeader));
+}
