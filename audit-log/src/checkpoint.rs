@@ -3,11 +3,16 @@
 //! ```text
 //! hisn-audit-log/<tenant>        origin: names the log (one per tenant)
 //! <size>                         number of records, i.e. the next sequence number
-//! <base64 head>                  the link of record size-1 (genesis for size 0)
+//! <base64 root>                  RFC 6962 Merkle root over the record digests
+//! head <base64 head>             extension line: the chain link of record size-1
 //! time <micros>                  extension line: when it was signed
 //!
 //! — <key name> <base64(key id || signature)>
 //! ```
+//!
+//! A checkpoint made without a Merkle root (the form before roots existed)
+//! has the chain head as its third line and no `head` line; it anchors the
+//! chain but supports no Merkle proofs.
 //!
 //! Key ids, signature lines and key text follow the C2SP `signed-note` format:
 //! the key id is the first four bytes of `SHA-256(name || "\n" || 0x01 || public key)`
@@ -52,6 +57,9 @@ pub struct Checkpoint {
     pub size: u64,
     /// Link of record `size - 1` ([`Link::GENESIS`] when `size` is 0).
     pub head: Link,
+    /// RFC 6962 Merkle root over the first `size` record digests
+    /// ([`merkle`](crate::merkle)), when the checkpoint carries one.
+    pub root: Option<crate::merkle::Hash>,
     /// When it was made.
     pub time: Timestamp,
 }
@@ -63,8 +71,16 @@ impl Checkpoint {
             origin: origin_for(tenant),
             size,
             head,
+            root: None,
             time,
         }
+    }
+
+    /// The same checkpoint carrying the Merkle root of its records.
+    #[must_use]
+    pub fn with_root(mut self, root: crate::merkle::Hash) -> Self {
+        self.root = Some(root);
+        self
     }
 
     /// The tenant named by the origin, if the origin is one of ours.
@@ -76,13 +92,23 @@ impl Checkpoint {
 
     /// The note body that is signed.
     pub fn body(&self) -> String {
-        format!(
-            "{}\n{}\n{}\ntime {}\n",
-            self.origin,
-            self.size,
-            B64.encode(self.head.0),
-            self.time.unix_micros()
-        )
+        match self.root {
+            Some(root) => format!(
+                "{}\n{}\n{}\nhead {}\ntime {}\n",
+                self.origin,
+                self.size,
+                B64.encode(root),
+                B64.encode(self.head.0),
+                self.time.unix_micros()
+            ),
+            None => format!(
+                "{}\n{}\n{}\ntime {}\n",
+                self.origin,
+                self.size,
+                B64.encode(self.head.0),
+                self.time.unix_micros()
+            ),
+        }
     }
 
     fn parse_body(body: &str) -> Result<Self> {
@@ -100,14 +126,23 @@ impl Checkpoint {
             return Err(bad());
         }
         let size: u64 = size_s.parse().map_err(|_| bad())?;
-        let head = B64
-            .decode(lines.next().ok_or_else(bad)?)
-            .map_err(|_| bad())?;
-        let head: [u8; 32] = head.try_into().map_err(|_| bad())?;
-        let time = lines
-            .next()
-            .and_then(|l| l.strip_prefix("time "))
-            .ok_or_else(bad)?;
+        let hash = |s: &str| -> Result<[u8; 32]> {
+            B64.decode(s)
+                .map_err(|_| bad())?
+                .try_into()
+                .map_err(|_| bad())
+        };
+        let third = hash(lines.next().ok_or_else(bad)?)?;
+        let mut next = lines.next().ok_or_else(bad)?;
+        let (head, root) = match next.strip_prefix("head ") {
+            Some(h) => {
+                let head = hash(h)?;
+                next = lines.next().ok_or_else(bad)?;
+                (head, Some(third))
+            }
+            None => (third, None),
+        };
+        let time = next.strip_prefix("time ").ok_or_else(bad)?;
         if time.is_empty()
             || !time
                 .bytes()
@@ -124,6 +159,7 @@ impl Checkpoint {
             origin: origin.to_owned(),
             size,
             head: Link(head),
+            root,
             time: Timestamp::from_unix_micros(time),
         };
         // Only the canonical rendering is accepted, so a note has one body.

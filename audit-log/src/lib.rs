@@ -8,6 +8,7 @@ mod clock;
 mod encoding;
 mod error;
 mod event;
+pub mod merkle;
 mod pseudonym;
 pub mod store;
 mod verify;
@@ -28,7 +29,8 @@ pub use pseudonym::Pseudonymizer;
 pub use store::file::{AutoCheckpoint, Durability, FileStore, FileStoreOptions};
 pub use store::memory::MemoryStore;
 pub use store::{
-    AuditRead, Bounds, Export, ExportReceipt, InclusionProof, ReportEntry, SubjectReport,
+    AuditRead, Bounds, EntryProof, Export, ExportReceipt, InclusionProof, ReportEntry,
+    SubjectReport,
 };
 pub use verify::{BrokenRange, PRUNE_ACTION, Start, StoredRecord, Verdict, Verifier, VerifyReport};
 

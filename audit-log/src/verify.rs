@@ -9,6 +9,7 @@ use crate::checkpoint::{CheckpointFault, SignedCheckpoint, TrustedKeys, origin_f
 use crate::encoding::{decode_record, peek_header};
 use crate::error::{Error, Result};
 use crate::event::TenantId;
+use crate::merkle::{Frontier, leaf_hash};
 
 /// The action of the record a retention prune appends.
 pub const PRUNE_ACTION: &str = "audit.prune";
@@ -338,7 +339,10 @@ impl<'a> Verifier<'a> {
                 continue;
             }
             match out.anchors.get(&c.size) {
-                Some((h, _)) if *h != c.head => {
+                Some((h, o))
+                    if *h != c.head
+                        || o.checkpoint.root.zip(c.root).is_some_and(|(a, b)| a != b) =>
+                {
                     out.fork.get_or_insert(claims);
                 }
                 Some(_) => {}
@@ -388,6 +392,12 @@ impl<'a> Verifier<'a> {
         let mut alt_prev: Option<Link> = None;
         let mut unverifiable = false;
         let mut prune_at: Option<u64> = None;
+        // The Merkle roots of checkpoints that carry one are checked too, when
+        // the walk starts at genesis (a pruned chain no longer has the leaves);
+        // any break stops it, as the head checks already name that damage.
+        let mut frontier = (matches!(start, Start::Genesis)
+            && anchors.values().any(|(_, cp)| cp.checkpoint.root.is_some()))
+        .then(Frontier::new);
         for item in records {
             let rec = match &item {
                 Ok(r) => r.borrow(),
@@ -395,6 +405,7 @@ impl<'a> Verifier<'a> {
                     w.breaks.add(expected, expected, Verdict::Tampered);
                     expected = expected.checked_add(1).ok_or(Error::SequenceExhausted)?;
                     unverifiable = true;
+                    frontier = None;
                     continue;
                 }
                 Err(_) => {
@@ -404,6 +415,7 @@ impl<'a> Verifier<'a> {
             if rec.seq < expected {
                 // A duplicate or a record out of order: it takes no place in the chain.
                 w.breaks.add(expected, expected, Verdict::Tampered);
+                frontier = None;
                 continue;
             }
             if rec.seq > expected {
@@ -428,8 +440,12 @@ impl<'a> Verifier<'a> {
                 if prune_at.is_none() && is_prune_record_for(&rec.bytes, from, &start_prev) {
                     prune_at = Some(expected);
                 }
+                if let Some(f) = frontier.as_mut() {
+                    f.push(leaf_hash(&digest));
+                }
                 prev = rec.link;
             } else {
+                frontier = None;
                 w.breaks.add(expected, expected, Verdict::Tampered);
                 // Resynchronise: the stored link if only the record was
                 // edited, the recomputed one if only the link was.
@@ -441,7 +457,11 @@ impl<'a> Verifier<'a> {
             unverifiable = false;
             expected = expected.checked_add(1).ok_or(Error::SequenceExhausted)?;
             if let Some((h, cp)) = anchors.get(&expected) {
-                if *h == prev || alt_prev == Some(*h) {
+                let root_ok = match (&frontier, cp.checkpoint.root) {
+                    (Some(f), Some(r)) => f.root() == r,
+                    _ => true,
+                };
+                if (*h == prev || alt_prev == Some(*h)) && root_ok {
                     // (The second: only this record's stored link was
                     // changed; the checkpoint confirms the recomputed one.)
                     prev = *h;

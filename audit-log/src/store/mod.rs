@@ -6,11 +6,14 @@ pub mod memory;
 pub mod pg_group;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod report;
 pub mod segment;
+
+pub use report::{EntryProof, ReportEntry, SubjectReport};
+pub(crate) use report::ReportPlan;
 
 use crate::chain::{Link, chain_link, record_digest};
 use crate::checkpoint::{SignedCheckpoint, TrustedKeys};
-use crate::encoding::decode_record;
 use crate::error::{Error, Result};
 use crate::event::{Event, TenantId};
 use crate::verify::{Start, StoredRecord, Verdict, Verifier, VerifyReport};
@@ -26,6 +29,16 @@ pub struct Bounds {
     pub size: u64,
     /// Link of the newest record.
     pub head: Link,
+}
+
+impl Bounds {
+    /// An empty chain (no records, genesis head).
+    pub const EMPTY: Self = Self {
+        first_seq: 0,
+        start_prev: Link::GENESIS,
+        size: 0,
+        head: Link::GENESIS,
+    };
 }
 
 /// Read access to a store, and the verification and reporting built on it.
@@ -117,12 +130,7 @@ pub trait AuditRead {
         keys: &TrustedKeys,
     ) -> Result<VerifyReport> {
         let b = match self.bounds(tenant) {
-            Err(Error::NotFound) => Bounds {
-                first_seq: 0,
-                start_prev: Link::GENESIS,
-                size: 0,
-                head: Link::GENESIS,
-            },
+            Err(Error::NotFound) => Bounds::EMPTY,
             other => other?,
         };
         let cps = [checkpoint.clone()];
@@ -259,66 +267,142 @@ pub trait AuditRead {
         })
     }
 
-    /// The DSAR report: every record naming `subject`, decoded, with the links
-    /// that tie it into the chain and the newest verified checkpoint.
+    /// The Merkle leaf hashes of records `0..size` ([`merkle`](crate::merkle)).
+    /// Reads and hashes every record, after checking that they chain
+    /// (`O(size)`); a store may keep the tree instead.
     ///
     /// # Errors
-    /// Store I/O errors; [`Error::Corrupt`] if an indexed record does not decode.
+    /// [`Error::NotFound`] when records before `size` are not held (pruned,
+    /// or beyond the chain); [`Error::Corrupt`] when they do not chain.
+    fn merkle_leaves(&self, tenant: &TenantId, size: u64) -> Result<Vec<crate::merkle::Hash>> {
+        let b = self.bounds(tenant)?;
+        if b.first_seq > 0 || size > b.size {
+            return Err(Error::NotFound);
+        }
+        let records = self.read_range(tenant, 0, size)?;
+        let report =
+            Verifier::new(tenant, &[], None).verify_range(Start::Genesis, records.iter().map(|r| {
+            r.as_ref().map_err(|_| crate::error::malformed("record"))
+        }))?;
+        if !report.breaks.is_empty() || report.size != size {
+            return Err(Error::Corrupt {
+                what: "records do not chain",
+                file: String::new(),
+                offset: report.seq.unwrap_or(0),
+            });
+        }
+        Ok(records
+            .iter()
+            .flatten()
+            .map(|r| crate::merkle::leaf_hash(&record_digest(&r.bytes)))
+            .collect())
+    }
+
+    /// Sign a checkpoint of `tenant`'s current chain carrying its Merkle root
+    /// (the C2SP `tlog-checkpoint` form witnesses cosign). It is returned, not
+    /// kept: publish it, and keep it in the store if the store offers that.
+    /// Refuses to sign over records that do not chain.
+    ///
+    /// # Errors
+    /// As [`merkle_leaves`](Self::merkle_leaves).
+    fn merkle_checkpoint(
+        &self,
+        tenant: &TenantId,
+        key: &crate::checkpoint::SigningKey,
+        now: crate::clock::Timestamp,
+    ) -> Result<SignedCheckpoint> {
+        let b = self.bounds(tenant)?;
+        let leaves = self.merkle_leaves(tenant, b.size)?;
+        let cp = crate::checkpoint::Checkpoint::new(tenant, b.size, b.head, now)
+            .with_root(crate::merkle::root(&leaves));
+        Ok(key.sign(cp))
+    }
+
+    /// A Merkle inclusion proof of record `seq` in the tree of the first
+    /// `size` records (`O(log size)` hashes; building it reads `size` records).
+    ///
+    /// # Errors
+    /// As [`merkle_leaves`](Self::merkle_leaves); [`Error::NotFound`] when `seq >= size`.
+    fn merkle_inclusion(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        size: u64,
+    ) -> Result<crate::merkle::RecordInclusion> {
+        let leaves = self.merkle_leaves(tenant, size)?;
+        let index = usize::try_from(seq).map_err(|_| Error::NotFound)?;
+        let path = crate::merkle::inclusion_proof(&leaves, index).ok_or(Error::NotFound)?;
+        let record = match self.read_range(tenant, seq, seq + 1)?.pop() {
+            Some(Ok(r)) => r.bytes,
+            _ => return Err(Error::NotFound),
+        };
+        Ok(crate::merkle::RecordInclusion {
+            seq,
+            size,
+            record,
+            path,
+        })
+    }
+
+    /// A Merkle consistency proof between the trees of the first `old_size`
+    /// and `new_size` records.
+    ///
+    /// # Errors
+    /// As [`merkle_leaves`](Self::merkle_leaves); [`Error::NotFound`] unless
+    /// `0 < old_size <= new_size`.
+    fn merkle_consistency(
+        &self,
+        tenant: &TenantId,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<crate::merkle::Consistency> {
+        let leaves = self.merkle_leaves(tenant, new_size)?;
+        let old = usize::try_from(old_size).map_err(|_| Error::NotFound)?;
+        let path = crate::merkle::consistency_proof(&leaves, old).ok_or(Error::NotFound)?;
+        Ok(crate::merkle::Consistency {
+            old_size,
+            new_size,
+            path,
+        })
+    }
+
+    /// The DSAR report: every record whose decoded content names `subject`
+    /// (as a data subject or as the actor), each proven against a verified
+    /// checkpoint or marked unproven with the reason (see [`SubjectReport`]
+    /// and the matching rule for subject keys in its module docs).
+    ///
+    /// # Errors
+    /// Store I/O errors. Damaged or mis-indexed records are counted in the
+    /// report, not errors.
     fn subject_report(
         &self,
         tenant: &TenantId,
         subject: &str,
         keys: Option<&TrustedKeys>,
     ) -> Result<SubjectReport> {
-        let seqs = self.subject_seqs(tenant, subject)?;
-        let checkpoint = match keys {
-            Some(k) => self
-                .checkpoints(tenant)?
-                .into_iter()
-                .filter(|c| c.verify(k).is_ok())
-                .max_by_key(|c| c.checkpoint.size),
-            None => None,
+        let cps = match keys {
+            Some(_) => self.checkpoints(tenant)?,
+            None => Vec::new(),
         };
-        let mut entries = Vec::with_capacity(seqs.len());
+        let b = match self.bounds(tenant) {
+            Ok(b) => b,
+            Err(Error::NotFound) => Bounds::EMPTY,
+            Err(e) => return Err(e),
+        };
+        // The index is untrusted: it only says where to look.
+        let seqs = self.subject_seqs(tenant, subject)?;
+        let plan = ReportPlan::new(tenant, keys, &cps, &b, &seqs);
+        let mut candidates = Vec::with_capacity(seqs.len());
         for run in runs(&seqs) {
             let (lo, hi) = (run[0], run[run.len() - 1]);
-            let from = lo.saturating_sub(1);
-            let records = self.read_range(tenant, from, hi + 1)?;
-            let mut prev_link = Link::GENESIS;
-            for r in records {
-                let r = r?;
-                if r.seq >= lo && run.binary_search(&r.seq).is_ok() {
-                    let (_, event) = decode_record(&r.bytes).map_err(|_| Error::Corrupt {
-                        what: "record",
-                        file: String::new(),
-                        offset: r.seq,
-                    })?;
-                    let anchored = checkpoint
-                        .as_ref()
-                        .is_some_and(|c| c.checkpoint.size > r.seq);
-                    entries.push(ReportEntry {
-                        seq: r.seq,
-                        event,
-                        record: r.bytes,
-                        prev_link,
-                        link: r.link,
-                        anchored,
-                    });
-                }
-                prev_link = r.link;
-            }
+            candidates.extend(self.read_range(tenant, lo, hi.saturating_add(1))?);
         }
-        if let Some(b) = self.bounds(tenant).ok().filter(|b| b.first_seq > 0) {
-            for e in entries.iter_mut().filter(|e| e.seq == b.first_seq) {
-                e.prev_link = b.start_prev;
-            }
-        }
-        Ok(SubjectReport {
-            tenant: tenant.clone(),
-            subject: subject.to_owned(),
-            entries,
-            checkpoint,
-        })
+        let ranges = plan
+            .ranges()
+            .into_iter()
+            .map(|(from, to)| self.read_range(tenant, from, to))
+            .collect::<Result<Vec<_>>>()?;
+        plan.finish(subject, candidates, ranges)
     }
 }
 
@@ -401,77 +485,6 @@ impl InclusionProof {
             link = chain_link(t, seq, &link, d);
         }
         seq.checked_add(1) == Some(checkpoint.checkpoint.size) && link == checkpoint.checkpoint.head
-    }
-}
-
-/// One record in a DSAR report.
-#[derive(Debug, Clone)]
-pub struct ReportEntry {
-    /// Sequence number.
-    pub seq: u64,
-    /// The decoded event.
-    pub event: Event,
-    /// The encoded record (what the chain hashes).
-    pub record: Vec<u8>,
-    /// Link of the previous record.
-    pub prev_link: Link,
-    /// Link of this record: `chain_link(tenant, seq, prev_link, digest(record))`.
-    pub link: Link,
-    /// Whether the report's checkpoint covers this record.
-    pub anchored: bool,
-}
-
-impl ReportEntry {
-    /// Whether `link` follows from `prev_link` and the record bytes.
-    pub fn links_verify(&self, tenant: &TenantId) -> bool {
-        chain_link(
-            tenant.as_str().as_bytes(),
-            self.seq,
-            &self.prev_link,
-            &record_digest(&self.record),
-        ) == self.link
-    }
-}
-
-/// A data-subject access report.
-#[derive(Debug, Clone)]
-pub struct SubjectReport {
-    /// Tenant.
-    pub tenant: TenantId,
-    /// The subject key searched for.
-    pub subject: String,
-    /// Every record naming the subject, ascending.
-    pub entries: Vec<ReportEntry>,
-    /// The newest checkpoint that verified under the given keys; each anchored
-    /// entry is proven up to it by `verify_record`.
-    pub checkpoint: Option<SignedCheckpoint>,
-}
-
-impl SubjectReport {
-    /// The report as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
-        let entries: Vec<_> = self
-            .entries
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "seq": e.seq,
-                    "event": e.event.to_json(),
-                    "record": hex::encode(&e.record),
-                    "prev_link": e.prev_link.to_hex(),
-                    "link": e.link.to_hex(),
-                    "links_verify": e.links_verify(&self.tenant),
-                    "anchored": e.anchored,
-                })
-            })
-            .collect();
-        serde_json::json!({
-            "tenant": self.tenant.as_str(),
-            "subject": self.subject,
-            "count": self.entries.len(),
-            "entries": entries,
-            "checkpoint": self.checkpoint.as_ref().map(SignedCheckpoint::to_note),
-        })
     }
 }
 

@@ -1,14 +1,15 @@
 //! DSAR reports, retention prunes and pseudonyms, on both embedded stores.
 
 use hisn_audit_log::{
-    AuditRead, Durability, Error, Event, FileStore, FileStoreOptions, Link, MemoryStore,
-    Pseudonymizer, Timestamp, Verdict,
+    AuditRead, Bounds, Durability, EntryProof, Error, Event, FileStore, FileStoreOptions, Link,
+    MemoryStore, Pseudonymizer, SignedCheckpoint, StoredRecord, TenantId, Timestamp, Verdict,
+    chain_link, encode_record, record_digest,
 };
 
 use crate::common::*;
 
 #[test]
-fn subject_report_with_links_and_checkpoint() {
+fn subject_report_proves_entries_against_the_checkpoint() {
     let s = MemoryStore::new();
     let t = tenant("acme");
     let k = key("audit", 1);
@@ -28,23 +29,149 @@ fn subject_report_with_links_and_checkpoint() {
     assert!(
         r.entries
             .iter()
-            .all(|e| e.links_verify(&t) && e.event.subjects().contains(&"emp-0".to_owned()))
+            .all(|e| e.event.subjects().contains(&"emp-0".to_owned()))
     );
+    let unproven: Vec<_> = r.entries.iter().filter(|e| !e.is_proven()).collect();
+    assert_eq!(unproven.len(), 1, "record 50 is after the checkpoint");
     assert_eq!(
-        r.entries.iter().filter(|e| !e.anchored).count(),
-        1,
-        "record 50 is after the checkpoint"
+        unproven[0].proof,
+        EntryProof::Unproven {
+            reason: "after the newest verified checkpoint"
+        }
     );
     let json = r.to_json();
-    assert_eq!(json["count"], 11);
+    assert_eq!(
+        (json["count"].as_u64(), json["proven"].as_u64()),
+        (Some(11), Some(10))
+    );
+    assert_eq!(json["entries"][0]["proof"]["checkpoint_size"], 50);
     assert!(
-        json["checkpoint"]
+        json["checkpoints"][0]
             .as_str()
             .unwrap()
             .starts_with("hisn-audit-log/acme\n50\n")
     );
+    // Without keys nothing is claimed.
+    let r = s.subject_report(&t, "emp-0", None).unwrap();
+    assert!(r.entries.iter().all(|e| !e.is_proven()) && r.checkpoints.is_empty());
     assert!(
         s.subject_report(&t, "nobody", None)
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+}
+
+/// A store whose subject index an attacker has written to: every lookup
+/// returns every record (as rows inserted by the PostgreSQL app role would).
+struct PoisonedIndex<'a>(&'a MemoryStore);
+
+impl AuditRead for PoisonedIndex<'_> {
+    fn tenants(&self) -> hisn_audit_log::Result<Vec<TenantId>> {
+        self.0.tenants()
+    }
+    fn bounds(&self, t: &TenantId) -> hisn_audit_log::Result<Bounds> {
+        self.0.bounds(t)
+    }
+    fn read_range(
+        &self,
+        t: &TenantId,
+        from: u64,
+        to: u64,
+    ) -> hisn_audit_log::Result<Vec<hisn_audit_log::Result<StoredRecord>>> {
+        self.0.read_range(t, from, to)
+    }
+    fn subject_seqs(&self, t: &TenantId, _: &str) -> hisn_audit_log::Result<Vec<u64>> {
+        Ok((0..self.0.bounds(t)?.size).collect())
+    }
+    fn checkpoints(&self, t: &TenantId) -> hisn_audit_log::Result<Vec<SignedCheckpoint>> {
+        self.0.checkpoints(t)
+    }
+}
+
+/// Root cause: the report returned whatever the subject index pointed at,
+/// and the index is writable by whoever writes the store (the PostgreSQL app
+/// role inserted rows and a report for `emp-1` returned other people's
+/// records). Only records whose decoded content names the subject are kept.
+#[test]
+fn forged_index_rows_never_return_other_peoples_records() {
+    let s = MemoryStore::new();
+    let t = tenant("acme");
+    for i in 0..20 {
+        s.append(&event(&t, i)).unwrap();
+    }
+    let r = PoisonedIndex(&s).subject_report(&t, "emp-1", None).unwrap();
+    assert_eq!(
+        r.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 6, 11, 16]
+    );
+    assert_eq!(r.dropped_index_rows, 16);
+    assert!(!r.is_fully_proven());
+}
+
+/// Root cause: `anchored` only compared the sequence number with the newest
+/// checkpoint's size and `links_verify` checked the stored links against
+/// themselves, so a record edited with its links recomputed showed both.
+/// Each entry is now proven by walking the chain to a verified checkpoint's
+/// signed head, in the report, or is marked unproven.
+#[test]
+fn edited_record_in_a_report_is_unproven() {
+    let s = MemoryStore::new();
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    let keys = trusted(&[&k]);
+    for i in 0..20 {
+        s.append(&event(&t, i)).unwrap();
+        if i == 9 {
+            s.checkpoint(&t, &k, Timestamp::from_unix_micros(1))
+                .unwrap();
+        }
+    }
+    s.checkpoint(&t, &k, Timestamp::from_unix_micros(2))
+        .unwrap();
+    // Edit record 12 (about emp-2) and recompute every link after it.
+    let mut recs = s.records(&t);
+    let forged = Event::state_transition(&t, "u-5", "work_order", "wo-x", "open", "paid")
+        .subject("emp-2")
+        .build(&clock())
+        .unwrap();
+    recs[12].bytes = encode_record(12, &forged).unwrap();
+    let mut prev = recs[11].link;
+    for r in &mut recs[12..] {
+        r.link = chain_link(
+            t.as_str().as_bytes(),
+            r.seq,
+            &prev,
+            &record_digest(&r.bytes),
+        );
+        prev = r.link;
+    }
+    s.replace_records(&t, 0, Link::GENESIS, recs);
+    let r = s.subject_report(&t, "emp-2", Some(&keys)).unwrap();
+    let proofs: Vec<_> = r.entries.iter().map(|e| (e.seq, e.is_proven())).collect();
+    assert_eq!(proofs, vec![(2, true), (7, true), (12, false), (17, false)]);
+    assert!(!r.broken.is_empty() && !r.is_fully_proven());
+}
+
+/// Root cause: only `subjects` were indexed and matched, so the README's own
+/// example (`u-1` acts on a work order) found no record for `u-1`. The actor
+/// is a data subject too.
+#[test]
+fn actors_are_subjects_too() {
+    let s = MemoryStore::new();
+    let t = tenant("acme");
+    for i in 0..14 {
+        s.append(&event(&t, i)).unwrap();
+    }
+    let r = s.subject_report(&t, "u-3", None).unwrap();
+    assert_eq!(
+        r.entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![3, 10]
+    );
+    assert!(r.entries.iter().all(|e| e.event.actor() == "u-3"));
+    // Keys are matched exactly as recorded: no case folding.
+    assert!(
+        s.subject_report(&t, "U-3", None)
             .unwrap()
             .entries
             .is_empty()

@@ -10,11 +10,13 @@
 )]
 
 mod anchors;
+mod checkpoint_sign;
 mod common;
 mod concurrency;
 mod crash;
 mod dsar;
 mod golden;
+mod merkle;
 mod pg_group;
 mod postgres;
 mod postgres_prune;

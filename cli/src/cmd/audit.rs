@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 use hisn_audit_log::{
-    Anchors, AuditRead, Event, FileStore, FileStoreOptions, MemoryStore, SigningKey, SystemClock,
-    TenantId, TrustedKeys, Verdict, VerifierState, VerifyReport, VerifyingKey, has_chain,
-    require_anchor, verify_store,
+    Anchors, AuditRead, Event, FileStore, FileStoreOptions, MemoryStore, SignedCheckpoint,
+    SigningKey, SystemClock, TenantId, TrustedKeys, Verdict, VerifierState, VerifyReport,
+    VerifyingKey, has_chain, require_anchor, verify_store,
 };
 
 use crate::output::{CliError, Ctx};
@@ -76,6 +76,38 @@ pub(crate) enum AuditCommand {
         #[arg(long, default_value = "hisn-audit")]
         name: String,
     },
+    /// Merkle proofs (RFC 6962): a record's inclusion in a signed checkpoint's
+    /// tree, or the consistency of two checkpoints. With --pubkey the proof is
+    /// checked against a verified checkpoint (exit 1 if it fails).
+    Prove {
+        /// Store directory.
+        #[arg(long)]
+        store: PathBuf,
+        /// Tenant.
+        #[arg(long)]
+        tenant: String,
+        /// Prove that record SEQ is in the tree (of --size, default: the newest
+        /// checkpoint with a Merkle root, else the whole chain).
+        #[arg(
+            long,
+            value_name = "SEQ",
+            conflicts_with = "consistency",
+            required_unless_present = "consistency"
+        )]
+        inclusion: Option<u64>,
+        /// Prove that the tree of OLD records is a prefix of the tree of NEW records.
+        #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+        consistency: Vec<u64>,
+        /// Tree size for --inclusion.
+        #[arg(long, requires = "inclusion")]
+        size: Option<u64>,
+        /// Trusted checkpoint key (`PREFIX.pub`); repeatable.
+        #[arg(long)]
+        pubkey: Vec<PathBuf>,
+        /// Checkpoints held outside the store (as for `verify`); repeatable.
+        #[arg(long)]
+        checkpoint: Vec<PathBuf>,
+    },
     /// DSAR report: every record about one data subject, as JSON.
     Report {
         /// Store directory.
@@ -121,6 +153,26 @@ pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
             signing_key,
         } => checkpoint(&store, tenant.as_deref(), &signing_key, ctx),
         AuditCommand::Keygen { out, name } => keygen(&out, &name, ctx),
+        AuditCommand::Prove {
+            store,
+            tenant,
+            inclusion,
+            consistency,
+            size,
+            pubkey,
+            checkpoint,
+        } => prove(
+            &ProveArgs {
+                store: &store,
+                tenant: &tenant,
+                inclusion,
+                consistency: &consistency,
+                size,
+                pubkeys: &pubkey,
+                checkpoints: &checkpoint,
+            },
+            ctx,
+        ),
         AuditCommand::Report {
             store,
             tenant,
@@ -390,16 +442,41 @@ fn checkpoint(store: &Path, tenant: Option<&str>, key: &Path, ctx: &Ctx) -> Resu
         )));
     }
     let s = FileStore::open(store, FileStoreOptions::default()).map_err(store_err)?;
-    let cps = s
-        .checkpoint_now(
-            tenant.as_ref(),
-            &key,
-            hisn_audit_log::Clock::now(&SystemClock),
-        )
-        .map_err(|e| match e {
-            hisn_audit_log::Error::NotFound => CliError::usage("tenant has no chain in this store"),
-            e => store_err(e),
-        })?;
+    let now = hisn_audit_log::Clock::now(&SystemClock);
+    let tenants = match tenant {
+        Some(t) => {
+            if !has_chain(&s, &t).map_err(store_err)? {
+                return Err(CliError::usage("tenant has no chain in this store"));
+            }
+            vec![t]
+        }
+        None => s.tenants().map_err(store_err)?,
+    };
+    let mut cps = Vec::new();
+    for t in &tenants {
+        // With the Merkle root (C2SP tlog-checkpoint form) when the chain still
+        // starts at genesis; never over records that do not chain.
+        match s.merkle_checkpoint(t, &key, now) {
+            Ok(cp) => {
+                let log = store
+                    .join(format!("t-{}", hex::encode(t.as_str())))
+                    .join("checkpoints.jsonl");
+                hisn_audit_log::CheckpointSink::publish(&hisn_audit_log::FileSink::new(log), &cp)
+                    .map_err(store_err)?;
+                cps.push(cp);
+            }
+            Err(hisn_audit_log::Error::NotFound) => {
+                // Pruned: the leaves before the prune are gone; sign the head.
+                cps.extend(s.checkpoint_now(Some(t), &key, now).map_err(store_err)?);
+            }
+            Err(e @ hisn_audit_log::Error::Corrupt { .. }) => {
+                return Err(CliError::failed(format!(
+                    "verification failed: {t}: refusing to sign over damaged records: {e}"
+                )));
+            }
+            Err(e) => return Err(store_err(e)),
+        }
+    }
     s.close().map_err(store_err)?;
     let human: String = cps.iter().map(|c| format!("{}\n", c.to_note())).collect();
     let json: Vec<_> = cps
@@ -442,6 +519,118 @@ fn keygen(out: &Path, name: &str, ctx: &Ctx) -> Result<(), CliError> {
         &serde_json::json!({ "key": key_path.display().to_string(), "pub": pub_path.display().to_string(), "public_key": public }),
         &format!("wrote {} (secret) and {}\n{public}", key_path.display(), pub_path.display()),
     )
+}
+
+/// `hisn audit prove` arguments.
+struct ProveArgs<'a> {
+    store: &'a Path,
+    tenant: &'a str,
+    inclusion: Option<u64>,
+    consistency: &'a [u64],
+    size: Option<u64>,
+    pubkeys: &'a [PathBuf],
+    checkpoints: &'a [PathBuf],
+}
+
+fn prove(args: &ProveArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
+    let keys = trusted_keys(args.pubkeys)?;
+    let tenant = tenant_id(args.tenant)?;
+    let (anchors, _) = load_anchors(&VerifyArgs {
+        store: args.store,
+        tenant: None,
+        pubkeys: args.pubkeys,
+        checkpoints: args.checkpoints,
+        state: None,
+        allow_unanchored: false,
+    })?;
+    let s = open_read(args.store)?;
+    let mut cps = s.checkpoints(&tenant).map_err(verify_err)?;
+    cps.extend_from_slice(anchors.for_tenant(&tenant));
+    // Checkpoints with a Merkle root, verified when keys are given, by size.
+    let usable: Vec<SignedCheckpoint> = cps
+        .into_iter()
+        .filter(|c| {
+            c.checkpoint.root.is_some()
+                && c.checkpoint.tenant().as_ref() == Some(&tenant)
+                && keys.as_ref().is_none_or(|k| c.verify(k).is_ok())
+        })
+        .collect();
+    let at = |size: u64| usable.iter().find(|c| c.checkpoint.size == size);
+    // Records a verified checkpoint claims but the store cannot produce are a
+    // failed verification; records nobody claims are a usage error.
+    let proof_err = |claimed: bool| {
+        move |e: hisn_audit_log::Error| match e {
+            hisn_audit_log::Error::NotFound if claimed => CliError::failed(
+                "verification failed: records a verified checkpoint covers are not held (cut or pruned)",
+            ),
+            hisn_audit_log::Error::NotFound => {
+                CliError::usage("those records are not held (pruned, or beyond the chain)")
+            }
+            e => verify_err(e),
+        }
+    };
+    let (json, verified, what) = if let Some(seq) = args.inclusion {
+        let size = match args.size {
+            Some(n) => n,
+            None => match usable.iter().map(|c| c.checkpoint.size).max() {
+                Some(n) => n,
+                None => s.bounds(&tenant).map_err(proof_err(false))?.size,
+            },
+        };
+        let claimed = keys.is_some() && at(size).is_some();
+        let p = s
+            .merkle_inclusion(&tenant, seq, size)
+            .map_err(proof_err(claimed))?;
+        let verified = keys
+            .as_ref()
+            .map(|k| at(size).is_some_and(|c| p.verify(&tenant, c, k)));
+        (
+            serde_json::json!({ "inclusion": p.to_json(), "checkpoint": at(size).map(SignedCheckpoint::to_note) }),
+            verified,
+            format!("record {seq} in the tree of {size}"),
+        )
+    } else {
+        let (old, new) = match args.consistency {
+            [old, new] => (*old, *new),
+            _ => return Err(CliError::usage("--consistency takes OLD NEW")),
+        };
+        let claimed = keys.is_some() && at(new).is_some();
+        let p = s
+            .merkle_consistency(&tenant, old, new)
+            .map_err(proof_err(claimed))?;
+        let verified = keys.as_ref().map(|k| match (at(old), at(new)) {
+            (Some(o), Some(n)) => p.verify(&tenant, o, n, k),
+            _ => false,
+        });
+        (
+            serde_json::json!({
+                "consistency": p.to_json(),
+                "old_checkpoint": at(old).map(SignedCheckpoint::to_note),
+                "new_checkpoint": at(new).map(SignedCheckpoint::to_note),
+            }),
+            verified,
+            format!("the tree of {old} is a prefix of the tree of {new}"),
+        )
+    };
+    let mut json = json;
+    json["verified"] = serde_json::json!(verified);
+    let human = match verified {
+        Some(true) => format!("{tenant}: proven: {what}\n"),
+        Some(false) => format!(
+            "{tenant}: NOT proven: {what} (no verified checkpoint with a Merkle root of that size, or the proof fails)\n"
+        ),
+        None => format!(
+            "{tenant}: proof of {what} built; not checked (no --pubkey given)\n{}\n",
+            json
+        ),
+    };
+    ctx.emit(&json, &human)?;
+    match verified {
+        Some(false) => Err(CliError::failed(format!(
+            "verification failed: {tenant}: {what} is not proven"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 fn report(

@@ -222,55 +222,36 @@ impl PgStore {
         subject: &str,
         keys: Option<&TrustedKeys>,
     ) -> Result<SubjectReport> {
-        // Each record with its predecessor's link, in one query (one snapshot).
+        let mut tx = self.pool.begin_with(SNAPSHOT).await?;
+        let cps = match keys {
+            Some(_) => Self::checkpoints_on(&mut tx, tenant).await?,
+            None => Vec::new(),
+        };
+        let b = match Self::bounds_on(&mut tx, tenant).await {
+            Ok(b) => b,
+            Err(Error::NotFound) => Bounds::EMPTY,
+            Err(e) => return Err(e),
+        };
         let rows = sqlx::query(
-            "SELECT l.seq, l.record, l.link, COALESCE(p.link, pp.start_prev) FROM hisn_audit_log l \
-             LEFT JOIN hisn_audit_log p ON p.tenant = l.tenant AND p.seq = l.seq - 1 \
-             LEFT JOIN hisn_audit_prune_point pp ON pp.tenant = l.tenant AND pp.first_seq = l.seq \
+            "SELECT l.seq, l.record, l.link FROM hisn_audit_log l \
              WHERE l.tenant = $1 AND l.seq IN \
                  (SELECT s.seq FROM hisn_audit_subject s WHERE s.tenant = $1 AND s.subject = $2) \
              ORDER BY l.seq",
         )
         .bind(tenant.as_str())
         .bind(subject)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        let mut entries = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let seq = u64_of(r.try_get(0)?)?;
-            let record: Vec<u8> = r.try_get(1)?;
-            let (_, event) = crate::encoding::decode_record(&record)?;
-            let prev = r
-                .try_get::<Option<Vec<u8>>, _>(3)?
-                .map_or(Ok(Link::GENESIS), |b| link_of(&b))?;
-            entries.push(crate::store::ReportEntry {
-                seq,
-                event,
-                record,
-                prev_link: prev,
-                link: link_of(&r.try_get::<Vec<u8>, _>(2)?)?,
-                anchored: false,
-            });
+        let candidates: Vec<StoredRecord> =
+            rows.iter().map(stored_record).collect::<Result<_>>()?;
+        let seqs: Vec<u64> = candidates.iter().map(|r| r.seq).collect();
+        let plan = crate::store::ReportPlan::new(tenant, keys, &cps, &b, &seqs);
+        let mut ranges = Vec::new();
+        for (from, to) in plan.ranges() {
+            let records = Self::read_range_on(&mut tx, tenant, from, to).await?;
+            ranges.push(records.into_iter().map(Ok).collect());
         }
-        let checkpoint = match keys {
-            Some(k) => self
-                .checkpoints(tenant)
-                .await?
-                .into_iter()
-                .filter(|c| c.verify(k).is_ok())
-                .max_by_key(|c| c.checkpoint.size),
-            None => None,
-        };
-        for e in &mut entries {
-            e.anchored = checkpoint
-                .as_ref()
-                .is_some_and(|c| c.checkpoint.size > e.seq);
-        }
-        Ok(SubjectReport {
-            tenant: tenant.clone(),
-            subject: subject.to_owned(),
-            entries,
-            checkpoint,
-        })
+        tx.commit().await?;
+        plan.finish(subject, candidates.into_iter().map(Ok).collect(), ranges)
     }
 }
