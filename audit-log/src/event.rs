@@ -251,6 +251,22 @@ impl Event {
     pub fn subjects(&self) -> &[String] {
         &self.subjects
     }
+    /// The keys a subject index files this event under: every subject and the
+    /// actor (actors are data subjects too), each once, as written.
+    pub fn subject_keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = Vec::with_capacity(self.subjects.len() + 1);
+        for k in self
+            .subjects
+            .iter()
+            .map(String::as_str)
+            .chain([self.actor.as_str()])
+        {
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys
+    }
     /// State before the change.
     pub fn from_state(&self) -> Option<&str> {
         self.from_state.as_deref()

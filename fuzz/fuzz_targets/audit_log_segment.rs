@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         let r = f.record_range();
         assert!(r.end + 32 <= data.len());
         let frame = &data[f.offset as usize..(f.offset + f.frame_len()) as usize];
-        assert!(parse_frame(frame).is_some());
+        assert!(parse_frame(frame, seg.header.version).is_some());
         let _ = hisn_audit_log::decode_record(&data[r]);
         end = f.offset + f.frame_len();
     }

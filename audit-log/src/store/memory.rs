@@ -59,8 +59,8 @@ impl MemoryStore {
             &log.head(),
             &record_digest(&bytes),
         );
-        for s in event.subjects() {
-            log.subjects.entry(s.clone()).or_default().push(seq);
+        for s in event.subject_keys() {
+            log.subjects.entry(s.to_owned()).or_default().push(seq);
         }
         log.records.push(StoredRecord { seq, bytes, link });
         Ok(seq)
@@ -99,8 +99,8 @@ impl MemoryStore {
         log.subjects.clear();
         for r in &records {
             if let Ok((_, e)) = decode_record(&r.bytes) {
-                for s in e.subjects() {
-                    log.subjects.entry(s.clone()).or_default().push(r.seq);
+                for s in e.subject_keys() {
+                    log.subjects.entry(s.to_owned()).or_default().push(r.seq);
                 }
             }
         }

@@ -1,16 +1,28 @@
 //! Segment files of the file store: a header, then framed records.
 //!
 //! ```text
-//! header: "HISNALG1" | u8 version (1) | u8 tenant length | tenant
-//!         | u64le first sequence | 32-byte link of the previous segment's last record
-//!         | 16-byte random segment id | u32le CRC32C of everything before it
-//! frame:  u32le record length | u32le CRC32C(length || record || link) | record | 32-byte link
+//! header:   "HISNALG1" | u8 version (1 or 2) | u8 tenant length | tenant
+//!           | u64le first sequence | 32-byte link of the previous segment's last record
+//!           | 16-byte random segment id | u32le CRC32C of everything before it
+//! frame v2: u32le record length | u32le CRC32C(length || mark || record || link)
+//!           | u64le synced mark | record | 32-byte link
+//! frame v1: u32le record length | u32le CRC32C(length || record || link) | record | 32-byte link
 //! ```
 //!
+//! The **synced mark** of a version-2 frame is the length of the segment that
+//! was known to be on disk (`fdatasync`ed) when the frame's batch was written.
+//! A crash, even a power loss, can only damage bytes past the newest synced
+//! mark: the file system may have kept some pages of the unsynced batch and
+//! lost others, which leaves zeros *followed by intact frames*. So damage at
+//! offset `d` is a crash leftover (a torn tail, cut on recovery) when every
+//! intact frame after it carries a mark `<= d`, and corruption when one of them
+//! says that `d` had already been synced. Version-1 segments (written before
+//! the mark existed) have no such evidence: damage followed by intact data is
+//! corruption there, and `hisn audit repair` is the operator's way out.
+//!
 //! [`parse_segment`] never panics on any input (it is fuzzed) and classifies the
-//! end of a segment: clean, a torn tail (an incomplete or zero-filled last
-//! frame, as a crash leaves it), or corruption (a damaged frame followed by
-//! intact data, which a crash cannot produce).
+//! end of a segment: clean, a torn tail (damage past the synced mark, as a
+//! crash leaves it), or corruption.
 
 use crate::chain::Link;
 use crate::error::{Error, Result, malformed};
@@ -19,10 +31,21 @@ use crate::limits;
 
 /// Segment file magic.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"HISNALG1";
-/// Segment format version.
-pub const SEGMENT_VERSION: u8 = 1;
-/// Bytes of frame overhead (length, CRC, link).
+/// Segment format version written by this release (2: frames carry the synced mark).
+pub const SEGMENT_VERSION: u8 = 2;
+/// Bytes of frame overhead in a version-1 segment (length, CRC, link).
 pub const FRAME_OVERHEAD: usize = 4 + 4 + 32;
+/// Bytes of frame overhead in a version-2 segment (length, CRC, synced mark, link).
+pub const FRAME_OVERHEAD_V2: usize = FRAME_OVERHEAD + 8;
+
+/// Frame overhead of a segment `version`.
+pub fn frame_overhead(version: u8) -> usize {
+    if version >= 2 {
+        FRAME_OVERHEAD_V2
+    } else {
+        FRAME_OVERHEAD
+    }
+}
 /// Upper bound on bytes the corruption scan will checksum before giving up and
 /// calling the damage corruption (fail closed).
 const SCAN_BUDGET: usize = 64 << 20;
@@ -30,6 +53,8 @@ const SCAN_BUDGET: usize = 64 << 20;
 /// A segment header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// Format version (1 or 2; new segments are [`SEGMENT_VERSION`]).
+    pub version: u8,
     /// Tenant whose chain the segment holds.
     pub tenant: TenantId,
     /// Sequence number of the first record.
@@ -46,7 +71,7 @@ impl SegmentHeader {
         let t = self.tenant.as_str().as_bytes();
         let mut out = Vec::with_capacity(70 + t.len());
         out.extend_from_slice(SEGMENT_MAGIC);
-        out.push(SEGMENT_VERSION);
+        out.push(self.version);
         // Tenants are at most 64 bytes.
         out.push(u8::try_from(t.len()).unwrap_or(u8::MAX));
         out.extend_from_slice(t);
@@ -64,9 +89,10 @@ impl SegmentHeader {
     /// [`Error::Malformed`] when the magic, version, tenant or CRC is wrong.
     pub fn decode(bytes: &[u8]) -> Result<(Self, usize)> {
         let bad = || malformed("segment header");
-        if bytes.len() < 10 || &bytes[..8] != SEGMENT_MAGIC || bytes[8] != SEGMENT_VERSION {
+        if bytes.len() < 10 || &bytes[..8] != SEGMENT_MAGIC || !matches!(bytes[8], 1 | 2) {
             return Err(bad());
         }
+        let version = bytes[8];
         let tlen = usize::from(bytes[9]);
         let len = 10 + tlen + 8 + 32 + 16 + 4;
         if bytes.len() < len {
@@ -87,6 +113,7 @@ impl SegmentHeader {
         }
         Ok((
             Self {
+                version,
                 tenant,
                 first_seq,
                 prev_link,
@@ -103,18 +130,37 @@ fn arr<const N: usize>(s: &[u8]) -> [u8; N] {
     a
 }
 
-/// Encode one frame.
-pub fn encode_frame(record: &[u8], link: &Link) -> Vec<u8> {
-    let mut out = Vec::with_capacity(FRAME_OVERHEAD + record.len());
+/// Encode one version-2 frame; `synced` is the segment length known to be on
+/// disk when the frame's batch is written (see the [module docs](self)).
+pub fn encode_frame(record: &[u8], link: &Link, synced: u64) -> Vec<u8> {
+    encode_frame_version(2, record, link, synced)
+}
+
+/// Encode one frame of a version-1 segment (no synced mark). Kept for tests
+/// and tools that build old stores.
+#[doc(hidden)]
+pub fn encode_frame_v1(record: &[u8], link: &Link) -> Vec<u8> {
+    encode_frame_version(1, record, link, 0)
+}
+
+fn encode_frame_version(version: u8, record: &[u8], link: &Link, synced: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(frame_overhead(version) + record.len());
     // Records are at most MAX_RECORD_LEN (1 MiB), far below u32::MAX.
     let len = u32::try_from(record.len())
         .unwrap_or(u32::MAX)
         .to_le_bytes();
+    let mark = synced.to_le_bytes();
     let mut crc = crc32c::crc32c(&len);
+    if version >= 2 {
+        crc = crc32c::crc32c_append(crc, &mark);
+    }
     crc = crc32c::crc32c_append(crc, record);
     crc = crc32c::crc32c_append(crc, &link.0);
     out.extend_from_slice(&len);
     out.extend_from_slice(&crc.to_le_bytes());
+    if version >= 2 {
+        out.extend_from_slice(&mark);
+    }
     out.extend_from_slice(record);
     out.extend_from_slice(&link.0);
     out
@@ -129,6 +175,10 @@ pub struct FrameRef {
     pub record_len: u32,
     /// The stored link.
     pub link: Link,
+    /// The synced mark (0 in a version-1 segment).
+    pub synced: u64,
+    /// Bytes before the record (8 in version 1, 16 in version 2).
+    pub head_len: u8,
 }
 
 impl FrameRef {
@@ -136,13 +186,13 @@ impl FrameRef {
     pub fn record_range(&self) -> std::ops::Range<usize> {
         let start = usize::try_from(self.offset)
             .unwrap_or(usize::MAX)
-            .saturating_add(8);
+            .saturating_add(usize::from(self.head_len));
         start..start.saturating_add(self.record_len as usize)
     }
 
     /// Total frame length.
     pub fn frame_len(&self) -> u64 {
-        u64::from(self.record_len) + FRAME_OVERHEAD as u64
+        u64::from(self.record_len) + u64::from(self.head_len) + 32
     }
 }
 
@@ -180,33 +230,44 @@ pub struct ParsedSegment {
     pub end: SegmentEnd,
 }
 
-/// Try to read an intact frame at `off`.
-fn frame_at(bytes: &[u8], off: usize) -> Option<FrameRef> {
+/// Try to read an intact frame of a `version` segment at `off`.
+fn frame_at(bytes: &[u8], off: usize, version: u8) -> Option<FrameRef> {
     let rest = bytes.get(off..)?;
-    if rest.len() < FRAME_OVERHEAD {
+    let overhead = frame_overhead(version);
+    let head = overhead - 32;
+    if rest.len() < overhead {
         return None;
     }
     let len = u32::from_le_bytes(arr(&rest[..4]));
     let ulen = len as usize;
-    if ulen == 0 || ulen > limits::MAX_RECORD_LEN || rest.len() - FRAME_OVERHEAD < ulen {
+    if ulen == 0 || ulen > limits::MAX_RECORD_LEN || rest.len() - overhead < ulen {
         return None;
     }
     let crc = u32::from_le_bytes(arr(&rest[4..8]));
     let mut c = crc32c::crc32c(&rest[..4]);
-    c = crc32c::crc32c_append(c, &rest[8..8 + ulen + 32]);
+    c = crc32c::crc32c_append(c, &rest[8..head + ulen + 32]);
     if c != crc {
         return None;
     }
+    let synced = if version >= 2 {
+        u64::from_le_bytes(arr(&rest[8..16]))
+    } else {
+        0
+    };
     Some(FrameRef {
         offset: off as u64,
         record_len: len,
-        link: Link(arr(&rest[8 + ulen..8 + ulen + 32])),
+        link: Link(arr(&rest[head + ulen..head + ulen + 32])),
+        synced,
+        // 8 or 16.
+        head_len: u8::try_from(head).unwrap_or(u8::MAX),
     })
 }
 
-/// Check one frame (exactly `frame.len()` bytes) and split it into record and link.
-pub fn parse_frame(frame: &[u8]) -> Option<(&[u8], Link)> {
-    let f = frame_at(frame, 0)?;
+/// Check one frame of a `version` segment (exactly `frame.len()` bytes) and
+/// split it into record and link.
+pub fn parse_frame(frame: &[u8], version: u8) -> Option<(&[u8], Link)> {
+    let f = frame_at(frame, 0, version)?;
     if f.frame_len() != frame.len() as u64 {
         return None;
     }
@@ -218,16 +279,30 @@ pub fn parse_frame(frame: &[u8]) -> Option<(&[u8], Link)> {
 /// # Errors
 /// [`Error::Malformed`] when the header is damaged.
 pub fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment> {
+    parse_segment_synced(bytes, 0)
+}
+
+/// [`parse_segment`] for a segment known to be on disk up to `synced` bytes
+/// (the mark a writer recorded when it closed the store): damage below it is
+/// corruption even when nothing follows it.
+///
+/// # Errors
+/// [`Error::Malformed`] when the header is damaged.
+pub fn parse_segment_synced(bytes: &[u8], synced: u64) -> Result<ParsedSegment> {
     let (header, mut off) = SegmentHeader::decode(bytes)?;
     let mut frames = Vec::new();
     while off < bytes.len() {
-        match frame_at(bytes, off) {
+        match frame_at(bytes, off, header.version) {
             Some(f) => {
-                off += f.record_len as usize + FRAME_OVERHEAD;
+                off += usize::try_from(f.frame_len()).unwrap_or(usize::MAX);
                 frames.push(f);
             }
             None => {
-                let end = classify_damage(bytes, off);
+                let end = if (off as u64) < synced {
+                    SegmentEnd::Corrupt { offset: off as u64 }
+                } else {
+                    classify_damage(bytes, off, header.version)
+                };
                 return Ok(ParsedSegment {
                     header,
                     frames,
@@ -243,12 +318,15 @@ pub fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment> {
     })
 }
 
-/// A damaged frame at `off`: a torn tail unless an intact frame follows.
-fn classify_damage(bytes: &[u8], off: usize) -> SegmentEnd {
+/// A damaged frame at `off`: a torn tail unless an intact frame follows that
+/// says `off` had been synced (version 2), or any intact frame follows
+/// (version 1, which records no synced mark).
+fn classify_damage(bytes: &[u8], off: usize, version: u8) -> SegmentEnd {
     let rest = &bytes[off..];
-    let whole_frame = rest.len() >= FRAME_OVERHEAD && {
+    let overhead = frame_overhead(version);
+    let whole_frame = rest.len() >= overhead && {
         let len = u32::from_le_bytes(arr(&rest[..4])) as usize;
-        len > 0 && len <= limits::MAX_RECORD_LEN && rest.len() - FRAME_OVERHEAD >= len
+        len > 0 && len <= limits::MAX_RECORD_LEN && rest.len() - overhead >= len
     };
     let torn = SegmentEnd::TornTail {
         valid_len: off as u64,
@@ -257,28 +335,53 @@ fn classify_damage(bytes: &[u8], off: usize) -> SegmentEnd {
     if rest.iter().all(|b| *b == 0) {
         return torn;
     }
+    let corrupt = SegmentEnd::Corrupt { offset: off as u64 };
+    let head = overhead - 32;
     let mut budget = SCAN_BUDGET;
-    for cand in off + 1..bytes.len() {
+    let mut cand = off + 1;
+    while cand < bytes.len() {
         let Some(len_bytes) = bytes.get(cand..cand + 4) else {
             break;
         };
         let len = u32::from_le_bytes(arr(len_bytes)) as usize;
-        if len == 0 || len > limits::MAX_RECORD_LEN || bytes.len() - cand < len + FRAME_OVERHEAD {
+        if len == 0 || len > limits::MAX_RECORD_LEN || bytes.len() - cand < len + overhead {
+            cand += 1;
             continue;
         }
         // Records start with the version byte: a cheap filter before the CRC.
-        if bytes.get(cand + 8) != Some(&crate::encoding::RECORD_VERSION) {
+        if bytes.get(cand + head) != Some(&crate::encoding::RECORD_VERSION) {
+            cand += 1;
             continue;
         }
         if budget < len {
-            return SegmentEnd::Corrupt { offset: off as u64 };
+            return corrupt;
         }
         budget -= len;
-        if frame_at(bytes, cand).is_some() {
-            return SegmentEnd::Corrupt { offset: off as u64 };
+        match frame_at(bytes, cand, version) {
+            // An intact frame written after `off` was synced: damage, not a crash.
+            Some(f) if version < 2 || f.synced > off as u64 => return corrupt,
+            // Written while `off` was not yet synced: skip the whole frame.
+            Some(f) => cand += usize::try_from(f.frame_len()).unwrap_or(usize::MAX),
+            None => cand += 1,
         }
     }
     torn
+}
+
+/// How many intact frames follow damage at `off` (what a repair would drop).
+pub(crate) fn intact_frames_after(bytes: &[u8], off: u64, version: u8) -> u64 {
+    let mut n = 0;
+    let mut cand = usize::try_from(off).unwrap_or(usize::MAX).saturating_add(1);
+    while cand < bytes.len() {
+        match frame_at(bytes, cand, version) {
+            Some(f) => {
+                n += 1;
+                cand += usize::try_from(f.frame_len()).unwrap_or(usize::MAX);
+            }
+            None => cand += 1,
+        }
+    }
+    n
 }
 
 /// Check a parsed segment for use by a writer: an error unless it is clean or
@@ -310,6 +413,7 @@ mod tests {
 
     fn header() -> SegmentHeader {
         SegmentHeader {
+            version: 1,
             tenant: TenantId::parse("acme").unwrap(),
             first_seq: 5,
             prev_link: Link([3; 32]),
@@ -321,7 +425,7 @@ mod tests {
         let mut b = header().encode();
         for i in 0..n {
             let rec = [1u8, 4, b'a', b'c', b'm', b'e', i as u8, 0, 0, 0];
-            b.extend(encode_frame(&rec, &Link([i as u8; 32])));
+            b.extend(encode_frame_v1(&rec, &Link([i as u8; 32])));
         }
         b
     }

@@ -45,18 +45,24 @@ fn every_byte_flipped_in_a_segment_is_named() {
         let mut bytes = pristine.clone();
         bytes[pos] ^= 0x04;
         std::fs::write(&seg, &bytes).unwrap();
-        let store = match FileStore::open_read_only(dir.path()) {
-            Ok(s) => s,
-            Err(Error::Corrupt { .. } | Error::Malformed { .. }) => {
-                assert!(
-                    pos < header_len,
-                    "only a header flip may refuse to open (pos {pos})"
-                );
-                continue;
-            }
-            Err(e) => panic!("pos {pos}: {e}"),
-        };
+        // One tenant's damage never stops the store from opening.
+        let store = FileStore::open_read_only(dir.path()).unwrap();
         let r = store.verify(&t, Some(&keys), &[]).unwrap();
+        if pos < header_len {
+            // A damaged header: the chain ends before its first record.
+            assert!(
+                matches!(r.verdict, Verdict::Tampered | Verdict::Truncated),
+                "pos {pos}: {r:?}"
+            );
+            assert_eq!(r.seq, Some(0), "pos {pos}");
+            assert!(matches!(
+                FileStore::open(dir.path(), opts())
+                    .unwrap()
+                    .append(crate::common::event(&t, 99)),
+                Err(Error::Corrupt { .. })
+            ));
+            continue;
+        }
         let frame = parsed
             .frames
             .iter()
@@ -73,11 +79,14 @@ fn every_byte_flipped_in_a_segment_is_named() {
             );
         }
         assert_eq!(r.seq, Some(frame), "pos {pos}");
-        // A writer refuses damage in front of intact frames instead of cutting history.
+        // A writer refuses to append after damage in front of intact frames
+        // instead of cutting history (the store itself still opens).
         if frame + 1 < N {
             assert!(
                 matches!(
-                    FileStore::open(dir.path(), opts()),
+                    FileStore::open(dir.path(), opts())
+                        .unwrap()
+                        .append(crate::common::event(&t, 99)),
                     Err(Error::Corrupt { .. })
                 ),
                 "pos {pos}"
@@ -137,16 +146,28 @@ fn deleted_and_reordered_frames_and_moved_segments() {
 #[test]
 fn segment_moved_to_another_tenant_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, _, seg) = setup(dir.path());
+    let (t, k, seg) = setup(dir.path());
     let other = dir.path().join(format!("t-{}", hex::encode("other")));
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(&seg, other.join(format!("{:020}.seg", 0))).unwrap();
+    let o = crate::common::tenant("other");
+    // The copied segment is refused for `other` only; `acme` is untouched.
+    let r = FileStore::open_read_only(dir.path())
+        .unwrap()
+        .verify(&o, None, &[])
+        .unwrap();
+    assert!(
+        !matches!(r.verdict, Verdict::Intact | Verdict::UnanchoredTail),
+        "{r:?}"
+    );
+    let s = FileStore::open(dir.path(), opts()).unwrap();
     assert!(matches!(
-        FileStore::open_read_only(dir.path()),
+        s.append(crate::common::event(&o, 0)),
         Err(Error::Corrupt { .. })
     ));
-    assert!(matches!(
-        FileStore::open(dir.path(), opts()),
-        Err(Error::Corrupt { .. })
-    ));
+    assert_eq!(s.append(crate::common::event(&t, N)).unwrap(), N);
+    assert_eq!(
+        s.verify(&t, Some(&trusted(&[&k])), &[]).unwrap().verdict,
+        Verdict::UnanchoredTail
+    );
 }

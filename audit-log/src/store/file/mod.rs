@@ -24,7 +24,9 @@
 mod options;
 mod read;
 mod recovery;
+mod repair;
 mod retention;
+mod signing;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -51,20 +53,27 @@ use crate::encoding::{decode_record, encode_record, peek_header};
 use crate::error::{Error, Result};
 use crate::event::{Event, TenantId};
 use crate::store::segment::{
-    FRAME_OVERHEAD, SegmentEnd, SegmentHeader, encode_frame, parse_segment, require_usable,
+    FRAME_OVERHEAD_V2, SEGMENT_VERSION, SegmentEnd, SegmentHeader, encode_frame, frame_overhead,
+    parse_segment_synced, require_usable,
 };
 use crate::store::{AuditRead, Bounds, Export, ExportReceipt, export_prefix, prune_event};
 use crate::verify::StoredRecord;
 
+#[doc(hidden)]
+pub use options::CrashHook;
 pub(crate) use options::IoHook;
 pub use options::{AutoCheckpoint, Durability, FileStoreOptions};
 use recovery::load;
+pub use repair::{RepairDamage, RepairMode, RepairReport};
+pub use signing::CheckpointRun;
 use writer::{Msg, Reply, Slot, SlotTx, WAKE_SHARDS, Wake, Writer};
 
 #[derive(Debug, Clone)]
 struct SegInfo {
     path: PathBuf,
     file: Arc<File>,
+    /// Segment format version (frame layout).
+    version: u8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -110,6 +119,7 @@ pub struct FileStore {
     writer: Option<JoinHandle<()>>,
     wake: Arc<Wake>,
     _lock: Option<File>,
+    crash_hook: options::StepHook,
 }
 
 impl std::fmt::Debug for Msg {
@@ -117,6 +127,9 @@ impl std::fmt::Debug for Msg {
         f.write_str("Msg")
     }
 }
+
+/// The store's own copy of a tenant's checkpoints, in the tenant directory.
+const CHECKPOINT_LOG: &str = "checkpoints.jsonl";
 
 fn tenant_dir_name(t: &TenantId) -> String {
     format!("t-{}", hex::encode(t.as_str()))
@@ -128,6 +141,20 @@ fn segment_name(first_seq: u64) -> String {
 
 fn rel(dir: &Path, p: &Path) -> String {
     p.strip_prefix(dir).unwrap_or(p).display().to_string()
+}
+
+/// Take the store's write lock (held while the returned file is open).
+fn lock_store(dir: &Path) -> Result<File> {
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked),
+        Err(fs::TryLockError::Error(e)) => Err(e.into()),
+    }
 }
 
 fn sync_dir(p: &Path) -> std::io::Result<()> {
@@ -149,17 +176,9 @@ impl FileStore {
                 sync_dir(parent)?;
             }
         }
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(Error::Locked),
-            Err(fs::TryLockError::Error(e)) => return Err(e.into()),
-        }
-        let (index, writers) = load(&dir, true)?;
+        let lock = lock_store(&dir)?;
+        let loaded = load(&dir, true)?;
+        let (index, writers) = (loaded.index, loaded.writers);
         let shared = Arc::new(Shared {
             dir: dir.clone(),
             index: RwLock::new(index),
@@ -177,6 +196,7 @@ impl FileStore {
             hook: options.hook,
             clock: options.clock,
             tenants: writers,
+            blocked: loaded.blocked,
             auto: options.auto_checkpoint.map(|a| (a, HashMap::new())),
         };
         let handle = std::thread::Builder::new()
@@ -188,6 +208,7 @@ impl FileStore {
             writer: Some(handle),
             wake,
             _lock: Some(lock),
+            crash_hook: options.crash_hook,
         })
     }
 
@@ -203,7 +224,7 @@ impl FileStore {
         if !dir.is_dir() {
             return Err(Error::NotFound);
         }
-        let (index, _) = load(&dir, false)?;
+        let index = load(&dir, false)?.index;
         let shared = Arc::new(Shared {
             dir,
             index: RwLock::new(index),
@@ -216,6 +237,7 @@ impl FileStore {
             writer: None,
             wake: Arc::default(),
             _lock: None,
+            crash_hook: options::StepHook::default(),
         })
     }
 
@@ -279,39 +301,6 @@ impl FileStore {
         self.shared.poisoned.load(Ordering::Acquire)
     }
 
-    /// Sign the current head of every tenant's chain (or only `tenant`), keep
-    /// the checkpoints in the store and return them for publishing.
-    ///
-    /// # Errors
-    /// [`Error::Io`], [`Error::NotFound`] for an unknown tenant.
-    pub fn checkpoint_now(
-        &self,
-        tenant: Option<&TenantId>,
-        key: &SigningKey,
-        now: Timestamp,
-    ) -> Result<Vec<SignedCheckpoint>> {
-        let heads: Vec<(TenantId, u64, Link)> = {
-            let index = self.shared.index.read();
-            match tenant {
-                Some(t) => {
-                    let ti = index.get(t).ok_or(Error::NotFound)?;
-                    vec![(t.clone(), ti.size(), ti.head)]
-                }
-                None => index
-                    .iter()
-                    .map(|(t, ti)| (t.clone(), ti.size(), ti.head))
-                    .collect(),
-            }
-        };
-        let mut out = Vec::new();
-        for (t, size, head) in heads {
-            let cp = key.sign(Checkpoint::new(&t, size, head, now));
-            self.shared.store_checkpoint(&t, &cp)?;
-            out.push(cp);
-        }
-        Ok(out)
-    }
-
     /// Stop the writer after it has finished the queued appends, syncing every
     /// open segment (except with [`Durability::None`]).
     ///
@@ -340,7 +329,17 @@ impl Shared {
     fn store_checkpoint(&self, tenant: &TenantId, cp: &SignedCheckpoint) -> Result<()> {
         let _g = self.checkpoint_file.lock();
         let dir = self.dir.join(tenant_dir_name(tenant));
-        append_checkpoint_log(&dir.join("checkpoints.jsonl"), cp)?;
+        let path = dir.join(CHECKPOINT_LOG);
+        // Another process (the CLI, or an earlier run that lost power) may have
+        // left a torn last line; never glue this checkpoint to it.
+        if let Ok(f) = File::open(&path) {
+            let len = f.metadata()?.len();
+            let mut last = [0u8; 1];
+            if len > 0 && f.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n' {
+                recovery::repair_checkpoint_log(&path)?;
+            }
+        }
+        append_checkpoint_log(&path, cp)?;
         Ok(())
     }
 }

@@ -18,6 +18,24 @@ pub enum Durability {
     None,
 }
 
+/// See [`FileStoreOptions::crash_hook`].
+#[doc(hidden)]
+pub type CrashHook = Arc<dyn Fn(&'static str) -> std::io::Result<()> + Send + Sync>;
+
+/// An optional [`CrashHook`] (printable, for the `Debug` derives).
+#[derive(Clone, Default)]
+pub(super) struct StepHook(pub(super) Option<CrashHook>);
+
+impl std::fmt::Debug for StepHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StepHook(set)"
+        } else {
+            "StepHook(none)"
+        })
+    }
+}
+
 /// Test hook for injecting I/O failures into the writer.
 pub(crate) trait IoHook: Send + Sync + std::fmt::Debug {
     fn before_write(&self) -> std::io::Result<()>;
@@ -59,6 +77,7 @@ pub struct FileStoreOptions {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) auto_checkpoint: Option<AutoCheckpoint>,
     pub(super) hook: Option<Arc<dyn IoHook>>,
+    pub(super) crash_hook: StepHook,
 }
 
 impl Default for FileStoreOptions {
@@ -70,6 +89,7 @@ impl Default for FileStoreOptions {
             clock: Arc::new(SystemClock),
             auto_checkpoint: None,
             hook: None,
+            crash_hook: StepHook::default(),
         }
     }
 }
@@ -105,6 +125,17 @@ impl FileStoreOptions {
     #[must_use]
     pub fn auto_checkpoint(mut self, a: AutoCheckpoint) -> Self {
         self.auto_checkpoint = Some(a);
+        self
+    }
+
+    /// Crash tests only: `hook(step)` runs after each durable step of a
+    /// multi-step operation (`prune.intent`, `prune.record`, `prune.delete`
+    /// after each deleted segment, `prune.deleted`); an error stops the
+    /// operation there, as a crash would.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn crash_hook(mut self, hook: CrashHook) -> Self {
+        self.crash_hook = StepHook(Some(hook));
         self
     }
 

@@ -49,20 +49,20 @@ impl AuditRead for FileStore {
         while i < locs.len() {
             // Read a run of frames in one segment with one read.
             let seg = locs[i].seg;
-            let mut j = i;
-            while j + 1 < locs.len()
-                && locs[j + 1].seg == seg
-                && locs[j + 1].offset
-                    == locs[j].offset + u64::from(locs[j].len) + FRAME_OVERHEAD as u64
-            {
-                j += 1;
-            }
-            let start = locs[i].offset;
-            let end = locs[j].offset + u64::from(locs[j].len) + FRAME_OVERHEAD as u64;
             let info = segs
                 .1
                 .get(seg.wrapping_sub(segs.0) as usize)
                 .ok_or(Error::NotFound)?;
+            let overhead = frame_overhead(info.version);
+            let mut j = i;
+            while j + 1 < locs.len()
+                && locs[j + 1].seg == seg
+                && locs[j + 1].offset == locs[j].offset + u64::from(locs[j].len) + overhead as u64
+            {
+                j += 1;
+            }
+            let start = locs[i].offset;
+            let end = locs[j].offset + u64::from(locs[j].len) + overhead as u64;
             let mut buf = vec![0u8; usize::try_from(end - start).map_err(|_| Error::NotFound)?];
             if let Err(e) = info.file.read_exact_at(&mut buf, start) {
                 if e.kind() != std::io::ErrorKind::UnexpectedEof {
@@ -78,8 +78,8 @@ impl AuditRead for FileStore {
             for (k, loc) in locs[i..=j].iter().enumerate() {
                 let seq = first + (i + k) as u64;
                 let off = usize::try_from(loc.offset - start).map_err(|_| Error::NotFound)?;
-                let frame = &buf[off..off + loc.len as usize + FRAME_OVERHEAD];
-                match crate::store::segment::parse_frame(frame) {
+                let frame = &buf[off..off + loc.len as usize + overhead];
+                match crate::store::segment::parse_frame(frame, info.version) {
                     Some((bytes, link)) => out.push(Ok(StoredRecord {
                         seq,
                         bytes: bytes.to_vec(),
@@ -117,8 +117,18 @@ impl AuditRead for FileStore {
             .unwrap_or_default())
     }
 
+    fn checkpoint_tenants(&self) -> Result<Vec<TenantId>> {
+        // A tenant whose segments were all deleted still has its directory
+        // and checkpoint log: list it so a verifier can call the chain gone.
+        Ok(super::recovery::tenant_dirs(&self.shared.dir)?
+            .into_iter()
+            .filter(|(_, d)| d.join(CHECKPOINT_LOG).is_file())
+            .map(|(t, _)| t)
+            .collect())
+    }
+
     fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>> {
         let dir = self.shared.dir.join(tenant_dir_name(tenant));
-        read_checkpoint_log(&dir.join("checkpoints.jsonl"))
+        read_checkpoint_log(&dir.join(CHECKPOINT_LOG))
     }
 }

@@ -1,172 +1,413 @@
 //! Opening a store: scan the segments, build the index, cut torn tails.
+//!
+//! Damage is judged per tenant. A crash leftover (damage past the synced mark
+//! of the newest segment, see [`crate::store::segment`]) is cut back; anything
+//! else is corruption of that tenant's chain only: a writable store still opens,
+//! refuses appends to the damaged tenant with [`Error::Corrupt`] and keeps its
+//! records up to the damage readable, so verification reports it, while every
+//! other tenant is read, verified and appended to as usual.
+//! [`FileStore::repair`] is the operator's way to cut a damaged chain back.
 
+use super::retention::{PRUNE_INTENT, PruneIntent, drop_prefix};
 use super::writer::TenantWriter;
 use super::*;
 
-pub(super) type Loaded = (
-    HashMap<TenantId, TenantIndex>,
-    HashMap<TenantId, TenantWriter>,
-);
+/// Damage that stops appends to one tenant (what, file, offset).
+#[derive(Debug, Clone)]
+pub(super) struct Damage {
+    what: &'static str,
+    file: String,
+    offset: u64,
+}
+
+impl Damage {
+    pub(super) fn error(&self) -> Error {
+        Error::Corrupt {
+            what: self.what,
+            file: self.file.clone(),
+            offset: self.offset,
+        }
+    }
+}
+
+/// What [`load`] found.
+#[derive(Debug, Default)]
+pub(super) struct Loaded {
+    pub(super) index: HashMap<TenantId, TenantIndex>,
+    pub(super) writers: HashMap<TenantId, TenantWriter>,
+    /// Tenants whose chains are damaged (writable opens only).
+    pub(super) blocked: HashMap<TenantId, Damage>,
+}
+
+/// The tenant a `t-<hex>` directory name stands for.
+pub(super) fn tenant_of_dir(name: &str) -> Option<TenantId> {
+    let hex_part = name.strip_prefix("t-")?;
+    hex::decode(hex_part)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| TenantId::parse(&s).ok())
+}
+
+/// The tenant directories of a store, sorted.
+pub(super) fn tenant_dirs(dir: &Path) -> Result<Vec<(TenantId, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let p = e?.path();
+        let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if !name.starts_with("t-") || !p.is_dir() {
+            continue;
+        }
+        match tenant_of_dir(name) {
+            Some(t) => out.push((t, p)),
+            // Not a directory this store wrote: never let it stop the others.
+            None => {
+                tracing::warn!(dir = %name, "audit store: skipping a directory that names no tenant")
+            }
+        }
+    }
+    out.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(out)
+}
+
+/// The segment files of a tenant directory, sorted; a writer removes
+/// temporary files of a roll that crashed before its rename.
+pub(super) fn segment_files(tdir: &Path, write: bool) -> Result<Vec<PathBuf>> {
+    let mut segs = Vec::new();
+    for e in fs::read_dir(tdir)? {
+        let p = e?.path();
+        let n = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
+        if n.ends_with(".seg.tmp") && write {
+            // A roll that crashed before its rename: never referenced, remove.
+            fs::remove_file(&p)?;
+        } else if n.ends_with(".seg") {
+            segs.push(p);
+        }
+    }
+    segs.sort();
+    Ok(segs)
+}
 
 /// Scan the store directory, build the index and (for writers) recover torn
 /// tails and open the newest segment of each tenant for appending.
 pub(super) fn load(dir: &Path, write: bool) -> Result<Loaded> {
-    let mut index = HashMap::new();
-    let mut writers = HashMap::new();
-    let mut tdirs: Vec<PathBuf> = fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("t-"))
-        })
-        .collect();
-    tdirs.sort();
-    for tdir in tdirs {
-        let name = tdir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let tenant = hex::decode(&name[2..])
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| TenantId::parse(&s).ok())
-            .ok_or_else(|| Error::Corrupt {
-                what: "tenant directory name",
-                file: name.to_owned(),
-                offset: 0,
-            })?;
-        let mut segs: Vec<PathBuf> = Vec::new();
-        for e in fs::read_dir(&tdir)? {
-            let p = e?.path();
-            let n = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default()
-                .to_owned();
-            if n.ends_with(".seg.tmp") && write {
-                // A roll that crashed before its rename: never referenced, remove.
-                fs::remove_file(&p)?;
-            } else if n.ends_with(".seg") {
-                segs.push(p);
+    let mut out = Loaded::default();
+    for (tenant, tdir) in tenant_dirs(dir)? {
+        if write {
+            repair_checkpoint_log(&tdir.join(CHECKPOINT_LOG))?;
+        }
+        match load_tenant(dir, &tdir, &tenant, write) {
+            Ok(Some((ti, w))) => {
+                if let Some(w) = w {
+                    out.writers.insert(tenant.clone(), w);
+                }
+                out.index.insert(tenant, ti);
             }
+            Ok(None) => {}
+            Err(Error::Corrupt { what, file, offset }) if write => {
+                tracing::error!(tenant = %tenant, what, file = %file, offset,
+                    "audit store: chain damaged below its synced mark; appends to this tenant are refused until `hisn audit repair`");
+                if let Some((ti, _)) = load_tenant(dir, &tdir, &tenant, false)? {
+                    out.index.insert(tenant.clone(), ti);
+                }
+                out.blocked.insert(tenant, Damage { what, file, offset });
+            }
+            Err(e) => return Err(e),
         }
-        segs.sort();
-        if segs.is_empty() {
-            continue;
-        }
-        let mut ti = TenantIndex {
-            dir: tdir.clone(),
-            ..TenantIndex::default()
+    }
+    Ok(out)
+}
+
+type TenantLoad = Option<(TenantIndex, Option<TenantWriter>)>;
+
+/// Load one tenant. A writer gets [`Error::Corrupt`] for damage that is not a
+/// crash leftover; a reader records it in `damage_at` and stops there.
+fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Result<TenantLoad> {
+    let segs = segment_files(tdir, write)?;
+    if segs.is_empty() {
+        return Ok(None);
+    }
+    let mut ti = TenantIndex {
+        dir: tdir.to_path_buf(),
+        ..TenantIndex::default()
+    };
+    let mut writer = None;
+    let nsegs = segs.len();
+    for (si, path) in segs.iter().enumerate() {
+        let last = si + 1 == nsegs;
+        let file_name = rel(dir, path);
+        let bytes = fs::read(path)?;
+        let corrupt = |what: &'static str, offset: u64| Error::Corrupt {
+            what,
+            file: file_name.clone(),
+            offset,
         };
-        let mut writer = None;
-        let nsegs = segs.len();
-        for (si, path) in segs.iter().enumerate() {
-            let last = si + 1 == nsegs;
-            let file_name = rel(dir, path);
-            let bytes = fs::read(path)?;
-            let parsed = parse_segment(&bytes).map_err(|_| Error::Corrupt {
-                what: "segment header",
-                file: file_name.clone(),
-                offset: 0,
-            })?;
-            if parsed.header.tenant != tenant {
-                return Err(Error::Corrupt {
-                    what: "segment of another tenant",
-                    file: file_name,
-                    offset: 0,
-                });
+        let mark = if last { synced_mark(tdir, path) } else { 0 };
+        let parsed = match parse_segment_synced(&bytes, mark) {
+            Ok(p) if p.header.tenant == *tenant => p,
+            bad => {
+                if write {
+                    return Err(corrupt(
+                        if bad.is_ok() {
+                            "segment of another tenant"
+                        } else {
+                            "segment header"
+                        },
+                        0,
+                    ));
+                }
+                ti.damage_at.get_or_insert(ti.size());
+                break;
             }
-            if si == 0 {
-                ti.first_seq = parsed.header.first_seq;
-                ti.start_prev = parsed.header.prev_link;
-                ti.head = parsed.header.prev_link;
-            } else if write
-                && (parsed.header.first_seq != ti.size() || parsed.header.prev_link != ti.head)
+        };
+        if si == 0 {
+            ti.first_seq = parsed.header.first_seq;
+            ti.start_prev = parsed.header.prev_link;
+            ti.head = parsed.header.prev_link;
+        } else if write
+            && (parsed.header.first_seq != ti.size() || parsed.header.prev_link != ti.head)
+        {
+            return Err(corrupt("segment does not continue the previous one", 0));
+        }
+        if write {
+            require_usable(&parsed, last, &file_name)?;
+        }
+        let seg = u32::try_from(si).map_err(|_| Error::SequenceExhausted)?;
+        for f in &parsed.frames {
+            let seq = ti.size();
+            let record = &bytes[f.record_range()];
+            if write
+                && !peek_header(record)
+                    .is_ok_and(|h| h.seq == seq && h.tenant == tenant.as_str().as_bytes())
             {
-                return Err(Error::Corrupt {
-                    what: "segment does not continue the previous one",
-                    file: file_name,
-                    offset: 0,
-                });
+                return Err(corrupt("record out of sequence", f.offset));
             }
-            if write {
-                require_usable(&parsed, last, &file_name)?;
+            if let Ok((_, e)) = decode_record(record) {
+                for s in e.subject_keys() {
+                    ti.subjects.entry(s.to_owned()).or_default().push(seq);
+                }
             }
-            let seg = u32::try_from(si).map_err(|_| Error::SequenceExhausted)?;
-            for f in &parsed.frames {
-                let seq = ti.size();
-                let record = &bytes[f.record_range()];
-                if write
-                    && !peek_header(record)
-                        .is_ok_and(|h| h.seq == seq && h.tenant == tenant.as_str().as_bytes())
-                {
-                    return Err(Error::Corrupt {
-                        what: "record out of sequence",
-                        file: file_name,
-                        offset: f.offset,
-                    });
-                }
-                if let Ok((_, e)) = decode_record(record) {
-                    for s in e.subjects() {
-                        ti.subjects.entry(s.clone()).or_default().push(seq);
-                    }
-                }
-                ti.locs.push(Loc {
-                    seg,
-                    offset: f.offset,
-                    len: f.record_len,
-                });
-                ti.head = f.link;
-            }
-            let mut len = bytes.len() as u64;
-            match parsed.end {
-                SegmentEnd::Clean => {}
-                SegmentEnd::TornTail {
-                    valid_len,
-                    whole_frame,
-                } => {
-                    if write {
-                        tracing::warn!(file = %file_name, cut = len - valid_len, "audit store: cutting torn tail after a crash");
-                        let f = OpenOptions::new().write(true).open(path)?;
-                        f.set_len(valid_len)?;
-                        f.sync_all()?;
-                        len = valid_len;
-                    } else if whole_frame || !last {
-                        ti.damage_at.get_or_insert(ti.size());
-                    }
-                }
-                SegmentEnd::Corrupt { .. } => {
+            ti.locs.push(Loc {
+                seg,
+                offset: f.offset,
+                len: f.record_len,
+            });
+            ti.head = f.link;
+        }
+        let mut len = bytes.len() as u64;
+        match parsed.end {
+            SegmentEnd::Clean => {}
+            SegmentEnd::TornTail {
+                valid_len,
+                whole_frame,
+            } => {
+                if write {
+                    tracing::warn!(file = %file_name, cut = len - valid_len, "audit store: cutting torn tail after a crash");
+                    let f = OpenOptions::new().write(true).open(path)?;
+                    f.set_len(valid_len)?;
+                    f.sync_all()?;
+                    len = valid_len;
+                } else if whole_frame || !last {
                     ti.damage_at.get_or_insert(ti.size());
                 }
             }
-            ti.segments.push(SegInfo {
-                path: path.clone(),
-                file: Arc::new(File::open(path)?),
+            SegmentEnd::Corrupt { .. } => {
+                ti.damage_at.get_or_insert(ti.size());
+            }
+        }
+        let mut version = parsed.header.version;
+        if last && write && version < SEGMENT_VERSION && parsed.frames.is_empty() {
+            // An empty segment of the old format: rewrite its header in the
+            // current one (same length), so appends can go into it.
+            let header = SegmentHeader {
+                version: SEGMENT_VERSION,
+                ..parsed.header.clone()
+            }
+            .encode();
+            replace_file(path, &header)?;
+            version = SEGMENT_VERSION;
+            len = header.len() as u64;
+        }
+        ti.segments.push(SegInfo {
+            path: path.clone(),
+            file: Arc::new(File::open(path)?),
+            version,
+        });
+        if last && write {
+            let file = OpenOptions::new().append(true).open(path)?;
+            // Whatever the previous process wrote is on disk from here on, so
+            // new frames may carry this length as their synced mark.
+            file.sync_data()?;
+            writer = Some(TenantWriter {
+                dir: tdir.to_path_buf(),
+                file,
+                seg,
+                seg_len: len,
+                version,
+                synced: len,
+                next_seq: ti.size(),
+                head: ti.head,
+                buf: Vec::new(),
+                new_segments: Vec::new(),
+                new_locs: Vec::new(),
+                dirty: false,
             });
-            if last && write {
-                writer = Some(TenantWriter {
-                    dir: tdir.clone(),
-                    file: OpenOptions::new().append(true).open(path)?,
-                    seg,
-                    seg_len: len,
-                    next_seq: ti.size(),
-                    head: ti.head,
-                    buf: Vec::new(),
-                    new_segments: Vec::new(),
-                    new_locs: Vec::new(),
-                    dirty: false,
-                });
-            }
-            if !write && ti.damage_at.is_some() {
-                break;
-            }
         }
-        if let Some(w) = writer {
-            writers.insert(tenant.clone(), w);
+        if !write && ti.damage_at.is_some() {
+            break;
         }
-        index.insert(tenant, ti);
     }
-    Ok((index, writers))
+    finish_prune(&mut ti, tdir, write)?;
+    Ok(Some((ti, writer)))
+}
+
+/// A prune interrupted by a crash (see [`FileStore::prune`]): finish it when
+/// its record is in the chain, drop the intent otherwise (nothing was deleted
+/// before the record was durable). A reader only adjusts its view.
+fn finish_prune(ti: &mut TenantIndex, tdir: &Path, write: bool) -> Result<()> {
+    let path = tdir.join(PRUNE_INTENT);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let intent = PruneIntent::decode(&bytes);
+    let recorded = match &intent {
+        Some(i) => {
+            let mut found = false;
+            for seq in i.size.max(ti.first_seq)..ti.size() {
+                if record_at(ti, seq)?
+                    .and_then(|r| decode_record(&r).ok())
+                    .is_some_and(|(_, e)| i.is_record(&e))
+                {
+                    found = true;
+                    break;
+                }
+            }
+            found
+        }
+        None => false,
+    };
+    if let (Some(i), true) = (intent, recorded) {
+        if write {
+            tracing::warn!(
+                through = i.through,
+                "audit store: finishing a prune interrupted by a crash"
+            );
+        }
+        drop_prefix(ti, &i, write, &|| Ok(()))?;
+    } else if write {
+        tracing::warn!(
+            "audit store: dropping the intent of a prune that never recorded its record"
+        );
+    }
+    if write {
+        fs::remove_file(&path)?;
+        sync_dir(tdir)?;
+    }
+    Ok(())
+}
+
+/// The record at `seq` as stored (`None` if its frame does not check).
+fn record_at(ti: &TenantIndex, seq: u64) -> Result<Option<Vec<u8>>> {
+    let Some(loc) = seq
+        .checked_sub(ti.first_seq)
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| ti.locs.get(i))
+    else {
+        return Ok(None);
+    };
+    let Some(info) = ti.segments.get(loc.seg.wrapping_sub(ti.seg_base) as usize) else {
+        return Ok(None);
+    };
+    let mut buf = vec![0u8; loc.len as usize + frame_overhead(info.version)];
+    info.file.read_exact_at(&mut buf, loc.offset)?;
+    Ok(crate::store::segment::parse_frame(&buf, info.version).map(|(r, _)| r.to_vec()))
+}
+
+/// File in a tenant directory holding the length of its newest segment that
+/// was synced when the store was last closed: `<segment file name> <length>`.
+pub(super) const SYNCED_MARK: &str = "synced.mark";
+
+/// Record that `segment` is on disk up to `len` bytes.
+pub(super) fn write_synced_mark(tdir: &Path, segment: &Path, len: u64) -> Result<()> {
+    let name = segment
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    replace_file(
+        &tdir.join(SYNCED_MARK),
+        format!("{name} {len}\n").as_bytes(),
+    )
+}
+
+/// The synced mark recorded for `segment` (0 when none or another segment's).
+pub(super) fn synced_mark(tdir: &Path, segment: &Path) -> u64 {
+    let Ok(text) = fs::read_to_string(tdir.join(SYNCED_MARK)) else {
+        return 0;
+    };
+    let name = segment.file_name().and_then(|n| n.to_str());
+    let mut parts = text.split_whitespace();
+    match (
+        parts.next(),
+        parts.next().and_then(|l| l.parse::<u64>().ok()),
+    ) {
+        (Some(n), Some(len)) if Some(n) == name => len,
+        _ => 0,
+    }
+}
+
+/// Replace `path` with `bytes` atomically: write a temporary file, sync it,
+/// rename it over `path`, sync the directory.
+pub(super) fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let mut f = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// A power loss while a checkpoint was appended can leave a torn last line
+/// (part of a note, or zeros) without its newline; the next append would then
+/// be glued to it and lost. Finish a last line that is a whole checkpoint,
+/// cut one that is not.
+pub(super) fn repair_checkpoint_log(path: &Path) -> Result<()> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if bytes.last().is_none_or(|b| *b == b'\n') {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+    let tail = String::from_utf8_lossy(&bytes[keep..]);
+    let (cps, skipped) = crate::checkpoint::parse_checkpoint_log(&tail);
+    let f = OpenOptions::new().append(true).open(path)?;
+    if cps.len() == 1 && skipped == 0 {
+        (&f).write_all(b"\n")?;
+    } else {
+        tracing::warn!(
+            cut = bytes.len() - keep,
+            "audit store: cutting a torn last line of the checkpoint log"
+        );
+        f.set_len(keep as u64)?;
+    }
+    f.sync_all()?;
+    Ok(())
 }

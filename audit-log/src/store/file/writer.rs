@@ -1,5 +1,6 @@
 //! The writer thread: batches appends, writes and syncs them (group commit), rolls segments.
 
+use super::recovery::Damage;
 use super::*;
 
 /// How a caller hears back: a callback ([`FileStore::append_with`]) or a slot
@@ -83,6 +84,12 @@ pub(super) struct TenantWriter {
     pub(super) file: File,
     pub(super) seg: u32,
     pub(super) seg_len: u64,
+    /// Format version of the current segment (an old one is rolled before the
+    /// first append).
+    pub(super) version: u8,
+    /// Length of the current segment known to be on disk: the synced mark
+    /// every new frame carries (see [`crate::store::segment`]).
+    pub(super) synced: u64,
     pub(super) next_seq: u64,
     pub(super) head: Link,
     pub(super) buf: Vec<u8>,
@@ -103,6 +110,8 @@ pub(super) struct Writer {
     pub(super) hook: Option<Arc<dyn IoHook>>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) tenants: HashMap<TenantId, TenantWriter>,
+    /// Tenants whose chains are damaged: their appends are refused.
+    pub(super) blocked: HashMap<TenantId, Damage>,
     pub(super) auto: Option<(AutoCheckpoint, LastCheckpoints)>,
     pub(super) wake: Arc<Wake>,
 }
@@ -135,6 +144,19 @@ impl Writer {
             for tw in self.tenants.values() {
                 if let Err(e) = tw.file.sync_data() {
                     tracing::error!(error = %e, "audit store: sync at close failed");
+                    continue;
+                }
+                // The whole segment is on disk now: say so, so that damage
+                // to the last records is not taken for a torn write later.
+                let seg = tw
+                    .new_segments
+                    .last()
+                    .map(|s| s.path.clone())
+                    .or_else(|| self.current_segment_path(tw));
+                if let Some(seg) = seg
+                    && let Err(e) = super::recovery::write_synced_mark(&tw.dir, &seg, tw.seg_len)
+                {
+                    tracing::error!(error = %e, "audit store: could not record the synced mark at close");
                 }
             }
         }
@@ -182,6 +204,7 @@ impl Writer {
                     e @ (Error::InvalidField { .. }
                     | Error::InvalidDiff
                     | Error::InvalidTenant
+                    | Error::Corrupt { .. }
                     | Error::SequenceExhausted),
                 ) => reply.send(Err(e)),
                 // Anything else (I/O, RNG) may have left partial state: stop.
@@ -224,6 +247,7 @@ impl Writer {
         self.io(|| fs::create_dir_all(&dir), false)?;
         self.io(|| sync_dir(&self.shared.dir), true)?;
         let (file, info, len) = self.create_segment(&dir, tenant, 0, Link::GENESIS)?;
+        let synced = self.synced_header(len);
         self.shared.index.write().insert(
             tenant.clone(),
             TenantIndex {
@@ -239,6 +263,8 @@ impl Writer {
                 file,
                 seg: 0,
                 seg_len: len,
+                version: SEGMENT_VERSION,
+                synced,
                 next_seq: 0,
                 head: Link::GENESIS,
                 buf: Vec::new(),
@@ -262,6 +288,7 @@ impl Writer {
         let mut segment_id = [0u8; 16];
         getrandom::fill(&mut segment_id).map_err(|_| Error::Rng)?;
         let header = SegmentHeader {
+            version: SEGMENT_VERSION,
             tenant: tenant.clone(),
             first_seq,
             prev_link,
@@ -295,6 +322,7 @@ impl Writer {
             SegInfo {
                 path: final_path,
                 file: Arc::new(read),
+                version: SEGMENT_VERSION,
             },
             header.len() as u64,
         ))
@@ -302,6 +330,9 @@ impl Writer {
 
     fn stage(&mut self, event: &Event) -> Result<u64> {
         let tenant = event.tenant();
+        if let Some(d) = self.blocked.get(tenant) {
+            return Err(d.error());
+        }
         if !self.tenants.contains_key(tenant) {
             self.new_tenant(tenant)?;
         }
@@ -317,16 +348,20 @@ impl Writer {
             &head,
             &record_digest(&record),
         );
-        let frame = encode_frame(&record, &link);
+        let frame_len = (record.len() + FRAME_OVERHEAD_V2) as u64;
         let roll = {
             let tw = self.tenants.get(tenant).ok_or(Error::Closed)?;
-            tw.seg_len + tw.buf.len() as u64 + frame.len() as u64 > self.max_segment_bytes
-                && (tw.seq_in_segment() || !tw.buf.is_empty())
+            // A segment of an older format is never appended to: the first
+            // append after an upgrade starts a new one.
+            tw.version < SEGMENT_VERSION
+                || (tw.seg_len + tw.buf.len() as u64 + frame_len > self.max_segment_bytes
+                    && (tw.seq_in_segment() || !tw.buf.is_empty()))
         };
         if roll {
             self.roll(tenant)?;
         }
         let tw = self.tenants.get_mut(tenant).ok_or(Error::Closed)?;
+        let frame = encode_frame(&record, &link, tw.synced);
         let offset = tw.seg_len + tw.buf.len() as u64;
         tw.buf.extend_from_slice(&frame);
         let len =
@@ -337,12 +372,35 @@ impl Writer {
                 offset,
                 len,
             },
-            event.subjects().to_vec(),
+            event
+                .subject_keys()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
         ));
         tw.next_seq = seq + 1;
         tw.head = link;
         tw.dirty = true;
         Ok(seq)
+    }
+
+    /// The path of the segment `tw` appends to.
+    fn current_segment_path(&self, tw: &TenantWriter) -> Option<PathBuf> {
+        let index = self.shared.index.read();
+        index.values().find(|ti| ti.dir == tw.dir).and_then(|ti| {
+            ti.segments
+                .get(tw.seg.wrapping_sub(ti.seg_base) as usize)
+                .map(|s| s.path.clone())
+        })
+    }
+
+    /// The synced mark of a segment just created with a `len`-byte header.
+    fn synced_header(&self, len: u64) -> u64 {
+        if self.durability == Durability::None {
+            0
+        } else {
+            len
+        }
     }
 
     fn flush(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
@@ -365,6 +423,8 @@ impl Writer {
             tw.file = file;
             tw.seg += 1;
             tw.seg_len = len;
+            tw.version = SEGMENT_VERSION;
+            tw.synced = self.synced_header(len);
             tw.new_segments.push(info);
             Ok(())
         })();
@@ -379,8 +439,9 @@ impl Writer {
                 self.flush(tw)?;
             }
             if self.durability == Durability::Fsync {
-                for tw in tenants.values().filter(|t| t.dirty) {
+                for tw in tenants.values_mut().filter(|t| t.dirty) {
                     self.io(|| tw.file.sync_data(), true)?;
+                    tw.synced = tw.seg_len;
                 }
             }
             Ok(())
@@ -416,6 +477,8 @@ impl Writer {
             .index
             .read()
             .iter()
+            // Never sign a damaged chain (its appends are refused too).
+            .filter(|(_, ti)| ti.damage_at.is_none())
             .map(|(t, ti)| (t.clone(), ti.size(), ti.head))
             .collect();
         for (t, size, head) in heads {

@@ -71,7 +71,7 @@ impl PgStore {
         .bind(event.action())
         .bind(event.entity_type())
         .bind(event.entity_id())
-        .bind(event.subjects())
+        .bind(event.subject_keys())
         .fetch_one(&self.pool)
         .await?;
         if row.try_get::<bool, _>(0)? {
@@ -148,7 +148,7 @@ impl PgStore {
         .bind(event.action())
         .bind(event.entity_type())
         .bind(event.entity_id())
-        .bind(event.subjects())
+        .bind(event.subject_keys())
         .execute(&mut *conn)
         .await?;
         Ok((seq, link))
@@ -227,9 +227,9 @@ impl PgStore {
             let next = seq.checked_add(1).ok_or(Error::SequenceExhausted)?;
             heads.insert(t, (next, link));
             let seq_i = i64_of(seq)?;
-            for subject in e.subjects() {
+            for subject in e.subject_keys() {
                 s_tenant.push(t.as_str());
-                s_subject.push(subject.as_str());
+                s_subject.push(subject);
                 s_seq.push(seq_i);
             }
             c_tenant.push(t.as_str());

@@ -147,15 +147,37 @@ impl PgStore {
         .bind(tenant.as_str())
         .fetch_all(&mut *conn)
         .await?;
-        notes.iter().map(|n| SignedCheckpoint::parse(n)).collect()
+        // Any role that may INSERT here can add a note: a malformed one is
+        // skipped (with a warning), never fatal to verification.
+        Ok(crate::checkpoint::parse_notes(
+            notes.iter().map(String::as_str),
+        ))
+    }
+
+    /// Tenants with a checkpoint in the store (their chains may be gone: a
+    /// verifier compares this with the tenants that still have records).
+    ///
+    /// # Errors
+    /// [`Error::Database`].
+    pub async fn checkpoint_tenants(&self) -> Result<Vec<TenantId>> {
+        let names: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT tenant FROM hisn_audit_checkpoint ORDER BY tenant")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(names
+            .iter()
+            .filter_map(|n| TenantId::parse(n).ok())
+            .collect())
     }
 
     /// Verify `tenant`'s whole chain (from its prune point, if any) against the
-    /// stored checkpoints plus `extra`.
+    /// stored checkpoints (untrusted: a bad one is skipped) and `extra`
+    /// (checkpoints the caller holds elsewhere: a bad one is a verdict).
     ///
     /// Memory stays bounded: the chain is read from one snapshot in pages of at
     /// most 10,000 records or 8 MiB, hashed on a blocking thread while the next
-    /// page is read, and reading stops at the first failure.
+    /// page is read; reading goes on past a break so every broken range is
+    /// reported.
     ///
     /// # Errors
     /// [`Error::Database`]; damage is a verdict.
@@ -183,8 +205,8 @@ impl PgStore {
             Err(Error::NotFound) => (Start::Genesis, 0, 0),
             Err(e) => return Err(e),
         };
-        let mut cps = Self::checkpoints_on(&mut tx, tenant).await?;
-        cps.extend_from_slice(extra);
+        let cps = Self::checkpoints_on(&mut tx, tenant).await?;
+        let anchors = extra.to_vec();
         // The verifier pulls records from an iterator; it runs on a blocking
         // thread and the iterator waits for the pages this task sends. When it
         // reaches a verdict early it drops the receiver and reading stops.
@@ -194,7 +216,9 @@ impl PgStore {
             let records = std::iter::from_fn(move || received.blocking_recv())
                 .flatten()
                 .map(Ok::<_, Error>);
-            Verifier::new(&owned_tenant, &cps, owned_keys.as_ref()).verify_log(start, records)
+            Verifier::new(&owned_tenant, &cps, owned_keys.as_ref())
+                .anchors(&anchors)
+                .verify_log(start, records)
         });
         let (mut next, mut read) = (from, 0u64);
         while next < size {
@@ -211,8 +235,9 @@ impl PgStore {
         Ok((join_blocking(verifier).await??, read))
     }
 
-    /// The DSAR report for `subject`, through the subject index. After a prune
-    /// the first remaining record's predecessor link comes from the prune point.
+    /// The DSAR report for `subject`: index hits whose decoded record names
+    /// the subject, each proven against a verified checkpoint or marked
+    /// unproven (see [`SubjectReport`]). Everything is read from one snapshot.
     ///
     /// # Errors
     /// [`Error::Database`].

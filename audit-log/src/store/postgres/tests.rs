@@ -137,10 +137,20 @@ async fn verify_reads_pages_and_stops_at_tamper_on_a_later_page() {
         store.prune(&export.receipt, "ops", &clock).await.unwrap(),
         10
     );
+    // With keys, a prune verifies only under a signed checkpoint.
+    let (unsigned, _) = run(c.clone(), all).await;
+    assert_eq!(
+        (unsigned.verdict, unsigned.seq),
+        (Verdict::Tampered, Some(3))
+    );
+    store
+        .checkpoint(&c, &key, Timestamp::from_unix_micros(2))
+        .await
+        .unwrap();
     let (whole, _) = run(c.clone(), all).await;
     assert_eq!(
         (whole.verdict, whole.verified_from, whole.size),
-        (Verdict::UnanchoredTail, 3, 11)
+        (Verdict::Intact, 3, 11)
     );
     assert_eq!(run(c.clone(), four).await, (whole, 2));
     drop(db);

@@ -1,0 +1,169 @@
+//! Signing checkpoints of the file store: never over damage.
+
+use super::*;
+use crate::checkpoint::TrustedKeys;
+use crate::verify::Verdict;
+
+/// What [`FileStore::checkpoint_verified`] signed and refused.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CheckpointRun {
+    /// Checkpoints signed (and kept in the store), one per verified tenant.
+    pub signed: Vec<SignedCheckpoint>,
+    /// Tenants not signed because their chain does not verify: the verdict
+    /// and the first failing sequence number.
+    pub refused: Vec<(TenantId, Verdict, Option<u64>)>,
+}
+
+/// Attempts when a read-only snapshot catches a live writer mid-write.
+const SNAPSHOT_ATTEMPTS: usize = 3;
+
+impl FileStore {
+    /// Sign the current head of every tenant's chain (or only `tenant`), keep
+    /// the checkpoints in the store and return them for publishing. A tenant
+    /// whose chain is damaged (appends refused since the store was opened) is
+    /// never signed: [`Error::Corrupt`] when it was asked for by name, skipped
+    /// otherwise. Use [`checkpoint_verified`](Self::checkpoint_verified) to
+    /// also re-verify the records before signing.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::NotFound`] for an unknown tenant,
+    /// [`Error::Corrupt`] for a damaged one.
+    pub fn checkpoint_now(
+        &self,
+        tenant: Option<&TenantId>,
+        key: &SigningKey,
+        now: Timestamp,
+    ) -> Result<Vec<SignedCheckpoint>> {
+        let heads: Vec<(TenantId, u64, Link)> = {
+            let index = self.shared.index.read();
+            match tenant {
+                Some(t) => {
+                    let ti = index.get(t).ok_or(Error::NotFound)?;
+                    if let Some(at) = ti.damage_at {
+                        return Err(damaged(t, at));
+                    }
+                    vec![(t.clone(), ti.size(), ti.head)]
+                }
+                None => index
+                    .iter()
+                    .filter(|(_, ti)| ti.damage_at.is_none())
+                    .map(|(t, ti)| (t.clone(), ti.size(), ti.head))
+                    .collect(),
+            }
+        };
+        let mut out = Vec::new();
+        for (t, size, head) in heads {
+            let cp = key.sign(Checkpoint::new(&t, size, head, now));
+            self.shared.store_checkpoint(&t, &cp)?;
+            out.push(cp);
+        }
+        Ok(out)
+    }
+
+    /// Verify each tenant's chain (or only `tenant`'s) and sign the head it
+    /// verified to; a chain that does not verify is refused, never cut or
+    /// signed short. Verification starts at the newest checkpoint this key
+    /// signed that still matches (so its cost is the records since then),
+    /// else at the start of the chain.
+    ///
+    /// Works on a store opened with [`FileStore::open_read_only`] while
+    /// another process holds it open for writing: signing needs only a
+    /// consistent view of the heads. A read-only store re-reads the
+    /// directory first (and again, up to three times, when it caught a
+    /// frame being written); a record appended meanwhile is simply not
+    /// covered yet.
+    ///
+    /// # Errors
+    /// [`Error::Io`], [`Error::NotFound`] for an unknown tenant.
+    pub fn checkpoint_verified(
+        &self,
+        tenant: Option<&TenantId>,
+        key: &SigningKey,
+        now: Timestamp,
+    ) -> Result<CheckpointRun> {
+        let keys = TrustedKeys::new().with(key.verifying_key());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if self.tx.is_none() {
+                *self.shared.index.write() = load(&self.shared.dir, false)?.index;
+            }
+            let tenants = match tenant {
+                Some(t) => {
+                    self.bounds(t)?;
+                    vec![t.clone()]
+                }
+                None => self.tenants()?,
+            };
+            let mut run = CheckpointRun {
+                signed: Vec::new(),
+                refused: Vec::new(),
+            };
+            let mut heads = Vec::new();
+            for t in tenants {
+                let b = self.bounds(&t)?;
+                let candidate = key.sign(Checkpoint::new(&t, b.size, b.head, now));
+                match self.verify_for_signing(&t, &b, &keys, &candidate)? {
+                    None => heads.push((t, candidate)),
+                    Some((verdict, seq)) => run.refused.push((t, verdict, seq)),
+                }
+            }
+            if !run.refused.is_empty() && self.tx.is_none() && attempt < SNAPSHOT_ATTEMPTS {
+                // A live writer may have been caught mid-frame: look again.
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            for (t, cp) in heads {
+                self.shared.store_checkpoint(&t, &cp)?;
+                run.signed.push(cp);
+            }
+            for (t, verdict, seq) in &run.refused {
+                tracing::error!(tenant = %t, verdict = ?verdict, seq = ?seq,
+                    "audit store: chain does not verify; refusing to sign a checkpoint over it");
+            }
+            return Ok(run);
+        }
+    }
+
+    /// Whether `candidate` (the head in `b`, signed) may be kept: `None` when
+    /// the chain verifies up to it, else the verdict and failing record. Fast
+    /// path: the records since the newest checkpoint of `keys` chain from its
+    /// head to the candidate's. Otherwise the whole chain is verified with the
+    /// candidate as an anchor (which also covers a prune since then).
+    fn verify_for_signing(
+        &self,
+        tenant: &TenantId,
+        b: &Bounds,
+        keys: &TrustedKeys,
+        candidate: &SignedCheckpoint,
+    ) -> Result<Option<(Verdict, Option<u64>)>> {
+        let newest = self
+            .checkpoints(tenant)?
+            .into_iter()
+            .filter(|c| c.checkpoint.origin == crate::checkpoint::origin_for(tenant))
+            .filter(|c| c.checkpoint.size >= b.first_seq.max(1) && c.checkpoint.size <= b.size)
+            .filter(|c| c.verify(keys).is_ok())
+            .max_by_key(|c| c.checkpoint.size);
+        if let Some(cp) = newest {
+            let r = self.verify_from(tenant, &cp, keys)?;
+            if r.verdict.is_ok() && r.size == b.size && r.head == b.head {
+                return Ok(None);
+            }
+        }
+        let r = self.verify(tenant, Some(keys), std::slice::from_ref(candidate))?;
+        if r.verdict == Verdict::Intact && r.size == b.size && r.head == b.head {
+            Ok(None)
+        } else {
+            Ok(Some((r.verdict, r.seq)))
+        }
+    }
+}
+
+fn damaged(tenant: &TenantId, at: u64) -> Error {
+    Error::Corrupt {
+        what: "chain damaged; not signing a checkpoint over it",
+        file: tenant_dir_name(tenant),
+        offset: at,
+    }
+}
