@@ -50,8 +50,9 @@ pub enum Error {
     /// a non-owner role without BYPASSRLS.
     #[error("row-level security is misconfigured ({0} finding(s))")]
     RlsMisconfigured(usize),
-    /// An unscoped access was requested without a reason.
-    #[error("unscoped access needs a non-empty reason")]
+    /// An unscoped access was requested without a reason or an actor (or
+    /// with one longer than 1 KiB).
+    #[error("unscoped access needs a non-empty reason and actor")]
     MissingReason,
     /// The audit hook refused or failed to record an unscoped access, so the
     /// access was not granted (fail closed).

@@ -24,6 +24,7 @@
 //! which should hold a *different* pool, connected as a different role.
 //! Construct both at start-up and give handlers only the tenant pool.
 
+mod catalog;
 mod unscoped;
 
 #[cfg(feature = "postgres")]
@@ -35,11 +36,18 @@ mod pg;
 mod sqlite;
 
 #[cfg(feature = "postgres")]
-pub use pg::{DEFAULT_CONTEXT_TTL, MAX_CONTEXT_TTL, PgTenantPool, PgTenantQuery, PgTenantTx};
+pub use pg::{
+    DEFAULT_CONTEXT_TTL, MAX_CONTEXT_TTL, PgTenantPool, PgTenantQuery, PgTenantQueryAs,
+    PgTenantQueryScalar, PgTenantTx,
+};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteTenantPool, SqliteTenantQuery, SqliteTenantTx};
+pub use sqlite::{
+    SqliteTenantPool, SqliteTenantQuery, SqliteTenantQueryAs, SqliteTenantQueryScalar,
+    SqliteTenantTx,
+};
 pub use unscoped::{
-    MAX_REASON_LEN, PlatformAdmin, Unscoped, UnscopedAccess, UnscopedAuditHook, unscoped,
+    AuditFuture, MAX_REASON_LEN, PlatformAdmin, Unscoped, UnscopedAccess, UnscopedAuditHook,
+    unscoped,
 };
 
 /// Generates the tenant pool, transaction and query types for one database.
@@ -53,6 +61,9 @@ macro_rules! tenant_pool {
         pool = $pool:ident,
         tx = $tx:ident,
         query = $query:ident,
+        query_as = $query_as:ident,
+        query_scalar = $query_scalar:ident,
+        prepare = $prepare:path,
         name = $name:literal,
     ) => {
         #[doc = concat!("A ", $name, " pool that only hands out tenant transactions ([`", stringify!($tx), "`]).")]
@@ -61,6 +72,8 @@ macro_rules! tenant_pool {
             pool: $sqlx_pool,
             guard: std::sync::Arc<$crate::guard::QueryGuard>,
             context: std::sync::Arc<$context>,
+            /// The guard with the catalog's column lists, once loaded.
+            ready: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<$crate::guard::QueryGuard>>>,
         }
 
         impl std::fmt::Debug for $pool {
@@ -70,10 +83,36 @@ macro_rules! tenant_pool {
         }
 
         impl $pool {
+            /// Read the catalog once: the columns of every registered table go
+            /// to the guard (see [`TableRegistry::set_columns`]($crate::guard::TableRegistry::set_columns)),
+            /// and the schema is checked (SQLite: no tenant table may declare
+            /// `ON CONFLICT REPLACE`). [`begin`](Self::begin) does this before its
+            /// first transaction and refuses every transaction while it fails;
+            /// call it at start-up to fail there instead.
+            pub async fn start(&self) -> Result<(), $crate::Error> {
+                self.ready_guard().await.map(|_| ())
+            }
+
+            async fn ready_guard(&self) -> Result<std::sync::Arc<$crate::guard::QueryGuard>, $crate::Error> {
+                if let Some(g) = self.ready.get() {
+                    return Ok(std::sync::Arc::clone(g));
+                }
+                let g = std::sync::Arc::new($prepare(&self.pool, &self.guard).await?);
+                Ok(std::sync::Arc::clone(self.ready.get_or_init(|| g)))
+            }
+
             /// Start a transaction for the context's tenant.
             pub async fn begin(&self, ctx: &$crate::TenantContext) -> Result<$tx, $crate::Error> {
+                let guard = self.ready_guard().await?;
                 let tx = begin_tenant(&self.pool, &self.context, ctx.tenant()).await?;
-                Ok($tx { tx, tenant: ctx.tenant(), guard: std::sync::Arc::clone(&self.guard) })
+                Ok($tx { tx, tenant: ctx.tenant(), guard })
+            }
+
+            /// The guard statements pass through (with the catalog's columns
+            /// once [`start`](Self::start) or a transaction has loaded them):
+            /// `guard().scope(sql)` shows exactly what the pool sends.
+            pub fn guard(&self) -> &$crate::guard::QueryGuard {
+                self.ready.get().map_or(&self.guard, |g| g)
             }
         }
 
@@ -107,6 +146,41 @@ macro_rules! tenant_pool {
                 let scoped = self.guard.scope(sql)?;
                 let query = sqlx::query(sqlx::AssertSqlSafe(scoped.sql().to_owned()));
                 Ok($query { tx: self, query, expected: scoped.user_params(), bound: 0 })
+            }
+
+            /// [`query`](Self::query) whose rows decode into `T` through
+            /// [`sqlx::FromRow`], like `sqlx::query_as`.
+            pub fn query_as<T>(&mut self, sql: &str) -> Result<$query_as<'_, T>, $crate::Error>
+            where
+                T: for<'r> sqlx::FromRow<'r, $row>,
+            {
+                Ok($query_as { inner: self.query(sql)?, out: std::marker::PhantomData })
+            }
+
+            /// [`query`](Self::query) whose rows are their first column decoded
+            /// as `T`, like `sqlx::query_scalar`.
+            pub fn query_scalar<T>(&mut self, sql: &str) -> Result<$query_scalar<'_, T>, $crate::Error>
+            where
+                (T,): for<'r> sqlx::FromRow<'r, $row>,
+            {
+                Ok($query_scalar { inner: self.query(sql)?, out: std::marker::PhantomData })
+            }
+
+            /// Write an audit record about this transaction's change *in* this
+            /// transaction: it commits or rolls back with the change. `sink` is
+            /// trusted code (an audit store), so it gets the connection without
+            /// the guard; it receives this transaction's tenant. A failing sink
+            /// is [`Error::AuditHook`]($crate::Error::AuditHook); roll back then.
+            pub async fn append_audit<E, S>(&mut self, sink: &S, event: &E) -> Result<(), $crate::Error>
+            where
+                E: ?Sized + Sync,
+                S: $crate::db::TxAuditSink<$db, E> + ?Sized,
+            {
+                let tenant = self.tenant;
+                sink.append(&mut self.tx, tenant, event).await.map_err(|_e| {
+                    tracing::error!(target: "hisn::tenant_guard", %tenant, "audit sink failed in a tenant transaction");
+                    $crate::Error::AuditHook
+                })
             }
 
             /// Commit the transaction.
@@ -183,9 +257,111 @@ macro_rules! tenant_pool {
                 let (tx, q) = self.finish()?;
                 Ok(q.fetch_one(&mut *tx.tx).await?)
             }
+
+            /// Run the statement and stream its rows (errors are sqlx's).
+            pub fn fetch(
+                self,
+            ) -> Result<futures::stream::BoxStream<'t, Result<$row, sqlx::Error>>, $crate::Error> {
+                let (tx, q) = self.finish()?;
+                Ok(q.fetch(&mut *tx.tx))
+            }
+        }
+
+        $crate::db::typed_query! {
+            db = $db, row = $row, tx = $tx, plain = $query, query = $query_as,
+            out = T, what = "rows decoded into `T` ([`sqlx::FromRow`])",
+            bound = (T: for<'r> sqlx::FromRow<'r, $row>),
+            decode = |row: &$row| <T as sqlx::FromRow<'_, $row>>::from_row(row),
+        }
+        $crate::db::typed_query! {
+            db = $db, row = $row, tx = $tx, plain = $query, query = $query_scalar,
+            out = T, what = "the first column of each row, decoded as `T`",
+            bound = ((T,): for<'r> sqlx::FromRow<'r, $row>),
+            decode = |row: &$row| <(T,) as sqlx::FromRow<'_, $row>>::from_row(row).map(|(t,)| t),
+        }
+    };
+}
+
+/// A typed scoped statement (`query_as` / `query_scalar` flavour): the plain
+/// scoped statement, whose rows are decoded with `$decode`.
+macro_rules! typed_query {
+    (
+        db = $db:ty, row = $row:ty, tx = $tx:ident, plain = $plain:ident, query = $query:ident,
+        out = $t:ident, what = $what:literal, bound = ($($bound:tt)*), decode = $decode:expr,
+    ) => {
+        #[doc = concat!("A scoped statement in a [`", stringify!($tx), "`] returning ", $what, ".")]
+        pub struct $query<'t, $t> {
+            inner: $plain<'t>,
+            out: std::marker::PhantomData<fn() -> $t>,
+        }
+
+        impl<$t> std::fmt::Debug for $query<'_, $t> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($query)).field("inner", &self.inner).finish()
+            }
+        }
+
+        impl<'t, $t> $query<'t, $t>
+        where
+            $($bound)*
+        {
+            /// Bind the next user parameter.
+            #[must_use]
+            pub fn bind<'v, V: sqlx::Encode<'v, $db> + sqlx::Type<$db>>(self, value: V) -> Self {
+                Self { inner: self.inner.bind(value), out: self.out }
+            }
+
+            /// Run the statement and return every result.
+            pub async fn fetch_all(self) -> Result<Vec<$t>, $crate::Error> {
+                let rows = self.inner.fetch_all().await?;
+                Ok(rows.iter().map($decode).collect::<Result<Vec<_>, sqlx::Error>>()?)
+            }
+
+            /// Run the statement and return the first result, if any.
+            pub async fn fetch_optional(self) -> Result<Option<$t>, $crate::Error> {
+                let row = self.inner.fetch_optional().await?;
+                Ok(row.as_ref().map($decode).transpose()?)
+            }
+
+            /// Run the statement and return exactly one result.
+            pub async fn fetch_one(self) -> Result<$t, $crate::Error> {
+                let row = self.inner.fetch_one().await?;
+                Ok(($decode)(&row)?)
+            }
+
+            /// Run the statement and stream its results (errors are sqlx's).
+            pub fn fetch(
+                self,
+            ) -> Result<futures::stream::BoxStream<'t, Result<$t, sqlx::Error>>, $crate::Error>
+            where
+                $t: Send + 't,
+            {
+                use futures::StreamExt as _;
+                let stream = self.inner.fetch()?;
+                Ok(stream.map(|r| r.and_then(|row| ($decode)(&row))).boxed())
+            }
         }
     };
 }
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 use tenant_pool;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) use typed_query;
+
+/// Writes an audit record inside a tenant transaction
+/// ([`PgTenantTx::append_audit`] / [`SqliteTenantTx::append_audit`]), so the
+/// record and the change it records commit or roll back together.
+///
+/// Implement it for your audit store (this crate does not depend on one). The
+/// implementation is trusted code: it gets the transaction's connection
+/// without the query guard, and must write only its own tables.
+pub trait TxAuditSink<DB: sqlx::Database, E: ?Sized>: Send + Sync {
+    /// Append `event` for `tenant` on `conn` (inside the tenant transaction).
+    fn append(
+        &self,
+        conn: &mut DB::Connection,
+        tenant: crate::TenantId,
+        event: &E,
+    ) -> impl std::future::Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send;
+}

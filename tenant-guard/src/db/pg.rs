@@ -64,6 +64,9 @@ super::tenant_pool! {
     pool = PgTenantPool,
     tx = PgTenantTx,
     query = PgTenantQuery,
+    query_as = PgTenantQueryAs,
+    query_scalar = PgTenantQueryScalar,
+    prepare = super::catalog::prepare_pg,
     name = "PostgreSQL",
 }
 
@@ -91,6 +94,7 @@ impl PgTenantPool {
                 ttl: DEFAULT_CONTEXT_TTL.as_secs(),
                 clock: Arc::new(SystemClock),
             }),
+            ready: Arc::default(),
         })
     }
 

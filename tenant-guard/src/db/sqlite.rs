@@ -30,6 +30,9 @@ super::tenant_pool! {
     pool = SqliteTenantPool,
     tx = SqliteTenantTx,
     query = SqliteTenantQuery,
+    query_as = SqliteTenantQueryAs,
+    query_scalar = SqliteTenantQueryScalar,
+    prepare = super::catalog::prepare_sqlite,
     name = "SQLite",
 }
 
@@ -50,6 +53,7 @@ impl SqliteTenantPool {
             pool,
             guard: std::sync::Arc::new(guard),
             context: std::sync::Arc::new(()),
+            ready: std::sync::Arc::default(),
         })
     }
 }

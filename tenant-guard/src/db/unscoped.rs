@@ -2,15 +2,17 @@
 //! administration.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
 
-use crate::Error;
+use crate::{Error, TenantId};
 
-/// Longest reason accepted by [`unscoped`], in bytes.
+/// Longest reason (and actor) accepted by [`unscoped`], in bytes.
 pub const MAX_REASON_LEN: usize = 1024;
 
 /// One unscoped access, as given to the [`UnscopedAuditHook`].
@@ -19,18 +21,25 @@ pub const MAX_REASON_LEN: usize = 1024;
 pub struct UnscopedAccess<'a> {
     /// Why the access is needed (from the caller of [`unscoped`]).
     pub reason: &'a str,
-    /// The label the [`PlatformAdmin`] was created with (who holds it).
+    /// The label the [`PlatformAdmin`] was created with (which tool holds it).
     pub admin: &'a str,
+    /// Who is acting (the operator's user id or name, from the caller).
+    pub actor: &'a str,
+    /// The tenant whose data the access is for; `None` for work across
+    /// tenants (a migration, a report over every tenant).
+    pub target_tenant: Option<TenantId>,
 }
 
+/// The future an [`UnscopedAuditHook`] returns.
+pub type AuditFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send + 'a>>;
+
 /// Records every unscoped access (the example server writes it to the audit
-/// log). An error refuses the access: no record, no access.
+/// log). Async, because recording usually means a write to a store. An error
+/// refuses the access: no record, no access.
 pub trait UnscopedAuditHook: Send + Sync + fmt::Debug {
-    /// Record `access`; return an error to refuse it.
-    fn record(
-        &self,
-        access: &UnscopedAccess<'_>,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    /// Record `access`; resolve to an error to refuse it.
+    fn record<'a>(&'a self, access: UnscopedAccess<'a>) -> AuditFuture<'a>;
 }
 
 /// The capability to bypass tenant scoping, holding a *separate* pool.
@@ -96,22 +105,37 @@ impl<DB: Database> DerefMut for Unscoped<DB> {
     }
 }
 
-/// Take an unscoped connection for `reason`.
+/// Take an unscoped connection for `reason`, acting as `actor`, for the data
+/// of `target_tenant` (`None`: across tenants).
 ///
-/// Every call emits a `tracing` warning and calls the admin's audit hook
-/// *before* the connection is handed out; an empty reason
+/// Every call emits a `tracing` warning and awaits the admin's audit hook
+/// *before* the connection is handed out; an empty reason or actor
 /// ([`Error::MissingReason`]) or a failing hook ([`Error::AuditHook`]) refuses
 /// the access.
 pub async fn unscoped<DB: Database>(
     admin: &PlatformAdmin<DB>,
+    target_tenant: Option<TenantId>,
+    actor: &str,
     reason: &str,
 ) -> Result<Unscoped<DB>, Error> {
     let reason = reason.trim();
-    if reason.is_empty() || reason.len() > MAX_REASON_LEN {
+    let actor = actor.trim();
+    if reason.is_empty()
+        || reason.len() > MAX_REASON_LEN
+        || actor.is_empty()
+        || actor.len() > MAX_REASON_LEN
+    {
         return Err(Error::MissingReason);
     }
-    tracing::warn!(target: "hisn::tenant_guard", admin = %admin.label, reason, "unscoped database access");
-    admin.hook.record(&UnscopedAccess { reason, admin: &admin.label }).map_err(|_e| {
+    let target = target_tenant.map_or_else(|| "all".to_owned(), |t| t.to_string());
+    tracing::warn!(target: "hisn::tenant_guard", admin = %admin.label, actor, tenant = %target, reason, "unscoped database access");
+    let access = UnscopedAccess {
+        reason,
+        admin: &admin.label,
+        actor,
+        target_tenant,
+    };
+    admin.hook.record(access).await.map_err(|_e| {
         tracing::error!(target: "hisn::tenant_guard", admin = %admin.label, "audit hook failed; unscoped access refused");
         Error::AuditHook
     })?;

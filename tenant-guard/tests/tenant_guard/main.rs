@@ -15,8 +15,9 @@ mod common;
 mod jwt;
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
-#[cfg(any())] // TEMP tg-context: until corpus.rs passes the context key
 mod corpus;
+#[cfg(feature = "sqlite")]
+mod adoption;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 mod cross_layer;
 #[cfg(feature = "axum")]

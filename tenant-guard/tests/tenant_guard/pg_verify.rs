@@ -153,7 +153,7 @@ async fn verify_reports_a_policy_that_misses_the_app_role() {
         role: fx.role.clone(),
         table: "assets".into(),
     };
-    assert_eq!(findings(&fx).await, [f.clone()]);
+    assert_eq!(findings(&fx).await, std::slice::from_ref(&f));
     // Granted to an unrelated role: the same finding.
     exec(
         &fx.admin,

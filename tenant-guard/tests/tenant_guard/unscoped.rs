@@ -3,30 +3,38 @@
 use std::sync::{Arc, Mutex};
 
 use hisn_tenant_guard::Error;
-use hisn_tenant_guard::db::{PlatformAdmin, UnscopedAccess, UnscopedAuditHook, unscoped};
+use hisn_tenant_guard::db::{
+    AuditFuture, PlatformAdmin, UnscopedAccess, UnscopedAuditHook, unscoped,
+};
 use hisn_tenant_guard::sqlx;
 
-use crate::common::lite;
+use crate::common::{TENANT_B, lite};
+
+/// (admin, actor, reason, target tenant) of each recorded access.
+type Seen = (String, String, String, Option<String>);
 
 #[derive(Debug, Default)]
 struct Recorder {
-    seen: Mutex<Vec<(String, String)>>,
+    seen: Mutex<Vec<Seen>>,
     fail: bool,
 }
 
 impl UnscopedAuditHook for Recorder {
-    fn record(
-        &self,
-        access: &UnscopedAccess<'_>,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        if self.fail {
-            return Err("audit store down".into());
-        }
-        self.seen
-            .lock()
-            .unwrap()
-            .push((access.admin.to_owned(), access.reason.to_owned()));
-        Ok(())
+    fn record<'a>(&'a self, access: UnscopedAccess<'a>) -> AuditFuture<'a> {
+        Box::pin(async move {
+            // An async store: the hook is awaited before access is granted.
+            tokio::task::yield_now().await;
+            if self.fail {
+                return Err("audit store down".into());
+            }
+            self.seen.lock().unwrap().push((
+                access.admin.to_owned(),
+                access.actor.to_owned(),
+                access.reason.to_owned(),
+                access.target_tenant.map(|t| t.to_string()),
+            ));
+            Ok(())
+        })
     }
 }
 
@@ -34,9 +42,14 @@ impl UnscopedAuditHook for Recorder {
 async fn unscoped_access_calls_the_hook_with_the_reason() {
     let hook = Arc::new(Recorder::default());
     let admin = PlatformAdmin::from_admin_pool(lite::pool().await, hook.clone(), "support-console");
-    let mut conn = unscoped(&admin, "ticket 4711: count assets per tenant")
-        .await
-        .unwrap();
+    let mut conn = unscoped(
+        &admin,
+        Some(TENANT_B.parse().unwrap()),
+        "operator:amal",
+        "ticket 4711: count assets per tenant",
+    )
+    .await
+    .unwrap();
     let n: i64 = sqlx::query_scalar("select count(*) from assets")
         .fetch_one(&mut *conn)
         .await
@@ -46,12 +59,18 @@ async fn unscoped_access_calls_the_hook_with_the_reason() {
         *hook.seen.lock().unwrap(),
         vec![(
             "support-console".to_owned(),
-            "ticket 4711: count assets per tenant".to_owned()
+            "operator:amal".to_owned(),
+            "ticket 4711: count assets per tenant".to_owned(),
+            Some(TENANT_B.to_owned()),
         )]
     );
     drop(conn);
     assert!(matches!(
-        unscoped(&admin, "   ").await,
+        unscoped(&admin, None, "operator:amal", "   ").await,
+        Err(Error::MissingReason)
+    ));
+    assert!(matches!(
+        unscoped(&admin, None, " ", "a reason").await,
         Err(Error::MissingReason)
     ));
     assert_eq!(
@@ -94,7 +113,11 @@ async fn unscoped_access_emits_a_warning_event() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let admin =
         PlatformAdmin::from_admin_pool(lite::pool().await, Arc::new(Recorder::default()), "ops");
-    drop(unscoped(&admin, "incident 99 data repair").await.unwrap());
+    drop(
+        unscoped(&admin, None, "oncall", "incident 99 data repair")
+            .await
+            .unwrap(),
+    );
     let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(log.contains("WARN"), "{log}");
     assert!(log.contains("unscoped database access"), "{log}");
@@ -112,7 +135,7 @@ async fn failing_hook_refuses_the_access() {
     });
     let admin = PlatformAdmin::from_admin_pool(lite::pool().await, hook, "batch");
     assert!(matches!(
-        unscoped(&admin, "nightly export").await,
+        unscoped(&admin, None, "batch", "nightly export").await,
         Err(Error::AuditHook)
     ));
 }
