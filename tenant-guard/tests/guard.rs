@@ -22,7 +22,7 @@ use sqlparser::ast::{
 use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::parser::Parser;
 
-const SPEC: &str = "assets:tenant_id,work_orders:tenant_id,countries";
+const SPEC: &str = "assets:tenant_id(id,name,serial_no),work_orders:tenant_id(id,asset_id,title,status),countries(code,name)";
 const ACCEPT: &str = include_str!("data/guard_corpus_accept.sql");
 const REFUSE: &str = include_str!("data/guard_corpus_refuse.sql");
 const DIALECTS: [Dialect; 2] = [Dialect::Postgres, Dialect::Sqlite];

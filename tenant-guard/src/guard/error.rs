@@ -90,6 +90,15 @@ pub enum GuardError {
     /// scoping (fail closed). The text names the construct.
     #[error("unsupported construct: {0}")]
     Unsupported(String),
+    /// A qualified name `x.f` where `f` is not a known column of the FROM item
+    /// `x` (or `x` is not a FROM item in scope), or a field access on an
+    /// expression (`(expr).f`). On PostgreSQL these call the function `f(x)`
+    /// when `f` is not a column, so the guard only accepts columns it knows.
+    /// Remedy: register the table's columns
+    /// ([`TableRegistry::set_columns`](super::TableRegistry::set_columns)),
+    /// alias computed columns of subqueries, or write the name unqualified.
+    #[error("`{0}` is not a known column")]
+    UnknownColumn(String),
     /// The statement uses a lexical form the guard cannot prove it reads the
     /// way the database does, or its emitted text would not read back as the
     /// checked tree (fail closed): for example `B'..'`, `X'..'` (PostgreSQL),

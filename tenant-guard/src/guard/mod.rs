@@ -11,7 +11,9 @@
 //! use hisn_tenant_guard::guard::{Dialect, GuardError, QueryGuard, TableRegistry};
 //!
 //! let guard = QueryGuard::new(
-//!     TableRegistry::parse_spec("assets:tenant_id,work_orders:tenant_id,countries")?,
+//!     TableRegistry::parse_spec(
+//!         "assets:tenant_id(id,name),work_orders:tenant_id(id,asset_id,title),countries(code,name)",
+//!     )?,
 //!     Dialect::Postgres,
 //! );
 //! let scoped = guard.scope(
@@ -304,7 +306,12 @@ mod tests {
     #[test]
     fn statements_without_tenant_tables_carry_no_tenant_placeholder() {
         let g = guard();
+        // The original inputs are now refused (their qualifiers name no FROM
+        // item); the property holds for any statement without tenant tables.
         for sql in ["SELECT UPa.jADA", "SELECT a.name, w.title, c.SWITH xn"] {
+            assert!(matches!(g.scope(sql), Err(GuardError::UnknownColumn(_))));
+        }
+        for sql in ["SELECT 1", "SELECT upper('a') AS jada"] {
             let once = g.scope(sql).unwrap();
             assert!(!once.sql().contains('$'), "{}", once.sql());
             let again = g.scope(once.sql()).unwrap();

@@ -48,7 +48,7 @@ pub(crate) struct Table {
 ///
 /// let registry = TableRegistry::new()
 ///     .tenant_table("assets", "tenant_id")
-///     .with_columns("assets", ["id", "name"])?
+///     .with_columns("assets", ["id", "tenant_id", "name"])?
 ///     .tenant_table("work_orders", "tenant_id")
 ///     .shared_table("countries");
 /// assert_eq!(registry.len(), 3);

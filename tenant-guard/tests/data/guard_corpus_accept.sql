@@ -16,7 +16,8 @@
 -- Tables: tenant tables `assets(id, tenant_id, name, serial_no)` and
 -- `work_orders(id, tenant_id, asset_id, title, status)` scoped by `tenant_id`;
 -- shared table `countries(code, name)`. Registry spec:
--- `assets:tenant_id,work_orders:tenant_id,countries`.
+-- `assets:tenant_id(id,name,serial_no),work_orders:tenant_id(id,asset_id,title,status),countries(code,name)`
+-- (qualified names must be known columns).
 
 -- name: plain_select
 -- kind: read

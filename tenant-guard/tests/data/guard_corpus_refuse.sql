@@ -458,3 +458,29 @@ SELECT name FROM assets /* outer /* inner */ WHERE false */
 -- name: sentinel_text_in_statement
 -- reason: Lexical
 SELECT name FROM assets WHERE name = 'hisn_guard_literal_0'
+
+-- name: attribute_call_ts_stat
+-- dialect: postgres
+-- reason: UnknownColumn
+SELECT ((SELECT 'select * from assets')::text).ts_stat FROM assets
+
+-- name: attribute_call_terminate_backend
+-- dialect: postgres
+-- reason: UnknownColumn
+SELECT (id).pg_terminate_backend FROM assets
+
+-- name: attribute_call_current_setting
+-- reason: ForbiddenFunction
+SELECT a.Current_Setting FROM assets AS a
+
+-- name: attribute_call_advisory_lock
+-- reason: ForbiddenFunction
+SELECT assets.pg_advisory_lock FROM assets
+
+-- name: attribute_not_a_known_column
+-- reason: UnknownColumn
+SELECT s.row_to_json FROM (SELECT id FROM assets) AS s
+
+-- name: qualifier_not_in_scope
+-- reason: UnknownColumn
+SELECT x.id FROM assets

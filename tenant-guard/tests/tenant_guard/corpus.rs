@@ -15,7 +15,7 @@ use crate::common::{TENANT_A, TENANT_B};
 
 const ACCEPT: &str = include_str!("../data/guard_corpus_accept.sql");
 const REFUSE: &str = include_str!("../data/guard_corpus_refuse.sql");
-const SPEC: &str = "assets:tenant_id,work_orders:tenant_id,countries";
+const SPEC: &str = "assets:tenant_id(id,name,serial_no),work_orders:tenant_id(id,asset_id,title,status),countries(code,name)";
 
 #[derive(Debug, Clone)]
 pub struct Entry {
@@ -108,7 +108,7 @@ mod pg {
 
     use super::*;
     use crate::common::context;
-    use crate::common::pg::{Fixture, exec, fixture};
+    use crate::common::pg::{Fixture, exec, fixture, key};
 
     fn cell(row: &PgRow, i: usize) -> String {
         if let Ok(v) = row.try_get::<Option<String>, _>(i) {
@@ -201,7 +201,7 @@ mod pg {
             return;
         };
         let guard = QueryGuard::new(TableRegistry::parse_spec(SPEC).unwrap(), Dialect::Postgres);
-        let pool = PgTenantPool::new(fx.app.clone(), guard).unwrap();
+        let pool = PgTenantPool::new(fx.app.clone(), guard, key()).unwrap();
         let b_before = tenant_rows(&fx.admin, TENANT_B).await;
         let a_before = tenant_rows(&fx.admin, TENANT_A).await;
         let corpus = for_dialect(ACCEPT, "postgres");
@@ -244,7 +244,7 @@ mod pg {
             return;
         };
         let guard = QueryGuard::new(TableRegistry::parse_spec(SPEC).unwrap(), Dialect::Postgres);
-        let pool = PgTenantPool::new(fx.app.clone(), guard).unwrap();
+        let pool = PgTenantPool::new(fx.app.clone(), guard, key()).unwrap();
         let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
         for e in for_dialect(REFUSE, "postgres") {
             assert!(

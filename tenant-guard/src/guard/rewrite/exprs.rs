@@ -175,10 +175,10 @@ impl<'r> Rewriter<'r> {
         }
         match expr {
             Expr::Identifier(_)
-            | Expr::CompoundIdentifier(_)
             | Expr::TypedString(_)
             | Expr::Wildcard(_)
             | Expr::QualifiedWildcard(..) => {}
+            Expr::CompoundIdentifier(parts) => self.check_qualified(parts)?,
             Expr::Value(v) => {
                 if let Value::Placeholder(p) = &v.value {
                     self.placeholder(p)?;
@@ -188,7 +188,11 @@ impl<'r> Rewriter<'r> {
                 self.expr(root, ctes)?;
                 for access in access_chain {
                     match access {
-                        AccessExpr::Dot(e) => self.expr(e, ctes)?,
+                        // `(expr).f` calls `f(expr)` on PostgreSQL when `f` is
+                        // not a field: never accepted.
+                        AccessExpr::Dot(e) => {
+                            return Err(GuardError::UnknownColumn(format!("(..).{e}")));
+                        }
                         AccessExpr::Subscript(Subscript::Index { index }) => {
                             self.expr(index, ctes)?;
                         }
@@ -208,7 +212,9 @@ impl<'r> Rewriter<'r> {
                 self.expr(value, ctes)?;
                 for elem in &mut path.path {
                     match elem {
-                        JsonPathElem::Dot { .. } => {}
+                        JsonPathElem::Dot { .. } => {
+                            return Err(unsupported("JSON path field access"));
+                        }
                         JsonPathElem::Bracket { key } | JsonPathElem::ColonBracket { key } => {
                             self.expr(key, ctes)?;
                         }

@@ -15,8 +15,9 @@ use sqlparser::ast::{
     JsonPathElem, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart, OnConflict,
     OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectFlavor,
     SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SqliteOnConflict, Statement, Subscript,
-    TableFactor, TableObject, TableWithJoins, UnaryOperator, Update, UpdateTableFromKind, Value,
-    Values, WildcardAdditionalOptions, WindowFrameBound, WindowSpec, WindowType,
+    TableAlias, TableFactor, TableObject, TableWithJoins, UnaryOperator, Update,
+    UpdateTableFromKind, Value, Values, WildcardAdditionalOptions, WindowFrameBound, WindowSpec,
+    WindowType,
 };
 use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::keywords::ALL_KEYWORDS;
@@ -30,6 +31,7 @@ mod exprs;
 mod names;
 mod policy;
 mod queries;
+mod scope;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -72,6 +74,8 @@ pub(crate) fn rewrite(
         tenant: Expr::value(Value::Placeholder(placeholder)),
         user_params: prepared.user_params,
         depth: 0,
+        scopes: Vec::new(),
+        cte_columns: Vec::new(),
     };
     rewriter.statement(&mut statement)?;
     let printed = statement.to_string();
@@ -126,6 +130,10 @@ struct Rewriter<'r> {
     /// Highest placeholder index of the original statement.
     user_params: usize,
     depth: usize,
+    /// FROM-item qualifiers in scope, innermost last.
+    scopes: Vec<scope::Scope<'r>>,
+    /// Output columns of the CTEs in scope, innermost last.
+    cte_columns: Vec<(String, scope::Columns<'r>)>,
 }
 
 impl<'r> Rewriter<'r> {

@@ -2,6 +2,7 @@
 //! CTEs in scope, and the tenant predicate.
 
 use super::*;
+use crate::guard::registry::Table;
 
 impl<'r> Rewriter<'r> {
     /// How the dialect compares an identifier: PostgreSQL keeps quoted
@@ -37,8 +38,23 @@ impl<'r> Rewriter<'r> {
     ) -> Result<Resolved<'r>, GuardError> {
         let idents = Self::idents(name)?;
         let normed: Vec<String> = idents.iter().map(|i| self.norm(i)).collect();
-        let found = match normed.as_slice() {
-            [table] if ctes.contains(table) => return Ok(Resolved::Cte),
+        if let [table] = normed.as_slice()
+            && ctes.contains(table)
+        {
+            return Ok(Resolved::Cte);
+        }
+        let found = self.find_table(&normed);
+        match found.map(|t| &t.kind) {
+            Some(TableKind::Tenant { column }) => Ok(Resolved::Tenant(column)),
+            Some(TableKind::Shared) => Ok(Resolved::Shared),
+            None => Err(GuardError::UnknownTable(name.to_string())),
+        }
+    }
+
+    /// The registered table a normalised `[table]` or `[schema, table]` name
+    /// refers to.
+    pub(super) fn find_table(&self, normed: &[String]) -> Option<&'r Table> {
+        match normed {
             [table] => self.registry.get(table),
             [schema, table] => self.registry.get(&format!("{schema}.{table}")).or_else(|| {
                 (schema == self.default_schema())
@@ -46,11 +62,6 @@ impl<'r> Rewriter<'r> {
                     .flatten()
             }),
             _ => None,
-        };
-        match found.map(|t| &t.kind) {
-            Some(TableKind::Tenant { column }) => Ok(Resolved::Tenant(column)),
-            Some(TableKind::Shared) => Ok(Resolved::Shared),
-            None => Err(GuardError::UnknownTable(name.to_string())),
         }
     }
 

@@ -33,6 +33,7 @@ impl<'r> Rewriter<'r> {
             "query clause",
         )?;
         let mut visible = outer.to_vec();
+        let ctes_before = self.cte_columns.len();
         if let Some(with) = with {
             let names: Vec<String> = with
                 .cte_tables
@@ -56,11 +57,33 @@ impl<'r> Rewriter<'r> {
                 let upto = if with.recursive { i + 1 } else { i };
                 let mut scope = visible.clone();
                 scope.extend(names.iter().take(upto).cloned());
-                self.query(&mut cte.query, &scope, false)?;
+                // Declared column names are known before the body (a
+                // recursive CTE refers to itself by them).
+                if cte.alias.columns.is_empty() {
+                    self.query(&mut cte.query, &scope, false)?;
+                    let columns = self.output_columns(&cte.query, &scope);
+                    self.cte_columns.push((names[i].clone(), columns));
+                } else {
+                    let columns = scope::Columns::Names(
+                        cte.alias
+                            .columns
+                            .iter()
+                            .map(|c| self.norm(&c.name))
+                            .collect(),
+                    );
+                    self.cte_columns.push((names[i].clone(), columns));
+                    self.query(&mut cte.query, &scope, false)?;
+                }
             }
             visible.extend(names);
         }
+        // ORDER BY, LIMIT and FETCH see the FROM items of a plain SELECT body.
+        let body_scope = match &**body {
+            SetExpr::Select(select) => self.scope_of_from(&select.from, &visible),
+            _ => Vec::new(),
+        };
         self.set_expr(body, &visible, top)?;
+        self.scopes.push(body_scope);
         if let Some(OrderBy { kind, interpolate }) = order_by {
             require(interpolate.is_none(), "ORDER BY INTERPOLATE")?;
             if let OrderByKind::Expressions(exprs) = kind {
@@ -90,6 +113,8 @@ impl<'r> Rewriter<'r> {
         if let Some(quantity) = fetch.as_mut().and_then(|f| f.quantity.as_mut()) {
             self.expr(quantity, &visible)?;
         }
+        self.scopes.pop();
+        self.cte_columns.truncate(ctes_before);
         self.leave();
         Ok(())
     }
@@ -182,6 +207,8 @@ impl<'r> Rewriter<'r> {
                 self.expr(e, ctes)?;
             }
         }
+        let scope = self.scope_of_from(from, ctes);
+        self.scopes.push(scope);
         for item in projection.iter_mut() {
             self.select_item(item, ctes)?;
         }
@@ -206,6 +233,7 @@ impl<'r> Rewriter<'r> {
             }
         }
         *selection = conjoin(selection.take(), preds);
+        self.scopes.pop();
         Ok(())
     }
 

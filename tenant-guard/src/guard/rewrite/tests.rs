@@ -3,10 +3,10 @@
 use super::*;
 
 pub(super) fn registry() -> TableRegistry {
-    TableRegistry::new()
-        .tenant_table("assets", "tenant_id")
-        .tenant_table("work_orders", "tenant_id")
-        .shared_table("countries")
+    TableRegistry::parse_spec(
+        "assets:tenant_id(id,name,serial_no),work_orders:tenant_id(id,asset_id,title,status),countries(code,name)",
+    )
+    .unwrap()
 }
 
 pub(super) fn pg(sql: &str) -> Result<String, GuardError> {

@@ -152,3 +152,69 @@ fn dollar_quotes_and_e_strings_are_rendered_canonically() {
         "SELECT name FROM assets WHERE name = 'a\0'"
     )));
 }
+
+fn is_attribute_refusal(r: &Result<String, GuardError>) -> bool {
+    matches!(
+        r,
+        Err(GuardError::UnknownColumn(_) | GuardError::ForbiddenFunction(_))
+    )
+}
+
+/// Root cause (issue 10, root cause 2): on PostgreSQL `x.f` and `(expr).f`
+/// call the function `f(x)` when `f` is not a column, so
+/// `((..)::text).ts_stat` ran SQL text, `(pid).pg_terminate_backend` killed
+/// sessions, and `current_setting`, `pg_sleep`, `pg_advisory_lock` ran, none
+/// of them seen by the deny list (which only looked at call syntax). The
+/// guard now knows each table's columns, accepts `x.f` only for a known
+/// column of the FROM item `x`, refuses field access on an expression, and
+/// applies the deny list to attribute names in any case.
+#[test]
+fn attribute_call_functions_are_refused() {
+    for sql in [
+        "SELECT ((SELECT 'select 1')::text).ts_stat FROM assets",
+        "SELECT (id).pg_terminate_backend FROM assets",
+        "SELECT (a.name).current_setting FROM assets AS a",
+        "SELECT a.current_setting FROM assets AS a",
+        "SELECT a.PG_SLEEP FROM assets AS a",
+        "SELECT assets.pg_advisory_lock FROM assets",
+        "SELECT s.\"pg_sleep\" FROM (SELECT id FROM assets) AS s",
+        "SELECT a.upper FROM assets AS a",
+        "SELECT s.row_to_json FROM (SELECT id FROM assets) AS s",
+        "SELECT c.length FROM countries AS c",
+        "SELECT x.id FROM assets",
+        "SELECT id FROM assets AS a ORDER BY a.lower",
+        "UPDATE assets SET name = 'x' RETURNING assets.to_json",
+        "INSERT INTO assets (name) VALUES ('x') ON CONFLICT (id) DO UPDATE SET name = excluded.upper",
+    ] {
+        assert!(is_attribute_refusal(&pg(sql)), "{sql}: {:?}", pg(sql));
+    }
+    assert!(is_attribute_refusal(&lite(
+        "SELECT a.name FROM assets AS a WHERE a.load_extension IS NULL"
+    )));
+    // Known columns, derived-table output names, `excluded` still work.
+    for sql in [
+        "SELECT a.name, public.assets.id FROM assets AS a, public.assets",
+        "SELECT s.id, s.n FROM (SELECT id, name AS n FROM assets) AS s",
+        "SELECT s.code FROM (SELECT * FROM countries) AS s",
+        "WITH x AS (SELECT id FROM assets) SELECT x.id FROM x",
+        "INSERT INTO assets (id, name) VALUES (1, 'x') ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+        "SELECT a.id FROM assets AS a ORDER BY a.name",
+    ] {
+        assert!(pg(sql).is_ok(), "{sql}: {:?}", pg(sql));
+    }
+}
+
+/// A table registered without a column list: only its tenant column may be
+/// qualified (fail closed), unqualified names stay allowed.
+#[test]
+fn tables_without_column_lists_allow_only_the_tenant_column_qualified() {
+    let registry = TableRegistry::new().tenant_table("t", "tenant_id");
+    let scope = |sql: &str| rewrite(sql, &registry, Dialect::Postgres).map(|(s, _)| s);
+    assert!(matches!(
+        scope("SELECT a.name FROM t AS a"),
+        Err(GuardError::UnknownColumn(_))
+    ));
+    assert!(scope("SELECT a.tenant_id, name FROM t AS a").is_ok());
+    let registry = registry.with_columns("t", ["tenant_id", "name"]).unwrap();
+    assert!(rewrite("SELECT a.name FROM t AS a", &registry, Dialect::Postgres).is_ok());
+}

@@ -110,6 +110,12 @@ impl<'r> Rewriter<'r> {
             Some(alias) => vec![alias.alias.clone()],
             None => Self::idents(name)?.into_iter().cloned().collect(),
         };
+        // ON CONFLICT and RETURNING see the target (by its alias, or by its
+        // name) and `excluded`, with the target's columns.
+        let mut scope = self.target_scope(name, table_alias.as_ref().map(|a| &a.alias), ctes);
+        let columns_of_target = scope.first().map(|(_, c)| c.clone());
+        scope.extend(columns_of_target.map(|c| ("excluded".to_owned(), c)));
+        self.scopes.push(scope);
         match on {
             None => {}
             Some(OnInsert::OnConflict(OnConflict {
@@ -131,7 +137,9 @@ impl<'r> Rewriter<'r> {
             },
             Some(_) => return Err(unsupported("ON DUPLICATE KEY UPDATE")),
         }
-        self.returning(returning, ctes)
+        self.returning(returning, ctes)?;
+        self.scopes.pop();
+        Ok(())
     }
 
     /// Appends the tenant value to every row a source query produces.
@@ -283,6 +291,11 @@ impl<'r> Rewriter<'r> {
         )?;
         let target = self.target_predicate(table, ctes)?;
         let column = self.target_column(table, ctes)?;
+        let mut scope = self.scope_of_from(std::slice::from_ref(table), ctes);
+        if let Some(UpdateTableFromKind::AfterSet(items)) = from {
+            scope.extend(self.scope_of_from(items, ctes));
+        }
+        self.scopes.push(scope);
         self.assignments(assignments, column, ctes)?;
         let mut preds = vec![target];
         match from {
@@ -298,7 +311,9 @@ impl<'r> Rewriter<'r> {
             self.expr(selection, ctes)?;
         }
         *selection = conjoin(selection.take(), preds);
-        self.returning(returning, ctes)
+        self.returning(returning, ctes)?;
+        self.scopes.pop();
+        Ok(())
     }
 
     pub(super) fn delete(
@@ -335,6 +350,11 @@ impl<'r> Rewriter<'r> {
             return Err(unsupported("DELETE from several tables"));
         };
         let mut preds = vec![self.target_predicate(target, ctes)?];
+        let mut scope = self.scope_of_from(std::slice::from_ref(target), ctes);
+        if let Some(items) = using {
+            scope.extend(self.scope_of_from(items, ctes));
+        }
+        self.scopes.push(scope);
         if let Some(items) = using {
             preds.extend(self.scope_from_list(items, ctes)?);
         }
@@ -342,6 +362,8 @@ impl<'r> Rewriter<'r> {
             self.expr(selection, ctes)?;
         }
         *selection = conjoin(selection.take(), preds);
-        self.returning(returning, ctes)
+        self.returning(returning, ctes)?;
+        self.scopes.pop();
+        Ok(())
     }
 }
