@@ -544,80 +544,6 @@ async fn one_side_effect<St: IdempotencyStore>(h: Harness<St>) {
     assert_eq!((again.0, again.2), (first.0, first.2));
 }
 
-#[cfg(feature = "redis")]
-mod redis_store {
-    use super::*;
-    use hisn_webhook_verify::idempotency::RedisIdempotencyStore;
-
-    async fn h(
-        name: &str,
-        gated: bool,
-    ) -> Option<(hisn_test_support::TestRedis, Harness<RedisIdempotencyStore>)> {
-        let r = hisn_test_support::redis(name).await?;
-        let s = RedisIdempotencyStore::new(r.connection().await, r.prefix()).unwrap();
-        Some((
-            r,
-            harness_with(Arc::new(s), Arc::new(ManualClock::new(0)), gated),
-        ))
-    }
-
-    #[tokio::test]
-    async fn redis_idempotency_replays() {
-        let Some((_r, h)) = h("redis_idem_replay", false).await else {
-            return;
-        };
-        replay_semantics(h).await;
-    }
-
-    #[tokio::test]
-    async fn redis_cross_scope_key_reuse_never_sees_another_tenants_response() {
-        let Some((_r, h)) = h("redis_idem_scope", false).await else {
-            return;
-        };
-        cross_scope(h).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_dropped_request_future_releases_the_key() {
-        let Some((_r, h)) = h("redis_idem_drop", true).await else {
-            return;
-        };
-        dropped(h).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn redis_panicking_handler_releases_the_key() {
-        let Some((_r, h)) = h("redis_idem_panic", false).await else {
-            return;
-        };
-        panicked(h).await;
-    }
-
-    #[tokio::test]
-    async fn redis_oversize_success_records_completion_without_body() {
-        let Some((_r, h)) = h("redis_idem_big", false).await else {
-            return;
-        };
-        oversize(h).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn redis_idempotency_hundred_concurrent_one_side_effect() {
-        let Some((_r, h)) = h("redis_idem_concurrent", true).await else {
-            return;
-        };
-        one_side_effect(h).await;
-    }
-
-    #[tokio::test]
-    async fn redis_renew_and_finish_need_the_owning_token() {
-        let Some((_r, h)) = h("redis_idem_token", false).await else {
-            return;
-        };
-        store_token_contract(&*h.store).await;
-    }
-}
-
 /// Renew, finish and abort act only for the token that began the request.
 async fn store_token_contract<St: IdempotencyStore>(s: &St) {
     use hisn_webhook_verify::idempotency::{Begin, StoredResponse};
@@ -665,6 +591,88 @@ async fn memory_renew_and_finish_need_the_owning_token() {
     store_token_contract(&MemoryIdempotencyStore::new(10)).await;
 }
 
+/// The same scenarios against a shared store: `$h(name, gated)` builds a
+/// harness (or `None` when the service is not configured).
+macro_rules! shared_store_tests {
+    ($h:ident) => {
+        #[tokio::test]
+        async fn idempotency_replays() {
+            let Some((_g, h)) = $h("idem_replay", false).await else {
+                return;
+            };
+            replay_semantics(h).await;
+        }
+
+        #[tokio::test]
+        async fn cross_scope_key_reuse_never_sees_another_tenants_response() {
+            let Some((_g, h)) = $h("idem_scope", false).await else {
+                return;
+            };
+            cross_scope(h).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn dropped_request_future_releases_the_key() {
+            let Some((_g, h)) = $h("idem_drop", true).await else {
+                return;
+            };
+            dropped(h).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn panicking_handler_releases_the_key() {
+            let Some((_g, h)) = $h("idem_panic", false).await else {
+                return;
+            };
+            panicked(h).await;
+        }
+
+        #[tokio::test]
+        async fn oversize_success_records_completion_without_body() {
+            let Some((_g, h)) = $h("idem_big", false).await else {
+                return;
+            };
+            oversize(h).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn hundred_concurrent_identical_requests_one_side_effect() {
+            let Some((_g, h)) = $h("idem_concurrent", true).await else {
+                return;
+            };
+            one_side_effect(h).await;
+        }
+
+        #[tokio::test]
+        async fn renew_and_finish_need_the_owning_token() {
+            let Some((_g, h)) = $h("idem_token", false).await else {
+                return;
+            };
+            store_token_contract(&*h.store).await;
+        }
+    };
+}
+
+#[cfg(feature = "redis")]
+mod redis_store {
+    use super::*;
+    use hisn_webhook_verify::idempotency::RedisIdempotencyStore;
+
+    async fn h(
+        name: &str,
+        gated: bool,
+    ) -> Option<(hisn_test_support::TestRedis, Harness<RedisIdempotencyStore>)> {
+        let r = hisn_test_support::redis(&format!("redis_{name}")).await?;
+        let s = RedisIdempotencyStore::new(r.connection().await, r.prefix()).unwrap();
+        Some((
+            r,
+            harness_with(Arc::new(s), Arc::new(ManualClock::new(0)), gated),
+        ))
+    }
+
+    shared_store_tests!(h);
+}
+
 #[cfg(feature = "postgres")]
 mod postgres_store {
     use super::*;
@@ -674,7 +682,7 @@ mod postgres_store {
         name: &str,
         gated: bool,
     ) -> Option<(hisn_test_support::TestDatabase, Harness<PgIdempotencyStore>)> {
-        let db = hisn_test_support::postgres(name).await?;
+        let db = hisn_test_support::postgres(&format!("pg_{name}")).await?;
         let s = PgIdempotencyStore::new(db.pool().await);
         s.migrate().await.unwrap();
         Some((
@@ -683,59 +691,5 @@ mod postgres_store {
         ))
     }
 
-    #[tokio::test]
-    async fn postgres_idempotency_replays() {
-        let Some((_db, h)) = h("pg_idem_replay", false).await else {
-            return;
-        };
-        replay_semantics(h).await;
-    }
-
-    #[tokio::test]
-    async fn postgres_cross_scope_key_reuse_never_sees_another_tenants_response() {
-        let Some((_db, h)) = h("pg_idem_scope", false).await else {
-            return;
-        };
-        cross_scope(h).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_dropped_request_future_releases_the_key() {
-        let Some((_db, h)) = h("pg_idem_drop", true).await else {
-            return;
-        };
-        dropped(h).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_panicking_handler_releases_the_key() {
-        let Some((_db, h)) = h("pg_idem_panic", false).await else {
-            return;
-        };
-        panicked(h).await;
-    }
-
-    #[tokio::test]
-    async fn postgres_oversize_success_records_completion_without_body() {
-        let Some((_db, h)) = h("pg_idem_big", false).await else {
-            return;
-        };
-        oversize(h).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn postgres_idempotency_hundred_concurrent_one_side_effect() {
-        let Some((_db, h)) = h("pg_idem_concurrent", true).await else {
-            return;
-        };
-        one_side_effect(h).await;
-    }
-
-    #[tokio::test]
-    async fn postgres_renew_and_finish_need_the_owning_token() {
-        let Some((_db, h)) = h("pg_idem_token", false).await else {
-            return;
-        };
-        store_token_contract(&*h.store).await;
-    }
+    shared_store_tests!(h);
 }

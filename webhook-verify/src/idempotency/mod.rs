@@ -60,6 +60,10 @@ pub const MAX_KEY_LEN: usize = 255;
 /// Parse an `Idempotency-Key` value: an sf-string (`"..."`, with `\"` and `\\`
 /// escapes, printable ASCII) or a bare token; 1..=255 characters after
 /// unquoting.
+///
+/// Hand-written on purpose: no structured-field parser (such as `sfv`) is in
+/// the dependency tree, and this grammar is two productions of RFC 8941
+/// (sf-string, and the token form the draft's examples use), each tested.
 pub fn parse_key(raw: &[u8]) -> Option<String> {
     let key = if let Some(inner) = raw.strip_prefix(b"\"") {
         let inner = inner.strip_suffix(b"\"")?;

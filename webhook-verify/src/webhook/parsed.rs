@@ -200,22 +200,22 @@ thread_local! {
     pub(crate) static MAC_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-pub(crate) fn mac_sha256(state: &hmac::Hmac<Sha256>, prefix: &[u8], body: &[u8]) -> [u8; 32] {
+/// HMAC of `prefix || body` from a pre-keyed state.
+fn mac<M: Mac + Clone>(state: &M, prefix: &[u8], body: &[u8]) -> hmac::digest::Output<M> {
     #[cfg(test)]
     MAC_CALLS.with(|c| c.set(c.get() + 1));
     let mut m = state.clone();
     m.update(prefix);
     m.update(body);
-    m.finalize().into_bytes().into()
+    m.finalize().into_bytes()
+}
+
+pub(crate) fn mac_sha256(state: &hmac::Hmac<Sha256>, prefix: &[u8], body: &[u8]) -> [u8; 32] {
+    mac(state, prefix, body).into()
 }
 
 pub(crate) fn mac_sha1(state: &hmac::Hmac<sha1::Sha1>, prefix: &[u8], body: &[u8]) -> [u8; 20] {
-    #[cfg(test)]
-    MAC_CALLS.with(|c| c.set(c.get() + 1));
-    let mut m = state.clone();
-    m.update(prefix);
-    m.update(body);
-    m.finalize().into_bytes().into()
+    mac(state, prefix, body).into()
 }
 
 /// Constant-time comparison of `mac` with every candidate (`subtle`, no
