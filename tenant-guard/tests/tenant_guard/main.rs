@@ -22,6 +22,8 @@ mod adoption;
 mod cross_layer;
 #[cfg(feature = "axum")]
 mod extractor;
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
+mod guard_differential;
 #[cfg(feature = "postgres")]
 mod pg_context;
 #[cfg(feature = "postgres")]
