@@ -16,10 +16,10 @@ mod verify;
 pub use anchors::{Anchors, VerifierState, has_chain, require_anchor, verify_store};
 pub use chain::{Link, chain_link, record_digest};
 pub use checkpoint::{
-    Checkpoint, CheckpointFault, CheckpointPolicy, CheckpointSink, FileSink, MemorySink,
-    NoteSignature, ORIGIN_PREFIX, SignedCheckpoint, SigningKey, StdoutSink, TrustedKeys,
-    VerifyingKey, origin_for, parse_checkpoint_log, parse_checkpoint_text, parse_notes,
-    read_checkpoint_log,
+    Checkpoint, CheckpointFault, CheckpointPolicy, CheckpointSink, Cosignature, CosigningKey,
+    FileSink, MemorySink, NoteSignature, ORIGIN_PREFIX, SignedCheckpoint, SigningKey, StdoutSink,
+    TrustedKeys, VerifyingKey, WitnessKey, WitnessPolicy, origin_for, parse_checkpoint_log,
+    parse_checkpoint_text, parse_notes, read_checkpoint_log,
 };
 pub use clock::{Clock, FakeClock, SystemClock, Timestamp};
 pub use encoding::{RECORD_VERSION, RecordHeader, decode_record, encode_record, peek_header};

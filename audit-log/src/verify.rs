@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::chain::{Link, chain_link, record_digest};
-use crate::checkpoint::{CheckpointFault, SignedCheckpoint, TrustedKeys, origin_for};
+use crate::checkpoint::{
+    CheckpointFault, SignedCheckpoint, TrustedKeys, WitnessPolicy, origin_for,
+};
 use crate::encoding::{decode_record, peek_header};
 use crate::error::{Error, Result};
 use crate::event::TenantId;
@@ -226,6 +228,7 @@ pub struct Verifier<'a> {
     checkpoints: &'a [SignedCheckpoint],
     anchors: &'a [SignedCheckpoint],
     keys: Option<&'a TrustedKeys>,
+    witnesses: Option<&'a WitnessPolicy>,
 }
 
 /// The broken ranges found so far, merged when they touch.
@@ -271,7 +274,17 @@ impl<'a> Verifier<'a> {
             checkpoints,
             anchors: &[],
             keys,
+            witnesses: None,
         }
+    }
+
+    /// Accept a checkpoint only when it also meets `policy` (N of M witness
+    /// cosignatures): one that does not is skipped (store notes) or reported
+    /// as [`Verdict::BadCheckpoint`] (anchors).
+    #[must_use]
+    pub fn witnesses(mut self, policy: &'a WitnessPolicy) -> Self {
+        self.witnesses = Some(policy);
+        self
     }
 
     /// Checkpoints the caller vouches for (held outside the store): one that is
@@ -324,6 +337,9 @@ impl<'a> Verifier<'a> {
                 Some(Verdict::BadCheckpoint)
             } else {
                 match cp.verify(keys) {
+                    Ok(()) if self.witnesses.is_some_and(|w| !w.accepts(cp)) => {
+                        Some(Verdict::BadCheckpoint)
+                    }
                     Ok(()) => None,
                     Err(CheckpointFault::UnknownKey) => Some(Verdict::UnknownSigningKey),
                     Err(_) => Some(Verdict::BadCheckpoint),

@@ -9,8 +9,8 @@ pub mod postgres;
 mod report;
 pub mod segment;
 
-pub use report::{EntryProof, ReportEntry, SubjectReport};
 pub(crate) use report::ReportPlan;
+pub use report::{EntryProof, ReportEntry, SubjectReport};
 
 use crate::chain::{Link, chain_link, record_digest};
 use crate::checkpoint::{SignedCheckpoint, TrustedKeys};
@@ -280,10 +280,12 @@ pub trait AuditRead {
             return Err(Error::NotFound);
         }
         let records = self.read_range(tenant, 0, size)?;
-        let report =
-            Verifier::new(tenant, &[], None).verify_range(Start::Genesis, records.iter().map(|r| {
-            r.as_ref().map_err(|_| crate::error::malformed("record"))
-        }))?;
+        let report = Verifier::new(tenant, &[], None).verify_range(
+            Start::Genesis,
+            records
+                .iter()
+                .map(|r| r.as_ref().map_err(|_| crate::error::malformed("record"))),
+        )?;
         if !report.breaks.is_empty() || report.size != size {
             return Err(Error::Corrupt {
                 what: "records do not chain",

@@ -160,3 +160,64 @@ fn merkle_checkpoints_inclusion_and_consistency_on_a_store() {
     let r = s.verify(&t, Some(&keys), &[new, wrong]).unwrap();
     assert_eq!(r.verdict, Verdict::Fork);
 }
+
+/// Witness cosignatures (C2SP `tlog-cosignature`) survive the note text, and
+/// a verifier with an N-of-M policy accepts a checkpoint only with enough
+/// valid cosignatures from distinct witnesses.
+#[test]
+fn witness_cosignatures_and_an_n_of_m_policy() {
+    use hisn_audit_log::{CosigningKey, SignedCheckpoint, Verifier, WitnessKey, WitnessPolicy};
+    let s = MemoryStore::new();
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    let keys = trusted(&[&k]);
+    for i in 0..9 {
+        s.append(&event(&t, i)).unwrap();
+    }
+    let mut cp = s
+        .merkle_checkpoint(&t, &k, Timestamp::from_unix_micros(1))
+        .unwrap();
+    let w: Vec<CosigningKey> = (0..3)
+        .map(|i| CosigningKey::from_bytes(&format!("witness-{i}"), &[40 + i; 32]).unwrap())
+        .collect();
+    let policy = |n| {
+        WitnessPolicy::new(
+            w.iter()
+                .map(|k| WitnessKey::from_text(&k.witness_key().to_text()).unwrap())
+                .collect(),
+            n,
+        )
+        .unwrap()
+    };
+    w[0].cosign(&mut cp, 1_764_000_000);
+    w[2].cosign(&mut cp, 1_764_000_001);
+    w[2].cosign(&mut cp, 1_764_000_002);
+    let cp = SignedCheckpoint::parse(&cp.to_note()).unwrap();
+    assert_eq!(cp.cosignatures.len(), 2, "one line per witness");
+    assert!(
+        cp.verify(&keys).is_ok(),
+        "cosignatures leave the log signature alone"
+    );
+    assert_eq!(policy(2).count(&cp), 2);
+    assert!(policy(2).accepts(&cp) && !policy(3).accepts(&cp));
+    let records = s.records(&t);
+    let verify = |p: &WitnessPolicy, cp: &SignedCheckpoint| {
+        Verifier::new(&t, &[], Some(&keys))
+            .anchors(std::slice::from_ref(cp))
+            .witnesses(p)
+            .verify_log(hisn_audit_log::Start::Genesis, records.iter().map(Ok))
+            .unwrap()
+            .verdict
+    };
+    assert_eq!(verify(&policy(2), &cp), Verdict::Intact);
+    assert_eq!(verify(&policy(3), &cp), Verdict::BadCheckpoint);
+    // A cosignature over another body does not count.
+    let mut moved = cp.clone();
+    moved.checkpoint.time = Timestamp::from_unix_micros(2);
+    let moved = SignedCheckpoint {
+        cosignatures: moved.cosignatures.clone(),
+        ..k.sign(moved.checkpoint)
+    };
+    assert_eq!(policy(1).count(&moved), 0);
+    assert!(WitnessPolicy::new(Vec::new(), 1).is_err());
+}

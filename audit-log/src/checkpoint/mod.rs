@@ -21,9 +21,7 @@
 //! log's writer cannot rewrite: publish it through a [`CheckpointSink`].
 
 use std::fmt;
-use std::io::Write as _;
 use std::num::NonZeroU64;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -36,6 +34,16 @@ use crate::chain::Link;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result, malformed};
 use crate::event::TenantId;
+
+mod log;
+mod witness;
+
+pub(crate) use log::append_checkpoint_log;
+pub use log::{
+    CheckpointSink, FileSink, MemorySink, StdoutSink, parse_checkpoint_log, parse_checkpoint_text,
+    parse_notes, read_checkpoint_log,
+};
+pub use witness::{Cosignature, CosigningKey, WitnessKey, WitnessPolicy};
 
 /// Prefix of every checkpoint origin; the tenant follows.
 pub const ORIGIN_PREFIX: &str = "hisn-audit-log/";
@@ -188,6 +196,9 @@ pub struct SignedCheckpoint {
     pub checkpoint: Checkpoint,
     /// The signatures.
     pub signatures: Vec<NoteSignature>,
+    /// Witness cosignatures (C2SP `tlog-cosignature`), checked by a
+    /// [`WitnessPolicy`].
+    pub cosignatures: Vec<Cosignature>,
 }
 
 /// Why a checkpoint was not accepted (see [`SignedCheckpoint::verify`]).
@@ -211,6 +222,9 @@ impl SignedCheckpoint {
             blob.extend_from_slice(&sig.signature);
             s.push_str(&format!("\u{2014} {} {}\n", sig.key_name, B64.encode(blob)));
         }
+        for c in &self.cosignatures {
+            s.push_str(&c.line());
+        }
         s
     }
 
@@ -226,13 +240,20 @@ impl SignedCheckpoint {
         let split = note.find("\n\n").ok_or_else(bad)?;
         let (body, rest) = (&note[..=split], &note[split + 2..]);
         let checkpoint = Checkpoint::parse_body(body)?;
-        let mut signatures = Vec::new();
+        let (mut signatures, mut cosignatures) = (Vec::new(), Vec::new());
         let rest = rest.strip_suffix('\n').ok_or_else(bad)?;
         for line in rest.split('\n') {
             let line = line.strip_prefix("\u{2014} ").ok_or_else(bad)?;
             let (name, b64) = line.split_once(' ').ok_or_else(bad)?;
             check_key_name(name)?;
             let blob = B64.decode(b64).map_err(|_| bad())?;
+            if blob.len() == witness::COSIGNATURE_LEN {
+                cosignatures.push(Cosignature::from_blob(name, &blob)?);
+                if cosignatures.len() > MAX_SIGNATURES {
+                    return Err(bad());
+                }
+                continue;
+            }
             if blob.len() != 68 {
                 return Err(bad());
             }
@@ -255,6 +276,7 @@ impl SignedCheckpoint {
         Ok(Self {
             checkpoint,
             signatures,
+            cosignatures,
         })
     }
 
@@ -285,7 +307,7 @@ impl SignedCheckpoint {
     }
 }
 
-fn check_key_name(name: &str) -> Result<()> {
+pub(crate) fn check_key_name(name: &str) -> Result<()> {
     if name.is_empty()
         || name.len() > 128
         || name.contains('+')
@@ -380,6 +402,7 @@ impl SigningKey {
                 key_id: self.key_id(),
                 signature: sig.to_bytes(),
             }],
+            cosignatures: Vec::new(),
         }
     }
 
@@ -523,196 +546,6 @@ impl TrustedKeys {
 
     fn find(&self, name: &str, id: [u8; 4]) -> Option<&VerifyingKey> {
         self.keys.iter().find(|k| k.name == name && k.id == id)
-    }
-}
-
-/// Publishes checkpoints somewhere the log's writer cannot rewrite them (another
-/// machine, a transparency log, a WORM bucket, a ticket). Only a checkpoint held
-/// elsewhere protects against someone who can rewrite the store.
-pub trait CheckpointSink: Send + Sync + fmt::Debug {
-    /// Publish one checkpoint.
-    ///
-    /// # Errors
-    /// [`Error::Sink`] when it could not be published.
-    fn publish(&self, checkpoint: &SignedCheckpoint) -> Result<()>;
-}
-
-/// Appends checkpoints to a JSON-lines file (`{"note": "..."}` per line) and
-/// fsyncs it. Point it at a file on other storage (an NFS mount, a synced
-/// directory); a file beside the store protects nothing.
-#[derive(Debug, Clone)]
-pub struct FileSink {
-    path: PathBuf,
-}
-
-impl FileSink {
-    /// A sink appending to `path` (created when missing).
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
-    }
-}
-
-impl CheckpointSink for FileSink {
-    fn publish(&self, checkpoint: &SignedCheckpoint) -> Result<()> {
-        append_checkpoint_log(&self.path, checkpoint).map_err(Error::Sink)
-    }
-}
-
-/// Prints each checkpoint note to stdout, followed by a blank line.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StdoutSink;
-
-impl CheckpointSink for StdoutSink {
-    fn publish(&self, checkpoint: &SignedCheckpoint) -> Result<()> {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{}", checkpoint.to_note()).map_err(Error::Sink)
-    }
-}
-
-/// Keeps checkpoints in memory; for tests.
-#[derive(Debug, Default)]
-pub struct MemorySink {
-    published: parking_lot::Mutex<Vec<SignedCheckpoint>>,
-}
-
-impl MemorySink {
-    /// An empty sink.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Everything published so far.
-    pub fn published(&self) -> Vec<SignedCheckpoint> {
-        self.published.lock().clone()
-    }
-}
-
-impl CheckpointSink for MemorySink {
-    fn publish(&self, checkpoint: &SignedCheckpoint) -> Result<()> {
-        self.published.lock().push(checkpoint.clone());
-        Ok(())
-    }
-}
-
-impl<S: CheckpointSink + ?Sized> CheckpointSink for std::sync::Arc<S> {
-    fn publish(&self, checkpoint: &SignedCheckpoint) -> Result<()> {
-        (**self).publish(checkpoint)
-    }
-}
-
-/// Append one checkpoint to a JSON-lines checkpoint log and fsync it.
-pub(crate) fn append_checkpoint_log(path: &Path, cp: &SignedCheckpoint) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    let line = serde_json::json!({ "note": cp.to_note() }).to_string();
-    f.write_all(format!("{line}\n").as_bytes())?;
-    f.sync_data()
-}
-
-/// Read a JSON-lines checkpoint log written by [`FileSink`] or a file store.
-/// A missing file is an empty log. A line that is not a checkpoint (a torn
-/// write, or a note anyone with write access to the file added) is skipped
-/// with a warning: the notes in a store are untrusted input, and one bad line
-/// must neither stop verification nor hide what the others show.
-///
-/// # Errors
-/// [`Error::Io`].
-pub fn read_checkpoint_log(path: &Path) -> Result<Vec<SignedCheckpoint>> {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
-    };
-    let (cps, skipped) = parse_checkpoint_log(&String::from_utf8_lossy(&text));
-    if skipped > 0 {
-        tracing::warn!(skipped, "audit checkpoint log: malformed lines skipped");
-    }
-    Ok(cps)
-}
-
-/// Parse a JSON-lines checkpoint log leniently: the checkpoints, and how many
-/// non-blank lines were skipped as malformed.
-pub fn parse_checkpoint_log(text: &str) -> (Vec<SignedCheckpoint>, u64) {
-    let (mut out, mut skipped) = (Vec::new(), 0);
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        match parse_log_line(line) {
-            Ok(cp) => out.push(cp),
-            Err(_) => skipped += 1,
-        }
-    }
-    (out, skipped)
-}
-
-/// Parse stored note texts leniently (for stores that keep one note per row):
-/// malformed notes are skipped with a warning.
-pub fn parse_notes<'a>(notes: impl IntoIterator<Item = &'a str>) -> Vec<SignedCheckpoint> {
-    let mut skipped = 0u64;
-    let out = notes
-        .into_iter()
-        .filter_map(|n| {
-            let cp = SignedCheckpoint::parse(n).ok();
-            skipped += u64::from(cp.is_none());
-            cp
-        })
-        .collect();
-    if skipped > 0 {
-        tracing::warn!(skipped, "audit checkpoint notes: malformed notes skipped");
-    }
-    out
-}
-
-fn parse_log_line(line: &str) -> Result<SignedCheckpoint> {
-    let v: serde_json::Value =
-        serde_json::from_str(line).map_err(|_| malformed("checkpoint log"))?;
-    let note = v
-        .get("note")
-        .and_then(|n| n.as_str())
-        .ok_or_else(|| malformed("checkpoint log"))?;
-    SignedCheckpoint::parse(note)
-}
-
-/// Parse checkpoints an operator holds: a JSON-lines log (`{"note": ...}` per
-/// line, as [`FileSink`] writes) or notes one after another (as
-/// [`StdoutSink`] and `hisn audit checkpoint` print them). Strict: these are
-/// the verifier's own evidence, so anything malformed is an error.
-///
-/// # Errors
-/// [`Error::Malformed`] when any part is not a checkpoint.
-pub fn parse_checkpoint_text(text: &str) -> Result<Vec<SignedCheckpoint>> {
-    if text.trim_start().starts_with('{') {
-        return text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(parse_log_line)
-            .collect();
-    }
-    // Notes: body lines, a blank line, signature lines; notes separated by
-    // blank lines.
-    let mut out = Vec::new();
-    let mut lines = text.split_inclusive('\n').peekable();
-    loop {
-        while lines.peek().is_some_and(|l| l.trim().is_empty()) {
-            lines.next();
-        }
-        if lines.peek().is_none() {
-            return Ok(out);
-        }
-        let mut note = String::new();
-        for l in lines.by_ref() {
-            note.push_str(l);
-            if l == "\n" {
-                break;
-            }
-        }
-        while let Some(l) = lines.next_if(|l| l.starts_with('\u{2014}')) {
-            note.push_str(l);
-            if !l.ends_with('\n') {
-                note.push('\n');
-            }
-        }
-        out.push(SignedCheckpoint::parse(&note)?);
     }
 }
 

@@ -1,0 +1,250 @@
+//! Witness cosignatures (C2SP `tlog-cosignature`, `cosignature/v1`) and an
+//! N-of-M witness policy.
+//!
+//! A witness checks that each checkpoint it sees of a log is consistent with
+//! the last one it cosigned (a Merkle consistency proof,
+//! [`Consistency`](crate::merkle::Consistency)) and then cosigns it: an
+//! Ed25519 signature over `"cosignature/v1\ntime <seconds>\n" || body`, written
+//! as one more signature line, `— <name> base64(key id || timestamp (8 bytes,
+//! big-endian) || signature)`, with key id `SHA-256(name || "\n" || 0x04 ||
+//! public key)[..4]`. A verifier that requires N of M witnesses knows the log
+//! operator did not show it a view the witnesses never saw (a split view).
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::Signer as _;
+use sha2::{Digest as _, Sha256};
+use zeroize::Zeroizing;
+
+use super::{SignedCheckpoint, check_key_name};
+use crate::error::{Result, malformed};
+
+/// Length of a decoded cosignature blob: key id, timestamp, signature.
+pub(super) const COSIGNATURE_LEN: usize = 4 + 8 + 64;
+const COSIGNATURE_ALG: u8 = 0x04;
+
+fn witness_key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([COSIGNATURE_ALG]);
+    h.update(public);
+    let d: [u8; 32] = h.finalize().into();
+    [d[0], d[1], d[2], d[3]]
+}
+
+fn signed_message(timestamp: u64, body: &str) -> Vec<u8> {
+    format!("cosignature/v1\ntime {timestamp}\n{body}").into_bytes()
+}
+
+/// One witness cosignature line of a checkpoint note.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cosignature {
+    /// The witness's key name.
+    pub name: String,
+    /// The witness's 4-byte key id.
+    pub key_id: [u8; 4],
+    /// When the witness cosigned (seconds since the UNIX epoch).
+    pub timestamp: u64,
+    /// The Ed25519 signature.
+    pub signature: [u8; 64],
+}
+
+impl Cosignature {
+    pub(super) fn from_blob(name: &str, blob: &[u8]) -> Result<Self> {
+        let bad = || malformed("cosignature");
+        check_key_name(name)?;
+        if blob.len() != COSIGNATURE_LEN {
+            return Err(bad());
+        }
+        let key_id: [u8; 4] = blob[..4].try_into().map_err(|_| bad())?;
+        let ts: [u8; 8] = blob[4..12].try_into().map_err(|_| bad())?;
+        let signature: [u8; 64] = blob[12..].try_into().map_err(|_| bad())?;
+        Ok(Self {
+            name: name.to_owned(),
+            key_id,
+            timestamp: u64::from_be_bytes(ts),
+            signature,
+        })
+    }
+
+    pub(super) fn line(&self) -> String {
+        let mut blob = Vec::with_capacity(COSIGNATURE_LEN);
+        blob.extend_from_slice(&self.key_id);
+        blob.extend_from_slice(&self.timestamp.to_be_bytes());
+        blob.extend_from_slice(&self.signature);
+        format!("\u{2014} {} {}\n", self.name, B64.encode(blob))
+    }
+}
+
+/// A witness's cosigning key (secret; zeroized, never printed). For witnesses
+/// and tests.
+pub struct CosigningKey {
+    name: String,
+    key: ed25519_dalek::SigningKey,
+}
+
+impl fmt::Debug for CosigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CosigningKey")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CosigningKey {
+    /// From a 32-byte seed.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`](crate::Error::Malformed) for a bad name.
+    pub fn from_bytes(name: &str, seed: &[u8; 32]) -> Result<Self> {
+        check_key_name(name)?;
+        let seed = Zeroizing::new(*seed);
+        Ok(Self {
+            name: name.to_owned(),
+            key: ed25519_dalek::SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The public half.
+    pub fn witness_key(&self) -> WitnessKey {
+        let key = self.key.verifying_key();
+        WitnessKey {
+            id: witness_key_id(&self.name, key.as_bytes()),
+            name: self.name.clone(),
+            key,
+        }
+    }
+
+    /// Cosign `checkpoint` at `timestamp` (seconds): the note gains one line.
+    /// A witness must first check the checkpoint is consistent with the last
+    /// one it cosigned.
+    pub fn cosign(&self, checkpoint: &mut SignedCheckpoint, timestamp: u64) {
+        let msg = signed_message(timestamp, &checkpoint.checkpoint.body());
+        let cs = Cosignature {
+            name: self.name.clone(),
+            key_id: self.witness_key().id,
+            timestamp,
+            signature: self.key.sign(&msg).to_bytes(),
+        };
+        checkpoint
+            .cosignatures
+            .retain(|c| c.key_id != cs.key_id || c.name != cs.name);
+        checkpoint.cosignatures.push(cs);
+    }
+}
+
+/// A witness's public key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WitnessKey {
+    name: String,
+    id: [u8; 4],
+    key: ed25519_dalek::VerifyingKey,
+}
+
+impl fmt::Debug for WitnessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WitnessKey({}+{})", self.name, hex::encode(self.id))
+    }
+}
+
+impl WitnessKey {
+    /// Verifier key text: `<name>+<hex key id>+<base64(0x04 || public key)>`.
+    pub fn to_text(&self) -> String {
+        let mut blob = vec![COSIGNATURE_ALG];
+        blob.extend_from_slice(self.key.as_bytes());
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(self.id),
+            B64.encode(blob)
+        )
+    }
+
+    /// Parse [`to_text`](Self::to_text) output.
+    ///
+    /// # Errors
+    /// [`Error::Malformed`](crate::Error::Malformed).
+    pub fn from_text(text: &str) -> Result<Self> {
+        let bad = || malformed("witness key");
+        let mut parts = text.trim().splitn(3, '+');
+        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        check_key_name(name)?;
+        let blob = B64.decode(b64).map_err(|_| bad())?;
+        if blob.len() != 33 || blob[0] != COSIGNATURE_ALG {
+            return Err(bad());
+        }
+        let public: [u8; 32] = blob[1..].try_into().map_err(|_| bad())?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| bad())?;
+        let kid = witness_key_id(name, &public);
+        if hex::encode(kid) != id {
+            return Err(bad());
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            id: kid,
+            key,
+        })
+    }
+
+    fn verifies(&self, body: &str, c: &Cosignature) -> bool {
+        c.name == self.name
+            && c.key_id == self.id
+            && self
+                .key
+                .verify_strict(
+                    &signed_message(c.timestamp, body),
+                    &ed25519_dalek::Signature::from_bytes(&c.signature),
+                )
+                .is_ok()
+    }
+}
+
+/// Accept a checkpoint only when at least `threshold` of `witnesses` cosigned
+/// it (each witness counted once; unknown or failing cosignatures ignored).
+#[derive(Debug, Clone)]
+pub struct WitnessPolicy {
+    witnesses: Vec<WitnessKey>,
+    threshold: usize,
+}
+
+impl WitnessPolicy {
+    /// `threshold` of `witnesses` (N of M).
+    ///
+    /// # Errors
+    /// [`Error::Malformed`](crate::Error::Malformed) when `threshold` is 0 or
+    /// more than the number of distinct witnesses.
+    pub fn new(witnesses: Vec<WitnessKey>, threshold: usize) -> Result<Self> {
+        let mut w: Vec<WitnessKey> = Vec::with_capacity(witnesses.len());
+        for k in witnesses {
+            if !w.contains(&k) {
+                w.push(k);
+            }
+        }
+        if threshold == 0 || threshold > w.len() {
+            return Err(malformed("witness policy"));
+        }
+        Ok(Self {
+            witnesses: w,
+            threshold,
+        })
+    }
+
+    /// How many of the policy's witnesses validly cosigned `checkpoint`.
+    pub fn count(&self, checkpoint: &SignedCheckpoint) -> usize {
+        let body = checkpoint.checkpoint.body();
+        self.witnesses
+            .iter()
+            .filter(|w| checkpoint.cosignatures.iter().any(|c| w.verifies(&body, c)))
+            .count()
+    }
+
+    /// Whether `checkpoint` meets the policy.
+    pub fn accepts(&self, checkpoint: &SignedCheckpoint) -> bool {
+        self.count(checkpoint) >= self.threshold
+    }
+}
