@@ -115,27 +115,43 @@ fn stored_headers(
         .collect()
 }
 
-/// Releases an in-flight record when dropped while armed: the request future
-/// was dropped (client gone, timeout) or the handler panicked. The abort is
+/// What the guard does if the request future is dropped (client gone,
+/// timeout) or unwinds (the handler panicked) before the record is settled.
+enum OnDrop {
+    /// The handler has not returned: release the key so a retry runs.
+    Release,
+    /// The handler returned (its side effect happened) but the response was
+    /// not stored yet: record completion without the body, as for an
+    /// oversize response, so a retry never runs it again.
+    Complete(StoredResponse, Duration),
+}
+
+/// Settles an in-flight record when dropped while armed. The store call is
 /// polled once in place (the memory store completes there) and, if it is
 /// still pending, spawned on the current tokio runtime; without one, the
 /// lease expiry is the backstop.
-struct ReleaseOnDrop<St: IdempotencyStore> {
+struct SettleOnDrop<St: IdempotencyStore> {
     store: Arc<St>,
     scope: String,
     key: String,
-    token: Option<ClaimToken>,
+    armed: Option<(ClaimToken, OnDrop)>,
 }
 
-impl<St: IdempotencyStore> ReleaseOnDrop<St> {
+impl<St: IdempotencyStore> SettleOnDrop<St> {
     fn disarm(&mut self) -> Option<ClaimToken> {
-        self.token.take()
+        self.armed.take().map(|(t, _)| t)
+    }
+
+    fn complete_on_drop(&mut self, response: StoredResponse, expiry: Duration) {
+        if let Some((_, on_drop)) = &mut self.armed {
+            *on_drop = OnDrop::Complete(response, expiry);
+        }
     }
 }
 
-impl<St: IdempotencyStore> Drop for ReleaseOnDrop<St> {
+impl<St: IdempotencyStore> Drop for SettleOnDrop<St> {
     fn drop(&mut self) {
-        let Some(token) = self.token.take() else {
+        let Some((token, on_drop)) = self.armed.take() else {
             return;
         };
         let store = self.store.clone();
@@ -143,14 +159,19 @@ impl<St: IdempotencyStore> Drop for ReleaseOnDrop<St> {
             std::mem::take(&mut self.scope),
             std::mem::take(&mut self.key),
         );
-        let mut abort = Box::pin(async move {
-            let _ = store.abort(&scope, &key, &token).await;
+        let mut settle = Box::pin(async move {
+            let _ = match on_drop {
+                OnDrop::Release => store.abort(&scope, &key, &token).await,
+                OnDrop::Complete(response, expiry) => {
+                    store.finish(&scope, &key, &token, response, expiry).await
+                }
+            };
         });
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        if abort.as_mut().poll(&mut cx).is_pending()
+        if settle.as_mut().poll(&mut cx).is_pending()
             && let Ok(rt) = tokio::runtime::Handle::try_current()
         {
-            drop(rt.spawn(abort));
+            drop(rt.spawn(settle));
         }
     }
 }
@@ -301,11 +322,11 @@ where
                 Ok(Begin::Completed(stored)) => return Ok(replay(stored, &config)),
                 Err(_) => return Ok(status(StatusCode::SERVICE_UNAVAILABLE)),
             };
-            let mut guard = ReleaseOnDrop {
+            let mut guard = SettleOnDrop {
                 store: store.clone(),
                 scope: scope.clone(),
                 key: key.clone(),
-                token: Some(token.clone()),
+                armed: Some((token.clone(), OnDrop::Release)),
             };
             let req = Request::from_parts(parts, Either::Left(Full::new(body)));
             let run = async {
@@ -316,11 +337,28 @@ where
                     // Not stored: pass it on unread; the key is released below.
                     return Ok::<_, S::Error>((rparts, None, rbody));
                 }
+                guard.complete_on_drop(
+                    StoredResponse::without_body(
+                        rparts.status.as_u16(),
+                        stored_headers(&rparts.headers, &config, true),
+                    ),
+                    config.expiry,
+                );
                 let capped = read_capped(&mut rbody, config.max_body).await;
-                Ok::<_, S::Error>((rparts, Some(capped), rbody))
+                Ok((rparts, Some(capped), rbody))
             };
-            let (rparts, capped, rbody) =
-                renewing(run, &*store, &scope, &key, &token, lease).await?;
+            let ran = renewing(run, &*store, &scope, &key, &token, lease).await;
+            let (rparts, capped, rbody) = match ran {
+                Ok(r) => r,
+                Err(e) => {
+                    // The inner service failed: release now (not from the
+                    // guard, later) so the client's retry finds the key free.
+                    if let Some(t) = guard.disarm() {
+                        let _ = store.abort(&scope, &key, &t).await;
+                    }
+                    return Err(e);
+                }
+            };
             let (stored, body) = match capped {
                 None => {
                     if let Some(t) = guard.disarm() {
