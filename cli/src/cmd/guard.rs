@@ -41,6 +41,31 @@ pub(crate) enum GuardCommand {
         #[arg(long)]
         tables: String,
     },
+    /// Run one statement in a tenant transaction through the same pool an
+    /// application uses, commit, and print the rows as JSON lines (exit 1 if refused).
+    Exec {
+        /// `postgres://...` (connect as the application role) or `sqlite://PATH`.
+        #[arg(long, env = "HISN_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// Tenant tables and their tenant column: `assets:tenant_id,work_orders:tenant_id`.
+        #[arg(long)]
+        tables: String,
+        /// Shared (tenant-less, read-only) tables: `countries,currencies`.
+        #[arg(long, default_value = "")]
+        shared: String,
+        /// The tenant (a UUID) whose transaction the statement runs in.
+        #[arg(long)]
+        tenant: String,
+        /// File holding the tenant context key (PostgreSQL; as for `rls-sql`).
+        #[arg(long)]
+        context_key_file: Option<PathBuf>,
+        /// PostgreSQL only: skip the query guard, so that row-level security alone
+        /// stands between the statement and other tenants (for testing RLS).
+        #[arg(long)]
+        unguarded: bool,
+        /// The statement.
+        sql: String,
+    },
     /// Print the SQL that puts the tenant tables under row-level security for an app role.
     RlsSql {
         /// Tenant tables and their tenant column: `assets:tenant_id,work_orders:tenant_id`.
@@ -101,6 +126,26 @@ pub(crate) fn run(cmd: GuardCommand, ctx: &Ctx) -> Result<(), CliError> {
             database_url,
             tables,
         } => verify_rls(ctx, &database_url, &tables),
+        GuardCommand::Exec {
+            database_url,
+            tables,
+            shared,
+            tenant,
+            context_key_file,
+            unguarded,
+            sql,
+        } => exec::run(
+            ctx,
+            &exec::Args {
+                url: &database_url,
+                tables: &tables,
+                shared: &shared,
+                tenant: &tenant,
+                key_file: context_key_file.as_deref(),
+                unguarded,
+                sql: &sql,
+            },
+        ),
         GuardCommand::RlsSql {
             tables,
             app_role,
@@ -119,7 +164,7 @@ pub(crate) fn run(cmd: GuardCommand, ctx: &Ctx) -> Result<(), CliError> {
 }
 
 /// Read the tenant context key from `path`; the content is never echoed.
-fn read_context_key(path: &Path) -> Result<rls::ContextKey, CliError> {
+pub(crate) fn read_context_key(path: &Path) -> Result<rls::ContextKey, CliError> {
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
         CliError::usage(format!(
             "--context-key-file: cannot read {}: {e}",
@@ -130,6 +175,16 @@ fn read_context_key(path: &Path) -> Result<rls::ContextKey, CliError> {
         .map_err(|e| CliError::usage(format!("--context-key-file: {e}")))
 }
 
+/// The registry of `--tables` and `--shared`.
+pub(crate) fn registry(tables: &str, shared: &str) -> Result<TableRegistry, CliError> {
+    let mut registry =
+        TableRegistry::parse_spec(tables).map_err(|e| CliError::usage(format!("--tables: {e}")))?;
+    for table in shared.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        registry = registry.shared_table(table);
+    }
+    Ok(registry)
+}
+
 fn rewrite(
     ctx: &Ctx,
     tables: &str,
@@ -137,11 +192,7 @@ fn rewrite(
     dialect: DialectArg,
     sql: &str,
 ) -> Result<(), CliError> {
-    let mut registry =
-        TableRegistry::parse_spec(tables).map_err(|e| CliError::usage(format!("--tables: {e}")))?;
-    for table in shared.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        registry = registry.shared_table(table);
-    }
+    let registry = registry(tables, shared)?;
     let dialect = match dialect {
         DialectArg::Postgres => Dialect::Postgres,
         DialectArg::Sqlite => Dialect::Sqlite,
@@ -220,4 +271,219 @@ fn verify_rls(ctx: &Ctx, url: &str, tables: &str) -> Result<(), CliError> {
     Err(CliError::failed(format!(
         "row-level security: {count} finding(s)"
     )))
+}
+
+/// `hisn guard exec`: one statement in a tenant transaction, rows as JSON lines.
+mod exec {
+    use std::path::Path;
+
+    use hisn_tenant_guard::db::{PgTenantPool, SqliteTenantPool, danger};
+    use hisn_tenant_guard::guard::{Dialect, QueryGuard};
+    use hisn_tenant_guard::sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+    use hisn_tenant_guard::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow};
+    use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Column as _, Row, TypeInfo as _};
+    use hisn_tenant_guard::{Error, TenantId, UserId};
+    use serde_json::{Map, Value};
+
+    use super::{CONNECT_TIMEOUT, read_context_key, registry};
+    use crate::output::{CliError, Ctx, output_result};
+
+    /// The acting user of an operator's `exec` (no token names one).
+    const OPERATOR: &str = "00000000-0000-4000-8000-00000000c11a";
+
+    pub(super) struct Args<'a> {
+        pub(super) url: &'a str,
+        pub(super) tables: &'a str,
+        pub(super) shared: &'a str,
+        pub(super) tenant: &'a str,
+        pub(super) key_file: Option<&'a Path>,
+        pub(super) unguarded: bool,
+        pub(super) sql: &'a str,
+    }
+
+    /// Rows, or the guard's refusal.
+    enum Outcome {
+        Rows(Vec<Map<String, Value>>),
+        Refused(String),
+    }
+
+    pub(super) fn run(ctx: &Ctx, args: &Args<'_>) -> Result<(), CliError> {
+        let tenant: TenantId = args
+            .tenant
+            .parse()
+            .map_err(|_| CliError::usage("--tenant must be a UUID"))?;
+        let registry = registry(args.tables, args.shared)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CliError::usage(format!("cannot start the async runtime: {e}")))?;
+        let outcome = if let Some(path) = args.url.strip_prefix("sqlite://") {
+            if args.unguarded {
+                return Err(CliError::usage(
+                    "--unguarded needs PostgreSQL (SQLite has no row-level security)",
+                ));
+            }
+            let guard = QueryGuard::new(registry, Dialect::Sqlite);
+            runtime.block_on(sqlite(path, guard, tenant, args.sql))?
+        } else {
+            let key_file = args
+                .key_file
+                .ok_or_else(|| CliError::usage("--context-key-file is required for PostgreSQL"))?;
+            let key = read_context_key(key_file)?;
+            // The URL may hold a password: it is never echoed.
+            let options: PgConnectOptions = args.url.parse().map_err(|_| {
+                CliError::usage("--database-url is not a PostgreSQL or sqlite:// URL")
+            })?;
+            let guard = QueryGuard::new(registry, Dialect::Postgres);
+            runtime.block_on(postgres(options, guard, key, tenant, args))?
+        };
+        match outcome {
+            Outcome::Rows(rows) => {
+                let mut out = String::new();
+                for row in rows {
+                    out.push_str(&Value::Object(row).to_string());
+                    out.push('\n');
+                }
+                output_result(std::io::Write::write_all(
+                    &mut std::io::stdout().lock(),
+                    out.as_bytes(),
+                ))
+            }
+            Outcome::Refused(reason) => {
+                if ctx.json() {
+                    ctx.emit(&serde_json::json!({ "refused": reason }), "")?;
+                }
+                Err(CliError::failed(format!("refused: {reason}")))
+            }
+        }
+    }
+
+    fn db_error(e: &Error) -> CliError {
+        CliError::usage(format!("database: {e}"))
+    }
+
+    fn operator_context(tenant: TenantId) -> Result<hisn_tenant_guard::TenantContext, CliError> {
+        let user: UserId = OPERATOR
+            .parse()
+            .map_err(|_| CliError::usage("internal: operator id"))?;
+        Ok(danger::context_without_token(tenant, user))
+    }
+
+    async fn postgres(
+        options: PgConnectOptions,
+        guard: QueryGuard,
+        key: hisn_tenant_guard::rls::ContextKey,
+        tenant: TenantId,
+        args: &Args<'_>,
+    ) -> Result<Outcome, CliError> {
+        let raw = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| CliError::usage(format!("cannot connect to the database: {e}")))?;
+        let pool = PgTenantPool::new(raw.clone(), guard, key).map_err(|e| db_error(&e))?;
+        let mut tx = pool
+            .begin(&operator_context(tenant)?)
+            .await
+            .map_err(|e| db_error(&e))?;
+        let rows = if args.unguarded {
+            sqlx::raw_sql(AssertSqlSafe(args.sql.to_owned()))
+                .fetch_all(danger::unguarded(&mut tx))
+                .await
+                .map_err(|e| db_error(&Error::Database(e)))?
+        } else {
+            match tx.query(args.sql) {
+                Err(Error::Refused(e)) => return Ok(Outcome::Refused(e.to_string())),
+                Err(e) => return Err(db_error(&e)),
+                Ok(q) => q.fetch_all().await.map_err(|e| db_error(&e))?,
+            }
+        };
+        let rows = rows.iter().map(pg_json).collect();
+        tx.commit().await.map_err(|e| db_error(&e))?;
+        drop(pool);
+        raw.close().await;
+        Ok(Outcome::Rows(rows))
+    }
+
+    async fn sqlite(
+        path: &str,
+        guard: QueryGuard,
+        tenant: TenantId,
+        sql: &str,
+    ) -> Result<Outcome, CliError> {
+        let raw = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(SqliteConnectOptions::new().filename(path))
+            .await
+            .map_err(|e| CliError::usage(format!("cannot open the database: {e}")))?;
+        let pool = SqliteTenantPool::new(raw.clone(), guard).map_err(|e| db_error(&e))?;
+        let mut tx = pool
+            .begin(&operator_context(tenant)?)
+            .await
+            .map_err(|e| db_error(&e))?;
+        let rows = match tx.query(sql) {
+            Err(Error::Refused(e)) => return Ok(Outcome::Refused(e.to_string())),
+            Err(e) => return Err(db_error(&e)),
+            Ok(q) => q.fetch_all().await.map_err(|e| db_error(&e))?,
+        };
+        let rows = rows.iter().map(lite_json).collect();
+        tx.commit().await.map_err(|e| db_error(&e))?;
+        drop(pool);
+        raw.close().await;
+        Ok(Outcome::Rows(rows))
+    }
+
+    /// One PostgreSQL row as a JSON object: text, numbers, booleans, uuids as
+    /// JSON; NULL as null; other types by their name.
+    fn pg_json(row: &PgRow) -> Map<String, Value> {
+        let mut map = Map::new();
+        for (i, col) in row.columns().iter().enumerate() {
+            let value = match col.type_info().name() {
+                "INT2" => row.try_get::<Option<i16>, _>(i).map(|v| v.map(Value::from)),
+                "INT4" => row.try_get::<Option<i32>, _>(i).map(|v| v.map(Value::from)),
+                "INT8" => row.try_get::<Option<i64>, _>(i).map(|v| v.map(Value::from)),
+                "FLOAT4" => row.try_get::<Option<f32>, _>(i).map(|v| v.map(Value::from)),
+                "FLOAT8" => row.try_get::<Option<f64>, _>(i).map(|v| v.map(Value::from)),
+                "BOOL" => row
+                    .try_get::<Option<bool>, _>(i)
+                    .map(|v| v.map(Value::from)),
+                "UUID" => row
+                    .try_get::<Option<uuid::Uuid>, _>(i)
+                    .map(|v| v.map(|u| Value::from(u.to_string()))),
+                "BYTEA" => row
+                    .try_get::<Option<Vec<u8>>, _>(i)
+                    .map(|v| v.map(|b| Value::from(hex::encode(b)))),
+                _ => row
+                    .try_get::<Option<String>, _>(i)
+                    .map(|v| v.map(Value::from)),
+            }
+            .unwrap_or_else(|_| Some(Value::from(format!("<{}>", col.type_info().name()))));
+            map.insert(col.name().to_owned(), value.unwrap_or(Value::Null));
+        }
+        map
+    }
+
+    /// One SQLite row as a JSON object (by each value's storage class).
+    fn lite_json(row: &SqliteRow) -> Map<String, Value> {
+        let mut map = Map::new();
+        for (i, col) in row.columns().iter().enumerate() {
+            let value = row
+                .try_get::<Option<i64>, _>(i)
+                .map(|v| v.map(Value::from))
+                .or_else(|_| row.try_get::<Option<f64>, _>(i).map(|v| v.map(Value::from)))
+                .or_else(|_| {
+                    row.try_get::<Option<String>, _>(i)
+                        .map(|v| v.map(Value::from))
+                })
+                .or_else(|_| {
+                    row.try_get::<Option<Vec<u8>>, _>(i)
+                        .map(|v| v.map(|b| Value::from(hex::encode(b))))
+                })
+                .unwrap_or(None);
+            map.insert(col.name().to_owned(), value.unwrap_or(Value::Null));
+        }
+        map
+    }
 }

@@ -6,6 +6,8 @@ use assert_cmd::Command;
 use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Connection, PgConnection};
 
 const TABLES: &str = "assets:tenant_id,work_orders:tenant_id";
+const A: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
+const B: &str = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
 
 fn hisn() -> Command {
     Command::cargo_bin("hisn").unwrap()
@@ -26,11 +28,13 @@ fn run(args: &[&str]) -> (Option<i32>, String, String) {
 
 #[test]
 fn rewrite_prints_the_scoped_statement() {
+    // Qualified names need the table's columns (the pool reads them from the
+    // catalog; `rewrite` takes them in the spec).
     let (code, out, err) = run(&[
         "guard",
         "rewrite",
         "--tables",
-        TABLES,
+        "assets:tenant_id(id,name),work_orders:tenant_id",
         "SELECT a.name FROM assets a WHERE a.id = $1",
     ]);
     assert_eq!(code, Some(0), "{err}");
@@ -248,6 +252,50 @@ fn verify_rls_against_postgres() {
         "--tables",
         TABLES,
     ]);
+    // `guard exec`: the same pool an application uses, as the app role.
+    exec(
+        db_url.clone(),
+        format!(
+            "insert into assets values ('a0000000-0000-4000-8000-000000000001', '{A}'), \
+             ('b0000000-0000-4000-8000-000000000001', '{B}'), ('b0000000-0000-4000-8000-000000000002', '{B}')"
+        ),
+    );
+    let key_arg = key_file.to_str().unwrap();
+    let pg_exec = |extra: &[&str], sql: &str| {
+        let mut args = vec![
+            "guard",
+            "exec",
+            "--database-url",
+            &app_url,
+            "--tables",
+            TABLES,
+            "--tenant",
+            B,
+            "--context-key-file",
+            key_arg,
+        ];
+        args.extend_from_slice(extra);
+        args.push(sql);
+        run(&args)
+    };
+    let guarded = pg_exec(&[], "SELECT count(*) AS n FROM assets");
+    let unguarded_all = pg_exec(&["--unguarded"], "select count(*) as n from assets");
+    let unguarded_other = pg_exec(
+        &["--unguarded"],
+        &format!("select count(*) as n from assets where tenant_id = '{A}'"),
+    );
+    let refused = pg_exec(&[], "select count(*) from pg_class");
+    let no_key = run(&[
+        "guard",
+        "exec",
+        "--database-url",
+        &app_url,
+        "--tables",
+        TABLES,
+        "--tenant",
+        B,
+        "select 1",
+    ]);
     exec(
         db_url.clone(),
         "alter table assets no force row level security".to_owned(),
@@ -276,6 +324,12 @@ fn verify_rls_against_postgres() {
     exec(url.clone(), format!("drop database \"{db}\" with (force)"));
     exec(url, format!("drop role \"{role}\"; drop role \"{owner}\""));
 
+    assert_eq!(guarded, (Some(0), "{\"n\":2}\n".to_owned(), String::new()));
+    // RLS alone: the guard is off, the context still scopes.
+    assert_eq!(unguarded_all.1, "{\"n\":2}\n", "{unguarded_all:?}");
+    assert_eq!(unguarded_other.1, "{\"n\":0}\n", "{unguarded_other:?}");
+    assert_eq!(refused.0, Some(1), "{refused:?}");
+    assert_eq!(no_key.0, Some(2), "{no_key:?}");
     assert_eq!(clean.0, Some(0), "{clean:?}");
     assert!(
         clean
@@ -294,4 +348,84 @@ fn verify_rls_against_postgres() {
         as_superuser.1.contains("is a superuser"),
         "{as_superuser:?}"
     );
+}
+
+/// `hisn guard exec` on SQLite: the guard alone scopes; refusals exit 1; the
+/// write is committed with the tenant the operator named.
+#[test]
+fn exec_on_sqlite_scopes_commits_and_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.db");
+    let url = format!("sqlite://{}", path.display());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sql = |q: String| {
+        let path = path.clone();
+        rt.block_on(async move {
+            use hisn_tenant_guard::sqlx::sqlite::SqliteConnectOptions;
+            let mut c = hisn_tenant_guard::sqlx::SqliteConnection::connect_with(
+                &SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+            let rows: Vec<(String, String)> = sqlx::query_as(AssertSqlSafe(q))
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+            c.close().await.unwrap();
+            rows
+        })
+    };
+    sql(format!(
+        "create table assets (id text primary key, tenant_id text not null, name text not null); \
+         insert into assets values ('1', '{A}', 'pump A1'), ('2', '{B}', 'pump B1'); select 'x', 'y'"
+    ));
+    let exec = |extra: &[&str], q: &str| {
+        let mut args = vec![
+            "guard",
+            "exec",
+            "--database-url",
+            &url,
+            "--tables",
+            "assets:tenant_id",
+            "--tenant",
+            A,
+        ];
+        args.extend_from_slice(extra);
+        args.push(q);
+        run(&args)
+    };
+    let (code, out, err) = exec(&[], "SELECT name FROM assets ORDER BY name");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "{\"name\":\"pump A1\"}\n");
+    let (code, out, _) = exec(
+        &[],
+        "SELECT name FROM assets WHERE tenant_id = 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb'",
+    );
+    assert_eq!((code, out.as_str()), (Some(0), ""));
+    let (code, _, err) = exec(&[], "SELECT * FROM sqlite_master");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("refused"), "{err}");
+    let (code, _, err) = exec(&[], "INSERT INTO assets (id, name) VALUES ('3', 'new')");
+    assert_eq!(code, Some(0), "{err}");
+    let rows = sql("select id, tenant_id from assets where id = '3'".to_owned());
+    assert_eq!(rows, [("3".to_owned(), A.to_owned())]);
+    let (code, _, _) = exec(&["--unguarded"], "SELECT 1");
+    assert_eq!(code, Some(2));
+    let (code, _, _) = run(&[
+        "guard",
+        "exec",
+        "--database-url",
+        &url,
+        "--tables",
+        "assets:tenant_id",
+        "--tenant",
+        "nope",
+        "SELECT 1",
+    ]);
+    assert_eq!(code, Some(2));
 }

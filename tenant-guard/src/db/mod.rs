@@ -27,7 +27,6 @@
 mod catalog;
 mod unscoped;
 
-#[cfg(feature = "postgres")]
 pub mod danger;
 
 #[cfg(feature = "postgres")]
