@@ -16,7 +16,7 @@ pub(crate) mod ip;
 pub(crate) mod number;
 pub(crate) mod secret;
 
-use crate::chars::{arabic_digit_at, is_word_byte, word_before, word_end};
+use crate::chars::{arabic_digit_at, digit_at, is_word_byte, word_before, word_end};
 use crate::kind::Kind;
 
 /// One detected value: its kind and byte span in the input.
@@ -114,6 +114,7 @@ fn word(b: &[u8], i: usize, we: usize, en: Enabled, jwt_floor: &mut usize) -> Op
     }
     if en.iban
         && b.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
+        && digit_at(b, i + 2).is_some()
         && let Some(f) = iban::at(b, i)
     {
         return Some(f);

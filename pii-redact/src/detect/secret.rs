@@ -57,12 +57,11 @@ pub(crate) fn jwt(b: &[u8], start: usize, floor: &mut usize) -> Option<Finding> 
 type KeyFormat = (&'static [u8], usize, fn(u8) -> bool);
 
 const KEYS: [KeyFormat; 27] = [
-    (b"hisn_", 20, tok),
-    (b"sk_live_", 16, alnum),
-    (b"sk_test_", 16, alnum),
-    (b"rk_live_", 16, alnum),
-    (b"rk_test_", 16, alnum),
-    (b"whsec_", 16, b64ish),
+    // Grouped by first byte: `KEY_RANGE` indexes these runs.
+    (b"AKIA", 16, upper_digit),
+    (b"ASIA", 16, upper_digit),
+    (b"AIza", 35, tok),
+    (b"SG.", 40, sendgrid),
     (b"ghp_", 30, alnum),
     (b"gho_", 30, alnum),
     (b"ghu_", 30, alnum),
@@ -70,20 +69,22 @@ const KEYS: [KeyFormat; 27] = [
     (b"ghr_", 30, alnum),
     (b"github_pat_", 22, tok),
     (b"glpat-", 20, tok),
+    (b"hisn_", 20, tok),
+    (b"npm_", 36, alnum),
+    (b"pypi-", 50, tok),
+    (b"rk_live_", 16, alnum),
+    (b"rk_test_", 16, alnum),
+    (b"sk_live_", 16, alnum),
+    (b"sk_test_", 16, alnum),
+    (b"sk-", 20, tok),
+    (b"shpat_", 32, alnum),
+    (b"shpss_", 32, alnum),
+    (b"whsec_", 16, b64ish),
     (b"xoxb-", 10, tok),
     (b"xoxp-", 10, tok),
     (b"xoxa-", 10, tok),
     (b"xoxe-", 10, tok),
     (b"xapp-", 10, tok),
-    (b"AKIA", 16, upper_digit),
-    (b"ASIA", 16, upper_digit),
-    (b"AIza", 35, tok),
-    (b"sk-", 20, tok),
-    (b"npm_", 36, alnum),
-    (b"pypi-", 50, tok),
-    (b"shpat_", 32, alnum),
-    (b"shpss_", 32, alnum),
-    (b"SG.", 40, sendgrid),
 ];
 
 fn tok(c: u8) -> bool {
@@ -102,14 +103,21 @@ fn sendgrid(c: u8) -> bool {
     is_b64url(c) || c == b'.'
 }
 
-/// First bytes of the known prefixes: most words are rejected by one lookup.
-// `From` is not usable in a const block; the cast widens u8 to usize.
-#[allow(clippy::cast_lossless)]
-static KEY_FIRST: [bool; 256] = {
-    let mut t = [false; 256];
+/// For each first byte, the run of `KEYS` entries starting with it (empty
+/// for most bytes): most words are rejected by one lookup and the rest compare
+/// only the prefixes that share their first byte.
+// `From` is not usable in a const block; the casts widen u8 to usize and
+// narrow indices below 27 to u8.
+#[allow(clippy::cast_lossless, clippy::cast_possible_truncation)]
+static KEY_RANGE: [(u8, u8); 256] = {
+    let mut t = [(0u8, 0u8); 256];
     let mut i = 0;
     while i < KEYS.len() {
-        t[KEYS[i].0[0] as usize] = true;
+        let c = KEYS[i].0[0] as usize;
+        if t[c].1 == 0 {
+            t[c].0 = i as u8;
+        }
+        t[c].1 = (i + 1) as u8;
         i += 1;
     }
     t
@@ -117,11 +125,12 @@ static KEY_FIRST: [bool; 256] = {
 
 /// An API key in a known format starting at `start`.
 pub(crate) fn api_key(b: &[u8], start: usize) -> Option<Finding> {
-    if !KEY_FIRST[usize::from(b[start])] {
+    let (lo, hi) = KEY_RANGE[usize::from(b[start])];
+    if lo == hi {
         return None;
     }
     let rest = &b[start..];
-    for (prefix, min, body) in KEYS {
+    for &(prefix, min, body) in &KEYS[usize::from(lo)..usize::from(hi)] {
         if !rest.starts_with(prefix) {
             continue;
         }
