@@ -370,11 +370,21 @@ where
                     ));
                 }
                 Some(Err(_)) => {
-                    // The response broke mid-body: nothing trustworthy to store.
-                    if let Some(t) = guard.disarm() {
-                        let _ = store.abort(&scope, &key, &t).await;
+                    // The response broke mid-body after the handler returned
+                    // (its side effect happened): record completion without
+                    // the body and answer as a replay of it would.
+                    let stored = StoredResponse::without_body(
+                        rparts.status.as_u16(),
+                        stored_headers(&rparts.headers, &config, true),
+                    );
+                    if store
+                        .finish(&scope, &key, &token, stored.clone(), config.expiry)
+                        .await
+                        .is_ok()
+                    {
+                        guard.disarm();
                     }
-                    return Ok(status(StatusCode::INTERNAL_SERVER_ERROR));
+                    return Ok(replay(stored, &config));
                 }
                 Some(Ok(Capped::Whole(bytes))) => (
                     StoredResponse::new(
@@ -394,18 +404,17 @@ where
                     IdempotencyBody::prefixed(Some(head), rbody),
                 ),
             };
-            let Some(t) = guard.disarm() else {
-                return Ok(status(StatusCode::INTERNAL_SERVER_ERROR));
-            };
+            // The guard stays armed (to record completion without the body)
+            // until the store confirms: a drop or a store error here leaves
+            // one more attempt to the guard, never a released key.
             if store
-                .finish(&scope, &key, &t, stored, config.expiry)
+                .finish(&scope, &key, &token, stored, config.expiry)
                 .await
                 .is_err()
             {
-                // The side effect happened but was not recorded: the record
-                // stays in flight until its lease runs out.
                 return Ok(status(StatusCode::SERVICE_UNAVAILABLE));
             }
+            guard.disarm();
             Ok(Response::from_parts(rparts, body))
         })
     }
