@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::policy::{Disclosure, MAX_TIERS, Policy};
+use crate::policy::MAX_TIERS;
 
 /// Why a request was or was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,45 +28,45 @@ pub enum Outcome {
     },
 }
 
-/// One tier's state after a decision, for the `RateLimit` headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
+/// One tier's state after a decision, for the `RateLimit` headers. Small on
+/// purpose (a decision is returned by value on every request): the tier's
+/// name, quota and period are in its [`crate::Policy`], found by
+/// [`TierStatus::tier`] in the limiter's [`crate::Tiers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TierStatus {
-    /// Tier name.
-    pub name: &'static str,
-    /// Quota (N) and period (T) of the policy.
-    pub quota: u32,
-    /// The policy period.
-    pub period: Duration,
-    /// Units usable now (after this decision).
-    pub remaining: u32,
-    /// Time until the key is back to its full burst.
-    pub reset: Duration,
-    /// Who may see these numbers.
-    pub disclosure: Disclosure,
+    tier: u8,
+    remaining: u32,
+    reset_us: u64,
 }
 
 impl TierStatus {
-    pub(crate) fn new(p: &Policy, remaining: u32, reset_us: u64) -> Self {
+    #[inline]
+    pub(crate) fn new(tier: usize, remaining: u32, reset_us: u64) -> Self {
         TierStatus {
-            name: p.name(),
-            quota: p.quota().get(),
-            period: p.period(),
+            tier: u8::try_from(tier).unwrap_or(u8::MAX),
             remaining,
-            reset: Duration::from_micros(reset_us),
-            disclosure: p.disclosure_mode(),
+            reset_us,
         }
     }
-}
 
-const EMPTY: TierStatus = TierStatus {
-    name: "",
-    quota: 0,
-    period: Duration::ZERO,
-    remaining: 0,
-    reset: Duration::ZERO,
-    disclosure: Disclosure::Always,
-};
+    /// Index of the tier in its [`crate::Tiers`] set.
+    #[inline]
+    pub fn tier(&self) -> usize {
+        usize::from(self.tier)
+    }
+
+    /// Units usable now (after this decision).
+    #[inline]
+    pub fn remaining(&self) -> u32 {
+        self.remaining
+    }
+
+    /// Time until the key is back to its full burst.
+    #[inline]
+    pub fn reset(&self) -> Duration {
+        Duration::from_micros(self.reset_us)
+    }
+}
 
 /// A decision: the outcome and the state of every applicable tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,11 @@ impl Decision {
         Decision {
             outcome,
             len: 0,
-            tiers: [EMPTY; MAX_TIERS],
+            tiers: [TierStatus {
+                tier: 0,
+                remaining: 0,
+                reset_us: 0,
+            }; MAX_TIERS],
         }
     }
 
@@ -92,21 +96,31 @@ impl Decision {
         }
     }
 
+    /// Replace the status at position `i` (same tier order as pushed).
+    pub(crate) fn set(&mut self, i: usize, s: TierStatus) {
+        if i < self.len {
+            self.tiers[i] = s;
+        }
+    }
+
     pub(crate) fn set_outcome(&mut self, o: Outcome) {
         self.outcome = o;
     }
 
     /// The outcome.
+    #[inline]
     pub fn outcome(&self) -> Outcome {
         self.outcome
     }
 
     /// Whether the request was admitted.
+    #[inline]
     pub fn is_allowed(&self) -> bool {
         self.outcome == Outcome::Allowed
     }
 
     /// The denying (or unavailable) tier, if any.
+    #[inline]
     pub fn denied_by(&self) -> Option<&'static str> {
         match self.outcome {
             Outcome::Allowed => None,
@@ -115,6 +129,7 @@ impl Decision {
     }
 
     /// The wait before a retry can succeed (zero when allowed).
+    #[inline]
     pub fn retry_after(&self) -> Duration {
         match self.outcome {
             Outcome::Allowed => Duration::ZERO,
@@ -125,6 +140,7 @@ impl Decision {
     }
 
     /// The applicable tiers' states, in tier order.
+    #[inline]
     pub fn tiers(&self) -> &[TierStatus] {
         &self.tiers[..self.len]
     }

@@ -16,7 +16,7 @@ pub mod policy;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, MonotonicClock, SystemClock};
 pub use decision::{Decision, Outcome, TierStatus};
 pub use error::{Error, Result};
 pub use key::{KeyValue, RequestKeys};

@@ -19,7 +19,7 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, MonotonicClock};
 use crate::decision::Decision;
 use crate::error::{Error, Result};
 use crate::key::{KeyValue, RequestKeys};
@@ -28,16 +28,21 @@ use crate::policy::{KeyKind, Policy, Tiers};
 
 /// Failure budgets per account and per IP.
 #[derive(Debug)]
-pub struct LoginGuard<C: Clock = SystemClock> {
+pub struct LoginGuard<C: Clock = MonotonicClock> {
     limiter: MemoryLimiter<C>,
     account_tier: &'static str,
     v6_prefix: u8,
 }
 
-impl LoginGuard<SystemClock> {
-    /// A guard with the system clock and default memory bounds.
+impl LoginGuard<MonotonicClock> {
+    /// A guard with a [`MonotonicClock`] and default memory bounds.
     pub fn new(per_account: Policy, per_ip: Policy) -> Result<Self> {
-        Self::with_clock(per_account, per_ip, MemoryConfig::default(), SystemClock)
+        Self::with_clock(
+            per_account,
+            per_ip,
+            MemoryConfig::default(),
+            MonotonicClock::new(),
+        )
     }
 }
 

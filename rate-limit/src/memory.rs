@@ -27,19 +27,19 @@
 //! admits more than the contract allows.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::hash::RandomState;
+use std::collections::hash_map::Entry;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::clock::{Clock, SystemClock, unix_micros};
+use crate::clock::{Clock, MonotonicClock};
 use crate::decision::{Decision, Outcome, TierStatus};
 use crate::error::{Error, Result};
 use crate::gcra;
 use crate::key::{KeyValue, RequestKeys};
-use crate::policy::{MAX_TIERS, Tiers};
+use crate::policy::{MAX_TIERS, Policy, Tiers};
 
 /// Default hard cap of keys per tier.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
@@ -76,9 +76,53 @@ impl MemoryConfig {
     }
 }
 
+/// A key with its keyed (SipHash, per-process random key) hash computed once:
+/// the same hash picks the shard (middle bits) and the bucket (through
+/// [`PassThrough`]), so a lookup hashes the key once. Collisions stay as hard
+/// to find as with `RandomState`, because this is `RandomState`'s hash.
+#[derive(Debug, Clone, Copy)]
+struct Hashed {
+    hash: u64,
+    key: KeyValue,
+}
+
+impl PartialEq for Hashed {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.key == other.key
+    }
+}
+impl Eq for Hashed {}
+
+impl Hash for Hashed {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// Hands the precomputed hash of [`Hashed`] to the table unchanged.
+#[derive(Debug, Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `Hashed`; fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Table = HashMap<Hashed, u64, BuildHasherDefault<PassThrough>>;
+
 #[derive(Debug)]
 struct Shard {
-    map: HashMap<KeyValue, u64>,
+    map: Table,
     /// Latest time seen (µs): a clock going backwards reads as this.
     high_water: u64,
     /// No entry can be idle before this time (µs), so sweeping earlier is useless.
@@ -126,7 +170,7 @@ impl Store {
         let shards = (0..cfg.shards)
             .map(|_| {
                 Mutex::new(Shard {
-                    map: HashMap::new(),
+                    map: Table::default(),
                     high_water: 0,
                     next_sweep: 0,
                     last_sweep: 0,
@@ -140,36 +184,42 @@ impl Store {
         }
     }
 
-    fn shard(&self, key: &KeyValue) -> &Mutex<Shard> {
-        let h = self.hasher.hash_one(key);
+    /// The key with its hash, and its shard. The shard index comes from bits
+    /// 32.. of the hash: the table uses the low bits for the bucket and the top
+    /// seven for its tag, so the three stay independent.
+    #[inline]
+    fn locate(&self, key: &KeyValue) -> (Hashed, &Mutex<Shard>) {
+        let hash = self.hasher.hash_one(key);
         // `shards.len()` is a power of two ≤ 1024: the mask fits any usize.
         let mask = u64::try_from(self.shards.len() - 1).unwrap_or(0);
-        let i = usize::try_from(h & mask).unwrap_or(0);
-        &self.shards[i]
+        let i = usize::try_from((hash >> 32) & mask).unwrap_or(0);
+        (Hashed { hash, key: *key }, &self.shards[i])
     }
 }
 
 /// The in-process limiter over a [`Tiers`] set.
 #[derive(Debug)]
-pub struct MemoryLimiter<C: Clock = SystemClock> {
+pub struct MemoryLimiter<C: Clock = MonotonicClock> {
     tiers: Tiers,
     stores: Vec<Store>,
     clock: C,
 }
 
-impl MemoryLimiter<SystemClock> {
-    /// A limiter with the default bounds and the system clock.
+impl MemoryLimiter<MonotonicClock> {
+    /// A limiter with the default bounds and a [`MonotonicClock`].
     pub fn new(tiers: Tiers) -> Self {
-        Self::with_clock(tiers, MemoryConfig::default(), SystemClock)
+        Self::with_clock(tiers, MemoryConfig::default(), MonotonicClock::new())
     }
 }
 
 /// Per-tier intermediate result of one decision.
 #[derive(Clone, Copy)]
 struct Pending {
-    key: KeyValue,
+    key: Hashed,
     new_tat: u64,
     now: u64,
+    /// Position of the tier's status in the decision.
+    slot: usize,
 }
 
 impl<C: Clock> MemoryLimiter<C> {
@@ -198,6 +248,7 @@ impl<C: Clock> MemoryLimiter<C> {
     }
 
     /// Check one unit against every applicable tier.
+    #[inline]
     pub fn check(&self, keys: &RequestKeys) -> Result<Decision> {
         self.check_n(keys, NonZeroU32::MIN)
     }
@@ -205,6 +256,7 @@ impl<C: Clock> MemoryLimiter<C> {
     /// Check `n` units against every applicable tier, all-or-nothing.
     /// `Err(WeightExceedsBurst)` when `n` exceeds an applicable tier's burst
     /// (such a request could never pass).
+    #[inline]
     pub fn check_n(&self, keys: &RequestKeys, n: NonZeroU32) -> Result<Decision> {
         self.decide(keys, n, u8::MAX, true)
     }
@@ -219,14 +271,15 @@ impl<C: Clock> MemoryLimiter<C> {
     pub fn reset(&self, tier: &str, key: &KeyValue) {
         for (p, store) in self.tiers.policies().iter().zip(&self.stores) {
             if p.name() == tier {
-                store.shard(key).lock().map.remove(key);
+                let (hashed, shard) = store.locate(key);
+                shard.lock().map.remove(&hashed);
             }
         }
     }
 
     /// Evict every idle key now (they are also evicted on demand when a shard is full).
     pub fn evict_idle(&self) {
-        let now = unix_micros(self.clock.now());
+        let now = self.clock.now_micros();
         for store in &self.stores {
             for shard in &store.shards {
                 let mut s = shard.lock();
@@ -255,6 +308,66 @@ impl<C: Clock> MemoryLimiter<C> {
             .sum()
     }
 
+    /// The common case of one applicable tier: one lock, one table lookup
+    /// (entry API). `None` when a new key meets a full shard: the general path
+    /// then sweeps. Same arithmetic and results as the general path.
+    #[inline]
+    fn decide_one(
+        &self,
+        i: usize,
+        p: &Policy,
+        key: &KeyValue,
+        n: NonZeroU32,
+        now: u64,
+        commit: bool,
+    ) -> Option<Decision> {
+        let store = &self.stores[i];
+        let (hashed, shard) = store.locate(key);
+        let mut guard = shard.lock();
+        let shard = &mut *guard;
+        let t = now.max(shard.high_water);
+        shard.high_water = t;
+        let (iv, tol, burst) = (p.interval_us(), p.tolerance_us(), p.burst().get());
+        let full = shard.map.len() >= store.per_shard;
+        let entry = shard.map.entry(hashed);
+        let tat = match &entry {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(_) if full => return None,
+            Entry::Vacant(_) => t,
+        };
+        let mut decision = Decision::new(Outcome::Allowed);
+        match gcra::decide(tat, t, iv, tol, n.get()) {
+            Ok(new_tat) => {
+                if commit {
+                    match entry {
+                        Entry::Occupied(mut e) => *e.get_mut() = new_tat,
+                        Entry::Vacant(v) => {
+                            v.insert(new_tat);
+                            shard.next_sweep = shard.next_sweep.min(new_tat);
+                        }
+                    }
+                }
+                decision.push(TierStatus::new(
+                    i,
+                    gcra::remaining(new_tat, t, iv, tol, burst),
+                    new_tat.saturating_sub(t),
+                ));
+            }
+            Err(allow_at) => {
+                decision.push(TierStatus::new(
+                    i,
+                    gcra::remaining(tat, t, iv, tol, burst),
+                    tat.saturating_sub(t),
+                ));
+                decision.set_outcome(Outcome::Denied {
+                    tier: p.name(),
+                    retry_after: Duration::from_micros(allow_at.saturating_sub(now).max(1)),
+                });
+            }
+        }
+        Some(decision)
+    }
+
     /// The decision over the tiers selected by `mask` (bit i = tier i).
     pub(crate) fn decide(
         &self,
@@ -264,16 +377,25 @@ impl<C: Clock> MemoryLimiter<C> {
         commit: bool,
     ) -> Result<Decision> {
         let policies = self.tiers.policies();
-        for (i, p) in policies.iter().enumerate() {
-            if mask & (1 << i) != 0 && keys.get(p.key_kind()).is_some() && n > p.burst() {
+        let now = self.clock.now_micros();
+        let mut applicable = policies
+            .iter()
+            .enumerate()
+            .filter(|&(i, p)| mask & (1 << i) != 0 && keys.get(p.key_kind()).is_some());
+        if let (Some((i, p)), None) = (applicable.next(), applicable.next()) {
+            if n > p.burst() {
                 return Err(Error::WeightExceedsBurst {
                     tier: p.name(),
                     weight: n.get(),
                     burst: p.burst().get(),
                 });
             }
+            if let Some(key) = keys.get(p.key_kind())
+                && let Some(d) = self.decide_one(i, p, key, n, now, commit)
+            {
+                return Ok(d);
+            }
         }
-        let now = unix_micros(self.clock.now());
         // Lock one shard per applicable tier, in tier order (a global order:
         // no deadlock), and hold them all until the decision is written.
         let mut guards: [Option<MutexGuard<'_, Shard>>; MAX_TIERS] = Default::default();
@@ -287,11 +409,20 @@ impl<C: Clock> MemoryLimiter<C> {
             let Some(key) = keys.get(p.key_kind()) else {
                 continue;
             };
-            let mut shard = store.shard(key).lock();
+            if n > p.burst() {
+                // Nothing written yet: returning drops the guards taken so far.
+                return Err(Error::WeightExceedsBurst {
+                    tier: p.name(),
+                    weight: n.get(),
+                    burst: p.burst().get(),
+                });
+            }
+            let (hashed, shard) = store.locate(key);
+            let mut shard = shard.lock();
             let t = now.max(shard.high_water);
             shard.high_water = t;
             let (iv, tol) = (p.interval_us(), p.tolerance_us());
-            let old = shard.map.get(key).copied();
+            let old = shard.map.get(&hashed).copied();
             let tat = old.unwrap_or(t);
             let verdict = match gcra::decide(tat, t, iv, tol, n.get()) {
                 Ok(new_tat) if old.is_none() && shard.map.len() >= store.per_shard => {
@@ -314,9 +445,10 @@ impl<C: Clock> MemoryLimiter<C> {
             match verdict {
                 Ok(new_tat) => {
                     pending[i] = Some(Pending {
-                        key: *key,
+                        key: hashed,
                         new_tat,
                         now: t,
+                        slot: decision.tiers().len(),
                     });
                 }
                 Err(allow_at) => {
@@ -327,7 +459,7 @@ impl<C: Clock> MemoryLimiter<C> {
                 }
             }
             decision.push(TierStatus::new(
-                p,
+                i,
                 gcra::remaining(tat, t, iv, tol, p.burst().get()),
                 tat.saturating_sub(t),
             ));
@@ -341,7 +473,6 @@ impl<C: Clock> MemoryLimiter<C> {
             return Ok(decision);
         }
         // All applicable tiers admit: write every new TAT (or only report).
-        let mut decided = Decision::new(Outcome::Allowed);
         for (i, p) in policies.iter().enumerate() {
             let (Some(pend), Some(shard)) = (pending[i], guards[i].as_mut()) else {
                 continue;
@@ -353,12 +484,15 @@ impl<C: Clock> MemoryLimiter<C> {
                 shard.next_sweep = shard.next_sweep.min(pend.new_tat);
             }
             let (iv, tol) = (p.interval_us(), p.tolerance_us());
-            decided.push(TierStatus::new(
-                p,
-                gcra::remaining(pend.new_tat, pend.now, iv, tol, p.burst().get()),
-                pend.new_tat.saturating_sub(pend.now),
-            ));
+            decision.set(
+                pend.slot,
+                TierStatus::new(
+                    i,
+                    gcra::remaining(pend.new_tat, pend.now, iv, tol, p.burst().get()),
+                    pend.new_tat.saturating_sub(pend.now),
+                ),
+            );
         }
-        Ok(decided)
+        Ok(decision)
     }
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::clock::{Clock, SystemClock, unix_micros};
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 
 /// Trip on a failure ratio: at least `min_calls` calls in the current
@@ -202,7 +202,7 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 
     fn now(&self, inner: &mut Inner) -> u64 {
-        let t = unix_micros(self.shared.clock.now()).max(inner.high_water);
+        let t = self.shared.clock.now_micros().max(inner.high_water);
         inner.high_water = t;
         t
     }

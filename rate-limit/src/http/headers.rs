@@ -17,7 +17,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue};
 
 use crate::decision::Decision;
-use crate::policy::Disclosure;
+use crate::policy::{Disclosure, Tiers};
 
 /// Whole seconds, rounded up; at least 1 (a `Retry-After: 0` invites a retry storm).
 pub fn ceil_secs(d: Duration) -> u64 {
@@ -25,12 +25,21 @@ pub fn ceil_secs(d: Duration) -> u64 {
     s.max(1)
 }
 
-/// Write `RateLimit-Policy` and `RateLimit` for the tiers the caller may see.
-pub fn write_ratelimit_headers(headers: &mut HeaderMap, decision: &Decision, trusted: bool) {
+/// Write `RateLimit-Policy` and `RateLimit` for the tiers the caller may see
+/// (`tiers` is the limiter's tier set the decision was made over).
+pub fn write_ratelimit_headers(
+    headers: &mut HeaderMap,
+    decision: &Decision,
+    tiers: &Tiers,
+    trusted: bool,
+) {
     let mut policy = String::new();
     let mut state = String::new();
     for t in decision.tiers() {
-        if t.disclosure == Disclosure::TrustedOnly && !trusted {
+        let Some(p) = tiers.policies().get(t.tier()) else {
+            continue;
+        };
+        if p.disclosure_mode() == Disclosure::TrustedOnly && !trusted {
             continue;
         }
         let sep = if policy.is_empty() { "" } else { ", " };
@@ -38,16 +47,22 @@ pub fn write_ratelimit_headers(headers: &mut HeaderMap, decision: &Decision, tru
         let _ = write!(
             policy,
             "{sep}\"{}\";q={};w={}",
-            t.name,
-            t.quota,
-            ceil_secs(t.period)
+            p.name(),
+            p.quota(),
+            ceil_secs(p.period())
         );
-        let reset = if t.reset.is_zero() {
+        let reset = if t.reset().is_zero() {
             0
         } else {
-            ceil_secs(t.reset)
+            ceil_secs(t.reset())
         };
-        let _ = write!(state, "{sep}\"{}\";r={};t={}", t.name, t.remaining, reset);
+        let _ = write!(
+            state,
+            "{sep}\"{}\";r={};t={}",
+            p.name(),
+            t.remaining(),
+            reset
+        );
     }
     if policy.is_empty() {
         return;

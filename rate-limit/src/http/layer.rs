@@ -126,14 +126,24 @@ where
             match decision.outcome() {
                 Outcome::Allowed => {
                     let mut resp = inner.call(req).await?;
-                    write_ratelimit_headers(resp.headers_mut(), &decision, trusted);
+                    write_ratelimit_headers(
+                        resp.headers_mut(),
+                        &decision,
+                        limiter.tier_set(),
+                        trusted,
+                    );
                     Ok(resp)
                 }
                 Outcome::Denied { tier, retry_after } => {
                     tracing::info!(target: "hisn::rate_limit::http", tier, "request rate-limited");
                     let mut resp = status(StatusCode::TOO_MANY_REQUESTS);
                     write_retry_after(resp.headers_mut(), retry_after);
-                    write_ratelimit_headers(resp.headers_mut(), &decision, trusted);
+                    write_ratelimit_headers(
+                        resp.headers_mut(),
+                        &decision,
+                        limiter.tier_set(),
+                        trusted,
+                    );
                     Ok(resp)
                 }
                 Outcome::Unavailable { tier, retry_after } => {

@@ -24,7 +24,7 @@ use parking_lot::Mutex;
 use redis::aio::MultiplexedConnection;
 
 use crate::breaker::{BreakerConfig, CircuitBreaker};
-use crate::clock::{Clock, SystemClock, unix_micros};
+use crate::clock::{Clock, MonotonicClock, unix_micros};
 use crate::decision::{Decision, Outcome, TierStatus};
 use crate::error::{Error, Result};
 use crate::key::RequestKeys;
@@ -114,7 +114,7 @@ impl RedisConfig {
 
 /// A limiter whose state lives in Redis.
 #[derive(Debug)]
-pub struct RedisLimiter<C: Clock + Clone = SystemClock> {
+pub struct RedisLimiter<C: Clock + Clone = MonotonicClock> {
     client: redis::Client,
     conn: Mutex<Option<MultiplexedConnection>>,
     script: redis::Script,
@@ -123,11 +123,11 @@ pub struct RedisLimiter<C: Clock + Clone = SystemClock> {
     fallback: MemoryLimiter<C>,
 }
 
-impl RedisLimiter<SystemClock> {
+impl RedisLimiter<MonotonicClock> {
     /// A limiter over `tiers`. Does not fail when Redis is down: the first
     /// decisions then follow the failure modes.
     pub async fn new(client: redis::Client, tiers: Tiers, config: RedisConfig) -> Self {
-        Self::with_clock(client, tiers, config, SystemClock).await
+        Self::with_clock(client, tiers, config, MonotonicClock::new()).await
     }
 }
 
@@ -292,10 +292,9 @@ impl<C: Clock + Clone> RedisLimiter<C> {
         }
         let mut decision = Decision::new(Outcome::Allowed);
         for (j, &i) in applied.iter().enumerate() {
-            let p = &policies[i];
             let remaining = u32::try_from(reply[2 + 2 * j]).map_err(|_| bad())?;
             let reset = u64::try_from(reply[3 + 2 * j]).map_err(|_| bad())?;
-            decision.push(TierStatus::new(p, remaining, reset));
+            decision.push(TierStatus::new(i, remaining, reset));
         }
         if reply[0] != 0 {
             let j = usize::try_from(reply[0] - 1).map_err(|_| bad())?;
