@@ -61,6 +61,8 @@ enum Command {
     /// Scope SQL statements to a tenant and verify PostgreSQL row-level security.
     #[command(subcommand)]
     Guard(cmd::guard::GuardCommand),
+    /// Redact personal data and secrets from log lines (files or stdin), streaming.
+    Redact(cmd::redact::RedactArgs),
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
@@ -73,6 +75,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Apikey(c) => cmd::apikey::run(c, &ctx),
         Command::Audit(c) => cmd::audit::run(c, &ctx),
         Command::Guard(c) => cmd::guard::run(c, &ctx),
+        Command::Redact(c) => cmd::redact::run(&c, &ctx),
     }
 }
 

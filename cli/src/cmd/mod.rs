@@ -6,5 +6,6 @@ pub(crate) mod audit;
 pub(crate) mod guard;
 pub(crate) mod keys;
 pub(crate) mod password;
+pub(crate) mod redact;
 pub(crate) mod vault;
 pub(crate) mod webhook;

@@ -6,5 +6,6 @@
 mod audit;
 mod conventions;
 mod guard;
+mod redact;
 mod vault;
 mod webhook;
