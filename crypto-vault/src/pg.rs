@@ -49,25 +49,18 @@ impl PgKeyStore {
             .map_err(db("migrate"))?;
         Ok(())
     }
-
-    async fn shredded(&self, tenant: &str) -> Result<bool> {
-        let row = sqlx::query("select 1 from hisn_vault_shredded where tenant = $1")
-            .bind(tenant)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db("load"))?;
-        Ok(row.is_some())
-    }
 }
 
 impl KeyStore for PgKeyStore {
     async fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
-        if self.shredded(tenant).await? {
-            return Err(Error::TenantShredded);
-        }
+        // One statement, so one snapshot: a shred (tombstone + delete in one
+        // transaction) is seen entirely or not at all, never as "no keys".
         let rows = sqlx::query(
-            "select purpose, key_id, is_primary, master_fingerprint, wrapped, usage \
-             from hisn_vault_keys where tenant = $1 order by purpose, key_id",
+            "select s.shredded, k.purpose, k.key_id, k.is_primary, k.master_fingerprint, \
+             k.wrapped, k.usage \
+             from (select exists(select 1 from hisn_vault_shredded where tenant = $1) as shredded) s \
+             left join hisn_vault_keys k on k.tenant = $1 \
+             order by k.purpose, k.key_id",
         )
         .bind(tenant)
         .fetch_all(&self.pool)
@@ -75,8 +68,15 @@ impl KeyStore for PgKeyStore {
         .map_err(db("load"))?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
+            let shredded: bool = r.try_get("shredded").map_err(db("load"))?;
+            if shredded {
+                return Err(Error::TenantShredded);
+            }
+            let purpose: Option<String> = r.try_get("purpose").map_err(db("load"))?;
+            let Some(purpose) = purpose else {
+                continue; // the tenant has no keys: the one row of the left join
+            };
             let corrupt = || Error::Store("corrupt key row".into());
-            let purpose: String = r.try_get("purpose").map_err(db("load"))?;
             let key_id: i64 = r.try_get("key_id").map_err(db("load"))?;
             let fp: Vec<u8> = r.try_get("master_fingerprint").map_err(db("load"))?;
             let usage: i64 = r.try_get("usage").map_err(db("load"))?;

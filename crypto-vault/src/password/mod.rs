@@ -4,17 +4,23 @@
 //! - Hashes are PHC strings (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`).
 //! - [`PasswordHasher::verify`] says when a stored hash is below the current
 //!   parameters, so the caller can rehash on a successful login.
-//! - Inputs longer than [`MAX_PASSWORD_BYTES`] are refused before hashing; stored
-//!   PHC strings with parameters beyond [`PasswordParams::MAX_M_COST`],
-//!   [`PasswordParams::MAX_T_COST`] or [`PasswordParams::MAX_P_COST`] are refused
-//!   before hashing, so a planted hash cannot make verification allocate gigabytes.
-//! - Each hash holds `m` KiB of memory: bound concurrent hashes with
-//!   [`PasswordHasher::with_max_concurrency`]. The call blocks: from async code run
-//!   it in `spawn_blocking`.
-//! - [`PasswordHasher::dummy_verify`] costs the same as a real verification, for
-//!   unknown users, so response time does not reveal which accounts exist.
+//!   "Below" means less memory, less total work (memory x passes), a salt under
+//!   16 bytes or an output under 32; a hash above the policy is never reported
+//!   (rehashing would lower it).
+//! - Passwords longer than [`MAX_PASSWORD_BYTES`] are refused (verification
+//!   refuses them after the same work as an accepted one). Stored PHC strings
+//!   whose memory, passes or memory x passes exceed [`MAX_STORED_COST_FACTOR`]
+//!   (4) times the policy's are refused before hashing, so a planted hash costs
+//!   at most four normal verifications.
+//! - Each hash holds `m` KiB of memory and a CPU: by default at most one hash per
+//!   available CPU runs at once ([`PasswordHasher::with_max_concurrency`] changes
+//!   it); further calls wait. The call blocks: from async code run it in
+//!   `spawn_blocking`.
+//! - [`PasswordHasher::dummy_verify`] takes exactly the path of
+//!   [`PasswordHasher::verify`] for every input (an over-long password
+//!   included), so neither response time nor the error reveals which accounts
+//!   exist.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, OnceLock};
@@ -24,6 +30,9 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
+
+mod policy;
+pub use policy::{BreachedList, BreachedPasswords, PasswordPolicy, PolicyViolation};
 
 /// Longest password accepted, in bytes.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -142,12 +151,24 @@ impl Limiter {
     }
 }
 
-/// Hashes and verifies passwords with argon2id. Cheap to clone (shares its
-/// concurrency limit).
+/// How far above the policy a stored hash's cost may go: memory, passes and
+/// their product (the time a verification takes) are each bounded by this
+/// factor times the policy's. A planted hash can make one verification cost at
+/// most this many normal ones.
+pub const MAX_STORED_COST_FACTOR: u32 = 4;
+
+/// Shortest salt (bytes) that does not ask for a rehash.
+pub const POLICY_SALT_LEN: usize = 16;
+/// Shortest hash output (bytes) that does not ask for a rehash.
+pub const POLICY_OUTPUT_LEN: usize = 32;
+
+/// Hashes and verifies passwords with argon2id. Cheap to clone (clones share
+/// the concurrency limit).
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: PasswordParams,
-    limiter: Option<Arc<Limiter>>,
+    limiter: Arc<Limiter>,
+    max_concurrency: NonZeroUsize,
     dummy: Arc<OnceLock<String>>,
 }
 
@@ -155,6 +176,7 @@ impl fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PasswordHasher")
             .field("params", &self.params)
+            .field("max_concurrency", &self.max_concurrency)
             .finish_non_exhaustive()
     }
 }
@@ -165,24 +187,41 @@ impl Default for PasswordHasher {
     }
 }
 
+/// Default concurrency limit: one hash per available CPU (each holds `m` KiB and
+/// a CPU for its duration; more at once only queues inside the OS).
+fn default_concurrency() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// argon2 runs on this thread (tests count the work a call does).
+    static ARGON2_RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl PasswordHasher {
-    /// A hasher with `params` and no concurrency limit.
+    /// A hasher with `params`, allowing one hash per available CPU at a time
+    /// (change it with [`PasswordHasher::with_max_concurrency`]).
     pub fn new(params: PasswordParams) -> Self {
+        Self::limited(params, default_concurrency())
+    }
+
+    fn limited(params: PasswordParams, n: NonZeroUsize) -> Self {
         Self {
             params,
-            limiter: None,
+            limiter: Arc::new(Limiter {
+                free: Mutex::new(n.get()),
+                cv: Condvar::new(),
+            }),
+            max_concurrency: n,
             dummy: Arc::new(OnceLock::new()),
         }
     }
 
     /// Allow at most `n` hashes at once (each holds `m_cost` KiB); further calls
     /// block until one finishes.
-    pub fn with_max_concurrency(mut self, n: NonZeroUsize) -> Self {
-        self.limiter = Some(Arc::new(Limiter {
-            free: Mutex::new(n.get()),
-            cv: Condvar::new(),
-        }));
-        self
+    pub fn with_max_concurrency(self, n: NonZeroUsize) -> Self {
+        Self::limited(self.params, n)
     }
 
     /// The parameters new hashes use.
@@ -190,11 +229,13 @@ impl PasswordHasher {
         self.params
     }
 
-    fn permit(&self) -> Option<Permit<'_>> {
-        self.limiter.as_deref().map(Limiter::acquire)
+    /// How many hashes may run at once.
+    pub fn max_concurrency(&self) -> NonZeroUsize {
+        self.max_concurrency
     }
 
-    /// Hash a password into a PHC string with a fresh 16-byte salt.
+    /// Hash a password into a PHC string with a fresh 16-byte salt from the OS
+    /// generator.
     ///
     /// # Errors
     /// [`Error::PasswordTooLong`]; [`Error::Rng`]; [`Error::PasswordHashing`].
@@ -202,10 +243,12 @@ impl PasswordHasher {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(Error::PasswordTooLong);
         }
-        let mut salt = [0u8; 16];
+        let mut salt = [0u8; POLICY_SALT_LEN];
         crate::rng::os_fill(&mut salt)?;
         let argon = self.params.argon2(None)?;
-        let _p = self.permit();
+        let _p = self.limiter.acquire();
+        #[cfg(test)]
+        ARGON2_RUNS.with(|c| c.set(c.get() + 1));
         let h = argon
             .hash_password_with_salt(password.as_bytes(), &salt)
             .map_err(|_| Error::PasswordHashing)?;
@@ -214,40 +257,67 @@ impl PasswordHasher {
 
     /// Verify `password` against a stored PHC string.
     ///
+    /// Every password costs one full argon2 run against the stored hash, an
+    /// over-long one included (it is refused after the same work), so that
+    /// [`PasswordHasher::dummy_verify`], which takes this same path, is
+    /// indistinguishable by time for every input.
+    ///
     /// # Errors
-    /// [`Error::PasswordTooLong`]; [`Error::PasswordHashRejected`] if `phc` is
-    /// malformed, not argon2id v19, or its parameters exceed the maxima (checked
-    /// before any hashing).
+    /// [`Error::PasswordTooLong`] (after the same work as a real check);
+    /// [`Error::PasswordHashRejected`] if `phc` is malformed, not argon2id v19,
+    /// or its cost exceeds [`MAX_STORED_COST_FACTOR`] times the policy's
+    /// (checked before any hashing).
     pub fn verify(&self, password: &str, phc: &str) -> Result<Verification> {
-        if password.len() > MAX_PASSWORD_BYTES {
+        let (hash, stored) = parse_phc(phc, self.params)?;
+        // Over-long passwords are refused, but only after the same work, on a
+        // fixed stand-in, as an accepted one.
+        let too_long = password.len() > MAX_PASSWORD_BYTES;
+        let input = if too_long { "" } else { password };
+        let outcome = {
+            let _p = self.limiter.acquire();
+            #[cfg(test)]
+            ARGON2_RUNS.with(|c| c.set(c.get() + 1));
+            Argon2::default().verify_password(input.as_bytes(), &hash)
+        };
+        if too_long {
             return Err(Error::PasswordTooLong);
         }
-        let (hash, stored) = parse_phc(phc)?;
-        let _p = self.permit();
-        match Argon2::default().verify_password(password.as_bytes(), &hash) {
-            Ok(()) => {
-                let cur = self.params;
-                let weaker = stored.m_cost < cur.m_cost
-                    || stored.t_cost < cur.t_cost
-                    || stored.p_cost < cur.p_cost;
-                let short = hash.hash.as_ref().is_none_or(|o| o.len() < 32);
-                Ok(if weaker || short {
-                    Verification::ValidNeedsRehash
-                } else {
-                    Verification::Valid
-                })
-            }
+        match outcome {
+            Ok(()) => Ok(if self.below_policy(&hash, stored) {
+                Verification::ValidNeedsRehash
+            } else {
+                Verification::Valid
+            }),
             Err(argon2::password_hash::Error::PasswordInvalid) => Ok(Verification::Invalid),
             Err(_) => Err(Error::PasswordHashing),
         }
     }
 
+    /// Whether a stored hash is below the policy: less memory, less total work
+    /// (memory x passes, so OWASP's equivalent "more memory, fewer passes"
+    /// settings count as meeting it), a salt shorter than [`POLICY_SALT_LEN`]
+    /// or an output shorter than [`POLICY_OUTPUT_LEN`]. A hash above the policy
+    /// in every respect is never reported: rehashing would lower its cost.
+    fn below_policy(&self, hash: &PasswordHash, stored: PasswordParams) -> bool {
+        let cur = self.params;
+        let work = |p: PasswordParams| u64::from(p.m_cost) * u64::from(p.t_cost);
+        stored.m_cost < cur.m_cost
+            || work(stored) < work(cur)
+            || hash.salt.as_ref().is_none_or(|s| s.len() < POLICY_SALT_LEN)
+            || hash
+                .hash
+                .as_ref()
+                .is_none_or(|o| o.len() < POLICY_OUTPUT_LEN)
+    }
+
     /// Verify `password` against a hash of a random password with the current
-    /// parameters and return [`Verification::Invalid`]: call it when the user does
-    /// not exist so the response takes as long as a real check.
+    /// parameters, through exactly the path of [`PasswordHasher::verify`], and
+    /// never report a match: call it when the user does not exist, so the
+    /// response takes as long, and fails the same way, as for a known user.
     ///
     /// # Errors
-    /// As [`PasswordHasher::verify`].
+    /// As [`PasswordHasher::verify`] for the same password
+    /// ([`Error::PasswordTooLong`] for an over-long one, after the same work).
     pub fn dummy_verify(&self, password: &str) -> Result<Verification> {
         let dummy = match self.dummy.get() {
             Some(d) => d,
@@ -258,18 +328,13 @@ impl PasswordHasher {
                 self.dummy.get_or_init(|| h)
             }
         };
-        let password = if password.len() > MAX_PASSWORD_BYTES {
-            &password[..0]
-        } else {
-            password
-        };
-        let _ = self.verify(password, dummy)?;
-        Ok(Verification::Invalid)
+        self.verify(password, dummy).map(|_| Verification::Invalid)
     }
 }
 
-/// Parse and bound a stored PHC string before any hashing.
-fn parse_phc(phc: &str) -> Result<(PasswordHash, PasswordParams)> {
+/// Parse and bound a stored PHC string before any hashing: argon2id v19 only,
+/// cost within [`MAX_STORED_COST_FACTOR`] of `policy`.
+fn parse_phc(phc: &str, policy: PasswordParams) -> Result<(PasswordHash, PasswordParams)> {
     if phc.len() > 512 {
         return Err(Error::PasswordHashRejected("PHC string too long"));
     }
@@ -287,6 +352,16 @@ fn parse_phc(phc: &str) -> Result<(PasswordHash, PasswordParams)> {
     };
     let stored = PasswordParams::new(m, t, p)
         .map_err(|_| Error::PasswordHashRejected("argon2 parameters out of range"))?;
+    let f = u64::from(MAX_STORED_COST_FACTOR);
+    let work = |p: PasswordParams| u64::from(p.m_cost) * u64::from(p.t_cost);
+    if u64::from(stored.m_cost) > f * u64::from(policy.m_cost)
+        || u64::from(stored.t_cost) > f * u64::from(policy.t_cost)
+        || work(stored) > f * work(policy)
+    {
+        return Err(Error::PasswordHashRejected(
+            "argon2 cost too far above the policy",
+        ));
+    }
     let out_len = hash.hash.as_ref().map_or(0, |o| o.len());
     if !(16..=64).contains(&out_len) {
         return Err(Error::PasswordHashRejected("hash length out of range"));
@@ -295,186 +370,6 @@ fn parse_phc(phc: &str) -> Result<(PasswordHash, PasswordParams)> {
         return Err(Error::PasswordHashRejected("salt missing or too short"));
     }
     Ok((hash, stored))
-}
-
-/// A source of known-breached passwords (a local list, a k-anonymity API client).
-pub trait BreachedPasswords: Send + Sync {
-    /// Whether `password` is known to be breached.
-    fn is_breached(&self, password: &str) -> bool;
-}
-
-/// A breached-password list held in memory, compared case-insensitively.
-#[derive(Clone, Default)]
-pub struct BreachedList(HashSet<String>);
-
-impl fmt::Debug for BreachedList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "BreachedList({} entries)", self.0.len())
-    }
-}
-
-impl BreachedList {
-    /// A list from entries.
-    pub fn new<I: IntoIterator<Item = S>, S: AsRef<str>>(entries: I) -> Self {
-        Self(
-            entries
-                .into_iter()
-                .map(|s| s.as_ref().to_lowercase())
-                .collect(),
-        )
-    }
-}
-
-impl BreachedPasswords for BreachedList {
-    fn is_breached(&self, password: &str) -> bool {
-        self.0.contains(&password.to_lowercase())
-    }
-}
-
-/// Why a password was refused by [`PasswordPolicy::check`]. Messages are meant for
-/// the user and never contain the password.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PolicyViolation {
-    /// Fewer characters than the minimum.
-    #[error("password must be at least {min} characters long")]
-    TooShort {
-        /// The minimum.
-        min: usize,
-    },
-    /// More characters than the maximum.
-    #[error("password must be at most {max} characters long")]
-    TooLong {
-        /// The maximum.
-        max: usize,
-    },
-    /// Not enough character classes (lowercase, uppercase, digit, other).
-    #[error("password must mix at least {required} of: lowercase, uppercase, digits, symbols")]
-    TooFewClasses {
-        /// Classes required.
-        required: usize,
-    },
-    /// Found in the breached-password list.
-    #[error("password appears in a list of breached passwords; choose another")]
-    Breached,
-    /// Contains a context word (user name, email, service name).
-    #[error("password must not contain your user name, email or the service name")]
-    ContainsContext,
-}
-
-/// A password policy. Defaults follow NIST SP 800-63B: at least 12 characters, at
-/// most 128, no composition rules, breached-list check when a list is set.
-#[derive(Clone)]
-pub struct PasswordPolicy {
-    min_chars: usize,
-    max_chars: usize,
-    min_classes: usize,
-    breached: Option<Arc<dyn BreachedPasswords>>,
-}
-
-impl fmt::Debug for PasswordPolicy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PasswordPolicy")
-            .field("min_chars", &self.min_chars)
-            .field("max_chars", &self.max_chars)
-            .field("min_classes", &self.min_classes)
-            .field("breached_list", &self.breached.is_some())
-            .finish()
-    }
-}
-
-impl Default for PasswordPolicy {
-    fn default() -> Self {
-        Self {
-            min_chars: 12,
-            max_chars: 128,
-            min_classes: 0,
-            breached: None,
-        }
-    }
-}
-
-impl PasswordPolicy {
-    /// Set the length bounds in characters (1 <= min <= max, max*4 <= [`MAX_PASSWORD_BYTES`]).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`].
-    pub fn with_length(mut self, min: usize, max: usize) -> Result<Self> {
-        if min == 0 || min > max || max.saturating_mul(4) > MAX_PASSWORD_BYTES {
-            return Err(Error::InvalidConfig("password length bounds"));
-        }
-        self.min_chars = min;
-        self.max_chars = max;
-        Ok(self)
-    }
-
-    /// Require at least `n` (0..=4) character classes.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] if `n > 4`.
-    pub fn with_min_classes(mut self, n: usize) -> Result<Self> {
-        if n > 4 {
-            return Err(Error::InvalidConfig("at most 4 character classes"));
-        }
-        self.min_classes = n;
-        Ok(self)
-    }
-
-    /// Check passwords against a breached list.
-    pub fn with_breached(mut self, list: Arc<dyn BreachedPasswords>) -> Self {
-        self.breached = Some(list);
-        self
-    }
-
-    /// Check `password`; `context` holds words it must not contain (user name,
-    /// email, service name; case-insensitive, words shorter than 4 characters are
-    /// ignored). Returns every violation.
-    ///
-    /// # Errors
-    /// The list of violations.
-    pub fn check(&self, password: &str, context: &[&str]) -> Result<(), Vec<PolicyViolation>> {
-        let mut v = Vec::new();
-        let n = password.chars().count();
-        if n < self.min_chars {
-            v.push(PolicyViolation::TooShort {
-                min: self.min_chars,
-            });
-        }
-        if n > self.max_chars {
-            v.push(PolicyViolation::TooLong {
-                max: self.max_chars,
-            });
-        }
-        let classes = [
-            password.chars().any(char::is_lowercase),
-            password.chars().any(char::is_uppercase),
-            password.chars().any(|c| c.is_ascii_digit()),
-            password.chars().any(|c| !c.is_alphanumeric()),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if classes < self.min_classes {
-            v.push(PolicyViolation::TooFewClasses {
-                required: self.min_classes,
-            });
-        }
-        let lower = password.to_lowercase();
-        if context
-            .iter()
-            .any(|w| w.chars().count() >= 4 && lower.contains(&w.to_lowercase()))
-        {
-            v.push(PolicyViolation::ContainsContext);
-        }
-        if self
-            .breached
-            .as_ref()
-            .is_some_and(|b| b.is_breached(password))
-        {
-            v.push(PolicyViolation::Breached);
-        }
-        if v.is_empty() { Ok(()) } else { Err(v) }
-    }
 }
 
 #[cfg(test)]
@@ -563,38 +458,162 @@ mod tests {
             let phc = t.join().unwrap();
             assert!(h.verify(&format!("pw{i}"), &phc).unwrap().is_valid());
         }
-        assert_eq!(*h.limiter.as_ref().unwrap().free.lock(), 1);
+        assert_eq!(*h.limiter.free.lock(), 1);
     }
 
+    fn runs() -> u64 {
+        ARGON2_RUNS.with(std::cell::Cell::get)
+    }
+
+    /// Passwords: `dummy_verify` takes the same path as `verify` for every
+    /// input (class: login timing reveals accounts).
+    ///
+    /// Root cause: `verify` refused an over-long password before hashing while
+    /// `dummy_verify` hashed a truncated stand-in, so an over-long password
+    /// answered at once for a known user and after a full hash for an unknown
+    /// one. Now `dummy_verify` is `verify` against a dummy hash, and `verify`
+    /// does the full argon2 run for every password before refusing one.
     #[test]
-    fn policy_reports_clear_violations() {
-        let p = PasswordPolicy::default()
-            .with_min_classes(3)
+    fn dummy_verify_takes_the_verify_path_for_every_input() {
+        let h = PasswordHasher::new(PasswordParams::new(1024, 2, 1).unwrap());
+        let phc = h.hash("the real password").unwrap();
+        let _ = h.dummy_verify("warm-up").unwrap();
+        let long = "x".repeat(MAX_PASSWORD_BYTES + 1);
+        let huge = "y".repeat(64 * 1024);
+        for pw in [
+            "",
+            "the real password",
+            "wrong",
+            long.as_str(),
+            huge.as_str(),
+        ] {
+            let before = runs();
+            let known = h.verify(pw, &phc);
+            assert_eq!(runs() - before, 1, "verify({} bytes) hashed once", pw.len());
+            let before = runs();
+            let unknown = h.dummy_verify(pw);
+            assert_eq!(
+                runs() - before,
+                1,
+                "dummy_verify({} bytes) hashed once",
+                pw.len()
+            );
+            match (known, unknown) {
+                (Err(Error::PasswordTooLong), Err(Error::PasswordTooLong)) => {
+                    assert!(pw.len() > MAX_PASSWORD_BYTES);
+                }
+                (Ok(_), Ok(Verification::Invalid)) => assert!(pw.len() <= MAX_PASSWORD_BYTES),
+                other => panic!("paths differ for {} bytes: {other:?}", pw.len()),
+            }
+        }
+        // And by time: an over-long password costs about a normal verification
+        // (interleaved samples, so load from other tests hits both alike).
+        let (mut normal, mut over) = (Vec::new(), Vec::new());
+        for _ in 0..7 {
+            for (pw, into) in [("wrong", &mut normal), (long.as_str(), &mut over)] {
+                let t = std::time::Instant::now();
+                let _ = h.verify(pw, &phc);
+                into.push(t.elapsed());
+            }
+        }
+        normal.sort();
+        over.sort();
+        let (normal, over) = (normal[3], over[3]);
+        assert!(
+            over * 4 >= normal,
+            "over-long {over:?} vs normal {normal:?}"
+        );
+    }
+
+    /// Passwords: a planted hash's cost is bounded near the policy (class:
+    /// hash-DoS through stored parameters).
+    ///
+    /// Root cause: stored PHC strings were accepted up to fixed maxima (256 MiB,
+    /// 16 passes), far above the policy, so one planted hash made a login take
+    /// seconds. Now memory, passes and their product are each bounded by
+    /// `MAX_STORED_COST_FACTOR` times the policy's.
+    #[test]
+    fn planted_hash_cost_is_bounded_near_the_policy() {
+        let h = PasswordHasher::new(PasswordParams::new(256, 2, 1).unwrap());
+        let at = |m: u32, t: u32| {
+            PasswordHasher::new(PasswordParams::new(m, t, 1).unwrap())
+                .hash("pw")
+                .unwrap()
+        };
+        // 4x memory, or 4x passes: accepted (and verified).
+        assert_eq!(h.verify("pw", &at(1024, 2)).unwrap(), Verification::Valid);
+        assert_eq!(h.verify("pw", &at(256, 8)).unwrap(), Verification::Valid);
+        for (m, t) in [(1032, 2), (256, 9), (768, 4), (4096, 2)] {
+            let planted = at(m, t);
+            let before = runs();
+            assert!(
+                matches!(
+                    h.verify("pw", &planted),
+                    Err(Error::PasswordHashRejected(_))
+                ),
+                "m={m} t={t} accepted"
+            );
+            assert_eq!(runs(), before, "refused before hashing");
+        }
+    }
+
+    /// Passwords: a hash below policy asks for a rehash, one above never does
+    /// (class: rehash decisions).
+    ///
+    /// Root cause: any parameter below the policy's asked for a rehash, so a
+    /// stronger hash with more memory and fewer passes was "upgraded" down to
+    /// the policy, and a salt shorter than the policy's was never upgraded.
+    #[test]
+    fn rehash_is_asked_below_policy_and_never_above() {
+        let policy = PasswordParams::new(512, 2, 1).unwrap();
+        let h = PasswordHasher::new(policy);
+        let at = |m: u32, t: u32, p: u32| {
+            PasswordHasher::new(PasswordParams::new(m, t, p).unwrap())
+                .hash("pw")
+                .unwrap()
+        };
+        for (m, t) in [(256, 2), (512, 1), (256, 3)] {
+            assert_eq!(
+                h.verify("pw", &at(m, t, 1)).unwrap(),
+                Verification::ValidNeedsRehash,
+                "m={m} t={t}"
+            );
+        }
+        // A short (8-byte) salt at the policy's parameters.
+        let short_salt = policy
+            .argon2(None)
             .unwrap()
-            .with_breached(Arc::new(BreachedList::new(["Password123!"])));
+            .hash_password_with_salt(b"pw", &[7u8; 8])
+            .unwrap()
+            .to_string();
         assert_eq!(
-            p.check("short", &[]).unwrap_err()[0],
-            PolicyViolation::TooShort { min: 12 }
+            h.verify("pw", &short_salt).unwrap(),
+            Verification::ValidNeedsRehash
         );
-        assert!(
-            p.check("password123!", &[])
-                .unwrap_err()
-                .contains(&PolicyViolation::Breached)
-        );
-        assert!(
-            p.check("alllowercaseletters", &[])
-                .unwrap_err()
-                .contains(&PolicyViolation::TooFewClasses { required: 3 })
-        );
-        assert!(
-            p.check("Xy9!aliceSmith-long", &["alice"])
-                .unwrap_err()
-                .contains(&PolicyViolation::ContainsContext)
-        );
-        assert!(p.check("Tr0ub4dour&3-horse", &["alice"]).is_ok());
-        assert_eq!(
-            PolicyViolation::TooShort { min: 12 }.to_string(),
-            "password must be at least 12 characters long"
-        );
+        // At or above the policy (more memory with fewer passes included):
+        // never asked to rehash down.
+        for (m, t, p) in [
+            (512, 2, 1),
+            (1024, 1, 1),
+            (1024, 2, 1),
+            (512, 3, 1),
+            (512, 2, 2),
+        ] {
+            assert_eq!(
+                h.verify("pw", &at(m, t, p)).unwrap(),
+                Verification::Valid,
+                "m={m} t={t} p={p}"
+            );
+        }
+    }
+
+    /// Passwords: a concurrency limit is the default.
+    #[test]
+    fn concurrency_limit_is_the_default() {
+        let cpus = std::thread::available_parallelism().unwrap();
+        let h = PasswordHasher::default();
+        assert_eq!(h.max_concurrency(), cpus);
+        assert_eq!(*h.limiter.free.lock(), cpus.get());
+        assert!(format!("{h:?}").contains("max_concurrency"));
     }
 }
