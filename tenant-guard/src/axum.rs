@@ -9,6 +9,15 @@
 //! - another tenant in the path, a malformed path tenant, or a route without a
 //!   `{tenant}` parameter: `404`, exactly like a resource that does not exist.
 //!
+//! Routes that take the tenant from the token alone (`/me/assets`) use
+//! [`TokenTenant`] instead: the same checks, and the `{tenant}` segment is
+//! compared only when the route has one. [`TenantLayer`] is the tower
+//! middleware form: it verifies the bearer token of every request, answers
+//! `401` itself, and puts the [`TenantContext`] in the request extensions
+//! (`Extension<TenantContext>` in handlers); it sees no path parameters, so
+//! pair it with [`TokenTenant`] or [`TenantContext::check_path_tenant`] on
+//! routes that carry a tenant in the path.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use axum::{Router, routing::get};
@@ -23,9 +32,13 @@
 //! }
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use axum::extract::{FromRef, FromRequestParts, RawPathParams};
+use axum::http::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +80,38 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The `{tenant}` path parameter, if the route has one.
+async fn path_tenant<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Option<String>, TenantRejection> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| TenantRejection::NotFound)?;
+    Ok(params
+        .iter()
+        .find(|(k, _)| *k == TENANT_PATH_PARAM)
+        .map(|(_, v)| v.to_owned()))
+}
+
+fn verify_bearer(
+    verifier: &TokenVerifier,
+    parts: &Parts,
+) -> Result<TenantContext, TenantRejection> {
+    let token = bearer(parts).ok_or(TenantRejection::Unauthorized)?;
+    verifier
+        .verify(token)
+        .map_err(|_| TenantRejection::Unauthorized)
+}
+
+fn check_path(ctx: TenantContext, path_tenant: &str) -> Result<TenantContext, TenantRejection> {
+    match ctx.check_path_tenant(path_tenant) {
+        Ok(()) => Ok(ctx),
+        Err(Error::NotFound) => Err(TenantRejection::NotFound),
+        Err(_) => Err(TenantRejection::NotFound),
+    }
+}
+
 impl<S> FromRequestParts<S> for TenantContext
 where
     S: Send + Sync,
@@ -76,22 +121,94 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let verifier = Arc::<TokenVerifier>::from_ref(state);
-        let token = bearer(parts).ok_or(TenantRejection::Unauthorized)?;
-        let ctx = verifier
-            .verify(token)
-            .map_err(|_| TenantRejection::Unauthorized)?;
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|_| TenantRejection::NotFound)?;
-        let path_tenant = params
-            .iter()
-            .find(|(k, _)| *k == TENANT_PATH_PARAM)
-            .map(|(_, v)| v)
+        let ctx = verify_bearer(&verifier, parts)?;
+        let path = path_tenant(parts, state)
+            .await?
             .ok_or(TenantRejection::NotFound)?;
-        match ctx.check_path_tenant(path_tenant) {
-            Ok(()) => Ok(ctx),
-            Err(Error::NotFound) => Err(TenantRejection::NotFound),
-            Err(_) => Err(TenantRejection::NotFound),
+        check_path(ctx, &path)
+    }
+}
+
+/// The [`TenantContext`] of the bearer token, for routes whose tenant comes
+/// from the token alone (no `{tenant}` path segment). When the route does
+/// have a `{tenant}` segment it must name the token's tenant (`404`
+/// otherwise), as with the [`TenantContext`] extractor.
+#[derive(Debug, Clone)]
+pub struct TokenTenant(pub TenantContext);
+
+impl<S> FromRequestParts<S> for TokenTenant
+where
+    S: Send + Sync,
+    Arc<TokenVerifier>: FromRef<S>,
+{
+    type Rejection = TenantRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<TokenVerifier>::from_ref(state);
+        let ctx = verify_bearer(&verifier, parts)?;
+        match path_tenant(parts, state).await {
+            Ok(Some(path)) => check_path(ctx, &path).map(Self),
+            // No `{tenant}` segment (or no path parameters at all).
+            Ok(None) | Err(_) => Ok(Self(ctx)),
+        }
+    }
+}
+
+/// tower middleware that verifies the bearer token of every request and puts
+/// the [`TenantContext`] in the request extensions; a request without a valid
+/// token gets `401` (with `WWW-Authenticate: Bearer`, empty body) and never
+/// reaches the inner service.
+#[derive(Debug, Clone)]
+pub struct TenantLayer {
+    verifier: Arc<TokenVerifier>,
+}
+
+impl TenantLayer {
+    /// Verify with `verifier`.
+    pub fn new(verifier: Arc<TokenVerifier>) -> Self {
+        Self { verifier }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for TenantLayer {
+    type Service = TenantService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TenantService {
+            inner,
+            verifier: Arc::clone(&self.verifier),
+        }
+    }
+}
+
+/// The service [`TenantLayer`] wraps around an inner service.
+#[derive(Debug, Clone)]
+pub struct TenantService<S> {
+    inner: S,
+    verifier: Arc<TokenVerifier>,
+}
+
+impl<S, B> tower_service::Service<Request<B>> for TenantService<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        match verify_bearer(&self.verifier, &parts) {
+            Ok(ctx) => {
+                parts.extensions.insert(ctx);
+                Box::pin(self.inner.call(Request::from_parts(parts, body)))
+            }
+            Err(rejection) => Box::pin(async move { Ok(rejection.into_response()) }),
         }
     }
 }

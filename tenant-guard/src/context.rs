@@ -94,6 +94,21 @@ impl Permission {
 
 name_newtype!(Permission, "permission");
 
+/// Longest `sub` accepted, in bytes.
+pub const MAX_SUBJECT_LEN: usize = 256;
+
+/// The token's claims that this crate does not interpret (everything but the
+/// registered claims, `roles`, `clients` and the tenant claim). `Debug` prints
+/// only their names: values may be personal data.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub(crate) struct CustomClaims(pub(crate) serde_json::Map<String, serde_json::Value>);
+
+impl fmt::Debug for CustomClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
 /// Who is calling, for which tenant, with which roles and client grants.
 ///
 /// Only a verified token produces one, so holding a `TenantContext` is proof
@@ -101,24 +116,46 @@ name_newtype!(Permission, "permission");
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct TenantContext {
     tenant: TenantId,
-    user: UserId,
+    subject: String,
+    user: Option<UserId>,
     roles: Vec<Role>,
     clients: Vec<ClientId>,
+    claims: CustomClaims,
 }
 
 impl TenantContext {
+    /// `subject` must be checked by the caller (`valid_subject`).
+    pub(crate) fn with_subject(
+        tenant: TenantId,
+        subject: String,
+        roles: Vec<Role>,
+        clients: Vec<ClientId>,
+        claims: CustomClaims,
+    ) -> Self {
+        let user = subject.parse().ok();
+        Self {
+            tenant,
+            subject,
+            user,
+            roles,
+            clients,
+            claims,
+        }
+    }
+
     pub(crate) fn new(
         tenant: TenantId,
         user: UserId,
         roles: Vec<Role>,
         clients: Vec<ClientId>,
     ) -> Self {
-        Self {
+        Self::with_subject(
             tenant,
-            user,
+            user.to_string(),
             roles,
             clients,
-        }
+            CustomClaims::default(),
+        )
     }
 
     /// Build a context without a token, for tests only (feature `test-util`).
@@ -137,9 +174,25 @@ impl TenantContext {
         self.tenant
     }
 
-    /// The user (`sub`).
-    pub fn user(&self) -> UserId {
+    /// The subject (`sub`) as the issuer wrote it: a UUID, or an opaque id
+    /// such as `auth0|5f7c...`. At most [`MAX_SUBJECT_LEN`] bytes, no control
+    /// characters.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The user id, when `sub` is a canonical UUID ([`UserId`]); `None` for an
+    /// opaque subject (use [`subject`](Self::subject) then).
+    pub fn user(&self) -> Option<UserId> {
         self.user
+    }
+
+    /// A claim of the token this crate does not interpret (for example
+    /// `email`, `org_name`, `https://example.com/plan`), as JSON. The
+    /// registered claims, `roles`, `clients` and the tenant claim are not
+    /// here: use the typed accessors.
+    pub fn claim(&self, name: &str) -> Option<&serde_json::Value> {
+        self.claims.0.get(name)
     }
 
     /// The roles from the token (unknown roles grant nothing).
@@ -226,7 +279,7 @@ impl RolePolicy {
             Ok(())
         } else {
             #[cfg(feature = "tracing")]
-            tracing::info!(target: "hisn::tenant_guard", tenant = %ctx.tenant(), user = %ctx.user(), permission = %permission, "permission denied");
+            tracing::info!(target: "hisn::tenant_guard", tenant = %ctx.tenant(), subject = ctx.subject(), permission = %permission, "permission denied");
             Err(Error::Forbidden)
         }
     }

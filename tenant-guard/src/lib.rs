@@ -16,7 +16,7 @@ pub mod axum;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub mod db;
 
-pub use context::{MAX_NAME_LEN, Permission, Role, RolePolicy, TenantContext};
+pub use context::{MAX_NAME_LEN, MAX_SUBJECT_LEN, Permission, Role, RolePolicy, TenantContext};
 pub use error::Error;
 pub use id::{ClientId, TenantId, UserId};
 pub use session::{

@@ -28,7 +28,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use crate::{ClientId, Error, Role, TenantContext, TenantId, UserId};
+use crate::context::CustomClaims;
+use crate::{ClientId, Error, MAX_SUBJECT_LEN, Role, TenantContext, TenantId};
 
 /// Longest token accepted, in bytes (longer input is refused before parsing).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -279,8 +280,13 @@ impl TokenVerifierBuilder {
             validation.leeway = 0;
             compiled.push(Compiled { issuer, validation });
         }
+        let single_kid = match (compiled.as_slice(), kids.len()) {
+            ([one], 1) => one.issuer.keys.keys().next().cloned(),
+            _ => None,
+        };
         Ok(TokenVerifier {
             issuers: compiled,
+            single_kid,
             kids,
             tenant_claim: self.tenant_claim,
             leeway: self.leeway,
@@ -293,6 +299,9 @@ impl TokenVerifierBuilder {
 /// Verifies bearer tokens and produces [`TenantContext`]s.
 pub struct TokenVerifier {
     issuers: Vec<Compiled>,
+    /// The only `kid` when one issuer with one key is configured: tokens
+    /// without a `kid` header use it.
+    single_kid: Option<String>,
     kids: HashMap<String, usize>,
     tenant_claim: String,
     leeway: u64,
@@ -330,7 +339,7 @@ struct Claims {
     #[serde(default)]
     clients: Vec<String>,
     #[serde(flatten)]
-    other: HashMap<String, serde_json::Value>,
+    other: BTreeMap<String, serde_json::Value>,
 }
 
 fn refuse(_why: &'static str) -> Error {
@@ -354,7 +363,12 @@ impl TokenVerifier {
         }
         crate::jose::check_compact(token).map_err(refuse)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed header"))?;
-        let kid = header.kid.as_deref().ok_or_else(|| refuse("no kid"))?;
+        // Without a `kid`, the key is unambiguous only when the verifier holds
+        // exactly one key in all.
+        let kid = match header.kid.as_deref() {
+            Some(kid) => kid,
+            None => self.single_kid.as_deref().ok_or_else(|| refuse("no kid"))?,
+        };
         let idx = *self.kids.get(kid).ok_or_else(|| refuse("unknown kid"))?;
         let compiled = self.issuers.get(idx).ok_or_else(|| refuse("unknown kid"))?;
         if !compiled.issuer.algorithms.contains(&header.alg) {
@@ -395,10 +409,12 @@ impl TokenVerifier {
             .ok_or_else(|| refuse("tenant claim missing"))?
             .parse::<TenantId>()
             .map_err(|_| refuse("tenant claim malformed"))?;
-        let user = claims
-            .sub
-            .parse::<UserId>()
-            .map_err(|_| refuse("sub is not a user id"))?;
+        if claims.sub.is_empty()
+            || claims.sub.len() > MAX_SUBJECT_LEN
+            || claims.sub.chars().any(char::is_control)
+        {
+            return Err(refuse("sub empty, too long or with control characters"));
+        }
         if claims.roles.len() > MAX_LIST_LEN || claims.clients.len() > MAX_LIST_LEN {
             return Err(refuse("too many roles or clients"));
         }
@@ -414,7 +430,18 @@ impl TokenVerifier {
             .map(|c| c.parse::<ClientId>())
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| refuse("malformed client id"))?;
-        Ok(TenantContext::new(tenant, user, roles, clients))
+        let mut custom = claims.other;
+        custom.remove(&self.tenant_claim);
+        for registered in ["iss", "aud", "jti"] {
+            custom.remove(registered);
+        }
+        Ok(TenantContext::with_subject(
+            tenant,
+            claims.sub,
+            roles,
+            clients,
+            CustomClaims(custom.into_iter().collect()),
+        ))
     }
 
     /// Verify `token` for a request addressed to `path_tenant` (the `{tenant}`

@@ -13,7 +13,7 @@ use tower::ServiceExt as _;
 use crate::common::*;
 
 async fn whoami(ctx: TenantContext) -> String {
-    format!("{} {}", ctx.tenant(), ctx.user())
+    format!("{} {}", ctx.tenant(), ctx.subject())
 }
 
 fn app() -> Router {

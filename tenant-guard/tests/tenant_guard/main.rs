@@ -22,6 +22,8 @@ mod adoption;
 mod cross_layer;
 #[cfg(feature = "axum")]
 mod extractor;
+#[cfg(feature = "axum")]
+mod identity;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 mod guard_differential;
 #[cfg(feature = "postgres")]
