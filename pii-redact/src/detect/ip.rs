@@ -88,6 +88,15 @@ fn product_before(b: &[u8], slash: usize) -> bool {
 
 /// An IPv6 address starting at `start` (a hex digit at a word boundary, or `::`).
 pub(crate) fn v6(b: &[u8], start: usize) -> Option<Finding> {
+    // Not the tail of a longer colon run (`fe80::1::`): matching `1::` there
+    // would leave `fe80::` before the placeholder, an address on the next
+    // pass.
+    if start >= 2
+        && b[start - 1] == b':'
+        && (b[start - 2] == b':' || b[start - 2].is_ascii_hexdigit())
+    {
+        return None;
+    }
     let mut i = start;
     let mut groups = 0;
     let mut compressed = false;
