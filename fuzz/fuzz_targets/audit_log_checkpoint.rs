@@ -1,5 +1,5 @@
-//! Fuzz the checkpoint note and key parsers: never panic, and an accepted note
-//! renders back to the same text.
+//! Fuzz the checkpoint note, key, operator-text and verifier-state parsers:
+//! never panic, and an accepted note renders back to the same text.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -14,4 +14,16 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = hisn_audit_log::VerifyingKey::from_text(text);
     let _ = hisn_audit_log::SigningKey::from_text(text);
+    let _ = hisn_audit_log::WitnessKey::from_text(text);
+    let _ = hisn_audit_log::parse_checkpoint_log(text);
+    if let Ok(cps) = hisn_audit_log::parse_checkpoint_text(text) {
+        let mut anchors = hisn_audit_log::Anchors::new();
+        for cp in cps {
+            let _ = anchors.add(cp);
+        }
+    }
+    if let Ok(state) = hisn_audit_log::VerifierState::from_json(text) {
+        let again = hisn_audit_log::VerifierState::from_json(&state.to_json().to_string());
+        assert_eq!(again.ok(), Some(state));
+    }
 });

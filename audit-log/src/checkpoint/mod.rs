@@ -254,7 +254,9 @@ impl SignedCheckpoint {
                 }
                 continue;
             }
-            if blob.len() != 68 {
+            // The log's signatures come before witness cosignatures, so a note
+            // has one rendering.
+            if blob.len() != 68 || !cosignatures.is_empty() {
                 return Err(bad());
             }
             let mut key_id = [0u8; 4];

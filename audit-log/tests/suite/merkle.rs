@@ -221,3 +221,32 @@ fn witness_cosignatures_and_an_n_of_m_policy() {
     assert_eq!(policy(1).count(&moved), 0);
     assert!(WitnessPolicy::new(Vec::new(), 1).is_err());
 }
+
+/// Writes fuzz seeds for `audit_log_checkpoint` (a Merkle note with a witness
+/// cosignature, and a verifier state) when `HISN_WRITE_FUZZ_SEEDS` names a
+/// directory; always checks that both parse back.
+#[test]
+fn fuzz_seeds_for_cosigned_notes_and_state_parse() {
+    use hisn_audit_log::{CosigningKey, SignedCheckpoint, VerifierState};
+    let s = MemoryStore::new();
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    s.append(&event(&t, 0)).unwrap();
+    let mut cp = s
+        .merkle_checkpoint(&t, &k, Timestamp::from_unix_micros(1))
+        .unwrap();
+    CosigningKey::from_bytes("witness", &[9; 32])
+        .unwrap()
+        .cosign(&mut cp, 1_764_000_000);
+    let note = cp.to_note();
+    assert_eq!(SignedCheckpoint::parse(&note).unwrap(), cp);
+    let mut state = VerifierState::new();
+    let r = s.verify(&t, Some(&trusted(&[&k])), &[cp]).unwrap();
+    assert!(state.update(&r));
+    let json = state.to_json().to_string();
+    assert_eq!(VerifierState::from_json(&json).unwrap(), state);
+    if let Ok(dir) = std::env::var("HISN_WRITE_FUZZ_SEEDS") {
+        std::fs::write(format!("{dir}/cosigned_note"), &note).unwrap();
+        std::fs::write(format!("{dir}/verifier_state"), &json).unwrap();
+    }
+}
