@@ -1,7 +1,7 @@
 //! RFC 6962 Merkle trees over a tenant's records: roots for checkpoints,
 //! inclusion proofs and consistency proofs of `O(log n)` hashes.
 //!
-//! The leaves are the records' digests ([`record_digest`](crate::record_digest));
+//! The leaves are the records' digests ([`crate::record_digest`]);
 //! `leaf hash = SHA-256(0x00 || digest)`, `node = SHA-256(0x01 || left || right)`,
 //! the empty tree's root is `SHA-256("")` (RFC 6962 §2.1, RFC 9162 §2.1). A
 //! checkpoint carrying the root ([`Checkpoint::root`](crate::Checkpoint::root))
