@@ -506,23 +506,9 @@ mod tests {
                 other => panic!("paths differ for {} bytes: {other:?}", pw.len()),
             }
         }
-        // And by time: an over-long password costs about a normal verification
-        // (interleaved samples, so load from other tests hits both alike).
-        let (mut normal, mut over) = (Vec::new(), Vec::new());
-        for _ in 0..7 {
-            for (pw, into) in [("wrong", &mut normal), (long.as_str(), &mut over)] {
-                let t = std::time::Instant::now();
-                let _ = h.verify(pw, &phc);
-                into.push(t.elapsed());
-            }
-        }
-        normal.sort();
-        over.sort();
-        let (normal, over) = (normal[3], over[3]);
-        assert!(
-            over * 4 >= normal,
-            "over-long {over:?} vs normal {normal:?}"
-        );
+        // Equal work is asserted by count, not by wall time: a timing assertion
+        // would be flaky on a shared machine, and one argon2 run per call at
+        // the same parameters is what makes the times equal.
     }
 
     /// Passwords: a planted hash's cost is bounded near the policy (class:
