@@ -43,10 +43,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::encoding::encode_record;
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::store::postgres::PgStore;
+use crate::store::postgres::{PgStore, check_event};
 
 /// Settings of a [`PgGroupWriter`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,8 +134,9 @@ impl PgGroupWriter {
     /// Encoding errors (this event only), [`Error::GroupCommit`] when its batch
     /// failed, [`Error::Closed`] when the writer task is gone.
     pub async fn append(&self, event: Event) -> Result<u64> {
-        // Refuse what cannot be encoded here, so it never fails a whole batch.
-        encode_record(0, &event)?;
+        // Refuse here whatever the database would refuse, so one caller's
+        // event never fails the batch it would share with others.
+        check_event(&event)?;
         let shard = usize::try_from(self.hasher.hash_one(event.tenant()))
             .unwrap_or(0)
             .checked_rem(self.queues.len())
@@ -172,6 +172,19 @@ async fn run(store: PgStore, mut rx: mpsc::UnboundedReceiver<Job>, max_batch: us
                     let _ = reply.send(Ok(seq));
                 }
             }
+            // The database refused a statement: the transaction rolled back and
+            // nothing committed. Append the events one by one, so only the
+            // event it refuses fails, never the callers that shared its batch.
+            Err(Error::Database(sqlx::Error::Database(_))) if events.len() > 1 => {
+                tracing::warn!(target: "hisn_audit_log", records = replies.len(), "audit group commit refused; isolating the failing event");
+                for (event, reply) in events.iter().zip(replies) {
+                    let r = store
+                        .append_batch(std::slice::from_ref(event))
+                        .await
+                        .map(|s| s.first().copied().unwrap_or(0));
+                    let _ = reply.send(r.map_err(group_error));
+                }
+            }
             Err(e) => {
                 tracing::warn!(target: "hisn_audit_log", error = %e, records = replies.len(), "audit group commit failed");
                 let shared = match e {
@@ -183,5 +196,18 @@ async fn run(store: PgStore, mut rx: mpsc::UnboundedReceiver<Job>, max_batch: us
                 }
             }
         }
+    }
+}
+
+/// A failed commit as every caller of its batch sees it (errors of the
+/// caller's own event, such as validation, pass through unchanged).
+fn group_error(e: Error) -> Error {
+    match e {
+        Error::Database(db) => Error::GroupCommit(Arc::new(db)),
+        e @ (Error::InvalidField { .. }
+        | Error::InvalidDiff
+        | Error::InvalidTenant
+        | Error::SequenceExhausted) => e,
+        other => Error::GroupCommit(Arc::new(sqlx::Error::Protocol(other.to_string()))),
     }
 }

@@ -163,3 +163,83 @@ async fn group_appends_full_shape() {
     let r = store.verify(&tenant("t0"), None, &[]).await.unwrap();
     assert_eq!((r.verdict, r.size), (Verdict::UnanchoredTail, 64 * per));
 }
+
+/// 40 concurrent appends through one group writer where `bad` is the index
+/// of an event built by `make_bad`; returns (successes, the bad one's result).
+async fn forty_with_one_bad(
+    writer: &Arc<PgGroupWriter>,
+    make_bad: impl Fn() -> hisn_audit_log::Event,
+) -> (usize, Result<u64, Error>) {
+    let bad = make_bad();
+    let mut handles = Vec::new();
+    for i in 0..40u64 {
+        let w = Arc::clone(writer);
+        let e = if i == 17 {
+            bad.clone()
+        } else {
+            event(&tenant("acme"), i)
+        };
+        handles.push(tokio::spawn(async move { w.append(e).await }));
+    }
+    let mut ok = 0;
+    let mut bad_result = Ok(0);
+    for (i, h) in handles.into_iter().enumerate() {
+        let r = h.await.unwrap();
+        if i == 17 {
+            bad_result = r;
+        } else {
+            r.unwrap();
+            ok += 1;
+        }
+    }
+    (ok, bad_result)
+}
+
+/// Class: one event the database would refuse never fails the other callers
+/// of its batch: what can be checked is refused before batching (a time
+/// outside `timestamptz`), and anything else the database refuses is
+/// isolated by re-appending the batch's events one by one.
+///
+/// Root cause: the writer sent the whole batch in one transaction and failed
+/// every caller in it when any statement failed (39 of 40 appends failed
+/// for one event with an out-of-range time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_refused_event_never_fails_its_batch() {
+    let Some((_db, pool, store)) = setup("audit_pg_group_isolate").await else {
+        return;
+    };
+    let writer = Arc::new(PgGroupWriter::new(store.clone(), GroupOptions::default()));
+    let t = tenant("acme");
+    for micros in [i64::MAX, i64::MIN, 253_402_300_800_000_000] {
+        let (ok, bad) = forty_with_one_bad(&writer, || {
+            hisn_audit_log::Event::builder(&t, "u-1", "x.y")
+                .at(hisn_audit_log::Timestamp::from_unix_micros(micros))
+                .build(&clock())
+                .unwrap()
+        })
+        .await;
+        assert_eq!(ok, 39);
+        assert!(
+            matches!(bad, Err(Error::InvalidField { field: "time" })),
+            "{bad:?}"
+        );
+    }
+    // Something only the database knows about: an operator's CHECK constraint.
+    sqlx::raw_sql(
+        "ALTER TABLE hisn_audit_log ADD CONSTRAINT test_no_mallory CHECK (actor <> 'mallory')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (ok, bad) = forty_with_one_bad(&writer, || {
+        hisn_audit_log::Event::builder(&t, "mallory", "x.y")
+            .build(&clock())
+            .unwrap()
+    })
+    .await;
+    assert_eq!(ok, 39);
+    assert!(matches!(bad, Err(Error::GroupCommit(_))), "{bad:?}");
+    let r = store.verify(&t, None, &[]).await.unwrap();
+    assert_eq!((r.verdict, r.size), (Verdict::UnanchoredTail, 4 * 39));
+    Arc::into_inner(writer).unwrap().close().await;
+}

@@ -295,3 +295,62 @@ async fn batch_append_chains_each_tenant_in_order() {
     assert!(r.entries[0].event.subjects().contains(&"emp-4".to_owned()));
     drop(db);
 }
+
+/// Class: appends inside callers' transactions under contention. Every
+/// caller's transaction commits its record within a bounded number of
+/// attempts, in READ COMMITTED (`append_in` and `append_in_tx`: the chain
+/// lock orders them, the head is read after the lock) and in REPEATABLE READ
+/// / SERIALIZABLE (`append_in_tx`, whose head read does not depend on a
+/// snapshot that predates the lock).
+///
+/// Root cause: the head was read from the transaction's snapshot. In
+/// REPEATABLE READ that snapshot is taken when the transaction's first
+/// statement starts, before the chain lock is granted, so after every wait
+/// the head was stale and the insert hit the primary key again: callers
+/// retried in lock-step and some never committed.
+#[tokio::test]
+async fn append_in_under_contention_never_starves() {
+    let Some((db, pool, store)) = setup("audit_pg_append_in_contention").await else {
+        return;
+    };
+    let t = tenant("acme");
+    for iso in ["READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"] {
+        let before = store.bounds(&t).await.map_or(0, |b| b.size);
+        let mut tasks = Vec::new();
+        for w in 0..20u64 {
+            let (pool, t, store) = (pool.clone(), t.clone(), store.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut worst = 0;
+                for i in 0..10u64 {
+                    let mut attempt = 0;
+                    loop {
+                        attempt += 1;
+                        assert!(attempt <= 3, "{iso}: event {w}/{i} starved");
+                        let mut tx = pool
+                            .begin_with(AssertSqlSafe(format!("BEGIN ISOLATION LEVEL {iso}")))
+                            .await
+                            .unwrap();
+                        let e = event(&t, w * 100 + i);
+                        let r = if iso == "READ COMMITTED" && w % 2 == 0 {
+                            PgStore::append_in(&mut tx, &e).await
+                        } else {
+                            store.append_in_tx(&mut tx, &e).await
+                        };
+                        if r.is_ok() && tx.commit().await.is_ok() {
+                            break;
+                        }
+                    }
+                    worst = worst.max(attempt);
+                }
+                worst
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let report = store.verify(&t, None, &[]).await.unwrap();
+        assert!(report.is_ok(), "{iso}: {report:?}");
+        assert_eq!(report.size, before + 200, "{iso}");
+    }
+    drop(db);
+}

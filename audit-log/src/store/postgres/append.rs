@@ -8,6 +8,7 @@ impl PgStore {
     /// # Errors
     /// [`Error::Database`], encoding errors.
     pub async fn append(&self, event: &Event) -> Result<u64> {
+        check_event(event)?;
         let tenant = event.tenant();
         let mut guess = self.heads.lock().get(tenant).copied();
         for _ in 0..FAST_ATTEMPTS {
@@ -100,8 +101,9 @@ impl PgStore {
     ///
     /// In a `REPEATABLE READ` or `SERIALIZABLE` transaction the head is read
     /// from the transaction's snapshot, so an append that committed after it was
-    /// taken makes this one fail on the primary key: retry the transaction (the
-    /// chain never forks).
+    /// taken makes this one fail on the primary key (the chain never forks);
+    /// under contention retries can keep failing: use
+    /// [`append_in_tx`](Self::append_in_tx) in such transactions.
     ///
     /// Outside a transaction the lock is released when the statement ends and
     /// concurrent appends could collide on the primary key (one fails; the chain
@@ -113,10 +115,63 @@ impl PgStore {
         Ok(Self::append_in_with_link(conn, event).await?.0)
     }
 
+    /// Append inside the caller's transaction (pass `&mut *tx`) at any
+    /// isolation level, without retries under contention.
+    ///
+    /// A `REPEATABLE READ` or `SERIALIZABLE` transaction's snapshot is taken
+    /// at its first statement, before the tenant's chain lock is granted, so
+    /// [`append_in`](Self::append_in) would read a head that is stale by the
+    /// time it holds the lock, fail on the primary key, and, retried under
+    /// contention, could fail again and again. This method takes the lock in
+    /// the caller's transaction and then reads the head on another connection
+    /// (a fresh snapshot: the lock makes it exact, since
+    /// no other append of the tenant can commit until the caller's
+    /// transaction ends); that read uses a small pool of the store's own, never
+    /// one of the caller's connections. In `READ COMMITTED` it costs one round
+    /// trip more than `append_in`.
+    /// A `SERIALIZABLE` transaction may still fail with a serialization error
+    /// for its other reads; retry it as usual.
+    ///
+    /// # Errors
+    /// [`Error::Database`], encoding errors.
+    pub async fn append_in_tx(&self, conn: &mut PgConnection, event: &Event) -> Result<u64> {
+        check_event(event)?;
+        let tenant = event.tenant().as_str();
+        let lock = sqlx::query(
+            "SELECT current_setting('transaction_isolation'),                     pg_advisory_xact_lock(hashtextextended('hisn-audit-log/' || $1, 0))::text",
+        )
+        .bind(tenant)
+        .fetch_one(&mut *conn)
+        .await?;
+        let isolation: String = lock.try_get(0)?;
+        let head_sql =
+            "SELECT seq, link FROM hisn_audit_log WHERE tenant = $1 ORDER BY seq DESC LIMIT 1";
+        let head: Option<PgRow> = if isolation == "read committed" {
+            // A new statement in READ COMMITTED takes a fresh snapshot.
+            sqlx::query(head_sql)
+                .bind(tenant)
+                .fetch_optional(&mut *conn)
+                .await?
+        } else {
+            sqlx::query(head_sql)
+                .bind(tenant)
+                .fetch_optional(self.head_pool())
+                .await?
+        };
+        let (seq, prev) = match head {
+            Some(h) => Self::next_after(h.try_get(0)?, h.try_get(1)?)?,
+            None => (0, Link::GENESIS),
+        };
+        Self::insert_chained(conn, event, seq, &prev)
+            .await
+            .map(|(s, _)| s)
+    }
+
     pub(super) async fn append_in_with_link(
         conn: &mut PgConnection,
         event: &Event,
     ) -> Result<(u64, Link)> {
+        check_event(event)?;
         let tenant = event.tenant().as_str();
         // One round trip: take the tenant's chain lock, then read the head
         // (a fresh snapshot after the lock, see `hisn_audit_lock_head`).
@@ -128,8 +183,19 @@ impl PgStore {
             head.try_get::<Option<i64>, _>(0)?,
             head.try_get::<Option<Vec<u8>>, _>(1)?,
         )?;
+        Self::insert_chained(conn, event, seq, &prev).await
+    }
+
+    /// Insert `event` as record `seq` after `prev` (the caller holds the lock).
+    async fn insert_chained(
+        conn: &mut PgConnection,
+        event: &Event,
+        seq: u64,
+        prev: &Link,
+    ) -> Result<(u64, Link)> {
+        let tenant = event.tenant().as_str();
         let record = encode_record(seq, event)?;
-        let link = chain_link(tenant.as_bytes(), seq, &prev, &record_digest(&record));
+        let link = chain_link(tenant.as_bytes(), seq, prev, &record_digest(&record));
         // One round trip for the record and its subject-index rows.
         sqlx::query(
             "WITH ins AS (INSERT INTO hisn_audit_log \
@@ -188,6 +254,10 @@ impl PgStore {
         conn: &mut PgConnection,
         events: &[Event],
     ) -> Result<(Vec<u64>, Vec<(TenantId, (u64, Link))>)> {
+        // Nothing is sent unless every event is acceptable.
+        for e in events {
+            check_event(e)?;
+        }
         let mut tenants: Vec<&TenantId> = events.iter().map(Event::tenant).collect();
         tenants.sort();
         tenants.dedup();

@@ -151,6 +151,43 @@ pub fn grant_app_role_sql(role: &str) -> Result<String> {
 /// The retention function's signature (see [`MIGRATIONS`]).
 const PRUNE_FUNCTION: &str = "hisn_audit_prune_rows(text, bigint, bytea, bigint)";
 
+/// Earliest event time the PostgreSQL store accepts: 0001-01-01T00:00:00Z.
+pub const PG_MIN_TIME_MICROS: i64 = -62_135_596_800_000_000;
+/// Latest event time the PostgreSQL store accepts: 9999-12-31T23:59:59.999999Z.
+pub const PG_MAX_TIME_MICROS: i64 = 253_402_300_799_999_999;
+
+/// Refuse, before anything is sent, what the database would refuse for this
+/// event (so one bad event never fails a statement, a batch or a group
+/// commit): a time outside [`PG_MIN_TIME_MICROS`]..=[`PG_MAX_TIME_MICROS`]
+/// (`timestamptz` overflows beyond), a record the encoder refuses, text
+/// PostgreSQL cannot store (NUL; the event builder already refuses control
+/// characters).
+///
+/// # Errors
+/// [`Error::InvalidField`] naming the field; encoding errors.
+pub fn check_event(event: &Event) -> Result<()> {
+    let t = event.time().unix_micros();
+    if !(PG_MIN_TIME_MICROS..=PG_MAX_TIME_MICROS).contains(&t) {
+        return Err(Error::InvalidField { field: "time" });
+    }
+    let texts = [
+        ("actor", event.actor()),
+        ("action", event.action()),
+        ("entity_type", event.entity_type()),
+        ("entity_id", event.entity_id()),
+    ];
+    for (field, v) in texts {
+        if v.contains('\0') {
+            return Err(Error::InvalidField { field });
+        }
+    }
+    if event.subjects().iter().any(|s| s.contains('\0')) {
+        return Err(Error::InvalidField { field: "subjects" });
+    }
+    encode_record(0, event)?;
+    Ok(())
+}
+
 fn i64_of(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::SequenceExhausted)
 }
@@ -225,7 +262,15 @@ const FAST_ATTEMPTS: usize = 4;
 pub struct PgStore {
     pool: PgPool,
     heads: Arc<Mutex<HashMap<TenantId, (u64, Link)>>>,
+    /// A small pool of its own (same connection options, at most
+    /// [`HEAD_CONNECTIONS`]) for [`append_in_tx`](Self::append_in_tx)'s head
+    /// reads: made on first use, and never the application's pool, whose
+    /// connections may all be held by transactions waiting for the chain lock.
+    head_pool: Arc<std::sync::OnceLock<PgPool>>,
 }
+
+/// Connections of the head-read pool.
+const HEAD_CONNECTIONS: u32 = 2;
 
 impl PgStore {
     /// A store over `pool` (connected as the application role).
@@ -233,7 +278,16 @@ impl PgStore {
         Self {
             pool,
             heads: Arc::default(),
+            head_pool: Arc::default(),
         }
+    }
+
+    fn head_pool(&self) -> &PgPool {
+        self.head_pool.get_or_init(|| {
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(HEAD_CONNECTIONS)
+                .connect_lazy_with((*self.pool.connect_options()).clone())
+        })
     }
 
     /// Apply the [`MIGRATIONS`] the database has not seen yet, in one
