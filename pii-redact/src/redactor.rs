@@ -13,6 +13,10 @@ use crate::detect::{self, Enabled, Finding};
 use crate::error::{Error, Result};
 use crate::kind::{Kind, Mode};
 
+/// Most passes over a line: the first, and re-scans of the output until it is
+/// stable (see `redact_bytes_with`).
+const MAX_PASSES: usize = 4;
+
 /// Most custom detectors a redactor holds.
 pub const MAX_CUSTOM: usize = 64;
 
@@ -279,9 +283,39 @@ impl Redactor {
         if found.is_empty() {
             return Cow::Borrowed(input);
         }
+        let mut out = self.render_all(input, &found, stats.as_deref_mut());
+        // Redaction must be idempotent, and a placeholder changes the context
+        // of what follows it (a word character becomes `]`): text next to a
+        // finding can become detectable only once the finding is replaced
+        // (`fe80::000:fi@example.sa` leaves `fe80::000:` before `[EMAIL]`).
+        // So redact the output again until nothing more is found. Placeholders
+        // are never detected, so each pass only consumes original bytes and
+        // this ends; the cap and the length bound are belts and braces.
+        let bound = self.max_output_len(input.len());
+        for _ in 1..MAX_PASSES {
+            found.clear();
+            self.find_into(&out, &mut found);
+            if found.is_empty() {
+                break;
+            }
+            let next = self.render_all(&out, &found, stats.as_deref_mut());
+            if next.len() > bound {
+                break;
+            }
+            out = next;
+        }
+        Cow::Owned(out)
+    }
+
+    fn render_all(
+        &self,
+        input: &[u8],
+        found: &[Finding],
+        mut stats: Option<&mut Stats>,
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(input.len() + found.len() * 16);
         let mut last = 0;
-        for f in &found {
+        for f in found {
             out.extend_from_slice(&input[last..f.start]);
             self.render(f.kind, &input[f.start..f.end], &mut out);
             last = f.end;
@@ -290,7 +324,7 @@ impl Redactor {
             }
         }
         out.extend_from_slice(&input[last..]);
-        Cow::Owned(out)
+        out
     }
 
     /// An upper bound of the output length for an input of `len` bytes.

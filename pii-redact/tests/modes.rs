@@ -177,10 +177,37 @@ fn an_invalid_colon_run_is_not_matched_in_part() {
         .pseudonym_key(key)
         .build()
         .unwrap();
-    for input in ["fe80::1:: x", "ab:cd::1::2", "1::2::3", "x fe80::1::"] {
+    // The same for a candidate ending where a colon run goes on (`11::` in
+    // `11:::::11`, found next by the fuzzer).
+    for input in [
+        "fe80::1:: x",
+        "ab:cd::1::2",
+        "1::2::3",
+        "x fe80::1::",
+        "-11:::::11",
+        "x :::1 11::::",
+        // An IPv4 tail of an IPv6-shaped run that failed as a whole (also
+        // fuzz-found): `80::ffff:[IP]` would be an address next time.
+        "0.80::ffff:1.2.3.1...",
+        "0.80::ffff:1.2.3.1.5",
+        // A finding's end is a boundary in both passes (fuzz-found): the
+        // `::` right after a token ending in a word character.
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJz8::ffff:1.2.3.4",
+        "a@b.co::1 sk_live_4eC39HqLyjWDarjtT1zdp7dc(0501234567)",
+        // A failed candidate whose prefix validates once the rest is
+        // replaced (fuzz-found); the redactor re-scans its output until
+        // stable.
+        "fe80::000:fi@example.sa",
+        "x fe80::1:ab@example.com 10.0.0.1:a@b.co",
+    ] {
         let once = r.redact(input).into_owned();
         assert_eq!(r.redact(&once), once, "{input}");
     }
     assert_eq!(Redactor::default().redact("fe80::1:: x"), "fe80::1:: x");
     assert_eq!(Redactor::default().redact("addr:fe80::1 x"), "addr:[IP] x");
+    // An address at the end of a sentence is still one.
+    assert_eq!(
+        Redactor::default().redact("from ::ffff:1.2.3.4."),
+        "from [IP]."
+    );
 }

@@ -49,7 +49,10 @@ fn quad(b: &[u8], mut i: usize) -> Option<usize> {
 /// An IPv4 address starting at `start` (a digit at a word boundary).
 pub(crate) fn v4(b: &[u8], start: usize) -> Option<Finding> {
     let end = quad(b, start)?;
-    if word_at(b, end) || (b.get(end) == Some(&b'.') && digit_at(b, end + 1).is_some()) {
+    if word_at(b, end)
+        || (b.get(end) == Some(&b'.') && digit_at(b, end + 1).is_some())
+        || after_colon_run(b, start)
+    {
         return None;
     }
     if start >= 1 {
@@ -86,15 +89,17 @@ fn product_before(b: &[u8], slash: usize) -> bool {
             ))
 }
 
+/// Whether `start` follows `:` that itself follows a hex digit or `:`: the
+/// tail of a longer colon run (`fe80::1::`, `80::ffff:1.2.3.4` that failed as
+/// a whole). Matching the tail alone would leave an address-shaped prefix
+/// before the placeholder, detected on the next pass: not idempotent.
+fn after_colon_run(b: &[u8], start: usize) -> bool {
+    start >= 2 && b[start - 1] == b':' && (b[start - 2] == b':' || b[start - 2].is_ascii_hexdigit())
+}
+
 /// An IPv6 address starting at `start` (a hex digit at a word boundary, or `::`).
 pub(crate) fn v6(b: &[u8], start: usize) -> Option<Finding> {
-    // Not the tail of a longer colon run (`fe80::1::`): matching `1::` there
-    // would leave `fe80::` before the placeholder, an address on the next
-    // pass.
-    if start >= 2
-        && b[start - 1] == b':'
-        && (b[start - 2] == b':' || b[start - 2].is_ascii_hexdigit())
-    {
+    if after_colon_run(b, start) {
         return None;
     }
     let mut i = start;
@@ -148,7 +153,12 @@ pub(crate) fn v6(b: &[u8], start: usize) -> Option<Finding> {
     }
     let shape = if compressed { groups <= 7 } else { groups == 8 };
     let plausible = groups >= 3 || (compressed && decimal && groups >= 1);
-    if !shape || !plausible || word_at(b, i) || b.get(i) == Some(&b'.') {
+    // Nor the head of one (`11::` in `11:::::11`), for the same reason.
+    let run_follows = b.get(i) == Some(&b':')
+        && b.get(i + 1)
+            .is_some_and(|&c| c == b':' || c.is_ascii_hexdigit());
+    let dotted = b.get(i) == Some(&b'.') && digit_at(b, i + 1).is_some();
+    if !shape || !plausible || run_follows || word_at(b, i) || dotted {
         return None;
     }
     Some(Finding {

@@ -147,14 +147,21 @@ pub(crate) fn scan(b: &[u8], en: Enabled, out: &mut Vec<Finding>) {
     let n = b.len();
     let mut i = 0;
     let mut jwt_floor = 0;
+    // The end of the last finding counts as a word boundary: its bytes will be
+    // a placeholder ending in `]`, and a second pass must see the same
+    // boundaries as the first (`Bearer eyJ...8::ffff:1.2.3.4`: the `::` after
+    // the token starts an address only once the token is `[TOKEN]`).
+    let mut last_end = usize::MAX;
+    let boundary = |i: usize, last_end: usize| i == last_end || !word_before(b, i);
     while i < n {
         let c = b[i];
         if is_word_byte(c) || ((c == 0xD9 || c == 0xDB) && arabic_digit_at(b, i)) {
             let we = word_end(b, i);
-            if !word_before(b, i)
+            if boundary(i, last_end)
                 && let Some(f) = word(b, i, we, en, &mut jwt_floor)
             {
                 push(out, f);
+                last_end = out.last().map_or(f.end, |l| l.end);
                 i = f.end.max(i + 1);
                 continue;
             }
@@ -164,12 +171,13 @@ pub(crate) fn scan(b: &[u8], en: Enabled, out: &mut Vec<Finding>) {
         let found = match c {
             b'@' if en.email => email::at(b, i, i + 1),
             b'%' if en.email && b[i + 1..].starts_with(b"40") => email::at(b, i, i + 3),
-            b'+' | b'(' if en.numbers() && !word_before(b, i) => number::run(b, i, en),
-            b':' if en.ip && b[i + 1..].starts_with(b":") && !word_before(b, i) => ip::v6(b, i),
+            b'+' | b'(' if en.numbers() && boundary(i, last_end) => number::run(b, i, en),
+            b':' if en.ip && b[i + 1..].starts_with(b":") && boundary(i, last_end) => ip::v6(b, i),
             _ => None,
         };
         if let Some(f) = found {
             push(out, f);
+            last_end = out.last().map_or(f.end, |l| l.end);
             i = f.end.max(i + 1);
         } else {
             i += 1;
