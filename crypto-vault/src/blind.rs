@@ -7,6 +7,19 @@
 //! equal values in different tenants or columns give unrelated indexes, and
 //! shredding the tenant makes its indexes unlinkable to any value.
 //!
+//! # Case-insensitive mode
+//!
+//! [`Normalization::CaseInsensitive`] indexes the Unicode *compatibility
+//! caseless* form of the value (Unicode Standard §3.13, D146):
+//! `NFKD(casefold(NFKD(casefold(NFD(x)))))`, with full case folding
+//! (CaseFolding.txt, statuses C and F), then surrounding white space (the
+//! Unicode `White_Space` property) trimmed. So `ALICE@EXAMPLE.COM`,
+//! `alice@example.com`, full-width `ａｌｉｃｅ@…`, `Straße`/`STRASSE` and a
+//! precomposed or decomposed `é` each index the same. Input that is not valid
+//! UTF-8 is refused ([`Error::InvalidInput`]) rather than replaced, so distinct
+//! byte strings never collapse to one index. Confusables across scripts (Latin
+//! `a` and Cyrillic `а`) are *not* merged: they are different characters.
+//!
 //! Traps: a blind index leaks equality (and frequency) of values within one column;
 //! do not index low-entropy columns (booleans, small enums) whose distribution an
 //! attacker can match. Truncation trades that leak against false positives: with
@@ -15,10 +28,12 @@
 
 use std::fmt;
 
+use caseless::Caseless as _;
 use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use unicode_normalization::UnicodeNormalization as _;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -37,7 +52,9 @@ pub enum Normalization {
     /// Bytes as given.
     #[default]
     Exact,
-    /// Trim surrounding whitespace and lowercase (Unicode), for emails and names.
+    /// Unicode compatibility caseless form (NFKD/NFKC and full case folding),
+    /// surrounding white space trimmed; for emails and names. Only valid UTF-8
+    /// is accepted. See the module docs.
     CaseInsensitive,
 }
 
@@ -126,18 +143,38 @@ impl BlindIndexer {
     }
 
     /// The index of `value`.
-    pub fn index(&self, value: &[u8]) -> BlindIndex {
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] if the normalisation is
+    /// [`Normalization::CaseInsensitive`] and `value` is not valid UTF-8.
+    pub fn index(&self, value: &[u8]) -> Result<BlindIndex> {
         let mut mac = self.mac.clone();
         match self.normalization {
             Normalization::Exact => mac.update(value),
             Normalization::CaseInsensitive => {
-                let norm = Zeroizing::new(String::from_utf8_lossy(value).trim().to_lowercase());
-                mac.update(norm.as_bytes());
+                let text = std::str::from_utf8(value)
+                    .map_err(|_| Error::InvalidInput("blind index value is not valid UTF-8"))?;
+                let norm = caseless_form(text);
+                mac.update(norm.trim().as_bytes());
             }
         }
         let out = mac.finalize().into_bytes();
-        BlindIndex(out[..self.len].to_vec())
+        Ok(BlindIndex(out[..self.len].to_vec()))
     }
+}
+
+/// Unicode compatibility caseless form (D146):
+/// `NFKD(casefold(NFKD(casefold(NFD(x)))))`. Zeroized on drop.
+fn caseless_form(text: &str) -> Zeroizing<String> {
+    Zeroizing::new(
+        text.chars()
+            .nfd()
+            .default_case_fold()
+            .nfkd()
+            .default_case_fold()
+            .nfkd()
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -150,16 +187,17 @@ mod tests {
         let a = BlindIndexer::new(&root, "t1", "users", "email").unwrap();
         let b = BlindIndexer::new(&root, "t2", "users", "email").unwrap();
         let c = BlindIndexer::new(&root, "t1", "users", "phone").unwrap();
-        assert_eq!(a.index(b"x"), a.index(b"x"));
-        assert_ne!(a.index(b"x"), b.index(b"x"));
-        assert_ne!(a.index(b"x"), c.index(b"x"));
-        assert_ne!(a.index(b"x"), a.index(b"y"));
-        let full = a.index(b"x");
+        assert_eq!(a.index(b"x").unwrap(), a.index(b"x").unwrap());
+        assert_ne!(a.index(b"x").unwrap(), b.index(b"x").unwrap());
+        assert_ne!(a.index(b"x").unwrap(), c.index(b"x").unwrap());
+        assert_ne!(a.index(b"x").unwrap(), a.index(b"y").unwrap());
+        let full = a.index(b"x").unwrap();
         let short = BlindIndexer::new(&root, "t1", "users", "email")
             .unwrap()
             .with_truncation(8)
             .unwrap()
-            .index(b"x");
+            .index(b"x")
+            .unwrap();
         assert_eq!(short.as_bytes(), &full.as_bytes()[..8]);
         assert!(
             BlindIndexer::new(&root, "t1", "u", "e")
@@ -177,10 +215,62 @@ mod tests {
             .unwrap()
             .with_normalization(Normalization::CaseInsensitive);
         assert_eq!(
-            a.index(b" Alice@Example.COM "),
-            a.index(b"alice@example.com")
+            a.index(b" Alice@Example.COM ").unwrap(),
+            a.index(b"alice@example.com").unwrap()
         );
         let exact = BlindIndexer::new(&root, "t1", "users", "email").unwrap();
-        assert_ne!(exact.index(b"Alice"), exact.index(b"alice"));
+        assert_ne!(
+            exact.index(b"Alice").unwrap(),
+            exact.index(b"alice").unwrap()
+        );
+    }
+
+    fn ci() -> BlindIndexer {
+        BlindIndexer::new(&SecretKey::from_bytes([3; 32]), "t1", "users", "email")
+            .unwrap()
+            .with_normalization(Normalization::CaseInsensitive)
+    }
+
+    /// Blind indexes: case-insensitive mode is Unicode caseless (class:
+    /// look-alike spellings index differently, invalid UTF-8 collapses).
+    ///
+    /// Root cause: the mode lowercased `String::from_utf8_lossy(value)`:
+    /// lowercasing is not case folding (`ß`/`SS`, final sigma, Cherokee), no
+    /// normalisation merged full-width or decomposed spellings, and every
+    /// invalid byte became U+FFFD, so distinct non-UTF-8 values shared one
+    /// index. Now the compatibility caseless form is indexed and non-UTF-8 is
+    /// refused.
+    #[test]
+    fn case_insensitive_mode_is_unicode_caseless_and_refuses_non_utf8() {
+        let a = ci();
+        let same = |x: &str, y: &str| {
+            assert_eq!(
+                a.index(x.as_bytes()).unwrap(),
+                a.index(y.as_bytes()).unwrap(),
+                "{x:?} vs {y:?}"
+            );
+        };
+        same("Alice@Example.COM", "alice@example.com");
+        same("\u{FF41}lice@example.com", "alice@example.com"); // full-width a
+        same("STRASSE@example.com", "stra\u{DF}e@example.com"); // sharp s
+        same("jos\u{E9}@example.com", "jose\u{301}@example.com"); // composed / decomposed
+        same("JOS\u{C9}@EXAMPLE.COM", "jose\u{301}@example.com");
+        same("\u{3A3}\u{391}\u{3A3}", "\u{3C3}\u{3B1}\u{3C2}"); // sigma, final sigma
+        same("\u{FB01}le@example.com", "FILE@example.com"); // fi ligature
+        same("\u{212A}elvin", "kelvin"); // Kelvin sign
+        same("\u{3000}bob@example.com\u{A0}", "bob@example.com"); // Unicode spaces
+        // Different characters stay different (no confusable folding).
+        assert_ne!(
+            a.index("alice".as_bytes()).unwrap(),
+            a.index("\u{430}lice".as_bytes()).unwrap()
+        );
+        // Invalid UTF-8 is refused, not collapsed to U+FFFD.
+        for bad in [&b"\xff"[..], b"\xfe", b"alice\xc3"] {
+            assert!(matches!(a.index(bad), Err(Error::InvalidInput(_))));
+        }
+        // Exact mode indexes any bytes, distinctly.
+        let exact =
+            BlindIndexer::new(&SecretKey::from_bytes([3; 32]), "t1", "users", "email").unwrap();
+        assert_ne!(exact.index(b"\xff").unwrap(), exact.index(b"\xfe").unwrap());
     }
 }

@@ -66,6 +66,10 @@ pub enum Error {
     /// key material.
     #[error("key store error: {0}")]
     Store(String),
+    /// An input value is not acceptable (for example a case-insensitive blind
+    /// index value that is not valid UTF-8). Remedy: pass valid input.
+    #[error("invalid input: {0}")]
+    InvalidInput(&'static str),
     /// A configuration value is out of its documented range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(&'static str),

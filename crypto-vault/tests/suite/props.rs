@@ -158,7 +158,7 @@ proptest! {
                 let ctx = FieldContext::new("acme", "t", "c", row).unwrap();
                 assert_eq!(vault.decrypt(&ctx, ct).await.unwrap().as_bytes(), v.as_slice());
             }
-            let idx = vault.blind_indexer("acme", "t", "c").await.unwrap().index(b"x");
+            let idx = vault.blind_indexer("acme", "t", "c").await.unwrap().index(b"x").unwrap();
             vault.shred_tenant("acme").await.unwrap();
             for (row, ct) in &stored {
                 let ctx = FieldContext::new("acme", "t", "c", row).unwrap();

@@ -224,7 +224,8 @@ async fn master_rotation_rewraps_only_and_is_resumable() {
         .blind_indexer("t", "integrations", "oauth_token")
         .await
         .unwrap()
-        .index(b"v");
+        .index(b"v")
+        .unwrap();
     drop(v_old);
 
     // Without the old master, nothing unwraps.
@@ -254,7 +255,8 @@ async fn master_rotation_rewraps_only_and_is_resumable() {
         v.blind_indexer("t", "integrations", "oauth_token")
             .await
             .unwrap()
-            .index(b"v"),
+            .index(b"v")
+            .unwrap(),
         idx
     );
 }
@@ -300,9 +302,9 @@ async fn blind_indexes_match_within_and_differ_across_tenants() {
     let a2 = v.blind_indexer("a", "users", "email").await.unwrap();
     let b = v.blind_indexer("b", "users", "email").await.unwrap();
     let a_phone = v.blind_indexer("a", "users", "phone").await.unwrap();
-    assert_eq!(a1.index(b"x@y"), a2.index(b"x@y"));
-    assert_ne!(a1.index(b"x@y"), b.index(b"x@y"));
-    assert_ne!(a1.index(b"x@y"), a_phone.index(b"x@y"));
+    assert_eq!(a1.index(b"x@y").unwrap(), a2.index(b"x@y").unwrap());
+    assert_ne!(a1.index(b"x@y").unwrap(), b.index(b"x@y").unwrap());
+    assert_ne!(a1.index(b"x@y").unwrap(), a_phone.index(b"x@y").unwrap());
 }
 
 #[tokio::test]
