@@ -108,6 +108,9 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         checkpoint: Vec<PathBuf>,
     },
+    /// Cut a chain damaged below its synced mark back to its last intact
+    /// record, moving the damage to quarantine (dry run without --apply).
+    Repair(crate::cmd::audit_repair::RepairArgs),
     /// DSAR report: every record about one data subject, as JSON.
     Report {
         /// Store directory.
@@ -179,6 +182,7 @@ pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
             subject,
             pubkey,
         } => report(&store, &tenant, &subject, &pubkey, ctx),
+        AuditCommand::Repair(args) => crate::cmd::audit_repair::run(&args, ctx),
     }
 }
 

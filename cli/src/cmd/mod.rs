@@ -3,6 +3,7 @@
 
 pub(crate) mod apikey;
 pub(crate) mod audit;
+pub(crate) mod audit_repair;
 pub(crate) mod guard;
 pub(crate) mod keys;
 pub(crate) mod password;
