@@ -5,6 +5,16 @@
 //! path's query. The MAC covers `lp("hisn-vault/url/v1") || lp(METHOD) ||
 //! lp(path-and-query without the two parameters) || expires (u64 BE)`. Time is a
 //! parameter (Unix seconds), so tests control it.
+//!
+//! Only the canonical spelling verifies: the URL must equal, byte for byte,
+//! what [`UrlSigner::sign`] produces for its path, expiry and signature
+//! (`expires` in decimal without leading zeros, then exactly one `sig` in
+//! unpadded base64url, each appearing once, separated by `?` or `&` as the path
+//! requires). A path whose query already has an `expires` or `sig` parameter
+//! is refused when signing. Verification also refuses an expiry further than
+//! the signer's maximum lifetime ahead of `now` (default [`MAX_TTL`]), so a URL
+//! minted by a misconfigured signer or a clock far ahead does not live for
+//! years.
 
 use std::fmt;
 use std::time::Duration;
@@ -28,6 +38,7 @@ pub const MAX_URL_LEN: usize = 8192;
 /// Signs and verifies URLs under one key. `Debug` never prints the key.
 pub struct UrlSigner {
     key: SecretKey,
+    max_ttl: Duration,
 }
 
 impl fmt::Debug for UrlSigner {
@@ -39,7 +50,30 @@ impl fmt::Debug for UrlSigner {
 impl UrlSigner {
     /// A signer with `key`.
     pub fn new(key: SecretKey) -> Self {
-        Self { key }
+        Self {
+            key,
+            max_ttl: MAX_TTL,
+        }
+    }
+
+    /// Lower the longest lifetime this signer signs and verifies (1 s ..=
+    /// [`MAX_TTL`], the default).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] outside that range.
+    pub fn with_max_ttl(mut self, max_ttl: Duration) -> Result<Self> {
+        if max_ttl.is_zero() || max_ttl > MAX_TTL {
+            return Err(Error::InvalidConfig(
+                "signed URL maximum lifetime must be 1s..=7 days",
+            ));
+        }
+        self.max_ttl = max_ttl;
+        Ok(self)
+    }
+
+    /// The longest lifetime signed and verified.
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
     }
 
     fn mac(&self, method: &str, path: &str, expires: u64) -> [u8; 32] {
@@ -76,46 +110,76 @@ impl UrlSigner {
                 "path must start with / and have no fragment",
             ));
         }
-        if ttl.is_zero() || ttl > MAX_TTL {
+        if has_reserved_param(path) {
             return Err(Error::InvalidConfig(
-                "signed URL lifetime must be 1s..=7 days",
+                "path query must not have an expires or sig parameter",
+            ));
+        }
+        if ttl.is_zero() || ttl > self.max_ttl {
+            return Err(Error::InvalidConfig(
+                "signed URL lifetime must be 1s..=the signer's maximum",
             ));
         }
         let expires = now.saturating_add(ttl.as_secs());
+        Ok(self.canonical(method, path, expires))
+    }
+
+    /// The one spelling of a signed URL.
+    fn canonical(&self, method: &str, path: &str, expires: u64) -> String {
         let sig = URL_SAFE_NO_PAD.encode(self.mac(method, path, expires));
         let sep = if path.contains('?') { '&' } else { '?' };
-        Ok(format!("{path}{sep}expires={expires}&sig={sig}"))
+        format!("{path}{sep}expires={expires}&sig={sig}")
     }
 
     /// Verify a signed path-and-query for `method` at `now` (Unix seconds).
     ///
     /// # Errors
     /// [`Error::SignedUrlRejected`] (opaque) for a missing or bad signature, another
-    /// method or path, or expiry.
+    /// method or path, any spelling other than the canonical one, expiry, or an
+    /// expiry more than the maximum lifetime ahead of `now`.
     pub fn verify(&self, method: &str, url: &str, now: u64) -> Result<()> {
-        let rejected = Error::SignedUrlRejected;
-        if url.len() > MAX_URL_LEN {
-            return Err(rejected);
-        }
-        let (rest, sig) = url.rsplit_once("&sig=").ok_or(Error::SignedUrlRejected)?;
-        let (path, expires) = rest
-            .rsplit_once("?expires=")
-            .or_else(|| rest.rsplit_once("&expires="))
-            .ok_or(Error::SignedUrlRejected)?;
-        if expires.is_empty() || !expires.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(rejected);
-        }
-        let expires: u64 = expires.parse().map_err(|_| Error::SignedUrlRejected)?;
-        let sig = URL_SAFE_NO_PAD
-            .decode(sig.as_bytes())
-            .map_err(|_| Error::SignedUrlRejected)?;
-        let ok: bool = self.mac(method, path, expires).ct_eq(sig.as_slice()).into();
-        if !ok || now >= expires {
+        let verdict = self.check(method, url, now);
+        if verdict.is_none() {
             tracing::info!(target: "hisn_crypto_vault", "signed URL rejected");
-            return Err(rejected);
         }
-        Ok(())
+        verdict.ok_or(Error::SignedUrlRejected)
     }
+
+    fn check(&self, method: &str, url: &str, now: u64) -> Option<()> {
+        if url.len() > MAX_URL_LEN {
+            return None;
+        }
+        // Split off the last two parameters; everything else is the signed path.
+        let (rest, _sig) = url.rsplit_once("&sig=")?;
+        let at = rest.rfind("expires=")?;
+        let sep = rest[..at].chars().next_back()?;
+        let path = &rest[..at - sep.len_utf8()];
+        let expires = &rest[at + "expires=".len()..];
+        if !matches!(sep, '?' | '&') || !path.starts_with('/') || has_reserved_param(path) {
+            return None;
+        }
+        if expires.is_empty() || expires.len() > 20 || !expires.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let expires: u64 = expires.parse().ok()?;
+        // Byte-for-byte equal to the canonical spelling (leading zeros, padding,
+        // a second `sig`, the wrong separator all differ), in constant time.
+        let expected = self.canonical(method, path, expires);
+        let same: bool = expected.as_bytes().ct_eq(url.as_bytes()).into();
+        let live = now < expires && expires - now <= self.max_ttl.as_secs();
+        (same && live).then_some(())
+    }
+}
+
+/// Whether the query of `path` has a parameter named `expires` or `sig`.
+fn has_reserved_param(path: &str) -> bool {
+    path.split_once('?').is_some_and(|(_, q)| {
+        q.split('&').any(|kv| {
+            let name = kv.split_once('=').map_or(kv, |(n, _)| n);
+            name == "expires" || name == "sig"
+        })
+    })
 }
 
 #[cfg(test)]
@@ -164,5 +228,71 @@ mod tests {
                 .is_err()
         );
         assert!(s().sign("GET", "relative", 0).is_err());
+    }
+
+    /// Signed URLs: only the canonical spelling verifies, within the maximum
+    /// lifetime (class: non-canonical signed URLs verify).
+    ///
+    /// Root cause: `verify` split the URL at the last `&sig=` and `expires=` and
+    /// parsed the expiry as a number, so `expires=0001600`, a padded signature,
+    /// or extra `expires`/`sig` parameters in the signed part all verified as
+    /// other spellings of one URL (caches and logs see different URLs; a second
+    /// `sig` hides in the path); and the expiry was only checked against the
+    /// past, so a URL minted with a far-future expiry lived for years. Now the
+    /// URL must equal the canonical spelling byte for byte and its expiry must
+    /// be within the maximum lifetime.
+    #[test]
+    fn signed_urls_only_the_canonical_spelling_verifies() {
+        let url = s().sign("GET", "/docs/42.pdf", 1_000).unwrap();
+        s().verify("GET", &url, 1_000).unwrap();
+        let (head, sig) = url.split_once("&sig=").unwrap();
+        let spellings = [
+            url.replace("expires=1600", "expires=01600"),
+            url.replace("expires=1600", "expires=00001600"),
+            format!("{url}="),
+            format!("{url}&sig={sig}"),
+            format!("{head}&sig={sig}&sig={sig}"),
+            url.replace("?expires=", "&expires="),
+            url.replace("/docs/42.pdf?", "/docs/42.pdf?expires=1600&"),
+            format!(
+                "{}&expires=1600&sig={sig}",
+                head.replace("?expires=1600", "?sig=x")
+            ),
+            url.replace("&sig=", "&SIG="),
+            format!("{url}#frag"),
+        ];
+        for bad in &spellings {
+            assert!(
+                matches!(s().verify("GET", bad, 1_000), Err(Error::SignedUrlRejected)),
+                "{bad} verified"
+            );
+        }
+        // A query of its own keeps working; one with a reserved name cannot be signed.
+        let q = s().sign("GET", "/f?a=1&b=2", 1_000).unwrap();
+        s().verify("GET", &q, 1_000).unwrap();
+        assert!(s().sign("GET", "/f?sig=1", 1_000).is_err());
+        assert!(s().sign("GET", "/f?a=1&expires=9", 1_000).is_err());
+    }
+
+    #[test]
+    fn signed_urls_verification_enforces_the_maximum_lifetime() {
+        // Signed by a clock 30 days ahead (or any signer with a longer lifetime):
+        // refused until it is within the maximum lifetime of expiring.
+        let far = 1_000 + 30 * 24 * 3600;
+        let url = s().sign("GET", "/f", far).unwrap();
+        assert!(s().verify("GET", &url, 1_000).is_err());
+        s().verify("GET", &url, far).unwrap();
+        // A signer with a one-hour maximum refuses a (validly signed) 7-day URL.
+        let week = s().sign_with_ttl("GET", "/f", 0, MAX_TTL).unwrap();
+        s().verify("GET", &week, 0).unwrap();
+        let hour = s().with_max_ttl(Duration::from_secs(3600)).unwrap();
+        assert!(hour.verify("GET", &week, 0).is_err());
+        assert!(hour.verify("GET", &week, MAX_TTL.as_secs() - 3600).is_ok());
+        assert!(
+            hour.sign_with_ttl("GET", "/f", 0, Duration::from_secs(3601))
+                .is_err()
+        );
+        assert!(s().with_max_ttl(Duration::ZERO).is_err());
+        assert!(s().with_max_ttl(MAX_TTL + Duration::from_secs(1)).is_err());
     }
 }
