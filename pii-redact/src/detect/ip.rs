@@ -99,7 +99,9 @@ fn after_colon_run(b: &[u8], start: usize) -> bool {
 
 /// An IPv6 address starting at `start` (a hex digit at a word boundary, or `::`).
 pub(crate) fn v6(b: &[u8], start: usize) -> Option<Finding> {
-    if after_colon_run(b, start) {
+    // Part of a dotted number (`1234567897.1::`), like IPv4 and digit runs.
+    let dotted_before = start >= 2 && b[start - 1] == b'.' && word_before(b, start - 1);
+    if after_colon_run(b, start) || dotted_before {
         return None;
     }
     let mut i = start;
@@ -157,8 +159,7 @@ pub(crate) fn v6(b: &[u8], start: usize) -> Option<Finding> {
     let run_follows = b.get(i) == Some(&b':')
         && b.get(i + 1)
             .is_some_and(|&c| c == b':' || c.is_ascii_hexdigit());
-    let dotted = b.get(i) == Some(&b'.') && digit_at(b, i + 1).is_some();
-    if !shape || !plausible || run_follows || word_at(b, i) || dotted {
+    if !shape || !plausible || run_follows || word_at(b, i) {
         return None;
     }
     Some(Finding {

@@ -142,43 +142,66 @@ fn word(b: &[u8], i: usize, we: usize, en: Enabled, jwt_floor: &mut usize) -> Op
     None
 }
 
+/// An absolute finding made relative to `base` (its start may lie before
+/// `base`; adding `base` back restores it).
+fn rebase(f: Finding, base: usize) -> Finding {
+    Finding {
+        kind: f.kind,
+        start: f.start.wrapping_sub(base),
+        end: f.end - base,
+    }
+}
+
 /// Every built-in finding in `b`, in order, non-overlapping, appended to `out`.
 pub(crate) fn scan(b: &[u8], en: Enabled, out: &mut Vec<Finding>) {
     let n = b.len();
     let mut i = 0;
-    let mut jwt_floor = 0;
-    // The end of the last finding counts as a word boundary: its bytes will be
-    // a placeholder ending in `]`, and a second pass must see the same
-    // boundaries as the first (`Bearer eyJ...8::ffff:1.2.3.4`: the `::` after
-    // the token starts an address only once the token is `[TOKEN]`).
-    let mut last_end = usize::MAX;
-    let boundary = |i: usize, last_end: usize| i == last_end || !word_before(b, i);
+    let mut jwt_floor: usize = 0;
+    // Detectors see the input from the end of the last finding on, as if it
+    // started there. A second pass sees that finding as a placeholder ending in
+    // `]`, a boundary that is no word, hex, colon, dot or local-part byte, so
+    // both passes judge the following text by the same context (`Bearer
+    // eyJ...8::ffff:1.2.3.4`: the `::` starts an address in both).
+    let mut base: usize = 0;
     while i < n {
+        let v = &b[base..];
+        let at = i - base;
         let c = b[i];
-        if is_word_byte(c) || ((c == 0xD9 || c == 0xDB) && arabic_digit_at(b, i)) {
+        let found = if is_word_byte(c) || ((c == 0xD9 || c == 0xDB) && arabic_digit_at(b, i)) {
             let we = word_end(b, i);
-            if boundary(i, last_end)
-                && let Some(f) = word(b, i, we, en, &mut jwt_floor)
-            {
-                push(out, f);
-                last_end = out.last().map_or(f.end, |l| l.end);
-                i = f.end.max(i + 1);
+            let mut floor = jwt_floor.saturating_sub(base);
+            let f = if word_before(v, at) {
+                None
+            } else {
+                word(v, at, we - base, en, &mut floor)
+            };
+            jwt_floor = floor + base;
+            if f.is_none() {
+                i = we;
                 continue;
             }
-            i = we;
-            continue;
-        }
-        let found = match c {
-            b'@' if en.email => email::at(b, i, i + 1),
-            b'%' if en.email && b[i + 1..].starts_with(b"40") => email::at(b, i, i + 3),
-            b'+' | b'(' if en.numbers() && boundary(i, last_end) => number::run(b, i, en),
-            b':' if en.ip && b[i + 1..].starts_with(b":") && boundary(i, last_end) => ip::v6(b, i),
-            _ => None,
+            f
+        } else {
+            match c {
+                // An address may reach back into the last finding: the two
+                // merge into one `[EMAIL]`, which a second pass leaves alone.
+                b'@' if en.email => email::at(b, i, i + 1).map(|f| rebase(f, base)),
+                b'%' if en.email && b[i + 1..].starts_with(b"40") => {
+                    email::at(b, i, i + 3).map(|f| rebase(f, base))
+                }
+                b'+' | b'(' if en.numbers() && !word_before(v, at) => number::run(v, at, en),
+                b':' if en.ip && b[i + 1..].starts_with(b":") && !word_before(v, at) => {
+                    ip::v6(v, at)
+                }
+                _ => None,
+            }
         };
-        if let Some(f) = found {
+        if let Some(mut f) = found {
+            f.start = f.start.wrapping_add(base);
+            f.end += base;
             push(out, f);
-            last_end = out.last().map_or(f.end, |l| l.end);
             i = f.end.max(i + 1);
+            base = out.last().map_or(f.end, |l| l.end).min(i);
         } else {
             i += 1;
         }
