@@ -1,8 +1,10 @@
 //! Envelope encryption of tenant keys under the master key.
 //!
 //! Wrapped key (61 bytes): `version (1) || nonce (12) || AES-256-GCM(key) (32) || tag (16)`,
-//! with associated data `lp("hisn-vault/wrap") || version || lp(purpose) || lp(tenant) || key id (u32 BE)`,
-//! so a wrapped key copied to another tenant, key id or purpose fails to unwrap.
+//! with associated data `lp32("hisn-vault/wrap") || version || lp32(purpose) || lp32(tenant) || key id (u32 BE)`,
+//! where `lp32(x)` is `x`'s length as a four-byte big-endian integer followed by
+//! `x` ([`push_lp`]), so a wrapped key copied to another tenant, key id or purpose
+//! fails to unwrap. Known-answer vectors: `tests/data/hisn_vault_wrap_v1_kat_pass.json`.
 
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate the hisn-crypto-vault v1 known-answer vectors independently of the
-Rust code, from the format documented in src/format.rs, using the Python
-`cryptography` package's AES-GCM. Run: python3 gen_kat.py (writes the two JSON files)."""
+Rust code, from the formats documented in the README (field ciphertexts, as in
+src/format.rs; wrapped tenant keys, as in src/wrap.rs), using the Python
+`cryptography` package's AES-GCM. Run: python3 gen_kat.py (writes the JSON files)."""
 import base64, json, struct
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -65,3 +66,31 @@ failing = [
 ]
 json.dump(passing, open("hisn_vault_v1_kat_pass.json", "w"), indent=1, ensure_ascii=False)
 json.dump(failing, open("hisn_vault_v1_kat_fail.json", "w"), indent=1, ensure_ascii=False)
+
+
+# Wrapped tenant keys (README "Wrapped tenant keys"):
+#   0x01 | nonce (12) | AES-256-GCM(key) (32) | tag (16) under the master key, with
+#   AAD = lp32("hisn-vault/wrap") | 0x01 | lp32(purpose) | lp32(tenant) | key id (u32 BE)
+# where lp32(x) = len(x) as u32 big-endian, then x.
+def lp32(b):
+    return struct.pack(">I", len(b)) + b
+
+def wrap_aad(purpose, tenant, key_id):
+    return lp32(b"hisn-vault/wrap") + bytes([1]) + lp32(purpose.encode()) + lp32(tenant.encode()) + struct.pack(">I", key_id)
+
+def wrap(master, purpose, tenant, key_id, nonce, key):
+    return bytes([1]) + nonce + AESGCM(master).encrypt(nonce, key, wrap_aad(purpose, tenant, key_id))
+
+wrap_cases = [
+    ("data key, short tenant", bytes(range(32)), "data", "t1", 1, bytes(range(12)), bytes([0x11] * 32)),
+    ("index key", bytes(range(32)), "index", "t1", 1, bytes([9] * 12), bytes(range(100, 132))),
+    ("data key 7, unicode tenant", bytes([0x5A] * 32), "data", "\u0634\u0631\u0643\u0629", 7, bytes([0xFF] * 12), bytes(range(32))),
+    ("long tenant (300 bytes: a one- or two-byte length would differ)", bytes(range(64, 96)), "data", "t" * 300, 4294967295,
+     bytes(range(1, 13)), bytes([0xC3] * 32)),
+]
+wrapped = []
+for comment, master, purpose, tenant, kid, nonce, key in wrap_cases:
+    w = wrap(master, purpose, tenant, kid, nonce, key)
+    wrapped.append({"comment": comment, "master_key": master.hex(), "purpose": purpose, "tenant": tenant,
+                    "key_id": kid, "nonce": nonce.hex(), "key": key.hex(), "wrapped": w.hex()})
+json.dump(wrapped, open("hisn_vault_wrap_v1_kat_pass.json", "w"), indent=1, ensure_ascii=False)

@@ -111,3 +111,99 @@ fn failing_vectors_give_the_named_typed_error() {
         assert!(ok, "{comment}: got {err:?}");
     }
 }
+
+/// Docs match the code (class): the README documented the wrapped-key AAD with
+/// `lp(x)`, the one- or two-byte length prefix of the field format, while the
+/// code writes four-byte big-endian lengths; an independent implementation
+/// following the README could not unwrap a single key. The README now says
+/// `lp32`, and `tests/data/gen_kat.py` builds wrapped keys from the README's
+/// text with Python `cryptography`: the vault must unwrap every one of them
+/// (and the unwrapped key must be the vector's key), and refuse each when
+/// filed under another tenant or key id.
+#[tokio::test]
+async fn wrapped_key_vectors_from_the_documented_format_unwrap() {
+    use hisn_crypto_vault::{
+        BlindIndexer, Error, KeyPurpose, KeyStore, MasterKey, MemoryKeyStore, Vault, WrappedKey,
+    };
+
+    let vectors = load("hisn_vault_wrap_v1_kat_pass.json");
+    assert!(vectors.len() >= 4);
+    let master_of = |v: &Value| {
+        MasterKey::new(SecretKey::from_slice(&hex::decode(s(v, "master_key")).unwrap()).unwrap())
+    };
+    let record = |v: &Value, tenant: &str, key_id: u32, master: &MasterKey| WrappedKey {
+        tenant: tenant.to_owned(),
+        purpose: KeyPurpose::parse(s(v, "purpose")).unwrap(),
+        key_id: KeyId(key_id),
+        primary: true,
+        master_fingerprint: master.fingerprint(),
+        wrapped: hex::decode(s(v, "wrapped")).unwrap(),
+        usage: 0,
+    };
+    let id_of = |v: &Value| u32::try_from(v["key_id"].as_u64().unwrap()).unwrap();
+    for v in vectors.iter().filter(|v| s(v, "purpose") == "data") {
+        let (tenant, master) = (s(v, "tenant"), master_of(v));
+        let store = MemoryKeyStore::new();
+        store
+            .insert(&record(v, tenant, id_of(v), &master))
+            .await
+            .unwrap();
+        // Index keys filed for the same master and tenant.
+        let index: Vec<&Value> = vectors
+            .iter()
+            .filter(|i| {
+                s(i, "purpose") == "index"
+                    && s(i, "tenant") == tenant
+                    && s(i, "master_key") == s(v, "master_key")
+            })
+            .collect();
+        for i in &index {
+            store
+                .insert(&record(i, tenant, id_of(i), &master))
+                .await
+                .unwrap();
+        }
+        let vault = Vault::new(store, master.clone());
+        let ring = vault.keyring(tenant).await.expect(s(v, "comment"));
+        // The unwrapped data key is the vector's: raw AES-GCM with it opens a
+        // value the keyring sealed.
+        let ctx = FieldContext::new(tenant, "t", "c", "r").unwrap();
+        let ct = ring.encrypt(&ctx, b"kat").unwrap();
+        let raw = Aes256Gcm::new_from_slice(&hex::decode(s(v, "key")).unwrap()).unwrap();
+        let b = ct.as_bytes();
+        let ctx_json =
+            serde_json::json!({"tenant": tenant, "table": "t", "column": "c", "row": "r"});
+        let aad = documented_aad(&ctx_json, id_of(v));
+        let pt = raw
+            .decrypt(
+                &Nonce::try_from(&b[5..17]).unwrap(),
+                Payload {
+                    msg: &b[17..],
+                    aad: &aad,
+                },
+            )
+            .expect(s(v, "comment"));
+        assert_eq!(pt, b"kat");
+        for i in index {
+            let root = SecretKey::from_slice(&hex::decode(s(i, "key")).unwrap()).unwrap();
+            let expected = BlindIndexer::new(&root, tenant, "t", "c")
+                .unwrap()
+                .index(b"x")
+                .unwrap();
+            let got = vault
+                .blind_indexer(tenant, "t", "c")
+                .await
+                .unwrap()
+                .index(b"x")
+                .unwrap();
+            assert_eq!(got, expected, "{}", s(i, "comment"));
+        }
+        // Filed under another tenant or key id, the same bytes do not unwrap.
+        for (t, id) in [("other-tenant", id_of(v)), (tenant, id_of(v) ^ 1)] {
+            let planted = MemoryKeyStore::new();
+            planted.insert(&record(v, t, id, &master)).await.unwrap();
+            let vault = Vault::new(planted, master.clone());
+            assert!(matches!(vault.keyring(t).await, Err(Error::Unwrap)));
+        }
+    }
+}
