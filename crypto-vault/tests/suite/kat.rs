@@ -164,7 +164,8 @@ async fn wrapped_key_vectors_from_the_documented_format_unwrap() {
                 .unwrap();
         }
         let vault = Vault::new(store, master.clone());
-        let ring = vault.keyring(tenant).await.expect(s(v, "comment"));
+        let comment = s(v, "comment");
+        let ring = vault.keyring(tenant).await.expect(comment);
         // The unwrapped data key is the vector's: raw AES-GCM with it opens a
         // value the keyring sealed.
         let ctx = FieldContext::new(tenant, "t", "c", "r").unwrap();
@@ -182,7 +183,7 @@ async fn wrapped_key_vectors_from_the_documented_format_unwrap() {
                     aad: &aad,
                 },
             )
-            .expect(s(v, "comment"));
+            .expect(comment);
         assert_eq!(pt, b"kat");
         for i in index {
             let root = SecretKey::from_slice(&hex::decode(s(i, "key")).unwrap()).unwrap();
