@@ -212,10 +212,10 @@ impl MemoryLimiter<MonotonicClock> {
     }
 }
 
-/// Per-tier intermediate result of one decision.
-#[derive(Clone, Copy)]
-struct Pending {
-    key: Hashed,
+/// Per-tier intermediate result of one decision: the table entry to write.
+struct Pending<'a> {
+    entry: Entry<'a, Hashed, u64>,
+    next_sweep: &'a mut u64,
     new_tat: u64,
     now: u64,
     /// Position of the tier's status in the decision.
@@ -396,12 +396,9 @@ impl<C: Clock> MemoryLimiter<C> {
                 return Ok(d);
             }
         }
-        // Lock one shard per applicable tier, in tier order (a global order:
-        // no deadlock), and hold them all until the decision is written.
-        let mut guards: [Option<MutexGuard<'_, Shard>>; MAX_TIERS] = Default::default();
-        let mut pending: [Option<Pending>; MAX_TIERS] = [None; MAX_TIERS];
-        let mut decision = Decision::new(Outcome::Allowed);
-        let mut worst: Option<(&'static str, u64)> = None;
+        // Locate every applicable tier's key (one keyed hash each) and check
+        // the weight before taking any lock.
+        let mut located: [Option<(Hashed, &Mutex<Shard>)>; MAX_TIERS] = [None; MAX_TIERS];
         for (i, (p, store)) in policies.iter().zip(&self.stores).enumerate() {
             if mask & (1 << i) == 0 {
                 continue;
@@ -410,42 +407,65 @@ impl<C: Clock> MemoryLimiter<C> {
                 continue;
             };
             if n > p.burst() {
-                // Nothing written yet: returning drops the guards taken so far.
                 return Err(Error::WeightExceedsBurst {
                     tier: p.name(),
                     weight: n.get(),
                     burst: p.burst().get(),
                 });
             }
-            let (hashed, shard) = store.locate(key);
-            let mut shard = shard.lock();
+            located[i] = Some(store.locate(key));
+        }
+        // Lock one shard per applicable tier, in tier order (a global order:
+        // no deadlock), and hold them all until the decision is written.
+        let mut guards: [Option<MutexGuard<'_, Shard>>; MAX_TIERS] = Default::default();
+        for (guard, loc) in guards.iter_mut().zip(&located) {
+            if let Some((_, shard)) = loc {
+                *guard = Some(shard.lock());
+            }
+        }
+        // One table lookup per tier: the entry found here is written below.
+        let mut pending: [Option<Pending<'_>>; MAX_TIERS] = std::array::from_fn(|_| None);
+        let mut decision = Decision::new(Outcome::Allowed);
+        let mut worst: Option<(&'static str, u64)> = None;
+        for (i, ((guard, loc), p)) in guards.iter_mut().zip(&located).zip(policies).enumerate() {
+            let (Some(shard), Some((hashed, _))) = (guard.as_mut(), loc) else {
+                continue;
+            };
+            let store = &self.stores[i];
             let t = now.max(shard.high_water);
             shard.high_water = t;
             let (iv, tol) = (p.interval_us(), p.tolerance_us());
-            let old = shard.map.get(&hashed).copied();
-            let tat = old.unwrap_or(t);
-            let verdict = match gcra::decide(tat, t, iv, tol, n.get()) {
-                Ok(new_tat) if old.is_none() && shard.map.len() >= store.per_shard => {
-                    if t >= shard.sweep_due() {
-                        shard.sweep(t);
-                    }
-                    if shard.map.len() >= store.per_shard {
-                        tracing::warn!(
-                            target: "hisn::rate_limit::memory",
-                            tier = p.name(),
-                            "key cap reached: new key denied"
-                        );
-                        Err(shard.sweep_due().max(t.saturating_add(1)))
-                    } else {
-                        Ok(new_tat)
-                    }
+            let mut full = false;
+            if shard.map.len() >= store.per_shard && !shard.map.contains_key(hashed) {
+                if t >= shard.sweep_due() {
+                    shard.sweep(t);
                 }
-                v => v,
+                full = shard.map.len() >= store.per_shard;
+            }
+            let due = shard.sweep_due();
+            let Shard {
+                map, next_sweep, ..
+            } = &mut **shard;
+            let entry = map.entry(*hashed);
+            let tat = match &entry {
+                Entry::Occupied(e) => *e.get(),
+                Entry::Vacant(_) => t,
+            };
+            let verdict = if full {
+                tracing::warn!(
+                    target: "hisn::rate_limit::memory",
+                    tier = p.name(),
+                    "key cap reached: new key denied"
+                );
+                Err(due.max(t.saturating_add(1)))
+            } else {
+                gcra::decide(tat, t, iv, tol, n.get())
             };
             match verdict {
                 Ok(new_tat) => {
                     pending[i] = Some(Pending {
-                        key: hashed,
+                        entry,
+                        next_sweep,
                         new_tat,
                         now: t,
                         slot: decision.tiers().len(),
@@ -463,7 +483,6 @@ impl<C: Clock> MemoryLimiter<C> {
                 gcra::remaining(tat, t, iv, tol, p.burst().get()),
                 tat.saturating_sub(t),
             ));
-            guards[i] = Some(shard);
         }
         if let Some((tier, wait)) = worst {
             decision.set_outcome(Outcome::Denied {
@@ -473,15 +492,20 @@ impl<C: Clock> MemoryLimiter<C> {
             return Ok(decision);
         }
         // All applicable tiers admit: write every new TAT (or only report).
-        for (i, p) in policies.iter().enumerate() {
-            let (Some(pend), Some(shard)) = (pending[i], guards[i].as_mut()) else {
+        for (i, (pend, p)) in pending.iter_mut().zip(policies).enumerate() {
+            let Some(pend) = pend.take() else {
                 continue;
             };
             if commit {
-                shard.map.insert(pend.key, pend.new_tat);
+                match pend.entry {
+                    Entry::Occupied(mut e) => *e.get_mut() = pend.new_tat,
+                    Entry::Vacant(v) => {
+                        v.insert(pend.new_tat);
+                    }
+                }
                 // Keep `next_sweep` a lower bound of every TAT in the shard, or a
                 // shard emptied by a sweep would never be swept again.
-                shard.next_sweep = shard.next_sweep.min(pend.new_tat);
+                *pend.next_sweep = (*pend.next_sweep).min(pend.new_tat);
             }
             let (iv, tol) = (p.interval_us(), p.tolerance_us());
             decision.set(
