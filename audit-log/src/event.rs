@@ -203,6 +203,8 @@ impl Event {
         }
         let input: Input =
             serde_json::from_str(line).map_err(|_| crate::error::malformed("event JSON"))?;
+        // Numbers are parsed into doubles: refuse any the parse would change.
+        check_number_tokens(line)?;
         let mut b = Event::builder(tenant, &input.actor, &input.action)
             .entity(&input.entity_type, &input.entity_id)
             .subjects(input.subjects.iter().map(String::as_str));
@@ -352,7 +354,129 @@ fn text(s: &str, field: &'static str, min: usize) -> Result<()> {
 }
 
 /// Canonicalise a JSON value (RFC 8785, JCS).
+/// Deepest nesting of arrays and objects in a diff. The decoder's JSON parser
+/// stops at 128 levels; the encoder refuses more than this, so every record it
+/// writes can be read back.
+pub(crate) const MAX_DIFF_DEPTH: usize = 64;
+
+/// Largest integer magnitude a diff may hold: 2^53, beyond which JSON
+/// canonicalisation (RFC 8785 renders numbers as IEEE-754 doubles) could
+/// change the value.
+pub(crate) const MAX_SAFE_INTEGER: u64 = 1 << 53;
+
+/// Refuse what canonicalisation would change or the decoder would refuse:
+/// integers beyond ±2^53 and nesting deeper than [`MAX_DIFF_DEPTH`].
+/// (`serde_json::Value` cannot hold a non-finite number.)
+fn check_diff_value(v: &serde_json::Value, depth: usize) -> Result<()> {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => {
+            let safe = n
+                .as_u64()
+                .map(|u| u <= MAX_SAFE_INTEGER)
+                .or_else(|| n.as_i64().map(|i| i.unsigned_abs() <= MAX_SAFE_INTEGER))
+                .unwrap_or_else(|| n.as_f64().is_some_and(f64::is_finite));
+            if safe {
+                Ok(())
+            } else {
+                Err(Error::InvalidDiff)
+            }
+        }
+        Value::Array(a) => {
+            if depth >= MAX_DIFF_DEPTH {
+                return Err(Error::InvalidDiff);
+            }
+            a.iter().try_for_each(|x| check_diff_value(x, depth + 1))
+        }
+        Value::Object(o) => {
+            if depth >= MAX_DIFF_DEPTH {
+                return Err(Error::InvalidDiff);
+            }
+            o.values().try_for_each(|x| check_diff_value(x, depth + 1))
+        }
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+/// Check the number tokens of JSON `text` (a diff as the caller wrote it):
+/// each must keep its value through parsing and canonicalisation (so
+/// `1.0000000000000000001` or `9007199254740993` is refused, not rounded),
+/// and an integer must be within ±2^53.
+pub(crate) fn check_number_tokens(text: &str) -> Result<()> {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                // Skip the string, escapes included.
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                check_number_token(&text[start..i])?;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+fn check_number_token(token: &str) -> Result<()> {
+    let x: f64 = token.parse().map_err(|_| Error::InvalidDiff)?;
+    if !x.is_finite() {
+        return Err(Error::InvalidDiff);
+    }
+    let integer = !token.contains(['.', 'e', 'E']);
+    // 2^53 as a double (exact).
+    if integer && x.abs() > 9_007_199_254_740_992.0 {
+        return Err(Error::InvalidDiff);
+    }
+    let rendered = serde_json::Number::from_f64(x)
+        .map(serde_json::Value::Number)
+        .and_then(|v| serde_json_canonicalizer::to_string(&v).ok())
+        .ok_or(Error::InvalidDiff)?;
+    if decimal_value(token) != decimal_value(&rendered) {
+        return Err(Error::InvalidDiff);
+    }
+    Ok(())
+}
+
+/// A decimal number's exact value as (negative, significant digits,
+/// exponent of the last digit), for comparing two spellings of it.
+fn decimal_value(token: &str) -> Option<(bool, String, i64)> {
+    let (neg, rest) = match token.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, token),
+    };
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(p) => (&rest[..p], rest[p + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut digits: String = format!("{int}{frac}");
+    let mut exp = exp.checked_sub(i64::try_from(frac.len()).ok()?)?;
+    while digits.ends_with('0') && digits.len() > 1 {
+        digits.pop();
+        exp += 1;
+    }
+    let digits = digits.trim_start_matches('0').to_owned();
+    if digits.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    Some((neg, digits, exp))
+}
+
 pub(crate) fn canonical_json(v: &serde_json::Value) -> Result<String> {
+    check_diff_value(v, 0)?;
     let s = serde_json_canonicalizer::to_string(v).map_err(|_| Error::InvalidDiff)?;
     if s.len() > limits::MAX_DIFF_LEN {
         return Err(Error::InvalidDiff);
@@ -522,5 +646,77 @@ mod tests {
         assert_eq!(e.time().unix_micros(), 5);
         assert!(Event::from_json(&t(), r#"{"actor":"u"}"#, &clock).is_err());
         assert!(Event::from_json(&t(), r#"{"actor":"u","action":"a","evil":1}"#, &clock).is_err());
+    }
+
+    /// Class: numbers that RFC 8785 canonicalisation (IEEE-754 doubles) would
+    /// change are refused, never silently altered: integers beyond ±2^53
+    /// (given as values or as text), text numbers whose parse rounds them.
+    ///
+    /// Root cause: the diff was canonicalised as given, so
+    /// `12345678901234567890` was stored as `12345678901234567000` and the
+    /// record no longer said what the caller wrote.
+    #[test]
+    fn diff_numbers_canonicalisation_would_change_are_refused() {
+        let clock = FakeClock::default();
+        let build = |v: serde_json::Value| Event::builder(&t(), "u", "a").diff(&v).build(&clock);
+        for bad in [
+            serde_json::json!({ "n": 12_345_678_901_234_567_890_u64 }),
+            serde_json::json!([9_007_199_254_740_993_u64]),
+            serde_json::json!({ "a": { "b": -9_007_199_254_740_993_i64 } }),
+        ] {
+            assert!(matches!(build(bad), Err(Error::InvalidDiff)));
+        }
+        for good in [
+            serde_json::json!({ "n": 9_007_199_254_740_992_u64, "m": -9_007_199_254_740_992_i64 }),
+            serde_json::json!([0.1, 1e300, -2.5e-8, 0]),
+        ] {
+            build(good).unwrap();
+        }
+        for bad in [
+            r#"{"actor":"u","action":"a","diff":{"n":12345678901234567890}}"#,
+            r#"{"actor":"u","action":"a","diff":[9007199254740993]}"#,
+            r#"{"actor":"u","action":"a","diff":[1.0000000000000000001]}"#,
+            r#"{"actor":"u","action":"a","diff":[1e400]}"#,
+            r#"{"actor":"u","action":"a","diff":[123456789012345678901234567890]}"#,
+        ] {
+            assert!(Event::from_json(&t(), bad, &clock).is_err(), "{bad}");
+        }
+        for good in [
+            r#"{"actor":"u","action":"a","diff":{"x":"12345678901234567890","n":[1.5,1.0,100,-0,2e3]}}"#,
+            r#"{"actor":"u","action":"a","diff":[9007199254740992, 0.1]}"#,
+        ] {
+            Event::from_json(&t(), good, &clock).unwrap();
+        }
+    }
+
+    /// Class: the encoder refuses what the decoder refuses. A diff nested
+    /// deeper than the decoder's JSON parser reads (128) was written and
+    /// then read back as a malformed record, which verification reports as
+    /// tampering.
+    #[test]
+    fn diff_nesting_the_decoder_refuses_is_refused_when_built() {
+        let clock = FakeClock::default();
+        let nest = |n: usize| {
+            let mut v = serde_json::json!(1);
+            for _ in 0..n {
+                v = serde_json::json!([v]);
+            }
+            v
+        };
+        let ok = Event::builder(&t(), "u", "a")
+            .diff(&nest(MAX_DIFF_DEPTH))
+            .build(&clock)
+            .unwrap();
+        let rec = crate::encoding::encode_record(0, &ok).unwrap();
+        assert_eq!(
+            crate::encoding::decode_record(&rec).unwrap().1.diff(),
+            ok.diff()
+        );
+        for n in [MAX_DIFF_DEPTH + 1, 129, 500] {
+            assert!(matches!(
+                Event::builder(&t(), "u", "a").diff(&nest(n)).build(&clock),
+                Err(Error::InvalidDiff)
+            ));
+        }
     }
 }

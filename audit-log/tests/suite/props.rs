@@ -21,7 +21,7 @@ prop_compose! {
         entity in proptest::option::of((text(10), text(10))),
         subjects in proptest::collection::btree_set(text(8), 0..4),
         states in proptest::option::of((text(6), text(6))),
-        diff in proptest::option::of(proptest::collection::btree_map(text(5), any::<i64>(), 0..4)),
+        diff in proptest::option::of(proptest::collection::btree_map(text(5), -(1i64 << 53)..=(1i64 << 53), 0..4)),
         ip in proptest::option::of(any::<[u8; 16]>()),
         v4 in any::<bool>(),
         req in proptest::option::of(text(12)),
@@ -105,5 +105,25 @@ proptest! {
             .map(|r| r.seq).collect();
         prop_assert_eq!(got, want);
         prop_assert!(report.entries.iter().all(|e| e.event.subjects().contains(&subject)));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any integer beyond ±2^53 in a diff is refused (canonicalisation would
+    /// round it); any within is kept exactly through encode and decode.
+    #[test]
+    fn diff_integers_are_kept_exactly_or_refused(n in any::<i64>()) {
+        let t = tenant("acme");
+        let r = Event::builder(&t, "u", "a").diff(&serde_json::json!({ "n": n })).build(&clock());
+        if n.unsigned_abs() > 1u64 << 53 {
+            prop_assert!(matches!(r, Err(hisn_audit_log::Error::InvalidDiff)));
+        } else {
+            let e = r.unwrap();
+            let (_, back) = decode_record(&hisn_audit_log::encode_record(0, &e).unwrap()).unwrap();
+            let v: serde_json::Value = serde_json::from_str(back.diff().unwrap()).unwrap();
+            prop_assert_eq!(v["n"].as_i64(), Some(n));
+        }
     }
 }
