@@ -383,13 +383,7 @@ impl<C: Clock> MemoryLimiter<C> {
             .enumerate()
             .filter(|&(i, p)| mask & (1 << i) != 0 && keys.get(p.key_kind()).is_some());
         if let (Some((i, p)), None) = (applicable.next(), applicable.next()) {
-            if n > p.burst() {
-                return Err(Error::WeightExceedsBurst {
-                    tier: p.name(),
-                    weight: n.get(),
-                    burst: p.burst().get(),
-                });
-            }
+            p.check_weight(n)?;
             if let Some(key) = keys.get(p.key_kind())
                 && let Some(d) = self.decide_one(i, p, key, n, now, commit)
             {
@@ -406,13 +400,7 @@ impl<C: Clock> MemoryLimiter<C> {
             let Some(key) = keys.get(p.key_kind()) else {
                 continue;
             };
-            if n > p.burst() {
-                return Err(Error::WeightExceedsBurst {
-                    tier: p.name(),
-                    weight: n.get(),
-                    burst: p.burst().get(),
-                });
-            }
+            p.check_weight(n)?;
             located[i] = Some(store.locate(key));
         }
         // Lock one shard per applicable tier, in tier order (a global order:

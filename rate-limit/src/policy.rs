@@ -256,6 +256,18 @@ impl Policy {
         self.tolerance_us
     }
 
+    /// `Err(WeightExceedsBurst)` when `n` units could never pass this tier.
+    pub(crate) fn check_weight(&self, n: NonZeroU32) -> Result<()> {
+        if n > self.burst {
+            return Err(Error::WeightExceedsBurst {
+                tier: self.name,
+                weight: n.get(),
+                burst: self.burst.get(),
+            });
+        }
+        Ok(())
+    }
+
     /// The most units one key can be admitted in any half-open window of
     /// length `window`: B + ceil(W / τ) − 1 (0 for an empty window).
     pub fn max_in_window(&self, window: Duration) -> u64 {

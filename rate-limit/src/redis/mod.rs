@@ -241,13 +241,7 @@ impl<C: Clock + Clone> RedisLimiter<C> {
             let Some(k) = keys.get(p.key_kind()) else {
                 continue;
             };
-            if n > p.burst() {
-                return Err(Error::WeightExceedsBurst {
-                    tier: p.name(),
-                    weight: n.get(),
-                    burst: p.burst().get(),
-                });
-            }
+            p.check_weight(n)?;
             invocation
                 .key(self.key_name(&tag, p.name(), &k.hex()))
                 .arg(p.interval_us())
