@@ -100,6 +100,11 @@ impl Anchors {
 /// The newest checkpoint a verifier has seen verify, per tenant. Keep it where
 /// the store's writer cannot change it (the verifier's machine); it makes a
 /// rollback of the whole store visible.
+///
+/// Its checkpoints are passed back as vouched anchors, so keep a rotated-out
+/// key in the trust set while the state still holds a checkpoint it signed
+/// (otherwise that tenant reports `unknown_signing_key`), and keep one state
+/// per store: the state does not know which store it was made from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifierState {
     tenants: BTreeMap<TenantId, SignedCheckpoint>,

@@ -445,7 +445,8 @@ fn checkpoint(store: &Path, tenant: Option<&str>, key: &Path, ctx: &Ctx) -> Resu
             store.display()
         )));
     }
-    let s = FileStore::open(store, FileStoreOptions::default()).map_err(store_err)?;
+    // Read-only: the application may hold the store open meanwhile.
+    let s = open_read(store)?;
     let now = hisn_audit_log::Clock::now(&SystemClock);
     let tenants = match tenant {
         Some(t) => {
@@ -456,10 +457,12 @@ fn checkpoint(store: &Path, tenant: Option<&str>, key: &Path, ctx: &Ctx) -> Resu
         }
         None => s.tenants().map_err(store_err)?,
     };
-    let mut cps = Vec::new();
+    let (mut cps, mut refused) = (Vec::new(), Vec::new());
     for t in &tenants {
         // With the Merkle root (C2SP tlog-checkpoint form) when the chain still
-        // starts at genesis; never over records that do not chain.
+        // starts at genesis and chains; otherwise the store's verified signing
+        // (head only after a prune; it re-reads a live writer's tail and
+        // refuses to sign over damage).
         match s.merkle_checkpoint(t, &key, now) {
             Ok(cp) => {
                 let log = store
@@ -469,25 +472,38 @@ fn checkpoint(store: &Path, tenant: Option<&str>, key: &Path, ctx: &Ctx) -> Resu
                     .map_err(store_err)?;
                 cps.push(cp);
             }
-            Err(hisn_audit_log::Error::NotFound) => {
-                // Pruned: the leaves before the prune are gone; sign the head.
-                cps.extend(s.checkpoint_now(Some(t), &key, now).map_err(store_err)?);
+            Err(hisn_audit_log::Error::NotFound | hisn_audit_log::Error::Corrupt { .. }) => {
+                let run = s
+                    .checkpoint_verified(Some(t), &key, now)
+                    .map_err(verify_err)?;
+                cps.extend(run.signed);
+                refused.extend(run.refused);
             }
-            Err(e @ hisn_audit_log::Error::Corrupt { .. }) => {
-                return Err(CliError::failed(format!(
-                    "verification failed: {t}: refusing to sign over damaged records: {e}"
-                )));
-            }
-            Err(e) => return Err(store_err(e)),
+            Err(e) => return Err(verify_err(e)),
         }
     }
-    s.close().map_err(store_err)?;
     let human: String = cps.iter().map(|c| format!("{}\n", c.to_note())).collect();
     let json: Vec<_> = cps
         .iter()
         .map(|c| serde_json::json!({ "origin": c.checkpoint.origin, "size": c.checkpoint.size, "note": c.to_note() }))
         .collect();
-    ctx.emit(&serde_json::json!({ "checkpoints": json }), &human)
+    let refused_json: Vec<_> = refused
+        .iter()
+        .map(|(t, v, seq)| serde_json::json!({ "tenant": t.as_str(), "verdict": v.as_str(), "seq": seq }))
+        .collect();
+    ctx.emit(
+        &serde_json::json!({ "checkpoints": json, "refused": refused_json }),
+        &human,
+    )?;
+    match refused.first() {
+        None => Ok(()),
+        Some((t, v, seq)) => {
+            let at = seq.map_or_else(String::new, |s| format!(" at record {s}"));
+            Err(CliError::failed(format!(
+                "verification failed: {t}: {v}{at}; refusing to sign a checkpoint over it"
+            )))
+        }
+    }
 }
 
 fn keygen(out: &Path, name: &str, ctx: &Ctx) -> Result<(), CliError> {

@@ -482,4 +482,22 @@ fn prove_inclusion_and_consistency_against_signed_merkle_checkpoints() {
     std::fs::write(&seg, bytes).unwrap();
     let (code, _, _) = prove(&["--inclusion", "4", "--pubkey", &public]);
     assert_eq!(code, Some(1));
+    // Nor is a checkpoint signed over them.
+    let o = hisn()
+        .args([
+            "audit",
+            "checkpoint",
+            "--store",
+            &store,
+            "--signing-key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
