@@ -246,6 +246,15 @@ async fn keys_have_a_ttl_and_share_one_hash_tag() {
         limiter.check(&session("s")).await,
         Err(Error::InvalidKey(_))
     ));
+    // A weight above a tier's burst is refused before any Redis command.
+    assert!(matches!(
+        limiter.check_n(&keys, nz(11)).await,
+        Err(Error::WeightExceedsBurst {
+            tier: "session",
+            weight: 11,
+            burst: 10
+        })
+    ));
     let mut conn = r.connection().await;
     let names: Vec<String> = ::redis::cmd("KEYS")
         .arg(format!("{}*", r.prefix()))
