@@ -18,8 +18,9 @@ pub(crate) enum VaultCommand {
     /// Encrypt stdin for (tenant, table, column, row); prints the ciphertext's text form.
     Encrypt(FieldArgs),
     /// Decrypt a ciphertext (text form on stdin) stored at (tenant, table, column,
-    /// row); writes the plaintext to stdout. Exit 1 if it was tampered with or
-    /// belongs elsewhere.
+    /// row); writes the plaintext to stdout. Exit 1 for anything that is not an
+    /// authentic ciphertext for that place: tampered, moved, truncated,
+    /// re-encoded, another prefix, not a ciphertext at all. Never creates keys.
     Decrypt(FieldArgs),
 }
 
@@ -48,6 +49,12 @@ pub(crate) struct FieldArgs {
 
 /// Read all of stdin, refusing more than `limit` bytes (exit 2).
 pub(crate) fn read_stdin(limit: usize) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    read_stdin_bounded(limit)?
+        .ok_or_else(|| CliError::usage(format!("input longer than {limit} bytes")))
+}
+
+/// Read all of stdin; `None` if it is longer than `limit` bytes.
+fn read_stdin_bounded(limit: usize) -> Result<Option<Zeroizing<Vec<u8>>>, CliError> {
     let mut buf = Zeroizing::new(Vec::new());
     let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     std::io::stdin()
@@ -55,10 +62,22 @@ pub(crate) fn read_stdin(limit: usize) -> Result<Zeroizing<Vec<u8>>, CliError> {
         .take(cap)
         .read_to_end(&mut buf)
         .map_err(|e| CliError::usage(format!("cannot read stdin: {e}")))?;
-    if buf.len() > limit {
-        return Err(CliError::usage(format!("input longer than {limit} bytes")));
-    }
-    Ok(buf)
+    Ok((buf.len() <= limit).then_some(buf))
+}
+
+/// The one answer for every input that is not an authentic ciphertext for the
+/// context (exit 1): scripts get one failure class for "not authentic".
+fn not_authentic() -> CliError {
+    CliError::failed(Error::Decrypt)
+}
+
+/// Parse stdin as a ciphertext's text form (surrounding white space ignored).
+/// Anything else (too long, not UTF-8, another prefix, truncated, re-encoded)
+/// cannot be authentic: exit 1, like a failed decryption.
+fn read_ciphertext() -> Result<Ciphertext, CliError> {
+    let input = read_stdin_bounded(MAX_PLAINTEXT_LEN * 2)?.ok_or_else(not_authentic)?;
+    let text = std::str::from_utf8(&input).map_err(|_| not_authentic())?;
+    Ciphertext::from_text(text.trim()).map_err(|_| not_authentic())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -70,7 +89,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// Map a library error: verification failures exit 1, everything else 2.
 fn map_err(e: Error) -> CliError {
     match e {
-        Error::Decrypt => CliError::failed(e),
+        Error::Decrypt | Error::MalformedCiphertext | Error::UnsupportedVersion(_) => {
+            not_authentic()
+        }
         Error::UnknownKey | Error::Unwrap | Error::TenantShredded => {
             CliError::failed(format!("decryption failed: {e}"))
         }
@@ -108,10 +129,7 @@ pub(crate) fn run(cmd: VaultCommand, ctx: &Ctx) -> Result<(), CliError> {
             &text,
         )
     } else {
-        let input = read_stdin(MAX_PLAINTEXT_LEN * 2)?;
-        let text = std::str::from_utf8(&input)
-            .map_err(|_| CliError::usage("ciphertext is not UTF-8 text"))?;
-        let ct = Ciphertext::from_text(text.trim()).map_err(CliError::usage)?;
+        let ct = read_ciphertext()?;
         // A read never writes: no keystore directory is created, and a
         // missing one means no keys, so nothing can be authentic.
         if !args.keystore.is_dir() {
