@@ -15,7 +15,7 @@ use crate::kind::{Kind, Mode};
 
 /// Most passes over a line: the first, and re-scans of the output until it is
 /// stable (see `redact_bytes_with`).
-const MAX_PASSES: usize = 4;
+const MAX_PASSES: usize = 16;
 
 /// Most custom detectors a redactor holds.
 pub const MAX_CUSTOM: usize = 64;

@@ -156,7 +156,11 @@ fn phone(ds: &[u8], plus: bool, seps: u8) -> bool {
     }
     if n >= 10 && ds[0] == 0 && ds[1] == 0 {
         let rest = &ds[2..];
-        return gcc(rest) || (seps != 0 && (8..=15).contains(&rest.len()) && rest[0] != 0);
+        // Other countries after `00` only when grouped by spaces or dashes
+        // (`0044 20 7946 0958`): dotted or bracketed `00...` runs are too
+        // often something else.
+        let grouped = seps != 0 && seps & !(SPACE | DASH) == 0;
+        return gcc(rest) || (grouped && (8..=15).contains(&rest.len()) && rest[0] != 0);
     }
     if n == 10 && ds[0] == 0 {
         return saudi_nsn(&ds[1..]);
