@@ -7,6 +7,8 @@ mod kat;
 #[cfg(feature = "postgres")]
 #[path = "suite/pg.rs"]
 mod pg;
+#[path = "suite/probe.rs"]
+mod probe;
 #[path = "suite/props.rs"]
 mod props;
 #[path = "suite/races.rs"]

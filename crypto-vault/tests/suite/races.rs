@@ -11,104 +11,25 @@
 //! bump it), the first keyring inserted is shared by every caller, and retired
 //! keyrings refuse use in the same atomic step that reads their final count.
 //!
-//! `Pausing` wraps a store and holds the next `n` loads after they have read the
+//! `Probe` (see `probe.rs`) holds the next `n` loads after they have read the
 //! store, until the test releases them: the race is reproduced every time.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hisn_crypto_vault::{
-    Error, FieldContext, KeyId, KeyPurpose, KeyStore, MasterKey, MemoryKeyStore, Result, Vault,
-    WrappedKey,
+    Error, FieldContext, KeyId, KeyPurpose, KeyStore, MasterKey, MemoryKeyStore, Vault,
 };
-use tokio::sync::Semaphore;
 
-/// A store whose next `n` loads pause after reading, until released.
-pub(crate) struct Pausing<S> {
-    inner: S,
-    to_pause: AtomicUsize,
-    reached: Semaphore,
-    release: Semaphore,
-}
-
-impl<S: KeyStore> Pausing<S> {
-    pub(crate) fn new(inner: S) -> Self {
-        Self {
-            inner,
-            to_pause: AtomicUsize::new(0),
-            reached: Semaphore::new(0),
-            release: Semaphore::new(0),
-        }
-    }
-
-    /// Pause the next `n` loads.
-    pub(crate) fn arm(&self, n: usize) {
-        self.to_pause.store(n, Ordering::SeqCst);
-    }
-
-    /// Wait until `n` paused loads have read the store.
-    pub(crate) async fn wait_reached(&self, n: u32) {
-        self.reached.acquire_many(n).await.unwrap().forget();
-    }
-
-    /// Let every paused load return what it read.
-    pub(crate) fn release_all(&self) {
-        self.release.add_permits(1 << 16);
-    }
-}
-
-impl<S: KeyStore> KeyStore for Pausing<S> {
-    async fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
-        let read = self.inner.load(tenant).await;
-        let pause = self
-            .to_pause
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if pause {
-            self.reached.add_permits(1);
-            self.release.acquire().await.unwrap().forget();
-        }
-        read
-    }
-    async fn insert(&self, key: &WrappedKey) -> Result<bool> {
-        self.inner.insert(key).await
-    }
-    async fn set_primary(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
-        self.inner.set_primary(tenant, purpose, key_id).await
-    }
-    async fn rewrap(&self, key: &WrappedKey) -> Result<()> {
-        self.inner.rewrap(key).await
-    }
-    async fn record_usage(
-        &self,
-        tenant: &str,
-        purpose: KeyPurpose,
-        key_id: KeyId,
-        usage: u64,
-    ) -> Result<()> {
-        self.inner
-            .record_usage(tenant, purpose, key_id, usage)
-            .await
-    }
-    async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
-        self.inner.delete(tenant, purpose, key_id).await
-    }
-    async fn shred(&self, tenant: &str) -> Result<()> {
-        self.inner.shred(tenant).await
-    }
-    async fn tenants(&self) -> Result<Vec<String>> {
-        self.inner.tenants().await
-    }
-}
+use crate::probe::Probe;
 
 fn ctx(row: &str) -> FieldContext<'_> {
     FieldContext::new("t", "docs", "body", row).unwrap()
 }
 
 /// A vault whose tenant `t` has keys in the store and nothing in the cache.
-async fn cold_vault(cap: u64) -> Arc<Vault<Pausing<MemoryKeyStore>>> {
+async fn cold_vault(cap: u64) -> Arc<Vault<Probe<MemoryKeyStore>>> {
     let v = Vault::new(
-        Pausing::new(MemoryKeyStore::new()),
+        Probe::new(MemoryKeyStore::new()),
         MasterKey::generate().unwrap(),
     )
     .with_usage_cap(cap)

@@ -12,83 +12,24 @@
 //! under an unknown key id or tenant is the same opaque `Error::Decrypt`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use hisn_crypto_vault::{
-    Ciphertext, Error, FieldContext, KeyId, KeyPurpose, KeyStore, ManualClock, MasterKey,
-    MemoryKeyStore, Result, Vault, WrappedKey,
+    Ciphertext, Error, FieldContext, KeyStore, ManualClock, MasterKey, MemoryKeyStore, Vault,
 };
 
-/// A store that counts loads and writes.
-#[derive(Default)]
-struct Counting {
-    inner: MemoryKeyStore,
-    loads: AtomicUsize,
-    writes: AtomicUsize,
-}
-
-impl Counting {
-    fn loads(&self) -> usize {
-        self.loads.load(Ordering::SeqCst)
-    }
-    fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-    fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl KeyStore for Counting {
-    async fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.inner.load(tenant).await
-    }
-    async fn insert(&self, key: &WrappedKey) -> Result<bool> {
-        self.wrote();
-        self.inner.insert(key).await
-    }
-    async fn set_primary(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
-        self.wrote();
-        self.inner.set_primary(tenant, purpose, key_id).await
-    }
-    async fn rewrap(&self, key: &WrappedKey) -> Result<()> {
-        self.wrote();
-        self.inner.rewrap(key).await
-    }
-    async fn record_usage(
-        &self,
-        tenant: &str,
-        purpose: KeyPurpose,
-        key_id: KeyId,
-        usage: u64,
-    ) -> Result<()> {
-        self.wrote();
-        self.inner
-            .record_usage(tenant, purpose, key_id, usage)
-            .await
-    }
-    async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
-        self.wrote();
-        self.inner.delete(tenant, purpose, key_id).await
-    }
-    async fn shred(&self, tenant: &str) -> Result<()> {
-        self.wrote();
-        self.inner.shred(tenant).await
-    }
-    async fn tenants(&self) -> Result<Vec<String>> {
-        self.inner.tenants().await
-    }
-}
+use crate::probe::Probe;
 
 const INTERVAL: Duration = Duration::from_secs(30);
 
-fn vault() -> (Vault<Counting>, ManualClock) {
+fn vault() -> (Vault<Probe<MemoryKeyStore>>, ManualClock) {
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    let v = Vault::new(Counting::default(), MasterKey::generate().unwrap())
-        .with_clock(Arc::new(clock.clone()))
-        .with_reload_interval(INTERVAL);
+    let v = Vault::new(
+        Probe::new(MemoryKeyStore::new()),
+        MasterKey::generate().unwrap(),
+    )
+    .with_clock(Arc::new(clock.clone()))
+    .with_reload_interval(INTERVAL);
     (v, clock)
 }
 
