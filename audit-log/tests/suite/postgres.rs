@@ -354,3 +354,60 @@ async fn append_in_under_contention_never_starves() {
     }
     drop(db);
 }
+
+/// Class: the queryable columns and the subject index are covered by
+/// verification. The chain hashes only the record bytes, so a changed
+/// `actor` column (via an owner session with the triggers off) or a forged
+/// subject-index row (INSERT is all the application role needs) went
+/// unnoticed while queries and DSAR lookups trusted them.
+#[tokio::test]
+async fn queryable_columns_and_subject_index_must_match_the_records() {
+    let Some((db, pool, store)) = setup("audit_pg_columns").await else {
+        return;
+    };
+    let t = tenant("acme");
+    for i in 0..6 {
+        store.append(&event(&t, i)).await.unwrap();
+    }
+    assert!(store.verify(&t, None, &[]).await.unwrap().is_ok());
+    // A forged index row naming emp-1 for record 2 (which names emp-2).
+    sqlx::query(
+        "INSERT INTO hisn_audit_subject (tenant, subject, seq) VALUES ('acme', 'emp-1', 2)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let r = store.verify(&t, None, &[]).await.unwrap();
+    assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(2)), "{r:?}");
+    // An index row for a record that does not exist.
+    let db2 = setup("audit_pg_columns_stray").await.unwrap();
+    let (pool2, store2) = (db2.1, db2.2);
+    for i in 0..3 {
+        store2.append(&event(&t, i)).await.unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO hisn_audit_subject (tenant, subject, seq) VALUES ('acme', 'emp-1', 99)",
+    )
+    .execute(&pool2)
+    .await
+    .unwrap();
+    let r = store2.verify(&t, None, &[]).await.unwrap();
+    assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(99)), "{r:?}");
+    // A changed actor column.
+    let db3 = setup("audit_pg_columns_actor").await.unwrap();
+    let (pool3, store3) = (db3.1, db3.2);
+    for i in 0..4 {
+        store3.append(&event(&t, i)).await.unwrap();
+    }
+    sqlx::raw_sql(
+        "BEGIN; ALTER TABLE hisn_audit_log DISABLE TRIGGER hisn_audit_log_no_change; \
+         UPDATE hisn_audit_log SET actor = 'someone-else' WHERE tenant = 'acme' AND seq = 1; \
+         ALTER TABLE hisn_audit_log ENABLE ALWAYS TRIGGER hisn_audit_log_no_change; COMMIT;",
+    )
+    .execute(&pool3)
+    .await
+    .unwrap();
+    let r = store3.verify(&t, None, &[]).await.unwrap();
+    assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(1)), "{r:?}");
+    drop((db, db2.0, db3.0));
+}

@@ -1,6 +1,7 @@
 //! Reading: bounds, ranges, checkpoints, paged verification, DSAR reports.
 
 use super::*;
+use crate::verify::Verdict;
 
 impl PgStore {
     /// Bounds of `tenant`'s chain: after a retention prune it starts at the
@@ -221,18 +222,109 @@ impl PgStore {
                 .verify_log(start, records)
         });
         let (mut next, mut read) = (from, 0u64);
+        let mut disagree: Option<u64> = None;
         while next < size {
             let records = Self::read_page(&mut tx, tenant, next, size, page).await?;
             let Some(last) = records.last() else { break };
             next = last.seq.saturating_add(1);
             read += 1;
+            if disagree.is_none() {
+                disagree = Self::columns_disagree(&mut tx, tenant, &records).await?;
+            }
             if pages.send(records).await.is_err() {
                 break;
             }
         }
         drop(pages);
+        if disagree.is_none() {
+            // Index rows for records that do not exist (past the head or
+            // before the start) name nothing: they are forged.
+            let stray: Option<i64> = sqlx::query_scalar(
+                "SELECT min(seq) FROM hisn_audit_subject WHERE tenant = $1 AND (seq >= $2 OR seq < $3)",
+            )
+            .bind(tenant.as_str())
+            .bind(i64_of(size)?)
+            .bind(i64_of(from)?)
+            .fetch_one(&mut *tx)
+            .await?;
+            disagree = stray.and_then(|s| u64::try_from(s).ok());
+        }
         tx.commit().await?;
-        Ok((join_blocking(verifier).await??, read))
+        let mut report = join_blocking(verifier).await??;
+        if let Some(seq) = disagree {
+            tracing::warn!(tenant = %tenant, seq, "audit store: queryable columns or subject index disagree with the hashed record");
+            report.breaks.push(crate::verify::BrokenRange {
+                first: seq,
+                last: seq,
+                verdict: Verdict::Tampered,
+            });
+            report.breaks.sort_by_key(|b| b.first);
+            // The chain's own first break stays the headline; this one is listed.
+            if report.verdict.is_ok() {
+                report.verdict = Verdict::Tampered;
+                report.seq = Some(seq);
+            }
+        }
+        Ok((report, read))
+    }
+
+    /// The first record of `records` whose queryable columns (time, actor,
+    /// action, entity) or subject-index rows differ from what its hashed
+    /// bytes say. The chain covers only the bytes; a query or a DSAR report
+    /// that trusts the columns must be able to rely on them too.
+    pub(super) async fn columns_disagree(
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        records: &[StoredRecord],
+    ) -> Result<Option<u64>> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Ok(None);
+        };
+        let (lo, hi) = (i64_of(first.seq)?, i64_of(last.seq)?);
+        let rows = sqlx::query(
+            "SELECT seq, (extract(epoch FROM recorded_at) * 1000000)::bigint, actor, action, entity_type, entity_id \
+             FROM hisn_audit_log WHERE tenant = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
+        )
+        .bind(tenant.as_str())
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&mut *conn)
+        .await?;
+        let subjects: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, subject FROM hisn_audit_subject WHERE tenant = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq, subject",
+        )
+        .bind(tenant.as_str())
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut by_seq: HashMap<i64, Vec<String>> = HashMap::new();
+        for (seq, subject) in subjects {
+            by_seq.entry(seq).or_default().push(subject);
+        }
+        for (r, row) in records.iter().zip(&rows) {
+            let Ok((_, e)) = crate::encoding::decode_record(&r.bytes) else {
+                continue; // The verifier names an undecodable record.
+            };
+            let seq: i64 = row.try_get(0)?;
+            let micros: i64 = row.try_get(1)?;
+            let same = u64_of(seq)? == r.seq
+                && micros == e.time().unix_micros()
+                && row.try_get::<&str, _>(2)? == e.actor()
+                && row.try_get::<&str, _>(3)? == e.action()
+                && row.try_get::<&str, _>(4)? == e.entity_type()
+                && row.try_get::<&str, _>(5)? == e.entity_id();
+            let mut want: Vec<String> = e.subject_keys().into_iter().map(str::to_owned).collect();
+            want.sort();
+            let mut got = by_seq.remove(&seq).unwrap_or_default();
+            got.sort();
+            if !same || want != got {
+                return Ok(Some(r.seq));
+            }
+        }
+        // Index rows for seqs this page does not hold (a gap in the records is
+        // the verifier's to name).
+        Ok(by_seq.keys().min().and_then(|s| u64::try_from(*s).ok()))
     }
 
     /// The DSAR report for `subject`: index hits whose decoded record names
