@@ -321,13 +321,56 @@ pub(crate) fn check_key_name(name: &str) -> Result<()> {
 }
 
 fn key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
+    key_id_for(name, ED25519_ALG, public)
+}
+
+/// The C2SP signed-note key id: `SHA-256(name || "\n" || alg || public)[..4]`.
+pub(crate) fn key_id_for(name: &str, alg: u8, public: &[u8; 32]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ED25519_ALG]);
+    h.update([alg]);
     h.update(public);
     let d: [u8; 32] = h.finalize().into();
     [d[0], d[1], d[2], d[3]]
+}
+
+/// Verifier key text: `<name>+<hex key id>+<base64(alg || public key)>`.
+pub(crate) fn vkey_text(
+    name: &str,
+    id: [u8; 4],
+    alg: u8,
+    key: &ed25519_dalek::VerifyingKey,
+) -> String {
+    let mut blob = vec![alg];
+    blob.extend_from_slice(key.as_bytes());
+    format!("{name}+{}+{}", hex::encode(id), B64.encode(blob))
+}
+
+/// Parse [`vkey_text`] output for algorithm `alg`: the name, the key id (checked
+/// against the key) and the key.
+pub(crate) fn parse_vkey_text(
+    text: &str,
+    alg: u8,
+    what: &'static str,
+) -> Result<(String, [u8; 4], ed25519_dalek::VerifyingKey)> {
+    let bad = || malformed(what);
+    let mut parts = text.trim().splitn(3, '+');
+    let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    check_key_name(name)?;
+    let blob = B64.decode(b64).map_err(|_| bad())?;
+    if blob.len() != 33 || blob[0] != alg {
+        return Err(bad());
+    }
+    let public: [u8; 32] = blob[1..].try_into().map_err(|_| bad())?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| bad())?;
+    let kid = key_id_for(name, alg, &public);
+    if hex::encode(kid) != id {
+        return Err(bad());
+    }
+    Ok((name.to_owned(), kid, key))
 }
 
 /// An Ed25519 checkpoint signing key with its name (secret; zeroized on drop,
@@ -475,14 +518,7 @@ impl VerifyingKey {
 
     /// Signed-note verifier text: `<name>+<hex key id>+<base64(0x01 || public key)>`.
     pub fn to_text(&self) -> String {
-        let mut blob = vec![ED25519_ALG];
-        blob.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.id),
-            B64.encode(blob)
-        )
+        vkey_text(&self.name, self.id, ED25519_ALG, &self.key)
     }
 
     /// Parse [`to_text`](Self::to_text) output (surrounding whitespace ignored).
@@ -490,28 +526,8 @@ impl VerifyingKey {
     /// # Errors
     /// [`Error::Malformed`] when malformed, not Ed25519, or the id does not match.
     pub fn from_text(text: &str) -> Result<Self> {
-        let bad = || malformed("verifying key");
-        let mut parts = text.trim().splitn(3, '+');
-        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad());
-        };
-        check_key_name(name)?;
-        let blob = B64.decode(b64).map_err(|_| bad())?;
-        if blob.len() != 33 || blob[0] != ED25519_ALG {
-            return Err(bad());
-        }
-        let mut public = [0u8; 32];
-        public.copy_from_slice(&blob[1..]);
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| bad())?;
-        let kid = key_id(name, &public);
-        if hex::encode(kid) != id {
-            return Err(bad());
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            id: kid,
-            key,
-        })
+        let (name, id, key) = parse_vkey_text(text, ED25519_ALG, "verifying key")?;
+        Ok(Self { name, id, key })
     }
 }
 

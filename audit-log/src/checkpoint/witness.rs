@@ -15,10 +15,9 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::Signer as _;
-use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
-use super::{SignedCheckpoint, check_key_name};
+use super::{SignedCheckpoint, check_key_name, key_id_for, parse_vkey_text, vkey_text};
 use crate::error::{Result, malformed};
 
 /// Length of a decoded cosignature blob: key id, timestamp, signature.
@@ -26,13 +25,7 @@ pub(super) const COSIGNATURE_LEN: usize = 4 + 8 + 64;
 const COSIGNATURE_ALG: u8 = 0x04;
 
 fn witness_key_id(name: &str, public: &[u8; 32]) -> [u8; 4] {
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update(b"\n");
-    h.update([COSIGNATURE_ALG]);
-    h.update(public);
-    let d: [u8; 32] = h.finalize().into();
-    [d[0], d[1], d[2], d[3]]
+    key_id_for(name, COSIGNATURE_ALG, public)
 }
 
 fn signed_message(timestamp: u64, body: &str) -> Vec<u8> {
@@ -153,14 +146,7 @@ impl fmt::Debug for WitnessKey {
 impl WitnessKey {
     /// Verifier key text: `<name>+<hex key id>+<base64(0x04 || public key)>`.
     pub fn to_text(&self) -> String {
-        let mut blob = vec![COSIGNATURE_ALG];
-        blob.extend_from_slice(self.key.as_bytes());
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.id),
-            B64.encode(blob)
-        )
+        vkey_text(&self.name, self.id, COSIGNATURE_ALG, &self.key)
     }
 
     /// Parse [`to_text`](Self::to_text) output.
@@ -168,27 +154,8 @@ impl WitnessKey {
     /// # Errors
     /// [`Error::Malformed`](crate::Error::Malformed).
     pub fn from_text(text: &str) -> Result<Self> {
-        let bad = || malformed("witness key");
-        let mut parts = text.trim().splitn(3, '+');
-        let (Some(name), Some(id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad());
-        };
-        check_key_name(name)?;
-        let blob = B64.decode(b64).map_err(|_| bad())?;
-        if blob.len() != 33 || blob[0] != COSIGNATURE_ALG {
-            return Err(bad());
-        }
-        let public: [u8; 32] = blob[1..].try_into().map_err(|_| bad())?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&public).map_err(|_| bad())?;
-        let kid = witness_key_id(name, &public);
-        if hex::encode(kid) != id {
-            return Err(bad());
-        }
-        Ok(Self {
-            name: name.to_owned(),
-            id: kid,
-            key,
-        })
+        let (name, id, key) = parse_vkey_text(text, COSIGNATURE_ALG, "witness key")?;
+        Ok(Self { name, id, key })
     }
 
     fn verifies(&self, body: &str, c: &Cosignature) -> bool {

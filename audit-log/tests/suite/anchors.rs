@@ -21,7 +21,9 @@ fn opts() -> FileStoreOptions {
     FileStoreOptions::default().durability(Durability::OsBuffered)
 }
 
-fn relink(t: &TenantId, recs: &mut [StoredRecord], mut prev: Link) {
+/// Recompute the stored links of `recs` from `prev`, as someone rewriting the
+/// store without the key can.
+pub(crate) fn relink(t: &TenantId, recs: &mut [StoredRecord], mut prev: Link) {
     for r in recs {
         r.link = chain_link(
             t.as_str().as_bytes(),

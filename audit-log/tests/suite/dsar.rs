@@ -3,7 +3,7 @@
 use hisn_audit_log::{
     AuditRead, Bounds, Durability, EntryProof, Error, Event, FileStore, FileStoreOptions, Link,
     MemoryStore, Pseudonymizer, SignedCheckpoint, StoredRecord, TenantId, Timestamp, Verdict,
-    chain_link, encode_record, record_digest,
+    encode_record,
 };
 
 use crate::common::*;
@@ -136,16 +136,8 @@ fn edited_record_in_a_report_is_unproven() {
         .build(&clock())
         .unwrap();
     recs[12].bytes = encode_record(12, &forged).unwrap();
-    let mut prev = recs[11].link;
-    for r in &mut recs[12..] {
-        r.link = chain_link(
-            t.as_str().as_bytes(),
-            r.seq,
-            &prev,
-            &record_digest(&r.bytes),
-        );
-        prev = r.link;
-    }
+    let prev = recs[11].link;
+    crate::anchors::relink(&t, &mut recs[12..], prev);
     s.replace_records(&t, 0, Link::GENESIS, recs);
     let r = s.subject_report(&t, "emp-2", Some(&keys)).unwrap();
     let proofs: Vec<_> = r.entries.iter().map(|e| (e.seq, e.is_proven())).collect();

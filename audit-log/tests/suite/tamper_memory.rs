@@ -2,7 +2,7 @@
 
 use hisn_audit_log::{
     AuditRead, Checkpoint, Link, MemoryStore, SignedCheckpoint, StoredRecord, TenantId, Timestamp,
-    Verdict, chain_link, encode_record, record_digest,
+    Verdict, encode_record,
 };
 
 use crate::common::*;
@@ -46,16 +46,7 @@ fn verdict_after(
 }
 
 fn relink(t: &TenantId, recs: &mut [StoredRecord]) {
-    let mut prev = Link::GENESIS;
-    for r in recs {
-        r.link = chain_link(
-            t.as_str().as_bytes(),
-            r.seq,
-            &prev,
-            &record_digest(&r.bytes),
-        );
-        prev = r.link;
-    }
+    crate::anchors::relink(t, recs, Link::GENESIS);
 }
 
 #[test]
