@@ -356,6 +356,16 @@ fn vanished_tenant_is_truncated_and_exits_1() {
         }
     }
     let h = held.to_str().unwrap();
+    // The store's own checkpoint of the tenant is enough to notice.
+    let (code, v, _) = verify_code(&["--store", &store, "--pubkey", &public]);
+    assert_eq!(
+        (
+            code,
+            &v["tenants"][0]["tenant"],
+            &v["tenants"][0]["verdict"]
+        ),
+        (Some(1), &"acme".into(), &"truncated".into())
+    );
     let (code, v, _) = verify_code(&["--store", &store, "--pubkey", &public, "--checkpoint", h]);
     assert_eq!(code, Some(1));
     assert_eq!(v["tenants"][0]["verdict"], "truncated");
