@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::checkpoint::{CheckpointPolicy, CheckpointSink, SigningKey};
 use crate::clock::{Clock, SystemClock};
 
-/// When an append is acknowledged. See the [module docs](self).
+/// When an append is acknowledged. See the [module docs](super).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Durability {
@@ -68,7 +68,7 @@ impl AutoCheckpoint {
     }
 }
 
-/// Options for [`FileStore::open`].
+/// Options for [`FileStore::open`](super::FileStore::open).
 #[derive(Debug)]
 pub struct FileStoreOptions {
     pub(super) durability: Durability,

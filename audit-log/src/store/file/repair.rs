@@ -247,7 +247,7 @@ impl FileStore {
     /// opening the store does not cut as a crash leftover, and with
     /// [`RepairMode::Apply`] cut the chain back to the last intact record
     /// before it, moving the damaged bytes and every later segment to the
-    /// tenant's `quarantine/` directory. See the [module docs](self).
+    /// tenant's `quarantine/` directory. See the module docs of `store::file`.
     ///
     /// Takes the store's write lock: the store must not be open for writing.
     ///

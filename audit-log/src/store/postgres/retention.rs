@@ -32,7 +32,7 @@ impl PgStore {
     /// `hisn_audit_prune_rows`). Returns the prune record's sequence number.
     ///
     /// Needs the table owner's connection: the application role may not
-    /// execute the prune function (see the [module docs](self)).
+    /// execute the prune function (see the [module docs](super)).
     ///
     /// # Errors
     /// [`Error::PruneRefused`] when the receipt does not match the stored chain
