@@ -44,7 +44,14 @@ fn huge(name: &'static str, kind: KeyKind) -> Policy {
 
 fn ips() -> Vec<IpAddr> {
     (0..KEYS)
-        .map(|i| IpAddr::from([10, 0, u8::try_from(i / 256).unwrap(), u8::try_from(i % 256).unwrap()]))
+        .map(|i| {
+            IpAddr::from([
+                10,
+                0,
+                u8::try_from(i / 256).unwrap(),
+                u8::try_from(i % 256).unwrap(),
+            ])
+        })
         .collect()
 }
 
@@ -87,8 +94,14 @@ fn in_process(c: &mut Criterion) {
         let n = k.fetch_add(1, Ordering::Relaxed) % KEYS;
         let keys = RequestKeys::new()
             .with(KeyKind::Ip, KeyValue::ip(black_box(ips[n]), 64))
-            .with(KeyKind::Session, KeyValue::text(black_box(&sessions[n])).unwrap())
-            .with(KeyKind::Tenant, KeyValue::text(black_box("tenant-42")).unwrap());
+            .with(
+                KeyKind::Session,
+                KeyValue::text(black_box(&sessions[n])).unwrap(),
+            )
+            .with(
+                KeyKind::Tenant,
+                KeyValue::text(black_box("tenant-42")).unwrap(),
+            );
         three.check(&keys).unwrap().is_allowed()
     };
     assert!(hisn3());
@@ -137,23 +150,48 @@ fn redis_groups(c: &mut Criterion) {
     let iv = u64::try_from(p.emission_interval().as_micros()).unwrap();
     let burst = p.burst().get();
     let tol = iv * u64::from(burst - 1);
-    rt.block_on(script.prepare_invoke().key(&key).arg("").arg(1).arg(iv).arg(tol).arg(burst).invoke_async::<Vec<i64>>(&mut conn))
-        .unwrap();
+    rt.block_on(
+        script
+            .prepare_invoke()
+            .key(&key)
+            .arg("")
+            .arg(1)
+            .arg(iv)
+            .arg(tol)
+            .arg(burst)
+            .invoke_async::<Vec<i64>>(&mut conn),
+    )
+    .unwrap();
     let hash = script.get_hash().to_owned();
     let hisn64 = || {
         rt.block_on(async {
             let calls = (0..64).map(|_| limiter.check(&keys));
-            futures::future::join_all(calls).await.into_iter().all(|d| d.unwrap().is_allowed())
+            futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .all(|d| d.unwrap().is_allowed())
         })
     };
     let baseline64 = || {
         rt.block_on(async {
             let mut pipe = redis::pipe();
             for _ in 0..64 {
-                pipe.cmd("EVALSHA").arg(&hash).arg(1).arg(&key).arg("").arg(1).arg(iv).arg(tol).arg(burst);
+                pipe.cmd("EVALSHA")
+                    .arg(&hash)
+                    .arg(1)
+                    .arg(&key)
+                    .arg("")
+                    .arg(1)
+                    .arg(iv)
+                    .arg(tol)
+                    .arg(burst);
             }
             let mut c = conn.clone();
-            pipe.query_async::<Vec<Vec<i64>>>(&mut c).await.unwrap().len() == 64
+            pipe.query_async::<Vec<Vec<i64>>>(&mut c)
+                .await
+                .unwrap()
+                .len()
+                == 64
         })
     };
     assert!(hisn64() && baseline64());
