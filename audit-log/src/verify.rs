@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 use crate::event::TenantId;
 use crate::merkle::{Frontier, leaf_hash};
 
+/// Candidate links kept after a break (see `Verifier::run`).
+const MAX_ALTS: usize = 4;
+
 /// The action of the record a retention prune appends.
 pub const PRUNE_ACTION: &str = "audit.prune";
 
@@ -405,7 +408,10 @@ impl<'a> Verifier<'a> {
         // (or the other candidate: the recomputed one), so one edit is one
         // range and a later edit is still found.
         let mut expected = from;
-        let mut alt_prev: Option<Link> = None;
+        // Other candidates for the previous record's true link after a break
+        // (the recomputed ones, when stored links were changed); at most
+        // `MAX_ALTS`, the ones continuing the oldest candidate first.
+        let mut alts: Vec<Link> = Vec::new();
         let mut unverifiable = false;
         let mut prune_at: Option<u64> = None;
         // The Merkle roots of checkpoints that carry one are checked too, when
@@ -446,12 +452,12 @@ impl<'a> Verifier<'a> {
             if ok {
                 let link = chain_link(tenant_bytes, expected, &prev, &digest);
                 if link != rec.link {
-                    ok = alt_prev.is_some_and(|alt| {
-                        chain_link(tenant_bytes, expected, &alt, &digest) == rec.link
-                    });
+                    ok = alts
+                        .iter()
+                        .any(|alt| chain_link(tenant_bytes, expected, alt, &digest) == rec.link);
                 }
             }
-            alt_prev = None;
+            let prev_alts = std::mem::take(&mut alts);
             if ok {
                 if prune_at.is_none() && is_prune_record_for(&rec.bytes, from, &start_prev) {
                     prune_at = Some(expected);
@@ -464,9 +470,14 @@ impl<'a> Verifier<'a> {
                 frontier = None;
                 w.breaks.add(expected, expected, Verdict::Tampered);
                 // Resynchronise: the stored link if only the record was
-                // edited, the recomputed one if only the link was.
+                // edited, a recomputed one if stored links were.
                 if header_ok && !unverifiable {
-                    alt_prev = Some(chain_link(tenant_bytes, expected, &prev, &digest));
+                    alts = prev_alts
+                        .iter()
+                        .chain(std::iter::once(&prev))
+                        .map(|p| chain_link(tenant_bytes, expected, p, &digest))
+                        .take(MAX_ALTS)
+                        .collect();
                 }
                 prev = rec.link;
             }
@@ -477,11 +488,11 @@ impl<'a> Verifier<'a> {
                     (Some(f), Some(r)) => f.root() == r,
                     _ => true,
                 };
-                if (*h == prev || alt_prev == Some(*h)) && root_ok {
-                    // (The second: only this record's stored link was
-                    // changed; the checkpoint confirms the recomputed one.)
+                if (*h == prev || alts.contains(h)) && root_ok {
+                    // (The second: stored links were changed; the checkpoint
+                    // confirms a recomputed one.)
                     prev = *h;
-                    alt_prev = None;
+                    alts.clear();
                     w.anchored = expected;
                     w.checkpoint = Some(*cp);
                 } else {
@@ -491,7 +502,7 @@ impl<'a> Verifier<'a> {
                     // matched. Continue from the signed head.
                     w.breaks.add(w.anchored, expected - 1, Verdict::Tampered);
                     prev = *h;
-                    alt_prev = None;
+                    alts.clear();
                 }
             }
         }
