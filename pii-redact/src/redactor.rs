@@ -291,6 +291,9 @@ impl Redactor {
         // So redact the output again until nothing more is found. Placeholders
         // are never detected, so each pass only consumes original bytes and
         // this ends; the cap and the length bound are belts and braces.
+        if !needs_rescan(input, &found) {
+            return Cow::Owned(out);
+        }
         let bound = self.max_output_len(input.len());
         for _ in 1..MAX_PASSES {
             found.clear();
@@ -366,6 +369,34 @@ impl Redactor {
             }
         }
     }
+}
+
+/// Whether replacing `found` can change how the text around them is read.
+/// Every context rule looks at the bytes next to a candidate (boundaries,
+/// `.`/`:` runs, `@`, product tokens); when each finding sits between
+/// delimiters that no rule looks through (whitespace, quotes, `,;&|`,
+/// brackets, `=` before), the output reads the same and a second pass can
+/// find nothing. This keeps dense lines to one pass in practice.
+fn needs_rescan(input: &[u8], found: &[Finding]) -> bool {
+    let safe_before = |c: u8| {
+        c.is_ascii_whitespace()
+            || matches!(
+                c,
+                b'"' | b'\'' | b',' | b';' | b'&' | b'|' | b'(' | b'[' | b'{' | b'<' | b'='
+            )
+    };
+    let safe_after = |c: u8| {
+        c.is_ascii_whitespace()
+            || matches!(
+                c,
+                b'"' | b'\'' | b',' | b';' | b'&' | b'|' | b')' | b']' | b'}' | b'>'
+            )
+    };
+    found.iter().any(|f| {
+        let before = f.start == 0 || safe_before(input[f.start - 1]);
+        let after = input.get(f.end).is_none_or(|&c| safe_after(c));
+        !(before && after)
+    })
 }
 
 /// The canonical form a pseudonym and the partial mode are computed from, so
