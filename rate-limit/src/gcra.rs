@@ -17,9 +17,15 @@ pub(crate) fn decide(
     tolerance: u64,
     n: u32,
 ) -> Result<u64, u64> {
-    let new_tat = tat
-        .max(now)
-        .saturating_add(interval.saturating_mul(u64::from(n)));
+    // Checked, not saturating: a TAT stuck at `u64::MAX` would stop growing
+    // and admit every later request. A TAT that cannot be represented (a
+    // clock reading near the end of `u64` µs) denies, with the largest wait.
+    let Some(new_tat) = interval
+        .checked_mul(u64::from(n))
+        .and_then(|cost| tat.max(now).checked_add(cost))
+    else {
+        return Err(u64::MAX);
+    };
     let allow_at = new_tat.saturating_sub(tolerance.saturating_add(interval));
     if allow_at <= now {
         Ok(new_tat)
@@ -57,5 +63,11 @@ mod tests {
         assert_eq!(remaining(100, 100, iv, tol, 3), 3);
         assert_eq!(remaining(130, 100, iv, tol, 3), 0);
         assert_eq!(decide(100, 100, iv, tol, 4), Err(110));
+        // Overflow denies instead of saturating (which admitted forever).
+        assert_eq!(
+            decide(u64::MAX - 5, u64::MAX - 5, iv, tol, 1),
+            Err(u64::MAX)
+        );
+        assert_eq!(decide(0, u64::MAX, iv, tol, 1), Err(u64::MAX));
     }
 }

@@ -11,3 +11,4 @@ mod memory;
 mod props;
 #[cfg(feature = "redis")]
 mod redis_backend;
+mod review;

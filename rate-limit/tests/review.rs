@@ -1,0 +1,292 @@
+//! Outside-review attacks, one class per test: tests that found a bug carry a
+//! paragraph on the root cause; the others pin behaviour that held.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use hisn_rate_limit::breaker::{BreakerConfig, BreakerState, CircuitBreaker};
+use hisn_rate_limit::*;
+
+use crate::common::*;
+
+fn clocked(policies: Vec<Policy>, at: u64) -> (MemoryLimiter<Arc<ManualClock>>, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::from_micros(at));
+    let l = MemoryLimiter::with_clock(
+        Tiers::new(policies).unwrap(),
+        MemoryConfig::default(),
+        clock.clone(),
+    );
+    (l, clock)
+}
+
+/// Over-admission through overflow of the GCRA arithmetic.
+///
+/// Root cause: `gcra::decide` computed the new TAT with `saturating_add`. With
+/// a clock reading near `u64::MAX` µs (a custom `Clock`, or a `SystemTime`
+/// far in the future, which `unix_micros` saturates), the new TAT saturated at
+/// `u64::MAX`, so it stopped growing: every later request saw the same TAT,
+/// the same `allow_at <= now`, and was admitted — unlimited admission. A TAT
+/// that cannot be represented now denies (fail closed) on both the one-tier
+/// and the multi-tier path.
+#[test]
+fn over_admission_gcra_overflow_near_the_end_of_time_never_admits_past_burst() {
+    for at in [
+        u64::MAX,
+        u64::MAX - 1,
+        u64::MAX - 2_000_000,
+        u64::MAX - 3_500_000,
+    ] {
+        for tiers in [1usize, 2] {
+            let mut ps = vec![
+                policy("session", 3, Duration::from_secs(1), KeyKind::Session)
+                    .with_burst(nz(3))
+                    .unwrap(),
+            ];
+            if tiers == 2 {
+                ps.push(policy(
+                    "tenant",
+                    1000,
+                    Duration::from_secs(1),
+                    KeyKind::Tenant,
+                ));
+            }
+            let (l, _clock) = clocked(ps, at);
+            let keys = session_tenant("s", "t");
+            let admitted = (0..50)
+                .filter(|_| l.check(&keys).unwrap().is_allowed())
+                .count();
+            assert!(
+                admitted <= 3,
+                "at {at}, {tiers} tiers: admitted {admitted} > burst 3"
+            );
+            // A denial near the end of time still has a positive wait.
+            let d = l.check(&keys).unwrap();
+            assert!(!d.is_allowed() && d.retry_after() > Duration::ZERO);
+        }
+    }
+}
+
+/// Weights at, above and far above the burst, on fresh and used keys.
+#[test]
+fn over_admission_weights_at_and_above_burst() {
+    let (l, _clock) = limiter(vec![
+        policy("ai", 500, Duration::from_secs(86_400), KeyKind::Tenant)
+            .with_burst(nz(50))
+            .unwrap(),
+    ]);
+    let k = RequestKeys::new().with(KeyKind::Tenant, KeyValue::text("t").unwrap());
+    for n in [51, 1_000, u32::MAX] {
+        assert!(matches!(
+            l.check_n(&k, nz(n)),
+            Err(Error::WeightExceedsBurst { .. })
+        ));
+    }
+    assert!(l.check_n(&k, nz(50)).unwrap().is_allowed());
+    // The burst is spent: neither the full weight nor one unit passes, and
+    // the denials consumed nothing (the wait does not grow).
+    let w1 = l.check_n(&k, nz(50)).unwrap().retry_after();
+    let w2 = l.check_n(&k, nz(50)).unwrap().retry_after();
+    assert!(w1 > Duration::ZERO && w1 == w2);
+    assert!(!l.check(&k).unwrap().is_allowed());
+}
+
+/// Tiers under concurrency: many threads, one tenant, several sessions and an
+/// IP tier; the admitted count is exactly the tightest applicable budget, and
+/// denials by one tier consume nothing on the others.
+#[test]
+fn over_admission_tiers_all_or_nothing_under_concurrency() {
+    let (l, _clock) = limiter(vec![
+        policy("session", 10, Duration::from_secs(60), KeyKind::Session),
+        policy("tenant", 25, Duration::from_secs(60), KeyKind::Tenant),
+        policy("ip", 1_000, Duration::from_secs(60), KeyKind::Ip),
+    ]);
+    let per_session: Vec<AtomicU32> = (0..5).map(|_| AtomicU32::new(0)).collect();
+    std::thread::scope(|s| {
+        for t in 0..8u32 {
+            let (l, per_session) = (&l, &per_session);
+            s.spawn(move || {
+                for i in 0..200u32 {
+                    let sid = usize::try_from((t + i) % 5).unwrap();
+                    let keys = session_tenant(&format!("s{sid}"), "t")
+                        .with(KeyKind::Ip, KeyValue::ip(IpAddr::from([192, 0, 2, 1]), 64));
+                    if l.check(&keys).unwrap().is_allowed() {
+                        per_session[sid].fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    let counts: Vec<u32> = per_session
+        .iter()
+        .map(|c| c.load(Ordering::SeqCst))
+        .collect();
+    assert_eq!(counts.iter().sum::<u32>(), 25, "{counts:?}");
+    assert!(counts.iter().all(|&c| c <= 10), "{counts:?}");
+    // 1600 − 25 denials consumed nothing on the IP tier: 975 remain.
+    let ip_only =
+        RequestKeys::new().with(KeyKind::Ip, KeyValue::ip(IpAddr::from([192, 0, 2, 1]), 64));
+    let d = l.peek_n(&ip_only, nz(975)).unwrap();
+    assert!(d.is_allowed(), "{d:?}");
+    assert!(!l.peek_n(&ip_only, nz(976)).unwrap().is_allowed());
+}
+
+/// Strict mode against a greedy weighted client that retries exactly at
+/// `retry_after`: at most N units in every window of length T, including
+/// windows that start and end on admission instants.
+#[test]
+fn over_admission_strict_mode_at_window_boundaries() {
+    let period = Duration::from_secs(1);
+    let p = policy("strict", 10, period, KeyKind::Session)
+        .with_burst(nz(4))
+        .unwrap()
+        .strict()
+        .unwrap();
+    let (l, clock) = limiter(vec![p]);
+    let k = session("s");
+    let mut admitted: Vec<(u64, u64)> = Vec::new();
+    for i in 0..400u32 {
+        let n = 1 + i % 3;
+        let d = l.check_n(&k, nz(n)).unwrap();
+        if d.is_allowed() {
+            admitted.push((clock.micros(), u64::from(n)));
+        } else {
+            let wait = u64::try_from(d.retry_after().as_micros()).unwrap();
+            clock.set_micros(clock.micros() + wait);
+        }
+    }
+    let t = u64::try_from(period.as_micros()).unwrap();
+    for &(s, _) in &admitted {
+        let units: u64 = admitted
+            .iter()
+            .filter(|&&(a, _)| a >= s && a < s + t)
+            .map(|&(_, n)| n)
+            .sum();
+        assert!(units <= 10, "{units} units in [{s}, {s}+T)");
+    }
+}
+
+/// Memory: unique-key floods through the IP extractor path (many /64s), long
+/// account names and long custom keys stay under the cap, and keys that
+/// already hold state keep working while the store is full (the cap denies
+/// only *new* keys, which is documented as a DoS lever).
+#[test]
+fn memory_unique_key_floods_stay_capped_and_existing_keys_keep_working() {
+    let clock = Arc::new(ManualClock::from_micros(T0));
+    let l = MemoryLimiter::with_clock(
+        Tiers::new(vec![
+            policy("ip", 5, Duration::from_secs(60), KeyKind::Ip),
+            policy("acct", 5, Duration::from_secs(60), KeyKind::Account),
+            policy(
+                "model",
+                5,
+                Duration::from_secs(60),
+                KeyKind::Custom("model"),
+            ),
+        ])
+        .unwrap(),
+        MemoryConfig::new(256, 4).unwrap(),
+        clock.clone(),
+    );
+    let legit =
+        RequestKeys::new().with(KeyKind::Ip, KeyValue::ip(IpAddr::from([192, 0, 2, 9]), 64));
+    assert!(l.check(&legit).unwrap().is_allowed());
+    let long = "x".repeat(10_000);
+    for i in 0..20_000u128 {
+        let v6 = IpAddr::from(std::net::Ipv6Addr::from(
+            (0x2001_0db8_u128 << 96) | (i << 64) | 1,
+        ));
+        let keys = RequestKeys::new()
+            .with(KeyKind::Ip, KeyValue::ip(v6, 64))
+            .with(
+                KeyKind::Account,
+                KeyValue::account(&format!("{long}{i}")).unwrap(),
+            )
+            .with(
+                KeyKind::Custom("model"),
+                KeyValue::text(&format!("{long}{i}")).unwrap(),
+            );
+        let _ = l.check(&keys).unwrap();
+    }
+    assert!(l.key_count() <= 3 * 256, "{}", l.key_count());
+    assert!(
+        l.allocated_slots() <= 3 * 2 * 512,
+        "{}",
+        l.allocated_slots()
+    );
+    // The legitimate key that held state before the flood is still served.
+    assert!(l.check(&legit).unwrap().is_allowed());
+    // Once the flood's keys go idle, new keys are admitted again.
+    clock.set_micros(T0 + 60_000_000);
+    let fresh = RequestKeys::new().with(
+        KeyKind::Ip,
+        KeyValue::ip(IpAddr::from([198, 51, 100, 1]), 64),
+    );
+    assert!(l.check(&fresh).unwrap().is_allowed());
+}
+
+/// Header spoofing: IPv4-mapped IPv6 spellings of one address share its
+/// budget, and an attacker cannot leave its own budget by switching between
+/// the two spellings.
+#[test]
+fn header_spoofing_ipv4_mapped_ipv6_shares_the_ipv4_budget() {
+    let (l, _clock) = limiter(vec![policy("ip", 3, Duration::from_secs(60), KeyKind::Ip)]);
+    let spellings: [IpAddr; 3] = [
+        "203.0.113.5".parse().unwrap(),
+        "::ffff:203.0.113.5".parse().unwrap(),
+        "::ffff:cb00:7105".parse().unwrap(),
+    ];
+    let admitted = (0..12)
+        .filter(|i| {
+            let k = RequestKeys::new().with(KeyKind::Ip, KeyValue::ip(spellings[i % 3], 64));
+            l.check(&k).unwrap().is_allowed()
+        })
+        .count();
+    assert_eq!(admitted, 3);
+}
+
+/// Circuit breaker: under concurrency, half-open lets exactly the configured
+/// trials through, and nothing at all while open.
+#[test]
+fn breaker_half_open_trials_exact_under_concurrency() {
+    let clock = Arc::new(ManualClock::from_micros(T0));
+    let cfg = BreakerConfig::default()
+        .cooldown(Duration::from_secs(1))
+        .unwrap()
+        .half_open_trials(nz(3));
+    let b = CircuitBreaker::with_clock("dep", cfg, clock.clone());
+    for _ in 0..5 {
+        b.try_acquire().unwrap().failure();
+    }
+    assert_eq!(b.state(), BreakerState::Open);
+    let granted = AtomicU32::new(0);
+    let run = |expect_open: bool| {
+        let permits = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        if let Ok(p) = b.try_acquire() {
+                            granted.fetch_add(1, Ordering::SeqCst);
+                            permits.lock().unwrap().push(p);
+                        }
+                    }
+                });
+            }
+        });
+        if expect_open {
+            assert_eq!(granted.load(Ordering::SeqCst), 0);
+        }
+        permits.into_inner().unwrap()
+    };
+    assert!(run(true).is_empty());
+    clock.set_micros(T0 + 1_000_000);
+    let permits = run(false);
+    assert_eq!(granted.load(Ordering::SeqCst), 3);
+    assert_eq!(permits.len(), 3);
+    for p in permits {
+        p.success();
+    }
+    assert_eq!(b.state(), BreakerState::Closed);
+}
