@@ -105,12 +105,13 @@ fn unique_key_flood_keeps_memory_flat() {
         denied > 150_000,
         "a full store of active keys denies new keys"
     );
-    // `capacity()` counts free slots net of tombstones, so it may shrink; it must never grow.
-    assert!(
-        l.allocated_slots() <= slots_at_cap,
-        "tables grew after the cap"
-    );
-    assert!(slots_at_cap <= 4 * 1024);
+    // `capacity()` is items + free slots net of tombstones: it dips while
+    // tombstones accumulate and comes back after an in-place rehash, so it is
+    // not monotone even when no table grows (comparing with the value at
+    // i == 20 000 was flaky). The bound is absolute instead: a table never
+    // outgrows its shard's cap, whatever the flood's length (200 000 keys here).
+    assert!(slots_at_cap > 0 && slots_at_cap <= 4 * 1024);
+    assert!(l.allocated_slots() <= 4 * 1024, "tables grew after the cap");
     // Time passes: every entry goes idle and is evicted on demand; new keys pass.
     clock.advance(Duration::from_secs(2));
     // One new key every 4 ms, each active for τ = 1 s: ~250 active keys.
@@ -123,7 +124,7 @@ fn unique_key_flood_keeps_memory_flat() {
         );
     }
     assert!(l.key_count() <= 1024);
-    assert!(l.allocated_slots() <= slots_at_cap);
+    assert!(l.allocated_slots() <= 4 * 1024);
     l.evict_idle();
     clock.advance(Duration::from_secs(2));
     l.evict_idle();
