@@ -375,14 +375,15 @@ impl Redactor {
 /// Every context rule looks at the bytes next to a candidate (boundaries,
 /// `.`/`:` runs, `@`, product tokens); when each finding sits between
 /// delimiters that no rule looks through (whitespace, quotes, `,;&|`,
-/// brackets, `=` before), the output reads the same and a second pass can
-/// find nothing. This keeps dense lines to one pass in practice.
+/// brackets), the output reads the same and a second pass can find nothing.
+/// `=` is not such a delimiter: `Bearer password=h` is no token until `h` is
+/// `[SECRET]` (fuzz-found).
 fn needs_rescan(input: &[u8], found: &[Finding]) -> bool {
     let safe_before = |c: u8| {
         c.is_ascii_whitespace()
             || matches!(
                 c,
-                b'"' | b'\'' | b',' | b';' | b'&' | b'|' | b'(' | b'[' | b'{' | b'<' | b'='
+                b'"' | b'\'' | b',' | b';' | b'&' | b'|' | b'(' | b'[' | b'{' | b'<'
             )
     };
     let safe_after = |c: u8| {
