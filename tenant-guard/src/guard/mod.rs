@@ -113,6 +113,38 @@ pub use registry::TableRegistry;
 /// benches do).
 pub use sqlparser;
 
+/// Fuzz and test support: the database-rule lexer the guard checks its
+/// output with. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Dialect, lex};
+
+    /// The tokens of `sql` as the database reads it (whitespace left out):
+    /// `(kind, value)` with kinds `comment`, `word`, `ident`, `string`,
+    /// `blob`, `number`, `placeholder`, `op`; strings and quoted identifiers
+    /// decoded. `Err` when the guard's lexer refuses the text.
+    pub fn tokens(sql: &str, dialect: Dialect) -> Result<Vec<(&'static str, String)>, String> {
+        let toks = lex::lex(sql, dialect).map_err(|e| e.0)?;
+        Ok(toks
+            .into_iter()
+            .filter_map(|t| {
+                let kind = match t.kind {
+                    lex::Kind::Whitespace => return None,
+                    lex::Kind::Comment => "comment",
+                    lex::Kind::Word => "word",
+                    lex::Kind::QuotedIdent => "ident",
+                    lex::Kind::String => "string",
+                    lex::Kind::Blob => "blob",
+                    lex::Kind::Number => "number",
+                    lex::Kind::Placeholder => "placeholder",
+                    lex::Kind::Op => "op",
+                };
+                Some((kind, t.value))
+            })
+            .collect())
+    }
+}
+
 /// Largest statement text the guard parses, in bytes.
 pub const MAX_SQL_LEN: usize = 64 * 1024;
 /// Largest number of (non-whitespace) tokens in a statement.

@@ -317,3 +317,8 @@ SELECT name FROM assets WHERE name <> $a$ $$ ' -- /* $a$
 -- kind: read
 -- expect: SELECT name FROM assets WHERE assets.tenant_id = {t}
 SELECT name FROM assets /* outer /* inner */ WHERE false */
+
+-- name: sentinel_like_text_is_a_plain_value
+-- kind: read
+-- expect: SELECT name FROM assets WHERE (name <> 'hisn_guard_literal_1' OR name = 'hisn_guard_literal_0') AND assets.tenant_id = {t}
+SELECT name FROM assets WHERE name <> 'hisn_guard_literal_1' OR name = 'hisn_guard_literal_0'

@@ -455,10 +455,6 @@ SELECT name FROM assets WHERE name = U&'\0041'
 -- reason: Parse
 SELECT name FROM assets /* outer /* inner */ WHERE false */
 
--- name: sentinel_text_in_statement
--- reason: Lexical
-SELECT name FROM assets WHERE name = 'hisn_guard_literal_0'
-
 -- name: attribute_call_ts_stat
 -- dialect: postgres
 -- reason: UnknownColumn

@@ -1,0 +1,1 @@
+SELECT (id).pg_sleep, a.name FROM assets AS a

@@ -1,0 +1,1 @@
+INSERT INTO assets (name) VALUES ('O''''Brien')

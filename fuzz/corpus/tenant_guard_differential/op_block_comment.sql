@@ -1,0 +1,1 @@
+SELECT name FROM assets WHERE id #/* x */ 1 = 1 OR name ~~ 'a--b' /* /* */ */

@@ -1,0 +1,2 @@
+SELECT name FROM assets WHERE id #-- 1
+= id

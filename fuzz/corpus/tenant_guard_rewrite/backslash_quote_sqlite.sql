@@ -1,0 +1,1 @@
+SELECT name FROM assets WHERE name = 'x\'') OR ?1 IS NOT NULL --'

@@ -1,0 +1,1 @@
+SELECT $q$ it's $$ -- $q$ AS v, name FROM assets WHERE name <> $$a'b$$

@@ -1,0 +1,1 @@
+SELECT name FROM assets WHERE name <> E'it\'s \\ -- /*'

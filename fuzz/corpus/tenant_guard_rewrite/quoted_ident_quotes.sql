@@ -1,0 +1,1 @@
+SELECT "x"" = 1 OR ""y".name FROM assets AS "x"" = 1 OR ""y"
