@@ -8,7 +8,9 @@
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
+use caseless::Caseless as _;
 use sha2::{Digest, Sha256};
+use unicode_normalization::UnicodeNormalization as _;
 
 use crate::error::{Error, Result};
 use crate::policy::KeyKind;
@@ -19,6 +21,17 @@ const TAG_IP6: u8 = 2;
 const TAG_TEXT: u8 = 3;
 const TAG_HASH: u8 = 4;
 const TAG_ACCOUNT: u8 = 5;
+
+/// The Unicode compatibility caseless form of `s` (Unicode Standard §3.13, D146).
+fn caseless_form(s: &str) -> String {
+    s.chars()
+        .nfd()
+        .default_case_fold()
+        .nfkd()
+        .default_case_fold()
+        .nfkc()
+        .collect()
+}
 
 /// One key value (an IP group, a hashed account, a session or tenant id...).
 #[derive(Clone, Copy)]
@@ -59,11 +72,24 @@ impl KeyValue {
         }
     }
 
-    /// An account name: trimmed, lower-cased (Unicode) and hashed with SHA-256,
-    /// so `Alice@Example.com ` and `alice@example.com` share one budget and the
+    /// An account name: reduced to its Unicode compatibility caseless form
+    /// (D146: NFD, full case folding, NFKD, case folding again, then NFKC),
+    /// trimmed of Unicode white space, and hashed with SHA-256. So
+    /// `Alice@Example.com `, `ＡＬＩＣＥ@example.com` (full-width), `straße` /
+    /// `STRASSE` and precomposed / combining accents share one budget, and the
     /// store never holds the name.
+    ///
+    /// Why so coarse: an account lookup that is case- or
+    /// compatibility-insensitive (a case-insensitive collation, a caseless
+    /// index) resolves every such spelling to one account, so a finer key
+    /// would hand an attacker a fresh per-account budget per spelling. Merging
+    /// more spellings than the lookup does is safe (they only share a
+    /// budget). Not merged: cross-script confusables (Cyrillic `а` vs Latin
+    /// `a`) and invisible characters (U+200B); if your lookup ignores those,
+    /// pass the name in your lookup's canonical form.
     pub fn account(name: &str) -> Result<Self> {
-        let norm = name.trim().to_lowercase();
+        let norm = caseless_form(name);
+        let norm = norm.trim();
         if norm.is_empty() {
             return Err(Error::InvalidKey("empty account name"));
         }

@@ -93,3 +93,60 @@ fn success_clears_the_account_but_not_the_ip() {
     g.record_success("u1");
     assert_eq!(g.check("anyone", IP).unwrap().denied_by(), Some("login-ip"));
 }
+
+/// Login protection: spellings of one account name that an account lookup
+/// may treat as the same account share one failure budget.
+///
+/// Root cause: `KeyValue::account` normalised with `trim` + `to_lowercase`
+/// only, so compatibility forms (full-width letters, ligatures, the `ſ` long
+/// s, `ß`/`ss`, combining vs precomposed accents) gave distinct keys. An
+/// application whose lookup is case- or compatibility-insensitive (a
+/// case-insensitive collation, or this SDK's own caseless blind index)
+/// resolves all of them to one account, so every spelling was a fresh
+/// per-account budget: the per-account brute-force limit could be multiplied
+/// at will. Account keys now use the Unicode compatibility caseless form
+/// (NFKD, full case folding, NFKC), which is at least as coarse as those lookups.
+#[test]
+fn login_account_spellings_share_one_budget() {
+    let guard = LoginGuard::with_clock(
+        policy("acct", 3, Duration::from_secs(900), KeyKind::Account),
+        policy("ip", 1_000, Duration::from_secs(900), KeyKind::Ip),
+        MemoryConfig::default(),
+        std::sync::Arc::new(ManualClock::from_micros(T0)),
+    )
+    .unwrap();
+    let groups: [&[&str]; 4] = [
+        &[
+            "alice@example.com",
+            "ＡＬＩＣＥ@example.com",
+            "ALICE@EXAMPLE.COM",
+            " alice@example.com\u{3000}",
+        ],
+        &["strasse", "STRASSE", "straße", "STRAẞE"],
+        &["josé", "jose\u{301}", "JOSÉ", "JOSE\u{301}"],
+        &["fiona.sam", "\u{FB01}ona.\u{17F}am", "FIONA.SAM"],
+    ];
+    let ip: IpAddr = "192.0.2.1".parse().unwrap();
+    for group in groups {
+        let target = group[0];
+        for name in &group[1..] {
+            assert_eq!(
+                KeyValue::account(name).unwrap(),
+                KeyValue::account(target).unwrap(),
+                "{name:?} vs {target:?}"
+            );
+        }
+        let mut failures = 0;
+        for name in group.iter().cycle().take(20) {
+            if guard.record_failure(name, ip).unwrap().is_allowed() {
+                failures += 1;
+            }
+        }
+        assert_eq!(failures, 3, "{group:?}");
+    }
+    // Distinct accounts stay distinct.
+    assert_ne!(
+        KeyValue::account("alice").unwrap(),
+        KeyValue::account("alicf").unwrap()
+    );
+}
