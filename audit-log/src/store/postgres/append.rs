@@ -8,7 +8,7 @@ impl PgStore {
     /// # Errors
     /// [`Error::Database`], encoding errors.
     pub async fn append(&self, event: &Event) -> Result<u64> {
-        check_event(event)?;
+        check_columns(event)?;
         let tenant = event.tenant();
         let mut guess = self.heads.lock().get(tenant).copied();
         for _ in 0..FAST_ATTEMPTS {
@@ -135,7 +135,7 @@ impl PgStore {
     /// # Errors
     /// [`Error::Database`], encoding errors.
     pub async fn append_in_tx(&self, conn: &mut PgConnection, event: &Event) -> Result<u64> {
-        check_event(event)?;
+        check_columns(event)?;
         let tenant = event.tenant().as_str();
         let lock = sqlx::query(
             "SELECT current_setting('transaction_isolation'),                     pg_advisory_xact_lock(hashtextextended('hisn-audit-log/' || $1, 0))::text",
@@ -171,7 +171,7 @@ impl PgStore {
         conn: &mut PgConnection,
         event: &Event,
     ) -> Result<(u64, Link)> {
-        check_event(event)?;
+        check_columns(event)?;
         let tenant = event.tenant().as_str();
         // One round trip: take the tenant's chain lock, then read the head
         // (a fresh snapshot after the lock, see `hisn_audit_lock_head`).
@@ -255,8 +255,9 @@ impl PgStore {
         events: &[Event],
     ) -> Result<(Vec<u64>, Vec<(TenantId, (u64, Link))>)> {
         // Nothing is sent unless every event is acceptable.
+        // (Each event is encoded below before the one INSERT is sent.)
         for e in events {
-            check_event(e)?;
+            check_columns(e)?;
         }
         let mut tenants: Vec<&TenantId> = events.iter().map(Event::tenant).collect();
         tenants.sort();

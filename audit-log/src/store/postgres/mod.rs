@@ -166,6 +166,14 @@ pub const PG_MAX_TIME_MICROS: i64 = 253_402_300_799_999_999;
 /// # Errors
 /// [`Error::InvalidField`] naming the field; encoding errors.
 pub fn check_event(event: &Event) -> Result<()> {
+    check_columns(event)?;
+    encode_record(0, event)?;
+    Ok(())
+}
+
+/// The part of [`check_event`] that needs no encoding (for paths that encode
+/// every event before anything is committed anyway).
+pub(crate) fn check_columns(event: &Event) -> Result<()> {
     let t = event.time().unix_micros();
     if !(PG_MIN_TIME_MICROS..=PG_MAX_TIME_MICROS).contains(&t) {
         return Err(Error::InvalidField { field: "time" });
@@ -184,7 +192,6 @@ pub fn check_event(event: &Event) -> Result<()> {
     if event.subjects().iter().any(|s| s.contains('\0')) {
         return Err(Error::InvalidField { field: "subjects" });
     }
-    encode_record(0, event)?;
     Ok(())
 }
 
