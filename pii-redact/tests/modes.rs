@@ -207,6 +207,7 @@ fn an_invalid_colon_run_is_not_matched_in_part() {
         "Bearer abcdef12:1.2.3.4:1.2.3.4:1.2.3.4:1.2.3.4:1.2.3.4",
         "(0.0828200000 06(0.0820000.00(0.082008200000 06(0.0820000.00(0.0820000 01(::f01",
         "Bearer password=h ",
+        "SA03 0040 00006080 9.1.2.3\"ted1",
     ] {
         let once = r.redact(input).into_owned();
         assert_eq!(r.redact(&once), once, "{input}");

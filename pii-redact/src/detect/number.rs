@@ -92,8 +92,14 @@ pub(crate) fn run(b: &[u8], start: usize, en: Enabled) -> Option<Finding> {
         let Some(kind) = classify(ds, plus, lead_paren, g.seps, en) else {
             continue;
         };
-        if in_dotted_number(b, start, g.end) || uuid_tail(b, start) {
+        if dotted_before(b, start) || uuid_tail(b, start) {
             return None;
+        }
+        // `…6080 9.1.2.3`: a longer prefix ending in a decimal point may
+        // give way to a shorter one (fuzz-found: giving up the whole run let
+        // the next pass find the shorter one once `9.1.2.3` was `[IP]`).
+        if dotted_after(b, g.end) {
+            continue;
         }
         if kind == Kind::NationalId && after_time_key(b, start) {
             return None;
@@ -168,11 +174,14 @@ fn phone(ds: &[u8], plus: bool, seps: u8) -> bool {
     n == 12 && gcc(ds) && ds[..3] == [9, 6, 6]
 }
 
-/// `1.1234567897` or `1234567897.5`: part of a decimal or dotted number.
-fn in_dotted_number(b: &[u8], start: usize, end: usize) -> bool {
-    let before = start >= 2 && b[start - 1] == b'.' && word_before(b, start - 1);
-    let after = b.get(end) == Some(&b'.') && digit_at(b, end + 1).is_some();
-    before || after
+/// `1.1234567897`: the run continues a dotted number to its left.
+fn dotted_before(b: &[u8], start: usize) -> bool {
+    start >= 2 && b[start - 1] == b'.' && word_before(b, start - 1)
+}
+
+/// `1234567897.5`: the candidate continues as a decimal to its right.
+fn dotted_after(b: &[u8], end: usize) -> bool {
+    b.get(end) == Some(&b'.') && digit_at(b, end + 1).is_some()
 }
 
 /// `123e4567-e89b-12d3-a456-426614174000`: the all-digit last group of a
