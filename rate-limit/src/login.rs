@@ -2,13 +2,25 @@
 //! IP, with no permanent lockout and identical answers for existing and
 //! unknown accounts.
 //!
-//! Use: call [`LoginGuard::check`] *before* verifying the password; if it is
-//! denied, answer the same generic "try again later" for every account. After
-//! a failed verification call [`LoginGuard::record_failure`] — also when the
-//! account does not exist (the guard never learns whether an account exists,
-//! so it cannot answer differently). After a success call
-//! [`LoginGuard::record_success`], which clears the account's failures only
-//! (never the IP's, so one valid account cannot launder an IP's guesses).
+//! Use: call [`LoginGuard::begin`] *before* verifying the password. It counts
+//! the attempt as a failure up front, on the account and the IP at once
+//! (all-or-nothing); if it is denied, answer the same generic "try again
+//! later" for every account and do not verify. When the password is right,
+//! call [`LoginGuard::record_success`], which clears the account's failures
+//! only (never the IP's, so one valid account cannot launder an IP's
+//! guesses). A wrong password needs no further call: it is already counted.
+//! Call `begin` also for unknown accounts (the guard never learns whether an
+//! account exists, so it cannot answer differently).
+//!
+//! Why up front: a guard consulted with a read-only check and told about
+//! failures afterwards lets every attempt that arrives while the first
+//! password hash is still running pass the check — an attacker sending a
+//! thousand guesses at once gets them all verified. `begin` admits no more
+//! concurrent attempts than the budget holds. The price: the IP tier counts
+//! attempts, successful logins included; size it for the logins a shared
+//! address (NAT, proxy) makes. [`LoginGuard::peek`] only reports, and
+//! [`LoginGuard::record_failure`] counts a failure that did not go through
+//! `begin` (e.g. a failed second factor).
 //!
 //! Lockout is never permanent: the failure budgets refill at their policy's
 //! rate, so a blocked account or IP can try again at most one emission interval
@@ -77,13 +89,24 @@ impl<C: Clock> LoginGuard<C> {
         keys
     }
 
-    /// May this account be tried from this IP now? Consumes nothing.
-    pub fn check(&self, account: &str, ip: IpAddr) -> Result<Decision> {
+    /// Start a login attempt: count it as a failure on the account and the
+    /// IP at once (all-or-nothing), *before* the password is verified. Denied:
+    /// do not verify; answer generically. See the module docs for why the
+    /// count comes first.
+    pub fn begin(&self, account: &str, ip: IpAddr) -> Result<Decision> {
+        self.limiter
+            .check_n(&self.keys(account, ip), NonZeroU32::MIN)
+    }
+
+    /// What [`LoginGuard::begin`] would answer now, consuming nothing. A
+    /// report only: it is not a gate (concurrent attempts would all pass it).
+    pub fn peek(&self, account: &str, ip: IpAddr) -> Result<Decision> {
         self.limiter
             .peek_n(&self.keys(account, ip), NonZeroU32::MIN)
     }
 
-    /// Count one failed attempt against the account and the IP.
+    /// Count one failure against the account and the IP that did not go
+    /// through [`LoginGuard::begin`] (e.g. a failed second factor).
     pub fn record_failure(&self, account: &str, ip: IpAddr) -> Result<Decision> {
         self.limiter
             .check_n(&self.keys(account, ip), NonZeroU32::MIN)

@@ -34,16 +34,15 @@ const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
 fn login_failures_block_per_account_without_permanent_lockout() {
     let (g, clock) = guard();
     for _ in 0..5 {
-        assert!(g.check("alice", IP).unwrap().is_allowed());
-        g.record_failure("alice", IP).unwrap();
+        assert!(g.begin("alice", IP).unwrap().is_allowed());
     }
-    let d = g.check("Alice ", IP).unwrap();
+    let d = g.peek("Alice ", IP).unwrap();
     assert_eq!(d.denied_by(), Some("login-account"));
     // Another account from the same IP is still allowed (IP budget 20).
-    assert!(g.check("bob", IP).unwrap().is_allowed());
+    assert!(g.peek("bob", IP).unwrap().is_allowed());
     // No permanent lockout: one emission interval (60 s) later a try is allowed.
     clock.advance(d.retry_after());
-    assert!(g.check("alice", IP).unwrap().is_allowed());
+    assert!(g.peek("alice", IP).unwrap().is_allowed());
     assert!(d.retry_after() <= Duration::from_secs(60));
 }
 
@@ -54,11 +53,11 @@ fn login_failures_block_per_ip_across_accounts() {
         g.record_failure(&format!("user{i}"), IP).unwrap();
     }
     assert_eq!(
-        g.check("fresh-account", IP).unwrap().denied_by(),
+        g.peek("fresh-account", IP).unwrap().denied_by(),
         Some("login-ip")
     );
     let other: IpAddr = "198.51.100.1".parse().unwrap();
-    assert!(g.check("fresh-account", other).unwrap().is_allowed());
+    assert!(g.peek("fresh-account", other).unwrap().is_allowed());
 }
 
 /// Existing and unknown accounts get identical answers: the guard never sees
@@ -70,8 +69,8 @@ fn login_answers_are_identical_for_existing_and_unknown_accounts() {
         let (g, clock) = guard();
         let mut out = Vec::new();
         for _ in 0..12 {
-            out.push(g.check(account, IP).unwrap());
-            g.record_failure(account, IP).unwrap();
+            out.push(g.peek(account, IP).unwrap());
+            out.push(g.begin(account, IP).unwrap());
             clock.advance_micros(7_000_000);
         }
         out
@@ -86,12 +85,12 @@ fn success_clears_the_account_but_not_the_ip() {
         g.record_failure("alice", IP).unwrap();
     }
     g.record_success("alice");
-    assert!(g.check("alice", IP).unwrap().is_allowed());
+    assert!(g.peek("alice", IP).unwrap().is_allowed());
     for i in 0..15 {
         g.record_failure(&format!("u{i}"), IP).unwrap();
     }
     g.record_success("u1");
-    assert_eq!(g.check("anyone", IP).unwrap().denied_by(), Some("login-ip"));
+    assert_eq!(g.peek("anyone", IP).unwrap().denied_by(), Some("login-ip"));
 }
 
 /// Login protection: spellings of one account name that an account lookup
@@ -149,4 +148,42 @@ fn login_account_spellings_share_one_budget() {
         KeyValue::account("alice").unwrap(),
         KeyValue::account("alicf").unwrap()
     );
+}
+
+/// Over-admission through the check-then-record race of login protection.
+///
+/// Root cause: the guard offered a read-only `check` before the password hash
+/// and `record_failure` after it. Every attempt that arrives while earlier
+/// hashes are still running passes `check`, because no failure has been
+/// recorded yet: with a 100 ms hash, an attacker sending a thousand guesses at
+/// once had all of them verified against a budget of five. `begin` now counts
+/// the attempt before verification, in the same atomic step as the decision,
+/// so concurrent attempts are admitted only while the budget lasts.
+#[test]
+fn over_admission_concurrent_login_attempts_stay_within_the_budget() {
+    let (g, _clock) = guard();
+    let admitted = std::sync::atomic::AtomicU32::new(0);
+    // 64 attempts in flight at once, none finished (no result recorded yet).
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (g, admitted) = (&g, &admitted);
+            s.spawn(move || {
+                for i in 0..8 {
+                    let name = if (t + i) % 2 == 0 { "alice" } else { "ALICE" };
+                    if g.begin(name, IP).unwrap().is_allowed() {
+                        admitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(admitted.into_inner(), 5);
+    // A correct password afterwards clears the account but not the IP's count.
+    g.record_success("alice");
+    assert!(g.peek("alice", IP).unwrap().is_allowed());
+    // The IP has 15 of its 20 left: the five admitted attempts stay counted.
+    for i in 0..15 {
+        assert!(g.begin(&format!("u{i}"), IP).unwrap().is_allowed());
+    }
+    assert_eq!(g.peek("alice", IP).unwrap().denied_by(), Some("login-ip"));
 }
