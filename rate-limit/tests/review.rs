@@ -290,3 +290,164 @@ fn breaker_half_open_trials_exact_under_concurrency() {
     }
     assert_eq!(b.state(), BreakerState::Closed);
 }
+
+/// Header spoofing: `X-Forwarded-For` parsing differentials behind a trusted
+/// proxy. Whatever the sender writes (extra header lines, spaces, ports,
+/// brackets, obfuscated identifiers, thousands of entries, a `Forwarded`
+/// header), the client is the address the nearest trusted proxy appended, or
+/// a trusted hop — never an address of the sender's choosing.
+#[cfg(feature = "tower")]
+#[test]
+fn header_spoofing_forwarded_for_differentials() {
+    use hisn_rate_limit::http::{KeyExtractor, PeerAddr, TrustedProxies};
+    let ex = KeyExtractor::new()
+        .trusted_proxies(TrustedProxies::new(["10.0.0.0/8", "2001:db8:ffff::/48"]).unwrap());
+    let client = |peer: &str, lines: &[&str], forwarded: Option<&str>| {
+        let mut b = ::http::Request::builder();
+        for l in lines {
+            b = b.header("x-forwarded-for", *l);
+        }
+        if let Some(f) = forwarded {
+            b = b.header("forwarded", f);
+        }
+        let mut r = b.body(()).unwrap();
+        r.extensions_mut()
+            .insert(PeerAddr(std::net::SocketAddr::new(
+                peer.parse().unwrap(),
+                443,
+            )));
+        ex.client_ip(&r).unwrap()
+    };
+    let real: IpAddr = "203.0.113.5".parse().unwrap();
+    let via = "10.0.0.1";
+    // The proxy appends the real client to the sender's header, or in a new line.
+    let cases: &[&[&str]] = &[
+        &["9.9.9.9, 203.0.113.5"],
+        &["9.9.9.9", "8.8.8.8, 203.0.113.5"],
+        &["9.9.9.9, 10.0.0.3", "203.0.113.5"],
+        &["10.0.0.7,", "203.0.113.5"],
+        &["_hidden, unknown, \"1.1.1.1\", 203.0.113.5"],
+        &[" \t203.0.113.5 \t"],
+        &["203.0.113.5:4711"],
+        &["1.1.1.1, 203.0.113.5, 10.0.0.2:80, 10.0.0.3"],
+        &["::ffff:203.0.113.5"],
+        &["[::ffff:203.0.113.5]:80"],
+    ];
+    for lines in cases {
+        let got = client(via, lines, None);
+        assert_eq!(
+            KeyValue::ip(got, 64),
+            KeyValue::ip(real, 64),
+            "{lines:?} gave {got}"
+        );
+    }
+    let v6: IpAddr = "2001:db8:1:2::5".parse().unwrap();
+    for lines in [
+        &["[2001:db8:1:2::5]:443"][..],
+        &["[2001:db8:1:2::5]"],
+        &["2001:db8:1:2::5, 2001:db8:ffff::1"],
+    ] {
+        assert_eq!(client("2001:db8:ffff::9", lines, None), v6, "{lines:?}");
+    }
+    // Garbage where the proxy's entry should be: the walk stops at a trusted
+    // hop (the request counts against the proxy), never at 1.1.1.1.
+    for bad in [
+        "1.1.1.1, fe80::1%eth0",
+        "1.1.1.1, 0203.0.113.5",
+        "1.1.1.1, 203.0.113.5.",
+        "1.1.1.1, ",
+        "1.1.1.1, _obf",
+    ] {
+        let got = client(via, &[bad], None);
+        assert!(
+            TrustedProxies::new(["10.0.0.0/8"]).unwrap().contains(got),
+            "{bad:?} gave {got}"
+        );
+    }
+    // Thousands of entries: the real client still wins; a chain of trusted
+    // hops longer than the walk ends at a trusted hop, not at the sender's pick.
+    let flood = format!("{}203.0.113.5", "1.1.1.1, ".repeat(5_000));
+    assert_eq!(client(via, &[&flood], None), real);
+    let deep = format!("1.1.1.1{}", ", 10.0.0.9".repeat(5_000));
+    assert_eq!(
+        client(via, &[&deep], None),
+        "10.0.0.9".parse::<IpAddr>().unwrap()
+    );
+    // `Forwarded` is ignored; from an untrusted peer nothing is believed.
+    assert_eq!(
+        client(via, &[], Some("for=1.1.1.1")),
+        via.parse::<IpAddr>().unwrap()
+    );
+    assert_eq!(
+        client("198.51.100.1", &["203.0.113.5"], Some("for=1.1.1.1")),
+        "198.51.100.1".parse::<IpAddr>().unwrap()
+    );
+}
+
+/// Redis key injection: attacker-chosen key values (hash-tag braces, binary,
+/// very long) never reach a key name: every name has exactly one hash tag,
+/// bounded length and a TTL, and distinct values stay distinct keys.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_key_injection_through_attacker_chosen_keys() {
+    use hisn_rate_limit::redis::{HashTag, RedisConfig, RedisLimiter};
+    let Some(r) =
+        hisn_test_support::redis("redis_key_injection_through_attacker_chosen_keys").await
+    else {
+        return;
+    };
+    let tiers = Tiers::new(vec![
+        policy("session", 2, Duration::from_secs(5), KeyKind::Session),
+        policy("tenant", 100, Duration::from_secs(60), KeyKind::Tenant),
+    ])
+    .unwrap();
+    let cfg = RedisConfig::new(r.prefix())
+        .unwrap()
+        .hash_tag(HashTag::ByKind(KeyKind::Tenant));
+    let limiter = RedisLimiter::new(r.client(), tiers, cfg).await;
+    let long = "}{".repeat(50_000);
+    let hostile: [&[u8]; 6] = [
+        b"{victim}",
+        b"}:session:{",
+        b"a}{b",
+        b"\0\xff\r\n*3\r\n$3\r\nDEL",
+        long.as_bytes(),
+        b"{}",
+    ];
+    for v in hostile {
+        let keys = RequestKeys::new()
+            .with(KeyKind::Session, KeyValue::bytes(v).unwrap())
+            .with(KeyKind::Tenant, KeyValue::bytes(v).unwrap());
+        assert!(limiter.check(&keys).await.unwrap().is_allowed());
+        assert!(limiter.check(&keys).await.unwrap().is_allowed());
+        // The third is denied: the value's own budget, not another's.
+        assert_eq!(
+            limiter.check(&keys).await.unwrap().denied_by(),
+            Some("session")
+        );
+    }
+    let mut conn = r.connection().await;
+    let names: Vec<String> = ::redis::cmd("KEYS")
+        .arg(format!("{}*", r.prefix()))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(names.len(), 2 * hostile.len(), "{names:?}");
+    for n in &names {
+        let rest = &n[r.prefix().len()..];
+        assert_eq!(rest.matches('{').count(), 1, "{n}");
+        assert_eq!(rest.matches('}').count(), 1, "{n}");
+        assert!(
+            rest.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"{}:._-".contains(&b)),
+            "{n}"
+        );
+        assert!(n.len() <= r.prefix().len() + 200, "{n}");
+        let ttl: i64 = ::redis::cmd("PTTL")
+            .arg(n)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0, "{n}: {ttl}");
+    }
+}
