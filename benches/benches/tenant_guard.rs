@@ -12,6 +12,9 @@
 //!   literals, re-lex). Baseline:
 //!   `sqlparser` parse + `to_string` of the same statement, the floor for any
 //!   parse-and-render rewriter; the difference is the guard's own walk.
+// A bench has no caller to return an error to: a broken fixture should stop it loudly.
+#![allow(clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
