@@ -184,11 +184,15 @@ impl WitnessPolicy {
     ///
     /// # Errors
     /// [`Error::Malformed`](crate::Error::Malformed) when `threshold` is 0 or
-    /// more than the number of distinct witnesses.
+    /// more than the number of distinct witnesses (distinct public keys: the
+    /// same key listed under two names is one witness).
     pub fn new(witnesses: Vec<WitnessKey>, threshold: usize) -> Result<Self> {
+        // Distinct by public key, not by (name, key id): the key id is derived
+        // from the name, so one key under two names would count twice and
+        // one witness alone could meet a 2-of-M policy.
         let mut w: Vec<WitnessKey> = Vec::with_capacity(witnesses.len());
         for k in witnesses {
-            if !w.contains(&k) {
+            if !w.iter().any(|x| x.key == k.key) {
                 w.push(k);
             }
         }

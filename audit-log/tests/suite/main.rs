@@ -21,5 +21,6 @@ mod pg_group;
 mod postgres;
 mod postgres_prune;
 mod props;
+mod review_attacks;
 mod tamper_file;
 mod tamper_memory;
