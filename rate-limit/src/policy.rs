@@ -275,7 +275,9 @@ impl Policy {
         if w == 0 {
             return 0;
         }
-        u64::from(self.burst.get()) + w.div_ceil(self.interval_us) - 1
+        // Saturating: for a window near `u64::MAX` µs and τ = 1 µs the plain
+        // sum overflowed (a panic in debug builds, a wrapped tiny bound in release).
+        u64::from(self.burst.get() - 1).saturating_add(w.div_ceil(self.interval_us))
     }
 }
 
@@ -381,5 +383,26 @@ mod tests {
                 .ok(),
             Some(Disclosure::TrustedOnly)
         );
+    }
+
+    /// Overflow at the u64 edges of the window bound.
+    ///
+    /// Root cause: `max_in_window` added the burst to `ceil(W / τ)` with plain
+    /// `+`; with τ = 1 µs and a window of `Duration::MAX` (saturated to
+    /// `u64::MAX` µs) the sum overflowed: a panic in debug builds and a wrapped,
+    /// far too small bound in release. The sum saturates now.
+    #[test]
+    fn overflow_window_bound_saturates_at_u64_edges() {
+        let p = Policy::new("x", nz(1_000_000), Duration::from_secs(1), KeyKind::Ip)
+            .and_then(|p| p.with_burst(nz(7)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.emission_interval(), Duration::from_micros(1));
+        assert_eq!(p.max_in_window(Duration::MAX), u64::MAX);
+        assert_eq!(p.max_in_window(Duration::from_micros(u64::MAX)), u64::MAX);
+        assert_eq!(
+            p.max_in_window(Duration::from_micros(u64::MAX - 7)),
+            u64::MAX - 1
+        );
+        assert_eq!(p.max_in_window(Duration::from_micros(1)), 7);
     }
 }
