@@ -373,10 +373,12 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
     let s: Box<dyn AuditRead> = if !args.store.is_dir() && !anchors.is_empty() {
         Box::new(MemoryStore::new())
     } else {
-        Box::new(open_read(args.store)?)
+        // (A path that is not a directory at all stays a usage error.)
+        let dir = args.store.is_dir();
+        Box::new(open_read(args.store).map_err(|e| if dir { unreadable_store(e) } else { e })?)
     };
-    let mut reports =
-        verify_store(s.as_ref(), keys.as_ref(), &anchors, only.as_ref()).map_err(verify_err)?;
+    let mut reports = verify_store(s.as_ref(), keys.as_ref(), &anchors, only.as_ref())
+        .map_err(|e| unreadable_store(verify_err(e)))?;
     let mut human = String::new();
     let mut first_failure = None;
     for r in &mut reports {
@@ -409,6 +411,18 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
     match first_failure {
         None => Ok(()),
         Some(msg) => Err(CliError::failed(format!("verification failed: {msg}"))),
+    }
+}
+
+/// Once the store directory exists, anything that stops it being read is a
+/// failed verification (exit 1), never a usage error (exit 2): whoever can
+/// write the store can turn a tenant's directory, a segment or its
+/// `checkpoints.jsonl` into something unreadable (a file for a directory, a
+/// directory for a file), and that must not read as "operator error".
+fn unreadable_store(e: CliError) -> CliError {
+    match e {
+        CliError::Usage(msg) => CliError::failed(format!("verification failed: {msg}")),
+        e => e,
     }
 }
 

@@ -511,3 +511,60 @@ fn prove_inclusion_and_consistency_against_signed_merkle_checkpoints() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Exit codes: a store made unreadable by someone who can write it (a
+/// tenant's directory replaced by a file, a segment or `checkpoints.jsonl`
+/// replaced by a directory) is a failed verification, exit 1, never 2.
+///
+/// Root cause: `verify` mapped every store error other than `Corrupt` /
+/// `Malformed` to a usage error (exit 2), so an I/O error the attacker caused
+/// ("Not a directory", "Is a directory") looked like operator error and a
+/// monitor that alerts on exit 1 stayed quiet. Once the store directory
+/// exists, any failure to read it is now exit 1.
+#[test]
+fn tampering_that_makes_the_store_unreadable_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key, public) = setup(dir.path());
+    let held = dir.path().join("held.notes");
+    checkpoint_to(&store, &key, &held);
+    let tdir = Path::new(&store).join(format!("t-{}", hex::encode("acme")));
+    let aside = dir.path().join("aside");
+    let args = [
+        "--store",
+        store.as_str(),
+        "--pubkey",
+        public.as_str(),
+        "--checkpoint",
+        held.to_str().unwrap(),
+    ];
+    assert_eq!(verify_code(&args).0, Some(0));
+    // Each file or directory of the tenant swapped for the other kind.
+    let seg = std::fs::read_dir(&tdir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    for victim in [tdir.clone(), seg, tdir.join("checkpoints.jsonl")] {
+        std::fs::rename(&victim, &aside).unwrap();
+        if victim == tdir {
+            std::fs::write(&victim, b"x").unwrap();
+        } else {
+            std::fs::create_dir(&victim).unwrap();
+        }
+        let (code, _, stderr) = verify_code(&args);
+        assert_eq!(code, Some(1), "{}: {stderr}", victim.display());
+        if victim == tdir {
+            std::fs::remove_file(&victim).unwrap();
+        } else {
+            std::fs::remove_dir(&victim).unwrap();
+        }
+        std::fs::rename(&aside, &victim).unwrap();
+        assert_eq!(verify_code(&args).0, Some(0), "restored");
+    }
+    // A store path that does not exist (and no anchors) is still a usage error.
+    let missing = dir.path().join("missing").display().to_string();
+    assert_eq!(
+        verify_code(&["--store", &missing, "--pubkey", &public]).0,
+        Some(2)
+    );
+}
