@@ -172,14 +172,55 @@ impl UrlSigner {
     }
 }
 
-/// Whether the query of `path` has a parameter named `expires` or `sig`.
+/// Whether the query of `path` has a parameter that a server could read as
+/// `expires` or `sig`: the name is compared after percent-decoding, `+` as a
+/// space, surrounding white space trimmed and ASCII case folded, and `;` counts
+/// as a separator as well as `&` (some frameworks split on it).
 fn has_reserved_param(path: &str) -> bool {
     path.split_once('?').is_some_and(|(_, q)| {
-        q.split('&').any(|kv| {
+        q.split(['&', ';']).any(|kv| {
             let name = kv.split_once('=').map_or(kv, |(n, _)| n);
-            name == "expires" || name == "sig"
+            let name = decode_name(name);
+            let name = name.trim_ascii();
+            name.eq_ignore_ascii_case(b"expires") || name.eq_ignore_ascii_case(b"sig")
         })
     })
+}
+
+/// Percent-decode a query parameter name (`+` is a space); a `%` not followed
+/// by two hex digits stays as it is. Decoded repeatedly until stable, so a
+/// double-encoded name (`%2565xpires`) is caught too.
+fn decode_name(name: &str) -> Vec<u8> {
+    let mut cur = name.as_bytes().to_vec();
+    // Each round shortens the name, so this ends; 8 rounds bound the work.
+    for _ in 0..8 {
+        let mut out = Vec::with_capacity(cur.len());
+        let mut i = 0;
+        while i < cur.len() {
+            let b = cur[i];
+            let hex = |c: u8| char::from(c).to_digit(16);
+            match (b, cur.get(i + 1).copied(), cur.get(i + 2).copied()) {
+                (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
+                    let v = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                    out.push(u8::try_from(v).unwrap_or(0));
+                    i += 3;
+                }
+                (b'+', _, _) => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                _ => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        if out == cur {
+            break;
+        }
+        cur = out;
+    }
+    cur
 }
 
 #[cfg(test)]
@@ -272,6 +313,107 @@ mod tests {
         s().verify("GET", &q, 1_000).unwrap();
         assert!(s().sign("GET", "/f?sig=1", 1_000).is_err());
         assert!(s().sign("GET", "/f?a=1&expires=9", 1_000).is_err());
+    }
+
+    /// Signed URLs: a parameter a server reads as `expires` or `sig` cannot
+    /// hide in the signed path under another spelling (class: non-canonical
+    /// reserved parameter names).
+    ///
+    /// Root cause: `sign` refused only the literal names `expires` and `sig`,
+    /// so `/f?%65xpires=9999999999`, `/f?SIG=x`, `/f?expires+=1` or
+    /// `/f?a=1;expires=9` were signed; a framework that percent-decodes names,
+    /// folds case or splits on `;` then sees two `expires` (or `sig`) values
+    /// in one authentic URL and may read the forged one first (a "lifetime"
+    /// the verifier never checked). Names are now compared after decoding,
+    /// trimming and ASCII case folding, with `;` as a separator too.
+    #[test]
+    fn signed_urls_reserved_names_are_refused_in_every_spelling() {
+        for path in [
+            "/f?%65xpires=9999999999",
+            "/f?%45XPIRES=1",
+            "/f?%2565xpires=1",
+            "/f?%73ig=abc",
+            "/f?s%69g=abc",
+            "/f?SIG=abc",
+            "/f?Expires=1",
+            "/f?expires+=1",
+            "/f?+sig=1",
+            "/f?%20expires=1",
+            "/f?a=1;expires=9",
+            "/f?a=1&sig",
+            "/f?a=1&expires",
+        ] {
+            assert!(
+                matches!(s().sign("GET", path, 1_000), Err(Error::InvalidConfig(_))),
+                "{path} was signed"
+            );
+        }
+        // Names that only contain the reserved words still work.
+        for path in [
+            "/f?expiresAt=1",
+            "/f?signature=1",
+            "/f?a=expires",
+            "/f?x%=1",
+        ] {
+            let url = s().sign("GET", path, 1_000).unwrap();
+            s().verify("GET", &url, 1_000).unwrap();
+        }
+    }
+
+    /// Signed URLs: other spellings of a valid URL and expiry edge values are
+    /// refused (review attacks that held against the canonical check).
+    #[test]
+    fn signed_urls_other_spellings_and_expiry_edges_are_refused() {
+        let url = s().sign("GET", "/d?a=1&b=2", 1_000).unwrap();
+        s().verify("GET", &url, 1_000).unwrap();
+        let (head, sig) = url.split_once("&sig=").unwrap();
+        let upper: String = sig.chars().map(|c| c.to_ascii_uppercase()).collect();
+        let bad = [
+            url.replace("expires=", "%65xpires="),
+            url.replace("&sig=", "&%73ig="),
+            url.replace("expires=1600", "expires=%31600"),
+            url.replace("expires=1600", "expires=+1600"),
+            url.replace("expires=1600", "expires=-1600"),
+            url.replace("expires=1600", "expires= 1600"),
+            url.replace("expires=1600", "expires=1600 "),
+            url.replace("a=1&b=2", "b=2&a=1"),
+            url.replace("a=1", "a=%31"),
+            format!("{url}&"),
+            format!("{url}&&"),
+            format!("{head}&&sig={sig}"),
+            format!("{head}&sig={upper}"),
+            format!("{head}&sig=%{sig}"),
+            format!("{head}&sig="),
+            format!("{head}&sig={sig}%3D"),
+            format!("{url}#"),
+            url.replace("?a=1&b=2&", "?"),
+            url.replace("&b=2", "&b=2&"),
+            url.replace("&expires=1600", "&expires=1600&x="),
+        ];
+        for b in &bad {
+            assert!(s().verify("GET", b, 1_000).is_err(), "{b} verified");
+        }
+        // Expiry beyond u64 and i64 edges: refused, no panic.
+        for e in [
+            "18446744073709551616",
+            "99999999999999999999999",
+            "9223372036854775808",
+        ] {
+            let u = format!("/f?expires={e}&sig={sig}");
+            assert!(s().verify("GET", &u, 1_000).is_err());
+        }
+        let max = s().sign("GET", "/f", u64::MAX - 5).unwrap();
+        s().verify("GET", &max, u64::MAX - 5).unwrap();
+        assert!(s().verify("GET", &max, u64::MAX).is_err());
+        // Exactly at the maximum lifetime verifies; one second more does not.
+        let ttl = MAX_TTL.as_secs();
+        let at = s().sign_with_ttl("GET", "/f", 0, MAX_TTL).unwrap();
+        s().verify("GET", &at, 0).unwrap();
+        let hour = s().with_max_ttl(Duration::from_secs(3600)).unwrap();
+        assert!(hour.verify("GET", &at, ttl - 3601).is_err());
+        hour.verify("GET", &at, ttl - 3600).unwrap();
+        hour.verify("GET", &at, ttl - 1).unwrap();
+        assert!(hour.verify("GET", &at, ttl).is_err());
     }
 
     #[test]
