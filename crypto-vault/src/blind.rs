@@ -12,8 +12,11 @@
 //! [`Normalization::CaseInsensitive`] indexes the Unicode *compatibility
 //! caseless* form of the value (Unicode Standard §3.13, D146):
 //! `NFKD(casefold(NFKD(casefold(NFD(x)))))`, with full case folding
-//! (CaseFolding.txt, statuses C and F), then surrounding white space (the
-//! Unicode `White_Space` property) trimmed. So `ALICE@EXAMPLE.COM`,
+//! (CaseFolding.txt, statuses C and F), after removing default-ignorable code
+//! points (soft hyphen, zero-width characters, variation selectors, as
+//! `NFKC_Casefold` does), then surrounding white space (the Unicode
+//! `White_Space` property) trimmed. Dotted capital `İ` folds to `i` + U+0307
+//! (not Turkic folding). So `ALICE@EXAMPLE.COM`,
 //! `alice@example.com`, full-width `ａｌｉｃｅ@…`, `Straße`/`STRASSE` and a
 //! precomposed or decomposed `é` each index the same. Input that is not valid
 //! UTF-8 is refused ([`Error::InvalidInput`]) rather than replaced, so distinct
@@ -164,16 +167,44 @@ impl BlindIndexer {
 }
 
 /// Unicode compatibility caseless form (D146):
-/// `NFKD(casefold(NFKD(casefold(NFD(x)))))`. Zeroized on drop.
+/// `NFKD(casefold(NFKD(casefold(NFD(x)))))`, with default-ignorable code
+/// points removed first (as `NFKC_Casefold` does). Zeroized on drop.
 fn caseless_form(text: &str) -> Zeroizing<String> {
     Zeroizing::new(
         text.chars()
+            .filter(|c| !is_default_ignorable(*c))
             .nfd()
             .default_case_fold()
             .nfkd()
             .default_case_fold()
             .nfkd()
             .collect(),
+    )
+}
+
+/// `Default_Ignorable_Code_Point` (DerivedCoreProperties.txt, Unicode 15):
+/// invisible characters (soft hyphen, zero-width space and joiners, bidi
+/// controls, variation selectors, tags) that render as nothing.
+fn is_default_ignorable(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
     )
 }
 
@@ -272,5 +303,57 @@ mod tests {
         let exact =
             BlindIndexer::new(&SecretKey::from_bytes([3; 32]), "t1", "users", "email").unwrap();
         assert_ne!(exact.index(b"\xff").unwrap(), exact.index(b"\xfe").unwrap());
+    }
+
+    /// Blind indexes: invisible characters do not make a look-alike spelling
+    /// index differently (class: look-alike spellings index differently).
+    ///
+    /// Root cause: the compatibility caseless form keeps default-ignorable
+    /// code points, so `alice\u{AD}@example.com` (soft hyphen),
+    /// `al\u{200B}ice@…` (zero-width space), a BOM or a variation selector
+    /// rendered exactly like `alice@example.com` but got its own index: a
+    /// second account under a visually identical email. They are now removed
+    /// first, as Unicode's `NFKC_Casefold` does; dotted capital `İ` follows
+    /// full (non-Turkic) folding as documented, so it is `i` + U+0307, not `i`.
+    #[test]
+    fn case_insensitive_mode_ignores_invisible_characters() {
+        let a = ci();
+        let base = a.index(b"alice@example.com").unwrap();
+        for v in [
+            "alice\u{AD}@example.com",
+            "al\u{200B}ice@example.com",
+            "\u{FEFF}alice@example.com",
+            "alice\u{200D}@example.com",
+            "a\u{FE0F}lice@example.com",
+            "alice@exa\u{2060}mple.com",
+            "ALICE\u{200C}@EXAMPLE.COM",
+            "alic\u{E0041}e@example.com",
+            "\u{FF21}\u{AD}LICE@\u{FF45}xample.com",
+        ] {
+            assert_eq!(a.index(v.as_bytes()).unwrap(), base, "{v:?}");
+        }
+        // Only-invisible input is the empty value, like an empty string.
+        assert_eq!(
+            a.index("\u{200B}\u{AD}".as_bytes()).unwrap(),
+            a.index(b"").unwrap()
+        );
+        // Documented rule for dotted/dotless i (full folding, not Turkic).
+        assert_eq!(
+            a.index("\u{130}".as_bytes()).unwrap(),
+            a.index("i\u{307}".as_bytes()).unwrap()
+        );
+        assert_ne!(
+            a.index("\u{130}".as_bytes()).unwrap(),
+            a.index(b"i").unwrap()
+        );
+        assert_ne!(
+            a.index("\u{131}".as_bytes()).unwrap(),
+            a.index(b"i").unwrap()
+        );
+        // Visible characters are not dropped.
+        assert_ne!(
+            a.index(b"alice@example.com").unwrap(),
+            a.index(b"alice@example.co").unwrap()
+        );
     }
 }
