@@ -80,6 +80,14 @@ impl<C: Clock> LoginGuard<C> {
         })
     }
 
+    /// Group IPv6 clients by their first `bits` bits for the IP budget
+    /// (clamped to 32..=128; default 64). A holder of a /48 has 65,536 /64s,
+    /// so 48 keeps one such holder on one budget.
+    pub fn with_ipv6_prefix(mut self, bits: u8) -> Self {
+        self.v6_prefix = bits.clamp(32, 128);
+        self
+    }
+
     fn keys(&self, account: &str, ip: IpAddr) -> RequestKeys {
         let mut keys = RequestKeys::new().with(KeyKind::Ip, KeyValue::ip(ip, self.v6_prefix));
         // An empty name cannot be an account: it shares the IP budget only.

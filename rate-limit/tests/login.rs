@@ -187,3 +187,27 @@ fn over_admission_concurrent_login_attempts_stay_within_the_budget() {
     }
     assert_eq!(g.peek("alice", IP).unwrap().denied_by(), Some("login-ip"));
 }
+
+/// IP grouping for login: many /64s of one /48 share one budget when the
+/// guard groups by /48, and stay apart at the default /64.
+#[test]
+fn login_ipv6_prefix_groups_a_48_into_one_budget() {
+    let fresh = |bits: Option<u8>| {
+        let (g, _clock) = guard();
+        match bits {
+            Some(b) => g.with_ipv6_prefix(b),
+            None => g,
+        }
+    };
+    let addr = |i: u16| IpAddr::from([0x2001, 0x0db8, 0x0042, i, 0, 0, 0, 1]);
+    let g = fresh(Some(48));
+    let admitted = (0..100u16)
+        .filter(|&i| g.begin(&format!("u{i}"), addr(i)).unwrap().is_allowed())
+        .count();
+    assert_eq!(admitted, 20);
+    let g = fresh(None);
+    let admitted = (0..100u16)
+        .filter(|&i| g.begin(&format!("u{i}"), addr(i)).unwrap().is_allowed())
+        .count();
+    assert_eq!(admitted, 100);
+}
