@@ -414,6 +414,10 @@ impl<'a> Verifier<'a> {
         let mut alts: Vec<Link> = Vec::new();
         let mut unverifiable = false;
         let mut prune_at: Option<u64> = None;
+        // Whether the walk starts at the log's first held record (so every
+        // record before `from` is gone): a prune record may then only name
+        // records before `from`.
+        let whole_log = matches!(start, Start::Genesis | Start::Pruned { .. });
         // The Merkle roots of checkpoints that carry one are checked too, when
         // the walk starts at genesis (a pruned chain no longer has the leaves);
         // any break stops it, as the head checks already name that damage.
@@ -458,6 +462,15 @@ impl<'a> Verifier<'a> {
                 }
             }
             let prev_alts = std::mem::take(&mut alts);
+            if ok && whole_log && prune_through(&rec.bytes).is_some_and(|t| t >= from) {
+                // A prune record naming records the log still holds: a store
+                // hides pruned records from readers as soon as the prune record
+                // is in the chain (file store) or deletes them in the same
+                // transaction (PostgreSQL), so this is a forged prune record,
+                // put there to be covered by the next routine checkpoint before
+                // the records it names are deleted.
+                w.breaks.add(expected, expected, Verdict::Tampered);
+            }
             if ok {
                 if prune_at.is_none() && is_prune_record_for(&rec.bytes, from, &start_prev) {
                     prune_at = Some(expected);
@@ -581,6 +594,21 @@ struct Walk<'a> {
     checkpoint: Option<&'a SignedCheckpoint>,
     breaks: Breaks,
     skipped: u64,
+}
+
+/// The last sequence number a prune record names as pruned (`None`: not a
+/// prune record).
+fn prune_through(bytes: &[u8]) -> Option<u64> {
+    let (_, event) = decode_record(bytes).ok()?;
+    if event.action() != PRUNE_ACTION {
+        return None;
+    }
+    let diff = serde_json::from_str::<serde_json::Value>(event.diff()?).ok()?;
+    Some(
+        diff.get("through")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(u64::MAX),
+    )
 }
 
 fn is_prune_record_for(bytes: &[u8], first_kept: u64, boundary: &Link) -> bool {

@@ -131,3 +131,81 @@ fn merkle_proofs_refuse_wrong_leaves_and_sizes() {
     assert!(consistency_proof(&leaves[..4], 0).is_none());
     assert!(consistency_proof(&leaves[..4], 5).is_none());
 }
+
+/// Prunes: a prune record appended through the ordinary append path (no key
+/// needed: the application, the PostgreSQL app role or a raw file append),
+/// covered by the next routine checkpoint, then the records it names deleted.
+///
+/// Root cause: a pruned start was accepted when the prune record naming the
+/// boundary was covered by any verified checkpoint, but a routine checkpoint
+/// signs whatever heads the log has, so it "covered" a prune record the
+/// attacker wrote while the records it names were still there. A store never
+/// holds such a state (the file store hides pruned records from readers once
+/// the prune record is in the chain; PostgreSQL deletes them in the same
+/// transaction), so the verifier now flags a prune record that names records
+/// the log still holds as `tampered` at that record, and verifiers and the
+/// signers that verify first (`hisn audit checkpoint`) see it before the
+/// deletion. (Residual, in the report: a checkpoint signed by a signer that
+/// does not verify first, such as the writer's automatic checkpoints, still
+/// covers it; see the notes.)
+#[test]
+fn forged_prune_record_naming_held_records_is_tampered() {
+    let s = MemoryStore::new();
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    let keys = trusted(&[&k]);
+    for i in 0..10 {
+        s.append(&event(&t, i)).unwrap();
+    }
+    let records = s.records(&t);
+    let boundary = records[4].link;
+    let forged = hisn_audit_log::Event::builder(&t, "u-9", hisn_audit_log::PRUNE_ACTION)
+        .entity("audit_log", "acme")
+        .diff(&serde_json::json!({"from": 0, "through": 4, "count": 5, "boundary_link": boundary.to_hex()}))
+        .build(&clock())
+        .unwrap();
+    assert_eq!(s.append(&forged).unwrap(), 10);
+    let r = s.verify(&t, Some(&keys), &[]).unwrap();
+    assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(10)), "{r:?}");
+    assert_eq!(r.breaks.len(), 1);
+    // Without keys too: the structure alone shows it.
+    assert_eq!(s.verify(&t, None, &[]).unwrap().verdict, Verdict::Tampered);
+    // Later records are still checked and the forged one is named.
+    s.append(&event(&t, 11)).unwrap();
+    let routine = s
+        .checkpoint(&t, &k, Timestamp::from_unix_micros(5))
+        .unwrap();
+    let r = s.verify(&t, Some(&keys), &[]).unwrap();
+    assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(10)));
+    // Once the records are dropped the pruned log reads as a prune under a
+    // signature: the residual window (a signer that does not verify first).
+    let records = s.records(&t);
+    let r = Verifier::new(&t, std::slice::from_ref(&routine), Some(&keys))
+        .verify_log(
+            Start::Pruned {
+                seq: 5,
+                prev: boundary,
+            },
+            records[5..].iter().map(Ok),
+        )
+        .unwrap();
+    assert_eq!(r.anchored_size, 12);
+    // A prune record that names records beyond the cut (a second forged
+    // prune after a real one) is flagged on the pruned log as well.
+    let second = hisn_audit_log::Event::builder(&t, "u-9", hisn_audit_log::PRUNE_ACTION)
+        .diff(&serde_json::json!({"through": 7, "boundary_link": records[7].link.to_hex()}))
+        .build(&clock())
+        .unwrap();
+    s.append(&second).unwrap();
+    let records = s.records(&t);
+    let r = Verifier::new(&t, std::slice::from_ref(&routine), Some(&keys))
+        .verify_log(
+            Start::Pruned {
+                seq: 5,
+                prev: boundary,
+            },
+            records[5..].iter().map(Ok),
+        )
+        .unwrap();
+    assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(12)), "{r:?}");
+}

@@ -568,3 +568,60 @@ fn tampering_that_makes_the_store_unreadable_exits_1() {
         Some(2)
     );
 }
+
+/// Prunes: a prune record appended like any event (no key), naming records
+/// the log still holds, is tampering: `verify` exits 1 naming it and
+/// `hisn audit checkpoint` refuses to sign over it, so the routine checkpoint
+/// the attacker waits for (to "cover" the prune before deleting the oldest
+/// records) is never made. Root cause in
+/// `review_attacks::forged_prune_record_naming_held_records_is_tampered`.
+#[test]
+fn forged_prune_record_is_tampered_and_not_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key, public) = setup(dir.path());
+    let o = hisn()
+        .args([
+            "audit",
+            "report",
+            "--store",
+            &store,
+            "--tenant",
+            "acme",
+            "--subject",
+            "emp-4",
+        ])
+        .output()
+        .unwrap();
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rep["entries"][0]["seq"], 0);
+    let link = rep["entries"][0]["link"].as_str().unwrap().to_owned();
+    let forged = format!(
+        r#"{{"actor":"u-9","action":"audit.prune","diff":{{"from":0,"through":0,"count":1,"boundary_link":"{link}"}}}}"#
+    );
+    hisn()
+        .args(["audit", "append", "--store", &store, "--tenant", "acme"])
+        .write_stdin(format!("{forged}\n"))
+        .assert()
+        .code(0);
+    let o = hisn()
+        .args([
+            "audit",
+            "checkpoint",
+            "--store",
+            &store,
+            "--signing-key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let (code, v, stderr) = verify_code(&["--store", &store, "--pubkey", &public]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(v["tenants"][0]["verdict"], "tampered");
+    assert_eq!(v["tenants"][0]["seq"], 3);
+}
