@@ -22,5 +22,6 @@ mod postgres;
 mod postgres_prune;
 mod props;
 mod review_attacks;
+mod subject_index;
 mod tamper_file;
 mod tamper_memory;

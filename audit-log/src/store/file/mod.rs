@@ -27,6 +27,7 @@ mod recovery;
 mod repair;
 mod retention;
 mod signing;
+mod subject_index;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -66,6 +67,8 @@ pub use options::{AutoCheckpoint, Durability, FileStoreOptions};
 use recovery::load;
 pub use repair::{RepairDamage, RepairMode, RepairReport};
 pub use signing::CheckpointRun;
+#[doc(hidden)]
+pub use subject_index::index_decodes_on_this_thread;
 use writer::{Msg, Reply, Slot, SlotTx, WAKE_SHARDS, Wake, Writer};
 
 #[derive(Debug, Clone)]
@@ -117,6 +120,8 @@ pub struct FileStore {
     shared: Arc<Shared>,
     tx: Option<mpsc::Sender<Msg>>,
     writer: Option<JoinHandle<()>>,
+    /// Writes the subject index of each segment the writer seals.
+    indexer: Option<JoinHandle<()>>,
     wake: Arc<Wake>,
     _lock: Option<File>,
     crash_hook: options::StepHook,
@@ -186,6 +191,16 @@ impl FileStore {
             checkpoint_file: Mutex::new(()),
         });
         let (tx, rx) = mpsc::channel();
+        let (index_tx, index_rx) = mpsc::channel::<PathBuf>();
+        let indexer = std::thread::Builder::new()
+            .name("hisn-audit-indexer".into())
+            .spawn(move || {
+                for path in index_rx {
+                    if let Err(e) = subject_index::index_sealed(&path) {
+                        tracing::warn!(file = %path.display(), error = %e, "audit store: could not write a subject index");
+                    }
+                }
+            })?;
         let wake = Arc::new(Wake::default());
         let mut writer = Writer {
             wake: Arc::clone(&wake),
@@ -198,6 +213,7 @@ impl FileStore {
             tenants: writers,
             blocked: loaded.blocked,
             auto: options.auto_checkpoint.map(|a| (a, HashMap::new())),
+            indexer: index_tx,
         };
         let handle = std::thread::Builder::new()
             .name("hisn-audit-writer".into())
@@ -206,6 +222,7 @@ impl FileStore {
             shared,
             tx: Some(tx),
             writer: Some(handle),
+            indexer: Some(indexer),
             wake,
             _lock: Some(lock),
             crash_hook: options.crash_hook,
@@ -235,6 +252,7 @@ impl FileStore {
             shared,
             tx: None,
             writer: None,
+            indexer: None,
             wake: Arc::default(),
             _lock: None,
             crash_hook: options::StepHook::default(),
@@ -313,6 +331,11 @@ impl FileStore {
     fn shutdown(&mut self) -> Result<()> {
         self.tx.take();
         if let Some(h) = self.writer.take() {
+            h.join().map_err(|_| Error::Closed)?;
+        }
+        // The writer (the indexer's only sender) is gone: the indexer ends
+        // after the segments it was given.
+        if let Some(h) = self.indexer.take() {
             h.join().map_err(|_| Error::Closed)?;
         }
         Ok(())

@@ -9,6 +9,7 @@
 //! [`FileStore::repair`] is the operator's way to cut a damaged chain back.
 
 use super::retention::{PRUNE_INTENT, PruneIntent, drop_prefix};
+use super::subject_index;
 use super::writer::TenantWriter;
 use super::*;
 
@@ -82,8 +83,9 @@ pub(super) fn segment_files(tdir: &Path, write: bool) -> Result<Vec<PathBuf>> {
             .and_then(|n| n.to_str())
             .unwrap_or_default()
             .to_owned();
-        if n.ends_with(".seg.tmp") && write {
-            // A roll that crashed before its rename: never referenced, remove.
+        if (n.ends_with(".seg.tmp") || n.ends_with(".sidx.tmp")) && write {
+            // A roll or index write that crashed before its rename: never
+            // referenced, remove.
             fs::remove_file(&p)?;
         } else if n.ends_with(".seg") {
             segs.push(p);
@@ -178,6 +180,43 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
             require_usable(&parsed, last, &file_name)?;
         }
         let seg = u32::try_from(si).map_err(|_| Error::SequenceExhausted)?;
+        let base = ti.size();
+        // A sealed segment's subjects come from its persisted index when that
+        // checks against the segment; otherwise (and for the open segment)
+        // its records are decoded.
+        let sealed = !last && matches!(parsed.end, SegmentEnd::Clean);
+        let persisted = if sealed {
+            fs::read(subject_index::index_path(path))
+                .ok()
+                .and_then(|i| {
+                    subject_index::decode(&i, &bytes, parsed.header.first_seq, parsed.frames.len())
+                })
+        } else {
+            None
+        };
+        let subjects = match persisted {
+            Some(s) => s,
+            None => {
+                let s = subject_index::build(&bytes, &parsed.frames);
+                if sealed
+                    && write
+                    && let Err(e) = subject_index::write(
+                        path,
+                        &bytes,
+                        parsed.header.first_seq,
+                        parsed.frames.len(),
+                        &s,
+                    )
+                {
+                    tracing::warn!(file = %file_name, error = %e, "audit store: could not write a subject index");
+                }
+                s
+            }
+        };
+        for (key, positions) in subjects {
+            let v = ti.subjects.entry(key).or_default();
+            v.extend(positions.into_iter().map(|p| base + u64::from(p)));
+        }
         for f in &parsed.frames {
             let seq = ti.size();
             let record = &bytes[f.record_range()];
@@ -186,11 +225,6 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
                     .is_ok_and(|h| h.seq == seq && h.tenant == tenant.as_str().as_bytes())
             {
                 return Err(corrupt("record out of sequence", f.offset));
-            }
-            if let Ok((_, e)) = decode_record(record) {
-                for s in e.subject_keys() {
-                    ti.subjects.entry(s.to_owned()).or_default().push(seq);
-                }
             }
             ti.locs.push(Loc {
                 seg,

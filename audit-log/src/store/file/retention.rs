@@ -194,6 +194,11 @@ pub(super) fn drop_prefix(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
+            match fs::remove_file(super::subject_index::index_path(&seg.path)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
             after_each()?;
         }
         sync_dir(&ti.dir)?;

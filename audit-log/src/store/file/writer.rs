@@ -114,6 +114,8 @@ pub(super) struct Writer {
     pub(super) blocked: HashMap<TenantId, Damage>,
     pub(super) auto: Option<(AutoCheckpoint, LastCheckpoints)>,
     pub(super) wake: Arc<Wake>,
+    /// Sealed segments to index (see `subject_index`).
+    pub(super) indexer: mpsc::Sender<PathBuf>,
 }
 
 impl Writer {
@@ -419,7 +421,15 @@ impl Writer {
             if self.durability != Durability::None {
                 self.io(|| tw.file.sync_data(), true)?;
             }
+            let sealed = match tw.new_segments.last() {
+                Some(s) => Some(s.path.clone()),
+                None => self.current_segment_path(&tw),
+            };
             let (file, info, len) = self.create_segment(&tw.dir, tenant, tw.next_seq, tw.head)?;
+            if let Some(p) = sealed {
+                // Best effort: without an index the segment is decoded on open.
+                let _ = self.indexer.send(p);
+            }
             tw.file = file;
             tw.seg += 1;
             tw.seg_len = len;

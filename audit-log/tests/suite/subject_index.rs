@@ -1,0 +1,209 @@
+//! The file store's persisted subject index (`<segment>.sidx`).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use hisn_audit_log::store::file::index_decodes_on_this_thread;
+use hisn_audit_log::{AuditRead, Durability, FileStore, FileStoreOptions, TenantId};
+use sha2::{Digest as _, Sha256};
+
+use crate::common::*;
+
+const N: u64 = 400;
+
+fn opts() -> FileStoreOptions {
+    FileStoreOptions::default()
+        .durability(Durability::OsBuffered)
+        .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES * 4)
+}
+
+fn tdir(dir: &Path, t: &TenantId) -> PathBuf {
+    dir.join(format!("t-{}", hex::encode(t.as_str())))
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A store of `N` records for `acme` in several segments, closed.
+fn store(dir: &Path) -> TenantId {
+    let t = tenant("acme");
+    let s = FileStore::open(dir, opts()).unwrap();
+    for i in 0..N {
+        s.append(event(&t, i)).unwrap();
+    }
+    s.close().unwrap();
+    t
+}
+
+/// Sequence numbers of the records naming `emp-0` (see `common::event`).
+fn expected_emp0() -> Vec<u64> {
+    (0..N).filter(|i| i % 5 == 0).collect()
+}
+
+/// Records decoded while opening `dir` read-only, and the subject lookups.
+fn reopen(dir: &Path, t: &TenantId) -> (u64, Vec<u64>, Vec<u64>) {
+    let before = index_decodes_on_this_thread();
+    let s = FileStore::open_read_only(dir).unwrap();
+    let decoded = index_decodes_on_this_thread() - before;
+    let emp0 = s.subject_seqs(t, "emp-0").unwrap();
+    let actor = s.subject_seqs(t, "u-3").unwrap();
+    (decoded, emp0, actor)
+}
+
+/// First sequence number of the newest (open) segment, from its file name.
+fn open_segment_first(dir: &Path) -> u64 {
+    let segs = files(dir, ".seg");
+    let name = segs.last().unwrap().file_stem().unwrap().to_str().unwrap();
+    name.parse().unwrap()
+}
+
+#[test]
+fn persisted_subject_index_is_used_on_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let t = store(d.path());
+    let td = tdir(d.path(), &t);
+    let segs = files(&td, ".seg");
+    assert!(segs.len() >= 3, "the test needs sealed segments");
+    // Every sealed segment was indexed when it was sealed (close joins the
+    // indexer); the open one is not.
+    assert_eq!(files(&td, ".sidx").len(), segs.len() - 1);
+    let (decoded, emp0, actor) = reopen(d.path(), &t);
+    // Only the open segment's records were decoded.
+    assert_eq!(decoded, N - open_segment_first(&td));
+    assert!(decoded < N / 2, "{decoded} of {N} decoded");
+    assert_eq!(emp0, expected_emp0());
+    assert_eq!(actor, (0..N).filter(|i| i % 7 == 3).collect::<Vec<_>>());
+}
+
+/// Rewrite the body of an index file and fix its own checksum, so only the
+/// binding to the segment can catch the change.
+fn reseal(body: &[u8]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    out.extend_from_slice(&Sha256::digest(body));
+    out
+}
+
+/// An index that drops the last record of its segment: the record count it
+/// claims (offset 56 of the format) is lowered and its last positions
+/// removed, with a valid checksum of its own.
+fn omit_last_record(index: &[u8]) -> Vec<u8> {
+    let body = &index[..index.len() - 32];
+    let count = u32::from_le_bytes(body[56..60].try_into().unwrap());
+    let mut out = body[..56].to_vec();
+    out.extend_from_slice(&(count - 1).to_le_bytes());
+    let mut rest = &body[60..];
+    let take = |r: &mut &[u8], n: usize| {
+        let (a, b) = r.split_at(n);
+        *r = b;
+        a.to_vec()
+    };
+    let nkeys = u64::from_le_bytes(take(&mut rest, 8).try_into().unwrap());
+    let mut keys = Vec::new();
+    for _ in 0..nkeys {
+        let klen = u64::from_le_bytes(take(&mut rest, 8).try_into().unwrap());
+        let key = take(&mut rest, klen as usize);
+        let n = u64::from_le_bytes(take(&mut rest, 8).try_into().unwrap());
+        let seqs: Vec<u32> = (0..n)
+            .map(|_| u32::from_le_bytes(take(&mut rest, 4).try_into().unwrap()))
+            .filter(|s| *s != count - 1)
+            .collect();
+        if !seqs.is_empty() {
+            keys.push((key, seqs));
+        }
+    }
+    out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    for (key, seqs) in keys {
+        out.extend_from_slice(&(key.len() as u64).to_le_bytes());
+        out.extend_from_slice(&key);
+        out.extend_from_slice(&(seqs.len() as u64).to_le_bytes());
+        for s in seqs {
+            out.extend_from_slice(&s.to_le_bytes());
+        }
+    }
+    reseal(&out)
+}
+
+/// Regression for the class "a persisted index is trusted blindly".
+///
+/// Root cause being guarded: the subject index decides which records a DSAR
+/// report even looks at. The report re-checks each record it is given, so a
+/// wrong index cannot add someone else's record, but an index that omits one
+/// silently drops it from the report. Before this change the file store had
+/// no persisted index; with one, every way the file can go wrong (a flipped
+/// byte, a torn write, an index of another segment or tenant, a stale index
+/// of a shorter segment, one that drops a record) must be refused against
+/// the segment it claims to index, and the segment decoded instead.
+#[test]
+fn untrustworthy_subject_index_is_detected_and_rebuilt() {
+    let d = tempfile::tempdir().unwrap();
+    let t = store(d.path());
+    let td = tdir(d.path(), &t);
+    let idx = files(&td, ".sidx");
+    let (first, second) = (idx[0].clone(), idx[1].clone());
+    let good = fs::read(&first).unwrap();
+    // Another tenant's store with the same layout: same file names.
+    let other_dir = tempfile::tempdir().unwrap();
+    let other = tenant("globex");
+    {
+        let s = FileStore::open(other_dir.path(), opts()).unwrap();
+        for i in 0..N {
+            s.append(event(&other, i)).unwrap();
+        }
+        s.close().unwrap();
+    }
+    let foreign = fs::read(&files(&tdir(other_dir.path(), &other), ".sidx")[0]).unwrap();
+    let body_len = good.len() - 32;
+    let mut flipped = good.clone();
+    flipped[body_len / 2] ^= 0x01;
+    // The segment length in the header is wrong but self-consistent.
+    let mut stale = good[..body_len].to_vec();
+    stale[8] ^= 0x01;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("flipped byte", flipped),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        ("another segment's", fs::read(&second).unwrap()),
+        ("another tenant's", foreign),
+        ("stale (other segment length)", reseal(&stale)),
+        ("omits a record", omit_last_record(&good)),
+    ];
+    for (what, bytes) in cases {
+        fs::write(&first, &bytes).unwrap();
+        let (decoded, emp0, _) = reopen(d.path(), &t);
+        assert!(
+            decoded > N - open_segment_first(&td),
+            "{what}: the index was trusted"
+        );
+        assert_eq!(emp0, expected_emp0(), "{what}: the report lost records");
+        // A writer rebuilds it; the next open uses it again.
+        FileStore::open(d.path(), opts()).unwrap().close().unwrap();
+        assert_eq!(fs::read(&first).unwrap(), good, "{what}: not rebuilt");
+        let (decoded, emp0, _) = reopen(d.path(), &t);
+        assert_eq!(decoded, N - open_segment_first(&td), "{what}");
+        assert_eq!(emp0, expected_emp0(), "{what}");
+    }
+}
+
+#[test]
+fn missing_subject_index_is_rebuilt_and_a_leftover_temp_file_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let t = store(d.path());
+    let td = tdir(d.path(), &t);
+    let idx = files(&td, ".sidx");
+    // A crash between writing the temporary file and its rename.
+    let tmp = PathBuf::from(format!("{}.tmp", idx[0].display()));
+    fs::rename(&idx[0], &tmp).unwrap();
+    let (decoded, emp0, _) = reopen(d.path(), &t);
+    assert!(decoded > N - open_segment_first(&td));
+    assert_eq!(emp0, expected_emp0());
+    FileStore::open(d.path(), opts()).unwrap().close().unwrap();
+    assert!(!tmp.exists() && idx[0].is_file());
+    assert_eq!(reopen(d.path(), &t).1, expected_emp0());
+}
