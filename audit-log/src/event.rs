@@ -555,9 +555,30 @@ impl EventBuilder {
 
     /// Finish the event, taking its time from `clock` unless [`at`](Self::at) set one.
     ///
+    /// The action [`PRUNE_ACTION`](crate::PRUNE_ACTION) is reserved for the
+    /// stores' own `prune`: an application (or anyone who can reach its append
+    /// path) cannot write a prune record, so a routine checkpoint can never come
+    /// to cover a forged one before the records it names are deleted.
+    ///
     /// # Errors
+    /// [`Error::InvalidField`] (`action`) for the reserved action;
     /// [`Error::InvalidField`] or [`Error::InvalidDiff`] when a field breaks the limits.
     pub fn build(self, clock: &dyn Clock) -> Result<Event> {
+        if self.event.action == crate::verify::PRUNE_ACTION {
+            return Err(Error::InvalidField { field: "action" });
+        }
+        self.build_reserved(clock)
+    }
+
+    /// [`build`](Self::build) without the reserved-action check: for the
+    /// stores' own prune record, and for tests that play an attacker who writes
+    /// the store directly. Never call it with input from outside.
+    #[doc(hidden)]
+    pub fn danger_build_reserved(self, clock: &dyn Clock) -> Result<Event> {
+        self.build_reserved(clock)
+    }
+
+    fn build_reserved(self, clock: &dyn Clock) -> Result<Event> {
         if let Some(e) = self.error {
             return Err(e);
         }
@@ -583,6 +604,33 @@ mod tests {
         for bad in ["", "a/b", "a b", "ä", &"x".repeat(65)] {
             assert!(TenantId::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Class: forged prune records through the ordinary append path. Root
+    /// cause: any caller could build an event with the store's own prune
+    /// action; a routine checkpoint (the writer's automatic ones sign without
+    /// verifying) then covered it, and once the records it named were deleted
+    /// the pruned chain verified `intact`. The action is now reserved: only the
+    /// stores' `prune` builds it.
+    #[test]
+    fn reserved_prune_action_cannot_be_built_by_callers() {
+        let clock = FakeClock::new(Timestamp::from_unix_micros(7));
+        let r = Event::builder(&t(), "u", crate::verify::PRUNE_ACTION).build(&clock);
+        assert!(
+            matches!(r, Err(Error::InvalidField { field: "action" })),
+            "{r:?}"
+        );
+        // Only the exact action is reserved.
+        assert!(
+            Event::builder(&t(), "u", "audit.prune2")
+                .build(&clock)
+                .is_ok()
+        );
+        assert!(
+            Event::builder(&t(), "u", crate::verify::PRUNE_ACTION)
+                .danger_build_reserved(&clock)
+                .is_ok()
+        );
     }
 
     #[test]

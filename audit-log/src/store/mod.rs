@@ -612,7 +612,7 @@ pub(crate) fn prune_event(
             "count": receipt.through - receipt.first + 1,
             "boundary_link": receipt.boundary.to_hex(),
         }))
-        .build(clock)
+        .danger_build_reserved(clock)
 }
 
 #[cfg(test)]

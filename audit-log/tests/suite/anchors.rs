@@ -223,7 +223,7 @@ fn forge_prune(dir: &Path, t: &TenantId) -> u64 {
             "count": through + 1,
             "boundary_link": boundary.to_hex(),
         }))
-        .build(&clock())
+        .danger_build_reserved(&clock())
         .unwrap();
     store.append(forged).unwrap();
     store.close().unwrap();

@@ -162,7 +162,7 @@ fn forged_prune_record_naming_held_records_is_tampered() {
     let forged = hisn_audit_log::Event::builder(&t, "u-9", hisn_audit_log::PRUNE_ACTION)
         .entity("audit_log", "acme")
         .diff(&serde_json::json!({"from": 0, "through": 4, "count": 5, "boundary_link": boundary.to_hex()}))
-        .build(&clock())
+        .danger_build_reserved(&clock())
         .unwrap();
     assert_eq!(s.append(&forged).unwrap(), 10);
     let r = s.verify(&t, Some(&keys), &[]).unwrap();
@@ -194,7 +194,7 @@ fn forged_prune_record_naming_held_records_is_tampered() {
     // prune after a real one) is flagged on the pruned log as well.
     let second = hisn_audit_log::Event::builder(&t, "u-9", hisn_audit_log::PRUNE_ACTION)
         .diff(&serde_json::json!({"through": 7, "boundary_link": records[7].link.to_hex()}))
-        .build(&clock())
+        .danger_build_reserved(&clock())
         .unwrap();
     s.append(&second).unwrap();
     let records = s.records(&t);
