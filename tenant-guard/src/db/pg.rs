@@ -13,7 +13,16 @@ use crate::{Clock, Error, SystemClock, TenantId};
 
 /// The statement that sets the tenant context for one transaction; the signed
 /// token is `$1` (never text in SQL, so it is not in `pg_stat_activity`).
-const SET_CONTEXT: &str = "SELECT set_config('hisn.tenant_context', $1, true)";
+/// In the same round trip it checks that the connection carries no session
+/// state an earlier transaction could have planted (with the guard off) to
+/// catch this tenant's statements: temporary relations (they shadow tenant
+/// tables), a changed `search_path`, SQL-level prepared statements and open
+/// (`WITH HOLD`) cursors. `false` means the connection is refused.
+const SET_CONTEXT: &str = "SELECT set_config('hisn.tenant_context', $1, true) IS NOT NULL \
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()) \
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) \
+     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
+     AND (SELECT s.setting = s.reset_val FROM pg_catalog.pg_settings s WHERE s.name = 'search_path')";
 
 /// Default lifetime of a tenant context token: a transaction must *begin*
 /// within this time of the token being signed (the database compares the
@@ -43,10 +52,18 @@ async fn begin_tenant(
     let expiry = context.clock.now_unix().saturating_add(context.ttl);
     let token = context.key.token(tenant, expiry);
     let mut tx = pool.begin().await?;
-    sqlx::query(SET_CONTEXT)
+    let clean: Option<bool> = sqlx::query_scalar(SET_CONTEXT)
         .bind(token.as_str())
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+    if clean != Some(true) {
+        // Fail closed: never run a tenant's statements on a connection another
+        // transaction left state on. Close it so the pool does not hand it out again.
+        let _ = tx.rollback().await;
+        return Err(Error::Config(
+            "the connection carries session state (temporary objects, search_path, prepared statements or cursors) from an earlier transaction",
+        ));
+    }
     Ok(tx)
 }
 
@@ -130,6 +147,6 @@ mod tests {
     #[test]
     fn set_context_names_the_rls_setting_and_is_transaction_local() {
         assert!(super::SET_CONTEXT.contains(&format!("'{}'", crate::rls::CONTEXT_SETTING)));
-        assert!(super::SET_CONTEXT.ends_with("$1, true)"));
+        assert!(super::SET_CONTEXT.contains("$1, true)"));
     }
 }

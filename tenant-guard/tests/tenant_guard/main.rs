@@ -14,22 +14,24 @@
 mod common;
 mod jwt;
 
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-mod corpus;
 #[cfg(feature = "sqlite")]
 mod adoption;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod corpus;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 mod cross_layer;
 #[cfg(feature = "axum")]
 mod extractor;
-#[cfg(feature = "axum")]
-mod identity;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 mod guard_differential;
+#[cfg(feature = "axum")]
+mod identity;
 #[cfg(feature = "postgres")]
 mod pg_context;
 #[cfg(feature = "postgres")]
 mod pg_rls;
+#[cfg(feature = "postgres")]
+mod pg_session_state;
 #[cfg(feature = "postgres")]
 mod pg_tenant_tx;
 #[cfg(feature = "postgres")]
