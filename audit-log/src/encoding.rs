@@ -162,6 +162,31 @@ pub fn peek_header(bytes: &[u8]) -> Result<RecordHeader<'_>> {
     Ok(RecordHeader { tenant, seq })
 }
 
+/// Whether a record's action is `action`, read without decoding the rest
+/// (the verifier asks this of every record; a full decode costs more than the
+/// record's hash). A record too short to hold an action answers `false`.
+pub(crate) fn action_is(bytes: &[u8], action: &str) -> bool {
+    fn skip(r: &mut Reader<'_>) -> Result<()> {
+        let _version = r.u8()?;
+        let tlen = r.u8()?;
+        r.take(usize::from(tlen))?;
+        let _seq: [u8; 8] = r.arr()?;
+        let _time: [u8; 8] = r.arr()?;
+        let alen = u16::from_be_bytes(r.arr()?);
+        r.take(usize::from(alen))?;
+        Ok(())
+    }
+    let mut r = Reader { buf: bytes };
+    if skip(&mut r).is_err() {
+        return false;
+    }
+    let Ok(len) = r.arr::<2>().map(u16::from_be_bytes) else {
+        return false;
+    };
+    r.take(usize::from(len))
+        .is_ok_and(|a| a == action.as_bytes())
+}
+
 /// Decode a record into its sequence number and event.
 ///
 /// # Errors
@@ -260,6 +285,42 @@ mod tests {
                 1_700_000_000_000_000,
             )))
             .unwrap()
+    }
+
+    /// `action_is` reads the action where `decode_record` does: the
+    /// verifier's prune checks skip the full decode on its answer, so a
+    /// disagreement would let a prune record pass unexamined.
+    #[test]
+    fn action_is_agrees_with_the_decoder() {
+        let e = sample();
+        let b = encode_record(42, &e).unwrap();
+        assert!(action_is(&b, "work_order.transition"));
+        for other in [
+            "work_order.transitio",
+            "work_order.transition2",
+            "",
+            "u-1",
+            "acme",
+        ] {
+            assert!(!action_is(&b, other), "{other}");
+        }
+        // Every truncation that cuts into the action answers false, never panics.
+        let action_end = b
+            .windows(e.action().len())
+            .position(|w| w == e.action().as_bytes())
+            .unwrap()
+            + e.action().len();
+        for n in 0..action_end {
+            assert!(!action_is(&b[..n], "work_order.transition"), "{n}");
+        }
+        let clock = FakeClock::new(Timestamp::from_unix_micros(1));
+        let t = TenantId::parse("a").unwrap();
+        let prune = Event::builder(&t, "ops", crate::verify::PRUNE_ACTION)
+            .danger_build_reserved(&clock)
+            .unwrap();
+        let pb = encode_record(0, &prune).unwrap();
+        assert!(action_is(&pb, crate::verify::PRUNE_ACTION));
+        assert!(!action_is(&b, crate::verify::PRUNE_ACTION));
     }
 
     #[test]

@@ -462,7 +462,9 @@ impl<'a> Verifier<'a> {
                 }
             }
             let prev_alts = std::mem::take(&mut alts);
-            if ok && whole_log && prune_through(&rec.bytes).is_some_and(|t| t >= from) {
+            // Read once per record without a full decode (the common case is no prune).
+            let is_prune = ok && crate::encoding::action_is(&rec.bytes, PRUNE_ACTION);
+            if is_prune && whole_log && prune_through(&rec.bytes).is_some_and(|t| t >= from) {
                 // A prune record naming records the log still holds: a store
                 // hides pruned records from readers as soon as the prune record
                 // is in the chain (file store) or deletes them in the same
@@ -472,7 +474,10 @@ impl<'a> Verifier<'a> {
                 w.breaks.add(expected, expected, Verdict::Tampered);
             }
             if ok {
-                if prune_at.is_none() && is_prune_record_for(&rec.bytes, from, &start_prev) {
+                if is_prune
+                    && prune_at.is_none()
+                    && is_prune_record_for(&rec.bytes, from, &start_prev)
+                {
                     prune_at = Some(expected);
                 }
                 if let Some(f) = frontier.as_mut() {
