@@ -18,8 +18,13 @@ use crate::{Clock, Error, SystemClock, TenantId};
 /// catch this tenant's statements: temporary relations (they shadow tenant
 /// tables), a changed `search_path`, SQL-level prepared statements and open
 /// (`WITH HOLD`) cursors. `false` means the connection is refused.
-const SET_CONTEXT: &str = "SELECT set_config('hisn.tenant_context', $1, true) IS NOT NULL \
-     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()) \
+const SET_CONTEXT: &str = "SELECT set_config('hisn.tenant_context', $1, true)";
+
+/// `true` when the connection carries no session state an earlier transaction
+/// could have planted (with the guard off) to catch the next tenant's
+/// statements: temporary relations (they shadow tenant tables), a changed
+/// `search_path`, SQL-level prepared statements, `WITH HOLD` cursors.
+const SESSION_CLEAN: &str = "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()) \
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) \
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
      AND (SELECT s.setting = s.reset_val FROM pg_catalog.pg_settings s WHERE s.name = 'search_path')";
@@ -51,19 +56,23 @@ async fn begin_tenant(
 ) -> Result<sqlx::Transaction<'static, Postgres>, Error> {
     let expiry = context.clock.now_unix().saturating_add(context.ttl);
     let token = context.key.token(tenant, expiry);
-    let mut tx = pool.begin().await?;
-    let clean: Option<bool> = sqlx::query_scalar(SET_CONTEXT)
-        .bind(token.as_str())
-        .fetch_one(&mut *tx)
+    let mut conn = pool.acquire().await?;
+    let clean: Option<bool> = sqlx::query_scalar(SESSION_CLEAN)
+        .fetch_one(&mut *conn)
         .await?;
     if clean != Some(true) {
-        // Fail closed: never run a tenant's statements on a connection another
-        // transaction left state on. Close it so the pool does not hand it out again.
-        let _ = tx.rollback().await;
+        // Fail closed: never run a tenant's statements on a connection an
+        // earlier transaction left state on; close it instead of reusing it.
+        conn.close_on_drop();
         return Err(Error::Config(
-            "the connection carries session state (temporary objects, search_path, prepared statements or cursors) from an earlier transaction",
+            "the connection carried session state (temporary objects, search_path, prepared statements or cursors) from an earlier transaction; it was closed",
         ));
     }
+    let mut tx = sqlx::Transaction::begin(conn, None).await?;
+    sqlx::query(SET_CONTEXT)
+        .bind(token.as_str())
+        .execute(&mut *tx)
+        .await?;
     Ok(tx)
 }
 
@@ -147,6 +156,6 @@ mod tests {
     #[test]
     fn set_context_names_the_rls_setting_and_is_transaction_local() {
         assert!(super::SET_CONTEXT.contains(&format!("'{}'", crate::rls::CONTEXT_SETTING)));
-        assert!(super::SET_CONTEXT.contains("$1, true)"));
+        assert!(super::SET_CONTEXT.ends_with("$1, true)"));
     }
 }
