@@ -20,8 +20,8 @@ pub use context::{MAX_NAME_LEN, MAX_SUBJECT_LEN, Permission, Role, RolePolicy, T
 pub use error::Error;
 pub use id::{ClientId, TenantId, UserId};
 pub use session::{
-    Clock, DEFAULT_MAX_LIFETIME_SECS, DEFAULT_TENANT_CLAIM, Issuer, MAX_LEEWAY_SECS, MAX_LIST_LEN, MAX_TOKEN_LEN, ManualClock,
-    SystemClock, TokenVerifier, TokenVerifierBuilder,
+    Clock, DEFAULT_MAX_LIFETIME_SECS, DEFAULT_TENANT_CLAIM, Issuer, MAX_LEEWAY_SECS, MAX_LIST_LEN,
+    MAX_TOKEN_LEN, ManualClock, SystemClock, TokenVerifier, TokenVerifierBuilder,
 };
 
 /// The `jsonwebtoken` version this crate verifies with (for building
