@@ -24,7 +24,11 @@ fuzz_target!(|input: Input<'_>| {
             let Ok(key) = PseudonymKey::new(&[0x42; 32]) else {
                 return;
             };
-            match Redactor::builder().all(Mode::Pseudonym).pseudonym_key(key).build() {
+            match Redactor::builder()
+                .all(Mode::Pseudonym)
+                .pseudonym_key(key)
+                .build()
+            {
                 Ok(r) => r,
                 Err(_) => return,
             }
