@@ -23,11 +23,18 @@ const SET_CONTEXT: &str = "SELECT set_config('hisn.tenant_context', $1, true)";
 /// `true` when the connection carries no session state an earlier transaction
 /// could have planted (with the guard off) to catch the next tenant's
 /// statements: temporary relations (they shadow tenant tables), a changed
-/// `search_path`, SQL-level prepared statements, `WITH HOLD` cursors.
+/// `search_path` (`$1`: the role's reset value, read once per pool with
+/// [`SEARCH_PATH_RESET`]), SQL-level prepared statements, `WITH HOLD` cursors.
 const SESSION_CLEAN: &str = "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()) \
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) \
      AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
-     AND (SELECT s.setting = s.reset_val FROM pg_catalog.pg_settings s WHERE s.name = 'search_path')";
+     AND pg_catalog.current_setting('search_path') = $1";
+
+/// The `search_path` a connection of this role starts with. `pg_settings`
+/// materialises every setting (~1 ms a query here), so the pool reads it once
+/// and the per-transaction check compares the cheap `current_setting` with it.
+const SEARCH_PATH_RESET: &str =
+    "SELECT s.reset_val FROM pg_catalog.pg_settings s WHERE s.name = 'search_path'";
 
 /// Default lifetime of a tenant context token: a transaction must *begin*
 /// within this time of the token being signed (the database compares the
@@ -43,6 +50,8 @@ pub(crate) struct PgContext {
     key: ContextKey,
     ttl: u64,
     clock: Arc<dyn Clock>,
+    /// The role's reset `search_path`, read on the first transaction.
+    search_path: std::sync::OnceLock<String>,
 }
 
 /// Begin a transaction and set its tenant context: a token signed with the
@@ -57,7 +66,18 @@ async fn begin_tenant(
     let expiry = context.clock.now_unix().saturating_add(context.ttl);
     let token = context.key.token(tenant, expiry);
     let mut conn = pool.acquire().await?;
+    let search_path = match context.search_path.get() {
+        Some(p) => p.clone(),
+        None => {
+            let p: Option<String> = sqlx::query_scalar(SEARCH_PATH_RESET)
+                .fetch_one(&mut *conn)
+                .await?;
+            let p = p.ok_or(Error::Config("the database reports no search_path"))?;
+            context.search_path.get_or_init(|| p).clone()
+        }
+    };
     let clean: Option<bool> = sqlx::query_scalar(SESSION_CLEAN)
+        .bind(search_path)
         .fetch_one(&mut *conn)
         .await?;
     if clean != Some(true) {
@@ -119,6 +139,7 @@ impl PgTenantPool {
                 key,
                 ttl: DEFAULT_CONTEXT_TTL.as_secs(),
                 clock: Arc::new(SystemClock),
+                search_path: std::sync::OnceLock::new(),
             }),
             ready: Arc::default(),
         })
@@ -138,6 +159,7 @@ impl PgTenantPool {
             key,
             ttl: ttl.as_secs(),
             clock,
+            search_path: std::sync::OnceLock::new(),
         });
         Ok(self)
     }
