@@ -96,6 +96,19 @@ pub enum Error {
     /// expired. Opaque on purpose.
     #[error("signed URL rejected")]
     SignedUrlRejected,
+    /// A one-time code is not well-formed: not exactly the configured number of
+    /// digits (ASCII, Arabic-Indic or Eastern Arabic-Indic, spaces between them
+    /// allowed) or too long. Refused before any HMAC is computed. Remedy: ask
+    /// the user to type the code again; count it against the caller's limiter
+    /// like a wrong code.
+    #[error("malformed one-time code")]
+    TotpMalformed,
+    /// A one-time code (or recovery code) was refused: wrong, already used
+    /// (replay), outside the accepted window, or the clock is before 1970.
+    /// Opaque on purpose; internal `tracing` events say which. Remedy: count
+    /// the failure against the caller's limiter (see the `totp` module docs).
+    #[error("one-time code rejected")]
+    TotpRejected,
 }
 
 /// Shorthand for `Result<T, hisn_crypto_vault::Error>`.

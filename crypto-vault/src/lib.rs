@@ -10,10 +10,12 @@ mod format;
 mod keyring;
 pub mod password;
 mod provider;
+pub mod recovery;
 mod rng;
 mod secret;
 pub mod signed_url;
 mod store;
+pub mod totp;
 mod vault;
 mod wrap;
 
@@ -37,12 +39,14 @@ pub use password::{PasswordHasher, PasswordParams, PasswordPolicy, Verification}
 #[cfg(feature = "postgres")]
 pub use pg::{MIGRATION as PG_MIGRATION, PgKeyStore};
 pub use provider::{EnvKeyProvider, FileKeyProvider, KeyProvider, StaticKeyProvider};
+pub use recovery::{RecoveryBatch, RecoveryCodes, StoredRecoveryCodes};
 pub use rng::RESEED_AFTER_BYTES;
 pub use secret::{KEY_LEN, MasterKey, Plaintext, SecretKey};
 pub use signed_url::UrlSigner;
 #[cfg(feature = "sqlx")]
 pub use sqlx_impl::TextCiphertext;
 pub use store::{DirKeyStore, KeyStore, MemoryKeyStore, WrappedKey};
+pub use totp::{PendingTotp, Totp, TotpParams, TotpSecret, TotpVerifier};
 pub use vault::{
     DEFAULT_CACHE_CAPACITY, DEFAULT_PERSIST_EVERY, DEFAULT_RELOAD_INTERVAL, RewrapReport, Vault,
 };
