@@ -103,7 +103,9 @@ macro_rules! tenant_pool {
             /// Start a transaction for the context's tenant.
             pub async fn begin(&self, ctx: &$crate::TenantContext) -> Result<$tx, $crate::Error> {
                 let guard = self.ready_guard().await?;
-                let tx = begin_tenant(&self.pool, &self.context, ctx.tenant()).await?;
+                let mut tx = begin_tenant(&self.pool, &self.context, ctx.tenant()).await?;
+                // A read-only break-glass grant: `READ ONLY` on PostgreSQL (src/grant/tx.rs).
+                <$db as $crate::grant::GrantTx>::restrict(&mut tx, ctx).await?;
                 Ok($tx { tx, tenant: ctx.tenant(), guard })
             }
 
