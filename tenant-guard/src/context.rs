@@ -13,8 +13,11 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
-use crate::{ClientId, Error, TenantId, UserId};
+use crate::grant::GrantScope;
+use crate::stepup::{enrolment_overdue, second_factor_fresh, AuthInfo, MfaStatus, StepUpRules};
+use crate::{ClientId, Clock, Error, SystemClock, TenantId, UserId};
 
 /// The longest role or permission name accepted.
 pub const MAX_NAME_LEN: usize = 64;
@@ -90,6 +93,9 @@ impl Permission {
     pub const MANAGE_CLIENTS: Permission = Permission(Cow::Borrowed("manage_clients"));
     /// Change tenant settings, billing, and delete the tenant.
     pub const MANAGE_TENANT: Permission = Permission(Cow::Borrowed("manage_tenant"));
+    /// Change one's own password: the only permission a session with
+    /// `must_change_password` may use (see [`RolePolicy::password_change_permission`]).
+    pub const CHANGE_PASSWORD: Permission = Permission(Cow::Borrowed("change_password"));
 }
 
 name_newtype!(Permission, "permission");
@@ -121,6 +127,9 @@ pub struct TenantContext {
     roles: Vec<Role>,
     clients: Vec<ClientId>,
     claims: CustomClaims,
+    auth: AuthInfo,
+    mfa: Option<MfaStatus>,
+    grant: Option<Arc<GrantScope>>,
 }
 
 impl TenantContext {
@@ -140,7 +149,30 @@ impl TenantContext {
             roles,
             clients,
             claims,
+            auth: AuthInfo::default(),
+            mfa: None,
+            grant: None,
         }
+    }
+
+    /// Attach how the session was authenticated (from the token).
+    pub(crate) fn with_auth(mut self, auth: AuthInfo) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// A context for a break-glass grant session: no roles, no clients; its
+    /// permissions are exactly the grant's.
+    pub(crate) fn for_grant(tenant: TenantId, subject: String, scope: GrantScope) -> Self {
+        let mut ctx = Self::with_subject(
+            tenant,
+            subject,
+            Vec::new(),
+            Vec::new(),
+            CustomClaims::default(),
+        );
+        ctx.grant = Some(Arc::new(scope));
+        ctx
     }
 
     pub(crate) fn new(
@@ -200,6 +232,44 @@ impl TenantContext {
         &self.roles
     }
 
+    /// How the session was authenticated: `amr`, `acr`, the time of the last
+    /// second factor, the must-change-password state (see [`crate::stepup`]).
+    pub fn auth(&self) -> &AuthInfo {
+        &self.auth
+    }
+
+    /// Attach what the application knows about the user's MFA enrolment
+    /// (first sign-in, enrolled or not), for the enrolment rules of
+    /// [`RolePolicy::require_mfa_enrolment`]. Without it, a role with an
+    /// enrolment rule is treated as past its grace period unless the token
+    /// shows a second factor (fail closed).
+    #[must_use]
+    pub fn with_mfa_status(mut self, status: MfaStatus) -> Self {
+        self.mfa = Some(status);
+        self
+    }
+
+    /// The MFA enrolment status the application attached, if any.
+    pub fn mfa_status(&self) -> Option<&MfaStatus> {
+        self.mfa.as_ref()
+    }
+
+    /// The break-glass grant this session runs under, if any
+    /// ([`crate::grant`]). A grant session has no roles: its permissions are
+    /// exactly the grant's, until the grant expires.
+    pub fn grant(&self) -> Option<&GrantScope> {
+        self.grant.as_deref()
+    }
+
+    /// Whether the session must not write to the database: it runs under a
+    /// read-only grant. The PostgreSQL pool then begins its transactions
+    /// `READ ONLY`.
+    pub fn is_read_only(&self) -> bool {
+        self.grant
+            .as_ref()
+            .is_some_and(|g| g.access().is_read_only())
+    }
+
     /// The clients this user may act for; empty means none.
     pub fn clients(&self) -> &[ClientId] {
         &self.clients
@@ -237,13 +307,24 @@ impl TenantContext {
 ///
 /// | role   | permissions |
 /// |--------|-------------|
-/// | viewer | read |
-/// | member | read, write |
-/// | admin  | read, write, manage_members, manage_clients |
+/// | viewer | read, change_password |
+/// | member | read, write, change_password |
+/// | admin  | read, write, manage_members, manage_clients, change_password |
 /// | owner  | everything admin has, and manage_tenant |
+///
+/// Every role of the default policy also grants `change_password`.
+///
+/// Beyond roles, [`require`](Self::require) enforces, in this order:
+/// a break-glass grant's permission set ([`Error::OutsideGrant`]); the
+/// must-change-password restriction ([`Error::PasswordChangeRequired`]); the
+/// roles ([`Error::Forbidden`]); MFA enrolment after its grace period
+/// ([`Error::MfaEnrolmentRequired`]); a recent second factor
+/// ([`Error::StepUpRequired`]). Time comes from [`RolePolicy::clock`].
 #[derive(Clone, Debug)]
 pub struct RolePolicy {
     grants: BTreeMap<Role, BTreeSet<Permission>>,
+    rules: StepUpRules,
+    clock: Arc<dyn Clock>,
 }
 
 impl RolePolicy {
@@ -251,6 +332,8 @@ impl RolePolicy {
     pub fn empty() -> Self {
         Self {
             grants: BTreeMap::new(),
+            rules: StepUpRules::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -266,22 +349,149 @@ impl RolePolicy {
         self.grants.get(role).into_iter().flatten()
     }
 
-    /// Whether any of the context's roles grants `permission`.
+    /// Whether [`require`](Self::require) would allow `permission` now.
     pub fn permits(&self, ctx: &TenantContext, permission: &Permission) -> bool {
-        ctx.roles()
-            .iter()
-            .any(|r| self.grants.get(r).is_some_and(|p| p.contains(permission)))
+        self.check(ctx, permission).is_ok()
     }
 
-    /// [`Error::Forbidden`] unless one of the context's roles grants `permission`.
+    /// Whether one of the context's roles grants `permission` (roles only:
+    /// no grant, step-up, enrolment or password rule).
+    pub fn role_permits(&self, ctx: &TenantContext, permission: &Permission) -> bool {
+        ctx.roles().iter().any(|r| self.role_grants(r, permission))
+    }
+
+    fn role_grants(&self, role: &Role, permission: &Permission) -> bool {
+        self.grants
+            .get(role)
+            .is_some_and(|p| p.contains(permission))
+    }
+
+    /// Allow `permission` for `ctx`, or say why not:
+    ///
+    /// - [`Error::OutsideGrant`]: the session runs under a break-glass grant
+    ///   that does not list the permission (a read-only grant lists only
+    ///   `read`), or the grant has expired;
+    /// - [`Error::PasswordChangeRequired`]: the session must change the
+    ///   password first and `permission` is not the password-change one;
+    /// - [`Error::Forbidden`]: no role of the context grants it;
+    /// - [`Error::MfaEnrolmentRequired`]: every role of the context that grants
+    ///   it requires MFA enrolment, the grace period from the first sign-in
+    ///   is over and MFA is not active (the permission is admin-only: no role
+    ///   of the policy without an enrolment rule grants it);
+    /// - [`Error::StepUpRequired`]: the permission requires a second factor
+    ///   (no older than `max_age` seconds, when set) that the session lacks.
     pub fn require(&self, ctx: &TenantContext, permission: &Permission) -> Result<(), Error> {
-        if self.permits(ctx, permission) {
-            Ok(())
-        } else {
-            #[cfg(feature = "tracing")]
-            tracing::info!(target: "hisn::tenant_guard", tenant = %ctx.tenant(), subject = ctx.subject(), permission = %permission, "permission denied");
-            Err(Error::Forbidden)
+        let r = self.check(ctx, permission);
+        #[cfg(feature = "tracing")]
+        if let Err(e) = &r {
+            tracing::info!(target: "hisn::tenant_guard", tenant = %ctx.tenant(), subject = ctx.subject(), permission = %permission, grant = ctx.grant().is_some(), reason = %e, "permission denied");
         }
+        r
+    }
+
+    fn check(&self, ctx: &TenantContext, permission: &Permission) -> Result<(), Error> {
+        let now = self.clock.now_unix();
+        if let Some(grant) = ctx.grant() {
+            // A grant session's permissions are the grant's, nothing else.
+            if now >= grant.expires_at() || !grant.access().allows(permission) {
+                return Err(Error::OutsideGrant);
+            }
+        } else {
+            if ctx.auth().must_change_password() && *permission != self.rules.password_change {
+                return Err(Error::PasswordChangeRequired);
+            }
+            let granting: Vec<&Role> = ctx
+                .roles()
+                .iter()
+                .filter(|r| self.role_grants(r, permission))
+                .collect();
+            if granting.is_empty() {
+                return Err(Error::Forbidden);
+            }
+            // Enrolment: a role past its grace period without MFA keeps only
+            // the permissions some role without an enrolment rule also grants.
+            let usable = granting.iter().any(|r| match self.rules.enrolment.get(*r) {
+                None => true,
+                Some(grace) => !enrolment_overdue(ctx.auth(), ctx.mfa_status(), *grace, now),
+            });
+            if !usable && self.admin_only(permission) {
+                return Err(Error::MfaEnrolmentRequired);
+            }
+        }
+        if let Some(max_age) = self.rules.second_factor.get(permission) {
+            if !second_factor_fresh(ctx.auth(), *max_age, now) {
+                return Err(Error::StepUpRequired { max_age: *max_age });
+            }
+        }
+        Ok(())
+    }
+
+    /// No role of the policy without an enrolment rule grants `permission`.
+    fn admin_only(&self, permission: &Permission) -> bool {
+        !self.grants.iter().any(|(role, perms)| {
+            !self.rules.enrolment.contains_key(role) && perms.contains(permission)
+        })
+    }
+
+    /// `permission` requires a second factor in the session; with `max_age`,
+    /// one presented no longer ago than that (step-up: re-authenticate with
+    /// TOTP). Refusals are [`Error::StepUpRequired`].
+    #[must_use]
+    pub fn require_second_factor(
+        mut self,
+        permission: Permission,
+        max_age: Option<std::time::Duration>,
+    ) -> Self {
+        self.rules
+            .second_factor
+            .insert(permission, max_age.map(|d| d.as_secs()));
+        self
+    }
+
+    /// `role` requires MFA enrolment within `grace` of the user's first
+    /// sign-in (the application attaches it with
+    /// [`TenantContext::with_mfa_status`];
+    /// [`DEFAULT_MFA_GRACE`](crate::stepup::DEFAULT_MFA_GRACE) is 14 days).
+    /// After the grace period, until MFA is active (enrolled, or a second
+    /// factor in the token), the role's admin-only permissions (those no role
+    /// without an enrolment rule grants) are refused with
+    /// [`Error::MfaEnrolmentRequired`].
+    #[must_use]
+    pub fn require_mfa_enrolment(mut self, role: Role, grace: std::time::Duration) -> Self {
+        self.rules.enrolment.insert(role, grace.as_secs());
+        self
+    }
+
+    /// The only permission a session with `must_change_password` may use
+    /// (default [`Permission::CHANGE_PASSWORD`]).
+    #[must_use]
+    pub fn password_change_permission(mut self, permission: Permission) -> Self {
+        self.rules.password_change = permission;
+        self
+    }
+
+    /// The clock for step-up ages, enrolment grace periods and grant expiry
+    /// (default [`SystemClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// When the enrolment grace period of `ctx` ends (seconds since the
+    /// epoch): the earliest deadline among its roles with an enrolment rule,
+    /// while MFA is not active; `None` when no rule applies or MFA is active.
+    /// For a "set up TOTP within N days" banner.
+    pub fn enrolment_deadline(&self, ctx: &TenantContext) -> Option<u64> {
+        if ctx.auth().has_second_factor() || ctx.mfa_status().is_some_and(|s| s.enrolled()) {
+            return None;
+        }
+        let first = ctx.mfa_status().map_or(0, |s| s.first_sign_in());
+        ctx.roles()
+            .iter()
+            .filter_map(|r| self.rules.enrolment.get(r))
+            .map(|grace| first.saturating_add(*grace))
+            .min()
     }
 }
 
@@ -289,11 +499,17 @@ impl Default for RolePolicy {
     fn default() -> Self {
         use Permission as P;
         Self::empty()
-            .grant(Role::VIEWER, [P::READ])
-            .grant(Role::MEMBER, [P::READ, P::WRITE])
+            .grant(Role::VIEWER, [P::READ, P::CHANGE_PASSWORD])
+            .grant(Role::MEMBER, [P::READ, P::WRITE, P::CHANGE_PASSWORD])
             .grant(
                 Role::ADMIN,
-                [P::READ, P::WRITE, P::MANAGE_MEMBERS, P::MANAGE_CLIENTS],
+                [
+                    P::READ,
+                    P::WRITE,
+                    P::MANAGE_MEMBERS,
+                    P::MANAGE_CLIENTS,
+                    P::CHANGE_PASSWORD,
+                ],
             )
             .grant(
                 Role::OWNER,
@@ -303,6 +519,7 @@ impl Default for RolePolicy {
                     P::MANAGE_MEMBERS,
                     P::MANAGE_CLIENTS,
                     P::MANAGE_TENANT,
+                    P::CHANGE_PASSWORD,
                 ],
             )
     }
@@ -374,10 +591,9 @@ mod tests {
     #[test]
     fn path_tenant_mismatch_is_not_found() {
         let c = ctx(vec![], vec![]);
-        assert!(
-            c.check_path_tenant("11111111-1111-4111-8111-111111111111")
-                .is_ok()
-        );
+        assert!(c
+            .check_path_tenant("11111111-1111-4111-8111-111111111111")
+            .is_ok());
         assert!(matches!(
             c.check_path_tenant("44444444-4444-4444-8444-444444444444"),
             Err(Error::NotFound)

@@ -58,6 +58,38 @@ pub enum Error {
     /// access was not granted (fail closed).
     #[error("unscoped access refused: the audit hook failed")]
     AuditHook,
+    /// The permission requires a second factor the session lacks: none at
+    /// all, or one older than `max_age` seconds. Remedy: the application asks
+    /// the user to re-authenticate with the second factor (TOTP) and retries
+    /// with the new token (the axum helper answers `401` with
+    /// `WWW-Authenticate: Bearer error="insufficient_user_authentication"`,
+    /// RFC 9470).
+    #[error("step-up authentication required")]
+    StepUpRequired {
+        /// The oldest second factor accepted, in seconds; `None`: any age.
+        max_age: Option<u64>,
+    },
+    /// The user holds a role that requires MFA enrolment, the grace period
+    /// from the first sign-in is over and no second factor is enrolled, so
+    /// the role's admin-only permissions are refused. Remedy: enrol TOTP.
+    #[error("MFA enrolment required")]
+    MfaEnrolmentRequired,
+    /// The session must change its password first (`must_change_password`
+    /// claim) and may use only the password-change permission. Remedy: change
+    /// the password and sign in again.
+    #[error("password change required")]
+    PasswordChangeRequired,
+    /// The session runs under a break-glass grant that does not allow the
+    /// action: a write (or any permission) the grant does not list, or the
+    /// grant has expired. Remedy: none for the support user; a new grant with
+    /// a new written authorization.
+    #[error("not allowed under the access grant")]
+    OutsideGrant,
+    /// A break-glass grant was not used because its revocation check, audit
+    /// hook or notification hook failed (fail closed). Remedy: restore the
+    /// failing dependency; the grant itself may be valid.
+    #[error("grant use refused: a revocation, audit or notification hook failed")]
+    GrantHook,
     /// A database error (connection, SQL, constraint violation, or a row-level
     /// security refusal).
     #[cfg(any(feature = "postgres", feature = "sqlite"))]

@@ -8,6 +8,9 @@ mod id;
 mod jose;
 mod session;
 
+pub mod grant;
+pub mod stepup;
+
 pub mod guard;
 pub mod rls;
 
@@ -18,6 +21,8 @@ pub mod db;
 
 pub use context::{MAX_NAME_LEN, MAX_SUBJECT_LEN, Permission, Role, RolePolicy, TenantContext};
 pub use error::Error;
+pub use grant::{GrantSession, GrantSigner, GrantVerifier};
+pub use stepup::{AuthInfo, MfaStatus};
 pub use id::{ClientId, TenantId, UserId};
 pub use session::{
     Clock, DEFAULT_MAX_LIFETIME_SECS, DEFAULT_TENANT_CLAIM, Issuer, MAX_LEEWAY_SECS, MAX_LIST_LEN,

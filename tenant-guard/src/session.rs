@@ -16,20 +16,30 @@
 //!   another tenant from the same signed token; a `crit` header is refused
 //!   (RFC 7515 §4.1.11: no extension is understood).
 //!
+//! - **Token confusion**: a break-glass grant (header `typ` [`GRANT_TYP`](crate::grant::GRANT_TYP))
+//!   is never accepted as an access token, whatever its claims.
+//! - **Authentication facts** (`amr`, `acr`, `auth_time`, the second-factor
+//!   time, `must_change_password`; see [`crate::stepup`]) must have their
+//!   documented JSON types, and times must not lie in the future beyond the
+//!   leeway; otherwise the token is refused.
+//!
 //! Every refusal is the same opaque [`Error::Unauthenticated`]; the reason goes
 //! to a `tracing` debug event (feature `tracing`) and never to the caller.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::context::CustomClaims;
-use crate::{ClientId, Error, MAX_SUBJECT_LEN, Role, TenantContext, TenantId};
+use crate::stepup::{
+    AuthInfo, DEFAULT_MUST_CHANGE_PASSWORD_CLAIM, DEFAULT_SECOND_FACTOR_CLAIM, MAX_AMR_LEN,
+};
+use crate::{ClientId, Error, Role, TenantContext, TenantId, MAX_SUBJECT_LEN};
 
 /// Longest token accepted, in bytes (longer input is refused before parsing).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -153,6 +163,8 @@ pub struct TokenVerifierBuilder {
     leeway: u64,
     max_lifetime: u64,
     clock: Arc<dyn Clock>,
+    second_factor_claim: String,
+    must_change_password_claim: String,
 }
 
 impl Default for TokenVerifierBuilder {
@@ -163,6 +175,8 @@ impl Default for TokenVerifierBuilder {
             leeway: 0,
             max_lifetime: DEFAULT_MAX_LIFETIME_SECS,
             clock: Arc::new(SystemClock),
+            second_factor_claim: DEFAULT_SECOND_FACTOR_CLAIM.to_owned(),
+            must_change_password_claim: DEFAULT_MUST_CHANGE_PASSWORD_CLAIM.to_owned(),
         }
     }
 }
@@ -204,6 +218,23 @@ impl TokenVerifierBuilder {
         self
     }
 
+    /// The name of the claim holding the time of the last second factor, an
+    /// integer in seconds since the epoch (default `mfa_time`; see
+    /// [`crate::stepup`]).
+    #[must_use]
+    pub fn second_factor_claim(mut self, name: impl Into<String>) -> Self {
+        self.second_factor_claim = name.into();
+        self
+    }
+
+    /// The name of the boolean claim that restricts the session to changing
+    /// the password (default `must_change_password`).
+    #[must_use]
+    pub fn must_change_password_claim(mut self, name: impl Into<String>) -> Self {
+        self.must_change_password_claim = name.into();
+        self
+    }
+
     /// The clock used for `exp` and `nbf` (default [`SystemClock`]).
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -225,14 +256,36 @@ impl TokenVerifierBuilder {
         if self.max_lifetime == 0 {
             return Err(Error::Config("max_lifetime must be at least one second"));
         }
-        if self.tenant_claim.is_empty()
-            || [
-                "exp", "iss", "aud", "sub", "nbf", "iat", "jti", "roles", "clients",
-            ]
-            .contains(&self.tenant_claim.as_str())
-        {
+        const REGISTERED: &[&str] = &[
+            "exp",
+            "iss",
+            "aud",
+            "sub",
+            "nbf",
+            "iat",
+            "jti",
+            "roles",
+            "clients",
+            "amr",
+            "acr",
+            "auth_time",
+        ];
+        if self.tenant_claim.is_empty() || REGISTERED.contains(&self.tenant_claim.as_str()) {
             return Err(Error::Config(
                 "tenant claim name is empty or a registered claim",
+            ));
+        }
+        for name in [&self.second_factor_claim, &self.must_change_password_claim] {
+            if name.is_empty() || REGISTERED.contains(&name.as_str()) || *name == self.tenant_claim
+            {
+                return Err(Error::Config(
+                    "second-factor or password claim name is empty, registered or the tenant claim",
+                ));
+            }
+        }
+        if self.second_factor_claim == self.must_change_password_claim {
+            return Err(Error::Config(
+                "second-factor and password claims need different names",
             ));
         }
         let mut kids = HashMap::new();
@@ -292,6 +345,8 @@ impl TokenVerifierBuilder {
             leeway: self.leeway,
             max_lifetime: self.max_lifetime,
             clock: self.clock,
+            second_factor_claim: self.second_factor_claim,
+            must_change_password_claim: self.must_change_password_claim,
         })
     }
 }
@@ -307,6 +362,8 @@ pub struct TokenVerifier {
     leeway: u64,
     max_lifetime: u64,
     clock: Arc<dyn Clock>,
+    second_factor_claim: String,
+    must_change_password_claim: String,
 }
 
 impl fmt::Debug for TokenVerifier {
@@ -338,6 +395,13 @@ struct Claims {
     roles: Vec<String>,
     #[serde(default)]
     clients: Vec<String>,
+    // RFC 8176 / OpenID Connect; a wrong JSON type fails deserialisation.
+    #[serde(default)]
+    amr: Vec<String>,
+    #[serde(default)]
+    acr: Option<String>,
+    #[serde(default)]
+    auth_time: Option<u64>,
     #[serde(flatten)]
     other: BTreeMap<String, serde_json::Value>,
 }
@@ -363,6 +427,13 @@ impl TokenVerifier {
         }
         crate::jose::check_compact(token).map_err(refuse)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed header"))?;
+        if header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(crate::grant::GRANT_TYP))
+        {
+            return Err(refuse("a break-glass grant is not an access token"));
+        }
         // Without a `kid`, the key is unambiguous only when the verifier holds
         // exactly one key in all.
         let kid = match header.kid.as_deref() {
@@ -435,13 +506,48 @@ impl TokenVerifier {
         for registered in ["iss", "aud", "jti"] {
             custom.remove(registered);
         }
+        let auth = self.auth_info(claims.amr, claims.acr, claims.auth_time, &mut custom, now)?;
         Ok(TenantContext::with_subject(
             tenant,
             claims.sub,
             roles,
             clients,
             CustomClaims(custom.into_iter().collect()),
-        ))
+        )
+        .with_auth(auth))
+    }
+
+    /// The authentication facts, type-checked; the second-factor and password
+    /// claims are taken out of the custom claims.
+    fn auth_info(
+        &self,
+        amr: Vec<String>,
+        acr: Option<String>,
+        auth_time: Option<u64>,
+        custom: &mut BTreeMap<String, serde_json::Value>,
+        now: u64,
+    ) -> Result<AuthInfo, Error> {
+        let short = |s: &String| s.len() <= MAX_AMR_LEN && !s.chars().any(char::is_control);
+        if amr.len() > MAX_LIST_LEN || !amr.iter().all(short) || !acr.iter().all(short) {
+            return Err(refuse("amr or acr too long or with control characters"));
+        }
+        let mfa_time = match custom.remove(&self.second_factor_claim) {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| refuse("second-factor time is not an integer"))?,
+            ),
+        };
+        let latest = now.saturating_add(self.leeway);
+        if auth_time.is_some_and(|t| t > latest) || mfa_time.is_some_and(|t| t > latest) {
+            return Err(refuse("auth_time or second-factor time in the future"));
+        }
+        let must_change = match custom.remove(&self.must_change_password_claim) {
+            None => false,
+            Some(serde_json::Value::Bool(b)) => b,
+            Some(_) => return Err(refuse("must-change-password claim is not a boolean")),
+        };
+        Ok(AuthInfo::new(amr, acr, auth_time, mfa_time, must_change))
     }
 
     /// Verify `token` for a request addressed to `path_tenant` (the `{tenant}`
