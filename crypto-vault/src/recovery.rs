@@ -136,8 +136,16 @@ impl StoredRecoveryCodes {
     /// One text value for a column: `hrc1$<salt>$<hash>,<hash>,...`, each part
     /// unpadded standard base64 (an empty list when every code was used).
     pub fn to_text(&self) -> String {
-        let hashes: Vec<String> = self.hashes.iter().map(|h| STANDARD_NO_PAD.encode(h)).collect();
-        format!("{TEXT_PREFIX}{}${}", STANDARD_NO_PAD.encode(self.salt), hashes.join(","))
+        let hashes: Vec<String> = self
+            .hashes
+            .iter()
+            .map(|h| STANDARD_NO_PAD.encode(h))
+            .collect();
+        format!(
+            "{TEXT_PREFIX}{}${}",
+            STANDARD_NO_PAD.encode(self.salt),
+            hashes.join(",")
+        )
     }
 
     /// Parse [`StoredRecoveryCodes::to_text`].
@@ -251,7 +259,10 @@ impl RecoveryCodes {
             codes.push(shown);
             hashes.push(h);
         }
-        Ok((RecoveryBatch { codes }, StoredRecoveryCodes { salt, hashes }))
+        Ok((
+            RecoveryBatch { codes },
+            StoredRecoveryCodes { salt, hashes },
+        ))
     }
 
     /// Check a typed code against the stored set and return the index of the
@@ -295,7 +306,14 @@ mod tests {
 
     #[test]
     fn canonical_refuses() {
-        for bad in ["", "ABCD-EFGH-JKM", "ABCD-EFGH-JKMNP", "ABCD-EFGH-JKMU", "ABCD_EFGH_JKMN", "ＡBCD-EFGH-JKMN"] {
+        for bad in [
+            "",
+            "ABCD-EFGH-JKM",
+            "ABCD-EFGH-JKMNP",
+            "ABCD-EFGH-JKMU",
+            "ABCD_EFGH_JKMN",
+            "ＡBCD-EFGH-JKMN",
+        ] {
             assert!(canonical(bad).is_none(), "{bad}");
         }
         assert!(canonical(&"-".repeat(65)).is_none());

@@ -13,9 +13,13 @@ mod probe;
 mod props;
 #[path = "suite/races.rs"]
 mod races;
+#[path = "suite/recovery.rs"]
+mod recovery;
 #[path = "suite/read_paths.rs"]
 mod read_paths;
 #[path = "suite/sentinel.rs"]
 mod sentinel;
+#[path = "suite/totp.rs"]
+mod totp;
 #[path = "suite/vault_flow.rs"]
 mod vault_flow;

@@ -132,7 +132,10 @@ impl Totp {
     /// The code for time step `step`, zero-padded to the configured digits.
     pub fn code_at_step(&self, step: u64) -> Zeroizing<String> {
         let v = self.value_at_step(step);
-        Zeroizing::new(format!("{v:0width$}", width = usize::from(self.params.digits())))
+        Zeroizing::new(format!(
+            "{v:0width$}",
+            width = usize::from(self.params.digits())
+        ))
     }
 
     /// The code valid at `at` (what an authenticator app shows).
@@ -188,8 +191,16 @@ mod tests {
     #[test]
     fn malformed_codes() {
         for bad in [
-            "", "12345", "1234567", "12345a", "123-456", "１２３４５６", "१२३४५६", "123\t456",
-            "+12345", "12345\u{00A0}6",
+            "",
+            "12345",
+            "1234567",
+            "12345a",
+            "123-456",
+            "１２３４５６",
+            "१२३४५६",
+            "123\t456",
+            "+12345",
+            "12345\u{00A0}6",
         ] {
             assert!(
                 matches!(parse_code(bad, 6), Err(Error::TotpMalformed)),

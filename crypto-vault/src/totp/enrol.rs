@@ -131,9 +131,7 @@ impl PendingTotp {
         vault: &Vault<S>,
         ctx: &FieldContext<'_>,
     ) -> Result<Ciphertext> {
-        vault
-            .encrypt(ctx, &encode(&self.totp, STATE_PENDING))
-            .await
+        vault.encrypt(ctx, &encode(&self.totp, STATE_PENDING)).await
     }
 
     /// [`PendingTotp::open`] through a [`Vault`].

@@ -257,7 +257,8 @@ impl TotpSecret {
     /// [`Error::InvalidKey`] for text that is not base32 or decodes to a bad
     /// length.
     pub fn from_base32(text: &str) -> Result<Self> {
-        let bytes = uri::base32_decode(text).ok_or(Error::InvalidKey("TOTP secret is not base32"))?;
+        let bytes =
+            uri::base32_decode(text).ok_or(Error::InvalidKey("TOTP secret is not base32"))?;
         Self::from_bytes(&bytes)
     }
 

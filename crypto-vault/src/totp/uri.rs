@@ -39,7 +39,9 @@ pub(crate) fn base32_encode(bytes: &[u8]) -> Zeroizing<String> {
         acc &= (1 << bits) - 1;
     }
     if bits > 0 {
-        out.push(char::from(B32[usize::from(low_byte(acc << (5 - bits)) & 31)]));
+        out.push(char::from(
+            B32[usize::from(low_byte(acc << (5 - bits)) & 31)],
+        ));
     }
     acc.zeroize();
     out
@@ -171,8 +173,14 @@ impl OtpAuthUri {
     /// [`Error::InvalidInput`] for an issuer or account that is blank, longer
     /// than [`MAX_LABEL_LEN`] bytes, or holds a colon or a control character.
     pub fn new(issuer: &str, account: &str, totp: Totp) -> Result<Self> {
-        check_label(issuer, "TOTP issuer must be 1..=256 bytes, no colon or control character")?;
-        check_label(account, "TOTP account must be 1..=256 bytes, no colon or control character")?;
+        check_label(
+            issuer,
+            "TOTP issuer must be 1..=256 bytes, no colon or control character",
+        )?;
+        check_label(
+            account,
+            "TOTP account must be 1..=256 bytes, no colon or control character",
+        )?;
         Ok(Self {
             issuer: Some(issuer.to_owned()),
             account: account.to_owned(),
@@ -254,7 +262,10 @@ impl OtpAuthUri {
             Some((i, a)) => (Some(i.trim().to_owned()), a.trim().to_owned()),
             None => (None, label.trim().to_owned()),
         };
-        check_label(&account, "otpauth account is blank, too long or holds a colon")?;
+        check_label(
+            &account,
+            "otpauth account is blank, too long or holds a colon",
+        )?;
         if let Some(i) = &label_issuer {
             check_label(i, "otpauth issuer is blank, too long or holds a colon")?;
         }
@@ -285,14 +296,21 @@ impl OtpAuthUri {
         }
         let secret_text = Zeroizing::new(
             String::from_utf8(
-                percent_decode(secret.ok_or(Error::InvalidKey("otpauth URI has no secret"))?, true)
-                    .ok_or(Error::InvalidKey("TOTP secret is not base32"))?,
+                percent_decode(
+                    secret.ok_or(Error::InvalidKey("otpauth URI has no secret"))?,
+                    true,
+                )
+                .ok_or(Error::InvalidKey("TOTP secret is not base32"))?,
             )
             .map_err(|_| Error::InvalidKey("TOTP secret is not base32"))?,
         );
         let secret = TotpSecret::from_base32(&secret_text)?;
         let issuer = match issuer {
-            Some(v) => Some(decode_label(v, true, "otpauth issuer parameter is malformed")?),
+            Some(v) => Some(decode_label(
+                v,
+                true,
+                "otpauth issuer parameter is malformed",
+            )?),
             None => None,
         };
         let issuer = match (label_issuer, issuer) {
@@ -304,15 +322,19 @@ impl OtpAuthUri {
             (a, b) => b.or(a),
         };
         let algorithm = match algorithm {
-            Some(a) => Algorithm::parse(a)
-                .ok_or(Error::InvalidInput("otpauth algorithm is not SHA1, SHA256 or SHA512"))?,
+            Some(a) => Algorithm::parse(a).ok_or(Error::InvalidInput(
+                "otpauth algorithm is not SHA1, SHA256 or SHA512",
+            ))?,
             None => Algorithm::Sha1,
         };
         let num = |v: Option<&str>, default: u32| -> Result<u32> {
             match v {
                 None => Ok(default),
-                Some(s) if !s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()) => {
-                    s.parse().map_err(|_| Error::InvalidInput("otpauth number is malformed"))
+                Some(s)
+                    if !s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    s.parse()
+                        .map_err(|_| Error::InvalidInput("otpauth number is malformed"))
                 }
                 Some(_) => Err(Error::InvalidInput("otpauth number is malformed")),
             }
@@ -354,7 +376,10 @@ mod tests {
             assert_eq!(base32_encode(plain.as_bytes()).as_str(), enc);
             assert_eq!(base32_decode(enc).unwrap().as_slice(), plain.as_bytes());
         }
-        assert_eq!(base32_decode("mzxw 6ytb oi======").unwrap().as_slice(), b"foobar");
+        assert_eq!(
+            base32_decode("mzxw 6ytb oi======").unwrap().as_slice(),
+            b"foobar"
+        );
         assert!(base32_decode("MZXW1").is_none());
         assert!(base32_decode("MZ=XW").is_none());
     }
