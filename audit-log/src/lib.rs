@@ -26,7 +26,7 @@ pub use encoding::{RECORD_VERSION, RecordHeader, decode_record, encode_record, p
 pub use error::{Error, Result};
 pub use event::{Event, EventBuilder, TenantId};
 pub use pseudonym::Pseudonymizer;
-pub use store::file::{AutoCheckpoint, Durability, FileStore, FileStoreOptions};
+pub use store::file::{AutoCheckpoint, Durability, FileStore, FileStoreOptions, TenantReader};
 pub use store::memory::MemoryStore;
 pub use store::{
     AuditRead, Bounds, EntryProof, Export, ExportReceipt, InclusionProof, ReportEntry,

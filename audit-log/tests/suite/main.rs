@@ -11,6 +11,7 @@
 
 mod anchors;
 mod checkpoint_sign;
+mod cold_report;
 mod common;
 mod concurrency;
 mod crash;

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use hisn_audit_log::store::file::index_decodes_on_this_thread;
-use hisn_audit_log::{AuditRead, Durability, FileStore, FileStoreOptions, TenantId};
+use hisn_audit_log::{AuditRead, Durability, FileStore, FileStoreOptions, TenantId, TenantReader};
 use sha2::{Digest as _, Sha256};
 
 use crate::common::*;
@@ -90,44 +90,42 @@ fn reseal(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// An index that drops the last record of its segment: the record count it
-/// claims (offset 56 of the format) is lowered and its last positions
-/// removed, with a valid checksum of its own.
-fn omit_last_record(index: &[u8]) -> Vec<u8> {
-    let body = &index[..index.len() - 32];
-    let count = u32::from_le_bytes(body[56..60].try_into().unwrap());
-    let mut out = body[..56].to_vec();
-    out.extend_from_slice(&(count - 1).to_le_bytes());
-    let mut rest = &body[60..];
-    let take = |r: &mut &[u8], n: usize| {
-        let (a, b) = r.split_at(n);
-        *r = b;
-        a.to_vec()
-    };
-    let nkeys = u64::from_le_bytes(take(&mut rest, 8).try_into().unwrap());
-    let mut keys = Vec::new();
-    for _ in 0..nkeys {
-        let klen = u64::from_le_bytes(take(&mut rest, 8).try_into().unwrap());
-        let key = take(&mut rest, klen as usize);
-        let n = u64::from_le_bytes(take(&mut rest, 8).try_into().unwrap());
-        let seqs: Vec<u32> = (0..n)
-            .map(|_| u32::from_le_bytes(take(&mut rest, 4).try_into().unwrap()))
-            .filter(|s| *s != count - 1)
-            .collect();
-        if !seqs.is_empty() {
-            keys.push((key, seqs));
-        }
+/// The index of the first segment of a store holding the same records in
+/// smaller segments: a valid index, written for fewer records of the same
+/// chain (a stale index of a shorter segment).
+fn index_of_fewer_records(t: &TenantId) -> Vec<u8> {
+    let d = tempfile::tempdir().unwrap();
+    let s = FileStore::open(
+        d.path(),
+        FileStoreOptions::default()
+            .durability(Durability::OsBuffered)
+            .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES * 2),
+    )
+    .unwrap();
+    for i in 0..N {
+        s.append(event(t, i)).unwrap();
     }
-    out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
-    for (key, seqs) in keys {
-        out.extend_from_slice(&(key.len() as u64).to_le_bytes());
-        out.extend_from_slice(&key);
-        out.extend_from_slice(&(seqs.len() as u64).to_le_bytes());
-        for s in seqs {
-            out.extend_from_slice(&s.to_le_bytes());
-        }
-    }
-    reseal(&out)
+    s.close().unwrap();
+    fs::read(&files(&tdir(d.path(), t), ".sidx")[0]).unwrap()
+}
+
+/// Recompute an index's header checksum (bytes 88..120) and its trailer.
+fn reseal_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let sum = Sha256::digest(&bytes[..88]);
+    bytes[88..120].copy_from_slice(&sum);
+    let n = bytes.len() - 32;
+    let trailer = Sha256::digest(&bytes[..n]);
+    bytes[n..].copy_from_slice(&trailer);
+    bytes
+}
+
+/// Cold lookups of `emp-0` and `u-3` through a [`TenantReader`].
+fn cold(dir: &Path, t: &TenantId) -> (Vec<u64>, Vec<u64>) {
+    let r = TenantReader::open(dir, t).unwrap();
+    (
+        r.subject_seqs(t, "emp-0").unwrap(),
+        r.subject_seqs(t, "u-3").unwrap(),
+    )
 }
 
 /// Regression for the class "a persisted index is trusted blindly".
@@ -163,16 +161,24 @@ fn untrustworthy_subject_index_is_detected_and_rebuilt() {
     let mut flipped = good.clone();
     flipped[body_len / 2] ^= 0x01;
     // The segment length in the header is wrong but self-consistent.
-    let mut stale = good[..body_len].to_vec();
+    let mut stale = good.clone();
     stale[8] ^= 0x01;
+    // The record count lowered (header checksums recomputed).
+    let mut fewer = good.clone();
+    fewer[56] = fewer[56].wrapping_sub(1);
+    // One bucket's byte flipped (only that bucket's checksum can tell).
+    let mut bucket = good.clone();
+    bucket[body_len - 40] ^= 0x01;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("flipped byte", flipped),
         ("truncated", good[..good.len() / 2].to_vec()),
         ("empty", Vec::new()),
         ("another segment's", fs::read(&second).unwrap()),
         ("another tenant's", foreign),
-        ("stale (other segment length)", reseal(&stale)),
-        ("omits a record", omit_last_record(&good)),
+        ("stale (other segment length)", reseal_header(stale)),
+        ("claims fewer records", reseal_header(fewer)),
+        ("written for fewer records", index_of_fewer_records(&t)),
+        ("damaged bucket", reseal(&bucket[..body_len])),
     ];
     for (what, bytes) in cases {
         fs::write(&first, &bytes).unwrap();
@@ -182,6 +188,13 @@ fn untrustworthy_subject_index_is_detected_and_rebuilt() {
             "{what}: the index was trusted"
         );
         assert_eq!(emp0, expected_emp0(), "{what}: the report lost records");
+        // A cold reader (no segment hashing) falls back too.
+        let expected_actor: Vec<u64> = (0..N).filter(|i| i % 7 == 3).collect();
+        assert_eq!(
+            cold(d.path(), &t),
+            (expected_emp0(), expected_actor.clone()),
+            "{what}: a cold lookup lost records"
+        );
         // A writer rebuilds it; the next open uses it again.
         FileStore::open(d.path(), opts()).unwrap().close().unwrap();
         assert_eq!(fs::read(&first).unwrap(), good, "{what}: not rebuilt");

@@ -21,6 +21,7 @@
 //! the error, every later append gets [`Error::Poisoned`], and nothing is
 //! acknowledged that is not durable. Reopen the store to recover.
 
+mod cold;
 mod options;
 mod read;
 mod recovery;
@@ -60,6 +61,7 @@ use crate::store::segment::{
 use crate::store::{AuditRead, Bounds, Export, ExportReceipt, export_prefix, prune_event};
 use crate::verify::StoredRecord;
 
+pub use cold::TenantReader;
 #[doc(hidden)]
 pub use options::CrashHook;
 pub(crate) use options::IoHook;

@@ -189,7 +189,12 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
             fs::read(subject_index::index_path(path))
                 .ok()
                 .and_then(|i| {
-                    subject_index::decode(&i, &bytes, parsed.header.first_seq, parsed.frames.len())
+                    subject_index::decode(
+                        &i,
+                        &bytes,
+                        parsed.header.first_seq,
+                        &subject_index::frame_offsets(&parsed.frames),
+                    )
                 })
         } else {
             None
@@ -204,7 +209,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
                         path,
                         &bytes,
                         parsed.header.first_seq,
-                        parsed.frames.len(),
+                        &subject_index::frame_offsets(&parsed.frames),
                         &s,
                     )
                 {

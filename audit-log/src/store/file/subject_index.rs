@@ -3,19 +3,34 @@
 //! Opening a store used to decode every record to rebuild the subject index,
 //! so a cold `hisn audit report` paid for the whole log. A sealed segment
 //! never changes, so its part of the index is written once (when the segment
-//! is sealed, or on the next writable open) and read back on every open.
+//! is sealed, or on the next writable open) and read back on every open. It
+//! also holds the segment's record locations (frame offsets), so a cold
+//! reader ([`TenantReader`](super::TenantReader)) reads only the records it
+//! is asked for.
 //!
 //! The file is not trusted blindly. It is MAC-free but self-checking:
-//! - a SHA-256 of its own body (damage, truncation);
+//! - a SHA-256 of its own body (damage, truncation), of its header, and of
+//!   each hash bucket of keys (bound to the header and the bucket number);
 //! - the length and SHA-256 of the segment bytes it indexes, the segment's
 //!   first sequence number and its record count (a stale index, an index of
 //!   another segment or tenant, or one written for fewer records is refused).
+//!
+//! **Two ways to read it.** Opening a [`FileStore`] reads the segment anyway,
+//! so it checks everything above, the frame offsets included. A cold
+//! [`TenantReader`](super::TenantReader) does not read the segment: it checks
+//! the header against the segment's length, first sequence number and record
+//! count (the next segment must start where this one's count ends), the
+//! bucket it looks a key up in, and every record it then reads (frame
+//! checksum, and the record must name its tenant and sequence number). What
+//! it cannot see without hashing the segment is a segment rewritten in place
+//! to the same length under a still-valid index; chain verification is the
+//! control for a rewritten segment.
 //!
 //! Any mismatch means the index is ignored and the segment's records are
 //! decoded instead (a writer then rewrites the index). Every report re-checks
 //! each record's decoded content, so an index can only hurt by omitting a
 //! record; an omission by damage, staleness or a foreign file is caught by the
-//! checks above. Someone able to rewrite both the body and its checksum can
+//! checks above. Someone able to rewrite both the body and its checksums can
 //! rewrite the segments too: chain verification (`hisn audit verify`) is the
 //! control for that, not this file.
 //!
@@ -23,15 +38,22 @@
 //! any point leaves no index (rebuilt) or a whole one.
 
 use std::cell::Cell;
+use std::fs::File;
 
 use sha2::{Digest as _, Sha256};
 
 use super::recovery::replace_file;
 use super::*;
 
-const MAGIC: &[u8; 8] = b"HISNSIX1";
+const MAGIC: &[u8; 8] = b"HISNSIX2";
 /// Suffix of an index file (`<segment file name>.sidx`).
 pub(super) const SUFFIX: &str = ".sidx";
+/// Bytes of the fixed header, its checksum included.
+const HEADER_LEN: usize = 88 + 32;
+/// Keys per bucket the writer aims for (a lookup reads one bucket).
+const KEYS_PER_BUCKET: usize = 8;
+/// Largest bucket a lookup reads (a damaged directory cannot make it read more).
+const MAX_BUCKET: u64 = 64 << 20;
 
 thread_local! {
     static DECODES: Cell<u64> = const { Cell::new(0) };
@@ -59,22 +81,85 @@ pub(super) fn index_path(segment: &Path) -> PathBuf {
 /// Subject keys of a segment: key -> record positions (0-based, ascending).
 pub(super) type SegSubjects = Vec<(String, Vec<u32>)>;
 
-/// Encode the index of a segment whose bytes are `segment`.
-fn encode(segment: &[u8], first_seq: u64, count: u32, subjects: &SegSubjects) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + subjects.len() * 16);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(segment.len() as u64).to_le_bytes());
-    out.extend_from_slice(&Sha256::digest(segment));
-    out.extend_from_slice(&first_seq.to_le_bytes());
-    out.extend_from_slice(&count.to_le_bytes());
-    out.extend_from_slice(&(subjects.len() as u64).to_le_bytes());
+/// The bucket of `key` among `nbuckets`.
+fn bucket_of(key: &[u8], nbuckets: u32) -> u32 {
+    let mut h = Sha256::new();
+    h.update(b"hisn-audit-log:sidx-bucket\0");
+    h.update(key);
+    let d = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&d[..8]);
+    // The remainder is below nbuckets, a u32.
+    u32::try_from(u64::from_le_bytes(first) % u64::from(nbuckets.max(1))).unwrap_or(0)
+}
+
+/// Checksum of bucket `b`'s entries, bound to the index's header (so a bucket
+/// of another index, or another bucket of this one, does not check).
+fn bucket_sum(header_sum: &[u8], b: u32, entries: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"hisn-audit-log:sidx-bucket-sum\0");
+    h.update(header_sum);
+    h.update(b.to_le_bytes());
+    h.update(entries);
+    h.finalize().into()
+}
+
+/// Encode the index of a segment whose bytes are `segment`, whose frames
+/// start at `offsets`.
+///
+/// ```text
+/// header  "HISNSIX2" | u64 segment length | SHA-256 of the segment | u64 first seq
+///         | u32 record count | u32 buckets | u64 keys | u64 offsets at | u64 directory at
+///         | SHA-256 of the header so far
+/// offsets u64 frame offset per record
+/// dir     u64 file offset per bucket, and the end of the last one
+/// bucket  (u32 key length | key | u32 count | u32 position...)... | bucket checksum
+/// trailer SHA-256 of everything before it
+/// ```
+/// (all integers little-endian). A cold reader checks the header, reads the
+/// directory entries and the one bucket a key hashes to, and the offsets of
+/// the records it reads; a writer's open checks the whole file.
+fn encode(segment: &[u8], first_seq: u64, offsets: &[u64], subjects: &SegSubjects) -> Vec<u8> {
+    let count = u32::try_from(offsets.len()).unwrap_or(u32::MAX);
+    let nbuckets = u32::try_from((subjects.len() / KEYS_PER_BUCKET).max(1)).unwrap_or(u32::MAX);
+    let offsets_at = HEADER_LEN as u64;
+    let dir_at = offsets_at + 8 * offsets.len() as u64;
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&(segment.len() as u64).to_le_bytes());
+    header.extend_from_slice(&Sha256::digest(segment));
+    header.extend_from_slice(&first_seq.to_le_bytes());
+    header.extend_from_slice(&count.to_le_bytes());
+    header.extend_from_slice(&nbuckets.to_le_bytes());
+    header.extend_from_slice(&(subjects.len() as u64).to_le_bytes());
+    header.extend_from_slice(&offsets_at.to_le_bytes());
+    header.extend_from_slice(&dir_at.to_le_bytes());
+    let header_sum = Sha256::digest(&header);
+    header.extend_from_slice(&header_sum);
+    let mut buckets: Vec<Vec<u8>> = vec![Vec::new(); nbuckets as usize];
     for (key, seqs) in subjects {
-        out.extend_from_slice(&(key.len() as u64).to_le_bytes());
-        out.extend_from_slice(key.as_bytes());
-        out.extend_from_slice(&(seqs.len() as u64).to_le_bytes());
+        let b = &mut buckets[bucket_of(key.as_bytes(), nbuckets) as usize];
+        b.extend_from_slice(&u32::try_from(key.len()).unwrap_or(u32::MAX).to_le_bytes());
+        b.extend_from_slice(key.as_bytes());
+        b.extend_from_slice(&u32::try_from(seqs.len()).unwrap_or(u32::MAX).to_le_bytes());
         for s in seqs {
-            out.extend_from_slice(&s.to_le_bytes());
+            b.extend_from_slice(&s.to_le_bytes());
         }
+    }
+    let mut out = header;
+    for o in offsets {
+        out.extend_from_slice(&o.to_le_bytes());
+    }
+    let mut at = dir_at + 8 * (u64::from(nbuckets) + 1);
+    for b in &buckets {
+        out.extend_from_slice(&at.to_le_bytes());
+        at += b.len() as u64 + 32;
+    }
+    out.extend_from_slice(&at.to_le_bytes());
+    for (i, b) in buckets.iter().enumerate() {
+        out.extend_from_slice(b);
+        let n = u32::try_from(i).unwrap_or(u32::MAX);
+        out.extend_from_slice(&bucket_sum(&header_sum, n, b));
     }
     let sum = Sha256::digest(&out);
     out.extend_from_slice(&sum);
@@ -100,48 +185,182 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Decode and check an index against the segment it claims to index; `None`
-/// for anything that does not check (then the segment is decoded instead).
-pub(super) fn decode(
-    index: &[u8],
-    segment: &[u8],
-    first_seq: u64,
-    count: usize,
-) -> Option<SegSubjects> {
-    let body_len = index.len().checked_sub(32)?;
-    let (body, sum) = index.split_at(body_len);
+/// The fixed header of an index file, checked against its own checksum.
+#[derive(Debug, Clone)]
+pub(super) struct Header {
+    pub(super) segment_len: u64,
+    segment_sha: [u8; 32],
+    pub(super) first_seq: u64,
+    pub(super) count: u32,
+    nbuckets: u32,
+    nkeys: u64,
+    offsets_at: u64,
+    dir_at: u64,
+    sum: [u8; 32],
+}
+
+fn parse_header(bytes: &[u8]) -> Option<Header> {
+    let bytes = bytes.get(..HEADER_LEN)?;
+    let (body, sum) = bytes.split_at(HEADER_LEN - 32);
     if Sha256::digest(body).as_slice() != sum {
         return None;
     }
     let mut c = Cursor(body);
-    if c.take(8)? != MAGIC
-        || c.u64()? != segment.len() as u64
-        || c.take(32)? != Sha256::digest(segment).as_slice()
-        || c.u64()? != first_seq
-        || usize::try_from(c.u32()?).ok()? != count
-    {
+    if c.take(8)? != MAGIC {
         return None;
     }
-    let nkeys = c.u64()?;
+    let h = Header {
+        segment_len: c.u64()?,
+        segment_sha: c.take(32)?.try_into().ok()?,
+        first_seq: c.u64()?,
+        count: c.u32()?,
+        nbuckets: c.u32()?,
+        nkeys: c.u64()?,
+        offsets_at: c.u64()?,
+        dir_at: c.u64()?,
+        sum: sum.try_into().ok()?,
+    };
+    (h.nbuckets > 0
+        && h.offsets_at == HEADER_LEN as u64
+        && h.dir_at == h.offsets_at + 8 * u64::from(h.count))
+    .then_some(h)
+}
+
+/// Parse the entries of bucket `b` (checksum and key placement checked).
+fn parse_bucket(h: &Header, b: u32, bytes: &[u8]) -> Option<SegSubjects> {
+    let body_len = bytes.len().checked_sub(32)?;
+    let (entries, sum) = bytes.split_at(body_len);
+    if bucket_sum(&h.sum, b, entries) != sum {
+        return None;
+    }
+    let count = h.count;
+    let mut c = Cursor(entries);
     let mut out = Vec::new();
-    for _ in 0..nkeys {
-        let klen = usize::try_from(c.u64()?).ok()?;
+    while !c.0.is_empty() {
+        let klen = usize::try_from(c.u32()?).ok()?;
         let key = std::str::from_utf8(c.take(klen)?).ok()?.to_owned();
-        let n = usize::try_from(c.u64()?).ok()?;
+        if bucket_of(key.as_bytes(), h.nbuckets) != b {
+            return None;
+        }
+        let n = c.u32()?;
         if n == 0 || n > count {
             return None;
         }
-        let mut seqs = Vec::with_capacity(n);
+        let mut seqs = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let s = c.u32()?;
-            if usize::try_from(s).ok()? >= count || seqs.last().is_some_and(|l| *l >= s) {
+            if s >= count || seqs.last().is_some_and(|l| *l >= s) {
                 return None;
             }
             seqs.push(s);
         }
         out.push((key, seqs));
     }
-    c.0.is_empty().then_some(out)
+    Some(out)
+}
+
+/// Decode and check a whole index against the segment it claims to index
+/// (its bytes, first sequence number and frame offsets); `None` for anything
+/// that does not check (then the segment is decoded instead).
+pub(super) fn decode(
+    index: &[u8],
+    segment: &[u8],
+    first_seq: u64,
+    offsets: &[u64],
+) -> Option<SegSubjects> {
+    let body_len = index.len().checked_sub(32)?;
+    let (body, sum) = index.split_at(body_len);
+    if Sha256::digest(body).as_slice() != sum {
+        return None;
+    }
+    let h = parse_header(body)?;
+    if h.segment_len != segment.len() as u64
+        || h.segment_sha != Sha256::digest(segment).as_slice()
+        || h.first_seq != first_seq
+        || usize::try_from(h.count).ok()? != offsets.len()
+    {
+        return None;
+    }
+    let mut c = Cursor(body.get(HEADER_LEN..)?);
+    for o in offsets {
+        if c.u64()? != *o {
+            return None;
+        }
+    }
+    let dir: Vec<u64> = (0..=h.nbuckets).map(|_| c.u64()).collect::<Option<_>>()?;
+    let mut at = h.dir_at + 8 * (u64::from(h.nbuckets) + 1);
+    let mut out = Vec::new();
+    for b in 0..h.nbuckets {
+        let (start, end) = (dir[b as usize], dir[b as usize + 1]);
+        if start != at || end < start {
+            return None;
+        }
+        let bytes = c.take(usize::try_from(end - start).ok()?)?;
+        out.extend(parse_bucket(&h, b, bytes)?);
+        at = end;
+    }
+    if !c.0.is_empty() || out.len() as u64 != h.nkeys {
+        return None;
+    }
+    Some(out)
+}
+
+/// Read and check the header of an index file (cold reads; see [`lookup`]).
+pub(super) fn read_header(f: &File) -> Option<Header> {
+    let mut buf = [0u8; HEADER_LEN];
+    f.read_exact_at(&mut buf, 0).ok()?;
+    parse_header(&buf)
+}
+
+/// The positions of `key` in the segment, reading only the index's header
+/// (already read into `h`), two directory entries and one bucket: `Some`
+/// (empty when the key is absent) or `None` when the index does not check
+/// (then the segment is decoded instead).
+///
+/// This does not re-hash the segment: a cold lookup is bound to it by its
+/// length, first sequence number and record count (checked by the caller),
+/// by the checksums of the header and the bucket, and by every record read
+/// through it naming its own sequence number. See the module docs.
+pub(super) fn lookup(f: &File, h: &Header, key: &str) -> Option<Vec<u32>> {
+    let b = bucket_of(key.as_bytes(), h.nbuckets);
+    let mut d = [0u8; 16];
+    f.read_exact_at(&mut d, h.dir_at.checked_add(8 * u64::from(b))?)
+        .ok()?;
+    let start = u64::from_le_bytes(d[..8].try_into().ok()?);
+    let end = u64::from_le_bytes(d[8..].try_into().ok()?);
+    let min = h.dir_at + 8 * (u64::from(h.nbuckets) + 1);
+    if start < min || end < start + 32 || end - start > MAX_BUCKET {
+        return None;
+    }
+    let mut bytes = vec![0u8; usize::try_from(end - start).ok()?];
+    f.read_exact_at(&mut bytes, start).ok()?;
+    let entries = parse_bucket(h, b, &bytes)?;
+    Some(
+        entries
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, p)| p)
+            .unwrap_or_default(),
+    )
+}
+
+/// Frame offsets of records `lo..lo + n` (positions in the segment).
+pub(super) fn offsets(f: &File, h: &Header, lo: u32, n: u32) -> Option<Vec<u64>> {
+    if u64::from(lo) + u64::from(n) > u64::from(h.count) {
+        return None;
+    }
+    let mut buf = vec![0u8; 8 * n as usize];
+    f.read_exact_at(&mut buf, h.offsets_at + 8 * u64::from(lo))
+        .ok()?;
+    Some(
+        buf.chunks_exact(8)
+            .map(|c| {
+                let mut a = [0u8; 8];
+                a.copy_from_slice(c);
+                u64::from_le_bytes(a)
+            })
+            .collect(),
+    )
 }
 
 /// Decode the records of a parsed segment into its subject keys.
@@ -166,16 +385,21 @@ pub(super) fn write(
     segment: &Path,
     bytes: &[u8],
     first_seq: u64,
-    count: usize,
+    offsets: &[u64],
     subjects: &SegSubjects,
 ) -> Result<()> {
-    let Ok(count) = u32::try_from(count) else {
+    if u32::try_from(offsets.len()).is_err() {
         return Ok(()); // Never indexed: decoded on open.
-    };
+    }
     replace_file(
         &index_path(segment),
-        &encode(bytes, first_seq, count, subjects),
+        &encode(bytes, first_seq, offsets, subjects),
     )
+}
+
+/// Frame offsets of a parsed segment.
+pub(super) fn frame_offsets(frames: &[crate::store::segment::FrameRef]) -> Vec<u64> {
+    frames.iter().map(|f| f.offset).collect()
 }
 
 /// Index a segment that was just sealed, from its file (called off the
@@ -192,7 +416,30 @@ pub(super) fn index_sealed(segment: &Path) -> Result<()> {
         segment,
         &bytes,
         parsed.header.first_seq,
-        parsed.frames.len(),
+        &frame_offsets(&parsed.frames),
         &subjects,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let seg = b"segment bytes".to_vec();
+        let subjects: SegSubjects = vec![
+            ("a".into(), vec![0, 2]),
+            ("b".into(), vec![1]),
+            ("emp-0".into(), vec![2]),
+        ];
+        let offsets = [10u64, 20, 30];
+        let idx = encode(&seg, 7, &offsets, &subjects);
+        let mut got = decode(&idx, &seg, 7, &offsets).unwrap();
+        got.sort();
+        assert_eq!(got, subjects);
+        assert!(decode(&idx, &seg, 8, &offsets).is_none());
+        assert!(decode(&idx, b"segment bytez", 7, &offsets).is_none());
+        assert!(decode(&idx, &seg, 7, &[10, 20, 31]).is_none());
+    }
 }
