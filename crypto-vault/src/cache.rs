@@ -25,17 +25,36 @@
 //! ciphertext named a key id newer than the cached ones (so a forged key id
 //! forces at most one reload per interval).
 //!
+//! 4. **Single flight.** A cold tenant is loaded once however many callers
+//!    want it: the first caller registers a [`Flight`] for the tenant at the
+//!    current generation and reads the store; callers arriving meanwhile wait
+//!    for it to land and then look the cache up again (they never take the
+//!    loaded keyring from the flight, so rules 1–3 decide what they get). A
+//!    flight is tied to the generation it started at: a bump for the tenant
+//!    (shred, rotation, eviction) lands it at once, so its waiters never wait
+//!    on a load that can no longer be inserted, and a paused load never holds
+//!    up shredding or rotation, which never wait on a flight. A failed load
+//!    (store error, unwrap failure) is not cached: the leader and the callers
+//!    waiting on that flight get its error (a copy, see [`waiter_error`]), and
+//!    the next caller starts a fresh load. A leader whose future is dropped
+//!    mid-load lands its flight as "look up again" (see `FlightGuard` in
+//!    `vault.rs`), so waiters never hang on a cancelled load.
+//!
 //! Generations are kept per stripe (a hash of the tenant), not per tenant, so the
 //! memory is fixed whatever tenant ids callers use; a collision only costs a
 //! spurious reload.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::{BuildHasher as _, RandomState};
 use std::num::NonZeroUsize;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
 use lru::LruCache;
+use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::format::KeyId;
@@ -67,7 +86,116 @@ pub(crate) struct Cache {
     forced_reloads: LruCache<String, SystemTime>,
     gens: Box<[u64]>,
     floors: HashMap<(String, KeyId), u64>,
+    /// Loads in flight, one per tenant at most (rule 4). Bounded by the number
+    /// of loads running at once: an entry leaves when its load lands.
+    flights: HashMap<String, Arc<Flight>>,
     hasher: RandomState,
+}
+
+/// How a [`Flight`] ended, as its waiters see it.
+enum Landed {
+    /// Look the cache up again (the keyring was inserted, the tenant's absence
+    /// remembered, or the load went stale or was cancelled).
+    Retry,
+    /// The load failed; nothing was cached.
+    Failed(Error),
+}
+
+/// One store load of a tenant's keyring that other callers wait for.
+///
+/// A hand-written one-shot notifier (a waker list under a lock that is never
+/// held across an await) rather than an async runtime's primitive: the crate is
+/// runtime-agnostic and depends on no executor.
+pub(crate) struct Flight {
+    generation: u64,
+    state: Mutex<FlightState>,
+}
+
+struct FlightState {
+    landed: Option<Landed>,
+    wakers: Vec<Waker>,
+}
+
+impl Flight {
+    fn new(generation: u64) -> Self {
+        Self {
+            generation,
+            state: Mutex::new(FlightState {
+                landed: None,
+                wakers: Vec::new(),
+            }),
+        }
+    }
+
+    /// Land the flight (the first outcome wins) and wake its waiters.
+    fn land(&self, outcome: Landed) {
+        let wakers = {
+            let mut st = self.state.lock();
+            if st.landed.is_some() {
+                return;
+            }
+            st.landed = Some(outcome);
+            std::mem::take(&mut st.wakers)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// Waiters: look the cache up again.
+    pub(crate) fn land_retry(&self) {
+        self.land(Landed::Retry);
+    }
+
+    /// Waiters: fail with (a copy of) `e`.
+    pub(crate) fn land_failed(&self, e: &Error) {
+        self.land(Landed::Failed(waiter_error(e)));
+    }
+
+    /// Wait until the flight lands: `Ok(())` to look the cache up again, or the
+    /// failed load's error.
+    pub(crate) fn landing(self: &Arc<Self>) -> Landing {
+        Landing(Arc::clone(self))
+    }
+}
+
+/// Future returned by [`Flight::landing`].
+pub(crate) struct Landing(Arc<Flight>);
+
+impl Future for Landing {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut st = self.0.state.lock();
+        match &st.landed {
+            Some(Landed::Retry) => Poll::Ready(Ok(())),
+            Some(Landed::Failed(e)) => Poll::Ready(Err(waiter_error(e))),
+            None => {
+                if !st.wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    st.wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The error a waiter of a failed flight gets: the leader's error where it can
+/// be copied, else a generic store error (`Error` is not `Clone`: it may one
+/// day carry a source that is not).
+fn waiter_error(e: &Error) -> Error {
+    match e {
+        Error::Store(m) => Error::Store(m.clone()),
+        Error::Unwrap => Error::Unwrap,
+        Error::UnknownKey => Error::UnknownKey,
+        Error::TenantShredded => Error::TenantShredded,
+        Error::TenantNotProvisioned => Error::TenantNotProvisioned,
+        Error::InvalidKey(m) => Error::InvalidKey(m),
+        Error::InvalidConfig(m) => Error::InvalidConfig(m),
+        Error::InvalidContext(m) => Error::InvalidContext(m),
+        Error::UnsupportedVersion(v) => Error::UnsupportedVersion(*v),
+        _ => Error::Store("key load failed".into()),
+    }
 }
 
 /// Whether `interval` has passed between `at` and `now`. A clock that went
@@ -85,8 +213,11 @@ pub(crate) enum Lookup {
     Ring(Arc<Keyring>),
     /// Known to have no usable keys: this error.
     Absent(Error),
-    /// Load it, presenting this generation.
-    Load(u64),
+    /// Another caller is loading it: wait for the flight, then look up again.
+    Wait(Arc<Flight>),
+    /// Load it, presenting this generation, and land this flight when done
+    /// (after [`Cache::end_flight`]).
+    Lead(u64, Arc<Flight>),
 }
 
 /// What [`Cache::insert_if_current`] decided.
@@ -105,6 +236,7 @@ impl Cache {
             forced_reloads: LruCache::new(capacity),
             gens: vec![0; STRIPES].into_boxed_slice(),
             floors: HashMap::new(),
+            flights: HashMap::new(),
             hasher: RandomState::new(),
         }
     }
@@ -127,10 +259,33 @@ impl Cache {
     fn bump(&mut self, tenant: &str) {
         let s = self.stripe(tenant);
         self.gens[s] = self.gens[s].wrapping_add(1);
+        // The tenant's load in flight (if any) can no longer insert: release its
+        // waiters now rather than when the (possibly slow) load returns.
+        if let Some(f) = self.flights.remove(tenant) {
+            f.land_retry();
+        }
     }
 
-    /// The cached keyring, a remembered absence (as its error), or the
-    /// generation a load must present to insert its result.
+    /// The load of `flight` returned: forget it (if it is still the tenant's
+    /// current flight). The caller lands it after the cache reflects the
+    /// load's outcome.
+    pub(crate) fn end_flight(&mut self, tenant: &str, flight: &Flight) {
+        if self
+            .flights
+            .get(tenant)
+            .is_some_and(|f| std::ptr::eq(Arc::as_ptr(f), flight))
+        {
+            self.flights.remove(tenant);
+        }
+    }
+
+    /// Loads in flight (for `Debug`).
+    pub(crate) fn flights(&self) -> usize {
+        self.flights.len()
+    }
+
+    /// The cached keyring, a remembered absence (as its error), a load in
+    /// flight to wait for, or the generation (and flight) of a load to start.
     pub(crate) fn lookup(&mut self, tenant: &str, now: SystemTime, interval: Duration) -> Lookup {
         if let Some(r) = self.lru.get(tenant) {
             return Lookup::Ring(Arc::clone(r));
@@ -142,7 +297,20 @@ impl Cache {
             }
             _ => {}
         }
-        Lookup::Load(self.gens[self.stripe(tenant)])
+        let generation = self.gens[self.stripe(tenant)];
+        if let Some(f) = self.flights.get(tenant)
+            && f.generation == generation
+        {
+            return Lookup::Wait(Arc::clone(f));
+        }
+        // None in flight, or one started before a bump of the tenant's stripe
+        // by another tenant (it cannot insert): start one at this generation.
+        // The old leader's `end_flight` leaves this one in place.
+        let flight = Arc::new(Flight::new(generation));
+        if let Some(old) = self.flights.insert(tenant.to_owned(), Arc::clone(&flight)) {
+            old.land_retry();
+        }
+        Lookup::Lead(generation, flight)
     }
 
     /// Remember that the tenant has no usable keys, if nothing changed since

@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::blind::BlindIndexer;
-use crate::cache::{Absent, Cache, Insert, Lookup, Retired};
+use crate::cache::{Absent, Cache, Flight, Insert, Lookup, Retired};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::{Ciphertext, FieldContext, KeyId};
@@ -71,10 +71,35 @@ impl<S> fmt::Debug for Vault<S> {
             .field("master", &self.master)
             .field("previous_masters", &self.previous.len())
             .field("cached_tenants", &self.cache.lock().len())
+            .field("loads_in_flight", &self.cache.lock().flights())
             .field("usage_cap", &self.usage_cap)
             .field("persist_every", &self.persist_every)
             .field("reload_interval", &self.reload_interval)
             .finish_non_exhaustive()
+    }
+}
+
+/// What [`Vault::land_load`] decided.
+enum Landed {
+    Use(Arc<Keyring>, Option<Retired>),
+    Fail(Error),
+    Again,
+}
+
+/// Lands a keyring load's flight as "look up again" if the leader's future is
+/// dropped before the load returns (a cancelled request), so the callers
+/// waiting on it never hang: the next of them starts a fresh load. Landing is
+/// first-outcome-wins, so on the normal path this drop is a no-op.
+struct FlightGuard<'a> {
+    cache: &'a Mutex<Cache>,
+    tenant: &'a str,
+    flight: Arc<Flight>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        self.cache.lock().end_flight(self.tenant, &self.flight);
+        self.flight.land_retry();
     }
 }
 
@@ -196,46 +221,76 @@ impl<S: KeyStore> Vault<S> {
         loop {
             let now = self.clock.now();
             let lookup = self.cache.lock().lookup(tenant, now, self.reload_interval);
-            let generation = match lookup {
+            let (generation, flight) = match lookup {
                 Lookup::Ring(ring) => return Ok(ring),
                 Lookup::Absent(e) => return Err(e),
-                Lookup::Load(generation) => generation,
-            };
-            let ring = match self.load_ring(tenant).await {
-                Ok(ring) => ring,
-                Err(e @ (Error::TenantNotProvisioned | Error::TenantShredded)) => {
-                    let absent = if matches!(e, Error::TenantShredded) {
-                        Absent::Shredded
-                    } else {
-                        Absent::NotProvisioned(now)
-                    };
-                    let current = self
-                        .cache
-                        .lock()
-                        .insert_absent_if_current(tenant, generation, absent);
-                    if !current {
-                        // Provisioned, rotated or shredded while loading.
-                        continue;
-                    }
-                    return Err(e);
+                // Another caller is loading this tenant (single flight): wait
+                // for it, then look up again (or share its failure).
+                Lookup::Wait(flight) => {
+                    flight.landing().await?;
+                    continue;
                 }
-                Err(e) => return Err(e),
+                Lookup::Lead(generation, flight) => (generation, flight),
             };
-            let decision = self
-                .cache
-                .lock()
-                .insert_if_current(tenant, generation, ring);
-            match decision {
-                Insert::Use(ring, victim) => {
+            let guard = FlightGuard {
+                cache: &self.cache,
+                tenant,
+                flight,
+            };
+            let loaded = self.load_ring(tenant).await;
+            match self.land_load(tenant, generation, now, &guard.flight, loaded) {
+                Landed::Use(ring, victim) => {
                     if let Some(v) = victim {
                         self.persist_retired(v).await;
                     }
                     return Ok(ring);
                 }
-                // Rotated, shredded or evicted while loading: load again.
-                Insert::Stale => continue,
+                Landed::Fail(e) => return Err(e),
+                // Rotated, shredded, provisioned or evicted while loading.
+                Landed::Again => continue,
             }
         }
+    }
+
+    /// Put a finished load's outcome in the cache, end its flight, then land
+    /// the flight so its waiters look up again (or share the failure).
+    fn land_load(
+        &self,
+        tenant: &str,
+        generation: u64,
+        now: std::time::SystemTime,
+        flight: &Flight,
+        loaded: Result<Keyring>,
+    ) -> Landed {
+        let mut cache = self.cache.lock();
+        cache.end_flight(tenant, flight);
+        let landed = match loaded {
+            Ok(ring) => match cache.insert_if_current(tenant, generation, ring) {
+                Insert::Use(ring, victim) => Landed::Use(ring, victim),
+                Insert::Stale => Landed::Again,
+            },
+            Err(e @ (Error::TenantNotProvisioned | Error::TenantShredded)) => {
+                let absent = if matches!(e, Error::TenantShredded) {
+                    Absent::Shredded
+                } else {
+                    Absent::NotProvisioned(now)
+                };
+                if cache.insert_absent_if_current(tenant, generation, absent) {
+                    Landed::Fail(e)
+                } else {
+                    Landed::Again
+                }
+            }
+            Err(e) => {
+                // Not cached: the next caller loads again.
+                drop(cache);
+                flight.land_failed(&e);
+                return Landed::Fail(e);
+            }
+        };
+        drop(cache);
+        flight.land_retry();
+        landed
     }
 
     /// Create the tenant's data key and blind-index key if it has none yet.
@@ -262,13 +317,18 @@ impl<S: KeyStore> Vault<S> {
     /// Read and unwrap the tenant's keys from the store (not cached).
     async fn load_ring(&self, tenant: &str) -> Result<Keyring> {
         let records = self.store.load(tenant).await?;
+        self.ring_from_records(tenant, &records)
+    }
+
+    /// Unwrap stored records into a keyring.
+    fn ring_from_records(&self, tenant: &str, records: &[WrappedKey]) -> Result<Keyring> {
         if records.is_empty() {
             return Err(Error::TenantNotProvisioned);
         }
         let mut data = Vec::new();
         let mut primary = None;
         let mut index_root = None;
-        for r in &records {
+        for r in records {
             let key = wrap::unwrap(
                 self.master_for(r.master_fingerprint)?,
                 r.purpose,
@@ -308,16 +368,12 @@ impl<S: KeyStore> Vault<S> {
         self.cache.lock().persisted(&retired);
     }
 
-    /// Retire the tenant's cached keyring (if any) and make loads in flight
-    /// start again; with `persist`, write its final counts.
-    async fn retire_tenant(&self, tenant: &str, persist: bool) {
+    /// Retire the tenant's cached keyring (if any), make loads in flight start
+    /// again (releasing their waiters), and write its final counts.
+    async fn retire_tenant(&self, tenant: &str) {
         let retired = self.cache.lock().retire_tenant(tenant);
         if let Some(r) = retired {
-            if persist {
-                self.persist_retired(r).await;
-            } else {
-                self.cache.lock().persisted(&r);
-            }
+            self.persist_retired(r).await;
         }
     }
 
@@ -399,7 +455,7 @@ impl<S: KeyStore> Vault<S> {
     /// rotated or shredded the tenant's keys; otherwise this process sees such
     /// changes when the entry is evicted.
     pub async fn evict(&self, tenant: &str) {
-        self.retire_tenant(tenant, true).await;
+        self.retire_tenant(tenant).await;
     }
 
     /// Re-encrypt one value under the tenant's primary key if it uses an older one.
@@ -421,7 +477,12 @@ impl<S: KeyStore> Vault<S> {
     /// # Errors
     /// As [`Vault::keyring`]; [`Error::Store`].
     pub async fn rotate_data_key(&self, tenant: &str) -> Result<KeyId> {
-        let ring = self.keyring(tenant).await?;
+        FieldContext::new(tenant, "-", "-", "-")?;
+        // Read the store, not the cache: rotation must never wait on a load in
+        // flight (that load may be paused; it is made stale below), and the
+        // next id comes from the stored keys (another process may have
+        // rotated). The keys are unwrapped to check they are ours, then dropped.
+        let ring = self.ring_from_records(tenant, &self.store.load(tenant).await?)?;
         let next = ring
             .key_ids()
             .iter()
@@ -441,7 +502,7 @@ impl<S: KeyStore> Vault<S> {
         self.store.set_primary(tenant, KeyPurpose::Data, id).await?;
         // Retire the cached keyring (its final counts are written) and make
         // loads in flight, which may have read the old primary, load again.
-        self.retire_tenant(tenant, true).await;
+        self.retire_tenant(tenant).await;
         tracing::info!(target: "hisn_crypto_vault", key_id = id.0, "tenant data key rotated");
         Ok(id)
     }
@@ -529,9 +590,16 @@ impl<S: KeyStore> Vault<S> {
     pub async fn shred_tenant(&self, tenant: &str) -> Result<()> {
         self.store.shred(tenant).await?;
         // The keys are gone: nothing to persist. Loads in flight that read
-        // them before the shred start again and find the tombstone.
-        self.retire_tenant(tenant, false).await;
-        self.cache.lock().shredded(tenant);
+        // them before the shred cannot insert (generation bump); their waiters
+        // are released and, in the same critical section, find the tombstone.
+        {
+            let mut cache = self.cache.lock();
+            let retired = cache.retire_tenant(tenant);
+            cache.shredded(tenant);
+            if let Some(r) = retired {
+                cache.persisted(&r);
+            }
+        }
         tracing::warn!(target: "hisn_crypto_vault", "tenant keys shredded");
         Ok(())
     }
