@@ -55,6 +55,9 @@ enum Command {
     /// Mint and check API keys.
     #[command(subcommand)]
     Apikey(cmd::apikey::ApikeyCommand),
+    /// Enrol, compute and verify TOTP (RFC 6238) second-factor codes.
+    #[command(subcommand)]
+    Totp(cmd::totp::TotpCommand),
     /// Append to, checkpoint, verify and report on tamper-evident audit logs.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -73,6 +76,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Vault(c) => cmd::vault::run(c, &ctx),
         Command::Password(c) => cmd::password::run(c, &ctx),
         Command::Apikey(c) => cmd::apikey::run(c, &ctx),
+        Command::Totp(c) => cmd::totp::run(c, &ctx),
         Command::Audit(c) => cmd::audit::run(c, &ctx),
         Command::Guard(c) => cmd::guard::run(c, &ctx),
         Command::Redact(c) => cmd::redact::run(&c, &ctx),

@@ -8,5 +8,6 @@ pub(crate) mod guard;
 pub(crate) mod keys;
 pub(crate) mod password;
 pub(crate) mod redact;
+pub(crate) mod totp;
 pub(crate) mod vault;
 pub(crate) mod webhook;

@@ -8,5 +8,6 @@ mod audit_repair;
 mod conventions;
 mod guard;
 mod redact;
+mod totp;
 mod vault;
 mod webhook;
