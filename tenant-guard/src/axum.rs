@@ -18,6 +18,19 @@
 //! pair it with [`TokenTenant`] or [`TenantContext::check_path_tenant`] on
 //! routes that carry a tenant in the path.
 //!
+//! Break-glass support routes extract a [`GrantSession`] instead (state:
+//! `Arc<GrantVerifier>: FromRef<S>`): the bearer token must be a grant for
+//! the `{tenant}` of the path; every extraction is one use of the grant (its
+//! revocation check, audit hook and notifier run, with `"METHOD /path"` as
+//! the action). A failing hook is `503`. There is no extractor that turns a
+//! grant into the customer's own session.
+//!
+//! [`AccessDenied`] turns the errors of
+//! [`RolePolicy::require`](crate::RolePolicy::require) into responses the
+//! client can act on: a step-up is `401` with
+//! `WWW-Authenticate: Bearer error="insufficient_user_authentication"`
+//! (RFC 9470, with `max_age` when the rule has one).
+//!
 //! ```
 //! use std::sync::Arc;
 //! use axum::{Router, routing::get};
@@ -38,11 +51,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRef, FromRequestParts, RawPathParams};
-use axum::http::Request;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::Request;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::grant::{GrantSession, GrantVerifier};
 use crate::{Error, TenantContext, TokenVerifier};
 
 /// The path parameter that names the tenant: routes look like `/t/{tenant}/...`.
@@ -56,6 +70,9 @@ pub enum TenantRejection {
     Unauthorized,
     /// `404 Not Found`.
     NotFound,
+    /// `503 Service Unavailable`: a grant's revocation check, audit hook or
+    /// notifier failed, so the grant was not used.
+    Unavailable,
 }
 
 impl IntoResponse for TenantRejection {
@@ -67,6 +84,7 @@ impl IntoResponse for TenantRejection {
             )
                 .into_response(),
             Self::NotFound => StatusCode::NOT_FOUND.into_response(),
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE.into_response(),
         }
     }
 }
@@ -209,6 +227,83 @@ where
                 Box::pin(self.inner.call(Request::from_parts(parts, body)))
             }
             Err(rejection) => Box::pin(async move { Ok(rejection.into_response()) }),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for GrantSession
+where
+    S: Send + Sync,
+    Arc<GrantVerifier>: FromRef<S>,
+{
+    type Rejection = TenantRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Arc::<GrantVerifier>::from_ref(state);
+        let token = bearer(parts)
+            .ok_or(TenantRejection::Unauthorized)?
+            .to_owned();
+        let path = path_tenant(parts, state)
+            .await?
+            .ok_or(TenantRejection::NotFound)?;
+        let action = format!("{} {}", parts.method, parts.uri.path());
+        verifier
+            .open(&token, &path, &action)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound => TenantRejection::NotFound,
+                Error::GrantHook => TenantRejection::Unavailable,
+                _ => TenantRejection::Unauthorized,
+            })
+    }
+}
+
+/// A refusal from [`RolePolicy::require`](crate::RolePolicy::require) as a
+/// response (`Err(AccessDenied::from(e))?` in a handler):
+///
+/// | error | status | detail |
+/// |-------|--------|--------|
+/// | [`Error::StepUpRequired`] | 401 | `WWW-Authenticate: Bearer error="insufficient_user_authentication"` and `max_age` (RFC 9470) |
+/// | [`Error::MfaEnrolmentRequired`] | 403 | body `mfa_enrolment_required` |
+/// | [`Error::PasswordChangeRequired`] | 403 | body `password_change_required` |
+/// | [`Error::Unauthenticated`] | 401 | `WWW-Authenticate: Bearer` |
+/// | [`Error::NotFound`] | 404 | |
+/// | anything else ([`Error::Forbidden`], [`Error::OutsideGrant`], ...) | 403 | empty body |
+#[derive(Debug)]
+pub struct AccessDenied(pub Error);
+
+impl From<Error> for AccessDenied {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for AccessDenied {
+    fn into_response(self) -> Response {
+        match self.0 {
+            Error::StepUpRequired { max_age } => {
+                let challenge = match max_age {
+                    Some(age) => format!(
+                        "Bearer error=\"insufficient_user_authentication\", error_description=\"a more recent second factor is required\", max_age={age}"
+                    ),
+                    None => "Bearer error=\"insufficient_user_authentication\", error_description=\"a second factor is required\"".to_owned(),
+                };
+                match HeaderValue::from_str(&challenge) {
+                    Ok(v) => {
+                        (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, v)]).into_response()
+                    }
+                    Err(_) => StatusCode::UNAUTHORIZED.into_response(),
+                }
+            }
+            Error::MfaEnrolmentRequired => {
+                (StatusCode::FORBIDDEN, "mfa_enrolment_required").into_response()
+            }
+            Error::PasswordChangeRequired => {
+                (StatusCode::FORBIDDEN, "password_change_required").into_response()
+            }
+            Error::Unauthenticated => TenantRejection::Unauthorized.into_response(),
+            Error::NotFound => StatusCode::NOT_FOUND.into_response(),
+            _ => StatusCode::FORBIDDEN.into_response(),
         }
     }
 }

@@ -12,7 +12,9 @@
 // Helpers serve the feature-gated modules too; with fewer features some are unused.
 #[allow(dead_code)]
 mod common;
+mod grant;
 mod jwt;
+mod stepup;
 
 #[cfg(feature = "sqlite")]
 mod adoption;
@@ -26,6 +28,8 @@ mod extractor;
 mod guard_differential;
 #[cfg(feature = "axum")]
 mod identity;
+#[cfg(feature = "postgres")]
+mod grant_pg;
 #[cfg(feature = "postgres")]
 mod pg_context;
 #[cfg(feature = "postgres")]
