@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{header, Request, StatusCode};
 use axum::routing::get;
+use axum::Router;
 use hisn_tenant_guard::{TenantContext, TokenVerifier};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
@@ -101,5 +101,193 @@ async fn missing_or_bad_token_is_401_without_detail() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
         assert_eq!(www.as_deref(), Some("Bearer"));
         assert!(body.is_empty());
+    }
+}
+
+mod grants {
+    //! The `GrantSession` extractor and `AccessDenied` responses (issue #15).
+
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::extract::State;
+    use axum::http::{header, Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use hisn_tenant_guard::axum::AccessDenied;
+    use hisn_tenant_guard::{
+        Error, GrantSession, GrantVerifier, ManualClock, Permission, RolePolicy,
+    };
+    use tower::ServiceExt as _;
+
+    use crate::common::*;
+    use crate::grant::{fx, read_only};
+
+    #[derive(Clone)]
+    struct AppState {
+        grants: Arc<GrantVerifier>,
+        policy: Arc<RolePolicy>,
+    }
+
+    impl axum::extract::FromRef<AppState> for Arc<GrantVerifier> {
+        fn from_ref(s: &AppState) -> Self {
+            s.grants.clone()
+        }
+    }
+
+    async fn list(
+        State(s): State<AppState>,
+        session: GrantSession,
+    ) -> Result<String, AccessDenied> {
+        s.policy.require(session.context(), &Permission::READ)?;
+        Ok(format!(
+            "{} {}",
+            session.context().tenant(),
+            session.grant().ticket()
+        ))
+    }
+
+    async fn change(
+        State(s): State<AppState>,
+        session: GrantSession,
+    ) -> Result<String, AccessDenied> {
+        s.policy.require(session.context(), &Permission::WRITE)?;
+        Ok("changed".into())
+    }
+
+    fn router(verifier: GrantVerifier, clock: Arc<ManualClock>) -> Router {
+        let state = AppState {
+            grants: Arc::new(verifier),
+            policy: Arc::new(RolePolicy::default().clock(clock)),
+        };
+        Router::new()
+            .route("/t/{tenant}/assets", get(list).put(change))
+            .route("/support/assets", get(list))
+            .with_state(state)
+    }
+
+    async fn send(
+        app: &Router,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, String) {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body = http_body_util::BodyExt::collect(resp.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn grant_session_reads_its_tenant_and_is_refused_writes() {
+        let f = fx();
+        let clock = f.clock.clone();
+        let (_, token) = f.signer.sign(&read_only(TENANT_A, 1)).unwrap();
+        let audit = f.audit.clone();
+        let app = router(f.verifier, clock.clone());
+        let (status, body) =
+            send(&app, "GET", &format!("/t/{TENANT_A}/assets"), Some(&token)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, format!("{TENANT_A} SUP-1234"));
+        // A write under a read-only grant: 403, no detail.
+        let (status, body) =
+            send(&app, "PUT", &format!("/t/{TENANT_A}/assets"), Some(&token)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.is_empty());
+        // Another tenant, or no tenant in the route: 404; no grant: 401.
+        let (status, _) = send(&app, "GET", &format!("/t/{TENANT_B}/assets"), Some(&token)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = send(&app, "GET", "/support/assets", Some(&token)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = send(&app, "GET", &format!("/t/{TENANT_A}/assets"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // The customer's own access token is not a grant.
+        let (status, _) = send(
+            &app,
+            "GET",
+            &format!("/t/{TENANT_A}/assets"),
+            Some(&rs256(&claims(TENANT_A))),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Expired: 401.
+        clock.advance(3600);
+        let (status, _) = send(&app, "GET", &format!("/t/{TENANT_A}/assets"), Some(&token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        // Only the uses on tenant A with a valid grant were audited.
+        assert_eq!(audit.0.calls().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn every_extraction_is_an_audited_use_and_a_down_hook_is_503() {
+        let f = fx();
+        let audit = f.audit.clone();
+        let notify = f.notify.clone();
+        let (_, token) = f.signer.sign(&read_only(TENANT_A, 1)).unwrap();
+        let app = router(f.verifier, f.clock.clone());
+        let path = format!("/t/{TENANT_A}/assets");
+        assert_eq!(
+            send(&app, "GET", &path, Some(&token)).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            send(&app, "PUT", &path, Some(&token)).await.0,
+            StatusCode::FORBIDDEN
+        );
+        let actions: Vec<String> = audit.0.calls().into_iter().map(|c| c.action).collect();
+        assert_eq!(actions, [format!("GET {path}"), format!("PUT {path}")]);
+        assert_eq!(notify.0.calls().len(), 2);
+        audit.0.fail.store(true, Ordering::SeqCst);
+        let (status, body) = send(&app, "GET", &path, Some(&token)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn access_denied_maps_step_up_to_an_rfc_9470_challenge() {
+        use axum::response::IntoResponse as _;
+        let r = AccessDenied(Error::StepUpRequired { max_age: Some(300) }).into_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        let www = r
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(
+            www.starts_with("Bearer error=\"insufficient_user_authentication\""),
+            "{www}"
+        );
+        assert!(www.ends_with("max_age=300"), "{www}");
+        let r = AccessDenied(Error::StepUpRequired { max_age: None }).into_response();
+        let www = r
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(!www.contains("max_age"));
+        for (e, status) in [
+            (Error::MfaEnrolmentRequired, StatusCode::FORBIDDEN),
+            (Error::PasswordChangeRequired, StatusCode::FORBIDDEN),
+            (Error::OutsideGrant, StatusCode::FORBIDDEN),
+            (Error::Forbidden, StatusCode::FORBIDDEN),
+            (Error::NotFound, StatusCode::NOT_FOUND),
+            (Error::Unauthenticated, StatusCode::UNAUTHORIZED),
+        ] {
+            assert_eq!(AccessDenied(e).into_response().status(), status);
+        }
     }
 }
