@@ -1,2 +1,22 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod db;
+pub mod error;
+pub mod keys;
+pub mod logging;
+pub mod metrics;
+pub mod middleware;
+pub mod outbound;
+pub mod routes;
+pub mod state;
+
+pub use app::{App, build};
+pub use config::{Cli, Command, Config};
+pub use error::ApiError;
+pub use state::AppState;

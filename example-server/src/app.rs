@@ -1,0 +1,182 @@
+//! Building the application: open every store, load or generate the keys,
+//! wire the crates together, and serve with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use hisn_crypto_vault::{ApiKeys, DirKeyStore, UrlSigner, Vault};
+use hisn_rate_limit::http::{KeyExtractor, TrustedProxies};
+use hisn_rate_limit::login::LoginGuard;
+use hisn_rate_limit::{KeyKind, MemoryLimiter, Tiers};
+use hisn_tenant_guard::RolePolicy;
+use hisn_tenant_guard::db::PlatformAdmin;
+use hisn_webhook_verify::idempotency::MemoryIdempotencyStore;
+use hisn_webhook_verify::replay::MemoryReplayStore;
+use hisn_webhook_verify::{Scheme, Webhook};
+
+use crate::audit::Audit;
+use crate::config::Config;
+use crate::outbound::PartnerApi;
+use crate::routes::EscapeHatchAudit;
+use crate::state::{AppState, Inner, api_tiers, policy};
+use crate::{auth, db, keys, middleware, routes};
+
+/// Why the server could not start (operator-facing, with the cause).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A configuration value is refused.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The data directory or a store could not be opened.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// Keys could not be loaded.
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+}
+
+fn storage(what: &str) -> impl Fn(&dyn std::fmt::Display) -> StartError + '_ {
+    move |e| StartError::Storage(format!("{what}: {e}"))
+}
+
+/// A built application.
+#[derive(Debug)]
+pub struct App {
+    /// Shared state.
+    pub state: AppState,
+    /// The router, with every middleware.
+    pub router: Router,
+    /// Whether the local keys were generated on this start.
+    pub keys_generated: bool,
+}
+
+/// Open the stores under `config.data_dir` and build the application.
+pub async fn build(config: Config) -> Result<App, StartError> {
+    if config.database_url.is_some() || config.redis_url.is_some() {
+        // Fail closed: never silently fall back to the embedded stores.
+        return Err(StartError::Config(
+            "DATABASE_URL / REDIS_URL mode (PostgreSQL with RLS, Redis) is not available in this build; unset them to run embedded".into(),
+        ));
+    }
+    if config.token_ttl_secs == 0 || config.token_ttl_secs > hisn_tenant_guard::DEFAULT_MAX_LIFETIME_SECS {
+        return Err(StartError::Config("HISN_TOKEN_TTL_SECS must be 1..=86400".into()));
+    }
+    let dir = config.data_dir.clone();
+    std::fs::create_dir_all(&dir).map_err(|e| storage("data dir")(&e))?;
+    let (k, keys_generated) = keys::load_or_generate(&dir)?;
+    if keys_generated {
+        tracing::warn!(
+            target: "hisn::example_server",
+            path = %dir.join(keys::KEY_FILE).display(),
+            "GENERATED LOCAL KEYS (master key, token key, audit signing key) in the data directory: for local use only; production must supply keys from a KMS"
+        );
+    }
+
+    let pool = db::open_sqlite(&dir.join("hisn.sqlite3")).await.map_err(|e| storage("sqlite")(&e))?;
+    db::migrate(&pool).await.map_err(|e| storage("migrations")(&e))?;
+    let tenant_db = db::tenant_pool(pool.clone()).await.map_err(|e| storage("tenant pool")(&e))?;
+
+    let audit_key = hisn_audit_log::SigningKey::from_bytes("hisn-example-server", &k.audit_seed)
+        .map_err(|e| storage("audit key")(&e))?;
+    let audit = Audit::open(
+        &dir.join("audit"),
+        &dir.join("audit-checkpoints.log"),
+        hisn_audit_log::SigningKey::from_bytes("hisn-example-server", &k.audit_seed)
+            .map_err(|e| storage("audit key")(&e))?,
+        Duration::from_secs(config.checkpoint_secs),
+    )
+    .map_err(|e| storage("audit store")(&e))?;
+    let admin = PlatformAdmin::from_admin_pool(pool.clone(), Arc::new(EscapeHatchAudit::new(audit.clone())), "operator-console");
+
+    let vault = Vault::new(
+        DirKeyStore::open(dir.join("tenant-keys")).map_err(|e| storage("key store")(&e))?,
+        k.master,
+    );
+    let verifier = auth::verifier(&k.jwt).map_err(|e| StartError::Config(e.to_string()))?;
+    let rl = |e: hisn_rate_limit::Error| StartError::Config(e.to_string());
+    let limiter = Arc::new(MemoryLimiter::new(api_tiers(&config).map_err(rl)?));
+    let login_guard = LoginGuard::new(
+        policy("login_account", config.login_account_rate, KeyKind::Account).map_err(rl)?,
+        policy("login_ip", config.login_ip_rate, KeyKind::Ip).map_err(rl)?,
+    )
+    .map_err(rl)?;
+    let webhook_limiter = Arc::new(MemoryLimiter::new(
+        Tiers::new(vec![policy("webhook", config.webhook_rate, KeyKind::WebhookSource).map_err(rl)?]).map_err(rl)?,
+    ));
+    let proxies = TrustedProxies::new(config.trusted_proxies.iter().map(String::as_str)).map_err(rl)?;
+    let webhook = Webhook::builder(Scheme::StandardWebhooks)
+        .secret(&k.webhook_secret)
+        .and_then(|b| b.build())
+        .map_err(|e| StartError::Config(format!("webhook secret: {e}")))?;
+    let api_keys = ApiKeys::new("hisn_live", k.api_key_pepper).map_err(|e| StartError::Config(e.to_string()))?;
+
+    let inner = Inner {
+        token_ttl: Duration::from_secs(config.token_ttl_secs),
+        config,
+        db: tenant_db,
+        platform: pool,
+        admin,
+        verifier: Arc::new(verifier),
+        jwt_key: auth::encoding_key(&k.jwt),
+        policy: RolePolicy::default(),
+        vault,
+        hasher: Arc::new(crate::state::hasher()),
+        api_keys,
+        url_signer: UrlSigner::new(k.url),
+        audit,
+        audit_key,
+        limiter,
+        extractor: KeyExtractor::new().trusted_proxies(proxies),
+        login_guard,
+        webhook_limiter,
+        webhook,
+        replay: MemoryReplayStore::default(),
+        idempotency: Arc::new(MemoryIdempotencyStore::new(10_000)),
+        partner: PartnerApi::default(),
+        operator_token: k.operator_token,
+    };
+    let state = AppState(Arc::new(inner));
+    let router = routes::router(&state)
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::identify_and_limit))
+        .layer(axum::middleware::from_fn(middleware::envelope))
+        .with_state(state.clone());
+    let router = router.fallback(|| async { crate::error::ApiError::NotFound });
+    Ok(App { state, router, keys_generated })
+}
+
+/// Serve `app` on `listener` until ctrl-c / SIGTERM, finishing requests in flight.
+pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let App { router, state, .. } = app;
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!(target: "hisn::example_server", "shutting down: flushing the audit log");
+    drop(state);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,151 @@
+//! Errors sent to remote callers: a status and a fixed code, nothing else.
+//! Detail (the underlying error) goes to the log, which is redacted.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// An error answered to a remote caller. Its body is `{"error": "<code>"}`
+/// with a code from a fixed list, so it reveals no internals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 400: the request is malformed (body, query, unknown or oversized field).
+    BadRequest(&'static str),
+    /// 401: no or an invalid credential.
+    Unauthorized,
+    /// 403: authenticated but not permitted.
+    Forbidden,
+    /// 404: missing, or not yours (the same answer).
+    NotFound,
+    /// 409: conflicts with the current state.
+    Conflict(&'static str),
+    /// 413: body too large.
+    PayloadTooLarge,
+    /// 415: not JSON.
+    UnsupportedMediaType,
+    /// 422: well-formed but refused (for example an invalid state transition).
+    Unprocessable(&'static str),
+    /// 429: rate-limited (headers are set by the caller).
+    TooManyRequests,
+    /// 503: a dependency is unavailable (circuit open).
+    Unavailable,
+    /// 500: anything else (logged, never described).
+    Internal,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The code in the body.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::BadRequest(c) | Self::Conflict(c) | Self::Unprocessable(c) => c,
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::TooManyRequests => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The generic code for a bare status (responses produced by layers
+    /// with an empty body).
+    pub fn code_for_status(status: StatusCode) -> &'static str {
+        match status.as_u16() {
+            400 => "bad_request",
+            401 => "unauthorized",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            409 => "conflict",
+            413 => "payload_too_large",
+            415 => "unsupported_media_type",
+            422 => "unprocessable",
+            429 => "rate_limited",
+            503 => "unavailable",
+            _ if status.is_server_error() => "internal",
+            _ => "error",
+        }
+    }
+
+    /// Log `err` (operator detail) and return [`ApiError::Internal`].
+    pub fn internal(what: &'static str, err: &dyn std::fmt::Display) -> Self {
+        tracing::error!(target: "hisn::example_server", what, error = %err, "internal error");
+        Self::Internal
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status(), Json(serde_json::json!({ "error": self.code() }))).into_response();
+        if self == Self::Unauthorized {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<hisn_tenant_guard::Error> for ApiError {
+    fn from(e: hisn_tenant_guard::Error) -> Self {
+        use hisn_tenant_guard::Error as E;
+        match e {
+            E::Unauthenticated => Self::Unauthorized,
+            E::NotFound | E::InvalidId => Self::NotFound,
+            E::Forbidden | E::OutsideGrant => {
+                crate::metrics::global().deny("rbac");
+                Self::Forbidden
+            }
+            E::StepUpRequired { .. } | E::MfaEnrolmentRequired | E::PasswordChangeRequired => {
+                crate::metrics::global().deny("step_up");
+                Self::Forbidden
+            }
+            E::Refused(g) => {
+                crate::metrics::global().deny("query_guard");
+                Self::internal("query guard refused a statement", &g)
+            }
+            E::Database(sqlx::Error::Database(d))
+                if d.is_unique_violation() || d.is_foreign_key_violation() =>
+            {
+                Self::Conflict("conflict")
+            }
+            other => Self::internal("tenant-guard", &other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() || d.is_foreign_key_violation() => {
+                Self::Conflict("conflict")
+            }
+            _ => Self::internal("database", &e),
+        }
+    }
+}
+
+impl From<hisn_audit_log::Error> for ApiError {
+    fn from(e: hisn_audit_log::Error) -> Self {
+        Self::internal("audit log", &e)
+    }
+}

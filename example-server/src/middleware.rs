@@ -1,0 +1,163 @@
+//! Request middleware, outermost first:
+//!
+//! 1. [`envelope`]: a request id, security headers on every response, JSON
+//!    bodies for bare error statuses, one redacted access-log line.
+//! 2. [`identify_and_limit`]: the client IP (`X-Forwarded-For` believed only from
+//!    trusted proxies), the bearer token verified once for the rate limiter's
+//!    session and tenant keys, then the API tiers (IP, session, tenant) with
+//!    `RateLimit` headers on every response and `429` + `Retry-After`.
+//!
+//! Authorisation itself is not decided here: tenant routes take their
+//! [`TenantContext`](hisn_tenant_guard::TenantContext) from the extractor,
+//! which verifies the token again and compares the path tenant.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use hisn_rate_limit::Outcome;
+use hisn_rate_limit::http::{PeerAddr, RateLimitIdentity, write_ratelimit_headers, write_retry_after};
+use hisn_rate_limit::Limiter;
+use hisn_tenant_guard::TenantId;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::metrics;
+use crate::state::AppState;
+
+/// The request id (also in the `x-request-id` response header and audit records).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// The client IP as the rate limiter and the audit log see it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// The verified caller (set when a valid bearer token came with the request).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's tenant.
+    pub tenant: TenantId,
+    /// The token's subject.
+    pub subject: String,
+    /// Session key: SHA-256 of the token, hex (never the token itself).
+    pub session: String,
+}
+
+/// Security headers set on every response.
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
+    ("referrer-policy", "no-referrer"),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("cache-control", "no-store"),
+];
+
+/// Request id, security headers, JSON error bodies, access log.
+pub async fn envelope(mut req: Request<Body>, next: Next) -> Response {
+    let started = Instant::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED {
+        metrics::global().deny("auth");
+    }
+    if (status.is_client_error() || status.is_server_error()) && !resp.headers().contains_key(header::CONTENT_TYPE) {
+        let (mut parts, _) = resp.into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let body = serde_json::json!({ "error": ApiError::code_for_status(status) }).to_string();
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        resp = Response::from_parts(parts, Body::from(body));
+    }
+    let h = resp.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    }
+    h.remove(header::SERVER);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert(HeaderName::from_static("x-request-id"), v);
+    }
+    tracing::info!(
+        target: "hisn::example_server::access",
+        request_id = %id, %method, path = %path, status = status.as_u16(),
+        micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        "request"
+    );
+    resp
+}
+
+fn bearer(req: &Request<Body>) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The `{tenant}` segment of `/t/{tenant}/...`.
+fn path_tenant(path: &str) -> Option<&str> {
+    path.strip_prefix("/t/")?.split('/').next()
+}
+
+/// Client IP, verified identity, API rate limits.
+pub async fn identify_and_limit(State(s): State<AppState>, mut req: Request<Body>, next: Next) -> Response {
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        // Fail closed: without the peer address the IP tier cannot be applied.
+        tracing::error!(target: "hisn::example_server", "request without a peer address");
+        return ApiError::Internal.into_response();
+    };
+    req.extensions_mut().insert(PeerAddr(peer));
+    let ip = s.extractor.client_ip(&req).unwrap_or(peer.ip());
+    req.extensions_mut().insert(ClientIp(ip));
+    let mut identity = RateLimitIdentity::new();
+    if let Some(token) = bearer(&req) {
+        if let Ok(ctx) = s.verifier.verify(token) {
+            let session = hex::encode(Sha256::digest(token.as_bytes()));
+            if path_tenant(req.uri().path()).is_some_and(|p| p != ctx.tenant().to_string()) {
+                metrics::global().deny("tenant_path");
+            }
+            let trusted = s.policy.permits(&ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
+            identity = identity.session(session.clone()).tenant(ctx.tenant().to_string()).trusted(trusted);
+            req.extensions_mut().insert(Principal {
+                tenant: ctx.tenant(),
+                subject: ctx.subject().to_owned(),
+                session,
+            });
+        }
+    }
+    req.extensions_mut().insert(identity);
+    let (keys, trusted) = s.extractor.keys(&req);
+    let decision = match s.limiter.check_keys(&keys, std::num::NonZeroU32::MIN).await {
+        Ok(d) => d,
+        Err(e) => return ApiError::internal("rate limiter", &e).into_response(),
+    };
+    match decision.outcome() {
+        Outcome::Allowed => {
+            let mut resp = next.run(req).await;
+            write_ratelimit_headers(resp.headers_mut(), &decision, s.limiter.tier_set(), trusted);
+            resp
+        }
+        Outcome::Denied { tier, retry_after } => {
+            metrics::global().rate_limited(tier);
+            let mut resp = ApiError::TooManyRequests.into_response();
+            write_retry_after(resp.headers_mut(), retry_after);
+            write_ratelimit_headers(resp.headers_mut(), &decision, s.limiter.tier_set(), trusted);
+            resp
+        }
+        _ => {
+            let mut resp = ApiError::Unavailable.into_response();
+            write_retry_after(resp.headers_mut(), decision.retry_after());
+            resp
+        }
+    }
+}

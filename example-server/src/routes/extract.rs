@@ -1,0 +1,154 @@
+//! Extractors whose rejections are [`ApiError`]s (generic JSON, no parser
+//! messages), and strict bodies.
+
+use std::net::IpAddr;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use hisn_tenant_guard::TenantContext;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::audit::Actor;
+use crate::error::ApiError;
+use crate::middleware::{ClientIp, RequestId};
+
+/// Validation after deserialisation (lengths, formats). Bodies are also
+/// `deny_unknown_fields`, so a mass-assigned `tenant_id` is a `400`.
+pub trait Validate {
+    /// Check the value.
+    fn validate(&self) -> Result<(), ApiError>;
+}
+
+/// A JSON body of `T`, validated.
+#[derive(Debug)]
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Validate> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => {
+                v.validate()?;
+                Ok(Self(v))
+            }
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
+            Err(_) => Err(ApiError::BadRequest("invalid_body")),
+        }
+    }
+}
+
+/// Check that `s` is 1..=`max` characters with no control characters.
+pub(super) fn text(s: &str, max: usize) -> Result<(), ApiError> {
+    let n = s.chars().count();
+    if n == 0 || n > max || s.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest("invalid_field"));
+    }
+    Ok(())
+}
+
+/// Parse a path id; anything that is not a UUID is "not found" (the same
+/// answer as a missing or foreign row).
+pub fn parse_id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(s).map_err(|_| ApiError::NotFound)
+}
+
+/// The path parameters of `/t/{tenant}/.../{id}` (the tenant is checked by
+/// the [`TenantContext`] extractor).
+#[derive(Debug, Deserialize)]
+pub(super) struct TenantPath {
+    /// `{tenant}`.
+    #[allow(dead_code)] // checked by the TenantContext extractor
+    pub(super) tenant: String,
+    /// `{id}`.
+    pub(super) id: String,
+}
+
+/// Paging of list endpoints: `?limit=&offset=` (unknown parameters refused).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// 1..=100, default 50.
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}
+
+impl Page {
+    /// `(limit, offset)` clamped.
+    pub fn bounds(self) -> (i64, i64) {
+        (self.limit.unwrap_or(50).clamp(1, 100), self.offset.unwrap_or(0).clamp(0, 1_000_000))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Page {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Query::<Page>::from_request_parts(parts, state)
+            .await
+            .map(|Query(p)| p)
+            .map_err(|_| ApiError::BadRequest("invalid_query"))
+    }
+}
+
+/// Client IP and request id, for audit records.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// Client IP.
+    pub ip: IpAddr,
+    /// Request id.
+    pub request_id: String,
+}
+
+impl Meta {
+    /// The audit actor: `ctx`'s subject from this request.
+    pub fn actor(&self, ctx: &TenantContext) -> Actor {
+        self.actor_named(ctx.subject())
+    }
+
+    /// The audit actor named `who` from this request.
+    pub fn actor_named(&self, who: &str) -> Actor {
+        Actor { actor: who.to_owned(), ip: self.ip, request_id: self.request_id.clone() }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let ip = parts.extensions.get::<ClientIp>().ok_or(ApiError::Internal)?.0;
+        let request_id = parts.extensions.get::<RequestId>().ok_or(ApiError::Internal)?.0.clone();
+        Ok(Self { ip, request_id })
+    }
+}
+
+/// Path parameters, with rejections as "not found".
+#[derive(Debug)]
+pub(super) struct Ids<T>(pub(super) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Ids<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|_| ApiError::NotFound)
+    }
+}
+
+/// Require `permission` (and a writable session for writes).
+pub(super) fn require(
+    s: &crate::state::AppState,
+    ctx: &TenantContext,
+    permission: &hisn_tenant_guard::Permission,
+) -> Result<(), ApiError> {
+    if *permission != hisn_tenant_guard::Permission::READ && ctx.is_read_only() {
+        crate::metrics::global().deny("read_only");
+        return Err(ApiError::Forbidden);
+    }
+    s.policy.require(ctx, permission).map_err(ApiError::from)
+}

@@ -1,0 +1,225 @@
+//! Unauthenticated routes: health, metrics, sign-up, login, API-key exchange.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use hisn_crypto_vault::Verification;
+use hisn_rate_limit::http::write_retry_after;
+use hisn_tenant_guard::TenantId;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::extract::{Body, Meta, Validate, text};
+use crate::auth;
+use crate::db::platform;
+use crate::error::ApiError;
+use crate::state::{AppState, now_unix};
+
+/// `GET /health`: liveness and the schema version; no authentication.
+pub(super) async fn health(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let schema = crate::db::schema_version(&s.platform).await?;
+    Ok(Json(json!({ "status": "ok", "schema": schema })))
+}
+
+/// `GET /metrics`: Prometheus text of security decisions (no tenant labels).
+pub(super) async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::global().render(),
+    )
+        .into_response()
+}
+
+/// Shortest accepted password.
+pub(super) const MIN_PASSWORD: usize = 12;
+/// Longest accepted password.
+pub(super) const MAX_PASSWORD: usize = 128;
+
+/// Check an e-mail's shape and a password's length; returns the normalised e-mail.
+pub(super) fn credentials(email: &str, password: &str) -> Result<String, ApiError> {
+    text(email, 254)?;
+    let (local, domain) = email.split_once('@').ok_or(ApiError::BadRequest("invalid_email"))?;
+    if local.is_empty() || !domain.contains('.') || email.contains(char::is_whitespace) {
+        return Err(ApiError::BadRequest("invalid_email"));
+    }
+    let n = password.chars().count();
+    if !(MIN_PASSWORD..=MAX_PASSWORD).contains(&n) {
+        return Err(ApiError::BadRequest("invalid_password"));
+    }
+    Ok(email.to_lowercase())
+}
+
+/// Sign-up body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignUp {
+    name: String,
+    owner_email: String,
+    owner_password: String,
+}
+
+impl Validate for SignUp {
+    fn validate(&self) -> Result<(), ApiError> {
+        text(&self.name, 100)?;
+        credentials(&self.owner_email, &self.owner_password).map(|_| ())
+    }
+}
+
+/// `POST /tenants`: create a tenant, its keys and its owner.
+pub(super) async fn sign_up(State(s): State<AppState>, meta: Meta, Body(b): Body<SignUp>) -> Result<Response, ApiError> {
+    let email = credentials(&b.owner_email, &b.owner_password)?;
+    let tenant = TenantId::from_uuid(Uuid::new_v4())?;
+    let owner = Uuid::new_v4();
+    let hasher = s.hasher.clone();
+    let password = zeroize::Zeroizing::new(b.owner_password);
+    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
+        .await
+        .map_err(|e| ApiError::internal("hash task", &e))?
+        .map_err(|e| ApiError::internal("hash", &e))?;
+    s.vault
+        .provision_tenant(&tenant.to_string())
+        .await
+        .map_err(|e| ApiError::internal("provision tenant keys", &e))?;
+    let mut tx = s.platform.begin().await?;
+    platform::create_tenant(&mut tx, tenant, &b.name).await?;
+    platform::insert_account(&mut tx, tenant, owner, &email, &hash, "owner").await?;
+    let actor = meta.actor_named(&owner.to_string());
+    s.audit
+        .append(
+            actor
+                .event(tenant, "tenant.create")?
+                .entity("tenant", &tenant.to_string())
+                .subject(&owner.to_string())
+                .diff(&json!({ "name": b.name, "owner": owner })),
+        )
+        .await?;
+    tx.commit().await?;
+    tracing::info!(target: "hisn::example_server", tenant = %tenant, owner_email = %email, "tenant created");
+    Ok((axum::http::StatusCode::CREATED, Json(json!({ "tenant_id": tenant.to_string(), "owner_id": owner }))).into_response())
+}
+
+/// Login body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Login {
+    tenant: String,
+    email: String,
+    password: String,
+}
+
+impl Validate for Login {
+    fn validate(&self) -> Result<(), ApiError> {
+        text(&self.tenant, 64)?;
+        text(&self.email, 254)?;
+        if self.password.is_empty() || self.password.len() > 1024 {
+            return Err(ApiError::BadRequest("invalid_field"));
+        }
+        Ok(())
+    }
+}
+
+/// `POST /auth/login`: budgets per account and per IP, argon2id (rehash when
+/// below policy), one answer for unknown account and wrong password, audited.
+pub(super) async fn login(State(s): State<AppState>, meta: Meta, Body(b): Body<Login>) -> Result<Response, ApiError> {
+    let email = b.email.to_lowercase();
+    let account_key = format!("{}/{}", b.tenant, email);
+    let decision = s.login_guard.begin(&account_key, meta.ip).map_err(|e| ApiError::internal("login guard", &e))?;
+    if !decision.is_allowed() {
+        crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
+        let mut resp = ApiError::TooManyRequests.into_response();
+        write_retry_after(resp.headers_mut(), decision.retry_after());
+        return Ok(resp);
+    }
+    let tenant = b.tenant.parse::<TenantId>().ok();
+    let account = match tenant {
+        Some(t) => platform::find_account(&s.platform, t, &email).await?,
+        None => None,
+    };
+    let hasher = s.hasher.clone();
+    let password = zeroize::Zeroizing::new(b.password);
+    let stored = account.as_ref().map(|a| a.password_hash.clone());
+    let (verdict, password) = tokio::task::spawn_blocking(move || {
+        let v = match &stored {
+            Some(h) => hasher.verify(&password, h),
+            // Unknown account: the same work, then the same answer.
+            None => hasher.dummy_verify(&password).map(|_| Verification::Invalid),
+        };
+        (v, password)
+    })
+    .await
+    .map_err(|e| ApiError::internal("verify task", &e))?;
+    let verdict = verdict.unwrap_or(Verification::Invalid);
+    let known = account.as_ref().map(|a| a.id.to_string());
+    let (Some(tenant), Some(account), true) = (tenant, account, verdict.is_valid()) else {
+        // Only existing accounts get a failure record: no chain per invented name.
+        if let (Some(t), Some(a)) = (tenant, known) {
+            let actor = meta.actor_named(&a);
+            s.audit.append(actor.event(t, "auth.login_failed")?.entity("user", &a).subject(&a)).await?;
+        }
+        return Err(ApiError::Unauthorized);
+    };
+    if verdict == Verification::ValidNeedsRehash {
+        let hasher = s.hasher.clone();
+        let new_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
+            .await
+            .map_err(|e| ApiError::internal("hash task", &e))?
+            .map_err(|e| ApiError::internal("hash", &e))?;
+        platform::set_password_hash(&s.platform, tenant, account.id, &new_hash).await?;
+    }
+    s.login_guard.record_success(&account_key);
+    let user = account.id.to_string();
+    let actor = meta.actor_named(&user);
+    s.audit
+        .append(
+            actor
+                .event(tenant, "auth.login")?
+                .entity("user", &user)
+                .subject(&user)
+                .diff(&json!({ "rehashed": verdict == Verification::ValidNeedsRehash })),
+        )
+        .await?;
+    Ok(Json(auth::issue(&s, tenant, &user, &account.role, "pwd")?).into_response())
+}
+
+/// API-key exchange body.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KeyExchange {
+    api_key: String,
+}
+
+impl Validate for KeyExchange {
+    fn validate(&self) -> Result<(), ApiError> {
+        text(&self.api_key, 200)
+    }
+}
+
+/// `POST /auth/token`: exchange an API key for a short-lived session token
+/// (the machine client's login).
+pub(super) async fn api_key_token(State(s): State<AppState>, meta: Meta, Body(b): Body<KeyExchange>) -> Result<Response, ApiError> {
+    let refuse = || {
+        crate::metrics::global().deny("api_key");
+        ApiError::Unauthorized
+    };
+    let id = s.api_keys.parse_id(&b.api_key).map_err(|_| refuse())?;
+    let row = platform::api_key_by_id(&s.platform, id).await?.ok_or_else(refuse)?;
+    let tenant: TenantId = row.tenant.parse().map_err(|_| refuse())?;
+    let record = hisn_crypto_vault::ApiKeyRecord {
+        id: row.id.clone(),
+        hash: row.hash.as_slice().try_into().map_err(|_| refuse())?,
+        scopes: [row.role.clone()].into_iter().collect(),
+        expires_at: row.expires_at.and_then(|e| u64::try_from(e).ok()),
+        revoked: row.revoked,
+    };
+    s.api_keys.verify(&b.api_key, &record, now_unix(), None).map_err(|_| refuse())?;
+    if !platform::tenant_active(&s.platform, tenant).await? {
+        return Err(refuse());
+    }
+    let subject = format!("apikey:{}", row.id);
+    s.audit
+        .append(meta.actor_named(&subject).event(tenant, "auth.api_key")?.entity("api_key", &row.id))
+        .await?;
+    Ok(Json(auth::issue(&s, tenant, &subject, &row.role, "apikey")?).into_response())
+}

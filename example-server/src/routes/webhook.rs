@@ -1,0 +1,131 @@
+//! The payment provider's webhook (Standard Webhooks signatures over the raw
+//! body, 5-minute tolerance), rate-limited per source and processed at most
+//! once: a replayed delivery is answered `200` and changes nothing.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use hisn_rate_limit::http::{write_ratelimit_headers, write_retry_after};
+use hisn_rate_limit::{KeyKind, KeyValue, RequestKeys};
+use hisn_tenant_guard::{Permission, TenantContext, TenantId};
+use hisn_webhook_verify::replay::{Claim, ReplayKey, ReplayPolicy, ReplayStore};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{Meta, require};
+use crate::db::platform;
+use crate::error::ApiError;
+use crate::metrics;
+use crate::state::AppState;
+
+/// Replay scope of this endpoint.
+const SCOPE: &str = "payments";
+
+/// The event the provider sends.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    data: SubscriptionData,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscriptionData {
+    tenant_id: String,
+    plan: String,
+    status: String,
+}
+
+fn valid(e: &PaymentEvent) -> bool {
+    e.kind == "subscription.updated"
+        && matches!(e.data.plan.as_str(), "free" | "pro" | "enterprise")
+        && matches!(e.data.status.as_str(), "active" | "past_due" | "canceled")
+}
+
+/// `POST /webhooks/payments`.
+pub(super) async fn payments(State(s): State<AppState>, meta: Meta, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let source = meta.ip.to_string();
+    let keys = RequestKeys::new().with(
+        KeyKind::WebhookSource,
+        KeyValue::text(&source).map_err(|e| ApiError::internal("webhook key", &e))?,
+    );
+    let decision = s.webhook_limiter.check(&keys).map_err(|e| ApiError::internal("webhook limiter", &e))?;
+    if !decision.is_allowed() {
+        metrics::global().rate_limited("webhook");
+        let mut resp = ApiError::TooManyRequests.into_response();
+        write_retry_after(resp.headers_mut(), decision.retry_after());
+        return Ok(resp);
+    }
+    let verified = match s.webhook.verify(&headers, &body) {
+        Ok(v) => v,
+        Err(_) => {
+            metrics::global().webhook_rejected();
+            return Err(ApiError::Unauthorized);
+        }
+    };
+    // Parsed only after the signature checked out.
+    let event: PaymentEvent = serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("invalid_event"))?;
+    if !valid(&event) {
+        return Err(ApiError::BadRequest("invalid_event"));
+    }
+    let replay_id = verified.replay_id(&body);
+    let provider = s.webhook.scheme().name();
+    let key = ReplayKey::new(SCOPE, provider, &replay_id).map_err(|_| ApiError::BadRequest("invalid_event"))?;
+    let policy = ReplayPolicy::DEFAULT;
+    let token = match s.replay.claim(&key, &policy).await.map_err(|e| ApiError::internal("replay store", &e))? {
+        Claim::New(t) => t,
+        Claim::Done | Claim::InProgress | _ => {
+            metrics::global().webhook_replay();
+            tracing::info!(target: "hisn::example_server::webhook", "webhook replay ignored");
+            let mut resp = Json(json!({ "status": "duplicate" })).into_response();
+            write_ratelimit_headers(resp.headers_mut(), &decision, s.webhook_limiter.tiers(), false);
+            return Ok(resp);
+        }
+    };
+    let result = apply(&s, &meta, &event, &replay_id).await;
+    match result {
+        Ok(()) => {
+            s.replay.complete(&key, &token, &policy).await.map_err(|e| ApiError::internal("replay store", &e))?;
+            let mut resp = Json(json!({ "status": "processed" })).into_response();
+            write_ratelimit_headers(resp.headers_mut(), &decision, s.webhook_limiter.tiers(), false);
+            Ok(resp)
+        }
+        Err(e) => {
+            // Let the provider's retry run it.
+            let _ = s.replay.release(&key, &token).await;
+            Err(e)
+        }
+    }
+}
+
+async fn apply(s: &AppState, meta: &Meta, event: &PaymentEvent, replay_id: &str) -> Result<(), ApiError> {
+    let Ok(tenant) = event.data.tenant_id.parse::<TenantId>() else {
+        return Ok(()); // not ours: acknowledged, nothing to do
+    };
+    let Some((_, before)) = platform::subscription(&s.platform, tenant).await? else {
+        return Ok(());
+    };
+    let actor = meta.actor_named("webhook:payments");
+    s.audit
+        .append(
+            actor
+                .event(tenant, "subscription.update")?
+                .entity("subscription", &tenant.to_string())
+                .transition(&before, &event.data.status)
+                .diff(&json!({ "plan": event.data.plan, "event": replay_id })),
+        )
+        .await?;
+    platform::set_subscription(&s.platform, tenant, &event.data.plan, &event.data.status).await?;
+    Ok(())
+}
+
+/// `GET /t/{tenant}/subscription`.
+pub(super) async fn subscription(State(s): State<AppState>, ctx: TenantContext) -> Result<Json<serde_json::Value>, ApiError> {
+    require(&s, &ctx, &Permission::READ)?;
+    let (plan, status) = platform::subscription(&s.platform, ctx.tenant()).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(json!({ "plan": plan, "status": status })))
+}
