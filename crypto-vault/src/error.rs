@@ -81,6 +81,12 @@ pub enum Error {
     /// malformed, or parameters beyond the documented maxima). Refused before hashing.
     #[error("unsupported or malformed password hash: {0}")]
     PasswordHashRejected(&'static str),
+    /// A stored password hash is in no format this crate recognises (argon2id
+    /// PHC, bcrypt, scrypt, PBKDF2-SHA256, a wrapped legacy hash). Refused
+    /// before hashing. Remedy: check the column holds password hashes; see
+    /// `password::legacy` for the accepted layouts.
+    #[error("unrecognised password hash format")]
+    PasswordHashUnknownFormat,
     /// Password hashing failed internally.
     #[error("password hashing failed")]
     PasswordHashing,

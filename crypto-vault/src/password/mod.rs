@@ -20,6 +20,14 @@
 //!   [`PasswordHasher::verify`] for every input (an over-long password
 //!   included), so neither response time nor the error reveals which accounts
 //!   exist.
+//! - Legacy hashes (bcrypt, scrypt, PBKDF2-SHA256) verify when a
+//!   [`LegacyPolicy`] enables them ([`PasswordHasher::with_legacy`]), always
+//!   answering [`Verification::ValidNeedsRehash`]; with one, every
+//!   verification does the same set of work whatever the account holds (see
+//!   [`legacy`]). [`PasswordHasher::wrap_legacy`] wraps a legacy hash in
+//!   argon2id for an offline migration (see the trade-offs in
+//!   [`PasswordHasher::wrap_legacy`]). Anything else is
+//!   [`Error::PasswordHashUnknownFormat`].
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -31,8 +39,15 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, Result};
 
+pub mod legacy;
 mod policy;
+mod wrapped;
+pub use legacy::{
+    LegacyAlgorithm, LegacyHash, LegacyPolicy, SaltHashLayout, SaltInput, ScryptCost,
+};
 pub use policy::{BreachedList, BreachedPasswords, PasswordPolicy, PolicyViolation};
+
+use wrapped::Stored;
 
 /// Longest password accepted, in bytes.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -170,6 +185,7 @@ pub struct PasswordHasher {
     limiter: Arc<Limiter>,
     max_concurrency: NonZeroUsize,
     dummy: Arc<OnceLock<String>>,
+    legacy: LegacyPolicy,
 }
 
 impl fmt::Debug for PasswordHasher {
@@ -177,6 +193,7 @@ impl fmt::Debug for PasswordHasher {
         f.debug_struct("PasswordHasher")
             .field("params", &self.params)
             .field("max_concurrency", &self.max_concurrency)
+            .field("legacy", &self.legacy)
             .finish_non_exhaustive()
     }
 }
@@ -215,13 +232,30 @@ impl PasswordHasher {
             }),
             max_concurrency: n,
             dummy: Arc::new(OnceLock::new()),
+            legacy: LegacyPolicy::NONE,
         }
     }
 
     /// Allow at most `n` hashes at once (each holds `m_cost` KiB); further calls
     /// block until one finishes.
     pub fn with_max_concurrency(self, n: NonZeroUsize) -> Self {
-        Self::limited(self.params, n)
+        Self {
+            legacy: self.legacy.clone(),
+            ..Self::limited(self.params, n)
+        }
+    }
+
+    /// Accept the legacy hashes `policy` enables (none by default). While any
+    /// is enabled, every verification also runs each enabled legacy algorithm
+    /// once at its ceiling (see [`legacy`] on timing).
+    pub fn with_legacy(mut self, policy: LegacyPolicy) -> Self {
+        self.legacy = policy;
+        self
+    }
+
+    /// The legacy hashes accepted.
+    pub fn legacy(&self) -> &LegacyPolicy {
+        &self.legacy
     }
 
     /// The parameters new hashes use.
@@ -243,54 +277,164 @@ impl PasswordHasher {
         if password.len() > MAX_PASSWORD_BYTES {
             return Err(Error::PasswordTooLong);
         }
+        self.hash_bytes(password.as_bytes())
+    }
+
+    fn hash_bytes(&self, input: &[u8]) -> Result<String> {
         let mut salt = [0u8; POLICY_SALT_LEN];
         crate::rng::os_fill(&mut salt)?;
         let argon = self.params.argon2(None)?;
         let _p = self.limiter.acquire();
         #[cfg(test)]
         ARGON2_RUNS.with(|c| c.set(c.get() + 1));
+        legacy::record_work(|| format!("{:?}", self.params));
         let h = argon
-            .hash_password_with_salt(password.as_bytes(), &salt)
+            .hash_password_with_salt(input, &salt)
             .map_err(|_| Error::PasswordHashing)?;
         Ok(h.to_string())
     }
 
-    /// Verify `password` against a stored PHC string.
+    /// Verify `password` against a stored hash: an argon2id PHC string, or a
+    /// legacy or wrapped hash the [`LegacyPolicy`] enables (which, when it
+    /// matches, always answers [`Verification::ValidNeedsRehash`]).
     ///
-    /// Every password costs one full argon2 run against the stored hash, an
-    /// over-long one included (it is refused after the same work), so that
-    /// [`PasswordHasher::dummy_verify`], which takes this same path, is
-    /// indistinguishable by time for every input.
+    /// Every password costs one full argon2 run (against the stored hash, or
+    /// the dummy hash for a legacy account) and one run of each enabled legacy
+    /// algorithm (the account's own, or a stand-in at the ceiling), an
+    /// over-long password included (it is refused after the same work), so
+    /// that [`PasswordHasher::dummy_verify`], which takes this same path, is
+    /// indistinguishable by the work it does for every input and format.
     ///
     /// # Errors
     /// [`Error::PasswordTooLong`] (after the same work as a real check);
-    /// [`Error::PasswordHashRejected`] if `phc` is malformed, not argon2id v19,
-    /// or its cost exceeds [`MAX_STORED_COST_FACTOR`] times the policy's
-    /// (checked before any hashing).
-    pub fn verify(&self, password: &str, phc: &str) -> Result<Verification> {
-        let (hash, stored) = parse_phc(phc, self.params)?;
+    /// [`Error::PasswordHashUnknownFormat`] for no known format;
+    /// [`Error::PasswordHashRejected`] if the hash is malformed, not argon2id
+    /// v19, a legacy format the policy does not enable, or its cost exceeds
+    /// [`MAX_STORED_COST_FACTOR`] times the policy's (argon2id) or the legacy
+    /// ceiling (checked before any hashing).
+    pub fn verify(&self, password: &str, stored: &str) -> Result<Verification> {
+        let stored = wrapped::parse(stored, self.params, &self.legacy)?;
         // Over-long passwords are refused, but only after the same work, on a
         // fixed stand-in, as an accepted one.
         let too_long = password.len() > MAX_PASSWORD_BYTES;
-        let input = if too_long { "" } else { password };
-        let outcome = {
-            let _p = self.limiter.acquire();
-            #[cfg(test)]
-            ARGON2_RUNS.with(|c| c.set(c.get() + 1));
-            Argon2::default().verify_password(input.as_bytes(), &hash)
+        let input = if too_long { "" } else { password }.as_bytes();
+        let outcome = match stored {
+            Stored::Argon2id(hash, params) => {
+                let outcome = self.argon2_verify(input, &hash);
+                self.stand_ins(None);
+                match outcome? {
+                    true if self.below_policy(&hash, params) => Verification::ValidNeedsRehash,
+                    true => Verification::Valid,
+                    false => Verification::Invalid,
+                }
+            }
+            Stored::Legacy(l) => {
+                let matched = {
+                    let _p = self.limiter.acquire();
+                    l.verify(input)
+                };
+                let dummy = self.dummy_hash()?;
+                let _ = self.argon2_verify(input, &dummy);
+                self.stand_ins(Some(l.algorithm()));
+                if matched {
+                    Verification::ValidNeedsRehash
+                } else {
+                    Verification::Invalid
+                }
+            }
+            Stored::Wrapped { inner, outer } => {
+                let digest = {
+                    let _p = self.limiter.acquire();
+                    inner.derive(input)
+                };
+                // A password the legacy function refuses still pays the
+                // argon2 run, on a stand-in input.
+                let fed = digest.as_ref().map_or(&[0u8; 1][..], |d| d.as_slice());
+                let outcome = self.argon2_verify(fed, &outer);
+                self.stand_ins(Some(inner.kdf.algorithm()));
+                if outcome? && digest.is_some() {
+                    Verification::ValidNeedsRehash
+                } else {
+                    Verification::Invalid
+                }
+            }
         };
         if too_long {
             return Err(Error::PasswordTooLong);
         }
-        match outcome {
-            Ok(()) => Ok(if self.below_policy(&hash, stored) {
-                Verification::ValidNeedsRehash
-            } else {
-                Verification::Valid
-            }),
-            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(Verification::Invalid),
+        Ok(outcome)
+    }
+
+    /// One argon2 verification of `input` against `hash` (whose parameters it
+    /// takes), under the concurrency limit.
+    fn argon2_verify(&self, input: &[u8], hash: &PasswordHash) -> Result<bool> {
+        let _p = self.limiter.acquire();
+        #[cfg(test)]
+        ARGON2_RUNS.with(|c| c.set(c.get() + 1));
+        legacy::record_work(|| {
+            let g = |n: &str| hash.params.get_decimal(n).unwrap_or(0);
+            format!(
+                "{:?}",
+                PasswordParams {
+                    m_cost: g("m"),
+                    t_cost: g("t"),
+                    p_cost: g("p")
+                }
+            )
+        });
+        match Argon2::default().verify_password(input, hash) {
+            Ok(()) => Ok(true),
+            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
             Err(_) => Err(Error::PasswordHashing),
         }
+    }
+
+    /// One run of each enabled legacy algorithm at its ceiling, but for
+    /// `except` (the account's own algorithm, already run).
+    fn stand_ins(&self, except: Option<LegacyAlgorithm>) {
+        for kdf in self.legacy.ceilings() {
+            if Some(kdf.algorithm()) != except {
+                let _p = self.limiter.acquire();
+                kdf.dummy_run();
+            }
+        }
+    }
+
+    /// The argon2id hash of a random password at the current parameters (made
+    /// once): what unknown accounts and legacy accounts verify against.
+    fn dummy_hash(&self) -> Result<PasswordHash> {
+        let dummy = match self.dummy.get() {
+            Some(d) => d,
+            None => {
+                let mut r = [0u8; 24];
+                crate::rng::os_fill(&mut r)?;
+                let h = self.hash(&hex::encode(r))?;
+                self.dummy.get_or_init(|| h)
+            }
+        };
+        PasswordHash::new(dummy).map_err(|_| Error::PasswordHashing)
+    }
+
+    /// Wrap a stored legacy hash in argon2id at the current parameters, for a
+    /// one-shot offline migration: `argon2id(legacy(pw))`, stored as
+    /// `$hisn-wrap-v1$<legacy settings>$argon2id$...`. [`PasswordHasher::verify`]
+    /// verifies it transparently and answers `ValidNeedsRehash`.
+    ///
+    /// Trade-offs (see the `wrapped` section of the [`legacy`] docs too): the
+    /// legacy digest leaves the database, so a dump yields only argon2id
+    /// hashes; each wrapped login pays the legacy run plus argon2id; the legacy
+    /// function's limits (bcrypt's 72 bytes) remain until the login that
+    /// replaces it; the legacy algorithm must stay enabled in the policy while
+    /// wrapped hashes remain; it cannot be undone (keep a backup until the
+    /// wrapped hashes verify in production).
+    ///
+    /// # Errors
+    /// As [`LegacyHash::parse`] with this hasher's policy; [`Error::Rng`];
+    /// [`Error::PasswordHashing`].
+    pub fn wrap_legacy(&self, legacy_hash: &str) -> Result<String> {
+        let l = LegacyHash::parse(legacy_hash, &self.legacy)?;
+        let phc = self.hash_bytes(l.digest())?;
+        Ok(wrapped::compose(&l.settings, &phc))
     }
 
     /// Whether a stored hash is below the policy: less memory, less total work
@@ -319,15 +463,8 @@ impl PasswordHasher {
     /// As [`PasswordHasher::verify`] for the same password
     /// ([`Error::PasswordTooLong`] for an over-long one, after the same work).
     pub fn dummy_verify(&self, password: &str) -> Result<Verification> {
-        let dummy = match self.dummy.get() {
-            Some(d) => d,
-            None => {
-                let mut r = [0u8; 24];
-                crate::rng::os_fill(&mut r)?;
-                let h = self.hash(&hex::encode(r))?;
-                self.dummy.get_or_init(|| h)
-            }
-        };
+        let _ = self.dummy_hash()?;
+        let dummy = self.dummy.get().ok_or(Error::PasswordHashing)?;
         self.verify(password, dummy).map(|_| Verification::Invalid)
     }
 }
@@ -434,7 +571,7 @@ mod tests {
         ));
         assert!(matches!(
             h.verify("x", "garbage"),
-            Err(Error::PasswordHashRejected(_))
+            Err(Error::PasswordHashUnknownFormat)
         ));
     }
 
