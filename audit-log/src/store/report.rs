@@ -94,7 +94,9 @@ pub struct SubjectReport {
     pub dropped_index_rows: u64,
     /// Index rows whose record does not decode (damaged; run `verify`).
     pub undecodable: u64,
-    /// Ranges of the chain that failed verification while proving entries.
+    /// Ranges of the chain that failed verification while proving entries,
+    /// and records a verified checkpoint commits to that the store no
+    /// longer holds ([`Verdict::Truncated`]: the report cannot be complete).
     pub broken: Vec<BrokenRange>,
 }
 
@@ -175,6 +177,8 @@ pub(crate) struct ReportPlan<'a> {
     intervals: Vec<Interval>,
     /// Interval of each candidate sequence number (None: unproven, with why).
     placed: BTreeMap<u64, std::result::Result<usize, &'static str>>,
+    /// Found while planning: the log is shorter than a verified checkpoint.
+    broken: Vec<BrokenRange>,
 }
 
 impl<'a> ReportPlan<'a> {
@@ -193,6 +197,7 @@ impl<'a> ReportPlan<'a> {
             anchors: Vec::new(),
             intervals: Vec::new(),
             placed: BTreeMap::new(),
+            broken: Vec::new(),
         };
         let held = |s: &&u64| **s >= bounds.first_seq && **s < bounds.size;
         let Some(keys) = keys else {
@@ -226,6 +231,18 @@ impl<'a> ReportPlan<'a> {
             return plan;
         }
         plan.anchors = by_size.into_values().collect();
+        // Records a verified checkpoint commits to and the store no longer
+        // holds (cut, or lost to damage): the report cannot be complete, and
+        // says so even when no entry of the subject is among those it holds.
+        if let Some(newest) = plan.anchors.last()
+            && newest.checkpoint.size > bounds.size
+        {
+            plan.broken.push(BrokenRange {
+                first: bounds.size,
+                last: newest.checkpoint.size - 1,
+                verdict: Verdict::Truncated,
+            });
+        }
         for &seq in seqs.iter().filter(held) {
             let after = plan.anchors.iter().position(|c| c.checkpoint.size > seq);
             let Some(ai) = after else {
@@ -299,7 +316,7 @@ impl<'a> ReportPlan<'a> {
     ) -> Result<SubjectReport> {
         let mut proven: BTreeMap<u64, (StoredRecord, u64)> = BTreeMap::new();
         let mut failed: BTreeMap<usize, ()> = BTreeMap::new();
-        let mut broken = Vec::new();
+        let mut broken = self.broken.clone();
         let mut used = vec![false; self.anchors.len()];
         for (idx, (iv, records)) in self.intervals.iter().zip(ranges).enumerate() {
             let anchor = std::slice::from_ref(&self.anchors[iv.anchor]);

@@ -177,3 +177,40 @@ fn cold_report_proves_nothing_across_damage() {
         );
     }
 }
+
+/// Class: a DSAR report of a log cut below a verified checkpoint looked
+/// complete. Root cause: the report only planned proofs for the entries the
+/// store still held, so records a signed checkpoint commits to and the store
+/// lost (the newest segment deleted, or damaged so the reader stops before
+/// it) left no trace: an empty or short report with nothing broken. Now the
+/// cut is listed as a `Truncated` range, on the full open and the cold one.
+#[test]
+fn report_of_a_log_cut_below_a_verified_checkpoint_lists_the_cut() {
+    let d = tempfile::tempdir().unwrap();
+    let (t, keys) = store(d.path());
+    let segs = segments(&tdir(d.path(), &t));
+    let last = segs.last().unwrap();
+    let first_of_last: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    fs::remove_file(last).unwrap();
+    let full = FileStore::open_read_only(d.path()).unwrap();
+    let cold = TenantReader::open(d.path(), &t).unwrap();
+    for (what, r) in [
+        (
+            "full",
+            full.subject_report(&t, "emp-0", Some(&keys)).unwrap(),
+        ),
+        (
+            "cold",
+            cold.subject_report(&t, "emp-0", Some(&keys)).unwrap(),
+        ),
+    ] {
+        let cut: Vec<_> = r
+            .broken
+            .iter()
+            .filter(|b| b.verdict == hisn_audit_log::Verdict::Truncated)
+            .map(|b| (b.first, b.last))
+            .collect();
+        assert_eq!(cut, vec![(first_of_last, N - 1)], "{what}");
+        assert!(!r.is_fully_proven(), "{what}");
+    }
+}

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use hisn_audit_log::{
     Anchors, AuditRead, Event, FileStore, FileStoreOptions, MemoryStore, SignedCheckpoint,
-    SigningKey, SystemClock, TenantId, TrustedKeys, Verdict, VerifierState, VerifyReport,
-    VerifyingKey, has_chain, require_anchor, verify_store,
+    SigningKey, SystemClock, TenantId, TenantReader, TrustedKeys, Verdict, VerifierState,
+    VerifyReport, VerifyingKey, has_chain, require_anchor, verify_store,
 };
 
 use crate::output::{CliError, Ctx};
@@ -577,8 +577,25 @@ fn prove(args: &ProveArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
         state: None,
         allow_unanchored: false,
     })?;
-    let s = open_read(args.store)?;
-    let mut cps = s.checkpoints(&tenant).map_err(verify_err)?;
+    // Once the store directory exists, anything that stops it being read is
+    // a failed verification (exit 1), as for `verify`.
+    let dir = args.store.is_dir();
+    if !dir
+        && let Some(k) = &keys
+        && anchors
+            .for_tenant(&tenant)
+            .iter()
+            .any(|c| c.verify(k).is_ok())
+    {
+        // A verified checkpoint held elsewhere says records existed: a
+        // deleted store cannot produce them.
+        return Err(CliError::failed(format!(
+            "verification failed: {tenant}: a verified checkpoint covers records, and there is no store at {}",
+            args.store.display()
+        )));
+    }
+    let s = open_read(args.store).map_err(|e| if dir { unreadable_store(e) } else { e })?;
+    let mut cps = s.checkpoints(&tenant).map_err(read_failed)?;
     cps.extend_from_slice(anchors.for_tenant(&tenant));
     // Checkpoints with a Merkle root, verified when keys are given, by size.
     let usable: Vec<SignedCheckpoint> = cps
@@ -600,7 +617,7 @@ fn prove(args: &ProveArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
             hisn_audit_log::Error::NotFound => {
                 CliError::usage("those records are not held (pruned, or beyond the chain)")
             }
-            e => verify_err(e),
+            e => read_failed(e),
         }
     };
     let (json, verified, what) = if let Some(seq) = args.inclusion {
@@ -676,14 +693,39 @@ fn report(
 ) -> Result<(), CliError> {
     let tenant = tenant_id(tenant)?;
     let keys = trusted_keys(pubkeys)?;
-    let s = open_read(store)?;
+    if !store.is_dir() {
+        return Err(CliError::usage(format!(
+            "no audit store at {}",
+            store.display()
+        )));
+    }
+    // Cold path: only this tenant's indexes and the records the report needs
+    // are read; what is returned is checked exactly as on a full open.
+    // From here on the store exists: anything that stops it being read, or a
+    // report that found damage, is a failed verification (exit 1).
+    let s = TenantReader::open(store, &tenant).map_err(read_failed)?;
     let r = s
         .subject_report(&tenant, subject, keys.as_ref())
-        .map_err(store_err)?;
+        .map_err(read_failed)?;
     // The report is JSON with or without --json.
     let mut out = std::io::stdout().lock();
     let res = serde_json::to_writer_pretty(&mut out, &r.to_json())
         .map_err(std::io::Error::from)
         .and_then(|()| writeln!(out));
-    crate::output::output_result(res)
+    crate::output::output_result(res)?;
+    if !r.broken.is_empty() || r.undecodable > 0 || r.dropped_index_rows > 0 {
+        return Err(CliError::failed(format!(
+            "verification failed: {tenant}: the report found damage ({} broken ranges, {} unreadable records, {} index rows naming someone else)",
+            r.broken.len(),
+            r.undecodable,
+            r.dropped_index_rows
+        )));
+    }
+    Ok(())
+}
+
+/// An error reading a store that exists: a failed verification (exit 1),
+/// whatever the error; whoever can write the store can make it unreadable.
+fn read_failed(e: hisn_audit_log::Error) -> CliError {
+    CliError::failed(format!("verification failed: audit store: {e}"))
 }

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use assert_cmd::Command;
 
-fn hisn() -> Command {
+pub(crate) fn hisn() -> Command {
     Command::cargo_bin("hisn").unwrap()
 }
 
-const EVENTS: &str = concat!(
+pub(crate) const EVENTS: &str = concat!(
     r#"{"actor":"u-1","action":"work_order.transition","entity_type":"work_order","entity_id":"wo-9","subjects":["emp-4"],"from_state":"open","to_state":"closed","diff":{"status":["open","closed"]},"source_ip":"203.0.113.7","request_id":"r-1"}"#,
     "\n",
     r#"{"actor":"u-2","action":"auth.login","subjects":["emp-5"]}"#,
@@ -20,7 +20,7 @@ const EVENTS: &str = concat!(
     "\n",
 );
 
-fn setup(dir: &Path) -> (String, String, String) {
+pub(crate) fn setup(dir: &Path) -> (String, String, String) {
     let store = dir.join("store").display().to_string();
     let prefix = dir.join("ck").display().to_string();
     let out = hisn()
@@ -220,7 +220,7 @@ fn bad_input_is_a_usage_error_and_appends_nothing() {
         .code(2);
 }
 
-fn checkpoint_to(store: &str, key: &str, out: &Path) {
+pub(crate) fn checkpoint_to(store: &str, key: &str, out: &Path) {
     let o = hisn()
         .args([
             "audit",

@@ -100,6 +100,14 @@ impl TenantReader {
             return Err(Error::NotFound);
         }
         let tdir = dir.join(tenant_dir_name(tenant));
+        if tdir.exists() && !tdir.is_dir() {
+            // Not something this store writes: someone replaced the chain.
+            return Err(Error::Corrupt {
+                what: "tenant directory is not a directory",
+                file: tenant_dir_name(tenant),
+                offset: 0,
+            });
+        }
         let inner = if tdir.is_dir() {
             match open_lazy(&dir, &tdir, tenant)? {
                 Some(l) => Inner::Lazy(Box::new(l)),

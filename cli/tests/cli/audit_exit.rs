@@ -1,0 +1,191 @@
+//! Exit codes of `hisn audit report` and `hisn audit prove`, path by path:
+//! 0 ok, 1 verification failed (damage, or a store someone made unreadable),
+//! 2 usage or input error (the operator's flags or files).
+//!
+//! Root cause of the class: both commands mapped store errors other than
+//! `Corrupt` / `Malformed` to usage errors (exit 2), so an I/O error an
+//! attacker caused by swapping a file for a directory read as operator
+//! error, and `report` exited 0 while its JSON listed broken ranges and
+//! unreadable records. Once the store directory exists, anything that stops
+//! it being read, and any damage a report finds, is exit 1.
+
+use std::path::{Path, PathBuf};
+
+use crate::audit::{checkpoint_to, hisn, setup};
+
+fn tdir(store: &str) -> PathBuf {
+    Path::new(store).join(format!("t-{}", hex::encode("acme")))
+}
+
+fn code(args: &[&str]) -> (Option<i32>, String, String) {
+    let o = hisn().args(args).output().unwrap();
+    (
+        o.status.code(),
+        String::from_utf8(o.stdout).unwrap(),
+        String::from_utf8(o.stderr).unwrap(),
+    )
+}
+
+/// Swap `victim` for the other kind (file <-> directory) while `f` runs.
+fn swapped<T>(victim: &Path, aside: &Path, f: impl FnOnce() -> T) -> T {
+    std::fs::rename(victim, aside).unwrap();
+    if aside.is_dir() {
+        std::fs::write(victim, b"x").unwrap();
+    } else {
+        std::fs::create_dir(victim).unwrap();
+    }
+    let out = f();
+    if victim.is_dir() {
+        std::fs::remove_dir(victim).unwrap();
+    } else {
+        std::fs::remove_file(victim).unwrap();
+    }
+    std::fs::rename(aside, victim).unwrap();
+    out
+}
+
+#[test]
+fn report_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key, public) = setup(dir.path());
+    checkpoint_to(&store, &key, &dir.path().join("held.notes"));
+    let report = |extra: &[&str]| {
+        let mut a = vec!["audit", "report", "--store", &store, "--subject", "emp-4"];
+        a.extend_from_slice(extra);
+        code(&a)
+    };
+    // 0: with and without keys.
+    let (c, out, err) = report(&["--tenant", "acme"]);
+    assert_eq!(c, Some(0), "{err}");
+    assert!(out.contains("\"count\": 2"), "{out}");
+    let (c, out, err) = report(&["--tenant", "acme", "--pubkey", &public]);
+    assert_eq!(c, Some(0), "{err}");
+    assert!(out.contains("\"proven\": 2"), "{out}");
+    // 2: the operator's input.
+    assert_eq!(report(&["--tenant", "no/such"]).0, Some(2));
+    let missing = dir.path().join("missing").display().to_string();
+    assert_eq!(
+        code(&[
+            "audit",
+            "report",
+            "--store",
+            &missing,
+            "--tenant",
+            "acme",
+            "--subject",
+            "x"
+        ])
+        .0,
+        Some(2)
+    );
+    let nokey = dir.path().join("nokey.pub").display().to_string();
+    assert_eq!(report(&["--tenant", "acme", "--pubkey", &nokey]).0, Some(2));
+    std::fs::write(&nokey, "not a key").unwrap();
+    assert_eq!(report(&["--tenant", "acme", "--pubkey", &nokey]).0, Some(2));
+    // 1: the store made unreadable (each part swapped for the other kind).
+    let aside = dir.path().join("aside");
+    let td = tdir(&store);
+    let seg = td.join(format!("{:020}.seg", 0));
+    for victim in [td.clone(), seg.clone(), td.join("checkpoints.jsonl")] {
+        let (c, _, err) = swapped(&victim, &aside, || {
+            report(&["--tenant", "acme", "--pubkey", &public])
+        });
+        assert_eq!(c, Some(1), "{}: {err}", victim.display());
+    }
+    assert_eq!(
+        report(&["--tenant", "acme", "--pubkey", &public]).0,
+        Some(0)
+    );
+    // 1: a record changed under the checkpoint: the JSON is printed, with
+    // the entry unproven and the break listed, and the exit is 1.
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let pos = bytes.windows(4).position(|w| w == b"wo-9").unwrap();
+    bytes[pos + 3] ^= 1;
+    std::fs::write(&seg, &bytes).unwrap();
+    let (c, out, err) = report(&["--tenant", "acme", "--pubkey", &public]);
+    assert_eq!(c, Some(1), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["undecodable"].as_u64().unwrap() + v["broken"].as_array().unwrap().len() as u64 > 0,
+        "{out}"
+    );
+    assert!(err.contains("verification failed"), "{err}");
+}
+
+#[test]
+fn prove_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, key, public) = setup(dir.path());
+    let held = dir.path().join("held.notes");
+    checkpoint_to(&store, &key, &held);
+    let held = held.display().to_string();
+    let prove = |store: &str, extra: &[&str]| {
+        let mut a = vec!["audit", "prove", "--store", store, "--tenant", "acme"];
+        a.extend_from_slice(extra);
+        code(&a)
+    };
+    // 0.
+    let (c, _, err) = prove(&store, &["--inclusion", "1", "--pubkey", &public]);
+    assert_eq!(c, Some(0), "{err}");
+    // 2: flags and records nobody claims.
+    assert_eq!(
+        prove(&store, &["--inclusion", "1", "--size", "9"]).0,
+        Some(2)
+    );
+    assert_eq!(
+        code(&[
+            "audit",
+            "prove",
+            "--store",
+            &store,
+            "--tenant",
+            "a b",
+            "--inclusion",
+            "0"
+        ])
+        .0,
+        Some(2)
+    );
+    let missing = dir.path().join("missing").display().to_string();
+    assert_eq!(prove(&missing, &["--inclusion", "0"]).0, Some(2));
+    // 1: a verified checkpoint held elsewhere covers records, and the store
+    // is gone.
+    let (c, _, err) = prove(
+        &missing,
+        &[
+            "--inclusion",
+            "0",
+            "--pubkey",
+            &public,
+            "--checkpoint",
+            &held,
+        ],
+    );
+    assert_eq!(c, Some(1), "{err}");
+    // 1: the store made unreadable.
+    let aside = dir.path().join("aside");
+    let td = tdir(&store);
+    for victim in [
+        td.join(format!("{:020}.seg", 0)),
+        td.join("checkpoints.jsonl"),
+    ] {
+        let (c, _, err) = swapped(&victim, &aside, || {
+            prove(
+                &store,
+                &[
+                    "--inclusion",
+                    "1",
+                    "--pubkey",
+                    &public,
+                    "--checkpoint",
+                    &held,
+                ],
+            )
+        });
+        assert_eq!(c, Some(1), "{}: {err}", victim.display());
+    }
+    assert_eq!(
+        prove(&store, &["--inclusion", "1", "--pubkey", &public]).0,
+        Some(0)
+    );
+}
