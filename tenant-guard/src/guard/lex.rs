@@ -28,6 +28,12 @@
 //!
 //! A NUL character anywhere is refused: both databases stop reading the
 //! statement text at a NUL, which would cut off the tenant predicate.
+//!
+//! On PostgreSQL an identifier (quoted or not) longer than
+//! [`PG_MAX_IDENT_LEN`] bytes is refused: PostgreSQL truncates it to its first
+//! 63 bytes, so two names the guard tells apart (`<63 bytes>x` and the
+//! registered `<63 bytes>`, a tenant column among them) would name the same
+//! object in the database.
 
 use super::Dialect;
 
@@ -71,6 +77,10 @@ pub(crate) struct LexError(pub(crate) String);
 fn err<T>(msg: impl Into<String>) -> Result<T, LexError> {
     Err(LexError(msg.into()))
 }
+
+/// PostgreSQL's longest identifier in bytes (`NAMEDATALEN - 1`); longer ones
+/// are truncated by the server, so the guard refuses them.
+pub(crate) const PG_MAX_IDENT_LEN: usize = 63;
 
 /// PostgreSQL's operator characters.
 const PG_OP_CHARS: &str = "+-*/<>=~!@#%^&|`?";
@@ -158,6 +168,15 @@ impl Lexer<'_> {
         self.push(kind, start, value);
     }
 
+    /// PostgreSQL truncates identifiers longer than [`PG_MAX_IDENT_LEN`]
+    /// bytes; refuse them rather than model the truncation.
+    fn ident_len(&self, value: &str) -> Result<(), LexError> {
+        if self.dialect == Dialect::Postgres && value.len() > PG_MAX_IDENT_LEN {
+            return err("identifier longer than 63 bytes (PostgreSQL truncates it)");
+        }
+        Ok(())
+    }
+
     fn token(&mut self) -> Result<(), LexError> {
         let start = self.pos;
         let Some(c) = self.peek(0) else {
@@ -230,6 +249,7 @@ impl Lexer<'_> {
             while self.peek(0).is_some_and(is_word_part) {
                 self.pos += self.peek(0).map_or(1, char::len_utf8);
             }
+            self.ident_len(&self.s[start..self.pos])?;
             self.push_raw(Kind::Word, start);
             return Ok(());
         }
@@ -301,8 +321,11 @@ impl Lexer<'_> {
                 }
             }
         }
-        if kind == Kind::QuotedIdent && value.is_empty() {
-            return err("empty quoted identifier");
+        if kind == Kind::QuotedIdent {
+            if value.is_empty() {
+                return err("empty quoted identifier");
+            }
+            self.ident_len(&value)?;
         }
         self.push(kind, start, value);
         Ok(())

@@ -35,6 +35,8 @@ mod scope;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_attacks;
+#[cfg(test)]
 mod tests_classes;
 mod writes;
 
