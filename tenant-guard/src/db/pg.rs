@@ -11,30 +11,66 @@ use crate::guard::{Dialect, QueryGuard};
 use crate::rls::ContextKey;
 use crate::{Clock, Error, SystemClock, TenantId};
 
-/// The statement that sets the tenant context for one transaction; the signed
-/// token is `$1` (never text in SQL, so it is not in `pg_stat_activity`).
-/// In the same round trip it checks that the connection carries no session
-/// state an earlier transaction could have planted (with the guard off) to
-/// catch this tenant's statements: temporary relations (they shadow tenant
-/// tables), a changed `search_path`, SQL-level prepared statements and open
-/// (`WITH HOLD`) cursors. `false` means the connection is refused.
-const SET_CONTEXT: &str = "SELECT set_config('hisn.tenant_context', $1, true)";
+/// `true` when the connection carries no session state that could catch the
+/// next tenant's statements (see `SET_CONTEXT`):
+/// - no temporary schema at all: `pg_my_temp_schema()` is `0` until the
+///   session creates its first temporary object (table, view, sequence,
+///   function, type, operator; `SELECT .. INTO TEMP`), and stays set after
+///   they are dropped, so this one O(1) test covers every kind of temporary
+///   object that could shadow a tenant table or a function, without scanning
+///   the catalogs;
+/// - no `LISTEN` channel, no SQL-level prepared statement, no `WITH HOLD`
+///   cursor;
+/// - `search_path` (`$2`) and `role` (`$3`) as the role's reset values, read
+///   once per pool with [`SESSION_RESET`] (a session-level `SET ROLE` would
+///   run the next tenant as another role).
+///
+/// Other session settings are not compared (reading `pg_settings` costs a
+/// millisecond a transaction): none that the application role can change
+/// lifts RLS or the guard, but some change how the next borrower's values
+/// are formatted (`DateStyle`, `TimeZone`, `bytea_output`) or how long it may
+/// run (`statement_timeout`). See SECURITY.md.
+macro_rules! session_clean {
+    () => {
+        "pg_catalog.pg_my_temp_schema() = 0 \
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_listening_channels()) \
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) \
+         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
+         AND pg_catalog.current_setting('search_path') = $2 \
+         AND pg_catalog.current_setting('role') = $3"
+    };
+}
 
-/// `true` when the connection carries no session state an earlier transaction
-/// could have planted (with the guard off) to catch the next tenant's
-/// statements: temporary relations (they shadow tenant tables), a changed
-/// `search_path` (`$1`: the role's reset value, read once per pool with
-/// [`SEARCH_PATH_RESET`]), SQL-level prepared statements, `WITH HOLD` cursors.
-const SESSION_CLEAN: &str = "SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()) \
-     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) \
-     AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
-     AND pg_catalog.current_setting('search_path') = $1";
+/// The statement, run right after `BEGIN`, that sets the tenant context for
+/// the transaction and, in the same round trip, checks that the connection
+/// carries no session state an earlier transaction could have planted (with
+/// the guard off) to catch this tenant's statements (`session_clean!`).
+///
+/// `$1` is the signed token (never text in SQL, so it is not in
+/// `pg_stat_activity`), set transaction-local only when the session is clean.
+/// On a dirty session the backend terminates itself instead: the pool's
+/// release check then finds the connection dead and drops it, so it is never
+/// handed out again (the first column reports which branch ran).
+const SET_CONTEXT: &str = concat!(
+    "SELECT s.clean, CASE WHEN s.clean THEN pg_catalog.set_config('hisn.tenant_context', $1, true) \
+     ELSE pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())::text END \
+     FROM (SELECT ",
+    session_clean!(),
+    " AS clean OFFSET 0) s"
+);
 
-/// The `search_path` a connection of this role starts with. `pg_settings`
-/// materialises every setting (~1 ms a query here), so the pool reads it once
-/// and the per-transaction check compares the cheap `current_setting` with it.
-const SEARCH_PATH_RESET: &str =
-    "SELECT s.reset_val FROM pg_catalog.pg_settings s WHERE s.name = 'search_path'";
+/// The `search_path` and `role` a connection of this role starts with.
+/// `pg_settings` materialises every setting (~1 ms a query here), so the pool
+/// reads them once and the per-transaction check compares the cheap
+/// `current_setting` with them. An unset `role` reads as `none`.
+const SESSION_RESET: &str = "SELECT \
+     max(s.reset_val) FILTER (WHERE s.name = 'search_path'), \
+     coalesce(nullif(max(s.reset_val) FILTER (WHERE s.name = 'role'), ''), 'none') \
+     FROM pg_catalog.pg_settings s WHERE s.name IN ('search_path', 'role')";
+
+/// SQLSTATE `57P01` (`admin_shutdown`): the backend ended itself on a dirty
+/// session.
+const ADMIN_SHUTDOWN: &str = "57P01";
 
 /// Default lifetime of a tenant context token: a transaction must *begin*
 /// within this time of the token being signed (the database compares the
@@ -50,8 +86,9 @@ pub(crate) struct PgContext {
     key: ContextKey,
     ttl: u64,
     clock: Arc<dyn Clock>,
-    /// The role's reset `search_path`, read on the first transaction.
-    search_path: std::sync::OnceLock<String>,
+    /// The role's reset `search_path` and `role`, read on the first
+    /// transaction.
+    reset: std::sync::OnceLock<(String, String)>,
 }
 
 /// Begin a transaction and set its tenant context: a token signed with the
@@ -66,34 +103,41 @@ async fn begin_tenant(
     let expiry = context.clock.now_unix().saturating_add(context.ttl);
     let token = context.key.token(tenant, expiry);
     let mut conn = pool.acquire().await?;
-    let search_path = match context.search_path.get() {
-        Some(p) => p.clone(),
+    let (search_path, role) = match context.reset.get() {
+        Some(r) => r.clone(),
         None => {
-            let p: Option<String> = sqlx::query_scalar(SEARCH_PATH_RESET)
-                .fetch_one(&mut *conn)
-                .await?;
+            let (p, r): (Option<String>, Option<String>) =
+                sqlx::query_as(SESSION_RESET).fetch_one(&mut *conn).await?;
             let p = p.ok_or(Error::Config("the database reports no search_path"))?;
-            context.search_path.get_or_init(|| p).clone()
+            let r = r.ok_or(Error::Config("the database reports no role"))?;
+            context.reset.get_or_init(|| (p, r)).clone()
         }
     };
-    let clean: Option<bool> = sqlx::query_scalar(SESSION_CLEAN)
-        .bind(search_path)
-        .fetch_one(&mut *conn)
-        .await?;
-    if clean != Some(true) {
-        // Fail closed: never run a tenant's statements on a connection an
-        // earlier transaction left state on; close it instead of reusing it.
-        conn.close_on_drop();
-        return Err(Error::Config(
-            "the connection carried session state (temporary objects, search_path, prepared statements or cursors) from an earlier transaction; it was closed",
-        ));
-    }
     let mut tx = sqlx::Transaction::begin(conn, None).await?;
-    sqlx::query(SET_CONTEXT)
+    let set: Result<(Option<bool>, Option<String>), sqlx::Error> = sqlx::query_as(SET_CONTEXT)
         .bind(token.as_str())
-        .execute(&mut *tx)
-        .await?;
-    Ok(tx)
+        .bind(search_path)
+        .bind(role)
+        .fetch_one(&mut *tx)
+        .await;
+    match set {
+        Ok((Some(true), Some(_))) => Ok(tx),
+        // Fail closed: never run a tenant's statements on a connection an
+        // earlier transaction left state on. The backend has ended itself
+        // (the pool drops the dead connection on release); should it not
+        // have, the connection stays refused by this same check.
+        Ok(_) => Err(dirty_session()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(ADMIN_SHUTDOWN) => {
+            Err(dirty_session())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn dirty_session() -> Error {
+    Error::Config(
+        "the connection carried session state (temporary objects, LISTEN, search_path, role, prepared statements or cursors) from an earlier transaction; it was closed",
+    )
 }
 
 /// The tenant is bound as a `uuid`.
@@ -139,7 +183,7 @@ impl PgTenantPool {
                 key,
                 ttl: DEFAULT_CONTEXT_TTL.as_secs(),
                 clock: Arc::new(SystemClock),
-                search_path: std::sync::OnceLock::new(),
+                reset: std::sync::OnceLock::new(),
             }),
             ready: Arc::default(),
         })
@@ -159,7 +203,7 @@ impl PgTenantPool {
             key,
             ttl: ttl.as_secs(),
             clock,
-            search_path: std::sync::OnceLock::new(),
+            reset: std::sync::OnceLock::new(),
         });
         Ok(self)
     }
@@ -178,6 +222,6 @@ mod tests {
     #[test]
     fn set_context_names_the_rls_setting_and_is_transaction_local() {
         assert!(super::SET_CONTEXT.contains(&format!("'{}'", crate::rls::CONTEXT_SETTING)));
-        assert!(super::SET_CONTEXT.ends_with("$1, true)"));
+        assert!(super::SET_CONTEXT.contains("$1, true) ELSE"));
     }
 }

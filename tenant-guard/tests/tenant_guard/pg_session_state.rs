@@ -35,7 +35,76 @@ const PLANTS: &[(&str, &str)] = &[
         "hold_cursor",
         "declare hisn_plant cursor with hold for select name from assets",
     ),
+    (
+        "temp_function",
+        "create function pg_temp.hisn_plant() returns int language sql as 'select 1'",
+    ),
+    ("temp_view", "create temp view hisn_plant as select 1 as x"),
+    (
+        "temp_object_dropped_again",
+        "create temp table hisn_plant (x int); drop table hisn_plant",
+    ),
+    ("listen_channel", "listen hisn_plant"),
+    (
+        "search_path_only",
+        "select set_config('search_path', 'public', false)",
+    ),
+    (
+        "session_role",
+        "select set_config('role', current_user, false)",
+    ),
 ];
+
+/// Every plant makes the next `begin` on that connection fail, and the
+/// connection is closed, not reused: the `begin` after it runs on another
+/// backend. Fails on the code before the session check (the plants reached
+/// the next tenant) and would fail if a dirty connection went back to the
+/// pool (same backend pid). Since the check runs inside the `set_config`
+/// statement, the backend ends itself (`pg_terminate_backend`) and the
+/// pool's release ping drops it.
+#[tokio::test]
+async fn a_dirty_connection_is_refused_then_closed() {
+    let Some(fx) = fixture("tg_session_closed", 1).await else {
+        return;
+    };
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    for (name, plant) in PLANTS {
+        let mut tx = pool
+            .begin(&context(TENANT_A))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: a clean connection was refused: {e}"));
+        let conn = danger::unguarded(&mut tx);
+        let planted_on: i32 = sqlx::query_scalar("select pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::raw_sql(AssertSqlSafe((*plant).to_owned()))
+            .execute(&mut *conn)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        tx.commit().await.unwrap();
+        let refused = pool.begin(&context(TENANT_B)).await;
+        assert!(
+            matches!(refused, Err(hisn_tenant_guard::Error::Config(_))),
+            "{name}: {:?}",
+            refused.map(|_| ())
+        );
+        let mut tx = pool
+            .begin(&context(TENANT_B))
+            .await
+            .unwrap_or_else(|e| panic!("{name}: no clean connection after the refusal: {e}"));
+        let now_on: i32 = sqlx::query_scalar("select pg_backend_pid()")
+            .fetch_one(&mut *danger::unguarded(&mut tx))
+            .await
+            .unwrap();
+        assert_ne!(
+            planted_on, now_on,
+            "{name}: the dirty connection was reused"
+        );
+        tx.rollback().await.unwrap();
+    }
+    fx.teardown().await;
+}
 
 #[tokio::test]
 async fn session_state_planted_by_one_tenant_never_reaches_the_next() {
