@@ -7,6 +7,8 @@ mod kat;
 #[cfg(feature = "postgres")]
 #[path = "suite/pg.rs"]
 mod pg;
+#[path = "suite/passwords_legacy.rs"]
+mod passwords_legacy;
 #[path = "suite/probe.rs"]
 mod probe;
 #[path = "suite/props.rs"]

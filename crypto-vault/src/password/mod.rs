@@ -41,6 +41,8 @@ use crate::error::{Error, Result};
 
 pub mod legacy;
 mod policy;
+#[cfg(test)]
+mod timing_tests;
 mod wrapped;
 pub use legacy::{
     LegacyAlgorithm, LegacyHash, LegacyPolicy, SaltHashLayout, SaltInput, ScryptCost,

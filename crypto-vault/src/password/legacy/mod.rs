@@ -207,7 +207,8 @@ impl LegacyPolicy {
         Ok(self)
     }
 
-    /// Accept scrypt PHC hashes whose N, r and p are each at most `max`'s.
+    /// Accept scrypt PHC hashes that take no more memory (128 · r · N) and no
+    /// more work (memory · p) than `max`.
     pub fn with_scrypt(mut self, max: ScryptCost) -> Self {
         self.scrypt = Some(max);
         self
@@ -386,8 +387,8 @@ impl LegacyHash {
     }
 }
 
-/// Test builds log each KDF run (algorithm and cost) per thread, so tests can
-/// assert that two paths did the same work.
+// Test builds log each KDF run (algorithm and cost) per thread, so tests can
+// assert that two paths did the same work.
 #[cfg(test)]
 thread_local! {
     pub(crate) static WORK: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };

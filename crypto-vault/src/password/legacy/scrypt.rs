@@ -53,7 +53,7 @@ impl ScryptCost {
             || !(1..=Self::MAX_R).contains(&r)
             || !(1..=Self::MAX_P).contains(&p)
             || c.memory_bytes() > Self::MAX_MEMORY_BYTES
-            || c.memory_bytes() * u64::from(p) > Self::MAX_WORK_BYTES
+            || c.work_bytes() > Self::MAX_WORK_BYTES
         {
             return Err(Error::InvalidConfig("scrypt cost out of range"));
         }
@@ -77,9 +77,15 @@ impl ScryptCost {
         128 * u64::from(self.r) << self.log_n
     }
 
-    /// Whether every parameter is at most `max`'s.
+    /// Work of one run: memory x p (scrypt's time is proportional to it).
+    pub fn work_bytes(&self) -> u64 {
+        self.memory_bytes() * u64::from(self.p)
+    }
+
+    /// Whether this cost fits `max`'s budget: no more memory and no more work
+    /// (its shape, N against r against p, may differ).
     pub(super) fn within(self, max: Self) -> bool {
-        self.log_n <= max.log_n && self.r <= max.r && self.p <= max.p
+        self.memory_bytes() <= max.memory_bytes() && self.work_bytes() <= max.work_bytes()
     }
 
     /// The parameter-wise maximum of two costs within bounds. If the result
