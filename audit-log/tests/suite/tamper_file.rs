@@ -171,3 +171,98 @@ fn segment_moved_to_another_tenant_is_refused() {
         Verdict::UnanchoredTail
     );
 }
+
+/// Rewrite record `seq` of the (single) segment in `tdir`: the record's last
+/// byte flipped and every later link recomputed, with valid frame CRCs, as
+/// someone who can write the store but holds no key would do it.
+fn rewrite_from(seg: &Path, t: &TenantId, seq: u64) {
+    use hisn_audit_log::store::segment::encode_frame;
+    use hisn_audit_log::{chain_link, record_digest};
+    use std::os::unix::fs::FileExt as _;
+    let bytes = std::fs::read(seg).unwrap();
+    let p = parse_segment(&bytes).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(seg).unwrap();
+    let mut prev = p.frames[usize::try_from(seq).unwrap() - 1].link;
+    for (i, fr) in p
+        .frames
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(seq).unwrap())
+    {
+        let mut rec = bytes[fr.record_range()].to_vec();
+        if i as u64 == seq {
+            let n = rec.len() - 1;
+            rec[n] ^= 0x01;
+        }
+        let link = chain_link(t.as_str().as_bytes(), i as u64, &prev, &record_digest(&rec));
+        f.write_all_at(&encode_frame(&rec, &link, fr.synced), fr.offset)
+            .unwrap();
+        prev = link;
+    }
+}
+
+/// Class: the writer's automatic checkpoints signed the head it remembered
+/// without reading back the records since the last checkpoint, so a record
+/// rewritten on disk meanwhile (links recomputed, no key needed) got a fresh
+/// signature over it. Now the range since the last checkpoint is verified
+/// before signing: the tampered chain is never signed, and appends to that
+/// tenant are refused until an operator looks.
+#[test]
+fn auto_checkpoint_never_signs_over_a_tampered_segment() {
+    use std::num::NonZeroU64;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use hisn_audit_log::{AutoCheckpoint, CheckpointPolicy, MemorySink};
+    let dir = tempfile::tempdir().unwrap();
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    let sink = Arc::new(MemorySink::new());
+    let policy = CheckpointPolicy {
+        every_records: NonZeroU64::new(10).unwrap(),
+        every: Duration::from_secs(3600),
+    };
+    let store = FileStore::open(
+        dir.path(),
+        opts().auto_checkpoint(AutoCheckpoint::new(key("audit", 1), policy).sink(sink.clone())),
+    )
+    .unwrap();
+    for i in 0..10 {
+        store.append(event(&t, i)).unwrap();
+    }
+    assert_eq!(store.checkpoints(&t).unwrap().len(), 1, "first checkpoint");
+    for i in 10..15 {
+        store.append(event(&t, i)).unwrap();
+    }
+    let seg = std::fs::read_dir(dir.path().join(format!("t-{}", hex::encode("acme"))))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
+    rewrite_from(&seg, &t, 12);
+    // Appends that make the next checkpoint due.
+    let mut refused = 0;
+    for i in 15..20 {
+        if store.append(event(&t, i)).is_err() {
+            refused += 1;
+        }
+    }
+    let sizes: Vec<u64> = store
+        .checkpoints(&t)
+        .unwrap()
+        .iter()
+        .map(|c| c.checkpoint.size)
+        .collect();
+    assert_eq!(sizes, vec![10], "a checkpoint was signed over the rewrite");
+    assert_eq!(sink.published().len(), 1, "published over the rewrite");
+    // The tenant is blocked once the damage is found (the append that made
+    // the checkpoint due was acknowledged before it, as designed).
+    assert!(store.append(event(&t, 99)).is_err());
+    assert!(refused <= 4, "{refused}");
+    store.close().unwrap();
+    let r = FileStore::open_read_only(dir.path())
+        .unwrap()
+        .verify(&t, Some(&trusted(&[&k])), &[])
+        .unwrap();
+    assert_eq!(r.verdict, Verdict::Tampered, "{r:?}");
+}

@@ -25,8 +25,50 @@ impl AuditRead for FileStore {
         from: u64,
         to: u64,
     ) -> Result<Vec<Result<StoredRecord>>> {
+        self.shared.read_range(tenant, from, to)
+    }
+
+    fn subject_seqs(&self, tenant: &TenantId, subject: &str) -> Result<Vec<u64>> {
+        Ok(self
+            .shared
+            .index
+            .read()
+            .get(tenant)
+            .and_then(|t| t.subjects.get(subject).cloned())
+            .unwrap_or_default())
+    }
+
+    fn checkpoint_tenants(&self) -> Result<Vec<TenantId>> {
+        // A tenant whose segments were all deleted still has its directory
+        // and checkpoint log: list it so a verifier can call the chain gone.
+        Ok(super::recovery::tenant_dirs(&self.shared.dir)?
+            .into_iter()
+            .filter(|(_, d)| d.join(CHECKPOINT_LOG).is_file())
+            .map(|(t, _)| t)
+            .collect())
+    }
+
+    fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>> {
+        self.shared.checkpoints(tenant)
+    }
+}
+
+impl Shared {
+    /// The store's checkpoint log of `tenant`.
+    pub(super) fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>> {
+        let dir = self.dir.join(tenant_dir_name(tenant));
+        read_checkpoint_log(&dir.join(CHECKPOINT_LOG))
+    }
+
+    /// Records `from..to` of `tenant` as stored (see [`AuditRead::read_range`]).
+    pub(super) fn read_range(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Result<StoredRecord>>> {
         let (first, locs, segs, damage) = {
-            let index = self.shared.index.read();
+            let index = self.index.read();
             let Some(ti) = index.get(tenant) else {
                 return Ok(Vec::new());
             };
@@ -70,7 +112,7 @@ impl AuditRead for FileStore {
                 }
                 out.push(Err(Error::Corrupt {
                     what: "segment shorter than indexed",
-                    file: rel(&self.shared.dir, &info.path),
+                    file: rel(&self.dir, &info.path),
                     offset: start,
                 }));
                 return Ok(out);
@@ -88,7 +130,7 @@ impl AuditRead for FileStore {
                     None => {
                         out.push(Err(Error::Corrupt {
                             what: "frame checksum",
-                            file: rel(&self.shared.dir, &info.path),
+                            file: rel(&self.dir, &info.path),
                             offset: loc.offset,
                         }));
                         return Ok(out);
@@ -105,30 +147,5 @@ impl AuditRead for FileStore {
             }));
         }
         Ok(out)
-    }
-
-    fn subject_seqs(&self, tenant: &TenantId, subject: &str) -> Result<Vec<u64>> {
-        Ok(self
-            .shared
-            .index
-            .read()
-            .get(tenant)
-            .and_then(|t| t.subjects.get(subject).cloned())
-            .unwrap_or_default())
-    }
-
-    fn checkpoint_tenants(&self) -> Result<Vec<TenantId>> {
-        // A tenant whose segments were all deleted still has its directory
-        // and checkpoint log: list it so a verifier can call the chain gone.
-        Ok(super::recovery::tenant_dirs(&self.shared.dir)?
-            .into_iter()
-            .filter(|(_, d)| d.join(CHECKPOINT_LOG).is_file())
-            .map(|(t, _)| t)
-            .collect())
-    }
-
-    fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>> {
-        let dir = self.shared.dir.join(tenant_dir_name(tenant));
-        read_checkpoint_log(&dir.join(CHECKPOINT_LOG))
     }
 }

@@ -22,6 +22,15 @@ pub(super) struct Damage {
 }
 
 impl Damage {
+    /// Damage found while the store is open (`what`, in `tenant`'s directory, at record `seq`).
+    pub(super) fn found(what: &'static str, tenant: &TenantId, seq: u64) -> Self {
+        Self {
+            what,
+            file: tenant_dir_name(tenant),
+            offset: seq,
+        }
+    }
+
     pub(super) fn error(&self) -> Error {
         Error::Corrupt {
             what: self.what,

@@ -99,8 +99,9 @@ pub(super) struct TenantWriter {
     pub(super) dirty: bool,
 }
 
-/// Per tenant: size and time of the last automatic checkpoint.
-pub(super) type LastCheckpoints = HashMap<TenantId, (u64, Timestamp)>;
+/// Per tenant: size, time and head of the last automatic checkpoint (no
+/// head: none signed by this writer yet).
+pub(super) type LastCheckpoints = HashMap<TenantId, (u64, Timestamp, Option<Link>)>;
 
 pub(super) struct Writer {
     pub(super) shared: Arc<Shared>,
@@ -478,25 +479,64 @@ impl Writer {
     }
 
     fn auto_checkpoints(&mut self) {
-        let Some((auto, last)) = self.auto.as_mut() else {
+        let now = self.clock.now();
+        if let Some((_, last)) = self.auto.as_mut() {
+            // A tenant's interval starts when the writer first sees it.
+            for t in self.shared.index.read().keys() {
+                if !last.contains_key(t) {
+                    last.insert(t.clone(), (0, now, None));
+                }
+            }
+        }
+        let Some((auto, last)) = self.auto.as_ref() else {
             return;
         };
-        let now = self.clock.now();
-        let heads: Vec<(TenantId, u64, Link)> = self
+        let heads: Vec<(TenantId, Bounds)> = self
             .shared
             .index
             .read()
             .iter()
             // Never sign a damaged chain (its appends are refused too).
-            .filter(|(_, ti)| ti.damage_at.is_none())
-            .map(|(t, ti)| (t.clone(), ti.size(), ti.head))
+            .filter(|(t, ti)| ti.damage_at.is_none() && !self.blocked.contains_key(*t))
+            .map(|(t, ti)| {
+                (
+                    t.clone(),
+                    Bounds {
+                        first_seq: ti.first_seq,
+                        start_prev: ti.start_prev,
+                        size: ti.size(),
+                        head: ti.head,
+                    },
+                )
+            })
             .collect();
-        for (t, size, head) in heads {
-            let (last_size, last_time) = *last.entry(t.clone()).or_insert((0, now));
-            if !auto.policy.due(size, last_size, last_time, now) {
+        let mut signed = Vec::new();
+        let mut refused = Vec::new();
+        for (t, b) in heads {
+            let (last_size, last_time, last_head) = last.get(&t).copied().unwrap_or((0, now, None));
+            if !auto.policy.due(b.size, last_size, last_time, now) {
                 continue;
             }
-            let cp = auto.key.sign(Checkpoint::new(&t, size, head, now));
+            let cp = auto.key.sign(Checkpoint::new(&t, b.size, b.head, now));
+            // Root cause of signing over tampering: the head was signed as the
+            // writer remembered it, without reading back what the segments
+            // hold, so records changed on disk since the last checkpoint got
+            // a fresh signature. Verify that range first.
+            let since = last_head.map(|h| (last_size, h));
+            match verify_before_signing(&self.shared, &t, &b, &auto.key, &cp, since) {
+                Ok(None) => {}
+                Ok(Some((verdict, seq))) => {
+                    tracing::error!(tenant = %t, verdict = ?verdict, seq = ?seq,
+                        "audit store: chain does not verify; refusing to sign an automatic checkpoint and refusing appends to this tenant");
+                    refused.push((t, seq.unwrap_or(b.size)));
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(tenant = %t, error = %e,
+                        "audit store: could not verify the chain before an automatic checkpoint; not signing");
+                    continue;
+                }
+            }
             if let Err(e) = self.shared.store_checkpoint(&t, &cp) {
                 tracing::error!(error = %e, tenant = %t, "audit store: could not keep checkpoint");
             }
@@ -505,8 +545,72 @@ impl Writer {
                     tracing::error!(error = %e, tenant = %t, "audit store: checkpoint sink failed");
                 }
             }
-            last.insert(t, (size, now));
+            signed.push((t, (b.size, now, Some(b.head))));
         }
+        if let Some((_, last)) = self.auto.as_mut() {
+            last.extend(signed);
+        }
+        for (t, seq) in refused {
+            self.blocked.insert(
+                t.clone(),
+                Damage::found(
+                    "chain does not verify (found before an automatic checkpoint)",
+                    &t,
+                    seq,
+                ),
+            );
+        }
+    }
+}
+
+/// Whether the writer may sign `candidate` (the head in `b`): `None` when
+/// the records verify up to it, else the verdict and first failing record.
+/// Verification starts at the writer's own last checkpoint (`since`), else
+/// at the newest checkpoint in the store that this key signed and that
+/// still matches, else at the chain's start; its cost is the records since.
+fn verify_before_signing(
+    shared: &Shared,
+    tenant: &TenantId,
+    b: &Bounds,
+    key: &SigningKey,
+    candidate: &SignedCheckpoint,
+    since: Option<(u64, Link)>,
+) -> Result<Option<(crate::verify::Verdict, Option<u64>)>> {
+    use crate::verify::{Start, Verifier};
+    let keys = crate::checkpoint::TrustedKeys::new().with(key.verifying_key());
+    let matches =
+        |r: &crate::verify::VerifyReport| r.verdict.is_ok() && r.size == b.size && r.head == b.head;
+    let stored = shared.checkpoints(tenant)?;
+    let from = since.filter(|(s, _)| *s >= b.first_seq.max(1)).or_else(|| {
+        stored
+            .iter()
+            .filter(|c| c.checkpoint.origin == crate::checkpoint::origin_for(tenant))
+            .filter(|c| c.checkpoint.size >= b.first_seq.max(1) && c.checkpoint.size <= b.size)
+            .filter(|c| c.verify(&keys).is_ok())
+            .max_by_key(|c| c.checkpoint.size)
+            .map(|c| (c.checkpoint.size, c.checkpoint.head))
+    });
+    if let Some((seq, prev)) = from {
+        let records = shared.read_range(tenant, seq, b.size)?;
+        let r =
+            Verifier::new(tenant, &[], None).verify_range(Start::Trusted { seq, prev }, records)?;
+        if matches(&r) {
+            return Ok(None);
+        }
+        if since.is_some() {
+            return Ok(Some((r.verdict, r.seq)));
+        }
+    }
+    // The whole chain, with the candidate as an anchor (which also covers a
+    // prune since the last checkpoint).
+    let records = shared.read_range(tenant, b.first_seq, b.size)?;
+    let r = Verifier::new(tenant, &stored, Some(&keys))
+        .anchors(std::slice::from_ref(candidate))
+        .verify_log(crate::store::verify_start(b), records)?;
+    if r.verdict == crate::verify::Verdict::Intact && r.size == b.size && r.head == b.head {
+        Ok(None)
+    } else {
+        Ok(Some((r.verdict, r.seq)))
     }
 }
 
