@@ -51,9 +51,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::extract::{FromRef, FromRequestParts, RawPathParams};
-use axum::http::request::Parts;
 use axum::http::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::grant::{GrantSession, GrantVerifier};

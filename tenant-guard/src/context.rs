@@ -16,7 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::grant::GrantScope;
-use crate::stepup::{enrolment_overdue, second_factor_fresh, AuthInfo, MfaStatus, StepUpRules};
+use crate::stepup::{AuthInfo, MfaStatus, StepUpRules, enrolment_overdue, second_factor_fresh};
 use crate::{ClientId, Clock, Error, SystemClock, TenantId, UserId};
 
 /// The longest role or permission name accepted.
@@ -418,10 +418,10 @@ impl RolePolicy {
                 return Err(Error::MfaEnrolmentRequired);
             }
         }
-        if let Some(max_age) = self.rules.second_factor.get(permission) {
-            if !second_factor_fresh(ctx.auth(), *max_age, now) {
-                return Err(Error::StepUpRequired { max_age: *max_age });
-            }
+        if let Some(max_age) = self.rules.second_factor.get(permission)
+            && !second_factor_fresh(ctx.auth(), *max_age, now)
+        {
+            return Err(Error::StepUpRequired { max_age: *max_age });
         }
         Ok(())
     }
@@ -591,9 +591,10 @@ mod tests {
     #[test]
     fn path_tenant_mismatch_is_not_found() {
         let c = ctx(vec![], vec![]);
-        assert!(c
-            .check_path_tenant("11111111-1111-4111-8111-111111111111")
-            .is_ok());
+        assert!(
+            c.check_path_tenant("11111111-1111-4111-8111-111111111111")
+                .is_ok()
+        );
         assert!(matches!(
             c.check_path_tenant("44444444-4444-4444-8444-444444444444"),
             Err(Error::NotFound)

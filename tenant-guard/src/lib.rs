@@ -22,12 +22,12 @@ pub mod db;
 pub use context::{MAX_NAME_LEN, MAX_SUBJECT_LEN, Permission, Role, RolePolicy, TenantContext};
 pub use error::Error;
 pub use grant::{GrantSession, GrantSigner, GrantVerifier};
-pub use stepup::{AuthInfo, MfaStatus};
 pub use id::{ClientId, TenantId, UserId};
 pub use session::{
     Clock, DEFAULT_MAX_LIFETIME_SECS, DEFAULT_TENANT_CLAIM, Issuer, MAX_LEEWAY_SECS, MAX_LIST_LEN,
     MAX_TOKEN_LEN, ManualClock, SystemClock, TokenVerifier, TokenVerifierBuilder,
 };
+pub use stepup::{AuthInfo, MfaStatus};
 
 /// The `jsonwebtoken` version this crate verifies with (for building
 /// [`Issuer`] keys: `jsonwebtoken::DecodingKey`, `jsonwebtoken::Algorithm`).

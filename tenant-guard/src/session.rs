@@ -28,8 +28,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -39,7 +39,7 @@ use crate::context::CustomClaims;
 use crate::stepup::{
     AuthInfo, DEFAULT_MUST_CHANGE_PASSWORD_CLAIM, DEFAULT_SECOND_FACTOR_CLAIM, MAX_AMR_LEN,
 };
-use crate::{ClientId, Error, Role, TenantContext, TenantId, MAX_SUBJECT_LEN};
+use crate::{ClientId, Error, MAX_SUBJECT_LEN, Role, TenantContext, TenantId};
 
 /// Longest token accepted, in bytes (longer input is refused before parsing).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;

@@ -239,10 +239,10 @@ pub(crate) fn check_fields(
     if !clean(reason, MAX_GRANT_REASON_LEN) || !clean(ticket, MAX_TICKET_LEN) {
         return Err("reason or ticket empty, too long or with control characters");
     }
-    if let GrantAccess::Permissions(set) = access {
-        if set.is_empty() || set.len() > MAX_GRANT_PERMISSIONS {
-            return Err("a permission grant lists 1 to MAX_GRANT_PERMISSIONS permissions");
-        }
+    if let GrantAccess::Permissions(set) = access
+        && (set.is_empty() || set.len() > MAX_GRANT_PERMISSIONS)
+    {
+        return Err("a permission grant lists 1 to MAX_GRANT_PERMISSIONS permissions");
     }
     Ok(())
 }
@@ -406,9 +406,11 @@ mod tests {
     fn grant_ids_are_canonical() {
         let id = GrantId::random();
         assert_eq!(id.to_string().parse::<GrantId>().unwrap(), id);
-        assert!("00000000-0000-0000-0000-000000000000"
-            .parse::<GrantId>()
-            .is_err());
+        assert!(
+            "00000000-0000-0000-0000-000000000000"
+                .parse::<GrantId>()
+                .is_err()
+        );
         assert!(id.to_string().replace('-', "").parse::<GrantId>().is_err());
         assert!(format!("{{{id}}}").parse::<GrantId>().is_err());
     }

@@ -8,10 +8,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_fields, Grant, GrantAccess, GrantAuditHook, GrantId, GrantNotifier, GrantRequest,
-    GrantRevocation, GrantSession, GrantUse, GRANT_TYP, MAX_GRANT_LIFETIME_SECS,
+    GRANT_TYP, Grant, GrantAccess, GrantAuditHook, GrantId, GrantNotifier, GrantRequest,
+    GrantRevocation, GrantSession, GrantUse, MAX_GRANT_LIFETIME_SECS, check_fields,
 };
-use crate::{Clock, Error, Permission, SystemClock, TenantId, MAX_LEEWAY_SECS, MAX_TOKEN_LEN};
+use crate::{Clock, Error, MAX_LEEWAY_SECS, MAX_TOKEN_LEN, Permission, SystemClock, TenantId};
 
 /// The grant-specific claims, under one member (`hisn_grant`) so no access
 /// token claim can be read as a grant claim or the reverse.

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use axum::routing::get;
 use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use axum::routing::get;
 use hisn_tenant_guard::{TenantContext, TokenVerifier};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
@@ -107,14 +107,14 @@ async fn missing_or_bad_token_is_401_without_detail() {
 mod grants {
     //! The `GrantSession` extractor and `AccessDenied` responses (issue #15).
 
-    use std::sync::atomic::Ordering;
     use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
+    use axum::Router;
     use axum::body::Body;
     use axum::extract::State;
-    use axum::http::{header, Request, StatusCode};
+    use axum::http::{Request, StatusCode, header};
     use axum::routing::get;
-    use axum::Router;
     use hisn_tenant_guard::axum::AccessDenied;
     use hisn_tenant_guard::{
         Error, GrantSession, GrantVerifier, ManualClock, Permission, RolePolicy,

@@ -3,15 +3,15 @@
 //! write unless the grant lists it.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hisn_tenant_guard::grant::{
-    Grant, GrantAccess, GrantAuditHook, GrantId, GrantNotifier, GrantRequest, GrantRevocation,
-    GrantUse, HookFuture, MemoryRevocations, GRANT_TYP, MAX_GRANT_LIFETIME_SECS,
+    GRANT_TYP, Grant, GrantAccess, GrantAuditHook, GrantId, GrantNotifier, GrantRequest,
+    GrantRevocation, GrantUse, HookFuture, MAX_GRANT_LIFETIME_SECS, MemoryRevocations,
 };
 use hisn_tenant_guard::jsonwebtoken::{self, Algorithm, DecodingKey, EncodingKey, Header};
 use hisn_tenant_guard::{
@@ -437,14 +437,16 @@ fn signer_refuses_bad_requests() {
         s.sign(&req(60).permissions([])),
         Err(Error::Config(_))
     ));
-    assert!(GrantSigner::new(
-        GRANT_ISS,
-        GRANT_AUD,
-        Algorithm::RS256,
-        GRANT_KID,
-        EncodingKey::from_secret(GRANT_SECRET)
-    )
-    .is_err());
+    assert!(
+        GrantSigner::new(
+            GRANT_ISS,
+            GRANT_AUD,
+            Algorithm::RS256,
+            GRANT_KID,
+            EncodingKey::from_secret(GRANT_SECRET)
+        )
+        .is_err()
+    );
     let debug = format!("{s:?}");
     assert!(debug.contains(GRANT_KID) && !debug.contains("break-glass-grant-test-secret"));
 }
@@ -581,9 +583,11 @@ fn grants_and_access_tokens_are_never_confused() {
         access.verify(&forge(&c, Algorithm::HS256, Some(GRANT_TYP))),
         Err(Error::Unauthenticated)
     ));
-    assert!(access
-        .verify(&forge(&c, Algorithm::HS256, Some("JWT")))
-        .is_ok());
+    assert!(
+        access
+            .verify(&forge(&c, Algorithm::HS256, Some("JWT")))
+            .is_ok()
+    );
     // An access token is not a grant.
     let f = fx();
     let at = forge(
@@ -606,21 +610,27 @@ fn verifier_builder_requires_every_hook_and_matching_keys() {
     let audit = Arc::new(Audit::default());
     let notify = Arc::new(Notify::default());
     let rev = Arc::new(MemoryRevocations::new());
-    assert!(base()
-        .audit(audit.clone())
-        .notifier(notify.clone())
-        .build()
-        .is_err());
-    assert!(base()
-        .revocation(rev.clone())
-        .notifier(notify.clone())
-        .build()
-        .is_err());
-    assert!(base()
-        .revocation(rev.clone())
-        .audit(audit.clone())
-        .build()
-        .is_err());
+    assert!(
+        base()
+            .audit(audit.clone())
+            .notifier(notify.clone())
+            .build()
+            .is_err()
+    );
+    assert!(
+        base()
+            .revocation(rev.clone())
+            .notifier(notify.clone())
+            .build()
+            .is_err()
+    );
+    assert!(
+        base()
+            .revocation(rev.clone())
+            .audit(audit.clone())
+            .build()
+            .is_err()
+    );
     assert!(
         GrantVerifier::builder(GRANT_ISS, GRANT_AUD, Algorithm::RS256)
             .key(GRANT_KID, DecodingKey::from_secret(GRANT_SECRET))
@@ -638,13 +648,15 @@ fn verifier_builder_requires_every_hook_and_matching_keys() {
             .build()
             .is_err()
     );
-    assert!(base()
-        .revocation(rev)
-        .audit(audit)
-        .notifier(notify)
-        .leeway(301)
-        .build()
-        .is_err());
+    assert!(
+        base()
+            .revocation(rev)
+            .audit(audit)
+            .notifier(notify)
+            .leeway(301)
+            .build()
+            .is_err()
+    );
 }
 
 proptest! {

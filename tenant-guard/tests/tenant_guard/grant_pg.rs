@@ -2,7 +2,7 @@
 //! `READ ONLY` (even with the guard switched off) and RLS still scopes it to
 //! the grant's tenant.
 
-use hisn_tenant_guard::db::{danger, PgTenantPool};
+use hisn_tenant_guard::db::{PgTenantPool, danger};
 use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
 use hisn_tenant_guard::sqlx::{self, Row};
 use hisn_tenant_guard::{Error, Permission};
@@ -75,10 +75,12 @@ async fn read_only_grant_transactions_cannot_write_and_rls_applies() {
         .await
         .unwrap();
     assert_eq!(ro, "on");
-    assert!(sqlx::query("set transaction read write")
-        .execute(&mut *conn)
-        .await
-        .is_err());
+    assert!(
+        sqlx::query("set transaction read write")
+            .execute(&mut *conn)
+            .await
+            .is_err()
+    );
     drop(tx);
     let mut tx = pool.begin(session.context()).await.unwrap();
     let conn = danger::unguarded(&mut tx);

@@ -24,12 +24,12 @@ mod corpus;
 mod cross_layer;
 #[cfg(feature = "axum")]
 mod extractor;
+#[cfg(feature = "postgres")]
+mod grant_pg;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 mod guard_differential;
 #[cfg(feature = "axum")]
 mod identity;
-#[cfg(feature = "postgres")]
-mod grant_pg;
 #[cfg(feature = "postgres")]
 mod pg_context;
 #[cfg(feature = "postgres")]

@@ -11,7 +11,7 @@ use hisn_tenant_guard::{
     Error, ManualClock, MfaStatus, Permission, Role, RolePolicy, TenantContext, TokenVerifier,
 };
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::common::*;
 
@@ -186,16 +186,18 @@ fn second_factor_claim_name_is_configurable() {
     // The default name is now an ordinary custom claim.
     let other = ctx_with(&v, &["admin"], json!({"mfa_time": NOW}));
     assert_eq!(other.auth().second_factor_time(), None);
-    assert!(TokenVerifier::builder()
-        .issuer(
-            hisn_tenant_guard::Issuer::new(HMAC_ISS, AUD, &[Algorithm::HS256]).key(
-                HMAC_KID,
-                hisn_tenant_guard::jsonwebtoken::DecodingKey::from_secret(HMAC_SECRET)
-            ),
-        )
-        .second_factor_claim("tenant_id")
-        .build()
-        .is_err());
+    assert!(
+        TokenVerifier::builder()
+            .issuer(
+                hisn_tenant_guard::Issuer::new(HMAC_ISS, AUD, &[Algorithm::HS256]).key(
+                    HMAC_KID,
+                    hisn_tenant_guard::jsonwebtoken::DecodingKey::from_secret(HMAC_SECRET)
+                ),
+            )
+            .second_factor_claim("tenant_id")
+            .build()
+            .is_err()
+    );
 }
 
 #[test]
