@@ -62,8 +62,12 @@ pub async fn build(config: Config) -> Result<App, StartError> {
             "DATABASE_URL / REDIS_URL mode (PostgreSQL with RLS, Redis) is not available in this build; unset them to run embedded".into(),
         ));
     }
-    if config.token_ttl_secs == 0 || config.token_ttl_secs > hisn_tenant_guard::DEFAULT_MAX_LIFETIME_SECS {
-        return Err(StartError::Config("HISN_TOKEN_TTL_SECS must be 1..=86400".into()));
+    if config.token_ttl_secs == 0
+        || config.token_ttl_secs > hisn_tenant_guard::DEFAULT_MAX_LIFETIME_SECS
+    {
+        return Err(StartError::Config(
+            "HISN_TOKEN_TTL_SECS must be 1..=86400".into(),
+        ));
     }
     let dir = config.data_dir.clone();
     std::fs::create_dir_all(&dir).map_err(|e| storage("data dir")(&e))?;
@@ -76,9 +80,15 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         );
     }
 
-    let pool = db::open_sqlite(&dir.join("hisn.sqlite3")).await.map_err(|e| storage("sqlite")(&e))?;
-    db::migrate(&pool).await.map_err(|e| storage("migrations")(&e))?;
-    let tenant_db = db::tenant_pool(pool.clone()).await.map_err(|e| storage("tenant pool")(&e))?;
+    let pool = db::open_sqlite(&dir.join("hisn.sqlite3"))
+        .await
+        .map_err(|e| storage("sqlite")(&e))?;
+    db::migrate(&pool)
+        .await
+        .map_err(|e| storage("migrations")(&e))?;
+    let tenant_db = db::tenant_pool(pool.clone())
+        .await
+        .map_err(|e| storage("tenant pool")(&e))?;
 
     let audit_key = hisn_audit_log::SigningKey::from_bytes("hisn-example-server", &k.audit_seed)
         .map_err(|e| storage("audit key")(&e))?;
@@ -90,7 +100,11 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         Duration::from_secs(config.checkpoint_secs),
     )
     .map_err(|e| storage("audit store")(&e))?;
-    let admin = PlatformAdmin::from_admin_pool(pool.clone(), Arc::new(EscapeHatchAudit::new(audit.clone())), "operator-console");
+    let admin = PlatformAdmin::from_admin_pool(
+        pool.clone(),
+        Arc::new(EscapeHatchAudit::new(audit.clone())),
+        "operator-console",
+    );
 
     let vault = Vault::new(
         DirKeyStore::open(dir.join("tenant-keys")).map_err(|e| storage("key store")(&e))?,
@@ -105,14 +119,19 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     )
     .map_err(rl)?;
     let webhook_limiter = Arc::new(MemoryLimiter::new(
-        Tiers::new(vec![policy("webhook", config.webhook_rate, KeyKind::WebhookSource).map_err(rl)?]).map_err(rl)?,
+        Tiers::new(vec![
+            policy("webhook", config.webhook_rate, KeyKind::WebhookSource).map_err(rl)?,
+        ])
+        .map_err(rl)?,
     ));
-    let proxies = TrustedProxies::new(config.trusted_proxies.iter().map(String::as_str)).map_err(rl)?;
+    let proxies =
+        TrustedProxies::new(config.trusted_proxies.iter().map(String::as_str)).map_err(rl)?;
     let webhook = Webhook::builder(Scheme::StandardWebhooks)
         .secret(&k.webhook_secret)
         .and_then(|b| b.build())
         .map_err(|e| StartError::Config(format!("webhook secret: {e}")))?;
-    let api_keys = ApiKeys::new("hisn_live", k.api_key_pepper).map_err(|e| StartError::Config(e.to_string()))?;
+    let api_keys = ApiKeys::new("hisn_live", k.api_key_pepper)
+        .map_err(|e| StartError::Config(e.to_string()))?;
 
     let inner = Inner {
         token_ttl: Duration::from_secs(config.token_ttl_secs),
@@ -141,20 +160,30 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     };
     let state = AppState(Arc::new(inner));
     let router = routes::router(&state)
+        .fallback(|| async { crate::error::ApiError::NotFound })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::identify_and_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::identify_and_limit,
+        ))
         .layer(axum::middleware::from_fn(middleware::envelope))
         .with_state(state.clone());
-    let router = router.fallback(|| async { crate::error::ApiError::NotFound });
-    Ok(App { state, router, keys_generated })
+    Ok(App {
+        state,
+        router,
+        keys_generated,
+    })
 }
 
 /// Serve `app` on `listener` until ctrl-c / SIGTERM, finishing requests in flight.
 pub async fn serve(app: App, listener: tokio::net::TcpListener) -> std::io::Result<()> {
     let App { router, state, .. } = app;
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     tracing::info!(target: "hisn::example_server", "shutting down: flushing the audit log");
     drop(state);
     Ok(())

@@ -51,7 +51,11 @@ pub fn audit_tenant(t: hisn_tenant_guard::TenantId) -> Result<AuditTenant, ApiEr
 
 impl Actor {
     /// Start an event by this actor in `tenant`, with source IP and request id.
-    pub fn event(&self, tenant: hisn_tenant_guard::TenantId, action: &str) -> Result<EventBuilder, ApiError> {
+    pub fn event(
+        &self,
+        tenant: hisn_tenant_guard::TenantId,
+        action: &str,
+    ) -> Result<EventBuilder, ApiError> {
         Ok(Event::builder(&audit_tenant(tenant)?, &self.actor, action)
             .source_ip(self.ip)
             .request_id(&self.request_id))
@@ -66,16 +70,23 @@ impl Actor {
         from: &str,
         to: &str,
     ) -> Result<EventBuilder, ApiError> {
-        Ok(Event::state_transition(&audit_tenant(tenant)?, &self.actor, entity, id, from, to)
-            .source_ip(self.ip)
-            .request_id(&self.request_id))
+        Ok(
+            Event::state_transition(&audit_tenant(tenant)?, &self.actor, entity, id, from, to)
+                .source_ip(self.ip)
+                .request_id(&self.request_id),
+        )
     }
 }
 
 impl Audit {
     /// Open the file store in `dir`, signing checkpoints with `key` every
     /// `every` (when there are new records) or [`CHECKPOINT_EVERY_RECORDS`].
-    pub fn open(dir: &Path, checkpoint_log: &Path, key: SigningKey, every: Duration) -> Result<Self, hisn_audit_log::Error> {
+    pub fn open(
+        dir: &Path,
+        checkpoint_log: &Path,
+        key: SigningKey,
+        every: Duration,
+    ) -> Result<Self, hisn_audit_log::Error> {
         let trusted = TrustedKeys::new().with(key.verifying_key());
         let policy = CheckpointPolicy {
             every_records: NonZeroU64::new(CHECKPOINT_EVERY_RECORDS).unwrap_or(NonZeroU64::MIN),
@@ -83,7 +94,11 @@ impl Audit {
         };
         let auto = AutoCheckpoint::new(key, policy).sink(Arc::new(FileSink::new(checkpoint_log)));
         let store = FileStore::open(dir, FileStoreOptions::default().auto_checkpoint(auto))?;
-        Ok(Self { store: Arc::new(store), trusted, clock: SystemClock })
+        Ok(Self {
+            store: Arc::new(store),
+            trusted,
+            clock: SystemClock,
+        })
     }
 
     /// Build `event` and append it; resolves once the record is durable.
@@ -94,7 +109,9 @@ impl Audit {
         self.store.append_with(event, move |r| {
             let _ = tx.send(r);
         })?;
-        let seq = rx.await.map_err(|e| ApiError::internal("audit writer gone", &e))??;
+        let seq = rx
+            .await
+            .map_err(|e| ApiError::internal("audit writer gone", &e))??;
         crate::metrics::global().audit_append(started.elapsed());
         Ok(seq)
     }
@@ -106,9 +123,16 @@ impl Audit {
     }
 
     /// Records `[from, from + limit)` of `tenant`'s chain, as JSON.
-    pub fn records(&self, tenant: hisn_tenant_guard::TenantId, from: u64, limit: u64) -> Result<Vec<Value>, ApiError> {
+    pub fn records(
+        &self,
+        tenant: hisn_tenant_guard::TenantId,
+        from: u64,
+        limit: u64,
+    ) -> Result<Vec<Value>, ApiError> {
         let t = audit_tenant(tenant)?;
-        let Ok(bounds) = self.store.bounds(&t) else { return Ok(Vec::new()) };
+        let Ok(bounds) = self.store.bounds(&t) else {
+            return Ok(Vec::new());
+        };
         let from = from.max(bounds.first_seq);
         let to = from.saturating_add(limit).min(bounds.size);
         let mut out = Vec::new();
@@ -133,15 +157,23 @@ impl Audit {
 
     /// Sign a checkpoint of every chain now (also done on a schedule).
     pub fn checkpoint_now(&self, key: &SigningKey) -> Result<usize, ApiError> {
-        let cps = self.store.checkpoint_now(None, key, hisn_audit_log::Clock::now(&self.clock))?;
+        let cps = self
+            .store
+            .checkpoint_now(None, key, hisn_audit_log::Clock::now(&self.clock))?;
         Ok(cps.len())
     }
 
     /// The data-subject report for `subject` in `tenant`, as JSON: every record
     /// naming the subject, each with whether it is proven by a signed checkpoint.
-    pub fn subject_report(&self, tenant: hisn_tenant_guard::TenantId, subject: &str) -> Result<Value, ApiError> {
+    pub fn subject_report(
+        &self,
+        tenant: hisn_tenant_guard::TenantId,
+        subject: &str,
+    ) -> Result<Value, ApiError> {
         let t = audit_tenant(tenant)?;
-        let report = self.store.subject_report(&t, subject, Some(&self.trusted))?;
+        let report = self
+            .store
+            .subject_report(&t, subject, Some(&self.trusted))?;
         let entries: Vec<Value> = report
             .entries
             .iter()

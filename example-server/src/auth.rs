@@ -60,7 +60,13 @@ pub struct Issued {
 }
 
 /// Issue a token for `subject` in `tenant` with `role`, authenticated by `amr` (`pwd`, `apikey`).
-pub fn issue(s: &AppState, tenant: TenantId, subject: &str, role: &str, amr: &str) -> Result<Issued, ApiError> {
+pub fn issue(
+    s: &AppState,
+    tenant: TenantId,
+    subject: &str,
+    role: &str,
+    amr: &str,
+) -> Result<Issued, ApiError> {
     issue_with(&s.jwt_key, s.token_ttl, tenant, subject, role, amr)
 }
 
@@ -74,7 +80,9 @@ pub fn issue_with(
     amr: &str,
 ) -> Result<Issued, ApiError> {
     let now = now_unix();
-    let ttl = ttl.as_secs().clamp(1, hisn_tenant_guard::DEFAULT_MAX_LIFETIME_SECS);
+    let ttl = ttl
+        .as_secs()
+        .clamp(1, hisn_tenant_guard::DEFAULT_MAX_LIFETIME_SECS);
     let claims = Claims {
         iss: ISSUER,
         aud: AUDIENCE,
@@ -88,8 +96,13 @@ pub fn issue_with(
     };
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(KID.to_owned());
-    let token = jsonwebtoken::encode(&header, &claims, key).map_err(|e| ApiError::internal("token signing", &e))?;
-    Ok(Issued { token, token_type: "Bearer", expires_in: ttl })
+    let token = jsonwebtoken::encode(&header, &claims, key)
+        .map_err(|e| ApiError::internal("token signing", &e))?;
+    Ok(Issued {
+        token,
+        token_type: "Bearer",
+        expires_in: ttl,
+    })
 }
 
 /// Shared verifier handle.

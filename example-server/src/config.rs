@@ -124,7 +124,10 @@ impl FromStr for Rate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let (n, t) = s.split_once('/').ok_or("expected N/SECONDS")?;
-        let n: u32 = n.trim().parse().map_err(|_| "N must be a positive integer")?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| "N must be a positive integer")?;
         let t: u64 = t
             .trim()
             .trim_end_matches('s')
@@ -174,7 +177,9 @@ fn file_args(text: &str, args: &[String]) -> Result<Vec<String>, String> {
             .ok_or_else(|| format!("config line {}: unknown variable {var}", n + 1))?;
         let Some(long) = arg.get_long() else { continue };
         let flag = format!("--{long}");
-        let on_cli = args.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
+        let on_cli = args
+            .iter()
+            .any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
         if on_cli || std::env::var_os(var).is_some() {
             continue;
         }

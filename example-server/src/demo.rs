@@ -13,7 +13,13 @@ use tower::ServiceExt;
 use crate::app::App;
 
 /// Send one JSON request through `app`'s router.
-pub async fn call(app: &App, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Result<(StatusCode, Value), String> {
+pub async fn call(
+    app: &App,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Result<(StatusCode, Value), String> {
     let mut req = Request::builder().method(method).uri(path);
     if let Some(t) = token {
         req = req.header("authorization", format!("Bearer {t}"));
@@ -26,31 +32,66 @@ pub async fn call(app: &App, method: &str, path: &str, token: Option<&str>, body
         None => Body::empty(),
     };
     let mut req = req.body(body).map_err(|e| e.to_string())?;
-    req.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-    let resp = app.router.clone().oneshot(req).await.map_err(|e| e.to_string())?;
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    let resp = app
+        .router
+        .clone()
+        .oneshot(req)
+        .await
+        .map_err(|e| e.to_string())?;
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.map_err(|e| e.to_string())?;
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .map_err(|e| e.to_string())?;
     let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     Ok((status, v))
 }
 
 fn field(v: &Value, k: &str) -> Result<String, String> {
-    v.get(k).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| format!("missing {k} in {v}"))
+    v.get(k)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("missing {k} in {v}"))
 }
 
 /// Seed tenants A and B and print the tour.
 pub async fn run(app: &App) -> Result<(), String> {
     let mut seeded = Vec::new();
-    for (name, email) in [("Acme Pumps", "owner@acme.example"), ("Beta Valves", "owner@beta.example")] {
+    for (name, email) in [
+        ("Acme Pumps", "owner@acme.example"),
+        ("Beta Valves", "owner@beta.example"),
+    ] {
         let password = "correct horse battery staple";
-        let (st, v) = call(app, "POST", "/tenants", None, Some(json!({ "name": name, "owner_email": email, "owner_password": password }))).await?;
+        let (st, v) = call(
+            app,
+            "POST",
+            "/tenants",
+            None,
+            Some(json!({ "name": name, "owner_email": email, "owner_password": password })),
+        )
+        .await?;
         if st != StatusCode::CREATED {
             return Err(format!("sign-up failed: {st} {v}"));
         }
         let tenant = field(&v, "tenant_id")?;
-        let (_, v) = call(app, "POST", "/auth/login", None, Some(json!({ "tenant": tenant, "email": email, "password": password }))).await?;
+        let (_, v) = call(
+            app,
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({ "tenant": tenant, "email": email, "password": password })),
+        )
+        .await?;
         let token = field(&v, "token")?;
-        let (_, v) = call(app, "POST", &format!("/t/{tenant}/assets"), Some(&token), Some(json!({ "name": "Pump 1", "serial": "P-001", "location": "Riyadh" }))).await?;
+        let (_, v) = call(
+            app,
+            "POST",
+            &format!("/t/{tenant}/assets"),
+            Some(&token),
+            Some(json!({ "name": "Pump 1", "serial": "P-001", "location": "Riyadh" })),
+        )
+        .await?;
         let asset = field(&v, "id")?;
         seeded.push((tenant, email, asset));
     }
@@ -60,19 +101,27 @@ pub async fn run(app: &App) -> Result<(), String> {
     println!("Seeded two tenants (password: correct horse battery staple).\n");
     println!("Start the server in another terminal:  cargo run -p hisn-example-server\n");
     println!("# Log in as tenant A's owner and keep the token:");
-    println!("TOKEN=$(curl -s {base}/auth/login -H 'content-type: application/json' \\\n  -d '{{\"tenant\":\"{a}\",\"email\":\"{a_email}\",\"password\":\"correct horse battery staple\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n");
+    println!(
+        "TOKEN=$(curl -s {base}/auth/login -H 'content-type: application/json' \\\n  -d '{{\"tenant\":\"{a}\",\"email\":\"{a_email}\",\"password\":\"correct horse battery staple\"}}' | sed 's/.*\"token\":\"\\([^\"]*\\)\".*/\\1/')\n"
+    );
     println!("# Own data: 200");
     println!("curl -i {base}/t/{a}/assets/{a_asset} -H \"authorization: Bearer $TOKEN\"\n");
-    println!("# Tenant B's asset id under A's path: 404 (same as missing; the query guard scoped it)");
+    println!(
+        "# Tenant B's asset id under A's path: 404 (same as missing; the query guard scoped it)"
+    );
     println!("curl -i {base}/t/{a}/assets/{b_asset} -H \"authorization: Bearer $TOKEN\"\n");
     println!("# A's token on B's path: 404 (tenant-guard compares the path tenant with the token)");
     println!("curl -i {base}/t/{b}/assets -H \"authorization: Bearer $TOKEN\"\n");
     println!("# Mass assignment of tenant_id: 400 (unknown fields refused)");
-    println!("curl -i {base}/t/{a}/assets -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n  -d '{{\"name\":\"x\",\"serial\":\"x\",\"location\":\"x\",\"tenant_id\":\"{b}\"}}'\n");
+    println!(
+        "curl -i {base}/t/{a}/assets -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n  -d '{{\"name\":\"x\",\"serial\":\"x\",\"location\":\"x\",\"tenant_id\":\"{b}\"}}'\n"
+    );
     println!("# A forged token (alg none): 401");
     println!("curl -i {base}/t/{a}/assets -H 'authorization: Bearer eyJhbGciOiJub25lIn0.e30.'\n");
     println!("# Rate limit: the 11th request within 5 s of one session is 429 with Retry-After");
-    println!("for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}} ' {base}/t/{a}/assets -H \"authorization: Bearer $TOKEN\"; done; echo\n");
+    println!(
+        "for i in $(seq 12); do curl -s -o /dev/null -w '%{{http_code}} ' {base}/t/{a}/assets -H \"authorization: Bearer $TOKEN\"; done; echo\n"
+    );
     println!("# The audit trail of tenant A (admins only), verified against signed checkpoints");
     println!("curl -s {base}/t/{a}/audit -H \"authorization: Bearer $TOKEN\"\n");
     println!("# Security decisions for operators");

@@ -96,7 +96,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (self.status(), Json(serde_json::json!({ "error": self.code() }))).into_response();
+        let mut r = (
+            self.status(),
+            Json(serde_json::json!({ "error": self.code() })),
+        )
+            .into_response();
         if self == Self::Unauthorized {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

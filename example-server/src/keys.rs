@@ -75,7 +75,9 @@ pub enum KeyError {
     #[error("key file I/O: {0}")]
     Io(#[from] std::io::Error),
     /// The file is not a valid key file (it is never overwritten).
-    #[error("key file {0} is malformed; fix or remove it (removing it loses every encrypted value)")]
+    #[error(
+        "key file {0} is malformed; fix or remove it (removing it loses every encrypted value)"
+    )]
     Malformed(String),
     /// The OS random generator failed.
     #[error("random generator failed")]
@@ -98,7 +100,10 @@ pub fn load_or_generate(data_dir: &Path) -> Result<(ServerKeys, bool), KeyError>
         false
     } else {
         let file = KeyFile {
-            master: MasterKey::generate().map_err(|_| KeyError::Rng)?.to_base64().to_string(),
+            master: MasterKey::generate()
+                .map_err(|_| KeyError::Rng)?
+                .to_base64()
+                .to_string(),
             jwt: b64(&*random32()?),
             audit: b64(&*random32()?),
             url: b64(&*random32()?),
@@ -107,7 +112,8 @@ pub fn load_or_generate(data_dir: &Path) -> Result<(ServerKeys, bool), KeyError>
             operator_token: hex::encode(*random32()?),
         };
         let text = Zeroizing::new(
-            serde_json::to_string_pretty(&file).map_err(|_| KeyError::Malformed(path.display().to_string()))?,
+            serde_json::to_string_pretty(&file)
+                .map_err(|_| KeyError::Malformed(path.display().to_string()))?,
         );
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
@@ -159,7 +165,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "key file readable by others");
         }
     }
@@ -168,7 +177,13 @@ mod tests {
     fn malformed_file_is_refused_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(KEY_FILE), "{}").unwrap();
-        assert!(matches!(load_or_generate(dir.path()), Err(KeyError::Malformed(_))));
-        assert_eq!(std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(), "{}");
+        assert!(matches!(
+            load_or_generate(dir.path()),
+            Err(KeyError::Malformed(_))
+        ));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap(),
+            "{}"
+        );
     }
 }

@@ -45,7 +45,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    eprintln!("hisn-example-server listening on http://{listen} (data in {})", data_dir.display());
+    eprintln!(
+        "hisn-example-server listening on http://{listen} (data in {})",
+        data_dir.display()
+    );
     match app::serve(built, listener).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -10,7 +10,9 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 /// Upper bounds of the audit latency histogram, in seconds.
-const BUCKETS: [f64; 10] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+const BUCKETS: [f64; 10] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+];
 
 /// The process's security-decision counters.
 #[derive(Debug, Default)]
@@ -80,7 +82,10 @@ impl Metrics {
 
     /// Denials counted for `layer` so far.
     pub fn denials(&self, layer: &str) -> u64 {
-        let g = self.denials.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let g = self
+            .denials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         g.get(layer).copied().unwrap_or(0)
     }
 
@@ -92,33 +97,75 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "# HELP hisn_denials_total Requests denied, by isolation or access layer.");
+        let _ = writeln!(
+            s,
+            "# HELP hisn_denials_total Requests denied, by isolation or access layer."
+        );
         let _ = writeln!(s, "# TYPE hisn_denials_total counter");
-        for (k, v) in self.denials.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+        for (k, v) in self
+            .denials
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
             let _ = writeln!(s, "hisn_denials_total{{layer=\"{k}\"}} {v}");
         }
         let _ = writeln!(s, "# HELP hisn_rate_limited_total 429 responses, by tier.");
         let _ = writeln!(s, "# TYPE hisn_rate_limited_total counter");
-        for (k, v) in self.rate_limited.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+        for (k, v) in self
+            .rate_limited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
             let _ = writeln!(s, "hisn_rate_limited_total{{tier=\"{k}\"}} {v}");
         }
-        let _ = writeln!(s, "# HELP hisn_webhook_replays_total Webhook deliveries answered as replays (no-op).");
+        let _ = writeln!(
+            s,
+            "# HELP hisn_webhook_replays_total Webhook deliveries answered as replays (no-op)."
+        );
         let _ = writeln!(s, "# TYPE hisn_webhook_replays_total counter");
-        let _ = writeln!(s, "hisn_webhook_replays_total {}", self.webhook_replays.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP hisn_webhook_rejected_total Webhook deliveries refused by verification.");
+        let _ = writeln!(
+            s,
+            "hisn_webhook_replays_total {}",
+            self.webhook_replays.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP hisn_webhook_rejected_total Webhook deliveries refused by verification."
+        );
         let _ = writeln!(s, "# TYPE hisn_webhook_rejected_total counter");
-        let _ = writeln!(s, "hisn_webhook_rejected_total {}", self.webhook_rejected.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP hisn_escape_hatch_uses_total Audited unscoped database accesses.");
+        let _ = writeln!(
+            s,
+            "hisn_webhook_rejected_total {}",
+            self.webhook_rejected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP hisn_escape_hatch_uses_total Audited unscoped database accesses."
+        );
         let _ = writeln!(s, "# TYPE hisn_escape_hatch_uses_total counter");
-        let _ = writeln!(s, "hisn_escape_hatch_uses_total {}", self.escape_hatch.load(Ordering::Relaxed));
-        let _ = writeln!(s, "# HELP hisn_audit_append_seconds Time until an audit record is durable.");
+        let _ = writeln!(
+            s,
+            "hisn_escape_hatch_uses_total {}",
+            self.escape_hatch.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP hisn_audit_append_seconds Time until an audit record is durable."
+        );
         let _ = writeln!(s, "# TYPE hisn_audit_append_seconds histogram");
         for (b, c) in BUCKETS.iter().zip(&self.audit_buckets) {
-            let _ = writeln!(s, "hisn_audit_append_seconds_bucket{{le=\"{b}\"}} {}", c.load(Ordering::Relaxed));
+            let _ = writeln!(
+                s,
+                "hisn_audit_append_seconds_bucket{{le=\"{b}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
         }
         let count = self.audit_count.load(Ordering::Relaxed);
         let _ = writeln!(s, "hisn_audit_append_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let sum = Duration::from_micros(self.audit_sum_micros.load(Ordering::Relaxed)).as_secs_f64();
+        let sum =
+            Duration::from_micros(self.audit_sum_micros.load(Ordering::Relaxed)).as_secs_f64();
         let _ = writeln!(s, "hisn_audit_append_seconds_sum {sum}");
         let _ = writeln!(s, "hisn_audit_append_seconds_count {count}");
         s

@@ -19,9 +19,11 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use hisn_rate_limit::Outcome;
-use hisn_rate_limit::http::{PeerAddr, RateLimitIdentity, write_ratelimit_headers, write_retry_after};
 use hisn_rate_limit::Limiter;
+use hisn_rate_limit::Outcome;
+use hisn_rate_limit::http::{
+    PeerAddr, RateLimitIdentity, write_ratelimit_headers, write_retry_after,
+};
 use hisn_tenant_guard::TenantId;
 use sha2::{Digest, Sha256};
 
@@ -50,7 +52,10 @@ pub struct Principal {
 
 /// Security headers set on every response.
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
-    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
     (
@@ -74,16 +79,24 @@ pub async fn envelope(mut req: Request<Body>, next: Next) -> Response {
     if status == StatusCode::UNAUTHORIZED {
         metrics::global().deny("auth");
     }
-    if (status.is_client_error() || status.is_server_error()) && !resp.headers().contains_key(header::CONTENT_TYPE) {
+    if (status.is_client_error() || status.is_server_error())
+        && !resp.headers().contains_key(header::CONTENT_TYPE)
+    {
         let (mut parts, _) = resp.into_parts();
         parts.headers.remove(header::CONTENT_LENGTH);
         let body = serde_json::json!({ "error": ApiError::code_for_status(status) }).to_string();
-        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         resp = Response::from_parts(parts, Body::from(body));
     }
     let h = resp.headers_mut();
     for (name, value) in SECURITY_HEADERS {
-        h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+        h.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
     }
     h.remove(header::SERVER);
     if let Ok(v) = HeaderValue::from_str(&id) {
@@ -110,7 +123,11 @@ fn path_tenant(path: &str) -> Option<&str> {
 }
 
 /// Client IP, verified identity, API rate limits.
-pub async fn identify_and_limit(State(s): State<AppState>, mut req: Request<Body>, next: Next) -> Response {
+pub async fn identify_and_limit(
+    State(s): State<AppState>,
+    mut req: Request<Body>,
+    next: Next,
+) -> Response {
     let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
         // Fail closed: without the peer address the IP tier cannot be applied.
         tracing::error!(target: "hisn::example_server", "request without a peer address");
@@ -126,8 +143,13 @@ pub async fn identify_and_limit(State(s): State<AppState>, mut req: Request<Body
             if path_tenant(req.uri().path()).is_some_and(|p| p != ctx.tenant().to_string()) {
                 metrics::global().deny("tenant_path");
             }
-            let trusted = s.policy.permits(&ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
-            identity = identity.session(session.clone()).tenant(ctx.tenant().to_string()).trusted(trusted);
+            let trusted = s
+                .policy
+                .permits(&ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
+            identity = identity
+                .session(session.clone())
+                .tenant(ctx.tenant().to_string())
+                .trusted(trusted);
             req.extensions_mut().insert(Principal {
                 tenant: ctx.tenant(),
                 subject: ctx.subject().to_owned(),

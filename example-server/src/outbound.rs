@@ -38,7 +38,10 @@ impl Default for PartnerApi {
 impl PartnerApi {
     /// A client whose breaker uses `config`.
     pub fn new(config: BreakerConfig) -> Self {
-        Self { breaker: CircuitBreaker::new("partner-api", config), timeout: Duration::from_secs(2) }
+        Self {
+            breaker: CircuitBreaker::new("partner-api", config),
+            timeout: Duration::from_secs(2),
+        }
     }
 
     /// The breaker's state.
@@ -48,7 +51,10 @@ impl PartnerApi {
 
     /// Sync with the partner at `base_url`, authenticating with `token`.
     pub async fn sync(&self, base_url: &str, token: &[u8]) -> Result<Value, OutboundError> {
-        let permit = self.breaker.try_acquire().map_err(|_| OutboundError::CircuitOpen)?;
+        let permit = self
+            .breaker
+            .try_acquire()
+            .map_err(|_| OutboundError::CircuitOpen)?;
         match tokio::time::timeout(self.timeout, simulated_partner(base_url, token)).await {
             Ok(Ok(v)) => {
                 permit.success();
@@ -86,10 +92,16 @@ mod tests {
         let api = PartnerApi::default();
         assert!(api.sync("https://ok.example/api", b"t").await.is_ok());
         for _ in 0..5 {
-            assert_eq!(api.sync("https://down.example/api", b"t").await, Err(OutboundError::Failed));
+            assert_eq!(
+                api.sync("https://down.example/api", b"t").await,
+                Err(OutboundError::Failed)
+            );
         }
         assert_eq!(api.state(), BreakerState::Open);
         // Open: even a healthy partner is not called.
-        assert_eq!(api.sync("https://ok.example/api", b"t").await, Err(OutboundError::CircuitOpen));
+        assert_eq!(
+            api.sync("https://ok.example/api", b"t").await,
+            Err(OutboundError::CircuitOpen)
+        );
     }
 }

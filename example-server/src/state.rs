@@ -104,12 +104,18 @@ pub struct Inner {
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Inner")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
 /// A policy from a configured rate.
-pub fn policy(name: &'static str, rate: Rate, kind: KeyKind) -> Result<Policy, hisn_rate_limit::Error> {
+pub fn policy(
+    name: &'static str,
+    rate: Rate,
+    kind: KeyKind,
+) -> Result<Policy, hisn_rate_limit::Error> {
     Policy::new(name, rate.quota, rate.period, kind)
 }
 

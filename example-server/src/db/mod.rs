@@ -29,7 +29,10 @@ pub async fn open_sqlite(path: &Path) -> Result<SqlitePool, sqlx::Error> {
         .journal_mode(SqliteJournalMode::Wal)
         .foreign_keys(true)
         .busy_timeout(Duration::from_secs(5));
-    SqlitePoolOptions::new().max_connections(8).connect_with(opts).await
+    SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
+        .await
 }
 
 /// Apply the migrations not yet applied (recorded in `hisn_example_migrations`).
@@ -48,12 +51,14 @@ pub async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::Error> {
             continue;
         }
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO hisn_example_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-            .bind(version)
-            .bind(name)
-            .bind(crate::state::now_unix_i64())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO hisn_example_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+        )
+        .bind(version)
+        .bind(name)
+        .bind(crate::state::now_unix_i64())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
     }
     Ok(())

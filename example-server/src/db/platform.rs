@@ -27,7 +27,10 @@ pub struct Account {
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account").field("id", &self.id).field("role", &self.role).finish_non_exhaustive()
+        f.debug_struct("Account")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,7 +90,10 @@ pub async fn mark_erased(db: &SqlitePool, tenant: TenantId) -> Result<(), sqlx::
 }
 
 /// The subscription of `tenant`: `(plan, status)`.
-pub async fn subscription(db: &SqlitePool, tenant: TenantId) -> Result<Option<(String, String)>, sqlx::Error> {
+pub async fn subscription(
+    db: &SqlitePool,
+    tenant: TenantId,
+) -> Result<Option<(String, String)>, sqlx::Error> {
     let row = sqlx::query("SELECT plan, subscription_status FROM tenants WHERE id = ?")
         .bind(tenant.to_string())
         .fetch_optional(db)
@@ -144,7 +150,11 @@ pub async fn insert_account(
 }
 
 /// The account of `email` in an active `tenant`.
-pub async fn find_account(db: &SqlitePool, tenant: TenantId, email: &str) -> Result<Option<Account>, sqlx::Error> {
+pub async fn find_account(
+    db: &SqlitePool,
+    tenant: TenantId,
+    email: &str,
+) -> Result<Option<Account>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT a.id, a.email, a.password_hash, a.role FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
          WHERE a.tenant_id = ? AND a.email = ? AND t.erased_at IS NULL",
@@ -165,7 +175,12 @@ pub async fn find_account(db: &SqlitePool, tenant: TenantId, email: &str) -> Res
 }
 
 /// Replace the password hash of an account (rehash on login).
-pub async fn set_password_hash(db: &SqlitePool, tenant: TenantId, id: Uuid, hash: &str) -> Result<(), sqlx::Error> {
+pub async fn set_password_hash(
+    db: &SqlitePool,
+    tenant: TenantId,
+    id: Uuid,
+    hash: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE accounts SET password_hash = ? WHERE tenant_id = ? AND id = ?")
         .bind(hash)
         .bind(tenant.to_string())
@@ -194,7 +209,11 @@ pub async fn members(db: &SqlitePool, tenant: TenantId) -> Result<Vec<Member>, s
 }
 
 /// The role of member `id` of `tenant`.
-pub async fn member_role(db: &SqlitePool, tenant: TenantId, id: Uuid) -> Result<Option<String>, sqlx::Error> {
+pub async fn member_role(
+    db: &SqlitePool,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
     let row = sqlx::query("SELECT role FROM accounts WHERE tenant_id = ? AND id = ?")
         .bind(tenant.to_string())
         .bind(id.to_string())
@@ -204,7 +223,12 @@ pub async fn member_role(db: &SqlitePool, tenant: TenantId, id: Uuid) -> Result<
 }
 
 /// Set the role of member `id` of `tenant`.
-pub async fn set_member_role(db: &SqlitePool, tenant: TenantId, id: Uuid, role: &str) -> Result<u64, sqlx::Error> {
+pub async fn set_member_role(
+    db: &SqlitePool,
+    tenant: TenantId,
+    id: Uuid,
+    role: &str,
+) -> Result<u64, sqlx::Error> {
     let r = sqlx::query("UPDATE accounts SET role = ? WHERE tenant_id = ? AND id = ?")
         .bind(role)
         .bind(tenant.to_string())
@@ -304,11 +328,17 @@ pub async fn api_key_by_id(db: &SqlitePool, id: &str) -> Result<Option<ApiKeyRow
 }
 
 /// Revoke API key `id` of `tenant`; whether one was revoked.
-pub async fn revoke_api_key(db: &SqlitePool, tenant: TenantId, id: &str) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query("UPDATE api_keys SET revoked = 1 WHERE tenant_id = ? AND id = ? AND revoked = 0")
-        .bind(tenant.to_string())
-        .bind(id)
-        .execute(db)
-        .await?;
+pub async fn revoke_api_key(
+    db: &SqlitePool,
+    tenant: TenantId,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "UPDATE api_keys SET revoked = 1 WHERE tenant_id = ? AND id = ? AND revoked = 0",
+    )
+    .bind(tenant.to_string())
+    .bind(id)
+    .execute(db)
+    .await?;
     Ok(r.rows_affected() == 1)
 }

@@ -43,24 +43,36 @@ fn asset(r: &SqliteRow) -> Result<Asset, sqlx::Error> {
 }
 
 /// `GET /t/{tenant}/assets`: a page and the total count.
-pub(super) async fn list(State(s): State<AppState>, ctx: TenantContext, page: Page) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn list(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    page: Page,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let (limit, offset) = page.bounds();
     let mut tx = s.db.begin(&ctx).await?;
     let rows = tx
-        .query(&format!("SELECT {COLS} FROM assets ORDER BY created_at, id LIMIT ? OFFSET ?"))?
+        .query(&format!(
+            "SELECT {COLS} FROM assets ORDER BY created_at, id LIMIT ? OFFSET ?"
+        ))?
         .bind(limit)
         .bind(offset)
         .fetch_all()
         .await?;
-    let total: i64 = tx.query_scalar("SELECT COUNT(*) FROM assets")?.fetch_one().await?;
+    let total: i64 = tx
+        .query_scalar("SELECT COUNT(*) FROM assets")?
+        .fetch_one()
+        .await?;
     tx.commit().await?;
     let items = rows.iter().map(asset).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({ "items": items, "total": total })))
 }
 
 /// Load asset `id` in `tx` (`None`: missing or another tenant's, the same).
-pub(super) async fn load(tx: &mut hisn_tenant_guard::db::SqliteTenantTx, id: Uuid) -> Result<Option<Asset>, ApiError> {
+pub(super) async fn load(
+    tx: &mut hisn_tenant_guard::db::SqliteTenantTx,
+    id: Uuid,
+) -> Result<Option<Asset>, ApiError> {
     let row = tx
         .query(&format!("SELECT {COLS} FROM assets WHERE id = ?"))?
         .bind(id.to_string())
@@ -70,7 +82,11 @@ pub(super) async fn load(tx: &mut hisn_tenant_guard::db::SqliteTenantTx, id: Uui
 }
 
 /// `GET /t/{tenant}/assets/{id}`.
-pub(super) async fn get_one(State(s): State<AppState>, ctx: TenantContext, Ids(p): Ids<TenantPath>) -> Result<Json<Asset>, ApiError> {
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    Ids(p): Ids<TenantPath>,
+) -> Result<Json<Asset>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let id = parse_id(&p.id)?;
     let mut tx = s.db.begin(&ctx).await?;
@@ -97,7 +113,12 @@ impl Validate for NewAsset {
 }
 
 /// `POST /t/{tenant}/assets`.
-pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Body(b): Body<NewAsset>) -> Result<Response, ApiError> {
+pub(super) async fn create(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Body(b): Body<NewAsset>,
+) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::WRITE)?;
     let id = Uuid::new_v4().to_string();
     let now = now_unix_i64();
@@ -112,10 +133,18 @@ pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: 
         .bind(now)
         .execute()
         .await?;
-    let event = meta.actor(&ctx).event(ctx.tenant(), "asset.create")?.entity("asset", &id).diff(&json!(b));
+    let event = meta
+        .actor(&ctx)
+        .event(ctx.tenant(), "asset.create")?
+        .entity("asset", &id)
+        .diff(&json!(b));
     s.audit.append(event).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id })).into_response()).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id })).into_response(),
+    )
+        .into_response())
 }
 
 /// Asset update: only these fields.
@@ -159,7 +188,12 @@ pub(super) async fn update(
         .await?;
     let diff = json!({ "name": [before.name, name], "location": [before.location, location] });
     s.audit
-        .append(meta.actor(&ctx).event(ctx.tenant(), "asset.update")?.entity("asset", &p.id).diff(&diff))
+        .append(
+            meta.actor(&ctx)
+                .event(ctx.tenant(), "asset.update")?
+                .entity("asset", &p.id)
+                .diff(&diff),
+        )
         .await?;
     let after = load(&mut tx, id).await?.ok_or(ApiError::NotFound)?;
     tx.commit().await?;
@@ -167,12 +201,21 @@ pub(super) async fn update(
 }
 
 /// `DELETE /t/{tenant}/assets/{id}` (`409` while work orders or attachments refer to it).
-pub(super) async fn remove(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Ids(p): Ids<TenantPath>) -> Result<Response, ApiError> {
+pub(super) async fn remove(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Ids(p): Ids<TenantPath>,
+) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::WRITE)?;
     let id = parse_id(&p.id)?;
     let mut tx = s.db.begin(&ctx).await?;
     let before = load(&mut tx, id).await?.ok_or(ApiError::NotFound)?;
-    let n = tx.query("DELETE FROM assets WHERE id = ?")?.bind(id.to_string()).execute().await?;
+    let n = tx
+        .query("DELETE FROM assets WHERE id = ?")?
+        .bind(id.to_string())
+        .execute()
+        .await?;
     if n != 1 {
         return Err(ApiError::NotFound);
     }

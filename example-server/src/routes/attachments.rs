@@ -27,7 +27,11 @@ use crate::state::{AppState, now_unix, now_unix_i64};
 pub(super) const MAX_ATTACHMENT: usize = 32 * 1024;
 
 fn file_path(s: &AppState, tenant: TenantId, id: Uuid) -> PathBuf {
-    s.config.data_dir.join("files").join(tenant.to_string()).join(id.to_string())
+    s.config
+        .data_dir
+        .join("files")
+        .join(tenant.to_string())
+        .join(id.to_string())
 }
 
 fn signed_url(s: &AppState, tenant: TenantId, id: &str) -> Result<String, ApiError> {
@@ -47,7 +51,9 @@ pub(super) struct Upload {
 impl Validate for Upload {
     fn validate(&self) -> Result<(), ApiError> {
         text(&self.file_name, 200)?;
-        if self.file_name.contains(['/', '\\']) || self.content_base64.len() > MAX_ATTACHMENT.div_ceil(3) * 4 {
+        if self.file_name.contains(['/', '\\'])
+            || self.content_base64.len() > MAX_ATTACHMENT.div_ceil(3) * 4
+        {
             return Err(ApiError::BadRequest("invalid_field"));
         }
         Ok(())
@@ -64,23 +70,36 @@ pub(super) async fn upload(
 ) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::WRITE)?;
     let asset = parse_id(&p.id)?;
-    let content = STANDARD.decode(&b.content_base64).map_err(|_| ApiError::BadRequest("invalid_base64"))?;
+    let content = STANDARD
+        .decode(&b.content_base64)
+        .map_err(|_| ApiError::BadRequest("invalid_base64"))?;
     if content.is_empty() || content.len() > MAX_ATTACHMENT {
         return Err(ApiError::BadRequest("invalid_size"));
     }
     let mut tx = s.db.begin(&ctx).await?;
-    super::assets::load(&mut tx, asset).await?.ok_or(ApiError::NotFound)?;
+    super::assets::load(&mut tx, asset)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     let id = Uuid::new_v4();
     let tenant = ctx.tenant();
     let tenant_s = tenant.to_string();
     let id_s = id.to_string();
-    let fc = FieldContext::new(&tenant_s, "attachments", "content", &id_s).map_err(|e| ApiError::internal("field context", &e))?;
-    let ct = s.vault.encrypt(&fc, &content).await.map_err(|e| ApiError::internal("encrypt", &e))?;
+    let fc = FieldContext::new(&tenant_s, "attachments", "content", &id_s)
+        .map_err(|e| ApiError::internal("field context", &e))?;
+    let ct = s
+        .vault
+        .encrypt(&fc, &content)
+        .await
+        .map_err(|e| ApiError::internal("encrypt", &e))?;
     let path = file_path(&s, tenant, id);
     if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(|e| ApiError::internal("files dir", &e))?;
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| ApiError::internal("files dir", &e))?;
     }
-    tokio::fs::write(&path, ct.to_text()).await.map_err(|e| ApiError::internal("write file", &e))?;
+    tokio::fs::write(&path, ct.to_text())
+        .await
+        .map_err(|e| ApiError::internal("write file", &e))?;
     let digest = hex::encode(Sha256::digest(&content));
     let size = i64::try_from(content.len()).unwrap_or(i64::MAX);
     tx.query("INSERT INTO attachments (id, asset_id, file_name, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)")?
@@ -92,9 +111,15 @@ pub(super) async fn upload(
         .bind(now_unix_i64())
         .execute()
         .await?;
-    let diff = json!({ "asset_id": asset, "file_name": b.file_name, "size": size, "sha256": digest });
+    let diff =
+        json!({ "asset_id": asset, "file_name": b.file_name, "size": size, "sha256": digest });
     s.audit
-        .append(meta.actor(&ctx).event(tenant, "attachment.create")?.entity("attachment", &id.to_string()).diff(&diff))
+        .append(
+            meta.actor(&ctx)
+                .event(tenant, "attachment.create")?
+                .entity("attachment", &id.to_string())
+                .diff(&diff),
+        )
         .await?;
     tx.commit().await?;
     let url = signed_url(&s, tenant, &id.to_string())?;
@@ -102,7 +127,11 @@ pub(super) async fn upload(
 }
 
 /// `GET /t/{tenant}/attachments/{id}`: metadata and a fresh signed URL.
-pub(super) async fn get_one(State(s): State<AppState>, ctx: TenantContext, Ids(p): Ids<TenantPath>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    Ids(p): Ids<TenantPath>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let id = parse_id(&p.id)?;
     let mut tx = s.db.begin(&ctx).await?;
@@ -133,7 +162,11 @@ pub(super) struct FilePath {
 
 /// `GET /files/{tenant}/{id}?expires=&sig=`: no session; the signature over
 /// the exact path and expiry is the credential. Every failure is `404`.
-pub(super) async fn download(State(s): State<AppState>, uri: Uri, Ids(p): Ids<FilePath>) -> Result<Response, ApiError> {
+pub(super) async fn download(
+    State(s): State<AppState>,
+    uri: Uri,
+    Ids(p): Ids<FilePath>,
+) -> Result<Response, ApiError> {
     let url = uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("");
     if s.url_signer.verify("GET", url, now_unix()).is_err() {
         crate::metrics::global().deny("signed_url");
@@ -141,12 +174,19 @@ pub(super) async fn download(State(s): State<AppState>, uri: Uri, Ids(p): Ids<Fi
     }
     let tenant: TenantId = p.tenant.parse().map_err(|_| ApiError::NotFound)?;
     let id = parse_id(&p.id)?;
-    let text = tokio::fs::read_to_string(file_path(&s, tenant, id)).await.map_err(|_| ApiError::NotFound)?;
+    let text = tokio::fs::read_to_string(file_path(&s, tenant, id))
+        .await
+        .map_err(|_| ApiError::NotFound)?;
     let ct = Ciphertext::from_text(text.trim()).map_err(|_| ApiError::NotFound)?;
     let tenant_s = tenant.to_string();
-    let fc = FieldContext::new(&tenant_s, "attachments", "content", &p.id).map_err(|_| ApiError::NotFound)?;
+    let fc = FieldContext::new(&tenant_s, "attachments", "content", &p.id)
+        .map_err(|_| ApiError::NotFound)?;
     // After crypto-shredding the key is gone: the file is noise, answered as missing.
-    let plain = s.vault.decrypt(&fc, &ct).await.map_err(|_| ApiError::NotFound)?;
+    let plain = s
+        .vault
+        .decrypt(&fc, &ct)
+        .await
+        .map_err(|_| ApiError::NotFound)?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),

@@ -13,20 +13,30 @@ use crate::state::AppState;
 
 /// `GET /t/{tenant}/audit?limit=&offset=` (admin): the tenant's chain, newest
 /// last, with whether it verifies against the signed checkpoints.
-pub(super) async fn list(State(s): State<AppState>, ctx: TenantContext, page: Page) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn list(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    page: Page,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let (limit, offset) = page.bounds();
     let audit = s.clone();
     let tenant = ctx.tenant();
     let (records, total, verdict) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let records = audit.audit.records(tenant, u64::try_from(offset).unwrap_or(0), u64::try_from(limit).unwrap_or(50))?;
+        let records = audit.audit.records(
+            tenant,
+            u64::try_from(offset).unwrap_or(0),
+            u64::try_from(limit).unwrap_or(50),
+        )?;
         let total = audit.audit.len(tenant)?;
         let (verdict, _) = audit.audit.verify(tenant)?;
         Ok((records, total, verdict))
     })
     .await
     .map_err(|e| ApiError::internal("audit task", &e))??;
-    Ok(Json(json!({ "items": records, "total": total, "verdict": format!("{verdict:?}") })))
+    Ok(Json(
+        json!({ "items": records, "total": total, "verdict": format!("{verdict:?}") }),
+    ))
 }
 
 /// Path of a subject report.
@@ -39,36 +49,65 @@ pub(super) struct SubjectPath {
 
 /// `GET /t/{tenant}/subjects/{id}/report` (admin): every audit record about
 /// the data subject, each with its proof status; itself audited as an export.
-pub(super) async fn subject_report(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Ids(p): Ids<SubjectPath>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn subject_report(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Ids(p): Ids<SubjectPath>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     if p.id.is_empty() || p.id.len() > 256 || p.id.chars().any(char::is_control) {
         return Err(ApiError::NotFound);
     }
-    let at = crate::audit::audit_tenant(ctx.tenant())?;
-    let event = hisn_audit_log::Event::data_export(&at, ctx.subject(), "subject_report", &p.id, [p.id.as_str()])
-        .source_ip(meta.ip)
-        .request_id(&meta.request_id);
-    s.audit.append(event).await?;
     let st = s.clone();
     let tenant = ctx.tenant();
     let subject = p.id.clone();
     let report = tokio::task::spawn_blocking(move || st.audit.subject_report(tenant, &subject))
         .await
         .map_err(|e| ApiError::internal("report task", &e))??;
+    // Recorded before it is answered (no record, no report); appended after
+    // the report was built, so the report does not contain its own request.
+    let at = crate::audit::audit_tenant(ctx.tenant())?;
+    let event = hisn_audit_log::Event::data_export(
+        &at,
+        ctx.subject(),
+        "subject_report",
+        &p.id,
+        [p.id.as_str()],
+    )
+    .source_ip(meta.ip)
+    .request_id(&meta.request_id);
+    s.audit.append(event).await?;
     Ok(Json(report))
 }
 
 /// `GET /t/{tenant}/export` (admin): the tenant's assets and work orders; audited.
-pub(super) async fn export(State(s): State<AppState>, ctx: TenantContext, meta: Meta) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn export(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let mut tx = s.db.begin(&ctx).await?;
-    let assets: Vec<String> = tx.query_scalar("SELECT id FROM assets ORDER BY id")?.fetch_all().await?;
-    let orders: Vec<String> = tx.query_scalar("SELECT id FROM work_orders ORDER BY id")?.fetch_all().await?;
+    let assets: Vec<String> = tx
+        .query_scalar("SELECT id FROM assets ORDER BY id")?
+        .fetch_all()
+        .await?;
+    let orders: Vec<String> = tx
+        .query_scalar("SELECT id FROM work_orders ORDER BY id")?
+        .fetch_all()
+        .await?;
     let at = crate::audit::audit_tenant(ctx.tenant())?;
-    let event = hisn_audit_log::Event::data_export(&at, ctx.subject(), "tenant_export", &ctx.tenant().to_string(), [])
-        .diff(&json!({ "assets": assets.len(), "work_orders": orders.len() }))
-        .source_ip(meta.ip)
-        .request_id(&meta.request_id);
+    let event = hisn_audit_log::Event::data_export(
+        &at,
+        ctx.subject(),
+        "tenant_export",
+        &ctx.tenant().to_string(),
+        [],
+    )
+    .diff(&json!({ "assets": assets.len(), "work_orders": orders.len() }))
+    .source_ip(meta.ip)
+    .request_id(&meta.request_id);
     s.audit.append(event).await?;
     tx.commit().await?;
     Ok(Json(json!({ "assets": assets, "work_orders": orders })))
@@ -90,16 +129,29 @@ impl Validate for Erase {
 /// `POST /t/{tenant}/erase` (owner): crypto-shred the tenant's keys (every
 /// encrypted field and attachment becomes unreadable, backups included),
 /// delete its rows, and close the tenant. The audit chain stays (it records the erasure).
-pub(super) async fn erase(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Body(b): Body<Erase>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn erase(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Body(b): Body<Erase>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_TENANT)?;
     if b.confirm != ctx.tenant().to_string() {
         return Err(ApiError::Unprocessable("confirmation_mismatch"));
     }
     let tenant = ctx.tenant();
     s.audit
-        .append(meta.actor(&ctx).event(tenant, "tenant.erase")?.entity("tenant", &tenant.to_string()).transition("active", "erased"))
+        .append(
+            meta.actor(&ctx)
+                .event(tenant, "tenant.erase")?
+                .entity("tenant", &tenant.to_string())
+                .transition("active", "erased"),
+        )
         .await?;
-    s.vault.shred_tenant(&tenant.to_string()).await.map_err(|e| ApiError::internal("shred", &e))?;
+    s.vault
+        .shred_tenant(&tenant.to_string())
+        .await
+        .map_err(|e| ApiError::internal("shred", &e))?;
     let mut tx = s.db.begin(&ctx).await?;
     let mut deleted = 0;
     for table in ["attachments", "work_orders", "integrations", "assets"] {

@@ -82,7 +82,10 @@ pub struct Page {
 impl Page {
     /// `(limit, offset)` clamped.
     pub fn bounds(self) -> (i64, i64) {
-        (self.limit.unwrap_or(50).clamp(1, 100), self.offset.unwrap_or(0).clamp(0, 1_000_000))
+        (
+            self.limit.unwrap_or(50).clamp(1, 100),
+            self.offset.unwrap_or(0).clamp(0, 1_000_000),
+        )
     }
 }
 
@@ -113,15 +116,28 @@ impl Meta {
 
     /// The audit actor named `who` from this request.
     pub fn actor_named(&self, who: &str) -> Actor {
-        Actor { actor: who.to_owned(), ip: self.ip, request_id: self.request_id.clone() }
+        Actor {
+            actor: who.to_owned(),
+            ip: self.ip,
+            request_id: self.request_id.clone(),
+        }
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Meta {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let ip = parts.extensions.get::<ClientIp>().ok_or(ApiError::Internal)?.0;
-        let request_id = parts.extensions.get::<RequestId>().ok_or(ApiError::Internal)?.0.clone();
+        let ip = parts
+            .extensions
+            .get::<ClientIp>()
+            .ok_or(ApiError::Internal)?
+            .0;
+        let request_id = parts
+            .extensions
+            .get::<RequestId>()
+            .ok_or(ApiError::Internal)?
+            .0
+            .clone();
         Ok(Self { ip, request_id })
     }
 }

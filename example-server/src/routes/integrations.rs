@@ -57,17 +57,34 @@ fn stored(r: &SqliteRow) -> Result<Stored, sqlx::Error> {
 }
 
 /// Decrypt column `column` of integration `id` of `ctx`'s tenant.
-async fn decrypt(s: &AppState, ctx: &TenantContext, id: &str, column: &str, text: &str) -> Option<Zeroizing<Vec<u8>>> {
+async fn decrypt(
+    s: &AppState,
+    ctx: &TenantContext,
+    id: &str,
+    column: &str,
+    text: &str,
+) -> Option<Zeroizing<Vec<u8>>> {
     let tenant = ctx.tenant().to_string();
     let fc = FieldContext::new(&tenant, "integrations", column, id).ok()?;
     let ct = Ciphertext::from_text(text).ok()?;
-    s.vault.decrypt(&fc, &ct).await.ok().map(hisn_crypto_vault::Plaintext::into_zeroizing)
+    s.vault
+        .decrypt(&fc, &ct)
+        .await
+        .ok()
+        .map(hisn_crypto_vault::Plaintext::into_zeroizing)
 }
 
 async fn view(s: &AppState, ctx: &TenantContext, st: Stored) -> Integration {
     let hint = match decrypt(s, ctx, &st.id, "oauth_token", &st.oauth_token).await {
         Some(p) => {
-            let tail: String = String::from_utf8_lossy(&p).chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+            let tail: String = String::from_utf8_lossy(&p)
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
             format!("last4:{tail}")
         }
         None => "unreadable".to_owned(),
@@ -83,17 +100,26 @@ async fn view(s: &AppState, ctx: &TenantContext, st: Stored) -> Integration {
 }
 
 /// `GET /t/{tenant}/integrations`.
-pub(super) async fn list(State(s): State<AppState>, ctx: TenantContext, page: Page) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn list(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    page: Page,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let (limit, offset) = page.bounds();
     let mut tx = s.db.begin(&ctx).await?;
     let rows = tx
-        .query(&format!("SELECT {COLS} FROM integrations ORDER BY created_at, id LIMIT ? OFFSET ?"))?
+        .query(&format!(
+            "SELECT {COLS} FROM integrations ORDER BY created_at, id LIMIT ? OFFSET ?"
+        ))?
         .bind(limit)
         .bind(offset)
         .fetch_all()
         .await?;
-    let total: i64 = tx.query_scalar("SELECT COUNT(*) FROM integrations")?.fetch_one().await?;
+    let total: i64 = tx
+        .query_scalar("SELECT COUNT(*) FROM integrations")?
+        .fetch_one()
+        .await?;
     tx.commit().await?;
     let mut items = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -102,7 +128,10 @@ pub(super) async fn list(State(s): State<AppState>, ctx: TenantContext, page: Pa
     Ok(Json(json!({ "items": items, "total": total })))
 }
 
-async fn load(tx: &mut hisn_tenant_guard::db::SqliteTenantTx, id: Uuid) -> Result<Option<Stored>, ApiError> {
+async fn load(
+    tx: &mut hisn_tenant_guard::db::SqliteTenantTx,
+    id: Uuid,
+) -> Result<Option<Stored>, ApiError> {
     let row = tx
         .query(&format!("SELECT {COLS} FROM integrations WHERE id = ?"))?
         .bind(id.to_string())
@@ -112,7 +141,11 @@ async fn load(tx: &mut hisn_tenant_guard::db::SqliteTenantTx, id: Uuid) -> Resul
 }
 
 /// `GET /t/{tenant}/integrations/{id}`.
-pub(super) async fn get_one(State(s): State<AppState>, ctx: TenantContext, Ids(p): Ids<TenantPath>) -> Result<Json<Integration>, ApiError> {
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    Ids(p): Ids<TenantPath>,
+) -> Result<Json<Integration>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let id = parse_id(&p.id)?;
     let mut tx = s.db.begin(&ctx).await?;
@@ -146,7 +179,12 @@ impl Validate for NewIntegration {
 }
 
 /// `POST /t/{tenant}/integrations` (admin).
-pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Body(b): Body<NewIntegration>) -> Result<Response, ApiError> {
+pub(super) async fn create(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Body(b): Body<NewIntegration>,
+) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let id = Uuid::new_v4().to_string();
     let tenant = ctx.tenant().to_string();
@@ -156,8 +194,13 @@ pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: 
         let (s, tenant, id) = (s.clone(), tenant.clone(), id.clone());
         let value = Zeroizing::new(value.to_vec());
         async move {
-            let fc = FieldContext::new(&tenant, "integrations", column, &id).map_err(|e| ApiError::internal("field context", &e))?;
-            s.vault.encrypt(&fc, &value).await.map(|c| c.to_text()).map_err(|e| ApiError::internal("encrypt", &e))
+            let fc = FieldContext::new(&tenant, "integrations", column, &id)
+                .map_err(|e| ApiError::internal("field context", &e))?;
+            s.vault
+                .encrypt(&fc, &value)
+                .await
+                .map(|c| c.to_text())
+                .map_err(|e| ApiError::internal("encrypt", &e))
         }
     };
     let token_ct = enc("oauth_token", token.as_bytes()).await?;
@@ -175,7 +218,12 @@ pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: 
         .await?;
     let diff = json!({ "name": b.name, "base_url": b.base_url, "username": b.username, "secrets": "encrypted" });
     s.audit
-        .append(meta.actor(&ctx).event(ctx.tenant(), "integration.create")?.entity("integration", &id).diff(&diff))
+        .append(
+            meta.actor(&ctx)
+                .event(ctx.tenant(), "integration.create")?
+                .entity("integration", &id)
+                .diff(&diff),
+        )
         .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
@@ -183,7 +231,12 @@ pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: 
 
 /// `POST /t/{tenant}/integrations/{id}/sync`: call the partner with the
 /// decrypted token, behind the circuit breaker (`503` while it is open).
-pub(super) async fn sync(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Ids(p): Ids<TenantPath>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn sync(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Ids(p): Ids<TenantPath>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::WRITE)?;
     let id = parse_id(&p.id)?;
     let mut tx = s.db.begin(&ctx).await?;

@@ -31,7 +31,10 @@ fn check_role(s: &AppState, ctx: &TenantContext, role: &str) -> Result<(), ApiEr
 }
 
 /// `GET /t/{tenant}/members` (admin).
-pub(super) async fn list(State(s): State<AppState>, ctx: TenantContext) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn list(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let items = platform::members(&s.platform, ctx.tenant()).await?;
     let total = items.len();
@@ -55,7 +58,12 @@ impl Validate for NewMember {
 }
 
 /// `POST /t/{tenant}/members` (admin).
-pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Body(b): Body<NewMember>) -> Result<Response, ApiError> {
+pub(super) async fn create(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Body(b): Body<NewMember>,
+) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     check_role(&s, &ctx, &b.role)?;
     let email = credentials(&b.email, &b.password)?;
@@ -108,14 +116,17 @@ pub(super) async fn set_role(
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     check_role(&s, &ctx, &b.role)?;
     let id = parse_id(&p.id)?;
-    let before = platform::member_role(&s.platform, ctx.tenant(), id).await?.ok_or(ApiError::NotFound)?;
+    let before = platform::member_role(&s.platform, ctx.tenant(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     if before == "owner" && !ctx.roles().contains(&Role::OWNER) {
         return Err(ApiError::Forbidden);
     }
     let audit_tenant = crate::audit::audit_tenant(ctx.tenant())?;
-    let event = hisn_audit_log::Event::role_change(&audit_tenant, ctx.subject(), &p.id, &before, &b.role)
-        .source_ip(meta.ip)
-        .request_id(&meta.request_id);
+    let event =
+        hisn_audit_log::Event::role_change(&audit_tenant, ctx.subject(), &p.id, &before, &b.role)
+            .source_ip(meta.ip)
+            .request_id(&meta.request_id);
     s.audit.append(event).await?;
     if platform::set_member_role(&s.platform, ctx.tenant(), id, &b.role).await? != 1 {
         return Err(ApiError::NotFound);
@@ -124,7 +135,10 @@ pub(super) async fn set_role(
 }
 
 /// `GET /t/{tenant}/api-keys` (admin): no secrets.
-pub(super) async fn list_keys(State(s): State<AppState>, ctx: TenantContext) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn list_keys(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let items = platform::api_keys(&s.platform, ctx.tenant()).await?;
     let total = items.len();
@@ -155,10 +169,18 @@ impl Validate for NewKey {
 
 /// `POST /t/{tenant}/api-keys` (admin): the token is shown once; only its
 /// peppered hash is stored.
-pub(super) async fn create_key(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Body(b): Body<NewKey>) -> Result<Response, ApiError> {
+pub(super) async fn create_key(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Body(b): Body<NewKey>,
+) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let expires = now_unix() + u64::from(b.ttl_days.unwrap_or(90)) * 86_400;
-    let (token, record) = s.api_keys.mint([b.role.clone()], Some(expires)).map_err(|e| ApiError::internal("mint api key", &e))?;
+    let (token, record) = s
+        .api_keys
+        .mint([b.role.clone()], Some(expires))
+        .map_err(|e| ApiError::internal("mint api key", &e))?;
     platform::insert_api_key(
         &s.platform,
         ctx.tenant(),
@@ -194,7 +216,12 @@ pub(super) struct KeyPath {
 }
 
 /// `DELETE /t/{tenant}/api-keys/{id}` (admin).
-pub(super) async fn revoke_key(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Ids(p): Ids<KeyPath>) -> Result<Response, ApiError> {
+pub(super) async fn revoke_key(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Ids(p): Ids<KeyPath>,
+) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     if p.id.len() > 64 || !p.id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ApiError::NotFound);
@@ -203,7 +230,11 @@ pub(super) async fn revoke_key(State(s): State<AppState>, ctx: TenantContext, me
         return Err(ApiError::NotFound);
     }
     s.audit
-        .append(meta.actor(&ctx).event(ctx.tenant(), "api_key.revoke")?.entity("api_key", &p.id))
+        .append(
+            meta.actor(&ctx)
+                .event(ctx.tenant(), "api_key.revoke")?
+                .entity("api_key", &p.id),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -63,7 +63,12 @@ impl Route {
 
 macro_rules! r {
     ($m:ident, $path:literal, $access:ident, $h:expr) => {
-        Route { method: method_of(stringify!($m)), path: $path, access: Access::$access, handler: $m($h) }
+        Route {
+            method: method_of(stringify!($m)),
+            path: $path,
+            access: Access::$access,
+            handler: $m($h),
+        }
     };
 }
 
@@ -84,33 +89,98 @@ pub fn routes() -> Vec<Route> {
         r!(post, "/tenants", Public, public::sign_up),
         r!(post, "/auth/login", Public, public::login),
         r!(post, "/auth/token", Public, public::api_key_token),
-        r!(get, "/files/{tenant}/{id}", SignedUrl, attachments::download),
+        r!(
+            get,
+            "/files/{tenant}/{id}",
+            SignedUrl,
+            attachments::download
+        ),
         r!(post, "/webhooks/payments", Webhook, webhook::payments),
-        r!(get, "/operator/tenants/{tenant}/summary", Operator, operator::summary),
+        r!(
+            get,
+            "/operator/tenants/{tenant}/summary",
+            Operator,
+            operator::summary
+        ),
         r!(get, "/t/{tenant}/members", Tenant, members::list),
         r!(post, "/t/{tenant}/members", Tenant, members::create),
-        r!(patch, "/t/{tenant}/members/{id}/role", Tenant, members::set_role),
+        r!(
+            patch,
+            "/t/{tenant}/members/{id}/role",
+            Tenant,
+            members::set_role
+        ),
         r!(get, "/t/{tenant}/api-keys", Tenant, members::list_keys),
         r!(post, "/t/{tenant}/api-keys", Tenant, members::create_key),
-        r!(delete, "/t/{tenant}/api-keys/{id}", Tenant, members::revoke_key),
+        r!(
+            delete,
+            "/t/{tenant}/api-keys/{id}",
+            Tenant,
+            members::revoke_key
+        ),
         r!(get, "/t/{tenant}/assets", Tenant, assets::list),
         r!(post, "/t/{tenant}/assets", Tenant, assets::create),
         r!(get, "/t/{tenant}/assets/{id}", Tenant, assets::get_one),
         r!(patch, "/t/{tenant}/assets/{id}", Tenant, assets::update),
         r!(delete, "/t/{tenant}/assets/{id}", Tenant, assets::remove),
-        r!(post, "/t/{tenant}/assets/{id}/attachments", Tenant, attachments::upload),
-        r!(get, "/t/{tenant}/attachments/{id}", Tenant, attachments::get_one),
+        r!(
+            post,
+            "/t/{tenant}/assets/{id}/attachments",
+            Tenant,
+            attachments::upload
+        ),
+        r!(
+            get,
+            "/t/{tenant}/attachments/{id}",
+            Tenant,
+            attachments::get_one
+        ),
         r!(get, "/t/{tenant}/work-orders", Tenant, work_orders::list),
         r!(post, "/t/{tenant}/work-orders", Tenant, work_orders::create),
-        r!(get, "/t/{tenant}/work-orders/{id}", Tenant, work_orders::get_one),
-        r!(post, "/t/{tenant}/work-orders/{id}/transition", Tenant, work_orders::transition),
+        r!(
+            get,
+            "/t/{tenant}/work-orders/{id}",
+            Tenant,
+            work_orders::get_one
+        ),
+        r!(
+            post,
+            "/t/{tenant}/work-orders/{id}/transition",
+            Tenant,
+            work_orders::transition
+        ),
         r!(get, "/t/{tenant}/integrations", Tenant, integrations::list),
-        r!(post, "/t/{tenant}/integrations", Tenant, integrations::create),
-        r!(get, "/t/{tenant}/integrations/{id}", Tenant, integrations::get_one),
-        r!(post, "/t/{tenant}/integrations/{id}/sync", Tenant, integrations::sync),
-        r!(get, "/t/{tenant}/subscription", Tenant, webhook::subscription),
+        r!(
+            post,
+            "/t/{tenant}/integrations",
+            Tenant,
+            integrations::create
+        ),
+        r!(
+            get,
+            "/t/{tenant}/integrations/{id}",
+            Tenant,
+            integrations::get_one
+        ),
+        r!(
+            post,
+            "/t/{tenant}/integrations/{id}/sync",
+            Tenant,
+            integrations::sync
+        ),
+        r!(
+            get,
+            "/t/{tenant}/subscription",
+            Tenant,
+            webhook::subscription
+        ),
         r!(get, "/t/{tenant}/audit", Tenant, audit::list),
-        r!(get, "/t/{tenant}/subjects/{id}/report", Tenant, audit::subject_report),
+        r!(
+            get,
+            "/t/{tenant}/subjects/{id}/report",
+            Tenant,
+            audit::subject_report
+        ),
         r!(get, "/t/{tenant}/export", Tenant, audit::export),
         r!(post, "/t/{tenant}/erase", Tenant, audit::erase),
     ]
@@ -124,13 +194,14 @@ pub fn router(state: &AppState) -> Router<AppState> {
         let idempotent = route.access == Access::Tenant && route.is_state_changing();
         let mut handler = route.handler;
         if idempotent {
-            let layer = IdempotencyLayer::new(state.idempotency.clone(), |parts: &http::request::Parts| {
-                parts
-                    .extensions
-                    .get::<Principal>()
-                    .map(|p| format!("{}:{}", p.tenant, p.subject))
-            })
-            .required(false);
+            let layer =
+                IdempotencyLayer::new(state.idempotency.clone(), |parts: &http::request::Parts| {
+                    parts
+                        .extensions
+                        .get::<Principal>()
+                        .map(|p| format!("{}:{}", p.tenant, p.subject))
+                })
+                .required(false);
             handler = handler.layer(layer);
         }
         let merged = match by_path.remove(route.path) {
@@ -141,5 +212,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
     }
     by_path
         .into_iter()
-        .fold(Router::new(), |router, (path, handler)| router.route(path, handler))
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
 }

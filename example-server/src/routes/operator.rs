@@ -39,14 +39,18 @@ impl UnscopedAuditHook for EscapeHatchAudit {
             };
             let (actor, ip, request_id) = parse_actor(access.actor);
             let at = crate::audit::audit_tenant(tenant).map_err(|_| "tenant id")?;
-            let mut event = hisn_audit_log::Event::escape_hatch(&at, actor, access.admin, access.reason);
+            let mut event =
+                hisn_audit_log::Event::escape_hatch(&at, actor, access.admin, access.reason);
             if let Some(ip) = ip {
                 event = event.source_ip(ip);
             }
             if let Some(id) = request_id {
                 event = event.request_id(id);
             }
-            self.audit.append(event).await.map_err(|_| "audit append failed")?;
+            self.audit
+                .append(event)
+                .await
+                .map_err(|_| "audit append failed")?;
             crate::metrics::global().escape_hatch();
             Ok(())
         })
@@ -73,7 +77,12 @@ pub(super) struct OperatorPath {
 }
 
 /// `GET /operator/tenants/{tenant}/summary`: row counts of one tenant.
-pub(super) async fn summary(State(s): State<AppState>, meta: Meta, headers: HeaderMap, Ids(p): Ids<OperatorPath>) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn summary(
+    State(s): State<AppState>,
+    meta: Meta,
+    headers: HeaderMap,
+    Ids(p): Ids<OperatorPath>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -98,11 +107,15 @@ pub(super) async fn summary(State(s): State<AppState>, meta: Meta, headers: Head
     let mut conn = unscoped(&s.admin, Some(tenant), &actor, &reason).await?;
     let mut counts = serde_json::Map::new();
     for table in ["assets", "work_orders", "integrations", "attachments"] {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = ?")))
-            .bind(tenant.to_string())
-            .fetch_one(&mut *conn)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = ?"
+        )))
+        .bind(tenant.to_string())
+        .fetch_one(&mut *conn)
+        .await?;
         counts.insert(table.to_owned(), json!(row.try_get::<i64, _>("n")?));
     }
-    Ok(Json(json!({ "tenant": tenant.to_string(), "counts": counts })))
+    Ok(Json(
+        json!({ "tenant": tenant.to_string(), "counts": counts }),
+    ))
 }

@@ -40,7 +40,9 @@ pub(super) const MAX_PASSWORD: usize = 128;
 /// Check an e-mail's shape and a password's length; returns the normalised e-mail.
 pub(super) fn credentials(email: &str, password: &str) -> Result<String, ApiError> {
     text(email, 254)?;
-    let (local, domain) = email.split_once('@').ok_or(ApiError::BadRequest("invalid_email"))?;
+    let (local, domain) = email
+        .split_once('@')
+        .ok_or(ApiError::BadRequest("invalid_email"))?;
     if local.is_empty() || !domain.contains('.') || email.contains(char::is_whitespace) {
         return Err(ApiError::BadRequest("invalid_email"));
     }
@@ -68,7 +70,11 @@ impl Validate for SignUp {
 }
 
 /// `POST /tenants`: create a tenant, its keys and its owner.
-pub(super) async fn sign_up(State(s): State<AppState>, meta: Meta, Body(b): Body<SignUp>) -> Result<Response, ApiError> {
+pub(super) async fn sign_up(
+    State(s): State<AppState>,
+    meta: Meta,
+    Body(b): Body<SignUp>,
+) -> Result<Response, ApiError> {
     let email = credentials(&b.owner_email, &b.owner_password)?;
     let tenant = TenantId::from_uuid(Uuid::new_v4())?;
     let owner = Uuid::new_v4();
@@ -97,7 +103,11 @@ pub(super) async fn sign_up(State(s): State<AppState>, meta: Meta, Body(b): Body
         .await?;
     tx.commit().await?;
     tracing::info!(target: "hisn::example_server", tenant = %tenant, owner_email = %email, "tenant created");
-    Ok((axum::http::StatusCode::CREATED, Json(json!({ "tenant_id": tenant.to_string(), "owner_id": owner }))).into_response())
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({ "tenant_id": tenant.to_string(), "owner_id": owner })),
+    )
+        .into_response())
 }
 
 /// Login body.
@@ -122,10 +132,17 @@ impl Validate for Login {
 
 /// `POST /auth/login`: budgets per account and per IP, argon2id (rehash when
 /// below policy), one answer for unknown account and wrong password, audited.
-pub(super) async fn login(State(s): State<AppState>, meta: Meta, Body(b): Body<Login>) -> Result<Response, ApiError> {
+pub(super) async fn login(
+    State(s): State<AppState>,
+    meta: Meta,
+    Body(b): Body<Login>,
+) -> Result<Response, ApiError> {
     let email = b.email.to_lowercase();
     let account_key = format!("{}/{}", b.tenant, email);
-    let decision = s.login_guard.begin(&account_key, meta.ip).map_err(|e| ApiError::internal("login guard", &e))?;
+    let decision = s
+        .login_guard
+        .begin(&account_key, meta.ip)
+        .map_err(|e| ApiError::internal("login guard", &e))?;
     if !decision.is_allowed() {
         crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
         let mut resp = ApiError::TooManyRequests.into_response();
@@ -144,7 +161,9 @@ pub(super) async fn login(State(s): State<AppState>, meta: Meta, Body(b): Body<L
         let v = match &stored {
             Some(h) => hasher.verify(&password, h),
             // Unknown account: the same work, then the same answer.
-            None => hasher.dummy_verify(&password).map(|_| Verification::Invalid),
+            None => hasher
+                .dummy_verify(&password)
+                .map(|_| Verification::Invalid),
         };
         (v, password)
     })
@@ -156,7 +175,14 @@ pub(super) async fn login(State(s): State<AppState>, meta: Meta, Body(b): Body<L
         // Only existing accounts get a failure record: no chain per invented name.
         if let (Some(t), Some(a)) = (tenant, known) {
             let actor = meta.actor_named(&a);
-            s.audit.append(actor.event(t, "auth.login_failed")?.entity("user", &a).subject(&a)).await?;
+            s.audit
+                .append(
+                    actor
+                        .event(t, "auth.login_failed")?
+                        .entity("user", &a)
+                        .subject(&a),
+                )
+                .await?;
         }
         return Err(ApiError::Unauthorized);
     };
@@ -198,13 +224,19 @@ impl Validate for KeyExchange {
 
 /// `POST /auth/token`: exchange an API key for a short-lived session token
 /// (the machine client's login).
-pub(super) async fn api_key_token(State(s): State<AppState>, meta: Meta, Body(b): Body<KeyExchange>) -> Result<Response, ApiError> {
+pub(super) async fn api_key_token(
+    State(s): State<AppState>,
+    meta: Meta,
+    Body(b): Body<KeyExchange>,
+) -> Result<Response, ApiError> {
     let refuse = || {
         crate::metrics::global().deny("api_key");
         ApiError::Unauthorized
     };
     let id = s.api_keys.parse_id(&b.api_key).map_err(|_| refuse())?;
-    let row = platform::api_key_by_id(&s.platform, id).await?.ok_or_else(refuse)?;
+    let row = platform::api_key_by_id(&s.platform, id)
+        .await?
+        .ok_or_else(refuse)?;
     let tenant: TenantId = row.tenant.parse().map_err(|_| refuse())?;
     let record = hisn_crypto_vault::ApiKeyRecord {
         id: row.id.clone(),
@@ -213,13 +245,19 @@ pub(super) async fn api_key_token(State(s): State<AppState>, meta: Meta, Body(b)
         expires_at: row.expires_at.and_then(|e| u64::try_from(e).ok()),
         revoked: row.revoked,
     };
-    s.api_keys.verify(&b.api_key, &record, now_unix(), None).map_err(|_| refuse())?;
+    s.api_keys
+        .verify(&b.api_key, &record, now_unix(), None)
+        .map_err(|_| refuse())?;
     if !platform::tenant_active(&s.platform, tenant).await? {
         return Err(refuse());
     }
     let subject = format!("apikey:{}", row.id);
     s.audit
-        .append(meta.actor_named(&subject).event(tenant, "auth.api_key")?.entity("api_key", &row.id))
+        .append(
+            meta.actor_named(&subject)
+                .event(tenant, "auth.api_key")?
+                .entity("api_key", &row.id),
+        )
         .await?;
     Ok(Json(auth::issue(&s, tenant, &subject, &row.role, "apikey")?).into_response())
 }

@@ -47,13 +47,21 @@ fn valid(e: &PaymentEvent) -> bool {
 }
 
 /// `POST /webhooks/payments`.
-pub(super) async fn payments(State(s): State<AppState>, meta: Meta, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn payments(
+    State(s): State<AppState>,
+    meta: Meta,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let source = meta.ip.to_string();
     let keys = RequestKeys::new().with(
         KeyKind::WebhookSource,
         KeyValue::text(&source).map_err(|e| ApiError::internal("webhook key", &e))?,
     );
-    let decision = s.webhook_limiter.check(&keys).map_err(|e| ApiError::internal("webhook limiter", &e))?;
+    let decision = s
+        .webhook_limiter
+        .check(&keys)
+        .map_err(|e| ApiError::internal("webhook limiter", &e))?;
     if !decision.is_allowed() {
         metrics::global().rate_limited("webhook");
         let mut resp = ApiError::TooManyRequests.into_response();
@@ -68,30 +76,50 @@ pub(super) async fn payments(State(s): State<AppState>, meta: Meta, headers: Hea
         }
     };
     // Parsed only after the signature checked out.
-    let event: PaymentEvent = serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("invalid_event"))?;
+    let event: PaymentEvent =
+        serde_json::from_slice(&body).map_err(|_| ApiError::BadRequest("invalid_event"))?;
     if !valid(&event) {
         return Err(ApiError::BadRequest("invalid_event"));
     }
     let replay_id = verified.replay_id(&body);
     let provider = s.webhook.scheme().name();
-    let key = ReplayKey::new(SCOPE, provider, &replay_id).map_err(|_| ApiError::BadRequest("invalid_event"))?;
+    let key = ReplayKey::new(SCOPE, provider, &replay_id)
+        .map_err(|_| ApiError::BadRequest("invalid_event"))?;
     let policy = ReplayPolicy::DEFAULT;
-    let token = match s.replay.claim(&key, &policy).await.map_err(|e| ApiError::internal("replay store", &e))? {
+    let token = match s
+        .replay
+        .claim(&key, &policy)
+        .await
+        .map_err(|e| ApiError::internal("replay store", &e))?
+    {
         Claim::New(t) => t,
         Claim::Done | Claim::InProgress | _ => {
             metrics::global().webhook_replay();
             tracing::info!(target: "hisn::example_server::webhook", "webhook replay ignored");
             let mut resp = Json(json!({ "status": "duplicate" })).into_response();
-            write_ratelimit_headers(resp.headers_mut(), &decision, s.webhook_limiter.tiers(), false);
+            write_ratelimit_headers(
+                resp.headers_mut(),
+                &decision,
+                s.webhook_limiter.tiers(),
+                false,
+            );
             return Ok(resp);
         }
     };
     let result = apply(&s, &meta, &event, &replay_id).await;
     match result {
         Ok(()) => {
-            s.replay.complete(&key, &token, &policy).await.map_err(|e| ApiError::internal("replay store", &e))?;
+            s.replay
+                .complete(&key, &token, &policy)
+                .await
+                .map_err(|e| ApiError::internal("replay store", &e))?;
             let mut resp = Json(json!({ "status": "processed" })).into_response();
-            write_ratelimit_headers(resp.headers_mut(), &decision, s.webhook_limiter.tiers(), false);
+            write_ratelimit_headers(
+                resp.headers_mut(),
+                &decision,
+                s.webhook_limiter.tiers(),
+                false,
+            );
             Ok(resp)
         }
         Err(e) => {
@@ -102,7 +130,12 @@ pub(super) async fn payments(State(s): State<AppState>, meta: Meta, headers: Hea
     }
 }
 
-async fn apply(s: &AppState, meta: &Meta, event: &PaymentEvent, replay_id: &str) -> Result<(), ApiError> {
+async fn apply(
+    s: &AppState,
+    meta: &Meta,
+    event: &PaymentEvent,
+    replay_id: &str,
+) -> Result<(), ApiError> {
     let Ok(tenant) = event.data.tenant_id.parse::<TenantId>() else {
         return Ok(()); // not ours: acknowledged, nothing to do
     };
@@ -124,8 +157,13 @@ async fn apply(s: &AppState, meta: &Meta, event: &PaymentEvent, replay_id: &str)
 }
 
 /// `GET /t/{tenant}/subscription`.
-pub(super) async fn subscription(State(s): State<AppState>, ctx: TenantContext) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn subscription(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
-    let (plan, status) = platform::subscription(&s.platform, ctx.tenant()).await?.ok_or(ApiError::NotFound)?;
+    let (plan, status) = platform::subscription(&s.platform, ctx.tenant())
+        .await?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(json!({ "plan": plan, "status": status })))
 }

@@ -57,7 +57,10 @@ fn work_order(r: &SqliteRow) -> Result<WorkOrder, sqlx::Error> {
     })
 }
 
-async fn load(tx: &mut hisn_tenant_guard::db::SqliteTenantTx, id: Uuid) -> Result<Option<WorkOrder>, ApiError> {
+async fn load(
+    tx: &mut hisn_tenant_guard::db::SqliteTenantTx,
+    id: Uuid,
+) -> Result<Option<WorkOrder>, ApiError> {
     let row = tx
         .query(&format!("SELECT {COLS} FROM work_orders WHERE id = ?"))?
         .bind(id.to_string())
@@ -67,24 +70,37 @@ async fn load(tx: &mut hisn_tenant_guard::db::SqliteTenantTx, id: Uuid) -> Resul
 }
 
 /// `GET /t/{tenant}/work-orders`.
-pub(super) async fn list(State(s): State<AppState>, ctx: TenantContext, page: Page) -> Result<Json<serde_json::Value>, ApiError> {
+pub(super) async fn list(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    page: Page,
+) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let (limit, offset) = page.bounds();
     let mut tx = s.db.begin(&ctx).await?;
     let rows = tx
-        .query(&format!("SELECT {COLS} FROM work_orders ORDER BY created_at, id LIMIT ? OFFSET ?"))?
+        .query(&format!(
+            "SELECT {COLS} FROM work_orders ORDER BY created_at, id LIMIT ? OFFSET ?"
+        ))?
         .bind(limit)
         .bind(offset)
         .fetch_all()
         .await?;
-    let total: i64 = tx.query_scalar("SELECT COUNT(*) FROM work_orders")?.fetch_one().await?;
+    let total: i64 = tx
+        .query_scalar("SELECT COUNT(*) FROM work_orders")?
+        .fetch_one()
+        .await?;
     tx.commit().await?;
     let items = rows.iter().map(work_order).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({ "items": items, "total": total })))
 }
 
 /// `GET /t/{tenant}/work-orders/{id}`.
-pub(super) async fn get_one(State(s): State<AppState>, ctx: TenantContext, Ids(p): Ids<TenantPath>) -> Result<Json<WorkOrder>, ApiError> {
+pub(super) async fn get_one(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    Ids(p): Ids<TenantPath>,
+) -> Result<Json<WorkOrder>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let id = parse_id(&p.id)?;
     let mut tx = s.db.begin(&ctx).await?;
@@ -109,13 +125,20 @@ impl Validate for NewWorkOrder {
 }
 
 /// `POST /t/{tenant}/work-orders`: an `asset_id` that is not the tenant's is `404`.
-pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: Meta, Body(b): Body<NewWorkOrder>) -> Result<Response, ApiError> {
+pub(super) async fn create(
+    State(s): State<AppState>,
+    ctx: TenantContext,
+    meta: Meta,
+    Body(b): Body<NewWorkOrder>,
+) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::WRITE)?;
     let asset = parse_id(&b.asset_id)?;
     let id = Uuid::new_v4().to_string();
     let now = now_unix_i64();
     let mut tx = s.db.begin(&ctx).await?;
-    super::assets::load(&mut tx, asset).await?.ok_or(ApiError::NotFound)?;
+    super::assets::load(&mut tx, asset)
+        .await?
+        .ok_or(ApiError::NotFound)?;
     tx.query("INSERT INTO work_orders (id, asset_id, title, status, created_by, created_at, updated_at) VALUES (?, ?, ?, 'open', ?, ?, ?)")?
         .bind(id.clone())
         .bind(asset.to_string())
@@ -133,7 +156,11 @@ pub(super) async fn create(State(s): State<AppState>, ctx: TenantContext, meta: 
         .diff(&json!({ "asset_id": asset, "title": b.title }));
     s.audit.append(event).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id, "status": "open" }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "status": "open" })),
+    )
+        .into_response())
 }
 
 /// A transition request.
@@ -180,7 +207,9 @@ pub(super) async fn transition(
     if n != 1 {
         return Err(ApiError::Conflict("state_changed"));
     }
-    let event = meta.actor(&ctx).transition(ctx.tenant(), "work_order", &p.id, &before.status, &b.to)?;
+    let event =
+        meta.actor(&ctx)
+            .transition(ctx.tenant(), "work_order", &p.id, &before.status, &b.to)?;
     s.audit.append(event).await?;
     let after = load(&mut tx, id).await?.ok_or(ApiError::NotFound)?;
     tx.commit().await?;

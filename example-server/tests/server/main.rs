@@ -1,0 +1,13 @@
+//! Integration tests of the reference server: one binary, modules by concern.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod audit_coverage;
+mod common;
+mod controls;
+mod isolation;
