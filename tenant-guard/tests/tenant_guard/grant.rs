@@ -706,3 +706,57 @@ proptest! {
         prop_assert!(matches!(fx().verifier.verify(&s), Err(Error::Unauthenticated)));
     }
 }
+
+/// Test-only Ed25519 key pair (generated for this suite): the support tool
+/// holds the private key, services only the public key.
+const ED_PRIVATE: &[u8] = include_bytes!("../data/grant_ed25519_private.pem");
+const ED_PUBLIC: &[u8] = include_bytes!("../data/grant_ed25519_public.pem");
+
+#[tokio::test]
+async fn ed25519_grants_verify_with_the_public_key_only() {
+    let clock = Arc::new(ManualClock::new(NOW));
+    let signer = GrantSigner::new(
+        GRANT_ISS,
+        GRANT_AUD,
+        Algorithm::EdDSA,
+        "ed-1",
+        EncodingKey::from_ed_pem(ED_PRIVATE).unwrap(),
+    )
+    .unwrap()
+    .clock(clock.clone());
+    let audit = Arc::new(Audit::default());
+    let verifier = GrantVerifier::builder(GRANT_ISS, GRANT_AUD, Algorithm::EdDSA)
+        .key("ed-1", DecodingKey::from_ed_pem(ED_PUBLIC).unwrap())
+        .clock(clock)
+        .revocation(Arc::new(MemoryRevocations::new()))
+        .audit(audit.clone())
+        .notifier(Arc::new(Notify::default()))
+        .build()
+        .unwrap();
+    let (grant, token) = signer.sign(&read_only(TENANT_A, 24)).unwrap();
+    let s = verifier.open(&token, TENANT_A, "GET /").await.unwrap();
+    assert_eq!(s.grant(), &grant);
+    assert_eq!(audit.0.calls().len(), 1);
+    // An HMAC grant (even with a valid HMAC key elsewhere) is refused: EdDSA is pinned.
+    let (_, hmac) = fx().signer.sign(&read_only(TENANT_A, 1)).unwrap();
+    assert!(matches!(
+        verifier.verify(&hmac),
+        Err(Error::Unauthenticated)
+    ));
+    // The public key cannot be used as an HMAC secret to forge one.
+    let forged = {
+        let mut h = Header::new(Algorithm::HS256);
+        h.kid = Some("ed-1".into());
+        h.typ = Some(GRANT_TYP.into());
+        jsonwebtoken::encode(
+            &h,
+            &grant_claims(NOW, NOW + HOUR),
+            &EncodingKey::from_secret(ED_PUBLIC),
+        )
+        .unwrap()
+    };
+    assert!(matches!(
+        verifier.verify(&forged),
+        Err(Error::Unauthenticated)
+    ));
+}
