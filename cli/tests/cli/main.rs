@@ -8,6 +8,7 @@ mod audit_exit;
 mod audit_repair;
 mod conventions;
 mod guard;
+mod password;
 mod redact;
 mod totp;
 mod vault;

@@ -241,13 +241,47 @@ impl LegacyPolicy {
     /// check one hash at a time (the `hisn password verify` command), where
     /// timing is not an oracle.
     pub fn matching(hash: &LegacyHash) -> Self {
-        let mut p = Self::NONE;
-        match hash.settings.kdf {
-            Kdf::Bcrypt { cost } => p.bcrypt = Some(cost),
-            Kdf::Scrypt(c) => p.scrypt = Some(c),
-            Kdf::Pbkdf2 { iterations } => p.pbkdf2 = Some(iterations),
+        Self::NONE.with_kdf(hash.settings.kdf)
+    }
+
+    /// The policy that admits exactly `stored` (a legacy or wrapped hash) at
+    /// its own cost, [`LegacyPolicy::NONE`] for anything else (an argon2id
+    /// string, or garbage that [`PasswordHasher::verify`](super::PasswordHasher::verify)
+    /// will then refuse). `layout` is the `salt:hash` layout to read such a
+    /// string with. For tools checking one hash at a time (the
+    /// `hisn password verify` command), where timing is not an oracle.
+    ///
+    /// # Errors
+    /// As [`LegacyHash::parse`] under [`LegacyPolicy::maximum`]: a legacy or
+    /// wrapped string that is malformed or above every ceiling.
+    pub fn for_stored(stored: &str, layout: Option<SaltHashLayout>) -> Result<Self> {
+        if let Some(rest) = stored.strip_prefix(super::wrapped::PREFIX) {
+            let at = rest
+                .find("$argon2id$")
+                .ok_or(Error::PasswordHashRejected("malformed wrapped hash"))?;
+            let inner = Settings::parse_inner(&format!("${}", &rest[..at]))?;
+            let p = Self::maximum(None);
+            p.admit(inner.kdf)?;
+            return Ok(Self::NONE.with_kdf(inner.kdf));
         }
-        p
+        if !looks_legacy(stored) {
+            return Ok(Self::NONE);
+        }
+        let hash = LegacyHash::parse(stored, &Self::maximum(layout))?;
+        let mut p = Self::matching(&hash);
+        if matches!(hash.settings.kdf, Kdf::Scrypt(_)) {
+            p.salt_hash = layout;
+        }
+        Ok(p)
+    }
+
+    fn with_kdf(mut self, kdf: Kdf) -> Self {
+        match kdf {
+            Kdf::Bcrypt { cost } => self.bcrypt = Some(cost),
+            Kdf::Scrypt(c) => self.scrypt = Some(c),
+            Kdf::Pbkdf2 { iterations } => self.pbkdf2 = Some(iterations),
+        }
+        self
     }
 
     /// Every legacy layout at its largest ceiling, the `salt:hash` one with
