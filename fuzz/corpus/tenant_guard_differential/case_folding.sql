@@ -1,0 +1,1 @@
+SELECT name FROM "Assets", ASSETS, "assets" AS A WHERE A.name = 'x' AND worK_orders.id = 1

@@ -1,0 +1,1 @@
+SELECT row(id).f, (a).*, (a).name, a.name[1], (ARRAY[id])[1] FROM assets a

@@ -1,0 +1,1 @@
+SELECT name FROM assets WHERE name = $a$x$A$ OR 1=1 --$a$ OR name = $é$y$é$ OR name = $a-b$z$a-b$

@@ -1,0 +1,1 @@
+SELECT name FROM assets WHERE name = E'\'' OR 1 = 1 --' AND name = e'\\'

@@ -1,0 +1,1 @@
+UPDATE assets SET cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccx = 'v' WHERE aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa = 1

@@ -1,0 +1,1 @@
+SELECT name FROM public.assets, pg_temp.assets, main.assets, "temp".assets

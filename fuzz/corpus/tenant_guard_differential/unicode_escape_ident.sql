@@ -1,0 +1,1 @@
+SELECT name FROM U&"\0061ssets" WHERE name = U&'d\0061t'

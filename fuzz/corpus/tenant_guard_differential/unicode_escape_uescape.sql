@@ -1,0 +1,1 @@
+SELECT name FROM assets WHERE name = U&'!0027' UESCAPE '!' OR true

@@ -1,0 +1,1 @@
+SELECT name FROM assets​WHERE id = 1﻿ OR　true
