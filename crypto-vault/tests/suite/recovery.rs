@@ -18,11 +18,12 @@ fn a_batch_is_distinct_high_entropy_and_human_friendly() {
     let (batch, stored) = codes().generate(DEFAULT_COUNT).unwrap();
     assert_eq!(batch.len(), 10);
     assert_eq!(stored.len(), 10);
-    // 12 symbols of a 32-symbol alphabet: 60 bits each (>= 50 asked for).
-    assert!(CODE_SYMBOLS * 5 >= 50);
     let mut seen = HashSet::new();
     for c in batch.codes() {
         assert_eq!(c.len(), 14, "{c}");
+        // 12 symbols of a 32-symbol alphabet: 60 bits each (>= 50 asked for).
+        assert_eq!(c.replace('-', "").len(), CODE_SYMBOLS);
+        assert!(c.replace('-', "").len() * 5 >= 50);
         let groups: Vec<&str> = c.split('-').collect();
         assert_eq!(groups.len(), 3);
         assert!(groups.iter().all(|g| g.len() == 4));
