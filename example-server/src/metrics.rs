@@ -69,10 +69,10 @@ impl Metrics {
     pub fn audit_append(&self, took: Duration) {
         let secs = took.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                if let Some(c) = self.audit_buckets.get(i) {
-                    c.fetch_add(1, Ordering::Relaxed);
-                }
+            if secs <= *b
+                && let Some(c) = self.audit_buckets.get(i)
+            {
+                c.fetch_add(1, Ordering::Relaxed);
             }
         }
         self.audit_count.fetch_add(1, Ordering::Relaxed);

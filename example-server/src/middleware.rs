@@ -137,25 +137,25 @@ pub async fn identify_and_limit(
     let ip = s.extractor.client_ip(&req).unwrap_or(peer.ip());
     req.extensions_mut().insert(ClientIp(ip));
     let mut identity = RateLimitIdentity::new();
-    if let Some(token) = bearer(&req) {
-        if let Ok(ctx) = s.verifier.verify(token) {
-            let session = hex::encode(Sha256::digest(token.as_bytes()));
-            if path_tenant(req.uri().path()).is_some_and(|p| p != ctx.tenant().to_string()) {
-                metrics::global().deny("tenant_path");
-            }
-            let trusted = s
-                .policy
-                .permits(&ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
-            identity = identity
-                .session(session.clone())
-                .tenant(ctx.tenant().to_string())
-                .trusted(trusted);
-            req.extensions_mut().insert(Principal {
-                tenant: ctx.tenant(),
-                subject: ctx.subject().to_owned(),
-                session,
-            });
+    if let Some(token) = bearer(&req)
+        && let Ok(ctx) = s.verifier.verify(token)
+    {
+        let session = hex::encode(Sha256::digest(token.as_bytes()));
+        if path_tenant(req.uri().path()).is_some_and(|p| p != ctx.tenant().to_string()) {
+            metrics::global().deny("tenant_path");
         }
+        let trusted = s
+            .policy
+            .permits(&ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
+        identity = identity
+            .session(session.clone())
+            .tenant(ctx.tenant().to_string())
+            .trusted(trusted);
+        req.extensions_mut().insert(Principal {
+            tenant: ctx.tenant(),
+            subject: ctx.subject().to_owned(),
+            session,
+        });
     }
     req.extensions_mut().insert(identity);
     let (keys, trusted) = s.extractor.keys(&req);

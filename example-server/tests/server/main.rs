@@ -10,4 +10,5 @@
 mod audit_coverage;
 mod common;
 mod controls;
+mod flows;
 mod isolation;
