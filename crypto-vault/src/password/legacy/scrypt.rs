@@ -74,7 +74,7 @@ impl ScryptCost {
     }
     /// Memory one run takes: 128 · r · N bytes.
     pub fn memory_bytes(&self) -> u64 {
-        128 * u64::from(self.r) << self.log_n
+        (128 * u64::from(self.r)) << self.log_n
     }
 
     /// Work of one run: memory x p (scrypt's time is proportional to it).
@@ -155,7 +155,7 @@ fn rejected(why: &'static str) -> Error {
 }
 
 fn is_hex(s: &str) -> bool {
-    s.len() % 2 == 0 && s.bytes().all(|b| b.is_ascii_hexdigit())
+    s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn is_b64(s: &str) -> bool {
