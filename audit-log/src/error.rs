@@ -85,6 +85,18 @@ pub enum Error {
     #[cfg(feature = "postgres")]
     #[error("group commit failed: {0}")]
     GroupCommit(std::sync::Arc<sqlx::Error>),
+    /// [`PgStore::append_in`](crate::store::postgres::PgStore::append_in) or
+    /// `append_batch_in` was called in a `REPEATABLE READ` or `SERIALIZABLE`
+    /// transaction (feature `postgres`). Its snapshot predates the chain lock,
+    /// so the head it can read may be stale and, under contention, the append
+    /// could fail on every retry. Nothing was written and no lock was taken.
+    /// Remedy: use `PgStore::append_in_tx`, which reads the head outside the
+    /// snapshot, or append in a `READ COMMITTED` transaction.
+    #[cfg(feature = "postgres")]
+    #[error(
+        "append_in needs a READ COMMITTED transaction; use append_in_tx at this isolation level"
+    )]
+    IsolationLevel,
 }
 
 /// Shorthand for results in this crate.

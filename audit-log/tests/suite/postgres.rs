@@ -411,3 +411,98 @@ async fn queryable_columns_and_subject_index_must_match_the_records() {
     assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(1)), "{r:?}");
     drop((db, db2.0, db3.0));
 }
+
+/// Class: `append_in` (the static variant taking the caller's connection or
+/// transaction) starved or failed under contention, while `append_in_tx`
+/// had been fixed. Root cause: it took the chain lock and read the head in
+/// whatever the caller had. On an autocommit connection the lock ended with
+/// its own statement, before the insert, so concurrent callers collided on
+/// the primary key; in `REPEATABLE READ` / `SERIALIZABLE` the head came from
+/// a snapshot older than the lock, stale after every wait. Now an
+/// autocommit caller gets a short `READ COMMITTED` transaction of its own,
+/// `READ COMMITTED` callers read the head after the lock, and snapshot
+/// isolation is refused up front (`Error::IsolationLevel`: nothing locked or
+/// written; `append_in_tx` is the method for it). Every append lands on its
+/// first attempt, within a bounded time, and the chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn append_in_on_connections_and_transactions_never_starves() {
+    let Some((db, pool, store)) = setup("audit_pg_append_in_conn").await else {
+        return;
+    };
+    let t = tenant("acme");
+    let run = async {
+        let mut tasks = Vec::new();
+        for w in 0..24u64 {
+            let (pool, t) = (pool.clone(), t.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                for i in 0..10u64 {
+                    let e = event(&t, w * 100 + i);
+                    match w % 3 {
+                        0 => {
+                            let mut conn = pool.acquire().await.unwrap();
+                            PgStore::append_in(&mut conn, &e).await.unwrap();
+                            n += 1;
+                        }
+                        1 => {
+                            let mut tx = pool.begin().await.unwrap();
+                            sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+                            PgStore::append_in(&mut tx, &e).await.unwrap();
+                            tx.commit().await.unwrap();
+                            n += 1;
+                        }
+                        _ => {
+                            let mut conn = pool.acquire().await.unwrap();
+                            let e2 = event(&t, w * 100 + 50 + i);
+                            PgStore::append_batch_in(&mut conn, &[e, e2]).await.unwrap();
+                            n += 2;
+                        }
+                    }
+                }
+                n
+            }));
+        }
+        let mut total = 0;
+        for task in tasks {
+            total += task.await.unwrap();
+        }
+        total
+    };
+    let total = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("appends did not finish in bounded time");
+    let report = store.verify(&t, None, &[]).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.size, total);
+    // Snapshot isolation: refused before anything is locked or written, and
+    // the caller's transaction carries on.
+    for iso in ["REPEATABLE READ", "SERIALIZABLE"] {
+        let mut tx = pool
+            .begin_with(AssertSqlSafe(format!("BEGIN ISOLATION LEVEL {iso}")))
+            .await
+            .unwrap();
+        let r = PgStore::append_in(&mut tx, &event(&t, 999)).await;
+        assert!(
+            matches!(r, Err(hisn_audit_log::Error::IsolationLevel)),
+            "{iso}: {r:?}"
+        );
+        let r = PgStore::append_batch_in(&mut tx, &[event(&t, 998)]).await;
+        assert!(
+            matches!(r, Err(hisn_audit_log::Error::IsolationLevel)),
+            "{iso}"
+        );
+        // The chain lock is free: another caller appends meanwhile.
+        store.append(&event(&t, 997)).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            store
+                .append_in_tx(&mut pool.acquire().await.unwrap(), &event(&t, 996))
+                .await
+                .is_ok()
+        );
+    }
+    let report = store.verify(&t, None, &[]).await.unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.size, total + 4);
+    drop(db);
+}

@@ -1,6 +1,19 @@
 //! Appending: one statement in the common case, batches, the caller's transaction.
 
+use sqlx::Connection as _;
+
 use super::*;
+
+/// How a caller's connection stands (see [`PgStore::caller_mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallerMode {
+    /// In a `READ COMMITTED` transaction.
+    ReadCommitted,
+    /// Outside any transaction.
+    Autocommit,
+    /// In a `REPEATABLE READ` or `SERIALIZABLE` transaction.
+    Snapshot,
+}
 
 impl PgStore {
     /// Append in a transaction of its own; returns the sequence number once committed.
@@ -28,7 +41,11 @@ impl PgStore {
         }
         // First append of this tenant by this store, or a contended head: take
         // the lock first, then read the head and insert (always succeeds).
-        let mut tx = self.pool.begin().await?;
+        // READ COMMITTED whatever the server's default: the head is read after the lock.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await?;
         let appended = match Self::append_in_with_link(&mut tx, event).await {
             Ok(a) => a,
             Err(e) => {
@@ -99,20 +116,65 @@ impl PgStore {
     /// commits or rolls back with the caller's change. Holds the tenant's chain
     /// lock until that transaction ends, so keep it short.
     ///
-    /// In a `REPEATABLE READ` or `SERIALIZABLE` transaction the head is read
-    /// from the transaction's snapshot, so an append that committed after it was
-    /// taken makes this one fail on the primary key (the chain never forks);
-    /// under contention retries can keep failing: use
-    /// [`append_in_tx`](Self::append_in_tx) in such transactions.
-    ///
-    /// Outside a transaction the lock is released when the statement ends and
-    /// concurrent appends could collide on the primary key (one fails; the chain
-    /// never forks).
+    /// - In a `READ COMMITTED` transaction the head is read after the chain
+    ///   lock is granted (a fresh snapshot), so concurrent callers are
+    ///   serialised by the lock and every append commits.
+    /// - On a connection outside any transaction (autocommit), the append runs
+    ///   in a short `READ COMMITTED` transaction of its own on that
+    ///   connection, so the lock covers both the head read and the insert.
+    /// - In a `REPEATABLE READ` or `SERIALIZABLE` transaction it is refused
+    ///   with [`Error::IsolationLevel`] before anything is locked or written:
+    ///   the transaction's snapshot predates the lock, so the head it could
+    ///   read may be stale, and under contention the append could fail on
+    ///   every retry. Use [`append_in_tx`](Self::append_in_tx) there.
     ///
     /// # Errors
-    /// [`Error::Database`], encoding errors.
+    /// [`Error::IsolationLevel`], [`Error::Database`], encoding errors.
     pub async fn append_in(conn: &mut PgConnection, event: &Event) -> Result<u64> {
-        Ok(Self::append_in_with_link(conn, event).await?.0)
+        check_columns(event)?;
+        match Self::caller_mode(conn).await? {
+            CallerMode::ReadCommitted => Ok(Self::append_in_with_link(conn, event).await?.0),
+            CallerMode::Autocommit => {
+                let mut tx = conn
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                let appended = Self::append_in_with_link(&mut tx, event).await?;
+                tx.commit().await?;
+                Ok(appended.0)
+            }
+            CallerMode::Snapshot => Err(Error::IsolationLevel),
+        }
+    }
+
+    /// Where a caller's connection stands: in a transaction (at which
+    /// isolation level) or not. One round trip; nothing is locked.
+    ///
+    /// Root cause of `append_in` starving: it took the chain lock and read the
+    /// head in whatever the caller had. In `REPEATABLE READ` / `SERIALIZABLE`
+    /// the head came from a snapshot older than the lock (stale after every
+    /// wait, so retries failed again and again), and on an autocommit
+    /// connection the lock ended with its statement, before the insert.
+    pub(super) async fn caller_mode(conn: &mut PgConnection) -> Result<CallerMode> {
+        // `statement_timestamp() = transaction_timestamp()` holds exactly in
+        // the first statement of a transaction: for a statement that is not
+        // BEGIN, that means an implicit (autocommit) transaction. Sent as a
+        // simple query (one message): in the extended protocol the statement
+        // time is taken again at Bind/Execute, after the transaction began.
+        let row = sqlx::raw_sql(
+            "SELECT current_setting('transaction_isolation'), \
+                    statement_timestamp() = transaction_timestamp()",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let isolation: String = row.try_get(0)?;
+        let first: bool = row.try_get(1)?;
+        Ok(if first && !conn.is_in_transaction() {
+            CallerMode::Autocommit
+        } else if isolation == "read committed" {
+            CallerMode::ReadCommitted
+        } else {
+            CallerMode::Snapshot
+        })
     }
 
     /// Append inside the caller's transaction (pass `&mut *tx`) at any
@@ -232,7 +294,10 @@ impl PgStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .await?;
         let (seqs, heads) = Self::append_batch_with_heads(&mut tx, events).await?;
         tx.commit().await?;
         for (tenant, (next, link)) in heads {
@@ -245,9 +310,23 @@ impl PgStore {
     /// (pass `&mut *tx`); the same rules as [`append_in`](Self::append_in).
     ///
     /// # Errors
-    /// [`Error::Database`], encoding errors.
+    /// [`Error::IsolationLevel`], [`Error::Database`], encoding errors.
     pub async fn append_batch_in(conn: &mut PgConnection, events: &[Event]) -> Result<Vec<u64>> {
-        Ok(Self::append_batch_with_heads(conn, events).await?.0)
+        for e in events {
+            check_columns(e)?;
+        }
+        match Self::caller_mode(conn).await? {
+            CallerMode::ReadCommitted => Ok(Self::append_batch_with_heads(conn, events).await?.0),
+            CallerMode::Autocommit => {
+                let mut tx = conn
+                    .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
+                    .await?;
+                let seqs = Self::append_batch_with_heads(&mut tx, events).await?.0;
+                tx.commit().await?;
+                Ok(seqs)
+            }
+            CallerMode::Snapshot => Err(Error::IsolationLevel),
+        }
     }
 
     pub(super) async fn append_batch_with_heads(
