@@ -252,6 +252,22 @@ pub fn verify_store<S: AuditRead + ?Sized>(
     anchors: &Anchors,
     tenant: Option<&TenantId>,
 ) -> Result<Vec<VerifyReport>> {
+    verify_store_witnessed(store, keys, None, anchors, tenant)
+}
+
+/// [`verify_store`] with a witness policy: a checkpoint counts only when it
+/// also carries `witnesses`' N-of-M cosignatures (see
+/// [`AuditRead::verify_witnessed`]).
+///
+/// # Errors
+/// Store I/O errors.
+pub fn verify_store_witnessed<S: AuditRead + ?Sized>(
+    store: &S,
+    keys: Option<&TrustedKeys>,
+    witnesses: Option<&crate::checkpoint::WitnessPolicy>,
+    anchors: &Anchors,
+    tenant: Option<&TenantId>,
+) -> Result<Vec<VerifyReport>> {
     let tenants: BTreeSet<TenantId> = match tenant {
         Some(t) => BTreeSet::from([t.clone()]),
         None => store
@@ -263,7 +279,7 @@ pub fn verify_store<S: AuditRead + ?Sized>(
     };
     tenants
         .iter()
-        .map(|t| store.verify(t, keys, anchors.for_tenant(t)))
+        .map(|t| store.verify_witnessed(t, keys, witnesses, anchors.for_tenant(t)))
         .collect()
 }
 

@@ -13,7 +13,9 @@ mod pseudonym;
 pub mod store;
 mod verify;
 
-pub use anchors::{Anchors, VerifierState, has_chain, require_anchor, verify_store};
+pub use anchors::{
+    Anchors, VerifierState, has_chain, require_anchor, verify_store, verify_store_witnessed,
+};
 pub use chain::{Link, chain_link, record_digest};
 pub use checkpoint::{
     Checkpoint, CheckpointFault, CheckpointPolicy, CheckpointSink, Cosignature, CosigningKey,

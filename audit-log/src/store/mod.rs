@@ -111,11 +111,31 @@ pub trait AuditRead {
         // claimed more records than had been read. Every checkpoint the store
         // holds was made of records it already holds, so reading them first
         // gives a consistent view.
+        self.verify_witnessed(tenant, keys, None, extra)
+    }
+
+    /// [`verify`](Self::verify), accepting a checkpoint only when it also
+    /// meets `witnesses` (N of M witness cosignatures): a store note that
+    /// does not is skipped, a checkpoint in `extra` that does not is
+    /// [`Verdict::BadCheckpoint`].
+    ///
+    /// # Errors
+    /// Store I/O errors; damage is a verdict, not an error.
+    fn verify_witnessed(
+        &self,
+        tenant: &TenantId,
+        keys: Option<&TrustedKeys>,
+        witnesses: Option<&crate::checkpoint::WitnessPolicy>,
+        extra: &[SignedCheckpoint],
+    ) -> Result<VerifyReport> {
+        // Checkpoints first: see `verify`.
         let cps = self.checkpoints(tenant)?;
         let (start, records) = read_chain(self, tenant)?;
-        Verifier::new(tenant, &cps, keys)
-            .anchors(extra)
-            .verify_log(start, records)
+        let mut v = Verifier::new(tenant, &cps, keys).anchors(extra);
+        if let Some(w) = witnesses {
+            v = v.witnesses(w);
+        }
+        v.verify_log(start, records)
     }
 
     /// Verify only the records appended after `checkpoint` (cost proportional to

@@ -8,7 +8,8 @@ use clap::Subcommand;
 use hisn_audit_log::{
     Anchors, AuditRead, Event, FileStore, FileStoreOptions, MemoryStore, SignedCheckpoint,
     SigningKey, SystemClock, TenantId, TenantReader, TrustedKeys, Verdict, VerifierState,
-    VerifyReport, VerifyingKey, has_chain, require_anchor, verify_store,
+    VerifyReport, VerifyingKey, WitnessKey, WitnessPolicy, has_chain, require_anchor,
+    verify_store_witnessed,
 };
 
 use crate::output::{CliError, Ctx};
@@ -54,6 +55,17 @@ pub(crate) enum AuditCommand {
         /// alone proves nothing against someone who can rewrite the store).
         #[arg(long)]
         allow_unanchored: bool,
+        /// A witness's public key (a file holding its verifier key text,
+        /// `<name>+<hex key id>+<base64 key>`); repeatable. With witnesses, a
+        /// checkpoint counts only when --witness-threshold of them cosigned
+        /// it (C2SP tlog-cosignature). Needs --pubkey.
+        #[arg(long, value_name = "FILE")]
+        witness_key: Vec<PathBuf>,
+        /// How many of the --witness-key witnesses must have cosigned a
+        /// checkpoint (default: all of them). Each witness counts once, by
+        /// public key.
+        #[arg(long, value_name = "N", requires = "witness_key")]
+        witness_threshold: Option<usize>,
     },
     /// Sign the current chain heads with a checkpoint key; prints the notes.
     Checkpoint {
@@ -139,6 +151,8 @@ pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
             checkpoint,
             state,
             allow_unanchored,
+            witness_key,
+            witness_threshold,
         } => verify(
             &VerifyArgs {
                 store: &store,
@@ -147,6 +161,8 @@ pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
                 checkpoints: &checkpoint,
                 state: state.as_deref(),
                 allow_unanchored,
+                witness_keys: &witness_key,
+                witness_threshold,
             },
             ctx,
         ),
@@ -272,6 +288,29 @@ struct VerifyArgs<'a> {
     checkpoints: &'a [PathBuf],
     state: Option<&'a Path>,
     allow_unanchored: bool,
+    witness_keys: &'a [PathBuf],
+    witness_threshold: Option<usize>,
+}
+
+/// The witness policy given on the command line (`None` without witnesses).
+fn witness_policy(args: &VerifyArgs<'_>) -> Result<Option<WitnessPolicy>, CliError> {
+    if args.witness_keys.is_empty() {
+        return Ok(None);
+    }
+    let mut keys = Vec::with_capacity(args.witness_keys.len());
+    for p in args.witness_keys {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| CliError::usage(format!("cannot read {}: {e}", p.display())))?;
+        keys.push(WitnessKey::from_text(text.trim()).map_err(|_| {
+            CliError::usage(format!("{} is not a witness public key", p.display()))
+        })?);
+    }
+    let n = args.witness_threshold.unwrap_or(keys.len());
+    WitnessPolicy::new(keys, n).map(Some).map_err(|_| {
+        CliError::usage(format!(
+            "--witness-threshold {n} needs 1 to the number of distinct witness keys given"
+        ))
+    })
 }
 
 /// The anchors given on the command line: --checkpoint files and the state.
@@ -367,6 +406,12 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
             "--checkpoint and --state need --pubkey to check the signatures",
         ));
     }
+    if keys.is_none() && !args.witness_keys.is_empty() {
+        return Err(CliError::usage(
+            "--witness-key needs --pubkey (cosigned checkpoints are checked against the log's key first)",
+        ));
+    }
+    let witnesses = witness_policy(args)?;
     let only = args.tenant.map(tenant_id).transpose()?;
     let (anchors, mut state) = load_anchors(args)?;
     // A store deleted outright is an empty store when anchors say it held something.
@@ -377,8 +422,14 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
         let dir = args.store.is_dir();
         Box::new(open_read(args.store).map_err(|e| if dir { unreadable_store(e) } else { e })?)
     };
-    let mut reports = verify_store(s.as_ref(), keys.as_ref(), &anchors, only.as_ref())
-        .map_err(|e| unreadable_store(verify_err(e)))?;
+    let mut reports = verify_store_witnessed(
+        s.as_ref(),
+        keys.as_ref(),
+        witnesses.as_ref(),
+        &anchors,
+        only.as_ref(),
+    )
+    .map_err(|e| unreadable_store(verify_err(e)))?;
     let mut human = String::new();
     let mut first_failure = None;
     for r in &mut reports {
@@ -576,6 +627,8 @@ fn prove(args: &ProveArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
         checkpoints: args.checkpoints,
         state: None,
         allow_unanchored: false,
+        witness_keys: &[],
+        witness_threshold: None,
     })?;
     // Once the store directory exists, anything that stops it being read is
     // a failed verification (exit 1), as for `verify`.

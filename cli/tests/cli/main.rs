@@ -6,6 +6,7 @@
 mod audit;
 mod audit_exit;
 mod audit_repair;
+mod audit_witness;
 mod conventions;
 mod guard;
 mod password;
