@@ -393,7 +393,12 @@ impl RolePolicy {
         let now = self.clock.now_unix();
         if let Some(grant) = ctx.grant() {
             // A grant session's permissions are the grant's, nothing else.
-            if now >= grant.expires_at() || !grant.access().allows(permission) {
+            // Never the password change, whatever its name in this policy:
+            // that is taking over the customer's account.
+            if now >= grant.expires_at()
+                || !grant.access().allows(permission)
+                || *permission == self.rules.password_change
+            {
                 return Err(Error::OutsideGrant);
             }
         } else {
@@ -487,6 +492,12 @@ impl RolePolicy {
             return None;
         }
         let first = ctx.mfa_status().map_or(0, |s| s.first_sign_in());
+        // A first sign-in in the future counts as overdue (see `MfaStatus::new`).
+        let first = if first > self.clock.now_unix().saturating_add(crate::MAX_LEEWAY_SECS) {
+            0
+        } else {
+            first
+        };
         ctx.roles()
             .iter()
             .filter_map(|r| self.rules.enrolment.get(r))

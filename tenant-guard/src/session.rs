@@ -406,6 +406,17 @@ struct Claims {
     other: BTreeMap<String, serde_json::Value>,
 }
 
+/// Whether a header `typ` names a grant: media types are case-insensitive
+/// and `typ` may carry or omit the `application/` prefix (RFC 7515 §4.1.9).
+fn is_grant_typ(typ: &str) -> bool {
+    let t = typ.trim();
+    let t = match (t.get(..12), t.get(12..)) {
+        (Some(p), Some(rest)) if p.eq_ignore_ascii_case("application/") => rest,
+        _ => t,
+    };
+    t.eq_ignore_ascii_case(crate::grant::GRANT_TYP)
+}
+
 fn refuse(_why: &'static str) -> Error {
     #[cfg(feature = "tracing")]
     tracing::debug!(target: "hisn::tenant_guard", reason = _why, "token refused");
@@ -427,11 +438,7 @@ impl TokenVerifier {
         }
         crate::jose::check_compact(token).map_err(refuse)?;
         let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("malformed header"))?;
-        if header
-            .typ
-            .as_deref()
-            .is_some_and(|t| t.eq_ignore_ascii_case(crate::grant::GRANT_TYP))
-        {
+        if header.typ.as_deref().is_some_and(is_grant_typ) {
             return Err(refuse("a break-glass grant is not an access token"));
         }
         // Without a `kid`, the key is unambiguous only when the verifier holds

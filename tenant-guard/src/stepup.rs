@@ -129,7 +129,9 @@ pub struct MfaStatus {
 
 impl MfaStatus {
     /// `first_sign_in` in seconds since the epoch; `enrolled` when the user
-    /// has an active second factor.
+    /// has an active second factor. A first sign-in more than
+    /// [`MAX_LEEWAY_SECS`](crate::MAX_LEEWAY_SECS) ahead of the policy's
+    /// clock counts as past the grace period (fail closed).
     pub fn new(first_sign_in: u64, enrolled: bool) -> Self {
         Self {
             first_sign_in,
@@ -192,7 +194,13 @@ pub(crate) fn enrolment_overdue(
         return false;
     }
     match status {
-        Some(s) => now >= s.first_sign_in.saturating_add(grace),
+        // A first sign-in later than now (beyond clock skew) is a bug or a
+        // forged record; taken at its word it would postpone the deadline
+        // forever, so it counts as overdue (fail closed).
+        Some(s) => {
+            s.first_sign_in > now.saturating_add(crate::MAX_LEEWAY_SECS)
+                || now >= s.first_sign_in.saturating_add(grace)
+        }
         None => true,
     }
 }
@@ -257,6 +265,18 @@ mod tests {
         assert!(!enrolment_overdue(
             &a,
             Some(&MfaStatus::new(0, true)),
+            100,
+            1_000
+        ));
+        // A first sign-in in the future (beyond clock skew) does not
+        // postpone the deadline: overdue.
+        let late = Some(&MfaStatus::new(1_000 + crate::MAX_LEEWAY_SECS + 1, false));
+        assert!(enrolment_overdue(&a, late, 100, 1_000));
+        let skewed = Some(&MfaStatus::new(1_000 + crate::MAX_LEEWAY_SECS, false));
+        assert!(!enrolment_overdue(&a, skewed, 100, 1_000));
+        assert!(!enrolment_overdue(
+            &a,
+            Some(&MfaStatus::new(u64::MAX, true)),
             100,
             1_000
         ));

@@ -43,11 +43,12 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use crate::{Error, Permission, TenantContext, TenantId};
+use crate::{Clock, Error, Permission, TenantContext, TenantId};
 
 pub use token::{GrantSigner, GrantVerifier, GrantVerifierBuilder};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
@@ -239,21 +240,46 @@ pub(crate) fn check_fields(
     if !clean(reason, MAX_GRANT_REASON_LEN) || !clean(ticket, MAX_TICKET_LEN) {
         return Err("reason or ticket empty, too long or with control characters");
     }
-    if let GrantAccess::Permissions(set) = access
-        && (set.is_empty() || set.len() > MAX_GRANT_PERMISSIONS)
-    {
-        return Err("a permission grant lists 1 to MAX_GRANT_PERMISSIONS permissions");
+    if let GrantAccess::Permissions(set) = access {
+        if set.is_empty() || set.len() > MAX_GRANT_PERMISSIONS {
+            return Err("a permission grant lists 1 to MAX_GRANT_PERMISSIONS permissions");
+        }
+        // Setting the customer's password is taking over the account: the
+        // "log in as the customer" path grants exist to replace.
+        if set.contains(&Permission::CHANGE_PASSWORD) {
+            return Err("a grant never allows changing the password");
+        }
     }
     Ok(())
 }
 
 /// The part of a grant a [`TenantContext`] carries
-/// ([`TenantContext::grant`]).
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// ([`TenantContext::grant`]), with the verifier's clock so that a context
+/// kept past the grant's expiry cannot begin a transaction.
+#[derive(Clone)]
 pub struct GrantScope {
     id: GrantId,
     access: GrantAccess,
     expires_at: u64,
+    clock: Arc<dyn Clock>,
+}
+
+impl PartialEq for GrantScope {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id && self.access == other.access && self.expires_at == other.expires_at
+    }
+}
+
+impl Eq for GrantScope {}
+
+impl fmt::Debug for GrantScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrantScope")
+            .field("id", &self.id)
+            .field("access", &self.access)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GrantScope {
@@ -268,6 +294,12 @@ impl GrantScope {
     /// When the grant expires; after that every permission is refused.
     pub fn expires_at(&self) -> u64 {
         self.expires_at
+    }
+
+    /// Whether the grant has expired, on the clock of the verifier that
+    /// opened it.
+    pub fn is_expired(&self) -> bool {
+        self.clock.now_unix() >= self.expires_at
     }
 }
 
@@ -359,11 +391,12 @@ pub struct GrantSession {
 }
 
 impl GrantSession {
-    pub(crate) fn new(grant: Grant) -> Self {
+    pub(crate) fn new(grant: Grant, clock: Arc<dyn Clock>) -> Self {
         let scope = GrantScope {
             id: grant.id,
             access: grant.access.clone(),
             expires_at: grant.expires_at,
+            clock,
         };
         let ctx = TenantContext::for_grant(grant.tenant, grant.support_user.clone(), scope);
         Self { grant, ctx }

@@ -34,6 +34,9 @@ struct Claims {
     // JSON integers; a string or a float fails deserialisation.
     iat: u64,
     exp: u64,
+    // Never written by the signer; honoured when present (a JSON integer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
     hisn_grant: GrantClaim,
 }
 
@@ -174,6 +177,7 @@ impl GrantSigner {
             jti: grant.id.to_string(),
             iat: grant.issued_at,
             exp: grant.expires_at,
+            nbf: None,
             hisn_grant: GrantClaim {
                 tenant: grant.tenant.to_string(),
                 access: access_to_json(&grant.access),
@@ -223,8 +227,10 @@ impl GrantVerifierBuilder {
         self
     }
 
-    /// Clock-skew allowance for `exp` and `iat`, at most
-    /// [`MAX_LEEWAY_SECS`] (default 0).
+    /// Clock-skew allowance for `iat` and `nbf` (a grant dated slightly
+    /// ahead of this clock), at most [`MAX_LEEWAY_SECS`] (default 0). It never
+    /// extends a grant past its `exp`, and a grant never has more than
+    /// 24 hours left on this clock.
     #[must_use]
     pub fn leeway(mut self, secs: u64) -> Self {
         self.leeway = secs;
@@ -382,14 +388,23 @@ impl GrantVerifier {
             .map_err(|_| refuse("signature or claims invalid"))?
             .claims;
         let now = self.clock.now_unix();
-        if now >= claims.exp.saturating_add(self.leeway) {
+        // Expiry is exact: the leeway never extends a grant past its `exp`
+        // (the promise is an automatic revocation, and `RolePolicy::require`
+        // ends the session at `exp` too).
+        if now >= claims.exp {
             return Err(refuse("expired"));
         }
-        if claims.iat > now.saturating_add(self.leeway) {
-            return Err(refuse("issued in the future"));
+        let latest = now.saturating_add(self.leeway);
+        if claims.iat > latest || claims.nbf.is_some_and(|nbf| nbf > latest) {
+            return Err(refuse("issued in the future or not yet valid"));
         }
         if claims.exp <= claims.iat || claims.exp - claims.iat > MAX_GRANT_LIFETIME_SECS {
             return Err(refuse("lifetime above 24 hours"));
+        }
+        // Also on the verifier's own clock: a grant dated up to `leeway`
+        // seconds ahead cannot stretch its window past 24 hours here.
+        if claims.exp - now > MAX_GRANT_LIFETIME_SECS {
+            return Err(refuse("more than 24 hours left"));
         }
         let id: GrantId = claims.jti.parse().map_err(|_| refuse("malformed jti"))?;
         let tenant: TenantId = claims
@@ -419,7 +434,9 @@ impl GrantVerifier {
     /// Verifies it ([`verify`](Self::verify)); refuses another tenant
     /// ([`Error::NotFound`]) and a revoked grant ([`Error::Unauthenticated`]);
     /// then awaits the audit hook and the notifier, in that order. A failing
-    /// revocation check or hook refuses the use ([`Error::GrantHook`]).
+    /// revocation check or hook refuses the use ([`Error::GrantHook`]); a
+    /// grant that expired while the hooks ran is refused
+    /// ([`Error::Unauthenticated`]).
     pub async fn open(
         &self,
         token: &str,
@@ -462,6 +479,11 @@ impl GrantVerifier {
             tracing::error!(target: "hisn::tenant_guard::grant", grant = %grant.id, "grant notifier failed; use refused");
             Error::GrantHook
         })?;
-        Ok(GrantSession::new(grant))
+        // The hooks may be slow (a network audit sink): a grant that expired
+        // while they ran is not handed out.
+        if self.clock.now_unix() >= grant.expires_at {
+            return Err(refuse("expired while the hooks ran"));
+        }
+        Ok(GrantSession::new(grant, Arc::clone(&self.clock)))
     }
 }

@@ -13,6 +13,16 @@ pub(crate) trait GrantTx: sqlx::Database {
     ) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
+/// A grant session's context kept past the grant's expiry (it is `Clone`)
+/// begins no transaction, whether or not the application asked
+/// [`RolePolicy::require`](crate::RolePolicy::require) first.
+fn refuse_expired(ctx: &TenantContext) -> Result<(), Error> {
+    match ctx.grant() {
+        Some(g) if g.is_expired() => Err(Error::OutsideGrant),
+        _ => Ok(()),
+    }
+}
+
 /// A read-only grant's transaction cannot write, whatever SQL runs in it:
 /// PostgreSQL refuses `INSERT`/`UPDATE`/`DELETE`/DDL in a `READ ONLY`
 /// transaction, and a transaction that has run a query (the tenant context's
@@ -23,6 +33,7 @@ impl GrantTx for sqlx::Postgres {
         tx: &mut sqlx::Transaction<'static, Self>,
         ctx: &TenantContext,
     ) -> Result<(), Error> {
+        refuse_expired(ctx)?;
         if ctx.is_read_only() {
             sqlx::query("SET TRANSACTION READ ONLY")
                 .execute(&mut **tx)
@@ -39,8 +50,8 @@ impl GrantTx for sqlx::Postgres {
 impl GrantTx for sqlx::Sqlite {
     async fn restrict(
         _tx: &mut sqlx::Transaction<'static, Self>,
-        _ctx: &TenantContext,
+        ctx: &TenantContext,
     ) -> Result<(), Error> {
-        Ok(())
+        refuse_expired(ctx)
     }
 }

@@ -138,7 +138,7 @@ pub fn fx() -> Fx {
     fx_with(None)
 }
 
-fn fx_with(revocation: Option<Arc<dyn GrantRevocation>>) -> Fx {
+pub fn fx_with(revocation: Option<Arc<dyn GrantRevocation>>) -> Fx {
     let clock = Arc::new(ManualClock::new(NOW));
     let audit = Arc::new(Audit::default());
     let notify = Arc::new(Notify::default());
@@ -171,19 +171,19 @@ pub fn read_only(tenant: &str, hours: u64) -> GrantRequest {
     )
 }
 
-fn policy(clock: Arc<ManualClock>) -> RolePolicy {
+pub fn policy(clock: Arc<ManualClock>) -> RolePolicy {
     RolePolicy::default().clock(clock)
 }
 
 /// Sign arbitrary grant claims with the grant key and header type.
-fn forge(claims: &serde_json::Value, alg: Algorithm, typ: Option<&str>) -> String {
+pub fn forge(claims: &serde_json::Value, alg: Algorithm, typ: Option<&str>) -> String {
     let mut h = Header::new(alg);
     h.kid = Some(GRANT_KID.into());
     h.typ = typ.map(str::to_owned);
     jsonwebtoken::encode(&h, claims, &EncodingKey::from_secret(GRANT_SECRET)).unwrap()
 }
 
-fn grant_claims(iat: u64, exp: u64) -> serde_json::Value {
+pub fn grant_claims(iat: u64, exp: u64) -> serde_json::Value {
     json!({
         "iss": GRANT_ISS, "aud": GRANT_AUD, "sub": SUPPORT, "jti": GrantId::random().to_string(),
         "iat": iat, "exp": exp,

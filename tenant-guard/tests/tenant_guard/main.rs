@@ -13,6 +13,7 @@
 #[allow(dead_code)]
 mod common;
 mod grant;
+mod grant_attacks;
 mod jwt;
 mod stepup;
 
