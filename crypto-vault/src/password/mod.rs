@@ -422,8 +422,13 @@ impl PasswordHasher {
     /// `$hisn-wrap-v1$<legacy settings>$argon2id$...`. [`PasswordHasher::verify`]
     /// verifies it transparently and answers `ValidNeedsRehash`.
     ///
-    /// Trade-offs (see the `wrapped` section of the [`legacy`] docs too): the
-    /// legacy digest leaves the database, so a dump yields only argon2id
+    /// The legacy settings are normalised: `2b$<cost>$<salt>`,
+    /// `scrypt$ln=..,r=..,p=..,l=<len>$<salt>` or
+    /// `pbkdf2-sha256$i=..,l=<len>$<salt>` (a `salt:hash` scrypt hash becomes
+    /// the second, with the salt bytes it fed to scrypt); the argon2id input is
+    /// the legacy digest.
+    ///
+    /// Trade-offs: the legacy digest leaves the database, so a dump yields only argon2id
     /// hashes; each wrapped login pays the legacy run plus argon2id; the legacy
     /// function's limits (bcrypt's 72 bytes) remain until the login that
     /// replaces it; the legacy algorithm must stay enabled in the policy while
@@ -457,8 +462,9 @@ impl PasswordHasher {
     }
 
     /// Verify `password` against a hash of a random password with the current
-    /// parameters, through exactly the path of [`PasswordHasher::verify`], and
-    /// never report a match: call it when the user does not exist, so the
+    /// parameters, through exactly the path of [`PasswordHasher::verify`]
+    /// (with a [`LegacyPolicy`], one stand-in run of each enabled legacy
+    /// algorithm at its ceiling included), and never report a match: call it when the user does not exist, so the
     /// response takes as long, and fails the same way, as for a known user.
     ///
     /// # Errors
