@@ -13,7 +13,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(&cli.config.log);
+    // The demo prints a tour on stdout: keep the log to warnings there.
+    let filter = if cli.command == Some(Command::Demo) {
+        "warn"
+    } else {
+        cli.config.log.as_str()
+    };
+    logging::init(filter);
     let listen = cli.config.listen;
     let data_dir = cli.config.data_dir.clone();
     let built = match app::build(cli.config).await {

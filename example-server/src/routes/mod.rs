@@ -8,6 +8,7 @@ mod audit;
 mod extract;
 mod integrations;
 mod members;
+mod openapi;
 mod operator;
 mod public;
 mod webhook;
@@ -21,6 +22,7 @@ use axum::routing::{MethodRouter, delete, get, patch, post};
 use hisn_webhook_verify::idempotency::IdempotencyLayer;
 
 pub use extract::{Body, Meta, Page, parse_id};
+pub use openapi::document as openapi_document;
 pub use operator::EscapeHatchAudit;
 
 use crate::middleware::Principal;
@@ -86,6 +88,7 @@ pub fn routes() -> Vec<Route> {
     vec![
         r!(get, "/health", Public, public::health),
         r!(get, "/metrics", Public, public::metrics),
+        r!(get, "/openapi.json", Public, openapi::serve),
         r!(post, "/tenants", Public, public::sign_up),
         r!(post, "/auth/login", Public, public::login),
         r!(post, "/auth/token", Public, public::api_key_token),

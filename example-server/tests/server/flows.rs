@@ -287,3 +287,42 @@ async fn database_and_redis_urls_are_refused_rather_than_ignored() {
     cfg.token_ttl_secs = 100_000;
     assert!(hisn_example_server::build(cfg).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_seeds_two_tenants_through_the_router() {
+    let srv = server().await;
+    hisn_example_server::demo::run(&srv.app).await.unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+        .fetch_one(&srv.app.state.platform)
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_route() {
+    let srv = server().await;
+    let r = srv.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(r.status, 200);
+    let paths = r.body["paths"].as_object().unwrap();
+    let mut n = 0;
+    for route in hisn_example_server::routes::routes() {
+        let op = &paths[route.path][route.method.as_str().to_ascii_lowercase()];
+        assert!(
+            op.is_object(),
+            "{} {} missing from /openapi.json",
+            route.method,
+            route.path
+        );
+        if route.access == hisn_example_server::routes::Access::Tenant {
+            assert_eq!(op["security"], json!([{ "session": [] }]));
+            assert!(op["responses"]["404"].is_object());
+        }
+        n += 1;
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(
+        documented, n,
+        "the document lists a route the router does not serve"
+    );
+}

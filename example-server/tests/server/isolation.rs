@@ -308,7 +308,7 @@ fn attacks(
             }
         }
         _ => match (method, path) {
-            ("GET", "/health") | ("GET", "/metrics") => push(
+            ("GET", "/health") | ("GET", "/metrics") | ("GET", "/openapi.json") => push(
                 "public".into(),
                 request(method, path, None, None),
                 Expect::Clean,
