@@ -148,6 +148,87 @@ const GUARD_ATTACKS: &[(&str, On, &str)] = &[
         On::Lite,
         "INSERT INTO assets (id, name, serial_no) VALUES ('b0000000-0000-4000-8000-000000000001', 'x', 'S-9') ON CONFLICT DO UPDATE SET name = 'pwned'",
     ),
+    // Hardening classes (guard/rewrite/tests_attacks.rs): Unicode escapes,
+    // truncated and case-folded names, schemas, composites, Unicode spaces,
+    // nested comments, dollar tags, escape strings.
+    (
+        "unicode_escape_string",
+        On::Both,
+        r"SELECT name FROM assets WHERE name = U&'\0027' OR true",
+    ),
+    (
+        "unicode_escape_uescape",
+        On::Pg,
+        "SELECT name FROM assets WHERE name = U&'!0027' UESCAPE '!' OR true",
+    ),
+    (
+        "unicode_escape_identifier",
+        On::Pg,
+        r#"SELECT name FROM U&"\0061ssets" WHERE true"#,
+    ),
+    (
+        "truncated_identifier",
+        On::Both,
+        "SELECT name FROM assets AS assets_with_a_name_longer_than_sixty_three_bytes_is_truncated_xx WHERE true",
+    ),
+    (
+        "case_folded_table",
+        On::Both,
+        "SELECT name FROM ASSETS WHERE true",
+    ),
+    (
+        "quoted_case_table",
+        On::Both,
+        r#"SELECT name FROM "Assets" WHERE true"#,
+    ),
+    (
+        "schema_qualified",
+        On::Pg,
+        "SELECT name FROM public.assets WHERE true UNION ALL SELECT title FROM public.work_orders",
+    ),
+    ("temp_schema", On::Both, "SELECT name FROM pg_temp.assets"),
+    (
+        "sqlite_temp_schema",
+        On::Lite,
+        "SELECT name FROM temp.assets",
+    ),
+    (
+        "search_path_in_statement",
+        On::Pg,
+        "SELECT set_config('search_path', 'pg_temp, public', true), name FROM assets",
+    ),
+    (
+        "row_field_access",
+        On::Pg,
+        "SELECT (row(a.name)).f1 FROM assets a",
+    ),
+    ("whole_row_star", On::Pg, "SELECT (a).* FROM assets a"),
+    ("array_subscript", On::Both, "SELECT name[1] FROM assets"),
+    (
+        "nbsp_between_tokens",
+        On::Both,
+        "SELECT name\u{a0}FROM assets",
+    ),
+    (
+        "zero_width_space",
+        On::Both,
+        "SELECT name FROM assets\u{200b} WHERE true",
+    ),
+    (
+        "nested_comment",
+        On::Both,
+        "SELECT 1 /* /* */ , (SELECT max(name) FROM assets) -- */",
+    ),
+    (
+        "dollar_tag_case",
+        On::Pg,
+        "SELECT name FROM assets WHERE name = $a$x$A$ OR 1=1 --$a$",
+    ),
+    (
+        "escape_string_quote",
+        On::Pg,
+        r"SELECT name FROM assets WHERE name = E'\'' OR 1 = 1 --'",
+    ),
     ("set_tenant", On::Both, "SET hisn.tenant_context = 'x'"),
     ("pragma", On::Lite, "PRAGMA writable_schema = 1"),
     ("attach", On::Lite, "ATTACH DATABASE ':memory:' AS other"),

@@ -294,6 +294,153 @@ mod pg {
         drop(pool);
         fx.teardown().await;
     }
+
+    /// `standard_conforming_strings` decides what a backslash in `'..'`
+    /// means. The guard's output must not depend on it: every generated
+    /// value, in every input form, scoped once and run under `on` and `off`
+    /// on the same connection, reads back byte for byte. Positive control:
+    /// the same input text run as written reads differently under the two.
+    #[tokio::test]
+    async fn emitted_sql_means_the_same_under_either_standard_conforming_strings() {
+        use hisn_tenant_guard::sqlx::{self, AssertSqlSafe};
+        let Some(fx) = fixture("tg_guard_differential_scs", 1).await else {
+            return;
+        };
+        let guard = QueryGuard::new(TableRegistry::parse_spec(SPEC).unwrap(), Dialect::Postgres);
+        let mut conn = fx.admin.acquire().await.unwrap();
+        let mut values: Vec<String> = cases(true).into_iter().map(|c| c.value).collect();
+        values.extend([
+            r"a\b".to_owned(),
+            r"\'".to_owned(),
+            r"x\') OR 1 = 1 --".to_owned(),
+        ]);
+        let mut checked = 0;
+        for value in &values {
+            for form in [Form::Standard, Form::Escape, Form::Dollar] {
+                let sql = format!("SELECT {} AS v", literal(value, form));
+                let scoped = guard.scope(&sql).unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+                for scs in ["on", "off"] {
+                    sqlx::raw_sql(AssertSqlSafe(format!(
+                        "SET standard_conforming_strings = {scs}"
+                    )))
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                    // Simple protocol: parsed now, under this setting (a
+                    // cached prepared statement keeps the first reading).
+                    let v: String = sqlx::raw_sql(AssertSqlSafe(scoped.sql().to_owned()))
+                        .fetch_one(&mut *conn)
+                        .await
+                        .unwrap_or_else(|e| panic!("{} (scs {scs}): {e}", scoped.sql()))
+                        .get(0);
+                    assert_eq!(&v, value, "{} (scs {scs})", scoped.sql());
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 300, "{checked}");
+        // Positive control: as written, `'a\b'` is not the same string.
+        let mut seen = Vec::new();
+        for scs in ["on", "off"] {
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "SET standard_conforming_strings = {scs}"
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            let v: String = sqlx::raw_sql(r"SELECT 'a\b'")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap()
+                .get(0);
+            seen.push(v);
+        }
+        assert_ne!(seen[0], seen[1]);
+        conn.close().await.unwrap();
+        fx.teardown().await;
+    }
+
+    /// The attack classes of `guard/rewrite/tests_attacks.rs`, run through
+    /// the real pool on PostgreSQL (guard and RLS): each is refused, or runs
+    /// and returns only tenant A's rows, or fails in the database (a name
+    /// the database reads as a missing column). Never a row of tenant B.
+    #[tokio::test]
+    async fn attack_classes_on_postgres() {
+        let Some(fx) = fixture("tg_guard_classes_pg", 1).await else {
+            return;
+        };
+        let guard = QueryGuard::new(TableRegistry::parse_spec(SPEC).unwrap(), Dialect::Postgres);
+        // The superuser pool bypasses RLS: the guard alone.
+        let pool = PgTenantPool::new(fx.admin.clone(), guard, key()).unwrap();
+        let (mut ran, mut refused) = (0, 0);
+        for sql in attack_class_statements() {
+            let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+            match tx.query(&sql) {
+                Err(Error::Refused(_)) => refused += 1,
+                Err(e) => panic!("{sql:?}: {e}"),
+                Ok(q) => {
+                    if let Ok(rows) = q.fetch_all().await {
+                        ran += 1;
+                        for row in &rows {
+                            for i in 0..row.len() {
+                                let text: Option<String> = row.try_get(i).ok().flatten();
+                                let text = text.unwrap_or_default();
+                                assert!(!text.contains(" B"), "{sql:?} leaked {text:?}");
+                            }
+                        }
+                    }
+                }
+            }
+            tx.rollback().await.unwrap();
+        }
+        assert!(ran > 0 && refused > 10, "ran {ran}, refused {refused}");
+        drop(pool);
+        fx.teardown().await;
+    }
+}
+
+/// Statements of the hardening attack classes (identifier truncation,
+/// Unicode escapes, case folding, schemas, composites, Unicode spaces,
+/// nested comments, dollar tags, escape strings), for both databases.
+fn attack_class_statements() -> Vec<String> {
+    let long = "n".repeat(64);
+    let mut out: Vec<String> = [
+        r"SELECT name FROM assets WHERE name = U&'\0027' OR true",
+        "SELECT name FROM assets WHERE name = U&'!0027' UESCAPE '!' OR true",
+        r#"SELECT name FROM U&"\0061ssets""#,
+        "SELECT name FROM ASSETS WHERE true",
+        r#"SELECT name FROM "Assets" WHERE true"#,
+        r#"SELECT name FROM "ASSETS" WHERE true"#,
+        "SELECT name FROM wor\u{212A}_orders",
+        "SELECT name FROM public.assets WHERE true",
+        "SELECT name FROM main.assets WHERE true",
+        "SELECT name FROM pg_temp.assets",
+        "SELECT name FROM temp.assets",
+        "SELECT name FROM test.public.assets",
+        "SELECT set_config('search_path', 'pg_temp, public', true), name FROM assets",
+        "SELECT (row(a.name)).f1 FROM assets a",
+        "SELECT (a).name FROM assets a",
+        "SELECT (a).* FROM assets a",
+        "SELECT name[1] FROM assets",
+        "SELECT a.name[1] FROM assets a",
+        "SELECT name\u{a0}FROM assets",
+        "SELECT name FROM assets\u{200b} WHERE true",
+        "SELECT name FROM\u{2003}assets",
+        "SELECT name\u{feff} FROM assets",
+        "SELECT 1 /* /* */ , (SELECT max(name) FROM assets) -- */",
+        "SELECT name FROM assets /* /* */ WHERE false */",
+        "SELECT name FROM assets WHERE name = $a$x$A$ OR 1=1 --$a$",
+        "SELECT name FROM assets WHERE name = $\u{200b}$x$\u{200b}$ OR true",
+        "SELECT name FROM assets WHERE name = $a-b$x$a-b$ OR true",
+        r"SELECT name FROM assets WHERE name = E'\'' OR 1 = 1 --'",
+        r"SELECT name FROM assets WHERE name = 'x\' OR 1 = 1 --'",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    out.push(format!("SELECT name AS {long} FROM assets WHERE true"));
+    out.push(format!(r#"SELECT name FROM assets AS "{long}""#));
+    out
 }
 
 #[cfg(feature = "sqlite")]
@@ -346,5 +493,34 @@ mod lite {
             );
             tx.rollback().await.unwrap();
         }
+    }
+
+    /// The attack classes on SQLite through the pool (the guard alone).
+    #[tokio::test]
+    async fn attack_classes_on_sqlite() {
+        let guard = QueryGuard::new(TableRegistry::parse_spec(SPEC).unwrap(), Dialect::Sqlite);
+        let pool = SqliteTenantPool::new(crate::common::lite::pool().await, guard).unwrap();
+        let (mut ran, mut refused) = (0, 0);
+        for sql in super::attack_class_statements() {
+            let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+            match tx.query(&sql) {
+                Err(hisn_tenant_guard::Error::Refused(_)) => refused += 1,
+                Err(e) => panic!("{sql:?}: {e}"),
+                Ok(q) => {
+                    if let Ok(rows) = q.fetch_all().await {
+                        ran += 1;
+                        for row in &rows {
+                            for i in 0..row.len() {
+                                let text: Option<String> = row.try_get(i).ok().flatten();
+                                let text = text.unwrap_or_default();
+                                assert!(!text.contains(" B"), "{sql:?} leaked {text:?}");
+                            }
+                        }
+                    }
+                }
+            }
+            tx.rollback().await.unwrap();
+        }
+        assert!(ran > 0 && refused > 10, "ran {ran}, refused {refused}");
     }
 }

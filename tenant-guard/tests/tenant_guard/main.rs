@@ -14,6 +14,9 @@
 mod common;
 mod grant;
 mod grant_attacks;
+mod guard_checker;
+mod guard_corpus;
+mod guard_props;
 mod jwt;
 mod stepup;
 

@@ -85,16 +85,9 @@ pub(crate) fn rewrite(
         .with_unescape(true)
         .tokenize_with_location()
         .map_err(|e| GuardError::Lexical(e.to_string()))?;
-    // The printer must be faithful to the tree: parse its output again.
-    let reparsed = Parser::new(parser_dialect)
-        .with_tokens_with_locations(printed_tokens.clone())
-        .parse_statements()
-        .map_err(|e| GuardError::Lexical(e.to_string()))?;
-    if reparsed.as_slice() != std::slice::from_ref(&statement) {
-        return Err(GuardError::Lexical(
-            "the printed statement does not parse back to the checked tree".into(),
-        ));
-    }
+    // Render and re-lex first (it borrows the printed tokens), then parse the
+    // printed text again (which consumes them): both must hold, and the order
+    // saves a copy of the token stream on every cold rewrite.
     let out = render::emit(
         &printed,
         &printed_tokens,
@@ -102,6 +95,16 @@ pub(crate) fn rewrite(
         dialect,
         prepared.user_params + 1,
     )?;
+    // The printer must be faithful to the tree: parse its output again.
+    let reparsed = Parser::new(parser_dialect)
+        .with_tokens_with_locations(printed_tokens)
+        .parse_statements()
+        .map_err(|e| GuardError::Lexical(e.to_string()))?;
+    if reparsed.as_slice() != std::slice::from_ref(&statement) {
+        return Err(GuardError::Lexical(
+            "the printed statement does not parse back to the checked tree".into(),
+        ));
+    }
     Ok((out, prepared.user_params))
 }
 
