@@ -268,7 +268,12 @@ where
 /// | [`Error::PasswordChangeRequired`] | 403 | body `password_change_required` |
 /// | [`Error::Unauthenticated`] | 401 | `WWW-Authenticate: Bearer` |
 /// | [`Error::NotFound`] | 404 | |
+/// | [`Error::GrantHook`] | 503 | empty body |
+/// | a server-side failure ([`Error::Config`], a database error, a refused statement, ...) | 500 | empty body |
 /// | anything else ([`Error::Forbidden`], [`Error::OutsideGrant`], ...) | 403 | empty body |
+///
+/// No response carries the error's text: a database or configuration error
+/// is for the operator's logs, not for the remote caller.
 #[derive(Debug)]
 pub struct AccessDenied(pub Error);
 
@@ -303,7 +308,13 @@ impl IntoResponse for AccessDenied {
             }
             Error::Unauthenticated => TenantRejection::Unauthorized.into_response(),
             Error::NotFound => StatusCode::NOT_FOUND.into_response(),
-            _ => StatusCode::FORBIDDEN.into_response(),
+            Error::GrantHook => TenantRejection::Unavailable.into_response(),
+            Error::Forbidden | Error::OutsideGrant | Error::InvalidId | Error::InvalidName => {
+                StatusCode::FORBIDDEN.into_response()
+            }
+            // Server-side failures (configuration, database, guard refusals of
+            // the application's own SQL): the caller learns nothing but 500.
+            _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         }
     }
 }

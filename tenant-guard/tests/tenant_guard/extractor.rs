@@ -290,4 +290,38 @@ mod grants {
             assert_eq!(AccessDenied(e).into_response().status(), status);
         }
     }
+
+    /// No refusal carries its error's text to the remote caller: not a
+    /// configuration message, a database error or a guard refusal.
+    #[cfg(any(feature = "postgres", feature = "sqlite"))]
+    #[tokio::test]
+    async fn access_denied_never_leaks_error_detail() {
+        use axum::response::IntoResponse as _;
+        use http_body_util::BodyExt as _;
+        let db = hisn_tenant_guard::sqlx::Error::Protocol(
+            "relation \"secret_table\" password=hunter2".into(),
+        );
+        for (e, status) in [
+            (
+                Error::Config("grant key path /etc/secret"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (Error::Database(db), StatusCode::INTERNAL_SERVER_ERROR),
+            (
+                Error::RlsMisconfigured(3),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+            (Error::GrantHook, StatusCode::SERVICE_UNAVAILABLE),
+            (Error::OutsideGrant, StatusCode::FORBIDDEN),
+            (Error::Forbidden, StatusCode::FORBIDDEN),
+            (Error::NotFound, StatusCode::NOT_FOUND),
+        ] {
+            let shown = e.to_string();
+            let r = AccessDenied(e).into_response();
+            assert_eq!(r.status(), status, "{shown}");
+            assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            assert!(body.is_empty(), "{shown}: {body:?}");
+        }
+    }
 }

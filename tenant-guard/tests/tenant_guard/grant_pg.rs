@@ -121,3 +121,27 @@ async fn read_only_grant_transactions_cannot_write_and_rls_applies() {
     assert_eq!(tenant_b_snapshot(&fx_db.admin).await, before_b);
     fx_db.teardown().await;
 }
+
+/// A grant session's context is `Clone`: one kept past the grant's expiry
+/// (a background task, a cache) begins no transaction, even when the
+/// application never calls `RolePolicy::require`.
+#[tokio::test]
+async fn an_expired_grant_context_begins_no_transaction() {
+    let Some(fx_db) = fixture("tg_grant_expired_ctx", 2).await else {
+        return;
+    };
+    let pool = PgTenantPool::new(fx_db.app.clone(), guard(), key()).unwrap();
+    let f = fx();
+    let (g, token) = f.signer.sign(&read_only(TENANT_A, 1)).unwrap();
+    let kept = f
+        .verifier
+        .open(&token, TENANT_A, "GET /assets")
+        .await
+        .unwrap()
+        .into_context();
+    f.clock.set(g.expires_at() - 1);
+    pool.begin(&kept).await.unwrap().rollback().await.unwrap();
+    f.clock.set(g.expires_at());
+    assert!(matches!(pool.begin(&kept).await, Err(Error::OutsideGrant)));
+    fx_db.teardown().await;
+}

@@ -356,3 +356,96 @@ proptest! {
         prop_assert!(p.require(&admin, &Permission::READ).is_ok());
     }
 }
+
+/// A first sign-in the application dates in the future (a bug, a clock
+/// gone wrong, a forged profile field) must not postpone the 14-day
+/// deadline forever: beyond clock skew it counts as overdue.
+#[test]
+fn a_first_sign_in_in_the_future_does_not_postpone_enrolment() {
+    let (v, _) = verifier();
+    let clock = Arc::new(ManualClock::new(NOW));
+    let p = policy(clock.clone());
+    let admin = |first: u64| {
+        ctx_with(&v, &["admin"], json!({"amr": ["pwd"]}))
+            .with_mfa_status(MfaStatus::new(first, false))
+    };
+    for first in [
+        NOW + hisn_tenant_guard::MAX_LEEWAY_SECS + 1,
+        NOW + 365 * DAY,
+        u64::MAX,
+    ] {
+        let ctx = admin(first);
+        assert!(
+            matches!(
+                p.require(&ctx, &Permission::MANAGE_CLIENTS),
+                Err(Error::MfaEnrolmentRequired)
+            ),
+            "{first}"
+        );
+        assert!(p.enrolment_deadline(&ctx).is_some_and(|d| d <= NOW));
+    }
+    // Within clock skew: a grace period that has just begun.
+    let ctx = admin(NOW + hisn_tenant_guard::MAX_LEEWAY_SECS);
+    assert!(p.require(&ctx, &Permission::MANAGE_CLIENTS).is_ok());
+    // Enrolled is enrolled, whatever the date.
+    let ctx = admin(u64::MAX).with_mfa_status(MfaStatus::new(u64::MAX, true));
+    assert!(p.require(&ctx, &Permission::MANAGE_CLIENTS).is_ok());
+}
+
+/// `mfa_time`, when present, is the second factor's time even when a newer
+/// `auth_time` comes with `amr: ["mfa"]` (the conservative reading: the
+/// issuer said when the factor was presented). `amr` values are
+/// case-sensitive (RFC 8176): `MFA` proves nothing.
+#[test]
+fn mfa_time_wins_over_auth_time_and_amr_is_case_sensitive() {
+    let (v, clock) = verifier();
+    let p = policy(clock);
+    let owner =
+        |extra: Value| ctx_with(&v, &["owner"], extra).with_mfa_status(MfaStatus::new(NOW, true));
+    let stale = owner(json!({"amr": ["mfa"], "auth_time": NOW, "mfa_time": NOW - 301}));
+    assert!(matches!(
+        p.require(&stale, &Permission::MANAGE_MEMBERS),
+        Err(Error::StepUpRequired { max_age: Some(300) })
+    ));
+    // The boundary: exactly 300 s old is fresh.
+    let edge = owner(json!({"amr": ["pwd"], "mfa_time": NOW - 300}));
+    assert!(p.require(&edge, &Permission::MANAGE_MEMBERS).is_ok());
+    for amr in [json!(["MFA"]), json!(["OTP", "pwd"]), json!([" otp"])] {
+        let ctx = owner(json!({"amr": amr, "auth_time": NOW}));
+        assert!(
+            matches!(
+                p.require(&ctx, &Permission::MANAGE_TENANT),
+                Err(Error::StepUpRequired { max_age: None })
+            ),
+            "{amr}"
+        );
+    }
+}
+
+/// With a clock-skew leeway, a second factor dated up to the leeway ahead is
+/// accepted (age 0), one beyond it refuses the whole token.
+#[test]
+fn second_factor_time_in_the_future_within_skew_only() {
+    use hisn_tenant_guard::Issuer;
+    use hisn_tenant_guard::jsonwebtoken::DecodingKey;
+    let clock = Arc::new(ManualClock::new(NOW));
+    let v = TokenVerifier::builder()
+        .issuer(
+            Issuer::new(HMAC_ISS, AUD, &[Algorithm::HS256])
+                .key(HMAC_KID, DecodingKey::from_secret(HMAC_SECRET)),
+        )
+        .leeway(60)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let p = policy(clock);
+    let ctx = ctx_with(&v, &["owner"], json!({"mfa_time": NOW + 60}))
+        .with_mfa_status(MfaStatus::new(NOW, true));
+    assert!(p.require(&ctx, &Permission::MANAGE_MEMBERS).is_ok());
+    for extra in [
+        json!({"mfa_time": NOW + 61}),
+        json!({"auth_time": NOW + 61}),
+    ] {
+        assert!(v.verify(&token(&["owner"], extra)).is_err());
+    }
+}
