@@ -253,15 +253,13 @@ fn unicode_whitespace_is_not_whitespace() {
             format!("SELECT id FROM assets WHERE id = 1{space}OR 1=1"),
             format!("SELECT id FROM assets{space}WHERE id = 1"),
         ] {
-            for out in [pg(&sql), lite(&sql)] {
-                // Refused, or the table is read under the predicate, or
-                // there is no table left at all.
-                if let Ok(s) = out {
-                    assert!(
-                        s.contains("tenant_id = ") || !s.contains(" FROM assets"),
-                        "{sql:?} => {s}"
-                    );
-                }
+            // Refused, or the table is read under the predicate, or there
+            // is no table left at all.
+            for s in [pg(&sql), lite(&sql)].into_iter().flatten() {
+                assert!(
+                    s.contains("tenant_id = ") || !s.contains(" FROM assets"),
+                    "{sql:?} => {s}"
+                );
             }
         }
     }
