@@ -97,10 +97,11 @@ pub fn document() -> Value {
             _ => json!([]),
         };
         op["security"] = security;
-        if writes && route.access == Access::Tenant {
-            op["parameters"]
-                .as_array_mut()
-                .map(|p| p.push(json!({ "name": "idempotency-key", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 255 } })));
+        if writes
+            && route.access == Access::Tenant
+            && let Some(p) = op["parameters"].as_array_mut()
+        {
+            p.push(json!({ "name": "idempotency-key", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 255 } }));
         }
         if writes && !route.path.ends_with("/sync") && route.method != axum::http::Method::DELETE {
             op["requestBody"] = json!({

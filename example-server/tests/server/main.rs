@@ -12,3 +12,4 @@ mod common;
 mod controls;
 mod flows;
 mod isolation;
+mod jwt_attacks;
