@@ -326,3 +326,34 @@ async fn openapi_document_covers_every_route() {
         "the document lists a route the router does not serve"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_checkpoints_prove_dsar_entries_and_the_chain_verifies() {
+    let srv = server().await;
+    let a = srv.tenant("Alpha").await;
+    let seed = srv.seed(&a).await;
+    let state = &srv.app.state;
+    assert!(state.audit.checkpoint_now(&state.audit_key).unwrap() >= 1);
+    let r = srv
+        .call(
+            "GET",
+            &a.path(&format!("/subjects/{}/report", seed.member)),
+            Some(&a.token),
+            None,
+        )
+        .await;
+    let entries = r.body["entries"].as_array().unwrap();
+    assert!(!entries.is_empty());
+    assert!(
+        entries.iter().all(|e| e["proven"] == json!(true)),
+        "{entries:?}"
+    );
+    let (verdict, _) = state.audit.verify(a.id.parse().unwrap()).unwrap();
+    assert!(
+        matches!(
+            verdict,
+            hisn_audit_log::Verdict::Intact | hisn_audit_log::Verdict::UnanchoredTail
+        ),
+        "{verdict:?}"
+    );
+}
