@@ -48,10 +48,10 @@ pub struct Config {
     /// Directory of the embedded state (SQLite database, audit log, local keys).
     #[arg(long, env = "HISN_DATA_DIR", default_value = "./hisn-data")]
     pub data_dir: PathBuf,
-    /// PostgreSQL URL (production-like mode with RLS). Unset: embedded SQLite.
+    /// PostgreSQL URL (production-like mode with RLS; refused at start-up in this version). Unset: embedded SQLite.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Redis URL (shared limiter and replay store). Unset: in-process.
+    /// Redis URL (shared limiter and replay store; refused at start-up in this version). Unset: in-process.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// File of `VAR=value` lines (the variables listed here) read at start-up.
