@@ -171,6 +171,11 @@ impl TenantContext {
             Vec::new(),
             CustomClaims::default(),
         );
+        // The support user is never a user of the tenant, even when the
+        // grant's `sub` happens to be a UUID (a customer's user id, say):
+        // code that compares `user()` with a row's owner must not see the
+        // customer in a grant session.
+        ctx.user = None;
         ctx.grant = Some(Arc::new(scope));
         ctx
     }
@@ -214,7 +219,8 @@ impl TenantContext {
     }
 
     /// The user id, when `sub` is a canonical UUID ([`UserId`]); `None` for an
-    /// opaque subject (use [`subject`](Self::subject) then).
+    /// opaque subject (use [`subject`](Self::subject) then) and always `None`
+    /// in a break-glass grant session (the support user is nobody's account).
     pub fn user(&self) -> Option<UserId> {
         self.user
     }

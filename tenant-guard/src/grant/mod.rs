@@ -231,9 +231,16 @@ pub(crate) fn check_fields(
     reason: &str,
     ticket: &str,
 ) -> Result<(), &'static str> {
-    let clean = |s: &str, max: usize| {
-        !s.trim().is_empty() && s.len() <= max && !s.chars().any(char::is_control)
+    // Control characters, and the invisible ones that reorder or hide text
+    // (bidi overrides and isolates, zero-width characters, line and
+    // paragraph separators): these fields are shown to the tenant's admins
+    // and written to audit records, where a spoofed reason must not pass.
+    let invisible = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
     };
+    let clean =
+        |s: &str, max: usize| !s.trim().is_empty() && s.len() <= max && !s.chars().any(invisible);
     if !clean(support_user, crate::MAX_SUBJECT_LEN) {
         return Err("support user empty, too long or with control characters");
     }
@@ -456,6 +463,19 @@ mod tests {
         assert!(!ok("s", " ", "TCK-1"));
         assert!(!ok("s", "r", ""));
         assert!(!ok("s", "r\u{1b}[2J", "T"));
+        // Text that reorders or hides itself in the admins' notification.
+        for spoof in [
+            "r\u{202e}gnp.exe",
+            "r\u{2066}x\u{2069}",
+            "r\u{200b}",
+            "r\u{2028}x",
+            "\u{feff}r",
+        ] {
+            assert!(!ok("s", spoof, "T"), "{spoof:?}");
+            assert!(!ok(spoof, "r", "T"), "{spoof:?}");
+            assert!(!ok("s", "r", spoof), "{spoof:?}");
+        }
+        assert!(ok("s", "client écrit: «illisible» 日本", "T-1"));
         assert!(!ok("s", &"r".repeat(MAX_GRANT_REASON_LEN + 1), "T"));
         assert!(!ok("s", "r", &"t".repeat(MAX_TICKET_LEN + 1)));
         assert!(check_fields("s", &GrantAccess::Permissions(BTreeSet::new()), "r", "t").is_err());

@@ -580,3 +580,32 @@ fn debug_of_signer_verifier_and_session_prints_no_secret() {
         assert!(!s.contains(&format!("{:?}", GRANT_SECRET)), "{s}");
     }
 }
+
+/// A grant whose `sub` is a UUID (worst case: the customer's own user id)
+/// still gives a session with no user: code comparing `user()` with a row's
+/// owner never sees the customer in a support session.
+#[tokio::test]
+async fn a_grant_subject_is_never_a_tenant_user() {
+    let f = fx();
+    let req = GrantRequest::read_only(
+        USER,
+        TENANT_A.parse().unwrap(),
+        "customer asked",
+        "T-1",
+        Duration::from_secs(HOUR),
+    );
+    let (_, token) = f.signer.sign(&req).unwrap();
+    let s = f.verifier.open(&token, TENANT_A, "GET /x").await.unwrap();
+    assert_eq!(s.context().subject(), USER);
+    assert_eq!(s.grant().support_user(), USER);
+    assert!(s.context().user().is_none());
+    // Bidi overrides in a reason the admins will read: refused at signing.
+    let spoof = GrantRequest::read_only(
+        SUPPORT,
+        TENANT_A.parse().unwrap(),
+        "routine check \u{202e}txt.exe",
+        "T-1",
+        Duration::from_secs(HOUR),
+    );
+    assert!(matches!(f.signer.sign(&spoof), Err(Error::Config(_))));
+}
