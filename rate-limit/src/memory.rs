@@ -216,6 +216,8 @@ impl MemoryLimiter<MonotonicClock> {
 struct Pending<'a> {
     entry: Entry<'a, Hashed, u64>,
     next_sweep: &'a mut u64,
+    /// The TAT before this decision (reported if another tier denies).
+    tat: u64,
     new_tat: u64,
     now: u64,
     /// Position of the tier's status in the decision.
@@ -451,28 +453,48 @@ impl<C: Clock> MemoryLimiter<C> {
             };
             match verdict {
                 Ok(new_tat) => {
+                    // Its status depends on the outcome (the new TAT if every
+                    // tier admits, the old one otherwise): filled in below, so
+                    // `remaining` (a division) runs once per tier.
                     pending[i] = Some(Pending {
                         entry,
                         next_sweep,
+                        tat,
                         new_tat,
                         now: t,
                         slot: decision.tiers().len(),
                     });
+                    decision.push(TierStatus::new(i, 0, 0));
                 }
                 Err(allow_at) => {
                     let wait = allow_at.saturating_sub(now).max(1);
                     if worst.is_none_or(|(_, w)| wait > w) {
                         worst = Some((p.name(), wait));
                     }
+                    decision.push(TierStatus::new(
+                        i,
+                        gcra::remaining(tat, t, iv, tol, p.burst().get()),
+                        tat.saturating_sub(t),
+                    ));
                 }
             }
-            decision.push(TierStatus::new(
-                i,
-                gcra::remaining(tat, t, iv, tol, p.burst().get()),
-                tat.saturating_sub(t),
-            ));
         }
         if let Some((tier, wait)) = worst {
+            // Denied: nothing is written; the tiers that admitted report
+            // their unchanged state.
+            for (i, (pend, p)) in pending.iter().zip(policies).enumerate() {
+                if let Some(pend) = pend {
+                    let (iv, tol) = (p.interval_us(), p.tolerance_us());
+                    decision.set(
+                        pend.slot,
+                        TierStatus::new(
+                            i,
+                            gcra::remaining(pend.tat, pend.now, iv, tol, p.burst().get()),
+                            pend.tat.saturating_sub(pend.now),
+                        ),
+                    );
+                }
+            }
             decision.set_outcome(Outcome::Denied {
                 tier,
                 retry_after: Duration::from_micros(wait),

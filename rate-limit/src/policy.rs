@@ -364,6 +364,39 @@ mod tests {
     }
 
     #[test]
+    fn period_limit_is_one_leap_year_inclusive_and_span_ten_leap_years() {
+        assert_eq!(MAX_PERIOD, Duration::from_secs(31_622_400));
+        assert_eq!(MAX_SPAN, Duration::from_secs(316_224_000));
+        // The limit itself is a valid period; one microsecond more is not.
+        assert!(Policy::new("x", nz(1), MAX_PERIOD, KeyKind::Ip).is_ok());
+        let over = MAX_PERIOD + Duration::from_micros(1);
+        assert!(Policy::new("x", nz(1), over, KeyKind::Ip).is_err());
+    }
+
+    #[test]
+    fn strict_mode_accepts_burst_equal_to_quota() {
+        let p = Policy::new("x", nz(10), Duration::from_secs(1), KeyKind::Ip)
+            .and_then(|p| p.with_burst(nz(10)))
+            .and_then(Policy::strict)
+            .unwrap_or_else(|e| panic!("{e}"));
+        // N − B + 1 = 1 slot: τ is the whole period, and a window of T holds N.
+        assert_eq!(p.emission_interval(), Duration::from_secs(1));
+        assert_eq!(p.max_in_window(Duration::from_secs(1)), 10);
+    }
+
+    #[test]
+    fn key_kind_labels_are_the_stable_redis_key_parts() {
+        // Redis key names are built from these: changing one orphans every
+        // stored key (a silent quota reset on deploy).
+        assert_eq!(KeyKind::Ip.label(), "ip");
+        assert_eq!(KeyKind::Account.label(), "acct");
+        assert_eq!(KeyKind::Session.label(), "sess");
+        assert_eq!(KeyKind::Tenant.label(), "tenant");
+        assert_eq!(KeyKind::WebhookSource.label(), "src");
+        assert_eq!(KeyKind::Custom("model").label(), "model");
+    }
+
+    #[test]
     fn interval_and_bound_follow_the_documented_formulas() {
         let p = Policy::new("x", nz(10), Duration::from_secs(5), KeyKind::Session)
             .unwrap_or_else(|e| panic!("{e}"));
