@@ -84,6 +84,9 @@
 //! - Unqualified names resolve through PostgreSQL's `search_path`; the guard
 //!   assumes they name the registered table (a temporary table shadowing it
 //!   needs DDL, which the guard refuses).
+//! - PostgreSQL truncates identifiers to 63 bytes; the guard refuses longer
+//!   ones ([`GuardError::Lexical`]) rather than let a truncated name land on a
+//!   registered table or tenant column. Register names of at most 63 bytes.
 //! - Limits: [`MAX_SQL_LEN`] bytes, [`MAX_TOKENS`] tokens and [`MAX_DEPTH`]
 //!   nesting levels per statement ([`GuardError::TooComplex`]); statements longer
 //!   than [`MAX_CACHED_LEN`] bytes are rewritten every time rather than cached,
