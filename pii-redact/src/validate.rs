@@ -262,6 +262,28 @@ mod tests {
     }
 
     #[test]
+    fn card_iin_two_series_needs_mir_range_with_long_length_or_mastercard_with_sixteen() {
+        let with = |prefix: &str, n: usize| {
+            let mut v = d(prefix);
+            v.resize(n, 0);
+            v
+        };
+        // Mir 2200-2204: 16-19 digits only.
+        assert!(card_iin(&with("2200", 16)));
+        assert!(card_iin(&with("2204", 19)));
+        assert!(!card_iin(&with("2200", 14)));
+        // Mastercard 2221-2720: exactly 16 digits.
+        assert!(card_iin(&with("2221", 16)));
+        assert!(card_iin(&with("2720", 16)));
+        assert!(!card_iin(&with("2221", 17)));
+        // Outside both ranges: never, whatever the length.
+        for n in 12..=19 {
+            assert!(!card_iin(&with("2721", n)), "2721 with {n} digits");
+            assert!(!card_iin(&with("2210", n)), "2210 with {n} digits");
+        }
+    }
+
+    #[test]
     fn iban_table_is_sorted_and_holds_every_gcc_country() {
         assert!(IBAN_LENGTHS.windows(2).all(|w| w[0].0 < w[1].0));
         for (c, n) in [
