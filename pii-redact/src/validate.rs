@@ -284,6 +284,22 @@ mod tests {
     }
 
     #[test]
+    fn card_iin_diners_30_series_needs_300_305_or_3095_and_fourteen_to_nineteen_digits() {
+        let with = |prefix: &str, n: usize| {
+            let mut v = d(prefix);
+            v.resize(n, 0);
+            v
+        };
+        assert!(card_iin(&with("300", 14)));
+        assert!(card_iin(&with("3095", 19)));
+        assert!(!card_iin(&with("300", 12)));
+        assert!(!card_iin(&with("3095", 13)));
+        for n in 12..=19 {
+            assert!(!card_iin(&with("306", n)), "306 with {n} digits");
+        }
+    }
+
+    #[test]
     fn iban_table_is_sorted_and_holds_every_gcc_country() {
         assert!(IBAN_LENGTHS.windows(2).all(|w| w[0].0 < w[1].0));
         for (c, n) in [

@@ -382,6 +382,7 @@ mod tests {
         // N − B + 1 = 1 slot: τ is the whole period, and a window of T holds N.
         assert_eq!(p.emission_interval(), Duration::from_secs(1));
         assert_eq!(p.max_in_window(Duration::from_secs(1)), 10);
+        assert_eq!(p.mode(), Mode::Strict);
     }
 
     #[test]
