@@ -300,6 +300,20 @@ mod tests {
     }
 
     #[test]
+    fn card_iin_jcb_needs_3528_3589_and_sixteen_to_nineteen_digits() {
+        let with = |prefix: &str, n: usize| {
+            let mut v = d(prefix);
+            v.resize(n, 0);
+            v
+        };
+        assert!(card_iin(&with("3528", 16)));
+        assert!(card_iin(&with("3589", 19)));
+        assert!(!card_iin(&with("3528", 15)));
+        assert!(!card_iin(&with("3527", 16)));
+        assert!(!card_iin(&with("3590", 16)));
+    }
+
+    #[test]
     fn iban_table_is_sorted_and_holds_every_gcc_country() {
         assert!(IBAN_LENGTHS.windows(2).all(|w| w[0].0 < w[1].0));
         for (c, n) in [
