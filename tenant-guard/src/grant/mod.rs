@@ -224,6 +224,34 @@ impl GrantRequest {
     }
 }
 
+/// Longest action label the hooks receive, in bytes (longer is cut).
+pub const MAX_ACTION_LEN: usize = 512;
+
+/// Characters that reorder or hide text, or break lines: bidi overrides and
+/// isolates, zero-width characters, line and paragraph separators.
+fn invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// The action label as the hooks see it: invisible characters escaped
+/// (`\n`, `\u{202e}`), at most [`MAX_ACTION_LEN`] bytes.
+pub(crate) fn audit_label(action: &str) -> String {
+    let mut out = String::with_capacity(action.len().min(MAX_ACTION_LEN));
+    for c in action.chars() {
+        let piece: String = if invisible(c) {
+            c.escape_default().collect()
+        } else {
+            c.into()
+        };
+        if out.len() + piece.len() > MAX_ACTION_LEN {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    out
+}
+
 /// The text rules for a grant's fields (the same at signing and verifying).
 pub(crate) fn check_fields(
     support_user: &str,
@@ -235,10 +263,6 @@ pub(crate) fn check_fields(
     // (bidi overrides and isolates, zero-width characters, line and
     // paragraph separators): these fields are shown to the tenant's admins
     // and written to audit records, where a spoofed reason must not pass.
-    let invisible = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
-    };
     let clean =
         |s: &str, max: usize| !s.trim().is_empty() && s.len() <= max && !s.chars().any(invisible);
     if !clean(support_user, crate::MAX_SUBJECT_LEN) {
@@ -479,5 +503,20 @@ mod tests {
         assert!(!ok("s", &"r".repeat(MAX_GRANT_REASON_LEN + 1), "T"));
         assert!(!ok("s", "r", &"t".repeat(MAX_TICKET_LEN + 1)));
         assert!(check_fields("s", &GrantAccess::Permissions(BTreeSet::new()), "r", "t").is_err());
+    }
+
+    #[test]
+    fn action_labels_cannot_forge_audit_lines() {
+        assert_eq!(audit_label("GET /t/x/assets"), "GET /t/x/assets");
+        assert_eq!(
+            audit_label("GET /a\nGRANT REVOKED by admin\u{202e}"),
+            "GET /a\\nGRANT REVOKED by admin\\u{202e}"
+        );
+        let long = audit_label(&"é".repeat(MAX_ACTION_LEN));
+        assert!(long.len() <= MAX_ACTION_LEN && long.chars().all(|c| c == 'é'));
+        assert_eq!(
+            audit_label(&"\n".repeat(MAX_ACTION_LEN)).len(),
+            MAX_ACTION_LEN
+        );
     }
 }

@@ -429,7 +429,10 @@ impl GrantVerifier {
     }
 
     /// Use a grant for one request to `path_tenant` doing `action` (a label
-    /// for the audit record, such as `GET /t/{tenant}/assets`).
+    /// for the audit record, such as `GET /t/{tenant}/assets`; control and
+    /// invisible characters reach the hooks escaped, and it is cut to
+    /// [`MAX_ACTION_LEN`](super::MAX_ACTION_LEN) bytes, so a label built from
+    /// request data cannot forge lines in the audit record).
     ///
     /// Verifies it ([`verify`](Self::verify)); refuses another tenant
     /// ([`Error::NotFound`]) and a revoked grant ([`Error::Unauthenticated`]);
@@ -462,9 +465,10 @@ impl GrantVerifier {
             tracing::warn!(target: "hisn::tenant_guard::grant", grant = %grant.id, "revoked grant refused");
             return Err(Error::Unauthenticated);
         }
+        let action = super::audit_label(action);
         let grant_use = GrantUse {
             grant: &grant,
-            action,
+            action: &action,
             at: self.clock.now_unix(),
         };
         #[cfg(feature = "tracing")]

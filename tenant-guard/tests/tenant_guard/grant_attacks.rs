@@ -609,3 +609,26 @@ async fn a_grant_subject_is_never_a_tenant_user() {
     );
     assert!(matches!(f.signer.sign(&spoof), Err(Error::Config(_))));
 }
+
+/// The action label often comes from the request: a newline or a bidi
+/// override in it reaches the audit hook escaped, and a long one is cut.
+#[tokio::test]
+async fn action_labels_reach_the_audit_hook_escaped() {
+    let f = fx();
+    let (_, token) = f.signer.sign(&read_only(TENANT_A, 1)).unwrap();
+    f.verifier
+        .open(&token, TENANT_A, "GET /assets?q=x\nGRANT REVOKED\u{202e}")
+        .await
+        .unwrap();
+    f.verifier
+        .open(&token, TENANT_A, &"a".repeat(10_000))
+        .await
+        .unwrap();
+    let calls = f.audit.0.calls();
+    assert_eq!(calls[0].action, "GET /assets?q=x\\nGRANT REVOKED\\u{202e}");
+    assert_eq!(
+        calls[1].action.len(),
+        hisn_tenant_guard::grant::MAX_ACTION_LEN
+    );
+    assert_eq!(f.notify.0.calls()[0].action, calls[0].action);
+}
