@@ -61,7 +61,8 @@ pub(crate) enum Kind {
 }
 
 /// One token: its kind, its byte range in the text and its value (decoded for
-/// strings and quoted identifiers, the text itself otherwise).
+/// strings and quoted identifiers, empty for whitespace, the text itself
+/// otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tok {
     pub(crate) kind: Kind,
@@ -120,7 +121,9 @@ pub(crate) fn lex(sql: &str, dialect: Dialect) -> Result<Vec<Tok>, LexError> {
         b: sql.as_bytes(),
         pos: 0,
         dialect,
-        out: Vec::new(),
+        // Roughly one token or space per four bytes of SQL: avoids regrowing
+        // (and copying) the vector while lexing.
+        out: Vec::with_capacity(sql.len() / 4 + 4),
     };
     while lx.pos < lx.b.len() {
         lx.token()?;
@@ -188,7 +191,9 @@ impl Lexer<'_> {
             while self.peek(0).is_some_and(|c| is_space(c, self.dialect)) {
                 self.pos += 1;
             }
-            self.push_raw(Kind::Whitespace, start);
+            // No value: nothing reads a space's text, and a space sits
+            // between most tokens (one allocation fewer each).
+            self.push(Kind::Whitespace, start, String::new());
             return Ok(());
         }
         if c == '-' && next == Some('-') {
