@@ -314,6 +314,25 @@ mod tests {
     }
 
     #[test]
+    fn card_iin_eight_and_nine_series_need_their_prefix_and_length() {
+        let with = |prefix: &str, n: usize| {
+            let mut v = d(prefix);
+            v.resize(n, 0);
+            v
+        };
+        // UnionPay 81, RuPay 82: 16-19 digits.
+        assert!(card_iin(&with("81", 16)));
+        assert!(card_iin(&with("82", 19)));
+        assert!(!card_iin(&with("81", 15)));
+        assert!(!card_iin(&with("83", 16)));
+        // mada-only 9682, Troy 9792: exactly 16 digits.
+        assert!(card_iin(&with("9682", 16)));
+        assert!(card_iin(&with("9792", 16)));
+        assert!(!card_iin(&with("9682", 17)));
+        assert!(!card_iin(&with("9000", 16)));
+    }
+
+    #[test]
     fn iban_table_is_sorted_and_holds_every_gcc_country() {
         assert!(IBAN_LENGTHS.windows(2).all(|w| w[0].0 < w[1].0));
         for (c, n) in [
