@@ -73,9 +73,18 @@ enum Inner {
 }
 
 /// A read-only view of one tenant's chain in a file store that reads on
-/// demand (see the [module docs](self)). Opening reads the segment headers,
-/// the headers of the persisted indexes and the open segment; subject
-/// lookups read one bucket of each index; record reads read those records.
+/// demand, for one-off reads from a new process (`hisn audit report`).
+/// Opening reads the segment headers, the headers of the persisted indexes
+/// and the open segment; subject lookups read one bucket of each index;
+/// record reads read those records.
+///
+/// It answers the same [`AuditRead`] calls as a [`FileStore`], with the same
+/// verdicts: a DSAR report through it keeps only records whose decoded
+/// content names the subject and proves each one against a verified
+/// checkpoint. Whatever it cannot read cheaply and safely falls back: a
+/// segment whose index is missing, stale or damaged is decoded whole, and a
+/// chain with damage or an interrupted prune is read with
+/// [`FileStore::open_read_only`].
 #[derive(Debug)]
 pub struct TenantReader {
     tenant: TenantId,
