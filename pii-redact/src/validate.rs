@@ -347,6 +347,11 @@ mod tests {
             assert_eq!(iban_length([c[0], c[1]]), Some(n));
         }
         assert_eq!(iban_length(*b"US"), None);
+        // Both letters must be upper case: one lower-case or non-letter
+        // byte is no country (and never indexes the table).
+        for c in [*b"Sa", *b"sA", *b"S1", *b"1A", *b"S@", *b"[A"] {
+            assert_eq!(iban_length(c), None, "{c:?}");
+        }
     }
 
     #[test]

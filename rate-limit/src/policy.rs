@@ -386,6 +386,17 @@ mod tests {
     }
 
     #[test]
+    fn tier_set_reports_its_size_and_is_never_empty() {
+        let s = Duration::from_secs(1);
+        let a = Policy::new("a", nz(1), s, KeyKind::Ip).unwrap_or_else(|e| panic!("{e}"));
+        let b = Policy::new("b", nz(1), s, KeyKind::Tenant).unwrap_or_else(|e| panic!("{e}"));
+        let t = Tiers::new(vec![a, b]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.policies().len(), 2);
+        assert!(!t.is_empty());
+    }
+
+    #[test]
     fn key_kind_labels_are_the_stable_redis_key_parts() {
         // Redis key names are built from these: changing one orphans every
         // stored key (a silent quota reset on deploy).
