@@ -304,12 +304,9 @@ impl Webhook {
                 return Err(Error::NoMatchingSignature);
             }
         }
+        // Checked here, copied only once a signature matched.
         let event_id = match parsed.id {
-            Some(id) => Some(
-                std::str::from_utf8(id)
-                    .map_err(|_| Error::Malformed)?
-                    .to_owned(),
-            ),
+            Some(id) => Some(std::str::from_utf8(id).map_err(|_| Error::Malformed)?),
             None => None,
         };
         let body_part: &[u8] = if parsed.body_in_prefix { &[] } else { body };
@@ -321,7 +318,7 @@ impl Webhook {
                 return Ok(Verified {
                     key_index: index,
                     timestamp: parsed.timestamp,
-                    event_id,
+                    event_id: event_id.map(str::to_owned),
                     replay_digest: parsed.replay_digest,
                 });
             }
@@ -330,14 +327,15 @@ impl Webhook {
     }
 
     fn key_matches(&self, key: &KeyMaterial, parsed: &Parsed<'_>, body: &[u8]) -> bool {
-        let prefixes = std::iter::once(&parsed.prefix).chain(parsed.alt_prefix.as_ref());
+        let prefixes =
+            std::iter::once(parsed.prefix.as_slice()).chain(parsed.alt_prefix.as_deref());
         match key {
             KeyMaterial::Sha256(state) => prefixes.into_iter().any(|p| {
-                let mac = mac_sha256(state, p.as_slice(), body);
+                let mac = mac_sha256(state, p, body);
                 any_ct_eq(parsed.sigs.as_slice(), parsed.sig_len, &mac)
             }),
             KeyMaterial::Sha1(state) => prefixes.into_iter().any(|p| {
-                let mac = mac_sha1(state, p.as_slice(), body);
+                let mac = mac_sha1(state, p, body);
                 any_ct_eq(parsed.sigs.as_slice(), parsed.sig_len, &mac)
             }),
             KeyMaterial::Ed25519 { verifying, .. } => {

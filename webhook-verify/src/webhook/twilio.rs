@@ -50,7 +50,7 @@ pub(crate) fn parse<H: Headers + ?Sized>(
         20,
         None,
     );
-    p.alt_prefix = second.map(|u| Prefix::from_vec(message(u)));
+    p.alt_prefix = second.map(message);
     p.body_sha256 = body_sha256;
     p.body_in_prefix = true;
     p.replay_digest = Some(replay_digest);
