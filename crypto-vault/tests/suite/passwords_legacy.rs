@@ -428,3 +428,65 @@ fn bcrypt_hash(pw: &str) -> String {
         .unwrap()
         .format_for_version(bcrypt::Version::TwoB)
 }
+
+/// Measurement, not a test (no assertion; wall time is noisy on a shared
+/// machine): medians of `verify` per account format against `dummy_verify`,
+/// with argon2id at the default parameters and a legacy policy of bcrypt 10 and
+/// PBKDF2 100,000. Run with
+/// `cargo test --release -p hisn-crypto-vault --test lib measure_ -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement: prints medians, asserts nothing"]
+fn measure_verify_time_per_format() {
+    let policy = LegacyPolicy::NONE
+        .with_bcrypt(10)
+        .unwrap()
+        .with_pbkdf2_sha256(100_000)
+        .unwrap();
+    let h = PasswordHasher::new(PasswordParams::DEFAULT).with_legacy(policy);
+    let pw = "correct horse battery staple";
+    let bcrypt10 = bcrypt::hash_with_salt(pw, 10, [3; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoB);
+    let mut dk = [0u8; 32];
+    pbkdf2_ref(pw.as_bytes(), b"saltsalt", 100_000, &mut dk);
+    let pbkdf2 = {
+        use base64::Engine as _;
+        let b = base64::engine::general_purpose::STANDARD_NO_PAD;
+        format!(
+            "$pbkdf2-sha256$i=100000,l=32${}${}",
+            b.encode(b"saltsalt"),
+            b.encode(dk)
+        )
+    };
+    let accounts = [
+        ("argon2id", h.hash(pw).unwrap()),
+        ("bcrypt 10", bcrypt10.clone()),
+        ("pbkdf2 100k", pbkdf2),
+        ("wrapped bcrypt", h.wrap_legacy(&bcrypt10).unwrap()),
+    ];
+    let median = |f: &dyn Fn()| {
+        let mut t: Vec<Duration> = (0..15)
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed()
+            })
+            .collect();
+        t.sort();
+        t[7]
+    };
+    let _ = h.dummy_verify(pw);
+    let dummy = median(&|| {
+        let _ = h.dummy_verify("wrong");
+    });
+    println!("dummy_verify: {dummy:?}");
+    for (name, stored) in &accounts {
+        let m = median(&|| {
+            let _ = h.verify("wrong", stored);
+        });
+        println!(
+            "verify {name} (wrong password): {m:?} ({:.2}x dummy)",
+            m.as_secs_f64() / dummy.as_secs_f64()
+        );
+    }
+}
