@@ -6,6 +6,8 @@
 //!   measured latency of one `write` + `fdatasync` is printed beside it.
 //! - `audit_log/verify`: chain verification of 256-byte records vs raw SHA-256
 //!   over the same bytes.
+//! - `audit_log/dsar_report` (warm, store open) and `audit_log/dsar_cold`
+//!   (a new reader per report, as `hisn audit report` runs it).
 //! - `audit_log/append_postgres_*` live in `audit_log_pg.rs` (they need
 //!   `HISN_TEST_DATABASE_URL`).
 #![allow(missing_docs)]
@@ -177,7 +179,11 @@ fn dsar_report(c: &mut Criterion) {
     let dir = tempfile_dir("hisn-bench-dsar");
     let store = FileStore::open(
         &dir,
-        FileStoreOptions::default().durability(Durability::None),
+        // 8 MiB segments: a store of many sealed segments and an open one,
+        // as a long-running service leaves it.
+        FileStoreOptions::default()
+            .durability(Durability::None)
+            .max_segment_bytes(8 << 20),
     )
     .unwrap();
     let (hot_every, warm_every) = (total / 5000, total / 100);
@@ -248,7 +254,33 @@ fn dsar_report(c: &mut Criterion) {
         });
     });
     g.finish();
-    drop(store);
+    store.close().unwrap();
+    // Cold: what a new process (`hisn audit report`) pays, opening the store
+    // for one report. `hisn`: a `TenantReader` (segment headers, one bucket
+    // of each persisted index, the open segment, the records); `baseline`:
+    // `FileStore::open_read_only` (reads and hashes every segment), the path
+    // the CLI took before.
+    let mut g = c.benchmark_group("audit_log/dsar_cold");
+    g.sample_size(10);
+    g.bench_function(criterion::BenchmarkId::new(HISN, 5000), |b| {
+        b.iter(|| {
+            let r = hisn_audit_log::TenantReader::open(&dir, &t)
+                .unwrap()
+                .subject_report(&t, "hot", None)
+                .unwrap();
+            assert_eq!(r.entries.len(), 5000);
+        });
+    });
+    g.bench_function(criterion::BenchmarkId::new(BASELINE, 5000), |b| {
+        b.iter(|| {
+            let r = FileStore::open_read_only(&dir)
+                .unwrap()
+                .subject_report(&t, "hot", None)
+                .unwrap();
+            assert_eq!(r.entries.len(), 5000);
+        });
+    });
+    g.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
