@@ -362,5 +362,8 @@ mod tests {
         assert!(!iban(b"sa0380000000608010167519"));
         assert!(!iban(b"XX0380000000608010167519"));
         assert!(!iban(b""));
+        // Check digits valid for 25 characters (mod 97 = 1), but SA IBANs
+        // have 24: the country length alone must reject it.
+        assert!(!iban(b"SA37800000006080101675190"));
     }
 }
