@@ -67,11 +67,17 @@ pub struct Vault<S> {
 
 impl<S> fmt::Debug for Vault<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // One lock for both readings: a statement holding two guards of this
+        // non-reentrant mutex deadlocks (temporaries live to the statement's end).
+        let (cached, flights) = {
+            let cache = self.cache.lock();
+            (cache.len(), cache.flights())
+        };
         f.debug_struct("Vault")
             .field("master", &self.master)
             .field("previous_masters", &self.previous.len())
-            .field("cached_tenants", &self.cache.lock().len())
-            .field("loads_in_flight", &self.cache.lock().flights())
+            .field("cached_tenants", &cached)
+            .field("loads_in_flight", &flights)
             .field("usage_cap", &self.usage_cap)
             .field("persist_every", &self.persist_every)
             .field("reload_interval", &self.reload_interval)
