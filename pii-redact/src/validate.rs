@@ -365,5 +365,9 @@ mod tests {
         // Check digits valid for 25 characters (mod 97 = 1), but SA IBANs
         // have 24: the country length alone must reject it.
         assert!(!iban(b"SA37800000006080101675190"));
+        // Mod 97 = 1 and the right length, but a letter among the check
+        // digits: not an IBAN.
+        assert!(!iban(b"SAB880000000608010167519"));
+        assert!(!iban(b"SA3C80000000608010167519"));
     }
 }
