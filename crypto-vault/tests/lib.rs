@@ -4,21 +4,21 @@
 
 #[path = "suite/kat.rs"]
 mod kat;
+#[path = "suite/passwords_legacy.rs"]
+mod passwords_legacy;
 #[cfg(feature = "postgres")]
 #[path = "suite/pg.rs"]
 mod pg;
-#[path = "suite/passwords_legacy.rs"]
-mod passwords_legacy;
 #[path = "suite/probe.rs"]
 mod probe;
 #[path = "suite/props.rs"]
 mod props;
 #[path = "suite/races.rs"]
 mod races;
-#[path = "suite/recovery.rs"]
-mod recovery;
 #[path = "suite/read_paths.rs"]
 mod read_paths;
+#[path = "suite/recovery.rs"]
+mod recovery;
 #[path = "suite/sentinel.rs"]
 mod sentinel;
 #[path = "suite/totp.rs"]
