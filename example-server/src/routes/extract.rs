@@ -89,6 +89,33 @@ impl Page {
     }
 }
 
+impl Page {
+    /// This page of `table`'s rows (columns `cols`, oldest first) and the
+    /// table's row count, both read in `tx`, so through the query guard: the
+    /// listing every tenant collection route answers with.
+    pub(crate) async fn fetch(
+        self,
+        tx: &mut hisn_tenant_guard::db::SqliteTenantTx,
+        table: &str,
+        cols: &str,
+    ) -> Result<(Vec<sqlx::sqlite::SqliteRow>, i64), ApiError> {
+        let (limit, offset) = self.bounds();
+        let rows = tx
+            .query(&format!(
+                "SELECT {cols} FROM {table} ORDER BY created_at, id LIMIT ? OFFSET ?"
+            ))?
+            .bind(limit)
+            .bind(offset)
+            .fetch_all()
+            .await?;
+        let total: i64 = tx
+            .query_scalar(&format!("SELECT COUNT(*) FROM {table}"))?
+            .fetch_one()
+            .await?;
+        Ok((rows, total))
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Page {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {

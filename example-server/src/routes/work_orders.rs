@@ -76,20 +76,8 @@ pub(super) async fn list(
     page: Page,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
-    let (limit, offset) = page.bounds();
     let mut tx = s.db.begin(&ctx).await?;
-    let rows = tx
-        .query(&format!(
-            "SELECT {COLS} FROM work_orders ORDER BY created_at, id LIMIT ? OFFSET ?"
-        ))?
-        .bind(limit)
-        .bind(offset)
-        .fetch_all()
-        .await?;
-    let total: i64 = tx
-        .query_scalar("SELECT COUNT(*) FROM work_orders")?
-        .fetch_one()
-        .await?;
+    let (rows, total) = page.fetch(&mut tx, "work_orders", COLS).await?;
     tx.commit().await?;
     let items = rows.iter().map(work_order).collect::<Result<Vec<_>, _>>()?;
     Ok(Json(json!({ "items": items, "total": total })))
