@@ -112,15 +112,21 @@ fn base62_random(n: usize) -> Result<String> {
     let mut buf = Zeroizing::new([0u8; 64]);
     while out.len() < n {
         crate::rng::os_fill(buf.as_mut())?;
-        // Rejection sampling: 248 = 4 * 62, so `b % 62` is uniform for b < 248.
-        for &b in buf.iter().filter(|b| **b < 248) {
-            if out.len() == n {
-                break;
-            }
-            out.push(char::from(BASE62[usize::from(b % 62)]));
-        }
+        base62_push(&mut out, n, buf.as_ref());
     }
     Ok(out)
+}
+
+/// Append base62 characters drawn from the random `bytes` to `out` until it
+/// holds `n`. Rejection sampling: 248 = 4 * 62, so `b % 62` is uniform for
+/// b < 248, and bytes 248..=255 are skipped.
+fn base62_push(out: &mut String, n: usize, bytes: &[u8]) {
+    for &b in bytes.iter().filter(|b| **b < 248) {
+        if out.len() == n {
+            break;
+        }
+        out.push(char::from(BASE62[usize::from(b % 62)]));
+    }
 }
 
 fn checksum(body: &str) -> String {
@@ -345,5 +351,157 @@ mod tests {
             r"\bhisn_live_[0-9A-Za-z]{12}_[0-9A-Za-z]{49}\b"
         );
         assert!(!format!("{:?}", keys()).contains("9, 9"));
+    }
+
+    /// Rejection sampling keeps the alphabet uniform: bytes 248..=255 are
+    /// skipped (248 = 4 * 62), every other byte maps to `BASE62[b % 62]`, and
+    /// drawing stops at the requested length.
+    #[test]
+    fn base62_sampling_skips_bytes_from_248_and_stops_at_n() {
+        let mut out = String::new();
+        base62_push(&mut out, 6, &[247, 248, 255, 0, 61, 62, 123, 124, 1]);
+        assert_eq!(out, "z0z0z0");
+        let mut out = String::from("ab");
+        base62_push(&mut out, 3, &[250, 10, 11]);
+        assert_eq!(out, "abA", "appends to what is there, up to n");
+    }
+
+    /// The checksum is CRC-32 (IEEE) of everything before it, written as six
+    /// base62 digits, most significant first: scanners written in other
+    /// languages must compute the same value.
+    #[test]
+    fn checksum_is_crc32_in_six_base62_digits() {
+        // CRC-32 check value: crc32("123456789") = 0xCBF43926 = 3421780262.
+        assert_eq!(checksum("123456789"), "3jZRME");
+        assert_eq!(checksum(""), "000000");
+        let body = format!(
+            "hisn_live_{}_{}",
+            "A".repeat(ID_LEN),
+            "B".repeat(SECRET_LEN)
+        );
+        assert_eq!(checksum(&body), "3ApAMJ");
+        let token = format!("{body}3ApAMJ");
+        assert_eq!(keys().parse_id(&token).unwrap(), "A".repeat(ID_LEN));
+    }
+
+    /// The longest token (a 32-character prefix) is exactly `MAX_TOKEN_LEN`
+    /// bytes and parses; one byte more is refused before anything else.
+    #[test]
+    fn longest_prefix_token_is_max_token_len_and_parses() {
+        assert_eq!(MAX_TOKEN_LEN, 95);
+        let k = ApiKeys::new(&"p".repeat(32), SecretKey::from_bytes([1; 32])).unwrap();
+        let (tok, rec) = k.mint(["s"], None).unwrap();
+        assert_eq!(tok.expose_secret().len(), MAX_TOKEN_LEN);
+        assert_eq!(k.parse_id(tok.expose_secret()).unwrap(), rec.id);
+        k.verify(tok.expose_secret(), &rec, 0, Some("s")).unwrap();
+        let longer = format!("{}0", tok.expose_secret());
+        assert!(matches!(k.parse_id(&longer), Err(Error::ApiKeyMalformed)));
+    }
+
+    /// A token with the right length and checksum but a character outside
+    /// base62 in the id or in the secret is malformed; so is a multi-byte
+    /// character across the id's end (refused, not a panic).
+    #[test]
+    fn right_length_and_checksum_with_non_base62_is_malformed() {
+        let k = keys();
+        let with_sum = |body: String| {
+            let sum = checksum(&body);
+            body + &sum
+        };
+        let bad_id = with_sum(format!(
+            "hisn_live_{}-_{}",
+            "A".repeat(ID_LEN - 1),
+            "B".repeat(SECRET_LEN)
+        ));
+        let bad_secret = with_sum(format!(
+            "hisn_live_{}_{}+",
+            "A".repeat(ID_LEN),
+            "B".repeat(SECRET_LEN - 1)
+        ));
+        let good = with_sum(format!(
+            "hisn_live_{}_{}",
+            "A".repeat(ID_LEN),
+            "B".repeat(SECRET_LEN)
+        ));
+        assert!(k.parse_id(&good).is_ok());
+        assert!(matches!(k.parse_id(&bad_id), Err(Error::ApiKeyMalformed)));
+        assert!(matches!(
+            k.parse_id(&bad_secret),
+            Err(Error::ApiKeyMalformed)
+        ));
+        // 'é' (2 bytes) straddles byte ID_LEN; the total length is still right.
+        let straddle = format!(
+            "hisn_live_{}é{}",
+            "A".repeat(ID_LEN - 1),
+            "B".repeat(1 + SECRET_LEN + CHECKSUM_LEN - 1)
+        );
+        assert_eq!(
+            straddle.len(),
+            "hisn_live_".len() + ID_LEN + 1 + SECRET_LEN + CHECKSUM_LEN
+        );
+        assert!(matches!(k.parse_id(&straddle), Err(Error::ApiKeyMalformed)));
+    }
+
+    /// Each condition of `verify` rejects on its own: a record for another
+    /// id with this token's hash is refused although the hash matches.
+    #[test]
+    fn verify_refuses_a_record_whose_id_differs_even_with_the_right_hash() {
+        let k = keys();
+        let (tok, rec) = k.mint(["read"], None).unwrap();
+        let moved = ApiKeyRecord {
+            id: "ZZZZZZZZZZZZ".into(),
+            ..rec.clone()
+        };
+        assert!(matches!(
+            k.verify(tok.expose_secret(), &moved, 1, None),
+            Err(Error::ApiKeyRejected)
+        ));
+        k.verify(tok.expose_secret(), &rec, 1, None).unwrap();
+        k.verify(tok.expose_secret(), &rec, u64::MAX, Some("read"))
+            .unwrap();
+    }
+
+    /// Prefix rules: 1..=32 characters of `[a-z0-9_]`, starting with a letter,
+    /// not ending in `_`.
+    #[test]
+    fn prefix_rules_accept_exactly_the_documented_set() {
+        let new = |p: &str| ApiKeys::new(p, SecretKey::from_bytes([0; 32]));
+        for ok in ["a", "hisn_live", "h2_test_9", &"p".repeat(32)] {
+            assert_eq!(new(ok).unwrap().prefix(), ok);
+        }
+        for bad in [
+            "",
+            "9live",
+            "_live",
+            "hisn-live",
+            "hisn live",
+            "hisnLive",
+            "live_",
+            &"p".repeat(33),
+        ] {
+            assert!(matches!(new(bad), Err(Error::InvalidConfig(_))), "{bad:?}");
+        }
+    }
+
+    /// `Debug` shows the public parts (id, prefix, scopes, expiry, revocation)
+    /// and never the token, its secret or the stored hash.
+    #[test]
+    fn debug_shows_public_parts_only() {
+        let k = keys();
+        let (tok, rec) = k.mint(["read"], Some(77)).unwrap();
+        assert_eq!(tok.id(), rec.id);
+        let secret_part = &tok.expose_secret()["hisn_live_".len() + ID_LEN + 1..];
+        let t = format!("{tok:?}");
+        assert!(t.contains(&rec.id) && !t.contains(secret_part), "{t}");
+        let r = format!("{rec:?}");
+        for part in [rec.id.as_str(), "read", "77", "revoked: false"] {
+            assert!(r.contains(part), "{r} lacks {part}");
+        }
+        assert!(
+            !r.contains(&format!("{:?}", rec.hash)) && !r.contains("hash"),
+            "{r}"
+        );
+        let d = format!("{k:?}");
+        assert!(d.contains("hisn_live") && !d.contains("pepper"), "{d}");
     }
 }
