@@ -136,18 +136,21 @@ async fn main() {
     let app = hisn_example_server::build(cfg).await.unwrap();
     hisn_example_server::demo::run(&app).await.unwrap();
     let tenant: String = sqlx::query_scalar("SELECT id FROM tenants ORDER BY created_at LIMIT 1")
-        .fetch_one(&app.state.platform)
+        .fetch_one(app.state.platform.as_sqlite().unwrap())
         .await
         .unwrap();
     let asset: String = sqlx::query_scalar("SELECT id FROM assets WHERE tenant_id = ?")
         .bind(&tenant)
-        .fetch_one(&app.state.platform)
+        .fetch_one(app.state.platform.as_sqlite().unwrap())
         .await
         .unwrap();
     let (_, v) = hisn_example_server::demo::call(&app, "POST", "/auth/login", None, Some(json!({ "tenant": tenant, "email": "owner@acme.example", "password": "correct horse battery staple" }))).await.unwrap();
     let token = v["token"].as_str().unwrap().to_owned();
 
-    let bare = Bare(app.state.platform.clone(), tenant.clone());
+    let bare = Bare(
+        app.state.platform.as_sqlite().unwrap().clone(),
+        tenant.clone(),
+    );
     let bare_router = axum::Router::new()
         .route("/bare/assets/{id}", get(bare_read))
         .route("/bare/assets", post(bare_write))

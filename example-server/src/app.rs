@@ -86,7 +86,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     db::migrate(&pool)
         .await
         .map_err(|e| storage("migrations")(&e))?;
-    let tenant_db = db::tenant_pool(pool.clone())
+    let tenant_db = db::sqlite_tenant_pool(pool.clone())
         .await
         .map_err(|e| storage("tenant pool")(&e))?;
 
@@ -100,11 +100,11 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         Duration::from_secs(config.checkpoint_secs),
     )
     .map_err(|e| storage("audit store")(&e))?;
-    let admin = PlatformAdmin::from_admin_pool(
+    let admin = db::Admin::Sqlite(PlatformAdmin::from_admin_pool(
         pool.clone(),
         Arc::new(EscapeHatchAudit::new(audit.clone())),
         "operator-console",
-    );
+    ));
 
     let vault = Vault::new(
         DirKeyStore::open(dir.join("tenant-keys")).map_err(|e| storage("key store")(&e))?,
@@ -137,7 +137,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         config,
         db: tenant_db,
-        platform: pool,
+        platform: db::Platform::Sqlite(pool),
         admin,
         verifier: Arc::new(verifier),
         jwt_key: auth::encoding_key(&k.jwt),

@@ -9,17 +9,15 @@ use hisn_crypto_vault::{ApiKeys, DirKeyStore, PasswordHasher, PasswordParams, Ur
 use hisn_rate_limit::http::KeyExtractor;
 use hisn_rate_limit::login::LoginGuard;
 use hisn_rate_limit::{KeyKind, MemoryLimiter, Policy, Tiers};
-use hisn_tenant_guard::db::{PlatformAdmin, SqliteTenantPool};
 use hisn_tenant_guard::jsonwebtoken::EncodingKey;
 use hisn_tenant_guard::{RolePolicy, TokenVerifier};
 use hisn_webhook_verify::Webhook;
 use hisn_webhook_verify::idempotency::MemoryIdempotencyStore;
 use hisn_webhook_verify::replay::MemoryReplayStore;
-use sqlx::Sqlite;
-use sqlx::sqlite::SqlitePool;
 
 use crate::audit::Audit;
 use crate::config::{Config, Rate};
+use crate::db::{Admin, Platform, TenantDb};
 use crate::outbound::PartnerApi;
 
 /// Unix seconds now.
@@ -57,11 +55,11 @@ pub struct Inner {
     /// Configuration.
     pub config: Config,
     /// Tenant data: only tenant transactions, every statement guarded.
-    pub db: SqliteTenantPool,
+    pub db: TenantDb,
     /// Platform tables (tenants, accounts, API keys); see [`crate::db::platform`].
-    pub platform: SqlitePool,
+    pub platform: Platform,
     /// The audited escape hatch (operator console).
-    pub admin: PlatformAdmin<Sqlite>,
+    pub admin: Admin,
     /// Session token verification (HS256 pinned, `iss`/`aud`/`exp` required).
     pub verifier: Arc<TokenVerifier>,
     /// Session token signing key.

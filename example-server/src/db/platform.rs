@@ -6,10 +6,9 @@
 
 use hisn_tenant_guard::TenantId;
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::sqlite::{SqlitePool, SqliteRow};
 use uuid::Uuid;
 
+use super::{Platform, PlatformTx, Row, Stmt};
 use crate::state::now_unix_i64;
 
 /// An account (a tenant's user) as the login needs it.
@@ -47,122 +46,136 @@ pub struct Member {
     pub created_at: i64,
 }
 
-fn uuid(row: &SqliteRow, col: &str) -> Result<Uuid, sqlx::Error> {
+fn uuid(row: &Row, col: &str) -> Result<Uuid, sqlx::Error> {
     let s: String = row.try_get(col)?;
     Uuid::parse_str(&s).map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 /// Create a tenant.
 pub async fn create_tenant(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut PlatformTx,
     id: TenantId,
     name: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
-        .bind(id.to_string())
-        .bind(name)
-        .bind(now_unix_i64())
-        .execute(tx)
-        .await?;
+    tx.execute(
+        Stmt::new("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+            .bind(id.to_string())
+            .bind(name)
+            .bind(now_unix_i64()),
+    )
+    .await?;
     Ok(())
 }
 
 /// Whether `tenant` exists and is not erased.
-pub async fn tenant_active(db: &SqlitePool, tenant: TenantId) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT erased_at FROM tenants WHERE id = ?")
-        .bind(tenant.to_string())
-        .fetch_optional(db)
+pub async fn tenant_active(db: &Platform, tenant: TenantId) -> Result<bool, sqlx::Error> {
+    let row = db
+        .fetch_optional(
+            Stmt::new("SELECT erased_at FROM tenants WHERE id = ?").bind(tenant.to_string()),
+        )
         .await?;
     Ok(match row {
-        Some(r) => r.try_get::<Option<i64>, _>("erased_at")?.is_none(),
+        Some(r) => r.try_get::<Option<i64>>("erased_at")?.is_none(),
         None => false,
     })
 }
 
 /// Mark `tenant` erased (its keys are shredded).
-pub async fn mark_erased(db: &SqlitePool, tenant: TenantId) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE tenants SET erased_at = ? WHERE id = ?")
-        .bind(now_unix_i64())
-        .bind(tenant.to_string())
-        .execute(db)
-        .await?;
+pub async fn mark_erased(db: &Platform, tenant: TenantId) -> Result<(), sqlx::Error> {
+    db.execute(
+        Stmt::new("UPDATE tenants SET erased_at = ? WHERE id = ?")
+            .bind(now_unix_i64())
+            .bind(tenant.to_string()),
+    )
+    .await?;
     Ok(())
+}
+
+fn plan_status(r: &Row) -> Result<(String, String), sqlx::Error> {
+    Ok((r.try_get("plan")?, r.try_get("subscription_status")?))
 }
 
 /// The subscription of `tenant`: `(plan, status)`.
 pub async fn subscription(
-    db: &SqlitePool,
+    db: &Platform,
     tenant: TenantId,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
-    let row = sqlx::query("SELECT plan, subscription_status FROM tenants WHERE id = ?")
-        .bind(tenant.to_string())
-        .fetch_optional(db)
+    let row = db
+        .fetch_optional(
+            Stmt::new("SELECT plan, subscription_status FROM tenants WHERE id = ?")
+                .bind(tenant.to_string()),
+        )
         .await?;
-    row.map(|r| Ok((r.try_get("plan")?, r.try_get("subscription_status")?)))
-        .transpose()
+    row.as_ref().map(plan_status).transpose()
 }
 
 /// Set the subscription of `tenant`; returns the previous `(plan, status)`, `None` if no such tenant.
 pub async fn set_subscription(
-    db: &SqlitePool,
+    db: &Platform,
     tenant: TenantId,
     plan: &str,
     status: &str,
 ) -> Result<Option<(String, String)>, sqlx::Error> {
     let mut tx = db.begin().await?;
-    let row = sqlx::query("SELECT plan, subscription_status FROM tenants WHERE id = ?")
-        .bind(tenant.to_string())
-        .fetch_optional(&mut *tx)
+    let row = tx
+        .fetch_optional(
+            Stmt::new("SELECT plan, subscription_status FROM tenants WHERE id = ?")
+                .bind(tenant.to_string()),
+        )
         .await?;
     let Some(row) = row else { return Ok(None) };
-    let before = (row.try_get("plan")?, row.try_get("subscription_status")?);
-    sqlx::query("UPDATE tenants SET plan = ?, subscription_status = ? WHERE id = ?")
-        .bind(plan)
-        .bind(status)
-        .bind(tenant.to_string())
-        .execute(&mut *tx)
-        .await?;
+    let before = plan_status(&row)?;
+    tx.execute(
+        Stmt::new("UPDATE tenants SET plan = ?, subscription_status = ? WHERE id = ?")
+            .bind(plan)
+            .bind(status)
+            .bind(tenant.to_string()),
+    )
+    .await?;
     tx.commit().await?;
     Ok(Some(before))
 }
 
 /// Insert an account.
 pub async fn insert_account(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut PlatformTx,
     tenant: TenantId,
     id: Uuid,
     email: &str,
     password_hash: &str,
     role: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO accounts (tenant_id, id, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+    tx.execute(
+        Stmt::new(
+            "INSERT INTO accounts (tenant_id, id, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant.to_string())
+        .bind(id.to_string())
+        .bind(email)
+        .bind(password_hash)
+        .bind(role)
+        .bind(now_unix_i64()),
     )
-    .bind(tenant.to_string())
-    .bind(id.to_string())
-    .bind(email)
-    .bind(password_hash)
-    .bind(role)
-    .bind(now_unix_i64())
-    .execute(tx)
     .await?;
     Ok(())
 }
 
 /// The account of `email` in an active `tenant`.
 pub async fn find_account(
-    db: &SqlitePool,
+    db: &Platform,
     tenant: TenantId,
     email: &str,
 ) -> Result<Option<Account>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT a.id, a.email, a.password_hash, a.role FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
-         WHERE a.tenant_id = ? AND a.email = ? AND t.erased_at IS NULL",
-    )
-    .bind(tenant.to_string())
-    .bind(email)
-    .fetch_optional(db)
-    .await?;
+    let row = db
+        .fetch_optional(
+            Stmt::new(
+                "SELECT a.id, a.email, a.password_hash, a.role FROM accounts a JOIN tenants t ON t.id = a.tenant_id \
+                 WHERE a.tenant_id = ? AND a.email = ? AND t.erased_at IS NULL",
+            )
+            .bind(tenant.to_string())
+            .bind(email),
+        )
+        .await?;
     row.map(|r| {
         Ok(Account {
             id: uuid(&r, "id")?,
@@ -176,25 +189,28 @@ pub async fn find_account(
 
 /// Replace the password hash of an account (rehash on login).
 pub async fn set_password_hash(
-    db: &SqlitePool,
+    db: &Platform,
     tenant: TenantId,
     id: Uuid,
     hash: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE accounts SET password_hash = ? WHERE tenant_id = ? AND id = ?")
-        .bind(hash)
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .execute(db)
-        .await?;
+    db.execute(
+        Stmt::new("UPDATE accounts SET password_hash = ? WHERE tenant_id = ? AND id = ?")
+            .bind(hash)
+            .bind(tenant.to_string())
+            .bind(id.to_string()),
+    )
+    .await?;
     Ok(())
 }
 
 /// The members of `tenant`.
-pub async fn members(db: &SqlitePool, tenant: TenantId) -> Result<Vec<Member>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, email, role, created_at FROM accounts WHERE tenant_id = ? ORDER BY created_at, id")
-        .bind(tenant.to_string())
-        .fetch_all(db)
+pub async fn members(db: &Platform, tenant: TenantId) -> Result<Vec<Member>, sqlx::Error> {
+    let rows = db
+        .fetch_all(
+            Stmt::new("SELECT id, email, role, created_at FROM accounts WHERE tenant_id = ? ORDER BY created_at, id")
+                .bind(tenant.to_string()),
+        )
         .await?;
     rows.iter()
         .map(|r| {
@@ -210,32 +226,34 @@ pub async fn members(db: &SqlitePool, tenant: TenantId) -> Result<Vec<Member>, s
 
 /// The role of member `id` of `tenant`.
 pub async fn member_role(
-    db: &SqlitePool,
+    db: &Platform,
     tenant: TenantId,
     id: Uuid,
 ) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT role FROM accounts WHERE tenant_id = ? AND id = ?")
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .fetch_optional(db)
+    let row = db
+        .fetch_optional(
+            Stmt::new("SELECT role FROM accounts WHERE tenant_id = ? AND id = ?")
+                .bind(tenant.to_string())
+                .bind(id.to_string()),
+        )
         .await?;
     row.map(|r| r.try_get("role")).transpose()
 }
 
 /// Set the role of member `id` of `tenant`.
 pub async fn set_member_role(
-    db: &SqlitePool,
+    db: &Platform,
     tenant: TenantId,
     id: Uuid,
     role: &str,
 ) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query("UPDATE accounts SET role = ? WHERE tenant_id = ? AND id = ?")
-        .bind(role)
-        .bind(tenant.to_string())
-        .bind(id.to_string())
-        .execute(db)
-        .await?;
-    Ok(r.rows_affected())
+    db.execute(
+        Stmt::new("UPDATE accounts SET role = ? WHERE tenant_id = ? AND id = ?")
+            .bind(role)
+            .bind(tenant.to_string())
+            .bind(id.to_string()),
+    )
+    .await
 }
 
 /// A stored API key.
@@ -261,13 +279,13 @@ pub struct ApiKeyRow {
     pub hash: Vec<u8>,
 }
 
-fn api_key_row(r: &SqliteRow) -> Result<ApiKeyRow, sqlx::Error> {
+fn api_key_row(r: &Row) -> Result<ApiKeyRow, sqlx::Error> {
     Ok(ApiKeyRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         role: r.try_get("role")?,
         expires_at: r.try_get("expires_at")?,
-        revoked: r.try_get::<i64, _>("revoked")? != 0,
+        revoked: r.try_get::<i64>("revoked")? != 0,
         created_at: r.try_get("created_at")?,
         tenant: r.try_get("tenant_id")?,
         hash: r.try_get("hash")?,
@@ -279,7 +297,7 @@ const API_KEY_COLS: &str = "tenant_id, id, name, hash, role, expires_at, revoked
 /// Store a new API key of `tenant`.
 #[allow(clippy::too_many_arguments)] // one column each; a struct would only rename them
 pub async fn insert_api_key(
-    db: &SqlitePool,
+    db: &Platform,
     tenant: TenantId,
     id: &str,
     name: &str,
@@ -288,57 +306,61 @@ pub async fn insert_api_key(
     created_by: &str,
     expires_at: Option<i64>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO api_keys (tenant_id, id, name, hash, role, created_by, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    db.execute(
+        Stmt::new(
+            "INSERT INTO api_keys (tenant_id, id, name, hash, role, created_by, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(tenant.to_string())
+        .bind(id)
+        .bind(name)
+        .bind(hash)
+        .bind(role)
+        .bind(created_by)
+        .bind(expires_at)
+        .bind(now_unix_i64()),
     )
-    .bind(tenant.to_string())
-    .bind(id)
-    .bind(name)
-    .bind(hash)
-    .bind(role)
-    .bind(created_by)
-    .bind(expires_at)
-    .bind(now_unix_i64())
-    .execute(db)
     .await?;
     Ok(())
 }
 
 /// The API keys of `tenant`.
-pub async fn api_keys(db: &SqlitePool, tenant: TenantId) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {API_KEY_COLS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id"
-    )))
-    .bind(tenant.to_string())
-    .fetch_all(db)
-    .await?;
+pub async fn api_keys(db: &Platform, tenant: TenantId) -> Result<Vec<ApiKeyRow>, sqlx::Error> {
+    let rows = db
+        .fetch_all(
+            Stmt::new(format!(
+                "SELECT {API_KEY_COLS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id"
+            ))
+            .bind(tenant.to_string()),
+        )
+        .await?;
     rows.iter().map(api_key_row).collect()
 }
 
 /// The API key with public id `id`, whatever its tenant (the token names no
 /// tenant; the row does).
-pub async fn api_key_by_id(db: &SqlitePool, id: &str) -> Result<Option<ApiKeyRow>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?"
-    )))
-    .bind(id)
-    .fetch_optional(db)
-    .await?;
+pub async fn api_key_by_id(db: &Platform, id: &str) -> Result<Option<ApiKeyRow>, sqlx::Error> {
+    let row = db
+        .fetch_optional(
+            Stmt::new(format!("SELECT {API_KEY_COLS} FROM api_keys WHERE id = ?")).bind(id),
+        )
+        .await?;
     row.as_ref().map(api_key_row).transpose()
 }
 
 /// Revoke API key `id` of `tenant`; whether one was revoked.
 pub async fn revoke_api_key(
-    db: &SqlitePool,
+    db: &Platform,
     tenant: TenantId,
     id: &str,
 ) -> Result<bool, sqlx::Error> {
-    let r = sqlx::query(
-        "UPDATE api_keys SET revoked = 1 WHERE tenant_id = ? AND id = ? AND revoked = 0",
-    )
-    .bind(tenant.to_string())
-    .bind(id)
-    .execute(db)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    let n = db
+        .execute(
+            Stmt::new(
+                "UPDATE api_keys SET revoked = 1 WHERE tenant_id = ? AND id = ? AND revoked = 0",
+            )
+            .bind(tenant.to_string())
+            .bind(id),
+        )
+        .await?;
+    Ok(n == 1)
 }

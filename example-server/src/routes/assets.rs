@@ -1,6 +1,7 @@
 //! `/t/{tenant}/assets`: CRUD through tenant transactions (every statement
 //! passes the query guard, which adds `tenant_id = <session tenant>`).
 
+use crate::db::Row;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,8 +9,6 @@ use axum::response::{IntoResponse, Response};
 use hisn_tenant_guard::{Permission, TenantContext};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::extract::{Body, Ids, Meta, Page, TenantPath, Validate, parse_id, require, text};
@@ -30,7 +29,7 @@ pub(super) struct Asset {
 
 const COLS: &str = "id, name, serial, location, created_by, created_at, updated_at";
 
-fn asset(r: &SqliteRow) -> Result<Asset, sqlx::Error> {
+fn asset(r: &Row) -> Result<Asset, sqlx::Error> {
     Ok(Asset {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -57,10 +56,7 @@ pub(super) async fn list(
 }
 
 /// Load asset `id` in `tx` (`None`: missing or another tenant's, the same).
-pub(super) async fn load(
-    tx: &mut hisn_tenant_guard::db::SqliteTenantTx,
-    id: Uuid,
-) -> Result<Option<Asset>, ApiError> {
+pub(super) async fn load(tx: &mut crate::db::Tx, id: Uuid) -> Result<Option<Asset>, ApiError> {
     let row = tx
         .query(&format!("SELECT {COLS} FROM assets WHERE id = ?"))?
         .bind(id.to_string())

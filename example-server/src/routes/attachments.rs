@@ -16,7 +16,6 @@ use hisn_tenant_guard::{Permission, TenantContext, TenantId};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 use uuid::Uuid;
 
 use super::extract::{Body, Ids, Meta, TenantPath, Validate, parse_id, require, text};
@@ -144,11 +143,11 @@ pub(super) async fn get_one(
     tx.commit().await?;
     let url = signed_url(&s, ctx.tenant(), &id.to_string())?;
     Ok(Json(json!({
-        "id": row.try_get::<String, _>("id").map_err(ApiError::from)?,
-        "asset_id": row.try_get::<String, _>("asset_id").map_err(ApiError::from)?,
-        "file_name": row.try_get::<String, _>("file_name").map_err(ApiError::from)?,
-        "size": row.try_get::<i64, _>("size").map_err(ApiError::from)?,
-        "sha256": row.try_get::<String, _>("sha256").map_err(ApiError::from)?,
+        "id": row.try_get::<String>("id").map_err(ApiError::from)?,
+        "asset_id": row.try_get::<String>("asset_id").map_err(ApiError::from)?,
+        "file_name": row.try_get::<String>("file_name").map_err(ApiError::from)?,
+        "size": row.try_get::<i64>("size").map_err(ApiError::from)?,
+        "sha256": row.try_get::<String>("sha256").map_err(ApiError::from)?,
         "url": url,
     })))
 }

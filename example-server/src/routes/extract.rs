@@ -95,10 +95,10 @@ impl Page {
     /// listing every tenant collection route answers with.
     pub(crate) async fn fetch(
         self,
-        tx: &mut hisn_tenant_guard::db::SqliteTenantTx,
+        tx: &mut crate::db::Tx,
         table: &str,
         cols: &str,
-    ) -> Result<(Vec<sqlx::sqlite::SqliteRow>, i64), ApiError> {
+    ) -> Result<(Vec<crate::db::Row>, i64), ApiError> {
         let (limit, offset) = self.bounds();
         let rows = tx
             .query(&format!(

@@ -3,6 +3,7 @@
 //! tenant, table, column and row: copied to another row or tenant they do
 //! not decrypt; after `POST /t/{tenant}/erase` they never decrypt again.
 
+use crate::db::Row;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,8 +12,6 @@ use hisn_crypto_vault::{Ciphertext, FieldContext};
 use hisn_tenant_guard::{Permission, TenantContext};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -45,7 +44,7 @@ struct Stored {
 
 const COLS: &str = "id, name, base_url, username, oauth_token, created_at";
 
-fn stored(r: &SqliteRow) -> Result<Stored, sqlx::Error> {
+fn stored(r: &Row) -> Result<Stored, sqlx::Error> {
     Ok(Stored {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
@@ -116,10 +115,7 @@ pub(super) async fn list(
     Ok(Json(json!({ "items": items, "total": total })))
 }
 
-async fn load(
-    tx: &mut hisn_tenant_guard::db::SqliteTenantTx,
-    id: Uuid,
-) -> Result<Option<Stored>, ApiError> {
+async fn load(tx: &mut crate::db::Tx, id: Uuid) -> Result<Option<Stored>, ApiError> {
     let row = tx
         .query(&format!("SELECT {COLS} FROM integrations WHERE id = ?"))?
         .bind(id.to_string())

@@ -7,10 +7,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use hisn_tenant_guard::TenantId;
-use hisn_tenant_guard::db::{AuditFuture, UnscopedAccess, UnscopedAuditHook, unscoped};
+use hisn_tenant_guard::db::{AuditFuture, UnscopedAccess, UnscopedAuditHook};
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::Row;
 use subtle::ConstantTimeEq;
 
 use super::extract::{Ids, Meta};
@@ -104,16 +103,13 @@ pub(super) async fn summary(
         return Err(ApiError::NotFound);
     }
     let actor = actor_string(&meta.actor_named("operator"));
-    let mut conn = unscoped(&s.admin, Some(tenant), &actor, &reason).await?;
+    let Some(rows) = s.admin.tenant_counts(tenant, &actor, &reason).await? else {
+        // PostgreSQL without HISN_ADMIN_DATABASE_URL: no role may read across tenants.
+        return Err(ApiError::Unavailable);
+    };
     let mut counts = serde_json::Map::new();
-    for table in ["assets", "work_orders", "integrations", "attachments"] {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = ?"
-        )))
-        .bind(tenant.to_string())
-        .fetch_one(&mut *conn)
-        .await?;
-        counts.insert(table.to_owned(), json!(row.try_get::<i64, _>("n")?));
+    for (table, n) in rows {
+        counts.insert(table.to_owned(), json!(n));
     }
     Ok(Json(
         json!({ "tenant": tenant.to_string(), "counts": counts }),

@@ -1,6 +1,7 @@
 //! `/t/{tenant}/work-orders`: work orders with state transitions, each
 //! transition audited with its from and to state.
 
+use crate::db::Row;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,8 +9,6 @@ use axum::response::{IntoResponse, Response};
 use hisn_tenant_guard::{Permission, TenantContext};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use uuid::Uuid;
 
 use super::extract::{Body, Ids, Meta, Page, TenantPath, Validate, parse_id, require, text};
@@ -45,7 +44,7 @@ pub(super) struct WorkOrder {
 
 const COLS: &str = "id, asset_id, title, status, created_by, created_at, updated_at";
 
-fn work_order(r: &SqliteRow) -> Result<WorkOrder, sqlx::Error> {
+fn work_order(r: &Row) -> Result<WorkOrder, sqlx::Error> {
     Ok(WorkOrder {
         id: r.try_get("id")?,
         asset_id: r.try_get("asset_id")?,
@@ -57,10 +56,7 @@ fn work_order(r: &SqliteRow) -> Result<WorkOrder, sqlx::Error> {
     })
 }
 
-async fn load(
-    tx: &mut hisn_tenant_guard::db::SqliteTenantTx,
-    id: Uuid,
-) -> Result<Option<WorkOrder>, ApiError> {
+async fn load(tx: &mut crate::db::Tx, id: Uuid) -> Result<Option<WorkOrder>, ApiError> {
     let row = tx
         .query(&format!("SELECT {COLS} FROM work_orders WHERE id = ?"))?
         .bind(id.to_string())

@@ -139,14 +139,14 @@ async fn login_is_uniform_rehashes_and_is_limited_per_account() {
     sqlx::query("UPDATE accounts SET password_hash = ? WHERE tenant_id = ?")
         .bind(&weak)
         .bind(&a.id)
-        .execute(&srv.app.state.platform)
+        .execute(srv.app.state.platform.as_sqlite().unwrap())
         .await
         .unwrap();
     srv.login(&a.id, &a.email, PASSWORD).await;
     let stored: String =
         sqlx::query_scalar("SELECT password_hash FROM accounts WHERE tenant_id = ?")
             .bind(&a.id)
-            .fetch_one(&srv.app.state.platform)
+            .fetch_one(srv.app.state.platform.as_sqlite().unwrap())
             .await
             .unwrap();
     assert_ne!(stored, weak);

@@ -43,7 +43,7 @@ async fn secrets_are_encrypted_at_rest_and_erase_crypto_shreds_the_tenant() {
     let (token, password): (String, String) =
         sqlx::query_as("SELECT oauth_token, password FROM integrations WHERE tenant_id = ?")
             .bind(&a.id)
-            .fetch_one(&srv.app.state.platform)
+            .fetch_one(srv.app.state.platform.as_sqlite().unwrap())
             .await
             .unwrap();
     assert!(token.starts_with("hv1:") && !token.contains("gho_"));
@@ -62,7 +62,7 @@ async fn secrets_are_encrypted_at_rest_and_erase_crypto_shreds_the_tenant() {
         .bind(&token)
         .bind(&a.id)
         .bind(&copy)
-        .execute(&srv.app.state.platform)
+        .execute(srv.app.state.platform.as_sqlite().unwrap())
         .await
         .unwrap();
     let r = srv
@@ -293,7 +293,7 @@ async fn demo_seeds_two_tenants_through_the_router() {
     let srv = server().await;
     hisn_example_server::demo::run(&srv.app).await.unwrap();
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
-        .fetch_one(&srv.app.state.platform)
+        .fetch_one(srv.app.state.platform.as_sqlite().unwrap())
         .await
         .unwrap();
     assert_eq!(n, 2);

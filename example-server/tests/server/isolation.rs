@@ -329,7 +329,7 @@ fn check(what: &str, method: &str, path: &str, r: &Resp, e: Expect, b_ids: &[&st
 /// Hash of everything stored about `tenant`: its rows in every table, its
 /// encrypted files, and its subscription.
 async fn snapshot(srv: &Server, tenant: &str) -> String {
-    let pool = &srv.app.state.platform;
+    let pool = srv.app.state.platform.as_sqlite().unwrap();
     let mut h = Sha256::new();
     for (table, col) in [
         ("tenants", "id"),
