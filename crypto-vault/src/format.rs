@@ -348,14 +348,20 @@ pub(crate) fn seal(
     ctx: &FieldContext<'_>,
     plaintext: &[u8],
 ) -> Result<Ciphertext> {
-    if plaintext.len() > MAX_PLAINTEXT_LEN {
+    check_plaintext_len(plaintext.len())?;
+    let mut nonce = [0u8; NONCE_LEN];
+    crate::rng::nonce_fill(&mut nonce)?;
+    seal_with_nonce(cipher, key_id, ctx, plaintext, &nonce)
+}
+
+/// Refuse a plaintext over [`MAX_PLAINTEXT_LEN`] before any work.
+fn check_plaintext_len(len: usize) -> Result<()> {
+    if len > MAX_PLAINTEXT_LEN {
         return Err(Error::InvalidConfig(
             "plaintext longer than MAX_PLAINTEXT_LEN",
         ));
     }
-    let mut nonce = [0u8; NONCE_LEN];
-    crate::rng::nonce_fill(&mut nonce)?;
-    seal_with_nonce(cipher, key_id, ctx, plaintext, &nonce)
+    Ok(())
 }
 
 pub(crate) fn seal_with_nonce(
@@ -517,5 +523,127 @@ mod tests {
             Ciphertext::from_text("plain"),
             Err(Error::MalformedCiphertext)
         ));
+    }
+
+    /// The module docs' encoding, written independently: label, version,
+    /// `lp(x) || x` per component, key id, zeros to a multiple of 64.
+    fn documented_aad(parts: [&str; 4], key_id: u32) -> Vec<u8> {
+        let mut v = b"hvf\x01".to_vec();
+        for p in parts {
+            let n = p.len();
+            if n < 128 {
+                v.push(u8::try_from(n).unwrap());
+            } else {
+                v.extend_from_slice(&(u16::try_from(n).unwrap() | 0x8000).to_be_bytes());
+            }
+            v.extend_from_slice(p.as_bytes());
+        }
+        v.extend_from_slice(&key_id.to_be_bytes());
+        while !v.len().is_multiple_of(64) {
+            v.push(0);
+        }
+        v
+    }
+
+    /// The AAD is the documented encoding byte for byte at every size
+    /// boundary: encodings of 63/64/65 and 127/128/129 bytes (padding), the
+    /// one-/two-byte length switch, and 256/257+ bytes (where the stack
+    /// buffer gives way to the heap), in every component position.
+    #[test]
+    fn aad_is_the_documented_encoding_at_every_size_boundary() {
+        for len in [
+            1, 48, 49, 50, 112, 113, 114, 127, 128, 129, 176, 239, 240, 241, 1024,
+        ] {
+            let long = "x".repeat(len);
+            for at in 0..4 {
+                let mut parts = ["t", "u", "c", "r"];
+                parts[at] = &long;
+                let ctx = FieldContext::new(parts[0], parts[1], parts[2], parts[3]).unwrap();
+                let want = documented_aad(parts, 0xA1B2_C3D4);
+                assert_eq!(ctx.aad(KeyId(0xA1B2_C3D4)), want, "len {len} at {at}");
+                assert_eq!(
+                    ctx.with_aad(KeyId(0xA1B2_C3D4), <[u8]>::to_vec),
+                    want,
+                    "with_aad, len {len} at {at}"
+                );
+            }
+        }
+    }
+
+    /// A context gives back its four components in order.
+    #[test]
+    fn context_returns_its_components() {
+        let c = FieldContext::new("t1", "users", "email", "42").unwrap();
+        assert_eq!(
+            [c.tenant(), c.table(), c.column(), c.row()],
+            ["t1", "users", "email", "42"]
+        );
+        assert_eq!(KeyId(9).to_string(), "9");
+    }
+
+    /// The largest ciphertext (`MAX_PLAINTEXT_LEN` bytes of plaintext) parses
+    /// in binary and text form; one byte more is malformed.
+    #[test]
+    fn largest_ciphertext_parses_and_one_byte_more_is_malformed() {
+        let mut max = vec![0u8; MAX_PLAINTEXT_LEN + OVERHEAD];
+        max[0] = FORMAT_VERSION;
+        let ct = Ciphertext::from_bytes(&max).unwrap();
+        assert_eq!(ct.plaintext_len(), MAX_PLAINTEXT_LEN);
+        assert_eq!(Ciphertext::from_text(&ct.to_text()).unwrap(), ct);
+        max.push(0);
+        assert!(matches!(
+            Ciphertext::from_bytes(&max),
+            Err(Error::MalformedCiphertext)
+        ));
+        let over = Ciphertext { bytes: max }.to_text();
+        assert!(matches!(
+            Ciphertext::from_text(&over),
+            Err(Error::MalformedCiphertext)
+        ));
+    }
+
+    /// `MAX_PLAINTEXT_LEN` bytes are accepted, one more is refused before
+    /// any work (checked on the length: sealing 16 MiB in a debug build
+    /// takes seconds).
+    #[test]
+    fn plaintext_of_max_len_is_accepted_and_one_byte_more_refused() {
+        check_plaintext_len(MAX_PLAINTEXT_LEN).unwrap();
+        assert!(matches!(
+            check_plaintext_len(MAX_PLAINTEXT_LEN + 1),
+            Err(Error::InvalidConfig(_))
+        ));
+        let c = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
+        let more = vec![0x42u8; MAX_PLAINTEXT_LEN + 1];
+        assert!(matches!(
+            seal(&c, KeyId(3), &ctx(), &more),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+
+    /// The accessors, `Display`/`FromStr` (the text form) and `Debug`
+    /// (version, key id and length only: no ciphertext bytes).
+    #[test]
+    fn ciphertext_accessors_text_and_debug() {
+        let c = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
+        let ct = seal_with_nonce(&c, KeyId(0x0102_0304), &ctx(), b"hello", &[0xEE; 12]).unwrap();
+        assert_eq!(ct.version(), FORMAT_VERSION);
+        assert_eq!(ct.key_id(), KeyId(0x0102_0304));
+        assert_eq!(ct.plaintext_len(), 5);
+        assert_eq!(
+            &ct.as_bytes()[..17],
+            b"\x01\x01\x02\x03\x04\xEE\xEE\xEE\xEE\xEE\xEE\xEE\xEE\xEE\xEE\xEE\xEE"
+        );
+        assert_eq!(ct.clone().into_bytes(), ct.as_bytes());
+        assert_eq!(ct.to_string(), ct.to_text());
+        assert_eq!(ct.to_text().parse::<Ciphertext>().unwrap(), ct);
+        assert!(matches!(
+            "nope".parse::<Ciphertext>(),
+            Err(Error::MalformedCiphertext)
+        ));
+        let d = format!("{ct:?}");
+        assert_eq!(
+            d,
+            "Ciphertext { version: 1, key_id: KeyId(16909060), len: 38 }"
+        );
     }
 }

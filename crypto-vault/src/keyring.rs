@@ -217,6 +217,9 @@ impl Keyring {
         // retirement check; refuse (fail closed) at the cap.
         let prev = key.usage.fetch_add(1, Ordering::AcqRel);
         if prev & RETIRED != 0 {
+            // Refused: give the reservation back so `usage` counts only
+            // encryptions performed (the final count was taken at retirement).
+            key.usage.fetch_sub(1, Ordering::AcqRel);
             return Err(Error::KeyringRetired);
         }
         if prev >= self.usage_cap {
@@ -386,5 +389,125 @@ mod tests {
         assert_eq!(report.remaining.get(&KeyId(1)), Some(&1));
         assert_eq!(r.census(v.iter()).get(&KeyId(1)), Some(&1));
         assert_eq!(r.decrypt(&ctx, &v[0]).unwrap().as_bytes(), b"1");
+    }
+
+    /// The accessors name what the ring was built from; `Debug` shows the
+    /// tenant and key ids and no key material.
+    #[test]
+    fn keyring_reports_tenant_primary_and_key_ids_without_keys() {
+        let r = ring();
+        assert_eq!(r.tenant(), "t");
+        assert_eq!(r.primary(), KeyId(2));
+        assert_eq!(r.key_ids(), vec![KeyId(1), KeyId(2)]);
+        assert!(r.contains(KeyId(1)) && r.contains(KeyId(2)) && !r.contains(KeyId(3)));
+        assert_eq!(r.usage(KeyId(3)), None);
+        assert_eq!(
+            format!("{r:?}"),
+            "Keyring { tenant: \"t\", primary: KeyId(2), key_ids: [KeyId(1), KeyId(2)], .. }"
+        );
+    }
+
+    /// The cap is 1..=2^32 inclusive: 2^32 (NIST's random-nonce limit) is
+    /// accepted, one more is not, and a cap of 1 allows exactly one use.
+    #[test]
+    fn usage_cap_bounds_are_one_and_two_to_the_32_inclusive() {
+        assert_eq!(check_cap(MAX_USAGE_CAP).unwrap(), 1 << 32);
+        assert_eq!(check_cap(1).unwrap(), 1);
+        assert!(check_cap(MAX_USAGE_CAP + 1).is_err() && check_cap(0).is_err());
+        assert_eq!(DEFAULT_USAGE_CAP, 1 << 30);
+        let r = ring().with_usage_cap(1).unwrap();
+        let ctx = FieldContext::new("t", "a", "b", "c").unwrap();
+        assert!(!r.needs_rotation());
+        r.encrypt(&ctx, b"x").unwrap();
+        assert!(r.needs_rotation());
+        assert!(matches!(
+            r.encrypt(&ctx, b"x"),
+            Err(Error::KeyUsageExhausted)
+        ));
+    }
+
+    /// Retirement: every later encryption and decryption is refused, and the
+    /// counts retire returns (and `usage`/`usages` report) are the uses
+    /// admitted, without the retired flag.
+    #[test]
+    fn retired_ring_refuses_work_and_reports_exact_counts() {
+        let r = ring();
+        let ctx = FieldContext::new("t", "a", "b", "c").unwrap();
+        let ct = r.encrypt(&ctx, b"x").unwrap();
+        r.encrypt(&ctx, b"y").unwrap();
+        assert!(!r.is_retired());
+        assert_eq!(r.retire(), vec![(KeyId(1), 0), (KeyId(2), 2)]);
+        assert!(r.is_retired());
+        assert!(matches!(r.encrypt(&ctx, b"z"), Err(Error::KeyringRetired)));
+        assert!(matches!(r.decrypt(&ctx, &ct), Err(Error::KeyringRetired)));
+        assert_eq!(r.usage(KeyId(2)), Some(2), "refused uses are not counted");
+        assert_eq!(r.usages(), vec![(KeyId(1), 0), (KeyId(2), 2)]);
+        assert_eq!(r.retire(), vec![(KeyId(1), 0), (KeyId(2), 2)]);
+        let old = Keyring::from_keys("t", KeyId(1), [(KeyId(1), SecretKey::from_bytes([1; 32]))])
+            .unwrap();
+        let mut v = [old.encrypt(&ctx, b"1").unwrap()];
+        let [a] = &mut v;
+        assert!(matches!(
+            r.reencrypt_batch([(ctx, a)]),
+            Err(Error::KeyringRetired)
+        ));
+    }
+
+    /// `raise_usage` lifts a count to a floor, never lowers it, and ignores
+    /// the retired bit in the floor.
+    #[test]
+    fn raise_usage_only_raises_and_strips_the_retired_bit() {
+        let r = ring();
+        r.raise_usage(KeyId(2), 5);
+        assert_eq!(r.usage(KeyId(2)), Some(5));
+        r.raise_usage(KeyId(2), 3);
+        assert_eq!(r.usage(KeyId(2)), Some(5));
+        r.raise_usage(KeyId(1), RETIRED | 7);
+        assert_eq!(r.usage(KeyId(1)), Some(7));
+        let ctx = FieldContext::new("t", "a", "b", "c").unwrap();
+        r.encrypt(&ctx, b"x").unwrap();
+        assert_eq!(r.usage(KeyId(2)), Some(6));
+        r.raise_usage(KeyId(9), 1);
+        assert_eq!(r.usage(KeyId(9)), None);
+    }
+
+    /// A batch stops at the usage cap with `KeyUsageExhausted`: the values
+    /// before it stay rewritten, the rest untouched.
+    #[test]
+    fn reencrypt_batch_stops_at_the_usage_cap() {
+        let old = Keyring::from_keys("t", KeyId(1), [(KeyId(1), SecretKey::from_bytes([1; 32]))])
+            .unwrap();
+        let r = ring().with_usage_cap(1).unwrap();
+        let ctx = FieldContext::new("t", "a", "b", "c").unwrap();
+        let mut v = [
+            old.encrypt(&ctx, b"1").unwrap(),
+            old.encrypt(&ctx, b"2").unwrap(),
+        ];
+        let [a, b] = &mut v;
+        assert!(matches!(
+            r.reencrypt_batch([(ctx, a), (ctx, b)]),
+            Err(Error::KeyUsageExhausted)
+        ));
+        assert_eq!(v[0].key_id(), KeyId(2));
+        assert_eq!(v[1].key_id(), KeyId(1));
+        assert_eq!(r.decrypt(&ctx, &v[0]).unwrap().as_bytes(), b"1");
+    }
+
+    /// Decryption under another tenant's context is the opaque `Decrypt`, as
+    /// is a key id the ring does not hold.
+    #[test]
+    fn decrypt_for_another_tenant_or_unknown_key_is_opaque() {
+        let r = ring();
+        let ctx = FieldContext::new("t", "a", "b", "c").unwrap();
+        let ct = r.encrypt(&ctx, b"x").unwrap();
+        let other = FieldContext::new("u", "a", "b", "c").unwrap();
+        assert!(matches!(r.decrypt(&other, &ct), Err(Error::Decrypt)));
+        let lone = Keyring::from_keys("t", KeyId(1), [(KeyId(1), SecretKey::from_bytes([2; 32]))])
+            .unwrap();
+        assert!(matches!(lone.decrypt(&ctx, &ct), Err(Error::Decrypt)));
+        assert!(matches!(
+            Keyring::from_keys("t", KeyId(5), [(KeyId(1), SecretKey::from_bytes([2; 32]))]),
+            Err(Error::UnknownKey)
+        ));
     }
 }
