@@ -89,6 +89,7 @@ impl Decision {
         }
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn push(&mut self, s: TierStatus) {
         if let Some(slot) = self.tiers.get_mut(self.len) {
             *slot = s;
@@ -96,10 +97,13 @@ impl Decision {
         }
     }
 
-    /// Replace the status at position `i` (same tier order as pushed).
+    /// Put the status at position `i` (in tier order), counting every
+    /// position up to it as filled.
+    #[inline]
     pub(crate) fn set(&mut self, i: usize, s: TierStatus) {
-        if i < self.len {
-            self.tiers[i] = s;
+        if let Some(slot) = self.tiers.get_mut(i) {
+            *slot = s;
+            self.len = self.len.max(i + 1);
         }
     }
 

@@ -21,6 +21,7 @@ const TAG_IP6: u8 = 2;
 const TAG_TEXT: u8 = 3;
 const TAG_HASH: u8 = 4;
 const TAG_ACCOUNT: u8 = 5;
+const TAG_ACCOUNT_OVERLONG: u8 = 6;
 
 /// The Unicode compatibility caseless form of `s` (Unicode Standard §3.13, D146).
 fn caseless_form(s: &str) -> String {
@@ -34,24 +35,44 @@ fn caseless_form(s: &str) -> String {
 }
 
 /// One key value (an IP group, a hashed account, a session or tenant id...).
+///
+/// One array, `[tag, len, value, zero padding]`: the in-process store hashes
+/// the used prefix with one `write`, and equality is two fixed-size compares.
 #[derive(Clone, Copy)]
 pub struct KeyValue {
-    tag: u8,
-    len: u8,
-    buf: [u8; INLINE],
+    raw: [u8; 2 + INLINE],
 }
 
 impl KeyValue {
+    /// Longest account name, in bytes of UTF-8, that [`KeyValue::account`]
+    /// normalises (an email address is at most 254). Longer names all share
+    /// one key: see [`KeyValue::account`].
+    pub const MAX_ACCOUNT_LEN: usize = 256;
+
     #[inline]
     fn raw(tag: u8, bytes: &[u8]) -> Self {
-        let mut buf = [0u8; INLINE];
+        let mut raw = [0u8; 2 + INLINE];
         let len = bytes.len().min(INLINE);
-        buf[..len].copy_from_slice(&bytes[..len]);
-        KeyValue {
-            tag,
-            len: u8::try_from(len).unwrap_or(0),
-            buf,
-        }
+        raw[0] = tag;
+        raw[1] = u8::try_from(len).unwrap_or(0);
+        raw[2..2 + len].copy_from_slice(&bytes[..len]);
+        KeyValue { raw }
+    }
+
+    #[inline]
+    fn tag(&self) -> u8 {
+        self.raw[0]
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        usize::from(self.raw[1])
+    }
+
+    /// Tag, length and value: the bytes that identify the key.
+    #[inline]
+    fn tagged(&self) -> &[u8] {
+        &self.raw[..2 + self.len()]
     }
 
     /// A client IP: IPv4 as is, IPv6 grouped by its first `v6_prefix` bits
@@ -87,7 +108,22 @@ impl KeyValue {
     /// budget). Not merged: cross-script confusables (Cyrillic `а` vs Latin
     /// `a`) and invisible characters (U+200B); if your lookup ignores those,
     /// pass the name in your lookup's canonical form.
+    ///
+    /// **Length cap.** Normalisation costs time in proportion to the name,
+    /// and the name is the attacker's choice. A name longer than
+    /// [`KeyValue::MAX_ACCOUNT_LEN`] bytes is not normalised: every such name
+    /// gets one shared key (a key kind of its own, never equal to a
+    /// normalised name's), so over-long names cost O(1) and still share a
+    /// per-account budget (fail closed: an over-long name never escapes the
+    /// account tier, and never gets a fresh budget per spelling). The price,
+    /// documented: over-long names can exhaust each other's budget, so cap
+    /// account names in your application at or below this length. Existing
+    /// and unknown accounts are treated alike (the key never depends on
+    /// whether the account exists).
     pub fn account(name: &str) -> Result<Self> {
+        if name.len() > Self::MAX_ACCOUNT_LEN {
+            return Ok(Self::raw(TAG_ACCOUNT_OVERLONG, &[]));
+        }
         let norm = caseless_form(name);
         let norm = norm.trim();
         if norm.is_empty() {
@@ -115,24 +151,32 @@ impl KeyValue {
         if value.len() <= INLINE {
             Ok(Self::raw(TAG_TEXT, value))
         } else {
-            let mut h = Sha256::new();
-            h.update(b"hisn-rate-limit/long\0");
-            h.update(value);
-            Ok(Self::raw(TAG_HASH, &h.finalize()))
+            Ok(Self::long(value))
         }
+    }
+
+    /// A value longer than [`INLINE`]: its SHA-256 (out of line, so the
+    /// short path inlines).
+    #[cold]
+    #[inline(never)]
+    fn long(value: &[u8]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"hisn-rate-limit/long\0");
+        h.update(value);
+        Self::raw(TAG_HASH, &h.finalize())
     }
 
     #[inline]
     fn slice(&self) -> &[u8] {
-        &self.buf[..usize::from(self.len)]
+        &self.tagged()[2..]
     }
 
     /// Lower-case hex of the tagged value: the form used in Redis key names.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn hex(&self) -> String {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(2 + 2 * usize::from(self.len));
-        for b in std::iter::once(self.tag).chain(self.slice().iter().copied()) {
+        let mut s = String::with_capacity(2 + 2 * self.len());
+        for b in std::iter::once(self.tag()).chain(self.slice().iter().copied()) {
             s.push(char::from(HEX[usize::from(b >> 4)]));
             s.push(char::from(HEX[usize::from(b & 15)]));
         }
@@ -143,9 +187,11 @@ impl KeyValue {
 impl PartialEq for KeyValue {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        // Unused bytes of `buf` are always zero, so the fixed-size compare
-        // (no call, vectorised) is the same as comparing the slices.
-        self.tag == other.tag && self.len == other.len && self.buf == other.buf
+        // Unused bytes are always zero, so comparing the whole arrays is the
+        // same as comparing tag, length and value. Two power-of-two chunks
+        // compile to inline vector compares (34 bytes at once is a call).
+        self.raw.first_chunk::<32>() == other.raw.first_chunk::<32>()
+            && self.raw.last_chunk::<2>() == other.raw.last_chunk::<2>()
     }
 }
 impl Eq for KeyValue {}
@@ -153,15 +199,16 @@ impl Eq for KeyValue {}
 impl Hash for KeyValue {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u8(self.tag);
-        state.write(self.slice());
+        // One write of tag, length and value (the length is part of it, so
+        // distinct values never feed the hasher the same bytes).
+        state.write(self.tagged());
     }
 }
 
 impl std::fmt::Debug for KeyValue {
     // Keys may be session ids: print only a length, never the value.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyValue(tag {}, {} bytes)", self.tag, self.len)
+        write!(f, "KeyValue(tag {}, {} bytes)", self.tag(), self.len())
     }
 }
 
@@ -266,10 +313,38 @@ mod tests {
     }
 
     #[test]
+    fn over_long_account_names_share_one_key_without_normalisation() {
+        let max = KeyValue::MAX_ACCOUNT_LEN;
+        // At the cap: normalised as usual.
+        assert_eq!(
+            KeyValue::account(&"A".repeat(max)).ok(),
+            KeyValue::account(&"a".repeat(max)).ok()
+        );
+        assert_ne!(
+            KeyValue::account(&"a".repeat(max)).ok(),
+            KeyValue::account(&"b".repeat(max)).ok()
+        );
+        // Above it: one shared key, whatever the name (a 4 MiB name is not
+        // normalised: this returns at once even in a debug build), never
+        // equal to a normalised name's key.
+        let over = KeyValue::account(&"a".repeat(max + 1)).ok();
+        assert!(over.is_some());
+        assert_eq!(over, KeyValue::account(&"b".repeat(max + 1)).ok());
+        assert_eq!(over, KeyValue::account(&"ß".repeat(2 << 20)).ok());
+        assert_ne!(over, KeyValue::account(&"a".repeat(max)).ok());
+        assert_ne!(over, KeyValue::account("a").ok());
+        // Multi-byte names are measured in bytes: 128 two-byte letters fit.
+        assert_eq!(
+            KeyValue::account(&"É".repeat(max / 2)).ok(),
+            KeyValue::account(&"é".repeat(max / 2)).ok()
+        );
+    }
+
+    #[test]
     fn long_text_is_hashed_and_tags_keep_kinds_apart() {
         let long = "s".repeat(200);
         let k = KeyValue::text(&long).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(k.len, 32);
+        assert_eq!(k.len(), 32);
         assert_ne!(
             KeyValue::text("1.2.3.4").ok(),
             Some(KeyValue::ip(IpAddr::from([1, 2, 3, 4]), 64))

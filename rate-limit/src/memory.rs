@@ -32,14 +32,14 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use crate::clock::{Clock, MonotonicClock};
 use crate::decision::{Decision, Outcome, TierStatus};
 use crate::error::{Error, Result};
 use crate::gcra;
 use crate::key::{KeyValue, RequestKeys};
-use crate::policy::{MAX_TIERS, Policy, Tiers};
+use crate::policy::{Policy, Tiers};
 
 /// Default hard cap of keys per tier.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
@@ -87,6 +87,7 @@ struct Hashed {
 }
 
 impl PartialEq for Hashed {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.hash == other.hash && self.key == other.key
     }
@@ -146,6 +147,30 @@ impl Shard {
         self.last_sweep = now;
     }
 
+    /// A full shard meets `key` at `now`: `None` if the key is already held
+    /// or a sweep frees a slot, else `Some(earliest time a sweep may run)`
+    /// (a new key is then denied until then: fail closed). Out of line: only
+    /// a full shard gets here.
+    #[cold]
+    #[inline(never)]
+    fn room_for(&mut self, key: &Hashed, now: u64, cap: usize, tier: &'static str) -> Option<u64> {
+        if self.map.contains_key(key) {
+            return None;
+        }
+        if now >= self.sweep_due() {
+            self.sweep(now);
+        }
+        if self.map.len() < cap {
+            return None;
+        }
+        tracing::warn!(
+            target: "hisn::rate_limit::memory",
+            tier,
+            "key cap reached: new key denied"
+        );
+        Some(self.sweep_due())
+    }
+
     /// Earliest time the next sweep may run: when an entry can be idle, and
     /// at most once per [`MIN_SWEEP_INTERVAL_US`] (a sweep costs O(keys in the
     /// shard); under a flood of new keys this bounds that work per shard).
@@ -202,6 +227,8 @@ impl Store {
 pub struct MemoryLimiter<C: Clock = MonotonicClock> {
     tiers: Tiers,
     stores: Vec<Store>,
+    /// The smallest burst of any tier: a weight up to it fits every tier.
+    min_burst: NonZeroU32,
     clock: C,
 }
 
@@ -212,16 +239,15 @@ impl MemoryLimiter<MonotonicClock> {
     }
 }
 
-/// Per-tier intermediate result of one decision: the table entry to write.
-struct Pending<'a> {
-    entry: Entry<'a, Hashed, u64>,
-    next_sweep: &'a mut u64,
-    /// The TAT before this decision (reported if another tier denies).
-    tat: u64,
-    new_tat: u64,
+/// The state of one decision while its tiers are checked.
+struct Walk<'k> {
+    keys: &'k RequestKeys,
+    n: u32,
     now: u64,
-    /// Position of the tier's status in the decision.
-    slot: usize,
+    commit: bool,
+    /// The denying tier with the longest wait so far (the first one on ties).
+    worst: Option<(&'static str, u64)>,
+    decision: Decision,
 }
 
 impl<C: Clock> MemoryLimiter<C> {
@@ -232,9 +258,16 @@ impl<C: Clock> MemoryLimiter<C> {
             .iter()
             .map(|_| Store::new(config))
             .collect();
+        let min_burst = tiers
+            .policies()
+            .iter()
+            .map(Policy::burst)
+            .min()
+            .unwrap_or(NonZeroU32::MIN);
         MemoryLimiter {
             tiers,
             stores,
+            min_burst,
             clock,
         }
     }
@@ -310,66 +343,6 @@ impl<C: Clock> MemoryLimiter<C> {
             .sum()
     }
 
-    /// The common case of one applicable tier: one lock, one table lookup
-    /// (entry API). `None` when a new key meets a full shard: the general path
-    /// then sweeps. Same arithmetic and results as the general path.
-    #[inline]
-    fn decide_one(
-        &self,
-        i: usize,
-        p: &Policy,
-        key: &KeyValue,
-        n: NonZeroU32,
-        now: u64,
-        commit: bool,
-    ) -> Option<Decision> {
-        let store = &self.stores[i];
-        let (hashed, shard) = store.locate(key);
-        let mut guard = shard.lock();
-        let shard = &mut *guard;
-        let t = now.max(shard.high_water);
-        shard.high_water = t;
-        let (iv, tol, burst) = (p.interval_us(), p.tolerance_us(), p.burst().get());
-        let full = shard.map.len() >= store.per_shard;
-        let entry = shard.map.entry(hashed);
-        let tat = match &entry {
-            Entry::Occupied(e) => *e.get(),
-            Entry::Vacant(_) if full => return None,
-            Entry::Vacant(_) => t,
-        };
-        let mut decision = Decision::new(Outcome::Allowed);
-        match gcra::decide(tat, t, iv, tol, n.get()) {
-            Ok(new_tat) => {
-                if commit {
-                    match entry {
-                        Entry::Occupied(mut e) => *e.get_mut() = new_tat,
-                        Entry::Vacant(v) => {
-                            v.insert(new_tat);
-                            shard.next_sweep = shard.next_sweep.min(new_tat);
-                        }
-                    }
-                }
-                decision.push(TierStatus::new(
-                    i,
-                    gcra::remaining(new_tat, t, iv, tol, burst),
-                    new_tat.saturating_sub(t),
-                ));
-            }
-            Err(allow_at) => {
-                decision.push(TierStatus::new(
-                    i,
-                    gcra::remaining(tat, t, iv, tol, burst),
-                    tat.saturating_sub(t),
-                ));
-                decision.set_outcome(Outcome::Denied {
-                    tier: p.name(),
-                    retry_after: Duration::from_micros(allow_at.saturating_sub(now).max(1)),
-                });
-            }
-        }
-        Some(decision)
-    }
-
     /// The decision over the tiers selected by `mask` (bit i = tier i).
     pub(crate) fn decide(
         &self,
@@ -378,155 +351,129 @@ impl<C: Clock> MemoryLimiter<C> {
         mask: u8,
         commit: bool,
     ) -> Result<Decision> {
-        let policies = self.tiers.policies();
-        let now = self.clock.now_micros();
-        let mut applicable = policies
-            .iter()
-            .enumerate()
-            .filter(|&(i, p)| mask & (1 << i) != 0 && keys.get(p.key_kind()).is_some());
-        if let (Some((i, p)), None) = (applicable.next(), applicable.next()) {
-            p.check_weight(n)?;
-            if let Some(key) = keys.get(p.key_kind())
-                && let Some(d) = self.decide_one(i, p, key, n, now, commit)
-            {
-                return Ok(d);
+        // The applicable tiers (bit i = tier i): selected, and keyed by a
+        // kind the request carries. A weight above an applicable tier's burst
+        // could never pass: an error before any lock is taken (checked only
+        // when the weight exceeds the smallest burst).
+        let mut applicable = 0u8;
+        for (i, p) in self.tiers.policies().iter().enumerate() {
+            let bit = 1u8
+                .checked_shl(u32::try_from(i).unwrap_or(u32::MAX))
+                .unwrap_or(0);
+            if mask & bit != 0 && keys.get(p.key_kind()).is_some() {
+                if n > self.min_burst {
+                    p.check_weight(n)?;
+                }
+                applicable |= bit;
             }
         }
-        // Locate every applicable tier's key (one keyed hash each) and check
-        // the weight before taking any lock.
-        let mut located: [Option<(Hashed, &Mutex<Shard>)>; MAX_TIERS] = [None; MAX_TIERS];
-        for (i, (p, store)) in policies.iter().zip(&self.stores).enumerate() {
-            if mask & (1 << i) == 0 {
-                continue;
-            }
-            let Some(key) = keys.get(p.key_kind()) else {
-                continue;
-            };
-            p.check_weight(n)?;
-            located[i] = Some(store.locate(key));
+        let mut walk = Walk {
+            keys,
+            n: n.get(),
+            now: self.clock.now_micros(),
+            commit,
+            worst: None,
+            decision: Decision::new(Outcome::Allowed),
+        };
+        if applicable != 0 {
+            self.walk(&mut walk, applicable, 0);
         }
-        // Lock one shard per applicable tier, in tier order (a global order:
-        // no deadlock), and hold them all until the decision is written.
-        let mut guards: [Option<MutexGuard<'_, Shard>>; MAX_TIERS] = Default::default();
-        for (guard, loc) in guards.iter_mut().zip(&located) {
-            if let Some((_, shard)) = loc {
-                *guard = Some(shard.lock());
-            }
-        }
-        // One table lookup per tier: the entry found here is written below.
-        let mut pending: [Option<Pending<'_>>; MAX_TIERS] = std::array::from_fn(|_| None);
-        let mut decision = Decision::new(Outcome::Allowed);
-        let mut worst: Option<(&'static str, u64)> = None;
-        for (i, ((guard, loc), p)) in guards.iter_mut().zip(&located).zip(policies).enumerate() {
-            let (Some(shard), Some((hashed, _))) = (guard.as_mut(), loc) else {
-                continue;
-            };
-            let store = &self.stores[i];
-            let t = now.max(shard.high_water);
-            shard.high_water = t;
-            let (iv, tol) = (p.interval_us(), p.tolerance_us());
-            let mut full = false;
-            if shard.map.len() >= store.per_shard && !shard.map.contains_key(hashed) {
-                if t >= shard.sweep_due() {
-                    shard.sweep(t);
-                }
-                full = shard.map.len() >= store.per_shard;
-            }
-            let due = shard.sweep_due();
-            let Shard {
-                map, next_sweep, ..
-            } = &mut **shard;
-            let entry = map.entry(*hashed);
-            let tat = match &entry {
-                Entry::Occupied(e) => *e.get(),
-                Entry::Vacant(_) => t,
-            };
-            let verdict = if full {
-                tracing::warn!(
-                    target: "hisn::rate_limit::memory",
-                    tier = p.name(),
-                    "key cap reached: new key denied"
-                );
-                Err(due.max(t.saturating_add(1)))
-            } else {
-                gcra::decide(tat, t, iv, tol, n.get())
-            };
-            match verdict {
-                Ok(new_tat) => {
-                    // Its status depends on the outcome (the new TAT if every
-                    // tier admits, the old one otherwise): filled in below, so
-                    // `remaining` (a division) runs once per tier.
-                    pending[i] = Some(Pending {
-                        entry,
-                        next_sweep,
-                        tat,
-                        new_tat,
-                        now: t,
-                        slot: decision.tiers().len(),
-                    });
-                    decision.push(TierStatus::new(i, 0, 0));
-                }
-                Err(allow_at) => {
-                    let wait = allow_at.saturating_sub(now).max(1);
-                    if worst.is_none_or(|(_, w)| wait > w) {
-                        worst = Some((p.name(), wait));
-                    }
-                    decision.push(TierStatus::new(
-                        i,
-                        gcra::remaining(tat, t, iv, tol, p.burst().get()),
-                        tat.saturating_sub(t),
-                    ));
-                }
-            }
-        }
-        if let Some((tier, wait)) = worst {
-            // Denied: nothing is written; the tiers that admitted report
-            // their unchanged state.
-            for (i, (pend, p)) in pending.iter().zip(policies).enumerate() {
-                if let Some(pend) = pend {
-                    let (iv, tol) = (p.interval_us(), p.tolerance_us());
-                    decision.set(
-                        pend.slot,
-                        TierStatus::new(
-                            i,
-                            gcra::remaining(pend.tat, pend.now, iv, tol, p.burst().get()),
-                            pend.tat.saturating_sub(pend.now),
-                        ),
-                    );
-                }
-            }
-            decision.set_outcome(Outcome::Denied {
+        if let Some((tier, wait)) = walk.worst {
+            walk.decision.set_outcome(Outcome::Denied {
                 tier,
                 retry_after: Duration::from_micros(wait),
             });
-            return Ok(decision);
         }
-        // All applicable tiers admit: write every new TAT (or only report).
-        for (i, (pend, p)) in pending.iter_mut().zip(policies).enumerate() {
-            let Some(pend) = pend.take() else {
-                continue;
-            };
-            if commit {
-                match pend.entry {
-                    Entry::Occupied(mut e) => *e.get_mut() = pend.new_tat,
-                    Entry::Vacant(v) => {
-                        v.insert(pend.new_tat);
+        Ok(walk.decision)
+    }
+
+    /// Check the tiers in `pending` (bit i = tier i, at least one), the
+    /// lowest first, at position `pos` of the decision; then write (or only
+    /// report) each of them.
+    ///
+    /// One frame per applicable tier, in tier order: hash its key (once),
+    /// lock its shard, look the key up (once: the entry found is the one
+    /// written), check it, and recurse with the lock held. When the deepest
+    /// frame is reached every applicable shard is locked, so the outcome
+    /// (`worst`) is decided with all of them held; each frame then writes
+    /// its new TAT (only if no tier denied) before releasing its lock. Every
+    /// key is read and written under its own lock, so the tiers are
+    /// all-or-nothing. Locks are taken in tier order (a global order: no
+    /// deadlock). No per-decision arrays: the entry and the guard live in
+    /// the frame.
+    fn walk(&self, walk: &mut Walk<'_>, pending: u8, pos: usize) {
+        let i = pending.trailing_zeros() as usize;
+        let rest = pending & pending.wrapping_sub(1);
+        let (Some(p), Some(store)) = (self.tiers.policies().get(i), self.stores.get(i)) else {
+            return;
+        };
+        let Some(key) = walk.keys.get(p.key_kind()) else {
+            return;
+        };
+        let (hashed, shard) = store.locate(key);
+        let mut guard = shard.lock();
+        let shard = &mut *guard;
+        let t = walk.now.max(shard.high_water);
+        shard.high_water = t;
+        let full = if shard.map.len() >= store.per_shard {
+            shard.room_for(&hashed, t, store.per_shard, p.name())
+        } else {
+            None
+        };
+        let Shard {
+            map, next_sweep, ..
+        } = shard;
+        let entry = map.entry(hashed);
+        let tat = match &entry {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(_) => t,
+        };
+        let (iv, tol) = (p.interval_us(), p.tolerance_us());
+        let verdict = match full {
+            Some(due) => Err(due.max(t.saturating_add(1))),
+            None => gcra::decide(tat, t, iv, tol, walk.n),
+        };
+        let new_tat = match verdict {
+            Ok(new_tat) => Some(new_tat),
+            Err(allow_at) => {
+                let wait = allow_at.saturating_sub(walk.now).max(1);
+                if walk.worst.is_none_or(|(_, w)| wait > w) {
+                    walk.worst = Some((p.name(), wait));
+                }
+                None
+            }
+        };
+        if rest != 0 {
+            self.walk(walk, rest, pos + 1);
+        }
+        // Every tier has been checked: denied, nothing is written and each
+        // tier reports its unchanged state; admitted, each writes its new TAT.
+        let reported = match (walk.worst, new_tat) {
+            (None, Some(new_tat)) => {
+                if walk.commit {
+                    match entry {
+                        Entry::Occupied(mut e) => *e.get_mut() = new_tat,
+                        Entry::Vacant(v) => {
+                            v.insert(new_tat);
+                            // Keep `next_sweep` a lower bound of every TAT in
+                            // the shard, or a shard emptied by a sweep would
+                            // never be swept again. (Updating an occupied key
+                            // only raises its TAT: the bound holds.)
+                            *next_sweep = (*next_sweep).min(new_tat);
+                        }
                     }
                 }
-                // Keep `next_sweep` a lower bound of every TAT in the shard, or a
-                // shard emptied by a sweep would never be swept again.
-                *pend.next_sweep = (*pend.next_sweep).min(pend.new_tat);
+                new_tat
             }
-            let (iv, tol) = (p.interval_us(), p.tolerance_us());
-            decision.set(
-                pend.slot,
-                TierStatus::new(
-                    i,
-                    gcra::remaining(pend.new_tat, pend.now, iv, tol, p.burst().get()),
-                    pend.new_tat.saturating_sub(pend.now),
-                ),
-            );
-        }
-        Ok(decision)
+            _ => tat,
+        };
+        walk.decision.set(
+            pos,
+            TierStatus::new(
+                i,
+                gcra::remaining(reported, t, iv, tol, p.burst().get()),
+                reported.saturating_sub(t),
+            ),
+        );
     }
 }

@@ -78,6 +78,48 @@ fn login_answers_are_identical_for_existing_and_unknown_accounts() {
     assert_eq!(run("existing@example.com"), run("no-such-user@example.com"));
 }
 
+/// Account-name normalisation costs time in proportion to the name, and the
+/// name is the attacker's choice. Root cause: `KeyValue::account` normalised
+/// (NFD, case folding, NFKD, NFKC) whatever it was given, so one login
+/// attempt with a multi-megabyte name cost seconds of CPU. Names over
+/// `KeyValue::MAX_ACCOUNT_LEN` bytes now skip normalisation and share one
+/// account budget: they neither escape the account tier nor get a fresh
+/// budget per spelling, and existing and unknown names still answer alike.
+#[test]
+fn over_long_account_names_cost_nothing_to_key_and_share_one_budget() {
+    let (g, _clock) = guard();
+    let max = KeyValue::MAX_ACCOUNT_LEN;
+    let huge = |c: char, bytes: usize| std::iter::repeat_n(c, bytes).collect::<String>();
+    // Five failures with five different over-long names, each from its own
+    // IP (so only the account tier can deny), exhaust the shared budget.
+    for i in 0..5u8 {
+        let ip = IpAddr::from([198, 51, 100, i]);
+        let name = huge(char::from(b'a' + i), max + 1 + usize::from(i) * 1_000_000);
+        assert!(g.begin(&name, ip).unwrap().is_allowed(), "{i}");
+    }
+    let fresh = IpAddr::from([203, 0, 113, 9]);
+    assert_eq!(
+        g.begin(&huge('z', 4 << 20), fresh).unwrap().denied_by(),
+        Some("login-account")
+    );
+    // A name at the cap is a normal account with its own budget.
+    assert!(g.begin(&huge('q', max), fresh).unwrap().is_allowed());
+
+    // Existing or not, over-long names get the same answers.
+    let run = |account: &str| {
+        let (g, clock) = guard();
+        let mut out = Vec::new();
+        for _ in 0..8 {
+            out.push(g.begin(account, IP).unwrap());
+            clock.advance_micros(7_000_000);
+        }
+        out
+    };
+    let existing = format!("{}@example.com", huge('e', max));
+    let unknown = format!("{}@example.com", huge('u', max));
+    assert_eq!(run(&existing), run(&unknown));
+}
+
 #[test]
 fn success_clears_the_account_but_not_the_ip() {
     let (g, _clock) = guard();
