@@ -126,6 +126,7 @@ pub struct TenantContext {
     user: Option<UserId>,
     roles: Vec<Role>,
     clients: Vec<ClientId>,
+    active_client: Option<ClientId>,
     claims: CustomClaims,
     auth: AuthInfo,
     mfa: Option<MfaStatus>,
@@ -148,6 +149,7 @@ impl TenantContext {
             user,
             roles,
             clients,
+            active_client: None,
             claims,
             auth: AuthInfo::default(),
             mfa: None,
@@ -279,6 +281,24 @@ impl TenantContext {
     /// The clients this user may act for; empty means none.
     pub fn clients(&self) -> &[ClientId] {
         &self.clients
+    }
+
+    /// Chooses the client this session acts for when it writes: the query
+    /// guard writes it into the client column of rows `INSERT`ed into
+    /// client-scoped tables. The guard accepts it only if the user holds a
+    /// grant for `client` or an organisation-wide role
+    /// ([`GuardError::NoActiveClient`](crate::guard::GuardError::NoActiveClient)
+    /// otherwise); RLS checks the row's client against the grants again. A
+    /// session with exactly one grant acts for that client without choosing.
+    #[must_use]
+    pub fn with_active_client(mut self, client: ClientId) -> Self {
+        self.active_client = Some(client);
+        self
+    }
+
+    /// The client chosen with [`with_active_client`](Self::with_active_client).
+    pub fn active_client(&self) -> Option<ClientId> {
+        self.active_client
     }
 
     /// Whether the user holds a grant for `client`. An empty grant list allows

@@ -104,9 +104,15 @@ macro_rules! tenant_pool {
             pub async fn begin(&self, ctx: &$crate::TenantContext) -> Result<$tx, $crate::Error> {
                 let guard = self.ready_guard().await?;
                 let mut tx = begin_tenant(&self.pool, &self.context, ctx.tenant()).await?;
+                // Client grants and roles for RLS (PostgreSQL, only when the
+                // registry has client-scoped or role-gated tables).
+                if guard.registry().needs_session_scope() {
+                    set_scope(&mut tx, &self.context, ctx).await?;
+                }
                 // A read-only break-glass grant: `READ ONLY` on PostgreSQL (src/grant/tx.rs).
                 <$db as $crate::grant::GrantTx>::restrict(&mut tx, ctx).await?;
-                Ok($tx { tx, tenant: ctx.tenant(), guard })
+                let session = $crate::guard::SessionScope::from_context(ctx);
+                Ok($tx { tx, tenant: ctx.tenant(), session, guard })
             }
 
             /// The guard statements pass through (with the catalog's columns
@@ -123,6 +129,8 @@ macro_rules! tenant_pool {
         pub struct $tx {
             tx: sqlx::Transaction<'static, $db>,
             tenant: $crate::TenantId,
+            /// Roles and client grants the guard scopes by.
+            session: $crate::guard::SessionScope,
             guard: std::sync::Arc<$crate::guard::QueryGuard>,
         }
 
@@ -144,9 +152,9 @@ macro_rules! tenant_pool {
             /// and never reach the database. Bind exactly as many values as the
             /// statement has placeholders; the tenant is bound last by the guard.
             pub fn query(&mut self, sql: &str) -> Result<$query<'_>, $crate::Error> {
-                let scoped = self.guard.scope(sql)?;
+                let scoped = self.guard.scope_for(sql, &self.session)?;
                 let query = sqlx::query(sqlx::AssertSqlSafe(scoped.sql().to_owned()));
-                Ok($query { tx: self, query, expected: scoped.user_params(), bound: 0 })
+                Ok($query { tx: self, query, expected: scoped.user_params(), bound: 0, scoped })
             }
 
             /// [`query`](Self::query) whose rows decode into `T` through
@@ -203,6 +211,8 @@ macro_rules! tenant_pool {
             query: sqlx::query::Query<'static, $db, <$db as sqlx::Database>::Arguments>,
             expected: usize,
             bound: usize,
+            /// The guard's parameters to bind after the user's.
+            scoped: $crate::guard::ScopedStatement,
         }
 
         impl std::fmt::Debug for $query<'_> {
@@ -230,8 +240,19 @@ macro_rules! tenant_pool {
                 if self.bound != self.expected {
                     return Err($crate::Error::ParamCount { expected: self.expected, bound: self.bound });
                 }
-                let tenant = self.tx.tenant;
-                Ok((self.tx, self.query.bind(tenant_value(tenant))))
+                let tx = self.tx;
+                let mut query = self.query;
+                for param in self.scoped.guard_params() {
+                    query = match param {
+                        $crate::guard::GuardParam::Tenant => query.bind(tenant_value(tx.tenant)),
+                        $crate::guard::GuardParam::Clients => query.bind(clients_value(&tx.session)),
+                        $crate::guard::GuardParam::ActiveClient => {
+                            let client = tx.guard.active_client(&tx.session)?;
+                            query.bind(client_value(client))
+                        }
+                    };
+                }
+                Ok((tx, query))
             }
 
             /// Run the statement; returns the number of rows affected.

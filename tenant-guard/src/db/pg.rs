@@ -145,6 +145,39 @@ fn tenant_value(tenant: TenantId) -> Uuid {
     tenant.as_uuid()
 }
 
+/// The active client of an `INSERT`, as a `uuid`.
+fn client_value(client: crate::ClientId) -> Uuid {
+    client.as_uuid()
+}
+
+/// The granted clients, as a `uuid[]` (`client_id = ANY($n)`).
+fn clients_value(session: &crate::guard::SessionScope) -> Vec<Uuid> {
+    session
+        .clients()
+        .iter()
+        .map(crate::ClientId::as_uuid)
+        .collect()
+}
+
+/// Carry the session's client grants and roles into the transaction for RLS:
+/// a second signed, transaction-local setting
+/// ([`SCOPE_SETTING`](crate::rls::SCOPE_SETTING), see `src/rls/scope.rs`),
+/// bound as a parameter like the tenant token.
+async fn set_scope(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    context: &PgContext,
+    ctx: &crate::TenantContext,
+) -> Result<(), Error> {
+    let expiry = context.clock.now_unix().saturating_add(context.ttl);
+    let token = crate::rls::scope_token(&context.key, ctx, expiry);
+    sqlx::query("SELECT pg_catalog.set_config($1, $2, true)")
+        .bind(crate::rls::SCOPE_SETTING)
+        .bind(token.as_str())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 super::tenant_pool! {
     db = Postgres,
     sqlx_pool = PgPool,

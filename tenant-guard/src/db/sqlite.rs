@@ -21,6 +21,26 @@ fn tenant_value(tenant: TenantId) -> String {
     tenant.to_string()
 }
 
+/// Client ids too: the active client of an `INSERT`.
+fn client_value(client: crate::ClientId) -> String {
+    client.to_string()
+}
+
+/// The granted clients: a JSON array of hyphenated ids, which the guard's
+/// predicate reads with `json_each` (SQLite has no arrays).
+fn clients_value(session: &crate::guard::SessionScope) -> String {
+    session.clients_json()
+}
+
+/// SQLite has no RLS: nothing to carry into the transaction.
+async fn set_scope(
+    _tx: &mut sqlx::Transaction<'static, Sqlite>,
+    _context: &(),
+    _ctx: &crate::TenantContext,
+) -> Result<(), Error> {
+    Ok(())
+}
+
 super::tenant_pool! {
     db = Sqlite,
     sqlx_pool = SqlitePool,

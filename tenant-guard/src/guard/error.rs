@@ -62,6 +62,30 @@ pub enum GuardError {
     /// placeholder, an expression) is refused. Remedy: leave the column out.
     #[error("INSERT supplies its own value for the tenant column (the guard sets it)")]
     LiteralTenantValue,
+    /// `UPDATE` (or `ON CONFLICT DO UPDATE`) assigns the client column of a
+    /// client-scoped table: a row would move to another client.
+    #[error("UPDATE of the client column refused")]
+    ClientColumnUpdate,
+    /// `INSERT` into a client-scoped table names the client column: the guard
+    /// writes the session's active client (one of its grants), so a statement
+    /// never chooses the client of a new row (an `INSERT .. SELECT` could
+    /// otherwise copy another client's id in). Remedy: leave the column out
+    /// and choose the client with
+    /// [`TenantContext::with_active_client`](crate::TenantContext::with_active_client).
+    #[error("INSERT supplies its own value for the client column (the guard sets it)")]
+    ClientColumnInsert,
+    /// An `INSERT` into a client-scoped table in a session without one active
+    /// client: it holds several client grants and chose none, or holds none,
+    /// or chose a client it holds no grant for (and no organisation-wide
+    /// role). Remedy: [`TenantContext::with_active_client`](crate::TenantContext::with_active_client)
+    /// with a granted client.
+    #[error("no active client for an INSERT into a client-scoped table")]
+    NoActiveClient,
+    /// The statement reads (or writes) a role-gated table, and the session
+    /// holds none of the roles the gate lists for that access. The text names
+    /// the table.
+    #[error("table `{0}` requires a role the session does not hold")]
+    RoleRequired(String),
     /// `INSERT` without a column list (or `DEFAULT VALUES`): the guard cannot tell
     /// where the tenant column goes. Remedy: list the columns.
     #[error("INSERT without a column list refused")]

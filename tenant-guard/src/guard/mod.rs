@@ -101,6 +101,7 @@ mod params;
 mod registry;
 mod render;
 mod rewrite;
+mod session;
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -110,7 +111,8 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 pub use error::GuardError;
-pub use registry::TableRegistry;
+pub use registry::{RoleGate, TableRegistry};
+pub use session::{GuardParam, SessionScope};
 /// The `sqlparser` release the guard parses with, for callers that inspect or
 /// re-parse scoped statements (the property tests, the fuzz target and the
 /// benches do).
@@ -169,11 +171,16 @@ pub enum Dialect {
 }
 
 /// A statement scoped to the tenant: the rewritten SQL and where to bind the
-/// tenant. Cheap to clone (the SQL is shared).
+/// tenant (and, for client-scoped tables, the session's clients). Cheap to
+/// clone (the SQL is shared).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScopedStatement {
     sql: Arc<str>,
     user_params: usize,
+    /// The guard's parameters after the tenant's, in index order.
+    extra: Arc<[GuardParam]>,
+    /// Role gates touched: `(table, roles)`, one of `roles` needed.
+    gates: Arc<[(String, Vec<String>)]>,
 }
 
 impl ScopedStatement {
@@ -194,6 +201,29 @@ impl ScopedStatement {
     pub fn user_params(&self) -> usize {
         self.user_params
     }
+
+    /// Every parameter the guard added, in index order starting at
+    /// [`tenant_param`](Self::tenant_param): always [`GuardParam::Tenant`]
+    /// first, then [`GuardParam::Clients`] and [`GuardParam::ActiveClient`]
+    /// when the statement touches a client-scoped table. Bind them in this
+    /// order after the statement's own parameters.
+    pub fn guard_params(&self) -> impl Iterator<Item = GuardParam> + '_ {
+        std::iter::once(GuardParam::Tenant).chain(self.extra.iter().copied())
+    }
+
+    /// The 1-based index of `param`, if the statement uses it.
+    pub fn param_index(&self, param: GuardParam) -> Option<usize> {
+        self.guard_params()
+            .position(|p| p == param)
+            .map(|i| self.user_params + 1 + i)
+    }
+}
+
+/// The two rewrite caches: client-scoped sessions and organisation-wide ones
+/// (their statements carry no client predicate, so their text differs).
+struct Caches {
+    scoped: LruCache<Box<str>, ScopedStatement>,
+    org_wide: LruCache<Box<str>, ScopedStatement>,
 }
 
 /// The query guard: a table registry, a dialect and a bounded cache of
@@ -201,7 +231,7 @@ impl ScopedStatement {
 pub struct QueryGuard {
     registry: TableRegistry,
     dialect: Dialect,
-    cache: Option<Mutex<LruCache<Box<str>, ScopedStatement>>>,
+    cache: Option<Mutex<Caches>>,
 }
 
 impl fmt::Debug for QueryGuard {
@@ -211,7 +241,10 @@ impl fmt::Debug for QueryGuard {
             .field("dialect", &self.dialect)
             .field(
                 "cache_capacity",
-                &self.cache.as_ref().map_or(0, |c| c.lock().cap().get()),
+                &self
+                    .cache
+                    .as_ref()
+                    .map_or(0, |c| c.lock().scoped.cap().get()),
             )
             .finish()
     }
@@ -233,7 +266,12 @@ impl QueryGuard {
     /// The cache is emptied.
     #[must_use]
     pub fn with_cache_capacity(mut self, n: usize) -> Self {
-        self.cache = NonZeroUsize::new(n).map(|n| Mutex::new(LruCache::new(n)));
+        self.cache = NonZeroUsize::new(n).map(|n| {
+            Mutex::new(Caches {
+                scoped: LruCache::new(n),
+                org_wide: LruCache::new(n),
+            })
+        });
         self
     }
 
@@ -247,30 +285,100 @@ impl QueryGuard {
         self.dialect
     }
 
-    /// Scopes one statement to the tenant, or refuses it with the reason.
-    /// Successful rewrites are cached by statement text.
+    /// Scopes one statement to the tenant, or refuses it with the reason, for
+    /// a session without roles or client grants
+    /// ([`SessionScope::default`]): role-gated tables are refused, client-scoped
+    /// tables get the client predicate (bind an empty client list and no row
+    /// matches). Successful rewrites are cached by statement text.
     pub fn scope(&self, sql: &str) -> Result<ScopedStatement, GuardError> {
-        if let Some(cache) = &self.cache
-            && let Some(hit) = cache.lock().get(sql)
-        {
-            return Ok(hit.clone());
+        self.scope_for(sql, &SessionScope::default())
+    }
+
+    /// Scopes one statement for `session`: the rewrite of [`Self::scope`]
+    /// (without the client predicate when the session holds an
+    /// organisation-wide role), then the session checks, which are never
+    /// cached: every role-gated table the statement reads or writes must be
+    /// allowed by one of the session's roles ([`GuardError::RoleRequired`]),
+    /// and an `INSERT` into a client-scoped table needs an active client
+    /// ([`GuardError::NoActiveClient`], see [`Self::active_client`]).
+    pub fn scope_for(
+        &self,
+        sql: &str,
+        session: &SessionScope,
+    ) -> Result<ScopedStatement, GuardError> {
+        let org_wide = self.registry.is_org_wide(session.roles());
+        let scoped = self.rewrite_cached(sql, org_wide)?;
+        for (table, roles) in scoped.gates.iter() {
+            if !session.roles().any(|r| roles.iter().any(|g| g == r)) {
+                #[cfg(feature = "tracing")]
+                tracing::info!(target: "hisn::tenant_guard::guard", table = %table, "statement refused: role-gated table");
+                return Err(GuardError::RoleRequired(table.clone()));
+            }
         }
-        let (sql_out, user_params) = rewrite::rewrite(sql, &self.registry, self.dialect)?;
+        if scoped.extra.contains(&GuardParam::ActiveClient) {
+            self.active_client(session)?;
+        }
+        Ok(scoped)
+    }
+
+    /// The client an `INSERT` into a client-scoped table writes for
+    /// `session`: the client it chose ([`SessionScope::with_active_client`]),
+    /// which must be one of its grants unless it holds an organisation-wide
+    /// role, or else its only grant. [`GuardError::NoActiveClient`] otherwise.
+    pub fn active_client(&self, session: &SessionScope) -> Result<crate::ClientId, GuardError> {
+        match session.chosen_client() {
+            Some(c)
+                if session.clients().contains(&c) || self.registry.is_org_wide(session.roles()) =>
+            {
+                Ok(c)
+            }
+            Some(_) => Err(GuardError::NoActiveClient),
+            None => match session.clients() {
+                [only] => Ok(*only),
+                _ => Err(GuardError::NoActiveClient),
+            },
+        }
+    }
+
+    fn rewrite_cached(&self, sql: &str, org_wide: bool) -> Result<ScopedStatement, GuardError> {
+        if let Some(cache) = &self.cache {
+            let mut caches = cache.lock();
+            let cache = if org_wide {
+                &mut caches.org_wide
+            } else {
+                &mut caches.scoped
+            };
+            if let Some(hit) = cache.get(sql) {
+                return Ok(hit.clone());
+            }
+        }
+        let out = rewrite::rewrite(sql, &self.registry, self.dialect, org_wide)?;
         let scoped = ScopedStatement {
-            sql: Arc::from(sql_out),
-            user_params,
+            sql: Arc::from(out.sql),
+            user_params: out.user_params,
+            extra: Arc::from(out.extra),
+            gates: Arc::from(out.gates),
         };
         if let Some(cache) = &self.cache
             && sql.len() <= MAX_CACHED_LEN
         {
-            cache.lock().put(Box::from(sql), scoped.clone());
+            let mut caches = cache.lock();
+            let cache = if org_wide {
+                &mut caches.org_wide
+            } else {
+                &mut caches.scoped
+            };
+            cache.put(Box::from(sql), scoped.clone());
         }
         Ok(scoped)
     }
 
     /// Number of rewrites currently cached.
     pub fn cached(&self) -> usize {
-        self.cache.as_ref().map_or(0, |c| c.lock().len())
+        self.cache.as_ref().map_or(0, |c| {
+            let c = c.lock();
+            c.scoped.len() + c.org_wide.len()
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! The registry of tables the guard knows: tenant tables (with their tenant
-//! column) and shared tables.
+//! column and, for two-level tenancy, their client column), shared tables,
+//! role gates and the organisation-wide roles.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +13,8 @@ pub(crate) enum TableKind {
     Tenant {
         /// The tenant column, normalised (ASCII lowercase).
         column: String,
+        /// The client column (second tenancy level), normalised, if any.
+        client: Option<String>,
     },
     /// Readable by every tenant without a predicate; never writable.
     Shared,
@@ -25,6 +28,32 @@ pub(crate) struct Table {
     /// `None` while unknown. See [`TableRegistry::set_columns`] for what the
     /// guard allows without a column list.
     pub(crate) columns: Option<BTreeSet<String>>,
+}
+
+/// The roles a role-gated table or schema requires: a statement that reads it
+/// needs one of [`read_roles`](Self::read_roles), one that writes it one of
+/// [`write_roles`](Self::write_roles). A role that may write may also read
+/// (the read set includes the write set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleGate {
+    read: BTreeSet<String>,
+    write: BTreeSet<String>,
+}
+
+impl RoleGate {
+    /// The roles that may read (sorted; every write role included).
+    pub fn read_roles(&self) -> impl Iterator<Item = &str> + '_ {
+        self.read.iter().map(String::as_str)
+    }
+
+    /// The roles that may write (sorted; may be empty: nobody writes).
+    pub fn write_roles(&self) -> impl Iterator<Item = &str> + '_ {
+        self.write.iter().map(String::as_str)
+    }
+
+    pub(crate) fn roles(&self, write: bool) -> &BTreeSet<String> {
+        if write { &self.write } else { &self.read }
+    }
 }
 
 /// The tables the guard knows, built once at start-up.
@@ -58,6 +87,12 @@ pub(crate) struct Table {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TableRegistry {
     tables: BTreeMap<String, Table>,
+    /// Role gates on tables (normalised table name).
+    table_gates: BTreeMap<String, RoleGate>,
+    /// Role gates on schemas (normalised schema name).
+    schema_gates: BTreeMap<String, RoleGate>,
+    /// Roles that see every client of their organisation.
+    org_wide: BTreeSet<String>,
 }
 
 impl TableRegistry {
@@ -77,11 +112,188 @@ impl TableRegistry {
             Table {
                 kind: TableKind::Tenant {
                     column: normalise(tenant_column),
+                    client: None,
                 },
                 columns: None,
             },
         );
         self
+    }
+
+    /// Registers `table` as scoped by `tenant_column` (the organisation) and
+    /// `client_column` (the client inside it): two-level tenancy. Besides the
+    /// tenant predicate, every reference gets
+    /// `<ref>.<client column> = ANY(<the session's granted clients>)`
+    /// (PostgreSQL; SQLite: `IN (SELECT value FROM json_each(..))`), bound as
+    /// a parameter, unless the session holds an organisation-wide role
+    /// ([`Self::org_wide_roles`]); `INSERT` gets the session's active client;
+    /// `UPDATE` of the client column is refused. A session without client
+    /// grants reads no row of the table. A later registration of the same
+    /// name replaces the earlier one (and forgets its columns).
+    #[must_use]
+    pub fn client_table(mut self, table: &str, tenant_column: &str, client_column: &str) -> Self {
+        self.tables.insert(
+            normalise(table),
+            Table {
+                kind: TableKind::Tenant {
+                    column: normalise(tenant_column),
+                    client: Some(normalise(client_column)),
+                },
+                columns: None,
+            },
+        );
+        self
+    }
+
+    /// Declares roles that see (and may write) every client of their
+    /// organisation in client-scoped tables (a firm's administrator, say):
+    /// a session holding one gets no client predicate, only the tenant one.
+    /// Adds to the roles declared before. Role names follow
+    /// [`Role::new`](crate::Role::new) ([`GuardError::InvalidRegistry`]
+    /// otherwise).
+    pub fn org_wide_roles(
+        mut self,
+        roles: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, GuardError> {
+        for role in roles {
+            self.org_wide.insert(role_name(role.as_ref())?);
+        }
+        Ok(self)
+    }
+
+    /// Requires one of `read` (or one of `write`) to read the registered
+    /// tenant table `table`, and one of `write` to write it (`INSERT`,
+    /// `UPDATE`, `DELETE`). The guard refuses other sessions'
+    /// statements ([`GuardError::RoleRequired`]) and the generated RLS
+    /// enforces the same rule. Replaces an earlier gate of the table.
+    ///
+    /// Errors ([`GuardError::InvalidRegistry`]): `table` is not a registered
+    /// tenant table (shared tables have no RLS to back the gate), no role is
+    /// given, or a role name is invalid.
+    pub fn role_gate(
+        mut self,
+        table: &str,
+        read: impl IntoIterator<Item = impl AsRef<str>>,
+        write: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, GuardError> {
+        let key = normalise(table);
+        if !matches!(
+            self.tables.get(&key).map(|t| &t.kind),
+            Some(TableKind::Tenant { .. })
+        ) {
+            return Err(GuardError::InvalidRegistry(format!(
+                "role gate on `{table}`, which is not a registered tenant table"
+            )));
+        }
+        let gate = gate(read, write)?;
+        self.table_gates.insert(key, gate);
+        Ok(self)
+    }
+
+    /// [`Self::role_gate`] for every table of `schema` (`hr`): a table
+    /// `hr.x` needs a role of this gate *and* of its own gate, if any.
+    /// Unqualified tables are in the default schema (`public`, `main`).
+    /// Register every table of the schema: the guard refuses the others,
+    /// and RLS is generated only for registered tables.
+    pub fn schema_role_gate(
+        mut self,
+        schema: &str,
+        read: impl IntoIterator<Item = impl AsRef<str>>,
+        write: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, GuardError> {
+        if !valid_identifier(schema.trim()) {
+            return Err(GuardError::InvalidRegistry(format!(
+                "invalid schema name `{schema}`"
+            )));
+        }
+        let gate = gate(read, write)?;
+        self.schema_gates.insert(normalise(schema), gate);
+        Ok(self)
+    }
+
+    /// Parses role gates in the CLI form: `;`-separated entries
+    /// `name=read1|read2/write1|write2`, where `name` is a registered tenant
+    /// table, or `schema.*` for a whole schema; the part after `/` (the
+    /// write roles) may be empty or absent (nobody writes).
+    ///
+    /// ```
+    /// use hisn_tenant_guard::guard::TableRegistry;
+    ///
+    /// let r = TableRegistry::parse_spec("hr.salaries:tenant_id")?
+    ///     .parse_role_gates("hr.salaries=hr_viewer/hr_admin")?;
+    /// let gate = r.role_gates("hr.salaries").next().unwrap();
+    /// assert_eq!(gate.read_roles().collect::<Vec<_>>(), ["hr_admin", "hr_viewer"]);
+    /// assert_eq!(gate.write_roles().collect::<Vec<_>>(), ["hr_admin"]);
+    /// # Ok::<(), hisn_tenant_guard::guard::GuardError>(())
+    /// ```
+    pub fn parse_role_gates(mut self, spec: &str) -> Result<Self, GuardError> {
+        for entry in spec.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, roles) = entry.split_once('=').ok_or_else(|| {
+                GuardError::InvalidRegistry(format!("role gate `{entry}` has no `=`"))
+            })?;
+            let (read, write) = roles.split_once('/').unwrap_or((roles, ""));
+            let list = |s: &str| -> Vec<String> {
+                s.split('|')
+                    .map(str::trim)
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            };
+            let name = name.trim();
+            self = match name.strip_suffix(".*") {
+                Some(schema) => self.schema_role_gate(schema, list(read), list(write))?,
+                None => self.role_gate(name, list(read), list(write))?,
+            };
+        }
+        Ok(self)
+    }
+
+    /// The role gates that apply to `table`: its own, then its schema's.
+    pub fn role_gates(&self, table: &str) -> impl Iterator<Item = &RoleGate> + '_ {
+        let key = normalise(table);
+        let schema = key.split_once('.').map(|(s, _)| s.to_owned());
+        let own = self.table_gates.get(&key);
+        let by_schema = match schema {
+            Some(s) => self.schema_gates.get(&s),
+            // Unqualified: the default schema of either dialect.
+            None => self
+                .schema_gates
+                .get("public")
+                .or_else(|| self.schema_gates.get("main")),
+        };
+        own.into_iter().chain(by_schema)
+    }
+
+    /// Whether any table or schema is role-gated.
+    pub(crate) fn has_role_gates(&self) -> bool {
+        !self.table_gates.is_empty() || !self.schema_gates.is_empty()
+    }
+
+    /// The declared organisation-wide roles, sorted.
+    pub fn org_wide(&self) -> impl Iterator<Item = &str> + '_ {
+        self.org_wide.iter().map(String::as_str)
+    }
+
+    /// Whether a session holding `roles` is organisation-wide.
+    pub fn is_org_wide<'a>(&self, mut roles: impl Iterator<Item = &'a str>) -> bool {
+        roles.any(|r| self.org_wide.contains(r))
+    }
+
+    /// Whether any table is client-scoped or role-gated: then a PostgreSQL
+    /// pool also signs the session's clients and roles into the transaction
+    /// (see [`rls`](crate::rls)).
+    pub fn needs_session_scope(&self) -> bool {
+        !self.table_gates.is_empty()
+            || !self.schema_gates.is_empty()
+            || self.tables.values().any(|t| {
+                matches!(
+                    t.kind,
+                    TableKind::Tenant {
+                        client: Some(_),
+                        ..
+                    }
+                )
+            })
     }
 
     /// Registers `table` as shared: readable by every tenant without a tenant
@@ -131,12 +343,14 @@ impl TableRegistry {
             }
             set.insert(column.to_owned());
         }
-        if let TableKind::Tenant { column } = &entry.kind
-            && !set.contains(column.as_str())
-        {
-            return Err(GuardError::InvalidRegistry(format!(
-                "table `{table}` has no tenant column `{column}`"
-            )));
+        if let TableKind::Tenant { column, client } = &entry.kind {
+            for c in std::iter::once(column).chain(client) {
+                if !set.contains(c.as_str()) {
+                    return Err(GuardError::InvalidRegistry(format!(
+                        "table `{table}` has no scope column `{c}`"
+                    )));
+                }
+            }
         }
         entry.columns = Some(set);
         Ok(())
@@ -153,9 +367,11 @@ impl TableRegistry {
     }
 
     /// Parses the CLI form: comma-separated entries, `name:column` for a tenant
-    /// table and a bare `name` for a shared table, each optionally followed by
-    /// its column list in parentheses: `assets:tenant_id(id,name)`,
-    /// `countries(code,name)`. A tenant table's tenant column is added to its
+    /// table, `name:column:client_column` for a client-scoped one
+    /// ([`Self::client_table`]) and a bare `name` for a shared table, each
+    /// optionally followed by its column list in parentheses:
+    /// `assets:tenant_id(id,name)`, `invoices:org_id:client_id`,
+    /// `countries(code,name)`. A tenant table's scope columns are added to its
     /// list. Names are identifiers (`[A-Za-z_][A-Za-z0-9_]*`, table names
     /// optionally `schema.table`; column names are folded to lowercase, the way
     /// PostgreSQL folds unquoted names); whitespace around names is ignored; an
@@ -199,10 +415,22 @@ impl TableRegistry {
                 }
                 None => (entry, None),
             };
-            let (table, column) = match head.split_once(':') {
-                Some((table, column)) => (table.trim(), Some(column.trim())),
-                None => (head, None),
+            let (table, column, client) = match head.split_once(':') {
+                Some((table, rest)) => match rest.split_once(':') {
+                    Some((column, client)) => {
+                        (table.trim(), Some(column.trim()), Some(client.trim()))
+                    }
+                    None => (table.trim(), Some(rest.trim()), None),
+                },
+                None => (head, None, None),
             };
+            if let Some(client) = client
+                && (!valid_identifier(client) || Some(client) == column)
+            {
+                return Err(GuardError::InvalidRegistry(format!(
+                    "invalid client column `{client}` for table `{table}`"
+                )));
+            }
             if !valid_table_name(table) {
                 return Err(GuardError::InvalidRegistry(format!(
                     "invalid table name `{table}`"
@@ -214,7 +442,10 @@ impl TableRegistry {
                 )));
             }
             registry = match column {
-                Some(column) if valid_identifier(column) => registry.tenant_table(table, column),
+                Some(column) if valid_identifier(column) => match client {
+                    Some(client) => registry.client_table(table, column, client),
+                    None => registry.tenant_table(table, column),
+                },
                 Some(column) => {
                     return Err(GuardError::InvalidRegistry(format!(
                         "invalid tenant column `{column}` for table `{table}`"
@@ -224,6 +455,7 @@ impl TableRegistry {
             };
             if let Some(mut columns) = columns {
                 columns.extend(column.map(str::to_owned));
+                columns.extend(client.map(str::to_owned));
                 registry.set_columns(table, columns.iter().map(|c| normalise(c)))?;
             }
         }
@@ -260,7 +492,19 @@ impl TableRegistry {
     /// (`table` is compared case-insensitively).
     pub fn tenant_column(&self, table: &str) -> Option<&str> {
         match self.tables.get(&normalise(table)).map(|t| &t.kind) {
-            Some(TableKind::Tenant { column }) => Some(column),
+            Some(TableKind::Tenant { column, .. }) => Some(column),
+            _ => None,
+        }
+    }
+
+    /// The client column of `table` if it is registered as a client-scoped
+    /// tenant table ([`Self::client_table`]).
+    pub fn client_column(&self, table: &str) -> Option<&str> {
+        match self.tables.get(&normalise(table)).map(|t| &t.kind) {
+            Some(TableKind::Tenant {
+                client: Some(client),
+                ..
+            }) => Some(client),
             _ => None,
         }
     }
@@ -277,7 +521,7 @@ impl TableRegistry {
     /// RLS layer generates policies from this list).
     pub fn tenant_tables(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.tables.iter().filter_map(|(name, t)| match &t.kind {
-            TableKind::Tenant { column } => Some((name.as_str(), column.as_str())),
+            TableKind::Tenant { column, .. } => Some((name.as_str(), column.as_str())),
             TableKind::Shared => None,
         })
     }
@@ -294,6 +538,42 @@ impl TableRegistry {
     pub(crate) fn get(&self, normalised: &str) -> Option<&Table> {
         self.tables.get(normalised)
     }
+
+    /// Looks up an already-normalised name, with the registered key.
+    pub(crate) fn get_key_value(&self, normalised: &str) -> Option<(&str, &Table)> {
+        self.tables
+            .get_key_value(normalised)
+            .map(|(k, t)| (k.as_str(), t))
+    }
+}
+
+/// A role name as [`Role::new`](crate::Role::new) accepts it.
+fn role_name(role: &str) -> Result<String, GuardError> {
+    crate::Role::new(role.trim())
+        .map(|r| r.as_str().to_owned())
+        .map_err(|_| GuardError::InvalidRegistry(format!("invalid role name `{role}`")))
+}
+
+/// A gate from its read and write roles (the read set includes the write set).
+fn gate(
+    read: impl IntoIterator<Item = impl AsRef<str>>,
+    write: impl IntoIterator<Item = impl AsRef<str>>,
+) -> Result<RoleGate, GuardError> {
+    let write = write
+        .into_iter()
+        .map(|r| role_name(r.as_ref()))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    let mut read = read
+        .into_iter()
+        .map(|r| role_name(r.as_ref()))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    read.extend(write.iter().cloned());
+    if read.is_empty() {
+        return Err(GuardError::InvalidRegistry(
+            "a role gate needs at least one role".into(),
+        ));
+    }
+    Ok(RoleGate { read, write })
 }
 
 /// Splits a specification at the commas that are not inside a column list.
@@ -379,7 +659,9 @@ mod tests {
             "assets:tenant_id,assets:org_id",
             "a.b.c:tenant_id",
             "1assets:tenant_id",
-            "assets:tenant_id:x",
+            "assets:tenant_id:x:y",
+            "assets:tenant_id:tenant_id",
+            "assets:tenant_id:",
             "assets;drop:tenant_id",
             "assets:tenant_id()",
             "assets:tenant_id(id,)",

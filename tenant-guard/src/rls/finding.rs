@@ -154,6 +154,28 @@ pub enum Finding {
         /// What is wrong.
         reason: &'static str,
     },
+    /// A client-scoped table has no restrictive policy for all commands and
+    /// `PUBLIC` whose `USING` and `WITH CHECK` are the client predicate
+    /// ([`client_predicate`](super::client_predicate), with the declared
+    /// organisation-wide roles): a user granted one client of an
+    /// organisation reads every client's rows. Fix: apply the generated SQL.
+    MissingClientPolicy {
+        /// The table.
+        table: String,
+        /// Its client column.
+        column: String,
+    },
+    /// One of the session scope functions
+    /// (`public.hisn_tenant_guard_current_scope()`, `.._current_clients()`,
+    /// `.._current_roles()`) is missing or not what the generated SQL
+    /// creates (the same checks as [`Finding::ContextFunctionUnsafe`]).
+    /// Fix: apply the generated SQL as the schema owner.
+    ScopeFunctionUnsafe {
+        /// The function.
+        function: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The context key table is missing, or `role` (the connected role or one it
     /// can become) can read it or owns it: whoever reads the key can sign a
     /// context for any tenant. Fix: apply the generated SQL as the schema
@@ -223,6 +245,13 @@ impl fmt::Display for Finding {
             ),
             Self::ContextFunctionUnsafe { reason } => {
                 write!(f, "tenant context function: {reason}")
+            }
+            Self::MissingClientPolicy { table, column } => write!(
+                f,
+                "{table}: no restrictive policy filtering client column {column} on the session's client grants"
+            ),
+            Self::ScopeFunctionUnsafe { function, reason } => {
+                write!(f, "session scope function {function}: {reason}")
             }
             Self::ContextKeyExposed { role } if role.is_empty() => {
                 write!(f, "tenant context key table not found")

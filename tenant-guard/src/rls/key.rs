@@ -112,6 +112,22 @@ impl ContextKey {
     }
 }
 
+impl ContextKey {
+    /// HMAC-SHA256 under the key over the concatenation of `parts` (the
+    /// session scope token, `src/rls/scope.rs`, signs with it).
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> Zeroizing<[u8; 32]> {
+        let mut out = Zeroizing::new([0_u8; 32]);
+        // A 32-byte key is always a valid HMAC key.
+        if let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(&*self.0) {
+            for part in parts {
+                mac.update(part);
+            }
+            out.copy_from_slice(mac.finalize().into_bytes().as_slice());
+        }
+        out
+    }
+}
+
 impl PartialEq for ContextKey {
     fn eq(&self, other: &Self) -> bool {
         self.0.ct_eq(&*other.0).into()

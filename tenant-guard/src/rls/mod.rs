@@ -41,11 +41,17 @@ use crate::Error;
 
 mod finding;
 mod key;
+mod scope;
 #[cfg(feature = "postgres")]
 mod verify;
 
 pub use finding::{Finding, RlsReport};
 pub use key::{CONTEXT_KEY_LEN, ContextKey};
+pub(crate) use scope::scope_token;
+pub use scope::{
+    CLIENT_POLICY, CLIENTS_FUNCTION, ROLE_POLICY_PREFIX, ROLES_FUNCTION, SCOPE_FUNCTION,
+    SCOPE_SETTING, client_predicate, role_predicate,
+};
 #[cfg(feature = "postgres")]
 pub use verify::verify;
 
@@ -83,12 +89,18 @@ fn check_ident(s: &str) -> Result<(), Error> {
     }
 }
 
-/// A tenant table (optionally `schema.table`) and its tenant column.
+/// A tenant table (optionally `schema.table`), its tenant column and, for
+/// two-level tenancy and role gates, its client column, the
+/// organisation-wide roles and its role gates.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TenantTable {
     schema: Option<String>,
     name: String,
     column: String,
+    client: Option<String>,
+    org_wide: Vec<String>,
+    /// `(read roles, write roles)` per gate.
+    gates: Vec<(Vec<String>, Vec<String>)>,
 }
 
 impl TenantTable {
@@ -108,7 +120,80 @@ impl TenantTable {
             schema: schema.map(str::to_owned),
             name: name.to_owned(),
             column: column.to_owned(),
+            client: None,
+            org_wide: Vec::new(),
+            gates: Vec::new(),
         })
+    }
+
+    /// Scope the table by `client` too (two-level tenancy): the generated
+    /// SQL adds a restrictive policy filtering on the session's client
+    /// grants ([`client_predicate`]), and `verify` requires it.
+    pub fn with_client_column(mut self, client: &str) -> Result<Self, Error> {
+        check_ident(client)?;
+        if client == self.column {
+            return Err(Error::Config(
+                "the client column must differ from the tenant column",
+            ));
+        }
+        self.client = Some(client.to_owned());
+        Ok(self)
+    }
+
+    /// Roles that see every client of their organisation in this table.
+    pub fn with_org_wide_roles(
+        mut self,
+        roles: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, Error> {
+        for r in roles {
+            self.org_wide
+                .push(crate::Role::new(r.as_ref())?.as_str().to_owned());
+        }
+        self.org_wide.sort();
+        self.org_wide.dedup();
+        Ok(self)
+    }
+
+    /// A role gate: reading needs one of `read` (or of `write`), writing one
+    /// of `write`. At most two gates per table (its own and its schema's).
+    pub fn with_role_gate(
+        mut self,
+        read: impl IntoIterator<Item = impl AsRef<str>>,
+        write: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, Error> {
+        let parse = |it: &mut dyn Iterator<Item = String>| -> Result<Vec<String>, Error> {
+            let mut v = it
+                .map(|r| crate::Role::new(&r).map(|r| r.as_str().to_owned()))
+                .collect::<Result<Vec<_>, _>>()?;
+            v.sort();
+            v.dedup();
+            Ok(v)
+        };
+        let write = parse(&mut write.into_iter().map(|r| r.as_ref().to_owned()))?;
+        let mut read = parse(&mut read.into_iter().map(|r| r.as_ref().to_owned()))?;
+        read.extend(write.iter().cloned());
+        read.sort();
+        read.dedup();
+        if read.is_empty() {
+            return Err(Error::Config("a role gate needs at least one role"));
+        }
+        self.gates.push((read, write));
+        Ok(self)
+    }
+
+    /// The client column, for a client-scoped table.
+    pub fn client_column(&self) -> Option<&str> {
+        self.client.as_deref()
+    }
+
+    /// The organisation-wide roles (sorted).
+    pub fn org_wide_roles(&self) -> &[String] {
+        &self.org_wide
+    }
+
+    /// The role gates: `(read roles, write roles)`, each sorted.
+    pub fn role_gates(&self) -> &[(Vec<String>, Vec<String>)] {
+        &self.gates
     }
 
     /// The table's name (without schema).
@@ -119,6 +204,11 @@ impl TenantTable {
     /// The tenant column.
     pub fn column(&self) -> &str {
         &self.column
+    }
+
+    /// Whether the table needs the session scope functions.
+    fn needs_scope(&self) -> bool {
+        self.client.is_some() || !self.gates.is_empty()
     }
 
     /// The quoted, possibly schema-qualified name.
@@ -159,22 +249,56 @@ fn split_entries(spec: &str) -> Vec<&str> {
     out
 }
 
-/// Parse `table:column,table:column` (the CLI's `--tables`, the same format as
-/// [`TableRegistry::parse_spec`](crate::guard::TableRegistry::parse_spec)).
+/// Parse `table:column,table:column:client_column` (the CLI's `--tables`,
+/// the same format as [`TableRegistry::parse_spec`](crate::guard::TableRegistry::parse_spec)).
 /// Entries without `:column` name shared tables, which have no RLS, and are
 /// skipped; a column list in parentheses (`assets:tenant_id(id,name)`) is
-/// ignored here; at least one tenant table is required.
+/// ignored here; at least one tenant table is required. Organisation-wide
+/// roles and role gates are not part of this format: build the tables with
+/// [`tables_from_registry`] to carry them.
 pub fn parse_tables(spec: &str) -> Result<Vec<TenantTable>, Error> {
     let tables = split_entries(spec)
         .into_iter()
         .map(|item| item.split_once('(').map_or(item, |(head, _)| head).trim())
         .filter_map(|item| item.split_once(':'))
-        .map(|(t, c)| TenantTable::new(t.trim(), c.trim()))
+        .map(|(t, c)| match c.split_once(':') {
+            Some((c, client)) => {
+                TenantTable::new(t.trim(), c.trim())?.with_client_column(client.trim())
+            }
+            None => TenantTable::new(t.trim(), c.trim()),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     if tables.is_empty() {
         return Err(Error::Config("no tenant table given"));
     }
     Ok(tables)
+}
+
+/// The tenant tables of `registry` with everything the guard enforces on
+/// them: client columns, the organisation-wide roles (on client-scoped
+/// tables) and role gates, so that the generated RLS and the guard state the
+/// same rule. [`Error::Config`] when no tenant table is registered or a name
+/// does not fit the RLS identifier rules.
+pub fn tables_from_registry(
+    registry: &crate::guard::TableRegistry,
+) -> Result<Vec<TenantTable>, Error> {
+    let mut out = Vec::new();
+    for (name, column) in registry.tenant_tables() {
+        let mut t = TenantTable::new(name, column)?;
+        if let Some(client) = registry.client_column(name) {
+            t = t
+                .with_client_column(client)?
+                .with_org_wide_roles(registry.org_wide())?;
+        }
+        for gate in registry.role_gates(name) {
+            t = t.with_role_gate(gate.read_roles(), gate.write_roles())?;
+        }
+        out.push(t);
+    }
+    if out.is_empty() {
+        return Err(Error::Config("no tenant table given"));
+    }
+    Ok(out)
 }
 
 /// The tenant predicate for `column`:
@@ -284,6 +408,9 @@ pub fn generate_sql(
     }
     let mut out = String::new();
     context_sql(&mut out, app_role, key);
+    if tables.iter().any(TenantTable::needs_scope) {
+        scope::scope_sql(&mut out, app_role);
+    }
     for t in tables {
         let q = t.quoted();
         let pred = tenant_predicate(&t.column)?;
@@ -300,9 +427,10 @@ pub fn generate_sql(
              CREATE POLICY \"{PERMISSIVE_POLICY}\" ON {q} AS PERMISSIVE FOR ALL TO \"{app_role}\"\n    \
              USING ({pred})\n    WITH CHECK ({pred});\n\
              REVOKE ALL ON {q} FROM \"{app_role}\";\n\
-             GRANT SELECT, INSERT, UPDATE, DELETE ON {q} TO \"{app_role}\";\n\n",
+             GRANT SELECT, INSERT, UPDATE, DELETE ON {q} TO \"{app_role}\";\n",
             col = t.column,
         );
+        scope::table_policies(&mut out, t)?;
     }
     Ok(out)
 }

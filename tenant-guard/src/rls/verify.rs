@@ -36,6 +36,12 @@ pub async fn verify(pool: &PgPool, tables: &[TenantTable]) -> Result<RlsReport, 
     .fetch_one(&mut *conn)
     .await?;
     context(&mut conn, &mut findings).await?;
+    if tables
+        .iter()
+        .any(|t| t.client_column().is_some() || !t.role_gates().is_empty())
+    {
+        scope_functions(&mut conn, &mut findings).await?;
+    }
     let mut owned = Vec::new();
     let mut truncatable = Vec::new();
     for t in tables {
@@ -73,8 +79,15 @@ pub async fn verify(pool: &PgPool, tables: &[TenantTable]) -> Result<RlsReport, 
     Ok(RlsReport { findings })
 }
 
-/// The context function and the key table.
-async fn context(conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), Error> {
+/// What is wrong with the installed `public.<name>()`, if anything: it must
+/// be `SECURITY DEFINER`, `STABLE`, with a pinned `search_path`, the body
+/// `body`, an owner the application role cannot become, and be executable
+/// by the application role but not by `PUBLIC`.
+async fn function_problem(
+    conn: &mut Conn,
+    name: &str,
+    body: &str,
+) -> Result<Option<&'static str>, Error> {
     type FnRow = (bool, String, Option<Vec<String>>, String, bool, bool, bool);
     let row: Option<FnRow> = sqlx::query_as(
         "select p.prosecdef, p.provolatile::text, p.proconfig, p.prosrc, \
@@ -84,10 +97,10 @@ async fn context(conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), Err
                         where a.grantee = 0 and a.privilege_type = 'EXECUTE') \
          from pg_proc p where p.oid = to_regprocedure($1)",
     )
-    .bind(format!("public.{CONTEXT_FUNCTION}()"))
+    .bind(format!("public.{name}()"))
     .fetch_optional(&mut **conn)
     .await?;
-    let reason = match row {
+    Ok(match row {
         None => Some("missing"),
         Some((secdef, volatile, config, src, owned, exec, public)) => {
             if !secdef {
@@ -96,7 +109,7 @@ async fn context(conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), Err
                 Some("not STABLE")
             } else if config.as_deref() != Some(&["search_path=pg_catalog, pg_temp".to_owned()]) {
                 Some("search_path is not pinned to pg_catalog, pg_temp")
-            } else if src.trim() != context_function_body().trim() {
+            } else if src.trim() != body.trim() {
                 Some("its body differs from the generated one")
             } else if owned {
                 Some("owned by a role the application role can become")
@@ -108,8 +121,26 @@ async fn context(conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), Err
                 None
             }
         }
-    };
-    if let Some(reason) = reason {
+    })
+}
+
+/// The scope functions (client grants and roles), when a table needs them.
+async fn scope_functions(conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), Error> {
+    for (name, _, _, body) in super::scope::scope_functions() {
+        if let Some(reason) = function_problem(conn, name, &body).await? {
+            findings.push(Finding::ScopeFunctionUnsafe {
+                function: name,
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The context function and the key table.
+async fn context(conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), Error> {
+    if let Some(reason) = function_problem(conn, CONTEXT_FUNCTION, &context_function_body()).await?
+    {
         findings.push(Finding::ContextFunctionUnsafe { reason });
     }
     let key: Option<i64> = sqlx::query_scalar("select to_regclass($1)::oid::int8")
@@ -205,6 +236,40 @@ async fn policies(
     Ok(sound)
 }
 
+/// A client-scoped table needs a restrictive policy for all commands, for
+/// `PUBLIC`, whose `USING` and `WITH CHECK` are the client predicate.
+async fn client_policy(
+    conn: &mut Conn,
+    oid: i64,
+    display: &str,
+    column: &str,
+    org_wide: &[String],
+    findings: &mut Vec<Finding>,
+) -> Result<(), Error> {
+    let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "select pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
+         from pg_policy p where p.polrelid = $1::int8::oid and not p.polpermissive \
+           and p.polcmd = '*' and 0::oid = any(p.polroles)",
+    )
+    .bind(oid)
+    .fetch_all(&mut **conn)
+    .await?;
+    let sound = rows.iter().any(|(using, check)| {
+        let ok = |e: &Option<String>| {
+            e.as_deref()
+                .is_some_and(|e| super::scope::is_client_predicate(e, column, org_wide))
+        };
+        ok(using) && ok(check)
+    });
+    if !sound {
+        findings.push(Finding::MissingClientPolicy {
+            table: display.to_owned(),
+            column: column.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// Reachable roles (not superuser or BYPASSRLS: reported on their own) with
 /// `privileges` on `oid`.
 async fn roles_with(conn: &mut Conn, oid: i64, privileges: &str) -> Result<Vec<String>, Error> {
@@ -275,6 +340,9 @@ async fn table(
             role,
             table: display.clone(),
         }));
+    }
+    if let Some(client) = t.client_column() {
+        client_policy(conn, oid, &display, client, t.org_wide_roles(), findings).await?;
     }
     children(conn, oid, &display, t.column(), findings).await?;
     if owner_bypasses {

@@ -23,6 +23,12 @@ mod stepup;
 #[cfg(feature = "sqlite")]
 mod adoption;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod clients_common;
+#[cfg(feature = "sqlite")]
+mod clients_lite;
+#[cfg(feature = "postgres")]
+mod clients_pg;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod corpus;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 mod cross_layer;

@@ -25,8 +25,9 @@ use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::Tokenizer;
 
 use super::registry::TableKind;
-use super::{Dialect, GuardError, MAX_DEPTH, TableRegistry, params, render};
+use super::{Dialect, GuardError, GuardParam, MAX_DEPTH, TableRegistry, params, render};
 
+mod clients;
 mod exprs;
 mod names;
 mod policy;
@@ -38,18 +39,33 @@ mod tests;
 mod tests_attacks;
 #[cfg(test)]
 mod tests_classes;
+#[cfg(test)]
+mod tests_clients;
 mod writes;
 
 pub(crate) use policy::is_denied_function;
 use policy::{allowed_binary, allowed_unary, classify};
 
-/// Parses, scopes and renders `sql`; returns the new text and the statement's
-/// own parameter count.
+/// What a rewrite produced: the text, the statement's own parameter count,
+/// where the guard's other parameters went and the role gates it touched.
+#[derive(Debug)]
+pub(crate) struct Rewritten {
+    pub(crate) sql: String,
+    pub(crate) user_params: usize,
+    /// The guard's parameters after the tenant's, in index order.
+    pub(crate) extra: Vec<GuardParam>,
+    /// `(table, roles)`: the statement needs one of `roles` for `table`.
+    pub(crate) gates: Vec<(String, Vec<String>)>,
+}
+
+/// Parses, scopes and renders `sql`. `org_wide`: the session holds an
+/// organisation-wide role, so client-scoped tables get no client predicate.
 pub(crate) fn rewrite(
     sql: &str,
     registry: &TableRegistry,
     dialect: Dialect,
-) -> Result<(String, usize), GuardError> {
+    org_wide: bool,
+) -> Result<Rewritten, GuardError> {
     let parser_dialect: &dyn SqlDialect = match dialect {
         Dialect::Postgres => &PostgreSqlDialect {},
         Dialect::Sqlite => &SQLiteDialect {},
@@ -78,8 +94,16 @@ pub(crate) fn rewrite(
         depth: 0,
         scopes: Vec::new(),
         cte_columns: Vec::new(),
+        org_wide,
+        extra: Vec::new(),
+        clients: None,
+        active_client: None,
+        gates: Vec::new(),
     };
     rewriter.statement(&mut statement)?;
+    let extra: Vec<GuardParam> = rewriter.extra.clone();
+    let gates = rewriter.gates_owned();
+    let max_param = prepared.user_params + 1 + extra.len();
     let printed = statement.to_string();
     let printed_tokens = Tokenizer::new(parser_dialect, &printed)
         .with_unescape(true)
@@ -93,7 +117,7 @@ pub(crate) fn rewrite(
         &printed_tokens,
         &prepared.literals,
         dialect,
-        prepared.user_params + 1,
+        max_param,
     )?;
     // The printer must be faithful to the tree: parse its output again.
     let reparsed = Parser::new(parser_dialect)
@@ -105,7 +129,12 @@ pub(crate) fn rewrite(
             "the printed statement does not parse back to the checked tree".into(),
         ));
     }
-    Ok((out, prepared.user_params))
+    Ok(Rewritten {
+        sql: out,
+        user_params: prepared.user_params,
+        extra,
+        gates,
+    })
 }
 
 fn unsupported(what: &str) -> GuardError {
@@ -117,10 +146,21 @@ fn require(cond: bool, what: &str) -> Result<(), GuardError> {
     if cond { Ok(()) } else { Err(unsupported(what)) }
 }
 
+/// A registered tenant table as a reference resolves it.
+#[derive(Clone, Copy)]
+struct TenantRef<'r> {
+    /// The registry key.
+    key: &'r str,
+    /// The tenant column.
+    column: &'r str,
+    /// The client column, for a client-scoped table.
+    client: Option<&'r str>,
+}
+
 /// How a table reference resolves.
 enum Resolved<'r> {
-    /// A registered tenant table with its tenant column.
-    Tenant(&'r str),
+    /// A registered tenant table.
+    Tenant(TenantRef<'r>),
     /// A registered shared table.
     Shared,
     /// A common table expression in scope.
@@ -139,6 +179,16 @@ struct Rewriter<'r> {
     scopes: Vec<scope::Scope<'r>>,
     /// Output columns of the CTEs in scope, innermost last.
     cte_columns: Vec<(String, scope::Columns<'r>)>,
+    /// The session holds an organisation-wide role: no client predicate.
+    org_wide: bool,
+    /// The guard's parameters after the tenant's, in index order.
+    extra: Vec<GuardParam>,
+    /// The granted-clients placeholder once used (with its predicate template).
+    clients: Option<Expr>,
+    /// The active-client placeholder once used.
+    active_client: Option<Expr>,
+    /// Role gates the statement touched: table and the roles it needs.
+    gates: Vec<(&'r str, &'r std::collections::BTreeSet<String>)>,
 }
 
 impl<'r> Rewriter<'r> {

@@ -32,7 +32,7 @@ impl<'r> Rewriter<'r> {
     }
 
     pub(super) fn resolve(
-        &self,
+        &mut self,
         name: &ObjectName,
         ctes: &[String],
     ) -> Result<Resolved<'r>, GuardError> {
@@ -43,10 +43,19 @@ impl<'r> Rewriter<'r> {
         {
             return Ok(Resolved::Cte);
         }
-        let found = self.find_table(&normed);
-        match found.map(|t| &t.kind) {
-            Some(TableKind::Tenant { column }) => Ok(Resolved::Tenant(column)),
-            Some(TableKind::Shared) => Ok(Resolved::Shared),
+        match self.find_entry(&normed) {
+            Some((key, t)) => match &t.kind {
+                TableKind::Tenant { column, client } => Ok(Resolved::Tenant(TenantRef {
+                    key,
+                    column,
+                    client: client.as_deref(),
+                })),
+                TableKind::Shared => {
+                    // A shared table in a role-gated schema is gated too.
+                    self.touch(key, false);
+                    Ok(Resolved::Shared)
+                }
+            },
             None => Err(GuardError::UnknownTable(name.to_string())),
         }
     }
@@ -54,13 +63,21 @@ impl<'r> Rewriter<'r> {
     /// The registered table a normalised `[table]` or `[schema, table]` name
     /// refers to.
     pub(super) fn find_table(&self, normed: &[String]) -> Option<&'r Table> {
+        self.find_entry(normed).map(|(_, t)| t)
+    }
+
+    /// [`Self::find_table`] with the registry key.
+    fn find_entry(&self, normed: &[String]) -> Option<(&'r str, &'r Table)> {
+        let registry: &'r TableRegistry = self.registry;
         match normed {
-            [table] => self.registry.get(table),
-            [schema, table] => self.registry.get(&format!("{schema}.{table}")).or_else(|| {
-                (schema == self.default_schema())
-                    .then(|| self.registry.get(table))
-                    .flatten()
-            }),
+            [table] => registry.get_key_value(table),
+            [schema, table] => registry
+                .get_key_value(&format!("{schema}.{table}"))
+                .or_else(|| {
+                    (schema == self.default_schema())
+                        .then(|| registry.get_key_value(table))
+                        .flatten()
+                }),
             _ => None,
         }
     }
@@ -96,7 +113,8 @@ impl<'r> Rewriter<'r> {
         }
     }
 
-    /// Whether an assignment or insert column names the tenant column. Compared
+    /// Whether an assignment or insert column names the tenant column (or
+    /// another scope column). Compared
     /// case-insensitively whatever the quoting (fail closed).
     pub(super) fn names_column(name: &ObjectName, column: &str) -> bool {
         match name.0.last() {

@@ -368,7 +368,7 @@ impl<'r> Rewriter<'r> {
                 )?;
                 match self.resolve(name, ctes)? {
                     Resolved::Cte | Resolved::Shared => Vec::new(),
-                    Resolved::Tenant(column) => {
+                    Resolved::Tenant(table) => {
                         let qualifier: Vec<Ident> = match alias {
                             Some(alias) => {
                                 // `assets AS a(x, tenant_id)` renames columns by
@@ -381,7 +381,7 @@ impl<'r> Rewriter<'r> {
                             }
                             None => Self::idents(name)?.into_iter().cloned().collect(),
                         };
-                        vec![self.predicate(&qualifier, column)]
+                        self.scope_predicates(table, &qualifier, false)?
                     }
                 }
             }

@@ -18,8 +18,8 @@ pub(super) enum Columns<'r> {
     /// A registered table's column list (exact spelling).
     Known(&'r BTreeSet<String>),
     /// A registered tenant table without a column list: only its tenant
-    /// column is known.
-    TenantOnly(&'r str),
+    /// column (and client column, if any) is known.
+    TenantOnly(&'r str, Option<&'r str>),
     /// Output names of a derived table or CTE, normalised like
     /// [`Rewriter::norm`].
     Names(Vec<String>),
@@ -34,7 +34,9 @@ impl<'r> Rewriter<'r> {
     fn table_columns(table: &'r Table) -> Columns<'r> {
         match (&table.columns, &table.kind) {
             (Some(columns), _) => Columns::Known(columns),
-            (None, TableKind::Tenant { column }) => Columns::TenantOnly(column),
+            (None, TableKind::Tenant { column, client }) => {
+                Columns::TenantOnly(column, client.as_deref())
+            }
             (None, TableKind::Shared) => Columns::Unknown,
         }
     }
@@ -186,7 +188,7 @@ impl<'r> Rewriter<'r> {
                                         names.extend(set.iter().map(|c| self.norm_column(c)));
                                     }
                                     Columns::Names(more) => names.extend(more),
-                                    Columns::TenantOnly(_) | Columns::Unknown => {
+                                    Columns::TenantOnly(..) | Columns::Unknown => {
                                         return Columns::Unknown;
                                     }
                                 }
@@ -215,7 +217,9 @@ impl<'r> Rewriter<'r> {
                 Dialect::Postgres => set.contains(&f),
                 Dialect::Sqlite => set.iter().any(|c| c.eq_ignore_ascii_case(&f)),
             },
-            Columns::TenantOnly(column) => f.eq_ignore_ascii_case(column),
+            Columns::TenantOnly(column, client) => {
+                f.eq_ignore_ascii_case(column) || client.is_some_and(|c| f.eq_ignore_ascii_case(c))
+            }
             Columns::Names(names) => names.contains(&f),
             Columns::Unknown => false,
         }

@@ -10,11 +10,11 @@ pub(super) fn registry() -> TableRegistry {
 }
 
 pub(super) fn pg(sql: &str) -> Result<String, GuardError> {
-    rewrite(sql, &registry(), Dialect::Postgres).map(|(s, _)| s)
+    rewrite(sql, &registry(), Dialect::Postgres, false).map(|r| r.sql)
 }
 
 pub(super) fn lite(sql: &str) -> Result<String, GuardError> {
-    rewrite(sql, &registry(), Dialect::Sqlite).map(|(s, _)| s)
+    rewrite(sql, &registry(), Dialect::Sqlite, false).map(|r| r.sql)
 }
 
 #[track_caller]
@@ -362,7 +362,7 @@ fn deep_nesting_is_refused_not_overflowed() {
 fn quoted_keyword_columns_are_quoted() {
     let r = TableRegistry::new().tenant_table("t", "user");
     assert_eq!(
-        rewrite("SELECT * FROM t", &r, Dialect::Postgres).map(|(s, _)| s),
+        rewrite("SELECT * FROM t", &r, Dialect::Postgres, false).map(|r| r.sql),
         Ok("SELECT * FROM t WHERE t.\"user\" = $1".to_string())
     );
 }

@@ -31,8 +31,8 @@ fn postgres_identifier_truncation_is_refused() {
         .tenant_table(&table, &column)
         .with_columns(&table, ["id", column.as_str()])
         .unwrap();
-    let pg = |sql: &str| rewrite(sql, &registry, Dialect::Postgres).map(|(s, _)| s);
-    let lite = |sql: &str| rewrite(sql, &registry, Dialect::Sqlite).map(|(s, _)| s);
+    let pg = |sql: &str| rewrite(sql, &registry, Dialect::Postgres, false).map(|r| r.sql);
+    let lite = |sql: &str| rewrite(sql, &registry, Dialect::Sqlite, false).map(|r| r.sql);
     // Exactly 63 bytes: read whole by PostgreSQL, accepted.
     assert!(pg(&format!("SELECT id FROM {table}")).is_ok());
     assert_eq!(

@@ -209,12 +209,20 @@ fn attribute_call_functions_are_refused() {
 #[test]
 fn tables_without_column_lists_allow_only_the_tenant_column_qualified() {
     let registry = TableRegistry::new().tenant_table("t", "tenant_id");
-    let scope = |sql: &str| rewrite(sql, &registry, Dialect::Postgres).map(|(s, _)| s);
+    let scope = |sql: &str| rewrite(sql, &registry, Dialect::Postgres, false).map(|r| r.sql);
     assert!(matches!(
         scope("SELECT a.name FROM t AS a"),
         Err(GuardError::UnknownColumn(_))
     ));
     assert!(scope("SELECT a.tenant_id, name FROM t AS a").is_ok());
     let registry = registry.with_columns("t", ["tenant_id", "name"]).unwrap();
-    assert!(rewrite("SELECT a.name FROM t AS a", &registry, Dialect::Postgres).is_ok());
+    assert!(
+        rewrite(
+            "SELECT a.name FROM t AS a",
+            &registry,
+            Dialect::Postgres,
+            false
+        )
+        .is_ok()
+    );
 }

@@ -15,13 +15,17 @@ impl<'r> Rewriter<'r> {
     }
 
     /// Resolves the target of a write: it must be a registered tenant table.
+    /// Records its role gates for writing.
     pub(super) fn write_target(
-        &self,
+        &mut self,
         name: &ObjectName,
         ctes: &[String],
-    ) -> Result<&'r str, GuardError> {
+    ) -> Result<TenantRef<'r>, GuardError> {
         match self.resolve(name, ctes)? {
-            Resolved::Tenant(column) => Ok(column),
+            Resolved::Tenant(table) => {
+                self.touch(table.key, true);
+                Ok(table)
+            }
             Resolved::Shared => Err(GuardError::SharedTableWrite(name.to_string())),
             Resolved::Cte => Err(unsupported("write to a common table expression")),
         }
@@ -90,12 +94,18 @@ impl<'r> Rewriter<'r> {
         let TableObject::TableName(name) = table else {
             return Err(unsupported("INSERT into a table function or query"));
         };
-        let column = self.write_target(name, ctes)?;
+        let target = self.write_target(name, ctes)?;
+        let column = target.column;
         if columns.is_empty() {
             return Err(GuardError::InsertWithoutColumns);
         }
         if columns.iter().any(|c| Self::names_column(c, column)) {
             return Err(GuardError::LiteralTenantValue);
+        }
+        if let Some(client) = target.client
+            && columns.iter().any(|c| Self::names_column(c, client))
+        {
+            return Err(GuardError::ClientColumnInsert);
         }
         let Some(source) = source else {
             return Err(GuardError::InsertWithoutColumns);
@@ -103,8 +113,15 @@ impl<'r> Rewriter<'r> {
         // Scope the source first (its own tenant tables), then append the
         // tenant value to every row it produces.
         self.query(source, ctes, false)?;
-        self.append_tenant(&mut source.body)?;
+        let mut appended = vec![self.tenant.clone()];
         columns.push(ObjectName::from(vec![Self::column_ident(column)]));
+        if let Some(client) = target.client {
+            // The session's active client (one of its grants), bound by the
+            // pool: a statement never chooses the client of a new row.
+            appended.push(self.active_client());
+            columns.push(ObjectName::from(vec![Self::column_ident(client)]));
+        }
+        self.append_values(&mut source.body, &appended)?;
 
         let qualifier: Vec<Ident> = match table_alias {
             Some(alias) => vec![alias.alias.clone()],
@@ -127,12 +144,12 @@ impl<'r> Rewriter<'r> {
                     assignments,
                     selection,
                 }) => {
-                    self.assignments(assignments, column, ctes)?;
+                    self.assignments(assignments, target, ctes)?;
                     if let Some(selection) = selection.as_mut() {
                         self.expr(selection, ctes)?;
                     }
-                    let pred = self.predicate(&qualifier, column);
-                    *selection = conjoin(selection.take(), vec![pred]);
+                    let preds = self.scope_predicates(target, &qualifier, true)?;
+                    *selection = conjoin(selection.take(), preds);
                 }
             },
             Some(_) => return Err(unsupported("ON DUPLICATE KEY UPDATE")),
@@ -142,23 +159,28 @@ impl<'r> Rewriter<'r> {
         Ok(())
     }
 
-    /// Appends the tenant value to every row a source query produces.
-    pub(super) fn append_tenant(&mut self, body: &mut SetExpr) -> Result<(), GuardError> {
+    /// Appends the guard's values (the tenant, the active client) to every
+    /// row a source query produces.
+    pub(super) fn append_values(
+        &mut self,
+        body: &mut SetExpr,
+        values: &[Expr],
+    ) -> Result<(), GuardError> {
         self.enter()?;
         match body {
-            SetExpr::Values(values) => {
-                for row in &mut values.rows {
-                    row.content.push(self.tenant.clone());
+            SetExpr::Values(rows) => {
+                for row in &mut rows.rows {
+                    row.content.extend(values.iter().cloned());
                 }
             }
             SetExpr::Select(select) => select
                 .projection
-                .push(SelectItem::UnnamedExpr(self.tenant.clone())),
+                .extend(values.iter().cloned().map(SelectItem::UnnamedExpr)),
             SetExpr::SetOperation { left, right, .. } => {
-                self.append_tenant(left)?;
-                self.append_tenant(right)?;
+                self.append_values(left, values)?;
+                self.append_values(right, values)?;
             }
-            SetExpr::Query(query) => self.append_tenant(&mut query.body)?,
+            SetExpr::Query(query) => self.append_values(&mut query.body, values)?,
             _ => return Err(unsupported("INSERT source")),
         }
         self.leave();
@@ -168,18 +190,21 @@ impl<'r> Rewriter<'r> {
     pub(super) fn assignments(
         &mut self,
         assignments: &mut [Assignment],
-        column: &str,
+        table: TenantRef<'r>,
         ctes: &[String],
     ) -> Result<(), GuardError> {
         for Assignment { target, value } in assignments {
-            let touches = match target {
+            let touches = |column: &str| match &*target {
                 AssignmentTarget::ColumnName(name) => Self::names_column(name, column),
                 AssignmentTarget::Tuple(names) => {
                     names.iter().any(|n| Self::names_column(n, column))
                 }
             };
-            if touches {
+            if touches(table.column) {
                 return Err(GuardError::TenantColumnUpdate);
+            }
+            if table.client.is_some_and(touches) {
+                return Err(GuardError::ClientColumnUpdate);
             }
             self.expr(value, ctes)?;
         }
@@ -198,12 +223,12 @@ impl<'r> Rewriter<'r> {
     }
 
     /// The target of an UPDATE or DELETE: a plain reference to a tenant
-    /// table. Returns the predicate for it.
+    /// table. Returns the predicates for it.
     pub(super) fn target_predicate(
         &mut self,
         target: &TableWithJoins,
         ctes: &[String],
-    ) -> Result<Expr, GuardError> {
+    ) -> Result<Vec<Expr>, GuardError> {
         require(target.joins.is_empty(), "joins in the target of a write")?;
         let TableFactor::Table {
             name,
@@ -232,7 +257,7 @@ impl<'r> Rewriter<'r> {
                 && index_directives.is_empty(),
             "table modifier on the target of a write",
         )?;
-        let column = self.write_target(name, ctes)?;
+        let table = self.write_target(name, ctes)?;
         let qualifier: Vec<Ident> = match alias {
             Some(alias) => {
                 require(
@@ -243,14 +268,14 @@ impl<'r> Rewriter<'r> {
             }
             None => Self::idents(name)?.into_iter().cloned().collect(),
         };
-        Ok(self.predicate(&qualifier, column))
+        self.scope_predicates(table, &qualifier, true)
     }
 
-    pub(super) fn target_column(
-        &self,
+    pub(super) fn target_table(
+        &mut self,
         target: &TableWithJoins,
         ctes: &[String],
-    ) -> Result<&'r str, GuardError> {
+    ) -> Result<TenantRef<'r>, GuardError> {
         match &target.relation {
             TableFactor::Table { name, .. } => self.write_target(name, ctes),
             _ => Err(unsupported("target of a write that is not a table")),
@@ -290,14 +315,14 @@ impl<'r> Rewriter<'r> {
             "UPDATE clause",
         )?;
         let target = self.target_predicate(table, ctes)?;
-        let column = self.target_column(table, ctes)?;
+        let column = self.target_table(table, ctes)?;
         let mut scope = self.scope_of_from(std::slice::from_ref(table), ctes);
         if let Some(UpdateTableFromKind::AfterSet(items)) = from {
             scope.extend(self.scope_of_from(items, ctes));
         }
         self.scopes.push(scope);
         self.assignments(assignments, column, ctes)?;
-        let mut preds = vec![target];
+        let mut preds = target;
         match from {
             None => {}
             Some(UpdateTableFromKind::AfterSet(items)) => {
@@ -349,7 +374,7 @@ impl<'r> Rewriter<'r> {
         let [target] = targets.as_slice() else {
             return Err(unsupported("DELETE from several tables"));
         };
-        let mut preds = vec![self.target_predicate(target, ctes)?];
+        let mut preds = self.target_predicate(target, ctes)?;
         let mut scope = self.scope_of_from(std::slice::from_ref(target), ctes);
         if let Some(items) = using {
             scope.extend(self.scope_of_from(items, ctes));

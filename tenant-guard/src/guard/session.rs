@@ -1,0 +1,120 @@
+//! What the guard needs to know about a session beyond its tenant: its roles
+//! (role gates, organisation-wide roles) and its client grants (two-level
+//! tenancy), and the parameters the guard adds to a statement.
+
+use crate::{ClientId, TenantContext};
+
+/// A parameter the guard adds after the statement's own ones
+/// ([`ScopedStatement::guard_params`](super::ScopedStatement::guard_params)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GuardParam {
+    /// The tenant (PostgreSQL: `uuid`; SQLite: the hyphenated text).
+    Tenant,
+    /// The session's granted clients: PostgreSQL a `uuid[]`, SQLite a JSON
+    /// array of the hyphenated ids (text), read with `json_each`. Empty when
+    /// the session holds no grant: then no client-scoped row matches.
+    Clients,
+    /// The client an `INSERT` writes into a client-scoped table
+    /// ([`QueryGuard::active_client`](super::QueryGuard::active_client)).
+    ActiveClient,
+}
+
+/// The roles and client grants of a session, as the guard checks them.
+///
+/// Build it from a verified context with [`SessionScope::from_context`]
+/// (the tenant pools do); [`SessionScope::default`] has no role and no
+/// client: it reads no client-scoped row and no role-gated table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionScope {
+    roles: Vec<String>,
+    clients: Vec<ClientId>,
+    active: Option<ClientId>,
+}
+
+impl SessionScope {
+    /// A session holding `roles` and granted `clients`.
+    pub fn new(
+        roles: impl IntoIterator<Item = impl AsRef<str>>,
+        clients: impl IntoIterator<Item = ClientId>,
+    ) -> Self {
+        let mut roles: Vec<String> = roles.into_iter().map(|r| r.as_ref().to_owned()).collect();
+        roles.sort();
+        roles.dedup();
+        let mut clients: Vec<ClientId> = clients.into_iter().collect();
+        clients.sort();
+        clients.dedup();
+        Self {
+            roles,
+            clients,
+            active: None,
+        }
+    }
+
+    /// The roles, client grants and chosen active client of a verified
+    /// context.
+    pub fn from_context(ctx: &TenantContext) -> Self {
+        let mut s = Self::new(
+            ctx.roles().iter().map(crate::Role::as_str),
+            ctx.clients().iter().copied(),
+        );
+        s.active = ctx.active_client();
+        s
+    }
+
+    /// Chooses the client `INSERT`s write (it must be granted, or the session
+    /// organisation-wide: checked when a statement needs it).
+    #[must_use]
+    pub fn with_active_client(mut self, client: ClientId) -> Self {
+        self.active = Some(client);
+        self
+    }
+
+    /// The roles, sorted.
+    pub fn roles(&self) -> impl Iterator<Item = &str> + '_ {
+        self.roles.iter().map(String::as_str)
+    }
+
+    /// The granted clients, sorted.
+    pub fn clients(&self) -> &[ClientId] {
+        &self.clients
+    }
+
+    /// The client chosen with [`Self::with_active_client`], if any.
+    pub fn chosen_client(&self) -> Option<ClientId> {
+        self.active
+    }
+
+    /// The granted clients as the JSON array SQLite binds
+    /// ([`GuardParam::Clients`]).
+    pub fn clients_json(&self) -> String {
+        let mut out = String::with_capacity(2 + self.clients.len() * 39);
+        out.push('[');
+        for (i, c) in self.clients.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(&c.to_string());
+            out.push('"');
+        }
+        out.push(']');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_json_is_a_json_array_of_ids() {
+        let a: ClientId = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa".parse().unwrap();
+        let b: ClientId = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb".parse().unwrap();
+        assert_eq!(SessionScope::default().clients_json(), "[]");
+        let s = SessionScope::new(["x", "x", "a"], [b, a, b]);
+        assert_eq!(s.roles().collect::<Vec<_>>(), ["a", "x"]);
+        let parsed: Vec<String> = serde_json::from_str(&s.clients_json()).unwrap();
+        assert_eq!(parsed, [a.to_string(), b.to_string()]);
+    }
+}
