@@ -9,6 +9,15 @@
 pub trait Headers {
     /// Every value of header `name`, in request order.
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+
+    /// Every header as `(name, value)`, in request order, if the source is
+    /// a plain list: the verifier then finds all the headers a scheme needs
+    /// in one pass instead of one pass per name. The default, `None`, looks
+    /// each name up with [`Headers::values`] (right for indexed sources such
+    /// as `http::HeaderMap`).
+    fn pairs<'a>(&'a self) -> Option<impl Iterator<Item = (&'a str, &'a [u8])> + 'a> {
+        None::<std::iter::Empty<(&'a str, &'a [u8])>>
+    }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> Headers for [(K, V)] {
@@ -17,17 +26,29 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> Headers for [(K, V)] {
             .filter(move |(k, _)| k.as_ref().eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_ref())
     }
+
+    fn pairs<'a>(&'a self) -> Option<impl Iterator<Item = (&'a str, &'a [u8])> + 'a> {
+        Some(self.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+    }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> Headers for Vec<(K, V)> {
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.as_slice().values(name)
     }
+
+    fn pairs<'a>(&'a self) -> Option<impl Iterator<Item = (&'a str, &'a [u8])> + 'a> {
+        self.as_slice().pairs()
+    }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>, const N: usize> Headers for [(K, V); N] {
     fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.as_slice().values(name)
+    }
+
+    fn pairs<'a>(&'a self) -> Option<impl Iterator<Item = (&'a str, &'a [u8])> + 'a> {
+        self.as_slice().pairs()
     }
 }
 
@@ -54,9 +75,58 @@ pub(crate) fn single<'a, H: Headers + ?Sized>(
     Ok(first)
 }
 
+/// `lower` (a lower-case name) equals `name` ASCII case-insensitively. Most
+/// headers differ in length; senders usually spell names in lower case, so
+/// an exact compare (vectorised) settles most of the rest.
+#[inline]
+fn eq_name(lower: &str, name: &str) -> bool {
+    lower.len() == name.len() && (lower == name || lower.eq_ignore_ascii_case(name))
+}
+
+/// The single values of `names` (distinct, lower-case; matched ASCII
+/// case-insensitively): for
+/// each, `Ok(None)` when absent and `Err(Malformed)` when repeated, exactly
+/// as [`single`] answers name by name, in one pass over a source that lists
+/// its headers ([`Headers::pairs`]).
+pub(crate) fn singles<'a, H: Headers + ?Sized, const N: usize>(
+    h: &'a H,
+    names: [&'a str; N],
+) -> [crate::Result<Option<&'a [u8]>>; N] {
+    let Some(pairs) = h.pairs() else {
+        return names.map(|n| single(h, n));
+    };
+    let mut found: [crate::Result<Option<&'a [u8]>>; N] = [const { Ok(None) }; N];
+    for (k, v) in pairs {
+        if let Some(i) = names.iter().position(|n| eq_name(n, k))
+            && let Some(slot) = found.get_mut(i)
+        {
+            *slot = match slot {
+                Ok(None) => Ok(Some(v)),
+                _ => Err(crate::Error::Malformed),
+            };
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pass_lookup_answers_as_name_by_name_lookup() {
+        let names = ["a-b", "c", "missing", "x"];
+        let lists: [&[(&str, &str)]; 4] = [
+            &[("A-B", "1"), ("c", "2"), ("x", "3")],
+            &[("x", "1"), ("X", "2"), ("a-b", "3"), ("x", "4")],
+            &[],
+            &[("c", "1"), ("a-b", "2"), ("C", "3"), ("zz", "4")],
+        ];
+        for list in lists {
+            let by_name = names.map(|n| single(list, n));
+            assert_eq!(singles(list, names), by_name, "{list:?}");
+        }
+    }
 
     #[test]
     fn lookup_is_case_insensitive_and_repeats_are_refused() {

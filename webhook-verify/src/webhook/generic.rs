@@ -32,16 +32,16 @@ pub(crate) fn parse<'h, H: Headers + ?Sized>(
         if v.contains(&g.separator) {
             return Err(Error::Malformed);
         }
-        prefix.extend_from_slice(v);
-        prefix.push(g.separator);
+        prefix.push(v);
+        prefix.push(std::slice::from_ref(&g.separator));
         id = Some(v);
     }
     let mut timestamp = None;
     if let Some(ts_h) = &g.timestamp_header {
         let v = required(headers, ts_h, limits)?;
         timestamp = Some(parse_ts(v)?);
-        prefix.extend_from_slice(v);
-        prefix.push(g.separator);
+        prefix.push(v);
+        prefix.push(std::slice::from_ref(&g.separator));
     }
     let mut p = Parsed::simple(prefix, sig, timestamp);
     p.id = id;

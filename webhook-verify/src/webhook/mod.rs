@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 pub use limits::{Limits, MAX_ID_LEN, MAX_KEYS, Tolerance};
-use parsed::{Parsed, any_ct_eq, mac_sha1, mac_sha256};
+use parsed::{Parsed, Prefix, any_ct_eq, prefixed_sha1, prefixed_sha256};
 
 use crate::clock::{Clock, SystemClock};
 use crate::encoding;
@@ -134,10 +134,40 @@ pub struct Webhook {
 pub struct Verified {
     key_index: usize,
     timestamp: Option<u64>,
-    event_id: Option<String>,
+    event_id: Option<EventId>,
     /// Twilio: SHA-256 of the signed string (URL without default port, then
     /// the sorted decoded parameters).
     replay_digest: Option<[u8; 32]>,
+}
+
+/// A signed message id, held inline (ids are at most [`MAX_ID_LEN`] visible
+/// ASCII bytes): a verification allocates nothing for it.
+#[derive(Clone, PartialEq, Eq)]
+struct EventId {
+    len: usize,
+    /// The id, then zeros (so derived equality compares ids).
+    buf: [u8; MAX_ID_LEN],
+}
+
+impl EventId {
+    /// `None` if `id` is longer than [`MAX_ID_LEN`] (the caller has refused
+    /// that, and checked that `id` is UTF-8).
+    fn new(id: &[u8]) -> Option<Self> {
+        let mut buf = [0u8; MAX_ID_LEN];
+        buf.get_mut(..id.len())?.copy_from_slice(id);
+        Some(Self { len: id.len(), buf })
+    }
+
+    fn as_str(&self) -> &str {
+        // Checked to be UTF-8 before it was built: "" cannot be reached.
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl Verified {
@@ -154,7 +184,7 @@ impl Verified {
     /// The message id covered by the signature (Standard Webhooks, generic
     /// with an id header). Unsigned id headers are never returned here.
     pub fn event_id(&self) -> Option<&str> {
-        self.event_id.as_deref()
+        self.event_id.as_ref().map(EventId::as_str)
     }
 
     /// The id to claim in a replay store, derived only from what the
@@ -169,7 +199,7 @@ impl Verified {
     /// must be the body that was verified.
     pub fn replay_id(&self, body: &[u8]) -> String {
         match (&self.event_id, &self.replay_digest) {
-            (Some(id), _) => id.clone(),
+            (Some(id), _) => id.as_str().to_owned(),
             (None, Some(d)) => format!("sha256:{}", encoding::hex_lower(d)),
             (None, None) => format!("sha256:{}", encoding::hex_lower(&Sha256::digest(body))),
         }
@@ -304,10 +334,12 @@ impl Webhook {
                 return Err(Error::NoMatchingSignature);
             }
         }
-        // Checked here, copied only once a signature matched.
+        // Checked here (before any MAC), copied only once a signature matched.
         let event_id = match parsed.id {
-            Some(id) => Some(std::str::from_utf8(id).map_err(|_| Error::Malformed)?),
-            None => None,
+            Some(id) if std::str::from_utf8(id).is_err() || id.len() > MAX_ID_LEN => {
+                return Err(Error::Malformed);
+            }
+            id => id,
         };
         let body_part: &[u8] = if parsed.body_in_prefix { &[] } else { body };
         for (index, key) in self.keys.iter().enumerate() {
@@ -318,7 +350,7 @@ impl Webhook {
                 return Ok(Verified {
                     key_index: index,
                     timestamp: parsed.timestamp,
-                    event_id: event_id.map(str::to_owned),
+                    event_id: event_id.and_then(EventId::new),
                     replay_digest: parsed.replay_digest,
                 });
             }
@@ -327,24 +359,22 @@ impl Webhook {
     }
 
     fn key_matches(&self, key: &KeyMaterial, parsed: &Parsed<'_>, body: &[u8]) -> bool {
-        let prefixes =
-            std::iter::once(parsed.prefix.as_slice()).chain(parsed.alt_prefix.as_deref());
+        let alt = parsed.alt_prefix.as_deref().map(Prefix::one);
+        let prefixes = std::iter::once(&parsed.prefix).chain(alt.as_ref());
         match key {
             KeyMaterial::Sha256(state) => prefixes.into_iter().any(|p| {
-                let mac = mac_sha256(state, p, body);
+                let mac = prefixed_sha256(state, p, body);
                 any_ct_eq(parsed.sigs.as_slice(), parsed.sig_len, &mac)
             }),
             KeyMaterial::Sha1(state) => prefixes.into_iter().any(|p| {
-                let mac = mac_sha1(state, p, body);
+                let mac = prefixed_sha1(state, p, body);
                 any_ct_eq(parsed.sigs.as_slice(), parsed.sig_len, &mac)
             }),
             KeyMaterial::Ed25519 { verifying, .. } => {
                 if parsed.sig_len != 64 {
                     return false;
                 }
-                let prefix = parsed.prefix.as_slice();
-                let mut msg = Vec::with_capacity(prefix.len() + body.len());
-                msg.extend_from_slice(prefix);
+                let mut msg = parsed.prefix.to_vec();
                 msg.extend_from_slice(body);
                 parsed.sigs.as_slice().iter().any(|s| {
                     verifying

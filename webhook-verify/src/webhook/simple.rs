@@ -10,11 +10,11 @@ use crate::error::{Error, Result};
 use crate::headers::Headers;
 use crate::scheme::{KeyMaterial, Scheme};
 
-pub(crate) fn parse<H: Headers + ?Sized>(
+pub(crate) fn parse<'h, H: Headers + ?Sized>(
     scheme: &Scheme,
-    headers: &H,
+    headers: &'h H,
     limits: &Limits,
-) -> Result<Parsed<'static>> {
+) -> Result<Parsed<'h>> {
     match scheme {
         Scheme::Slack => {
             let h = required(headers, "x-slack-signature", limits)?;
@@ -22,9 +22,9 @@ pub(crate) fn parse<H: Headers + ?Sized>(
             let ts = parse_ts(ts_raw)?;
             let hex = h.strip_prefix(b"v0=").ok_or(Error::Malformed)?;
             let sig = encoding::hex_lower_exact::<32>(hex).ok_or(Error::Malformed)?;
-            let mut prefix = Prefix::from_slice(b"v0:");
-            prefix.extend_from_slice(ts_raw);
-            prefix.push(b':');
+            let mut prefix = Prefix::one(b"v0:");
+            prefix.push(ts_raw);
+            prefix.push(b":");
             Ok(Parsed::simple(prefix, sig, Some(ts)))
         }
         Scheme::Shopify => {

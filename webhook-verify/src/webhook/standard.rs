@@ -6,12 +6,10 @@ use ed25519_dalek::ed25519::signature::Signer as _;
 
 use super::SignInput;
 use super::limits::Limits;
-use super::parsed::{
-    Parsed, Prefix, SigList, header, mac_sha256, parse_ts, required, validate_id, widen,
-};
+use super::parsed::{Parsed, Prefix, SigList, bounded, mac_sha256, parse_ts, validate_id, widen};
 use crate::encoding;
 use crate::error::{Error, Result};
-use crate::headers::Headers;
+use crate::headers::{Headers, singles};
 use crate::scheme::{KeyMaterial, Scheme};
 
 pub(crate) fn parse<'h, H: Headers + ?Sized>(
@@ -19,16 +17,29 @@ pub(crate) fn parse<'h, H: Headers + ?Sized>(
     headers: &'h H,
     limits: &Limits,
 ) -> Result<Parsed<'h>> {
-    let (id_h, ts_h, sig) = match header(headers, "webhook-signature", limits)? {
-        Some(sig) => ("webhook-id", "webhook-timestamp", sig),
-        None => (
+    // One pass over the headers; the answers are consumed in the order the
+    // names were once looked up one by one, so the same error wins.
+    let [sig, id, ts, svix_sig, svix_id, svix_ts] = singles(
+        headers,
+        [
+            "webhook-signature",
+            "webhook-id",
+            "webhook-timestamp",
+            "svix-signature",
             "svix-id",
             "svix-timestamp",
-            required(headers, "svix-signature", limits)?,
+        ],
+    );
+    let (sig, id, ts) = match bounded(sig, limits)? {
+        Some(sig) => (sig, id, ts),
+        None => (
+            bounded(svix_sig, limits)?.ok_or(Error::MissingHeader)?,
+            svix_id,
+            svix_ts,
         ),
     };
-    let id = required(headers, id_h, limits)?;
-    let ts_raw = required(headers, ts_h, limits)?;
+    let id = bounded(id, limits)?.ok_or(Error::MissingHeader)?;
+    let ts_raw = bounded(ts, limits)?.ok_or(Error::MissingHeader)?;
     validate_id(id)?;
     let ts = parse_ts(ts_raw)?;
     let ed = matches!(scheme, Scheme::StandardWebhooksEd25519);
@@ -58,10 +69,10 @@ pub(crate) fn parse<'h, H: Headers + ?Sized>(
             sigs.push(d);
         }
     }
-    let mut prefix = Prefix::from_slice(id);
-    prefix.push(b'.');
-    prefix.extend_from_slice(ts_raw);
-    prefix.push(b'.');
+    let mut prefix = Prefix::one(id);
+    prefix.push(b".");
+    prefix.push(ts_raw);
+    prefix.push(b".");
     let mut p = Parsed::list(prefix, sigs, len, Some(ts));
     p.id = Some(id);
     Ok(p)

@@ -16,7 +16,7 @@ struct Format {
     sep: u8,
     ts_key: &'static [u8],
     sig_key: &'static [u8],
-    joiner: u8,
+    joiner: &'static str,
 }
 
 fn format(scheme: &Scheme) -> Format {
@@ -26,7 +26,7 @@ fn format(scheme: &Scheme) -> Format {
             sep: b',',
             ts_key: b"t",
             sig_key: b"v1",
-            joiner: b'.',
+            joiner: ".",
         }
     } else {
         Format {
@@ -34,22 +34,22 @@ fn format(scheme: &Scheme) -> Format {
             sep: b';',
             ts_key: b"ts",
             sig_key: b"h1",
-            joiner: b':',
+            joiner: ":",
         }
     }
 }
 
-pub(crate) fn parse<H: Headers + ?Sized>(
+pub(crate) fn parse<'h, H: Headers + ?Sized>(
     scheme: &Scheme,
-    headers: &H,
+    headers: &'h H,
     limits: &Limits,
-) -> Result<Parsed<'static>> {
+) -> Result<Parsed<'h>> {
     let f = format(scheme);
     let h = required(headers, f.header, limits)?;
     let (ts_raw, sigs) = parse_kv_list(h, &f, limits.max_entries)?;
     let ts = parse_ts(ts_raw)?;
-    let mut prefix = Prefix::from_slice(ts_raw);
-    prefix.push(f.joiner);
+    let mut prefix = Prefix::one(ts_raw);
+    prefix.push(f.joiner.as_bytes());
     Ok(Parsed::list(prefix, sigs, 32, Some(ts)))
 }
 
@@ -95,7 +95,7 @@ pub(crate) fn sign(
         String::from_utf8_lossy(f.ts_key),
         String::from_utf8_lossy(f.sig_key),
     );
-    let prefix = format!("{ts}{}", char::from(f.joiner));
+    let prefix = format!("{ts}{}", f.joiner);
     let mut v = format!("{ts_key}={ts}");
     for k in live {
         if let KeyMaterial::Sha256(s) = k {
