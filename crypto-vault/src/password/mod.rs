@@ -747,4 +747,148 @@ mod tests {
         assert_eq!(*h.limiter.free.lock(), cpus.get());
         assert!(format!("{h:?}").contains("max_concurrency"));
     }
+
+    /// Parameter bounds, inclusive at both ends: memory 64..=262144 KiB and
+    /// at least 8 KiB per lane, 1..=16 passes, 1..=16 lanes; the accessors
+    /// give back what was checked.
+    #[test]
+    fn params_bounds_are_inclusive_and_accessors_return_them() {
+        let p = PasswordParams::new(300, 3, 2).unwrap();
+        assert_eq!((p.m_cost(), p.t_cost(), p.p_cost()), (300, 3, 2));
+        let d = PasswordParams::default();
+        assert_eq!((d.m_cost(), d.t_cost(), d.p_cost()), (19_456, 2, 1));
+        for (m, t, p) in [
+            (64, 1, 1),
+            (262_144, 1, 1),
+            (64, 16, 1),
+            (128, 1, 16),
+            (64, 1, 8),
+        ] {
+            assert!(PasswordParams::new(m, t, p).is_ok(), "m={m} t={t} p={p}");
+        }
+        for (m, t, p) in [
+            (63, 1, 1),
+            (262_145, 1, 1),
+            (64, 0, 1),
+            (64, 17, 1),
+            (64, 1, 0),
+            (272, 1, 17),
+            (127, 1, 16),
+            (71, 1, 9),
+        ] {
+            assert!(
+                matches!(PasswordParams::new(m, t, p), Err(Error::InvalidConfig(_))),
+                "m={m} t={t} p={p}"
+            );
+        }
+    }
+
+    /// Only `Invalid` is a failed match.
+    #[test]
+    fn only_invalid_is_not_valid() {
+        assert!(Verification::Valid.is_valid());
+        assert!(Verification::ValidNeedsRehash.is_valid());
+        assert!(!Verification::Invalid.is_valid());
+    }
+
+    /// A password of exactly `MAX_PASSWORD_BYTES` hashes and verifies; one
+    /// byte more is refused by both.
+    #[test]
+    fn password_of_max_bytes_is_accepted_and_one_more_refused() {
+        let h = cheap();
+        let max = "p".repeat(MAX_PASSWORD_BYTES);
+        let phc = h.hash(&max).unwrap();
+        assert_eq!(h.verify(&max, &phc).unwrap(), Verification::Valid);
+        let over = "p".repeat(MAX_PASSWORD_BYTES + 1);
+        assert!(matches!(h.hash(&over), Err(Error::PasswordTooLong)));
+        assert!(matches!(h.verify(&over, &phc), Err(Error::PasswordTooLong)));
+    }
+
+    /// The rehash rule weighs memory x passes: more memory with less total
+    /// work than the policy still asks for a rehash, as does an output under
+    /// 32 bytes at the policy's parameters.
+    #[test]
+    fn rehash_weighs_total_work_and_output_length() {
+        let policy = PasswordParams::new(512, 3, 1).unwrap();
+        let h = PasswordHasher::new(policy);
+        let more_memory_less_work = PasswordHasher::new(PasswordParams::new(1024, 1, 1).unwrap())
+            .hash("pw")
+            .unwrap();
+        assert_eq!(
+            h.verify("pw", &more_memory_less_work).unwrap(),
+            Verification::ValidNeedsRehash
+        );
+        let salt = [7u8; 16];
+        let short_output = policy
+            .argon2(Some(16))
+            .unwrap()
+            .hash_password_with_salt(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            h.verify("pw", &short_output).unwrap(),
+            Verification::ValidNeedsRehash
+        );
+        let full_output = policy
+            .argon2(Some(32))
+            .unwrap()
+            .hash_password_with_salt(b"pw", &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(h.verify("pw", &full_output).unwrap(), Verification::Valid);
+    }
+
+    /// A stored hash is refused before hashing when it is not argon2id v19 or
+    /// its output is under 16 bytes (over 64 does not parse).
+    #[test]
+    fn stored_version_and_output_length_are_checked() {
+        let h = cheap();
+        let at = |v: u32, out: usize| {
+            let p = Params::new(256, 1, 1, Some(out)).unwrap();
+            let version = if v == 16 {
+                Version::V0x10
+            } else {
+                Version::V0x13
+            };
+            Argon2::new(Algorithm::Argon2id, version, p)
+                .hash_password_with_salt(b"pw", &[7u8; 16])
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            h.verify("pw", &at(19, 16)).unwrap(),
+            Verification::ValidNeedsRehash
+        );
+        assert_eq!(h.verify("pw", &at(19, 64)).unwrap(), Verification::Valid);
+        let before = runs();
+        for (v, out, why) in [
+            (16, 32, "unsupported argon2 version"),
+            (19, 15, "hash length out of range"),
+        ] {
+            assert!(
+                matches!(h.verify("pw", &at(v, out)), Err(Error::PasswordHashRejected(w)) if w == why),
+                "v={v} out={out}"
+            );
+        }
+        assert_eq!(runs(), before, "refused before hashing");
+    }
+
+    /// Builder settings survive each other and show in the accessors.
+    #[test]
+    fn builder_settings_are_kept() {
+        let legacy = LegacyPolicy::NONE.with_pbkdf2_sha256(1000).unwrap();
+        let two = NonZeroUsize::new(2).unwrap();
+        let h = cheap()
+            .with_legacy(legacy.clone())
+            .with_max_concurrency(two);
+        assert_eq!(h.legacy(), &legacy);
+        assert_eq!(h.max_concurrency(), two);
+        assert_eq!(*h.limiter.free.lock(), 2);
+        assert_eq!(h.params(), PasswordParams::new(256, 1, 1).unwrap());
+        let d = format!("{h:?}");
+        assert!(
+            d.contains("m_cost: 256") && d.contains("pbkdf2: Some(1000)"),
+            "{d}"
+        );
+    }
 }
