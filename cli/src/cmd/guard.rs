@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Subcommand, ValueEnum};
-use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
+use clap::{Args, Subcommand, ValueEnum};
+use hisn_tenant_guard::guard::{Dialect, GuardParam, QueryGuard, SessionScope, TableRegistry};
 use hisn_tenant_guard::rls;
 use hisn_tenant_guard::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use serde::Serialize;
@@ -14,6 +14,37 @@ use crate::output::{CliError, Ctx};
 
 /// How long `verify-rls` waits for a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the guard and RLS enforce beyond the tenant: organisation-wide roles
+/// and role gates (two-level tenancy and role-gated tables).
+#[derive(Debug, Args)]
+pub(crate) struct Declarations {
+    /// Roles that see every client of their organisation in client-scoped
+    /// tables (`--tables assets:tenant_id:client_id`): `firm_admin,partner`.
+    #[arg(long, default_value = "")]
+    org_roles: String,
+    /// Role-gated tables or schemas, `;`-separated:
+    /// `hr.salaries=hr_viewer|hr_admin/hr_admin` (read roles `/` write roles;
+    /// `hr.*` for a whole schema). Write roles may also read.
+    #[arg(long, default_value = "")]
+    role_gates: String,
+}
+
+/// The session a statement runs for: its client grants and roles.
+#[derive(Debug, Args)]
+pub(crate) struct SessionArgs {
+    /// The session's granted clients (UUIDs, comma-separated); none by default,
+    /// so client-scoped tables show no rows.
+    #[arg(long, default_value = "")]
+    clients: String,
+    /// The session's roles (comma-separated): role gates and organisation-wide roles.
+    #[arg(long, default_value = "")]
+    roles: String,
+    /// The client an INSERT into a client-scoped table writes (default: the
+    /// only granted client).
+    #[arg(long)]
+    active_client: Option<String>,
+}
 
 /// `hisn guard` subcommands.
 #[derive(Debug, Subcommand)]
@@ -29,6 +60,10 @@ pub(crate) enum GuardCommand {
         /// SQL dialect of the statement.
         #[arg(long, value_enum, default_value_t = DialectArg::Postgres)]
         dialect: DialectArg,
+        #[command(flatten)]
+        decl: Declarations,
+        #[command(flatten)]
+        session: SessionArgs,
         /// The statement.
         sql: String,
     },
@@ -40,6 +75,8 @@ pub(crate) enum GuardCommand {
         /// Tenant tables and their tenant column: `assets:tenant_id,work_orders:tenant_id`.
         #[arg(long)]
         tables: String,
+        #[command(flatten)]
+        decl: Declarations,
     },
     /// Run one statement in a tenant transaction through the same pool an
     /// application uses, commit, and print the rows as JSON lines (exit 1 if refused).
@@ -63,6 +100,10 @@ pub(crate) enum GuardCommand {
         /// stands between the statement and other tenants (for testing RLS).
         #[arg(long)]
         unguarded: bool,
+        #[command(flatten)]
+        decl: Declarations,
+        #[command(flatten)]
+        session: SessionArgs,
         /// The statement.
         sql: String,
     },
@@ -74,6 +115,8 @@ pub(crate) enum GuardCommand {
         /// The application role (must not own the tables).
         #[arg(long)]
         app_role: String,
+        #[command(flatten)]
+        decl: Declarations,
         /// File holding the tenant context key (64 hex digits, or the base64 that
         /// `hisn keys generate-master` prints). The output contains it: keep it secret.
         #[arg(long)]
@@ -95,6 +138,10 @@ struct Rewritten<'a> {
     sql: &'a str,
     user_params: usize,
     tenant_param: usize,
+    /// Index of the granted-clients parameter, if the statement has one.
+    clients_param: Option<usize>,
+    /// Index of the active-client parameter (INSERT into a client table).
+    active_client_param: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -120,12 +167,15 @@ pub(crate) fn run(cmd: GuardCommand, ctx: &Ctx) -> Result<(), CliError> {
             tables,
             shared,
             dialect,
+            decl,
+            session,
             sql,
-        } => rewrite(ctx, &tables, &shared, dialect, &sql),
+        } => rewrite(ctx, &tables, &shared, &decl, &session, dialect, &sql),
         GuardCommand::VerifyRls {
             database_url,
             tables,
-        } => verify_rls(ctx, &database_url, &tables),
+            decl,
+        } => verify_rls(ctx, &database_url, &tables, &decl),
         GuardCommand::Exec {
             database_url,
             tables,
@@ -133,6 +183,8 @@ pub(crate) fn run(cmd: GuardCommand, ctx: &Ctx) -> Result<(), CliError> {
             tenant,
             context_key_file,
             unguarded,
+            decl,
+            session,
             sql,
         } => exec::run(
             ctx,
@@ -143,6 +195,8 @@ pub(crate) fn run(cmd: GuardCommand, ctx: &Ctx) -> Result<(), CliError> {
                 tenant: &tenant,
                 key_file: context_key_file.as_deref(),
                 unguarded,
+                decl: &decl,
+                session: &session,
                 sql: &sql,
             },
         ),
@@ -150,9 +204,9 @@ pub(crate) fn run(cmd: GuardCommand, ctx: &Ctx) -> Result<(), CliError> {
             tables,
             app_role,
             context_key_file,
+            decl,
         } => {
-            let tables = rls::parse_tables(&tables)
-                .map_err(|e| CliError::usage(format!("--tables: {e}")))?;
+            let tables = rls_tables(&tables, &decl)?;
             let key = read_context_key(&context_key_file)?;
             let sql = Zeroizing::new(
                 rls::generate_sql(&tables, &app_role, &key)
@@ -175,35 +229,101 @@ pub(crate) fn read_context_key(path: &Path) -> Result<rls::ContextKey, CliError>
         .map_err(|e| CliError::usage(format!("--context-key-file: {e}")))
 }
 
-/// The registry of `--tables` and `--shared`.
-pub(crate) fn registry(tables: &str, shared: &str) -> Result<TableRegistry, CliError> {
+/// The registry of `--tables`, `--shared`, `--org-roles` and `--role-gates`.
+pub(crate) fn registry(
+    tables: &str,
+    shared: &str,
+    decl: &Declarations,
+) -> Result<TableRegistry, CliError> {
     let mut registry =
         TableRegistry::parse_spec(tables).map_err(|e| CliError::usage(format!("--tables: {e}")))?;
     for table in shared.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         registry = registry.shared_table(table);
     }
+    let roles = list(&decl.org_roles);
+    registry = registry
+        .org_wide_roles(&roles)
+        .map_err(|e| CliError::usage(format!("--org-roles: {e}")))?
+        .parse_role_gates(&decl.role_gates)
+        .map_err(|e| CliError::usage(format!("--role-gates: {e}")))?;
     Ok(registry)
+}
+
+/// The RLS tables of `--tables` with the declarations.
+fn rls_tables(tables: &str, decl: &Declarations) -> Result<Vec<rls::TenantTable>, CliError> {
+    let registry = registry(tables, "", decl)?;
+    rls::tables_from_registry(&registry).map_err(|e| CliError::usage(format!("--tables: {e}")))
+}
+
+/// A comma-separated list, empty entries dropped.
+fn list(s: &str) -> Vec<&str> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .collect()
+}
+
+/// The session of `--clients`, `--roles` and `--active-client`.
+pub(crate) fn session_scope(args: &SessionArgs) -> Result<SessionScope, CliError> {
+    let clients = parse_clients(&args.clients)?;
+    let mut session = SessionScope::new(
+        parse_roles(&args.roles)?.iter().map(|r| r.as_str()),
+        clients,
+    );
+    if let Some(active) = &args.active_client {
+        session = session.with_active_client(
+            active
+                .parse()
+                .map_err(|_| CliError::usage("--active-client must be a UUID"))?,
+        );
+    }
+    Ok(session)
+}
+
+fn parse_clients(s: &str) -> Result<Vec<hisn_tenant_guard::ClientId>, CliError> {
+    list(s)
+        .into_iter()
+        .map(|c| {
+            c.parse()
+                .map_err(|_| CliError::usage("--clients must be comma-separated UUIDs"))
+        })
+        .collect()
+}
+
+fn parse_roles(s: &str) -> Result<Vec<hisn_tenant_guard::Role>, CliError> {
+    list(s)
+        .into_iter()
+        .map(|r| {
+            hisn_tenant_guard::Role::new(r)
+                .map_err(|_| CliError::usage("--roles: role names are a-z 0-9 _ - : (at most 64)"))
+        })
+        .collect()
 }
 
 fn rewrite(
     ctx: &Ctx,
     tables: &str,
     shared: &str,
+    decl: &Declarations,
+    session: &SessionArgs,
     dialect: DialectArg,
     sql: &str,
 ) -> Result<(), CliError> {
-    let registry = registry(tables, shared)?;
+    let registry = registry(tables, shared, decl)?;
+    let session = session_scope(session)?;
     let dialect = match dialect {
         DialectArg::Postgres => Dialect::Postgres,
         DialectArg::Sqlite => Dialect::Sqlite,
     };
     let guard = QueryGuard::new(registry, dialect).with_cache_capacity(0);
-    match guard.scope(sql) {
+    match guard.scope_for(sql, &session) {
         Ok(scoped) => ctx.emit(
             &Rewritten {
                 sql: scoped.sql(),
                 user_params: scoped.user_params(),
                 tenant_param: scoped.tenant_param(),
+                clients_param: scoped.param_index(GuardParam::Clients),
+                active_client_param: scoped.param_index(GuardParam::ActiveClient),
             },
             scoped.sql(),
         ),
@@ -221,9 +341,8 @@ fn rewrite(
     }
 }
 
-fn verify_rls(ctx: &Ctx, url: &str, tables: &str) -> Result<(), CliError> {
-    let tables =
-        rls::parse_tables(tables).map_err(|e| CliError::usage(format!("--tables: {e}")))?;
+fn verify_rls(ctx: &Ctx, url: &str, tables: &str, decl: &Declarations) -> Result<(), CliError> {
+    let tables = rls_tables(tables, decl)?;
     // The URL may hold a password: it is never echoed.
     let options: PgConnectOptions = url
         .parse()
@@ -285,7 +404,10 @@ mod exec {
     use hisn_tenant_guard::{Error, TenantId, UserId};
     use serde_json::{Map, Value};
 
-    use super::{CONNECT_TIMEOUT, read_context_key, registry};
+    use super::{
+        CONNECT_TIMEOUT, Declarations, SessionArgs, parse_clients, parse_roles, read_context_key,
+        registry,
+    };
     use crate::output::{CliError, Ctx, output_result};
 
     /// The acting user of an operator's `exec` (no token names one).
@@ -298,6 +420,8 @@ mod exec {
         pub(super) tenant: &'a str,
         pub(super) key_file: Option<&'a Path>,
         pub(super) unguarded: bool,
+        pub(super) decl: &'a Declarations,
+        pub(super) session: &'a SessionArgs,
         pub(super) sql: &'a str,
     }
 
@@ -312,7 +436,8 @@ mod exec {
             .tenant
             .parse()
             .map_err(|_| CliError::usage("--tenant must be a UUID"))?;
-        let registry = registry(args.tables, args.shared)?;
+        let registry = registry(args.tables, args.shared, args.decl)?;
+        let op = operator_context(tenant, args.session)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -324,7 +449,7 @@ mod exec {
                 ));
             }
             let guard = QueryGuard::new(registry, Dialect::Sqlite);
-            runtime.block_on(sqlite(path, guard, tenant, args.sql))?
+            runtime.block_on(sqlite(path, guard, &op, args.sql))?
         } else {
             let key_file = args
                 .key_file
@@ -335,7 +460,7 @@ mod exec {
                 CliError::usage("--database-url is not a PostgreSQL or sqlite:// URL")
             })?;
             let guard = QueryGuard::new(registry, Dialect::Postgres);
-            runtime.block_on(postgres(options, guard, key, tenant, args))?
+            runtime.block_on(postgres(options, guard, key, &op, args))?
         };
         match outcome {
             Outcome::Rows(rows) => {
@@ -362,18 +487,33 @@ mod exec {
         CliError::usage(format!("database: {e}"))
     }
 
-    fn operator_context(tenant: TenantId) -> Result<hisn_tenant_guard::TenantContext, CliError> {
+    /// The operator's context: the tenant, and the clients and roles given
+    /// with `--clients` / `--roles` (none by default).
+    fn operator_context(
+        tenant: TenantId,
+        session: &SessionArgs,
+    ) -> Result<hisn_tenant_guard::TenantContext, CliError> {
         let user: UserId = OPERATOR
             .parse()
             .map_err(|_| CliError::usage("internal: operator id"))?;
-        Ok(danger::context_without_token(tenant, user))
+        let clients = parse_clients(&session.clients)?;
+        let roles = parse_roles(&session.roles)?;
+        let mut ctx = danger::context_with_scope(tenant, user, roles, clients);
+        if let Some(active) = &session.active_client {
+            ctx = ctx.with_active_client(
+                active
+                    .parse()
+                    .map_err(|_| CliError::usage("--active-client must be a UUID"))?,
+            );
+        }
+        Ok(ctx)
     }
 
     async fn postgres(
         options: PgConnectOptions,
         guard: QueryGuard,
         key: hisn_tenant_guard::rls::ContextKey,
-        tenant: TenantId,
+        op: &hisn_tenant_guard::TenantContext,
         args: &Args<'_>,
     ) -> Result<Outcome, CliError> {
         let raw = PgPoolOptions::new()
@@ -383,10 +523,7 @@ mod exec {
             .await
             .map_err(|e| CliError::usage(format!("cannot connect to the database: {e}")))?;
         let pool = PgTenantPool::new(raw.clone(), guard, key).map_err(|e| db_error(&e))?;
-        let mut tx = pool
-            .begin(&operator_context(tenant)?)
-            .await
-            .map_err(|e| db_error(&e))?;
+        let mut tx = pool.begin(op).await.map_err(|e| db_error(&e))?;
         let rows = if args.unguarded {
             sqlx::raw_sql(AssertSqlSafe(args.sql.to_owned()))
                 .fetch_all(danger::unguarded(&mut tx))
@@ -409,7 +546,7 @@ mod exec {
     async fn sqlite(
         path: &str,
         guard: QueryGuard,
-        tenant: TenantId,
+        op: &hisn_tenant_guard::TenantContext,
         sql: &str,
     ) -> Result<Outcome, CliError> {
         let raw = SqlitePoolOptions::new()
@@ -419,10 +556,7 @@ mod exec {
             .await
             .map_err(|e| CliError::usage(format!("cannot open the database: {e}")))?;
         let pool = SqliteTenantPool::new(raw.clone(), guard).map_err(|e| db_error(&e))?;
-        let mut tx = pool
-            .begin(&operator_context(tenant)?)
-            .await
-            .map_err(|e| db_error(&e))?;
+        let mut tx = pool.begin(op).await.map_err(|e| db_error(&e))?;
         let rows = match tx.query(sql) {
             Err(Error::Refused(e)) => return Ok(Outcome::Refused(e.to_string())),
             Err(e) => return Err(db_error(&e)),

@@ -9,6 +9,7 @@ mod audit_repair;
 mod audit_witness;
 mod conventions;
 mod guard;
+mod guard_clients;
 mod password;
 mod redact;
 mod totp;

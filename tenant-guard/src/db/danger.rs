@@ -22,6 +22,20 @@ pub fn context_without_token(tenant: TenantId, user: UserId) -> TenantContext {
     TenantContext::new(tenant, user, Vec::new(), Vec::new())
 }
 
+/// [`context_without_token`] with `roles` and client grants `clients`: what
+/// `hisn guard exec --roles .. --clients ..` runs as, to try role gates and
+/// two-level tenancy from an operator's tool. Never with request data.
+pub fn context_with_scope(
+    tenant: TenantId,
+    user: UserId,
+    roles: Vec<crate::Role>,
+    clients: Vec<crate::ClientId>,
+) -> TenantContext {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: "hisn::tenant_guard", %tenant, %user, roles = roles.len(), clients = clients.len(), "tenant context created without a token (danger::context_with_scope)");
+    TenantContext::new(tenant, user, roles, clients)
+}
+
 #[cfg(feature = "postgres")]
 /// The connection of `tx` with the query guard switched off: every statement
 /// sent through it skips the guard (layer 2), including `SET`, `set_config`
