@@ -10,17 +10,17 @@ use axum::extract::DefaultBodyLimit;
 use hisn_crypto_vault::{ApiKeys, DirKeyStore, UrlSigner, Vault};
 use hisn_rate_limit::http::{KeyExtractor, TrustedProxies};
 use hisn_rate_limit::login::LoginGuard;
-use hisn_rate_limit::{KeyKind, MemoryLimiter, Tiers};
+use hisn_rate_limit::{KeyKind, Tiers};
 use hisn_tenant_guard::RolePolicy;
 use hisn_tenant_guard::db::PlatformAdmin;
-use hisn_webhook_verify::idempotency::MemoryIdempotencyStore;
-use hisn_webhook_verify::replay::MemoryReplayStore;
 use hisn_webhook_verify::{Scheme, Webhook};
 
 use crate::audit::Audit;
-use crate::config::Config;
+use crate::config::{Config, SecretUrl};
+use crate::danger::Layers;
 use crate::outbound::PartnerApi;
 use crate::routes::EscapeHatchAudit;
+use crate::shared::{self, SharedLimiter};
 use crate::state::{AppState, Inner, api_tiers, policy};
 use crate::{auth, db, keys, middleware, routes};
 
@@ -37,6 +37,9 @@ pub enum StartError {
     /// Keys could not be loaded.
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
+    /// PostgreSQL mode could not start (includes row-level-security findings).
+    #[error("postgresql: {0}")]
+    Postgres(#[from] db::pg::PgStartError),
 }
 
 fn storage(what: &str) -> impl Fn(&dyn std::fmt::Display) -> StartError + '_ {
@@ -54,12 +57,22 @@ pub struct App {
     pub keys_generated: bool,
 }
 
-/// Open the stores under `config.data_dir` and build the application.
+/// Open the stores (under `config.data_dir`, and PostgreSQL / Redis when
+/// configured) and build the application, every isolation layer on.
 pub async fn build(config: Config) -> Result<App, StartError> {
-    if config.database_url.is_some() || config.redis_url.is_some() {
-        // Fail closed: never silently fall back to the embedded stores.
+    build_with(config, Layers::ALL).await
+}
+
+/// [`build`] with the isolation layers `layers` ([`crate::danger`]).
+pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, StartError> {
+    if layers != Layers::ALL && config.database_url.is_none() {
         return Err(StartError::Config(
-            "DATABASE_URL / REDIS_URL mode (PostgreSQL with RLS, Redis) is not available in this build; unset them to run embedded".into(),
+            "isolation layers can be switched off only on PostgreSQL (SQLite has the query guard alone)".into(),
+        ));
+    }
+    if !layers.query_guard() && !layers.rls() {
+        return Err(StartError::Config(
+            "refusing to run with no isolation layer".into(),
         ));
     }
     if config.token_ttl_secs == 0
@@ -80,16 +93,6 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         );
     }
 
-    let pool = db::open_sqlite(&dir.join("hisn.sqlite3"))
-        .await
-        .map_err(|e| storage("sqlite")(&e))?;
-    db::migrate(&pool)
-        .await
-        .map_err(|e| storage("migrations")(&e))?;
-    let tenant_db = db::sqlite_tenant_pool(pool.clone())
-        .await
-        .map_err(|e| storage("tenant pool")(&e))?;
-
     let audit_key = hisn_audit_log::SigningKey::from_bytes("hisn-example-server", &k.audit_seed)
         .map_err(|e| storage("audit key")(&e))?;
     let audit = Audit::open(
@@ -100,11 +103,49 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         Duration::from_secs(config.checkpoint_secs),
     )
     .map_err(|e| storage("audit store")(&e))?;
-    let admin = db::Admin::Sqlite(PlatformAdmin::from_admin_pool(
-        pool.clone(),
-        Arc::new(EscapeHatchAudit::new(audit.clone())),
-        "operator-console",
-    ));
+    let hook = Arc::new(EscapeHatchAudit::new(audit.clone()));
+    let (tenant_db, platform, admin) = match config.database_url.as_ref() {
+        None => {
+            let pool = db::open_sqlite(&dir.join("hisn.sqlite3"))
+                .await
+                .map_err(|e| storage("sqlite")(&e))?;
+            db::migrate(&pool)
+                .await
+                .map_err(|e| storage("migrations")(&e))?;
+            let tenant_db = db::sqlite_tenant_pool(pool.clone())
+                .await
+                .map_err(|e| storage("tenant pool")(&e))?;
+            let admin = PlatformAdmin::from_admin_pool(pool.clone(), hook, "operator-console");
+            (
+                tenant_db,
+                db::Platform::Sqlite(pool),
+                db::Admin::Sqlite(admin),
+            )
+        }
+        Some(url) => {
+            let key = k.rls_context.as_ref().ok_or_else(|| {
+                StartError::Config(format!(
+                    "{} has no rls_context key (written before PostgreSQL mode): add one (64 hex digits) shared by every instance",
+                    dir.join(keys::KEY_FILE).display()
+                ))
+            })?;
+            let pools = db::pg::open(
+                url.expose(),
+                config.migrate_database_url.as_ref().map(SecretUrl::expose),
+                config.admin_database_url.as_ref().map(SecretUrl::expose),
+                key,
+                layers,
+            )
+            .await?;
+            let admin = match pools.admin {
+                Some(p) => {
+                    db::Admin::Pg(PlatformAdmin::from_admin_pool(p, hook, "operator-console"))
+                }
+                None => db::Admin::Unavailable,
+            };
+            (pools.tenant, db::Platform::Pg(pools.platform), admin)
+        }
+    };
 
     let vault = Vault::new(
         DirKeyStore::open(dir.join("tenant-keys")).map_err(|e| storage("key store")(&e))?,
@@ -112,18 +153,43 @@ pub async fn build(config: Config) -> Result<App, StartError> {
     );
     let verifier = auth::verifier(&k.jwt).map_err(|e| StartError::Config(e.to_string()))?;
     let rl = |e: hisn_rate_limit::Error| StartError::Config(e.to_string());
-    let limiter = Arc::new(MemoryLimiter::new(api_tiers(&config).map_err(rl)?));
+    let redis = match config.redis_url.as_ref() {
+        Some(u) => Some(
+            redis::Client::open(u.expose())
+                .map_err(|e| StartError::Config(format!("REDIS_URL: {e}")))?,
+        ),
+        None => None,
+    };
+    let prefix = config.redis_prefix.as_str();
+    let limiter = Arc::new(
+        SharedLimiter::new(
+            api_tiers(&config).map_err(rl)?,
+            redis.as_ref(),
+            &format!("{prefix}rl:api:"),
+        )
+        .await
+        .map_err(rl)?,
+    );
     let login_guard = LoginGuard::new(
         policy("login_account", config.login_account_rate, KeyKind::Account).map_err(rl)?,
         policy("login_ip", config.login_ip_rate, KeyKind::Ip).map_err(rl)?,
     )
     .map_err(rl)?;
-    let webhook_limiter = Arc::new(MemoryLimiter::new(
-        Tiers::new(vec![
-            policy("webhook", config.webhook_rate, KeyKind::WebhookSource).map_err(rl)?,
-        ])
+    let webhook_limiter = Arc::new(
+        SharedLimiter::new(
+            Tiers::new(vec![
+                policy("webhook", config.webhook_rate, KeyKind::WebhookSource).map_err(rl)?,
+            ])
+            .map_err(rl)?,
+            redis.as_ref(),
+            &format!("{prefix}rl:webhook:"),
+        )
+        .await
         .map_err(rl)?,
-    ));
+    );
+    let shared = shared::stores(redis.as_ref(), prefix)
+        .await
+        .map_err(|e| StartError::Storage(format!("redis: {e}")))?;
     let proxies =
         TrustedProxies::new(config.trusted_proxies.iter().map(String::as_str)).map_err(rl)?;
     let webhook = Webhook::builder(Scheme::StandardWebhooks)
@@ -137,7 +203,7 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         config,
         db: tenant_db,
-        platform: db::Platform::Sqlite(pool),
+        platform,
         admin,
         verifier: Arc::new(verifier),
         jwt_key: auth::encoding_key(&k.jwt),
@@ -153,8 +219,8 @@ pub async fn build(config: Config) -> Result<App, StartError> {
         login_guard,
         webhook_limiter,
         webhook,
-        replay: MemoryReplayStore::default(),
-        idempotency: Arc::new(MemoryIdempotencyStore::new(10_000)),
+        replay: shared.replay,
+        idempotency: Arc::new(shared.idempotency),
         partner: PartnerApi::default(),
         operator_token: k.operator_token,
     };

@@ -17,7 +17,11 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
     about = "Reference multi-tenant API composing every Hisn crate",
     long_about = "Reference multi-tenant API composing every Hisn crate.\n\n\
         With no setup it keeps everything under --data-dir: a SQLite database, a file audit \
-        store, and generated local keys (for local use only). Every flag can also be set \
+        store, and generated local keys (for local use only). With DATABASE_URL it runs on \
+        PostgreSQL with row-level security (HISN_MIGRATE_DATABASE_URL: the owner role that \
+        migrates; the server refuses to start if the RLS check has findings), with REDIS_URL \
+        its limits, webhook replay and Idempotency-Key stores are shared between instances. \
+        Every flag can also be set \
         with the environment variable shown, or in a --config file of VAR=value lines \
         (flags win over the environment, the environment over the file)."
 )]
@@ -48,12 +52,21 @@ pub struct Config {
     /// Directory of the embedded state (SQLite database, audit log, local keys).
     #[arg(long, env = "HISN_DATA_DIR", default_value = "./hisn-data")]
     pub data_dir: PathBuf,
-    /// PostgreSQL URL (production-like mode with RLS; refused at start-up in this version). Unset: embedded SQLite.
+    /// PostgreSQL URL of the application role (not the tables' owner, no BYPASSRLS): PostgreSQL mode with row-level security, verified at start-up. Unset: embedded SQLite.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
-    /// Redis URL (shared limiter and replay store; refused at start-up in this version). Unset: in-process.
+    pub database_url: Option<SecretUrl>,
+    /// PostgreSQL URL of the tables' owner (not a superuser): when set, migrations and row-level security are applied at start-up as this role. Unset: the schema must already be current.
+    #[arg(long, env = "HISN_MIGRATE_DATABASE_URL", hide_env_values = true)]
+    pub migrate_database_url: Option<SecretUrl>,
+    /// PostgreSQL URL of a platform-admin role with BYPASSRLS, for the operator console's audited escape hatch. Unset in PostgreSQL mode: the console answers 503.
+    #[arg(long, env = "HISN_ADMIN_DATABASE_URL", hide_env_values = true)]
+    pub admin_database_url: Option<SecretUrl>,
+    /// Redis URL: API and webhook rate limits, webhook replay store and Idempotency-Key store shared by every instance. Unset: in-process.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<SecretUrl>,
+    /// Prefix of every Redis key this deployment writes (two deployments sharing a Redis need different prefixes).
+    #[arg(long, env = "HISN_REDIS_PREFIX", default_value = "hisn:")]
+    pub redis_prefix: String,
     /// File of `VAR=value` lines (the variables listed here) read at start-up.
     #[arg(long, env = "HISN_CONFIG")]
     pub config: Option<PathBuf>,
@@ -98,6 +111,36 @@ impl Config {
         let mut c = Cli::parse_from(["hisn-example-server"]).config;
         c.data_dir = data_dir.into();
         c
+    }
+}
+
+/// A connection URL that may carry a password: `Debug` prints only its
+/// scheme, so configuration dumps and logs never show credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(zeroize::Zeroizing<String>);
+
+impl SecretUrl {
+    /// The URL, for the client that connects with it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self.0.split_once("://").map_or("?", |(s, _)| s);
+        write!(f, "SecretUrl({scheme}://..)")
+    }
+}
+
+impl FromStr for SecretUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.contains("://") {
+            Ok(Self(zeroize::Zeroizing::new(s.to_owned())))
+        } else {
+            Err("expected a URL (scheme://...)".into())
+        }
     }
 }
 
@@ -220,5 +263,18 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.session_rate, Rate::new(10, 5).unwrap());
         assert_eq!(c.tenant_rate, Rate::new(100, 60).unwrap());
+        assert!(c.database_url.is_none() && c.redis_url.is_none());
+        assert_eq!(c.redis_prefix, "hisn:");
+    }
+
+    #[test]
+    fn urls_never_print_their_credentials() {
+        let u: SecretUrl = "postgres://app:s3cret@db/hisn".parse().unwrap();
+        assert_eq!(u.expose(), "postgres://app:s3cret@db/hisn");
+        assert!(!format!("{u:?}").contains("s3cret"));
+        let mut c = Config::for_data_dir("/tmp/x");
+        c.database_url = Some(u);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert!("not a url".parse::<SecretUrl>().is_err());
     }
 }

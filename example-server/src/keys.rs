@@ -32,6 +32,9 @@ pub struct ServerKeys {
     pub webhook_secret: Zeroizing<String>,
     /// Bearer token of the operator (platform admin) console.
     pub operator_token: Zeroizing<String>,
+    /// Signs the tenant context of PostgreSQL transactions (tenant-guard's
+    /// RLS context key); `None` in key files written before PostgreSQL mode.
+    pub rls_context: Option<hisn_tenant_guard::rls::ContextKey>,
 }
 
 impl std::fmt::Debug for ServerKeys {
@@ -49,6 +52,9 @@ struct KeyFile {
     api_key_pepper: String,
     webhook_secret: String,
     operator_token: String,
+    /// Added with PostgreSQL mode: older files lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rls_context: Option<String>,
 }
 
 impl Drop for KeyFile {
@@ -62,6 +68,9 @@ impl Drop for KeyFile {
             &mut self.webhook_secret,
             &mut self.operator_token,
         ] {
+            s.zeroize();
+        }
+        if let Some(s) = &mut self.rls_context {
             s.zeroize();
         }
     }
@@ -110,6 +119,7 @@ pub fn load_or_generate(data_dir: &Path) -> Result<(ServerKeys, bool), KeyError>
             api_key_pepper: b64(&*random32()?),
             webhook_secret: format!("whsec_{}", b64(&*random32()?)),
             operator_token: hex::encode(*random32()?),
+            rls_context: Some(hex::encode(*random32()?)),
         };
         let text = Zeroizing::new(
             serde_json::to_string_pretty(&file)
@@ -143,6 +153,10 @@ pub fn load_or_generate(data_dir: &Path) -> Result<(ServerKeys, bool), KeyError>
         api_key_pepper: secret(&file.api_key_pepper)?,
         webhook_secret: Zeroizing::new(file.webhook_secret.clone()),
         operator_token: Zeroizing::new(file.operator_token.clone()),
+        rls_context: match &file.rls_context {
+            Some(k) => Some(hisn_tenant_guard::rls::ContextKey::from_text(k).map_err(|_| bad())?),
+            None => None,
+        },
     };
     Ok((keys, created))
 }
@@ -161,6 +175,7 @@ mod tests {
         assert_eq!(a.jwt.expose_secret(), b.jwt.expose_secret());
         assert_eq!(a.master.fingerprint(), b.master.fingerprint());
         assert!(b.webhook_secret.starts_with("whsec_"));
+        assert!(a.rls_context.is_some() && a.rls_context == b.rls_context);
         assert_eq!(format!("{a:?}"), "ServerKeys(..)");
         #[cfg(unix)]
         {

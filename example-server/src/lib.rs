@@ -5,6 +5,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod danger;
 pub mod db;
 pub mod demo;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod outbound;
 pub mod routes;
+pub mod shared;
 pub mod state;
 
 pub use app::{App, build};

@@ -8,17 +8,16 @@ use axum::extract::FromRef;
 use hisn_crypto_vault::{ApiKeys, DirKeyStore, PasswordHasher, PasswordParams, UrlSigner, Vault};
 use hisn_rate_limit::http::KeyExtractor;
 use hisn_rate_limit::login::LoginGuard;
-use hisn_rate_limit::{KeyKind, MemoryLimiter, Policy, Tiers};
+use hisn_rate_limit::{KeyKind, Policy, Tiers};
 use hisn_tenant_guard::jsonwebtoken::EncodingKey;
 use hisn_tenant_guard::{RolePolicy, TokenVerifier};
 use hisn_webhook_verify::Webhook;
-use hisn_webhook_verify::idempotency::MemoryIdempotencyStore;
-use hisn_webhook_verify::replay::MemoryReplayStore;
 
 use crate::audit::Audit;
 use crate::config::{Config, Rate};
 use crate::db::{Admin, Platform, TenantDb};
 use crate::outbound::PartnerApi;
+use crate::shared::{SharedIdempotency, SharedLimiter, SharedReplay};
 
 /// Unix seconds now.
 pub fn now_unix() -> u64 {
@@ -79,19 +78,19 @@ pub struct Inner {
     /// Signs audit checkpoints on demand (the schedule runs in the store).
     pub audit_key: hisn_audit_log::SigningKey,
     /// API tiers: IP, session, tenant.
-    pub limiter: Arc<MemoryLimiter>,
+    pub limiter: Arc<SharedLimiter>,
     /// Client IP and identity keys of a request.
     pub extractor: KeyExtractor,
     /// Login budgets per account and per IP.
     pub login_guard: LoginGuard,
     /// Webhook deliveries per source.
-    pub webhook_limiter: Arc<MemoryLimiter>,
+    pub webhook_limiter: Arc<SharedLimiter>,
     /// The payment provider's webhook verifier.
     pub webhook: Webhook,
     /// Webhook at-most-once store.
-    pub replay: MemoryReplayStore,
+    pub replay: SharedReplay,
     /// Idempotency-Key store.
-    pub idempotency: Arc<MemoryIdempotencyStore>,
+    pub idempotency: Arc<SharedIdempotency>,
     /// The simulated partner API behind a circuit breaker.
     pub partner: PartnerApi,
     /// Operator console bearer token (constant-time compared).

@@ -1,3 +1,313 @@
-//! PostgreSQL mode (`DATABASE_URL`): connection, migrations as the owner
-//! role, row-level security installed with tenant-guard's `rls` module and
-//! verified at start-up.
+//! PostgreSQL mode (`DATABASE_URL`): the same application on PostgreSQL, with
+//! row-level security as a second isolation layer under the query guard.
+//!
+//! Three roles, three URLs:
+//! - `DATABASE_URL`, the **application role**: serves every request. It must
+//!   not own the tables and must not have BYPASSRLS (nor reach a role that
+//!   has, through `SET ROLE`); [`rls::verify`] checks exactly that, and more,
+//!   at every start, and the server refuses to start on any finding.
+//! - `HISN_MIGRATE_DATABASE_URL`, the **owner role** (optional): owns the
+//!   tables. When set, the server applies the pending migrations as this role
+//!   at start-up, then installs row-level security (tenant-guard's
+//!   [`rls::generate_sql`]: the context key table, the `SECURITY DEFINER`
+//!   context function, `ENABLE` + `FORCE ROW LEVEL SECURITY` and the policies
+//!   on every tenant table, and the grants) for the application role it finds
+//!   behind `DATABASE_URL`. It must not be a superuser (a superuser bypasses
+//!   RLS even with `FORCE`), and must be able to create in schema `public`.
+//!   When unset, the schema must already be current (another instance or a
+//!   deploy step migrated it) or the server refuses to start.
+//! - `HISN_ADMIN_DATABASE_URL`, the **platform-admin role** (optional): the
+//!   operator console's escape hatch, a role with BYPASSRLS. Unset, the
+//!   console answers `503`.
+//!
+//! Every instance must sign tenant contexts with the key installed in the
+//! database (`rls_context` in the key file): a probe at start-up refuses an
+//! instance whose key differs, which would otherwise see no rows at all.
+
+use std::time::Duration;
+
+use hisn_tenant_guard::db::PgTenantPool;
+use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
+use hisn_tenant_guard::rls::{self, ContextKey};
+use hisn_tenant_guard::{TenantId, UserId};
+use sqlx::Executor;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+
+use super::{MIGRATIONS, MIGRATIONS_TABLE, TENANT_TABLE_NAMES, TENANT_TABLES, TenantDb};
+use crate::danger::Layers;
+
+/// Serialises migrations of concurrently starting instances
+/// (`pg_advisory_xact_lock` key).
+const MIGRATION_LOCK: i64 = 0x6869_736e_5f73_7276; // "hisn_srv"
+
+/// Why PostgreSQL mode could not start (operator-facing).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PgStartError {
+    /// A connection or statement failed.
+    #[error("{what}: {source}")]
+    Database {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// tenant-guard refused the setup (a bad role name, a missing table).
+    #[error("{what}: {source}")]
+    Guard {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        #[source]
+        source: hisn_tenant_guard::Error,
+    },
+    /// `rls::verify` reported findings: the server does not serve.
+    #[error(
+        "row-level security check failed, refusing to start:\n{0}\nFix: run with HISN_MIGRATE_DATABASE_URL (the tables' owner, not a superuser) and connect DATABASE_URL as a role that neither owns the tables nor has BYPASSRLS"
+    )]
+    Rls(String),
+    /// The schema is older than this build.
+    #[error(
+        "the database schema is at version {found}, this build needs {needed}: run once with HISN_MIGRATE_DATABASE_URL set to the tables' owner"
+    )]
+    Schema {
+        /// Applied version.
+        found: i64,
+        /// Needed version.
+        needed: i64,
+    },
+    /// The context key in the database is not this instance's.
+    #[error(
+        "the tenant context key installed in the database is not this instance's (rls_context in the key file): every instance must share the key file, or run with HISN_MIGRATE_DATABASE_URL to install this one"
+    )]
+    ContextKeyMismatch,
+}
+
+fn db(what: &'static str) -> impl Fn(sqlx::Error) -> PgStartError {
+    move |source| PgStartError::Database { what, source }
+}
+
+fn guard(what: &'static str) -> impl Fn(hisn_tenant_guard::Error) -> PgStartError {
+    move |source| PgStartError::Guard { what, source }
+}
+
+/// The pools of PostgreSQL mode.
+#[derive(Debug)]
+pub struct PgPools {
+    /// Tenant data (application role): guarded transactions under RLS.
+    pub tenant: TenantDb,
+    /// Platform tables (application role, its own pool).
+    pub platform: PgPool,
+    /// The escape hatch's pool, when `HISN_ADMIN_DATABASE_URL` is set.
+    pub admin: Option<PgPool>,
+}
+
+async fn connect(url: &str, max: u32, what: &'static str) -> Result<PgPool, PgStartError> {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(db(what))
+}
+
+/// Connect, migrate (when an owner URL is given), install and verify RLS,
+/// and build the tenant pool. `layers` switches layers off for the
+/// isolation suite only ([`crate::danger`]).
+pub async fn open(
+    database_url: &str,
+    migrate_url: Option<&str>,
+    admin_url: Option<&str>,
+    key: &ContextKey,
+    layers: Layers,
+) -> Result<PgPools, PgStartError> {
+    let app = connect(database_url, 16, "connect DATABASE_URL").await?;
+    let app_role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&app)
+        .await
+        .map_err(db("read the application role"))?;
+    let tables = rls::parse_tables(TENANT_TABLES).map_err(guard("tenant tables"))?;
+    if let Some(url) = migrate_url {
+        let owner = connect(url, 1, "connect HISN_MIGRATE_DATABASE_URL").await?;
+        migrate(&owner, &app_role, key, &tables, layers.rls()).await?;
+        owner.close().await;
+    }
+    let found: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM hisn_example_migrations")
+            .fetch_one(&app)
+            .await
+            .map_err(db("read the schema version (is the database migrated?)"))?;
+    let needed = super::latest_version();
+    if found < needed {
+        return Err(PgStartError::Schema { found, needed });
+    }
+    if layers.rls() {
+        let report = rls::verify(&app, &tables)
+            .await
+            .map_err(guard("rls verify"))?;
+        if !report.is_clean() {
+            tracing::error!(target: "hisn::example_server", findings = report.findings.len(), "row-level security check failed");
+            return Err(PgStartError::Rls(report.to_string()));
+        }
+    } else {
+        tracing::warn!(target: "hisn::example_server", "DANGER: row-level security is not installed nor verified (isolation suite only): the query guard alone scopes tenant data");
+    }
+    let registry =
+        TableRegistry::parse_spec(TENANT_TABLES).map_err(|e| guard("tenant tables")(e.into()))?;
+    let pool = PgTenantPool::new(
+        app,
+        QueryGuard::new(registry, Dialect::Postgres),
+        key.clone(),
+    )
+    .map_err(guard("tenant pool"))?;
+    pool.start().await.map_err(guard("tenant pool start"))?;
+    if layers.rls() {
+        probe_context(&pool).await?;
+    }
+    let tenant = if layers.query_guard() {
+        TenantDb::Pg(pool)
+    } else {
+        tracing::warn!(target: "hisn::example_server", "DANGER: the query guard is switched off (isolation suite only): row-level security alone scopes tenant data");
+        TenantDb::PgUnguarded(pool)
+    };
+    let platform = connect(database_url, 8, "connect DATABASE_URL (platform pool)").await?;
+    let admin = match admin_url {
+        Some(url) => Some(connect(url, 2, "connect HISN_ADMIN_DATABASE_URL").await?),
+        None => None,
+    };
+    Ok(PgPools {
+        tenant,
+        platform,
+        admin,
+    })
+}
+
+/// A tenant transaction must see its own tenant through the RLS context
+/// function: otherwise this instance's context key is not the database's.
+async fn probe_context(pool: &PgTenantPool) -> Result<(), PgStartError> {
+    let tenant = TenantId::from_uuid(uuid::Uuid::new_v4()).map_err(guard("probe tenant"))?;
+    let user = UserId::from_uuid(uuid::Uuid::new_v4()).map_err(guard("probe user"))?;
+    // No token vouches for this context: it is the server's own start-up probe.
+    let ctx = hisn_tenant_guard::db::danger::context_without_token(tenant, user);
+    let mut tx = pool.begin(&ctx).await.map_err(guard("probe begin"))?;
+    let seen: Option<uuid::Uuid> = tx
+        .query_scalar(&format!(
+            "SELECT public.{}()",
+            hisn_tenant_guard::rls::CONTEXT_FUNCTION
+        ))
+        .map_err(guard("probe statement"))?
+        .fetch_one()
+        .await
+        .map_err(guard("probe"))?;
+    tx.rollback().await.map_err(guard("probe rollback"))?;
+    if seen == Some(tenant.as_uuid()) {
+        Ok(())
+    } else {
+        Err(PgStartError::ContextKeyMismatch)
+    }
+}
+
+/// As the owner: the pending migrations, then row-level security and the
+/// application role's grants, in one transaction (concurrent starts wait
+/// on an advisory lock).
+async fn migrate(
+    owner: &PgPool,
+    app_role: &str,
+    key: &ContextKey,
+    tables: &[rls::TenantTable],
+    with_rls: bool,
+) -> Result<(), PgStartError> {
+    if !is_plain_identifier(app_role) {
+        return Err(PgStartError::Guard {
+            what: "application role name",
+            source: hisn_tenant_guard::Error::Config("the role must match [a-z_][a-z0-9_]*"),
+        });
+    }
+    let m = db("migrate");
+    let mut tx = owner.begin().await.map_err(&m)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await
+        .map_err(&m)?;
+    tx.execute(MIGRATIONS_TABLE).await.map_err(&m)?;
+    for mig in MIGRATIONS {
+        let done = sqlx::query("SELECT 1 FROM hisn_example_migrations WHERE version = $1")
+            .bind(mig.version)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(&m)?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(sqlx::AssertSqlSafe(mig.postgres))
+            .execute(&mut *tx)
+            .await
+            .map_err(&m)?;
+        sqlx::query(
+            "INSERT INTO hisn_example_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(mig.version)
+        .bind(mig.name)
+        .bind(crate::state::now_unix_i64())
+        .execute(&mut *tx)
+        .await
+        .map_err(&m)?;
+        tracing::info!(target: "hisn::example_server", version = mig.version, name = mig.name, "migration applied");
+    }
+    // `app_role` is a plain identifier (checked above), so quoting it is exact.
+    let mut grants = format!(
+        "REVOKE ALL ON hisn_example_migrations, tenants, accounts, api_keys FROM PUBLIC;\n\
+         GRANT SELECT ON hisn_example_migrations TO \"{app_role}\";\n\
+         GRANT SELECT, INSERT, UPDATE ON tenants, accounts, api_keys TO \"{app_role}\";\n"
+    );
+    if with_rls {
+        let sql = rls::generate_sql(tables, app_role, key).map_err(guard("rls sql"))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .map_err(db("install row-level security"))?;
+        // With the guard on, it writes the tenant column; with it off (the
+        // isolation suite's RLS-alone run), the column defaults to the
+        // verified context, and the policies' WITH CHECK refuses any other.
+        for t in TENANT_TABLE_NAMES {
+            grants.push_str(&format!(
+                "ALTER TABLE {t} ALTER COLUMN tenant_id SET DEFAULT public.{}();\n",
+                rls::CONTEXT_FUNCTION
+            ));
+        }
+    } else {
+        for t in TENANT_TABLE_NAMES {
+            grants.push_str(&format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO \"{app_role}\";\n"
+            ));
+        }
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(grants))
+        .execute(&mut *tx)
+        .await
+        .map_err(db("grant the application role"))?;
+    tx.commit().await.map_err(&m)?;
+    Ok(())
+}
+
+/// `[a-z_][a-z0-9_]*`, at most 63 bytes: a role name that needs no escaping.
+fn is_plain_identifier(s: &str) -> bool {
+    let mut b = s.bytes();
+    s.len() <= 63
+        && b.next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
+        && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn role_names_must_be_plain() {
+        assert!(super::is_plain_identifier("hisn_app"));
+        assert!(!super::is_plain_identifier("Hisn"));
+        assert!(!super::is_plain_identifier("a\"; drop"));
+        assert!(!super::is_plain_identifier(""));
+    }
+}

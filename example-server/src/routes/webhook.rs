@@ -61,6 +61,7 @@ pub(super) async fn payments(
     let decision = s
         .webhook_limiter
         .check(&keys)
+        .await
         .map_err(|e| ApiError::internal("webhook limiter", &e))?;
     if !decision.is_allowed() {
         metrics::global().rate_limited("webhook");

@@ -16,6 +16,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct Server {
     pub app: App,
     pub dir: tempfile::TempDir,
+    /// The PostgreSQL database the server runs on (PostgreSQL tests).
+    pub pg: Option<std::sync::Arc<crate::services::TestDb>>,
 }
 
 /// Limits high enough that suites never hit them (rate-limit tests set their own).
@@ -37,7 +39,7 @@ pub async fn server() -> Server {
 
 pub async fn server_with(config: Config, dir: tempfile::TempDir) -> Server {
     let app = hisn_example_server::build(config).await.unwrap();
-    Server { app, dir }
+    Server { app, dir, pg: None }
 }
 
 #[derive(Debug)]

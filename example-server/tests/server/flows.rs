@@ -277,12 +277,23 @@ async fn operator_escape_hatch_needs_token_and_reason_and_is_audited_first() {
 }
 
 #[tokio::test]
-async fn database_and_redis_urls_are_refused_rather_than_ignored() {
+async fn unreachable_database_or_redis_refuses_to_start_rather_than_falling_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(dir.path());
-    cfg.database_url = Some("postgres://app@127.0.0.1/app".into());
+    cfg.database_url = Some("postgres://app@127.0.0.1:1/app".parse().unwrap());
     let err = hisn_example_server::build(cfg).await.unwrap_err();
-    assert!(err.to_string().contains("DATABASE_URL"));
+    assert!(err.to_string().contains("DATABASE_URL"), "{err}");
+    let mut cfg = test_config(dir.path());
+    cfg.redis_url = Some("redis://127.0.0.1:1".parse().unwrap());
+    let err = hisn_example_server::build(cfg).await.unwrap_err();
+    assert!(err.to_string().contains("redis"), "{err}");
+    // Isolation layers are switched off only on PostgreSQL, never on SQLite.
+    let cfg = test_config(dir.path());
+    let layers = hisn_example_server::danger::Layers::without_query_guard();
+    let err = hisn_example_server::danger::build_with_layers(cfg, layers)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("only on PostgreSQL"), "{err}");
     let mut cfg = test_config(dir.path());
     cfg.token_ttl_secs = 100_000;
     assert!(hisn_example_server::build(cfg).await.is_err());

@@ -13,3 +13,6 @@ mod controls;
 mod flows;
 mod isolation;
 mod jwt_attacks;
+mod multi_instance;
+mod postgres;
+mod services;

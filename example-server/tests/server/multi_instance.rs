@@ -1,0 +1,138 @@
+//! Two server instances sharing PostgreSQL and Redis, as a load balancer
+//! would spread one tenant's requests over them: the per-tenant quota holds
+//! across both (the sum admitted equals the quota), a webhook delivered to
+//! both is processed once, an Idempotency-Key retried on the other instance
+//! replays the first response.
+
+use axum::http::StatusCode;
+use hisn_example_server::config::Rate;
+use hisn_example_server::danger::Layers;
+use serde_json::json;
+
+use crate::common::{Server, request, test_config};
+use crate::services::{TestDb, redis_prefix, redis_url};
+
+/// The per-tenant quota of this test (small, a long period so nothing refills).
+const QUOTA: u32 = 7;
+
+async fn instance(
+    db: &std::sync::Arc<TestDb>,
+    redis: &str,
+    prefix: &str,
+    keys_from: Option<&std::path::Path>,
+    migrate: bool,
+) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    if let Some(from) = keys_from {
+        // Instances of one deployment share their keys (a KMS in production).
+        std::fs::copy(
+            from.join("local-keys.json"),
+            dir.path().join("local-keys.json"),
+        )
+        .unwrap();
+    }
+    let mut c = test_config(dir.path());
+    db.configure(&mut c, migrate);
+    c.redis_url = Some(redis.parse().unwrap());
+    c.redis_prefix = prefix.to_owned();
+    c.tenant_rate = Rate::new(QUOTA, 600).unwrap();
+    let app = hisn_example_server::danger::build_with_layers(c, Layers::ALL)
+        .await
+        .unwrap();
+    Server {
+        app,
+        dir,
+        pg: Some(std::sync::Arc::clone(db)),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_tenant_quota_the_replay_store_and_idempotency_keys() {
+    let test = "two_instances_share_the_tenant_quota_the_replay_store_and_idempotency_keys";
+    let Some(redis) = redis_url(test) else { return };
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    let prefix = redis_prefix();
+    let a = instance(&db, &redis, &prefix, None, true).await;
+    // The second instance does not migrate: it finds the schema current.
+    let b = instance(&db, &redis, &prefix, Some(a.dir.path()), false).await;
+    let t = a.tenant("Alpha").await;
+    // Sign-up and login carry no session: the tenant tier has not been used.
+    let mut admitted = [0_u32; 2];
+    let mut limited = [0_u32; 2];
+    for i in 0..(3 * QUOTA) {
+        let (n, srv) = if i % 2 == 0 { (0, &a) } else { (1, &b) };
+        let r = srv
+            .call("GET", &t.path("/assets"), Some(&t.token), None)
+            .await;
+        match r.status {
+            StatusCode::OK => admitted[n] += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers.contains_key("retry-after"));
+                limited[n] += 1;
+            }
+            other => panic!("instance {n}: {other}: {r:?}"),
+        }
+    }
+    assert_eq!(
+        admitted[0] + admitted[1],
+        QUOTA,
+        "admitted {admitted:?} across both instances"
+    );
+    assert!(
+        admitted.iter().all(|&n| n > 0) && limited.iter().all(|&n| n > 0),
+        "{admitted:?} {limited:?}"
+    );
+
+    // One webhook event delivered to both instances is processed once.
+    let event = json!({ "type": "subscription.updated", "data": { "tenant_id": t.id, "plan": "pro", "status": "active" } });
+    let first = a.send(a.webhook("evt_multi_1", &event)).await;
+    assert_eq!(first.body["status"], "processed", "{first:?}");
+    let again = b.send(b.webhook("evt_multi_1", &event)).await;
+    assert_eq!(again.body["status"], "duplicate", "{again:?}");
+
+    // An Idempotency-Key retried on the other instance replays the response
+    // (a fresh tenant: the first one's quota is spent).
+    let u = b.tenant("Beta").await;
+    let body = json!({ "name": "Pump", "serial": "S-1", "location": "Jeddah" });
+    let mut req = request("POST", &u.path("/assets"), Some(&u.token), Some(&body));
+    req.headers_mut()
+        .insert("idempotency-key", "\"multi-1\"".parse().unwrap());
+    let r1 = a.send(req).await;
+    assert_eq!(r1.status, StatusCode::CREATED, "{r1:?}");
+    let mut req = request("POST", &u.path("/assets"), Some(&u.token), Some(&body));
+    req.headers_mut()
+        .insert("idempotency-key", "\"multi-1\"".parse().unwrap());
+    let r2 = b.send(req).await;
+    assert_eq!(r2.status, StatusCode::CREATED, "{r2:?}");
+    assert_eq!(
+        r1.body["id"], r2.body["id"],
+        "the retry created a second asset"
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM assets WHERE tenant_id = $1::uuid")
+        .bind(&u.id)
+        .fetch_one(&db.root)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    cleanup_redis(&redis, &prefix).await;
+}
+
+/// Delete this test's keys (never FLUSHALL: the Redis is shared).
+async fn cleanup_redis(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL")
+            .arg(keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
