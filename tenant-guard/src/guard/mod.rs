@@ -471,4 +471,70 @@ mod tests {
         assert_eq!(s.tenant_param(), 4);
         assert!(s.sql().ends_with("tenant_id = $4"), "{}", s.sql());
     }
+
+    #[test]
+    fn scope_for_checks_gates_and_the_active_client_per_session() {
+        let g = QueryGuard::new(
+            TableRegistry::parse_spec("ledger:tenant_id:client_id,pay:tenant_id")
+                .unwrap()
+                .parse_role_gates("pay=hr_viewer/hr_admin")
+                .unwrap()
+                .org_wide_roles(["firm_admin"])
+                .unwrap(),
+            Dialect::Postgres,
+        );
+        let x: crate::ClientId = "11111111-0000-4000-8000-00000000000a".parse().unwrap();
+        let y: crate::ClientId = "22222222-0000-4000-8000-00000000000b".parse().unwrap();
+        let member = SessionScope::new(["member"], [x]);
+        assert_eq!(
+            g.scope_for("SELECT * FROM pay", &member),
+            Err(GuardError::RoleRequired("pay".into()))
+        );
+        assert!(matches!(
+            g.scope("SELECT * FROM pay"),
+            Err(GuardError::RoleRequired(_))
+        ));
+        let viewer = SessionScope::new(["hr_viewer"], []);
+        assert!(g.scope_for("SELECT * FROM pay", &viewer).is_ok());
+        assert!(g.scope_for("DELETE FROM pay", &viewer).is_err());
+        assert!(
+            g.scope_for("DELETE FROM pay", &SessionScope::new(["hr_admin"], []))
+                .is_ok()
+        );
+        // The active client: the only grant, a chosen grant, never another.
+        let insert = "INSERT INTO ledger (id) VALUES ($1)";
+        let s = g.scope_for(insert, &member).unwrap();
+        assert_eq!(s.param_index(GuardParam::ActiveClient), Some(3));
+        assert_eq!(g.active_client(&member), Ok(x));
+        let both = SessionScope::new(["member"], [x, y]);
+        assert_eq!(g.scope_for(insert, &both), Err(GuardError::NoActiveClient));
+        assert!(
+            g.scope_for(insert, &both.clone().with_active_client(y))
+                .is_ok()
+        );
+        let z: crate::ClientId = "33333333-0000-4000-8000-00000000000c".parse().unwrap();
+        assert_eq!(
+            g.scope_for(insert, &both.with_active_client(z)),
+            Err(GuardError::NoActiveClient)
+        );
+        let admin = SessionScope::new(["firm_admin"], []).with_active_client(z);
+        assert_eq!(g.active_client(&admin), Ok(z));
+        // Organisation-wide and client-scoped rewrites are cached apart.
+        let scoped = g.scope_for("SELECT id FROM ledger", &member).unwrap();
+        let org = g.scope_for("SELECT id FROM ledger", &admin).unwrap();
+        assert!(scoped.sql().contains("client_id = ANY($2)"));
+        assert_eq!(
+            org.sql(),
+            "SELECT id FROM ledger WHERE ledger.tenant_id = $1"
+        );
+        assert_eq!(
+            scoped.guard_params().collect::<Vec<_>>(),
+            [GuardParam::Tenant, GuardParam::Clients]
+        );
+        assert_eq!(org.guard_params().collect::<Vec<_>>(), [GuardParam::Tenant]);
+        assert_eq!(
+            g.scope_for("SELECT id FROM ledger", &member).unwrap(),
+            scoped
+        );
+    }
 }

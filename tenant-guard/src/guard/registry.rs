@@ -734,4 +734,70 @@ mod tests {
         let r = r.tenant_table("assets", "tenant_id");
         assert!(r.columns("assets").is_none());
     }
+
+    #[test]
+    fn spec_parses_client_columns_gates_and_org_wide_roles() {
+        let r = TableRegistry::parse_spec("ledger:org_id:client_id(id,memo),hr.pay:org_id,w:t")
+            .unwrap()
+            .parse_role_gates("hr.pay=hr_viewer/hr_admin; w=reader|auditor")
+            .unwrap()
+            .org_wide_roles(["firm_admin"])
+            .unwrap();
+        assert_eq!(r.tenant_column("ledger"), Some("org_id"));
+        assert_eq!(r.client_column("LEDGER"), Some("client_id"));
+        assert_eq!(r.client_column("w"), None);
+        assert_eq!(
+            r.columns("ledger").unwrap().collect::<Vec<_>>(),
+            ["client_id", "id", "memo", "org_id"]
+        );
+        let pay: Vec<_> = r.role_gates("hr.pay").collect();
+        assert_eq!(pay.len(), 1);
+        assert_eq!(
+            pay[0].read_roles().collect::<Vec<_>>(),
+            ["hr_admin", "hr_viewer"]
+        );
+        assert_eq!(pay[0].write_roles().collect::<Vec<_>>(), ["hr_admin"]);
+        let w: Vec<_> = r.role_gates("w").collect();
+        assert_eq!(w[0].write_roles().count(), 0);
+        assert!(r.is_org_wide(["member", "firm_admin"].into_iter()));
+        assert!(!r.is_org_wide(["member"].into_iter()));
+        assert!(r.needs_session_scope());
+        assert!(
+            !TableRegistry::parse_spec("a:t")
+                .unwrap()
+                .needs_session_scope()
+        );
+        // A schema gate applies to every table of the schema, beside its own.
+        let r = r.parse_role_gates("hr.*=hr_any").unwrap();
+        assert_eq!(r.role_gates("hr.pay").count(), 2);
+        assert_eq!(r.role_gates("ledger").count(), 0);
+    }
+
+    #[test]
+    fn bad_gates_and_roles_are_refused() {
+        let r = TableRegistry::parse_spec("a:t,countries").unwrap();
+        for bad in [
+            "a",
+            "a=",
+            "a=/",
+            "nope=x",
+            "countries=x",
+            "a=Bad Role",
+            "a=x'--",
+            "1bad.*=x",
+        ] {
+            assert!(
+                matches!(
+                    r.clone().parse_role_gates(bad),
+                    Err(GuardError::InvalidRegistry(_))
+                ),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(r.clone().org_wide_roles(["Admin"]).is_err());
+        // The client column must be among the table's columns.
+        let mut c = TableRegistry::new().client_table("l", "t", "c");
+        assert!(c.set_columns("l", ["t", "id"]).is_err());
+        assert!(c.set_columns("l", ["t", "c"]).is_ok());
+    }
 }

@@ -29,6 +29,8 @@ mod clients_lite;
 #[cfg(feature = "postgres")]
 mod clients_pg;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod clients_props;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod corpus;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 mod cross_layer;
