@@ -367,10 +367,20 @@ impl<C: Clock> MemoryLimiter<C> {
                 applicable |= bit;
             }
         }
+        let now = self.clock.now_micros();
+        if applicable.is_power_of_two() {
+            let i = applicable.trailing_zeros() as usize;
+            if let (Some(p), Some(store)) = (self.tiers.policies().get(i), self.stores.get(i))
+                && let Some(key) = keys.get(p.key_kind())
+                && let Some(d) = self.decide_one(i, p, store, key, n.get(), now, commit)
+            {
+                return Ok(d);
+            }
+        }
         let mut walk = Walk {
             keys,
             n: n.get(),
-            now: self.clock.now_micros(),
+            now,
             commit,
             worst: None,
             decision: Decision::new(Outcome::Allowed),
@@ -385,6 +395,68 @@ impl<C: Clock> MemoryLimiter<C> {
             });
         }
         Ok(walk.decision)
+    }
+
+    /// The common case of one applicable tier (tier `i`): one lock, one
+    /// table lookup, no recursion. `None` when a new key meets a full shard:
+    /// [`MemoryLimiter::walk`] then sweeps. Same arithmetic and results as
+    /// the walk.
+    #[inline]
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would be moved per call
+    fn decide_one(
+        &self,
+        i: usize,
+        p: &Policy,
+        store: &Store,
+        key: &KeyValue,
+        n: u32,
+        now: u64,
+        commit: bool,
+    ) -> Option<Decision> {
+        let (hashed, shard) = store.locate(key);
+        let mut guard = shard.lock();
+        let shard = &mut *guard;
+        let t = now.max(shard.high_water);
+        shard.high_water = t;
+        let (iv, tol, burst) = (p.interval_us(), p.tolerance_us(), p.burst().get());
+        let full = shard.map.len() >= store.per_shard;
+        let entry = shard.map.entry(hashed);
+        let tat = match &entry {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(_) if full => return None,
+            Entry::Vacant(_) => t,
+        };
+        let mut decision = Decision::new(Outcome::Allowed);
+        let reported = match gcra::decide(tat, t, iv, tol, n) {
+            Ok(new_tat) => {
+                if commit {
+                    match entry {
+                        Entry::Occupied(mut e) => *e.get_mut() = new_tat,
+                        Entry::Vacant(v) => {
+                            v.insert(new_tat);
+                            shard.next_sweep = shard.next_sweep.min(new_tat);
+                        }
+                    }
+                }
+                new_tat
+            }
+            Err(allow_at) => {
+                decision.set_outcome(Outcome::Denied {
+                    tier: p.name(),
+                    retry_after: Duration::from_micros(allow_at.saturating_sub(now).max(1)),
+                });
+                tat
+            }
+        };
+        decision.set(
+            0,
+            TierStatus::new(
+                i,
+                gcra::remaining(reported, t, iv, tol, burst),
+                reported.saturating_sub(t),
+            ),
+        );
+        Some(decision)
     }
 
     /// Check the tiers in `pending` (bit i = tier i, at least one), the
