@@ -54,6 +54,17 @@
 //!   numbered `?NNN`, and the tenant is `?(n+1)`. Named parameters and mixed
 //!   styles are refused. Bind the user's parameters in order, then the tenant.
 //!
+//! - Two-level tenancy: a table registered with a client column
+//!   ([`TableRegistry::client_table`]) also gets
+//!   `<ref>.<client column> = ANY(<granted clients>)` on every reference
+//!   (SQLite: `IN (SELECT value FROM json_each(..))`), bound as one
+//!   parameter ([`GuardParam::Clients`]); `INSERT` writes the session's active
+//!   client ([`GuardParam::ActiveClient`]); naming or assigning the client
+//!   column is refused. Sessions holding an organisation-wide role get no
+//!   client predicate. Role-gated tables ([`TableRegistry::role_gate`]) are
+//!   refused for sessions without one of their roles. Both depend on the
+//!   session: use [`QueryGuard::scope_for`] with a [`SessionScope`].
+//!
 //! # What the guard refuses (fail closed)
 //! More than one statement; DDL; `SET`, `RESET`, `SET ROLE`, `SHOW`, `PRAGMA`;
 //! transaction control; `COPY`; `CALL`, `EXPLAIN` and every statement kind

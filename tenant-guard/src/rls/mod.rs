@@ -25,6 +25,12 @@
 //!   policy alone grants nothing) and the grants the role needs, without
 //!   `TRUNCATE` (which RLS does not filter).
 //!
+//! - **Two-level tenancy and role gates** (tables from
+//!   [`tables_from_registry`]): a restrictive client policy and per-command
+//!   role-gate policies reading the session's client grants and roles from a
+//!   second signed, transaction-local setting, [`SCOPE_SETTING`] (see the
+//!   `scope` module docs in the source: token format and functions).
+//!
 //! `verify` (feature `postgres`) inspects the catalog at start-up and lists
 //! every [`Finding`]; see its variants for what is checked and how to fix it.
 //!
