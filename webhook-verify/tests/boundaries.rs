@@ -178,3 +178,134 @@ fn generic_hmac_configuration_is_honoured() {
     no_id.remove(0);
     assert_eq!(wh(cfg()).verify(&no_id, body), Err(Error::MissingHeader));
 }
+
+/// Standard Webhooks headers are found in one pass over a header list
+/// (`Headers::pairs`) but by name lookups in an `http::HeaderMap`. Both must
+/// give the same answer, including which error wins when several apply: the
+/// one-pass lookup answers in the order the names were once looked up one by
+/// one (signature, then the svix alias, then id, then timestamp).
+#[cfg(feature = "http")]
+#[test]
+fn standard_header_lookup_answers_alike_from_a_list_and_a_header_map() {
+    let wh = standard(Limits::new(1 << 20, 200, 8).unwrap(), Tolerance::DEFAULT);
+    let body = b"{}";
+    let good = signed(&wh, body, NOW);
+    let (id, ts, sig) = (good[0].1.clone(), good[1].1.clone(), good[2].1.clone());
+    let h = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let long = "v1,".to_owned() + &"A".repeat(300);
+    let cases: Vec<(Vec<(String, String)>, Result<(), Error>)> = vec![
+        (good.clone(), Ok(())),
+        (
+            h(&[
+                ("Webhook-ID", &id),
+                ("WEBHOOK-timestamp", &ts),
+                ("webhook-Signature", &sig),
+            ]),
+            Ok(()),
+        ),
+        (
+            h(&[
+                ("svix-id", &id),
+                ("svix-timestamp", &ts),
+                ("svix-signature", &sig),
+            ]),
+            Ok(()),
+        ),
+        // The webhook-* set wins; svix junk, even repeated, is not read.
+        (
+            h(&[
+                ("webhook-id", &id),
+                ("svix-id", "x"),
+                ("svix-id", "y"),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", &sig),
+            ]),
+            Ok(()),
+        ),
+        (
+            h(&[("webhook-id", &id), ("webhook-timestamp", &ts)]),
+            Err(Error::MissingHeader),
+        ),
+        (
+            h(&[("webhook-id", &id), ("webhook-signature", &sig)]),
+            Err(Error::MissingHeader),
+        ),
+        (
+            h(&[("webhook-timestamp", &ts), ("webhook-signature", &sig)]),
+            Err(Error::MissingHeader),
+        ),
+        (
+            h(&[
+                ("webhook-id", &id),
+                ("webhook-id", &id),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", &sig),
+            ]),
+            Err(Error::Malformed),
+        ),
+        (
+            h(&[
+                ("webhook-id", &id),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", &sig),
+                ("Webhook-Signature", &sig),
+            ]),
+            Err(Error::Malformed),
+        ),
+        // The signature's error comes first: too large before a repeated id.
+        (
+            h(&[
+                ("webhook-id", &id),
+                ("webhook-id", &id),
+                ("webhook-timestamp", &ts),
+                ("webhook-signature", &long),
+            ]),
+            Err(Error::TooLarge),
+        ),
+        // A repeated id before a missing timestamp.
+        (
+            h(&[
+                ("webhook-id", &id),
+                ("webhook-id", &id),
+                ("webhook-signature", &sig),
+            ]),
+            Err(Error::Malformed),
+        ),
+        // The svix alias: its own repeats and bounds.
+        (
+            h(&[
+                ("svix-id", &id),
+                ("svix-timestamp", &ts),
+                ("svix-signature", &sig),
+                ("svix-signature", &sig),
+            ]),
+            Err(Error::Malformed),
+        ),
+        (
+            h(&[
+                ("svix-id", &id),
+                ("svix-timestamp", &ts),
+                ("svix-signature", &long),
+            ]),
+            Err(Error::TooLarge),
+        ),
+    ];
+    for (i, (list, want)) in cases.into_iter().enumerate() {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in &list {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let from_list = wh.verify(&list, body).map(|_| ());
+        let from_map = wh.verify(&map, body).map(|_| ());
+        assert_eq!(from_list, want, "case {i}: list");
+        assert_eq!(from_map, want, "case {i}: header map");
+    }
+}
