@@ -198,7 +198,8 @@ fn standard_header_lookup_answers_alike_from_a_list_and_a_header_map() {
             .collect()
     };
     let long = "v1,".to_owned() + &"A".repeat(300);
-    let cases: Vec<(Vec<(String, String)>, Result<(), Error>)> = vec![
+    type Case = (Vec<(String, String)>, Result<(), Error>);
+    let cases: Vec<Case> = vec![
         (good.clone(), Ok(())),
         (
             h(&[
