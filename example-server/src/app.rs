@@ -21,7 +21,7 @@ use crate::danger::Layers;
 use crate::outbound::PartnerApi;
 use crate::routes::EscapeHatchAudit;
 use crate::shared::{self, SharedLimiter};
-use crate::state::{AppState, Inner, api_tiers, policy};
+use crate::state::{AppState, Inner, api_tiers, policy, shared_policy};
 use crate::{auth, db, keys, middleware, routes};
 
 /// Why the server could not start (operator-facing, with the cause).
@@ -137,6 +137,25 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
                 layers,
             )
             .await?;
+            if layers.rls() {
+                // A session of a tenant that does not exist, issued and verified
+                // like any other: its transaction must see its tenant through RLS.
+                let probe = hisn_tenant_guard::TenantId::from_uuid(uuid::Uuid::new_v4())
+                    .map_err(|e| StartError::Config(e.to_string()))?;
+                let token = auth::issue_with(
+                    &auth::encoding_key(&k.jwt),
+                    Duration::from_secs(60),
+                    probe,
+                    &uuid::Uuid::new_v4().to_string(),
+                    "viewer",
+                    "pwd",
+                )
+                .map_err(|_| StartError::Config("cannot issue the probe session".into()))?;
+                let ctx = auth::verifier(&k.jwt)
+                    .and_then(|v| v.verify(&token.token))
+                    .map_err(|e| StartError::Config(format!("probe session: {e}")))?;
+                db::pg::probe_context(&pools.tenant, &ctx).await?;
+            }
             let admin = match pools.admin {
                 Some(p) => {
                     db::Admin::Pg(PlatformAdmin::from_admin_pool(p, hook, "operator-console"))
@@ -178,7 +197,13 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
     let webhook_limiter = Arc::new(
         SharedLimiter::new(
             Tiers::new(vec![
-                policy("webhook", config.webhook_rate, KeyKind::WebhookSource).map_err(rl)?,
+                shared_policy(
+                    "webhook",
+                    config.webhook_rate,
+                    KeyKind::WebhookSource,
+                    &config,
+                )
+                .map_err(rl)?,
             ])
             .map_err(rl)?,
             redis.as_ref(),

@@ -70,6 +70,14 @@ pub struct Config {
     /// File of `VAR=value` lines (the variables listed here) read at start-up.
     #[arg(long, env = "HISN_CONFIG")]
     pub config: Option<PathBuf>,
+    /// What the Redis-backed limits do while Redis is unreachable: `closed` (503 with Retry-After) or `open` (this instance's in-process limits).
+    #[arg(
+        long,
+        env = "HISN_RATE_LIMIT_ON_REDIS_FAILURE",
+        value_enum,
+        default_value = "closed"
+    )]
+    pub rate_limit_on_redis_failure: OnRedisFailure,
     /// API limit per session, `N/SECONDS`.
     #[arg(long, env = "HISN_SESSION_RATE", default_value = "10/5")]
     pub session_rate: Rate,
@@ -111,6 +119,25 @@ impl Config {
         let mut c = Cli::parse_from(["hisn-example-server"]).config;
         c.data_dir = data_dir.into();
         c
+    }
+}
+
+/// What a Redis-backed rate limit does while Redis is unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnRedisFailure {
+    /// Refuse with `503` and `Retry-After` (an outage never lifts a limit).
+    Closed,
+    /// Fall back to this instance's in-process limit (per instance, not shared).
+    Open,
+}
+
+impl OnRedisFailure {
+    /// The rate-limit failure mode.
+    pub fn mode(self) -> hisn_rate_limit::FailureMode {
+        match self {
+            Self::Closed => hisn_rate_limit::FailureMode::FailClosed,
+            Self::Open => hisn_rate_limit::FailureMode::FailOpen,
+        }
     }
 }
 

@@ -116,12 +116,23 @@ pub fn policy(
     Policy::new(name, rate.quota, rate.period, kind)
 }
 
+/// A policy of a tier that may live on Redis: what it does when Redis is
+/// down is `HISN_RATE_LIMIT_ON_REDIS_FAILURE` (default: closed).
+pub fn shared_policy(
+    name: &'static str,
+    rate: Rate,
+    kind: KeyKind,
+    c: &Config,
+) -> Result<Policy, hisn_rate_limit::Error> {
+    Ok(policy(name, rate, kind)?.on_backend_failure(c.rate_limit_on_redis_failure.mode()))
+}
+
 /// The API tiers: every request per IP; authenticated requests per session and per tenant.
 pub fn api_tiers(c: &Config) -> Result<Tiers, hisn_rate_limit::Error> {
     Tiers::new(vec![
-        policy("ip", c.ip_rate, KeyKind::Ip)?,
-        policy("session", c.session_rate, KeyKind::Session)?,
-        policy("tenant", c.tenant_rate, KeyKind::Tenant)?,
+        shared_policy("ip", c.ip_rate, KeyKind::Ip, c)?,
+        shared_policy("session", c.session_rate, KeyKind::Session, c)?,
+        shared_policy("tenant", c.tenant_rate, KeyKind::Tenant, c)?,
     ])
 }
 

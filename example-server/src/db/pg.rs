@@ -21,17 +21,20 @@
 //!   console answers `503`.
 //!
 //! Every instance must sign tenant contexts with the key installed in the
-//! database (`rls_context` in the key file): a probe at start-up refuses an
-//! instance whose key differs, which would otherwise see no rows at all.
+//! database (`rls_context` in the key file): [`probe_context`] at start-up
+//! refuses an instance whose key differs, which would otherwise see no rows
+//! at all.
 
 use std::time::Duration;
 
+use hisn_tenant_guard::TenantContext;
 use hisn_tenant_guard::db::PgTenantPool;
 use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
 use hisn_tenant_guard::rls::{self, ContextKey};
-use hisn_tenant_guard::{TenantId, UserId};
 use sqlx::Executor;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{MIGRATIONS, MIGRATIONS_TABLE, TENANT_TABLE_NAMES, TENANT_TABLES, TenantDb};
 use crate::danger::Layers;
@@ -104,10 +107,15 @@ pub struct PgPools {
 }
 
 async fn connect(url: &str, max: u32, what: &'static str) -> Result<PgPool, PgStartError> {
+    // Notices (the migration's `DROP POLICY IF EXISTS ... skipping`) are not
+    // worth an operator's log line.
+    let opts = PgConnectOptions::from_str(url)
+        .map_err(db(what))?
+        .options([("client_min_messages", "warning")]);
     PgPoolOptions::new()
         .max_connections(max)
         .acquire_timeout(Duration::from_secs(10))
-        .connect(url)
+        .connect_with(opts)
         .await
         .map_err(db(what))
 }
@@ -134,10 +142,15 @@ pub async fn open(
         owner.close().await;
     }
     let found: i64 =
-        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM hisn_example_migrations")
+        match sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM hisn_example_migrations")
             .fetch_one(&app)
             .await
-            .map_err(db("read the schema version (is the database migrated?)"))?;
+        {
+            Ok(v) => v,
+            // 42P01 undefined_table: never migrated.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => 0,
+            Err(e) => return Err(db("read the schema version")(e)),
+        };
     let needed = super::latest_version();
     if found < needed {
         return Err(PgStartError::Schema { found, needed });
@@ -162,9 +175,6 @@ pub async fn open(
     )
     .map_err(guard("tenant pool"))?;
     pool.start().await.map_err(guard("tenant pool start"))?;
-    if layers.rls() {
-        probe_context(&pool).await?;
-    }
     let tenant = if layers.query_guard() {
         TenantDb::Pg(pool)
     } else {
@@ -183,25 +193,22 @@ pub async fn open(
     })
 }
 
-/// A tenant transaction must see its own tenant through the RLS context
-/// function: otherwise this instance's context key is not the database's.
-async fn probe_context(pool: &PgTenantPool) -> Result<(), PgStartError> {
-    let tenant = TenantId::from_uuid(uuid::Uuid::new_v4()).map_err(guard("probe tenant"))?;
-    let user = UserId::from_uuid(uuid::Uuid::new_v4()).map_err(guard("probe user"))?;
-    // No token vouches for this context: it is the server's own start-up probe.
-    let ctx = hisn_tenant_guard::db::danger::context_without_token(tenant, user);
-    let mut tx = pool.begin(&ctx).await.map_err(guard("probe begin"))?;
-    let seen: Option<uuid::Uuid> = tx
+/// A tenant transaction for `ctx` (a session of a tenant that need not
+/// exist) must see its tenant through the RLS context function; otherwise
+/// this instance's context key is not the one installed in the database.
+pub async fn probe_context(db: &TenantDb, ctx: &TenantContext) -> Result<(), PgStartError> {
+    let mut tx = db.begin(ctx).await.map_err(guard("probe begin"))?;
+    let seen: Option<String> = tx
         .query_scalar(&format!(
-            "SELECT public.{}()",
-            hisn_tenant_guard::rls::CONTEXT_FUNCTION
+            "SELECT CAST(public.{}() AS text)",
+            rls::CONTEXT_FUNCTION
         ))
         .map_err(guard("probe statement"))?
         .fetch_one()
         .await
         .map_err(guard("probe"))?;
-    tx.rollback().await.map_err(guard("probe rollback"))?;
-    if seen == Some(tenant.as_uuid()) {
+    drop(tx); // rolled back
+    if seen == Some(ctx.tenant().to_string()) {
         Ok(())
     } else {
         Err(PgStartError::ContextKeyMismatch)

@@ -136,3 +136,77 @@ async fn cleanup_redis(url: &str, prefix: &str) {
             .unwrap();
     }
 }
+
+/// A TCP proxy to `redis` that can be cut, to take Redis away from a
+/// running server without touching the shared Redis.
+struct Cuttable {
+    url: String,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Cuttable {
+    async fn new(redis: &str) -> Self {
+        let target = redis
+            .split_once("://")
+            .map_or(redis, |(_, r)| r)
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let t = std::sync::Arc::clone(&tasks);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                t.lock().unwrap().push(conn);
+            }
+        });
+        tasks.lock().unwrap().push(accept);
+        Self { url, tasks }
+    }
+
+    fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_follows_the_configured_failure_mode() {
+    use hisn_example_server::config::OnRedisFailure;
+    let Some(redis) = redis_url("redis_outage_follows_the_configured_failure_mode") else {
+        return;
+    };
+    let prefix = redis_prefix();
+    let mut servers = Vec::new();
+    for mode in [OnRedisFailure::Closed, OnRedisFailure::Open] {
+        let proxy = Cuttable::new(&redis).await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = test_config(dir.path());
+        c.redis_url = Some(proxy.url.parse().unwrap());
+        c.redis_prefix = prefix.clone();
+        c.rate_limit_on_redis_failure = mode;
+        let srv = crate::common::server_with(c, dir).await;
+        let r = srv.call("GET", "/health", None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{mode:?} before the outage");
+        proxy.cut();
+        servers.push((mode, srv, proxy));
+    }
+    for (mode, srv, _proxy) in &servers {
+        let r = srv.call("GET", "/health", None, None).await;
+        match mode {
+            OnRedisFailure::Closed => {
+                assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+                assert!(r.headers.contains_key("retry-after"));
+            }
+            OnRedisFailure::Open => assert_eq!(r.status, StatusCode::OK, "{r:?}"),
+        }
+    }
+    cleanup_redis(&redis, &prefix).await;
+}

@@ -9,7 +9,9 @@ use hisn_example_server::danger::{Layers, build_with_layers};
 use hisn_tenant_guard::db::danger::context_without_token;
 use hisn_tenant_guard::{TenantId, UserId};
 
-use crate::common::test_config;
+use axum::http::StatusCode;
+
+use crate::common::{request, test_config};
 use crate::isolation::suite;
 use crate::services::TestDb;
 
@@ -21,6 +23,25 @@ async fn isolation_suite_on_postgres_with_guard_and_rls() {
     let srv = db.server(Layers::ALL).await;
     assert!(srv.app.state.db.guarded());
     suite(&srv).await;
+    // The operator console reads across the RLS boundary only through the
+    // escape hatch's own role (HISN_ADMIN_DATABASE_URL), audited first.
+    let b: String = sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'Beta'")
+        .fetch_one(&db.root)
+        .await
+        .unwrap();
+    let mut req = request(
+        "GET",
+        &format!("/operator/tenants/{b}/summary"),
+        Some(&srv.operator_token()),
+        None,
+    );
+    req.headers_mut()
+        .insert("x-reason", "ticket 42: billing dispute".parse().unwrap());
+    let r = srv.send(req).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["counts"]["assets"], 1, "{r:?}");
+    assert_eq!(r.body["counts"]["attachments"], 1, "{r:?}");
+    assert_eq!(srv.last_audit(&b)["action"], "security.escape_hatch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
