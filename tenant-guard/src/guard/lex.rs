@@ -35,6 +35,8 @@
 //! registered `<63 bytes>`, a tenant column among them) would name the same
 //! object in the database.
 
+use std::borrow::Cow;
+
 use super::Dialect;
 
 /// What a token is, for comparing two readings of the same text.
@@ -62,12 +64,21 @@ pub(crate) enum Kind {
 
 /// One token: its kind, its byte range in the text and its value (decoded for
 /// strings and quoted identifiers, empty for whitespace, the text itself
-/// otherwise).
+/// otherwise). The value borrows from the text unless decoding changed it
+/// (a doubled quote, an escape), so reading a statement allocates only for
+/// those: the guard reads every statement three times on a cache miss.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Tok {
+pub(crate) struct Tok<'a> {
     pub(crate) kind: Kind,
     pub(crate) start: usize,
     pub(crate) end: usize,
+    pub(crate) value: Cow<'a, str>,
+}
+
+/// [`Tok`] with an owned value, for [`lex`]'s callers outside the guard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OwnedTok {
+    pub(crate) kind: Kind,
     pub(crate) value: String,
 }
 
@@ -83,10 +94,17 @@ fn err<T>(msg: impl Into<String>) -> Result<T, LexError> {
 /// are truncated by the server, so the guard refuses them.
 pub(crate) const PG_MAX_IDENT_LEN: usize = 63;
 
-/// PostgreSQL's operator characters.
-const PG_OP_CHARS: &str = "+-*/<>=~!@#%^&|`?";
-/// The operator characters that let a PostgreSQL operator end in `+`/`-`.
-const PG_OP_SPECIAL: &str = "~!@#%^&|`?";
+/// PostgreSQL's operator characters: `+-*/<>=~!@#%^&|`?` (`scan.l`'s
+/// `op_chars`).
+fn is_pg_op_char(c: char) -> bool {
+    matches!(c, '+' | '-' | '*' | '/' | '<' | '>' | '=') || is_pg_op_special(c)
+}
+
+/// The operator characters that let a PostgreSQL operator end in `+`/`-`:
+/// ``~!@#%^&|`?``.
+fn is_pg_op_special(c: char) -> bool {
+    matches!(c, '~' | '!' | '@' | '#' | '%' | '^' | '&' | '|' | '`' | '?')
+}
 
 fn is_word_start(c: char) -> bool {
     c.is_ascii_alphabetic() || c == '_' || !c.is_ascii()
@@ -108,11 +126,22 @@ struct Lexer<'a> {
     b: &'a [u8],
     pos: usize,
     dialect: Dialect,
-    out: Vec<Tok>,
+    out: Vec<Tok<'a>>,
+}
+
+/// Reads `sql` with the database's rules; values owned (the fuzzing API).
+pub(crate) fn lex(sql: &str, dialect: Dialect) -> Result<Vec<OwnedTok>, LexError> {
+    Ok(tokens(sql, dialect)?
+        .into_iter()
+        .map(|t| OwnedTok {
+            kind: t.kind,
+            value: t.value.into_owned(),
+        })
+        .collect())
 }
 
 /// Reads `sql` with the database's rules.
-pub(crate) fn lex(sql: &str, dialect: Dialect) -> Result<Vec<Tok>, LexError> {
+pub(crate) fn tokens(sql: &str, dialect: Dialect) -> Result<Vec<Tok<'_>>, LexError> {
     if sql.contains('\0') {
         return err("NUL character");
     }
@@ -148,16 +177,23 @@ pub(crate) fn lex(sql: &str, dialect: Dialect) -> Result<Vec<Tok>, LexError> {
     Ok(lx.out)
 }
 
-impl Lexer<'_> {
+impl<'a> Lexer<'a> {
     fn peek(&self, off: usize) -> Option<char> {
-        self.s.get(self.pos + off..)?.chars().next()
+        self.char_at(self.pos + off)
     }
 
+    /// The character that starts at byte `at`, or `None` at the end or
+    /// inside a character.
     fn char_at(&self, at: usize) -> Option<char> {
-        self.s.get(at..)?.chars().next()
+        // An ASCII byte always starts a character (continuation bytes are
+        // >= 0x80): the same answer as the general case, without decoding.
+        match self.b.get(at) {
+            Some(&b) if b.is_ascii() => Some(char::from(b)),
+            _ => self.s.get(at..)?.chars().next(),
+        }
     }
 
-    fn push(&mut self, kind: Kind, start: usize, value: String) {
+    fn push(&mut self, kind: Kind, start: usize, value: Cow<'a, str>) {
         self.out.push(Tok {
             kind,
             start,
@@ -167,8 +203,8 @@ impl Lexer<'_> {
     }
 
     fn push_raw(&mut self, kind: Kind, start: usize) {
-        let value = self.s[start..self.pos].to_owned();
-        self.push(kind, start, value);
+        let s: &'a str = self.s;
+        self.push(kind, start, Cow::Borrowed(&s[start..self.pos]));
     }
 
     /// PostgreSQL truncates identifiers longer than [`PG_MAX_IDENT_LEN`]
@@ -193,7 +229,7 @@ impl Lexer<'_> {
             }
             // No value: nothing reads a space's text, and a space sits
             // between most tokens (one allocation fewer each).
-            self.push(Kind::Whitespace, start, String::new());
+            self.push(Kind::Whitespace, start, Cow::Borrowed(""));
             return Ok(());
         }
         if c == '-' && next == Some('-') {
@@ -215,9 +251,10 @@ impl Lexer<'_> {
                 let Some(len) = self.s[self.pos..].find(']') else {
                     return err("unterminated [identifier]");
                 };
-                let value = self.s[self.pos..self.pos + len].to_owned();
+                let s: &'a str = self.s;
+                let value = &s[self.pos..self.pos + len];
                 self.pos += len + 1;
-                self.push(Kind::QuotedIdent, start, value);
+                self.push(Kind::QuotedIdent, start, Cow::Borrowed(value));
                 return Ok(());
             }
             _ => {}
@@ -304,26 +341,38 @@ impl Lexer<'_> {
         Ok(())
     }
 
-    /// A quote-delimited token whose quote is escaped by doubling it.
+    /// A quote-delimited token whose quote is escaped by doubling it. The
+    /// quotes are ASCII, and no byte of a multi-byte character is, so the
+    /// scan is by bytes; the value borrows the text unless a doubled quote
+    /// had to be collapsed.
     fn quoted(&mut self, start: usize, quote: char, kind: Kind) -> Result<(), LexError> {
+        let (s, b): (&'a str, &'a [u8]) = (self.s, self.b);
+        let q = u8::try_from(quote).unwrap_or(b'\'');
         self.pos += 1;
-        let mut value = String::new();
+        let mut value: Cow<'a, str> = Cow::Borrowed("");
+        let mut from = self.pos;
         loop {
-            match self.peek(0) {
-                None => return err("unterminated quoted token"),
-                Some(c) if c == quote => {
-                    self.pos += 1;
-                    if self.peek(0) == Some(quote) {
-                        self.pos += 1;
-                        value.push(quote);
-                    } else {
-                        break;
-                    }
+            let Some(off) = b
+                .get(self.pos..)
+                .and_then(|rest| rest.iter().position(|&c| c == q))
+            else {
+                return err("unterminated quoted token");
+            };
+            let at = self.pos + off;
+            let run = &s[from..at];
+            if b.get(at + 1) == Some(&q) {
+                let v = value.to_mut();
+                v.push_str(run);
+                v.push(quote);
+                self.pos = at + 2;
+                from = self.pos;
+            } else {
+                match &mut value {
+                    Cow::Owned(v) => v.push_str(run),
+                    Cow::Borrowed(_) => value = Cow::Borrowed(run),
                 }
-                Some(c) => {
-                    self.pos += c.len_utf8();
-                    value.push(c);
-                }
+                self.pos = at + 1;
+                break;
             }
         }
         if kind == Kind::QuotedIdent {
@@ -407,7 +456,7 @@ impl Lexer<'_> {
                 other => value.push(other),
             }
         }
-        self.push(Kind::String, start, value);
+        self.push(Kind::String, start, Cow::Owned(value));
         Ok(())
     }
 
@@ -496,31 +545,31 @@ impl Lexer<'_> {
         let Some(len) = self.s[self.pos..].find(delim) else {
             return err("unterminated dollar quote");
         };
-        let value = self.s[self.pos..self.pos + len].to_owned();
+        let s: &'a str = self.s;
+        let value = &s[self.pos..self.pos + len];
         self.pos += len + delim.len();
-        self.push(Kind::String, start, value);
+        self.push(Kind::String, start, Cow::Borrowed(value));
         Ok(())
     }
 
     fn pg_operator(&mut self, start: usize) -> Result<(), LexError> {
         let c = self.peek(0).unwrap_or(' ');
-        let two: String = [Some(c), self.peek(1)].into_iter().flatten().collect();
-        if matches!(two.as_str(), "::" | ":=" | "..") {
+        if matches!((c, self.peek(1)), (':', Some(':' | '=')) | ('.', Some('.'))) {
             self.pos += 2;
             self.push_raw(Kind::Op, start);
             return Ok(());
         }
-        if "()[],;:.".contains(c) {
+        if matches!(c, '(' | ')' | '[' | ']' | ',' | ';' | ':' | '.') {
             self.pos += 1;
             self.push_raw(Kind::Op, start);
             return Ok(());
         }
-        if !PG_OP_CHARS.contains(c) {
+        if !is_pg_op_char(c) {
             return err(format!("unexpected character {c:?}"));
         }
         let mut end = self.pos;
         while let Some(ch) = self.char_at(end) {
-            if !PG_OP_CHARS.contains(ch) {
+            if !is_pg_op_char(ch) {
                 break;
             }
             let after = self.char_at(end + 1);
@@ -532,7 +581,7 @@ impl Lexer<'_> {
             end += 1;
         }
         let mut op = &self.s[self.pos..end];
-        if op.len() > 1 && !op.chars().any(|ch| PG_OP_SPECIAL.contains(ch)) {
+        if op.len() > 1 && !op.chars().any(is_pg_op_special) {
             while op.len() > 1 && (op.ends_with('+') || op.ends_with('-')) {
                 op = &op[..op.len() - 1];
             }
@@ -567,7 +616,7 @@ fn ascii_escape(n: u32) -> Result<char, LexError> {
 }
 
 /// Whether the token is significant (neither whitespace nor a comment).
-pub(crate) fn significant(t: &Tok) -> bool {
+pub(crate) fn significant(t: &Tok<'_>) -> bool {
     !matches!(t.kind, Kind::Whitespace | Kind::Comment)
 }
 
@@ -576,11 +625,11 @@ mod tests {
     use super::*;
 
     fn kinds(sql: &str, d: Dialect) -> Vec<(Kind, String)> {
-        lex(sql, d)
+        tokens(sql, d)
             .unwrap()
             .into_iter()
             .filter(significant)
-            .map(|t| (t.kind, t.value))
+            .map(|t| (t.kind, t.value.into_owned()))
             .collect()
     }
 

@@ -75,64 +75,76 @@ fn class(token: &Token) -> Option<(Kind, Option<&str>)> {
     })
 }
 
-/// The `sqlparser` location (1-based line and column, columns counted in
-/// characters) of every token boundary of `toks`, in order.
-fn locations(sql: &str, toks: &[&Tok]) -> Vec<(Location, Location)> {
-    let mut bounds: Vec<usize> = toks.iter().flat_map(|t| [t.start, t.end]).collect();
-    bounds.sort_unstable();
-    let mut at = Vec::with_capacity(bounds.len());
-    let (mut line, mut col) = (1u64, 1u64);
-    let mut next = bounds.iter().peekable();
-    for (i, c) in sql.char_indices().chain(std::iter::once((sql.len(), ' '))) {
-        while next.peek().is_some_and(|b| **b == i) {
-            at.push((i, Location::new(line, col)));
-            next.next();
-        }
-        if c == '\n' {
-            line += 1;
-            col = 1;
-        } else {
-            col += 1;
+/// Walks `sql` forward to turn byte offsets into `sqlparser` locations
+/// (1-based line and column, columns counted in characters). Token bounds come
+/// in order, so one pass over the text serves every token.
+struct Locator<'s> {
+    sql: &'s str,
+    at: usize,
+    line: u64,
+    col: u64,
+}
+
+impl<'s> Locator<'s> {
+    fn new(sql: &'s str) -> Self {
+        Self {
+            sql,
+            at: 0,
+            line: 1,
+            col: 1,
         }
     }
-    let find = |b: usize| {
-        at.binary_search_by_key(&b, |(i, _)| *i)
-            .ok()
-            .map_or(Location::new(0, 0), |k| at[k].1)
-    };
-    toks.iter().map(|t| (find(t.start), find(t.end))).collect()
+
+    /// The location of byte `to`; `None` if `to` is behind the last one asked
+    /// for, past the end or inside a character (never for a lexer's bounds).
+    fn locate(&mut self, to: usize) -> Option<Location> {
+        let passed = self.sql.get(self.at..to)?;
+        for c in passed.chars() {
+            if c == '\n' {
+                self.line += 1;
+                self.col = 1;
+            } else {
+                self.col += 1;
+            }
+        }
+        self.at = to;
+        Some(Location::new(self.line, self.col))
+    }
 }
 
 /// Reads `sql` with the database's rules and checks that `sqlparser`'s tokens
 /// (`theirs`) are the same tokens. Returns the database's tokens.
-pub(crate) fn same_reading(
-    sql: &str,
+pub(crate) fn same_reading<'a>(
+    sql: &'a str,
     dialect: Dialect,
     theirs: &[TokenWithSpan],
-) -> Result<Vec<Tok>, GuardError> {
-    let mine = lex::lex(sql, dialect).map_err(|e| lexical(e.0))?;
+) -> Result<Vec<Tok<'a>>, GuardError> {
+    let mine = lex::tokens(sql, dialect).map_err(|e| lexical(e.0))?;
     if let Some(named) = mine
         .iter()
         .find(|t| t.kind == Kind::Placeholder && !t.value.starts_with(['?', '$']))
     {
-        return Err(GuardError::UnsupportedPlaceholder(named.value.clone()));
+        return Err(GuardError::UnsupportedPlaceholder(
+            named.value.clone().into_owned(),
+        ));
     }
-    let ours: Vec<&Tok> = mine.iter().filter(|t| lex::significant(t)).collect();
-    let theirs: Vec<(&TokenWithSpan, (Kind, Option<&str>))> = theirs
-        .iter()
-        .filter_map(|t| class(&t.token).map(|c| (t, c)))
-        .collect();
-    if ours.len() != theirs.len() {
+    let ours = || mine.iter().filter(|t| lex::significant(t));
+    let theirs = || {
+        theirs
+            .iter()
+            .filter_map(|t| class(&t.token).map(|c| (t, c)))
+    };
+    if ours().count() != theirs().count() {
         return Err(lexical(
             "the parser and the database split the text differently",
         ));
     }
-    for ((ours, (start, end)), (theirs, (kind, value))) in
-        ours.iter().zip(locations(sql, &ours)).zip(&theirs)
-    {
-        let same = theirs.span.start == start
-            && theirs.span.end == end
-            && ours.kind == *kind
+    let mut locator = Locator::new(sql);
+    for (ours, (theirs, (kind, value))) in ours().zip(theirs()) {
+        let (start, end) = (locator.locate(ours.start), locator.locate(ours.end));
+        let same = start.is_some_and(|l| theirs.span.start == l)
+            && end.is_some_and(|l| theirs.span.end == l)
+            && ours.kind == kind
             && value.is_none_or(|v| v == ours.value);
         if !same {
             return Err(lexical(format!(
@@ -185,13 +197,31 @@ pub(crate) fn swap_literals(
 }
 
 /// A string constant both databases read as exactly `value`.
+#[cfg(test)]
 pub(crate) fn render_string(value: &str, dialect: Dialect) -> String {
-    let doubled = value.replace('\'', "''");
-    if dialect == Dialect::Postgres && value.contains('\\') {
-        format!("E'{}'", doubled.replace('\\', "\\\\"))
-    } else {
-        format!("'{doubled}'")
+    let mut out = String::with_capacity(value.len() + 3);
+    render_string_into(&mut out, value, dialect);
+    out
+}
+
+/// Appends to `out` a string constant both databases read as exactly
+/// `value`: `'..'` with `''` doubling; on PostgreSQL a value with a backslash
+/// is written `E'..'` with `\\`, so that it reads the same whatever
+/// `standard_conforming_strings` says.
+fn render_string_into(out: &mut String, value: &str, dialect: Dialect) {
+    let escape = dialect == Dialect::Postgres && value.contains('\\');
+    if escape {
+        out.push('E');
     }
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str("''"),
+            '\\' if escape => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
 }
 
 fn sentinel_index(value: &str, literals: &[String]) -> Option<usize> {
@@ -212,7 +242,7 @@ pub(crate) fn emit(
 ) -> Result<String, GuardError> {
     let toks = same_reading(printed, dialect, theirs)?;
     let mut out = String::with_capacity(printed.len() + 16);
-    let mut expected: Vec<(Kind, &str)> = Vec::new();
+    let mut expected: Vec<(Kind, &str)> = Vec::with_capacity(toks.len());
     for t in &toks {
         match t.kind {
             Kind::Comment => return Err(lexical("comment in the emitted SQL")),
@@ -220,16 +250,16 @@ pub(crate) fn emit(
             Kind::String => {
                 let i = sentinel_index(&t.value, literals)
                     .ok_or_else(|| lexical("string constant the guard did not record"))?;
-                out.push_str(&render_string(&literals[i], dialect));
+                render_string_into(&mut out, &literals[i], dialect);
                 expected.push((Kind::String, &literals[i]));
             }
             kind => {
                 out.push_str(&printed[t.start..t.end]);
-                expected.push((kind, &t.value));
+                expected.push((kind, &*t.value));
             }
         }
     }
-    let relexed = lex::lex(&out, dialect).map_err(|e| lexical(e.0))?;
+    let relexed = lex::tokens(&out, dialect).map_err(|e| lexical(e.0))?;
     let mut got = Vec::with_capacity(expected.len());
     for t in &relexed {
         match t.kind {
@@ -240,9 +270,9 @@ pub(crate) fn emit(
                 if index.is_none_or(|n| n > tenant_param) {
                     return Err(lexical("placeholder beyond the tenant's"));
                 }
-                got.push((t.kind, t.value.as_str()));
+                got.push((t.kind, &*t.value));
             }
-            kind => got.push((kind, t.value.as_str())),
+            kind => got.push((kind, &*t.value)),
         }
     }
     if got != expected {

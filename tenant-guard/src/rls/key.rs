@@ -22,20 +22,26 @@
 
 use std::fmt;
 
+#[cfg(feature = "postgres")]
 use hmac::{Hmac, KeyInit, Mac};
+#[cfg(feature = "postgres")]
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::{Error, TenantId};
+use crate::Error;
+#[cfg(feature = "postgres")]
+use crate::TenantId;
 
 /// Length of a context key in bytes.
 pub const CONTEXT_KEY_LEN: usize = 32;
 /// HMAC-SHA256 block size.
 const BLOCK: usize = 64;
-/// Version tag of the token format.
+/// Version tag of the token format (only the PostgreSQL pool signs tokens).
+#[cfg(feature = "postgres")]
 const VERSION: &str = "v1";
 /// Domain separation: the MAC covers this prefix, the tenant and the expiry.
+#[cfg(feature = "postgres")]
 const DOMAIN: &str = "hisn_tenant_guard.v1.";
 
 /// The 256-bit secret that signs tenant context tokens.
@@ -91,6 +97,7 @@ impl ContextKey {
 
     /// The token for `tenant`, valid for transactions that start before
     /// `expiry` (Unix seconds, compared with the database's `now()`).
+    #[cfg(feature = "postgres")]
     pub(crate) fn token(&self, tenant: TenantId, expiry: u64) -> Zeroizing<String> {
         let tenant = tenant.as_uuid().hyphenated().to_string();
         let expiry = expiry.to_string();
@@ -189,9 +196,11 @@ fn decode_base64_32(text: &str, out: &mut [u8; CONTEXT_KEY_LEN]) -> bool {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "postgres")]
     const TENANT: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
 
     #[test]
+    #[cfg(feature = "postgres")]
     fn token_is_rfc2104_hmac_over_domain_tenant_and_expiry() {
         // The database recomputes the MAC from the padded keys with plain
         // SHA-256; this is that computation, checked against the HMAC crate.

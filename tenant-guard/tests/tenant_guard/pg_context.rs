@@ -333,6 +333,74 @@ async fn context_function_returns_the_signed_tenant_only() {
     fx.teardown().await;
 }
 
+/// The context function compares the whole token with the one rebuilt from
+/// its message (no separate shape parse), so every token it did not sign
+/// exactly must read NULL, without an error: suffixes and prefixes, a changed
+/// separator or case, a longer message under a valid MAC, non-ASCII text,
+/// other versions, over-long and empty settings.
+#[tokio::test]
+async fn context_function_reads_null_for_any_token_it_did_not_sign_exactly() {
+    let Some(fx) = fixture("tg_ctx_exact", 1).await else {
+        return;
+    };
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_B)).await.unwrap();
+    let conn = danger::unguarded(&mut tx);
+    let valid: String = sqlx::query_scalar("select current_setting('hisn.tenant_context')")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let (message, mac) = valid.rsplit_once('.').unwrap();
+    let variants = [
+        format!("{valid}x"),
+        format!("x{valid}"),
+        format!("{valid}."),
+        format!("{valid}é"),
+        format!("{message}:{mac}"),
+        format!("{message}.{}", mac.to_uppercase()),
+        format!("{message}.{mac}{mac}"),
+        format!("{message}..{mac}"),
+        format!("{message}.0.{mac}"),
+        format!("{message}.{}", &mac[1..]),
+        valid.replacen("v1.", "v2.", 1),
+        valid.replacen("v1.", "V1.", 1),
+        format!("{}é", &valid[..valid.len() - 1]),
+        mac.to_owned(),
+        "v1.".to_owned(),
+        "v1".to_owned(),
+        String::new(),
+        format!("{valid}{}", "0".repeat(200)),
+    ];
+    for v in &variants {
+        sqlx::query("select set_config('hisn.tenant_context', $1, true)")
+            .bind(v)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let t: Option<uuid::Uuid> =
+            sqlx::query_scalar("select public.hisn_tenant_guard_current_tenant()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap_or_else(|e| panic!("{v:?}: {e}"));
+        assert!(t.is_none(), "{v:?} read as {t:?}");
+    }
+    // The valid token still verifies after all that (nothing was cached).
+    sqlx::query("select set_config('hisn.tenant_context', $1, true)")
+        .bind(&valid)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let t: Option<uuid::Uuid> =
+        sqlx::query_scalar("select public.hisn_tenant_guard_current_tenant()")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(t.unwrap().to_string(), TENANT_B);
+    tx.rollback().await.unwrap();
+    drop(pool);
+    fx.teardown().await;
+}
+
 #[tokio::test]
 async fn expired_or_wrongly_keyed_context_reads_and_writes_nothing() {
     let Some(fx) = fixture("tg_ctx_expired", 1).await else {
