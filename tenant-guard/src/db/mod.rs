@@ -103,12 +103,11 @@ macro_rules! tenant_pool {
             /// Start a transaction for the context's tenant.
             pub async fn begin(&self, ctx: &$crate::TenantContext) -> Result<$tx, $crate::Error> {
                 let guard = self.ready_guard().await?;
-                let mut tx = begin_tenant(&self.pool, &self.context, ctx.tenant()).await?;
-                // Client grants and roles for RLS (PostgreSQL, only when the
-                // registry has client-scoped or role-gated tables).
-                if guard.registry().needs_session_scope() {
-                    set_scope(&mut tx, &self.context, ctx).await?;
-                }
+                // Client grants and roles for RLS go with the tenant context
+                // (PostgreSQL, only when the registry has client-scoped or
+                // role-gated tables), in the same round trip.
+                let scope = guard.registry().needs_session_scope();
+                let mut tx = begin_tenant(&self.pool, &self.context, ctx, scope).await?;
                 // A read-only break-glass grant: `READ ONLY` on PostgreSQL (src/grant/tx.rs).
                 <$db as $crate::grant::GrantTx>::restrict(&mut tx, ctx).await?;
                 let session = $crate::guard::SessionScope::from_context(ctx);

@@ -48,12 +48,18 @@ macro_rules! session_clean {
 ///
 /// `$1` is the signed token (never text in SQL, so it is not in
 /// `pg_stat_activity`), set transaction-local only when the session is clean.
-/// On a dirty session the backend terminates itself instead: the pool's
-/// release check then finds the connection dead and drops it, so it is never
-/// handed out again (the first column reports which branch ran).
+/// `$4` is the signed session scope (client grants and roles,
+/// [`SCOPE_SETTING`](crate::rls::SCOPE_SETTING)) or NULL when the registry
+/// needs none; it is set the same way in the same statement, so scoped
+/// registries pay no extra round trip. On a dirty session the backend
+/// terminates itself instead: the pool's release check then finds the
+/// connection dead and drops it, so it is never handed out again (the first
+/// column reports which branch ran).
 const SET_CONTEXT: &str = concat!(
     "SELECT s.clean, CASE WHEN s.clean THEN pg_catalog.set_config('hisn.tenant_context', $1, true) \
-     ELSE pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())::text END \
+     ELSE pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())::text END, \
+     CASE WHEN s.clean AND $4::text IS NOT NULL \
+     THEN pg_catalog.set_config('hisn.tenant_scope', $4::text, true) END \
      FROM (SELECT ",
     session_clean!(),
     " AS clean OFFSET 0) s"
@@ -95,13 +101,18 @@ pub(crate) struct PgContext {
 /// context key, transaction-local (`is_local = true`), so it ends with the
 /// transaction, committed, rolled back or dropped. RLS trusts only a token
 /// whose MAC verifies, so SQL that changes the setting cannot move the tenant.
+///
+/// With `scope`, the session's client grants and roles are set beside it, in
+/// the same statement ([`SET_CONTEXT`]).
 async fn begin_tenant(
     pool: &PgPool,
     context: &PgContext,
-    tenant: TenantId,
+    ctx: &crate::TenantContext,
+    scope: bool,
 ) -> Result<sqlx::Transaction<'static, Postgres>, Error> {
     let expiry = context.clock.now_unix().saturating_add(context.ttl);
-    let token = context.key.token(tenant, expiry);
+    let token = context.key.token(ctx.tenant(), expiry);
+    let scope_token = scope.then(|| crate::rls::scope_token(&context.key, ctx, expiry));
     let mut conn = pool.acquire().await?;
     let (search_path, role) = match context.reset.get() {
         Some(r) => r.clone(),
@@ -114,14 +125,16 @@ async fn begin_tenant(
         }
     };
     let mut tx = sqlx::Transaction::begin(conn, None).await?;
-    let set: Result<(Option<bool>, Option<String>), sqlx::Error> = sqlx::query_as(SET_CONTEXT)
+    type Set = (Option<bool>, Option<String>, Option<String>);
+    let set: Result<Set, sqlx::Error> = sqlx::query_as(SET_CONTEXT)
         .bind(token.as_str())
         .bind(search_path)
         .bind(role)
+        .bind(scope_token.as_ref().map(|t| t.as_str()))
         .fetch_one(&mut *tx)
         .await;
     match set {
-        Ok((Some(true), Some(_))) => Ok(tx),
+        Ok((Some(true), Some(_), set_scope)) if set_scope.is_some() == scope => Ok(tx),
         // Fail closed: never run a tenant's statements on a connection an
         // earlier transaction left state on. The backend has ended itself
         // (the pool drops the dead connection on release); should it not
@@ -157,25 +170,6 @@ fn clients_value(session: &crate::guard::SessionScope) -> Vec<Uuid> {
         .iter()
         .map(crate::ClientId::as_uuid)
         .collect()
-}
-
-/// Carry the session's client grants and roles into the transaction for RLS:
-/// a second signed, transaction-local setting
-/// ([`SCOPE_SETTING`](crate::rls::SCOPE_SETTING), see `src/rls/scope.rs`),
-/// bound as a parameter like the tenant token.
-async fn set_scope(
-    tx: &mut sqlx::Transaction<'static, Postgres>,
-    context: &PgContext,
-    ctx: &crate::TenantContext,
-) -> Result<(), Error> {
-    let expiry = context.clock.now_unix().saturating_add(context.ttl);
-    let token = crate::rls::scope_token(&context.key, ctx, expiry);
-    sqlx::query("SELECT pg_catalog.set_config($1, $2, true)")
-        .bind(crate::rls::SCOPE_SETTING)
-        .bind(token.as_str())
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 super::tenant_pool! {
@@ -253,8 +247,12 @@ impl PgTenantTx {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn set_context_names_the_rls_setting_and_is_transaction_local() {
+    fn set_context_names_the_rls_settings_and_is_transaction_local() {
         assert!(super::SET_CONTEXT.contains(&format!("'{}'", crate::rls::CONTEXT_SETTING)));
         assert!(super::SET_CONTEXT.contains("$1, true) ELSE"));
+        assert!(super::SET_CONTEXT.contains(&format!(
+            "set_config('{}', $4::text, true)",
+            crate::rls::SCOPE_SETTING
+        )));
     }
 }

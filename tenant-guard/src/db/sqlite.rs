@@ -7,11 +7,13 @@ use crate::guard::{Dialect, QueryGuard};
 use crate::{Error, TenantId};
 
 /// SQLite has no session settings and no RLS: a plain transaction; the query
-/// guard scopes every statement.
+/// guard scopes every statement (client grants included: nothing to carry
+/// into the transaction).
 async fn begin_tenant(
     pool: &SqlitePool,
     _context: &(),
-    _tenant: TenantId,
+    _ctx: &crate::TenantContext,
+    _scope: bool,
 ) -> Result<sqlx::Transaction<'static, Sqlite>, Error> {
     Ok(pool.begin().await?)
 }
@@ -30,15 +32,6 @@ fn client_value(client: crate::ClientId) -> String {
 /// predicate reads with `json_each` (SQLite has no arrays).
 fn clients_value(session: &crate::guard::SessionScope) -> String {
     session.clients_json()
-}
-
-/// SQLite has no RLS: nothing to carry into the transaction.
-async fn set_scope(
-    _tx: &mut sqlx::Transaction<'static, Sqlite>,
-    _context: &(),
-    _ctx: &crate::TenantContext,
-) -> Result<(), Error> {
-    Ok(())
 }
 
 super::tenant_pool! {
