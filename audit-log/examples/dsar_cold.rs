@@ -5,7 +5,8 @@
 //! cargo run --release -p hisn-audit-log --example dsar_cold -- DIR SUBJECT [cold|full|reopen] [PUBKEY_FILE]
 //! ```
 //!
-//! `cold` (default) reads through a `TenantReader` (the CLI's path), `full`
+//! `cold` (default) reads through a `TenantReader` (the CLI's path), `json`
+//! does the same and writes the report to stdout as the CLI does, `full`
 //! through `FileStore::open_read_only` (the path before it), `reopen` opens
 //! the store for writing once and closes it (rewrites missing or outdated
 //! segment indexes). Prints the number of entries and how many are proven.
@@ -44,6 +45,15 @@ fn main() {
             .subject_report(&t, &subject, keys.as_ref())
             .unwrap(),
     };
+    if mode == "json" {
+        use std::io::Write as _;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        r.write_json(&mut out).unwrap();
+        writeln!(out).unwrap();
+        out.flush().unwrap();
+        std::mem::forget(r);
+        return;
+    }
     let proven = r.entries.iter().filter(|e| e.is_proven()).count();
     println!("{} entries, {proven} proven", r.entries.len());
 }

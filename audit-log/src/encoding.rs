@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result, malformed};
-use crate::event::{Event, TenantId, canonical_json};
+use crate::event::{Event, TenantId, canonical_json, check_diff};
 use crate::limits;
 
 /// The current record format version.
@@ -239,7 +239,10 @@ pub fn decode_record(bytes: &[u8]) -> Result<(u64, Event)> {
             let text = std::str::from_utf8(r.take(len)?).map_err(|_| malformed("record"))?;
             let value: serde_json::Value =
                 serde_json::from_str(text).map_err(|_| malformed("record diff"))?;
-            if canonical_json(&value)? != text {
+            // Canonical: the fast writer first, the canonicaliser when it
+            // differs (see `jcs`); either way the limits are checked.
+            check_diff(&value)?;
+            if !crate::jcs::renders_as(&value, text) && canonical_json(&value)? != text {
                 return Err(malformed("record diff"));
             }
             Some(text.to_owned())

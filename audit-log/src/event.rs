@@ -475,6 +475,11 @@ fn decimal_value(token: &str) -> Option<(bool, String, i64)> {
     Some((neg, digits, exp))
 }
 
+/// The limits a diff value must keep (see `check_diff_value`).
+pub(crate) fn check_diff(v: &serde_json::Value) -> Result<()> {
+    check_diff_value(v, 0)
+}
+
 pub(crate) fn canonical_json(v: &serde_json::Value) -> Result<String> {
     check_diff_value(v, 0)?;
     let s = serde_json_canonicalizer::to_string(v).map_err(|_| Error::InvalidDiff)?;

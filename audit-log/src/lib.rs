@@ -8,6 +8,7 @@ mod clock;
 mod encoding;
 mod error;
 mod event;
+mod jcs;
 pub mod merkle;
 mod pseudonym;
 pub mod store;

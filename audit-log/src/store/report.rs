@@ -151,6 +151,172 @@ impl SubjectReport {
     }
 }
 
+impl SubjectReport {
+    /// Write the report as JSON to `w`, streaming: the same document as
+    /// [`to_json`](Self::to_json) (same keys and values), laid out one entry
+    /// per line, without building it in memory first. A report of thousands
+    /// of entries is mostly this output, so `hisn audit report` writes it
+    /// this way (building the [`serde_json::Value`] tree and pretty-printing
+    /// it cost several times the report itself).
+    ///
+    /// # Errors
+    /// Errors of `w`.
+    pub fn write_json<W: std::io::Write>(&self, mut w: W) -> std::io::Result<()> {
+        let mut o = Vec::with_capacity(4096);
+        o.extend_from_slice(b"{\n  \"tenant\": ");
+        json_str(&mut o, self.tenant.as_str());
+        o.extend_from_slice(b",\n  \"subject\": ");
+        json_str(&mut o, &self.subject);
+        let proven = self.entries.iter().filter(|e| e.is_proven()).count();
+        for (k, n) in [
+            ("count", self.entries.len() as u64),
+            ("proven", proven as u64),
+            ("dropped_index_rows", self.dropped_index_rows),
+            ("undecodable", self.undecodable),
+        ] {
+            o.extend_from_slice(b",\n  \"");
+            o.extend_from_slice(k.as_bytes());
+            o.extend_from_slice(b"\": ");
+            json_u64(&mut o, n);
+        }
+        o.extend_from_slice(b",\n  \"broken\": [");
+        for (i, b) in self.broken.iter().enumerate() {
+            o.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+            o.extend_from_slice(b"{\"first\": ");
+            json_u64(&mut o, b.first);
+            o.extend_from_slice(b", \"last\": ");
+            json_u64(&mut o, b.last);
+            o.extend_from_slice(b", \"verdict\": ");
+            json_str(&mut o, b.verdict.as_str());
+            o.push(b'}');
+        }
+        close_list(&mut o, self.broken.is_empty());
+        o.extend_from_slice(b",\n  \"checkpoints\": [");
+        for (i, c) in self.checkpoints.iter().enumerate() {
+            o.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+            json_str(&mut o, &c.to_note());
+        }
+        close_list(&mut o, self.checkpoints.is_empty());
+        o.extend_from_slice(b",\n  \"entries\": [");
+        w.write_all(&o)?;
+        for (i, e) in self.entries.iter().enumerate() {
+            // One entry per write: each is built in `o`, then handed on.
+            o.clear();
+            o.extend_from_slice(if i == 0 { b"\n    " } else { b",\n    " });
+            o.extend_from_slice(b"{\"seq\": ");
+            json_u64(&mut o, e.seq);
+            o.extend_from_slice(b", \"event\": ");
+            write_event_json(&mut o, &e.event);
+            o.extend_from_slice(b", \"record\": \"");
+            hex_into(&mut o, &e.record);
+            o.extend_from_slice(b"\", \"link\": \"");
+            hex_into(&mut o, e.link.as_bytes());
+            o.extend_from_slice(b"\", \"proof\": ");
+            match e.proof {
+                EntryProof::Checkpoint { size } => {
+                    o.extend_from_slice(b"{\"proven\": true, \"checkpoint_size\": ");
+                    json_u64(&mut o, size);
+                }
+                EntryProof::Unproven { reason } => {
+                    o.extend_from_slice(b"{\"proven\": false, \"reason\": ");
+                    json_str(&mut o, reason);
+                }
+            }
+            o.extend_from_slice(b"}}");
+            w.write_all(&o)?;
+        }
+        o.clear();
+        close_list(&mut o, self.entries.is_empty());
+        o.extend_from_slice(b"\n}");
+        w.write_all(&o)
+    }
+}
+
+/// `]` of a list written one item per line.
+fn close_list(o: &mut Vec<u8>, empty: bool) {
+    o.extend_from_slice(if empty { b"]" } else { b"\n  ]" });
+}
+
+fn json_u64(o: &mut Vec<u8>, n: u64) {
+    o.extend_from_slice(n.to_string().as_bytes());
+}
+
+/// A JSON string: copied as it is when nothing in it needs escaping,
+/// otherwise escaped by serde_json.
+fn json_str(o: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *o, s);
+    } else {
+        o.push(b'"');
+        o.extend_from_slice(s.as_bytes());
+        o.push(b'"');
+    }
+}
+
+/// An optional JSON string.
+fn json_opt(o: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => json_str(o, s),
+        None => o.extend_from_slice(b"null"),
+    }
+}
+
+/// Lower-case hex of `bytes`.
+fn hex_into(o: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let start = o.len();
+    o.resize(start + bytes.len() * 2, 0);
+    for (d, b) in o[start..].chunks_exact_mut(2).zip(bytes) {
+        d[0] = HEX[usize::from(b >> 4)];
+        d[1] = HEX[usize::from(b & 15)];
+    }
+}
+
+/// The event as [`Event::to_json`] renders it, streamed. The diff is written
+/// as its stored canonical JSON text: an [`Event`]'s diff is always one
+/// canonical JSON value (the builder canonicalises it, the decoder refuses
+/// any other), so it cannot break out of the document.
+fn write_event_json(o: &mut Vec<u8>, e: &Event) {
+    o.extend_from_slice(b"{\"tenant\": ");
+    json_str(o, e.tenant.as_str());
+    o.extend_from_slice(b", \"time\": ");
+    json_str(o, &e.time.to_rfc3339());
+    for (k, v) in [
+        (&b", \"actor\": "[..], &e.actor),
+        (b", \"action\": ", &e.action),
+        (b", \"entity_type\": ", &e.entity_type),
+        (b", \"entity_id\": ", &e.entity_id),
+    ] {
+        o.extend_from_slice(k);
+        json_str(o, v);
+    }
+    o.extend_from_slice(b", \"subjects\": [");
+    for (i, s) in e.subjects.iter().enumerate() {
+        if i > 0 {
+            o.extend_from_slice(b", ");
+        }
+        json_str(o, s);
+    }
+    o.extend_from_slice(b"], \"from_state\": ");
+    json_opt(o, e.from_state.as_deref());
+    o.extend_from_slice(b", \"to_state\": ");
+    json_opt(o, e.to_state.as_deref());
+    o.extend_from_slice(b", \"diff\": ");
+    match e.diff.as_deref() {
+        Some(d) => o.extend_from_slice(d.as_bytes()),
+        None => o.extend_from_slice(b"null"),
+    }
+    o.extend_from_slice(b", \"source_ip\": ");
+    match e.source_ip {
+        Some(ip) => json_str(o, &ip.to_string()),
+        None => o.extend_from_slice(b"null"),
+    }
+    o.extend_from_slice(b", \"request_id\": ");
+    json_opt(o, e.request_id.as_deref());
+    o.push(b'}');
+}
+
 /// Whether `event` names `subject` as a data subject or as the actor.
 pub(crate) fn names_subject(event: &Event, subject: &str) -> bool {
     event.actor() == subject || event.subjects().iter().any(|s| s == subject)

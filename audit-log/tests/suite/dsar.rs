@@ -302,3 +302,100 @@ fn inclusion_proofs_reach_the_checkpoint() {
         Err(Error::NotFound)
     ));
 }
+
+/// `hisn audit report` streams the report with `write_json` instead of
+/// building `to_json`: the two must be the same document, for awkward text
+/// (quotes, backslashes, non-ASCII, line separators), every diff shape, both
+/// IP families, proven and unproven entries, broken ranges and an empty report.
+#[test]
+fn streamed_report_json_is_the_same_document_as_to_json() {
+    let s = MemoryStore::new();
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    let awkward = "emp \"q\" \\ \u{2028} é 😀 </script>";
+    for i in 0..12u64 {
+        let mut b = Event::builder(&t, if i == 3 { awkward } else { "u-1" }, "x.y")
+            .subject(awkward)
+            .entity("thing", &format!("id-{i}"))
+            .at(Timestamp::from_unix_micros(
+                1_764_000_000_000_000 + i as i64,
+            ));
+        b = match i % 4 {
+            0 => b.diff(
+                &serde_json::json!({ "a": [1, 2.5, -3e-7, null, true], "z\"\\": { "n": "\u{1}" } }),
+            ),
+            1 => b.diff(&serde_json::json!("just a string")),
+            2 => b
+                .source_ip("2001:db8::1".parse().unwrap())
+                .request_id("r-\"1\""),
+            _ => b.source_ip("203.0.113.7".parse().unwrap()),
+        };
+        if i == 5 {
+            b = b.transition("open", "clo\"sed");
+        }
+        s.append(&b.build(&clock()).unwrap()).unwrap();
+        if i == 7 {
+            s.checkpoint(&t, &k, Timestamp::from_unix_micros(1))
+                .unwrap();
+        }
+    }
+    let same = |r: &hisn_audit_log::SubjectReport| {
+        let mut out = Vec::new();
+        r.write_json(&mut out).unwrap();
+        let streamed: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(streamed, r.to_json());
+    };
+    let r = s
+        .subject_report(&t, awkward, Some(&trusted(&[&k])))
+        .unwrap();
+    assert_eq!(
+        (
+            r.entries.len(),
+            r.entries.iter().filter(|e| e.is_proven()).count()
+        ),
+        (12, 8)
+    );
+    same(&r);
+    same(&s.subject_report(&t, awkward, None).unwrap());
+    same(&s.subject_report(&t, "nobody", None).unwrap());
+    // Broken ranges and checkpoints: a checkpoint longer than the log.
+    let s2 = MemoryStore::new();
+    for i in 0..3 {
+        s2.append(&event(&t, i)).unwrap();
+    }
+    let cp = s.checkpoints(&t).unwrap();
+    let r = ReportOver(&s2, cp)
+        .subject_report(&t, "emp-0", Some(&trusted(&[&k])))
+        .unwrap();
+    assert!(!r.broken.is_empty());
+    same(&r);
+}
+
+/// A store that hands out the given checkpoints instead of its own.
+struct ReportOver<'a>(&'a MemoryStore, Vec<SignedCheckpoint>);
+
+impl AuditRead for ReportOver<'_> {
+    fn tenants(&self) -> hisn_audit_log::Result<Vec<TenantId>> {
+        self.0.tenants()
+    }
+    fn bounds(&self, t: &TenantId) -> hisn_audit_log::Result<Bounds> {
+        self.0.bounds(t)
+    }
+    fn read_range(
+        &self,
+        t: &TenantId,
+        from: u64,
+        to: u64,
+    ) -> hisn_audit_log::Result<Vec<hisn_audit_log::Result<StoredRecord>>> {
+        self.0.read_range(t, from, to)
+    }
+    fn subject_seqs(&self, t: &TenantId, subject: &str) -> hisn_audit_log::Result<Vec<u64>> {
+        self.0.subject_seqs(t, subject)
+    }
+    fn checkpoint_tenants(&self) -> hisn_audit_log::Result<Vec<TenantId>> {
+        self.0.checkpoint_tenants()
+    }
+    fn checkpoints(&self, _: &TenantId) -> hisn_audit_log::Result<Vec<SignedCheckpoint>> {
+        Ok(self.1.clone())
+    }
+}

@@ -220,3 +220,58 @@ fn missing_subject_index_is_rebuilt_and_a_leftover_temp_file_removed() {
     assert!(!tmp.exists() && idx[0].is_file());
     assert_eq!(reopen(d.path(), &t).1, expected_emp0());
 }
+
+/// The fuzzing entry point (`fuzz/fuzz_targets/audit_log_subject_index.rs`)
+/// holds on real indexes, as they are and resealed (resealing a valid index
+/// changes nothing), and a resealed index whose body was changed breaks no
+/// invariant (the two readers still agree). Writes the target's seed corpus
+/// when `HISN_WRITE_FUZZ_SEEDS` names a directory.
+#[test]
+fn subject_index_fuzz_entry_holds_on_real_and_resealed_indexes() {
+    use hisn_audit_log::store::file::{fuzz_subject_index, index_file_of};
+    let d = tempfile::tempdir().unwrap();
+    let t = store(d.path());
+    let segs = files(&tdir(d.path(), &t), ".seg");
+    let seg = &segs[0];
+    let (seg_bytes, idx) = (
+        fs::read(seg).unwrap(),
+        fs::read(index_file_of(seg)).unwrap(),
+    );
+    for key in ["emp-0", "u-3", "nobody", ""] {
+        assert_eq!(fuzz_subject_index(&idx, &seg_bytes, key, false), Ok(()));
+        assert_eq!(fuzz_subject_index(&idx, &seg_bytes, key, true), Ok(()));
+        assert_eq!(fuzz_subject_index(&idx, b"", key, true), Ok(()));
+    }
+    for at in (0..idx.len()).step_by(7) {
+        let mut bad = idx.clone();
+        bad[at] ^= 0x41;
+        assert_eq!(
+            fuzz_subject_index(&bad, &seg_bytes, "emp-0", true),
+            Ok(()),
+            "byte {at}"
+        );
+        assert_eq!(
+            fuzz_subject_index(&bad, &seg_bytes, "emp-0", false),
+            Ok(()),
+            "byte {at}"
+        );
+    }
+    if let Some(out) = std::env::var_os("HISN_WRITE_FUZZ_SEEDS") {
+        let out = Path::new(&out);
+        fs::create_dir_all(out).unwrap();
+        let seed = |flags: u8, key: &str, segment: &[u8], index: &[u8]| {
+            let mut v = vec![flags, u8::try_from(key.len()).unwrap()];
+            v.extend_from_slice(key.as_bytes());
+            v.extend_from_slice(&u16::try_from(segment.len()).unwrap().to_le_bytes());
+            v.extend_from_slice(segment);
+            v.extend_from_slice(index);
+            v
+        };
+        fs::write(out.join("real-emp0"), seed(0, "emp-0", &seg_bytes, &idx)).unwrap();
+        fs::write(out.join("real-actor"), seed(0, "u-3", &seg_bytes, &idx)).unwrap();
+        fs::write(out.join("resealed-emp0"), seed(1, "emp-0", b"", &idx)).unwrap();
+        fs::write(out.join("resealed-absent"), seed(1, "nobody", b"", &idx)).unwrap();
+        fs::write(out.join("header-only"), seed(1, "a", b"", &idx[..120])).unwrap();
+        fs::write(out.join("empty"), seed(0, "", b"", b"")).unwrap();
+    }
+}

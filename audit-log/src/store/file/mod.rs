@@ -70,7 +70,9 @@ use recovery::load;
 pub use repair::{RepairDamage, RepairMode, RepairReport};
 pub use signing::CheckpointRun;
 #[doc(hidden)]
-pub use subject_index::index_decodes_on_this_thread;
+pub use subject_index::{
+    fuzz_index as fuzz_subject_index, index_decodes_on_this_thread, index_file_of,
+};
 use writer::{Msg, Reply, Slot, SlotTx, WAKE_SHARDS, Wake, Writer};
 
 #[derive(Debug, Clone)]

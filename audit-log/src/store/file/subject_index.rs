@@ -197,6 +197,8 @@ pub(super) struct Header {
     offsets_at: u64,
     dir_at: u64,
     sum: [u8; 32],
+    /// Length of the index file (a lookup never reads, or allocates, past it).
+    file_len: u64,
 }
 
 fn parse_header(bytes: &[u8]) -> Option<Header> {
@@ -219,6 +221,7 @@ fn parse_header(bytes: &[u8]) -> Option<Header> {
         offsets_at: c.u64()?,
         dir_at: c.u64()?,
         sum: sum.try_into().ok()?,
+        file_len: 0,
     };
     (h.nbuckets > 0
         && h.offsets_at == HEADER_LEN as u64
@@ -305,11 +308,42 @@ pub(super) fn decode(
     Some(out)
 }
 
+/// Positioned reads of an index: a file (cold reads) or bytes (fuzzing).
+pub(super) trait ReadAt {
+    /// Fill `buf` from offset `at`, or fail.
+    fn read_at_exact(&self, buf: &mut [u8], at: u64) -> Option<()>;
+    /// Length in bytes.
+    fn len_bytes(&self) -> Option<u64>;
+}
+
+impl ReadAt for File {
+    fn read_at_exact(&self, buf: &mut [u8], at: u64) -> Option<()> {
+        self.read_exact_at(buf, at).ok()
+    }
+    fn len_bytes(&self) -> Option<u64> {
+        self.metadata().ok().map(|m| m.len())
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at_exact(&self, buf: &mut [u8], at: u64) -> Option<()> {
+        let at = usize::try_from(at).ok()?;
+        buf.copy_from_slice(self.get(at..at.checked_add(buf.len())?)?);
+        Some(())
+    }
+    fn len_bytes(&self) -> Option<u64> {
+        Some(self.len() as u64)
+    }
+}
+
 /// Read and check the header of an index file (cold reads; see [`lookup`]).
-pub(super) fn read_header(f: &File) -> Option<Header> {
+pub(super) fn read_header<R: ReadAt + ?Sized>(f: &R) -> Option<Header> {
     let mut buf = [0u8; HEADER_LEN];
-    f.read_exact_at(&mut buf, 0).ok()?;
-    parse_header(&buf)
+    f.read_at_exact(&mut buf, 0)?;
+    let mut h = parse_header(&buf)?;
+    h.file_len = f.len_bytes()?;
+    // The offsets and the directory lie inside the file.
+    (h.dir_at.checked_add(8 * (u64::from(h.nbuckets) + 1))? <= h.file_len).then_some(h)
 }
 
 /// The positions of `key` in the segment, reading only the index's header
@@ -321,19 +355,18 @@ pub(super) fn read_header(f: &File) -> Option<Header> {
 /// length, first sequence number and record count (checked by the caller),
 /// by the checksums of the header and the bucket, and by every record read
 /// through it naming its own sequence number. See the module docs.
-pub(super) fn lookup(f: &File, h: &Header, key: &str) -> Option<Vec<u32>> {
+pub(super) fn lookup<R: ReadAt + ?Sized>(f: &R, h: &Header, key: &str) -> Option<Vec<u32>> {
     let b = bucket_of(key.as_bytes(), h.nbuckets);
     let mut d = [0u8; 16];
-    f.read_exact_at(&mut d, h.dir_at.checked_add(8 * u64::from(b))?)
-        .ok()?;
+    f.read_at_exact(&mut d, h.dir_at.checked_add(8 * u64::from(b))?)?;
     let start = u64::from_le_bytes(d[..8].try_into().ok()?);
     let end = u64::from_le_bytes(d[8..].try_into().ok()?);
     let min = h.dir_at + 8 * (u64::from(h.nbuckets) + 1);
-    if start < min || end < start + 32 || end - start > MAX_BUCKET {
+    if start < min || end < start.checked_add(32)? || end - start > MAX_BUCKET || end > h.file_len {
         return None;
     }
     let mut bytes = vec![0u8; usize::try_from(end - start).ok()?];
-    f.read_exact_at(&mut bytes, start).ok()?;
+    f.read_at_exact(&mut bytes, start)?;
     let entries = parse_bucket(h, b, &bytes)?;
     Some(
         entries
@@ -345,13 +378,12 @@ pub(super) fn lookup(f: &File, h: &Header, key: &str) -> Option<Vec<u32>> {
 }
 
 /// Frame offsets of records `lo..lo + n` (positions in the segment).
-pub(super) fn offsets(f: &File, h: &Header, lo: u32, n: u32) -> Option<Vec<u64>> {
+pub(super) fn offsets<R: ReadAt + ?Sized>(f: &R, h: &Header, lo: u32, n: u32) -> Option<Vec<u64>> {
     if u64::from(lo) + u64::from(n) > u64::from(h.count) {
         return None;
     }
     let mut buf = vec![0u8; 8 * n as usize];
-    f.read_exact_at(&mut buf, h.offsets_at + 8 * u64::from(lo))
-        .ok()?;
+    f.read_at_exact(&mut buf, h.offsets_at + 8 * u64::from(lo))?;
     Some(
         buf.chunks_exact(8)
             .map(|c| {
@@ -419,6 +451,122 @@ pub(super) fn index_sealed(segment: &Path) -> Result<()> {
         &frame_offsets(&parsed.frames),
         &subjects,
     )
+}
+
+/// Fuzzing entry point (not API): read `index` as an untrusted `.sidx` of
+/// `segment` both ways the store does (the cold reader's header, one bucket
+/// and offsets; a writer's whole-file decode), looking up `key`.
+///
+/// With `reseal`, the checksums and the segment binding are first
+/// recomputed over whatever the bytes hold, as anyone able to write the
+/// store can do (the file has no MAC): the parsers behind the checksums are
+/// an untrusted surface too, and a fuzzer cannot forge SHA-256 on its own.
+///
+/// Returns `Err` naming a broken invariant: the two readers disagree, a
+/// lookup answers positions outside the segment or out of order, or a
+/// header the cold reader refuses is accepted by the whole-file decode.
+#[doc(hidden)]
+pub fn fuzz_index(
+    index: &[u8],
+    segment: &[u8],
+    key: &str,
+    reseal: bool,
+) -> std::result::Result<(), &'static str> {
+    let mut index = index.to_vec();
+    if reseal {
+        reseal_for_fuzzing(&mut index, segment);
+    }
+    let index = index.as_slice();
+    let Some(h) = read_header(index) else {
+        // Whatever the cold reader refuses, the whole-file decode refuses too
+        // (for any offsets, the right ones included).
+        if let Some(ph) = parse_header(index)
+            && ph.count == 0
+            && decode(index, segment, ph.first_seq, &[]).is_some()
+        {
+            return Err("decode accepted a header the cold reader refused");
+        }
+        return Ok(());
+    };
+    let sorted_below =
+        |p: &[u32]| p.windows(2).all(|w| w[0] < w[1]) && p.iter().all(|s| *s < h.count);
+    let cold = lookup(index, &h, key);
+    if cold.as_deref().is_some_and(|p| !sorted_below(p)) {
+        return Err("lookup answered positions out of order or outside the segment");
+    }
+    // Offsets as the index states them (bounded, like a cold read of many records).
+    let n = h.count.min(1 << 16);
+    let offs = offsets(index, &h, 0, n);
+    if offs.as_ref().is_some_and(|o| o.len() != n as usize) {
+        return Err("offsets answered the wrong number of records");
+    }
+    let Some(offs) = offs.filter(|_| n == h.count) else {
+        return Ok(());
+    };
+    let Some(all) = decode(index, segment, h.first_seq, &offs) else {
+        return Ok(());
+    };
+    if all.len() as u64 != h.nkeys {
+        return Err("decode answered a different number of keys than the header");
+    }
+    for (k, p) in &all {
+        if !sorted_below(p) {
+            return Err("decode answered positions out of order or outside the segment");
+        }
+        if lookup(index, &h, k).as_ref() != Some(p) {
+            return Err("cold lookup and whole-file decode disagree on a key");
+        }
+    }
+    let want = all
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, p)| p.clone())
+        .unwrap_or_default();
+    if cold.as_ref() != Some(&want) {
+        return Err("cold lookup and whole-file decode disagree on the fuzzed key");
+    }
+    Ok(())
+}
+
+/// Recompute the segment binding and every checksum of `index` over its
+/// current bytes (see [`fuzz_index`]).
+fn reseal_for_fuzzing(index: &mut [u8], segment: &[u8]) {
+    if index.len() < HEADER_LEN {
+        return;
+    }
+    index[8..16].copy_from_slice(&(segment.len() as u64).to_le_bytes());
+    index[16..48].copy_from_slice(&Sha256::digest(segment));
+    let header_sum = Sha256::digest(&index[..HEADER_LEN - 32]);
+    index[HEADER_LEN - 32..HEADER_LEN].copy_from_slice(&header_sum);
+    if let Some(h) = parse_header(&index[..HEADER_LEN]) {
+        for b in 0..h.nbuckets.min(1 << 16) {
+            let at = h.dir_at + 8 * u64::from(b);
+            let mut d = [0u8; 16];
+            if index.read_at_exact(&mut d, at).is_none() {
+                break;
+            }
+            let start = u64::from_le_bytes(d[..8].try_into().unwrap_or_default());
+            let end = u64::from_le_bytes(d[8..].try_into().unwrap_or_default());
+            let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
+                continue;
+            };
+            if start.checked_add(32).is_some_and(|s| s <= end) && end <= index.len() {
+                let sum = bucket_sum(&h.sum, b, &index[start..end - 32]);
+                index[end - 32..end].copy_from_slice(&sum);
+            }
+        }
+    }
+    if let Some(body) = index.len().checked_sub(32).filter(|b| *b >= HEADER_LEN) {
+        let sum = Sha256::digest(&index[..body]);
+        index[body..].copy_from_slice(&sum);
+    }
+}
+
+/// The index file of a segment (for tests and seed corpora, not API).
+#[doc(hidden)]
+#[must_use]
+pub fn index_file_of(segment: &Path) -> PathBuf {
+    index_path(segment)
 }
 
 #[cfg(test)]
