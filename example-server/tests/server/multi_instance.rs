@@ -205,7 +205,27 @@ async fn redis_outage_follows_the_configured_failure_mode() {
                 assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
                 assert!(r.headers.contains_key("retry-after"));
             }
-            OnRedisFailure::Open => assert_eq!(r.status, StatusCode::OK, "{r:?}"),
+            OnRedisFailure::Open => {
+                assert_eq!(r.status, StatusCode::OK, "{r:?}");
+                // The limits fell back to this instance; the stores fail closed.
+                let t = srv.tenant("Alpha").await;
+                let body = json!({ "name": "Pump", "serial": "S-9", "location": "Dammam" });
+                let mut req = request("POST", &t.path("/assets"), Some(&t.token), Some(&body));
+                req.headers_mut()
+                    .insert("idempotency-key", "\"outage-1\"".parse().unwrap());
+                let r = srv.send(req).await;
+                assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+                let event = json!({ "type": "subscription.updated", "data": { "tenant_id": t.id, "plan": "pro", "status": "active" } });
+                let r = srv.send(srv.webhook("evt_outage_1", &event)).await;
+                assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{r:?}");
+                let r = srv
+                    .call("GET", &t.path("/subscription"), Some(&t.token), None)
+                    .await;
+                assert_eq!(
+                    r.body["plan"], "free",
+                    "a delivery was processed without its replay claim"
+                );
+            }
         }
     }
     cleanup_redis(&redis, &prefix).await;
