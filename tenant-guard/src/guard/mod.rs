@@ -191,7 +191,7 @@ pub struct ScopedStatement {
     /// The guard's parameters after the tenant's, in index order.
     extra: Arc<[GuardParam]>,
     /// Role gates touched: `(table, roles)`, one of `roles` needed.
-    gates: Arc<[(String, Vec<String>)]>,
+    gates: Gates,
 }
 
 impl ScopedStatement {
@@ -227,6 +227,21 @@ impl ScopedStatement {
         self.guard_params()
             .position(|p| p == param)
             .map(|i| self.user_params + 1 + i)
+    }
+}
+
+type Gates = Arc<[(String, Vec<String>)]>;
+
+/// Shared empty lists: most statements touch no client table and no gate,
+/// and a cold rewrite should not allocate for them.
+static EMPTY_PARAMS: std::sync::OnceLock<Arc<[GuardParam]>> = std::sync::OnceLock::new();
+static EMPTY_GATES: std::sync::OnceLock<Gates> = std::sync::OnceLock::new();
+
+fn shared_or_new<T>(v: Vec<T>, empty: &'static std::sync::OnceLock<Arc<[T]>>) -> Arc<[T]> {
+    if v.is_empty() {
+        Arc::clone(empty.get_or_init(|| Arc::from(Vec::new())))
+    } else {
+        Arc::from(v)
     }
 }
 
@@ -367,8 +382,8 @@ impl QueryGuard {
         let scoped = ScopedStatement {
             sql: Arc::from(out.sql),
             user_params: out.user_params,
-            extra: Arc::from(out.extra),
-            gates: Arc::from(out.gates),
+            extra: shared_or_new(out.extra, &EMPTY_PARAMS),
+            gates: shared_or_new(out.gates, &EMPTY_GATES),
         };
         if let Some(cache) = &self.cache
             && sql.len() <= MAX_CACHED_LEN

@@ -165,6 +165,15 @@ pub enum Finding {
         /// Its client column.
         column: String,
     },
+    /// A role-gated table lacks one of the restrictive `PUBLIC` policies the
+    /// generated SQL creates for its gate (`SELECT` on the read roles;
+    /// `INSERT`, `UPDATE`, `DELETE` on the write roles), or one of them
+    /// names other roles: a role the gate excludes can read or write it with
+    /// the guard off. Fix: apply the generated SQL.
+    MissingRoleGatePolicy {
+        /// The table.
+        table: String,
+    },
     /// One of the session scope functions
     /// (`public.hisn_tenant_guard_current_scope()`, `.._current_clients()`,
     /// `.._current_roles()`) is missing or not what the generated SQL
@@ -249,6 +258,10 @@ impl fmt::Display for Finding {
             Self::MissingClientPolicy { table, column } => write!(
                 f,
                 "{table}: no restrictive policy filtering client column {column} on the session's client grants"
+            ),
+            Self::MissingRoleGatePolicy { table } => write!(
+                f,
+                "{table}: role gate without its restrictive per-command policies"
             ),
             Self::ScopeFunctionUnsafe { function, reason } => {
                 write!(f, "session scope function {function}: {reason}")

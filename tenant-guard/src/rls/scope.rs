@@ -266,6 +266,19 @@ pub(crate) fn is_client_predicate(expr: &str, column: &str, org_wide: &[String])
     super::normalise_expr(expr) == expected
 }
 
+/// Whether `expr` (as `pg_get_expr` prints it) is exactly the role
+/// predicate for `roles` (sorted, as the generated SQL lists them).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+pub(crate) fn is_role_predicate(expr: &str, roles: &[String]) -> bool {
+    let list = if roles.is_empty() {
+        "'{}'::text[]".to_owned()
+    } else {
+        let r: Vec<String> = roles.iter().map(|r| format!("'{r}'::text")).collect();
+        format!("array[{}]", r.join(","))
+    };
+    super::normalise_expr(expr) == format!("select{ROLES_FUNCTION}as{ROLES_FUNCTION}&&{list}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,6 +270,47 @@ async fn client_policy(
     Ok(())
 }
 
+/// Each role gate needs restrictive `PUBLIC` policies: `SELECT` using the
+/// read roles, `INSERT` checking, `UPDATE` using and checking, `DELETE`
+/// using the write roles ([`role_predicate`](super::role_predicate)).
+async fn role_gate_policies(
+    conn: &mut Conn,
+    oid: i64,
+    display: &str,
+    gates: &[(Vec<String>, Vec<String>)],
+    findings: &mut Vec<Finding>,
+) -> Result<(), Error> {
+    let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "select p.polcmd::text, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid) \
+         from pg_policy p where p.polrelid = $1::int8::oid and not p.polpermissive \
+           and 0::oid = any(p.polroles)",
+    )
+    .bind(oid)
+    .fetch_all(&mut **conn)
+    .await?;
+    let is = |e: &Option<String>, roles: &[String]| {
+        e.as_deref()
+            .is_some_and(|e| super::scope::is_role_predicate(e, roles))
+    };
+    for (read, write) in gates {
+        let has = |cmd: &str, using: Option<&[String]>, check: Option<&[String]>| {
+            rows.iter().any(|(c, u, k)| {
+                c == cmd && using.is_none_or(|r| is(u, r)) && check.is_none_or(|r| is(k, r))
+            })
+        };
+        let sound = has("r", Some(read), None)
+            && has("a", None, Some(write))
+            && has("w", Some(write), Some(write))
+            && has("d", Some(write), None);
+        if !sound {
+            findings.push(Finding::MissingRoleGatePolicy {
+                table: display.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Reachable roles (not superuser or BYPASSRLS: reported on their own) with
 /// `privileges` on `oid`.
 async fn roles_with(conn: &mut Conn, oid: i64, privileges: &str) -> Result<Vec<String>, Error> {
@@ -343,6 +384,9 @@ async fn table(
     }
     if let Some(client) = t.client_column() {
         client_policy(conn, oid, &display, client, t.org_wide_roles(), findings).await?;
+    }
+    if !t.role_gates().is_empty() {
+        role_gate_policies(conn, oid, &display, t.role_gates(), findings).await?;
     }
     children(conn, oid, &display, t.column(), findings).await?;
     if owner_bypasses {

@@ -450,6 +450,35 @@ async fn verify_reports_a_client_table_without_its_client_policy() {
     )).await;
     assert!(rls::verify(&f.app, &plain).await.unwrap().is_clean());
     assert!(!rls::verify(&f.app, &tables).await.unwrap().is_clean());
+    // The role gate's policies: dropping or widening one is reported.
+    let gated = rls::tables_from_registry(&registry()).unwrap();
+    let salaries: Vec<_> = gated
+        .iter()
+        .filter(|t| t.name() == "salaries")
+        .cloned()
+        .collect();
+    assert!(rls::verify(&f.app, &salaries).await.unwrap().is_clean());
+    exec_as(
+        &f.admin,
+        &f.owner,
+        "drop policy hisn_role_gate_select_0 on hr.salaries; \
+         create policy hisn_role_gate_select_0 on hr.salaries as restrictive for select to public \
+         using ((select public.hisn_tenant_guard_current_roles()) && array['hr_viewer', 'member']::text[])",
+    )
+    .await;
+    assert_eq!(
+        rls::verify(&f.app, &salaries).await.unwrap().findings,
+        [Finding::MissingRoleGatePolicy {
+            table: "hr.salaries".into()
+        }]
+    );
+    exec_as(
+        &f.admin,
+        &f.owner,
+        "drop policy hisn_role_gate_delete_0 on hr.salaries",
+    )
+    .await;
+    assert!(!rls::verify(&f.app, &salaries).await.unwrap().is_clean());
     // A broken scope function is reported.
     exec_as(&f.admin, &f.owner, "create or replace function public.hisn_tenant_guard_current_clients() returns uuid[] language sql stable security definer set search_path = pg_catalog, pg_temp as $$ select array[]::uuid[] $$").await;
     let report = rls::verify(&f.app, &plain).await.unwrap();
