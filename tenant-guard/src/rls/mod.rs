@@ -379,12 +379,13 @@ fn context_function_body() -> String {
          IF tok IS NULL OR octet_length(tok) > 200 OR left(tok, 3) <> 'v1.' THEN RETURN NULL; END IF;\n    \
          -- One row at most (primary key, CHECK (id = 1)); no row leaves the keys NULL: NULL below.\n    \
          SELECT c.ikey, c.okey INTO ik, ok FROM public.{CONTEXT_KEY_TABLE} c;\n    \
+         -- Nested CASE: tenant and expiry are parsed only once the MAC has verified.\n    \
          -- now() is the transaction's start: a token must be unexpired when it begins.\n    \
          RETURN CASE WHEN sha256(ik || convert_to(tok, 'UTF8'))\n        \
          = sha256(ik || convert_to(left(tok, -65) || '.' || encode(sha256(ok || sha256(ik\n            \
          || convert_to('hisn_tenant_guard.' || left(tok, -65), 'UTF8'))), 'hex'), 'UTF8'))\n        \
-         AND split_part(tok, '.', 3)::bigint > extract(epoch FROM now())\n        \
-         THEN split_part(tok, '.', 2)::uuid END;\n\
+         THEN CASE WHEN split_part(tok, '.', 3)::bigint > extract(epoch FROM now())\n            \
+         THEN split_part(tok, '.', 2)::uuid END END;\n\
          END\n"
     )
 }

@@ -336,7 +336,8 @@ async fn context_function_returns_the_signed_tenant_only() {
 /// The context function compares the whole token with the one rebuilt from
 /// its message (no separate shape parse), so every token it did not sign
 /// exactly must read NULL, without an error: suffixes and prefixes, a changed
-/// separator or case, a longer message under a valid MAC, non-ASCII text,
+/// separator or case, a longer message under a valid MAC, tenant or expiry
+/// that would not parse (parsed only after the MAC verified), non-ASCII text,
 /// other versions, over-long and empty settings.
 #[tokio::test]
 async fn context_function_reads_null_for_any_token_it_did_not_sign_exactly() {
@@ -362,6 +363,9 @@ async fn context_function_reads_null_for_any_token_it_did_not_sign_exactly() {
         format!("{message}..{mac}"),
         format!("{message}.0.{mac}"),
         format!("{message}.{}", &mac[1..]),
+        // Neither part parses, and the MAC fails: NULL, not a cast error.
+        format!("v1.{TENANT_B}.not-a-number.{mac}"),
+        format!("v1.not-a-uuid.99999999999.{mac}"),
         valid.replacen("v1.", "v2.", 1),
         valid.replacen("v1.", "V1.", 1),
         format!("{}é", &valid[..valid.len() - 1]),
