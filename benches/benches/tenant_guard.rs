@@ -12,6 +12,14 @@
 //!   literals, re-lex). Baseline:
 //!   `sqlparser` parse + `to_string` of the same statement, the floor for any
 //!   parse-and-render rewriter; the difference is the guard's own walk.
+//!
+//! On a loaded machine compare instruction counts instead of wall time:
+//! `valgrind --tool=callgrind --callgrind-out-file=cg.out
+//! target/release/deps/tenant_guard-<hash> --bench --profile-time 5
+//! tenant_guard/rewrite_cold`, then in `callgrind_annotate --inclusive=yes
+//! --tree=caller cg.out` divide the Ir that `Bencher::iter` spends in
+//! `QueryGuard::scope` (hisn) and in `Parser::parse_sql` plus the `String`
+//! collect (baseline) by their call counts.
 // A bench has no caller to return an error to: a broken fixture should stop it loudly.
 #![allow(clippy::expect_used)]
 
