@@ -549,4 +549,49 @@ mod tests {
         };
         assert!(matches!(r.ensure_clean(), Err(Error::RlsMisconfigured(1))));
     }
+
+    #[test]
+    fn registry_declarations_reach_the_generated_policies() {
+        use crate::guard::TableRegistry;
+        let registry =
+            TableRegistry::parse_spec("ledger:org_id:client_id,hr.pay:org_id,plain:org_id")
+                .unwrap()
+                .parse_role_gates("hr.*=hr_viewer/hr_admin")
+                .unwrap()
+                .org_wide_roles(["firm_admin"])
+                .unwrap();
+        let tables = tables_from_registry(&registry).unwrap();
+        assert_eq!(tables.len(), 3);
+        let sql = generate_sql(&tables, "app", &key()).unwrap();
+        for part in [
+            "CREATE OR REPLACE FUNCTION public.hisn_tenant_guard_current_scope() RETURNS text[]",
+            "GRANT EXECUTE ON FUNCTION public.hisn_tenant_guard_current_clients() TO \"app\";",
+            "CREATE POLICY \"hisn_client_isolation\" ON \"ledger\" AS RESTRICTIVE FOR ALL TO PUBLIC",
+            "CREATE POLICY \"hisn_role_gate_select_0\" ON \"hr\".\"pay\" AS RESTRICTIVE FOR SELECT TO PUBLIC",
+            "CREATE POLICY \"hisn_role_gate_delete_0\" ON \"hr\".\"pay\" AS RESTRICTIVE FOR DELETE TO PUBLIC \
+             USING ((SELECT public.hisn_tenant_guard_current_roles()) && ARRAY['hr_admin']::text[]);",
+        ] {
+            assert!(sql.contains(part), "missing {part}");
+        }
+        // Only the client-scoped table gets the client policy; no gate elsewhere.
+        assert_eq!(
+            sql.matches("CREATE POLICY \"hisn_client_isolation\"")
+                .count(),
+            1
+        );
+        assert_eq!(
+            sql.matches("CREATE POLICY \"hisn_role_gate_select_")
+                .count(),
+            1
+        );
+        // Without client tables or gates, no scope functions at all.
+        let plain = generate_sql(&parse_tables("plain:org_id").unwrap(), "app", &key()).unwrap();
+        assert!(!plain.contains("hisn_tenant_guard_current_scope"));
+        assert!(!plain.contains("CREATE POLICY \"hisn_client_isolation\""));
+        // The CLI spec form carries the client column.
+        let t = parse_tables("ledger:org_id:client_id").unwrap();
+        assert_eq!(t[0].client_column(), Some("client_id"));
+        assert!(parse_tables("ledger:org_id:org_id").is_err());
+        assert!(parse_tables("ledger:org_id:Client").is_err());
+    }
 }

@@ -195,3 +195,31 @@ fn role_gates_are_recorded_per_access() {
         .is_empty()
     );
 }
+
+#[test]
+fn schema_gates_apply_to_every_table_of_the_schema() {
+    let registry =
+        TableRegistry::parse_spec("hr.pay:tenant_id(id),hr.grades(code),ledger:tenant_id")
+            .unwrap()
+            .parse_role_gates("hr.*=hr_viewer/hr_admin; hr.pay=payroll")
+            .unwrap();
+    let gates = |sql: &str| {
+        rewrite(sql, &registry, Dialect::Postgres, false)
+            .unwrap()
+            .gates
+    };
+    // Its own gate and the schema's: a session needs a role of each.
+    assert_eq!(
+        gates("SELECT id FROM hr.pay"),
+        [
+            ("hr.pay".to_owned(), vec!["payroll".to_owned()]),
+            (
+                "hr.pay".to_owned(),
+                vec!["hr_admin".to_owned(), "hr_viewer".to_owned()]
+            ),
+        ]
+    );
+    // A shared table of the schema is gated for reading too.
+    assert_eq!(gates("SELECT code FROM hr.grades").len(), 1);
+    assert!(gates("SELECT tenant_id FROM ledger").is_empty());
+}
