@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use hisn_crypto_vault::{ApiKeys, DirKeyStore, UrlSigner, Vault};
+use hisn_crypto_vault::{ApiKeys, DirKeyStore, PgKeyStore, UrlSigner, Vault};
 use hisn_rate_limit::http::{KeyExtractor, TrustedProxies};
 use hisn_rate_limit::login::LoginGuard;
 use hisn_rate_limit::{KeyKind, Tiers};
@@ -18,6 +18,7 @@ use hisn_webhook_verify::{Scheme, Webhook};
 use crate::audit::Audit;
 use crate::config::{Config, SecretUrl};
 use crate::danger::Layers;
+use crate::keystore::TenantKeys;
 use crate::outbound::PartnerApi;
 use crate::routes::EscapeHatchAudit;
 use crate::shared::{self, SharedLimiter};
@@ -167,7 +168,13 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
     };
 
     let vault = Vault::new(
-        DirKeyStore::open(dir.join("tenant-keys")).map_err(|e| storage("key store")(&e))?,
+        match platform.as_pg() {
+            // The application role's pool: the table holds only wrapped keys.
+            Some(pool) => TenantKeys::Pg(PgKeyStore::new(pool.clone())),
+            None => TenantKeys::Dir(
+                DirKeyStore::open(dir.join("tenant-keys")).map_err(|e| storage("key store")(&e))?,
+            ),
+        },
         k.master,
     );
     let verifier = auth::verifier(&k.jwt).map_err(|e| StartError::Config(e.to_string()))?;

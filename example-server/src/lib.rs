@@ -10,6 +10,7 @@ pub mod db;
 pub mod demo;
 pub mod error;
 pub mod keys;
+pub mod keystore;
 pub mod logging;
 pub mod metrics;
 pub mod middleware;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRef;
-use hisn_crypto_vault::{ApiKeys, DirKeyStore, PasswordHasher, PasswordParams, UrlSigner, Vault};
+use hisn_crypto_vault::{ApiKeys, PasswordHasher, PasswordParams, UrlSigner, Vault};
 use hisn_rate_limit::http::KeyExtractor;
 use hisn_rate_limit::login::LoginGuard;
 use hisn_rate_limit::{KeyKind, Policy, Tiers};
@@ -66,7 +66,7 @@ pub struct Inner {
     /// Roles to permissions.
     pub policy: RolePolicy,
     /// Field encryption with per-tenant keys.
-    pub vault: Vault<DirKeyStore>,
+    pub vault: Vault<crate::keystore::TenantKeys>,
     /// argon2id password hashing.
     pub hasher: Arc<PasswordHasher>,
     /// API keys for machine clients.

@@ -80,6 +80,11 @@ pub enum PgStartError {
         /// Needed version.
         needed: i64,
     },
+    /// A table another component needs was never created.
+    #[error(
+        "table {0} is missing: run once with HISN_MIGRATE_DATABASE_URL set to the tables' owner"
+    )]
+    MissingTable(&'static str),
     /// The context key in the database is not this instance's.
     #[error(
         "the tenant context key installed in the database is not this instance's (rls_context in the key file): every instance must share the key file, or run with HISN_MIGRATE_DATABASE_URL to install this one"
@@ -154,6 +159,16 @@ pub async fn open(
     let needed = super::latest_version();
     if found < needed {
         return Err(PgStartError::Schema { found, needed });
+    }
+    for table in ["hisn_vault_keys", "hisn_vault_shredded"] {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(format!("public.{table}"))
+            .fetch_one(&app)
+            .await
+            .map_err(db("look for the key tables"))?;
+        if !exists {
+            return Err(PgStartError::MissingTable(table));
+        }
     }
     if layers.rls() {
         let report = rls::verify(&app, &tables)
@@ -263,11 +278,18 @@ async fn migrate(
         .map_err(&m)?;
         tracing::info!(target: "hisn::example_server", version = mig.version, name = mig.name, "migration applied");
     }
+    // crypto-vault's wrapped tenant keys (idempotent, its own `if not exists`).
+    sqlx::raw_sql(hisn_crypto_vault::PG_MIGRATION)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("crypto-vault key tables"))?;
     // `app_role` is a plain identifier (checked above), so quoting it is exact.
     let mut grants = format!(
-        "REVOKE ALL ON hisn_example_migrations, tenants, accounts, api_keys FROM PUBLIC;\n\
+        "REVOKE ALL ON hisn_example_migrations, tenants, accounts, api_keys, hisn_vault_keys, hisn_vault_shredded FROM PUBLIC;\n\
          GRANT SELECT ON hisn_example_migrations TO \"{app_role}\";\n\
-         GRANT SELECT, INSERT, UPDATE ON tenants, accounts, api_keys TO \"{app_role}\";\n"
+         GRANT SELECT, INSERT, UPDATE ON tenants, accounts, api_keys TO \"{app_role}\";\n\
+         GRANT SELECT, INSERT, UPDATE, DELETE ON hisn_vault_keys TO \"{app_role}\";\n\
+         GRANT SELECT, INSERT, UPDATE ON hisn_vault_shredded TO \"{app_role}\";\n"
     );
     if with_rls {
         let sql = rls::generate_sql(tables, app_role, key).map_err(guard("rls sql"))?;

@@ -116,6 +116,46 @@ async fn two_instances_share_the_tenant_quota_the_replay_store_and_idempotency_k
         .await
         .unwrap();
     assert_eq!(n, 1);
+
+    // A secret encrypted through one instance decrypts through the other
+    // (tenant keys in PostgreSQL, not in a data directory).
+    let r = a
+        .call(
+            "POST",
+            &u.path("/integrations"),
+            Some(&u.token),
+            Some(json!({ "name": "ERP", "base_url": "https://erp.example/api", "username": "svc", "oauth_token": "gho_shared5678", "password": "p@ss-w0rd-long" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let path = u.path(&format!("/integrations/{}", r.body["id"].as_str().unwrap()));
+    // Read back through each instance's vault (the route answers only a hint).
+    let hint = |srv: &Server| {
+        let ctx = srv.app.state.verifier.verify(&u.token).unwrap();
+        let state = srv.app.state.clone();
+        let path = path.clone();
+        async move {
+            let id = path.rsplit('/').next().unwrap().to_owned();
+            let mut tx = state.db.begin(&ctx).await.unwrap();
+            let ct: String = tx
+                .query_scalar("SELECT oauth_token FROM integrations WHERE id = ?")
+                .unwrap()
+                .bind(id.clone())
+                .fetch_one()
+                .await
+                .unwrap();
+            let tenant = ctx.tenant().to_string();
+            let fc =
+                hisn_crypto_vault::FieldContext::new(&tenant, "integrations", "oauth_token", &id)
+                    .unwrap();
+            let ct = hisn_crypto_vault::Ciphertext::from_text(&ct).unwrap();
+            let plain = state.vault.decrypt(&fc, &ct).await.unwrap();
+            String::from_utf8(plain.as_bytes().to_vec()).unwrap()
+        }
+    };
+    assert_eq!(hint(&a).await, "gho_shared5678");
+    assert_eq!(hint(&b).await, "gho_shared5678");
+
     cleanup_redis(&redis, &prefix).await;
 }
 
