@@ -71,6 +71,28 @@ async fn isolation_suite_on_postgres_with_the_guard_alone() {
     suite(&srv).await;
 }
 
+/// The suite is sensitive: with the guard off and one tenant table left
+/// without RLS, it fails (so its passing above means RLS held).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_suite_fails_when_a_table_lacks_rls_and_the_guard_is_off() {
+    use futures::FutureExt as _;
+    let Some(db) =
+        TestDb::create("isolation_suite_fails_when_a_table_lacks_rls_and_the_guard_is_off").await
+    else {
+        return;
+    };
+    let srv = db.server(Layers::without_query_guard()).await;
+    sabotage(&db, "ALTER TABLE work_orders DISABLE ROW LEVEL SECURITY").await;
+    let outcome = std::panic::AssertUnwindSafe(suite(&srv))
+        .catch_unwind()
+        .await;
+    let Err(panic) = outcome else {
+        panic!("the isolation suite passed with work_orders unprotected");
+    };
+    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("revealed B's"), "{msg}");
+}
+
 fn ctx(tenant: &str) -> hisn_tenant_guard::TenantContext {
     let t: TenantId = tenant.parse().unwrap();
     context_without_token(t, UserId::from_uuid(uuid::Uuid::new_v4()).unwrap())
