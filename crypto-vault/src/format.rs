@@ -607,6 +607,9 @@ mod tests {
     /// takes seconds).
     #[test]
     fn plaintext_of_max_len_is_accepted_and_one_byte_more_refused() {
+        // The documented sizes: 16 MiB of plaintext, 17 bytes of header, 33 in all.
+        assert_eq!(MAX_PLAINTEXT_LEN, 16 << 20);
+        assert_eq!((HEADER_LEN, OVERHEAD), (17, 33));
         check_plaintext_len(MAX_PLAINTEXT_LEN).unwrap();
         assert!(matches!(
             check_plaintext_len(MAX_PLAINTEXT_LEN + 1),

@@ -674,7 +674,16 @@ mod tests {
         // 4x memory, or 4x passes: accepted (and verified).
         assert_eq!(h.verify("pw", &at(1024, 2)).unwrap(), Verification::Valid);
         assert_eq!(h.verify("pw", &at(256, 8)).unwrap(), Verification::Valid);
-        for (m, t) in [(1032, 2), (256, 9), (768, 4), (4096, 2)] {
+        // Each bound alone: memory over with total work within (1032, 1),
+        // passes over with total work within (128, 9), work over alone (768, 4).
+        for (m, t) in [
+            (1032, 2),
+            (256, 9),
+            (768, 4),
+            (4096, 2),
+            (1032, 1),
+            (128, 9),
+        ] {
             let planted = at(m, t);
             let before = runs();
             assert!(
