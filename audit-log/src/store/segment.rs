@@ -145,6 +145,19 @@ pub fn encode_frame_v1(record: &[u8], link: &Link) -> Vec<u8> {
 
 fn encode_frame_version(version: u8, record: &[u8], link: &Link, synced: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(frame_overhead(version) + record.len());
+    encode_frame_into(&mut out, version, record, link, synced);
+    out
+}
+
+/// Append one frame of a segment of `version` to `out` (the writer encodes
+/// straight into its batch buffer: no frame allocated and copied per record).
+pub(crate) fn encode_frame_into(
+    out: &mut Vec<u8>,
+    version: u8,
+    record: &[u8],
+    link: &Link,
+    synced: u64,
+) {
     // Records are at most MAX_RECORD_LEN (1 MiB), far below u32::MAX.
     let len = u32::try_from(record.len())
         .unwrap_or(u32::MAX)
@@ -163,7 +176,6 @@ fn encode_frame_version(version: u8, record: &[u8], link: &Link, synced: u64) ->
     }
     out.extend_from_slice(record);
     out.extend_from_slice(&link.0);
-    out
 }
 
 /// One intact frame inside a segment.

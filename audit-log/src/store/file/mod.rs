@@ -55,8 +55,8 @@ use crate::encoding::{decode_record, encode_record, peek_header};
 use crate::error::{Error, Result};
 use crate::event::{Event, TenantId};
 use crate::store::segment::{
-    FRAME_OVERHEAD_V2, SEGMENT_VERSION, SegmentEnd, SegmentHeader, encode_frame, frame_overhead,
-    parse_segment_synced, require_usable,
+    FRAME_OVERHEAD_V2, SEGMENT_VERSION, SegmentEnd, SegmentHeader, encode_frame_into,
+    frame_overhead, parse_segment_synced, require_usable,
 };
 use crate::store::{AuditRead, Bounds, Export, ExportReceipt, export_prefix, prune_event};
 use crate::verify::StoredRecord;

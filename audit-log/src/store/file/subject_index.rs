@@ -242,7 +242,14 @@ fn parse_bucket(h: &Header, b: u32, bytes: &[u8]) -> Option<SegSubjects> {
     while !c.0.is_empty() {
         let klen = usize::try_from(c.u32()?).ok()?;
         let key = std::str::from_utf8(c.take(klen)?).ok()?.to_owned();
-        if bucket_of(key.as_bytes(), h.nbuckets) != b {
+        // The writer puts each bucket's keys in ascending order, so a key
+        // appears once: a repeated key would let the cold reader (first
+        // match) and a whole-file decode (every match) answer differently.
+        if bucket_of(key.as_bytes(), h.nbuckets) != b
+            || out
+                .last()
+                .is_some_and(|(prev, _): &(String, Vec<u32>)| *prev >= key)
+        {
             return None;
         }
         let n = c.u32()?;
@@ -572,6 +579,31 @@ pub fn index_file_of(segment: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fuzz crash (`audit_log_subject_index`, resealed input): a bucket
+    /// holding the same key twice was accepted. The cold reader answered the
+    /// first entry's positions and the whole-file decode both entries, so
+    /// the two ways of opening a store disagreed about which records name
+    /// the subject (an index can only omit, but the omission then depended
+    /// on the reader). Root cause: `parse_bucket` checked each key's bucket
+    /// but not that keys are unique; the writer always writes a bucket's
+    /// keys in ascending order, so anything else is refused now.
+    #[test]
+    fn a_bucket_with_a_repeated_or_unordered_key_is_refused() {
+        let seg = b"segment bytes".to_vec();
+        let offsets = [10u64, 20, 30];
+        for subjects in [
+            vec![("a".to_owned(), vec![0]), ("a".to_owned(), vec![1])],
+            vec![("b".to_owned(), vec![0]), ("a".to_owned(), vec![1])],
+        ] {
+            // One bucket (fewer than KEYS_PER_BUCKET keys): both keys in it.
+            let idx = encode(&seg, 7, &offsets, &subjects);
+            assert!(decode(&idx, &seg, 7, &offsets).is_none());
+            let h = read_header(idx.as_slice()).unwrap();
+            assert!(lookup(idx.as_slice(), &h, "a").is_none());
+            assert_eq!(fuzz_index(&idx, &seg, "a", false), Ok(()));
+        }
+    }
 
     #[test]
     fn encode_decode_round_trip() {

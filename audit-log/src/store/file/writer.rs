@@ -333,16 +333,20 @@ impl Writer {
 
     fn stage(&mut self, event: &Event) -> Result<u64> {
         let tenant = event.tenant();
-        if let Some(d) = self.blocked.get(tenant) {
+        // (Each map lookup hashes the tenant: one per record where possible.)
+        if !self.blocked.is_empty()
+            && let Some(d) = self.blocked.get(tenant)
+        {
             return Err(d.error());
         }
-        if !self.tenants.contains_key(tenant) {
-            self.new_tenant(tenant)?;
-        }
-        let (seq, head) = {
-            let tw = self.tenants.get(tenant).ok_or(Error::Closed)?;
-            (tw.next_seq, tw.head)
+        let tw = match self.tenants.get(tenant) {
+            Some(tw) => tw,
+            None => {
+                self.new_tenant(tenant)?;
+                self.tenants.get(tenant).ok_or(Error::Closed)?
+            }
         };
+        let (seq, head) = (tw.next_seq, tw.head);
         seq.checked_add(1).ok_or(Error::SequenceExhausted)?;
         let record = encode_record(seq, event)?;
         let link = chain_link(
@@ -352,21 +356,17 @@ impl Writer {
             &record_digest(&record),
         );
         let frame_len = (record.len() + FRAME_OVERHEAD_V2) as u64;
-        let roll = {
-            let tw = self.tenants.get(tenant).ok_or(Error::Closed)?;
-            // A segment of an older format is never appended to: the first
-            // append after an upgrade starts a new one.
-            tw.version < SEGMENT_VERSION
-                || (tw.seg_len + tw.buf.len() as u64 + frame_len > self.max_segment_bytes
-                    && (tw.seq_in_segment() || !tw.buf.is_empty()))
-        };
+        // A segment of an older format is never appended to: the first
+        // append after an upgrade starts a new one.
+        let roll = tw.version < SEGMENT_VERSION
+            || (tw.seg_len + tw.buf.len() as u64 + frame_len > self.max_segment_bytes
+                && (tw.seq_in_segment() || !tw.buf.is_empty()));
         if roll {
             self.roll(tenant)?;
         }
         let tw = self.tenants.get_mut(tenant).ok_or(Error::Closed)?;
-        let frame = encode_frame(&record, &link, tw.synced);
         let offset = tw.seg_len + tw.buf.len() as u64;
-        tw.buf.extend_from_slice(&frame);
+        encode_frame_into(&mut tw.buf, SEGMENT_VERSION, &record, &link, tw.synced);
         let len =
             u32::try_from(record.len()).map_err(|_| Error::InvalidField { field: "record" })?;
         tw.new_locs.push((
