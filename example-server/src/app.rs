@@ -105,67 +105,7 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
     )
     .map_err(|e| storage("audit store")(&e))?;
     let hook = Arc::new(EscapeHatchAudit::new(audit.clone()));
-    let (tenant_db, platform, admin) = match config.database_url.as_ref() {
-        None => {
-            let pool = db::open_sqlite(&dir.join("hisn.sqlite3"))
-                .await
-                .map_err(|e| storage("sqlite")(&e))?;
-            db::migrate(&pool)
-                .await
-                .map_err(|e| storage("migrations")(&e))?;
-            let tenant_db = db::sqlite_tenant_pool(pool.clone())
-                .await
-                .map_err(|e| storage("tenant pool")(&e))?;
-            let admin = PlatformAdmin::from_admin_pool(pool.clone(), hook, "operator-console");
-            (
-                tenant_db,
-                db::Platform::Sqlite(pool),
-                db::Admin::Sqlite(admin),
-            )
-        }
-        Some(url) => {
-            let key = k.rls_context.as_ref().ok_or_else(|| {
-                StartError::Config(format!(
-                    "{} has no rls_context key (written before PostgreSQL mode): add one (64 hex digits) shared by every instance",
-                    dir.join(keys::KEY_FILE).display()
-                ))
-            })?;
-            let pools = db::pg::open(
-                url.expose(),
-                config.migrate_database_url.as_ref().map(SecretUrl::expose),
-                config.admin_database_url.as_ref().map(SecretUrl::expose),
-                key,
-                layers,
-            )
-            .await?;
-            if layers.rls() {
-                // A session of a tenant that does not exist, issued and verified
-                // like any other: its transaction must see its tenant through RLS.
-                let probe = hisn_tenant_guard::TenantId::from_uuid(uuid::Uuid::new_v4())
-                    .map_err(|e| StartError::Config(e.to_string()))?;
-                let token = auth::issue_with(
-                    &auth::encoding_key(&k.jwt),
-                    Duration::from_secs(60),
-                    probe,
-                    &uuid::Uuid::new_v4().to_string(),
-                    "viewer",
-                    "pwd",
-                )
-                .map_err(|_| StartError::Config("cannot issue the probe session".into()))?;
-                let ctx = auth::verifier(&k.jwt)
-                    .and_then(|v| v.verify(&token.token))
-                    .map_err(|e| StartError::Config(format!("probe session: {e}")))?;
-                db::pg::probe_context(&pools.tenant, &ctx).await?;
-            }
-            let admin = match pools.admin {
-                Some(p) => {
-                    db::Admin::Pg(PlatformAdmin::from_admin_pool(p, hook, "operator-console"))
-                }
-                None => db::Admin::Unavailable,
-            };
-            (pools.tenant, db::Platform::Pg(pools.platform), admin)
-        }
-    };
+    let (tenant_db, platform, admin) = open_database(&config, &dir, &k, layers, hook).await?;
 
     let vault = Vault::new(
         match platform.as_pg() {
@@ -270,6 +210,79 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         state,
         router,
         keys_generated,
+    })
+}
+
+/// The database of the configured mode: embedded SQLite, or PostgreSQL
+/// (migrated by the owner role when configured, RLS verified, the context
+/// key probed) with the escape hatch's admin pool.
+async fn open_database(
+    config: &Config,
+    dir: &std::path::Path,
+    k: &keys::ServerKeys,
+    layers: Layers,
+    hook: Arc<EscapeHatchAudit>,
+) -> Result<(db::TenantDb, db::Platform, db::Admin), StartError> {
+    Ok(match config.database_url.as_ref() {
+        None => {
+            let pool = db::open_sqlite(&dir.join("hisn.sqlite3"))
+                .await
+                .map_err(|e| storage("sqlite")(&e))?;
+            db::migrate(&pool)
+                .await
+                .map_err(|e| storage("migrations")(&e))?;
+            let tenant_db = db::sqlite_tenant_pool(pool.clone())
+                .await
+                .map_err(|e| storage("tenant pool")(&e))?;
+            let admin = PlatformAdmin::from_admin_pool(pool.clone(), hook, "operator-console");
+            (
+                tenant_db,
+                db::Platform::Sqlite(pool),
+                db::Admin::Sqlite(admin),
+            )
+        }
+        Some(url) => {
+            let key = k.rls_context.as_ref().ok_or_else(|| {
+                StartError::Config(format!(
+                    "{} has no rls_context key (written before PostgreSQL mode): add one (64 hex digits) shared by every instance",
+                    dir.join(keys::KEY_FILE).display()
+                ))
+            })?;
+            let pools = db::pg::open(
+                url.expose(),
+                config.migrate_database_url.as_ref().map(SecretUrl::expose),
+                config.admin_database_url.as_ref().map(SecretUrl::expose),
+                key,
+                layers,
+            )
+            .await?;
+            if layers.rls() {
+                // A session of a tenant that does not exist, issued and verified
+                // like any other: its transaction must see its tenant through RLS.
+                let probe = hisn_tenant_guard::TenantId::from_uuid(uuid::Uuid::new_v4())
+                    .map_err(|e| StartError::Config(e.to_string()))?;
+                let token = auth::issue_with(
+                    &auth::encoding_key(&k.jwt),
+                    Duration::from_secs(60),
+                    probe,
+                    &uuid::Uuid::new_v4().to_string(),
+                    "viewer",
+                    "pwd",
+                )
+                .map_err(|_| StartError::Config("cannot issue the probe session".into()))?;
+                let ctx = auth::verifier(&k.jwt)
+                    .and_then(|v| v.verify(&token.token))
+                    .map_err(|e| StartError::Config(format!("probe session: {e}")))?;
+                db::pg::probe_context(&pools.tenant, &ctx).await?;
+            }
+            let admin = match pools.admin {
+                Some(p) => {
+                    db::Admin::Pg(PlatformAdmin::from_admin_pool(p, hook, "operator-console"))
+                }
+                None => db::Admin::Unavailable,
+            };
+            (pools.tenant, db::Platform::Pg(pools.platform), admin)
+        }
     })
 }
 
