@@ -520,4 +520,84 @@ mod tests {
             assert!(decimal(s).is_err(), "{s:?}");
         }
     }
+
+    const BCRYPT6: &str = "$2a$06$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s.";
+
+    /// `is_none` is true only when no algorithm is enabled: any one of the
+    /// three makes it false.
+    #[test]
+    fn is_none_only_without_any_algorithm() {
+        assert!(LegacyPolicy::NONE.is_none());
+        let cost = ScryptCost::NODE_DEFAULT;
+        for one in [
+            LegacyPolicy::NONE.with_bcrypt(10).unwrap(),
+            LegacyPolicy::NONE.with_scrypt(cost),
+            LegacyPolicy::NONE.with_pbkdf2_sha256(1000).unwrap(),
+        ] {
+            assert!(!one.is_none(), "{one:?}");
+        }
+    }
+
+    /// `maximum` enables every algorithm at its largest ceiling (and the
+    /// `salt:hash` layout only when one is given).
+    #[test]
+    fn maximum_is_every_algorithm_at_its_largest_ceiling() {
+        let all = LegacyPolicy::NONE
+            .with_bcrypt(LegacyPolicy::MAX_BCRYPT_COST)
+            .unwrap()
+            .with_scrypt(ScryptCost::MAXIMUM)
+            .with_pbkdf2_sha256(LegacyPolicy::MAX_PBKDF2_ITERATIONS)
+            .unwrap();
+        assert_eq!(LegacyPolicy::maximum(None), all);
+        let layout = SaltHashLayout::NODE_DEFAULT;
+        assert_eq!(
+            LegacyPolicy::maximum(Some(layout)),
+            all.with_scrypt_salt_hash(layout)
+        );
+    }
+
+    /// The one-hash policies (`matching`, `for_stored`) admit exactly the
+    /// stored hash's algorithm at its own cost; anything that is not a
+    /// legacy or wrapped hash gets `NONE`.
+    #[test]
+    fn one_hash_policies_admit_exactly_the_stored_algorithm_and_cost() {
+        let bcrypt6 = LegacyPolicy::NONE.with_bcrypt(6).unwrap();
+        let h = LegacyHash::parse(BCRYPT6, &LegacyPolicy::maximum(None)).unwrap();
+        assert_eq!(LegacyPolicy::matching(&h), bcrypt6);
+        assert_eq!(LegacyPolicy::for_stored(BCRYPT6, None).unwrap(), bcrypt6);
+        let wrapped = "$hisn-wrap-v1$2b$06$DCq7YPn5Rq63x1Lad4cll.$argon2id$v=19$rest";
+        assert_eq!(LegacyPolicy::for_stored(wrapped, None).unwrap(), bcrypt6);
+        let scrypt = "$scrypt$ln=10,r=8,p=1,l=16$c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+        assert_eq!(
+            LegacyPolicy::for_stored(scrypt, None).unwrap(),
+            LegacyPolicy::NONE.with_scrypt(ScryptCost::new(10, 8, 1).unwrap())
+        );
+        let pbkdf2 = "$pbkdf2-sha256$i=1000,l=16$c2FsdA$aGFzaGhhc2hoYXNoaGFzaA";
+        assert_eq!(
+            LegacyPolicy::for_stored(pbkdf2, None).unwrap(),
+            LegacyPolicy::NONE.with_pbkdf2_sha256(1000).unwrap()
+        );
+        let layout = SaltHashLayout::NODE_DEFAULT;
+        let salt_hash = "00ff:000102030405060708090a0b0c0d0e0f";
+        assert_eq!(
+            LegacyPolicy::for_stored(salt_hash, Some(layout)).unwrap(),
+            LegacyPolicy::NONE.with_scrypt_salt_hash(layout)
+        );
+        let argon2 =
+            "$argon2id$v=19$m=256,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+        for other in [argon2, "garbage", ""] {
+            assert_eq!(
+                LegacyPolicy::for_stored(other, None).unwrap(),
+                LegacyPolicy::NONE,
+                "{other:?}"
+            );
+        }
+        assert!(matches!(
+            LegacyPolicy::for_stored(
+                "$2a$15$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s.",
+                None
+            ),
+            Err(Error::PasswordHashRejected(_))
+        ));
+    }
 }
