@@ -56,253 +56,84 @@ mod review {
 
     /// Read attacks, each yielding a secret marker only when it sees a row of
     /// client Y (or tenant B, or HR). Both dialects.
-    pub const READS: &[(&str, &str)] = &[
-        ("plain", "SELECT memo FROM ledger"),
-        (
-            "self_join_on_true",
-            "SELECT b.memo FROM ledger a JOIN ledger b ON true",
-        ),
-        (
-            "left_join_other_side",
-            "SELECT b.memo FROM ledger a LEFT JOIN ledger b ON b.id <> a.id",
-        ),
-        (
-            "right_join",
-            "SELECT b.memo FROM notes a RIGHT JOIN ledger b ON true",
-        ),
-        ("cross_join_notes", "SELECT l.memo FROM notes n, ledger l"),
-        (
-            "alias_named_like_other_table",
-            "SELECT notes.memo FROM ledger AS notes",
-        ),
-        (
-            "other_table_aliased_as_ledger",
-            "SELECT l.memo FROM notes AS ledger, ledger AS l",
-        ),
-        (
-            "scalar_subquery_select_list",
-            "SELECT (SELECT max(memo) FROM ledger WHERE memo LIKE 'y%')",
-        ),
-        (
-            "exists_oracle",
-            "SELECT CASE WHEN EXISTS (SELECT 1 FROM ledger WHERE memo = 'y-secret') THEN 'y-secret' END",
-        ),
-        (
-            "in_subquery",
-            "SELECT 'y-secret' WHERE 'y-secret' IN (SELECT memo FROM ledger)",
-        ),
-        (
-            "correlated_sub",
-            "SELECT (SELECT max(l2.memo) FROM ledger l2 WHERE l2.client_id <> l.client_id) FROM ledger l",
-        ),
-        (
-            "cte",
-            "WITH c AS (SELECT memo FROM ledger) SELECT memo FROM c",
-        ),
-        (
-            "cte_recursive",
-            "WITH RECURSIVE r(m, n) AS (SELECT memo, 1 FROM ledger UNION ALL SELECT m, n + 1 FROM r WHERE n < 2) SELECT m FROM r",
-        ),
-        (
-            "cte_nested_in_subquery",
-            "SELECT (SELECT max(m) FROM (WITH c AS (SELECT memo AS m FROM ledger) SELECT m FROM c) d)",
-        ),
-        (
-            "union",
-            "SELECT memo FROM ledger UNION SELECT memo FROM ledger WHERE client_id = '$Y'",
-        ),
-        (
-            "union_all_count",
-            "SELECT CASE WHEN count(*) > 2 THEN 'y-secret' END FROM (SELECT id FROM ledger UNION ALL SELECT id FROM ledger WHERE memo LIKE 'y%') u",
-        ),
-        (
-            "intersect",
-            "SELECT memo FROM ledger INTERSECT SELECT memo FROM ledger",
-        ),
-        ("except", "SELECT memo FROM ledger EXCEPT SELECT 'x-one'"),
-        (
-            "derived_table",
-            "SELECT m FROM (SELECT memo AS m FROM ledger) d",
-        ),
-        (
-            "window_count",
-            "SELECT CASE WHEN count(*) OVER () > 2 THEN 'y-secret' END FROM ledger",
-        ),
-        (
-            "window_over_partition",
-            "SELECT CASE WHEN count(*) OVER (PARTITION BY tenant_id) > 2 THEN 'y-secret' END FROM ledger",
-        ),
-        (
-            "group_by_client",
-            "SELECT CASE WHEN count(DISTINCT client_id) > 1 THEN 'y-secret' END FROM ledger",
-        ),
-        (
-            "having_count",
-            "SELECT 'y-secret' FROM ledger HAVING count(*) > 2",
-        ),
-        (
-            "sum_oracle",
-            "SELECT CASE WHEN sum(amount) > 100 THEN 'y-secret' END FROM ledger",
-        ),
-        (
-            "or_true",
-            "SELECT memo FROM ledger WHERE client_id = '$Y' OR 1 = 1",
-        ),
-        (
-            "case_client_column_upper",
-            "SELECT memo FROM ledger WHERE CLIENT_ID = '$Y'",
-        ),
-        (
-            "quoted_client_column",
-            "SELECT memo FROM ledger WHERE \"client_id\" = '$Y'",
-        ),
-        ("values_subquery", "VALUES ((SELECT max(memo) FROM ledger))"),
-        (
-            "limit_subquery",
-            "SELECT 'y-secret' FROM notes LIMIT (SELECT count(*) - 2 FROM ledger)",
-        ),
-        (
-            "order_by_subquery",
-            "SELECT note FROM notes ORDER BY (SELECT max(memo) FROM ledger)",
-        ),
-        (
-            "hr_scalar_subquery",
-            "SELECT (SELECT max(employee) FROM hr.salaries)",
-        ),
-        (
-            "hr_exists",
-            "SELECT CASE WHEN EXISTS (SELECT 1 FROM hr.salaries WHERE amount = 9000) THEN 'alice' END",
-        ),
-        (
-            "hr_union",
-            "SELECT memo FROM ledger UNION SELECT employee FROM hr.salaries",
-        ),
-        (
-            "hr_join",
-            "SELECT s.employee FROM ledger l JOIN hr.salaries s ON true",
-        ),
-        (
-            "hr_cte",
-            "WITH s AS (SELECT employee FROM hr.salaries) SELECT employee FROM s",
-        ),
-        (
-            "hr_derived",
-            "SELECT e FROM (SELECT employee AS e FROM hr.salaries) d",
-        ),
-        ("hr_quoted", "SELECT employee FROM \"hr\".\"salaries\""),
-        ("hr_upper", "SELECT employee FROM HR.SALARIES"),
+    pub const READS: &[&str] = &[
+        "plain | SELECT memo FROM ledger",
+        "self_join_on_true | SELECT b.memo FROM ledger a JOIN ledger b ON true",
+        "left_join_other_side | SELECT b.memo FROM ledger a LEFT JOIN ledger b ON b.id <> a.id",
+        "right_join | SELECT b.memo FROM notes a RIGHT JOIN ledger b ON true",
+        "cross_join_notes | SELECT l.memo FROM notes n, ledger l",
+        "alias_named_like_other_table | SELECT notes.memo FROM ledger AS notes",
+        "other_table_aliased_as_ledger | SELECT l.memo FROM notes AS ledger, ledger AS l",
+        "scalar_subquery_select_list | SELECT (SELECT max(memo) FROM ledger WHERE memo LIKE 'y%')",
+        "exists_oracle | SELECT CASE WHEN EXISTS (SELECT 1 FROM ledger WHERE memo = 'y-secret') THEN 'y-secret' END",
+        "in_subquery | SELECT 'y-secret' WHERE 'y-secret' IN (SELECT memo FROM ledger)",
+        "correlated_sub | SELECT (SELECT max(l2.memo) FROM ledger l2 WHERE l2.client_id <> l.client_id) FROM ledger l",
+        "cte | WITH c AS (SELECT memo FROM ledger) SELECT memo FROM c",
+        "cte_recursive | WITH RECURSIVE r(m, n) AS (SELECT memo, 1 FROM ledger UNION ALL SELECT m, n + 1 FROM r WHERE n < 2) SELECT m FROM r",
+        "cte_nested_in_subquery | SELECT (SELECT max(m) FROM (WITH c AS (SELECT memo AS m FROM ledger) SELECT m FROM c) d)",
+        "union | SELECT memo FROM ledger UNION SELECT memo FROM ledger WHERE client_id = '$Y'",
+        "union_all_count | SELECT CASE WHEN count(*) > 2 THEN 'y-secret' END FROM (SELECT id FROM ledger UNION ALL SELECT id FROM ledger WHERE memo LIKE 'y%') u",
+        "intersect | SELECT memo FROM ledger INTERSECT SELECT memo FROM ledger",
+        "except | SELECT memo FROM ledger EXCEPT SELECT 'x-one'",
+        "derived_table | SELECT m FROM (SELECT memo AS m FROM ledger) d",
+        "window_count | SELECT CASE WHEN count(*) OVER () > 2 THEN 'y-secret' END FROM ledger",
+        "window_over_partition | SELECT CASE WHEN count(*) OVER (PARTITION BY tenant_id) > 2 THEN 'y-secret' END FROM ledger",
+        "group_by_client | SELECT CASE WHEN count(DISTINCT client_id) > 1 THEN 'y-secret' END FROM ledger",
+        "having_count | SELECT 'y-secret' FROM ledger HAVING count(*) > 2",
+        "sum_oracle | SELECT CASE WHEN sum(amount) > 100 THEN 'y-secret' END FROM ledger",
+        "or_true | SELECT memo FROM ledger WHERE client_id = '$Y' OR 1 = 1",
+        "case_client_column_upper | SELECT memo FROM ledger WHERE CLIENT_ID = '$Y'",
+        "quoted_client_column | SELECT memo FROM ledger WHERE \"client_id\" = '$Y'",
+        "values_subquery | VALUES ((SELECT max(memo) FROM ledger))",
+        "limit_subquery | SELECT 'y-secret' FROM notes LIMIT (SELECT count(*) - 2 FROM ledger)",
+        "order_by_subquery | SELECT note FROM notes ORDER BY (SELECT max(memo) FROM ledger)",
+        "hr_scalar_subquery | SELECT (SELECT max(employee) FROM hr.salaries)",
+        "hr_exists | SELECT CASE WHEN EXISTS (SELECT 1 FROM hr.salaries WHERE amount = 9000) THEN 'alice' END",
+        "hr_union | SELECT memo FROM ledger UNION SELECT employee FROM hr.salaries",
+        "hr_join | SELECT s.employee FROM ledger l JOIN hr.salaries s ON true",
+        "hr_cte | WITH s AS (SELECT employee FROM hr.salaries) SELECT employee FROM s",
+        "hr_derived | SELECT e FROM (SELECT employee AS e FROM hr.salaries) d",
+        "hr_quoted | SELECT employee FROM \"hr\".\"salaries\"",
+        "hr_upper | SELECT employee FROM HR.SALARIES",
     ];
 
     /// Write attacks (guarded): each must be refused, fail, or leave client
     /// Y's rows, tenant B's and the HR table unchanged.
-    pub const WRITES: &[(&str, &str)] = &[
-        (
-            "update_from_ledger_self",
-            "UPDATE ledger SET memo = 'pwn' FROM ledger l2 WHERE l2.client_id = '$Y'",
-        ),
-        (
-            "update_notes_from_ledger",
-            "UPDATE notes SET note = l.memo FROM ledger l WHERE l.memo LIKE 'y%'",
-        ),
-        (
-            "delete_using",
-            "DELETE FROM ledger USING notes n WHERE ledger.memo LIKE 'y%'",
-        ),
-        (
-            "delete_in_subquery",
-            "DELETE FROM ledger WHERE id IN (SELECT id FROM ledger WHERE memo LIKE 'y%')",
-        ),
-        (
-            "insert_notes_select_ledger",
-            "INSERT INTO notes (note) SELECT memo FROM ledger",
-        ),
-        (
-            "insert_notes_select_hr",
-            "INSERT INTO notes (note) SELECT employee FROM hr.salaries",
-        ),
-        (
-            "insert_client_null",
-            "INSERT INTO ledger (memo, client_id) VALUES ('p', NULL)",
-        ),
-        (
-            "insert_client_default",
-            "INSERT INTO ledger (memo, client_id) VALUES ('p', DEFAULT)",
-        ),
-        (
-            "insert_client_upper",
-            "INSERT INTO ledger (memo, CLIENT_ID) VALUES ('p', '$Y')",
-        ),
-        (
-            "insert_client_quoted",
-            "INSERT INTO ledger (memo, \"client_id\") VALUES ('p', '$Y')",
-        ),
-        (
-            "insert_multi_row_mixed",
-            "INSERT INTO ledger (memo, client_id) VALUES ('p', '$X'), ('p', '$Y')",
-        ),
-        (
-            "insert_client_subquery",
-            "INSERT INTO ledger (memo, client_id) VALUES ('p', (SELECT client_id FROM ledger WHERE memo = 'y-secret'))",
-        ),
-        (
-            "insert_select_client",
-            "INSERT INTO ledger (memo, client_id) SELECT 'p', client_id FROM ledger",
-        ),
-        (
-            "insert_tenant_column",
-            "INSERT INTO ledger (memo, tenant_id) VALUES ('p', '$A')",
-        ),
-        (
-            "update_row_constructor",
-            "UPDATE ledger SET (memo, client_id) = ('p', '$Y')",
-        ),
-        (
-            "update_row_subquery",
-            "UPDATE ledger SET (memo, client_id) = (SELECT memo, client_id FROM ledger l2 LIMIT 1)",
-        ),
-        (
-            "update_qualified_client",
-            "UPDATE ledger SET ledger.client_id = '$Y'",
-        ),
-        (
-            "update_aliased_client",
-            "UPDATE ledger AS l SET client_id = '$Y'",
-        ),
-        (
-            "update_quoted_upper_client",
-            "UPDATE ledger SET \"CLIENT_ID\" = '$Y'",
-        ),
-        (
-            "upsert_set_client_excluded",
-            "INSERT INTO ledger (id, memo) VALUES ('a0000000-0000-4000-8000-000000000001', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = excluded.client_id",
-        ),
-        (
-            "upsert_row_constructor",
-            "INSERT INTO ledger (id, memo) VALUES ('a0000000-0000-4000-8000-000000000001', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET (memo, client_id) = ('p', '$Y')",
-        ),
-        (
-            "upsert_other_clients_row",
-            "INSERT INTO ledger (id, memo) VALUES ('a0000000-0000-4000-8000-000000000003', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET memo = 'pwn', amount = 0",
-        ),
-        ("hr_update", "UPDATE hr.salaries SET amount = 0"),
-        ("hr_delete", "DELETE FROM hr.salaries"),
-        (
-            "hr_insert",
-            "INSERT INTO hr.salaries (id, employee, amount) VALUES ('c0000000-0000-4000-8000-000000000009', 'mallory', 1)",
-        ),
-        (
-            "hr_read_through_update_from",
-            "UPDATE notes SET note = s.employee FROM hr.salaries s",
-        ),
-        (
-            "hr_read_in_returning",
-            "UPDATE notes SET note = 'n' RETURNING (SELECT max(employee) FROM hr.salaries)",
-        ),
-        (
-            "hr_read_in_delete_using",
-            "DELETE FROM notes USING hr.salaries s WHERE s.amount = 9000",
-        ),
+    pub const WRITES: &[&str] = &[
+        "update_from_ledger_self | UPDATE ledger SET memo = 'pwn' FROM ledger l2 WHERE l2.client_id = '$Y'",
+        "update_notes_from_ledger | UPDATE notes SET note = l.memo FROM ledger l WHERE l.memo LIKE 'y%'",
+        "delete_using | DELETE FROM ledger USING notes n WHERE ledger.memo LIKE 'y%'",
+        "delete_in_subquery | DELETE FROM ledger WHERE id IN (SELECT id FROM ledger WHERE memo LIKE 'y%')",
+        "insert_notes_select_ledger | INSERT INTO notes (note) SELECT memo FROM ledger",
+        "insert_notes_select_hr | INSERT INTO notes (note) SELECT employee FROM hr.salaries",
+        "insert_client_null | INSERT INTO ledger (memo, client_id) VALUES ('p', NULL)",
+        "insert_client_default | INSERT INTO ledger (memo, client_id) VALUES ('p', DEFAULT)",
+        "insert_client_upper | INSERT INTO ledger (memo, CLIENT_ID) VALUES ('p', '$Y')",
+        "insert_client_quoted | INSERT INTO ledger (memo, \"client_id\") VALUES ('p', '$Y')",
+        "insert_multi_row_mixed | INSERT INTO ledger (memo, client_id) VALUES ('p', '$X'), ('p', '$Y')",
+        "insert_client_subquery | INSERT INTO ledger (memo, client_id) VALUES ('p', (SELECT client_id FROM ledger WHERE memo = 'y-secret'))",
+        "insert_select_client | INSERT INTO ledger (memo, client_id) SELECT 'p', client_id FROM ledger",
+        "insert_tenant_column | INSERT INTO ledger (memo, tenant_id) VALUES ('p', '$A')",
+        "update_row_constructor | UPDATE ledger SET (memo, client_id) = ('p', '$Y')",
+        "update_row_subquery | UPDATE ledger SET (memo, client_id) = (SELECT memo, client_id FROM ledger l2 LIMIT 1)",
+        "update_qualified_client | UPDATE ledger SET ledger.client_id = '$Y'",
+        "update_aliased_client | UPDATE ledger AS l SET client_id = '$Y'",
+        "update_quoted_upper_client | UPDATE ledger SET \"CLIENT_ID\" = '$Y'",
+        "upsert_set_client_excluded | INSERT INTO ledger (id, memo) VALUES ('a0000000-0000-4000-8000-000000000001', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = excluded.client_id",
+        "upsert_row_constructor | INSERT INTO ledger (id, memo) VALUES ('a0000000-0000-4000-8000-000000000001', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET (memo, client_id) = ('p', '$Y')",
+        "upsert_other_clients_row | INSERT INTO ledger (id, memo) VALUES ('a0000000-0000-4000-8000-000000000003', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET memo = 'pwn', amount = 0",
+        "hr_update | UPDATE hr.salaries SET amount = 0",
+        "hr_delete | DELETE FROM hr.salaries",
+        "hr_insert | INSERT INTO hr.salaries (id, employee, amount) VALUES ('c0000000-0000-4000-8000-000000000009', 'mallory', 1)",
+        "hr_read_through_update_from | UPDATE notes SET note = s.employee FROM hr.salaries s",
+        "hr_read_in_returning | UPDATE notes SET note = 'n' RETURNING (SELECT max(employee) FROM hr.salaries)",
+        "hr_read_in_delete_using | DELETE FROM notes USING hr.salaries s WHERE s.amount = 9000",
     ];
+
+    /// An attack entry `name | sql`.
+    pub fn split(entry: &str) -> (&str, &str) {
+        entry.split_once(" | ").unwrap()
+    }
 
     pub fn fill(sql: &str) -> String {
         sql.replace("$Y", CLIENT_Y)
@@ -322,7 +153,7 @@ mod review {
         for dialect in [Dialect::Postgres, Dialect::Sqlite] {
             let g = guard(dialect);
             let x = SessionScope::from_context(&ctx(&["member"], &[CLIENT_X]));
-            for (name, sql) in READS.iter().chain(WRITES) {
+            for (name, sql) in READS.iter().chain(WRITES).map(|e| split(e)) {
                 if !name.starts_with("hr_") {
                     continue;
                 }
@@ -345,7 +176,7 @@ mod review {
             }
             g.scope_for("SELECT employee FROM hr.salaries", &viewer)
                 .unwrap();
-            for (name, sql) in WRITES {
+            for (name, sql) in WRITES.iter().map(|e| split(e)) {
                 if name.contains("client") && !name.starts_with("upsert_other") {
                     assert!(g.scope_for(&fill(sql), &x).is_err(), "{dialect:?} {name}");
                 }
@@ -369,6 +200,59 @@ mod review {
             assert!(!wide.sql().contains("client_id"), "{}", wide.sql());
             assert!(narrow.sql().contains("client_id"), "{}", narrow.sql());
         }
+    }
+
+    /// Malformed registry specs (what `hisn guard --tables`/`--role-gates`
+    /// pass through) are refused with an error, never read as a wider scope.
+    #[test]
+    fn malformed_client_and_gate_specs_are_refused() {
+        for spec in [
+            "ledger:tenant_id:",
+            "ledger::client_id",
+            "ledger:tenant_id:client_id:x",
+            "ledger:tenant_id:tenant_id",
+            "ledger:tenant_id:\"client_id\"",
+            "ledger:tenant_id:client id",
+            "ledger:tenant_id:client_id,ledger:tenant_id",
+            "ledger:tenant_id,ledger:tenant_id:client_id",
+        ] {
+            assert!(TableRegistry::parse_spec(spec).is_err(), "{spec}");
+        }
+        let base = || TableRegistry::parse_spec("hr.salaries:tenant_id").unwrap();
+        for gates in [
+            "hr.salaries=",
+            "hr.salaries=/",
+            "hr.salary=hr_viewer",
+            "hr.salaries=hr_viewer,member",
+            "*=hr_viewer",
+            "hr.salaries=Hr_Viewer",
+            "hr.salaries=*",
+            "\"hr\".*=hr_viewer",
+        ] {
+            assert!(base().parse_role_gates(gates).is_err(), "{gates}");
+        }
+        // An empty write list means nobody writes, not everybody.
+        let g = QueryGuard::new(
+            base().parse_role_gates("hr.salaries=hr_viewer/").unwrap(),
+            Dialect::Postgres,
+        );
+        let viewer = SessionScope::from_context(&ctx(&["hr_viewer"], &[]));
+        g.scope_for("SELECT employee FROM hr.salaries", &viewer)
+            .unwrap();
+        assert!(matches!(
+            g.scope_for("UPDATE hr.salaries SET amount = 0", &viewer),
+            Err(GuardError::RoleRequired(_))
+        ));
+        // Case of the table in the gate folds like the database's.
+        let g = QueryGuard::new(
+            base().parse_role_gates("HR.SALARIES=hr_viewer").unwrap(),
+            Dialect::Postgres,
+        );
+        let member = SessionScope::from_context(&ctx(&["member"], &[]));
+        assert!(matches!(
+            g.scope_for("SELECT employee FROM hr.salaries", &member),
+            Err(GuardError::RoleRequired(_))
+        ));
     }
 
     /// SQLite numbering: user `?NNN` never collides with the guard's own
@@ -480,7 +364,7 @@ mod lite {
         let before = snapshot(&raw).await;
         assert!(before.contains("y-secret") && before.contains("alice"));
         let mut ran = 0;
-        for (name, sql) in READS.iter().chain(WRITES) {
+        for (name, sql) in READS.iter().chain(WRITES).map(|e| split(e)) {
             let sql = fill(sql);
             if let Ok(rows) = run(&pool, &x, &sql).await {
                 ran += 1;
@@ -665,94 +549,31 @@ mod pg {
 
     /// Writes sent as written with the guard off (RLS alone): the tenant
     /// column is supplied, the client and role checks are RLS's alone.
-    const RLS_WRITES: &[(&str, &str)] = &[
-        (
-            "insert_into_y",
-            "INSERT INTO ledger (tenant_id, client_id, memo) VALUES ('$A', '$Y', 'planted')",
-        ),
-        (
-            "insert_multi_row_mixed",
-            "INSERT INTO ledger (tenant_id, client_id, memo) VALUES ('$A', '$X', 'p'), ('$A', '$Y', 'planted')",
-        ),
-        (
-            "insert_select_client_from_sub",
-            "INSERT INTO ledger (tenant_id, client_id, memo) SELECT '$A', '$Y'::uuid, 'planted'",
-        ),
-        (
-            "update_moves_x_row_to_y",
-            "UPDATE ledger SET client_id = '$Y'",
-        ),
-        (
-            "update_row_constructor",
-            "UPDATE ledger SET (memo, client_id) = ('planted', '$Y')",
-        ),
-        (
-            "upsert_moves_to_y",
-            "INSERT INTO ledger (tenant_id, id, client_id, memo) VALUES ('$A', 'a0000000-0000-4000-8000-000000000001', '$X', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = '$Y'",
-        ),
-        (
-            "upsert_on_y_row",
-            "INSERT INTO ledger (tenant_id, id, client_id, memo) VALUES ('$A', 'a0000000-0000-4000-8000-000000000003', '$X', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET memo = 'pwn'",
-        ),
-        (
-            "cte_delete",
-            "WITH d AS (DELETE FROM ledger RETURNING memo) SELECT memo FROM d",
-        ),
-        (
-            "cte_update_returning",
-            "WITH u AS (UPDATE ledger SET amount = 0 WHERE memo LIKE 'y%' RETURNING memo) SELECT memo FROM u",
-        ),
-        (
-            "update_from",
-            "UPDATE ledger SET memo = 'pwn' FROM ledger l2 WHERE l2.client_id = '$Y'",
-        ),
-        (
-            "delete_using",
-            "DELETE FROM ledger USING notes n WHERE ledger.memo LIKE 'y%'",
-        ),
-        (
-            "insert_notes_from_y",
-            "INSERT INTO notes (tenant_id, note) SELECT '$A', memo FROM ledger",
-        ),
-        (
-            "insert_notes_from_hr",
-            "INSERT INTO notes (tenant_id, note) SELECT '$A', employee FROM hr.salaries",
-        ),
-        ("hr_update", "UPDATE hr.salaries SET amount = 0"),
-        ("hr_delete", "DELETE FROM hr.salaries"),
-        (
-            "hr_insert",
-            "INSERT INTO hr.salaries (tenant_id, employee, amount) VALUES ('$A', 'mallory', 1)",
-        ),
-        (
-            "hr_upsert",
-            "INSERT INTO hr.salaries (tenant_id, id, employee, amount) VALUES ('$A', 'c0000000-0000-4000-8000-000000000001', 'm', 0) ON CONFLICT (tenant_id, id) DO UPDATE SET amount = 0",
-        ),
-        (
-            "hr_read_in_returning",
-            "UPDATE notes SET note = note RETURNING (SELECT max(employee) FROM hr.salaries)",
-        ),
-        (
-            "hr_select_for_update",
-            "SELECT employee FROM hr.salaries FOR UPDATE",
-        ),
-        (
-            "savepoint_rollback_scope",
-            "SAVEPOINT s; SELECT set_config('hisn.tenant_scope', '', true); ROLLBACK TO SAVEPOINT s; SELECT memo FROM ledger WHERE memo LIKE 'y%'",
-        ),
-        ("reset_all", "RESET ALL; SELECT memo FROM ledger"),
-        (
-            "set_local_scope_garbage",
-            "SET LOCAL hisn.tenant_scope = 's1.x.9999999999.$Y.firm_admin,hr_admin.0000000000000000000000000000000000000000000000000000000000000000'; SELECT memo FROM ledger",
-        ),
-        (
-            "cursor",
-            "DECLARE c CURSOR FOR SELECT memo FROM ledger; FETCH ALL FROM c",
-        ),
-        (
-            "prepared",
-            "PREPARE p AS SELECT memo FROM ledger; EXECUTE p; DEALLOCATE p",
-        ),
+    const RLS_WRITES: &[&str] = &[
+        "insert_into_y | INSERT INTO ledger (tenant_id, client_id, memo) VALUES ('$A', '$Y', 'planted')",
+        "insert_multi_row_mixed | INSERT INTO ledger (tenant_id, client_id, memo) VALUES ('$A', '$X', 'p'), ('$A', '$Y', 'planted')",
+        "insert_select_client_from_sub | INSERT INTO ledger (tenant_id, client_id, memo) SELECT '$A', '$Y'::uuid, 'planted'",
+        "update_moves_x_row_to_y | UPDATE ledger SET client_id = '$Y'",
+        "update_row_constructor | UPDATE ledger SET (memo, client_id) = ('planted', '$Y')",
+        "upsert_moves_to_y | INSERT INTO ledger (tenant_id, id, client_id, memo) VALUES ('$A', 'a0000000-0000-4000-8000-000000000001', '$X', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET client_id = '$Y'",
+        "upsert_on_y_row | INSERT INTO ledger (tenant_id, id, client_id, memo) VALUES ('$A', 'a0000000-0000-4000-8000-000000000003', '$X', 'p') ON CONFLICT (tenant_id, id) DO UPDATE SET memo = 'pwn'",
+        "cte_delete | WITH d AS (DELETE FROM ledger RETURNING memo) SELECT memo FROM d",
+        "cte_update_returning | WITH u AS (UPDATE ledger SET amount = 0 WHERE memo LIKE 'y%' RETURNING memo) SELECT memo FROM u",
+        "update_from | UPDATE ledger SET memo = 'pwn' FROM ledger l2 WHERE l2.client_id = '$Y'",
+        "delete_using | DELETE FROM ledger USING notes n WHERE ledger.memo LIKE 'y%'",
+        "insert_notes_from_y | INSERT INTO notes (tenant_id, note) SELECT '$A', memo FROM ledger",
+        "insert_notes_from_hr | INSERT INTO notes (tenant_id, note) SELECT '$A', employee FROM hr.salaries",
+        "hr_update | UPDATE hr.salaries SET amount = 0",
+        "hr_delete | DELETE FROM hr.salaries",
+        "hr_insert | INSERT INTO hr.salaries (tenant_id, employee, amount) VALUES ('$A', 'mallory', 1)",
+        "hr_upsert | INSERT INTO hr.salaries (tenant_id, id, employee, amount) VALUES ('$A', 'c0000000-0000-4000-8000-000000000001', 'm', 0) ON CONFLICT (tenant_id, id) DO UPDATE SET amount = 0",
+        "hr_read_in_returning | UPDATE notes SET note = note RETURNING (SELECT max(employee) FROM hr.salaries)",
+        "hr_select_for_update | SELECT employee FROM hr.salaries FOR UPDATE",
+        "savepoint_rollback_scope | SAVEPOINT s; SELECT set_config('hisn.tenant_scope', '', true); ROLLBACK TO SAVEPOINT s; SELECT memo FROM ledger WHERE memo LIKE 'y%'",
+        "reset_all | RESET ALL; SELECT memo FROM ledger",
+        "set_local_scope_garbage | SET LOCAL hisn.tenant_scope = 's1.x.9999999999.$Y.firm_admin,hr_admin.0000000000000000000000000000000000000000000000000000000000000000'; SELECT memo FROM ledger",
+        "cursor | DECLARE c CURSOR FOR SELECT memo FROM ledger; FETCH ALL FROM c",
+        "prepared | PREPARE p AS SELECT memo FROM ledger; EXECUTE p; DEALLOCATE p",
     ];
 
     /// PostgreSQL: the read and write corpus as client X, with the guard and
@@ -768,7 +589,7 @@ mod pg {
         assert!(before.contains("y-secret") && before.contains("alice"));
         let mut ran = 0;
         for mode in [Mode::Guarded, Mode::RlsAlone] {
-            for (name, sql) in READS.iter().chain(WRITES) {
+            for (name, sql) in READS.iter().chain(WRITES).map(|e| split(e)) {
                 let sql = fill(sql);
                 if let Ok(rows) = run(&p, mode, &x, &sql).await {
                     ran += 1;
@@ -777,7 +598,7 @@ mod pg {
                 assert_eq!(snapshot(&f.admin).await, before, "{mode:?} {name}");
             }
         }
-        for (name, sql) in RLS_WRITES {
+        for (name, sql) in RLS_WRITES.iter().map(|e| split(e)) {
             let sql = fill(sql);
             if let Ok(rows) = run(&p, Mode::RlsAlone, &x, &sql).await {
                 ran += 1;
