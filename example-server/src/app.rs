@@ -11,7 +11,6 @@ use hisn_crypto_vault::{ApiKeys, DirKeyStore, PgKeyStore, UrlSigner, Vault};
 use hisn_rate_limit::http::{KeyExtractor, TrustedProxies};
 use hisn_rate_limit::login::LoginGuard;
 use hisn_rate_limit::{KeyKind, Tiers};
-use hisn_tenant_guard::RolePolicy;
 use hisn_tenant_guard::db::PlatformAdmin;
 use hisn_webhook_verify::{Scheme, Webhook};
 
@@ -171,6 +170,17 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
     let api_keys = ApiKeys::new("hisn_live", k.api_key_pepper)
         .map_err(|e| StartError::Config(e.to_string()))?;
 
+    let mfa = crate::mfa::Mfa::new(
+        &config,
+        &dir,
+        audit.clone(),
+        platform.clone(),
+        redis.as_ref(),
+        &format!("{prefix}rl:totp:"),
+    )
+    .await
+    .map_err(|e| StartError::Config(e.to_string()))?;
+    let policy = crate::mfa::policy(&config);
     let inner = Inner {
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         config,
@@ -179,7 +189,7 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         admin,
         verifier: Arc::new(verifier),
         jwt_key: auth::encoding_key(&k.jwt),
-        policy: RolePolicy::default(),
+        policy,
         vault,
         hasher: Arc::new(crate::state::hasher()),
         api_keys,
@@ -195,6 +205,7 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         idempotency: Arc::new(shared.idempotency),
         partner: PartnerApi::default(),
         operator_token: k.operator_token,
+        mfa,
     };
     let state = AppState(Arc::new(inner));
     let router = routes::router(&state)
@@ -267,7 +278,10 @@ async fn open_database(
                     probe,
                     &uuid::Uuid::new_v4().to_string(),
                     "viewer",
-                    "pwd",
+                    &auth::SessionAuth {
+                        amr: &["pwd"],
+                        ..auth::SessionAuth::default()
+                    },
                 )
                 .map_err(|_| StartError::Config("cannot issue the probe session".into()))?;
                 let ctx = auth::verifier(&k.jwt)

@@ -42,10 +42,29 @@ struct Claims<'a> {
     sub: &'a str,
     tenant_id: String,
     roles: [&'a str; 1],
-    amr: [&'a str; 1],
+    amr: &'a [&'a str],
     iat: u64,
     exp: u64,
     jti: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_time: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    must_change_password: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hisn_first_sign_in: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hisn_mfa_enrolled: Option<bool>,
+}
+
+/// How a session was authenticated, as its token states it (see [`crate::mfa`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionAuth<'a> {
+    /// RFC 8176 methods: `pwd`, `apikey`, `otp`.
+    pub amr: &'a [&'a str],
+    /// When the last second factor was presented (Unix seconds).
+    pub mfa_time: Option<u64>,
+    /// The account's first sign-in, enrolment and password state.
+    pub facts: Option<crate::db::mfa::AccountFacts>,
 }
 
 /// An issued session token.
@@ -67,7 +86,23 @@ pub fn issue(
     role: &str,
     amr: &str,
 ) -> Result<Issued, ApiError> {
-    issue_with(&s.jwt_key, s.token_ttl, tenant, subject, role, amr)
+    let auth = SessionAuth {
+        amr: &[amr],
+        ..SessionAuth::default()
+    };
+    issue_with(&s.jwt_key, s.token_ttl, tenant, subject, role, &auth)
+}
+
+/// Issue a session token stating `auth` (password sign-in with the
+/// account's facts, or a step-up with `otp` and its time).
+pub fn issue_session(
+    s: &AppState,
+    tenant: TenantId,
+    subject: &str,
+    role: &str,
+    auth: &SessionAuth<'_>,
+) -> Result<Issued, ApiError> {
+    issue_with(&s.jwt_key, s.token_ttl, tenant, subject, role, auth)
 }
 
 /// [`issue`] with an explicit key and lifetime.
@@ -77,9 +112,10 @@ pub fn issue_with(
     tenant: TenantId,
     subject: &str,
     role: &str,
-    amr: &str,
+    auth: &SessionAuth<'_>,
 ) -> Result<Issued, ApiError> {
     let now = now_unix();
+    let facts = auth.facts;
     let ttl = ttl
         .as_secs()
         .clamp(1, hisn_tenant_guard::DEFAULT_MAX_LIFETIME_SECS);
@@ -89,10 +125,14 @@ pub fn issue_with(
         sub: subject,
         tenant_id: tenant.to_string(),
         roles: [role],
-        amr: [amr],
+        amr: auth.amr,
         iat: now,
         exp: now + ttl,
         jti: uuid::Uuid::new_v4().to_string(),
+        mfa_time: auth.mfa_time,
+        must_change_password: facts.is_some_and(|f| f.must_change_password),
+        hisn_first_sign_in: facts.and_then(|f| u64::try_from(f.first_sign_in).ok()),
+        hisn_mfa_enrolled: facts.map(|f| f.enrolled),
     };
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(KID.to_owned());

@@ -108,6 +108,15 @@ pub struct Config {
     /// Reverse proxies (CIDRs, comma-separated) whose `X-Forwarded-For` is believed.
     #[arg(long, env = "HISN_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
+    /// Days after an admin's or owner's first sign-in before TOTP enrolment is required for admin actions.
+    #[arg(long, env = "HISN_MFA_GRACE_DAYS", default_value_t = 14)]
+    pub mfa_grace_days: u64,
+    /// Longest age, in seconds, of the second factor that admin-only actions need (step-up).
+    #[arg(long, env = "HISN_STEP_UP_MAX_AGE_SECS", default_value_t = 600)]
+    pub step_up_max_age_secs: u64,
+    /// Clock-skew allowance, in seconds, for support grants dated slightly ahead (never extends a grant).
+    #[arg(long, env = "HISN_GRANT_LEEWAY_SECS", default_value_t = 5)]
+    pub grant_leeway_secs: u64,
     /// Log filter (`tracing` env-filter syntax).
     #[arg(long, env = "HISN_LOG", default_value = "info")]
     pub log: String,

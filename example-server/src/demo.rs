@@ -124,6 +124,16 @@ pub async fn run(app: &App) -> Result<(), String> {
     );
     println!("# The audit trail of tenant A (admins only), verified against signed checkpoints");
     println!("curl -s {base}/t/{a}/audit -H \"authorization: Bearer $TOKEN\"\n");
+    println!(
+        "# A sensitive admin action (a new member) with a password-only session: 401 with an RFC 9470 step-up challenge"
+    );
+    println!(
+        "curl -i {base}/t/{a}/members -H \"authorization: Bearer $TOKEN\" -H 'content-type: application/json' \\\n  -d '{{\"email\":\"new@alpha.example\",\"password\":\"a long enough password\",\"role\":\"viewer\"}}'\n"
+    );
+    println!(
+        "# Enrol TOTP (the secret and otpauth:// URI are shown once), then POST /t/{a}/mfa/totp/confirm {{\"code\":\"...\"}}"
+    );
+    println!("curl -s -X POST {base}/t/{a}/mfa/totp -H \"authorization: Bearer $TOKEN\"\n");
     println!("# Security decisions for operators");
     println!("curl -s {base}/metrics");
     Ok(())

@@ -16,6 +16,13 @@ pub enum ApiError {
     Unauthorized,
     /// 403: authenticated but not permitted.
     Forbidden,
+    /// 403 with a code the client acts on (`mfa_enrolment_required`,
+    /// `password_change_required`, `invalid_code`, `totp_locked`).
+    Denied(&'static str),
+    /// 401: the action needs a (more recent) second factor; answered with an
+    /// RFC 9470 `WWW-Authenticate: Bearer error="insufficient_user_authentication"`
+    /// challenge and `max_age` (seconds) when the rule has one.
+    StepUpRequired(Option<u64>),
     /// 404: missing, or not yours (the same answer).
     NotFound,
     /// 409: conflicts with the current state.
@@ -40,7 +47,8 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Denied(_) => StatusCode::FORBIDDEN,
+            Self::StepUpRequired(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -55,7 +63,8 @@ impl ApiError {
     /// The code in the body.
     pub fn code(self) -> &'static str {
         match self {
-            Self::BadRequest(c) | Self::Conflict(c) | Self::Unprocessable(c) => c,
+            Self::BadRequest(c) | Self::Conflict(c) | Self::Unprocessable(c) | Self::Denied(c) => c,
+            Self::StepUpRequired(_) => "step_up_required",
             Self::Unauthorized => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
@@ -105,6 +114,17 @@ impl IntoResponse for ApiError {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Self::StepUpRequired(max_age) = self {
+            let challenge = match max_age {
+                Some(age) => format!(
+                    "Bearer error=\"insufficient_user_authentication\", error_description=\"a more recent second factor is required\", max_age={age}"
+                ),
+                None => "Bearer error=\"insufficient_user_authentication\", error_description=\"a second factor is required\"".to_owned(),
+            };
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
         r
     }
 }
@@ -115,13 +135,25 @@ impl From<hisn_tenant_guard::Error> for ApiError {
         match e {
             E::Unauthenticated => Self::Unauthorized,
             E::NotFound | E::InvalidId => Self::NotFound,
-            E::Forbidden | E::OutsideGrant => {
+            E::Forbidden => {
                 crate::metrics::global().deny("rbac");
                 Self::Forbidden
             }
-            E::StepUpRequired { .. } | E::MfaEnrolmentRequired | E::PasswordChangeRequired => {
-                crate::metrics::global().deny("step_up");
+            E::OutsideGrant => {
+                crate::metrics::global().deny("grant");
                 Self::Forbidden
+            }
+            E::StepUpRequired { max_age } => {
+                crate::metrics::global().deny("step_up");
+                Self::StepUpRequired(max_age)
+            }
+            E::MfaEnrolmentRequired => {
+                crate::metrics::global().deny("mfa_enrolment");
+                Self::Denied("mfa_enrolment_required")
+            }
+            E::PasswordChangeRequired => {
+                crate::metrics::global().deny("password_change");
+                Self::Denied("password_change_required")
             }
             E::Refused(g) => {
                 crate::metrics::global().deny("query_guard");

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod keystore;
 pub mod logging;
 pub mod metrics;
+pub mod mfa;
 pub mod middleware;
 pub mod outbound;
 pub mod routes;

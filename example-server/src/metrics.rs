@@ -22,6 +22,7 @@ pub struct Metrics {
     webhook_replays: AtomicU64,
     webhook_rejected: AtomicU64,
     escape_hatch: AtomicU64,
+    grant_uses: AtomicU64,
     audit_buckets: [AtomicU64; BUCKETS.len()],
     audit_count: AtomicU64,
     audit_sum_micros: AtomicU64,
@@ -40,7 +41,8 @@ fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K) {
 }
 
 impl Metrics {
-    /// A request denied by `layer` (`auth`, `tenant_path`, `rbac`, `read_only`, `query_guard`, `signed_url`, `api_key`).
+    /// A request denied by `layer` (`auth`, `tenant_path`, `rbac`, `read_only`, `query_guard`, `signed_url`, `api_key`,
+    /// `step_up`, `mfa_enrolment`, `password_change`, `grant`, `totp`).
     pub fn deny(&self, layer: &'static str) {
         bump(&self.denials, layer);
     }
@@ -63,6 +65,11 @@ impl Metrics {
     /// One use of the escape hatch.
     pub fn escape_hatch(&self) {
         self.escape_hatch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One use of a break-glass support grant.
+    pub fn grant_use(&self) {
+        self.grant_uses.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One audit append and how long it took to be durable.
@@ -149,6 +156,16 @@ impl Metrics {
             s,
             "hisn_escape_hatch_uses_total {}",
             self.escape_hatch.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP hisn_grant_uses_total Uses of break-glass support grants (each audited)."
+        );
+        let _ = writeln!(s, "# TYPE hisn_grant_uses_total counter");
+        let _ = writeln!(
+            s,
+            "hisn_grant_uses_total {}",
+            self.grant_uses.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             s,

@@ -97,6 +97,8 @@ pub struct Inner {
     pub operator_token: zeroize::Zeroizing<String>,
     /// Token lifetime.
     pub token_ttl: Duration,
+    /// TOTP, recovery codes, the TOTP try limit and support grants.
+    pub mfa: crate::mfa::Mfa,
 }
 
 impl std::fmt::Debug for Inner {

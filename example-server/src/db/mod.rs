@@ -12,6 +12,7 @@
 //! SQL is written with `?` placeholders in the subset both dialects read the
 //! same way; [`sql`] binds values and decodes rows for either.
 
+pub mod mfa;
 pub mod pg;
 pub mod platform;
 pub mod sql;
@@ -50,12 +51,20 @@ pub struct Migration {
 }
 
 /// The migrations, in order (embedded, so the binary needs no files).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("../../migrations/0001_init.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("../../migrations/0001_init.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "mfa",
+        sqlite: include_str!("../../migrations/0002_mfa.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_mfa.sql"),
+    },
+];
 
 /// The latest migration version this build knows.
 pub fn latest_version() -> i64 {

@@ -289,7 +289,10 @@ async fn migrate(
          GRANT SELECT ON hisn_example_migrations TO \"{app_role}\";\n\
          GRANT SELECT, INSERT, UPDATE ON tenants, accounts, api_keys TO \"{app_role}\";\n\
          GRANT SELECT, INSERT, UPDATE, DELETE ON hisn_vault_keys TO \"{app_role}\";\n\
-         GRANT SELECT, INSERT, UPDATE ON hisn_vault_shredded TO \"{app_role}\";\n"
+         GRANT SELECT, INSERT, UPDATE ON hisn_vault_shredded TO \"{app_role}\";\n\
+         REVOKE ALL ON account_totp, support_grants, admin_notifications FROM PUBLIC;\n\
+         GRANT SELECT, INSERT, UPDATE ON account_totp, support_grants TO \"{app_role}\";\n\
+         GRANT SELECT, INSERT ON admin_notifications TO \"{app_role}\";\n"
     );
     if with_rls {
         let sql = rls::generate_sql(tables, app_role, key).map_err(guard("rls sql"))?;

@@ -6,12 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hisn_tenant_guard::{Permission, TenantContext};
+use hisn_tenant_guard::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::extract::{Body, Ids, Meta, Page, TenantPath, Validate, parse_id, require, text};
+use super::grants::Session;
 use crate::error::ApiError;
 use crate::state::{AppState, now_unix_i64};
 
@@ -44,7 +45,7 @@ fn asset(r: &Row) -> Result<Asset, sqlx::Error> {
 /// `GET /t/{tenant}/assets`: a page and the total count.
 pub(super) async fn list(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     page: Page,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
@@ -68,7 +69,7 @@ pub(super) async fn load(tx: &mut crate::db::Tx, id: Uuid) -> Result<Option<Asse
 /// `GET /t/{tenant}/assets/{id}`.
 pub(super) async fn get_one(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     Ids(p): Ids<TenantPath>,
 ) -> Result<Json<Asset>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
@@ -99,7 +100,7 @@ impl Validate for NewAsset {
 /// `POST /t/{tenant}/assets`.
 pub(super) async fn create(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Body(b): Body<NewAsset>,
 ) -> Result<Response, ApiError> {
@@ -152,7 +153,7 @@ impl Validate for AssetPatch {
 /// `PATCH /t/{tenant}/assets/{id}`: the diff is audited.
 pub(super) async fn update(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Ids(p): Ids<TenantPath>,
     Body(b): Body<AssetPatch>,
@@ -187,7 +188,7 @@ pub(super) async fn update(
 /// `DELETE /t/{tenant}/assets/{id}` (`409` while work orders or attachments refer to it).
 pub(super) async fn remove(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Ids(p): Ids<TenantPath>,
 ) -> Result<Response, ApiError> {

@@ -12,13 +12,14 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hisn_crypto_vault::{Ciphertext, FieldContext};
-use hisn_tenant_guard::{Permission, TenantContext, TenantId};
+use hisn_tenant_guard::{Permission, TenantId};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::extract::{Body, Ids, Meta, TenantPath, Validate, parse_id, require, text};
+use super::grants::Session;
 use crate::error::ApiError;
 use crate::state::{AppState, now_unix, now_unix_i64};
 
@@ -62,7 +63,7 @@ impl Validate for Upload {
 /// `POST /t/{tenant}/assets/{id}/attachments`: returns the id and a signed download URL.
 pub(super) async fn upload(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Ids(p): Ids<TenantPath>,
     Body(b): Body<Upload>,
@@ -128,7 +129,7 @@ pub(super) async fn upload(
 /// `GET /t/{tenant}/attachments/{id}`: metadata and a fresh signed URL.
 pub(super) async fn get_one(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     Ids(p): Ids<TenantPath>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;

@@ -2,11 +2,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use hisn_tenant_guard::{Permission, TenantContext};
+use hisn_tenant_guard::Permission;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{Body, Ids, Meta, Page, Validate, require};
+use super::extract::{Body, Ids, Meta, Page, Validate, require, require_step_up};
+use super::grants::Session;
 use crate::db::platform;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -15,7 +16,7 @@ use crate::state::AppState;
 /// last, with whether it verifies against the signed checkpoints.
 pub(super) async fn list(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     page: Page,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
@@ -51,11 +52,12 @@ pub(super) struct SubjectPath {
 /// the data subject, each with its proof status; itself audited as an export.
 pub(super) async fn subject_report(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Ids(p): Ids<SubjectPath>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
+    require_step_up(&s, &ctx)?;
     if p.id.is_empty() || p.id.len() > 256 || p.id.chars().any(char::is_control) {
         return Err(ApiError::NotFound);
     }
@@ -84,10 +86,11 @@ pub(super) async fn subject_report(
 /// `GET /t/{tenant}/export` (admin): the tenant's assets and work orders; audited.
 pub(super) async fn export(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
+    require_step_up(&s, &ctx)?;
     let mut tx = s.db.begin(&ctx).await?;
     let assets: Vec<String> = tx
         .query_scalar("SELECT id FROM assets ORDER BY id")?
@@ -131,11 +134,12 @@ impl Validate for Erase {
 /// delete its rows, and close the tenant. The audit chain stays (it records the erasure).
 pub(super) async fn erase(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Body(b): Body<Erase>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_TENANT)?;
+    require_step_up(&s, &ctx)?;
     if b.confirm != ctx.tenant().to_string() {
         return Err(ApiError::Unprocessable("confirmation_mismatch"));
     }

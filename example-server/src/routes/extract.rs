@@ -195,3 +195,12 @@ pub(super) fn require(
     }
     s.policy.require(ctx, permission).map_err(ApiError::from)
 }
+
+/// Require the sensitive-admin permission: an admin or owner whose session
+/// presented a second factor recently (step-up, see [`crate::mfa::policy`]).
+pub(super) fn require_step_up(
+    s: &crate::state::AppState,
+    ctx: &TenantContext,
+) -> Result<(), ApiError> {
+    require(s, ctx, crate::mfa::step_up_permission())
+}

@@ -15,7 +15,10 @@ use serde_json::json;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::extract::{Body, Ids, Meta, Page, TenantPath, Validate, parse_id, require, text};
+use super::extract::{
+    Body, Ids, Meta, Page, TenantPath, Validate, parse_id, require, require_step_up, text,
+};
+use super::grants::Session;
 use crate::error::ApiError;
 use crate::outbound::OutboundError;
 use crate::state::{AppState, now_unix_i64};
@@ -101,7 +104,7 @@ async fn view(s: &AppState, ctx: &TenantContext, st: Stored) -> Integration {
 /// `GET /t/{tenant}/integrations`.
 pub(super) async fn list(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     page: Page,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
@@ -127,7 +130,7 @@ async fn load(tx: &mut crate::db::Tx, id: Uuid) -> Result<Option<Stored>, ApiErr
 /// `GET /t/{tenant}/integrations/{id}`.
 pub(super) async fn get_one(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     Ids(p): Ids<TenantPath>,
 ) -> Result<Json<Integration>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
@@ -165,11 +168,12 @@ impl Validate for NewIntegration {
 /// `POST /t/{tenant}/integrations` (admin).
 pub(super) async fn create(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Body(b): Body<NewIntegration>,
 ) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
+    require_step_up(&s, &ctx)?;
     let id = Uuid::new_v4().to_string();
     let tenant = ctx.tenant().to_string();
     let token = Zeroizing::new(b.oauth_token);
@@ -217,7 +221,7 @@ pub(super) async fn create(
 /// decrypted token, behind the circuit breaker (`503` while it is open).
 pub(super) async fn sync(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Ids(p): Ids<TenantPath>,
 ) -> Result<Json<serde_json::Value>, ApiError> {

@@ -10,7 +10,10 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::extract::{Body, Ids, Meta, TenantPath, Validate, parse_id, require, text};
+use super::extract::{
+    Body, Ids, Meta, TenantPath, Validate, parse_id, require, require_step_up, text,
+};
+use super::grants::Session;
 use super::public::credentials;
 use crate::db::platform;
 use crate::error::ApiError;
@@ -33,7 +36,7 @@ fn check_role(s: &AppState, ctx: &TenantContext, role: &str) -> Result<(), ApiEr
 /// `GET /t/{tenant}/members` (admin).
 pub(super) async fn list(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let items = platform::members(&s.platform, ctx.tenant()).await?;
@@ -60,11 +63,12 @@ impl Validate for NewMember {
 /// `POST /t/{tenant}/members` (admin).
 pub(super) async fn create(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Body(b): Body<NewMember>,
 ) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
+    require_step_up(&s, &ctx)?;
     check_role(&s, &ctx, &b.role)?;
     let email = credentials(&b.email, &b.password)?;
     let hasher = s.hasher.clone();
@@ -76,6 +80,8 @@ pub(super) async fn create(
     let id = Uuid::new_v4();
     let mut tx = s.platform.begin().await?;
     platform::insert_account(&mut tx, ctx.tenant(), id, &email, &hash, &b.role).await?;
+    // The admin chose this password: the member replaces it at first sign-in.
+    crate::db::mfa::require_password_change(&mut tx, ctx.tenant(), id).await?;
     let uid = id.to_string();
     s.audit
         .append(
@@ -108,12 +114,13 @@ impl Validate for RoleChange {
 /// `PATCH /t/{tenant}/members/{id}/role` (admin): audited as a role change.
 pub(super) async fn set_role(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Ids(p): Ids<TenantPath>,
     Body(b): Body<RoleChange>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
+    require_step_up(&s, &ctx)?;
     check_role(&s, &ctx, &b.role)?;
     let id = parse_id(&p.id)?;
     let before = platform::member_role(&s.platform, ctx.tenant(), id)
@@ -137,7 +144,7 @@ pub(super) async fn set_role(
 /// `GET /t/{tenant}/api-keys` (admin): no secrets.
 pub(super) async fn list_keys(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let items = platform::api_keys(&s.platform, ctx.tenant()).await?;
@@ -171,11 +178,12 @@ impl Validate for NewKey {
 /// peppered hash is stored.
 pub(super) async fn create_key(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Body(b): Body<NewKey>,
 ) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
+    require_step_up(&s, &ctx)?;
     let expires = now_unix() + u64::from(b.ttl_days.unwrap_or(90)) * 86_400;
     let (token, record) = s
         .api_keys
@@ -218,11 +226,12 @@ pub(super) struct KeyPath {
 /// `DELETE /t/{tenant}/api-keys/{id}` (admin).
 pub(super) async fn revoke_key(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Ids(p): Ids<KeyPath>,
 ) -> Result<Response, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
+    require_step_up(&s, &ctx)?;
     if p.id.len() > 64 || !p.id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(ApiError::NotFound);
     }

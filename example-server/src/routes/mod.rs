@@ -6,8 +6,10 @@ mod assets;
 mod attachments;
 mod audit;
 mod extract;
+mod grants;
 mod integrations;
 mod members;
+mod mfa;
 mod openapi;
 mod operator;
 mod public;
@@ -22,6 +24,8 @@ use axum::routing::{MethodRouter, delete, get, patch, post};
 use hisn_webhook_verify::idempotency::IdempotencyLayer;
 
 pub use extract::{Body, Meta, Page, parse_id};
+pub use grants::Session;
+pub(crate) use grants::parse_action as parse_grant_action;
 pub use openapi::document as openapi_document;
 pub use operator::EscapeHatchAudit;
 
@@ -104,6 +108,38 @@ pub fn routes() -> Vec<Route> {
             "/operator/tenants/{tenant}/summary",
             Operator,
             operator::summary
+        ),
+        r!(
+            post,
+            "/operator/tenants/{tenant}/grants",
+            Operator,
+            grants::issue
+        ),
+        r!(
+            delete,
+            "/operator/tenants/{tenant}/grants/{id}",
+            Operator,
+            grants::revoke
+        ),
+        r!(post, "/t/{tenant}/mfa/totp", Tenant, mfa::enrol_start),
+        r!(
+            post,
+            "/t/{tenant}/mfa/totp/confirm",
+            Tenant,
+            mfa::enrol_confirm
+        ),
+        r!(post, "/t/{tenant}/mfa/step-up", Tenant, mfa::step_up),
+        r!(
+            post,
+            "/t/{tenant}/me/password",
+            Tenant,
+            mfa::change_password
+        ),
+        r!(
+            get,
+            "/t/{tenant}/notifications",
+            Tenant,
+            grants::notifications
         ),
         r!(get, "/t/{tenant}/members", Tenant, members::list),
         r!(post, "/t/{tenant}/members", Tenant, members::create),

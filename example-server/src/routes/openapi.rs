@@ -33,7 +33,8 @@ fn params(path: &str, access: Access) -> Vec<Value> {
                 out.push(json!({ "name": h, "in": "header", "required": true, "schema": { "type": "string" } }));
             }
         }
-        Access::Operator => {
+        // Issuing a grant carries its reason in the body.
+        Access::Operator if !path.ends_with("/grants") => {
             out.push(json!({ "name": "x-reason", "in": "header", "required": true, "schema": { "type": "string", "minLength": 8 } }));
         }
         _ => {}

@@ -69,6 +69,20 @@ fn parse_actor(s: &str) -> (&str, Option<std::net::IpAddr>, Option<&str>) {
     (actor, ip, it.next())
 }
 
+/// The operator console token (constant-time compared), else `401`.
+pub(super) fn check_operator(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !bool::from(token.as_bytes().ct_eq(s.operator_token.as_bytes())) {
+        crate::metrics::global().deny("operator");
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(())
+}
+
 /// Path of the summary.
 #[derive(Debug, Deserialize)]
 pub(super) struct OperatorPath {
@@ -82,15 +96,7 @@ pub(super) async fn summary(
     headers: HeaderMap,
     Ids(p): Ids<OperatorPath>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !bool::from(token.as_bytes().ct_eq(s.operator_token.as_bytes())) {
-        crate::metrics::global().deny("operator");
-        return Err(ApiError::Unauthorized);
-    }
+    check_operator(&s, &headers)?;
     let reason = headers
         .get("x-reason")
         .and_then(|v| v.to_str().ok())

@@ -206,7 +206,21 @@ pub(super) async fn login(
                 .diff(&json!({ "rehashed": verdict == Verification::ValidNeedsRehash })),
         )
         .await?;
-    Ok(Json(auth::issue(&s, tenant, &user, &account.role, "pwd")?).into_response())
+    // First sign-in (the MFA grace period starts), enrolment and password state.
+    let facts = crate::db::mfa::sign_in(&s.platform, tenant, account.id).await?;
+    let session = auth::SessionAuth {
+        amr: &["pwd"],
+        mfa_time: None,
+        facts: Some(facts),
+    };
+    Ok(Json(auth::issue_session(
+        &s,
+        tenant,
+        &user,
+        &account.role,
+        &session,
+    )?)
+    .into_response())
 }
 
 /// API-key exchange body.

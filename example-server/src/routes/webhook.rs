@@ -9,12 +9,13 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hisn_rate_limit::http::{write_ratelimit_headers, write_retry_after};
 use hisn_rate_limit::{KeyKind, KeyValue, RequestKeys};
-use hisn_tenant_guard::{Permission, TenantContext, TenantId};
+use hisn_tenant_guard::{Permission, TenantId};
 use hisn_webhook_verify::replay::{Claim, ReplayKey, ReplayPolicy, ReplayStore};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::extract::{Meta, require};
+use super::grants::Session;
 use crate::db::platform;
 use crate::error::ApiError;
 use crate::metrics;
@@ -160,7 +161,7 @@ async fn apply(
 /// `GET /t/{tenant}/subscription`.
 pub(super) async fn subscription(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let (plan, status) = platform::subscription(&s.platform, ctx.tenant())

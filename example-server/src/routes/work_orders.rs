@@ -6,12 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hisn_tenant_guard::{Permission, TenantContext};
+use hisn_tenant_guard::Permission;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::extract::{Body, Ids, Meta, Page, TenantPath, Validate, parse_id, require, text};
+use super::grants::Session;
 use crate::error::ApiError;
 use crate::state::{AppState, now_unix_i64};
 
@@ -68,7 +69,7 @@ async fn load(tx: &mut crate::db::Tx, id: Uuid) -> Result<Option<WorkOrder>, Api
 /// `GET /t/{tenant}/work-orders`.
 pub(super) async fn list(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     page: Page,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
@@ -82,7 +83,7 @@ pub(super) async fn list(
 /// `GET /t/{tenant}/work-orders/{id}`.
 pub(super) async fn get_one(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     Ids(p): Ids<TenantPath>,
 ) -> Result<Json<WorkOrder>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
@@ -111,7 +112,7 @@ impl Validate for NewWorkOrder {
 /// `POST /t/{tenant}/work-orders`: an `asset_id` that is not the tenant's is `404`.
 pub(super) async fn create(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Body(b): Body<NewWorkOrder>,
 ) -> Result<Response, ApiError> {
@@ -168,7 +169,7 @@ impl Validate for Transition {
 /// state machine does not allow, `409` if the state changed concurrently.
 pub(super) async fn transition(
     State(s): State<AppState>,
-    ctx: TenantContext,
+    ctx: Session,
     meta: Meta,
     Ids(p): Ids<TenantPath>,
     Body(b): Body<Transition>,

@@ -96,6 +96,34 @@ async fn case(
             let body = json!({ "confirm": c.id });
             (request("POST", &c.path("/erase"), Some(&c.token), Some(&body)), Some(c.id))
         }
+        ("POST", "/t/{tenant}/mfa/totp") => (request("POST", &a.path("/mfa/totp"), tok, None), t),
+        ("POST", "/t/{tenant}/mfa/totp/confirm") => {
+            let c = srv.tenant("Confirm").await;
+            let r = srv.call("POST", &c.path("/mfa/totp"), Some(&c.token), None).await;
+            let code = crate::common::totp_code(r.body["otpauth_uri"].as_str().unwrap(), 0);
+            (request("POST", &c.path("/mfa/totp/confirm"), Some(&c.token), Some(&json!({ "code": code }))), Some(c.id))
+        }
+        ("POST", "/t/{tenant}/mfa/step-up") => (
+            request("POST", &a.path("/mfa/step-up"), tok, Some(&json!({ "recovery_code": a.recovery[0] }))),
+            t,
+        ),
+        ("POST", "/t/{tenant}/me/password") => {
+            let c = srv.tenant("Password").await;
+            let body = json!({ "current_password": PASSWORD, "new_password": "a brand new long password" });
+            (request("POST", &c.path("/me/password"), Some(&c.token), Some(&body)), Some(c.id))
+        }
+        ("POST", "/operator/tenants/{tenant}/grants") => {
+            let body = json!({ "support_user": "support:alice", "reason": "customer cannot see work orders", "ticket": "SUP-1234", "ttl_secs": 3600 });
+            (request("POST", &format!("/operator/tenants/{}/grants", a.id), Some(&srv.operator_token()), Some(&body)), t)
+        }
+        ("DELETE", "/operator/tenants/{tenant}/grants/{id}") => {
+            let body = json!({ "support_user": "support:bob", "reason": "customer asked for a check", "ticket": "SUP-99", "ttl_secs": 600 });
+            let r = srv.call("POST", &format!("/operator/tenants/{}/grants", a.id), Some(&srv.operator_token()), Some(body)).await;
+            let id = r.body["grant_id"].as_str().unwrap().to_owned();
+            let mut r = request("DELETE", &format!("/operator/tenants/{}/grants/{id}", a.id), Some(&srv.operator_token()), None);
+            r.headers_mut().insert("x-reason", "ticket SUP-99 closed".parse().unwrap());
+            (r, t)
+        }
         // Audited reads.
         ("GET", "/t/{tenant}/export") => (request("GET", &a.path("/export"), tok, None), t),
         ("GET", "/t/{tenant}/subjects/{id}/report") => (request("GET", &a.path(&format!("/subjects/{}/report", a.owner)), tok, None), t),

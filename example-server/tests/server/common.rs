@@ -103,8 +103,18 @@ impl Server {
         self.send(request(method, path, token, body.as_ref())).await
     }
 
-    /// Sign up a tenant and log its owner in.
+    /// Sign up a tenant, log its owner in and enrol the owner's TOTP (the
+    /// token has a fresh second factor).
     pub async fn tenant(&self, name: &str) -> Tenant {
+        let mut t = self.tenant_without_totp(name).await;
+        // The owner enrols TOTP: sensitive admin actions need a recent second factor.
+        let (uri, recovery, token) = self.enrol_totp(&t).await;
+        (t.totp, t.recovery, t.token) = (uri, recovery, token);
+        t
+    }
+
+    /// Sign up a tenant and log its owner in with the password only.
+    pub async fn tenant_without_totp(&self, name: &str) -> Tenant {
         let email = format!("owner@{}.example", name.to_lowercase());
         let r = self
             .call(
@@ -123,7 +133,37 @@ impl Server {
             owner,
             email,
             token,
+            totp: String::new(),
+            recovery: Vec::new(),
         }
+    }
+
+    /// Enrol TOTP for the account of `t.token`: the `otpauth://` URI, the
+    /// recovery codes and the stepped-up session token.
+    pub async fn enrol_totp(&self, t: &Tenant) -> (String, Vec<String>, String) {
+        let r = self
+            .call("POST", &t.path("/mfa/totp"), Some(&t.token), None)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let uri = r.body["otpauth_uri"].as_str().unwrap().to_owned();
+        let code = totp_code(&uri, 0);
+        let r = self
+            .call(
+                "POST",
+                &t.path("/mfa/totp/confirm"),
+                Some(&t.token),
+                Some(json!({ "code": code })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let recovery = r.body["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        let token = r.body["session"]["token"].as_str().unwrap().to_owned();
+        (uri, recovery, token)
     }
 
     pub async fn login(&self, tenant: &str, email: &str, password: &str) -> String {
@@ -231,6 +271,25 @@ impl Server {
         b.body(Body::from(raw)).unwrap()
     }
 
+    /// A support grant for `t` issued by the operator console (read-only
+    /// unless `permissions`): its token.
+    pub async fn grant(&self, t: &Tenant, permissions: Option<&[&str]>) -> String {
+        let mut body = json!({ "support_user": "support:alice", "reason": "customer cannot see work orders", "ticket": "SUP-1234", "ttl_secs": 3600 });
+        if let Some(p) = permissions {
+            body["permissions"] = json!(p);
+        }
+        let r = self
+            .call(
+                "POST",
+                &format!("/operator/tenants/{}/grants", t.id),
+                Some(&self.operator_token()),
+                Some(body),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        r.body["token"].as_str().unwrap().to_owned()
+    }
+
     pub fn operator_token(&self) -> String {
         let text = std::fs::read_to_string(self.dir.path().join("local-keys.json")).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
@@ -261,6 +320,24 @@ pub struct Tenant {
     pub owner: String,
     pub email: String,
     pub token: String,
+    /// The owner's `otpauth://` URI (the authenticator app's copy of the secret).
+    pub totp: String,
+    /// The owner's unused recovery codes.
+    pub recovery: Vec<String>,
+}
+
+/// The TOTP code of `uri` at now + `offset_secs`.
+pub fn totp_code(uri: &str, offset_secs: i64) -> String {
+    let totp = hisn_crypto_vault::totp::OtpAuthUri::parse(uri)
+        .unwrap()
+        .into_totp();
+    let now = std::time::SystemTime::now();
+    let at = if offset_secs >= 0 {
+        now + std::time::Duration::from_secs(offset_secs.unsigned_abs())
+    } else {
+        now - std::time::Duration::from_secs(offset_secs.unsigned_abs())
+    };
+    totp.code_at(at).unwrap().to_string()
 }
 
 impl Tenant {

@@ -231,7 +231,8 @@ async fn session_tier_answers_429_with_headers_and_spares_other_sessions() {
             ok += 1;
         }
     }
-    assert_eq!(ok, 5, "tenant tier: 15 per minute across sessions");
+    // The owner's TOTP enrolment (start, confirm) used 2 of the 15.
+    assert_eq!(ok, 3, "tenant tier: 15 per minute across sessions");
 }
 
 #[tokio::test]
@@ -326,6 +327,9 @@ async fn logs_are_json_and_carry_no_pii_from_a_pii_request() {
     let _guard = tracing::subscriber::set_default(sub);
     let srv = server().await;
     let a = srv.tenant("Alpha").await;
+    // Callsites first hit by other tests while this subscriber was being
+    // registered can keep a stale "never" interest: recompute them now.
+    tracing::callsite::rebuild_interest_cache();
     let email = "fatima.alharbi@example.sa";
     let r = srv
         .call(

@@ -30,6 +30,8 @@ pub(crate) struct World {
     pub(crate) sa: Seed,
     pub(crate) b: Tenant,
     pub(crate) sb: Seed,
+    /// A support grant for A (read and write): never opens B.
+    pub(crate) grant_a: String,
 }
 
 impl World {
@@ -88,6 +90,13 @@ impl World {
                 json!({ "name": "n", "base_url": "https://x.example", "username": "u", "oauth_token": "tok-1", "password": "pw-1" }),
             ),
             ("POST", "/t/{tenant}/erase") => Some(json!({ "confirm": self.b.id })),
+            ("POST", "/t/{tenant}/mfa/totp") => None,
+            ("POST", "/t/{tenant}/mfa/totp/confirm") | ("POST", "/t/{tenant}/mfa/step-up") => {
+                Some(json!({ "code": "123456" }))
+            }
+            ("POST", "/t/{tenant}/me/password") => Some(
+                json!({ "current_password": PASSWORD, "new_password": "a different long password" }),
+            ),
             _ => panic!("isolation suite: no body template for {method} {path}; add one"),
         }
     }
@@ -201,7 +210,18 @@ fn attacks(
                     q,
                 );
             }
-            // 6. JWT attacks against B's path: 401.
+            // 6. A support grant for A on B's path: 404, like a missing tenant.
+            push(
+                "A grant, B path".into(),
+                request(
+                    method,
+                    &fill(path, &b.id, b_id),
+                    Some(&w.grant_a),
+                    body.as_ref(),
+                ),
+                Expect::Status(404),
+            );
+            // 7. JWT attacks against B's path: 401.
             push(
                 "no token".into(),
                 request(method, &fill(path, &b.id, b_id), None, body.as_ref()),
@@ -293,6 +313,34 @@ fn attacks(
                     .insert("x-reason", "curiosity killed the cat".parse().unwrap());
                 push("A session as operator".into(), r, Expect::Status(401));
             }
+            ("POST", "/operator/tenants/{tenant}/grants") => {
+                let body = json!({ "support_user": "support:eve", "reason": "tenant A wants B's data", "ticket": "SUP-1", "ttl_secs": 600 });
+                push(
+                    "A session issues a grant for B".into(),
+                    request(method, &fill(path, &b.id, ""), Some(&a.token), Some(&body)),
+                    Expect::Status(401),
+                );
+                push(
+                    "A grant issues a grant for B".into(),
+                    request(
+                        method,
+                        &fill(path, &b.id, ""),
+                        Some(&w.grant_a),
+                        Some(&body),
+                    ),
+                    Expect::Status(401),
+                );
+            }
+            ("DELETE", "/operator/tenants/{tenant}/grants/{id}") => push(
+                "A session revokes a grant of B".into(),
+                request(
+                    method,
+                    &fill(path, &b.id, &uuid::Uuid::new_v4().to_string()),
+                    Some(&a.token),
+                    None,
+                ),
+                Expect::Status(401),
+            ),
             _ => panic!("isolation suite: no case for {method} {path}; add one"),
         },
     }
@@ -406,7 +454,14 @@ pub(crate) async fn suite(srv: &Server) {
     let a = srv.tenant("Alpha").await;
     let b = srv.tenant("Beta").await;
     let (sa, sb) = (srv.seed(&a).await, srv.seed(&b).await);
-    let w = World { a, sa, b, sb };
+    let grant_a = srv.grant(&a, Some(&["read", "write"])).await;
+    let w = World {
+        a,
+        sa,
+        b,
+        sb,
+        grant_a,
+    };
     let before = snapshot(srv, &w.b.id).await;
     let b_audit = srv.audit_len(&w.b.id);
     let b_ids = w.b_ids();

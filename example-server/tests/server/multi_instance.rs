@@ -57,7 +57,7 @@ async fn two_instances_share_the_tenant_quota_the_replay_store_and_idempotency_k
     let a = instance(&db, &redis, &prefix, None, true).await;
     // The second instance does not migrate: it finds the schema current.
     let b = instance(&db, &redis, &prefix, Some(a.dir.path()), false).await;
-    let t = a.tenant("Alpha").await;
+    let t = a.tenant_without_totp("Alpha").await;
     // Sign-up and login carry no session: the tenant tier has not been used.
     let mut admitted = [0_u32; 2];
     let mut limited = [0_u32; 2];
