@@ -3,8 +3,8 @@
 //! 1. [`envelope`]: a request id, security headers on every response, JSON
 //!    bodies for bare error statuses, one redacted access-log line.
 //! 2. [`identify_and_limit`]: the client IP (`X-Forwarded-For` believed only from
-//!    trusted proxies), the bearer token verified once for the rate limiter's
-//!    session and tenant keys, then the API tiers (IP, session, tenant) with
+//!    trusted proxies), the bearer token (a session token or a support grant)
+//!    verified once for the rate limiter's session and tenant keys, then the API tiers (IP, session, tenant) with
 //!    `RateLimit` headers on every response and `429` + `Retry-After`.
 //!
 //! Authorisation itself is not decided here: tenant routes take their
@@ -154,6 +154,21 @@ pub async fn identify_and_limit(
         req.extensions_mut().insert(Principal {
             tenant: ctx.tenant(),
             subject: ctx.subject().to_owned(),
+            session,
+        });
+    } else if let Some(token) = bearer(&req)
+        && let Ok(grant) = s.mfa.verifier.verify(token)
+    {
+        // A support grant (signature and expiry checked; the extractor checks
+        // the path tenant and revocation and records the use): its own
+        // session key and the grant's tenant, like any session.
+        let session = hex::encode(Sha256::digest(token.as_bytes()));
+        identity = identity
+            .session(session.clone())
+            .tenant(grant.tenant().to_string());
+        req.extensions_mut().insert(Principal {
+            tenant: grant.tenant(),
+            subject: grant.support_user().to_owned(),
             session,
         });
     }

@@ -57,6 +57,9 @@ pub(crate) async fn a_read_only_grant_reads_one_tenant_and_every_use_is_audited_
         let before = srv.audit_len(&a.id);
         let r = srv.call("GET", &a.path(&path), Some(&grant), None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {r:?}");
+        // Rate-limited like a session (its own session key, the tenant's tier).
+        let policy = r.headers["ratelimit-policy"].to_str().unwrap();
+        assert!(policy.contains("\"session\""), "{policy}");
         // Recorded before the data was read: one grant.use per request.
         let rec = srv.last_audit(&a.id);
         assert_eq!(srv.audit_len(&a.id), before + 1);
