@@ -770,7 +770,7 @@ fn report(
         .and_then(|()| writeln!(out))
         .and_then(|()| out.flush());
     let damage = (!r.broken.is_empty() || r.undecodable > 0 || r.dropped_index_rows > 0)
-        .then(|| (r.broken.len(), r.undecodable, r.dropped_index_rows));
+        .then_some((r.broken.len(), r.undecodable, r.dropped_index_rows));
     // The process ends here: freeing a large report entry by entry (tens of
     // thousands of strings) cost ~6% of the command, for memory the exit
     // returns anyway. It holds no secrets (records are what was printed).
