@@ -900,4 +900,19 @@ mod tests {
             "{d}"
         );
     }
+
+    /// `verify` parses stored strings of up to 512 bytes (this one is no known
+    /// format) and refuses longer ones unparsed.
+    #[test]
+    fn stored_strings_over_512_bytes_are_refused_unparsed() {
+        let h = cheap();
+        assert!(matches!(
+            h.verify("pw", &"x".repeat(512)),
+            Err(Error::PasswordHashUnknownFormat)
+        ));
+        assert!(matches!(
+            h.verify("pw", &"x".repeat(513)),
+            Err(Error::PasswordHashRejected("stored hash too long"))
+        ));
+    }
 }

@@ -564,6 +564,11 @@ mod tests {
         let bcrypt6 = LegacyPolicy::NONE.with_bcrypt(6).unwrap();
         let h = LegacyHash::parse(BCRYPT6, &LegacyPolicy::maximum(None)).unwrap();
         assert_eq!(LegacyPolicy::matching(&h), bcrypt6);
+        // `Debug` names the algorithm and cost, never the digest.
+        assert_eq!(
+            format!("{h:?}"),
+            "LegacyHash { kdf: Bcrypt { cost: 6 }, .. }"
+        );
         assert_eq!(LegacyPolicy::for_stored(BCRYPT6, None).unwrap(), bcrypt6);
         let wrapped = "$hisn-wrap-v1$2b$06$DCq7YPn5Rq63x1Lad4cll.$argon2id$v=19$rest";
         assert_eq!(LegacyPolicy::for_stored(wrapped, None).unwrap(), bcrypt6);
@@ -599,5 +604,77 @@ mod tests {
             ),
             Err(Error::PasswordHashRejected(_))
         ));
+    }
+
+    /// Stored strings of up to 512 bytes are parsed (this one is no legacy
+    /// layout), one byte more is refused unparsed.
+    #[test]
+    fn stored_length_limit_is_512_bytes_inclusive() {
+        let max = LegacyPolicy::maximum(None);
+        assert!(matches!(
+            LegacyHash::parse(&"x".repeat(MAX_STORED_LEN), &max),
+            Err(Error::PasswordHashUnknownFormat)
+        ));
+        assert!(matches!(
+            LegacyHash::parse(&"x".repeat(MAX_STORED_LEN + 1), &max),
+            Err(Error::PasswordHashRejected("stored hash too long"))
+        ));
+    }
+
+    /// `$2x$` and `$2$` bcrypt hashes are recognised and refused, each on its
+    /// own (not reported as an unknown format).
+    #[test]
+    fn bcrypt_2x_and_2_are_refused_by_name() {
+        for h in [
+            "$2x$06$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s.",
+            "$2$06$DCq7YPn5Rq63x1Lad4cll.TV4S6ytwfsfvkgY8jIucDrjc8deX1s.",
+        ] {
+            assert!(
+                matches!(
+                    LegacyHash::parse(h, &LegacyPolicy::maximum(None)),
+                    Err(Error::PasswordHashRejected(
+                        "bcrypt $2x$/$2$ hashes are not supported"
+                    ))
+                ),
+                "{h}"
+            );
+        }
+    }
+
+    /// Each rule of `decimal` refuses on its own: empty or more than 10
+    /// characters is malformed before parsing; 10 digits over `u32::MAX` is
+    /// out of range.
+    #[test]
+    fn decimal_refuses_by_the_rule_that_failed() {
+        assert_eq!(decimal("4294967295").unwrap(), u32::MAX);
+        for (s, why) in [
+            ("", "malformed number"),
+            ("99999999999", "malformed number"),
+            ("00000000001", "malformed number"),
+            ("1a", "malformed number"),
+            ("4294967296", "number out of range"),
+        ] {
+            assert!(
+                matches!(decimal(s), Err(Error::PasswordHashRejected(w)) if w == why),
+                "{s:?}"
+            );
+        }
+    }
+
+    /// Salts up to 128 bytes and digests of 16..=128 bytes are accepted.
+    #[test]
+    fn salt_and_digest_length_bounds_are_inclusive() {
+        check_lengths(&[0; MAX_SALT_LEN], 16).unwrap();
+        check_lengths(&[], 128).unwrap();
+        assert!(matches!(
+            check_lengths(&[0; MAX_SALT_LEN + 1], 16),
+            Err(Error::PasswordHashRejected("salt too long"))
+        ));
+        for len in [15, 129] {
+            assert!(matches!(
+                check_lengths(&[0; 16], len),
+                Err(Error::PasswordHashRejected("hash length out of range"))
+            ));
+        }
     }
 }
