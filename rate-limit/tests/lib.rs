@@ -7,6 +7,8 @@ mod common;
 #[cfg(feature = "tower")]
 mod http_layer;
 mod login;
+#[cfg(feature = "redis")]
+mod login_shared;
 mod memory;
 mod props;
 #[cfg(feature = "redis")]

@@ -15,12 +15,12 @@ use hisn_rate_limit::*;
 use crate::common::*;
 
 /// A redis-server child process on a private port, killed on drop.
-struct PrivateRedis {
+pub(crate) struct PrivateRedis {
     child: Option<Child>,
     port: u16,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -29,7 +29,7 @@ fn free_port() -> u16 {
 }
 
 impl PrivateRedis {
-    fn start(port: u16) -> Option<Self> {
+    pub(crate) fn start(port: u16) -> Option<Self> {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -68,11 +68,11 @@ impl PrivateRedis {
         panic!("private redis-server did not start on port {port}");
     }
 
-    fn client(&self) -> ::redis::Client {
+    pub(crate) fn client(&self) -> ::redis::Client {
         ::redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap()
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

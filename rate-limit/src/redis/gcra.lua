@@ -5,7 +5,8 @@
 -- KEYS[i]  the key of applicable tier i (all in one hash slot: shared hash tag)
 -- ARGV[1]  "" to use the server clock (TIME), or an injected time in us (tests)
 -- ARGV[2]  units n
--- ARGV[3i], ARGV[3i+1], ARGV[3i+2]  interval, tolerance, burst of tier i
+-- ARGV[3]  "1" to only report (peek: nothing is written), "" to decide
+-- ARGV[3i+1], ARGV[3i+2], ARGV[3i+3]  interval, tolerance, burst of tier i
 -- Returns {denied (0, or the 1-based tier with the longest wait), wait_us,
 --          remaining_1, reset_us_1, remaining_2, reset_us_2, ...}
 local now
@@ -16,6 +17,7 @@ else
   now = tonumber(ARGV[1])
 end
 local n = tonumber(ARGV[2])
+local commit = ARGV[3] ~= '1'
 local out = {0, 0}
 local new = {}
 local iv, tol, burst = {}, {}, {}
@@ -31,9 +33,9 @@ local function remaining(tat, i)
 end
 
 for i = 1, #KEYS do
-  iv[i] = tonumber(ARGV[3 * i])
-  tol[i] = tonumber(ARGV[3 * i + 1])
-  burst[i] = tonumber(ARGV[3 * i + 2])
+  iv[i] = tonumber(ARGV[3 * i + 1])
+  tol[i] = tonumber(ARGV[3 * i + 2])
+  burst[i] = tonumber(ARGV[3 * i + 3])
   local tat = now
   local stored = redis.call('GET', KEYS[i])
   if stored then
@@ -55,11 +57,14 @@ for i = 1, #KEYS do
   out[2 * i + 2] = reset
 end
 
+-- Admitted: write every key (unless peeking) and report the state after.
 if out[1] == 0 then
   for i = 1, #KEYS do
     -- Every key expires when its state becomes equivalent to an absent key.
-    local ttl = math.ceil((new[i] - now) / 1000)
-    redis.call('SET', KEYS[i], string.format('%.0f', new[i]), 'PX', ttl)
+    if commit then
+      local ttl = math.ceil((new[i] - now) / 1000)
+      redis.call('SET', KEYS[i], string.format('%.0f', new[i]), 'PX', ttl)
+    end
     local r, reset = remaining(new[i], i)
     out[2 * i + 1] = r
     out[2 * i + 2] = reset

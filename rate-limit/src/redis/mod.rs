@@ -110,6 +110,10 @@ impl RedisConfig {
         self.memory = m;
         self
     }
+
+    pub(crate) fn hash_tag_rule(&self) -> HashTag {
+        self.hash_tag
+    }
 }
 
 /// A limiter whose state lives in Redis.
@@ -172,7 +176,59 @@ impl<C: Clock + Clone> RedisLimiter<C> {
     /// Check `n` units against every applicable tier, all-or-nothing, in one
     /// Redis command.
     pub async fn check_n(&self, keys: &RequestKeys, n: NonZeroU32) -> Result<Decision> {
-        self.run(keys, n, None).await
+        self.run(keys, n, None, true).await
+    }
+
+    /// What [`RedisLimiter::check_n`] would answer now, writing nothing (one
+    /// command too; when Redis is unavailable, the failure modes apply as
+    /// for a check). A report, not a gate.
+    pub async fn peek_n(&self, keys: &RequestKeys, n: NonZeroU32) -> Result<Decision> {
+        self.run(keys, n, None, false).await
+    }
+
+    /// Forget the state of tier `tier` for the key of its kind in `keys`
+    /// (e.g. an account's failure count after a successful login): one `DEL`.
+    /// `keys` also supplies the hash tag under [`HashTag::ByKind`]. A no-op
+    /// when no tier is named `tier` or `keys` lacks its key.
+    ///
+    /// Fails with [`Error::Backend`] when Redis is unavailable (the breaker is
+    /// open, the call fails or misses its deadline): the state then stays, so
+    /// a failed reset never lifts a limit.
+    pub async fn reset(&self, tier: &str, keys: &RequestKeys) -> Result<()> {
+        let Some(p) = self.tiers().policies().iter().find(|p| p.name() == tier) else {
+            return Ok(());
+        };
+        let Some(k) = keys.get(p.key_kind()) else {
+            return Ok(());
+        };
+        let key = self.key_name(&self.tag(keys)?, p.name(), &k.hex());
+        let permit = self
+            .breaker
+            .try_acquire()
+            .map_err(|_| Error::Backend("redis circuit open".into()))?;
+        let call = async {
+            let mut conn = self.connection().await?;
+            redis::cmd("DEL")
+                .arg(&key)
+                .query_async::<i64>(&mut conn)
+                .await
+        };
+        match tokio::time::timeout(self.config.deadline, call).await {
+            Ok(Ok(_)) => {
+                permit.success();
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                permit.failure();
+                *self.conn.lock() = None;
+                Err(Error::Backend(Box::new(e)))
+            }
+            Err(e) => {
+                permit.failure();
+                *self.conn.lock() = None;
+                Err(Error::Backend(Box::new(e)))
+            }
+        }
     }
 
     /// [`RedisLimiter::check_n`] with the script's clock replaced by `now`:
@@ -184,7 +240,7 @@ impl<C: Clock + Clone> RedisLimiter<C> {
         n: NonZeroU32,
         now: SystemTime,
     ) -> Result<Decision> {
-        self.run(keys, n, Some(unix_micros(now))).await
+        self.run(keys, n, Some(unix_micros(now)), true).await
     }
 
     /// `PING` over the limiter's own connection, within the deadline: a
@@ -223,19 +279,30 @@ impl<C: Clock + Clone> RedisLimiter<C> {
         format!("{}{{{tag}}}:{tier}:{hex}", self.config.prefix)
     }
 
-    async fn run(&self, keys: &RequestKeys, n: NonZeroU32, now: Option<u64>) -> Result<Decision> {
-        let policies = self.tiers().policies();
-        let tag = match self.config.hash_tag {
+    fn tag(&self, keys: &RequestKeys) -> Result<String> {
+        Ok(match self.config.hash_tag {
             HashTag::Fixed => "tiers".to_owned(),
             HashTag::ByKind(kind) => match keys.get(kind) {
                 Some(k) => format!("{}:{}", kind.label(), k.hex()),
                 None => return Err(Error::InvalidKey("request lacks the hash-tag key")),
             },
-        };
+        })
+    }
+
+    async fn run(
+        &self,
+        keys: &RequestKeys,
+        n: NonZeroU32,
+        now: Option<u64>,
+        commit: bool,
+    ) -> Result<Decision> {
+        let policies = self.tiers().policies();
+        let tag = self.tag(keys)?;
         let mut invocation = self.script.prepare_invoke();
         invocation
             .arg(now.map(|t| t.to_string()).unwrap_or_default())
-            .arg(n.get());
+            .arg(n.get())
+            .arg(if commit { "" } else { "1" });
         let mut applied = Vec::with_capacity(policies.len());
         for (i, p) in policies.iter().enumerate() {
             let Some(k) = keys.get(p.key_kind()) else {
@@ -254,7 +321,7 @@ impl<C: Clock + Clone> RedisLimiter<C> {
         }
         let permit = match self.breaker.try_acquire() {
             Ok(p) => p,
-            Err(rejected) => return self.unavailable(keys, n, rejected.retry_after),
+            Err(rejected) => return self.unavailable(keys, n, rejected.retry_after, commit),
         };
         let call = async {
             let mut conn = self.connection().await?;
@@ -276,7 +343,7 @@ impl<C: Clock + Clone> RedisLimiter<C> {
                         "redis decision missed its deadline"
                     ),
                 }
-                return self.unavailable(keys, n, self.config.breaker.cooldown_duration());
+                return self.unavailable(keys, n, self.config.breaker.cooldown_duration(), commit);
             }
         };
         permit.success();
@@ -307,7 +374,13 @@ impl<C: Clock + Clone> RedisLimiter<C> {
 
     /// Redis is unavailable: fail-closed tiers answer 503, fail-open tiers
     /// fall back to the in-process limiter.
-    fn unavailable(&self, keys: &RequestKeys, n: NonZeroU32, wait: Duration) -> Result<Decision> {
+    fn unavailable(
+        &self,
+        keys: &RequestKeys,
+        n: NonZeroU32,
+        wait: Duration,
+        commit: bool,
+    ) -> Result<Decision> {
         let mut mask = 0u8;
         for (i, p) in self.tiers().policies().iter().enumerate() {
             if keys.get(p.key_kind()).is_none() {
@@ -323,6 +396,6 @@ impl<C: Clock + Clone> RedisLimiter<C> {
                 }
             }
         }
-        self.fallback.decide(keys, n, mask, true)
+        self.fallback.decide(keys, n, mask, commit)
     }
 }

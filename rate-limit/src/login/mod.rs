@@ -27,6 +27,22 @@
 //! after failures stop. Traps left to the caller: run the password hash for
 //! unknown accounts too (timing), and answer with the same status, body and
 //! headers whether the account exists or not.
+//!
+//! **Several instances.** [`LoginGuard`] counts in this process only: behind
+//! N instances an attacker spreading guesses over them gets N times each
+//! budget. With the `redis` feature, [`RedisLoginGuard`] keeps the same
+//! budgets in Redis, shared by every instance that uses the same key prefix
+//! and tier names; same methods, same keys, async. When Redis is
+//! unavailable each tier follows its policy's
+//! [`FailureMode`](crate::FailureMode): `FailClosed` (the default) answers
+//! [`Outcome::Unavailable`](crate::Outcome::Unavailable) — no login attempt
+//! is verified until Redis is back; `FailOpen` counts in this instance's
+//! memory instead (per-instance budgets for the outage).
+
+#[cfg(feature = "redis")]
+mod shared;
+#[cfg(feature = "redis")]
+pub use shared::RedisLoginGuard;
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -37,6 +53,29 @@ use crate::error::{Error, Result};
 use crate::key::{KeyValue, RequestKeys};
 use crate::memory::{MemoryConfig, MemoryLimiter};
 use crate::policy::{KeyKind, Policy, Tiers};
+
+/// The two tiers of a login guard (account first) and the account tier's name.
+fn login_tiers(per_account: Policy, per_ip: Policy) -> Result<(Tiers, &'static str)> {
+    if per_account.key_kind() != KeyKind::Account || per_ip.key_kind() != KeyKind::Ip {
+        return Err(Error::InvalidConfig(
+            "login guard needs an Account-keyed and an Ip-keyed policy",
+        ));
+    }
+    let account_tier = per_account.name();
+    Ok((Tiers::new(vec![per_account, per_ip])?, account_tier))
+}
+
+/// The keys of one attempt: the IP group, and the account's normalised,
+/// hashed name (capped at `KeyValue::MAX_ACCOUNT_LEN`). The same for both
+/// guards, so an in-process and a Redis guard key an attempt alike.
+fn login_keys(account: &str, ip: IpAddr, v6_prefix: u8) -> RequestKeys {
+    let mut keys = RequestKeys::new().with(KeyKind::Ip, KeyValue::ip(ip, v6_prefix));
+    // An empty name cannot be an account: it shares the IP budget only.
+    if let Ok(a) = KeyValue::account(account) {
+        keys.set(KeyKind::Account, a);
+    }
+    keys
+}
 
 /// Failure budgets per account and per IP.
 #[derive(Debug)]
@@ -66,13 +105,7 @@ impl<C: Clock> LoginGuard<C> {
         memory: MemoryConfig,
         clock: C,
     ) -> Result<Self> {
-        if per_account.key_kind() != KeyKind::Account || per_ip.key_kind() != KeyKind::Ip {
-            return Err(Error::InvalidConfig(
-                "login guard needs an Account-keyed and an Ip-keyed policy",
-            ));
-        }
-        let account_tier = per_account.name();
-        let tiers = Tiers::new(vec![per_account, per_ip])?;
+        let (tiers, account_tier) = login_tiers(per_account, per_ip)?;
         Ok(LoginGuard {
             limiter: MemoryLimiter::with_clock(tiers, memory, clock),
             account_tier,
@@ -89,12 +122,7 @@ impl<C: Clock> LoginGuard<C> {
     }
 
     fn keys(&self, account: &str, ip: IpAddr) -> RequestKeys {
-        let mut keys = RequestKeys::new().with(KeyKind::Ip, KeyValue::ip(ip, self.v6_prefix));
-        // An empty name cannot be an account: it shares the IP budget only.
-        if let Ok(a) = KeyValue::account(account) {
-            keys.set(KeyKind::Account, a);
-        }
-        keys
+        login_keys(account, ip, self.v6_prefix)
     }
 
     /// Start a login attempt: count it as a failure on the account and the
