@@ -24,8 +24,7 @@ use super::{login_keys, login_tiers};
 /// rate (no permanent lockout); the keys never depend on whether the account
 /// exists; account names are normalised and hashed as by
 /// [`KeyValue::account`] (over-long names share one key), so Redis never
-/// holds a login name (client IPs appear in
-/// key names, as hex).
+/// holds a login name (client IPs do appear in key names, as hex).
 ///
 /// **Sharing.** Instances share a budget when they use the same Redis, the
 /// same [`RedisConfig`] prefix, the same tier names and policies and the same
