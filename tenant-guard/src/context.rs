@@ -182,6 +182,7 @@ impl TenantContext {
         ctx
     }
 
+    #[cfg(any(feature = "postgres", feature = "sqlite", feature = "test-util", test))]
     pub(crate) fn new(
         tenant: TenantId,
         user: UserId,

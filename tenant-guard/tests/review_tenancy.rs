@@ -228,6 +228,9 @@ mod review {
             "hr.salaries=Hr_Viewer",
             "hr.salaries=*",
             "\"hr\".*=hr_viewer",
+            // A misspelt schema gate would gate nothing: refused.
+            "hrr.*=hr_viewer/hr_admin",
+            "public.*=hr_viewer",
         ] {
             assert!(base().parse_role_gates(gates).is_err(), "{gates}");
         }

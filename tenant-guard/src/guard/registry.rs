@@ -193,8 +193,13 @@ impl TableRegistry {
     /// [`Self::role_gate`] for every table of `schema` (`hr`): a table
     /// `hr.x` needs a role of this gate *and* of its own gate, if any.
     /// Unqualified tables are in the default schema (`public`, `main`).
-    /// Register every table of the schema: the guard refuses the others,
-    /// and RLS is generated only for registered tables.
+    /// Register every table of the schema first: the guard refuses the
+    /// others, and RLS is generated only for registered tables.
+    ///
+    /// Errors ([`GuardError::InvalidRegistry`]): an invalid schema name, no
+    /// role, an invalid role name, or a schema with no registered table —
+    /// a gate on a misspelt schema (`hrr.*` for `hr.*`) would gate nothing
+    /// in either layer, so it is refused rather than accepted silently.
     pub fn schema_role_gate(
         mut self,
         schema: &str,
@@ -206,8 +211,19 @@ impl TableRegistry {
                 "invalid schema name `{schema}`"
             )));
         }
+        let key = normalise(schema);
+        let default_schema = key == "public" || key == "main";
+        let has_table = self.tables.keys().any(|t| match t.split_once('.') {
+            Some((s, _)) => s == key,
+            None => default_schema,
+        });
+        if !has_table {
+            return Err(GuardError::InvalidRegistry(format!(
+                "role gate on schema `{schema}`, which has no registered table (register its tables first)"
+            )));
+        }
         let gate = gate(read, write)?;
-        self.schema_gates.insert(normalise(schema), gate);
+        self.schema_gates.insert(key, gate);
         Ok(self)
     }
 
@@ -785,6 +801,10 @@ mod tests {
             "a=Bad Role",
             "a=x'--",
             "1bad.*=x",
+            // A schema with no registered table: a misspelt schema gate
+            // would gate nothing (outside review of issue 17).
+            "b.*=x",
+            "hrr.*=x",
         ] {
             assert!(
                 matches!(
@@ -794,6 +814,15 @@ mod tests {
                 "{bad:?} accepted"
             );
         }
+        // Unqualified tables are in the default schema of either dialect.
+        assert!(r.clone().parse_role_gates("public.*=x").is_ok());
+        assert!(r.clone().parse_role_gates("main.*=x").is_ok());
+        assert!(
+            TableRegistry::parse_spec("hr.salaries:t")
+                .unwrap()
+                .parse_role_gates("public.*=x")
+                .is_err()
+        );
         assert!(r.clone().org_wide_roles(["Admin"]).is_err());
         // The client column must be among the table's columns.
         let mut c = TableRegistry::new().client_table("l", "t", "c");

@@ -53,6 +53,7 @@ mod verify;
 
 pub use finding::{Finding, RlsReport};
 pub use key::{CONTEXT_KEY_LEN, ContextKey};
+#[cfg(feature = "postgres")]
 pub(crate) use scope::scope_token;
 pub use scope::{
     CLIENT_POLICY, CLIENTS_FUNCTION, ROLE_POLICY_PREFIX, ROLES_FUNCTION, SCOPE_FUNCTION,

@@ -36,10 +36,15 @@
 
 use std::fmt::Write as _;
 
+#[cfg(feature = "postgres")]
 use zeroize::Zeroizing;
 
-use super::{ContextKey, TenantTable, check_ident};
-use crate::{Error, TenantContext};
+#[cfg(feature = "postgres")]
+use super::ContextKey;
+use super::{TenantTable, check_ident};
+use crate::Error;
+#[cfg(feature = "postgres")]
+use crate::TenantContext;
 
 /// The transaction-local setting carrying the signed session scope token.
 pub const SCOPE_SETTING: &str = "hisn.tenant_scope";
@@ -62,6 +67,7 @@ const DOMAIN: &str = "hisn_tenant_guard.scope.v1.";
 
 /// The scope token for `ctx`'s tenant, clients and roles, valid for
 /// transactions that start before `expiry` (Unix seconds).
+#[cfg(feature = "postgres")]
 pub(crate) fn scope_token(key: &ContextKey, ctx: &TenantContext, expiry: u64) -> Zeroizing<String> {
     let tenant = ctx.tenant().to_string();
     let expiry = expiry.to_string();
