@@ -107,14 +107,24 @@ impl fmt::Debug for ApiKeys {
     }
 }
 
+/// Rounds of 64 random bytes `base62_random` draws before giving up: each
+/// round keeps ~62 of them on average, so a working generator fills the 43
+/// characters of a secret in one round; 16 rounds short would take a
+/// generator stuck at bytes >= 248.
+const BASE62_MAX_ROUNDS: usize = 16;
+
 fn base62_random(n: usize) -> Result<String> {
     let mut out = String::with_capacity(n);
     let mut buf = Zeroizing::new([0u8; 64]);
-    while out.len() < n {
+    for _ in 0..BASE62_MAX_ROUNDS {
         crate::rng::os_fill(buf.as_mut())?;
         base62_push(&mut out, n, buf.as_ref());
+        if out.len() == n {
+            return Ok(out);
+        }
     }
-    Ok(out)
+    // Fail closed rather than spin (or mint a short key).
+    Err(Error::Rng)
 }
 
 /// Append base62 characters drawn from the random `bytes` to `out` until it
