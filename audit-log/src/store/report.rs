@@ -94,6 +94,14 @@ pub struct SubjectReport {
     pub dropped_index_rows: u64,
     /// Index rows whose record does not decode (damaged; run `verify`).
     pub undecodable: u64,
+    /// Records naming the subject that the index did not list, found while
+    /// proving other entries (the chain between two checkpoints is read
+    /// whole anyway). They are in [`entries`](Self::entries), proven; a
+    /// non-zero count means the index was changed, so records elsewhere may
+    /// be missing too (run `verify`). Only the checkpoint intervals that hold
+    /// an indexed entry are read, so an index that omits every record of an
+    /// interval is not caught here.
+    pub unindexed: u64,
     /// Ranges of the chain that failed verification while proving entries,
     /// and records a verified checkpoint commits to that the store no
     /// longer holds ([`Verdict::Truncated`]: the report cannot be complete).
@@ -106,10 +114,12 @@ impl SubjectReport {
         self.checkpoints.last()
     }
 
-    /// Whether every entry is proven and nothing was dropped or found broken.
+    /// Whether every entry is proven and nothing was dropped, missing from
+    /// the index or found broken.
     pub fn is_fully_proven(&self) -> bool {
         self.entries.iter().all(ReportEntry::is_proven)
             && self.dropped_index_rows == 0
+            && self.unindexed == 0
             && self.undecodable == 0
             && self.broken.is_empty()
     }
@@ -146,6 +156,7 @@ impl SubjectReport {
             "checkpoints": self.checkpoints.iter().map(SignedCheckpoint::to_note).collect::<Vec<_>>(),
             "dropped_index_rows": self.dropped_index_rows,
             "undecodable": self.undecodable,
+            "unindexed": self.unindexed,
             "broken": self.broken.iter().map(BrokenRange::to_json).collect::<Vec<_>>(),
         })
     }
@@ -173,6 +184,7 @@ impl SubjectReport {
             ("proven", proven as u64),
             ("dropped_index_rows", self.dropped_index_rows),
             ("undecodable", self.undecodable),
+            ("unindexed", self.unindexed),
         ] {
             o.extend_from_slice(b",\n  \"");
             o.extend_from_slice(k.as_bytes());
@@ -484,6 +496,10 @@ impl<'a> ReportPlan<'a> {
         let mut failed: BTreeMap<usize, ()> = BTreeMap::new();
         let mut broken = self.broken.clone();
         let mut used = vec![false; self.anchors.len()];
+        // Records of proven intervals that hold the subject's bytes but that
+        // the index did not list (decoded below: a byte match is not a name).
+        let finder = memchr::memmem::Finder::new(subject.as_bytes());
+        let mut unlisted: BTreeMap<u64, (StoredRecord, u64)> = BTreeMap::new();
         for (idx, (iv, records)) in self.intervals.iter().zip(ranges).enumerate() {
             let anchor = std::slice::from_ref(&self.anchors[iv.anchor]);
             let report = Verifier::new(self.tenant, &[], self.keys)
@@ -503,8 +519,14 @@ impl<'a> ReportPlan<'a> {
             used[iv.anchor] = true;
             let size = self.anchors[iv.anchor].checkpoint.size;
             for r in records.into_iter().flatten() {
-                if matches!(self.placed.get(&r.seq), Some(Ok(i)) if *i == idx) {
-                    proven.insert(r.seq, (r, size));
+                match self.placed.get(&r.seq) {
+                    Some(Ok(i)) if *i == idx => {
+                        proven.insert(r.seq, (r, size));
+                    }
+                    None if !subject.is_empty() && finder.find(&r.bytes).is_some() => {
+                        unlisted.insert(r.seq, (r, size));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -551,6 +573,24 @@ impl<'a> ReportPlan<'a> {
             };
             push(r, proof);
         }
+        let listed = entries.len();
+        for (r, size) in unlisted.into_values() {
+            if let Ok((_, event)) = decode_record(&r.bytes)
+                && names_subject(&event, subject)
+            {
+                entries.push(ReportEntry {
+                    seq: r.seq,
+                    event,
+                    record: r.bytes,
+                    link: r.link,
+                    proof: EntryProof::Checkpoint { size },
+                });
+            }
+        }
+        let unindexed = (entries.len() - listed) as u64;
+        if unindexed > 0 {
+            tracing::warn!(tenant = %self.tenant, unindexed, "DSAR: records naming the subject missing from the index");
+        }
         entries.sort_by_key(|e| e.seq);
         let undecodable = undecodable + unreadable;
         if dropped > 0 {
@@ -569,6 +609,7 @@ impl<'a> ReportPlan<'a> {
             checkpoints,
             dropped_index_rows: dropped,
             undecodable,
+            unindexed,
             broken,
         })
     }

@@ -769,16 +769,22 @@ fn report(
         .write_json(&mut out)
         .and_then(|()| writeln!(out))
         .and_then(|()| out.flush());
-    let damage = (!r.broken.is_empty() || r.undecodable > 0 || r.dropped_index_rows > 0)
-        .then_some((r.broken.len(), r.undecodable, r.dropped_index_rows));
+    let damage =
+        (!r.broken.is_empty() || r.undecodable > 0 || r.dropped_index_rows > 0 || r.unindexed > 0)
+            .then_some((
+                r.broken.len(),
+                r.undecodable,
+                r.dropped_index_rows,
+                r.unindexed,
+            ));
     // The process ends here: freeing a large report entry by entry (tens of
     // thousands of strings) cost ~6% of the command, for memory the exit
     // returns anyway. It holds no secrets (records are what was printed).
     std::mem::forget(r);
     crate::output::output_result(res)?;
-    if let Some((broken, unreadable, dropped)) = damage {
+    if let Some((broken, unreadable, dropped, unindexed)) = damage {
         return Err(CliError::failed(format!(
-            "verification failed: {tenant}: the report found damage ({broken} broken ranges, {unreadable} unreadable records, {dropped} index rows naming someone else)"
+            "verification failed: {tenant}: the report found damage ({broken} broken ranges, {unreadable} unreadable records, {dropped} index rows naming someone else, {unindexed} records missing from the index)"
         )));
     }
     Ok(())
