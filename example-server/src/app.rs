@@ -9,7 +9,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use hisn_crypto_vault::{ApiKeys, DirKeyStore, PgKeyStore, UrlSigner, Vault};
 use hisn_rate_limit::http::{KeyExtractor, TrustedProxies};
-use hisn_rate_limit::login::LoginGuard;
 use hisn_rate_limit::{KeyKind, Tiers};
 use hisn_tenant_guard::db::PlatformAdmin;
 use hisn_webhook_verify::{Scheme, Webhook};
@@ -20,8 +19,8 @@ use crate::danger::Layers;
 use crate::keystore::TenantKeys;
 use crate::outbound::PartnerApi;
 use crate::routes::EscapeHatchAudit;
-use crate::shared::{self, SharedLimiter};
-use crate::state::{AppState, Inner, api_tiers, policy, shared_policy};
+use crate::shared::{self, SharedLimiter, SharedLoginGuard};
+use crate::state::{AppState, Inner, api_tiers, shared_policy};
 use crate::{auth, db, keys, middleware, routes};
 
 /// Why the server could not start (operator-facing, with the cause).
@@ -135,10 +134,19 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         .await
         .map_err(rl)?,
     );
-    let login_guard = LoginGuard::new(
-        policy("login_account", config.login_account_rate, KeyKind::Account).map_err(rl)?,
-        policy("login_ip", config.login_ip_rate, KeyKind::Ip).map_err(rl)?,
+    let login_guard = SharedLoginGuard::new(
+        shared_policy(
+            "login_account",
+            config.login_account_rate,
+            KeyKind::Account,
+            &config,
+        )
+        .map_err(rl)?,
+        shared_policy("login_ip", config.login_ip_rate, KeyKind::Ip, &config).map_err(rl)?,
+        redis.as_ref(),
+        &format!("{prefix}rl:login:"),
     )
+    .await
     .map_err(rl)?;
     let webhook_limiter = Arc::new(
         SharedLimiter::new(

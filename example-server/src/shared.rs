@@ -6,6 +6,9 @@
 //! `rl:api:`, `rl:webhook:`, `replay:` or `idem:`, so two deployments that
 //! share a Redis do not collide when their prefixes differ.
 //!
+//! The login budgets (per account and per IP) live under `rl:login:`: with
+//! Redis, N instances share one budget instead of granting N.
+//!
 //! When Redis is unreachable: each rate-limit tier does what its policy's
 //! failure mode says (the policies here keep rate-limit's default,
 //! fail-closed: `503` with `Retry-After`, behind the limiter's circuit
@@ -17,8 +20,11 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
+use hisn_rate_limit::login::{LoginGuard, RedisLoginGuard};
 use hisn_rate_limit::redis::{RedisConfig, RedisLimiter};
-use hisn_rate_limit::{Decision, Limiter, MemoryLimiter, RequestKeys, Tiers};
+use hisn_rate_limit::{Decision, Limiter, MemoryLimiter, Policy, RequestKeys, Tiers};
 use hisn_webhook_verify::idempotency::{
     Begin, IdempotencyStore, MemoryIdempotencyStore, RedisIdempotencyStore, StoredResponse,
 };
@@ -77,6 +83,55 @@ impl Limiter for SharedLimiter {
         match self {
             Self::Memory(m) => m.check_n(keys, n),
             Self::Redis(r) => r.check_n(keys, n).await,
+        }
+    }
+}
+
+/// Login failure budgets per account and per IP, in process or on Redis.
+#[derive(Debug)]
+pub enum SharedLoginGuard {
+    /// This instance only.
+    Memory(LoginGuard),
+    /// Shared by every instance.
+    Redis(Box<RedisLoginGuard>),
+}
+
+impl SharedLoginGuard {
+    /// On Redis under `prefix` when `client` is given, else in process.
+    pub async fn new(
+        per_account: Policy,
+        per_ip: Policy,
+        client: Option<&redis::Client>,
+        prefix: &str,
+    ) -> Result<Self, hisn_rate_limit::Error> {
+        Ok(match client {
+            None => Self::Memory(LoginGuard::new(per_account, per_ip)?),
+            Some(c) => Self::Redis(Box::new(
+                RedisLoginGuard::new(c.clone(), per_account, per_ip, RedisConfig::new(prefix)?)
+                    .await?,
+            )),
+        })
+    }
+
+    /// Count an attempt before the password is verified (see
+    /// [`LoginGuard::begin`]). Not allowed: do not verify.
+    pub async fn begin(&self, account: &str, ip: IpAddr) -> hisn_rate_limit::Result<Decision> {
+        match self {
+            Self::Memory(g) => g.begin(account, ip),
+            Self::Redis(g) => g.begin(account, ip).await,
+        }
+    }
+
+    /// Clear the account's failures (never the IP's). On Redis failure the
+    /// count stays (no limit is lifted) and the login goes on: logged only.
+    pub async fn record_success(&self, account: &str) {
+        match self {
+            Self::Memory(g) => g.record_success(account),
+            Self::Redis(g) => {
+                if let Err(e) = g.record_success(account).await {
+                    tracing::warn!(error = %e, "login budget not cleared (redis)");
+                }
+            }
         }
     }
 }

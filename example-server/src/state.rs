@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::extract::FromRef;
 use hisn_crypto_vault::{ApiKeys, PasswordHasher, PasswordParams, UrlSigner, Vault};
 use hisn_rate_limit::http::KeyExtractor;
-use hisn_rate_limit::login::LoginGuard;
 use hisn_rate_limit::{KeyKind, Policy, Tiers};
 use hisn_tenant_guard::jsonwebtoken::EncodingKey;
 use hisn_tenant_guard::{RolePolicy, TokenVerifier};
@@ -17,7 +16,7 @@ use crate::audit::Audit;
 use crate::config::{Config, Rate};
 use crate::db::{Admin, Platform, TenantDb};
 use crate::outbound::PartnerApi;
-use crate::shared::{SharedIdempotency, SharedLimiter, SharedReplay};
+use crate::shared::{SharedIdempotency, SharedLimiter, SharedLoginGuard, SharedReplay};
 
 /// Unix seconds now.
 pub fn now_unix() -> u64 {
@@ -82,7 +81,7 @@ pub struct Inner {
     /// Client IP and identity keys of a request.
     pub extractor: KeyExtractor,
     /// Login budgets per account and per IP.
-    pub login_guard: LoginGuard,
+    pub login_guard: SharedLoginGuard,
     /// Webhook deliveries per source.
     pub webhook_limiter: Arc<SharedLimiter>,
     /// The payment provider's webhook verifier.

@@ -19,7 +19,7 @@ use hisn_crypto_vault::{
     Ciphertext, FieldContext, PendingTotp, StoredRecoveryCodes, Totp, TotpParams,
 };
 use hisn_rate_limit::http::write_retry_after;
-use hisn_rate_limit::{KeyKind, KeyValue, RequestKeys};
+use hisn_rate_limit::{KeyKind, KeyValue, Outcome, RequestKeys};
 use hisn_tenant_guard::{Permission, TenantId};
 use serde::Deserialize;
 use serde_json::json;
@@ -399,10 +399,16 @@ pub(super) async fn change_password(
     let decision = s
         .login_guard
         .begin(&account_key, meta.ip)
+        .await
         .map_err(|e| ApiError::internal("login guard", &e))?;
     if !decision.is_allowed() {
         crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
-        let mut resp = ApiError::TooManyRequests.into_response();
+        // Redis down under fail-closed: 503, the same for every account.
+        let refusal = match decision.outcome() {
+            Outcome::Unavailable { .. } => ApiError::Unavailable,
+            _ => ApiError::TooManyRequests,
+        };
+        let mut resp = refusal.into_response();
         write_retry_after(resp.headers_mut(), decision.retry_after());
         return Ok(resp);
     }
@@ -439,7 +445,7 @@ pub(super) async fn change_password(
     if !store::change_password(&s.platform, tenant, id, &hash, &new_hash).await? {
         return Err(ApiError::Conflict("password_changed_concurrently"));
     }
-    s.login_guard.record_success(&account_key);
+    s.login_guard.record_success(&account_key).await;
     let facts = store::facts(&s.platform, tenant, id).await?;
     let amr: Vec<&str> = ctx.auth().amr().iter().map(String::as_str).collect();
     let session = SessionAuth {

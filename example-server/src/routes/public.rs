@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use hisn_crypto_vault::Verification;
+use hisn_rate_limit::Outcome;
 use hisn_rate_limit::http::write_retry_after;
 use hisn_tenant_guard::TenantId;
 use serde::Deserialize;
@@ -142,10 +143,16 @@ pub(super) async fn login(
     let decision = s
         .login_guard
         .begin(&account_key, meta.ip)
+        .await
         .map_err(|e| ApiError::internal("login guard", &e))?;
     if !decision.is_allowed() {
         crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
-        let mut resp = ApiError::TooManyRequests.into_response();
+        // Redis down under fail-closed: 503, the same for every account.
+        let refusal = match decision.outcome() {
+            Outcome::Unavailable { .. } => ApiError::Unavailable,
+            _ => ApiError::TooManyRequests,
+        };
+        let mut resp = refusal.into_response();
         write_retry_after(resp.headers_mut(), decision.retry_after());
         return Ok(resp);
     }
@@ -194,7 +201,7 @@ pub(super) async fn login(
             .map_err(|e| ApiError::internal("hash", &e))?;
         platform::set_password_hash(&s.platform, tenant, account.id, &new_hash).await?;
     }
-    s.login_guard.record_success(&account_key);
+    s.login_guard.record_success(&account_key).await;
     let user = account.id.to_string();
     let actor = meta.actor_named(&user);
     s.audit

@@ -270,3 +270,110 @@ async fn redis_outage_follows_the_configured_failure_mode() {
     }
     cleanup_redis(&redis, &prefix).await;
 }
+
+/// An instance whose login budgets are `account_rate` attempts per account
+/// (a long period, so nothing refills during the test).
+async fn login_instance(
+    db: &std::sync::Arc<TestDb>,
+    redis: &str,
+    prefix: &str,
+    keys_from: Option<&std::path::Path>,
+    account_rate: u32,
+) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    // Instances of one deployment share their key files (a KMS in production).
+    for entry in keys_from
+        .map(|d| std::fs::read_dir(d).unwrap())
+        .into_iter()
+        .flatten()
+    {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with("keys.json") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let migrate = keys_from.is_none();
+    let mut c = test_config(dir.path());
+    db.configure(&mut c, migrate);
+    c.redis_url = Some(redis.parse().unwrap());
+    c.redis_prefix = prefix.to_owned();
+    c.login_account_rate = Rate::new(account_rate, 600).unwrap();
+    let app = hisn_example_server::danger::build_with_layers(c, Layers::ALL)
+        .await
+        .unwrap();
+    Server {
+        app,
+        dir,
+        pg: Some(std::sync::Arc::clone(db)),
+    }
+}
+
+/// Password guesses spread over two instances share one per-account budget
+/// (the login guard is on Redis): together they get 5 verified guesses, not
+/// 5 each, and then both answer 429 even to the right password. With Redis
+/// cut, login fails closed: 503 with `Retry-After`, the same for an existing
+/// and an unknown account, and no password is checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_failures_across_two_instances_share_one_budget() {
+    let test = "login_failures_across_two_instances_share_one_budget";
+    let Some(redis) = redis_url(test) else { return };
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    let prefix = redis_prefix();
+    let a = login_instance(&db, &redis, &prefix, None, 5).await;
+    let b = login_instance(&db, &redis, &prefix, Some(a.dir.path()), 5).await;
+    // Sign-up logs the owner in once; that success cleared the account's count.
+    let t = a.tenant_without_totp("Alpha").await;
+    let login = |password: &str| json!({ "tenant": t.id, "email": t.email, "password": password });
+    let mut verified = [0_u32; 2];
+    let mut limited = [0_u32; 2];
+    for i in 0..12 {
+        let (n, srv) = if i % 2 == 0 { (0, &a) } else { (1, &b) };
+        let r = srv
+            .call("POST", "/auth/login", None, Some(login("wrong password!")))
+            .await;
+        match r.status {
+            StatusCode::UNAUTHORIZED => verified[n] += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers.contains_key("retry-after"));
+                limited[n] += 1;
+            }
+            other => panic!("instance {n}: {other}: {r:?}"),
+        }
+    }
+    assert_eq!(verified[0] + verified[1], 5, "{verified:?} {limited:?}");
+    assert!(limited.iter().all(|&n| n > 0), "{limited:?}");
+    for srv in [&a, &b] {
+        let r = srv
+            .call(
+                "POST",
+                "/auth/login",
+                None,
+                Some(login(crate::common::PASSWORD)),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    }
+    cleanup_redis(&redis, &prefix).await;
+
+    // Redis cut (default failure mode: closed).
+    let proxy = Cuttable::new(&redis).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = test_config(dir.path());
+    c.redis_url = Some(proxy.url.parse().unwrap());
+    c.redis_prefix = prefix.clone();
+    let srv = crate::common::server_with(c, dir).await;
+    let u = srv.tenant_without_totp("Beta").await;
+    proxy.cut();
+    let mut answers = Vec::new();
+    for email in [u.email.as_str(), "nobody@beta.example"] {
+        let body = json!({ "tenant": u.id, "email": email, "password": crate::common::PASSWORD });
+        let r = srv.call("POST", "/auth/login", None, Some(body)).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+        assert!(r.headers.contains_key("retry-after"));
+        answers.push(r.body);
+    }
+    assert_eq!(answers[0], answers[1]);
+    cleanup_redis(&redis, &prefix).await;
+}
