@@ -389,3 +389,26 @@ pub(crate) async fn no_grant_becomes_the_customer_s_session_on(srv: Arc<Server>)
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
+
+/// The admins are promised a notification: when it cannot be recorded the
+/// use is refused (503) and nothing is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_use_that_cannot_be_notified_is_refused() {
+    let srv = server().await;
+    let a = srv.tenant("Alpha").await;
+    let sa = srv.seed(&a).await;
+    let grant = srv.grant(&a, None).await;
+    srv.app
+        .state
+        .platform
+        .execute(hisn_example_server::db::Stmt::new(
+            "ALTER TABLE admin_notifications RENAME TO admin_notifications_gone",
+        ))
+        .await
+        .unwrap();
+    let r = srv
+        .call("GET", &a.path("/assets"), Some(&grant), None)
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+    assert!(!String::from_utf8_lossy(&r.raw).contains(&sa.asset));
+}

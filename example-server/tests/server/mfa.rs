@@ -777,3 +777,67 @@ async fn second_factor_and_grant_flows_on_postgres() {
     expired_and_revoked_grants_are_refused_on(srv.clone()).await;
     no_grant_becomes_the_customer_s_session_on(srv.clone()).await;
 }
+
+/// Two instances on one PostgreSQL and Redis: a code accepted on one is a
+/// replay on the other, the try limit counts both, and a grant issued on one
+/// is honoured, audited and revoked on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_factor_and_grants_hold_across_two_instances() {
+    use crate::multi_instance::instance;
+    use crate::services::{TestDb, redis_prefix, redis_url};
+    let test = "second_factor_and_grants_hold_across_two_instances";
+    let Some(redis) = redis_url(test) else { return };
+    let Some(db) = TestDb::create(test).await else {
+        return;
+    };
+    let prefix = redis_prefix();
+    let one = instance(&db, &redis, &prefix, None, true).await;
+    let two = instance(&db, &redis, &prefix, Some(one.dir.path()), false).await;
+    let t = one.tenant("Alpha").await;
+    let code = totp_code(&t.totp, 30);
+    let r = step_up(&one, &t, &t.token, json!({ "code": code })).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = step_up(&two, &t, &t.token, json!({ "code": code })).await;
+    assert_eq!(
+        r.body,
+        json!({ "error": "invalid_code" }),
+        "replayed on the other instance"
+    );
+    // 1 confirm + 2 above; 2 more tries (one per instance), then 429 on either.
+    let wrong = if totp_code(&t.totp, 0) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for srv in [&one, &two] {
+        let r = step_up(srv, &t, &t.token, json!({ "code": wrong })).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    }
+    let r = step_up(&one, &t, &t.token, json!({ "code": wrong })).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{r:?}");
+    // A grant signed on one is honoured on the other, and revoked everywhere
+    // (another tenant: this one used its quota of 7 above).
+    let t = one.tenant_without_totp("Beta").await;
+    let grant = one.grant(&t, None).await;
+    let r = two
+        .call("GET", &t.path("/assets"), Some(&grant), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let id = one.last_audit(&t.id)["entity_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut req = crate::common::request(
+        "DELETE",
+        &format!("/operator/tenants/{}/grants/{id}", t.id),
+        Some(&two.operator_token()),
+        None,
+    );
+    req.headers_mut()
+        .insert("x-reason", "ticket closed early".parse().unwrap());
+    assert_eq!(two.send(req).await.status, StatusCode::NO_CONTENT);
+    let r = one
+        .call("GET", &t.path("/assets"), Some(&grant), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}

@@ -15,7 +15,7 @@ use crate::services::{TestDb, redis_prefix, redis_url};
 /// The per-tenant quota of this test (small, a long period so nothing refills).
 const QUOTA: u32 = 7;
 
-async fn instance(
+pub(crate) async fn instance(
     db: &std::sync::Arc<TestDb>,
     redis: &str,
     prefix: &str,
@@ -25,11 +25,9 @@ async fn instance(
     let dir = tempfile::tempdir().unwrap();
     if let Some(from) = keys_from {
         // Instances of one deployment share their keys (a KMS in production).
-        std::fs::copy(
-            from.join("local-keys.json"),
-            dir.path().join("local-keys.json"),
-        )
-        .unwrap();
+        for file in ["local-keys.json", hisn_example_server::mfa::KEY_FILE] {
+            std::fs::copy(from.join(file), dir.path().join(file)).unwrap();
+        }
     }
     let mut c = test_config(dir.path());
     db.configure(&mut c, migrate);
