@@ -334,3 +334,65 @@ async fn a_key_rotated_by_another_process_is_picked_up_on_decrypt() {
         Err(Error::Store(_))
     ));
 }
+
+/// Provisioning completes a tenant left with one of its two keys (a crash
+/// between the two inserts, or keys from before blind indexes): it adds the
+/// missing key and leaves the existing one alone.
+#[tokio::test]
+async fn provisioning_completes_a_half_provisioned_tenant() {
+    let master = MasterKey::generate().unwrap();
+    let full = MemoryKeyStore::new();
+    let seed = Vault::new(full, master.clone());
+    provision(&seed, &["t"]).await;
+    let before = seed.encrypt(&ctx("t", "1"), b"kept").await.unwrap();
+    let records = seed.store().load("t").await.unwrap();
+    for kept in [KeyPurpose::Data, KeyPurpose::BlindIndex] {
+        let half = MemoryKeyStore::new();
+        for r in records.iter().filter(|r| r.purpose == kept) {
+            assert!(half.insert(r).await.unwrap());
+        }
+        let v = Vault::new(half, master.clone());
+        v.provision_tenant("t").await.unwrap();
+        let after = v.store().load("t").await.unwrap();
+        for purpose in [KeyPurpose::Data, KeyPurpose::BlindIndex] {
+            let ids: Vec<_> = after
+                .iter()
+                .filter(|r| r.purpose == purpose && r.primary)
+                .map(|r| r.key_id)
+                .collect();
+            assert_eq!(ids, [KeyId(1)], "{purpose:?} after keeping {kept:?}");
+        }
+        let old = records.iter().find(|r| r.purpose == kept).unwrap();
+        let same = after.iter().find(|r| r.purpose == kept).unwrap();
+        assert_eq!(same.wrapped, old.wrapped, "the kept key is not replaced");
+        v.blind_indexer("t", "users", "email").await.unwrap();
+        v.encrypt(&ctx("t", "2"), b"x").await.unwrap();
+        if kept == KeyPurpose::Data {
+            assert_eq!(
+                v.decrypt(&ctx("t", "1"), &before).await.unwrap().as_bytes(),
+                b"kept"
+            );
+        }
+    }
+}
+
+/// `Debug` shows the vault's settings and cache state, and no key.
+#[tokio::test]
+async fn vault_debug_shows_settings_and_cache_state() {
+    let v = Vault::new(MemoryKeyStore::new(), MasterKey::generate().unwrap())
+        .with_previous_master(MasterKey::generate().unwrap());
+    provision(&v, &["t"]).await;
+    v.encrypt(&ctx("t", "1"), b"x").await.unwrap();
+    let d = format!("{v:?}");
+    for part in [
+        "Vault {",
+        "previous_masters: 1",
+        "cached_tenants: 1",
+        "loads_in_flight: 0",
+        "usage_cap: 1073741824",
+        "persist_every: 65536",
+        "reload_interval: 30s",
+    ] {
+        assert!(d.contains(part), "{d} lacks {part}");
+    }
+}
