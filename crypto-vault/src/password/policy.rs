@@ -222,4 +222,70 @@ mod tests {
             "password must be at least 12 characters long"
         );
     }
+
+    /// Length bounds: 1 <= min <= max and max * 4 <= MAX_PASSWORD_BYTES
+    /// (256 characters), each inclusive; at most 4 classes.
+    #[test]
+    fn configuration_bounds_are_inclusive() {
+        let p = PasswordPolicy::default;
+        for (min, max) in [(1, 1), (8, 8), (1, 256)] {
+            assert!(p().with_length(min, max).is_ok(), "{min}..={max}");
+        }
+        for (min, max) in [(0, 8), (9, 8), (1, 257)] {
+            assert!(
+                matches!(p().with_length(min, max), Err(Error::InvalidConfig(_))),
+                "{min}..={max}"
+            );
+        }
+        assert!(p().with_min_classes(4).is_ok());
+        assert!(matches!(
+            p().with_min_classes(5),
+            Err(Error::InvalidConfig(_))
+        ));
+    }
+
+    /// Length is checked in characters, inclusive at both ends.
+    #[test]
+    fn length_limits_are_inclusive_in_characters() {
+        let p = PasswordPolicy::default().with_length(4, 6).unwrap();
+        assert_eq!(
+            p.check("abc", &[]),
+            Err(vec![PolicyViolation::TooShort { min: 4 }])
+        );
+        assert_eq!(p.check("abcd", &[]), Ok(()));
+        assert_eq!(p.check("ééééé", &[]), Ok(()), "5 characters, 10 bytes");
+        assert_eq!(p.check("abcdef", &[]), Ok(()));
+        assert_eq!(
+            p.check("abcdefg", &[]),
+            Err(vec![PolicyViolation::TooLong { max: 6 }])
+        );
+    }
+
+    /// Classes: lower, upper, digit, other; exactly the required number passes.
+    #[test]
+    fn exactly_the_required_classes_pass() {
+        let p = PasswordPolicy::default().with_min_classes(2).unwrap();
+        assert_eq!(p.check("abcdefghijk!", &[]), Ok(()), "lower + symbol");
+        assert_eq!(p.check("abcdefghijk1", &[]), Ok(()), "lower + digit");
+        assert_eq!(p.check("ABCDEFGHIJKl", &[]), Ok(()), "upper + lower");
+        assert_eq!(
+            p.check("abcdefghijkl", &[]),
+            Err(vec![PolicyViolation::TooFewClasses { required: 2 }])
+        );
+        let four = PasswordPolicy::default().with_min_classes(4).unwrap();
+        assert_eq!(four.check("abcDEF123!?x", &[]), Ok(()));
+        assert!(four.check("abcDEF123xyz", &[]).is_err());
+    }
+
+    /// `Debug` shows the settings and the list's size, never its entries.
+    #[test]
+    fn debug_shows_settings_not_entries() {
+        let list = BreachedList::new(["hunter2", "letmein"]);
+        assert_eq!(format!("{list:?}"), "BreachedList(2 entries)");
+        let p = PasswordPolicy::default().with_breached(Arc::new(list));
+        assert_eq!(
+            format!("{p:?}"),
+            "PasswordPolicy { min_chars: 12, max_chars: 128, min_classes: 0, breached_list: true }"
+        );
+    }
 }
