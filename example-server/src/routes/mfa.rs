@@ -71,11 +71,16 @@ async fn limit(s: &AppState, tenant: TenantId, account: &str) -> Option<Response
         Ok(d) => d,
         Err(e) => return Some(ApiError::internal("totp limiter", &e).into_response()),
     };
-    if decision.is_allowed() {
-        return None;
-    }
-    crate::metrics::global().rate_limited("totp_account");
-    let mut resp = ApiError::TooManyRequests.into_response();
+    let mut resp = match decision.outcome() {
+        Outcome::Allowed => return None,
+        Outcome::Denied { .. } => {
+            crate::metrics::global().rate_limited("totp_account");
+            ApiError::TooManyRequests.into_response()
+        }
+        // The shared limiter is unreachable and fails closed: 503, like the
+        // rest of the API, not a 429 the client would read as its own tries.
+        _ => ApiError::Unavailable.into_response(),
+    };
     write_retry_after(resp.headers_mut(), decision.retry_after());
     Some(resp)
 }
