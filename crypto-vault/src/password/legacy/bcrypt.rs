@@ -156,4 +156,31 @@ mod tests {
             derive(4, &salt, &p72).unwrap()[..]
         );
     }
+
+    /// Each fixed byte of the 29-character settings (`$`, `2`, `$`, `$`) and
+    /// the lengths (29 and 60) are checked on their own; a non-ASCII
+    /// character is refused before any slicing.
+    #[test]
+    fn every_fixed_byte_and_length_is_checked() {
+        let good = &EMPTY[..29];
+        assert!(settings_prefix(good).is_ok());
+        for (at, byte) in [(0, 'x'), (1, '3'), (3, '#'), (6, '#')] {
+            let mut bad: Vec<char> = good.chars().collect();
+            bad[at] = byte;
+            let bad: String = bad.into_iter().collect();
+            assert!(
+                matches!(settings_prefix(&bad), Err(Error::PasswordHashRejected(_))),
+                "{bad}"
+            );
+        }
+        assert!(settings_prefix(&good[..28]).is_err());
+        assert!(settings_prefix(&format!("{good}.")).is_err());
+        // 60 bytes with a two-byte character across byte 29.
+        let straddle = format!("{}é{}", &EMPTY[..28], &EMPTY[30..]);
+        assert_eq!(straddle.len(), 60);
+        assert!(matches!(
+            parse(&straddle),
+            Err(Error::PasswordHashRejected("malformed bcrypt hash"))
+        ));
+    }
 }

@@ -353,11 +353,46 @@ mod tests {
 
     #[test]
     fn salt_hash_detection() {
+        // Hex means an even number of hex digits.
+        assert!(is_hex("abcd") && is_hex("00FF") && is_hex(""));
+        assert!(!is_hex("abc") && !is_hex("zz"));
+        // Hex only when both parts are: a hex-looking salt with a base64 hash
+        // is read as base64 on both sides.
+        let layout = SaltHashLayout::new(ScryptCost::NODE_DEFAULT, SaltInput::Decoded);
+        let (s, d) = parse_salt_hash("00ff:aGFzaGhhc2hoYXNoaGFzaA", layout).unwrap();
+        assert_eq!(d, b"hashhashhashhash");
+        assert_eq!(s.salt, phc_b64("00ff").unwrap());
         assert!(looks_salt_hash("00ff:abcd"));
         assert!(looks_salt_hash("c2FsdA==:aGFzaA=="));
         assert!(!looks_salt_hash("salt"));
         assert!(!looks_salt_hash(":abcd"));
         assert!(!looks_salt_hash("ab:cd:ef"));
         assert!(!looks_salt_hash("$2b$:x"));
+    }
+
+    /// The accessors return the checked parameters; `within` needs both no
+    /// more memory and no more work; `max` of two costs whose parameter-wise
+    /// maximum is out of bounds keeps the one with more memory, whichever
+    /// side it is on.
+    #[test]
+    fn cost_accessors_within_and_max() {
+        let c = ScryptCost::new(12, 4, 3).unwrap();
+        assert_eq!((c.log_n(), c.r(), c.p()), (12, 4, 3));
+        let big_memory = ScryptCost::new(17, 8, 1).unwrap();
+        let big_work = ScryptCost::new(10, 8, 16).unwrap();
+        assert!(ScryptCost::NODE_DEFAULT.within(big_memory));
+        assert!(big_memory.within(big_memory));
+        assert!(!big_memory.within(ScryptCost::NODE_DEFAULT), "more memory");
+        let more_work = ScryptCost::new(14, 8, 2).unwrap();
+        assert!(
+            !more_work.within(ScryptCost::NODE_DEFAULT),
+            "same memory, more work"
+        );
+        assert_eq!(big_memory.max(big_work), big_memory);
+        assert_eq!(big_work.max(big_memory), big_memory);
+        assert_eq!(
+            ScryptCost::NODE_DEFAULT.max(more_work),
+            ScryptCost::new(14, 8, 2).unwrap()
+        );
     }
 }
