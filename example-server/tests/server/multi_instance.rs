@@ -15,12 +15,30 @@ use crate::services::{TestDb, redis_prefix, redis_url};
 /// The per-tenant quota of this test (small, a long period so nothing refills).
 const QUOTA: u32 = 7;
 
+/// An instance whose tenant quota is [`QUOTA`]; `migrate`: it runs the
+/// owner's migration (the first instance of a deployment).
 pub(crate) async fn instance(
     db: &std::sync::Arc<TestDb>,
     redis: &str,
     prefix: &str,
     keys_from: Option<&std::path::Path>,
     migrate: bool,
+) -> Server {
+    instance_with(db, redis, prefix, keys_from, migrate, |c| {
+        c.tenant_rate = Rate::new(QUOTA, 600).unwrap();
+    })
+    .await
+}
+
+/// An instance on the shared PostgreSQL database and Redis, sharing the key
+/// files of the instance in `keys_from`, its configuration adjusted by `tune`.
+async fn instance_with(
+    db: &std::sync::Arc<TestDb>,
+    redis: &str,
+    prefix: &str,
+    keys_from: Option<&std::path::Path>,
+    migrate: bool,
+    tune: impl FnOnce(&mut hisn_example_server::config::Config),
 ) -> Server {
     let dir = tempfile::tempdir().unwrap();
     if let Some(from) = keys_from {
@@ -33,7 +51,7 @@ pub(crate) async fn instance(
     db.configure(&mut c, migrate);
     c.redis_url = Some(redis.parse().unwrap());
     c.redis_prefix = prefix.to_owned();
-    c.tenant_rate = Rate::new(QUOTA, 600).unwrap();
+    tune(&mut c);
     let app = hisn_example_server::danger::build_with_layers(c, Layers::ALL)
         .await
         .unwrap();
@@ -278,32 +296,10 @@ async fn login_instance(
     keys_from: Option<&std::path::Path>,
     account_rate: u32,
 ) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    // Instances of one deployment share their key files (a KMS in production).
-    for entry in keys_from
-        .map(|d| std::fs::read_dir(d).unwrap())
-        .into_iter()
-        .flatten()
-    {
-        let path = entry.unwrap().path();
-        if path.to_string_lossy().ends_with("keys.json") {
-            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-        }
-    }
-    let migrate = keys_from.is_none();
-    let mut c = test_config(dir.path());
-    db.configure(&mut c, migrate);
-    c.redis_url = Some(redis.parse().unwrap());
-    c.redis_prefix = prefix.to_owned();
-    c.login_account_rate = Rate::new(account_rate, 600).unwrap();
-    let app = hisn_example_server::danger::build_with_layers(c, Layers::ALL)
-        .await
-        .unwrap();
-    Server {
-        app,
-        dir,
-        pg: Some(std::sync::Arc::clone(db)),
-    }
+    instance_with(db, redis, prefix, keys_from, keys_from.is_none(), |c| {
+        c.login_account_rate = Rate::new(account_rate, 600).unwrap();
+    })
+    .await
 }
 
 /// Password guesses spread over two instances share one per-account budget
