@@ -69,4 +69,25 @@ mod tests {
         assert_eq!(b64_any(b"AAE"), None);
         assert_eq!(b64(&[0, 1]), "AAE=");
     }
+
+    /// The right number of characters is not enough: a padded value that
+    /// decodes to fewer bytes than expected (one byte in four characters,
+    /// 31 bytes in the 44 characters of a 32-byte MAC) is refused, never
+    /// zero-filled into a signature.
+    #[test]
+    fn base64_of_the_right_length_but_fewer_bytes_is_refused() {
+        assert_eq!(b64_exact::<2>(b"AA=="), None);
+        assert_eq!(b64_exact::<1>(b"AA=="), Some([0]));
+        let short = b64(&[7u8; 31]);
+        assert_eq!(short.len(), 44);
+        assert_eq!(b64_exact::<32>(short.as_bytes()), None);
+        let full = b64(&[7u8; 32]);
+        assert_eq!(full.len(), 44);
+        assert_eq!(b64_exact::<32>(full.as_bytes()), Some([7u8; 32]));
+        // Hex of a 32-byte MAC is exactly 64 lowercase digits.
+        let hex = hex_lower(&[0xab; 32]);
+        assert_eq!(hex_lower_exact::<32>(hex.as_bytes()), Some([0xab; 32]));
+        assert_eq!(hex_lower_exact::<32>(&hex.as_bytes()[..62]), None);
+        assert_eq!(hex_lower_exact::<32>(format!("{hex}ab").as_bytes()), None);
+    }
 }

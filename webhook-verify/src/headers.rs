@@ -128,6 +128,24 @@ mod tests {
         }
     }
 
+    /// `Headers::pairs` is public: a plain list (slice, `Vec`, array) offers
+    /// every header as written, in request order, repeats included; an
+    /// indexed source (`http::HeaderMap`) offers none and is read by name.
+    #[test]
+    fn lists_offer_every_pair_in_request_order() {
+        let arr = [("B", "1"), ("a", "2"), ("B", "3")];
+        let want: Vec<(&str, &[u8])> = vec![("B", &b"1"[..]), ("a", b"2"), ("B", b"3")];
+        let from_array: Option<Vec<_>> = arr.pairs().map(Iterator::collect);
+        let from_slice: Option<Vec<_>> = arr.as_slice().pairs().map(Iterator::collect);
+        let v = arr.to_vec();
+        let from_vec: Option<Vec<_>> = v.pairs().map(Iterator::collect);
+        assert_eq!(from_array.as_ref(), Some(&want));
+        assert_eq!(from_slice.as_ref(), Some(&want));
+        assert_eq!(from_vec.as_ref(), Some(&want));
+        #[cfg(feature = "http")]
+        assert!(http::HeaderMap::new().pairs().is_none());
+    }
+
     #[test]
     fn lookup_is_case_insensitive_and_repeats_are_refused() {
         let h = [("Webhook-Id", "a"), ("x", "b"), ("x", "c")];

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use hisn_webhook_verify::{
-    Error, GenericHmac, Limits, ManualClock, Scheme, SignInput, SignatureEncoding, Tolerance,
-    Webhook,
+    Error, GenericHmac, Limits, MAX_ID_LEN, ManualClock, Scheme, SignInput, SignatureEncoding,
+    Tolerance, Webhook,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -309,4 +309,103 @@ fn standard_header_lookup_answers_alike_from_a_list_and_a_header_map() {
         assert_eq!(from_list, want, "case {i}: list");
         assert_eq!(from_map, want, "case {i}: header map");
     }
+}
+
+/// A signed message id is 1..=256 visible characters ([`MAX_ID_LEN`]): an id
+/// of exactly 256 is signed, verified and returned whole; 257 is refused by
+/// the signer and by the verifier (before any MAC).
+#[test]
+fn message_id_length_limit_is_256_bytes_inclusive() {
+    assert_eq!(MAX_ID_LEN, 256);
+    let wh = standard(Limits::DEFAULT, Tolerance::DEFAULT);
+    let id = "i".repeat(MAX_ID_LEN);
+    let h = wh
+        .sign(&SignInput::new(b"{}").id(&id).timestamp(NOW))
+        .unwrap();
+    let v = wh.verify(&h, b"{}").unwrap();
+    assert_eq!(v.event_id(), Some(id.as_str()));
+    assert_eq!(v.replay_id(b"{}"), id);
+    let longer = "i".repeat(MAX_ID_LEN + 1);
+    assert_eq!(
+        wh.sign(&SignInput::new(b"{}").id(&longer).timestamp(NOW)),
+        Err(Error::InvalidId)
+    );
+    let mut h = h;
+    h[0].1 = longer;
+    assert_eq!(wh.verify(&h, b"{}"), Err(Error::Malformed));
+}
+
+/// The generic scheme signs `id SEP ts SEP body`: an id holding the separator
+/// would let the parts split two ways, so the signer refuses it (as it
+/// refuses any id that is not a valid message id) and the verifier answers
+/// `Malformed`.
+#[test]
+fn generic_ids_holding_the_separator_are_refused_both_ways() {
+    let g = GenericHmac::new("X-Sig")
+        .unwrap()
+        .id_header("X-Id")
+        .unwrap()
+        .separator(b':')
+        .unwrap();
+    let wh = Webhook::builder(Scheme::Generic(g))
+        .secret("generic-secret")
+        .unwrap()
+        .clock(Arc::new(ManualClock::new(NOW)))
+        .build()
+        .unwrap();
+    let sign = |id: &str| wh.sign(&SignInput::new(b"body").id(id));
+    // ':' is a valid id character elsewhere, not next to a ':' separator.
+    assert_eq!(sign("evt:1"), Err(Error::InvalidId));
+    // Not a message id at all (a '.', a space), separator or not.
+    assert_eq!(sign("evt.1"), Err(Error::InvalidId));
+    assert_eq!(sign("evt 1"), Err(Error::InvalidId));
+    assert_eq!(wh.sign(&SignInput::new(b"body")), Err(Error::InvalidId));
+    let mut h = sign("evt-1").unwrap();
+    assert!(wh.verify(&h, b"body").is_ok());
+    let id = h.iter_mut().find(|(k, _)| k == "x-id").unwrap();
+    id.1 = "evt:1".into();
+    assert_eq!(wh.verify(&h, b"body"), Err(Error::Malformed));
+}
+
+/// Secret length bounds, inclusive: a Standard Webhooks secret decodes to
+/// 16..=1024 bytes; a raw secret (GitHub and the other text secrets) is at
+/// most 1024 bytes.
+#[test]
+fn secret_length_limits_are_inclusive() {
+    let b64 = |n: usize| {
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
+        )
+    };
+    let add = |scheme: Scheme, secret: &str| Webhook::builder(scheme).secret(secret).map(|_| ());
+    assert_eq!(
+        add(Scheme::StandardWebhooks, &b64(15)),
+        Err(Error::SecretLength)
+    );
+    assert_eq!(add(Scheme::StandardWebhooks, &b64(16)), Ok(()));
+    assert_eq!(add(Scheme::StandardWebhooks, &b64(1024)), Ok(()));
+    assert_eq!(
+        add(Scheme::StandardWebhooks, &b64(1025)),
+        Err(Error::SecretLength)
+    );
+    assert_eq!(add(Scheme::GitHub, &"k".repeat(1024)), Ok(()));
+    assert_eq!(
+        add(Scheme::GitHub, &"k".repeat(1025)),
+        Err(Error::SecretLength)
+    );
+    let stripe = |n: usize| format!("whsec_{}", "k".repeat(n - 6));
+    assert_eq!(add(Scheme::Stripe, &stripe(1024)), Ok(()));
+    assert_eq!(add(Scheme::Stripe, &stripe(1025)), Err(Error::SecretLength));
+}
+
+/// The generic prefix is 0..=32 visible ASCII characters.
+#[test]
+fn generic_prefix_is_at_most_32_visible_characters() {
+    let g = || GenericHmac::new("X-Sig").unwrap();
+    assert!(g().prefix("").is_ok());
+    assert!(g().prefix(&"p".repeat(32)).is_ok());
+    assert!(g().prefix(&"p".repeat(33)).is_err());
+    assert!(g().prefix("sha256 =").is_err());
+    assert!(g().prefix("é").is_err());
 }

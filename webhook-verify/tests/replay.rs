@@ -173,6 +173,43 @@ mod redis_store {
         assert!(matches!(store.claim(&k, &p).await.unwrap(), Claim::New(_)));
     }
 
+    /// The store reads only what it writes (`p:<token>` in progress, `d`
+    /// done): any other value under a key is refused as a store fault
+    /// (`StoreUnavailable`), never taken for a claim in progress or done.
+    #[tokio::test]
+    async fn redis_claim_fails_closed_on_a_value_it_did_not_write() {
+        let Some(r) = hisn_test_support::redis("redis_foreign_value").await else {
+            return;
+        };
+        let store = RedisReplayStore::new(r.connection().await, r.prefix()).unwrap();
+        assert!(format!("{store:?}").contains(r.prefix()));
+        let k = ReplayKey::new("t", "p", "e").unwrap();
+        let mut conn = r.connection().await;
+        for foreign in ["x", "p", "P:1", "done", ""] {
+            let _: () = redis::cmd("SET")
+                .arg(r.key("1:t1:pe"))
+                .arg(foreign)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.claim(&k, &ReplayPolicy::DEFAULT).await,
+                Err(hisn_webhook_verify::Error::StoreUnavailable),
+                "{foreign:?}"
+            );
+        }
+        // What the store itself writes is read back as such.
+        for (own, want) in [("p:abc", Claim::InProgress), ("d", Claim::Done)] {
+            let _: () = redis::cmd("SET")
+                .arg(r.key("1:t1:pe"))
+                .arg(own)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(store.claim(&k, &ReplayPolicy::DEFAULT).await, Ok(want));
+        }
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn redis_stress_has_zero_double_claims() {
         let Some(r) = hisn_test_support::redis("redis_stress").await else {
@@ -232,6 +269,36 @@ mod postgres_store {
             .await
             .unwrap();
         assert_eq!(store.purge_expired().await.unwrap(), 1);
+    }
+
+    /// `purge_expired` deletes exactly the expired rows (lapsed leases and
+    /// done markers past their TTL) and reports how many; live rows stay.
+    #[tokio::test]
+    async fn postgres_purge_removes_and_counts_exactly_the_expired_rows() {
+        let Some((db, store)) = store("pg_replay_purge").await else {
+            return;
+        };
+        assert_eq!(store.purge_expired().await.unwrap(), 0);
+        let keys = ["e1", "e2", "e3"].map(|e| ReplayKey::new("t", "p", e).unwrap());
+        for k in &keys {
+            assert!(matches!(
+                store.claim(k, &ReplayPolicy::DEFAULT).await.unwrap(),
+                Claim::New(_)
+            ));
+        }
+        let pool = db.pool().await;
+        sqlx::query(
+            "update hisn_webhook_replay set expires_at = now() - interval '1 second' where event_id <> 'e3'",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        assert_eq!(store.purge_expired().await.unwrap(), 2);
+        assert_eq!(store.purge_expired().await.unwrap(), 0);
+        assert_eq!(
+            store.claim(&keys[2], &ReplayPolicy::DEFAULT).await.unwrap(),
+            Claim::InProgress
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -224,6 +224,22 @@ mod tests {
         assert_eq!(StoredResponse::decode(&bad), None);
     }
 
+    /// Stored bodies and header values may hold personal data: `Debug`
+    /// shows the status and sizes only.
+    #[test]
+    fn debug_shows_status_and_sizes_not_contents() {
+        let r = StoredResponse::new(
+            201,
+            vec![("x-user".into(), b"alice@example.com".to_vec())],
+            b"secret body".to_vec(),
+        );
+        let s = format!("{r:?}");
+        assert_eq!(
+            s,
+            "StoredResponse { status: 201, headers: 1, body_len: 11, body_omitted: false }"
+        );
+    }
+
     #[test]
     fn legacy_records_without_the_format_byte_still_decode() {
         let legacy = [&[0u8, 201][..], &[0, 0, 0, 0], b"body"].concat();

@@ -264,6 +264,30 @@ mod tests {
         );
     }
 
+    /// A full shard sweeps lapsed entries itself when a new key arrives: a
+    /// lease is over at exactly its end (`until <= now`), so at that instant
+    /// the new claim takes the freed room; one millisecond earlier the shard
+    /// is still full. `len` and `is_empty` count what is held.
+    #[test]
+    fn full_shard_frees_lapsed_entries_at_exactly_the_lease_end() {
+        let clock = Arc::new(ManualClock::new(0));
+        let s = MemoryReplayStore::with_clock(16, clock.clone()).unwrap();
+        assert!(s.is_empty());
+        let p = ReplayPolicy::new(Duration::from_secs(1), Duration::from_secs(1)).unwrap();
+        // One key per shard (the bound is 16 keys, one per shard).
+        let mut i = 0;
+        while s.len() < 16 {
+            let _ = s.claim_now(&key(&format!("fill{i}")), &p);
+            i += 1;
+        }
+        assert!(!s.is_empty());
+        clock.advance_millis(999);
+        assert_eq!(s.claim_now(&key("late"), &p), Err(Error::StoreFull));
+        clock.advance_millis(1);
+        assert!(matches!(s.claim_now(&key("late"), &p), Ok(Claim::New(_))));
+        assert!(s.len() <= 16, "{}", s.len());
+    }
+
     #[test]
     fn memory_is_bounded_and_fails_closed() {
         let clock = Arc::new(ManualClock::new(0));

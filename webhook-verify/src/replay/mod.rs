@@ -278,6 +278,22 @@ mod tests {
         assert_eq!(ReplayPolicy::default().ttl(), Duration::from_secs(259_200));
     }
 
+    /// `1 ms <= lease <= ttl <= 30 days`, every bound inclusive; the
+    /// accessors return what was given.
+    #[test]
+    fn policy_bounds_are_inclusive() {
+        let ms = Duration::from_millis;
+        let month = Duration::from_secs(30 * 86_400);
+        let p = ReplayPolicy::new(ms(1), month).unwrap();
+        assert_eq!((p.lease(), p.ttl()), (ms(1), month));
+        assert_eq!((p.lease_millis(), p.ttl_millis()), (1, 2_592_000_000));
+        assert!(ReplayPolicy::new(ms(1), month + ms(1)).is_err());
+        let same = ReplayPolicy::new(ms(5), ms(5)).unwrap();
+        assert_eq!((same.lease(), same.ttl()), (ms(5), ms(5)));
+        assert!(ReplayPolicy::new(Duration::from_micros(999), ms(5)).is_err());
+        assert_eq!(ReplayPolicy::default().lease(), Duration::from_secs(60));
+    }
+
     #[test]
     fn token_debug_is_redacted() {
         assert_eq!(

@@ -129,3 +129,20 @@ impl ReplayStore for RedisReplayStore {
         Ok(n == 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key prefix is 0..=128 characters, none of them a control character.
+    #[test]
+    fn key_prefix_is_at_most_128_printable_characters() {
+        assert_eq!(redis_prefix(""), Ok(String::new()));
+        let longest = "p".repeat(128);
+        assert_eq!(redis_prefix(&longest), Ok(longest.clone()));
+        assert!(redis_prefix(&format!("{longest}p")).is_err());
+        assert!(redis_prefix("hisn:replay:").is_ok());
+        assert!(redis_prefix("hisn:\nreplay:").is_err());
+        assert!(redis_prefix("\u{7f}").is_err());
+    }
+}
