@@ -32,8 +32,8 @@ pub use pseudonym::Pseudonymizer;
 pub use store::file::{AutoCheckpoint, Durability, FileStore, FileStoreOptions, TenantReader};
 pub use store::memory::MemoryStore;
 pub use store::{
-    AuditRead, Bounds, EntryProof, Export, ExportReceipt, InclusionProof, ReportEntry,
-    SubjectReport,
+    AuditRead, Bounds, EntryInclusion, EntryProof, Export, ExportReceipt, InclusionCheck,
+    InclusionProof, ReportEntry, SubjectReport,
 };
 pub use verify::{BrokenRange, PRUNE_ACTION, Start, StoredRecord, Verdict, Verifier, VerifyReport};
 

@@ -11,6 +11,8 @@
 //! `tests/data/rfc6962_pass.json` come from an independent Python
 //! implementation of the RFC's recursive definitions (`gen_rfc6962.py`).
 
+pub mod tiles;
+
 use sha2::{Digest as _, Sha256};
 
 use crate::chain::{Link, record_digest};

@@ -4,13 +4,14 @@ pub mod file;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod pg_group;
+mod plan;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod report;
 pub mod segment;
 
-pub(crate) use report::ReportPlan;
-pub use report::{EntryProof, ReportEntry, SubjectReport};
+pub(crate) use plan::ReportPlan;
+pub use report::{EntryInclusion, EntryProof, InclusionCheck, ReportEntry, SubjectReport, reasons};
 
 use crate::chain::{Link, chain_link, record_digest};
 use crate::checkpoint::{SignedCheckpoint, TrustedKeys};
@@ -88,6 +89,24 @@ pub trait AuditRead {
     /// Store I/O errors.
     fn checkpoint_tenants(&self) -> Result<Vec<TenantId>> {
         Ok(Vec::new())
+    }
+
+    /// Stored tile `index` of tile level `level` of `tenant`'s Merkle tree
+    /// (all 511 nodes, see [`merkle::tiles`](crate::merkle::tiles)), for
+    /// stores that persist the tree; `None` when it is not stored (the
+    /// default: the tree is then computed from the records). Tiles are never
+    /// trusted: a proof built from them is checked against a signed root.
+    ///
+    /// # Errors
+    /// Store I/O errors.
+    fn merkle_tile(
+        &self,
+        tenant: &TenantId,
+        level: u32,
+        index: u64,
+    ) -> Result<Option<Vec<crate::merkle::Hash>>> {
+        let _ = (tenant, level, index);
+        Ok(None)
     }
 
     /// Verify `tenant`'s whole chain against the store's checkpoints plus
@@ -424,7 +443,15 @@ pub trait AuditRead {
             .into_iter()
             .map(|(from, to)| self.read_range(tenant, from, to))
             .collect::<Result<Vec<_>>>()?;
-        plan.finish(subject, candidates, ranges)
+        let merkle = match plan.merkle_size() {
+            Some(size) => {
+                let src = plan::StoreNodes::new(self, tenant, subject);
+                let mut tree = crate::merkle::tiles::Tree::new(&src, size);
+                plan.prove_merkle(&mut tree, subject, || src.found.take())?
+            }
+            None => plan::MerkleInput::default(),
+        };
+        plan.finish(subject, candidates, ranges, merkle)
     }
 }
 

@@ -8,12 +8,22 @@
 //! - keeps a record only when its **decoded content** names the subject, as a
 //!   data subject or as the actor; index rows that do not are counted in
 //!   [`SubjectReport::dropped_index_rows`] and left out;
-//! - proves each entry against a **verified signed checkpoint**: the chain is
-//!   walked from the checkpoint before the record (or the chain's start) to
-//!   the first verified checkpoint after it, and must reach its signed head.
-//!   The entry then carries [`EntryProof::Checkpoint`] with that checkpoint's
-//!   size; otherwise [`EntryProof::Unproven`] says why (no keys, after the
-//!   newest checkpoint, the chain there does not verify).
+//! - proves each entry against a **verified signed checkpoint**. When the
+//!   newest verified checkpoint the store holds whole carries a Merkle root
+//!   (C2SP `tlog-checkpoint`, as `hisn audit checkpoint` signs), each entry
+//!   before it carries an RFC 6962 inclusion proof ([`EntryInclusion`]: leaf
+//!   hash, index, tree size, audit path) that the report verifies against
+//!   that root: [`EntryProof::Merkle`]. The path comes from the store's
+//!   persisted tree hashes (the file store's tiles, see
+//!   [`merkle::tiles`](crate::merkle::tiles)) or, for a store without them,
+//!   from the records' leaf hashes; it is never trusted, only checked. For a
+//!   checkpoint without a root (or a pruned chain), the chain is walked from
+//!   the checkpoint before the record (or the chain's start) to the first
+//!   verified checkpoint after it, and must reach its signed head:
+//!   [`EntryProof::Checkpoint`]. Otherwise [`EntryProof::Unproven`] says why
+//!   (no keys, after the newest checkpoint, the record is not the signed
+//!   leaf, the tree hashes do not lead to the signed root, the chain there
+//!   does not verify, the log is shorter than a verified checkpoint).
 //!
 //! **Subject keys** are matched byte for byte, exactly as recorded: no case
 //! folding, no Unicode or whitespace normalisation. Folding could merge two
@@ -22,19 +32,36 @@
 //! spelling per person (for example a lower-cased e-mail address, or a
 //! [`Pseudonymizer`](crate::Pseudonymizer) pseudonym of it).
 //!
-//! Cost: proving reads every record between the checkpoints around each
-//! entry, so it grows with the checkpoint interval times the number of
-//! intervals holding entries; without keys nothing is read beyond the entries.
+//! Cost: a Merkle proof reads one stored tile per tile level (plus the
+//! records of the tree's right edge, at most 255, once per report), so a
+//! report costs `O(entries * log n)` hashes however the checkpoints are
+//! spaced. Walking the chain (checkpoints without a root) reads every record
+//! between the checkpoints around each entry. Without keys nothing is read
+//! beyond the entries.
+//!
+//! **Completeness** rests on the index. A report detects index rows that
+//! point at other records (dropped) and, where it reads records anyway
+//! (walking the chain, or computing tree hashes from records), records that
+//! name the subject but were left out of the index ([`SubjectReport::unindexed`]).
+//! It cannot detect an index that leaves out records it has no reason to
+//! read, such as every row of one checkpoint interval: neither the chain nor
+//! the Merkle tree commits to *who* a record is about, and the index itself
+//! is written by the store, so whoever can rewrite it can recompute its
+//! checksums. The only evidence of an omitted record is the record itself,
+//! and finding it means reading every record: a store without persisted
+//! tree hashes does (its tree is computed from every record, and those
+//! naming the subject are taken); on the file store, removing a segment's
+//! `.sidx` makes the next open rebuild it from the records. Detecting
+//! omissions from a report alone would need the signer to commit to the
+//! index (per checkpoint, a signed digest of each subject's rows); no
+//! checkpoint does today.
 
-use std::collections::BTreeMap;
-
-use crate::chain::Link;
+use crate::chain::{Link, record_digest};
 use crate::checkpoint::{SignedCheckpoint, TrustedKeys, origin_for};
-use crate::encoding::decode_record;
-use crate::error::Result;
+use crate::encoding::peek_header;
 use crate::event::{Event, TenantId};
-use crate::store::Bounds;
-use crate::verify::{BrokenRange, Start, StoredRecord, Verdict, Verifier};
+use crate::merkle::{Hash, leaf_hash, verify_inclusion};
+use crate::verify::BrokenRange;
 
 /// How one entry of a DSAR report is proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +71,13 @@ pub enum EntryProof {
     /// signed head of the verified checkpoint of this size: the record is the
     /// one the signer's log holds at its sequence number.
     Checkpoint {
+        /// Size of the checkpoint (in [`SubjectReport::checkpoints`]).
+        size: u64,
+    },
+    /// The entry's RFC 6962 inclusion proof ([`ReportEntry::inclusion`])
+    /// leads from the record's leaf hash to the Merkle root of the verified
+    /// checkpoint of this size: the record is leaf `seq` of the signer's tree.
+    Merkle {
         /// Size of the checkpoint (in [`SubjectReport::checkpoints`]).
         size: u64,
     },
@@ -68,12 +102,147 @@ pub struct ReportEntry {
     pub link: Link,
     /// How the entry is proven.
     pub proof: EntryProof,
+    /// The RFC 6962 inclusion proof, with [`EntryProof::Merkle`].
+    pub inclusion: Option<EntryInclusion>,
 }
 
 impl ReportEntry {
     /// Whether the entry is proven against a verified checkpoint.
     pub fn is_proven(&self) -> bool {
-        matches!(self.proof, EntryProof::Checkpoint { .. })
+        matches!(
+            self.proof,
+            EntryProof::Checkpoint { .. } | EntryProof::Merkle { .. }
+        )
+    }
+}
+
+/// Why an entry's proof was not proven: stable texts, one per failure class.
+pub mod reasons {
+    /// The Merkle path from the stored tree hashes leads to the signed root
+    /// from the leaf hash the store holds for this index, but the record's
+    /// own leaf hash differs: the record was changed.
+    pub const RECORD_CHANGED: &str =
+        "the record is not the leaf the signed tree holds at its index";
+    /// The stored tree hashes (tiles) do not lead to the signed root: they
+    /// were changed or damaged (rebuilt on the next writable open).
+    pub const TILES_DISAGREE: &str = "the stored Merkle tiles do not lead to the signed root";
+    /// The record and the tree hashes computed from the records do not lead
+    /// to the signed root (a record of the tree was changed).
+    pub const ROOT_MISMATCH: &str = "the record and the tree hashes do not lead to the signed root";
+    /// A record the tree needs could not be read.
+    pub const TREE_UNREADABLE: &str = "the Merkle tree over the checkpoint cannot be read";
+    /// A verified checkpoint commits to more records than the store holds
+    /// (records cut, or the store rolled back).
+    pub const LOG_SHORTER: &str = "the log is shorter than a verified checkpoint";
+    /// The record does not carry its own sequence number or tenant.
+    pub const MISPLACED: &str = "the record is not where the chain holds it";
+}
+
+/// An RFC 6962 inclusion proof of one report entry: everything a reader
+/// needs, with the entry's record and the checkpoint note of `tree_size`
+/// from the report, to check it without the store.
+///
+/// Check: `leaf_hash == SHA-256(0x00 || record_digest(record))` (see
+/// [`record_digest`](crate::record_digest)), then RFC 9162 §2.1.3.2 with
+/// `leaf_index`, `tree_size` and `path` must give the checkpoint's root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryInclusion {
+    /// Index of the leaf (the record's sequence number).
+    pub leaf_index: u64,
+    /// Size of the tree (the checkpoint's size).
+    pub tree_size: u64,
+    /// The leaf hash (of the entry's record).
+    pub leaf_hash: Hash,
+    /// The audit path, leaf to root.
+    pub path: Vec<Hash>,
+}
+
+/// The outcome of checking an [`EntryInclusion`], one verdict per failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InclusionCheck {
+    /// The record is leaf `leaf_index` of the signed tree.
+    Verified,
+    /// The checkpoint is not the tenant's, has another size, or has no root.
+    OtherCheckpoint,
+    /// The checkpoint does not verify under the trusted keys.
+    BadSignature,
+    /// The record is not the proof's leaf (its hash, sequence number or
+    /// tenant differs).
+    OtherRecord,
+    /// The path does not lead to the checkpoint's root.
+    RootMismatch,
+}
+
+impl InclusionCheck {
+    /// Stable text.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::OtherCheckpoint => "other_checkpoint",
+            Self::BadSignature => "bad_signature",
+            Self::OtherRecord => "other_record",
+            Self::RootMismatch => "root_mismatch",
+        }
+    }
+}
+
+impl EntryInclusion {
+    /// Check that `record` is `tenant`'s leaf `leaf_index` of the tree the
+    /// signed `checkpoint` commits to, under `keys`.
+    pub fn verify(
+        &self,
+        tenant: &TenantId,
+        record: &[u8],
+        checkpoint: &SignedCheckpoint,
+        keys: &TrustedKeys,
+    ) -> InclusionCheck {
+        let c = &checkpoint.checkpoint;
+        let Some(root) = c.root else {
+            return InclusionCheck::OtherCheckpoint;
+        };
+        if c.origin != origin_for(tenant) || c.size != self.tree_size {
+            return InclusionCheck::OtherCheckpoint;
+        }
+        if checkpoint.verify(keys).is_err() {
+            return InclusionCheck::BadSignature;
+        }
+        let named = peek_header(record)
+            .is_ok_and(|h| h.tenant == tenant.as_str().as_bytes() && h.seq == self.leaf_index);
+        if !named || leaf_hash(&record_digest(record)) != self.leaf_hash {
+            return InclusionCheck::OtherRecord;
+        }
+        if verify_inclusion(
+            &self.leaf_hash,
+            self.leaf_index,
+            self.tree_size,
+            &self.path,
+            &root,
+        ) {
+            InclusionCheck::Verified
+        } else {
+            InclusionCheck::RootMismatch
+        }
+    }
+
+    fn write_json(&self, o: &mut Vec<u8>) {
+        o.extend_from_slice(b", \"method\": \"rfc6962\", \"leaf_index\": ");
+        json_u64(o, self.leaf_index);
+        o.extend_from_slice(b", \"tree_size\": ");
+        json_u64(o, self.tree_size);
+        o.extend_from_slice(b", \"leaf_hash\": \"");
+        hex_into(o, &self.leaf_hash);
+        o.extend_from_slice(b"\", \"path\": [");
+        for (i, h) in self.path.iter().enumerate() {
+            if i > 0 {
+                o.extend_from_slice(b", ");
+            }
+            o.push(b'"');
+            hex_into(o, h);
+            o.push(b'"');
+        }
+        o.push(b']');
     }
 }
 
@@ -130,11 +299,20 @@ impl SubjectReport {
             .entries
             .iter()
             .map(|e| {
-                let proof = match e.proof {
-                    EntryProof::Checkpoint { size } => {
-                        serde_json::json!({ "proven": true, "checkpoint_size": size })
+                let proof = match (e.proof, &e.inclusion) {
+                    (EntryProof::Merkle { size }, Some(p)) => serde_json::json!({
+                        "proven": true,
+                        "checkpoint_size": size,
+                        "method": "rfc6962",
+                        "leaf_index": p.leaf_index,
+                        "tree_size": p.tree_size,
+                        "leaf_hash": hex::encode(p.leaf_hash),
+                        "path": p.path.iter().map(hex::encode).collect::<Vec<_>>(),
+                    }),
+                    (EntryProof::Checkpoint { size } | EntryProof::Merkle { size }, _) => {
+                        serde_json::json!({ "proven": true, "checkpoint_size": size, "method": "chain" })
                     }
-                    EntryProof::Unproven { reason } => {
+                    (EntryProof::Unproven { reason }, _) => {
                         serde_json::json!({ "proven": false, "reason": reason })
                     }
                 };
@@ -224,12 +402,18 @@ impl SubjectReport {
             o.extend_from_slice(b"\", \"link\": \"");
             hex_into(&mut o, e.link.as_bytes());
             o.extend_from_slice(b"\", \"proof\": ");
-            match e.proof {
-                EntryProof::Checkpoint { size } => {
+            match (e.proof, &e.inclusion) {
+                (EntryProof::Merkle { size }, Some(p)) => {
                     o.extend_from_slice(b"{\"proven\": true, \"checkpoint_size\": ");
                     json_u64(&mut o, size);
+                    p.write_json(&mut o);
                 }
-                EntryProof::Unproven { reason } => {
+                (EntryProof::Checkpoint { size } | EntryProof::Merkle { size }, _) => {
+                    o.extend_from_slice(b"{\"proven\": true, \"checkpoint_size\": ");
+                    json_u64(&mut o, size);
+                    o.extend_from_slice(b", \"method\": \"chain\"");
+                }
+                (EntryProof::Unproven { reason }, _) => {
                     o.extend_from_slice(b"{\"proven\": false, \"reason\": ");
                     json_str(&mut o, reason);
                 }
@@ -332,285 +516,4 @@ fn write_event_json(o: &mut Vec<u8>, e: &Event) {
 /// Whether `event` names `subject` as a data subject or as the actor.
 pub(crate) fn names_subject(event: &Event, subject: &str) -> bool {
     event.actor() == subject || event.subjects().iter().any(|s| s == subject)
-}
-
-/// One stretch of chain to verify: `from..to`, from `start`, ending at the
-/// verified checkpoint `anchor` (index into the plan's checkpoints).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Interval {
-    start: Start,
-    from: u64,
-    to: u64,
-    anchor: usize,
-}
-
-/// The reads a report needs, planned before reading, so a store with async
-/// reads (PostgreSQL) can read them in one snapshot and then
-/// [`finish`](ReportPlan::finish).
-#[derive(Debug)]
-pub(crate) struct ReportPlan<'a> {
-    tenant: &'a TenantId,
-    keys: Option<&'a TrustedKeys>,
-    anchors: Vec<SignedCheckpoint>,
-    intervals: Vec<Interval>,
-    /// Interval of each candidate sequence number (None: unproven, with why).
-    placed: BTreeMap<u64, std::result::Result<usize, &'static str>>,
-    /// Found while planning: the log is shorter than a verified checkpoint.
-    broken: Vec<BrokenRange>,
-}
-
-impl<'a> ReportPlan<'a> {
-    /// Plan a report of the candidate sequence numbers `seqs` (index hits).
-    /// `checkpoints` should be read before `bounds`.
-    pub(crate) fn new(
-        tenant: &'a TenantId,
-        keys: Option<&'a TrustedKeys>,
-        checkpoints: &[SignedCheckpoint],
-        bounds: &Bounds,
-        seqs: &[u64],
-    ) -> Self {
-        let mut plan = Self {
-            tenant,
-            keys,
-            anchors: Vec::new(),
-            intervals: Vec::new(),
-            placed: BTreeMap::new(),
-            broken: Vec::new(),
-        };
-        let held = |s: &&u64| **s >= bounds.first_seq && **s < bounds.size;
-        let Some(keys) = keys else {
-            for s in seqs.iter().filter(held) {
-                plan.placed.insert(*s, Err("no trusted key given"));
-            }
-            return plan;
-        };
-        let origin = origin_for(tenant);
-        let mut by_size: BTreeMap<u64, SignedCheckpoint> = BTreeMap::new();
-        let mut forked = false;
-        for cp in checkpoints {
-            if cp.checkpoint.origin != origin || cp.verify(keys).is_err() {
-                continue;
-            }
-            match by_size.get(&cp.checkpoint.size) {
-                Some(o) if o.checkpoint.head != cp.checkpoint.head => forked = true,
-                Some(_) => {}
-                None => {
-                    by_size.insert(cp.checkpoint.size, cp.clone());
-                }
-            }
-        }
-        if forked {
-            for s in seqs.iter().filter(held) {
-                plan.placed.insert(
-                    *s,
-                    Err("two verified checkpoints of one size disagree (fork)"),
-                );
-            }
-            return plan;
-        }
-        plan.anchors = by_size.into_values().collect();
-        // Records a verified checkpoint commits to and the store no longer
-        // holds (cut, or lost to damage): the report cannot be complete, and
-        // says so even when no entry of the subject is among those it holds.
-        if let Some(newest) = plan.anchors.last()
-            && newest.checkpoint.size > bounds.size
-        {
-            plan.broken.push(BrokenRange {
-                first: bounds.size,
-                last: newest.checkpoint.size - 1,
-                verdict: Verdict::Truncated,
-            });
-        }
-        for &seq in seqs.iter().filter(held) {
-            let after = plan.anchors.iter().position(|c| c.checkpoint.size > seq);
-            let Some(ai) = after else {
-                plan.placed
-                    .insert(seq, Err("after the newest verified checkpoint"));
-                continue;
-            };
-            let to = plan.anchors[ai].checkpoint.size;
-            if to > bounds.size {
-                plan.placed
-                    .insert(seq, Err("the log is shorter than a verified checkpoint"));
-                continue;
-            }
-            // Start at the verified checkpoint before the record, or at the
-            // chain's start: the signed head at `to` commits to everything
-            // from there, the start link included.
-            let before = plan.anchors[..ai]
-                .iter()
-                .rev()
-                .find(|c| c.checkpoint.size >= bounds.first_seq && c.checkpoint.size <= seq);
-            let (start, from) = match before {
-                Some(c) => (
-                    Start::Trusted {
-                        seq: c.checkpoint.size,
-                        prev: c.checkpoint.head,
-                    },
-                    c.checkpoint.size,
-                ),
-                None if bounds.first_seq == 0 => (Start::Genesis, 0),
-                None => (
-                    Start::Trusted {
-                        seq: bounds.first_seq,
-                        prev: bounds.start_prev,
-                    },
-                    bounds.first_seq,
-                ),
-            };
-            let iv = Interval {
-                start,
-                from,
-                to,
-                anchor: ai,
-            };
-            let idx = match plan.intervals.iter().position(|i| *i == iv) {
-                Some(i) => i,
-                None => {
-                    plan.intervals.push(iv);
-                    plan.intervals.len() - 1
-                }
-            };
-            plan.placed.insert(seq, Ok(idx));
-        }
-        plan
-    }
-
-    /// The ranges to read, `(from, to)`, in the order [`finish`](Self::finish) expects them.
-    pub(crate) fn ranges(&self) -> Vec<(u64, u64)> {
-        self.intervals.iter().map(|i| (i.from, i.to)).collect()
-    }
-
-    /// Build the report from the candidate records (index hits, read as they
-    /// are) and the records of each planned range.
-    ///
-    /// # Errors
-    /// I/O errors carried by the records.
-    pub(crate) fn finish(
-        self,
-        subject: &str,
-        candidates: Vec<Result<StoredRecord>>,
-        ranges: Vec<Vec<Result<StoredRecord>>>,
-    ) -> Result<SubjectReport> {
-        let mut proven: BTreeMap<u64, (StoredRecord, u64)> = BTreeMap::new();
-        let mut failed: BTreeMap<usize, ()> = BTreeMap::new();
-        let mut broken = self.broken.clone();
-        let mut used = vec![false; self.anchors.len()];
-        // Records of proven intervals that hold the subject's bytes but that
-        // the index did not list (decoded below: a byte match is not a name).
-        let finder = memchr::memmem::Finder::new(subject.as_bytes());
-        let mut unlisted: BTreeMap<u64, (StoredRecord, u64)> = BTreeMap::new();
-        for (idx, (iv, records)) in self.intervals.iter().zip(ranges).enumerate() {
-            let anchor = std::slice::from_ref(&self.anchors[iv.anchor]);
-            let report = Verifier::new(self.tenant, &[], self.keys)
-                .anchors(anchor)
-                .verify_range(
-                    iv.start,
-                    records.iter().map(|r| match r {
-                        Ok(r) => Ok(r),
-                        Err(_) => Err(crate::error::malformed("record")),
-                    }),
-                )?;
-            if report.verdict != Verdict::Intact || report.size != iv.to {
-                broken.extend(report.breaks);
-                failed.insert(idx, ());
-                continue;
-            }
-            used[iv.anchor] = true;
-            let size = self.anchors[iv.anchor].checkpoint.size;
-            for r in records.into_iter().flatten() {
-                match self.placed.get(&r.seq) {
-                    Some(Ok(i)) if *i == idx => {
-                        proven.insert(r.seq, (r, size));
-                    }
-                    None if !subject.is_empty() && finder.find(&r.bytes).is_some() => {
-                        unlisted.insert(r.seq, (r, size));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut entries = Vec::new();
-        let (mut dropped, mut undecodable, mut unreadable) = (0u64, 0u64, 0u64);
-        let mut push = |r: StoredRecord, proof: EntryProof| match decode_record(&r.bytes) {
-            Ok((_, event)) if names_subject(&event, subject) => entries.push(ReportEntry {
-                seq: r.seq,
-                event,
-                record: r.bytes,
-                link: r.link,
-                proof,
-            }),
-            Ok(_) => dropped += 1,
-            Err(_) => undecodable += 1,
-        };
-        for c in candidates {
-            let r = match c {
-                Ok(r) => r,
-                Err(
-                    crate::error::Error::Corrupt { .. } | crate::error::Error::Malformed { .. },
-                ) => {
-                    unreadable += 1;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let proof = match self.placed.get(&r.seq) {
-                None => continue,
-                Some(Err(reason)) => EntryProof::Unproven { reason },
-                Some(Ok(i)) if failed.contains_key(i) => EntryProof::Unproven {
-                    reason: "the chain around this record does not verify",
-                },
-                Some(Ok(_)) => match proven.remove(&r.seq) {
-                    // The proven copy is the one shown: the bytes that were verified.
-                    Some((verified, size)) => {
-                        push(verified, EntryProof::Checkpoint { size });
-                        continue;
-                    }
-                    None => EntryProof::Unproven {
-                        reason: "the record is not where the chain holds it",
-                    },
-                },
-            };
-            push(r, proof);
-        }
-        let listed = entries.len();
-        for (r, size) in unlisted.into_values() {
-            if let Ok((_, event)) = decode_record(&r.bytes)
-                && names_subject(&event, subject)
-            {
-                entries.push(ReportEntry {
-                    seq: r.seq,
-                    event,
-                    record: r.bytes,
-                    link: r.link,
-                    proof: EntryProof::Checkpoint { size },
-                });
-            }
-        }
-        let unindexed = (entries.len() - listed) as u64;
-        if unindexed > 0 {
-            tracing::warn!(tenant = %self.tenant, unindexed, "DSAR: records naming the subject missing from the index");
-        }
-        entries.sort_by_key(|e| e.seq);
-        let undecodable = undecodable + unreadable;
-        if dropped > 0 {
-            tracing::warn!(tenant = %self.tenant, dropped, "DSAR: index rows whose record does not name the subject");
-        }
-        let checkpoints = self
-            .anchors
-            .into_iter()
-            .zip(used)
-            .filter_map(|(c, u)| u.then_some(c))
-            .collect();
-        Ok(SubjectReport {
-            tenant: self.tenant.clone(),
-            subject: subject.to_owned(),
-            entries,
-            checkpoints,
-            dropped_index_rows: dropped,
-            undecodable,
-            unindexed,
-            broken,
-        })
-    }
 }

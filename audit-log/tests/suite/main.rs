@@ -18,6 +18,7 @@ mod crash;
 mod dsar;
 mod golden;
 mod merkle;
+mod merkle_report;
 mod pg_group;
 mod postgres;
 mod postgres_prune;

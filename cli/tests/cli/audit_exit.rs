@@ -61,6 +61,14 @@ fn report_exit_codes() {
     let (c, out, err) = report(&["--tenant", "acme", "--pubkey", &public]);
     assert_eq!(c, Some(0), "{err}");
     assert!(out.contains("\"proven\": 2"), "{out}");
+    // Each entry carries its RFC 6962 inclusion proof against the rooted
+    // checkpoint `hisn audit checkpoint` signed.
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for e in v["entries"].as_array().unwrap() {
+        assert_eq!(e["proof"]["method"], "rfc6962", "{out}");
+        assert_eq!(e["proof"]["leaf_index"], e["seq"], "{out}");
+        assert!(e["proof"]["path"].as_array().is_some_and(|p| !p.is_empty()));
+    }
     // 2: the operator's input.
     assert_eq!(report(&["--tenant", "no/such"]).0, Some(2));
     let missing = dir.path().join("missing").display().to_string();

@@ -61,6 +61,7 @@ struct Lazy {
     sealed: Vec<ColdSegment>,
     open: OpenSegment,
     bounds: Bounds,
+    tiles: super::tiles::TileReader,
 }
 
 #[derive(Debug)]
@@ -227,6 +228,7 @@ fn open_lazy(dir: &Path, tdir: &Path, tenant: &TenantId) -> Result<Option<Lazy>>
             size,
             head,
         },
+        tiles: super::tiles::TileReader::new(tdir),
     }))
 }
 
@@ -461,6 +463,20 @@ impl AuditRead for TenantReader {
             Inner::Empty => Ok(Vec::new()),
             Inner::Lazy(l) => l.subject_seqs(subject),
             Inner::Full(s) => s.subject_seqs(tenant, subject),
+        }
+    }
+
+    fn merkle_tile(
+        &self,
+        tenant: &TenantId,
+        level: u32,
+        index: u64,
+    ) -> Result<Option<Vec<crate::merkle::Hash>>> {
+        match &self.inner {
+            _ if *tenant != self.tenant => Ok(None),
+            Inner::Empty => Ok(None),
+            Inner::Lazy(l) => Ok(l.tiles.tile(level, index)?),
+            Inner::Full(s) => s.merkle_tile(tenant, level, index),
         }
     }
 

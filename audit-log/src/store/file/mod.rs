@@ -31,6 +31,7 @@ mod signing;
 mod subject_index;
 #[cfg(test)]
 mod tests;
+mod tiles;
 mod writer;
 
 use std::collections::HashMap;

@@ -51,6 +51,19 @@ impl AuditRead for FileStore {
     fn checkpoints(&self, tenant: &TenantId) -> Result<Vec<SignedCheckpoint>> {
         self.shared.checkpoints(tenant)
     }
+
+    fn merkle_tile(
+        &self,
+        tenant: &TenantId,
+        level: u32,
+        index: u64,
+    ) -> Result<Option<Vec<crate::merkle::Hash>>> {
+        if !self.shared.index.read().contains_key(tenant) {
+            return Ok(None);
+        }
+        let dir = self.shared.dir.join(tenant_dir_name(tenant));
+        Ok(super::tiles::TileReader::new(&dir).tile(level, index)?)
+    }
 }
 
 impl Shared {

@@ -148,6 +148,9 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
         ..TenantIndex::default()
     };
     let mut writer = None;
+    // The Merkle tiles, rebuilt from the records as they are read (writers
+    // only, and only for a chain that starts at record 0).
+    let mut tiles: Option<super::tiles::TileWriter> = None;
     let nsegs = segs.len();
     for (si, path) in segs.iter().enumerate() {
         let last = si + 1 == nsegs;
@@ -180,6 +183,11 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
             ti.first_seq = parsed.header.first_seq;
             ti.start_prev = parsed.header.prev_link;
             ti.head = parsed.header.prev_link;
+            if write && ti.first_seq == 0 {
+                tiles = super::tiles::TileWriter::start(tdir)
+                    .inspect_err(|e| tracing::warn!(dir = %tdir.display(), error = %e, "audit store: no Merkle tiles for this chain"))
+                    .ok();
+            }
         } else if write
             && (parsed.header.first_seq != ti.size() || parsed.header.prev_link != ti.head)
         {
@@ -246,6 +254,12 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
                 len: f.record_len,
             });
             ti.head = f.link;
+            if let Some(t) = &mut tiles
+                && let Err(e) = t.push(crate::merkle::leaf_hash(&record_digest(record)))
+            {
+                tracing::warn!(dir = %tdir.display(), error = %e, "audit store: could not rebuild the Merkle tiles");
+                tiles = None;
+            }
         }
         let mut len = bytes.len() as u64;
         match parsed.end {
@@ -304,6 +318,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
                 new_segments: Vec::new(),
                 new_locs: Vec::new(),
                 dirty: false,
+                tiles: None,
             });
         }
         if !write && ti.damage_at.is_some() {
@@ -311,6 +326,18 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
         }
     }
     finish_prune(&mut ti, tdir, write)?;
+    if let Some(mut t) = tiles.filter(|_| ti.first_seq == 0) {
+        match t.finish_open() {
+            Ok(()) => {
+                if let Some(w) = &mut writer {
+                    w.tiles = Some(t);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(dir = %tdir.display(), error = %e, "audit store: could not rebuild the Merkle tiles");
+            }
+        }
+    }
     Ok(Some((ti, writer)))
 }
 

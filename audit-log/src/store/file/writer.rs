@@ -97,6 +97,8 @@ pub(super) struct TenantWriter {
     pub(super) new_segments: Vec<SegInfo>,
     pub(super) new_locs: Vec<(Loc, Vec<String>)>,
     pub(super) dirty: bool,
+    /// The chain's Merkle tiles (`None`: not kept, see `tiles`).
+    pub(super) tiles: Option<super::tiles::TileWriter>,
 }
 
 /// Per tenant: size, time and head of the last automatic checkpoint (no
@@ -251,6 +253,7 @@ impl Writer {
         self.io(|| sync_dir(&self.shared.dir), true)?;
         let (file, info, len) = self.create_segment(&dir, tenant, 0, Link::GENESIS)?;
         let synced = self.synced_header(len);
+        let tiles = start_tiles(&dir);
         self.shared.index.write().insert(
             tenant.clone(),
             TenantIndex {
@@ -274,6 +277,7 @@ impl Writer {
                 new_segments: Vec::new(),
                 new_locs: Vec::new(),
                 dirty: false,
+                tiles,
             },
         );
         Ok(())
@@ -349,12 +353,8 @@ impl Writer {
         let (seq, head) = (tw.next_seq, tw.head);
         seq.checked_add(1).ok_or(Error::SequenceExhausted)?;
         let record = encode_record(seq, event)?;
-        let link = chain_link(
-            tenant.as_str().as_bytes(),
-            seq,
-            &head,
-            &record_digest(&record),
-        );
+        let digest = record_digest(&record);
+        let link = chain_link(tenant.as_str().as_bytes(), seq, &head, &digest);
         let frame_len = (record.len() + FRAME_OVERHEAD_V2) as u64;
         // A segment of an older format is never appended to: the first
         // append after an upgrade starts a new one.
@@ -384,6 +384,14 @@ impl Writer {
         tw.next_seq = seq + 1;
         tw.head = link;
         tw.dirty = true;
+        if let Some(t) = &mut tw.tiles
+            && let Err(e) = t.push(crate::merkle::leaf_hash(&digest))
+        {
+            // Derived data: appends go on; proofs fall back to computing the
+            // missing tiles from the records, and the next open rebuilds them.
+            tracing::warn!(dir = %tw.dir.display(), error = %e, "audit store: could not write a Merkle tile; tiles stop until the store is reopened");
+            tw.tiles = None;
+        }
         Ok(seq)
     }
 
@@ -619,4 +627,12 @@ impl TenantWriter {
     pub(super) fn seq_in_segment(&self) -> bool {
         self.seg_len > 0 && self.next_seq > 0
     }
+}
+
+/// The tile writer of a new chain in `tdir` (none if its directory cannot be
+/// made: tiles are an optimisation, never a reason to refuse an append).
+fn start_tiles(tdir: &Path) -> Option<super::tiles::TileWriter> {
+    super::tiles::TileWriter::start(tdir)
+        .inspect_err(|e| tracing::warn!(dir = %tdir.display(), error = %e, "audit store: no Merkle tiles for this chain"))
+        .ok()
 }

@@ -368,7 +368,21 @@ impl PgStore {
             let records = Self::read_range_on(&mut tx, tenant, from, to).await?;
             ranges.push(records.into_iter().map(Ok).collect());
         }
+        // No persisted tree here: the Merkle paths come from the records'
+        // leaf hashes, read in the same snapshot (`O(size)`).
+        let merkle = match plan.merkle_size() {
+            Some(size) => {
+                let records = Self::read_range_on(&mut tx, tenant, 0, size).await?;
+                plan.prove_merkle_from_records(&records, subject)?
+            }
+            None => crate::store::plan::MerkleInput::default(),
+        };
         tx.commit().await?;
-        plan.finish(subject, candidates.into_iter().map(Ok).collect(), ranges)
+        plan.finish(
+            subject,
+            candidates.into_iter().map(Ok).collect(),
+            ranges,
+            merkle,
+        )
     }
 }
