@@ -253,6 +253,14 @@ fn changed_record_and_changed_tile_fail_distinctly() {
     let r = report();
     assert_eq!(reason(&r, 300), Some(reasons::RECORD_CHANGED));
     assert_eq!(r.entries.iter().filter(|e| !e.is_proven()).count(), 1);
+    // Listed as damage, so the report is not complete (the CLI exits 1).
+    assert_eq!(
+        r.broken
+            .iter()
+            .map(|b| (b.first, b.last, b.verdict))
+            .collect::<Vec<_>>(),
+        vec![(300, 300, Verdict::Tampered)]
+    );
     assert!(!r.is_fully_proven());
     edit_record(d.path(), &t, 300); // flip back
     assert!(report().is_fully_proven());
@@ -515,4 +523,56 @@ proptest! {
         let got = tree.inclusion_path(index as u64);
         prop_assert_eq!(got.ok().flatten(), inclusion_proof(&l[..size], index));
     }
+}
+
+/// PostgreSQL gives the same proofs: it keeps no tiles, so the paths come
+/// from the records' leaf hashes read in the report's snapshot (`O(size)`),
+/// checked against the same rooted checkpoint. A rooted checkpoint of the
+/// same log signed elsewhere (a memory store holding the same records) is
+/// kept in the database as `hisn audit checkpoint` would publish it.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_gives_the_same_proofs_from_its_records() {
+    let Some((_db, pool, store)) = setup("audit_pg_merkle_report").await else {
+        return;
+    };
+    let t = tenant("acme");
+    let k = key("audit", 7);
+    let keys = trusted(&[&k]);
+    let m = MemoryStore::new();
+    for i in 0..300 {
+        store.append(&event(&t, i)).await.unwrap();
+        m.append(&event(&t, i)).unwrap();
+    }
+    let cp = m.merkle_checkpoint(&t, &k, now()).unwrap();
+    m.replace_checkpoints(&t, vec![cp.clone()]);
+    sqlx::query("INSERT INTO hisn_audit_checkpoint (tenant, size, note) VALUES ($1, $2, $3)")
+        .bind(t.as_str())
+        .bind(300i64)
+        .bind(cp.to_note())
+        .execute(&pool)
+        .await
+        .unwrap();
+    let pg = store
+        .subject_report(&t, "emp-2", Some(&keys))
+        .await
+        .unwrap();
+    let mem = m.subject_report(&t, "emp-2", Some(&keys)).unwrap();
+    assert!(pg.is_fully_proven(), "{:?}", pg.broken);
+    assert_eq!(pg.entries.len(), 60);
+    assert!(
+        pg.entries
+            .iter()
+            .all(|e| e.proof == EntryProof::Merkle { size: 300 })
+    );
+    assert_eq!(
+        pg.entries
+            .iter()
+            .map(|e| e.inclusion.clone())
+            .collect::<Vec<_>>(),
+        mem.entries
+            .iter()
+            .map(|e| e.inclusion.clone())
+            .collect::<Vec<_>>()
+    );
 }
