@@ -3,7 +3,9 @@
 //! `SECURITY DEFINER` context function once per statement, the statement through the
 //! query guard, RLS on, as the non-owner app role) against the same SELECT,
 //! scoped by hand, in a bare transaction on a copy of the table without RLS,
-//! on loopback PostgreSQL. Target: `hisn` ≤ 1.3 × `baseline`.
+//! on loopback PostgreSQL. Target: `hisn` ≤ 1.3 × `baseline`. The printed
+//! interleaved medians add a third, untimed variant: the bare transaction plus
+//! one bound `set_config` round trip, the floor of sending the context bound.
 //!
 //! Both variants run on the same pooled connection, so the same server
 //! process: two backends can sit on different CPUs of a small VM, and their
@@ -138,19 +140,46 @@ async fn worker(url: String, jobs: mpsc::Receiver<Job>) {
     .unwrap();
     let ctx = context();
 
-    // Each job runs the two variants alternately and times only the one asked
-    // for: on a shared, noisy machine both then see the same background load.
-    // Every iteration of both variants is also kept, to print the median of
-    // each over pairs run back to back: the ratio of those is the fairest one on
-    // a machine whose wake-up latency drifts between criterion's two phases.
-    let mut pairs: Vec<(Duration, Duration)> = Vec::new();
+    // Each job runs the variants alternately and times only the one asked
+    // for: on a shared, noisy machine they then see the same background load.
+    // Every iteration of every variant is also kept, to print the median of
+    // each over triples run back to back: the ratio of those is the fairest one
+    // on a machine whose wake-up latency drifts between criterion's phases.
+    // The third variant (untimed by criterion) is the floor of any design that
+    // sends the context bound: the bare transaction plus one bound
+    // `set_config` round trip, no check, no RLS, no context function.
+    // A value of a real token's shape and length (the floor sets it, nothing
+    // reads it).
+    let token = format!("v1.{TENANT}.{}.{}", u64::MAX, "0".repeat(64));
+    let mut triples: Vec<[Duration; 3]> = Vec::new();
     while let Ok(job) = jobs.recv() {
         let mut timed = Duration::ZERO;
         for _ in 0..job.iters {
-            let mut pair = (Duration::ZERO, Duration::ZERO);
-            for hisn in [job.hisn, !job.hisn] {
+            let mut triple = [Duration::ZERO; 3];
+            for variant in [
+                Variant::of(job.hisn),
+                Variant::of(!job.hisn),
+                Variant::Floor,
+            ] {
                 let start = Instant::now();
-                if hisn {
+                if variant == Variant::Floor {
+                    let mut tx = app_pool.begin().await.unwrap();
+                    sqlx::query("select pg_catalog.set_config('hisn.tenant_context', $1, true)")
+                        .bind(token.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .unwrap();
+                    let row = sqlx::query(
+                        "select name from assets_plain where id = $1::uuid and tenant_id = $2::uuid",
+                    )
+                    .bind(id.0.as_str())
+                    .bind(TENANT)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .unwrap();
+                    black_box(row);
+                    tx.commit().await.unwrap();
+                } else if variant == Variant::Hisn {
                     let mut tx = pool.begin(&ctx).await.unwrap();
                     let row = tx
                         .query("select name from assets where id = $1::uuid")
@@ -175,34 +204,34 @@ async fn worker(url: String, jobs: mpsc::Receiver<Job>) {
                     tx.commit().await.unwrap();
                 }
                 let took = start.elapsed();
-                if hisn == job.hisn {
+                if variant == Variant::of(job.hisn) {
                     timed += took;
                 }
-                if hisn {
-                    pair.0 = took;
-                } else {
-                    pair.1 = took;
-                }
+                triple[variant as usize] = took;
             }
-            if pairs.len() < 1_000_000 {
-                pairs.push(pair);
+            if triples.len() < 1_000_000 {
+                triples.push(triple);
             }
         }
         let _ = job.reply.send(timed);
     }
 
-    if !pairs.is_empty() {
-        let mut h: Vec<Duration> = pairs.iter().map(|p| p.0).collect();
-        let mut b: Vec<Duration> = pairs.iter().map(|p| p.1).collect();
-        h.sort_unstable();
-        b.sort_unstable();
-        let (h, b) = (h[h.len() / 2], b[b.len() / 2]);
+    if !triples.is_empty() {
+        let median = |i: usize| {
+            let mut v: Vec<Duration> = triples.iter().map(|t| t[i]).collect();
+            v.sort_unstable();
+            v[v.len() / 2].as_secs_f64()
+        };
+        let (h, b, f) = (median(0), median(1), median(2));
         println!(
-            "tenant_guard/tx_overhead: interleaved medians over {} pairs: hisn {:.1} µs, baseline {:.1} µs, ratio {:.3}",
-            pairs.len(),
-            h.as_secs_f64() * 1e6,
-            b.as_secs_f64() * 1e6,
-            h.as_secs_f64() / b.as_secs_f64()
+            "tenant_guard/tx_overhead: interleaved medians over {} triples: hisn {:.1} µs, baseline {:.1} µs, ratio {:.3}; \
+             floor (baseline + one bound set_config round trip) {:.1} µs, ratio {:.3}",
+            triples.len(),
+            h * 1e6,
+            b * 1e6,
+            h / b,
+            f * 1e6,
+            f / b
         );
     }
     drop(pool);
@@ -212,6 +241,20 @@ async fn worker(url: String, jobs: mpsc::Receiver<Job>) {
     exec(&mut root, format!("drop database \"{db}\" with (force)")).await;
     exec(&mut root, format!("drop role \"{role}\"")).await;
     let _ = root.close().await;
+}
+
+/// The variants run back to back in every iteration (index into a triple).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Hisn = 0,
+    Baseline = 1,
+    Floor = 2,
+}
+
+impl Variant {
+    fn of(hisn: bool) -> Self {
+        if hisn { Self::Hisn } else { Self::Baseline }
+    }
 }
 
 /// A text UUID (the bench crate has no `uuid` dependency of its own).

@@ -103,13 +103,14 @@ macro_rules! tenant_pool {
             /// Start a transaction for the context's tenant.
             pub async fn begin(&self, ctx: &$crate::TenantContext) -> Result<$tx, $crate::Error> {
                 let guard = self.ready_guard().await?;
+                // An expired break-glass grant begins nothing (src/grant/tx.rs);
+                // a read-only one begins `READ ONLY` on PostgreSQL (src/db/pg.rs).
+                $crate::grant::admit(ctx)?;
                 // Client grants and roles for RLS go with the tenant context
                 // (PostgreSQL, only when the registry has client-scoped or
                 // role-gated tables), in the same round trip.
                 let scope = guard.registry().needs_session_scope();
-                let mut tx = begin_tenant(&self.pool, &self.context, ctx, scope).await?;
-                // A read-only break-glass grant: `READ ONLY` on PostgreSQL (src/grant/tx.rs).
-                <$db as $crate::grant::GrantTx>::restrict(&mut tx, ctx).await?;
+                let tx = begin_tenant(&self.pool, &self.context, ctx, scope).await?;
                 let session = $crate::guard::SessionScope::from_context(ctx);
                 Ok($tx { tx, tenant: ctx.tenant(), session, guard })
             }

@@ -19,11 +19,16 @@ use crate::{Clock, Error, SystemClock, TenantId};
 ///   they are dropped, so this one O(1) test covers every kind of temporary
 ///   object that could shadow a tenant table or a function, without scanning
 ///   the catalogs;
-/// - no `LISTEN` channel, no SQL-level prepared statement, no `WITH HOLD`
-///   cursor;
+/// - no `LISTEN` channel, no SQL-level prepared statement (this scan costs
+///   more with every statement in sqlx's per-connection statement cache,
+///   see the README's Performance section);
 /// - `search_path` (`$2`) and `role` (`$3`) as the role's reset values, read
 ///   once per pool with [`SESSION_RESET`] (a session-level `SET ROLE` would
 ///   run the next tenant as another role).
+///
+/// `WITH HOLD` cursors are not looked for: [`BEGIN`] closes every cursor in
+/// the same message that opens the transaction, so none exists when this
+/// check runs (and none can be opened between the two: nothing else is sent).
 ///
 /// Other session settings are not compared (reading `pg_settings` costs a
 /// millisecond a transaction): none that the application role can change
@@ -34,12 +39,27 @@ macro_rules! session_clean {
     () => {
         "pg_catalog.pg_my_temp_schema() = 0 \
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_listening_channels()) \
-         AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) \
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
          AND pg_catalog.current_setting('search_path') = $2 \
          AND pg_catalog.current_setting('role') = $3"
     };
 }
+
+/// The simple query that opens a tenant transaction: `BEGIN`, then
+/// `CLOSE ALL`, in one message and one round trip (no tenant and no token in
+/// it: both travel bound, in [`SET_CONTEXT`]). `CLOSE ALL` drops every cursor
+/// an earlier transaction left on the connection (`DECLARE .. WITH HOLD`
+/// survives its transaction; other cursors end with theirs), so a tenant's
+/// statements never run beside one. This replaces looking for them in
+/// `pg_cursors` on every transaction, which cost more than closing them
+/// (`pg_cursor()` materialises every portal and builds its result
+/// descriptor each time).
+const BEGIN: &str = "BEGIN; CLOSE ALL";
+/// [`BEGIN`] for a read-only break-glass grant (src/grant/tx.rs): the
+/// transaction is read-only from its first statement, and cannot be switched
+/// back to `READ WRITE` once the context statement has run (PostgreSQL
+/// refuses that after the first query of a transaction).
+const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY; CLOSE ALL";
 
 /// The statement, run right after `BEGIN`, that sets the tenant context for
 /// the transaction and, in the same round trip, checks that the connection
@@ -124,7 +144,13 @@ async fn begin_tenant(
             context.reset.get_or_init(|| (p, r)).clone()
         }
     };
-    let mut tx = sqlx::Transaction::begin(conn, None).await?;
+    let begin = if ctx.is_read_only() {
+        BEGIN_READ_ONLY
+    } else {
+        BEGIN
+    };
+    let mut tx =
+        sqlx::Transaction::begin(conn, Some(sqlx::SqlSafeStr::into_sql_str(begin))).await?;
     type Set = (Option<bool>, Option<String>, Option<String>);
     let set: Result<Set, sqlx::Error> = sqlx::query_as(SET_CONTEXT)
         .bind(token.as_str())
@@ -149,7 +175,7 @@ async fn begin_tenant(
 
 fn dirty_session() -> Error {
     Error::Config(
-        "the connection carried session state (temporary objects, LISTEN, search_path, role, prepared statements or cursors) from an earlier transaction; it was closed",
+        "the connection carried session state (temporary objects, LISTEN, search_path, role or prepared statements) from an earlier transaction; it was closed",
     )
 }
 

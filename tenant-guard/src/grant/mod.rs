@@ -24,7 +24,7 @@
 //! allows exactly the grant's permissions until it expires
 //! ([`Error::OutsideGrant`] for anything else: every write under a read-only
 //! grant). On PostgreSQL, a tenant transaction begun for a read-only grant
-//! session runs `SET TRANSACTION READ ONLY`, and row-level security scopes it
+//! session is opened with `BEGIN READ ONLY`, and row-level security scopes it
 //! to the grant's tenant like any other session. On SQLite (no RLS, no
 //! read-only transactions on a shared connection) the permission check and
 //! the query guard are what hold.
@@ -52,7 +52,7 @@ use crate::{Clock, Error, Permission, TenantContext, TenantId};
 
 pub use token::{GrantSigner, GrantVerifier, GrantVerifierBuilder};
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
-pub(crate) use tx::GrantTx;
+pub(crate) use tx::admit;
 
 /// The JWS header `typ` of a grant (RFC 8725 §3.11 explicit typing).
 pub const GRANT_TYP: &str = "hisn-grant+jwt";

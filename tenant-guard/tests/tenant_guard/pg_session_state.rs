@@ -10,7 +10,9 @@
 //! tenant B, whose guarded `insert into assets` then wrote into A's temporary
 //! table (no RLS there), and A read B's row in its next transaction. RLS cannot
 //! see this: no tenant table is touched. The pool now refuses to begin a tenant
-//! transaction on a connection that carries such state (fail closed).
+//! transaction on a connection that carries such state (fail closed), except
+//! `WITH HOLD` cursors, which it closes instead (`BEGIN; CLOSE ALL`, in the
+//! message that opens every tenant transaction).
 
 use hisn_tenant_guard::db::{PgTenantPool, danger};
 use hisn_tenant_guard::sqlx::{self, AssertSqlSafe};
@@ -31,10 +33,6 @@ const PLANTS: &[(&str, &str)] = &[
          select set_config('search_path', 'pg_temp, public', false)",
     ),
     ("sql_prepared_statement", "prepare hisn_plant as select 1"),
-    (
-        "hold_cursor",
-        "declare hisn_plant cursor with hold for select name from assets",
-    ),
     (
         "temp_function",
         "create function pg_temp.hisn_plant() returns int language sql as 'select 1'",
@@ -174,5 +172,95 @@ async fn session_state_planted_by_one_tenant_never_reaches_the_next() {
             .unwrap();
         assert!(real <= 1, "{name}");
     }
+    fx.teardown().await;
+}
+
+/// A `WITH HOLD` cursor survives the transaction that declared it. Tenant
+/// A's unguarded SQL declares one (over `assets`, so it holds A's rows, and
+/// one over a query that would report the next transaction's tenant); tenant
+/// B's transaction, on the same connection, must find no cursor at all: not
+/// in `pg_cursors`, not by name (`FETCH`), and its context must be its own.
+///
+/// Root cause this guards: the per-transaction session check used to refuse
+/// such a connection by scanning `pg_cursors`; it now closes every cursor
+/// with `CLOSE ALL` in the same message as `BEGIN` (cheaper than the scan),
+/// so this test fails if that statement is dropped or stops closing
+/// holdable cursors. A cursor B declares in its own transaction still works.
+#[tokio::test]
+async fn a_hold_cursor_is_closed_before_the_next_tenant_runs() {
+    let Some(fx) = fixture("tg_session_cursor", 1).await else {
+        return;
+    };
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+    let conn = danger::unguarded(&mut tx);
+    let planted_on: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "declare hisn_plant cursor with hold for select name from assets; \
+         declare hisn_plant_ctx cursor with hold for \
+           select public.hisn_tenant_guard_current_tenant()::text",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = pool.begin(&context(TENANT_B)).await.unwrap();
+    let conn = danger::unguarded(&mut tx);
+    let now_on: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(planted_on, now_on, "the test needs the same connection");
+    // The unnamed portal is this query's own (extended protocol).
+    let cursors: Vec<String> =
+        sqlx::query_scalar("select name || ': ' || statement from pg_cursors where name <> ''")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    assert!(
+        cursors.is_empty(),
+        "a cursor of tenant A's transaction is still open: {cursors:?}"
+    );
+    // By name, inside a savepoint so that the expected error leaves B's
+    // transaction usable.
+    for name in ["hisn_plant", "hisn_plant_ctx"] {
+        sqlx::raw_sql("savepoint s")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let fetched = sqlx::raw_sql(AssertSqlSafe(format!("fetch all from {name}")))
+            .execute(&mut *conn)
+            .await;
+        let code = match &fetched {
+            Err(sqlx::Error::Database(e)) => e.code().map(|c| c.into_owned()),
+            _ => None,
+        };
+        assert_eq!(code.as_deref(), Some("34000"), "{name}: {fetched:?}");
+        sqlx::raw_sql("rollback to savepoint s")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let tenant: Option<String> =
+        sqlx::query_scalar("select public.hisn_tenant_guard_current_tenant()::text")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(tenant.as_deref(), Some(TENANT_B));
+    // A cursor of B's own transaction is untouched (CLOSE ALL runs only at BEGIN).
+    sqlx::raw_sql("declare own cursor for select 1")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let own: i32 = sqlx::query_scalar("fetch next from own")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(own, 1);
+    tx.rollback().await.unwrap();
     fx.teardown().await;
 }
