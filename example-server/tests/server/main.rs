@@ -16,5 +16,6 @@ mod isolation;
 mod jwt_attacks;
 mod mfa;
 mod multi_instance;
+mod openapi;
 mod postgres;
 mod services;
