@@ -4,7 +4,14 @@
 //! the query guard, audit append with fsync for the write), against the same
 //! SQL served by a bare handler with every control off.
 //!
-//! `cargo run --release -p hisn-example-server --example load -- [requests] [concurrency]`
+//! `cargo run --release -p hisn-example-server --example load -- [requests] [concurrency] [rounds] [pg]`
+//!
+//! Each round runs the four cases one after the other (controls on and off
+//! alternate, so a noisy neighbour hits both); the summary is the median of
+//! the rounds. With `pg` the server runs on PostgreSQL (row-level security
+//! and the query guard) in a fresh database created through
+//! `HISN_TEST_DATABASE_URL` (a superuser, as for the tests) and dropped at
+//! the end; the bare handler reads the same table as that superuser.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 use std::net::SocketAddr;
@@ -92,72 +99,194 @@ async fn run(
 }
 
 #[derive(Clone)]
-struct Bare(sqlx::SqlitePool, String);
+enum Bare {
+    Sqlite(sqlx::SqlitePool, String),
+    Pg(sqlx::PgPool, uuid::Uuid),
+}
 
 async fn bare_read(State(b): State<Bare>, Path(id): Path<String>) -> Json<Value> {
-    let r =
-        sqlx::query("SELECT id, name, serial, location FROM assets WHERE tenant_id = ? AND id = ?")
-            .bind(&b.1)
-            .bind(&id)
-            .fetch_one(&b.0)
-            .await
-            .unwrap();
-    Json(
-        json!({ "id": r.get::<String, _>("id"), "name": r.get::<String, _>("name"), "serial": r.get::<String, _>("serial"), "location": r.get::<String, _>("location") }),
-    )
+    const SQL: &str =
+        "SELECT id, name, serial, location FROM assets WHERE tenant_id = ? AND id = ?";
+    let (id, name, serial, location): (String, String, String, String) = match &b {
+        Bare::Sqlite(pool, tenant) => {
+            let r = sqlx::query(SQL)
+                .bind(tenant)
+                .bind(&id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            (
+                r.get("id"),
+                r.get("name"),
+                r.get("serial"),
+                r.get("location"),
+            )
+        }
+        Bare::Pg(pool, tenant) => {
+            let sql =
+                "SELECT id, name, serial, location FROM assets WHERE tenant_id = $1 AND id = $2";
+            let r = sqlx::query(sql)
+                .bind(tenant)
+                .bind(&id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            (
+                r.get("id"),
+                r.get("name"),
+                r.get("serial"),
+                r.get("location"),
+            )
+        }
+    };
+    Json(json!({ "id": id, "name": name, "serial": serial, "location": location }))
 }
 
 async fn bare_write(State(b): State<Bare>, Json(v): Json<Value>) -> Json<Value> {
     let id = uuid::Uuid::new_v4().to_string();
-    sqlx::query("INSERT INTO assets (tenant_id, id, name, serial, location, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'bench', 0, 0)")
-        .bind(&b.1)
-        .bind(&id)
-        .bind(v["name"].as_str().unwrap())
-        .bind(v["serial"].as_str().unwrap())
-        .bind(v["location"].as_str().unwrap())
-        .execute(&b.0)
+    let (name, serial, location) = (
+        v["name"].as_str().unwrap(),
+        v["serial"].as_str().unwrap(),
+        v["location"].as_str().unwrap(),
+    );
+    match &b {
+        Bare::Sqlite(pool, tenant) => {
+            sqlx::query("INSERT INTO assets (tenant_id, id, name, serial, location, created_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'bench', 0, 0)")
+                .bind(tenant).bind(&id).bind(name).bind(serial).bind(location)
+                .execute(pool).await.unwrap();
+        }
+        Bare::Pg(pool, tenant) => {
+            sqlx::query("INSERT INTO assets (tenant_id, id, name, serial, location, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'bench', 0, 0)")
+                .bind(tenant).bind(&id).bind(name).bind(serial).bind(location)
+                .execute(pool).await.unwrap();
+        }
+    }
+    Json(json!({ "id": id }))
+}
+
+/// A fresh PostgreSQL database with an owner and an application role (as
+/// the tests make them), on the superuser URL `base`: the server's config
+/// and a superuser pool on it. [`drop_pg`] removes them.
+async fn create_pg(base: &str, cfg: &mut hisn_example_server::Config) -> (String, sqlx::PgPool) {
+    use std::str::FromStr;
+    let name = format!(
+        "hisn_load_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let admin = sqlx::PgPool::connect(base).await.unwrap();
+    for sql in [
+        format!("CREATE ROLE {name}_owner LOGIN NOSUPERUSER NOBYPASSRLS"),
+        format!("CREATE ROLE {name}_app LOGIN NOSUPERUSER NOBYPASSRLS"),
+        format!("CREATE DATABASE {name} OWNER {name}_owner"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await;
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let (user, host) = rest
+        .split_once('@')
+        .map_or(("postgres", rest), |(u, h)| (u, h));
+    let host = host.split('/').next().unwrap();
+    let url = |role: &str| format!("{scheme}://{role}@{host}/{name}");
+    cfg.database_url = Some(url(&format!("{name}_app")).parse().unwrap());
+    cfg.migrate_database_url = Some(url(&format!("{name}_owner")).parse().unwrap());
+    cfg.admin_database_url = Some(url(user).parse().unwrap());
+    let opts = sqlx::postgres::PgConnectOptions::from_str(base)
+        .unwrap()
+        .database(&name);
+    let root = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(opts)
         .await
         .unwrap();
-    Json(json!({ "id": id }))
+    (name, root)
+}
+
+async fn drop_pg(base: &str, name: &str) {
+    let admin = sqlx::PgPool::connect(base).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("DROP ROLE IF EXISTS {name}_app"),
+        format!("DROP ROLE IF EXISTS {name}_owner"),
+    ] {
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await;
+    }
+    admin.close().await;
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 #[tokio::main]
 async fn main() {
+    let pg = std::env::args().any(|a| a == "pg");
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
     let requests = args.first().copied().unwrap_or(5000);
     let concurrency = args.get(1).copied().unwrap_or(16);
+    let rounds = args.get(2).copied().unwrap_or(3).max(1);
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = hisn_example_server::Config::for_data_dir(dir.path());
     let high = Rate::new(1_000_000, 1).unwrap();
     (cfg.session_rate, cfg.tenant_rate, cfg.ip_rate) = (high, high, high);
+    let base = pg.then(|| {
+        std::env::var("HISN_TEST_DATABASE_URL")
+            .expect("pg: set HISN_TEST_DATABASE_URL to a superuser URL")
+    });
+    let pg_db = match &base {
+        Some(b) => Some(create_pg(b, &mut cfg).await),
+        None => None,
+    };
     let app = hisn_example_server::build(cfg).await.unwrap();
     hisn_example_server::demo::run(&app).await.unwrap();
-    let tenant: String = sqlx::query_scalar("SELECT id FROM tenants ORDER BY created_at LIMIT 1")
-        .fetch_one(app.state.platform.as_sqlite().unwrap())
-        .await
-        .unwrap();
-    let asset: String = sqlx::query_scalar("SELECT id FROM assets WHERE tenant_id = ?")
-        .bind(&tenant)
-        .fetch_one(app.state.platform.as_sqlite().unwrap())
-        .await
-        .unwrap();
+    let (bare, tenant, asset) = match &pg_db {
+        None => {
+            let pool = app.state.platform.as_sqlite().unwrap().clone();
+            let tenant: String =
+                sqlx::query_scalar("SELECT id FROM tenants ORDER BY created_at LIMIT 1")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            let asset: String = sqlx::query_scalar("SELECT id FROM assets WHERE tenant_id = ?")
+                .bind(&tenant)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            (Bare::Sqlite(pool, tenant.clone()), tenant, asset)
+        }
+        Some((_, root)) => {
+            let tenant: uuid::Uuid =
+                sqlx::query_scalar("SELECT id FROM tenants ORDER BY created_at LIMIT 1")
+                    .fetch_one(root)
+                    .await
+                    .unwrap();
+            let asset: String = sqlx::query_scalar("SELECT id FROM assets WHERE tenant_id = $1")
+                .bind(tenant)
+                .fetch_one(root)
+                .await
+                .unwrap();
+            (Bare::Pg(root.clone(), tenant), tenant.to_string(), asset)
+        }
+    };
     let (_, v) = hisn_example_server::demo::call(&app, "POST", "/auth/login", None, Some(json!({ "tenant": tenant, "email": "owner@acme.example", "password": "correct horse battery staple" }))).await.unwrap();
     let token = v["token"].as_str().unwrap().to_owned();
 
-    let bare = Bare(
-        app.state.platform.as_sqlite().unwrap().clone(),
-        tenant.clone(),
-    );
     let bare_router = axum::Router::new()
         .route("/bare/assets/{id}", get(bare_read))
         .route("/bare/assets", post(bare_write))
         .with_state(bare);
     let hisn = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (hisn_addr, base_addr) = (hisn.local_addr().unwrap(), base.local_addr().unwrap());
+    let base_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (hisn_addr, base_addr) = (hisn.local_addr().unwrap(), base_l.local_addr().unwrap());
     let router = app.router.clone();
     tokio::spawn(async move {
         axum::serve(
@@ -166,7 +295,7 @@ async fn main() {
         )
         .await
     });
-    tokio::spawn(async move { axum::serve(base, bare_router).await });
+    tokio::spawn(async move { axum::serve(base_l, bare_router).await });
 
     let read = |path: String, auth: Option<String>| -> Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> {
         let auth = auth
@@ -211,21 +340,60 @@ async fn main() {
             writes,
         ),
     ];
-    println!("{requests} reads / {writes} writes, {concurrency} connections");
-    let mut rps = Vec::new();
-    for (name, addr, make, n) in cases {
-        run(addr, n.min(500), concurrency, make.clone()).await; // warm-up
-        let (r, p50, p99) = run(addr, n, concurrency, make).await;
-        println!(
-            "{name:22} {r:>9.0} req/s   p50 {:>8.2} ms   p99 {:>8.2} ms",
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3
+    println!(
+        "{} | {requests} reads / {writes} writes, {concurrency} connections, {rounds} rounds",
+        if pg {
+            "PostgreSQL (RLS + query guard)"
+        } else {
+            "SQLite (query guard)"
+        }
+    );
+    for (_, addr, make, n) in &cases {
+        run(*addr, (*n).min(500), concurrency, make.clone()).await; // warm-up
+    }
+    // [case] -> per round (req/s, p50 ms, p99 ms)
+    let mut results: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); cases.len()];
+    for round in 1..=rounds {
+        for (i, (name, addr, make, n)) in cases.iter().enumerate() {
+            let (r, p50, p99) = run(*addr, *n, concurrency, make.clone()).await;
+            let (p50, p99) = (p50.as_secs_f64() * 1e3, p99.as_secs_f64() * 1e3);
+            println!(
+                "round {round}  {name:22} {r:>9.0} req/s   p50 {p50:>8.2} ms   p99 {p99:>8.2} ms"
+            );
+            results[i].push((r, p50, p99));
+        }
+        let (on, off) = (
+            results[0][results[0].len() - 1].0,
+            results[1][results[1].len() - 1].0,
         );
+        println!("round {round}  read cost of the controls: {:.2}x", off / on);
+    }
+    println!("median of {rounds} rounds:");
+    let mut rps = Vec::new();
+    for ((name, ..), rs) in cases.iter().zip(&results) {
+        let r = median(rs.iter().map(|x| x.0).collect());
+        let p50 = median(rs.iter().map(|x| x.1).collect());
+        let p99 = median(rs.iter().map(|x| x.2).collect());
+        println!("  {name:22} {r:>9.0} req/s   p50 {p50:>8.2} ms   p99 {p99:>8.2} ms");
         rps.push(r);
     }
+    let ratio = |on: usize, off: usize| {
+        median(
+            results[on]
+                .iter()
+                .zip(&results[off])
+                .map(|(a, b)| b.0 / a.0)
+                .collect(),
+        )
+    };
     println!(
-        "read cost of the controls: {:.2}x (target <= 1.5x)",
-        rps[1] / rps[0]
+        "read cost of the controls: {:.2}x (median of the rounds' ratios; target <= 1.5x)",
+        ratio(0, 1)
     );
-    println!("write cost of the controls: {:.2}x", rps[3] / rps[2]);
+    println!("write cost of the controls: {:.2}x", ratio(2, 3));
+    drop(app);
+    if let (Some(b), Some((name, root))) = (&base, pg_db) {
+        root.close().await;
+        drop_pg(b, &name).await;
+    }
 }

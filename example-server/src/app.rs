@@ -220,7 +220,13 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         .fallback(|| async { crate::error::ApiError::NotFound })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            middleware::Edge {
+                app: state.clone(),
+                sessions: Arc::new(auth::SessionCache::new(
+                    Arc::clone(&state.verifier),
+                    auth::SESSION_CACHE_CAPACITY,
+                )),
+            },
             middleware::identify_and_limit,
         ))
         .layer(axum::middleware::from_fn(middleware::envelope))

@@ -8,10 +8,15 @@
 //!    `RateLimit` headers on every response and `429` + `Retry-After`.
 //!
 //! Authorisation itself is not decided here: tenant routes take their
-//! [`TenantContext`](hisn_tenant_guard::TenantContext) from the extractor,
-//! which verifies the token again and compares the path tenant.
+//! [`TenantContext`](hisn_tenant_guard::TenantContext) from the `Session`
+//! extractor, which compares the path tenant. A session token is verified
+//! once per request, here (through [`SessionCache`]: once per token while it
+//! is unexpired), and handed to the extractor as a [`VerifiedSession`]
+//! extension; a support grant is verified again by the extractor when it
+//! opens it (revocation, audit).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -27,9 +32,10 @@ use hisn_rate_limit::http::{
 use hisn_tenant_guard::TenantId;
 use sha2::{Digest, Sha256};
 
+use crate::auth::SessionCache;
 use crate::error::ApiError;
 use crate::metrics;
-use crate::state::AppState;
+use crate::state::{AppState, now_unix};
 
 /// The request id (also in the `x-request-id` response header and audit records).
 #[derive(Debug, Clone)]
@@ -48,6 +54,26 @@ pub struct Principal {
     pub subject: String,
     /// Session key: SHA-256 of the token, hex (never the token itself).
     pub session: String,
+}
+
+/// The session token of this request, verified by [`identify_and_limit`]
+/// with the server's [`TokenVerifier`](hisn_tenant_guard::TokenVerifier)
+/// (signature, pinned algorithm, `iss`, `aud`, `exp`, tenant claim). Only
+/// this middleware inserts it (a client cannot: extensions are not headers);
+/// the `Session` extractor takes it instead of verifying the token a second
+/// time, and still compares the path tenant. Absent (a grant, no token, an
+/// invalid one): the extractor does the whole check itself.
+#[derive(Debug, Clone)]
+pub struct VerifiedSession(pub hisn_tenant_guard::TenantContext);
+
+/// The state of [`identify_and_limit`]: the application's, and the cache
+/// of verified session tokens ([`SessionCache`]).
+#[derive(Debug, Clone)]
+pub struct Edge {
+    /// The application state.
+    pub app: AppState,
+    /// Verified session tokens.
+    pub sessions: Arc<SessionCache>,
 }
 
 /// Security headers set on every response.
@@ -111,8 +137,8 @@ pub async fn envelope(mut req: Request<Body>, next: Next) -> Response {
     resp
 }
 
-fn bearer(req: &Request<Body>) -> Option<&str> {
-    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+fn bearer(authorization: &HeaderValue) -> Option<&str> {
+    let v = authorization.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -124,10 +150,11 @@ fn path_tenant(path: &str) -> Option<&str> {
 
 /// Client IP, verified identity, API rate limits.
 pub async fn identify_and_limit(
-    State(s): State<AppState>,
+    State(edge): State<Edge>,
     mut req: Request<Body>,
     next: Next,
 ) -> Response {
+    let s = &edge.app;
     let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
         // Fail closed: without the peer address the IP tier cannot be applied.
         tracing::error!(target: "hisn::example_server", "request without a peer address");
@@ -137,40 +164,45 @@ pub async fn identify_and_limit(
     let ip = s.extractor.client_ip(&req).unwrap_or(peer.ip());
     req.extensions_mut().insert(ClientIp(ip));
     let mut identity = RateLimitIdentity::new();
-    if let Some(token) = bearer(&req)
-        && let Ok(ctx) = s.verifier.verify(token)
-    {
-        let session = hex::encode(Sha256::digest(token.as_bytes()));
-        if path_tenant(req.uri().path()).is_some_and(|p| p != ctx.tenant().to_string()) {
-            metrics::global().deny("tenant_path");
+    // A cheap clone (shared bytes): the request is borrowed mutably below.
+    let authorization = req.headers().get(header::AUTHORIZATION).cloned();
+    if let Some(token) = authorization.as_ref().and_then(bearer) {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let session = hex::encode(digest);
+        if let Ok(ctx) = edge.sessions.verify(token, &digest, now_unix()) {
+            let tenant = ctx.tenant();
+            if path_tenant(req.uri().path()).is_some_and(|p| ctx.check_path_tenant(p).is_err()) {
+                metrics::global().deny("tenant_path");
+            }
+            let trusted = s
+                .policy
+                .permits(&ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
+            identity = identity
+                .session(session.clone())
+                .tenant(tenant.to_string())
+                .trusted(trusted);
+            req.extensions_mut().insert(Principal {
+                tenant,
+                subject: ctx.subject().to_owned(),
+                session,
+            });
+            // Verified once, here: the tenant routes' `Session` extractor
+            // takes it from the extensions (and still compares the path
+            // tenant) instead of verifying the same token again.
+            req.extensions_mut().insert(VerifiedSession(ctx));
+        } else if let Ok(grant) = s.mfa.verifier.verify(token) {
+            // A support grant (signature and expiry checked; the extractor checks
+            // the path tenant and revocation and records the use): its own
+            // session key and the grant's tenant, like any session.
+            identity = identity
+                .session(session.clone())
+                .tenant(grant.tenant().to_string());
+            req.extensions_mut().insert(Principal {
+                tenant: grant.tenant(),
+                subject: grant.support_user().to_owned(),
+                session,
+            });
         }
-        let trusted = s
-            .policy
-            .permits(&ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
-        identity = identity
-            .session(session.clone())
-            .tenant(ctx.tenant().to_string())
-            .trusted(trusted);
-        req.extensions_mut().insert(Principal {
-            tenant: ctx.tenant(),
-            subject: ctx.subject().to_owned(),
-            session,
-        });
-    } else if let Some(token) = bearer(&req)
-        && let Ok(grant) = s.mfa.verifier.verify(token)
-    {
-        // A support grant (signature and expiry checked; the extractor checks
-        // the path tenant and revocation and records the use): its own
-        // session key and the grant's tenant, like any session.
-        let session = hex::encode(Sha256::digest(token.as_bytes()));
-        identity = identity
-            .session(session.clone())
-            .tenant(grant.tenant().to_string());
-        req.extensions_mut().insert(Principal {
-            tenant: grant.tenant(),
-            subject: grant.support_user().to_owned(),
-            session,
-        });
     }
     req.extensions_mut().insert(identity);
     let (keys, trusted) = s.extractor.keys(&req);

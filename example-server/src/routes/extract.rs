@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use hisn_tenant_guard::TenantContext;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::audit::Actor;
 use crate::error::ApiError;
-use crate::middleware::{ClientIp, RequestId};
+use crate::middleware::{ClientIp, RequestId, VerifiedSession};
 
 /// Validation after deserialisation (lengths, formats). Bodies are also
 /// `deny_unknown_fields`, so a mass-assigned `tenant_id` is a `400`.
@@ -181,6 +181,32 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Ids<T> 
             .map(|axum::extract::Path(v)| Self(v))
             .map_err(|_| ApiError::NotFound)
     }
+}
+
+/// The session [`identify_and_limit`](crate::middleware::identify_and_limit)
+/// verified for this request, once the route's `{tenant}` is its tenant
+/// (`404` otherwise, or without a `{tenant}`: the answers of tenant-guard's
+/// extractor). `None` when the middleware verified no session token: the
+/// caller verifies the request itself.
+pub(super) async fn verified_session<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Option<Result<TenantContext, axum::response::Response>> {
+    use axum::response::IntoResponse as _;
+    use hisn_tenant_guard::axum::{TENANT_PATH_PARAM, TenantRejection};
+    let VerifiedSession(ctx) = parts.extensions.remove::<VerifiedSession>()?;
+    let same_tenant = match RawPathParams::from_request_parts(parts, state).await {
+        Ok(params) => params
+            .iter()
+            .find(|(k, _)| *k == TENANT_PATH_PARAM)
+            .is_some_and(|(_, v)| ctx.check_path_tenant(v).is_ok()),
+        Err(_) => false,
+    };
+    Some(if same_tenant {
+        Ok(ctx)
+    } else {
+        Err(TenantRejection::NotFound.into_response())
+    })
 }
 
 /// Require `permission` (and a writable session for writes).

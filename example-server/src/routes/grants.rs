@@ -81,6 +81,9 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        if let Some(verified) = super::extract::verified_session(parts, s).await {
+            return verified.map(|ctx| Self(with_facts(ctx)));
+        }
         let grant = bearer(parts).filter(|t| is_grant(t)).map(str::to_owned);
         let Some(token) = grant else {
             let ctx = TenantContext::from_request_parts(parts, s)
