@@ -264,11 +264,12 @@ async fn main() {
             (Bare::Sqlite(pool, tenant.clone()), tenant, asset)
         }
         Some((_, root)) => {
-            let tenant: uuid::Uuid =
-                sqlx::query_scalar("SELECT id FROM tenants ORDER BY created_at LIMIT 1")
+            let tenant: String =
+                sqlx::query_scalar("SELECT id::text FROM tenants ORDER BY created_at LIMIT 1")
                     .fetch_one(root)
                     .await
                     .unwrap();
+            let tenant: uuid::Uuid = tenant.parse().unwrap();
             let asset: String = sqlx::query_scalar("SELECT id FROM assets WHERE tenant_id = $1")
                 .bind(tenant)
                 .fetch_one(root)
