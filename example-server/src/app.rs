@@ -16,7 +16,7 @@ use hisn_webhook_verify::{Scheme, Webhook};
 use crate::audit::Audit;
 use crate::config::{Config, SecretUrl};
 use crate::danger::Layers;
-use crate::keystore::TenantKeys;
+use crate::keystore::{TenantKeys, TenantVault};
 use crate::outbound::PartnerApi;
 use crate::routes::EscapeHatchAudit;
 use crate::shared::{self, SharedLimiter, SharedLoginGuard};
@@ -92,28 +92,49 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         );
     }
 
-    let audit_key = hisn_audit_log::SigningKey::from_bytes("hisn-example-server", &k.audit_seed)
-        .map_err(|e| storage("audit key")(&e))?;
-    let audit = Audit::open(
-        &dir.join("audit"),
-        &dir.join("audit-checkpoints.log"),
+    let audit_key = || {
         hisn_audit_log::SigningKey::from_bytes("hisn-example-server", &k.audit_seed)
-            .map_err(|e| storage("audit key")(&e))?,
-        Duration::from_secs(config.checkpoint_secs),
-    )
-    .map_err(|e| storage("audit store")(&e))?;
+            .map_err(|e| storage("audit key")(&e))
+    };
+    let opened = open_database(&config, &dir, &k, layers).await?;
+    let checkpoint_log = dir.join("audit-checkpoints.log");
+    let every = Duration::from_secs(config.checkpoint_secs);
+    // PostgreSQL mode keeps the audit trail in the database, shared by the
+    // instances; the embedded mode in the data directory.
+    let audit = match &opened.audit {
+        Some(pool) => Audit::open_pg(pool.clone(), &checkpoint_log, audit_key()?, every),
+        None => Audit::open(&dir.join("audit"), &checkpoint_log, audit_key()?, every)
+            .map_err(|e| storage("audit store")(&e))?,
+    };
     let hook = Arc::new(EscapeHatchAudit::new(audit.clone()));
-    let (tenant_db, platform, admin) = open_database(&config, &dir, &k, layers, hook).await?;
+    let admin = match opened.admin {
+        AdminPool::Sqlite(pool) => db::Admin::Sqlite(PlatformAdmin::from_admin_pool(
+            pool,
+            hook,
+            "operator-console",
+        )),
+        AdminPool::Pg(Some(pool)) => db::Admin::Pg(PlatformAdmin::from_admin_pool(
+            pool,
+            hook,
+            "operator-console",
+        )),
+        AdminPool::Pg(None) => db::Admin::Unavailable,
+    };
+    let (tenant_db, platform) = (opened.tenant, opened.platform);
 
-    let vault = Vault::new(
-        match platform.as_pg() {
-            // The application role's pool: the table holds only wrapped keys.
-            Some(pool) => TenantKeys::Pg(PgKeyStore::new(pool.clone())),
-            None => TenantKeys::Dir(
-                DirKeyStore::open(dir.join("tenant-keys")).map_err(|e| storage("key store")(&e))?,
-            ),
-        },
-        k.master,
+    let vault = TenantVault::new(
+        Vault::new(
+            match platform.as_pg() {
+                // The application role's pool: the table holds only wrapped keys.
+                Some(pool) => TenantKeys::Pg(PgKeyStore::new(pool.clone())),
+                None => TenantKeys::Dir(
+                    DirKeyStore::open(dir.join("tenant-keys"))
+                        .map_err(|e| storage("key store")(&e))?,
+                ),
+            },
+            k.master,
+        ),
+        platform.as_pg().cloned(),
     );
     let verifier = auth::verifier(&k.jwt).map_err(|e| StartError::Config(e.to_string()))?;
     let rl = |e: hisn_rate_limit::Error| StartError::Config(e.to_string());
@@ -203,7 +224,7 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         api_keys,
         url_signer: UrlSigner::new(k.url),
         audit,
-        audit_key,
+        audit_key: Arc::new(audit_key()?),
         limiter,
         extractor: KeyExtractor::new().trusted_proxies(proxies),
         login_guard,
@@ -238,16 +259,32 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
     })
 }
 
+/// The escape hatch's pool, before the audit hook is attached.
+enum AdminPool {
+    /// The SQLite file.
+    Sqlite(sqlx::SqlitePool),
+    /// `HISN_ADMIN_DATABASE_URL`, when set.
+    Pg(Option<sqlx::PgPool>),
+}
+
+/// What [`open_database`] opened.
+struct Opened {
+    tenant: db::TenantDb,
+    platform: db::Platform,
+    admin: AdminPool,
+    /// PostgreSQL mode: the audit store's pool.
+    audit: Option<sqlx::PgPool>,
+}
+
 /// The database of the configured mode: embedded SQLite, or PostgreSQL
 /// (migrated by the owner role when configured, RLS verified, the context
-/// key probed) with the escape hatch's admin pool.
+/// key probed) with the escape hatch's admin pool and the audit store's pool.
 async fn open_database(
     config: &Config,
     dir: &std::path::Path,
     k: &keys::ServerKeys,
     layers: Layers,
-    hook: Arc<EscapeHatchAudit>,
-) -> Result<(db::TenantDb, db::Platform, db::Admin), StartError> {
+) -> Result<Opened, StartError> {
     Ok(match config.database_url.as_ref() {
         None => {
             let pool = db::open_sqlite(&dir.join("hisn.sqlite3"))
@@ -259,12 +296,12 @@ async fn open_database(
             let tenant_db = db::sqlite_tenant_pool(pool.clone())
                 .await
                 .map_err(|e| storage("tenant pool")(&e))?;
-            let admin = PlatformAdmin::from_admin_pool(pool.clone(), hook, "operator-console");
-            (
-                tenant_db,
-                db::Platform::Sqlite(pool),
-                db::Admin::Sqlite(admin),
-            )
+            Opened {
+                tenant: tenant_db,
+                platform: db::Platform::Sqlite(pool.clone()),
+                admin: AdminPool::Sqlite(pool),
+                audit: None,
+            }
         }
         Some(url) => {
             let key = k.rls_context.as_ref().ok_or_else(|| {
@@ -303,13 +340,12 @@ async fn open_database(
                     .map_err(|e| StartError::Config(format!("probe session: {e}")))?;
                 db::pg::probe_context(&pools.tenant, &ctx).await?;
             }
-            let admin = match pools.admin {
-                Some(p) => {
-                    db::Admin::Pg(PlatformAdmin::from_admin_pool(p, hook, "operator-console"))
-                }
-                None => db::Admin::Unavailable,
-            };
-            (pools.tenant, db::Platform::Pg(pools.platform), admin)
+            Opened {
+                tenant: pools.tenant,
+                platform: db::Platform::Pg(pools.platform),
+                admin: AdminPool::Pg(pools.admin),
+                audit: Some(pools.audit),
+            }
         }
     })
 }

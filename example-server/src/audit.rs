@@ -1,10 +1,25 @@
-//! The audit trail: audit-log's file store (group commit, fsync), one chain per
-//! tenant, checkpoints signed on a schedule (every N records or T seconds) and
-//! published to `<data-dir>/audit-checkpoints.log` outside the store.
+//! The audit trail: one hash chain per tenant, checkpoints signed on a
+//! schedule (every N records or T seconds) and published to
+//! `<data-dir>/audit-checkpoints.log` outside the store.
+//!
+//! Two stores, one API:
+//! - embedded mode: audit-log's file store under `<data-dir>/audit` (group
+//!   commit, fsync; one instance);
+//! - PostgreSQL mode (`DATABASE_URL`): audit-log's PostgreSQL store
+//!   ([`pg`]): the chains live in the database, so every instance appends to
+//!   the same chain of a tenant (audit-log serialises each tenant's head with
+//!   an advisory lock; appends from several instances interleave into one
+//!   verifying chain), and the audit route, the DSAR report and checkpoint
+//!   signing read what every instance wrote.
 //!
 //! Handlers append *before* committing the change they record: a failed append
 //! rolls the change back (no unaudited change); a failed commit after a
 //! successful append leaves a record of an attempt, which is the safe side.
+//! In PostgreSQL mode the append is its own transaction (group-committed with
+//! other requests' appends), committed before the handler's tenant
+//! transaction: the same rule, not one transaction for both (see [`pg`]).
+
+pub mod pg;
 
 use std::net::IpAddr;
 use std::num::NonZeroU64;
@@ -13,9 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hisn_audit_log::{
-    AuditRead, AutoCheckpoint, CheckpointPolicy, Event, EventBuilder, FileSink, FileStore,
-    FileStoreOptions, SigningKey, SystemClock, TenantId as AuditTenant, TrustedKeys, Verdict,
-    decode_record,
+    AuditRead, AutoCheckpoint, Bounds, CheckpointPolicy, Event, EventBuilder, FileSink, FileStore,
+    FileStoreOptions, SigningKey, StoredRecord, SubjectReport, SystemClock,
+    TenantId as AuditTenant, TrustedKeys, Verdict, decode_record,
 };
 use serde_json::{Value, json};
 
@@ -28,9 +43,18 @@ pub const CHECKPOINT_EVERY_RECORDS: u64 = 256;
 /// stops the writer after the queued appends).
 #[derive(Debug, Clone)]
 pub struct Audit {
-    store: Arc<FileStore>,
+    store: Store,
     trusted: TrustedKeys,
     clock: SystemClock,
+}
+
+/// The store of the configured mode.
+#[derive(Debug, Clone)]
+enum Store {
+    /// `<data-dir>/audit` (one instance).
+    File(Arc<FileStore>),
+    /// `hisn_audit_*` tables (shared by the instances).
+    Pg(Arc<pg::PgAudit>),
 }
 
 /// Who did it, from where: filled from the request.
@@ -78,6 +102,45 @@ impl Actor {
     }
 }
 
+/// The checkpoint schedule: every `every` (when there are new records) or
+/// every [`CHECKPOINT_EVERY_RECORDS`] records.
+fn policy(every: Duration) -> CheckpointPolicy {
+    CheckpointPolicy {
+        every_records: NonZeroU64::new(CHECKPOINT_EVERY_RECORDS).unwrap_or(NonZeroU64::MIN),
+        every: every.max(Duration::from_secs(1)),
+    }
+}
+
+/// Run `f` on the file store on a blocking thread (its reads touch the disk).
+async fn blocking<T: Send + 'static>(
+    store: &Arc<FileStore>,
+    f: impl FnOnce(&FileStore) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = Arc::clone(store);
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| ApiError::internal("audit task", &e))?
+}
+
+/// `None` for a tenant without a chain.
+fn found<T>(r: hisn_audit_log::Result<T>) -> Result<Option<T>, ApiError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(hisn_audit_log::Error::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A record as JSON, with its sequence number.
+fn record_json(r: &StoredRecord) -> Result<Value, ApiError> {
+    let (_, event) = decode_record(&r.bytes)?;
+    let mut v = event.to_json();
+    if let Value::Object(m) = &mut v {
+        m.insert("seq".into(), json!(r.seq));
+    }
+    Ok(v)
+}
+
 impl Audit {
     /// Open the file store in `dir`, signing checkpoints with `key` every
     /// `every` (when there are new records) or [`CHECKPOINT_EVERY_RECORDS`].
@@ -88,109 +151,186 @@ impl Audit {
         every: Duration,
     ) -> Result<Self, hisn_audit_log::Error> {
         let trusted = TrustedKeys::new().with(key.verifying_key());
-        let policy = CheckpointPolicy {
-            every_records: NonZeroU64::new(CHECKPOINT_EVERY_RECORDS).unwrap_or(NonZeroU64::MIN),
-            every: every.max(Duration::from_secs(1)),
-        };
-        let auto = AutoCheckpoint::new(key, policy).sink(Arc::new(FileSink::new(checkpoint_log)));
+        let auto =
+            AutoCheckpoint::new(key, policy(every)).sink(Arc::new(FileSink::new(checkpoint_log)));
         let store = FileStore::open(dir, FileStoreOptions::default().auto_checkpoint(auto))?;
         Ok(Self {
-            store: Arc::new(store),
+            store: Store::File(Arc::new(store)),
             trusted,
             clock: SystemClock,
         })
+    }
+
+    /// The PostgreSQL store over `pool` (the application role; a pool of its
+    /// own, see [`pg`]), signing checkpoints with `key` on the same schedule
+    /// as [`open`](Self::open), into the database and `checkpoint_log`.
+    /// Spawns the group writer and the checkpoint task: call it inside the
+    /// tokio runtime.
+    pub fn open_pg(
+        pool: sqlx::PgPool,
+        checkpoint_log: &Path,
+        key: SigningKey,
+        every: Duration,
+    ) -> Self {
+        let trusted = TrustedKeys::new().with(key.verifying_key());
+        Self {
+            store: Store::Pg(Arc::new(pg::PgAudit::open(
+                pool,
+                checkpoint_log,
+                key,
+                policy(every),
+            ))),
+            trusted,
+            clock: SystemClock,
+        }
+    }
+
+    /// Whether the chains live in PostgreSQL.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Pg(_))
     }
 
     /// Build `event` and append it; resolves once the record is durable.
     pub async fn append(&self, event: EventBuilder) -> Result<u64, ApiError> {
         let event = event.build(&self.clock)?;
         let started = Instant::now();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.store.append_with(event, move |r| {
-            let _ = tx.send(r);
-        })?;
-        let seq = rx
-            .await
-            .map_err(|e| ApiError::internal("audit writer gone", &e))??;
+        let seq = match &self.store {
+            Store::File(store) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                store.append_with(event, move |r| {
+                    let _ = tx.send(r);
+                })?;
+                rx.await
+                    .map_err(|e| ApiError::internal("audit writer gone", &e))??
+            }
+            Store::Pg(pg) => pg.append(event).await?,
+        };
         crate::metrics::global().audit_append(started.elapsed());
         Ok(seq)
     }
 
+    async fn bounds(&self, t: &AuditTenant) -> Result<Option<Bounds>, ApiError> {
+        match &self.store {
+            Store::File(store) => {
+                let t = t.clone();
+                blocking(store, move |s| found(s.bounds(&t))).await
+            }
+            Store::Pg(pg) => found(pg.store().bounds(t).await),
+        }
+    }
+
     /// Number of records in `tenant`'s chain.
-    pub fn len(&self, tenant: hisn_tenant_guard::TenantId) -> Result<u64, ApiError> {
+    pub async fn len(&self, tenant: hisn_tenant_guard::TenantId) -> Result<u64, ApiError> {
         let t = audit_tenant(tenant)?;
-        Ok(self.store.bounds(&t).map(|b| b.size).unwrap_or(0))
+        Ok(self.bounds(&t).await?.map_or(0, |b| b.size))
     }
 
     /// Records `[from, from + limit)` of `tenant`'s chain, as JSON.
-    pub fn records(
+    pub async fn records(
         &self,
         tenant: hisn_tenant_guard::TenantId,
         from: u64,
         limit: u64,
     ) -> Result<Vec<Value>, ApiError> {
         let t = audit_tenant(tenant)?;
-        let Ok(bounds) = self.store.bounds(&t) else {
+        let Some(bounds) = self.bounds(&t).await? else {
             return Ok(Vec::new());
         };
         let from = from.max(bounds.first_seq);
         let to = from.saturating_add(limit).min(bounds.size);
-        let mut out = Vec::new();
-        for r in self.store.read_range(&t, from, to)? {
-            let r = r?;
-            let (_, event) = decode_record(&r.bytes)?;
-            let mut v = event.to_json();
-            if let Value::Object(m) = &mut v {
-                m.insert("seq".into(), json!(r.seq));
+        match &self.store {
+            Store::File(store) => {
+                blocking(store, move |s| {
+                    s.read_range(&t, from, to)?
+                        .into_iter()
+                        .map(|r| record_json(&r?))
+                        .collect()
+                })
+                .await
             }
-            out.push(v);
+            Store::Pg(pg) => pg
+                .store()
+                .read_range(&t, from, to)
+                .await?
+                .iter()
+                .map(record_json)
+                .collect(),
         }
-        Ok(out)
     }
 
-    /// Verify `tenant`'s chain against the store's signed checkpoints.
-    pub fn verify(&self, tenant: hisn_tenant_guard::TenantId) -> Result<(Verdict, u64), ApiError> {
+    /// Verify `tenant`'s chain against the signed checkpoints (in PostgreSQL
+    /// mode also against this instance's own checkpoint log, held outside
+    /// the database).
+    pub async fn verify(
+        &self,
+        tenant: hisn_tenant_guard::TenantId,
+    ) -> Result<(Verdict, u64), ApiError> {
         let t = audit_tenant(tenant)?;
-        let report = self.store.verify(&t, Some(&self.trusted), &[])?;
+        let report = match &self.store {
+            Store::File(store) => {
+                let trusted = self.trusted.clone();
+                blocking(store, move |s| Ok(s.verify(&t, Some(&trusted), &[])?)).await?
+            }
+            Store::Pg(pg) => pg.verify(&t, &self.trusted).await?,
+        };
         Ok((report.verdict, report.size))
     }
 
-    /// Sign a checkpoint of every chain now (also done on a schedule).
-    pub fn checkpoint_now(&self, key: &SigningKey) -> Result<usize, ApiError> {
-        let cps = self
-            .store
-            .checkpoint_now(None, key, hisn_audit_log::Clock::now(&self.clock))?;
-        Ok(cps.len())
+    /// Sign a checkpoint of every chain with new records now (also done on a
+    /// schedule); returns how many were signed.
+    pub async fn checkpoint_now(&self, key: Arc<SigningKey>) -> Result<usize, ApiError> {
+        let now = hisn_audit_log::Clock::now(&self.clock);
+        match &self.store {
+            Store::File(store) => {
+                blocking(store, move |s| Ok(s.checkpoint_now(None, &key, now)?.len())).await
+            }
+            Store::Pg(pg) => pg.checkpoint_all(&key, now).await,
+        }
     }
 
     /// The data-subject report for `subject` in `tenant`, as JSON: every record
     /// naming the subject, each with whether it is proven by a signed checkpoint.
-    pub fn subject_report(
+    pub async fn subject_report(
         &self,
         tenant: hisn_tenant_guard::TenantId,
         subject: &str,
     ) -> Result<Value, ApiError> {
         let t = audit_tenant(tenant)?;
-        let report = self
-            .store
-            .subject_report(&t, subject, Some(&self.trusted))?;
-        let entries: Vec<Value> = report
-            .entries
-            .iter()
-            .map(|e| {
-                let mut v = e.event.to_json();
-                if let Value::Object(m) = &mut v {
-                    m.insert("seq".into(), json!(e.seq));
-                    m.insert("proven".into(), json!(e.is_proven()));
-                }
-                v
-            })
-            .collect();
-        Ok(json!({
-            "subject": report.subject,
-            "entries": entries,
-            "checkpoints": report.checkpoints.len(),
-            "intact": report.broken.is_empty() && report.undecodable == 0,
-        }))
+        let report = match &self.store {
+            Store::File(store) => {
+                let (trusted, subject) = (self.trusted.clone(), subject.to_owned());
+                blocking(store, move |s| {
+                    Ok(s.subject_report(&t, &subject, Some(&trusted))?)
+                })
+                .await?
+            }
+            Store::Pg(pg) => {
+                pg.store()
+                    .subject_report(&t, subject, Some(&self.trusted))
+                    .await?
+            }
+        };
+        Ok(report_json(&report))
     }
+}
+
+fn report_json(report: &SubjectReport) -> Value {
+    let entries: Vec<Value> = report
+        .entries
+        .iter()
+        .map(|e| {
+            let mut v = e.event.to_json();
+            if let Value::Object(m) = &mut v {
+                m.insert("seq".into(), json!(e.seq));
+                m.insert("proven".into(), json!(e.is_proven()));
+            }
+            v
+        })
+        .collect();
+    json!({
+        "subject": report.subject,
+        "entries": entries,
+        "checkpoints": report.checkpoints.len(),
+        "intact": report.broken.is_empty() && report.undecodable == 0,
+    })
 }

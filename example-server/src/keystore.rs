@@ -2,8 +2,29 @@
 //! directory in the embedded mode, PostgreSQL in PostgreSQL mode, so every
 //! instance encrypts and decrypts a tenant's fields with the same keys and a
 //! crypto-shred on one instance holds on all.
+//!
+//! # Crypto-shredding across instances
+//!
+//! crypto-vault's [`Vault`] keeps each tenant's unwrapped keyring in a cache
+//! and, on a hit, does not read the store again: after instance A shreds a
+//! tenant, instance B would go on encrypting and decrypting with the keys it
+//! cached. [`TenantVault`] closes that in PostgreSQL mode: before every use
+//! of a tenant's keys it reads crypto-vault's shred marker
+//! (`hisn_vault_shredded`, written in the same transaction that deletes the
+//! keys), and on a marker drops the cached keyring and refuses
+//! ([`hisn_crypto_vault::Error::TenantShredded`]); the vault then caches the
+//! tenant as shredded. Once A's erase has returned, B refuses the tenant's
+//! keys on its next use, with no time window. The cost is one indexed read
+//! per encryption or decryption, on the application role's platform pool
+//! (which needs SELECT on the marker table; the shred itself needs INSERT,
+//! both granted by the migration). The embedded mode has one instance, whose
+//! vault learns of its own shreds at once: no read there.
 
-use hisn_crypto_vault::{DirKeyStore, KeyId, KeyPurpose, KeyStore, PgKeyStore, WrappedKey};
+use hisn_crypto_vault::{
+    Ciphertext, DirKeyStore, FieldContext, KeyId, KeyPurpose, KeyStore, PgKeyStore, Plaintext,
+    Vault, WrappedKey,
+};
+use sqlx::PgPool;
 
 type R<T> = hisn_crypto_vault::Result<T>;
 
@@ -63,5 +84,93 @@ impl KeyStore for TenantKeys {
 
     async fn tenants(&self) -> R<Vec<String>> {
         each!(self, s => s.tenants())
+    }
+}
+
+/// The server's vault: crypto-vault's [`Vault`] over [`TenantKeys`], with the
+/// cross-instance shred check of PostgreSQL mode (see the module docs).
+#[derive(Debug)]
+pub struct TenantVault {
+    vault: Vault<TenantKeys>,
+    /// PostgreSQL mode: where the shred marker is read.
+    shared: Option<PgPool>,
+}
+
+impl TenantVault {
+    /// `vault`; with `shared` (PostgreSQL mode), every use first checks the
+    /// tenant's shred marker there.
+    pub fn new(vault: Vault<TenantKeys>, shared: Option<PgPool>) -> Self {
+        Self { vault, shared }
+    }
+
+    /// The vault, for `tenant`'s keys: refused with
+    /// [`hisn_crypto_vault::Error::TenantShredded`] once any instance shredded
+    /// the tenant (its cached keyring is dropped here first).
+    ///
+    /// # Errors
+    /// `TenantShredded`; [`hisn_crypto_vault::Error::Store`] when the marker
+    /// cannot be read (fail closed: no key is used).
+    pub async fn checked(&self, tenant: &str) -> R<&Vault<TenantKeys>> {
+        let Some(pool) = &self.shared else {
+            return Ok(&self.vault);
+        };
+        let shredded: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM hisn_vault_shredded WHERE tenant = $1)")
+                .bind(tenant)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| {
+                    tracing::error!(target: "hisn::example_server", error = %e, "cannot read the shred marker");
+                    hisn_crypto_vault::Error::Store("shred marker".into())
+                })?;
+        if shredded {
+            // Another instance shredded it: forget the cached keys, and let
+            // the vault remember the tenant as shredded (its reload finds no keys).
+            self.vault.evict(tenant).await;
+            crate::metrics::global().deny("shredded_tenant");
+            return Err(hisn_crypto_vault::Error::TenantShredded);
+        }
+        Ok(&self.vault)
+    }
+
+    /// [`Vault::encrypt`] after [`checked`](Self::checked).
+    ///
+    /// # Errors
+    /// As `checked` and [`Vault::encrypt`].
+    pub async fn encrypt(&self, ctx: &FieldContext<'_>, plaintext: &[u8]) -> R<Ciphertext> {
+        self.checked(ctx.tenant())
+            .await?
+            .encrypt(ctx, plaintext)
+            .await
+    }
+
+    /// [`Vault::decrypt`] after [`checked`](Self::checked).
+    ///
+    /// # Errors
+    /// As `checked` and [`Vault::decrypt`].
+    pub async fn decrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> R<Plaintext> {
+        self.checked(ctx.tenant()).await?.decrypt(ctx, ct).await
+    }
+
+    /// [`Vault::provision_tenant`] (a shredded tenant is refused by the store).
+    ///
+    /// # Errors
+    /// As [`Vault::provision_tenant`].
+    pub async fn provision_tenant(&self, tenant: &str) -> R<()> {
+        self.vault.provision_tenant(tenant).await
+    }
+
+    /// [`Vault::shred_tenant`]: the keys and the marker in the store, the
+    /// cache of this instance; other instances see the marker on their next use.
+    ///
+    /// # Errors
+    /// As [`Vault::shred_tenant`].
+    pub async fn shred_tenant(&self, tenant: &str) -> R<()> {
+        self.vault.shred_tenant(tenant).await
+    }
+
+    /// Number of keyrings this instance holds unwrapped (tests, diagnostics).
+    pub fn cached_tenants(&self) -> usize {
+        self.vault.cached_tenants()
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRef;
-use hisn_crypto_vault::{ApiKeys, PasswordHasher, PasswordParams, UrlSigner, Vault};
+use hisn_crypto_vault::{ApiKeys, PasswordHasher, PasswordParams, UrlSigner};
 use hisn_rate_limit::http::KeyExtractor;
 use hisn_rate_limit::{KeyKind, Policy, Tiers};
 use hisn_tenant_guard::jsonwebtoken::EncodingKey;
@@ -64,8 +64,8 @@ pub struct Inner {
     pub jwt_key: EncodingKey,
     /// Roles to permissions.
     pub policy: RolePolicy,
-    /// Field encryption with per-tenant keys.
-    pub vault: Vault<crate::keystore::TenantKeys>,
+    /// Field encryption with per-tenant keys (shred-checked across instances).
+    pub vault: crate::keystore::TenantVault,
     /// argon2id password hashing.
     pub hasher: Arc<PasswordHasher>,
     /// API keys for machine clients.
@@ -75,7 +75,7 @@ pub struct Inner {
     /// The audit trail.
     pub audit: Audit,
     /// Signs audit checkpoints on demand (the schedule runs in the store).
-    pub audit_key: hisn_audit_log::SigningKey,
+    pub audit_key: Arc<hisn_audit_log::SigningKey>,
     /// API tiers: IP, session, tenant.
     pub limiter: Arc<SharedLimiter>,
     /// Client IP and identity keys of a request.

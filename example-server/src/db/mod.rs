@@ -64,6 +64,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0002_mfa.sql"),
         postgres: include_str!("../../migrations/postgres/0002_mfa.sql"),
     },
+    Migration {
+        version: 3,
+        name: "attachment_content",
+        sqlite: include_str!("../../migrations/0003_attachment_content.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_attachment_content.sql"),
+    },
 ];
 
 /// The latest migration version this build knows.

@@ -12,9 +12,15 @@
 //!   [`rls::generate_sql`]: the context key table, the `SECURITY DEFINER`
 //!   context function, `ENABLE` + `FORCE ROW LEVEL SECURITY` and the policies
 //!   on every tenant table, and the grants) for the application role it finds
-//!   behind `DATABASE_URL`. It must not be a superuser (a superuser bypasses
-//!   RLS even with `FORCE`), and must be able to create in schema `public`.
-//!   When unset, the schema must already be current (another instance or a
+//!   behind `DATABASE_URL`, and audit-log's tables (its own versioned
+//!   migrations; the application role gets INSERT and SELECT only: at every
+//!   start the server refuses an application role that owns them or may
+//!   UPDATE, DELETE or TRUNCATE them). It must not be a superuser (a
+//!   superuser bypasses RLS even with `FORCE`), and must be able to create in
+//!   schema `public`. The application role also gets SELECT, INSERT and
+//!   UPDATE on crypto-vault's `hisn_vault_shredded` (a crypto-shred writes
+//!   the marker; every instance reads it before using a cached tenant key,
+//!   see [`crate::keystore`]). When unset, the schema must already be current (another instance or a
 //!   deploy step migrated it) or the server refuses to start.
 //! - `HISN_ADMIN_DATABASE_URL`, the **platform-admin role** (optional): the
 //!   operator console's escape hatch, a role with BYPASSRLS. Unset, the
@@ -34,6 +40,7 @@ use hisn_tenant_guard::rls::{self, ContextKey};
 use sqlx::Executor;
 use std::str::FromStr;
 
+use hisn_audit_log::store::postgres::PgStore;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::{MIGRATIONS, MIGRATIONS_TABLE, TENANT_TABLE_NAMES, TENANT_TABLES, TenantDb};
@@ -85,6 +92,12 @@ pub enum PgStartError {
         "table {0} is missing: run once with HISN_MIGRATE_DATABASE_URL set to the tables' owner"
     )]
     MissingTable(&'static str),
+    /// The application role could change the audit trail (or the audit
+    /// tables are missing).
+    #[error(
+        "audit tables: {0}; run once with HISN_MIGRATE_DATABASE_URL set to the tables' owner (it installs audit-log's tables and grants the application role INSERT and SELECT only)"
+    )]
+    Audit(String),
     /// The context key in the database is not this instance's.
     #[error(
         "the tenant context key installed in the database is not this instance's (rls_context in the key file): every instance must share the key file, or run with HISN_MIGRATE_DATABASE_URL to install this one"
@@ -109,6 +122,8 @@ pub struct PgPools {
     pub platform: PgPool,
     /// The escape hatch's pool, when `HISN_ADMIN_DATABASE_URL` is set.
     pub admin: Option<PgPool>,
+    /// The audit store's own pool (application role; see [`crate::audit::pg`]).
+    pub audit: PgPool,
 }
 
 async fn connect(url: &str, max: u32, what: &'static str) -> Result<PgPool, PgStartError> {
@@ -144,6 +159,13 @@ pub async fn open(
     if let Some(url) = migrate_url {
         let owner = connect(url, 1, "connect HISN_MIGRATE_DATABASE_URL").await?;
         migrate(&owner, &app_role, key, &tables, layers.rls()).await?;
+        // audit-log's tables, by its own versioned migrations (serialised
+        // across instances by its advisory lock), then the application
+        // role's INSERT and SELECT on them.
+        PgStore::migrate(&owner).await.map_err(audit("migrate"))?;
+        hisn_audit_log::store::postgres::grant_app_role(&owner, &app_role)
+            .await
+            .map_err(audit("grant the application role"))?;
         owner.close().await;
     }
     let found: i64 =
@@ -170,6 +192,7 @@ pub async fn open(
             return Err(PgStartError::MissingTable(table));
         }
     }
+    check_audit_role(&app).await?;
     if layers.rls() {
         let report = rls::verify(&app, &tables)
             .await
@@ -201,12 +224,65 @@ pub async fn open(
         Some(url) => Some(connect(url, 2, "connect HISN_ADMIN_DATABASE_URL").await?),
         None => None,
     };
+    let audit = connect(
+        database_url,
+        crate::audit::pg::AUDIT_CONNECTIONS,
+        "connect DATABASE_URL (audit pool)",
+    )
+    .await?;
     Ok(PgPools {
         tenant,
         platform,
         admin,
+        audit,
     })
 }
+
+fn audit(what: &'static str) -> impl Fn(hisn_audit_log::Error) -> PgStartError {
+    move |e| PgStartError::Audit(format!("{what}: {e}"))
+}
+
+/// The audit tables, which the application role may only INSERT into and
+/// SELECT from (audit-log's append-only triggers also refuse UPDATE and
+/// DELETE, but an owner could drop them).
+async fn check_audit_role(app: &PgPool) -> Result<(), PgStartError> {
+    for table in AUDIT_TABLES {
+        let row: Option<(bool, bool, bool, bool, bool)> = sqlx::query_as(
+            "SELECT pg_has_role(current_user, c.relowner, 'USAGE'),                     has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'),                     has_table_privilege(c.oid, 'TRUNCATE'), has_table_privilege(c.oid, 'INSERT')              FROM pg_class c WHERE c.oid = to_regclass($1)",
+        )
+        .bind(format!("public.{table}"))
+        .fetch_optional(app)
+        .await
+        .map_err(db("check the audit tables"))?;
+        match row {
+            None => return Err(PgStartError::Audit(format!("{table} is missing"))),
+            Some((true, ..)) => {
+                return Err(PgStartError::Audit(format!(
+                    "the application role owns {table} (or can act as its owner)"
+                )));
+            }
+            Some((_, true, _, _, _) | (_, _, true, _, _) | (_, _, _, true, _)) => {
+                return Err(PgStartError::Audit(format!(
+                    "the application role may UPDATE, DELETE or TRUNCATE {table}"
+                )));
+            }
+            Some((_, _, _, _, false)) => {
+                return Err(PgStartError::Audit(format!(
+                    "the application role may not INSERT into {table}"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// audit-log's tables the application role writes.
+const AUDIT_TABLES: [&str; 3] = [
+    "hisn_audit_log",
+    "hisn_audit_subject",
+    "hisn_audit_checkpoint",
+];
 
 /// A tenant transaction for `ctx` (a session of a tenant that need not
 /// exist) must see its tenant through the RLS context function; otherwise

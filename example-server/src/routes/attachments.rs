@@ -1,6 +1,15 @@
 //! Attachments: uploaded through a tenant route, encrypted with the tenant's
-//! key into `<data-dir>/files/<tenant>/<id>`, downloaded through a signed URL
+//! key (AAD: tenant, `attachments`, `content`, id) and stored in the
+//! attachment's row (column `content`), downloaded through a signed URL
 //! (crypto-vault `UrlSigner`: HMAC over method, path and expiry, 10 minutes).
+//!
+//! The bytes live in the database, not in a directory, so in PostgreSQL mode
+//! an attachment uploaded through one instance downloads through any other,
+//! under row-level security like every tenant row, and a tenant's erasure
+//! deletes them with its rows. (A shared directory would need its own
+//! sharing, backups and deletion; attachments are at most
+//! [`MAX_ATTACHMENT`] bytes.) Attachments uploaded before migration 3 have no
+//! `content` and are still read from `<data-dir>/files/<tenant>/<id>`.
 
 use std::path::PathBuf;
 
@@ -26,7 +35,8 @@ use crate::state::{AppState, now_unix, now_unix_i64};
 /// Largest attachment, in bytes (decoded).
 pub(super) const MAX_ATTACHMENT: usize = 32 * 1024;
 
-fn file_path(s: &AppState, tenant: TenantId, id: Uuid) -> PathBuf {
+/// Where an attachment uploaded before migration 3 was stored.
+fn legacy_file_path(s: &AppState, tenant: TenantId, id: Uuid) -> PathBuf {
     s.config
         .data_dir
         .join("files")
@@ -91,24 +101,16 @@ pub(super) async fn upload(
         .encrypt(&fc, &content)
         .await
         .map_err(|e| ApiError::internal("encrypt", &e))?;
-    let path = file_path(&s, tenant, id);
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| ApiError::internal("files dir", &e))?;
-    }
-    tokio::fs::write(&path, ct.to_text())
-        .await
-        .map_err(|e| ApiError::internal("write file", &e))?;
     let digest = hex::encode(Sha256::digest(&content));
     let size = i64::try_from(content.len()).unwrap_or(i64::MAX);
-    tx.query("INSERT INTO attachments (id, asset_id, file_name, size, sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)")?
+    tx.query("INSERT INTO attachments (id, asset_id, file_name, size, sha256, created_at, content) VALUES (?, ?, ?, ?, ?, ?, ?)")?
         .bind(id.to_string())
         .bind(asset.to_string())
         .bind(b.file_name.clone())
         .bind(size)
         .bind(digest.clone())
         .bind(now_unix_i64())
+        .bind(ct.to_text())
         .execute()
         .await?;
     let diff =
@@ -162,6 +164,11 @@ pub(super) struct FilePath {
 
 /// `GET /files/{tenant}/{id}?expires=&sig=`: no session; the signature over
 /// the exact path and expiry is the credential. Every failure is `404`.
+///
+/// The row is read in a tenant transaction like any other (query guard, and
+/// RLS on PostgreSQL), as a read-only session of the URL's tenant that the
+/// server issues to itself for this one read: the verified signature is what
+/// vouches for the tenant.
 pub(super) async fn download(
     State(s): State<AppState>,
     uri: Uri,
@@ -174,14 +181,26 @@ pub(super) async fn download(
     }
     let tenant: TenantId = p.tenant.parse().map_err(|_| ApiError::NotFound)?;
     let id = parse_id(&p.id)?;
-    let text = tokio::fs::read_to_string(file_path(&s, tenant, id))
-        .await
-        .map_err(|_| ApiError::NotFound)?;
+    let ctx = url_session(&s, tenant)?;
+    let mut tx = s.db.begin(&ctx).await?;
+    let row = tx
+        .query("SELECT content FROM attachments WHERE id = ?")?
+        .bind(id.to_string())
+        .fetch_optional()
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    let text = match row.try_get::<Option<String>>("content")? {
+        Some(t) => t,
+        None => tokio::fs::read_to_string(legacy_file_path(&s, tenant, id))
+            .await
+            .map_err(|_| ApiError::NotFound)?,
+    };
     let ct = Ciphertext::from_text(text.trim()).map_err(|_| ApiError::NotFound)?;
     let tenant_s = tenant.to_string();
     let fc = FieldContext::new(&tenant_s, "attachments", "content", &p.id)
         .map_err(|_| ApiError::NotFound)?;
-    // After crypto-shredding the key is gone: the file is noise, answered as missing.
+    // After crypto-shredding the key is gone: the bytes are noise, answered as missing.
     let plain = s
         .vault
         .decrypt(&fc, &ct)
@@ -195,4 +214,30 @@ pub(super) async fn download(
         plain.as_bytes().to_vec(),
     )
         .into_response())
+}
+
+/// Subject of the sessions a signed URL's download runs as.
+const URL_SUBJECT: &str = "signed-url";
+
+/// A one-minute read-only (`viewer`) session of `tenant`, issued and verified
+/// like any other, for reading one row.
+fn url_session(
+    s: &AppState,
+    tenant: TenantId,
+) -> Result<hisn_tenant_guard::TenantContext, ApiError> {
+    let auth = crate::auth::SessionAuth {
+        amr: &["signed_url"],
+        ..crate::auth::SessionAuth::default()
+    };
+    let issued = crate::auth::issue_with(
+        &s.jwt_key,
+        std::time::Duration::from_secs(60),
+        tenant,
+        URL_SUBJECT,
+        "viewer",
+        &auth,
+    )?;
+    s.verifier
+        .verify(&issued.token)
+        .map_err(|e| ApiError::internal("signed url session", &e))
 }

@@ -21,20 +21,17 @@ pub(super) async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require(&s, &ctx, &Permission::MANAGE_MEMBERS)?;
     let (limit, offset) = page.bounds();
-    let audit = s.clone();
     let tenant = ctx.tenant();
-    let (records, total, verdict) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
-        let records = audit.audit.records(
+    let records = s
+        .audit
+        .records(
             tenant,
             u64::try_from(offset).unwrap_or(0),
             u64::try_from(limit).unwrap_or(50),
-        )?;
-        let total = audit.audit.len(tenant)?;
-        let (verdict, _) = audit.audit.verify(tenant)?;
-        Ok((records, total, verdict))
-    })
-    .await
-    .map_err(|e| ApiError::internal("audit task", &e))??;
+        )
+        .await?;
+    let total = s.audit.len(tenant).await?;
+    let (verdict, _) = s.audit.verify(tenant).await?;
     Ok(Json(
         json!({ "items": records, "total": total, "verdict": format!("{verdict:?}") }),
     ))
@@ -61,12 +58,7 @@ pub(super) async fn subject_report(
     if p.id.is_empty() || p.id.len() > 256 || p.id.chars().any(char::is_control) {
         return Err(ApiError::NotFound);
     }
-    let st = s.clone();
-    let tenant = ctx.tenant();
-    let subject = p.id.clone();
-    let report = tokio::task::spawn_blocking(move || st.audit.subject_report(tenant, &subject))
-        .await
-        .map_err(|e| ApiError::internal("report task", &e))??;
+    let report = s.audit.subject_report(ctx.tenant(), &p.id).await?;
     // Recorded before it is answered (no record, no report); appended after
     // the report was built, so the report does not contain its own request.
     let at = crate::audit::audit_tenant(ctx.tenant())?;

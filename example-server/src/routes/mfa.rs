@@ -145,7 +145,13 @@ pub(super) async fn enrol_start(
         .map_err(|e| ApiError::internal("otpauth uri", &e))?;
     let t = tenant.to_string();
     let sealed = pending
-        .seal_in(&s.vault, &field(&t, "pending", &uid)?)
+        .seal_in(
+            s.vault
+                .checked(&t)
+                .await
+                .map_err(|e| ApiError::internal("tenant keys", &e))?,
+            &field(&t, "pending", &uid)?,
+        )
         .await
         .map_err(|e| ApiError::internal("seal totp", &e))?;
     s.audit
@@ -219,14 +225,27 @@ pub(super) async fn enrol_confirm(
     let t = tenant.to_string();
     let ct =
         Ciphertext::from_text(&pending_text).map_err(|e| ApiError::internal("pending totp", &e))?;
-    let pending = PendingTotp::open_in(&s.vault, &field(&t, "pending", &uid)?, &ct)
-        .await
-        .map_err(|e| ApiError::internal("open pending totp", &e))?;
+    let pending = PendingTotp::open_in(
+        s.vault
+            .checked(&t)
+            .await
+            .map_err(|e| ApiError::internal("tenant keys", &e))?,
+        &field(&t, "pending", &uid)?,
+        &ct,
+    )
+    .await
+    .map_err(|e| ApiError::internal("open pending totp", &e))?;
     let Ok((active, step)) = s.mfa.totp.confirm(&pending, &b.code) else {
         return Err(failed(&s, &ctx, &meta, &uid, "mfa.totp.enrol_failed").await);
     };
     let sealed = active
-        .seal_in(&s.vault, &field(&t, "secret", &uid)?)
+        .seal_in(
+            s.vault
+                .checked(&t)
+                .await
+                .map_err(|e| ApiError::internal("tenant keys", &e))?,
+            &field(&t, "secret", &uid)?,
+        )
         .await
         .map_err(|e| ApiError::internal("seal totp", &e))?;
     let (batch, hashes) = s
@@ -337,9 +356,16 @@ pub(super) async fn step_up(
         let code = Zeroizing::new(b.code.unwrap_or_default());
         let ct =
             Ciphertext::from_text(&secret).map_err(|e| ApiError::internal("totp secret", &e))?;
-        let totp = Totp::open_in(&s.vault, &field(&t, "secret", &uid)?, &ct)
-            .await
-            .map_err(|e| ApiError::internal("open totp", &e))?;
+        let totp = Totp::open_in(
+            s.vault
+                .checked(&t)
+                .await
+                .map_err(|e| ApiError::internal("tenant keys", &e))?,
+            &field(&t, "secret", &uid)?,
+            &ct,
+        )
+        .await
+        .map_err(|e| ApiError::internal("open totp", &e))?;
         let last = row.last_step.and_then(|l| u64::try_from(l).ok());
         let step = match s.mfa.totp.verify(&totp, &code, last) {
             Ok(step) => i64::try_from(step).map_err(|e| ApiError::internal("totp step", &e))?,

@@ -156,7 +156,10 @@ async fn every_state_changing_route_appends_an_audit_record() {
             continue;
         }
         let (req, tenant) = case(&srv, &a, &seed, method, route.path).await;
-        let before = tenant.as_deref().map_or(0, |t| srv.audit_len(t));
+        let before = match tenant.as_deref() {
+            Some(t) => srv.audit_len(t).await,
+            None => 0,
+        };
         let resp = srv.send(req).await;
         assert!(
             resp.status.is_success(),
@@ -165,13 +168,13 @@ async fn every_state_changing_route_appends_an_audit_record() {
             resp
         );
         let tenant = tenant.unwrap_or_else(|| resp.body["tenant_id"].as_str().unwrap().to_owned());
-        let after = srv.audit_len(&tenant);
+        let after = srv.audit_len(&tenant).await;
         assert!(
             after > before,
             "{method} {} appended no audit record",
             route.path
         );
-        let rec: Value = srv.last_audit(&tenant);
+        let rec: Value = srv.last_audit(&tenant).await;
         assert_eq!(rec["tenant"], json!(tenant), "{method} {}", route.path);
         for field in ["actor", "action", "entity_type", "entity_id", "request_id"] {
             assert!(
@@ -190,7 +193,13 @@ async fn every_state_changing_route_appends_an_audit_record() {
     }
     assert!(covered >= 20, "only {covered} audited routes walked");
     // The chain verifies after everything the suite did.
-    let (verdict, size) = srv.app.state.audit.verify(a.id.parse().unwrap()).unwrap();
+    let (verdict, size) = srv
+        .app
+        .state
+        .audit
+        .verify(a.id.parse().unwrap())
+        .await
+        .unwrap();
     assert!(size > 0);
     assert!(
         matches!(
@@ -215,7 +224,7 @@ async fn state_transition_records_from_and_to_and_role_change_is_audited() {
         )
         .await;
     assert_eq!(r.status, 200);
-    let rec = srv.last_audit(&a.id);
+    let rec = srv.last_audit(&a.id).await;
     assert_eq!(rec["action"], "work_order.transition");
     assert_eq!(
         (rec["from_state"].clone(), rec["to_state"].clone()),
@@ -231,14 +240,14 @@ async fn state_transition_records_from_and_to_and_role_change_is_audited() {
         )
         .await;
     assert_eq!(r.status, 200);
-    let rec = srv.last_audit(&a.id);
+    let rec = srv.last_audit(&a.id).await;
     assert_eq!(rec["action"], "rbac.role_change");
     assert_eq!(
         (rec["from_state"].clone(), rec["to_state"].clone()),
         (json!("member"), json!("admin"))
     );
     // A refused transition changes nothing and appends nothing.
-    let n = srv.audit_len(&a.id);
+    let n = srv.audit_len(&a.id).await;
     let r = srv
         .call(
             "POST",
@@ -248,7 +257,7 @@ async fn state_transition_records_from_and_to_and_role_change_is_audited() {
         )
         .await;
     assert_eq!(r.status, 422);
-    assert_eq!(srv.audit_len(&a.id), n);
+    assert_eq!(srv.audit_len(&a.id).await, n);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -296,18 +296,24 @@ impl Server {
         v["operator_token"].as_str().unwrap().to_owned()
     }
 
-    pub fn audit_len(&self, tenant: &str) -> u64 {
-        self.app.state.audit.len(tenant.parse().unwrap()).unwrap()
+    pub async fn audit_len(&self, tenant: &str) -> u64 {
+        self.app
+            .state
+            .audit
+            .len(tenant.parse().unwrap())
+            .await
+            .unwrap()
     }
 
-    pub fn last_audit(&self, tenant: &str) -> Value {
+    pub async fn last_audit(&self, tenant: &str) -> Value {
         let t = tenant.parse().unwrap();
-        let n = self.app.state.audit.len(t).unwrap();
+        let n = self.app.state.audit.len(t).await.unwrap();
         assert!(n > 0, "no audit record for {tenant}");
         self.app
             .state
             .audit
             .records(t, n - 1, 1)
+            .await
             .unwrap()
             .pop()
             .unwrap()

@@ -186,6 +186,7 @@ async fn login_is_uniform_rehashes_and_is_limited_per_account() {
         .state
         .audit
         .records(a.id.parse().unwrap(), 0, 100)
+        .await
         .unwrap();
     assert!(audit.iter().any(|e| e["action"] == "auth.login_failed"));
 }
@@ -245,7 +246,7 @@ async fn payment_webhook_is_processed_once_and_forgeries_are_refused() {
         (r.status, r.body["status"].clone()),
         (StatusCode::OK, json!("processed"))
     );
-    let n = srv.audit_len(&a.id);
+    let n = srv.audit_len(&a.id).await;
     // A later event moves the state on; replaying the first one must not move it back.
     let later = json!({ "type": "subscription.updated", "data": { "tenant_id": a.id, "plan": "pro", "status": "past_due" } });
     assert_eq!(srv.send(srv.webhook("msg_2", &later)).await.status, 200);
@@ -260,7 +261,11 @@ async fn payment_webhook_is_processed_once_and_forgeries_are_refused() {
         .call("GET", &a.path("/subscription"), Some(&a.token), None)
         .await;
     assert_eq!(r.body, json!({ "plan": "pro", "status": "past_due" }));
-    assert_eq!(srv.audit_len(&a.id), n + 1, "the replay appended a record");
+    assert_eq!(
+        srv.audit_len(&a.id).await,
+        n + 1,
+        "the replay appended a record"
+    );
     // Tampered body, unsigned request: 401, nothing changes.
     let mut forged = srv.webhook("msg_3", &event);
     *forged.body_mut() =

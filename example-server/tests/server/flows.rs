@@ -23,15 +23,14 @@ async fn signed_urls_serve_attachments_and_refuse_tampering() {
     for bad in [format!("{path}?{later}"), sig, path.to_owned()] {
         assert_eq!(srv.call("GET", &bad, None, None).await.status, 404, "{bad}");
     }
-    // At rest the file is ciphertext.
-    let stored = std::fs::read_to_string(
-        srv.dir
-            .path()
-            .join("files")
-            .join(&a.id)
-            .join(&seed.attachment),
-    )
-    .unwrap();
+    // At rest the attachment is ciphertext, in its row.
+    let stored: String =
+        sqlx::query_scalar("SELECT content FROM attachments WHERE tenant_id = ? AND id = ?")
+            .bind(&a.id)
+            .bind(&seed.attachment)
+            .fetch_one(srv.app.state.platform.as_sqlite().unwrap())
+            .await
+            .unwrap();
     assert!(stored.starts_with("hv1:") && !stored.contains("hello"));
 }
 
@@ -134,7 +133,7 @@ async fn secrets_are_encrypted_at_rest_and_erase_crypto_shreds_the_tenant() {
         )
         .await;
     assert_eq!(r.status, 401);
-    assert_eq!(srv.last_audit(&a.id)["action"], "tenant.erase");
+    assert_eq!(srv.last_audit(&a.id).await["action"], "tenant.erase");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,7 +231,7 @@ async fn partner_calls_go_through_the_circuit_breaker() {
         srv.send(sync(&seed.integration)).await.status,
         StatusCode::SERVICE_UNAVAILABLE
     );
-    let rec = srv.last_audit(&a.id);
+    let rec = srv.last_audit(&a.id).await;
     assert_eq!(
         (rec["action"].clone(), rec["diff"]["outcome"].clone()),
         (json!("integration.sync"), json!("circuit_open"))
@@ -255,7 +254,7 @@ async fn operator_escape_hatch_needs_token_and_reason_and_is_audited_first() {
         400,
         "no reason"
     );
-    let before = srv.audit_len(&a.id);
+    let before = srv.audit_len(&a.id).await;
     let uses = hisn_example_server::metrics::global().render();
     let mut req = request("GET", &path, Some(&op), None);
     req.headers_mut()
@@ -263,8 +262,8 @@ async fn operator_escape_hatch_needs_token_and_reason_and_is_audited_first() {
     let r = srv.send(req).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["counts"]["assets"], 1);
-    assert_eq!(srv.audit_len(&a.id), before + 1);
-    let rec = srv.last_audit(&a.id);
+    assert_eq!(srv.audit_len(&a.id).await, before + 1);
+    let rec = srv.last_audit(&a.id).await;
     assert_eq!(rec["action"], "security.escape_hatch");
     assert_eq!(rec["diff"]["reason"], "ticket 99: verify row counts");
     assert_eq!(rec["source_ip"], "203.0.113.7");
@@ -344,7 +343,14 @@ async fn signed_checkpoints_prove_dsar_entries_and_the_chain_verifies() {
     let a = srv.tenant("Alpha").await;
     let seed = srv.seed(&a).await;
     let state = &srv.app.state;
-    assert!(state.audit.checkpoint_now(&state.audit_key).unwrap() >= 1);
+    assert!(
+        state
+            .audit
+            .checkpoint_now(std::sync::Arc::clone(&state.audit_key))
+            .await
+            .unwrap()
+            >= 1
+    );
     let r = srv
         .call(
             "GET",
@@ -359,7 +365,7 @@ async fn signed_checkpoints_prove_dsar_entries_and_the_chain_verifies() {
         entries.iter().all(|e| e["proven"] == json!(true)),
         "{entries:?}"
     );
-    let (verdict, _) = state.audit.verify(a.id.parse().unwrap()).unwrap();
+    let (verdict, _) = state.audit.verify(a.id.parse().unwrap()).await.unwrap();
     assert!(
         matches!(
             verdict,

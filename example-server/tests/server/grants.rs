@@ -13,11 +13,12 @@ use serde_json::{Value, json};
 
 use crate::common::{PASSWORD, Server, request, server};
 
-fn records(srv: &Server, tenant: &str) -> Vec<Value> {
+async fn records(srv: &Server, tenant: &str) -> Vec<Value> {
     srv.app
         .state
         .audit
         .records(tenant.parse().unwrap(), 0, 10_000)
+        .await
         .unwrap()
 }
 
@@ -43,7 +44,7 @@ pub(crate) async fn a_read_only_grant_reads_one_tenant_and_every_use_is_audited_
     let a = srv.tenant("Alpha").await;
     let sa = srv.seed(&a).await;
     let grant = srv.grant(&a, None).await;
-    let issued = records(&srv, &a.id);
+    let issued = records(&srv, &a.id).await;
     let issue = issued.last().unwrap();
     assert_eq!(issue["action"], "grant.issue");
     assert_eq!(issue["actor"], "operator");
@@ -54,15 +55,15 @@ pub(crate) async fn a_read_only_grant_reads_one_tenant_and_every_use_is_audited_
         "/work-orders".to_owned(),
         format!("/integrations/{}", sa.integration),
     ] {
-        let before = srv.audit_len(&a.id);
+        let before = srv.audit_len(&a.id).await;
         let r = srv.call("GET", &a.path(&path), Some(&grant), None).await;
         assert_eq!(r.status, StatusCode::OK, "{path}: {r:?}");
         // Rate-limited like a session (its own session key, the tenant's tier).
         let policy = r.headers["ratelimit-policy"].to_str().unwrap();
         assert!(policy.contains("\"session\""), "{policy}");
         // Recorded before the data was read: one grant.use per request.
-        let rec = srv.last_audit(&a.id);
-        assert_eq!(srv.audit_len(&a.id), before + 1);
+        let rec = srv.last_audit(&a.id).await;
+        assert_eq!(srv.audit_len(&a.id).await, before + 1);
         assert_eq!(rec["action"], "grant.use");
         assert_eq!(rec["actor"], "support:alice");
         assert_eq!(rec["source_ip"], "203.0.113.7");
@@ -146,7 +147,7 @@ pub(crate) async fn writes_are_refused_unless_the_grant_lists_the_permission_on(
         .call("POST", &a.path("/assets"), Some(&writer), Some(asset))
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
-    let rec = srv.last_audit(&a.id);
+    let rec = srv.last_audit(&a.id).await;
     assert_eq!(
         (rec["action"].clone(), rec["actor"].clone()),
         (json!("asset.create"), json!("support:alice"))
@@ -168,7 +169,7 @@ pub(crate) async fn a_grant_opens_no_other_tenant_on(srv: Arc<Server>) {
     let b = srv.tenant("Beta").await;
     let sb = srv.seed(&b).await;
     let grant = srv.grant(&a, None).await;
-    let b_len = srv.audit_len(&b.id);
+    let b_len = srv.audit_len(&b.id).await;
     for path in ["/assets".to_owned(), format!("/assets/{}", sb.asset)] {
         let r = srv.call("GET", &b.path(&path), Some(&grant), None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {r:?}");
@@ -188,7 +189,11 @@ pub(crate) async fn a_grant_opens_no_other_tenant_on(srv: Arc<Server>) {
         )
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    assert_eq!(srv.audit_len(&b.id), b_len, "nothing recorded in B's chain");
+    assert_eq!(
+        srv.audit_len(&b.id).await,
+        b_len,
+        "nothing recorded in B's chain"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,6 +318,7 @@ pub(crate) async fn expired_and_revoked_grants_are_refused_on(srv: Arc<Server>) 
     let r = srv.send(revoke(srv.operator_token())).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "already revoked");
     let actions: Vec<Value> = records(&srv, &a.id)
+        .await
         .iter()
         .map(|r| r["action"].clone())
         .collect();

@@ -19,3 +19,4 @@ mod multi_instance;
 mod openapi;
 mod postgres;
 mod services;
+mod shared_state;

@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 
 use crate::common::{PASSWORD, Resp, Server, Tenant, server, server_with, test_config, totp_code};
 
-fn actions(srv: &Server, tenant: &str) -> Vec<String> {
+async fn actions(srv: &Server, tenant: &str) -> Vec<String> {
     srv.app
         .state
         .audit
         .records(tenant.parse().unwrap(), 0, 10_000)
+        .await
         .unwrap()
         .iter()
         .map(|r| r["action"].as_str().unwrap_or_default().to_owned())
@@ -159,7 +160,7 @@ pub(crate) async fn totp_enrolment_stores_the_secret_encrypted_and_completes_wit
         .call("POST", &t.path("/mfa/totp"), Some(&t.token), None)
         .await;
     assert_step_up_challenge(&r, 600);
-    let a = actions(&srv, &t.id);
+    let a = actions(&srv, &t.id).await;
     for action in [
         "mfa.totp.enrol_start",
         "mfa.totp.enrol_failed",
@@ -192,7 +193,7 @@ pub(crate) async fn a_code_is_accepted_once_and_a_replay_is_refused_on(srv: Arc<
     // The confirmation code (an earlier step) is refused too.
     let r = step_up(&srv, &t, &t.token, json!({ "code": totp_code(&t.totp, 0) })).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let a = actions(&srv, &t.id);
+    let a = actions(&srv, &t.id).await;
     assert_eq!(a.iter().filter(|x| *x == "mfa.step_up").count(), 1);
     assert_eq!(a.iter().filter(|x| *x == "mfa.step_up_failed").count(), 2);
 }
@@ -352,7 +353,7 @@ pub(crate) async fn the_failure_ceiling_locks_the_factor_until_a_single_use_reco
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "unlocked: {r:?}");
-    let a = actions(&srv, &t.id);
+    let a = actions(&srv, &t.id).await;
     assert!(a.iter().any(|x| x == "mfa.recovery_code_used"));
     assert!(a.iter().any(|x| x == "mfa.recovery_code_failed"));
     let recovery: String = srv
@@ -587,7 +588,7 @@ pub(crate) async fn must_change_password_restricts_the_session_to_the_password_c
         .call("GET", &t.path("/assets"), Some(&again), None)
         .await;
     assert_eq!(r.status, StatusCode::OK);
-    let a = actions(&srv, &t.id);
+    let a = actions(&srv, &t.id).await;
     assert!(a.iter().any(|x| x == "auth.password_change"));
     assert!(a.iter().any(|x| x == "auth.password_change_failed"));
 }
@@ -823,7 +824,7 @@ async fn second_factor_and_grants_hold_across_two_instances() {
         .call("GET", &t.path("/assets"), Some(&grant), None)
         .await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    let id = one.last_audit(&t.id)["entity_id"]
+    let id = one.last_audit(&t.id).await["entity_id"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -32,7 +32,7 @@ pub(crate) async fn instance(
 
 /// An instance on the shared PostgreSQL database and Redis, sharing the key
 /// files of the instance in `keys_from`, its configuration adjusted by `tune`.
-async fn instance_with(
+pub(crate) async fn instance_with(
     db: &std::sync::Arc<TestDb>,
     redis: &str,
     prefix: &str,
@@ -176,7 +176,7 @@ async fn two_instances_share_the_tenant_quota_the_replay_store_and_idempotency_k
 }
 
 /// Delete this test's keys (never FLUSHALL: the Redis is shared).
-async fn cleanup_redis(url: &str, prefix: &str) {
+pub(crate) async fn cleanup_redis(url: &str, prefix: &str) {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")

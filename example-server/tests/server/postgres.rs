@@ -41,7 +41,7 @@ async fn isolation_suite_on_postgres_with_guard_and_rls() {
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.body["counts"]["assets"], 1, "{r:?}");
     assert_eq!(r.body["counts"]["attachments"], 1, "{r:?}");
-    assert_eq!(srv.last_audit(&b)["action"], "security.escape_hatch");
+    assert_eq!(srv.last_audit(&b).await["action"], "security.escape_hatch");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
