@@ -549,3 +549,365 @@ impl<C: Clock> MemoryLimiter<C> {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::thread;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::policy::KeyKind;
+
+    const T0: u64 = 1_700_000_000_000_000;
+
+    type Manual = MemoryLimiter<ManualClock>;
+
+    fn nz(n: u32) -> NonZeroU32 {
+        NonZeroU32::new(n).unwrap()
+    }
+
+    fn policy(name: &'static str, quota: u32, period: Duration, kind: KeyKind) -> Policy {
+        Policy::new(name, nz(quota), period, kind).unwrap()
+    }
+
+    fn limiter(policies: Vec<Policy>, config: MemoryConfig) -> Manual {
+        MemoryLimiter::with_clock(
+            Tiers::new(policies).unwrap(),
+            config,
+            ManualClock::from_micros(T0),
+        )
+    }
+
+    fn keys(pairs: &[(KeyKind, &str)]) -> RequestKeys {
+        pairs.iter().fold(RequestKeys::new(), |k, (kind, v)| {
+            k.with(*kind, KeyValue::text(v).unwrap())
+        })
+    }
+
+    /// Runs a test body on its own thread and fails the test if it has not
+    /// returned within 10 s. A check that takes a shard lock it already
+    /// holds deadlocks; without this bound the suite would hang instead of
+    /// failing.
+    fn bounded(body: impl FnOnce() + Send + 'static) {
+        let (tx, rx) = mpsc::channel();
+        let worker = thread::spawn(move || {
+            body();
+            let _ = tx.send(());
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(()) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("a limiter check did not return within 10 s (deadlock)")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if let Err(payload) = worker.join() {
+                    std::panic::resume_unwind(payload);
+                }
+            }
+        }
+    }
+
+    /// One shard holding two keys, one tier of 1000 per second: τ = 1 ms.
+    fn tiny() -> Manual {
+        limiter(
+            vec![policy("ip", 1000, Duration::from_secs(1), KeyKind::Ip)],
+            MemoryConfig::new(2, 1).unwrap(),
+        )
+    }
+
+    fn ip(v: &str) -> RequestKeys {
+        keys(&[(KeyKind::Ip, v)])
+    }
+
+    #[test]
+    fn memory_config_shards_are_a_power_of_two_up_to_1024_and_at_most_max_keys() {
+        assert!(MemoryConfig::new(1024, 1024).is_ok());
+        assert!(MemoryConfig::new(1, 1).is_ok());
+        assert!(MemoryConfig::new(4096, 2048).is_err());
+        assert!(MemoryConfig::new(100, 12).is_err());
+        assert!(MemoryConfig::new(15, 16).is_err());
+        assert_eq!(
+            MemoryConfig::default(),
+            MemoryConfig::new(DEFAULT_MAX_KEYS, DEFAULT_SHARDS).unwrap()
+        );
+    }
+
+    /// The table buckets by the keyed hash `locate` computed (`RandomState`'s,
+    /// so collisions are as hard to find as with a plain `HashMap`), handed
+    /// through unchanged: not a constant, which would put every key of a
+    /// shard in one probe chain (a hash-flooding slowdown).
+    #[test]
+    fn table_buckets_by_the_keyed_hash_computed_once() {
+        let store = Store::new(MemoryConfig::new(64, 4).unwrap());
+        let table = BuildHasherDefault::<PassThrough>::default();
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..64u32 {
+            let key = KeyValue::text(&format!("key-{i}")).unwrap();
+            let (hashed, _) = store.locate(&key);
+            assert_eq!(hashed.hash, store.hasher.hash_one(key));
+            assert_eq!(table.hash_one(hashed), hashed.hash);
+            seen.insert(table.hash_one(hashed));
+        }
+        assert_eq!(seen.len(), 64, "distinct keys, distinct table hashes");
+    }
+
+    /// Keys spread over every shard (the shard index comes from the keyed
+    /// hash), so the cap is `shards * (max_keys / shards)`, not one shard's
+    /// share: 400 keys fit a 1024-key, 16-shard store (expected 25 a shard
+    /// of 64 slots) and land in all 16 shards.
+    #[test]
+    fn keys_spread_over_every_shard_and_the_cap_is_their_sum() {
+        bounded(|| {
+            let l = limiter(
+                vec![policy("ip", 1, Duration::from_secs(60), KeyKind::Ip)],
+                MemoryConfig::new(1024, 16).unwrap(),
+            );
+            for i in 0..400u32 {
+                let k = ip(&format!("10.0.{}.{}", i / 256, i % 256));
+                assert!(l.check(&k).unwrap().is_allowed(), "key {i}");
+            }
+            assert_eq!(l.key_count(), 400);
+            let store = &l.stores[0];
+            assert_eq!(store.per_shard, 64);
+            assert!(store.shards.iter().all(|s| !s.lock().map.is_empty()));
+        });
+    }
+
+    /// Two keys whose 64-bit hashes collide stay two entries: a collision
+    /// never merges two callers' budgets.
+    #[test]
+    fn colliding_hashes_never_merge_two_keys() {
+        let a = Hashed {
+            hash: 7,
+            key: KeyValue::text("a").unwrap(),
+        };
+        let b = Hashed {
+            hash: 7,
+            key: KeyValue::text("b").unwrap(),
+        };
+        assert_ne!(a, b);
+        assert_eq!(a, a);
+        let mut table = Table::default();
+        table.insert(a, 1);
+        table.insert(b, 2);
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.get(&a), Some(&1));
+    }
+
+    /// An entry whose TAT is now carries no information: it is evicted at
+    /// exactly its TAT, not one microsecond later.
+    #[test]
+    fn idle_entry_is_evicted_at_exactly_its_tat() {
+        bounded(|| {
+            let l = tiny();
+            assert!(l.check(&ip("a")).unwrap().is_allowed());
+            l.clock().advance_micros(999);
+            l.evict_idle();
+            assert_eq!(l.key_count(), 1);
+            l.clock().advance_micros(1);
+            l.evict_idle();
+            assert_eq!(l.key_count(), 0);
+        });
+    }
+
+    /// A full shard of active keys denies a new key (fail closed) and says
+    /// exactly when a sweep may free a slot: not before the oldest key goes
+    /// idle, and not sooner than 1 ms after the last sweep (a sweep costs
+    /// O(keys); the interval bounds that work under a flood of new keys).
+    #[test]
+    fn full_shard_denies_new_keys_until_the_next_sweep_can_free_a_slot() {
+        bounded(|| {
+            let l = tiny();
+            let clock = l.clock();
+            assert!(l.check(&ip("a")).unwrap().is_allowed()); // idle at T0 + 1000
+            clock.advance_micros(100);
+            assert!(l.check(&ip("b")).unwrap().is_allowed()); // idle at T0 + 1100
+            // T0 + 500: the sweep frees nothing; the next may run at T0 + 1500
+            // (1 ms after this one), later than `a` goes idle.
+            clock.set_micros(T0 + 500);
+            let d = l.check(&ip("c")).unwrap();
+            assert_eq!(d.denied_by(), Some("ip"));
+            assert_eq!(d.retry_after(), Duration::from_micros(1000));
+            // `a` is idle now, but the next sweep is not due before T0 + 1500.
+            clock.set_micros(T0 + 1200);
+            let d = l.check(&ip("c")).unwrap();
+            assert_eq!(d.retry_after(), Duration::from_micros(300));
+            clock.set_micros(T0 + 1499);
+            let d = l.check(&ip("c")).unwrap();
+            assert_eq!(d.retry_after(), Duration::from_micros(1));
+            assert_eq!(l.key_count(), 2);
+            clock.set_micros(T0 + 1500);
+            assert!(l.check(&ip("c")).unwrap().is_allowed());
+            assert_eq!(l.key_count(), 1, "the sweep evicted both idle keys");
+        });
+    }
+
+    /// On a full shard, a new key passes at exactly the time the oldest
+    /// entry goes idle (its TAT) once a sweep is due; active keys stay.
+    #[test]
+    fn full_shard_admits_a_new_key_at_the_tat_of_its_oldest_entry() {
+        bounded(|| {
+            let l = tiny();
+            assert!(l.check(&ip("a")).unwrap().is_allowed()); // idle at T0 + 1000
+            assert!(l.check_n(&ip("b"), nz(5)).unwrap().is_allowed()); // idle at T0 + 5000
+            l.clock().set_micros(T0 + 1000);
+            assert!(l.check(&ip("c")).unwrap().is_allowed());
+            // `b` stayed (active), `a` went: the shard is full again.
+            assert_eq!(l.key_count(), 2);
+            let d = l.check(&ip("d")).unwrap();
+            assert_eq!(d.denied_by(), Some("ip"));
+            // Next sweep: 1 ms after this one, when `c` (T0 + 2000) is idle.
+            assert_eq!(d.retry_after(), Duration::from_micros(1000));
+        });
+    }
+
+    #[test]
+    fn key_count_and_slots_cover_every_tier() {
+        bounded(|| {
+            let l = limiter(
+                vec![
+                    policy("session", 10, Duration::from_secs(1), KeyKind::Session),
+                    policy("tenant", 100, Duration::from_secs(1), KeyKind::Tenant),
+                ],
+                MemoryConfig::default(),
+            );
+            for s in ["s1", "s2", "s3"] {
+                let k = keys(&[(KeyKind::Session, s), (KeyKind::Tenant, "t")]);
+                assert!(l.check(&k).unwrap().is_allowed());
+            }
+            assert_eq!(l.key_count(), 4, "three sessions and one tenant");
+            assert!(l.allocated_slots() >= 4);
+        });
+    }
+
+    /// A request that carries only the second tier's key is limited by that
+    /// tier alone (the first tier does not apply and must not end the walk).
+    #[test]
+    fn a_request_with_only_a_later_tiers_key_is_limited_by_that_tier() {
+        bounded(|| {
+            let l = limiter(
+                vec![
+                    policy("session", 10, Duration::from_secs(1), KeyKind::Session),
+                    policy("tenant", 1, Duration::from_secs(60), KeyKind::Tenant),
+                ],
+                MemoryConfig::default(),
+            );
+            let k = keys(&[(KeyKind::Tenant, "t")]);
+            let d = l.check(&k).unwrap();
+            assert!(d.is_allowed());
+            assert_eq!(d.tiers().len(), 1);
+            assert_eq!(d.tiers()[0].tier(), 1);
+            assert_eq!(l.check(&k).unwrap().denied_by(), Some("tenant"));
+        });
+    }
+
+    /// `decide` checks exactly the tiers its mask selects (and whose key the
+    /// request carries). The Redis fail-open fallback passes a mask of the
+    /// keyed fail-open tiers; with one such tier the mask is that tier's bit
+    /// alone, and the fallback must still limit it.
+    #[test]
+    fn decide_limits_exactly_the_tiers_its_mask_selects() {
+        bounded(|| {
+            let l = limiter(
+                vec![
+                    policy("session", 1, Duration::from_secs(60), KeyKind::Session),
+                    policy("tenant", 1, Duration::from_secs(60), KeyKind::Tenant),
+                ],
+                MemoryConfig::default(),
+            );
+            let k = keys(&[(KeyKind::Session, "s"), (KeyKind::Tenant, "t")]);
+            let tenant_only = 0b10;
+            let d = l.decide(&k, nz(1), tenant_only, true).unwrap();
+            assert!(d.is_allowed());
+            assert_eq!(d.tiers().len(), 1);
+            assert_eq!(d.tiers()[0].tier(), 1);
+            let d = l.decide(&k, nz(1), tenant_only, true).unwrap();
+            assert_eq!(d.denied_by(), Some("tenant"));
+            // The session tier was not selected: nothing was spent there.
+            let d = l.decide(&k, nz(1), 0b01, true).unwrap();
+            assert!(d.is_allowed());
+            assert_eq!(l.decide(&k, nz(1), 0, true).unwrap().tiers().len(), 0);
+        });
+    }
+
+    /// Several denying tiers: the longest wait is reported, and on equal
+    /// waits the first tier in order.
+    #[test]
+    fn denial_names_the_longest_wait_and_the_first_tier_on_ties() {
+        bounded(|| {
+            let l = limiter(
+                vec![
+                    policy("session", 1, Duration::from_secs(1), KeyKind::Session),
+                    policy("tenant", 1, Duration::from_secs(1), KeyKind::Tenant),
+                    policy("ip", 1, Duration::from_secs(10), KeyKind::Ip),
+                ],
+                MemoryConfig::default(),
+            );
+            let both = keys(&[(KeyKind::Session, "s"), (KeyKind::Tenant, "t")]);
+            assert!(l.check(&both).unwrap().is_allowed());
+            let d = l.check(&both).unwrap();
+            assert_eq!(d.denied_by(), Some("session"), "equal waits: first tier");
+            assert_eq!(d.retry_after(), Duration::from_secs(1));
+            assert_eq!(d.tiers().len(), 2);
+            assert_eq!((d.tiers()[0].tier(), d.tiers()[1].tier()), (0, 1));
+            // The 10 s tier denies longest, whatever its position.
+            let all = keys(&[
+                (KeyKind::Session, "s2"),
+                (KeyKind::Tenant, "t2"),
+                (KeyKind::Ip, "i"),
+            ]);
+            assert!(l.check(&all).unwrap().is_allowed());
+            let d = l.check(&all).unwrap();
+            assert_eq!(d.denied_by(), Some("ip"));
+            assert_eq!(d.retry_after(), Duration::from_secs(10));
+            assert_eq!(d.tiers().len(), 3);
+        });
+    }
+
+    /// `reset` forgets the named tier's state for the key and no other's.
+    #[test]
+    fn reset_forgets_only_the_named_tier() {
+        bounded(|| {
+            let l = limiter(
+                vec![
+                    policy("account", 1, Duration::from_secs(60), KeyKind::Account),
+                    policy("ip", 1, Duration::from_secs(60), KeyKind::Ip),
+                ],
+                MemoryConfig::default(),
+            );
+            let account = keys(&[(KeyKind::Account, "alice")]);
+            let ip_only = keys(&[(KeyKind::Ip, "alice")]);
+            assert!(l.check(&account).unwrap().is_allowed());
+            assert!(l.check(&ip_only).unwrap().is_allowed());
+            assert!(!l.check(&account).unwrap().is_allowed());
+            l.reset("account", &KeyValue::text("alice").unwrap());
+            assert!(l.check(&account).unwrap().is_allowed());
+            assert_eq!(l.check(&ip_only).unwrap().denied_by(), Some("ip"));
+        });
+    }
+
+    /// An admitted multi-tier check reports every tier's own state, in
+    /// tier order.
+    #[test]
+    fn multi_tier_checks_report_every_tier_in_order() {
+        bounded(|| {
+            let l = limiter(
+                vec![
+                    policy("session", 3, Duration::from_secs(1), KeyKind::Session),
+                    policy("tenant", 5, Duration::from_secs(1), KeyKind::Tenant),
+                ],
+                MemoryConfig::default(),
+            );
+            let k = keys(&[(KeyKind::Session, "s"), (KeyKind::Tenant, "t")]);
+            let d = l.check(&k).unwrap();
+            assert!(d.is_allowed());
+            let remaining: Vec<_> = d
+                .tiers()
+                .iter()
+                .map(|t| (t.tier(), t.remaining()))
+                .collect();
+            assert_eq!(remaining, vec![(0, 2), (1, 4)]);
+        });
+    }
+}

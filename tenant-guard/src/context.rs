@@ -642,4 +642,133 @@ mod tests {
             Err(Error::NotFound)
         ));
     }
+
+    const NOW: u64 = 1_800_000_000;
+    const DAY: u64 = 86_400;
+
+    fn auth(amr: &[&str], mfa_time: Option<u64>, must_change_password: bool) -> AuthInfo {
+        AuthInfo::new(
+            amr.iter().map(|s| (*s).to_owned()).collect(),
+            None,
+            Some(NOW),
+            mfa_time,
+            must_change_password,
+        )
+    }
+
+    fn at(now: u64) -> Arc<crate::ManualClock> {
+        Arc::new(crate::ManualClock::new(now))
+    }
+
+    /// `role_permits` answers from the roles alone: a session that must
+    /// change its password (which `require` refuses) still has the roles'
+    /// permissions there, and unknown or missing roles have none.
+    #[test]
+    fn role_permits_reads_the_roles_only() {
+        let p = RolePolicy::default();
+        let member = ctx(vec![Role::MEMBER], vec![]).with_auth(auth(&[], None, true));
+        assert!(p.role_permits(&member, &Permission::WRITE));
+        assert!(!p.permits(&member, &Permission::WRITE));
+        assert!(!p.role_permits(&member, &Permission::MANAGE_MEMBERS));
+        assert!(!p.role_permits(&ctx(vec![], vec![]), &Permission::READ));
+        let unknown = ctx(vec![Role::new("auditor").unwrap()], vec![]);
+        assert!(!p.role_permits(&unknown, &Permission::READ));
+    }
+
+    /// `permissions` lists exactly what the role table grants.
+    #[test]
+    fn permissions_lists_the_roles_table_row() {
+        let p = RolePolicy::default();
+        let viewer: Vec<_> = p.permissions(&Role::VIEWER).cloned().collect();
+        assert_eq!(viewer, vec![Permission::CHANGE_PASSWORD, Permission::READ]);
+        assert_eq!(p.permissions(&Role::OWNER).count(), 6);
+        assert_eq!(p.permissions(&Role::new("auditor").unwrap()).count(), 0);
+    }
+
+    /// The enrolment deadline is the earliest first sign-in + grace over the
+    /// roles with a rule; `None` once MFA is active (a second factor in the
+    /// token, or enrolled). A first sign-in up to the clock-skew leeway in
+    /// the future is taken as is; any later counts from the epoch (overdue).
+    #[test]
+    fn enrolment_deadline_is_the_earliest_grace_end_and_none_with_mfa() {
+        let p = RolePolicy::default()
+            .require_mfa_enrolment(Role::ADMIN, std::time::Duration::from_secs(14 * DAY))
+            .require_mfa_enrolment(Role::OWNER, std::time::Duration::from_secs(7 * DAY))
+            .clock(at(NOW));
+        let both = ctx(vec![Role::ADMIN, Role::OWNER], vec![])
+            .with_mfa_status(MfaStatus::new(NOW - DAY, false));
+        assert_eq!(p.enrolment_deadline(&both), Some(NOW - DAY + 7 * DAY));
+        let member = ctx(vec![Role::MEMBER], vec![]).with_mfa_status(MfaStatus::new(NOW, false));
+        assert_eq!(p.enrolment_deadline(&member), None);
+        // MFA active either way: no deadline.
+        let otp = both.clone().with_auth(auth(&["otp"], None, false));
+        assert_eq!(p.enrolment_deadline(&otp), None);
+        let enrolled = both
+            .clone()
+            .with_mfa_status(MfaStatus::new(NOW - DAY, true));
+        assert_eq!(p.enrolment_deadline(&enrolled), None);
+        // Future first sign-in: within the leeway it stands, beyond it is 0.
+        let edge = NOW + crate::MAX_LEEWAY_SECS;
+        let admin =
+            |first| ctx(vec![Role::ADMIN], vec![]).with_mfa_status(MfaStatus::new(first, false));
+        assert_eq!(p.enrolment_deadline(&admin(edge)), Some(edge + 14 * DAY));
+        assert_eq!(p.enrolment_deadline(&admin(edge + 1)), Some(14 * DAY));
+        // No status at all: the grace period never started.
+        let unknown = ctx(vec![Role::ADMIN], vec![]);
+        assert_eq!(p.enrolment_deadline(&unknown), Some(14 * DAY));
+    }
+
+    /// Client grants: exactly the listed clients; the active client is the
+    /// one chosen, none by default.
+    #[test]
+    fn client_grants_and_active_client_are_exact() {
+        let c1: ClientId = "33333333-3333-4333-8333-333333333333".parse().unwrap();
+        let c2: ClientId = "55555555-5555-4555-8555-555555555555".parse().unwrap();
+        let one = ctx(vec![Role::MEMBER], vec![c1]);
+        assert_eq!(one.clients(), &[c1]);
+        assert!(one.has_client(c1));
+        assert!(!one.has_client(c2));
+        assert!(matches!(one.require_client(c2), Err(Error::Forbidden)));
+        assert_eq!(one.active_client(), None);
+        assert_eq!(one.with_active_client(c2).active_client(), Some(c2));
+    }
+
+    /// The context's `Debug` names the custom claims but never prints their
+    /// values (they may be personal data).
+    #[test]
+    fn debug_names_custom_claims_without_their_values() {
+        let mut claims = serde_json::Map::new();
+        claims.insert("email".into(), serde_json::json!("alice@example.com"));
+        let c = TenantContext::with_subject(
+            "11111111-1111-4111-8111-111111111111".parse().unwrap(),
+            "auth0|abc".into(),
+            vec![Role::VIEWER],
+            vec![],
+            CustomClaims(claims),
+        );
+        let shown = format!("{c:?}");
+        assert!(shown.contains("\"email\""), "{shown}");
+        assert!(!shown.contains("alice"), "{shown}");
+        assert_eq!(
+            c.claim("email"),
+            Some(&serde_json::json!("alice@example.com"))
+        );
+        assert_eq!(c.subject(), "auth0|abc");
+        assert_eq!(c.user(), None, "an opaque subject is no user id");
+    }
+
+    /// Role and permission names: 1 to 64 of `a-z 0-9 _ - :`, each allowed
+    /// character accepted on its own and nothing else.
+    #[test]
+    fn names_accept_exactly_the_documented_alphabet_and_length() {
+        for ok in ["a", "z9", "hr_viewer", "hr-viewer", "reports:export", "0"] {
+            assert!(Role::new(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(Permission::new(&"a".repeat(64)).unwrap().as_str().len(), 64);
+        for bad in ["", "A", "hr viewer", "hr.viewer", "hr/viewer", "é", "a\n"] {
+            assert!(Role::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(Role::new(&"a".repeat(65)).is_err());
+        assert_eq!(Role::new("hr:admin").unwrap().to_string(), "hr:admin");
+    }
 }

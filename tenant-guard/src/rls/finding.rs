@@ -310,3 +310,107 @@ impl fmt::Display for RlsReport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &str) -> String {
+        v.to_owned()
+    }
+
+    /// Operators act on these lines (`hisn guard verify-rls` prints them): each
+    /// names the table, role or function at fault and what is wrong.
+    #[test]
+    fn each_finding_prints_what_leaks_and_where() {
+        let cases = [
+            (
+                Finding::MissingTable { table: s("assets") },
+                "assets: table not found",
+            ),
+            (
+                Finding::RlsDisabled { table: s("assets") },
+                "assets: row level security is not enabled",
+            ),
+            (
+                Finding::RlsNotForced { table: s("assets") },
+                "assets: row level security is not forced (owner bypasses it)",
+            ),
+            (
+                Finding::PolicyNotApplied {
+                    role: s("app"),
+                    table: s("assets"),
+                },
+                "assets: the restrictive tenant policy does not apply to role app (make it TO PUBLIC)",
+            ),
+            (
+                Finding::ChildDirectlyGranted {
+                    table: s("assets"),
+                    child: s("assets_2026"),
+                    role: s("app"),
+                },
+                "assets: role app holds privileges on partition or child table assets_2026 directly",
+            ),
+            (
+                Finding::ReachableRoleOwnsTable {
+                    role: s("app"),
+                    reachable: s("owner"),
+                    table: s("assets"),
+                },
+                "role app can SET ROLE to owner, the owner of tenant table assets",
+            ),
+            (
+                Finding::ScopeFunctionUnsafe {
+                    function: "public.hisn_tenant_guard_current_scope()",
+                    reason: "not SECURITY DEFINER",
+                },
+                "session scope function public.hisn_tenant_guard_current_scope(): not SECURITY DEFINER",
+            ),
+            (
+                Finding::ContextKeyExposed { role: s("app") },
+                "tenant context key readable or owned by role app",
+            ),
+        ];
+        for (finding, line) in cases {
+            assert_eq!(finding.to_string(), line);
+        }
+    }
+
+    /// A missing key table is reported with an empty role: the line must say
+    /// the table is missing, not name an empty role.
+    #[test]
+    fn context_key_finding_without_a_role_says_the_table_is_missing() {
+        assert_eq!(
+            Finding::ContextKeyExposed {
+                role: String::new()
+            }
+            .to_string(),
+            "tenant context key table not found"
+        );
+    }
+
+    /// A report prints one line per finding, in order, and is clean only when
+    /// empty; `ensure_clean` carries the exact count.
+    #[test]
+    fn report_prints_one_line_per_finding_and_counts_them() {
+        let clean = RlsReport::default();
+        assert!(clean.is_clean());
+        assert!(clean.ensure_clean().is_ok());
+        assert_eq!(clean.to_string(), "");
+        let report = RlsReport {
+            findings: vec![
+                Finding::RlsDisabled { table: s("a") },
+                Finding::RoleBypassesRls { role: s("app") },
+            ],
+        };
+        assert!(!report.is_clean());
+        assert!(matches!(
+            report.ensure_clean(),
+            Err(Error::RlsMisconfigured(2))
+        ));
+        assert_eq!(
+            report.to_string(),
+            "a: row level security is not enabled\nrole app has BYPASSRLS\n"
+        );
+    }
+}
