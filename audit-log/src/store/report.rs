@@ -273,7 +273,7 @@ pub struct SubjectReport {
     pub unindexed: u64,
     /// Ranges of the chain that failed verification while proving entries,
     /// and records a verified checkpoint commits to that the store no
-    /// longer holds ([`Verdict::Truncated`]: the report cannot be complete).
+    /// longer holds ([`Verdict::Truncated`](crate::Verdict::Truncated): the report cannot be complete).
     pub broken: Vec<BrokenRange>,
 }
 
