@@ -180,6 +180,12 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
     }
 
     fn stored(&mut self, level: u32, index: u64) -> Result<Option<&Vec<Hash>>> {
+        // Bottom tiles are many and each is used by the entries under it,
+        // which come in order: keep only the last one (caching thousands of
+        // 16 KiB tiles cost more in allocation than the reads).
+        if level == 0 && !self.tiles.contains_key(&(0, index)) {
+            self.tiles.retain(|k, _| k.0 != 0);
+        }
         if !self.tiles.contains_key(&(level, index)) {
             // Only tiles wholly inside the tree: the nodes of a larger tree
             // are not this tree's (and a store may still be writing them).
