@@ -270,6 +270,28 @@ impl<'a> ReportPlan<'a> {
     }
 
     /// The verdict of a Merkle-placed record `r`.
+    /// [`Self::merkle_verdict`], noting in `used` that the Merkle checkpoint
+    /// proved something and listing a failed proof in `broken`: a failed proof
+    /// is damage, as a chain break is, so the report is not complete.
+    fn merkle_checked(
+        &self,
+        r: &StoredRecord,
+        merkle: &MerkleInput,
+        used: &mut bool,
+        broken: &mut Vec<BrokenRange>,
+    ) -> (EntryProof, Option<EntryInclusion>) {
+        let (proof, inclusion) = self.merkle_verdict(r, merkle);
+        *used |= inclusion.is_some();
+        if inclusion.is_none() {
+            broken.push(BrokenRange {
+                first: r.seq,
+                last: r.seq,
+                verdict: Verdict::Tampered,
+            });
+        }
+        (proof, inclusion)
+    }
+
     fn merkle_verdict(
         &self,
         r: &StoredRecord,
@@ -397,17 +419,8 @@ impl<'a> ReportPlan<'a> {
                 None => continue,
                 Some(Err(reason)) => EntryProof::Unproven { reason },
                 Some(Ok(Place::Merkle)) => {
-                    let (proof, inclusion) = self.merkle_verdict(&r, &merkle);
-                    merkle_used |= inclusion.is_some();
-                    if inclusion.is_none() {
-                        // A failed proof is damage, as a chain break is:
-                        // listed, so the report is not complete.
-                        broken.push(BrokenRange {
-                            first: r.seq,
-                            last: r.seq,
-                            verdict: Verdict::Tampered,
-                        });
-                    }
+                    let (proof, inclusion) =
+                        self.merkle_checked(&r, &merkle, &mut merkle_used, &mut broken);
                     push(r, proof, inclusion);
                     continue;
                 }
@@ -428,15 +441,8 @@ impl<'a> ReportPlan<'a> {
             push(r, proof, None);
         }
         for r in merkle.unlisted.iter().cloned() {
-            let (proof, inclusion) = self.merkle_verdict(&r, &merkle);
-            merkle_used |= inclusion.is_some();
-            if inclusion.is_none() {
-                broken.push(BrokenRange {
-                    first: r.seq,
-                    last: r.seq,
-                    verdict: Verdict::Tampered,
-                });
-            }
+            let (proof, inclusion) =
+                self.merkle_checked(&r, &merkle, &mut merkle_used, &mut broken);
             unlisted.entry(r.seq).or_insert((r, proof, inclusion));
         }
         let listed = entries.len();
