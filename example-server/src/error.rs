@@ -96,6 +96,19 @@ impl ApiError {
         }
     }
 
+    /// A crypto-vault failure. A tenant whose keys were crypto-shredded
+    /// (erased, possibly by another instance) answers like a missing
+    /// resource: its data is gone, and sessions issued before the erase
+    /// find nothing (README, "Erasure"). Anything else is internal.
+    pub fn vault(what: &'static str, err: &hisn_crypto_vault::Error) -> Self {
+        if matches!(err, hisn_crypto_vault::Error::TenantShredded) {
+            tracing::info!(target: "hisn::example_server", what, "use of an erased tenant's keys refused");
+            Self::NotFound
+        } else {
+            Self::internal(what, err)
+        }
+    }
+
     /// Log `err` (operator detail) and return [`ApiError::Internal`].
     pub fn internal(what: &'static str, err: &dyn std::fmt::Display) -> Self {
         tracing::error!(target: "hisn::example_server", what, error = %err, "internal error");

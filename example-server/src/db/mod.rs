@@ -30,7 +30,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Executor, Postgres, Sqlite};
 
 pub use sql::{Arg, Row, Stmt, Value};
-pub use tenant::{Query, Scalar, TenantDb, Tx};
+pub use tenant::{Once, Query, Scalar, TenantDb, Tx};
 
 /// Tables scoped by the query guard and, on PostgreSQL, by row-level
 /// security (tenant column `tenant_id`).

@@ -37,6 +37,21 @@ impl TenantDb {
         })
     }
 
+    /// One statement for `ctx`'s tenant, in its own transaction: on SQLite
+    /// without `BEGIN`/`COMMIT` (tenant-guard's `SqliteTenantPool::once`: one
+    /// round trip to sqlx's worker instead of three, the same guard), on
+    /// PostgreSQL a tenant transaction (RLS needs its context). For reads
+    /// that are one statement; anything that must see or change two
+    /// statements together uses [`TenantDb::begin`].
+    pub fn once<'a>(&'a self, ctx: &'a TenantContext, sql: &'a str) -> Once<'a> {
+        Once {
+            db: self,
+            ctx,
+            sql,
+            args: Vec::new(),
+        }
+    }
+
     /// Whether statements pass the query guard.
     pub fn guarded(&self) -> bool {
         !matches!(self, Self::PgUnguarded(_))
@@ -163,6 +178,58 @@ impl<'t> Query<'t> {
             Inner::Pg(q) => Row::Pg(q.fetch_one().await?),
             Inner::Raw(c, q) => Row::Pg(q.fetch_one(c).await?),
         })
+    }
+}
+
+/// One statement outside a caller's transaction ([`TenantDb::once`]).
+pub struct Once<'a> {
+    db: &'a TenantDb,
+    ctx: &'a TenantContext,
+    sql: &'a str,
+    args: Vec<Arg>,
+}
+
+impl std::fmt::Debug for Once<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Once(..)")
+    }
+}
+
+impl Once<'_> {
+    /// Bind the next value.
+    #[must_use]
+    pub fn bind(mut self, v: impl Into<Arg>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+
+    /// The first row, if any.
+    pub async fn fetch_optional(self) -> GuardResult<Option<Row>> {
+        match self.db {
+            TenantDb::Sqlite(p) => {
+                let mut q = p.once(self.ctx, self.sql);
+                for a in self.args {
+                    q = match a {
+                        Arg::Text(v) => q.bind(v),
+                        Arg::Int(v) => q.bind(v),
+                        Arg::OptInt(v) => q.bind(v),
+                        Arg::Bytes(v) => q.bind(v),
+                        Arg::Uuid(v) => q.bind(v.hyphenated().to_string()),
+                    };
+                }
+                Ok(q.fetch_optional().await?.map(Row::Sqlite))
+            }
+            TenantDb::Pg(_) | TenantDb::PgUnguarded(_) => {
+                let mut tx = self.db.begin(self.ctx).await?;
+                let mut q = tx.query(self.sql)?;
+                for a in self.args {
+                    q = q.bind(a);
+                }
+                let row = q.fetch_optional().await?;
+                tx.commit().await?;
+                Ok(row)
+            }
+        }
     }
 }
 

@@ -74,9 +74,17 @@ pub(super) async fn get_one(
 ) -> Result<Json<Asset>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let id = parse_id(&p.id)?;
-    let mut tx = s.db.begin(&ctx).await?;
-    let a = load(&mut tx, id).await?.ok_or(ApiError::NotFound)?;
-    tx.commit().await?;
+    // One statement: no transaction of its own to hold (see `TenantDb::once`).
+    let row =
+        s.db.once(&ctx, &format!("SELECT {COLS} FROM assets WHERE id = ?"))
+            .bind(id.to_string())
+            .fetch_optional()
+            .await?;
+    let a = row
+        .as_ref()
+        .map(asset)
+        .transpose()?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(a))
 }
 

@@ -100,7 +100,7 @@ pub(super) async fn upload(
         .vault
         .encrypt(&fc, &content)
         .await
-        .map_err(|e| ApiError::internal("encrypt", &e))?;
+        .map_err(|e| ApiError::vault("%s", &e))?;
     let digest = hex::encode(Sha256::digest(&content));
     let size = i64::try_from(content.len()).unwrap_or(i64::MAX);
     tx.query("INSERT INTO attachments (id, asset_id, file_name, size, sha256, created_at, content) VALUES (?, ?, ?, ?, ?, ?, ?)")?

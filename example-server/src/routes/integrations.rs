@@ -188,7 +188,7 @@ pub(super) async fn create(
                 .encrypt(&fc, &value)
                 .await
                 .map(|c| c.to_text())
-                .map_err(|e| ApiError::internal("encrypt", &e))
+                .map_err(|e| ApiError::vault("%s", &e))
         }
     };
     let token_ct = enc("oauth_token", token.as_bytes()).await?;

@@ -149,11 +149,11 @@ pub(super) async fn enrol_start(
             s.vault
                 .checked(&t)
                 .await
-                .map_err(|e| ApiError::internal("tenant keys", &e))?,
+                .map_err(|e| ApiError::vault("%s", &e))?,
             &field(&t, "pending", &uid)?,
         )
         .await
-        .map_err(|e| ApiError::internal("seal totp", &e))?;
+        .map_err(|e| ApiError::vault("%s", &e))?;
     s.audit
         .append(
             meta.actor(&ctx)
@@ -229,12 +229,12 @@ pub(super) async fn enrol_confirm(
         s.vault
             .checked(&t)
             .await
-            .map_err(|e| ApiError::internal("tenant keys", &e))?,
+            .map_err(|e| ApiError::vault("%s", &e))?,
         &field(&t, "pending", &uid)?,
         &ct,
     )
     .await
-    .map_err(|e| ApiError::internal("open pending totp", &e))?;
+    .map_err(|e| ApiError::vault("%s", &e))?;
     let Ok((active, step)) = s.mfa.totp.confirm(&pending, &b.code) else {
         return Err(failed(&s, &ctx, &meta, &uid, "mfa.totp.enrol_failed").await);
     };
@@ -243,11 +243,11 @@ pub(super) async fn enrol_confirm(
             s.vault
                 .checked(&t)
                 .await
-                .map_err(|e| ApiError::internal("tenant keys", &e))?,
+                .map_err(|e| ApiError::vault("%s", &e))?,
             &field(&t, "secret", &uid)?,
         )
         .await
-        .map_err(|e| ApiError::internal("seal totp", &e))?;
+        .map_err(|e| ApiError::vault("%s", &e))?;
     let (batch, hashes) = s
         .mfa
         .recovery
@@ -360,12 +360,12 @@ pub(super) async fn step_up(
             s.vault
                 .checked(&t)
                 .await
-                .map_err(|e| ApiError::internal("tenant keys", &e))?,
+                .map_err(|e| ApiError::vault("%s", &e))?,
             &field(&t, "secret", &uid)?,
             &ct,
         )
         .await
-        .map_err(|e| ApiError::internal("open totp", &e))?;
+        .map_err(|e| ApiError::vault("%s", &e))?;
         let last = row.last_step.and_then(|l| u64::try_from(l).ok());
         let step = match s.mfa.totp.verify(&totp, &code, last) {
             Ok(step) => i64::try_from(step).map_err(|e| ApiError::internal("totp step", &e))?,

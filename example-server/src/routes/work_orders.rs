@@ -88,9 +88,20 @@ pub(super) async fn get_one(
 ) -> Result<Json<WorkOrder>, ApiError> {
     require(&s, &ctx, &Permission::READ)?;
     let id = parse_id(&p.id)?;
-    let mut tx = s.db.begin(&ctx).await?;
-    let w = load(&mut tx, id).await?.ok_or(ApiError::NotFound)?;
-    tx.commit().await?;
+    // One statement: no transaction of its own to hold (see `TenantDb::once`).
+    let row =
+        s.db.once(
+            &ctx,
+            &format!("SELECT {COLS} FROM work_orders WHERE id = ?"),
+        )
+        .bind(id.to_string())
+        .fetch_optional()
+        .await?;
+    let w = row
+        .as_ref()
+        .map(work_order)
+        .transpose()?
+        .ok_or(ApiError::NotFound)?;
     Ok(Json(w))
 }
 

@@ -330,6 +330,29 @@ async fn a_crypto_shred_on_one_instance_is_refused_by_the_others_cached_keys() {
     );
     // And stays refused (the vault now remembers the tenant as shredded).
     assert!(decrypt_on(&b, &t.id, &seed.integration, &ct).await.is_err());
+    // Through the routes, the erased tenant's still-valid session finds
+    // nothing on either instance: a step-up (the TOTP secret is sealed under
+    // the shredded keys) and a new encrypted integration are 404, never 500.
+    for srv in [&a, &b] {
+        let r = srv
+            .call(
+                "POST",
+                &t.path("/mfa/step-up"),
+                Some(&t.token),
+                Some(json!({ "code": crate::common::totp_code(&t.totp, 0) })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
+        let r = srv
+            .call(
+                "POST",
+                &t.path("/integrations"),
+                Some(&t.token),
+                Some(json!({ "name": "ERP", "base_url": "https://erp.example/api", "username": "svc", "oauth_token": "gho_after_erase", "password": "p@ss-w0rd-long" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{r:?}");
+    }
     // Other tenants are untouched on both instances.
     for srv in [&a, &b] {
         assert_eq!(

@@ -173,6 +173,19 @@ async fn begin_tenant(
     }
 }
 
+/// A single statement on PostgreSQL is a tenant transaction: row-level
+/// security needs the transaction-local context.
+async fn begin_once(
+    pool: &PgPool,
+    context: &PgContext,
+    ctx: &crate::TenantContext,
+    scope: bool,
+) -> Result<super::OnceConn<Postgres>, Error> {
+    Ok(super::OnceConn::Tx(
+        begin_tenant(pool, context, ctx, scope).await?,
+    ))
+}
+
 fn dirty_session() -> Error {
     Error::Config(
         "the connection carried session state (temporary objects, LISTEN, search_path, role or prepared statements) from an earlier transaction; it was closed",
@@ -209,6 +222,7 @@ super::tenant_pool! {
     query = PgTenantQuery,
     query_as = PgTenantQueryAs,
     query_scalar = PgTenantQueryScalar,
+    once = PgTenantOnce,
     prepare = super::catalog::prepare_pg,
     name = "PostgreSQL",
 }

@@ -18,6 +18,17 @@ async fn begin_tenant(
     Ok(pool.begin().await?)
 }
 
+/// A single statement needs no transaction on SQLite: autocommit makes it
+/// atomic, and the guard scopes it the same way.
+async fn begin_once(
+    pool: &SqlitePool,
+    _context: &(),
+    _ctx: &crate::TenantContext,
+    _scope: bool,
+) -> Result<super::OnceConn<Sqlite>, Error> {
+    Ok(super::OnceConn::Conn(pool.acquire().await?))
+}
+
 /// Tenant ids are stored as their hyphenated lower-case text in SQLite.
 fn tenant_value(tenant: TenantId) -> String {
     tenant.to_string()
@@ -45,6 +56,7 @@ super::tenant_pool! {
     query = SqliteTenantQuery,
     query_as = SqliteTenantQueryAs,
     query_scalar = SqliteTenantQueryScalar,
+    once = SqliteTenantOnce,
     prepare = super::catalog::prepare_sqlite,
     name = "SQLite",
 }

@@ -6,7 +6,7 @@ use hisn_tenant_guard::db::PgTenantPool;
 use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
 use hisn_tenant_guard::sqlx::{self, PgPool, Row};
 
-use crate::common::pg::{fixture, key};
+use crate::common::pg::{fixture, key, tenant_b_snapshot};
 use crate::common::{TABLES, TENANT_A, TENANT_B, context};
 
 fn guard() -> QueryGuard {
@@ -106,6 +106,77 @@ async fn tenant_tx_sees_only_its_rows_and_writes_its_tenant() {
         .await
         .unwrap();
     assert_eq!(b_names, 0);
+    drop(pool);
+    fx.teardown().await;
+}
+
+/// `PgTenantPool::once`: one statement in its own tenant transaction, with
+/// the signed context RLS reads (the guard and RLS both hold: A reads its
+/// rows only, a write aimed at B changes nothing, an insert is A's), and the
+/// connection is back in the pool with no tenant afterwards.
+#[tokio::test]
+async fn once_runs_in_a_tenant_transaction_and_leaves_no_context() {
+    let Some(fx) = fixture("tg_pg_once", 1).await else {
+        return;
+    };
+    let before_b = tenant_b_snapshot(&fx.admin).await;
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let a = context(TENANT_A);
+    let rows = pool
+        .once(&a, "select name from assets order by name")
+        .fetch_all()
+        .await
+        .unwrap();
+    let names: Vec<String> = rows.iter().map(|r| r.get("name")).collect();
+    assert_eq!(names, ["pump A1", "valve A2"]);
+    let b_row = pool
+        .once(&a, "select name from assets where id = $1")
+        .bind(uuid::Uuid::parse_str("b0000000-0000-4000-8000-000000000002").unwrap())
+        .fetch_optional()
+        .await
+        .unwrap();
+    assert!(b_row.is_none());
+    let n = pool
+        .once(&a, "update assets set name = 'pwned' where name = $1")
+        .bind("pump B1")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    let n = pool
+        .once(&a, "insert into assets (name) values ($1)")
+        .bind("once A9")
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "committed by once");
+    let owner: uuid::Uuid =
+        sqlx::query_scalar("select tenant_id from assets where name = 'once A9'")
+            .fetch_one(&fx.admin)
+            .await
+            .unwrap();
+    assert_eq!(owner.to_string(), TENANT_A);
+    assert!(matches!(
+        pool.once(&a, "select set_config('hisn.tenant_context', $1, false)")
+            .bind("x")
+            .fetch_one()
+            .await,
+        Err(Error::Refused(_))
+    ));
+    assert!(matches!(
+        pool.once(&a, "select name from assets where id = $1")
+            .fetch_one()
+            .await,
+        Err(Error::ParamCount {
+            expected: 1,
+            bound: 0
+        })
+    ));
+    // The single pooled connection carries no tenant context afterwards.
+    let (setting, visible) = leftover(&fx.app).await;
+    assert!(setting.unwrap_or_default().is_empty());
+    assert_eq!(visible, 0);
+    assert_eq!(tenant_b_snapshot(&fx.admin).await, before_b);
     drop(pool);
     fx.teardown().await;
 }
