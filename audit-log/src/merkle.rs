@@ -11,7 +11,10 @@
 //! `tests/data/rfc6962_pass.json` come from an independent Python
 //! implementation of the RFC's recursive definitions (`gen_rfc6962.py`).
 
+mod batch;
 pub mod tiles;
+
+pub(crate) use batch::InclusionVerifier;
 
 use sha2::{Digest as _, Sha256};
 

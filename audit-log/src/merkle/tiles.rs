@@ -6,9 +6,11 @@
 //! of tree height `8L` and the 255 nodes above them. Where `tlog-tiles`
 //! stores only a tile's 256 bottom hashes, a stored tile here ([`slot`])
 //! holds all 511 nodes (bottom row first, then each row above, the tile's
-//! root last), so one read of a tile gives every node of an audit path
-//! inside it without rehashing: a proof reads one tile per tile level. The
-//! cost is twice the space of bare tiles (64 bytes per record).
+//! root last), so the nodes of an audit path inside a tile are read, never
+//! rehashed: a proof reads the 9 hashes it needs of its bottom tile
+//! ([`NodeSource::tile_nodes`]) and one tile per tile level above (shared by
+//! the paths of many leaves, read once per [`Tree`]). The cost is twice the
+//! space of bare tiles (64 bytes per record).
 //!
 //! Only complete tiles are stored. The right edge of a tree (the last,
 //! partial tile of each level, and any tile a store has not written yet) is
@@ -21,6 +23,7 @@
 //! A changed tile therefore makes a proof fail, never pass.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::{Hash, node_hash};
 use crate::error::Result;
@@ -141,6 +144,21 @@ pub trait NodeSource {
     /// I/O errors.
     fn tile(&self, level: u32, index: u64) -> Result<Option<Vec<Hash>>>;
 
+    /// The hashes at `slots` (positions among the 511, in the order
+    /// [`slot`] lays them out) of stored tile `index` of tile `level`, in
+    /// the order asked; `None` unless the source keeps the tile whole. The
+    /// default reads the whole tile; a source that can read part of one
+    /// overrides it (an inclusion path needs 9 of a bottom tile's 511
+    /// hashes). Not trusted either.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn tile_nodes(&self, level: u32, index: u64, slots: &[usize]) -> Result<Option<Vec<Hash>>> {
+        Ok(self
+            .tile(level, index)?
+            .and_then(|t| slots.iter().map(|&s| t.get(s).copied()).collect()))
+    }
+
     /// Leaf hashes of records `from..to`; `None` when the source does not
     /// hold all of them.
     ///
@@ -156,10 +174,45 @@ pub trait NodeSource {
 pub struct Tree<'a, S: ?Sized> {
     src: &'a S,
     size: u64,
-    tiles: HashMap<(u32, u64), Option<Vec<Hash>>>,
+    /// Stored tiles above the bottom level, read whole: each is shared by
+    /// the paths of many leaves.
+    tiles: HashMap<(u32, u64), Option<Shared>>,
+    /// Per level above the bottom, the tile used last (the paths of leaves
+    /// asked for in order use one tile per level for many leaves in a row).
+    front: Vec<Option<(u64, Option<Shared>)>>,
+    /// What was read of the bottom tile last asked for.
+    bottom: Bottom,
     /// Leaf hashes of bottom tiles that are not stored, by tile index.
     leaves: HashMap<u64, Option<Vec<Hash>>>,
     memo: HashMap<(u32, u64), Hash>,
+    /// Roots of the ranges `(start, n)` that are not perfect subtrees (the
+    /// tree's right edge, on the path of every leaf left of it).
+    edge: Vec<(u64, u64, Hash)>,
+}
+
+/// A stored tile above the bottom level (all 511 nodes).
+type Shared = Arc<Vec<Hash>>;
+
+/// Hashes read from one bottom tile. Bottom tiles are many and a path needs
+/// 9 of a tile's 511 hashes (the leaf and one sibling per row), so they are
+/// read by the hash: reading 5,000 of them whole for a report read 80 MB.
+#[derive(Debug, Default)]
+struct Bottom {
+    index: u64,
+    /// `None`: nothing asked yet; `Some(None)`: not stored (computed from
+    /// the leaves); otherwise the slots read so far.
+    read: Option<Option<Vec<(usize, Hash)>>>,
+}
+
+impl Bottom {
+    fn get(&self, index: u64, at: usize) -> Option<Hash> {
+        match &self.read {
+            Some(Some(v)) if self.index == index => {
+                v.iter().find(|(k, _)| *k == at).map(|(_, h)| *h)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
@@ -169,8 +222,11 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
             src,
             size,
             tiles: HashMap::new(),
+            front: Vec::new(),
+            bottom: Bottom::default(),
             leaves: HashMap::new(),
             memo: HashMap::new(),
+            edge: Vec::new(),
         }
     }
 
@@ -179,33 +235,83 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
         self.size
     }
 
-    fn stored(&mut self, level: u32, index: u64) -> Result<Option<&Vec<Hash>>> {
-        // Bottom tiles are many and each is used by the entries under it,
-        // which come in order: keep only the last one (caching thousands of
-        // 16 KiB tiles cost more in allocation than the reads).
-        if level == 0 && !self.tiles.contains_key(&(0, index)) {
-            self.tiles.retain(|k, _| k.0 != 0);
+    /// Whether tile `index` of `level` lies wholly inside the tree: only
+    /// those are used, as the nodes of a larger tree are not this tree's (and
+    /// a store may still be writing them).
+    fn inside(&self, level: u32, index: u64) -> bool {
+        let span = 1u64
+            .checked_shl(TILE_HEIGHT * (level + 1))
+            .unwrap_or(u64::MAX);
+        index
+            .checked_add(1)
+            .and_then(|n| n.checked_mul(span))
+            .is_some_and(|end| end <= self.size)
+    }
+
+    /// Hash `at` of stored tile `index` of `level` (above the bottom; each
+    /// such tile is read whole once); `None` when the tile is not stored.
+    fn upper(&mut self, level: u32, index: u64, at: usize) -> Result<Option<Hash>> {
+        let l = usize::try_from(level).unwrap_or(usize::MAX);
+        if let Some(Some((i, t))) = self.front.get(l)
+            && *i == index
+        {
+            return Ok(t.as_ref().and_then(|t| t.get(at).copied()));
         }
-        if !self.tiles.contains_key(&(level, index)) {
-            // Only tiles wholly inside the tree: the nodes of a larger tree
-            // are not this tree's (and a store may still be writing them).
-            let span = 1u64
-                .checked_shl(TILE_HEIGHT * (level + 1))
-                .unwrap_or(u64::MAX);
-            let inside = index
-                .checked_add(1)
-                .and_then(|n| n.checked_mul(span))
-                .is_some_and(|end| end <= self.size);
-            let t = if inside {
-                self.src
-                    .tile(level, index)?
-                    .filter(|t| t.len() == SLOT_HASHES)
-            } else {
-                None
+        let t = match self.tiles.get(&(level, index)) {
+            Some(t) => t.clone(),
+            None => {
+                let t = if self.inside(level, index) {
+                    self.src
+                        .tile(level, index)?
+                        .filter(|t| t.len() == SLOT_HASHES)
+                        .map(Arc::new)
+                } else {
+                    None
+                };
+                self.tiles.insert((level, index), t.clone());
+                t
+            }
+        };
+        let x = t.as_ref().and_then(|t| t.get(at).copied());
+        if self.front.len() <= l {
+            self.front.resize(l.saturating_add(1), None);
+        }
+        if let Some(f) = self.front.get_mut(l) {
+            *f = Some((index, t));
+        }
+        Ok(x)
+    }
+
+    /// Read `slots` of bottom tile `index` (those not read yet), making it
+    /// the current bottom tile.
+    fn read_bottom(&mut self, index: u64, slots: &[usize]) -> Result<()> {
+        if self.bottom.index != index || self.bottom.read.is_none() {
+            let read = self.inside(0, index).then(Vec::new);
+            self.bottom = Bottom {
+                index,
+                read: Some(read),
             };
-            self.tiles.insert((level, index), t);
         }
-        Ok(self.tiles.get(&(level, index)).and_then(Option::as_ref))
+        let Some(Some(have)) = &self.bottom.read else {
+            return Ok(());
+        };
+        let missing: Vec<usize> = slots
+            .iter()
+            .copied()
+            .filter(|s| *s < SLOT_HASHES && !have.iter().any(|(k, _)| k == s))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        match self.src.tile_nodes(0, index, &missing)? {
+            Some(v) if v.len() == missing.len() => {
+                if let Some(Some(have)) = &mut self.bottom.read {
+                    have.extend(missing.into_iter().zip(v));
+                }
+            }
+            _ => self.bottom.read = Some(None),
+        }
+        Ok(())
     }
 
     /// The stored hash of leaf `index`, when its bottom tile is stored (to
@@ -214,9 +320,9 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
     /// # Errors
     /// I/O errors.
     pub fn stored_leaf(&mut self, index: u64) -> Result<Option<Hash>> {
-        Ok(self
-            .stored(0, index / TILE_WIDTH)?
-            .map(|t| t[slot_index(0, index % TILE_WIDTH)]))
+        let (tile, at) = (index / TILE_WIDTH, slot_index(0, index % TILE_WIDTH));
+        self.read_bottom(tile, &[at])?;
+        Ok(self.bottom.get(tile, at))
     }
 
     /// The hash of the perfect subtree of height `h` with index `j` (leaves
@@ -226,14 +332,20 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
     /// # Errors
     /// I/O errors.
     pub fn node(&mut self, h: u32, j: u64) -> Result<Option<Hash>> {
-        if let Some(x) = self.memo.get(&(h, j)) {
-            return Ok(Some(*x));
-        }
         let (level, r) = (h / TILE_HEIGHT, h % TILE_HEIGHT);
         let tile = j >> (TILE_HEIGHT - r);
         let within = j & ((1 << (TILE_HEIGHT - r)) - 1);
-        if let Some(t) = self.stored(level, tile)? {
-            return Ok(Some(t[slot_index(r, within)]));
+        let at = slot_index(r, within);
+        if level == 0 {
+            self.read_bottom(tile, &[at])?;
+            if let Some(x) = self.bottom.get(tile, at) {
+                return Ok(Some(x));
+            }
+        } else if let Some(x) = self.upper(level, tile, at)? {
+            return Ok(Some(x));
+        }
+        if let Some(x) = self.memo.get(&(h, j)) {
+            return Ok(Some(*x));
         }
         let out = if r == 0 && level == 0 {
             let t = j / TILE_WIDTH;
@@ -248,9 +360,21 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
                 .and_then(Option::as_ref)
                 .and_then(|l| l.get(usize::try_from(j % TILE_WIDTH).ok()?).copied())
         } else if r == 0 {
-            // The bottom of tile level L is the roots of tile level L-1.
-            match self.stored(level - 1, j)? {
-                Some(t) => Some(t[SLOT_HASHES - 1]),
+            // The bottom of tile level L is the roots of tile level L-1 (one
+            // hash of a bottom tile: read alone, the current one is kept).
+            let below = if level == 1 {
+                if self.inside(0, j) {
+                    self.src
+                        .tile_nodes(0, j, &[SLOT_HASHES - 1])?
+                        .and_then(|v| v.first().copied())
+                } else {
+                    None
+                }
+            } else {
+                self.upper(level - 1, j, SLOT_HASHES - 1)?
+            };
+            match below {
+                Some(x) => Some(x),
                 None => self.children(h, j)?,
             }
         } else {
@@ -279,6 +403,9 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
             let h = n.trailing_zeros();
             return self.node(h, start >> h);
         }
+        if let Some(&(_, _, x)) = self.edge.iter().find(|e| (e.0, e.1) == (start, n)) {
+            return Ok(Some(x));
+        }
         let k = split(n);
         let Some(l) = self.range_root(start, k)? else {
             return Ok(None);
@@ -286,7 +413,9 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
         let Some(r) = self.range_root(start + k, n - k)? else {
             return Ok(None);
         };
-        Ok(Some(node_hash(&l, &r)))
+        let x = node_hash(&l, &r);
+        self.edge.push((start, n, x));
+        Ok(Some(x))
     }
 
     /// The root of the tree.
@@ -310,9 +439,17 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
         if index >= self.size {
             return Ok(None);
         }
+        // The hashes of the leaf's bottom tile the path needs, in one go:
+        // the leaf and its neighbour, and one sibling per row above.
+        let w = index % TILE_WIDTH;
+        let mut want = vec![slot_index(0, w & !1), slot_index(0, w | 1)];
+        want.extend((1..TILE_HEIGHT).map(|r| slot_index(r, (w >> r) ^ 1)));
+        self.read_bottom(index / TILE_WIDTH, &want)?;
         // RFC 6962 §2.1.1: descend from the root, collecting the sibling
         // subtree at each split, then reverse (the path runs leaf to root).
-        let mut out = Vec::new();
+        // At most ceil(log2(size)) hashes.
+        let len = u64::BITS - (self.size - 1).leading_zeros();
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         let (mut start, mut n, mut m) = (0u64, self.size, index);
         while n > 1 {
             let k = split(n);

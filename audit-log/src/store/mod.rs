@@ -109,6 +109,28 @@ pub trait AuditRead {
         Ok(None)
     }
 
+    /// The hashes at `slots` of stored tile `index` of tile level `level`
+    /// (positions among the tile's 511, as
+    /// [`merkle::tiles::slot`](crate::merkle::tiles::slot) lays them out),
+    /// in the order asked: part of what [`merkle_tile`](Self::merkle_tile)
+    /// gives, for stores that can read part of a tile (an inclusion path
+    /// needs 9 of a bottom tile's 511 hashes). `None` when the tile is not
+    /// stored whole. The default reads the whole tile.
+    ///
+    /// # Errors
+    /// Store I/O errors.
+    fn merkle_tile_nodes(
+        &self,
+        tenant: &TenantId,
+        level: u32,
+        index: u64,
+        slots: &[usize],
+    ) -> Result<Option<Vec<crate::merkle::Hash>>> {
+        Ok(self
+            .merkle_tile(tenant, level, index)?
+            .and_then(|t| slots.iter().map(|&s| t.get(s).copied()).collect()))
+    }
+
     /// Verify `tenant`'s whole chain against the store's checkpoints plus
     /// `extra`, checkpoints the caller holds elsewhere and vouches for (their
     /// faults are verdicts; a store note that does not verify is skipped).

@@ -13,7 +13,7 @@ use crate::encoding::{decode_record, peek_header};
 use crate::error::Result;
 use crate::event::TenantId;
 use crate::merkle::tiles::{NodeSource, Tree};
-use crate::merkle::{Hash, leaf_hash, verify_inclusion};
+use crate::merkle::{Hash, InclusionVerifier, leaf_hash, verify_inclusion};
 use crate::store::{AuditRead, Bounds};
 use crate::verify::{BrokenRange, Start, StoredRecord, Verdict, Verifier};
 
@@ -45,6 +45,17 @@ enum Place {
 pub(crate) struct MerkleInput {
     answers: BTreeMap<u64, (Option<Vec<Hash>>, Option<Hash>)>,
     unlisted: Vec<StoredRecord>,
+}
+
+/// The Merkle side of a report while its entries are checked.
+#[derive(Debug)]
+struct MerkleCheck {
+    input: MerkleInput,
+    verifier: InclusionVerifier,
+    /// Whether each sequence number's answer is asked for at most once (the
+    /// candidates strictly ascending; the unlisted records are others), so
+    /// a verified path can move into its entry.
+    once: bool,
 }
 
 /// The reads a report needs, planned before reading, so a store with async
@@ -276,7 +287,7 @@ impl<'a> ReportPlan<'a> {
     fn merkle_checked(
         &self,
         r: &StoredRecord,
-        merkle: &MerkleInput,
+        merkle: &mut MerkleCheck,
         used: &mut bool,
         broken: &mut Vec<BrokenRange>,
     ) -> (EntryProof, Option<EntryInclusion>) {
@@ -295,7 +306,7 @@ impl<'a> ReportPlan<'a> {
     fn merkle_verdict(
         &self,
         r: &StoredRecord,
-        merkle: &MerkleInput,
+        merkle: &mut MerkleCheck,
     ) -> (EntryProof, Option<EntryInclusion>) {
         let unproven = |reason| (EntryProof::Unproven { reason }, None);
         let Some(cp) = self.merkle.map(|i| &self.anchors[i].checkpoint) else {
@@ -309,23 +320,30 @@ impl<'a> ReportPlan<'a> {
         {
             return unproven(reasons::MISPLACED);
         }
-        let Some((Some(path), stored)) = merkle.answers.get(&r.seq) else {
+        let Some((Some(path), stored)) = merkle.input.answers.get_mut(&r.seq) else {
             return unproven(reasons::TREE_UNREADABLE);
         };
         let leaf = leaf_hash(&record_digest(&r.bytes));
-        if verify_inclusion(&leaf, r.seq, cp.size, path, &root) {
+        // The same verdict as `verify_inclusion`, without rehashing the
+        // upper nodes the previous entry's path already led to the root.
+        if merkle.verifier.verify(&leaf, r.seq, path) {
             return (
                 EntryProof::Merkle { size: cp.size },
                 Some(EntryInclusion {
                     leaf_index: r.seq,
                     tree_size: cp.size,
                     leaf_hash: leaf,
-                    path: path.clone(),
+                    // Asked for once (see `MerkleCheck::once`): moved, not copied.
+                    path: if merkle.once {
+                        std::mem::take(path)
+                    } else {
+                        path.clone()
+                    },
                 }),
             );
         }
-        match stored {
-            Some(s) if *s != leaf && verify_inclusion(s, r.seq, cp.size, path, &root) => {
+        match *stored {
+            Some(s) if s != leaf && verify_inclusion(&s, r.seq, cp.size, path, &root) => {
                 unproven(reasons::RECORD_CHANGED)
             }
             Some(_) => unproven(reasons::TILES_DISAGREE),
@@ -345,6 +363,26 @@ impl<'a> ReportPlan<'a> {
         ranges: Vec<Vec<Result<StoredRecord>>>,
         merkle: MerkleInput,
     ) -> Result<SubjectReport> {
+        let (size, root) = self
+            .merkle
+            .and_then(|i| {
+                Some((
+                    self.anchors[i].checkpoint.size,
+                    self.anchors[i].checkpoint.root?,
+                ))
+            })
+            .unwrap_or((0, [0; 32]));
+        let mut last = None;
+        let once = candidates.iter().flatten().all(|r| {
+            let up = last.is_none_or(|l| r.seq > l);
+            last = Some(r.seq);
+            up
+        });
+        let mut merkle = MerkleCheck {
+            input: merkle,
+            verifier: InclusionVerifier::new(size, root),
+            once,
+        };
         let mut proven: BTreeMap<u64, (StoredRecord, u64)> = BTreeMap::new();
         let mut failed: BTreeSet<usize> = BTreeSet::new();
         let mut broken = self.broken.clone();
@@ -420,7 +458,7 @@ impl<'a> ReportPlan<'a> {
                 Some(Err(reason)) => EntryProof::Unproven { reason },
                 Some(Ok(Place::Merkle)) => {
                     let (proof, inclusion) =
-                        self.merkle_checked(&r, &merkle, &mut merkle_used, &mut broken);
+                        self.merkle_checked(&r, &mut merkle, &mut merkle_used, &mut broken);
                     push(r, proof, inclusion);
                     continue;
                 }
@@ -440,9 +478,9 @@ impl<'a> ReportPlan<'a> {
             };
             push(r, proof, None);
         }
-        for r in merkle.unlisted.iter().cloned() {
+        for r in std::mem::take(&mut merkle.input.unlisted) {
             let (proof, inclusion) =
-                self.merkle_checked(&r, &merkle, &mut merkle_used, &mut broken);
+                self.merkle_checked(&r, &mut merkle, &mut merkle_used, &mut broken);
             unlisted.entry(r.seq).or_insert((r, proof, inclusion));
         }
         let listed = entries.len();
@@ -492,6 +530,73 @@ impl<'a> ReportPlan<'a> {
     }
 }
 
+/// [`AuditRead::subject_report`] for a store that can be read from two
+/// threads at once: the same reads and verdicts, with the Merkle side (a few
+/// tile reads per entry) computed on a second thread while the candidates
+/// are read, so a cold report waits for the longer of the two, not both.
+/// Where a thread cannot be started, the work is done in turn.
+///
+/// # Errors
+/// As [`AuditRead::subject_report`].
+pub(crate) fn subject_report_parallel<S: AuditRead + Sync + ?Sized>(
+    store: &S,
+    tenant: &TenantId,
+    subject: &str,
+    keys: Option<&TrustedKeys>,
+) -> Result<SubjectReport> {
+    let cps = match keys {
+        Some(_) => store.checkpoints(tenant)?,
+        None => Vec::new(),
+    };
+    let b = match store.bounds(tenant) {
+        Ok(b) => b,
+        Err(crate::error::Error::NotFound) => Bounds::EMPTY,
+        Err(e) => return Err(e),
+    };
+    // The index is untrusted: it only says where to look.
+    let seqs = store.subject_seqs(tenant, subject)?;
+    let plan = ReportPlan::new(tenant, keys, &cps, &b, &seqs);
+    let merkle = |size| {
+        let src = StoreNodes::new(store, tenant, subject);
+        let mut tree = Tree::new(&src, size);
+        plan.prove_merkle(&mut tree, subject, || src.found.take())
+    };
+    let read = || -> Result<_> {
+        let mut candidates = Vec::with_capacity(seqs.len());
+        for run in super::runs(&seqs) {
+            let (lo, hi) = (run[0], run[run.len() - 1]);
+            candidates.extend(store.read_range(tenant, lo, hi.saturating_add(1))?);
+        }
+        let ranges = plan
+            .ranges()
+            .into_iter()
+            .map(|(from, to)| store.read_range(tenant, from, to))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((candidates, ranges))
+    };
+    let (read, merkle) = std::thread::scope(|s| {
+        let worker = plan.merkle_size().map(|size| {
+            std::thread::Builder::new()
+                .name("hisn-dsar-merkle".into())
+                .spawn_scoped(s, move || merkle(size))
+                .map_err(|_| size)
+        });
+        let read = read();
+        let merkle = match worker {
+            None => Ok(MerkleInput::default()),
+            Some(Ok(h)) => h.join().unwrap_or_else(|_| {
+                Err(crate::error::Error::Io(std::io::Error::other(
+                    "the DSAR Merkle worker stopped",
+                )))
+            }),
+            Some(Err(size)) => merkle(size),
+        };
+        (read, merkle)
+    });
+    let (candidates, ranges) = read?;
+    plan.finish(subject, candidates, ranges, merkle?)
+}
+
 /// A [`NodeSource`] over a store: its stored tiles
 /// ([`AuditRead::merkle_tile`]) and its records for the leaves; records read
 /// that hold `subject`'s bytes are kept (records left out of the index).
@@ -516,6 +621,11 @@ impl<'a, S: AuditRead + ?Sized> StoreNodes<'a, S> {
 impl<S: AuditRead + ?Sized> NodeSource for StoreNodes<'_, S> {
     fn tile(&self, level: u32, index: u64) -> Result<Option<Vec<Hash>>> {
         self.store.merkle_tile(self.tenant, level, index)
+    }
+
+    fn tile_nodes(&self, level: u32, index: u64, slots: &[usize]) -> Result<Option<Vec<Hash>>> {
+        self.store
+            .merkle_tile_nodes(self.tenant, level, index, slots)
     }
 
     fn leaves(&self, from: u64, to: u64) -> Result<Option<Vec<Hash>>> {

@@ -480,6 +480,21 @@ impl AuditRead for TenantReader {
         }
     }
 
+    fn merkle_tile_nodes(
+        &self,
+        tenant: &TenantId,
+        level: u32,
+        index: u64,
+        slots: &[usize],
+    ) -> Result<Option<Vec<crate::merkle::Hash>>> {
+        match &self.inner {
+            _ if *tenant != self.tenant => Ok(None),
+            Inner::Empty => Ok(None),
+            Inner::Lazy(l) => Ok(l.tiles.tile_nodes(level, index, slots)?),
+            Inner::Full(s) => s.merkle_tile_nodes(tenant, level, index, slots),
+        }
+    }
+
     fn checkpoint_tenants(&self) -> Result<Vec<TenantId>> {
         Ok(if self.tdir.join(CHECKPOINT_LOG).is_file() {
             vec![self.tenant.clone()]
@@ -493,5 +508,16 @@ impl AuditRead for TenantReader {
             return Ok(Vec::new());
         }
         read_checkpoint_log(&self.tdir.join(CHECKPOINT_LOG))
+    }
+
+    /// As [`AuditRead::subject_report`], with the Merkle paths read on a
+    /// second thread while the records are read (same reads, same verdicts).
+    fn subject_report(
+        &self,
+        tenant: &TenantId,
+        subject: &str,
+        keys: Option<&crate::checkpoint::TrustedKeys>,
+    ) -> Result<crate::store::report::SubjectReport> {
+        crate::store::plan::subject_report_parallel(self, tenant, subject, keys)
     }
 }

@@ -64,6 +64,20 @@ impl AuditRead for FileStore {
         let dir = self.shared.dir.join(tenant_dir_name(tenant));
         Ok(super::tiles::TileReader::new(&dir).tile(level, index)?)
     }
+
+    fn merkle_tile_nodes(
+        &self,
+        tenant: &TenantId,
+        level: u32,
+        index: u64,
+        slots: &[usize],
+    ) -> Result<Option<Vec<crate::merkle::Hash>>> {
+        if !self.shared.index.read().contains_key(tenant) {
+            return Ok(None);
+        }
+        let dir = self.shared.dir.join(tenant_dir_name(tenant));
+        Ok(super::tiles::TileReader::new(&dir).tile_nodes(level, index, slots)?)
+    }
 }
 
 impl Shared {
