@@ -47,6 +47,23 @@ pub(crate) struct MerkleInput {
     unlisted: Vec<StoredRecord>,
 }
 
+impl MerkleInput {
+    /// `other`'s answers and unlisted records added to these (those of a
+    /// record both found are kept once, as first found).
+    fn join(&mut self, other: MerkleInput) {
+        for (seq, a) in other.answers {
+            self.answers.entry(seq).or_insert(a);
+        }
+        let have: BTreeSet<u64> = self.unlisted.iter().map(|r| r.seq).collect();
+        self.unlisted.extend(
+            other
+                .unlisted
+                .into_iter()
+                .filter(|r| !have.contains(&r.seq)),
+        );
+    }
+}
+
 /// The Merkle side of a report while its entries are checked.
 #[derive(Debug)]
 struct MerkleCheck {
@@ -240,12 +257,34 @@ impl<'a> ReportPlan<'a> {
         subject: &str,
         found: impl FnOnce() -> Vec<StoredRecord>,
     ) -> Result<MerkleInput> {
+        self.prove_merkle_part(tree, subject, 0..u64::MAX, found)
+    }
+
+    /// The Merkle-placed sequence numbers, ascending.
+    fn merkle_seqs(&self) -> Vec<u64> {
+        self.placed
+            .iter()
+            .filter(|(_, p)| **p == Ok(Place::Merkle))
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// [`prove_merkle`](Self::prove_merkle) for the candidates in `part`
+    /// (and the records `found` gives); parts are joined with
+    /// [`MerkleInput::join`].
+    fn prove_merkle_part<S: NodeSource + ?Sized>(
+        &self,
+        tree: &mut Tree<'_, S>,
+        subject: &str,
+        part: std::ops::Range<u64>,
+        found: impl FnOnce() -> Vec<StoredRecord>,
+    ) -> Result<MerkleInput> {
         let mut input = MerkleInput::default();
         let answer =
             |tree: &mut Tree<'_, S>, seq: u64| -> Result<(Option<Vec<Hash>>, Option<Hash>)> {
                 Ok((tree.inclusion_path(seq)?, tree.stored_leaf(seq)?))
             };
-        for (&seq, p) in &self.placed {
+        for (&seq, p) in self.placed.range(part) {
             if *p == Ok(Place::Merkle) {
                 input.answers.insert(seq, answer(tree, seq)?);
             }
@@ -556,11 +595,19 @@ pub(crate) fn subject_report_parallel<S: AuditRead + Sync + ?Sized>(
     // The index is untrusted: it only says where to look.
     let seqs = store.subject_seqs(tenant, subject)?;
     let plan = ReportPlan::new(tenant, keys, &cps, &b, &seqs);
-    let merkle = |size| {
+    let merkle = |size, part| {
         let src = StoreNodes::new(store, tenant, subject);
         let mut tree = Tree::new(&src, size);
-        plan.prove_merkle(&mut tree, subject, || src.found.take())
+        plan.prove_merkle_part(&mut tree, subject, part, || src.found.take())
     };
+    // The second thread proves the first two thirds of the entries; this one
+    // reads the records, then proves the rest (reading the records is about
+    // half the work of the tiles).
+    let seqs_m = plan.merkle_seqs();
+    let cut = seqs_m
+        .get(seqs_m.len() * 2 / 3)
+        .copied()
+        .unwrap_or(u64::MAX);
     let read = || -> Result<_> {
         let mut candidates = Vec::with_capacity(seqs.len());
         for run in super::runs(&seqs) {
@@ -576,20 +623,30 @@ pub(crate) fn subject_report_parallel<S: AuditRead + Sync + ?Sized>(
     };
     let (read, merkle) = std::thread::scope(|s| {
         let worker = plan.merkle_size().map(|size| {
-            std::thread::Builder::new()
+            let h = std::thread::Builder::new()
                 .name("hisn-dsar-merkle".into())
-                .spawn_scoped(s, move || merkle(size))
-                .map_err(|_| size)
+                .spawn_scoped(s, move || merkle(size, 0..cut))
+                .map_err(|_| size);
+            (size, h)
         });
         let read = read();
         let merkle = match worker {
             None => Ok(MerkleInput::default()),
-            Some(Ok(h)) => h.join().unwrap_or_else(|_| {
-                Err(crate::error::Error::Io(std::io::Error::other(
-                    "the DSAR Merkle worker stopped",
-                )))
-            }),
-            Some(Err(size)) => merkle(size),
+            Some((size, h)) => {
+                let rest = merkle(size, cut..u64::MAX);
+                let first = match h {
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        Err(crate::error::Error::Io(std::io::Error::other(
+                            "the DSAR Merkle worker stopped",
+                        )))
+                    }),
+                    Err(size) => merkle(size, 0..cut),
+                };
+                first.and_then(|mut m| {
+                    m.join(rest?);
+                    Ok(m)
+                })
+            }
         };
         (read, merkle)
     });
