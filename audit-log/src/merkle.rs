@@ -240,6 +240,27 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// The frontier of a tree of `size` leaves from the roots of its perfect
+    /// subtrees, largest first (one per set bit of `size`, as
+    /// [`roots`](Self::roots) gives them); `None` when the count is wrong.
+    /// Nothing else can be checked here: compare [`root`](Self::root) with a
+    /// signed root before extending a frontier read from storage.
+    pub fn from_roots(size: u64, roots: &[Hash]) -> Option<Self> {
+        if roots.len() != size.count_ones() as usize {
+            return None;
+        }
+        let heights = (0..u64::BITS).rev().filter(|h| (size >> h) & 1 == 1);
+        Some(Self {
+            size,
+            nodes: heights.zip(roots.iter().copied()).collect(),
+        })
+    }
+
+    /// The roots of the perfect subtrees, largest first.
+    pub fn roots(&self) -> impl Iterator<Item = &Hash> + '_ {
+        self.nodes.iter().map(|(_, h)| h)
+    }
+
     /// The root of the tree so far.
     pub fn root(&self) -> Hash {
         let mut it = self.nodes.iter().rev();
@@ -379,6 +400,24 @@ mod tests {
             f.push(*x);
             assert_eq!(f.root(), root(&l[..=i]), "size {}", i + 1);
         }
+    }
+
+    #[test]
+    fn frontier_round_trips_through_its_roots() {
+        let l = leaves(70);
+        let mut f = Frontier::new();
+        for x in &l {
+            f.push(*x);
+            let roots: Vec<Hash> = f.roots().copied().collect();
+            let back = Frontier::from_roots(f.size(), &roots).unwrap();
+            assert_eq!(back, f);
+        }
+        assert!(Frontier::from_roots(3, &[[0; 32]]).is_none());
+        let mut grown = Frontier::from_roots(64, &[root(&l[..64])]).unwrap();
+        for x in &l[64..] {
+            grown.push(*x);
+        }
+        assert_eq!(grown.root(), root(&l));
     }
 
     #[test]

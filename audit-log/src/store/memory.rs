@@ -66,7 +66,9 @@ impl MemoryStore {
         Ok(seq)
     }
 
-    /// Sign the current head of `tenant`'s chain and keep the checkpoint.
+    /// Sign the current head of `tenant`'s chain and keep the checkpoint. It
+    /// carries the Merkle root when the records start at 0 and chain to the
+    /// head (none otherwise: a pruned chain, or records replaced for a test).
     ///
     /// # Errors
     /// [`Error::NotFound`] when the tenant has no chain.
@@ -78,7 +80,22 @@ impl MemoryStore {
     ) -> Result<SignedCheckpoint> {
         let mut logs = self.logs.write();
         let log = logs.get_mut(tenant).ok_or(Error::NotFound)?;
-        let cp = key.sign(Checkpoint::new(tenant, log.size(), log.head(), now));
+        let mut unsigned = Checkpoint::new(tenant, log.size(), log.head(), now);
+        // The Merkle root, computed from the records (`O(n)`: this store is
+        // for tests), when they start at record 0 and chain to the head.
+        if log.first_seq == 0
+            && let Some(f) = crate::store::extend_chained(
+                tenant,
+                crate::merkle::Frontier::new(),
+                Link::GENESIS,
+                &log.records,
+                &log.head(),
+            )
+            .ok()
+        {
+            unsigned = unsigned.with_root(f.root());
+        }
+        let cp = key.sign(unsigned);
         log.checkpoints.push(cp.clone());
         Ok(cp)
     }

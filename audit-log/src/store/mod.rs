@@ -382,19 +382,30 @@ pub trait AuditRead {
     }
 
     /// A Merkle inclusion proof of record `seq` in the tree of the first
-    /// `size` records (`O(log size)` hashes; building it reads `size` records).
+    /// `size` records (`O(log size)` hashes). Built from the store's tiles
+    /// ([`merkle_tile`](Self::merkle_tile)) where it keeps them: one tile read
+    /// per tile level plus the tree's right edge (at most 255 records);
+    /// otherwise from every record's leaf hash. Tiles are not trusted: check
+    /// the proof against a signed root ([`RecordInclusion::verify`](crate::merkle::RecordInclusion::verify)),
+    /// which a changed tile or record fails.
     ///
     /// # Errors
-    /// As [`merkle_leaves`](Self::merkle_leaves); [`Error::NotFound`] when `seq >= size`.
+    /// [`Error::NotFound`] when `seq >= size`, or records before `size` are
+    /// not held (pruned, or beyond the chain).
     fn merkle_inclusion(
         &self,
         tenant: &TenantId,
         seq: u64,
         size: u64,
     ) -> Result<crate::merkle::RecordInclusion> {
-        let leaves = self.merkle_leaves(tenant, size)?;
-        let index = usize::try_from(seq).map_err(|_| Error::NotFound)?;
-        let path = crate::merkle::inclusion_proof(&leaves, index).ok_or(Error::NotFound)?;
+        let b = self.bounds(tenant)?;
+        if b.first_seq > 0 || size > b.size || seq >= size {
+            return Err(Error::NotFound);
+        }
+        let src = plan::StoreNodes::new(self, tenant, "");
+        let path = crate::merkle::tiles::Tree::new(&src, size)
+            .inclusion_path(seq)?
+            .ok_or(Error::NotFound)?;
         let record = match self.read_range(tenant, seq, seq + 1)?.pop() {
             Some(Ok(r)) => r.bytes,
             _ => return Err(Error::NotFound),
@@ -502,6 +513,80 @@ fn read_chain<S: AuditRead + ?Sized>(
             return Ok((verify_start(&b), records));
         }
     }
+}
+
+/// `frontier` (the Merkle tree of records `0..frontier.size()`, the last of
+/// which has link `prev`) extended with `records`, which must be the next
+/// records in order, each chaining from the one before; otherwise (or when
+/// the last one's link is not `head`) the sequence number where they stop
+/// doing so. So a root is only ever computed from records that were checked
+/// against the chain it is signed with.
+pub(crate) fn extend_chained<'r>(
+    tenant: &TenantId,
+    mut frontier: crate::merkle::Frontier,
+    mut prev: Link,
+    records: impl IntoIterator<Item = &'r StoredRecord>,
+    head: &Link,
+) -> std::result::Result<crate::merkle::Frontier, u64> {
+    let t = tenant.as_str().as_bytes();
+    for r in records {
+        let digest = record_digest(&r.bytes);
+        let header_ok = crate::encoding::peek_header(&r.bytes)
+            .is_ok_and(|h| h.tenant == t && h.seq == frontier.size());
+        if r.seq != frontier.size() || !header_ok || chain_link(t, r.seq, &prev, &digest) != r.link
+        {
+            return Err(frontier.size());
+        }
+        frontier.push(crate::merkle::leaf_hash(&digest));
+        prev = r.link;
+    }
+    if prev == *head {
+        Ok(frontier)
+    } else {
+        Err(frontier.size().saturating_sub(1))
+    }
+}
+
+/// Records read per query while a root is computed from the records.
+const ROOT_CHUNK: u64 = 4096;
+
+/// The Merkle tree's right edge over `tenant`'s records `0..b.size`,
+/// computed from the records themselves and only when they chain from `prev`
+/// (the link of record `frontier.size() - 1`) to `b.head`: `frontier`
+/// extended with records `frontier.size()..b.size`, read in chunks (memory
+/// stays bounded). `None` when the records are not all held or do not chain.
+///
+/// # Errors
+/// Store I/O errors.
+pub(crate) fn frontier_from_records<S: AuditRead + ?Sized>(
+    store: &S,
+    tenant: &TenantId,
+    mut frontier: crate::merkle::Frontier,
+    mut prev: Link,
+    b: &Bounds,
+) -> Result<Option<crate::merkle::Frontier>> {
+    if b.first_seq > frontier.size() {
+        return Ok(None);
+    }
+    while frontier.size() < b.size {
+        let end = frontier.size().saturating_add(ROOT_CHUNK).min(b.size);
+        let Ok(records) = store
+            .read_range(tenant, frontier.size(), end)?
+            .into_iter()
+            .collect::<Result<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        let Some(last) = records.last().map(|r| r.link) else {
+            return Ok(None);
+        };
+        match extend_chained(tenant, frontier, prev, &records, &last) {
+            Ok(f) if f.size() == end => frontier = f,
+            _ => return Ok(None),
+        }
+        prev = last;
+    }
+    Ok((prev == b.head).then_some(frontier))
 }
 
 /// Split ascending sequence numbers into runs of neighbours, so a report reads

@@ -19,6 +19,7 @@ mod dsar;
 mod golden;
 mod merkle;
 mod merkle_report;
+mod merkle_roots;
 mod pg_group;
 mod postgres;
 mod postgres_prune;

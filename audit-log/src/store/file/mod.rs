@@ -103,11 +103,30 @@ struct TenantIndex {
     subjects: HashMap<String, Vec<u64>>,
     /// Read-only opens: the position of damage that is not a crash leftover.
     damage_at: Option<u64>,
+    /// The Merkle tree's right edge over records `0..size`, computed from
+    /// the records as a writable open read them and as the writer appended
+    /// them (never from the tiles): the root every checkpoint is signed
+    /// with. `None` for read-only opens and pruned chains.
+    frontier: Option<crate::merkle::Frontier>,
 }
 
 impl TenantIndex {
     fn size(&self) -> u64 {
         self.first_seq + self.locs.len() as u64
+    }
+
+    fn bounds(&self) -> Bounds {
+        Bounds {
+            first_seq: self.first_seq,
+            start_prev: self.start_prev,
+            size: self.size(),
+            head: self.head,
+        }
+    }
+
+    /// The writer's Merkle root over the chain (see `frontier`).
+    fn root(&self) -> Option<crate::merkle::Hash> {
+        self.frontier.as_ref().map(crate::merkle::Frontier::root)
     }
 }
 

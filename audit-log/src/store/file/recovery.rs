@@ -151,6 +151,13 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
     // The Merkle tiles, rebuilt from the records as they are read (writers
     // only, and only for a chain that starts at record 0).
     let mut tiles: Option<super::tiles::TileWriter> = None;
+    // What the records must agree with before the writer signs Merkle roots
+    // over them (see `RootCheck`).
+    let mut check = if write {
+        RootCheck::new(&tdir.join(CHECKPOINT_LOG))?
+    } else {
+        RootCheck::default()
+    };
     let nsegs = segs.len();
     for (si, path) in segs.iter().enumerate() {
         let last = si + 1 == nsegs;
@@ -184,6 +191,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
             ti.start_prev = parsed.header.prev_link;
             ti.head = parsed.header.prev_link;
             if write && ti.first_seq == 0 {
+                ti.frontier = Some(crate::merkle::Frontier::new());
                 tiles = super::tiles::TileWriter::start(tdir)
                     .inspect_err(|e| tracing::warn!(dir = %tdir.display(), error = %e, "audit store: no Merkle tiles for this chain"))
                     .ok();
@@ -254,11 +262,19 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
                 len: f.record_len,
             });
             ti.head = f.link;
-            if let Some(t) = &mut tiles
-                && let Err(e) = t.push(crate::merkle::leaf_hash(&record_digest(record)))
-            {
-                tracing::warn!(dir = %tdir.display(), error = %e, "audit store: could not rebuild the Merkle tiles");
-                tiles = None;
+            if tiles.is_some() || ti.frontier.is_some() {
+                let digest = record_digest(record);
+                let leaf = crate::merkle::leaf_hash(&digest);
+                if let Some(fr) = &mut ti.frontier {
+                    fr.push(leaf);
+                    check.record(tenant, seq, &digest, &f.link, fr);
+                }
+                if let Some(t) = &mut tiles
+                    && let Err(e) = t.push(leaf)
+                {
+                    tracing::warn!(dir = %tdir.display(), error = %e, "audit store: could not rebuild the Merkle tiles");
+                    tiles = None;
+                }
             }
         }
         let mut len = bytes.len() as u64;
@@ -326,6 +342,15 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
         }
     }
     finish_prune(&mut ti, tdir, write)?;
+    if ti.first_seq != 0 {
+        // The tree starts at record 0, whose leaves are gone.
+        ti.frontier = None;
+    }
+    if let (Some(seq), Some(_)) = (check.failed, &ti.frontier) {
+        tracing::error!(tenant = %tenant, seq,
+            "audit store: records do not chain, or disagree with a kept checkpoint; no Merkle root is signed for this tenant until the store is verified and repaired");
+        ti.frontier = None;
+    }
     if let Some(mut t) = tiles.filter(|_| ti.first_seq == 0) {
         match t.finish_open() {
             Ok(()) => {
@@ -339,6 +364,66 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
         }
     }
     Ok(Some((ti, writer)))
+}
+
+/// Checks, while a writable open reads a chain from record 0, that the
+/// records it computes the Merkle tree from are ones a signer may vouch for:
+/// each record chains from the one before (the open reads only frames and
+/// their checksums otherwise), and at the size of every checkpoint in the
+/// tenant's checkpoint log the chain's link and tree root are that
+/// checkpoint's head and root. A chain edited and relinked while the store
+/// was closed would otherwise get a fresh root signed over it by
+/// [`FileStore::checkpoint_now`], which does not re-read the records. Any
+/// disagreement (a note there that is not genuine included: notes are not
+/// checked here, there is no key) only stops roots being signed for the
+/// tenant, which is the safe side.
+#[derive(Debug, Default)]
+struct RootCheck {
+    /// Head and root (if any) of each checkpoint in the log, by size.
+    marks: HashMap<u64, Vec<(Link, Option<crate::merkle::Hash>)>>,
+    prev: Link,
+    /// The first sequence number where a check failed.
+    failed: Option<u64>,
+}
+
+impl RootCheck {
+    fn new(log: &Path) -> Result<Self> {
+        let mut marks: HashMap<u64, Vec<_>> = HashMap::new();
+        for c in read_checkpoint_log(log)? {
+            let c = c.checkpoint;
+            if c.size > 0 {
+                marks.entry(c.size).or_default().push((c.head, c.root));
+            }
+        }
+        Ok(Self {
+            marks,
+            ..Self::default()
+        })
+    }
+
+    /// Record `seq` (digest, stored link), just pushed onto `tree`.
+    fn record(
+        &mut self,
+        tenant: &TenantId,
+        seq: u64,
+        digest: &Link,
+        link: &Link,
+        tree: &crate::merkle::Frontier,
+    ) {
+        if self.failed.is_some() {
+            return;
+        }
+        let ok = chain_link(tenant.as_str().as_bytes(), seq, &self.prev, digest) == *link
+            && self.marks.get(&tree.size()).is_none_or(|ms| {
+                let root = tree.root();
+                ms.iter()
+                    .all(|(h, r)| h == link && r.is_none_or(|r| r == root))
+            });
+        if !ok {
+            self.failed = Some(seq);
+        }
+        self.prev = *link;
+    }
 }
 
 /// A prune interrupted by a crash (see [`FileStore::prune`]): finish it when

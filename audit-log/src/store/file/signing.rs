@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::checkpoint::TrustedKeys;
+use crate::merkle::{Frontier, Hash};
 use crate::verify::Verdict;
 
 /// What [`FileStore::checkpoint_verified`] signed and refused.
@@ -35,7 +36,7 @@ impl FileStore {
         key: &SigningKey,
         now: Timestamp,
     ) -> Result<Vec<SignedCheckpoint>> {
-        let heads: Vec<(TenantId, u64, Link)> = {
+        let heads: Vec<(TenantId, Bounds, Option<Hash>)> = {
             let index = self.shared.index.read();
             match tenant {
                 Some(t) => {
@@ -43,18 +44,22 @@ impl FileStore {
                     if let Some(at) = ti.damage_at {
                         return Err(damaged(t, at));
                     }
-                    vec![(t.clone(), ti.size(), ti.head)]
+                    vec![(t.clone(), ti.bounds(), ti.root())]
                 }
                 None => index
                     .iter()
                     .filter(|(_, ti)| ti.damage_at.is_none())
-                    .map(|(t, ti)| (t.clone(), ti.size(), ti.head))
+                    .map(|(t, ti)| (t.clone(), ti.bounds(), ti.root()))
                     .collect(),
             }
         };
         let mut out = Vec::new();
-        for (t, size, head) in heads {
-            let cp = key.sign(Checkpoint::new(&t, size, head, now));
+        for (t, b, root) in heads {
+            let root = match root {
+                Some(r) => Some(r),
+                None => self.root_from_store(&t, &b, key)?,
+            };
+            let cp = key.sign(rooted(Checkpoint::new(&t, b.size, b.head, now), root));
             self.shared.store_checkpoint(&t, &cp)?;
             out.push(cp);
         }
@@ -102,8 +107,12 @@ impl FileStore {
             };
             let mut heads = Vec::new();
             for t in tenants {
-                let b = self.bounds(&t)?;
-                let candidate = key.sign(Checkpoint::new(&t, b.size, b.head, now));
+                let (b, root) = self.signing_view(&t)?;
+                let root = match root {
+                    Some(r) => Some(r),
+                    None => self.root_from_store(&t, &b, key)?,
+                };
+                let candidate = key.sign(rooted(Checkpoint::new(&t, b.size, b.head, now), root));
                 match self.verify_for_signing(&t, &b, &keys, &candidate)? {
                     None => heads.push((t, candidate)),
                     Some((verdict, seq)) => run.refused.push((t, verdict, seq)),
@@ -157,6 +166,78 @@ impl FileStore {
         } else {
             Ok(Some((r.verdict, r.seq)))
         }
+    }
+}
+
+impl FileStore {
+    /// The bounds of `tenant`'s chain and the writer's Merkle root over
+    /// them, read together.
+    fn signing_view(&self, tenant: &TenantId) -> Result<(Bounds, Option<Hash>)> {
+        let index = self.shared.index.read();
+        let ti = index.get(tenant).ok_or(Error::NotFound)?;
+        Ok((ti.bounds(), ti.root()))
+    }
+
+    /// The Merkle root over `b` when no writer computed it (a read-only
+    /// open, or a writable one whose records failed its checks), from data
+    /// checked against the records, never from tiles alone: the right edge
+    /// of the tree at the newest checkpoint `key` signed with a root (read
+    /// from the tiles, `O(log n)`, else from the records before it, and used
+    /// only when it hashes to that signed root), extended with the records
+    /// since, which must chain from that checkpoint's head to `b.head`.
+    /// Without such a checkpoint every record is read (`O(n)`) and must
+    /// chain. `None` for a pruned chain (the tree starts at record 0), or
+    /// records that do not chain or do not give the signed root.
+    fn root_from_store(
+        &self,
+        tenant: &TenantId,
+        b: &Bounds,
+        key: &SigningKey,
+    ) -> Result<Option<Hash>> {
+        if b.first_seq != 0 {
+            return Ok(None);
+        }
+        let keys = TrustedKeys::new().with(key.verifying_key());
+        let origin = crate::checkpoint::origin_for(tenant);
+        let newest = self
+            .checkpoints(tenant)?
+            .into_iter()
+            .filter(|c| c.checkpoint.origin == origin && c.checkpoint.root.is_some())
+            .filter(|c| c.checkpoint.size > 0 && c.checkpoint.size <= b.size)
+            .filter(|c| c.verify(&keys).is_ok())
+            .max_by_key(|c| c.checkpoint.size);
+        let from_records = |f: Frontier, prev: Link, b: &Bounds| {
+            crate::store::frontier_from_records(self, tenant, f, prev, b)
+        };
+        let Some(cp) = newest.map(|c| c.checkpoint) else {
+            return Ok(from_records(Frontier::new(), Link::GENESIS, b)?.map(|f| f.root()));
+        };
+        let src = crate::store::plan::StoreNodes::new(self, tenant, "");
+        let tiled = crate::merkle::tiles::Tree::new(&src, cp.size).frontier()?;
+        let signed = match tiled.filter(|f| Some(f.root()) == cp.root) {
+            Some(f) => Some(f),
+            None => {
+                let before = Bounds {
+                    size: cp.size,
+                    head: cp.head,
+                    ..Bounds::EMPTY
+                };
+                from_records(Frontier::new(), Link::GENESIS, &before)?
+                    .filter(|f| Some(f.root()) == cp.root)
+            }
+        };
+        match signed {
+            Some(f) => Ok(from_records(f, cp.head, b)?.map(|f| f.root())),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `cp` carrying `root`, when there is one.
+fn rooted(cp: Checkpoint, root: Option<Hash>) -> Checkpoint {
+    match root {
+        Some(r) => cp.with_root(r),
+        None => cp,
     }
 }
 

@@ -95,7 +95,7 @@ pub(super) struct TenantWriter {
     pub(super) buf: Vec<u8>,
     /// Committed on success: new segments and new records.
     pub(super) new_segments: Vec<SegInfo>,
-    pub(super) new_locs: Vec<(Loc, Vec<String>)>,
+    pub(super) new_locs: Vec<(Loc, Vec<String>, crate::merkle::Hash)>,
     pub(super) dirty: bool,
     /// The chain's Merkle tiles (`None`: not kept, see `tiles`).
     pub(super) tiles: Option<super::tiles::TileWriter>,
@@ -259,6 +259,7 @@ impl Writer {
             TenantIndex {
                 dir: dir.clone(),
                 segments: vec![info],
+                frontier: Some(crate::merkle::Frontier::new()),
                 ..TenantIndex::default()
             },
         );
@@ -369,6 +370,7 @@ impl Writer {
         encode_frame_into(&mut tw.buf, SEGMENT_VERSION, &record, &link, tw.synced);
         let len =
             u32::try_from(record.len()).map_err(|_| Error::InvalidField { field: "record" })?;
+        let leaf = crate::merkle::leaf_hash(&digest);
         tw.new_locs.push((
             Loc {
                 seg: tw.seg,
@@ -380,12 +382,13 @@ impl Writer {
                 .into_iter()
                 .map(str::to_owned)
                 .collect(),
+            leaf,
         ));
         tw.next_seq = seq + 1;
         tw.head = link;
         tw.dirty = true;
         if let Some(t) = &mut tw.tiles
-            && let Err(e) = t.push(crate::merkle::leaf_hash(&digest))
+            && let Err(e) = t.push(leaf)
         {
             // Derived data: appends go on; proofs fall back to computing the
             // missing tiles from the records, and the next open rebuilds them.
@@ -474,8 +477,11 @@ impl Writer {
         for (t, tw) in self.tenants.iter_mut().filter(|(_, t)| t.dirty) {
             let Some(ti) = index.get_mut(t) else { continue };
             ti.segments.append(&mut tw.new_segments);
-            for (loc, subjects) in tw.new_locs.drain(..) {
+            for (loc, subjects, leaf) in tw.new_locs.drain(..) {
                 let seq = ti.size();
+                if let Some(f) = &mut ti.frontier {
+                    f.push(leaf);
+                }
                 for s in subjects {
                     ti.subjects.entry(s).or_default().push(seq);
                 }
@@ -499,33 +505,29 @@ impl Writer {
         let Some((auto, last)) = self.auto.as_ref() else {
             return;
         };
-        let heads: Vec<(TenantId, Bounds)> = self
+        let heads: Vec<(TenantId, Bounds, Option<crate::merkle::Hash>)> = self
             .shared
             .index
             .read()
             .iter()
             // Never sign a damaged chain (its appends are refused too).
             .filter(|(t, ti)| ti.damage_at.is_none() && !self.blocked.contains_key(*t))
-            .map(|(t, ti)| {
-                (
-                    t.clone(),
-                    Bounds {
-                        first_seq: ti.first_seq,
-                        start_prev: ti.start_prev,
-                        size: ti.size(),
-                        head: ti.head,
-                    },
-                )
-            })
+            .map(|(t, ti)| (t.clone(), ti.bounds(), ti.root()))
             .collect();
         let mut signed = Vec::new();
         let mut refused = Vec::new();
-        for (t, b) in heads {
+        for (t, b, root) in heads {
             let (last_size, last_time, last_head) = last.get(&t).copied().unwrap_or((0, now, None));
             if !auto.policy.due(b.size, last_size, last_time, now) {
                 continue;
             }
-            let cp = auto.key.sign(Checkpoint::new(&t, b.size, b.head, now));
+            // The root is the writer's own, from the records it read at open
+            // and appended since (a pruned chain has none).
+            let mut unsigned = Checkpoint::new(&t, b.size, b.head, now);
+            if let Some(r) = root {
+                unsigned = unsigned.with_root(r);
+            }
+            let cp = auto.key.sign(unsigned);
             // Root cause of signing over tampering: the head was signed as the
             // writer remembered it, without reading back what the segments
             // hold, so records changed on disk since the last checkpoint got

@@ -52,6 +52,7 @@
 //! most three pages are in memory, whatever the length of the chain.
 
 mod append;
+mod checkpoint;
 mod read;
 mod retention;
 #[cfg(test)]
@@ -95,11 +96,18 @@ pub struct Migration {
 /// `hisn_audit_schema_migrations`. Migration 1 is idempotent, so a database
 /// set up by an earlier release (before versions were recorded) migrates
 /// cleanly.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../migrations/0001_initial.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "checkpoint_frontier",
+        sql: include_str!("../../../migrations/0002_checkpoint_frontier.sql"),
+    },
+];
 
 /// The table recording applied migrations (owner-only: nothing is granted on it).
 const MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS hisn_audit_schema_migrations (

@@ -108,27 +108,6 @@ impl PgStore {
         rows.iter().map(stored_record).collect()
     }
 
-    /// Sign and keep a checkpoint of `tenant`'s current head.
-    ///
-    /// # Errors
-    /// [`Error::NotFound`], [`Error::Database`].
-    pub async fn checkpoint(
-        &self,
-        tenant: &TenantId,
-        key: &SigningKey,
-        now: Timestamp,
-    ) -> Result<SignedCheckpoint> {
-        let b = self.bounds(tenant).await?;
-        let cp = key.sign(Checkpoint::new(tenant, b.size, b.head, now));
-        sqlx::query("INSERT INTO hisn_audit_checkpoint (tenant, size, note) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(tenant.as_str())
-            .bind(i64_of(b.size)?)
-            .bind(cp.to_note())
-            .execute(&self.pool)
-            .await?;
-        Ok(cp)
-    }
-
     /// Checkpoints kept in the database for `tenant`.
     ///
     /// # Errors

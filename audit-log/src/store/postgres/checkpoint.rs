@@ -1,0 +1,193 @@
+//! Signing checkpoints of the PostgreSQL store, each carrying the Merkle
+//! root of the records it covers.
+//!
+//! The root is computed from the records, in the same `REPEATABLE READ`
+//! snapshot the checkpoint's size and head come from, and incrementally: a
+//! checkpoint row keeps the right edge of the tree beside its note (column
+//! `frontier`, migration 2). The next checkpoint starts from the newest edge
+//! whose roots hash to the root of a note this key signed (an edge any other
+//! role wrote is skipped, never trusted: forging one that passes needs a
+//! SHA-256 collision or the key), reads the records since that note's size
+//! and extends the edge only while each record chains from that note's
+//! signed head to the head being signed.
+//!
+//! Cost: `O(records since the newest such checkpoint + log n)` hashes and
+//! one keyset-paged read of those records; the first checkpoint of a chain
+//! (or one with no usable edge) reads every record once, `O(n)`. Records
+//! that do not chain make signing refuse ([`Error::Corrupt`]), so a root that
+//! does not match the records is never signed.
+//!
+//! A chain whose prefix was pruned keeps its roots only from a rooted
+//! checkpoint with an edge at or after its prune point; without one its
+//! checkpoints carry the head only (the pruned leaves are gone).
+
+use super::*;
+use crate::merkle::{Frontier, Hash};
+use crate::store::extend_chained;
+
+/// Checkpoint rows examined per query while looking for a usable edge.
+const EDGE_PAGE: i64 = 16;
+
+/// Why a checkpoint is refused: the records do not chain at `seq`.
+fn refuse(seq: u64) -> Error {
+    Error::Corrupt {
+        what: "records do not chain; refusing to sign a checkpoint over them",
+        file: "hisn_audit_log".to_owned(),
+        offset: seq,
+    }
+}
+
+impl PgStore {
+    /// Sign and keep a checkpoint of `tenant`'s current head, carrying the
+    /// Merkle root of its records (see the [module docs](self) for how it is
+    /// computed and what it costs; a pruned chain without a rooted
+    /// checkpoint since its prune point gets the head only).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Database`]; [`Error::Corrupt`] when the
+    /// records since the last usable checkpoint do not chain to the head
+    /// (tampered rows): nothing is signed.
+    pub async fn checkpoint(
+        &self,
+        tenant: &TenantId,
+        key: &SigningKey,
+        now: Timestamp,
+    ) -> Result<SignedCheckpoint> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await?;
+        let b = Self::bounds_on(&mut tx, tenant).await?;
+        let frontier = Self::frontier_for(&mut tx, tenant, &b, key).await?;
+        let mut unsigned = Checkpoint::new(tenant, b.size, b.head, now);
+        if let Some(f) = &frontier {
+            unsigned = unsigned.with_root(f.root());
+        }
+        let cp = key.sign(unsigned);
+        let edge: Option<Vec<u8>> =
+            frontier.map(|f| f.roots().flat_map(|h| h.iter().copied()).collect());
+        sqlx::query(
+            "INSERT INTO hisn_audit_checkpoint (tenant, size, note, frontier) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(i64_of(b.size)?)
+        .bind(cp.to_note())
+        .bind(edge)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(cp)
+    }
+
+    /// The Merkle tree's right edge over records `0..b.size`: the newest
+    /// signed edge extended with the records since, or every record from
+    /// genesis; `None` for a pruned chain without a usable edge.
+    async fn frontier_for(
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        b: &Bounds,
+        key: &SigningKey,
+    ) -> Result<Option<Frontier>> {
+        let (frontier, prev) = match Self::signed_edge(conn, tenant, b, key).await? {
+            Some(start) => start,
+            None if b.first_seq == 0 => (Frontier::new(), Link::GENESIS),
+            None => {
+                tracing::warn!(tenant = %tenant, "audit store: pruned chain without a rooted checkpoint since its prune point; signing the head only");
+                return Ok(None);
+            }
+        };
+        Self::extend_from_rows(conn, tenant, frontier, prev, b)
+            .await
+            .map(Some)
+    }
+
+    /// The newest stored edge (size at least `b.first_seq`, at most `b.size`)
+    /// that hashes to the root of a note `key` signed, with that note's head.
+    async fn signed_edge(
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        b: &Bounds,
+        key: &SigningKey,
+    ) -> Result<Option<(Frontier, Link)>> {
+        let keys = TrustedKeys::new().with(key.verifying_key());
+        let origin = crate::checkpoint::origin_for(tenant);
+        // Keyset paging on (size, note), newest first.
+        let (mut below_size, mut below_note) = (i64_of(b.size)?.saturating_add(1), String::new());
+        loop {
+            let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT size, note, frontier FROM hisn_audit_checkpoint \
+                 WHERE tenant = $1 AND frontier IS NOT NULL AND size >= $2 \
+                   AND (size, note) < ($3, $4) \
+                 ORDER BY size DESC, note DESC LIMIT $5",
+            )
+            .bind(tenant.as_str())
+            .bind(i64_of(b.first_seq)?)
+            .bind(below_size)
+            .bind(&below_note)
+            .bind(EDGE_PAGE)
+            .fetch_all(&mut *conn)
+            .await?;
+            for (size, note, edge) in &rows {
+                let Ok(cp) = SignedCheckpoint::parse(note) else {
+                    continue;
+                };
+                let c = &cp.checkpoint;
+                let Some(root) = c.root else { continue };
+                if c.origin != origin
+                    || u64::try_from(*size).ok() != Some(c.size)
+                    || edge.len() % 32 != 0
+                    || cp.verify(&keys).is_err()
+                {
+                    continue;
+                }
+                let roots: Vec<Hash> = edge
+                    .chunks_exact(32)
+                    .filter_map(|h| <Hash>::try_from(h).ok())
+                    .collect();
+                if let Some(f) = Frontier::from_roots(c.size, &roots)
+                    && f.root() == root
+                {
+                    return Ok(Some((f, c.head)));
+                }
+                tracing::warn!(tenant = %tenant, size, "audit store: a checkpoint's Merkle edge does not hash to its signed root; skipped");
+            }
+            match rows.last() {
+                Some((size, note, _)) if i64::try_from(rows.len()) == Ok(EDGE_PAGE) => {
+                    (below_size, below_note) = (*size, note.clone());
+                }
+                _ => return Ok(None),
+            }
+        }
+    }
+
+    /// `frontier` (ending at a record whose link is `prev`) extended with the
+    /// records up to `b.size`, read in pages and hashed on a blocking thread;
+    /// refused unless they chain from `prev` to `b.head`.
+    async fn extend_from_rows(
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        mut frontier: Frontier,
+        mut prev: Link,
+        b: &Bounds,
+    ) -> Result<Frontier> {
+        while frontier.size() < b.size {
+            let from = frontier.size();
+            let records = Self::read_page(conn, tenant, from, b.size, VERIFY_PAGE).await?;
+            let Some(last) = records.last().map(|r| r.link) else {
+                return Err(refuse(from));
+            };
+            let t = tenant.clone();
+            let extended = join_blocking(tokio::task::spawn_blocking(move || {
+                extend_chained(&t, frontier, prev, &records, &last)
+            }))
+            .await?;
+            frontier = extended.map_err(refuse)?;
+            prev = last;
+        }
+        if prev != b.head {
+            return Err(refuse(b.size.saturating_sub(1)));
+        }
+        Ok(frontier)
+    }
+}
