@@ -256,6 +256,29 @@ impl Frontier {
         })
     }
 
+    /// The right edge of `tree`: one node per set bit of its size, read from
+    /// the tiles where they are stored. `None` when a leaf it needs is not
+    /// held. Like every node read from a tile, it is untrusted until its
+    /// root matches a signed one.
+    ///
+    /// # Errors
+    /// I/O errors of the tree's source.
+    pub fn from_tree<S: tiles::NodeSource + ?Sized>(
+        tree: &mut tiles::Tree<'_, S>,
+    ) -> crate::error::Result<Option<Self>> {
+        let size = tree.size();
+        let mut roots = Vec::new();
+        let mut start = 0u64;
+        for h in (0..u64::BITS).rev().filter(|h| (size >> h) & 1 == 1) {
+            let Some(x) = tree.node(h, start >> h)? else {
+                return Ok(None);
+            };
+            roots.push(x);
+            start += 1 << h;
+        }
+        Ok(Self::from_roots(size, &roots))
+    }
+
     /// The roots of the perfect subtrees, largest first.
     pub fn roots(&self) -> impl Iterator<Item = &Hash> + '_ {
         self.nodes.iter().map(|(_, h)| h)
@@ -413,6 +436,14 @@ mod tests {
             assert_eq!(back, f);
         }
         assert!(Frontier::from_roots(3, &[[0; 32]]).is_none());
+        // From stored tiles (complete ones) and leaves (the right edge).
+        let big = leaves(600);
+        let src = tiles::MemoryTiles::new(&big);
+        for n in [0usize, 1, 5, 255, 256, 300, 512, 600] {
+            let mut tree = tiles::Tree::new(&src, n as u64);
+            let f = Frontier::from_tree(&mut tree).unwrap().unwrap();
+            assert_eq!((f.size(), f.root()), (n as u64, root(&big[..n])));
+        }
         let mut grown = Frontier::from_roots(64, &[root(&l[..64])]).unwrap();
         for x in &l[64..] {
             grown.push(*x);

@@ -429,26 +429,6 @@ impl<'a, S: NodeSource + ?Sized> Tree<'a, S> {
         self.range_root(0, self.size)
     }
 
-    /// The right edge of the tree ([`Frontier`](super::Frontier)): one
-    /// node per set bit of the size, read from tiles where they are stored.
-    /// `None` when a leaf it needs is not held. Like every node read from a
-    /// tile, it is untrusted until its root matches a signed one.
-    ///
-    /// # Errors
-    /// I/O errors.
-    pub fn frontier(&mut self) -> Result<Option<super::Frontier>> {
-        let mut roots = Vec::new();
-        let (mut start, size) = (0u64, self.size);
-        for h in (0..u64::BITS).rev().filter(|h| (size >> h) & 1 == 1) {
-            let Some(x) = self.node(h, start >> h)? else {
-                return Ok(None);
-            };
-            roots.push(x);
-            start += 1 << h;
-        }
-        Ok(super::Frontier::from_roots(self.size, &roots))
-    }
-
     /// The RFC 6962 inclusion proof of leaf `index` (the same hashes as
     /// [`inclusion_proof`](super::inclusion_proof) over the leaves); `None`
     /// when `index` is outside the tree or a leaf it needs is not held.
@@ -579,8 +559,6 @@ mod tests {
                 );
             }
             assert_eq!(tree.inclusion_path(n).unwrap(), None);
-            let f = tree.frontier().unwrap().unwrap();
-            assert_eq!((f.size(), f.root()), (n, root(&l[..nu])), "size {n}");
         }
     }
 

@@ -213,7 +213,7 @@ impl FileStore {
             return Ok(from_records(Frontier::new(), Link::GENESIS, b)?.map(|f| f.root()));
         };
         let src = crate::store::plan::StoreNodes::new(self, tenant, "");
-        let tiled = crate::merkle::tiles::Tree::new(&src, cp.size).frontier()?;
+        let tiled = Frontier::from_tree(&mut crate::merkle::tiles::Tree::new(&src, cp.size))?;
         let signed = match tiled.filter(|f| Some(f.root()) == cp.root) {
             Some(f) => Some(f),
             None => {
