@@ -27,6 +27,14 @@ impl FileStore {
     /// otherwise. Use [`checkpoint_verified`](Self::checkpoint_verified) to
     /// also re-verify the records before signing.
     ///
+    /// Each checkpoint carries the Merkle root of the records it covers: the
+    /// writer's, computed from the records as the store was opened and
+    /// appended to (no extra reads); on a read-only open, the newest root
+    /// this key signed extended with the records since (see
+    /// [`checkpoint_verified`](Self::checkpoint_verified)). None on a pruned
+    /// chain, or when the records read at open did not chain or disagreed
+    /// with a checkpoint kept in the store.
+    ///
     /// # Errors
     /// [`Error::Io`], [`Error::NotFound`] for an unknown tenant,
     /// [`Error::Corrupt`] for a damaged one.
@@ -78,6 +86,13 @@ impl FileStore {
     /// directory first (and again, up to three times, when it caught a
     /// frame being written); a record appended meanwhile is simply not
     /// covered yet.
+    ///
+    /// The checkpoint carries the Merkle root of its records (the writer's;
+    /// on a read-only open, the tree's right edge at the newest rooted
+    /// checkpoint this key signed, from the tiles when they hash to its root
+    /// or else from the records, extended with the records since, which
+    /// must chain to the head), so it costs `O(log n)` tile reads plus the
+    /// records since; with no such checkpoint every record is read once.
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::NotFound`] for an unknown tenant.

@@ -39,9 +39,16 @@ fn refuse(seq: u64) -> Error {
 
 impl PgStore {
     /// Sign and keep a checkpoint of `tenant`'s current head, carrying the
-    /// Merkle root of its records (see the [module docs](self) for how it is
-    /// computed and what it costs; a pruned chain without a rooted
-    /// checkpoint since its prune point gets the head only).
+    /// Merkle root of its records, all read in one `REPEATABLE READ`
+    /// transaction. The root is the tree's right edge kept beside the newest
+    /// note this key signed whose root that edge hashes to (an edge written
+    /// by anyone else is skipped), extended with the records since, which
+    /// must chain from that note's head to the head signed: cost
+    /// `O(records since + log n)`; the first checkpoint of a chain reads
+    /// every record once.
+    /// The new note is kept with its edge (`hisn_audit_checkpoint.frontier`,
+    /// migration 2). A pruned chain without a rooted checkpoint since its
+    /// prune point is signed with the head only.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Database`]; [`Error::Corrupt`] when the
