@@ -615,6 +615,221 @@ mod tests {
         assert!(matches!(v.verify(&t), Err(Error::Unauthenticated)));
     }
 
+    /// A correctly signed token whose compact form is exactly `len` bytes
+    /// long: the claims carry a `pad` string, the header a `typ` of varying
+    /// length (base64url never yields a segment of length 4k + 1, so the
+    /// claims alone cannot reach every length).
+    fn signed_token_of_len(len: usize, exp: u64) -> Option<String> {
+        for typ in ["JWT", "JWTa", "JWTab"] {
+            for n in len.saturating_sub(400) * 3 / 4..len * 3 / 4 {
+                let mut c = claims(exp);
+                c["pad"] = serde_json::json!("p".repeat(n));
+                let mut h = Header::new(Algorithm::HS256);
+                h.kid = Some("k1".into());
+                h.typ = Some(typ.into());
+                let t = jsonwebtoken::encode(&h, &c, &EncodingKey::from_secret(SECRET)).unwrap();
+                if t.len() == len {
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn token_of_exactly_eight_kib_is_verified_and_one_byte_more_refused() {
+        let v = verifier(Arc::new(ManualClock::new(1_000)));
+        let at_limit = signed_token_of_len(8 * 1024, 2_000).unwrap();
+        assert_eq!(v.verify(&at_limit).unwrap().roles(), &[Role::MEMBER]);
+        // Signed by the same key and valid in every other respect.
+        let over = signed_token_of_len(8 * 1024 + 1, 2_000).unwrap();
+        assert!(matches!(v.verify(&over), Err(Error::Unauthenticated)));
+    }
+
+    #[test]
+    fn default_lifetime_is_twenty_four_hours() {
+        // No `iat`: the lifetime left counts from the clock.
+        let v = verifier(Arc::new(ManualClock::new(1_000)));
+        assert!(v.verify(&token(&claims(1_000 + 86_400))).is_ok());
+        assert!(matches!(
+            v.verify(&token(&claims(1_000 + 86_401))),
+            Err(Error::Unauthenticated)
+        ));
+    }
+
+    #[test]
+    fn system_clock_reads_the_unix_time() {
+        let secs = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let before = secs();
+        let now = SystemClock.now_unix();
+        let after = secs();
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
+    }
+
+    fn hs256_issuer() -> Issuer {
+        Issuer::new("https://idp.test", "hisn-api", &[Algorithm::HS256])
+            .key("k1", DecodingKey::from_secret(SECRET))
+    }
+
+    #[test]
+    fn leeway_of_five_minutes_is_accepted_and_one_second_more_refused() {
+        let clock = Arc::new(ManualClock::new(1_299));
+        let v = TokenVerifier::builder()
+            .issuer(hs256_issuer())
+            .leeway(300)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        // Expired 299 s ago: within the leeway; 300 s ago: not.
+        assert!(v.verify(&token(&claims(1_000))).is_ok());
+        clock.advance(1);
+        assert!(matches!(
+            v.verify(&token(&claims(1_000))),
+            Err(Error::Unauthenticated)
+        ));
+        let r = TokenVerifier::builder()
+            .issuer(hs256_issuer())
+            .leeway(301)
+            .build();
+        assert!(matches!(r, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn tenant_claim_name_is_configurable_and_never_empty_or_registered() {
+        let v = TokenVerifier::builder()
+            .issuer(hs256_issuer())
+            .tenant_claim("org")
+            .clock(Arc::new(ManualClock::new(1_000)))
+            .build()
+            .unwrap();
+        let mut c = claims(2_000);
+        c["org"] = serde_json::json!("33333333-3333-4333-8333-333333333333");
+        let ctx = v.verify(&token(&c)).unwrap();
+        assert_eq!(
+            ctx.tenant().to_string(),
+            "33333333-3333-4333-8333-333333333333"
+        );
+        // Each refused on its own: empty (not registered), registered (not empty).
+        for name in ["", "exp", "sub", "roles"] {
+            let r = TokenVerifier::builder()
+                .issuer(hs256_issuer())
+                .tenant_claim(name)
+                .build();
+            assert!(matches!(r, Err(Error::Config(_))), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn must_change_password_claim_name_is_configurable() {
+        let v = TokenVerifier::builder()
+            .issuer(hs256_issuer())
+            .must_change_password_claim("https://idp.test/pwd_reset")
+            .clock(Arc::new(ManualClock::new(1_000)))
+            .build()
+            .unwrap();
+        let mut c = claims(2_000);
+        c["https://idp.test/pwd_reset"] = serde_json::json!(true);
+        assert!(v.verify(&token(&c)).unwrap().auth().must_change_password());
+        // The default name is now an ordinary custom claim.
+        let mut c = claims(2_000);
+        c["must_change_password"] = serde_json::json!(true);
+        assert!(!v.verify(&token(&c)).unwrap().auth().must_change_password());
+    }
+
+    #[test]
+    fn auth_claim_names_are_never_empty_registered_the_tenant_claim_or_shared() {
+        let build = |b: TokenVerifierBuilder| b.issuer(hs256_issuer()).build();
+        for name in ["", "exp", "amr", "auth_time", "tenant_id"] {
+            let r = build(TokenVerifier::builder().second_factor_claim(name));
+            assert!(matches!(r, Err(Error::Config(_))), "{name:?}");
+            let r = build(TokenVerifier::builder().must_change_password_claim(name));
+            assert!(matches!(r, Err(Error::Config(_))), "{name:?}");
+        }
+        let r = build(
+            TokenVerifier::builder()
+                .second_factor_claim("x")
+                .must_change_password_claim("x"),
+        );
+        assert!(matches!(r, Err(Error::Config(_))));
+    }
+
+    #[test]
+    fn issuer_and_every_audience_must_be_non_empty() {
+        let key = || DecodingKey::from_secret(SECRET);
+        for issuer in [
+            Issuer::new("", "hisn-api", &[Algorithm::HS256]).key("k1", key()),
+            Issuer::new("https://idp.test", "", &[Algorithm::HS256]).key("k1", key()),
+            Issuer::new("https://idp.test", "hisn-api", &[Algorithm::HS256])
+                .audience("")
+                .key("k1", key()),
+        ] {
+            let r = TokenVerifier::builder().issuer(issuer).build();
+            assert!(matches!(r, Err(Error::Config(_))));
+        }
+    }
+
+    #[test]
+    fn token_is_valid_from_nbf_minus_the_leeway() {
+        let v = verifier(Arc::new(ManualClock::new(1_000)));
+        let with_nbf = |nbf: u64| {
+            let mut c = claims(2_000);
+            c["nbf"] = serde_json::json!(nbf);
+            token(&c)
+        };
+        assert!(v.verify(&with_nbf(1_000)).is_ok());
+        assert!(matches!(
+            v.verify(&with_nbf(1_001)),
+            Err(Error::Unauthenticated)
+        ));
+        let lenient = TokenVerifier::builder()
+            .issuer(hs256_issuer())
+            .leeway(30)
+            .clock(Arc::new(ManualClock::new(1_000)))
+            .build()
+            .unwrap();
+        assert!(lenient.verify(&with_nbf(1_030)).is_ok());
+        assert!(lenient.verify(&with_nbf(1_031)).is_err());
+    }
+
+    #[test]
+    fn subject_of_256_bytes_is_accepted_and_one_byte_more_refused() {
+        let v = verifier(Arc::new(ManualClock::new(1_000)));
+        let mut c = claims(2_000);
+        c["sub"] = serde_json::json!("s".repeat(MAX_SUBJECT_LEN));
+        assert_eq!(v.verify(&token(&c)).unwrap().subject(), "s".repeat(256));
+        c["sub"] = serde_json::json!("s".repeat(MAX_SUBJECT_LEN + 1));
+        assert!(matches!(v.verify(&token(&c)), Err(Error::Unauthenticated)));
+    }
+
+    #[test]
+    fn token_carries_at_most_256_roles() {
+        let v = verifier(Arc::new(ManualClock::new(1_000)));
+        let mut c = claims(2_000);
+        c["roles"] = serde_json::json!(vec!["member"; MAX_LIST_LEN]);
+        assert_eq!(v.verify(&token(&c)).unwrap().roles().len(), 256);
+        // Refused on the roles alone (no client grants in the token).
+        c["roles"] = serde_json::json!(vec!["member"; MAX_LIST_LEN + 1]);
+        assert!(matches!(v.verify(&token(&c)), Err(Error::Unauthenticated)));
+    }
+
+    #[test]
+    fn token_carries_at_most_256_amr_values() {
+        let v = verifier(Arc::new(ManualClock::new(1_000)));
+        let mut c = claims(2_000);
+        c["amr"] = serde_json::json!(vec!["otp"; MAX_LIST_LEN]);
+        assert_eq!(v.verify(&token(&c)).unwrap().auth().amr().len(), 256);
+        c["amr"] = serde_json::json!(vec!["otp"; MAX_LIST_LEN + 1]);
+        assert!(matches!(v.verify(&token(&c)), Err(Error::Unauthenticated)));
+    }
+
     #[test]
     fn builder_refuses_key_of_wrong_family() {
         let r = TokenVerifier::builder()
