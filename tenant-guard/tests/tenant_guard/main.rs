@@ -42,6 +42,8 @@ mod grant_pg;
 mod guard_differential;
 #[cfg(feature = "axum")]
 mod identity;
+#[cfg(feature = "sqlite")]
+mod once_lite;
 #[cfg(feature = "postgres")]
 mod pg_context;
 #[cfg(feature = "postgres")]
