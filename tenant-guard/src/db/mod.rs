@@ -125,7 +125,10 @@ macro_rules! tenant_pool {
             /// thread instead of three). On PostgreSQL row-level security
             /// needs the transaction-local tenant context, so it is a tenant
             /// transaction. Bind exactly as many values as the statement has
-            /// placeholders; a refused statement is
+            /// placeholders. One difference from `begin`: on SQLite a statement
+            /// cancelled (its future dropped) after it reached sqlx's worker
+            /// still runs to completion and commits, where a dropped `begin`
+            /// transaction would roll back. A refused statement is
             #[doc = concat!("[`Error::Refused`]($crate::Error::Refused) when it runs, and never reaches the database. Use it for reads and for writes that need no other statement with them (see [`", stringify!($once), "`]).")]
             pub fn once<'a>(&'a self, ctx: &'a $crate::TenantContext, sql: &'a str) -> $once<'a> {
                 $once { pool: self, ctx, sql, args: Ok(Default::default()), bound: 0 }
