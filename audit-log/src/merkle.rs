@@ -405,10 +405,11 @@ impl Consistency {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn leaves(n: usize) -> Vec<Hash> {
+    /// `n` distinct leaf hashes (shared with `merkle::batch`'s tests).
+    pub(crate) fn leaves(n: usize) -> Vec<Hash> {
         (0..n)
             .map(|i| leaf_hash(&Link(Sha256::digest(format!("x{i}")).into())))
             .collect()

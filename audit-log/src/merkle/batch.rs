@@ -113,15 +113,8 @@ impl InclusionVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::Link;
-    use crate::merkle::{inclusion_proof, leaf_hash, root, verify_inclusion};
-    use sha2::{Digest as _, Sha256};
-
-    fn leaves(n: usize) -> Vec<Hash> {
-        (0..n)
-            .map(|i| leaf_hash(&Link(Sha256::digest(format!("b{i}")).into())))
-            .collect()
-    }
+    use crate::merkle::tests::leaves;
+    use crate::merkle::{inclusion_proof, root, verify_inclusion};
 
     /// Every proof of every tree up to 70 leaves, in order, with changed
     /// leaves, indices and path nodes between them: the verifier answers

@@ -15,10 +15,6 @@ use crate::common::*;
 
 const N: u64 = 600;
 
-fn tdir(dir: &Path, t: &TenantId) -> PathBuf {
-    dir.join(format!("t-{}", hex::encode(t.as_str())))
-}
-
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::FileExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hisn_audit_log::merkle::tiles::{MemoryTiles, SLOT_BYTES, Tree};
 use hisn_audit_log::merkle::{Hash, inclusion_proof, leaf_hash, verify_inclusion};
@@ -20,18 +20,10 @@ use crate::common::*;
 
 const N: u64 = 1000;
 
-fn tdir(dir: &Path, t: &TenantId) -> PathBuf {
-    dir.join(format!("t-{}", hex::encode(t.as_str())))
-}
-
 fn opts() -> FileStoreOptions {
     FileStoreOptions::default()
         .durability(Durability::OsBuffered)
         .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES * 8)
-}
-
-fn now() -> hisn_audit_log::Timestamp {
-    hisn_audit_log::Clock::now(&clock())
 }
 
 /// Sign a rooted checkpoint of the store as `hisn audit checkpoint` does

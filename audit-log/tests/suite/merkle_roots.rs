@@ -7,7 +7,7 @@
 use std::fs;
 use std::num::NonZeroU64;
 use std::os::unix::fs::FileExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,18 +20,10 @@ use hisn_audit_log::{
 
 use crate::common::*;
 
-fn tdir(dir: &Path, t: &TenantId) -> PathBuf {
-    dir.join(format!("t-{}", hex::encode(t.as_str())))
-}
-
 fn opts() -> FileStoreOptions {
     FileStoreOptions::default()
         .durability(Durability::OsBuffered)
         .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES * 8)
-}
-
-fn now() -> hisn_audit_log::Timestamp {
-    hisn_audit_log::Clock::now(&clock())
 }
 
 /// `merkle::root` over the record hashes of `t`'s first `size` records.

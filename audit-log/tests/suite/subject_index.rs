@@ -17,10 +17,6 @@ fn opts() -> FileStoreOptions {
         .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES * 4)
 }
 
-fn tdir(dir: &Path, t: &TenantId) -> PathBuf {
-    dir.join(format!("t-{}", hex::encode(t.as_str())))
-}
-
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()

@@ -6,6 +6,16 @@ pub(crate) fn tenant(s: &str) -> TenantId {
     TenantId::parse(s).unwrap()
 }
 
+/// The file store's directory for tenant `t` under the store `dir`.
+pub(crate) fn tdir(dir: &std::path::Path, t: &TenantId) -> std::path::PathBuf {
+    dir.join(format!("t-{}", hex::encode(t.as_str())))
+}
+
+/// The test clock's current time.
+pub(crate) fn now() -> Timestamp {
+    hisn_audit_log::Clock::now(&clock())
+}
+
 pub(crate) fn clock() -> FakeClock {
     FakeClock::new(Timestamp::from_unix_micros(1_764_000_000_000_000))
 }
