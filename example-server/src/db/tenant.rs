@@ -58,6 +58,21 @@ impl TenantDb {
     }
 }
 
+/// Bind an [`Arg`] to a SQLite tenant statement (a transaction's or a
+/// `once`): a UUID goes as its hyphenated text, how the SQLite schema
+/// stores ids.
+macro_rules! sqlite_bind {
+    ($q:expr, $arg:expr) => {
+        match $arg {
+            Arg::Text(v) => $q.bind(v),
+            Arg::Int(v) => $q.bind(v),
+            Arg::OptInt(v) => $q.bind(v),
+            Arg::Bytes(v) => $q.bind(v),
+            Arg::Uuid(v) => $q.bind(v.hyphenated().to_string()),
+        }
+    };
+}
+
 /// A tenant transaction (dropping it without [`Tx::commit`] rolls it back).
 #[derive(Debug)]
 pub enum Tx {
@@ -126,13 +141,7 @@ impl<'t> Query<'t> {
     pub fn bind(self, v: impl Into<Arg>) -> Self {
         let v = v.into();
         Self(match self.0 {
-            Inner::Sqlite(q) => Inner::Sqlite(match v {
-                Arg::Text(v) => q.bind(v),
-                Arg::Int(v) => q.bind(v),
-                Arg::OptInt(v) => q.bind(v),
-                Arg::Bytes(v) => q.bind(v),
-                Arg::Uuid(v) => q.bind(v.hyphenated().to_string()),
-            }),
+            Inner::Sqlite(q) => Inner::Sqlite(sqlite_bind!(q, v)),
             Inner::Pg(q) => Inner::Pg(match v {
                 Arg::Text(v) => q.bind(v),
                 Arg::Int(v) => q.bind(v),
@@ -209,13 +218,7 @@ impl Once<'_> {
             TenantDb::Sqlite(p) => {
                 let mut q = p.once(self.ctx, self.sql);
                 for a in self.args {
-                    q = match a {
-                        Arg::Text(v) => q.bind(v),
-                        Arg::Int(v) => q.bind(v),
-                        Arg::OptInt(v) => q.bind(v),
-                        Arg::Bytes(v) => q.bind(v),
-                        Arg::Uuid(v) => q.bind(v.hyphenated().to_string()),
-                    };
+                    q = sqlite_bind!(q, a);
                 }
                 Ok(q.fetch_optional().await?.map(Row::Sqlite))
             }
