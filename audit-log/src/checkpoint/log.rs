@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::SignedCheckpoint;
 use crate::error::{Error, Result, malformed};
+use crate::merkle::{Frontier, Hash};
 
 /// Publishes checkpoints somewhere the log's writer cannot rewrite them (another
 /// machine, a transparency log, a WORM bucket, a ticket). Only a checkpoint held
@@ -84,11 +85,30 @@ impl<S: CheckpointSink + ?Sized> CheckpointSink for std::sync::Arc<S> {
 
 /// Append one checkpoint to a JSON-lines checkpoint log and fsync it.
 pub(crate) fn append_checkpoint_log(path: &Path, cp: &SignedCheckpoint) -> std::io::Result<()> {
+    append_checkpoint_log_with_edge(path, cp, None)
+}
+
+/// [`append_checkpoint_log`], keeping beside the note the right edge of the
+/// Merkle tree at its size (`"frontier"`: the roots of the perfect subtrees,
+/// largest first, as hex), so that a later signer can extend the tree from
+/// this checkpoint without the records before it (after a prune, say). The
+/// edge is derived data: readers use it only when it hashes to the note's
+/// signed root ([`read_checkpoint_edges`]).
+pub(crate) fn append_checkpoint_log_with_edge(
+    path: &Path,
+    cp: &SignedCheckpoint,
+    edge: Option<&Frontier>,
+) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)?;
-    let line = serde_json::json!({ "note": cp.to_note() }).to_string();
+    let mut line = serde_json::json!({ "note": cp.to_note() });
+    if let Some(e) = edge.filter(|e| e.size() == cp.checkpoint.size) {
+        let hex: String = e.roots().map(hex::encode).collect();
+        line["frontier"] = serde_json::Value::String(hex);
+    }
+    let line = line.to_string();
     f.write_all(format!("{line}\n").as_bytes())?;
     f.sync_data()
 }
@@ -143,6 +163,51 @@ pub fn parse_notes<'a>(notes: impl IntoIterator<Item = &'a str>) -> Vec<SignedCh
         tracing::warn!(skipped, "audit checkpoint notes: malformed notes skipped");
     }
     out
+}
+
+/// The store's own checkpoint log, each checkpoint with the Merkle edge kept
+/// beside it ([`append_checkpoint_log_with_edge`]) when that edge is well
+/// formed and hashes to the note's root; `None` otherwise. Lenient like
+/// [`read_checkpoint_log`]. The notes are not verified here: an edge is
+/// trusted only as far as the caller trusts the signature on its note.
+///
+/// # Errors
+/// [`Error::Io`].
+pub(crate) fn read_checkpoint_edges(
+    path: &Path,
+) -> Result<Vec<(SignedCheckpoint, Option<Frontier>)>> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let text = String::from_utf8_lossy(&text);
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(cp) = parse_log_line(line) else {
+            continue;
+        };
+        let edge = serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("frontier")?.as_str().map(str::to_owned))
+            .and_then(|h| edge_of(&cp, &h));
+        out.push((cp, edge));
+    }
+    Ok(out)
+}
+
+/// The edge in `hex` when it is one for `cp`'s size and hashes to its root.
+fn edge_of(cp: &SignedCheckpoint, hex: &str) -> Option<Frontier> {
+    let root = cp.checkpoint.root?;
+    let bytes = hex::decode(hex).ok()?;
+    if bytes.len() % 32 != 0 {
+        return None;
+    }
+    let roots: Vec<Hash> = bytes
+        .chunks_exact(32)
+        .filter_map(|c| Hash::try_from(c).ok())
+        .collect();
+    Frontier::from_roots(cp.checkpoint.size, &roots).filter(|f| f.root() == root)
 }
 
 fn parse_log_line(line: &str) -> Result<SignedCheckpoint> {

@@ -550,16 +550,17 @@ pub(crate) fn extend_chained<'r>(
 /// Records read per query while a root is computed from the records.
 const ROOT_CHUNK: u64 = 4096;
 
-/// The Merkle tree's right edge over `tenant`'s records `0..b.size`,
-/// computed from the records themselves and only when they chain from `prev`
+/// The Merkle tree's right edge over `tenant`'s records `0..b.size`
+/// (records `from..to` come from `read`, as [`AuditRead::read_range`] gives
+/// them), computed from the records themselves and only when they chain from `prev`
 /// (the link of record `frontier.size() - 1`) to `b.head`: `frontier`
 /// extended with records `frontier.size()..b.size`, read in chunks (memory
 /// stays bounded). `None` when the records are not all held or do not chain.
 ///
 /// # Errors
 /// Store I/O errors.
-pub(crate) fn frontier_from_records<S: AuditRead + ?Sized>(
-    store: &S,
+pub(crate) fn frontier_from_records(
+    read: &dyn Fn(u64, u64) -> Result<Vec<Result<StoredRecord>>>,
     tenant: &TenantId,
     mut frontier: crate::merkle::Frontier,
     mut prev: Link,
@@ -570,8 +571,7 @@ pub(crate) fn frontier_from_records<S: AuditRead + ?Sized>(
     }
     while frontier.size() < b.size {
         let end = frontier.size().saturating_add(ROOT_CHUNK).min(b.size);
-        let Ok(records) = store
-            .read_range(tenant, frontier.size(), end)?
+        let Ok(records) = read(frontier.size(), end)?
             .into_iter()
             .collect::<Result<Vec<_>>>()
         else {

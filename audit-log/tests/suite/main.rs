@@ -24,6 +24,7 @@ mod pg_group;
 mod postgres;
 mod postgres_prune;
 mod props;
+mod pruned_roots;
 mod review_attacks;
 mod subject_index;
 mod tamper_file;

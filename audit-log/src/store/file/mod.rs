@@ -48,7 +48,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::chain::{Link, chain_link, record_digest};
 use crate::checkpoint::{
-    Checkpoint, CheckpointSink, SignedCheckpoint, SigningKey, append_checkpoint_log,
+    Checkpoint, CheckpointSink, SignedCheckpoint, SigningKey, append_checkpoint_log_with_edge,
     read_checkpoint_log,
 };
 use crate::clock::{Clock, Timestamp};
@@ -106,7 +106,9 @@ struct TenantIndex {
     /// The Merkle tree's right edge over records `0..size`, computed from
     /// the records as a writable open read them and as the writer appended
     /// them (never from the tiles): the root every checkpoint is signed
-    /// with. `None` for read-only opens and pruned chains.
+    /// with. Kept through a prune. `None` for read-only opens, and for a
+    /// chain pruned before this open until it is read back from a rooted
+    /// checkpoint that kept it (`Shared::frontier_from_edges`).
     frontier: Option<crate::merkle::Frontier>,
 }
 
@@ -122,11 +124,6 @@ impl TenantIndex {
             size: self.size(),
             head: self.head,
         }
-    }
-
-    /// The writer's Merkle root over the chain (see `frontier`).
-    fn root(&self) -> Option<crate::merkle::Hash> {
-        self.frontier.as_ref().map(crate::merkle::Frontier::root)
     }
 }
 
@@ -373,7 +370,14 @@ impl Drop for FileStore {
 }
 
 impl Shared {
-    fn store_checkpoint(&self, tenant: &TenantId, cp: &SignedCheckpoint) -> Result<()> {
+    /// Keep `cp` in `tenant`'s checkpoint log, with the Merkle edge at its
+    /// size when the signer had it (see `read_checkpoint_edges`).
+    fn store_checkpoint(
+        &self,
+        tenant: &TenantId,
+        cp: &SignedCheckpoint,
+        edge: Option<&crate::merkle::Frontier>,
+    ) -> Result<()> {
         let _g = self.checkpoint_file.lock();
         let dir = self.dir.join(tenant_dir_name(tenant));
         let path = dir.join(CHECKPOINT_LOG);
@@ -386,7 +390,7 @@ impl Shared {
                 recovery::repair_checkpoint_log(&path)?;
             }
         }
-        append_checkpoint_log(&path, cp)?;
+        append_checkpoint_log_with_edge(&path, cp, edge)?;
         Ok(())
     }
 }

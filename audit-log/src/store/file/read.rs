@@ -87,6 +87,17 @@ impl Shared {
         read_checkpoint_log(&dir.join(CHECKPOINT_LOG))
     }
 
+    /// The store's checkpoint log of `tenant`, each note with the Merkle edge
+    /// kept beside it when that edge hashes to the note's root (the
+    /// signature is the caller's to check).
+    pub(super) fn checkpoint_edges(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(SignedCheckpoint, Option<crate::merkle::Frontier>)>> {
+        let dir = self.dir.join(tenant_dir_name(tenant));
+        crate::checkpoint::read_checkpoint_edges(&dir.join(CHECKPOINT_LOG))
+    }
+
     /// Records `from..to` of `tenant` as stored (see [`AuditRead::read_range`]).
     pub(super) fn read_range(
         &self,

@@ -207,9 +207,9 @@ pub(super) fn drop_prefix(
     ti.seg_base = ti.locs[n].seg;
     ti.locs.drain(..n);
     ti.first_seq = intent.through + 1;
-    // The Merkle tree starts at record 0: after a restart it could not be
-    // rebuilt, so a pruned chain is signed without a root from now on.
-    ti.frontier = None;
+    // The writer's Merkle edge (over records 0..size) stays: pruning drops
+    // records, not leaves. After a restart the edge is read back from a
+    // checkpoint that kept it (`Shared::frontier_from_edges`).
     ti.start_prev = intent.boundary;
     for v in ti.subjects.values_mut() {
         v.retain(|s| *s > intent.through);

@@ -29,11 +29,15 @@ impl FileStore {
     ///
     /// Each checkpoint carries the Merkle root of the records it covers: the
     /// writer's, computed from the records as the store was opened and
-    /// appended to (no extra reads); on a read-only open, the newest root
-    /// this key signed extended with the records since (see
-    /// [`checkpoint_verified`](Self::checkpoint_verified)). None on a pruned
-    /// chain, or when the records read at open did not chain or disagreed
-    /// with a checkpoint kept in the store.
+    /// appended to (no extra reads); on a read-only open, or a chain pruned
+    /// before this open, the tree's right edge at the newest rooted
+    /// checkpoint this key signed (kept beside its note in the store's
+    /// checkpoint log, or from the tiles), used only when it hashes to that
+    /// signed root and extended with the records since, which must chain
+    /// (see [`checkpoint_verified`](Self::checkpoint_verified)). None on a
+    /// chain pruned with no such checkpoint since its prune point, or when
+    /// the records did not chain or disagreed with a checkpoint kept in the
+    /// store.
     ///
     /// # Errors
     /// [`Error::Io`], [`Error::NotFound`] for an unknown tenant,
@@ -44,7 +48,7 @@ impl FileStore {
         key: &SigningKey,
         now: Timestamp,
     ) -> Result<Vec<SignedCheckpoint>> {
-        let heads: Vec<(TenantId, Bounds, Option<Hash>)> = {
+        let heads: Vec<(TenantId, Bounds, Option<Frontier>)> = {
             let index = self.shared.index.read();
             match tenant {
                 Some(t) => {
@@ -52,23 +56,24 @@ impl FileStore {
                     if let Some(at) = ti.damage_at {
                         return Err(damaged(t, at));
                     }
-                    vec![(t.clone(), ti.bounds(), ti.root())]
+                    vec![(t.clone(), ti.bounds(), ti.frontier.clone())]
                 }
                 None => index
                     .iter()
                     .filter(|(_, ti)| ti.damage_at.is_none())
-                    .map(|(t, ti)| (t.clone(), ti.bounds(), ti.root()))
+                    .map(|(t, ti)| (t.clone(), ti.bounds(), ti.frontier.clone()))
                     .collect(),
             }
         };
         let mut out = Vec::new();
-        for (t, b, root) in heads {
-            let root = match root {
-                Some(r) => Some(r),
-                None => self.root_from_store(&t, &b, key)?,
+        for (t, b, frontier) in heads {
+            let frontier = match frontier {
+                Some(f) => Some(f),
+                None => self.frontier_from_store(&t, &b, key)?,
             };
+            let root = frontier.as_ref().map(Frontier::root);
             let cp = key.sign(rooted(Checkpoint::new(&t, b.size, b.head, now), root));
-            self.shared.store_checkpoint(&t, &cp)?;
+            self.shared.store_checkpoint(&t, &cp, frontier.as_ref())?;
             out.push(cp);
         }
         Ok(out)
@@ -122,14 +127,15 @@ impl FileStore {
             };
             let mut heads = Vec::new();
             for t in tenants {
-                let (b, root) = self.signing_view(&t)?;
-                let root = match root {
-                    Some(r) => Some(r),
-                    None => self.root_from_store(&t, &b, key)?,
+                let (b, frontier) = self.signing_view(&t)?;
+                let frontier = match frontier {
+                    Some(f) => Some(f),
+                    None => self.frontier_from_store(&t, &b, key)?,
                 };
+                let root = frontier.as_ref().map(Frontier::root);
                 let candidate = key.sign(rooted(Checkpoint::new(&t, b.size, b.head, now), root));
                 match self.verify_for_signing(&t, &b, &keys, &candidate)? {
-                    None => heads.push((t, candidate)),
+                    None => heads.push((t, candidate, frontier)),
                     Some((verdict, seq)) => run.refused.push((t, verdict, seq)),
                 }
             }
@@ -138,8 +144,8 @@ impl FileStore {
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             }
-            for (t, cp) in heads {
-                self.shared.store_checkpoint(&t, &cp)?;
+            for (t, cp, frontier) in heads {
+                self.shared.store_checkpoint(&t, &cp, frontier.as_ref())?;
                 run.signed.push(cp);
             }
             for (t, verdict, seq) in &run.refused {
@@ -187,63 +193,146 @@ impl FileStore {
 impl FileStore {
     /// The bounds of `tenant`'s chain and the writer's Merkle root over
     /// them, read together.
-    fn signing_view(&self, tenant: &TenantId) -> Result<(Bounds, Option<Hash>)> {
+    fn signing_view(&self, tenant: &TenantId) -> Result<(Bounds, Option<Frontier>)> {
         let index = self.shared.index.read();
         let ti = index.get(tenant).ok_or(Error::NotFound)?;
-        Ok((ti.bounds(), ti.root()))
+        Ok((ti.bounds(), ti.frontier.clone()))
     }
 
-    /// The Merkle root over `b` when no writer computed it (a read-only
-    /// open, or a writable one whose records failed its checks), from data
-    /// checked against the records, never from tiles alone: the right edge
-    /// of the tree at the newest checkpoint `key` signed with a root (read
-    /// from the tiles, `O(log n)`, else from the records before it, and used
-    /// only when it hashes to that signed root), extended with the records
-    /// since, which must chain from that checkpoint's head to `b.head`.
-    /// Without such a checkpoint every record is read (`O(n)`) and must
-    /// chain. `None` for a pruned chain (the tree starts at record 0), or
-    /// records that do not chain or do not give the signed root.
-    fn root_from_store(
+    /// The Merkle tree's right edge over `b` when no writer computed it (a
+    /// read-only open, a pruned chain after a restart, or a writable open
+    /// whose records failed its checks), from data checked against the
+    /// records, never from stored hashes alone. It starts at the newest
+    /// checkpoint `key` signed with a root whose edge is known: the edge kept
+    /// beside its note, else (a chain from record 0) the tiles, each used only
+    /// when it hashes to that signed root, `O(log n)`; and is extended with
+    /// the records since, which must chain from that checkpoint's head to
+    /// `b.head`. Without such a checkpoint a chain from record 0 is read
+    /// whole (`O(n)`) and must chain. `None` for a pruned chain without a
+    /// rooted checkpoint since its prune point whose edge was kept, or for
+    /// records that do not chain.
+    ///
+    /// On a pruned chain a found edge also becomes the writer's (when nothing
+    /// was appended meanwhile), so the next checkpoints, automatic ones
+    /// included, carry the root at no cost.
+    fn frontier_from_store(
         &self,
         tenant: &TenantId,
         b: &Bounds,
         key: &SigningKey,
-    ) -> Result<Option<Hash>> {
-        if b.first_seq != 0 {
-            return Ok(None);
-        }
+    ) -> Result<Option<Frontier>> {
         let keys = TrustedKeys::new().with(key.verifying_key());
-        let origin = crate::checkpoint::origin_for(tenant);
-        let newest = self
-            .checkpoints(tenant)?
-            .into_iter()
-            .filter(|c| c.checkpoint.origin == origin && c.checkpoint.root.is_some())
-            .filter(|c| c.checkpoint.size > 0 && c.checkpoint.size <= b.size)
-            .filter(|c| c.verify(&keys).is_ok())
-            .max_by_key(|c| c.checkpoint.size);
-        let from_records = |f: Frontier, prev: Link, b: &Bounds| {
-            crate::store::frontier_from_records(self, tenant, f, prev, b)
+        let read = |from, to| self.shared.read_range(tenant, from, to);
+        // A chain from record 0: the tiles, else (the newest candidate only,
+        // `O(n)` once) the records before the checkpoint.
+        let newest = std::cell::Cell::new(true);
+        let fallback = |cp: &Checkpoint| -> Result<Option<Frontier>> {
+            if b.first_seq != 0 {
+                return Ok(None);
+            }
+            let src = crate::store::plan::StoreNodes::new(self, tenant, "");
+            let tree = &mut crate::merkle::tiles::Tree::new(&src, cp.size);
+            let tiled = Frontier::from_tree(tree)?.filter(|f| Some(f.root()) == cp.root);
+            if tiled.is_some() || !newest.replace(false) {
+                return Ok(tiled);
+            }
+            let before = Bounds {
+                size: cp.size,
+                head: cp.head,
+                ..Bounds::EMPTY
+            };
+            Ok(crate::store::frontier_from_records(
+                &read,
+                tenant,
+                Frontier::new(),
+                Link::GENESIS,
+                &before,
+            )?
+            .filter(|f| Some(f.root()) == cp.root))
         };
-        let Some(cp) = newest.map(|c| c.checkpoint) else {
-            return Ok(from_records(Frontier::new(), Link::GENESIS, b)?.map(|f| f.root()));
-        };
-        let src = crate::store::plan::StoreNodes::new(self, tenant, "");
-        let tiled = Frontier::from_tree(&mut crate::merkle::tiles::Tree::new(&src, cp.size))?;
-        let signed = match tiled.filter(|f| Some(f.root()) == cp.root) {
-            Some(f) => Some(f),
+        let found = match self
+            .shared
+            .frontier_from_edges(tenant, b, &keys, &fallback)?
+        {
+            Some(decided) => decided,
+            None if b.first_seq == 0 => crate::store::frontier_from_records(
+                &read,
+                tenant,
+                Frontier::new(),
+                Link::GENESIS,
+                b,
+            )?,
             None => {
-                let before = Bounds {
-                    size: cp.size,
-                    head: cp.head,
-                    ..Bounds::EMPTY
-                };
-                from_records(Frontier::new(), Link::GENESIS, &before)?
-                    .filter(|f| Some(f.root()) == cp.root)
+                tracing::warn!(tenant = %tenant, "audit store: pruned chain without a rooted checkpoint (with its Merkle edge) since its prune point; signing the head only");
+                None
             }
         };
-        match signed {
-            Some(f) => Ok(from_records(f, cp.head, b)?.map(|f| f.root())),
-            None => Ok(None),
+        if let Some(f) = found.as_ref().filter(|_| b.first_seq > 0) {
+            self.shared.adopt_frontier(tenant, b, f);
+        }
+        Ok(found)
+    }
+}
+
+/// Rooted checkpoints examined, newest first, for a usable Merkle edge.
+const EDGE_CANDIDATES: usize = 8;
+
+impl Shared {
+    /// The Merkle edge over `b` from the newest checkpoint signed by `keys`
+    /// (size within `b`, at or after its prune point) whose edge is known:
+    /// the one kept beside its note, else `fallback`'s (checked against the
+    /// signed root by whoever gives it), extended with the records since,
+    /// which must chain from its signed head to `b.head`. `None` when there
+    /// is no candidate; `Some(None)` when no candidate has a usable edge, or
+    /// the records do not chain from the first one that does (they disagree
+    /// with a signed checkpoint: no root is signed over them, and
+    /// verification names the damage).
+    pub(super) fn frontier_from_edges(
+        &self,
+        tenant: &TenantId,
+        b: &Bounds,
+        keys: &TrustedKeys,
+        fallback: &dyn Fn(&Checkpoint) -> Result<Option<Frontier>>,
+    ) -> Result<Option<Option<Frontier>>> {
+        let origin = crate::checkpoint::origin_for(tenant);
+        let mut candidates: Vec<(Checkpoint, Option<Frontier>)> = self
+            .checkpoint_edges(tenant)?
+            .into_iter()
+            .filter(|(c, _)| c.checkpoint.origin == origin && c.checkpoint.root.is_some())
+            .filter(|(c, _)| {
+                c.checkpoint.size > 0
+                    && c.checkpoint.size >= b.first_seq
+                    && c.checkpoint.size <= b.size
+            })
+            .filter(|(c, _)| c.verify(keys).is_ok())
+            .map(|(c, e)| (c.checkpoint, e))
+            .collect();
+        candidates.sort_by_key(|c| std::cmp::Reverse(c.0.size));
+        let none_usable = !candidates.is_empty();
+        let read = |from, to| self.read_range(tenant, from, to);
+        for (cp, edge) in candidates.into_iter().take(EDGE_CANDIDATES) {
+            let start = match edge {
+                Some(e) => Some(e),
+                None => fallback(&cp)?,
+            };
+            if let Some(f) = start {
+                return crate::store::frontier_from_records(&read, tenant, f, cp.head, b).map(Some);
+            }
+        }
+        Ok(none_usable.then_some(None))
+    }
+
+    /// Make `f` (the edge over `b`) the writer's edge of `tenant`, unless the
+    /// writer has one or the chain changed since `b` was read.
+    pub(super) fn adopt_frontier(&self, tenant: &TenantId, b: &Bounds, f: &Frontier) {
+        let mut index = self.index.write();
+        if let Some(ti) = index.get_mut(tenant)
+            && ti.frontier.is_none()
+            && ti.damage_at.is_none()
+            && ti.bounds() == *b
+            && f.size() == b.size
+        {
+            ti.frontier = Some(f.clone());
         }
     }
 }

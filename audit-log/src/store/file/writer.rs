@@ -505,27 +505,29 @@ impl Writer {
         let Some((auto, last)) = self.auto.as_ref() else {
             return;
         };
-        let heads: Vec<(TenantId, Bounds, Option<crate::merkle::Hash>)> = self
+        let heads: Vec<(TenantId, Bounds, Option<crate::merkle::Frontier>)> = self
             .shared
             .index
             .read()
             .iter()
             // Never sign a damaged chain (its appends are refused too).
             .filter(|(t, ti)| ti.damage_at.is_none() && !self.blocked.contains_key(*t))
-            .map(|(t, ti)| (t.clone(), ti.bounds(), ti.root()))
+            .map(|(t, ti)| (t.clone(), ti.bounds(), ti.frontier.clone()))
             .collect();
         let mut signed = Vec::new();
         let mut refused = Vec::new();
-        for (t, b, root) in heads {
+        for (t, b, frontier) in heads {
             let (last_size, last_time, last_head) = last.get(&t).copied().unwrap_or((0, now, None));
             if !auto.policy.due(b.size, last_size, last_time, now) {
                 continue;
             }
             // The root is the writer's own, from the records it read at open
-            // and appended since (a pruned chain has none).
+            // and appended since; a chain pruned before this open starts from
+            // the edge kept with a rooted checkpoint since the prune.
+            let frontier = frontier.or_else(|| self.pruned_edge(&t, &b, &auto.key));
             let mut unsigned = Checkpoint::new(&t, b.size, b.head, now);
-            if let Some(r) = root {
-                unsigned = unsigned.with_root(r);
+            if let Some(f) = &frontier {
+                unsigned = unsigned.with_root(f.root());
             }
             let cp = auto.key.sign(unsigned);
             // Root cause of signing over tampering: the head was signed as the
@@ -547,7 +549,7 @@ impl Writer {
                     continue;
                 }
             }
-            if let Err(e) = self.shared.store_checkpoint(&t, &cp) {
+            if let Err(e) = self.shared.store_checkpoint(&t, &cp, frontier.as_ref()) {
                 tracing::error!(error = %e, tenant = %t, "audit store: could not keep checkpoint");
             }
             for sink in &auto.sinks {
@@ -569,6 +571,37 @@ impl Writer {
                     seq,
                 ),
             );
+        }
+    }
+}
+
+impl Writer {
+    /// The Merkle edge over `b` of a chain pruned before this open (the
+    /// writer has none): from the newest rooted checkpoint `key` signed since
+    /// the prune whose edge was kept, extended with the records since, and
+    /// adopted as the writer's. `None` (signed with the head only) without
+    /// one, or when it cannot be read.
+    fn pruned_edge(
+        &self,
+        t: &TenantId,
+        b: &Bounds,
+        key: &SigningKey,
+    ) -> Option<crate::merkle::Frontier> {
+        if b.first_seq == 0 {
+            return None;
+        }
+        let keys = crate::checkpoint::TrustedKeys::new().with(key.verifying_key());
+        let none = |_: &Checkpoint| Ok(None);
+        match self.shared.frontier_from_edges(t, b, &keys, &none) {
+            Ok(Some(Some(f))) => {
+                self.shared.adopt_frontier(t, b, &f);
+                Some(f)
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(tenant = %t, error = %e, "audit store: could not read the Merkle edge of a pruned chain; signing the head only");
+                None
+            }
         }
     }
 }
