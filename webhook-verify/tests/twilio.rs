@@ -3,7 +3,7 @@
 //! validators accept.
 
 use hisn_webhook_verify::replay::{Claim, MemoryReplayStore, ReplayKey, ReplayPolicy};
-use hisn_webhook_verify::{Error, Scheme, SignInput, Webhook};
+use hisn_webhook_verify::{Error, Limits, Scheme, SignInput, Webhook};
 
 const URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
 const BODY: &str = "CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234&From=%2B12349013030&To=%2B18005551212";
@@ -136,6 +136,39 @@ fn twilio_json_body_replay_id_covers_the_body_hash() {
         wh.verify_with_url(&h, &url, br#"{"a":2}"#),
         Err(Error::NoMatchingSignature)
     );
+}
+
+/// The request URL is signed data of the sender's choosing, so it is held
+/// to the header bound (`Limits::max_header`): a URL of exactly the bound
+/// verifies, one byte longer is refused as `TooLarge` before any MAC.
+#[test]
+fn twilio_url_length_bound_is_inclusive() {
+    let max = 100;
+    let bounded = Webhook::builder(Scheme::Twilio)
+        .secret("12345")
+        .unwrap()
+        .limits(Limits::new(Limits::DEFAULT_MAX_BODY, max, Limits::DEFAULT_MAX_ENTRIES).unwrap())
+        .build()
+        .unwrap();
+    let base = "https://mycompany.com/hook?p=";
+    let at = format!("{base}{}", "a".repeat(max - base.len()));
+    let over = format!("{at}a");
+    assert_eq!((at.len(), over.len()), (max, max + 1));
+    let unbounded = twilio();
+    for (url, want) in [(&at, Ok(())), (&over, Err(Error::TooLarge))] {
+        let h = unbounded
+            .sign(&SignInput::new(BODY.as_bytes()).url(url))
+            .unwrap();
+        assert!(unbounded.verify_with_url(&h, url, BODY.as_bytes()).is_ok());
+        assert_eq!(
+            bounded
+                .verify_with_url(&h, url, BODY.as_bytes())
+                .map(|_| ()),
+            want,
+            "{} bytes",
+            url.len()
+        );
+    }
 }
 
 fn hex_sha256(b: &[u8]) -> String {

@@ -332,4 +332,31 @@ mod tests {
             assert_eq!(both(one), (one.to_owned(), None), "{one}");
         }
     }
+
+    /// The port is the one after the host: the host starts after the
+    /// userinfo's `@` (whose `:` separates user and password, never a
+    /// port), and a bracketed IPv6 literal's colons are not a port either.
+    #[test]
+    fn the_port_is_read_after_the_userinfo_and_an_ipv6_literal() {
+        let two = |canonical: &str, ported: &str| (canonical.to_owned(), Some(ported.to_owned()));
+        // `:` ends the userinfo right before the `@`: no port, so one is added.
+        assert_eq!(
+            url_spellings("https://u:@example.com/h"),
+            two("https://u:@example.com/h", "https://u:@example.com:443/h")
+        );
+        // The default port after an IPv6 literal is found and dropped.
+        assert_eq!(
+            url_spellings("https://[::1]:443/h"),
+            two("https://[::1]/h", "https://[::1]:443/h")
+        );
+        assert_eq!(
+            url_spellings("http://[fe80::1]:80"),
+            two("http://[fe80::1]", "http://[fe80::1]:80")
+        );
+        // A non-default port after an IPv6 literal, or userinfo without a
+        // host: one spelling.
+        for one in ["https://[::1]:8443/h", "https://u@/h"] {
+            assert_eq!(url_spellings(one), (one.to_owned(), None), "{one}");
+        }
+    }
 }
