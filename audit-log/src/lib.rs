@@ -29,7 +29,9 @@ pub use encoding::{RECORD_VERSION, RecordHeader, decode_record, encode_record, p
 pub use error::{Error, Result};
 pub use event::{Event, EventBuilder, TenantId};
 pub use pseudonym::Pseudonymizer;
-pub use store::file::{AutoCheckpoint, Durability, FileStore, FileStoreOptions, TenantReader};
+pub use store::file::{
+    AutoCheckpoint, Durability, FileStore, FileStoreOptions, IndexMismatch, TenantReader,
+};
 pub use store::memory::MemoryStore;
 pub use store::{
     AuditRead, Bounds, EntryInclusion, EntryProof, Export, ExportReceipt, InclusionCheck,

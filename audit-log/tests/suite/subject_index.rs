@@ -271,3 +271,69 @@ fn subject_index_fuzz_entry_holds_on_real_and_resealed_indexes() {
         fs::write(out.join("empty"), seed(0, "", b"", b"")).unwrap();
     }
 }
+
+/// Class: an index rewritten with consistent checksums hides records from
+/// DSAR reports, and nothing noticed. The index has no MAC, and neither the
+/// chain nor the Merkle tree commits to who a record is about, so chain
+/// verification passed while cold and full reports both trusted the forged
+/// file. `FileStore::check_subject_indexes` (run by `hisn audit verify`)
+/// compares every persisted index with its segment's records, as both
+/// readers use it, and names the segment; removing the file makes the next
+/// writable open rebuild it.
+#[test]
+fn an_index_forged_to_omit_a_subject_is_named_by_the_index_check() {
+    use hisn_audit_log::store::file::{forge_index_omitting, index_file_of};
+    let d = tempfile::tempdir().unwrap();
+    let t = store(d.path());
+    let tdir = tdir(d.path(), &t);
+    let s = FileStore::open_read_only(d.path()).unwrap();
+    assert_eq!(s.check_subject_indexes(&t).unwrap(), vec![]);
+    drop(s);
+
+    let segs = files(&tdir, ".seg");
+    let victim = &segs[1];
+    let first: u64 = victim
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    forge_index_omitting(victim, "emp-0").unwrap();
+    // The forgery works: both readers now miss the segment's emp-0 records.
+    let hidden: Vec<u64> = expected_emp0()
+        .into_iter()
+        .filter(|s| !cold(d.path(), &t).0.contains(s))
+        .collect();
+    assert!(!hidden.is_empty() && hidden.iter().all(|s| *s >= first));
+    let (_, full, _) = reopen(d.path(), &t);
+    assert!(hidden.iter().all(|s| !full.contains(s)));
+
+    let s = FileStore::open_read_only(d.path()).unwrap();
+    let found = s.check_subject_indexes(&t).unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0].segment,
+        victim.file_name().unwrap().to_str().unwrap()
+    );
+    assert_eq!((found[0].first_seq, found[0].keys), (first, 1));
+    drop(s);
+
+    // Remove the forged file: the next writable open rebuilds it.
+    fs::remove_file(index_file_of(victim)).unwrap();
+    FileStore::open(d.path(), opts()).unwrap().close().unwrap();
+    let s = FileStore::open_read_only(d.path()).unwrap();
+    assert_eq!(s.check_subject_indexes(&t).unwrap(), vec![]);
+    assert_eq!(cold(d.path(), &t).0, expected_emp0());
+}
+
+#[test]
+fn an_index_check_of_an_unknown_tenant_is_not_found() {
+    let d = tempfile::tempdir().unwrap();
+    let _ = store(d.path());
+    let s = FileStore::open_read_only(d.path()).unwrap();
+    assert!(matches!(
+        s.check_subject_indexes(&tenant("nobody")),
+        Err(hisn_audit_log::Error::NotFound)
+    ));
+}

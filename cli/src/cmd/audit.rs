@@ -415,15 +415,20 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
     let only = args.tenant.map(tenant_id).transpose()?;
     let (anchors, mut state) = load_anchors(args)?;
     // A store deleted outright is an empty store when anchors say it held something.
-    let s: Box<dyn AuditRead> = if !args.store.is_dir() && !anchors.is_empty() {
-        Box::new(MemoryStore::new())
+    let empty = MemoryStore::new();
+    let file = if !args.store.is_dir() && !anchors.is_empty() {
+        None
     } else {
         // (A path that is not a directory at all stays a usage error.)
         let dir = args.store.is_dir();
-        Box::new(open_read(args.store).map_err(|e| if dir { unreadable_store(e) } else { e })?)
+        Some(open_read(args.store).map_err(|e| if dir { unreadable_store(e) } else { e })?)
+    };
+    let s: &dyn AuditRead = match &file {
+        Some(f) => f,
+        None => &empty,
     };
     let mut reports = verify_store_witnessed(
-        s.as_ref(),
+        s,
         keys.as_ref(),
         witnesses.as_ref(),
         &anchors,
@@ -432,22 +437,51 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
     .map_err(|e| unreadable_store(verify_err(e)))?;
     let mut human = String::new();
     let mut first_failure = None;
+    let mut index_json = Vec::with_capacity(reports.len());
     for r in &mut reports {
         if keys.is_some() && !args.allow_unanchored {
             require_anchor(r);
         }
-        let line =
-            if r.is_ok() && r.size == 0 && !has_chain(s.as_ref(), &r.tenant).map_err(verify_err)? {
-                // Asked for by name, with nothing that says it ever existed.
-                format!("{}: no chain in this store", r.tenant)
-            } else {
-                describe(r, keys.is_some())
-            };
+        let line = if r.is_ok() && r.size == 0 && !has_chain(s, &r.tenant).map_err(verify_err)? {
+            // Asked for by name, with nothing that says it ever existed.
+            format!("{}: no chain in this store", r.tenant)
+        } else {
+            describe(r, keys.is_some())
+        };
         if (!r.is_ok() || line.ends_with("no chain in this store")) && first_failure.is_none() {
             first_failure = Some(line.clone());
         }
         human.push_str(&line);
         human.push('\n');
+        // The chain does not commit to who a record is about: a persisted
+        // subject index rewritten with consistent checksums would hide
+        // records from DSAR reports, so each index is compared with its
+        // segment's records.
+        let mismatches = match &file {
+            Some(f) => match f.check_subject_indexes(&r.tenant) {
+                Ok(m) => m,
+                Err(hisn_audit_log::Error::NotFound) => Vec::new(),
+                Err(e) => return Err(unreadable_store(verify_err(e))),
+            },
+            None => Vec::new(),
+        };
+        for m in &mismatches {
+            let line = format!(
+                "{}: subject index of segment {} (records from {}) disagrees with the records for {} subject keys: DSAR reports could miss records; remove {}.sidx to have it rebuilt",
+                r.tenant, m.segment, m.first_seq, m.keys, m.segment
+            );
+            if first_failure.is_none() {
+                first_failure = Some(line.clone());
+            }
+            human.push_str(&line);
+            human.push('\n');
+        }
+        index_json.push(
+            mismatches
+                .iter()
+                .map(|m| serde_json::json!({ "segment": m.segment, "first_seq": m.first_seq, "keys": m.keys }))
+                .collect::<Vec<_>>(),
+        );
         if let Some(st) = state.as_mut() {
             st.update(r);
         }
@@ -457,7 +491,15 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", path.display())))?;
     }
     let ok = first_failure.is_none();
-    let json: Vec<_> = reports.iter().map(VerifyReport::to_json).collect();
+    let json: Vec<_> = reports
+        .iter()
+        .zip(index_json)
+        .map(|(r, m)| {
+            let mut j = r.to_json();
+            j["index_mismatches"] = m.into();
+            j
+        })
+        .collect();
     ctx.emit(&serde_json::json!({ "ok": ok, "tenants": json }), &human)?;
     match first_failure {
         None => Ok(()),

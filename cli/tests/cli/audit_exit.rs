@@ -197,3 +197,78 @@ fn prove_exit_codes() {
         Some(0)
     );
 }
+
+/// Class: a subject index rewritten with consistent checksums hides records
+/// from `hisn audit report`, and `hisn audit verify` said "intact": the
+/// chain (and the Merkle tree) does not commit to who a record is about.
+/// Verify now compares every persisted index with its segment's records and
+/// fails (exit 1) naming the segment, in text and in JSON.
+#[test]
+fn verify_names_a_subject_index_forged_to_omit_records() {
+    use hisn_audit_log::store::file::forge_index_omitting;
+    use hisn_audit_log::{Durability, Event, FileStore, FileStoreOptions, SystemClock, TenantId};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let t = TenantId::parse("acme").unwrap();
+    let s = FileStore::open(
+        &store,
+        FileStoreOptions::default()
+            .durability(Durability::OsBuffered)
+            .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES),
+    )
+    .unwrap();
+    for i in 0..120 {
+        let e = Event::state_transition(
+            &t,
+            "u-1",
+            "work_order",
+            &format!("wo-{i}"),
+            "open",
+            "closed",
+        )
+        .subject(&format!("emp-{}", i % 3))
+        .build(&SystemClock)
+        .unwrap();
+        s.append(e).unwrap();
+    }
+    s.close().unwrap();
+    let store = store.display().to_string();
+    let (ok, out, err) = code(&["--json", "audit", "verify", "--store", &store]);
+    assert_eq!(ok, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["tenants"][0]["index_mismatches"], serde_json::json!([]));
+
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(tdir(&store))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 3, "{segs:?}");
+    forge_index_omitting(&segs[0], "emp-1").unwrap();
+    let name = segs[0].file_name().unwrap().to_str().unwrap().to_owned();
+    let (code_, out, err) = code(&["--json", "audit", "verify", "--store", &store]);
+    assert_eq!(code_, Some(1), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], false);
+    // The chain itself verifies (no checkpoint was signed: an unanchored
+    // tail, which passes without --pubkey).
+    assert_eq!(v["tenants"][0]["verdict"], "unanchored_tail");
+    assert_eq!(
+        v["tenants"][0]["index_mismatches"][0]["segment"],
+        name.as_str()
+    );
+    assert_eq!(v["tenants"][0]["index_mismatches"][0]["keys"], 1);
+    assert!(
+        err.contains(&format!("subject index of segment {name}")),
+        "{err}"
+    );
+    // Removing the forged index (as the message says) and reopening rebuilds it.
+    std::fs::remove_file(format!("{}.sidx", segs[0].display())).unwrap();
+    FileStore::open(&store, FileStoreOptions::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    let (ok, _, err) = code(&["audit", "verify", "--store", &store]);
+    assert_eq!(ok, Some(0), "{err}");
+}

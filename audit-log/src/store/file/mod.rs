@@ -24,6 +24,7 @@
 mod cold;
 mod options;
 mod read;
+pub use read::IndexMismatch;
 mod recovery;
 mod repair;
 mod retention;
@@ -72,7 +73,8 @@ pub use repair::{RepairDamage, RepairMode, RepairReport};
 pub use signing::CheckpointRun;
 #[doc(hidden)]
 pub use subject_index::{
-    fuzz_index as fuzz_subject_index, index_decodes_on_this_thread, index_file_of,
+    forge_index_omitting, fuzz_index as fuzz_subject_index, index_decodes_on_this_thread,
+    index_file_of,
 };
 use writer::{Msg, Reply, Slot, SlotTx, WAKE_SHARDS, Wake, Writer};
 

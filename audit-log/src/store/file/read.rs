@@ -187,3 +187,55 @@ impl Shared {
         Ok(out)
     }
 }
+
+/// A persisted subject index that disagrees with its segment's records
+/// ([`FileStore::check_subject_indexes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexMismatch {
+    /// The segment's file name.
+    pub segment: String,
+    /// Sequence number of the segment's first record.
+    pub first_seq: u64,
+    /// Subject keys the index answers differently from the records.
+    pub keys: u64,
+}
+
+impl FileStore {
+    /// Compare every persisted subject index (`<segment>.sidx`) of `tenant`
+    /// with its segment's records, as the store's readers would use it. A
+    /// report (cold or not) trusts an index that passes its checksums to
+    /// list every record naming the subject, and re-reads only what it
+    /// lists; an index rewritten with consistent checksums (it has no MAC)
+    /// can hide a whole interval of records from reports. Chain verification
+    /// cannot see that: neither the chain nor the Merkle tree commits to who
+    /// a record is about. This check reads and decodes every indexed
+    /// segment (the cost of a full verification); `hisn audit verify` runs
+    /// it. Remove a listed index file to have the next writable open rebuild
+    /// it from the records.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown tenant, [`Error::Io`].
+    pub fn check_subject_indexes(&self, tenant: &TenantId) -> Result<Vec<IndexMismatch>> {
+        let segments: Vec<PathBuf> = {
+            let index = self.shared.index.read();
+            let ti = index.get(tenant).ok_or(Error::NotFound)?;
+            ti.segments.iter().map(|s| s.path.clone()).collect()
+        };
+        let mut out = Vec::new();
+        for path in segments {
+            let (first_seq, keys) = super::subject_index::disagreements(&path)?;
+            if keys > 0 {
+                out.push(IndexMismatch {
+                    segment: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    first_seq,
+                    keys,
+                });
+            }
+        }
+        Ok(out)
+    }
+}

@@ -460,6 +460,64 @@ pub(super) fn index_sealed(segment: &Path) -> Result<()> {
     )
 }
 
+/// Subject keys on which the persisted index of `segment` disagrees with the
+/// segment's records, as either reader would use it: the cold reader's
+/// lookups (header bound to the segment's length, first sequence number and
+/// record count, one bucket per key) and a whole-file decode (bound to the
+/// segment's SHA-256 and frame offsets too). A key counts when a reader that
+/// accepts the index would answer other positions for it than the records
+/// give (an omission hides records from DSAR reports), or the decode lists
+/// a key no record names. `0` when there is no index, nothing accepts it
+/// (every reader then decodes the segment), or the segment does not parse
+/// cleanly (chain verification names that damage). Returned with the
+/// segment's first sequence number.
+///
+/// # Errors
+/// [`Error::Io`].
+pub(super) fn disagreements(segment: &Path) -> Result<(u64, u64)> {
+    let index = match fs::read(index_path(segment)) {
+        Ok(i) => i,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(e.into()),
+    };
+    let bytes = fs::read(segment)?;
+    let Ok(parsed) = parse_segment_synced(&bytes, 0) else {
+        return Ok((0, 0));
+    };
+    if !matches!(parsed.end, SegmentEnd::Clean) {
+        return Ok((0, 0));
+    }
+    let first_seq = parsed.header.first_seq;
+    let offsets = frame_offsets(&parsed.frames);
+    let records = build(&bytes, &parsed.frames);
+    let mut bad: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+    let cold = read_header(index.as_slice()).filter(|h| {
+        h.segment_len == bytes.len() as u64
+            && h.first_seq == first_seq
+            && usize::try_from(h.count).is_ok_and(|c| c == offsets.len())
+    });
+    if let Some(h) = cold {
+        for (k, p) in &records {
+            if lookup(index.as_slice(), &h, k).is_some_and(|got| got != *p) {
+                bad.insert(k);
+            }
+        }
+    }
+    let decoded = decode(&index, &bytes, first_seq, &offsets);
+    if let Some(all) = &decoded {
+        let want: HashMap<&str, &Vec<u32>> = records.iter().map(|(k, p)| (k.as_str(), p)).collect();
+        let got: HashMap<&str, &Vec<u32>> = all.iter().map(|(k, p)| (k.as_str(), p)).collect();
+        for (k, p) in &want {
+            if got.get(k) != Some(p) {
+                bad.insert(k);
+            }
+        }
+        let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+        return Ok((first_seq, bad.len() as u64 + extra as u64));
+    }
+    Ok((first_seq, bad.len() as u64))
+}
+
 /// Fuzzing entry point (not API): read `index` as an untrusted `.sidx` of
 /// `segment` both ways the store does (the cold reader's header, one bucket
 /// and offsets; a writer's whole-file decode), looking up `key`.
@@ -567,6 +625,28 @@ fn reseal_for_fuzzing(index: &mut [u8], segment: &[u8]) {
         let sum = Sha256::digest(&index[..body]);
         index[body..].copy_from_slice(&sum);
     }
+}
+
+/// Rewrite the index of the sealed `segment` so that it no longer lists
+/// `subject`, with every checksum and the segment binding consistent: what
+/// anyone able to write the store can do, as the file has no MAC (for tests
+/// of [`FileStore::check_subject_indexes`], not API).
+///
+/// # Errors
+/// [`Error::Io`], or the segment's own parse errors.
+#[doc(hidden)]
+pub fn forge_index_omitting(segment: &Path, subject: &str) -> Result<()> {
+    let bytes = fs::read(segment)?;
+    let parsed = parse_segment_synced(&bytes, 0)?;
+    let mut subjects = build(&bytes, &parsed.frames);
+    subjects.retain(|(k, _)| k != subject);
+    write(
+        segment,
+        &bytes,
+        parsed.header.first_seq,
+        &frame_offsets(&parsed.frames),
+        &subjects,
+    )
 }
 
 /// The index file of a segment (for tests and seed corpora, not API).
