@@ -285,7 +285,82 @@ pub(crate) fn emit(
 
 #[cfg(test)]
 mod tests {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::tokenizer::Tokenizer;
+
     use super::*;
+
+    fn parser_tokens(sql: &str) -> Vec<TokenWithSpan> {
+        Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .with_unescape(true)
+            .tokenize_with_location()
+            .unwrap()
+    }
+
+    fn position(toks: &[TokenWithSpan], wanted: &Token) -> usize {
+        toks.iter().position(|t| t.token == *wanted).unwrap()
+    }
+
+    /// The input check compares every significant token of the parser's
+    /// reading with the database's: its start, its end, its class and (for
+    /// strings) its decoded value. A reading that differs in any one of them
+    /// alone is refused; the parser's own reading is accepted, on any line.
+    #[test]
+    fn same_reading_refuses_a_token_read_at_another_extent_class_or_value() {
+        let sql = "SELECT name\nFROM assets WHERE name = 'a'";
+        let toks = parser_tokens(sql);
+        assert!(same_reading(sql, Dialect::Postgres, &toks).is_ok());
+        let word = position(&toks, &Token::make_word("name", None));
+        let string = position(&toks, &Token::SingleQuotedString("a".into()));
+
+        let mut end = toks.clone();
+        end[word].span.end = Location::new(1, 10);
+        let mut start = toks.clone();
+        start[word].span.start = Location::new(1, 9);
+        let mut class = toks.clone();
+        class[word].token = Token::Number("name".into(), false);
+        let mut value = toks.clone();
+        value[string].token = Token::SingleQuotedString("b".into());
+        for (what, theirs) in [
+            ("end", end),
+            ("start", start),
+            ("class", class),
+            ("value", value),
+        ] {
+            assert!(
+                matches!(
+                    same_reading(sql, Dialect::Postgres, &theirs),
+                    Err(GuardError::Lexical(_))
+                ),
+                "{what}"
+            );
+        }
+    }
+
+    /// The output side substitutes each sentinel by the value recorded at
+    /// its own index, and refuses (never panics on) a sentinel past the
+    /// recorded values.
+    #[test]
+    fn emit_puts_each_literal_back_at_its_index_and_refuses_unrecorded_ones() {
+        let literals = vec!["a".to_owned(), "b".to_owned()];
+        let printed = format!("SELECT '{SENTINEL}1', '{SENTINEL}0'");
+        let theirs = parser_tokens(&printed);
+        assert_eq!(
+            emit(&printed, &theirs, &literals, Dialect::Postgres, 1).as_deref(),
+            Ok("SELECT 'b', 'a'")
+        );
+        let past = format!("SELECT '{SENTINEL}2'");
+        assert!(matches!(
+            emit(
+                &past,
+                &parser_tokens(&past),
+                &literals,
+                Dialect::Postgres,
+                1
+            ),
+            Err(GuardError::Lexical(_))
+        ));
+    }
 
     #[test]
     fn rendered_strings_decode_to_the_value_in_both_dialects() {

@@ -358,6 +358,16 @@ fn deep_nesting_is_refused_not_overflowed() {
     assert!(pg(&ok_chain).is_ok());
 }
 
+/// `MAX_DEPTH` is exact: the query and its body are two levels, and each
+/// `+` of a left-nested chain one more, so `SELECT 1 + .. + 1` with 197
+/// additions reaches level 200 (the limit, accepted) and 198 reach 201.
+#[test]
+fn nesting_of_exactly_max_depth_levels_is_accepted_and_one_more_refused() {
+    let chain = |n: usize| format!("SELECT 1{}", " + 1".repeat(n));
+    assert!(pg(&chain(MAX_DEPTH - 3)).is_ok());
+    assert_eq!(pg(&chain(MAX_DEPTH - 2)), Err(GuardError::TooComplex));
+}
+
 #[test]
 fn quoted_keyword_columns_are_quoted() {
     let r = TableRegistry::new().tenant_table("t", "user");
@@ -365,4 +375,34 @@ fn quoted_keyword_columns_are_quoted() {
         rewrite("SELECT * FROM t", &r, Dialect::Postgres, false).map(|r| r.sql),
         Ok("SELECT * FROM t WHERE t.\"user\" = $1".to_string())
     );
+}
+
+/// The target of an `INSERT` into a schema-qualified table is in scope under
+/// its full name and its bare table name (as in PostgreSQL), and under no
+/// other qualifier.
+#[test]
+fn insert_target_is_named_by_its_full_or_bare_name() {
+    accepts(
+        "INSERT INTO public.assets (name) VALUES ($1) RETURNING assets.id, public.assets.name",
+        "INSERT INTO public.assets (name, tenant_id) VALUES ($1, $2) RETURNING assets.id, public.assets.name",
+    );
+    refuses(
+        "INSERT INTO public.assets (name) VALUES ($1) RETURNING public.id",
+        GuardError::UnknownColumn("public.id".into()),
+    );
+}
+
+/// The tenant column is written bare when it is a plain lowercase name (an
+/// underscore may lead), and quoted when it is a keyword. (The registry
+/// folds names to lower case, so that is the only other case.)
+#[test]
+fn tenant_column_is_quoted_exactly_when_it_is_not_a_plain_name() {
+    for (column, written) in [("_tid", "_tid"), ("tid_2", "tid_2"), ("user", "\"user\"")] {
+        let r = TableRegistry::new().tenant_table("t", column);
+        assert_eq!(
+            rewrite("SELECT 1 FROM t", &r, Dialect::Postgres, false).map(|r| r.sql),
+            Ok(format!("SELECT 1 FROM t WHERE t.{written} = $1")),
+            "{column}"
+        );
+    }
 }

@@ -111,6 +111,42 @@ fn custom_operators_with_comment_starters_are_refused() {
     assert!(pg("SELECT name FROM assets WHERE name ~* 'a' AND id # 1 = 0").is_ok());
 }
 
+/// Constants other than strings pass through as written: a SQLite blob
+/// literal (read as a blob by both readers), and two different strings in one
+/// statement each stay where they were.
+#[test]
+fn blob_literals_and_several_strings_pass_through_in_place() {
+    assert_eq!(
+        lite("SELECT name FROM assets WHERE name = X'0aFF'").as_deref(),
+        Ok("SELECT name FROM assets WHERE (name = X'0aFF') AND assets.tenant_id = ?1")
+    );
+    assert_eq!(
+        pg("SELECT name FROM assets WHERE name = 'a' OR name = 'b'").as_deref(),
+        Ok("SELECT name FROM assets WHERE (name = 'a' OR name = 'b') AND assets.tenant_id = $1")
+    );
+}
+
+/// Prefix operators follow the same allow-list: sign, `NOT`, `~`, `@`,
+/// `|/`, `||/` pass; the others the parser knows (`!!` factorial, the
+/// geometric `@-@`, `?-`) are refused by name.
+#[test]
+fn prefix_operators_off_the_allow_list_are_refused() {
+    for sql in [
+        "SELECT name FROM assets WHERE !!id > 0",
+        "SELECT name FROM assets WHERE @-@ id > 0",
+        "SELECT name FROM assets WHERE ?- id",
+    ] {
+        assert!(
+            matches!(pg(sql), Err(GuardError::Unsupported(ref m)) if m.starts_with("operator")),
+            "{sql}: {:?}",
+            pg(sql)
+        );
+    }
+    assert!(
+        pg("SELECT name FROM assets WHERE -id < +id AND NOT ~id = @ id AND |/ id < ||/ id").is_ok()
+    );
+}
+
 /// Root cause: PostgreSQL nests block comments, SQLite does not. The guard
 /// must read comments like the database: text hidden in a nested comment on
 /// PostgreSQL is code on SQLite.
@@ -202,6 +238,42 @@ fn attribute_call_functions_are_refused() {
     ] {
         assert!(pg(sql).is_ok(), "{sql}: {:?}", pg(sql));
     }
+}
+
+/// A qualified name passes only when the FROM item it names has that column,
+/// read off each kind of item: a schema-qualified table (under its full and
+/// bare name), a column alias list (which renames the columns), and derived
+/// tables whose body is a select (plain and qualified columns, aliases; an
+/// unnamed expression adds no name), a parenthesised query, a set operation
+/// (the left side names the columns) or `VALUES` (`column1`, ..).
+#[test]
+fn qualified_names_resolve_against_each_kind_of_from_item() {
+    let ok = |sql: &str| assert!(pg(sql).is_ok(), "{sql}: {:?}", pg(sql));
+    let unknown = |sql: &str, name: &str| {
+        assert_eq!(
+            pg(sql),
+            Err(GuardError::UnknownColumn(name.into())),
+            "{sql}"
+        );
+    };
+    ok("SELECT assets.id, public.assets.name FROM public.assets");
+    ok("SELECT c.k FROM countries AS c(k, n)");
+    unknown("SELECT c.code FROM countries AS c(k, n)", "c.code");
+    ok(
+        "SELECT d.id, d.n FROM (SELECT a.id, count(*), a.name AS n FROM assets a GROUP BY a.id, a.name) d",
+    );
+    unknown(
+        "SELECT d.name FROM (SELECT a.id, a.name AS n FROM assets a) d",
+        "d.name",
+    );
+    ok("SELECT d.id FROM ((SELECT id FROM assets)) d");
+    ok("SELECT d.id FROM (SELECT id FROM assets UNION SELECT asset_id FROM work_orders) d");
+    unknown(
+        "SELECT d.asset_id FROM (SELECT id FROM assets UNION SELECT asset_id FROM work_orders) d",
+        "d.asset_id",
+    );
+    ok("SELECT v.column2 FROM (VALUES (1, 2)) v");
+    unknown("SELECT v.column3 FROM (VALUES (1, 2)) v", "v.column3");
 }
 
 /// A table registered without a column list: only its tenant column may be
