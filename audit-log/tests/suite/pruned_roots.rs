@@ -229,3 +229,68 @@ fn a_chain_pruned_without_a_rooted_checkpoint_is_signed_the_head_only() {
     assert_eq!(cp.checkpoint.root, None);
     assert_eq!(cp.checkpoint.size, 401);
 }
+
+/// `hisn audit checkpoint`'s way (`checkpoint_from_records` on a read-only
+/// open: every record verified from record 0) keeps the edge too, so the
+/// operator's routine "checkpoint, prune, checkpoint" keeps roots; a record
+/// that does not verify is refused, nothing kept.
+#[test]
+fn a_checkpoint_from_every_record_keeps_its_edge_for_after_a_prune() {
+    let d = tempfile::tempdir().unwrap();
+    let t = tenant("acme");
+    let k = key("audit", 7);
+    let s = FileStore::open(d.path(), opts()).unwrap();
+    for i in 0..300 {
+        s.append(event(&t, i)).unwrap();
+    }
+    let mut all = leaves(&s, &t, 0, 300);
+    s.close().unwrap();
+    let ro = FileStore::open_read_only(d.path()).unwrap();
+    let cp = ro.checkpoint_from_records(&t, &k, now()).unwrap();
+    assert_eq!(cp.checkpoint.root, Some(root(&all)));
+    assert_eq!(ro.checkpoints(&t).unwrap(), vec![cp]);
+    drop(ro);
+
+    let s = FileStore::open(d.path(), opts()).unwrap();
+    let end = s.segment_ends(&t).unwrap()[0];
+    let receipt = s.export(&t, end).unwrap().receipt;
+    s.prune(&receipt, "ops", &clock()).unwrap();
+    all.extend(leaves(&s, &t, 300, 301));
+    s.close().unwrap();
+    let ro = FileStore::open_read_only(d.path()).unwrap();
+    assert!(matches!(
+        ro.checkpoint_from_records(&t, &k, now()),
+        Err(hisn_audit_log::Error::NotFound)
+    ));
+    let run = ro.checkpoint_verified(Some(&t), &k, now()).unwrap();
+    assert!(run.refused.is_empty(), "{run:?}");
+    assert_eq!(run.signed[0].checkpoint.root, Some(root(&all)));
+}
+
+#[test]
+fn a_checkpoint_from_every_record_refuses_a_record_that_does_not_verify() {
+    let d = tempfile::tempdir().unwrap();
+    let t = tenant("acme");
+    let s = FileStore::open(d.path(), opts()).unwrap();
+    for i in 0..40 {
+        s.append(event(&t, i)).unwrap();
+    }
+    s.close().unwrap();
+    // Change one byte of a record's body (its frame checksum no longer holds).
+    let seg = fs::read_dir(tdir(d.path(), &t))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .min()
+        .unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    let at = bytes.windows(4).position(|w| w == b"u-3\0").unwrap();
+    bytes[at + 1] ^= 1;
+    fs::write(&seg, bytes).unwrap();
+    let ro = FileStore::open_read_only(d.path()).unwrap();
+    assert!(matches!(
+        ro.checkpoint_from_records(&t, &key("audit", 7), now()),
+        Err(hisn_audit_log::Error::Corrupt { .. })
+    ));
+    assert!(ro.checkpoints(&t).unwrap().is_empty(), "nothing kept");
+}

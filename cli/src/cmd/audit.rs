@@ -567,18 +567,13 @@ fn checkpoint(store: &Path, tenant: Option<&str>, key: &Path, ctx: &Ctx) -> Resu
     let (mut cps, mut refused) = (Vec::new(), Vec::new());
     for t in &tenants {
         // With the Merkle root (C2SP tlog-checkpoint form) when the chain still
-        // starts at genesis and chains; otherwise the store's verified signing
-        // (head only after a prune; it re-reads a live writer's tail and
-        // refuses to sign over damage).
-        match s.merkle_checkpoint(t, &key, now) {
-            Ok(cp) => {
-                let log = store
-                    .join(format!("t-{}", hex::encode(t.as_str())))
-                    .join("checkpoints.jsonl");
-                hisn_audit_log::CheckpointSink::publish(&hisn_audit_log::FileSink::new(log), &cp)
-                    .map_err(store_err)?;
-                cps.push(cp);
-            }
+        // starts at genesis and every record verifies (kept with the tree's
+        // edge, so roots survive a later prune); otherwise the store's
+        // verified signing (a pruned chain extends the edge kept since its
+        // prune point; it re-reads a live writer's tail and refuses to sign
+        // over damage).
+        match s.checkpoint_from_records(t, &key, now) {
+            Ok(cp) => cps.push(cp),
             Err(hisn_audit_log::Error::NotFound | hisn_audit_log::Error::Corrupt { .. }) => {
                 let run = s
                     .checkpoint_verified(Some(t), &key, now)

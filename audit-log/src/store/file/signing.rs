@@ -190,7 +190,72 @@ impl FileStore {
     }
 }
 
+/// Records read per chunk while a whole chain is verified for signing.
+const WHOLE_CHUNK: u64 = 4096;
+
 impl FileStore {
+    /// Verify `tenant`'s whole chain from record 0 and sign its head with the
+    /// Merkle root of every record, keeping the checkpoint in the store with
+    /// the tree's right edge (so a later prune keeps its roots). The records
+    /// are read in chunks (memory stays bounded) and checked as
+    /// [`Verifier::verify_range`](crate::Verifier::verify_range) checks them
+    /// from genesis: any break, unreadable record or a head other than the
+    /// chain's refuses. `hisn audit checkpoint` signs this way: `O(n)`, but
+    /// it vouches for every record, not only those since the last
+    /// checkpoint ([`checkpoint_verified`](Self::checkpoint_verified)).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown tenant or a pruned chain (the
+    /// tree's first leaves are gone: use `checkpoint_verified`),
+    /// [`Error::Corrupt`] when the records do not verify, [`Error::Io`].
+    pub fn checkpoint_from_records(
+        &self,
+        tenant: &TenantId,
+        key: &SigningKey,
+        now: Timestamp,
+    ) -> Result<SignedCheckpoint> {
+        let b = {
+            let index = self.shared.index.read();
+            index.get(tenant).ok_or(Error::NotFound)?.bounds()
+        };
+        if b.first_seq > 0 {
+            return Err(Error::NotFound);
+        }
+        let mut frontier = Frontier::new();
+        let records = (0..b.size.div_ceil(WHOLE_CHUNK))
+            .flat_map(|c| {
+                let from = c * WHOLE_CHUNK;
+                let to = from.saturating_add(WHOLE_CHUNK).min(b.size);
+                self.shared
+                    .read_range(tenant, from, to)
+                    .unwrap_or_else(|e| vec![Err(e)])
+            })
+            .map(|r| r.map_err(|_| crate::error::malformed("record")))
+            .inspect(|r| {
+                if let Ok(r) = r {
+                    frontier.push(crate::merkle::leaf_hash(&crate::chain::record_digest(
+                        &r.bytes,
+                    )));
+                }
+            });
+        let report = crate::verify::Verifier::new(tenant, &[], None)
+            .verify_range(crate::verify::Start::Genesis, records)?;
+        if !report.breaks.is_empty()
+            || report.size != b.size
+            || report.head != b.head
+            || frontier.size() != b.size
+        {
+            return Err(Error::Corrupt {
+                what: "records do not chain; refusing to sign a checkpoint over them",
+                file: tenant_dir_name(tenant),
+                offset: report.seq.unwrap_or(report.size),
+            });
+        }
+        let cp = key.sign(Checkpoint::new(tenant, b.size, b.head, now).with_root(frontier.root()));
+        self.shared.store_checkpoint(tenant, &cp, Some(&frontier))?;
+        Ok(cp)
+    }
+
     /// The bounds of `tenant`'s chain and the writer's Merkle root over
     /// them, read together.
     fn signing_view(&self, tenant: &TenantId) -> Result<(Bounds, Option<Frontier>)> {
