@@ -436,6 +436,22 @@ mod postgres {
         let cp = store.checkpoint(&t, &k, now()).await.unwrap();
         assert_eq!(cp.checkpoint.size, 500);
         assert_eq!(cp.checkpoint.root, Some(pg_root(&store, &t, 500).await));
+        // Rows anyone may insert, sorting before every genuine edge: past
+        // the bound on rows examined the root comes from the records, and is
+        // still right.
+        for i in 0..80 {
+            sqlx::query(
+                "INSERT INTO hisn_audit_checkpoint (tenant, size, note, frontier) VALUES ($1, 500, $2, $3)",
+            )
+            .bind(t.as_str())
+            .bind(format!("junk note {i:03}"))
+            .bind(vec![7u8; 32 * 500u64.count_ones() as usize])
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        let cp = store.checkpoint(&t, &k, now()).await.unwrap();
+        assert_eq!(cp.checkpoint.root, Some(pg_root(&store, &t, 500).await));
         let r = store.verify(&t, Some(&keys), &[]).await.unwrap();
         assert_eq!((r.verdict, r.size), (Verdict::Intact, 500));
         let rep = store

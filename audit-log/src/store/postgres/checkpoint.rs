@@ -27,6 +27,12 @@ use crate::store::extend_chained;
 
 /// Checkpoint rows examined per query while looking for a usable edge.
 const EDGE_PAGE: i64 = 16;
+/// Checkpoint rows examined in all before giving up on a stored edge. Any
+/// role that may INSERT into the table can add rows (a forged or copied
+/// note, a junk edge) that sort first; without a bound each checkpoint would
+/// verify every one of them. Past it the root is computed from the records
+/// (`O(n)`, as for a chain's first checkpoint), never from an unchecked edge.
+const MAX_EDGE_ROWS: usize = 64;
 
 /// Why a checkpoint is refused: the records do not chain at `seq`.
 fn refuse(seq: u64) -> Error {
@@ -121,7 +127,12 @@ impl PgStore {
         let origin = crate::checkpoint::origin_for(tenant);
         // Keyset paging on (size, note), newest first.
         let (mut below_size, mut below_note) = (i64_of(b.size)?.saturating_add(1), String::new());
+        let mut examined = 0usize;
         loop {
+            if examined >= MAX_EDGE_ROWS {
+                tracing::warn!(tenant = %tenant, examined, "audit store: no usable Merkle edge among the newest checkpoint rows; computing the root from the records");
+                return Ok(None);
+            }
             let rows: Vec<(i64, String, Vec<u8>)> = sqlx::query_as(
                 "SELECT size, note, frontier FROM hisn_audit_checkpoint \
                  WHERE tenant = $1 AND frontier IS NOT NULL AND size >= $2 \
@@ -135,6 +146,7 @@ impl PgStore {
             .bind(EDGE_PAGE)
             .fetch_all(&mut *conn)
             .await?;
+            examined += rows.len();
             for (size, note, edge) in &rows {
                 let Ok(cp) = SignedCheckpoint::parse(note) else {
                     continue;
