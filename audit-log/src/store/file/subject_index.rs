@@ -364,6 +364,18 @@ pub(super) fn read_header<R: ReadAt + ?Sized>(f: &R) -> Option<Header> {
 /// through it naming its own sequence number. See the module docs.
 pub(super) fn lookup<R: ReadAt + ?Sized>(f: &R, h: &Header, key: &str) -> Option<Vec<u32>> {
     let b = bucket_of(key.as_bytes(), h.nbuckets);
+    Some(
+        read_bucket(f, h, b)?
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, p)| p)
+            .unwrap_or_default(),
+    )
+}
+
+/// Bucket `b` as a cold lookup reads it: two directory entries and the
+/// bucket, checked; `None` when it does not check.
+fn read_bucket<R: ReadAt + ?Sized>(f: &R, h: &Header, b: u32) -> Option<SegSubjects> {
     let mut d = [0u8; 16];
     f.read_at_exact(&mut d, h.dir_at.checked_add(8 * u64::from(b))?)?;
     let start = u64::from_le_bytes(d[..8].try_into().ok()?);
@@ -374,14 +386,7 @@ pub(super) fn lookup<R: ReadAt + ?Sized>(f: &R, h: &Header, key: &str) -> Option
     }
     let mut bytes = vec![0u8; usize::try_from(end - start).ok()?];
     f.read_at_exact(&mut bytes, start)?;
-    let entries = parse_bucket(h, b, &bytes)?;
-    Some(
-        entries
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, p)| p)
-            .unwrap_or_default(),
-    )
+    parse_bucket(h, b, &bytes)
 }
 
 /// Frame offsets of records `lo..lo + n` (positions in the segment).
@@ -490,32 +495,70 @@ pub(super) fn disagreements(segment: &Path) -> Result<(u64, u64)> {
     let first_seq = parsed.header.first_seq;
     let offsets = frame_offsets(&parsed.frames);
     let records = build(&bytes, &parsed.frames);
-    let mut bad: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-    let cold = read_header(index.as_slice()).filter(|h| {
+    // A whole-file decode that checks answers what both readers would: the
+    // cold reader reads the same, checked, buckets.
+    if let Some(mut all) = decode(&index, &bytes, first_seq, &offsets) {
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        return Ok((first_seq, differing_keys(&records, &all, |_| true, true)));
+    }
+    // Otherwise the cold reader's view, when its header binds the index to
+    // this segment: every bucket that checks (a key of one that does not is
+    // looked up in the decoded segment instead).
+    let Some(h) = read_header(index.as_slice()).filter(|h| {
         h.segment_len == bytes.len() as u64
             && h.first_seq == first_seq
             && usize::try_from(h.count).is_ok_and(|c| c == offsets.len())
-    });
-    if let Some(h) = cold {
-        for (k, p) in &records {
-            if lookup(index.as_slice(), &h, k).is_some_and(|got| got != *p) {
-                bad.insert(k);
+    }) else {
+        return Ok((first_seq, 0));
+    };
+    let mut usable = vec![false; usize::try_from(h.nbuckets).unwrap_or(0)];
+    let mut cold = Vec::new();
+    for b in 0..h.nbuckets {
+        if let Some(entries) = read_bucket(index.as_slice(), &h, b) {
+            usable[b as usize] = true;
+            cold.extend(entries);
+        }
+    }
+    cold.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let checked = |k: &str| usable[bucket_of(k.as_bytes(), h.nbuckets) as usize];
+    // (Keys only the cold view lists are never asked for: not counted.)
+    Ok((first_seq, differing_keys(&records, &cold, checked, false)))
+}
+
+/// Keys (both lists sorted by key) on which `indexed` differs from
+/// `records`: other or no positions for a key the records name, among keys
+/// `checked` accepts, and (with `extra`) keys only `indexed` lists.
+fn differing_keys(
+    records: &[(String, Vec<u32>)],
+    indexed: &[(String, Vec<u32>)],
+    checked: impl Fn(&str) -> bool,
+    extra: bool,
+) -> u64 {
+    let (mut i, mut j, mut n) = (0, 0, 0u64);
+    while i < records.len() || j < indexed.len() {
+        let ord = match (records.get(i), indexed.get(j)) {
+            (Some((rk, _)), Some((xk, _))) => rk.cmp(xk),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            _ => std::cmp::Ordering::Greater,
+        };
+        match ord {
+            std::cmp::Ordering::Equal => {
+                let ((k, rp), (_, xp)) = (&records[i], &indexed[j]);
+                n += u64::from(checked(k) && rp != xp);
+                i += 1;
+                j += 1;
+            }
+            std::cmp::Ordering::Less => {
+                n += u64::from(checked(&records[i].0));
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                n += u64::from(extra);
+                j += 1;
             }
         }
     }
-    let decoded = decode(&index, &bytes, first_seq, &offsets);
-    if let Some(all) = &decoded {
-        let want: HashMap<&str, &Vec<u32>> = records.iter().map(|(k, p)| (k.as_str(), p)).collect();
-        let got: HashMap<&str, &Vec<u32>> = all.iter().map(|(k, p)| (k.as_str(), p)).collect();
-        for (k, p) in &want {
-            if got.get(k) != Some(p) {
-                bad.insert(k);
-            }
-        }
-        let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
-        return Ok((first_seq, bad.len() as u64 + extra as u64));
-    }
-    Ok((first_seq, bad.len() as u64))
+    n
 }
 
 /// Fuzzing entry point (not API): read `index` as an untrusted `.sidx` of
@@ -683,6 +726,25 @@ mod tests {
             assert!(lookup(idx.as_slice(), &h, "a").is_none());
             assert_eq!(fuzz_index(&idx, &seg, "a", false), Ok(()));
         }
+    }
+
+    #[test]
+    fn differing_keys_counts_other_missing_and_extra_keys() {
+        let v = |x: &[(&str, &[u32])]| -> SegSubjects {
+            x.iter()
+                .map(|(k, p)| ((*k).to_owned(), p.to_vec()))
+                .collect()
+        };
+        let records = v(&[("a", &[0, 2]), ("b", &[1]), ("c", &[3])]);
+        assert_eq!(differing_keys(&records, &records, |_| true, true), 0);
+        // "b" omitted, "c" with other positions, "d" listed without a record.
+        let forged = v(&[("a", &[0, 2]), ("c", &[4]), ("d", &[5])]);
+        assert_eq!(differing_keys(&records, &forged, |_| true, true), 3);
+        assert_eq!(differing_keys(&records, &forged, |_| true, false), 2);
+        // Keys in buckets the reader would not use are not counted.
+        assert_eq!(differing_keys(&records, &forged, |k| k != "b", false), 1);
+        assert_eq!(differing_keys(&records, &[], |_| true, true), 3);
+        assert_eq!(differing_keys(&[], &forged, |_| true, true), 3);
     }
 
     #[test]
