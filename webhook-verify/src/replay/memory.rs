@@ -264,6 +264,53 @@ mod tests {
         );
     }
 
+    /// A lease is over at exactly its end: from that instant its token can
+    /// neither complete nor release the claim (the next claim may already
+    /// have taken it over); one millisecond earlier it still can.
+    #[test]
+    fn token_settles_its_claim_only_before_the_lease_end() {
+        let clock = Arc::new(ManualClock::new(0));
+        let s = MemoryReplayStore::with_clock(64, clock.clone()).unwrap();
+        let p = ReplayPolicy::new(Duration::from_secs(10), Duration::from_secs(100)).unwrap();
+        let claim = |id| match s.claim_now(&key(id), &p) {
+            Ok(Claim::New(t)) => t,
+            other => panic!("{other:?}"),
+        };
+        let (done, released, late_done, late_released) =
+            (claim("a"), claim("b"), claim("c"), claim("d"));
+        clock.advance_millis(9_999);
+        assert!(s.finish(&key("a"), &done, Some(p.ttl_millis())));
+        assert!(s.finish(&key("b"), &released, None));
+        clock.advance_millis(1);
+        assert!(!s.finish(&key("c"), &late_done, Some(p.ttl_millis())));
+        assert!(!s.finish(&key("d"), &late_released, None));
+        // The lapsed claims were left as they were: the next claim takes over.
+        assert_eq!(s.claim_now(&key("a"), &p), Ok(Claim::Done));
+        assert!(matches!(s.claim_now(&key("c"), &p), Ok(Claim::New(_))));
+    }
+
+    /// `purge_expired` removes exactly the lapsed entries (a lease at exactly
+    /// its end included), keeps the live ones, and counts what it removed.
+    #[test]
+    fn purge_removes_and_counts_exactly_the_lapsed_entries() {
+        let clock = Arc::new(ManualClock::new(0));
+        let s = MemoryReplayStore::with_clock(64, clock.clone()).unwrap();
+        for (id, lease) in [("a", 1), ("b", 2), ("c", 5)] {
+            let p = ReplayPolicy::new(Duration::from_secs(lease), Duration::from_secs(10)).unwrap();
+            assert!(matches!(s.claim_now(&key(id), &p), Ok(Claim::New(_))));
+        }
+        assert_eq!(s.purge_expired(), 0);
+        clock.advance_millis(1_000);
+        assert_eq!(s.purge_expired(), 1);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.purge_expired(), 0);
+        clock.advance_millis(1_000);
+        assert_eq!(s.purge_expired(), 1);
+        assert_eq!(s.len(), 1);
+        let p = ReplayPolicy::DEFAULT;
+        assert_eq!(s.claim_now(&key("c"), &p), Ok(Claim::InProgress));
+    }
+
     /// A full shard sweeps lapsed entries itself when a new key arrives: a
     /// lease is over at exactly its end (`until <= now`), so at that instant
     /// the new claim takes the freed room; one millisecond earlier the shard
@@ -277,6 +324,8 @@ mod tests {
         // One key per shard (the bound is 16 keys, one per shard).
         let mut i = 0;
         while s.len() < 16 {
+            // Bounded, so a broken store fails here instead of hanging.
+            assert!(i < 10_000, "16 keys did not fill the store: {}", s.len());
             let _ = s.claim_now(&key(&format!("fill{i}")), &p);
             i += 1;
         }

@@ -268,6 +268,20 @@ mod tests {
         );
     }
 
+    /// Each key part is 1..=256 bytes ([`MAX_KEY_PART`]), the bound
+    /// inclusive for every part.
+    #[test]
+    fn key_parts_are_at_most_256_bytes_inclusive() {
+        assert_eq!(MAX_KEY_PART, 256);
+        let at = "k".repeat(MAX_KEY_PART);
+        let over = "k".repeat(MAX_KEY_PART + 1);
+        let k = ReplayKey::new(&at, &at, &at).unwrap();
+        assert_eq!((k.scope(), k.provider(), k.event_id()), (&*at, &*at, &*at));
+        assert!(ReplayKey::new(&over, "p", "e").is_err());
+        assert!(ReplayKey::new("t", &over, "e").is_err());
+        assert!(ReplayKey::new("t", "p", &over).is_err());
+    }
+
     #[test]
     fn policy_is_checked() {
         assert!(ReplayPolicy::new(Duration::ZERO, Duration::from_secs(1)).is_err());
