@@ -466,6 +466,35 @@ mod tests {
         assert!(GrantAccess::Permissions([Permission::READ].into()).is_read_only());
     }
 
+    /// A grant session's context carries its grant, is nobody's user (even
+    /// with a UUID subject) and is read-only exactly when the grant allows
+    /// nothing but `read` (the PostgreSQL pool then begins `READ ONLY`); a
+    /// context without a grant has none, is not read-only and keeps its user.
+    #[test]
+    fn grant_context_is_read_only_exactly_when_the_grant_only_reads() {
+        let tenant: TenantId = "11111111-1111-4111-8111-111111111111".parse().unwrap();
+        let user = "22222222-2222-4222-8222-222222222222";
+        let scope = |access| GrantScope {
+            id: GrantId::random(),
+            access,
+            expires_at: 2_000_000_000,
+            clock: Arc::new(crate::ManualClock::new(1_800_000_000)),
+        };
+        let read_only = TenantContext::for_grant(tenant, user.into(), scope(GrantAccess::ReadOnly));
+        assert!(read_only.is_read_only());
+        assert_eq!(
+            read_only.grant().map(GrantScope::access),
+            Some(&GrantAccess::ReadOnly)
+        );
+        assert_eq!(read_only.user(), None);
+        let writes = GrantAccess::Permissions([Permission::READ, Permission::WRITE].into());
+        assert!(!TenantContext::for_grant(tenant, user.into(), scope(writes)).is_read_only());
+        let plain = TenantContext::new(tenant, user.parse().unwrap(), Vec::new(), Vec::new());
+        assert!(!plain.is_read_only());
+        assert!(plain.grant().is_none());
+        assert_eq!(plain.user().map(|u| u.to_string()).as_deref(), Some(user));
+    }
+
     #[test]
     fn grant_ids_are_canonical() {
         let id = GrantId::random();
