@@ -358,6 +358,53 @@ fn deep_nesting_is_refused_not_overflowed() {
     assert!(pg(&ok_chain).is_ok());
 }
 
+/// A subquery over a tenant table is scoped wherever an expression may hold
+/// it: function arguments (and their `ORDER BY` / `LIMIT` clauses), window
+/// specifications, lists, the optional parts of `CASE`, `LIKE .. ESCAPE` and
+/// `SUBSTRING`, `BETWEEN`, `TRIM`, `CONVERT`, `OVERLAY`, row values,
+/// `IN UNNEST`, `INTERVAL`, grouping sets; and a denied function is refused
+/// inside any of them.
+#[test]
+fn subqueries_are_scoped_in_every_expression_position() {
+    let sub = "(SELECT id FROM assets LIMIT 1)";
+    for expr in [
+        format!("coalesce({sub}, 0)"),
+        format!("string_agg(name, ',' ORDER BY {sub})"),
+        format!("array_agg(name LIMIT {sub})"),
+        format!("count(*) OVER (PARTITION BY {sub})"),
+        format!("count(*) OVER (ORDER BY code ROWS {sub} PRECEDING)"),
+        format!("1 IN ({sub}, 2)"),
+        format!("ROW(1, {sub})"),
+        format!("CASE {sub} WHEN 1 THEN 1 END"),
+        format!("CASE WHEN true THEN 1 ELSE {sub} END"),
+        format!("name LIKE 'a' ESCAPE {sub}"),
+        format!("SUBSTRING(name FROM {sub})"),
+        format!("{sub} BETWEEN 1 AND 2"),
+        format!("TRIM(BOTH name FROM {sub})"),
+        format!("CONVERT({sub}, TEXT)"),
+        format!("OVERLAY(name PLACING {sub} FROM 1)"),
+        format!("(1, {sub}) = (1, 2)"),
+        format!("1 IN UNNEST({sub})"),
+        format!("INTERVAL {sub}"),
+        format!("1 FROM countries GROUP BY ROLLUP (code, 1 + {sub})"),
+        format!("1 FROM countries GROUP BY CUBE (code, 1 + {sub})"),
+        format!("1 FROM countries GROUP BY GROUPING SETS ((code), (1 + {sub}))"),
+    ] {
+        let sql = match expr.split_once(" FROM countries ") {
+            Some(_) => format!("SELECT {expr}"),
+            None => format!("SELECT {expr} FROM countries"),
+        };
+        let out = pg(&sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        assert_eq!(out.matches("assets.tenant_id = $1").count(), 1, "{out}");
+        let denied = sql.replace(sub, "set_config('a', 'b', false)");
+        assert_eq!(
+            pg(&denied),
+            Err(GuardError::ForbiddenFunction("set_config".into())),
+            "{denied}"
+        );
+    }
+}
+
 /// `MAX_DEPTH` is exact: the query and its body are two levels, and each
 /// `+` of a left-nested chain one more, so `SELECT 1 + .. + 1` with 197
 /// additions reaches level 200 (the limit, accepted) and 198 reach 201.
