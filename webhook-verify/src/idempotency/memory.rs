@@ -283,6 +283,42 @@ mod tests {
         assert!(matches!(begin(&s, "t3", "k"), Ok(Begin::New(_))));
     }
 
+    /// At the scope bound, a scope whose records have all lapsed is swept
+    /// for a new one, and a lease is over at exactly its end: one
+    /// millisecond earlier the new scope is still refused.
+    #[test]
+    fn full_scope_table_frees_lapsed_scopes_at_exactly_the_lease_end() {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let s = MemoryIdempotencyStore::with_clock(10, clock.clone()).max_scopes(1);
+        assert!(matches!(begin(&s, "t1", "k"), Ok(Begin::New(_))));
+        clock.advance_millis(29_999);
+        assert_eq!(begin(&s, "t2", "k"), Err(Error::StoreFull));
+        clock.advance_millis(1);
+        assert!(matches!(begin(&s, "t2", "k"), Ok(Begin::New(_))));
+        assert_eq!((s.len_in_scope("t1"), s.len_in_scope("t2")), (0, 1));
+    }
+
+    /// Lapsed records are swept only when the scope's bound is reached (a
+    /// `begin` below the bound costs no sweep of the scope), and a lapsed
+    /// key is taken over in place.
+    #[test]
+    fn lapsed_records_are_swept_only_at_the_bound() {
+        let clock = Arc::new(ManualClock::new(1_000));
+        let s = MemoryIdempotencyStore::with_clock(3, clock.clone());
+        for k in ["a", "b"] {
+            assert!(matches!(begin(&s, "t", k), Ok(Begin::New(_))));
+        }
+        clock.advance(30);
+        // Below the bound: a new key and a takeover leave the lapsed `b`.
+        assert!(matches!(begin(&s, "t", "c"), Ok(Begin::New(_))));
+        assert!(matches!(begin(&s, "t", "a"), Ok(Begin::New(_))));
+        assert_eq!(s.len_in_scope("t"), 3);
+        // At the bound, a new key sweeps `b` and takes its room.
+        assert!(matches!(begin(&s, "t", "d"), Ok(Begin::New(_))));
+        assert_eq!(s.len_in_scope("t"), 3);
+        assert_eq!(begin(&s, "t", "e"), Err(Error::StoreFull));
+    }
+
     #[test]
     fn lease_expiry_allows_takeover_and_renewal_extends_it() {
         let clock = Arc::new(ManualClock::new(1_000));

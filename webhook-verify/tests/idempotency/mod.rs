@@ -243,10 +243,14 @@ async fn dropped<St: IdempotencyStore>(h: Harness<St>) {
     let svc = h.svc.clone();
     let first = tokio::spawn(async move { send(&svc, req(Some("k-drop"), "acme", "{}")).await });
     entered(&h.effects, 1).await;
-    assert_eq!(
-        send(&h.svc, req(Some("k-drop"), "acme", "{}")).await.0,
-        StatusCode::CONFLICT
-    );
+    // Bounded: if the lease did not hold, this request would run and wait at
+    // the gate for ever.
+    let second = tokio::time::timeout(
+        Duration::from_secs(10),
+        send(&h.svc, req(Some("k-drop"), "acme", "{}")),
+    )
+    .await;
+    assert_eq!(second.map(|r| r.0), Ok(StatusCode::CONFLICT));
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
     h.gate.add_permits(1_000);
@@ -499,6 +503,45 @@ async fn expiry_forgets_the_key() {
     assert!(layer().deny_header("bad header").is_err());
 }
 
+/// Expiry is 1 s to 30 days and the lease 1 s to 1 h, every bound
+/// inclusive; an accepted setting is the one the layer then holds (its
+/// `Debug` shows the settings, never the store or the scope function).
+#[test]
+fn layer_settings_bounds_are_inclusive() {
+    let ms = Duration::from_millis;
+    let (second, hour, month) = (ms(1_000), ms(3_600_000), ms(30 * 86_400_000));
+    let layer = || IdempotencyLayer::new(Arc::new(MemoryIdempotencyStore::new(1)), |_| None);
+    assert!(layer().expiry(second - ms(1)).is_err());
+    assert!(layer().expiry(month + ms(1)).is_err());
+    assert!(layer().lease(second - ms(1)).is_err());
+    assert!(layer().lease(hour + ms(1)).is_err());
+    let low = layer()
+        .expiry(second)
+        .unwrap()
+        .lease(second)
+        .unwrap()
+        .max_body(1)
+        .unwrap()
+        .required(false);
+    assert_eq!(
+        format!("{low:?}"),
+        "IdempotencyLayer { required: false, expiry: 1s, lease: 1s, max_body: 1, deny: [], .. }"
+    );
+    let high = layer()
+        .expiry(month)
+        .unwrap()
+        .lease(hour)
+        .unwrap()
+        .deny_header("X-Trace")
+        .unwrap()
+        .deny_header("x-trace")
+        .unwrap();
+    assert_eq!(
+        format!("{high:?}"),
+        "IdempotencyLayer { required: true, expiry: 2592000s, lease: 3600s, max_body: 1048576, deny: [\"x-trace\"], .. }"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hundred_concurrent_identical_requests_one_side_effect() {
     one_side_effect(harness(true)).await;
@@ -690,6 +733,19 @@ mod redis_store {
     }
 
     shared_store_tests!(h);
+
+    /// `Debug` names the key prefix and nothing of the connection.
+    #[tokio::test]
+    async fn debug_shows_the_prefix_only() {
+        let Some(r) = hisn_test_support::redis("redis_idem_debug").await else {
+            return;
+        };
+        let s = RedisIdempotencyStore::new(r.connection().await, r.prefix()).unwrap();
+        assert_eq!(
+            format!("{s:?}"),
+            format!("RedisIdempotencyStore {{ prefix: {:?}, .. }}", r.prefix())
+        );
+    }
 }
 
 #[cfg(feature = "postgres")]
