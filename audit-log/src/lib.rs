@@ -18,6 +18,8 @@ pub use anchors::{
     Anchors, VerifierState, has_chain, require_anchor, verify_store, verify_store_witnessed,
 };
 pub use chain::{Link, chain_link, record_digest};
+#[doc(hidden)]
+pub use checkpoint::parse_checkpoint_edges;
 pub use checkpoint::{
     Checkpoint, CheckpointFault, CheckpointPolicy, CheckpointSink, Cosignature, CosigningKey,
     FileSink, MemorySink, NoteSignature, ORIGIN_PREFIX, SignedCheckpoint, SigningKey, StdoutSink,

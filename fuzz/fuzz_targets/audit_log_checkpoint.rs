@@ -1,5 +1,7 @@
-//! Fuzz the checkpoint note, key, operator-text and verifier-state parsers:
-//! never panic, and an accepted note renders back to the same text.
+//! Fuzz the checkpoint note, key, operator-text, store-log (with kept Merkle
+//! edges) and verifier-state parsers: never panic, an accepted note renders
+//! back to the same text, and a kept edge is returned only when it has the
+//! note's size and root.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -16,6 +18,14 @@ fuzz_target!(|data: &[u8]| {
     let _ = hisn_audit_log::SigningKey::from_text(text);
     let _ = hisn_audit_log::WitnessKey::from_text(text);
     let _ = hisn_audit_log::parse_checkpoint_log(text);
+    // The store's own log with the Merkle edge kept beside a note: an edge
+    // comes back only when it is one of the note's size and root.
+    for (cp, edge) in hisn_audit_log::parse_checkpoint_edges(text) {
+        if let Some(f) = edge {
+            assert_eq!(f.size(), cp.checkpoint.size);
+            assert_eq!(Some(f.root()), cp.checkpoint.root);
+        }
+    }
     if let Ok(cps) = hisn_audit_log::parse_checkpoint_text(text) {
         let mut anchors = hisn_audit_log::Anchors::new();
         for cp in cps {

@@ -181,7 +181,14 @@ pub(crate) fn read_checkpoint_edges(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let text = String::from_utf8_lossy(&text);
+    Ok(parse_checkpoint_edges(&String::from_utf8_lossy(&text)))
+}
+
+/// The parser behind [`read_checkpoint_edges`] (public for fuzzing, not API):
+/// each note that parses, with its kept edge when that edge is well formed,
+/// has the note's size and hashes to its root.
+#[doc(hidden)]
+pub fn parse_checkpoint_edges(text: &str) -> Vec<(SignedCheckpoint, Option<Frontier>)> {
     let mut out = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let Ok(cp) = parse_log_line(line) else {
@@ -193,7 +200,7 @@ pub(crate) fn read_checkpoint_edges(
             .and_then(|h| edge_of(&cp, &h));
         out.push((cp, edge));
     }
-    Ok(out)
+    out
 }
 
 /// The edge in `hex` when it is one for `cp`'s size and hashes to its root.
@@ -260,5 +267,91 @@ pub fn parse_checkpoint_text(text: &str) -> Result<Vec<SignedCheckpoint>> {
             }
         }
         out.push(SignedCheckpoint::parse(&note)?);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{Checkpoint, SigningKey};
+    use crate::event::TenantId;
+    use crate::merkle::leaf_hash;
+
+    /// A rooted checkpoint of a tree of `n` leaves and its edge.
+    fn rooted(n: u8) -> (SignedCheckpoint, Frontier) {
+        let mut f = Frontier::new();
+        for i in 0..n {
+            f.push(leaf_hash(&crate::chain::Link([i; 32])));
+        }
+        let t = TenantId::parse("acme").unwrap();
+        let k = SigningKey::from_bytes("k", &[3; 32]).unwrap();
+        let cp = Checkpoint::new(
+            &t,
+            u64::from(n),
+            crate::chain::Link::GENESIS,
+            crate::clock::Timestamp::from_unix_micros(1),
+        )
+        .with_root(f.root());
+        (k.sign(cp), f)
+    }
+
+    fn hex_of(f: &Frontier) -> String {
+        f.roots().map(hex::encode).collect()
+    }
+
+    #[test]
+    fn an_edge_is_read_back_only_whole_of_the_notes_size_and_root() {
+        let (cp, f) = rooted(11);
+        assert_eq!(edge_of(&cp, &hex_of(&f)), Some(f.clone()));
+        // Trailing bytes, a missing or changed hash, another tree's edge.
+        assert_eq!(edge_of(&cp, &format!("{}00", hex_of(&f))), None);
+        assert_eq!(
+            edge_of(&cp, &format!("{}{}", hex_of(&f), "00".repeat(32))),
+            None
+        );
+        let h = hex_of(&f);
+        assert_eq!(edge_of(&cp, &h[..h.len() - 64]), None);
+        let changed = format!("{}{}", if h.starts_with('0') { "1" } else { "0" }, &h[1..]);
+        assert_eq!(edge_of(&cp, &changed), None);
+        let (_, other) = rooted(12);
+        assert_eq!(edge_of(&cp, &hex_of(&other)), None);
+        assert_eq!(edge_of(&cp, "not hex"), None);
+        // A note without a root keeps no edge.
+        let (plain, _) = rooted(0);
+        assert_eq!(edge_of(&plain, ""), Some(Frontier::new()));
+        let t = TenantId::parse("acme").unwrap();
+        let k = SigningKey::from_bytes("k", &[3; 32]).unwrap();
+        let unrooted = k.sign(Checkpoint::new(
+            &t,
+            11,
+            crate::chain::Link::GENESIS,
+            crate::clock::Timestamp::from_unix_micros(1),
+        ));
+        assert_eq!(edge_of(&unrooted, &hex_of(&f)), None);
+    }
+
+    #[test]
+    fn the_store_log_keeps_the_edge_beside_its_note_and_only_of_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoints.jsonl");
+        let (cp, f) = rooted(5);
+        let (_, wrong) = rooted(6);
+        append_checkpoint_log_with_edge(&path, &cp, Some(&f)).unwrap();
+        append_checkpoint_log_with_edge(&path, &cp, Some(&wrong)).unwrap();
+        append_checkpoint_log(&path, &cp).unwrap();
+        let got = read_checkpoint_edges(&path).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (cp.clone(), Some(f)),
+                (cp.clone(), None),
+                (cp.clone(), None)
+            ]
+        );
+        // Readers of notes only see the same three notes.
+        assert_eq!(
+            read_checkpoint_log(&path).unwrap(),
+            vec![cp.clone(), cp.clone(), cp]
+        );
     }
 }

@@ -38,6 +38,8 @@ use crate::event::TenantId;
 mod log;
 mod witness;
 
+#[doc(hidden)]
+pub use log::parse_checkpoint_edges;
 pub use log::{
     CheckpointSink, FileSink, MemorySink, StdoutSink, parse_checkpoint_log, parse_checkpoint_text,
     parse_notes, read_checkpoint_log,

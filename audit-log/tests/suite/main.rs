@@ -26,6 +26,7 @@ mod postgres_prune;
 mod props;
 mod pruned_roots;
 mod review_attacks;
+mod review_edges;
 mod subject_index;
 mod tamper_file;
 mod tamper_memory;

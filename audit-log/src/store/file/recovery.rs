@@ -342,6 +342,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
         }
     }
     finish_prune(&mut ti, tdir, write)?;
+    check.reached(ti.size());
     if ti.first_seq != 0 {
         // The tree starts at record 0, whose leaves are gone.
         ti.frontier = None;
@@ -423,6 +424,15 @@ impl RootCheck {
             self.failed = Some(seq);
         }
         self.prev = *link;
+    }
+
+    /// The chain ends at `size`: a checkpoint beyond it means the chain was
+    /// cut back below a size already signed (a rollback; the records since
+    /// may differ from the ones it covered), which no check above compared.
+    fn reached(&mut self, size: u64) {
+        if self.failed.is_none() && self.marks.keys().any(|s| *s > size) {
+            self.failed = Some(size);
+        }
     }
 }
 

@@ -347,11 +347,13 @@ impl Shared {
     /// (size within `b`, at or after its prune point) whose edge is known:
     /// the one kept beside its note, else `fallback`'s (checked against the
     /// signed root by whoever gives it), extended with the records since,
-    /// which must chain from its signed head to `b.head`. `None` when there
-    /// is no candidate; `Some(None)` when no candidate has a usable edge, or
-    /// the records do not chain from the first one that does (they disagree
-    /// with a signed checkpoint: no root is signed over them, and
-    /// verification names the damage).
+    /// which must chain from its signed head to `b.head` and reach the head
+    /// (and root, when it has one) of every newer note of `keys` on the way.
+    /// `None` when there is no candidate; `Some(None)` when no candidate has
+    /// a usable edge, the records do not chain from the first one that does
+    /// or disagree with a newer note, or a note of `keys` lies beyond
+    /// `b.size` (a rollback): no root is signed over them, and verification
+    /// names the damage.
     pub(super) fn frontier_from_edges(
         &self,
         tenant: &TenantId,
@@ -360,17 +362,29 @@ impl Shared {
         fallback: &dyn Fn(&Checkpoint) -> Result<Option<Frontier>>,
     ) -> Result<Option<Option<Frontier>>> {
         let origin = crate::checkpoint::origin_for(tenant);
-        let mut candidates: Vec<(Checkpoint, Option<Frontier>)> = self
+        // Every note of `keys` in range, rooted or not: the records extended
+        // from an older edge must agree with each newer one (its head, and
+        // its root when it has one), not only chain from the older head.
+        let mut signed: Vec<(Checkpoint, Option<Frontier>)> = self
             .checkpoint_edges(tenant)?
             .into_iter()
-            .filter(|(c, _)| c.checkpoint.origin == origin && c.checkpoint.root.is_some())
-            .filter(|(c, _)| {
-                c.checkpoint.size > 0
-                    && c.checkpoint.size >= b.first_seq
-                    && c.checkpoint.size <= b.size
-            })
+            .filter(|(c, _)| c.checkpoint.origin == origin)
+            .filter(|(c, _)| c.checkpoint.size > 0 && c.checkpoint.size >= b.first_seq)
             .filter(|(c, _)| c.verify(keys).is_ok())
             .map(|(c, e)| (c.checkpoint, e))
+            .collect();
+        // A note beyond the head: the chain was cut back below a size the key
+        // signed (or a writer appended and signed since `b` was read); the
+        // records up to `b` were never compared with it, so no root.
+        if signed.iter().any(|(c, _)| c.size > b.size) {
+            return Ok(Some(None));
+        }
+        signed.retain(|(c, _)| c.size <= b.size);
+        let mut marks: Vec<Checkpoint> = signed.iter().map(|(c, _)| c.clone()).collect();
+        marks.sort_by_key(|c| c.size);
+        let mut candidates: Vec<(Checkpoint, Option<Frontier>)> = signed
+            .into_iter()
+            .filter(|(c, _)| c.root.is_some())
             .collect();
         candidates.sort_by_key(|c| std::cmp::Reverse(c.0.size));
         let none_usable = !candidates.is_empty();
@@ -380,8 +394,21 @@ impl Shared {
                 Some(e) => Some(e),
                 None => fallback(&cp)?,
             };
-            if let Some(f) = start {
-                return crate::store::frontier_from_records(&read, tenant, f, cp.head, b).map(Some);
+            if let Some(mut f) = start {
+                let mut prev = cp.head;
+                for m in marks.iter().filter(|m| m.size >= cp.size) {
+                    let to = Bounds {
+                        size: m.size,
+                        head: m.head,
+                        ..Bounds::EMPTY
+                    };
+                    match crate::store::frontier_from_records(&read, tenant, f, prev, &to)? {
+                        Some(g) if m.root.is_none_or(|r| r == g.root()) => f = g,
+                        _ => return Ok(Some(None)),
+                    }
+                    prev = m.head;
+                }
+                return crate::store::frontier_from_records(&read, tenant, f, prev, b).map(Some);
             }
         }
         Ok(none_usable.then_some(None))

@@ -1,0 +1,250 @@
+//! Outside review of the kept Merkle edge (`"frontier"` beside each rooted
+//! note) and of the subject-index check: attacks kept as regression tests.
+
+use std::fs;
+use std::os::unix::fs::FileExt as _;
+use std::path::Path;
+
+use hisn_audit_log::merkle::{Hash, leaf_hash, root};
+use hisn_audit_log::{
+    AuditRead, Durability, FileStore, FileStoreOptions, SignedCheckpoint, TenantId, chain_link,
+    record_digest,
+};
+
+use crate::common::*;
+
+fn opts() -> FileStoreOptions {
+    FileStoreOptions::default()
+        .durability(Durability::OsBuffered)
+        .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES * 8)
+}
+
+fn leaves<S: AuditRead + ?Sized>(s: &S, t: &TenantId, from: u64, to: u64) -> Vec<Hash> {
+    let out: Vec<Hash> = s
+        .read_range(t, from, to)
+        .unwrap()
+        .into_iter()
+        .map(|r| leaf_hash(&record_digest(&r.unwrap().bytes)))
+        .collect();
+    assert_eq!(out.len() as u64, to - from);
+    out
+}
+
+fn segments(dir: &Path, t: &TenantId) -> Vec<std::path::PathBuf> {
+    let mut segs: Vec<_> = fs::read_dir(tdir(dir, t))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+/// Flip a byte of record `seq` (frame CRC fixed) and relink every later
+/// record, as someone who can write the store but holds no key would.
+fn edit_relink(dir: &Path, t: &TenantId, seq: u64) {
+    use hisn_audit_log::store::segment::{encode_frame, parse_segment};
+    let mut prev = None;
+    for seg in segments(dir, t) {
+        let bytes = fs::read(&seg).unwrap();
+        let parsed = parse_segment(&bytes).unwrap();
+        let file = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        for (i, f) in parsed.frames.iter().enumerate() {
+            let s = parsed.header.first_seq + i as u64;
+            let mut rec = bytes[f.record_range()].to_vec();
+            if s < seq {
+                prev = Some(f.link);
+                continue;
+            }
+            if s == seq {
+                let n = rec.len() - 1;
+                rec[n] ^= 0x01;
+            }
+            let link = chain_link(
+                t.as_str().as_bytes(),
+                s,
+                &prev.unwrap(),
+                &record_digest(&rec),
+            );
+            file.write_all_at(&encode_frame(&rec, &link, f.synced), f.offset)
+                .unwrap();
+            prev = Some(link);
+        }
+    }
+}
+
+/// Remove the kept edge (`"frontier"`) of the note of size `size` in `t`'s
+/// checkpoint log, keeping the signed note itself (as a store written before
+/// edges were kept would hold it, or as anyone who can write the file can).
+fn strip_edge(dir: &Path, t: &TenantId, size: u64) {
+    let log = tdir(dir, t).join("checkpoints.jsonl");
+    let text = fs::read_to_string(&log).unwrap();
+    let mut stripped = 0;
+    let out: String = text
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let cp = SignedCheckpoint::parse(v["note"].as_str().unwrap()).unwrap();
+            if cp.checkpoint.size == size && v.get("frontier").is_some() {
+                v.as_object_mut().unwrap().remove("frontier");
+                stripped += 1;
+            }
+            format!("{v}\n")
+        })
+        .collect();
+    assert_eq!(stripped, 1, "one note of size {size} had an edge");
+    fs::write(&log, out).unwrap();
+}
+
+/// Class: an older kept edge extended past a newer signed note that
+/// disagrees with the records.
+///
+/// Root cause: `Shared::frontier_from_edges` takes the newest signed, rooted
+/// note whose edge is usable and extends it with the records since, checking
+/// only that they chain from that note's head to the current head. A newer
+/// note of the same key whose edge is missing (a store written before edges
+/// were kept, or an edge anyone who can write `checkpoints.jsonl` removed or
+/// truncated) was skipped, and nothing compared the extended records with its
+/// signed head and root. Records edited and relinked between the two notes
+/// then chained from the older note's head, and `checkpoint_now` (writable
+/// after a restart, or read-only) signed a root over the edited records even
+/// though the key had already signed a contradicting root. The extension now
+/// also passes through every newer note of the key in range: the records
+/// must reach each one's head, with its root.
+#[test]
+fn an_older_edge_is_never_extended_past_a_newer_note_it_contradicts() {
+    for pruned in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let t = tenant("acme");
+        let k = key("audit", 7);
+        let s = FileStore::open(d.path(), opts()).unwrap();
+        for i in 0..300 {
+            s.append(event(&t, i)).unwrap();
+        }
+        let mut all = leaves(&s, &t, 0, 300);
+        if pruned {
+            let end = s.segment_ends(&t).unwrap()[0];
+            let receipt = s.export(&t, end).unwrap().receipt;
+            s.prune(&receipt, "ops", &clock()).unwrap();
+            assert!(s.bounds(&t).unwrap().first_seq > 0);
+            all.extend(leaves(&s, &t, 300, 301));
+        }
+        let a = s.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+        let base = a.checkpoint.size;
+        assert_eq!(a.checkpoint.root, Some(root(&all)));
+        for i in 0..40 {
+            s.append(event(&t, 1000 + i)).unwrap();
+        }
+        let b = s.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+        for i in 40..45 {
+            s.append(event(&t, 1000 + i)).unwrap();
+        }
+        let size = s.bounds(&t).unwrap().size;
+        all.extend(leaves(&s, &t, base, size));
+        let unedited = root(&all);
+        s.close().unwrap();
+
+        // Edit a record between the two notes, relink, drop the newer edge.
+        edit_relink(d.path(), &t, base + 20);
+        strip_edge(d.path(), &t, b.checkpoint.size);
+
+        let honest = |c: &SignedCheckpoint| {
+            c.checkpoint.root.is_none() || c.checkpoint.root == Some(unedited)
+        };
+        let s = FileStore::open(d.path(), opts()).unwrap();
+        let cp = s.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+        assert_eq!(cp.checkpoint.size, size);
+        assert!(honest(&cp), "writable, pruned {pruned}: {cp:?}");
+        let run = s.checkpoint_verified(Some(&t), &k, now()).unwrap();
+        assert!(run.signed.iter().all(honest), "verified, pruned {pruned}");
+        s.close().unwrap();
+        let ro = FileStore::open_read_only(d.path()).unwrap();
+        let cp = ro.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+        assert!(honest(&cp), "read-only, pruned {pruned}: {cp:?}");
+        let run = ro.checkpoint_verified(Some(&t), &k, now()).unwrap();
+        assert!(run.signed.iter().all(honest), "ro verified, pruned {pruned}");
+    }
+}
+
+/// Cut `t`'s chain to its first `keep` records (whole frames off the end of
+/// the segment holding record `keep`, later segments removed, the synced
+/// mark dropped), as someone who can write the store would roll it back.
+fn truncate(dir: &Path, t: &TenantId, keep: u64) {
+    use hisn_audit_log::store::segment::parse_segment;
+    let _ = fs::remove_file(tdir(dir, t).join("synced.mark"));
+    for seg in segments(dir, t) {
+        let bytes = fs::read(&seg).unwrap();
+        let parsed = parse_segment(&bytes).unwrap();
+        let first = parsed.header.first_seq;
+        if first >= keep && first > 0 {
+            fs::remove_file(&seg).unwrap();
+            let _ = fs::remove_file(seg.with_extension("sidx"));
+            continue;
+        }
+        let cut = usize::try_from(keep - first).unwrap();
+        if let Some(f) = parsed.frames.get(cut) {
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&seg)
+                .unwrap()
+                .set_len(f.offset)
+                .unwrap();
+        }
+    }
+}
+
+/// Class: a chain rolled back below a kept checkpoint and edited.
+///
+/// Root cause: the checks that stop roots being signed over edited records
+/// compare the records with the notes kept in the store only at the sizes
+/// the chain reaches (`RootCheck` on a writable open; the notes in range in
+/// `frontier_from_edges`). A chain cut below the newest note (and edited
+/// and relinked above an older one) never reaches that note's size, so
+/// nothing compared it: the writer's root over the edited, shorter chain was
+/// signed, a root that contradicts the one the key had signed at the larger
+/// size. A note of the key beyond the chain's head now stops roots (the head
+/// alone is signed, and verification names the rollback).
+#[test]
+fn a_chain_cut_below_a_kept_note_and_edited_is_never_signed_a_root_over() {
+    for pruned in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let t = tenant("acme");
+        let k = key("audit", 7);
+        let s = FileStore::open(d.path(), opts()).unwrap();
+        for i in 0..300 {
+            s.append(event(&t, i)).unwrap();
+        }
+        if pruned {
+            let end = s.segment_ends(&t).unwrap()[0];
+            let receipt = s.export(&t, end).unwrap().receipt;
+            s.prune(&receipt, "ops", &clock()).unwrap();
+            assert!(s.bounds(&t).unwrap().first_seq > 0);
+        }
+        let a = s.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+        let base = a.checkpoint.size;
+        for i in 0..40 {
+            s.append(event(&t, 1000 + i)).unwrap();
+        }
+        s.checkpoint_now(Some(&t), &k, now()).unwrap();
+        let first = s.bounds(&t).unwrap().first_seq;
+        s.close().unwrap();
+
+        edit_relink(d.path(), &t, base + 10);
+        truncate(d.path(), &t, base + 30);
+
+        let s = FileStore::open(d.path(), opts()).unwrap();
+        let b = s.bounds(&t).unwrap();
+        assert_eq!((b.first_seq, b.size), (first, base + 30), "pruned {pruned}");
+        let cp = s.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+        assert_eq!(cp.checkpoint.root, None, "writable, pruned {pruned}");
+        let run = s.checkpoint_verified(Some(&t), &k, now()).unwrap();
+        assert!(
+            run.signed.iter().all(|c| c.checkpoint.root.is_none()),
+            "verified, pruned {pruned}"
+        );
+        s.close().unwrap();
+        let ro = FileStore::open_read_only(d.path()).unwrap();
+        let cp = ro.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+        assert_eq!(cp.checkpoint.root, None, "read-only, pruned {pruned}");
+    }
+}
