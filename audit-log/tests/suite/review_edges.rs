@@ -162,7 +162,10 @@ fn an_older_edge_is_never_extended_past_a_newer_note_it_contradicts() {
         let cp = ro.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
         assert!(honest(&cp), "read-only, pruned {pruned}: {cp:?}");
         let run = ro.checkpoint_verified(Some(&t), &k, now()).unwrap();
-        assert!(run.signed.iter().all(honest), "ro verified, pruned {pruned}");
+        assert!(
+            run.signed.iter().all(honest),
+            "ro verified, pruned {pruned}"
+        );
     }
 }
 
