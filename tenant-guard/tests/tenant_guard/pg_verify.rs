@@ -316,6 +316,65 @@ async fn verify_reports_permissive_policies_beside_the_tenant_policy() {
     fx.teardown().await;
 }
 
+/// The generated permissive policy is the only one allowed, and only exactly
+/// as generated: another permissive policy is reported even when both its
+/// predicates are the tenant's, and so is the generated one when its `USING`
+/// alone or its `WITH CHECK` alone is not the tenant predicate, or when it is
+/// narrowed to one command. (Permissive policies are OR-ed: any of these
+/// would widen or change what the application role reaches.)
+#[tokio::test]
+async fn verify_accepts_only_the_generated_permissive_policy_exactly() {
+    let Some(fx) = fixture("tg_verify_permissive_exact", 1).await else {
+        return;
+    };
+    let role = &fx.role;
+    let pred = "tenant_id = (select public.hisn_tenant_guard_current_tenant())";
+    let extra = |policy: &str| {
+        vec![Finding::ExtraPermissivePolicy {
+            table: "assets".into(),
+            policy: policy.into(),
+        }]
+    };
+    let generated = format!(
+        "drop policy hisn_tenant_access on assets; create policy hisn_tenant_access on assets \
+         as permissive for all to \"{role}\" using ({pred}) with check ({pred})"
+    );
+    for (break_it, found, repair) in [
+        (
+            format!(
+                "create policy tenant_copy on assets as permissive for all to \"{role}\" \
+                 using ({pred}) with check ({pred})"
+            ),
+            extra("tenant_copy"),
+            "drop policy tenant_copy on assets".to_owned(),
+        ),
+        (
+            "alter policy hisn_tenant_access on assets using (true)".to_owned(),
+            extra("hisn_tenant_access"),
+            generated.clone(),
+        ),
+        (
+            "alter policy hisn_tenant_access on assets with check (true)".to_owned(),
+            extra("hisn_tenant_access"),
+            generated.clone(),
+        ),
+        (
+            format!(
+                "drop policy hisn_tenant_access on assets; create policy hisn_tenant_access \
+                 on assets as permissive for select to \"{role}\" using ({pred})"
+            ),
+            extra("hisn_tenant_access"),
+            generated.clone(),
+        ),
+    ] {
+        exec(&fx.admin, &break_it).await;
+        assert_eq!(findings(&fx).await, found, "{break_it}");
+        exec(&fx.admin, &repair).await;
+        assert_eq!(findings(&fx).await, [], "{repair}");
+    }
+    fx.teardown().await;
+}
+
 #[tokio::test]
 async fn verify_reports_a_tenant_policy_without_with_check() {
     let Some(fx) = fixture("tg_verify_with_check", 1).await else {
