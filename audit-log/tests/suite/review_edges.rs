@@ -251,3 +251,44 @@ fn a_chain_cut_below_a_kept_note_and_edited_is_never_signed_a_root_over() {
         assert_eq!(cp.checkpoint.root, None, "read-only, pruned {pruned}");
     }
 }
+
+/// Class: `hisn audit checkpoint` (`checkpoint_from_records`) signing a root
+/// over records edited below a checkpoint the store kept.
+///
+/// Root cause: `checkpoint_from_records` verified the chain from record 0
+/// with no checkpoints at all (`Verifier::new(tenant, &[], None)`), so a
+/// record edited and relinked while the store was closed verified, and the
+/// CLI signed (and kept, with its edge) a root over the edited records,
+/// contradicting the root the key had signed before; and that kept edge then
+/// seeded every later root. The records are now compared, as they are read,
+/// with every note of the key in the store (head and root at its size), and
+/// a note beyond the head (a rollback) refuses too.
+#[test]
+fn a_checkpoint_from_every_record_refuses_records_edited_below_a_kept_note() {
+    for cut in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let t = tenant("acme");
+        let k = key("audit", 7);
+        let s = FileStore::open(d.path(), opts()).unwrap();
+        for i in 0..40 {
+            s.append(event(&t, i)).unwrap();
+        }
+        s.checkpoint_now(Some(&t), &k, now()).unwrap();
+        for i in 40..45 {
+            s.append(event(&t, i)).unwrap();
+        }
+        s.close().unwrap();
+        edit_relink(d.path(), &t, 7);
+        if cut {
+            truncate(d.path(), &t, 30);
+        }
+        let ro = FileStore::open_read_only(d.path()).unwrap();
+        let before = ro.checkpoints(&t).unwrap().len();
+        let r = ro.checkpoint_from_records(&t, &k, now());
+        assert!(
+            matches!(r, Err(hisn_audit_log::Error::Corrupt { .. })),
+            "cut {cut}: {r:?}"
+        );
+        assert_eq!(ro.checkpoints(&t).unwrap().len(), before, "nothing kept");
+    }
+}

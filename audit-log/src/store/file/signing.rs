@@ -200,7 +200,9 @@ impl FileStore {
     /// are read in chunks (memory stays bounded) and checked as
     /// [`Verifier::verify_range`](crate::Verifier::verify_range) checks them
     /// from genesis: any break, unreadable record or a head other than the
-    /// chain's refuses. `hisn audit checkpoint` signs this way: `O(n)`, but
+    /// chain's refuses, and so do records that disagree with a note of `key`
+    /// kept in the store (its head and root at its size) or a note of `key`
+    /// beyond the head (the chain was cut back). `hisn audit checkpoint` signs this way: `O(n)`, but
     /// it vouches for every record, not only those since the last
     /// checkpoint ([`checkpoint_verified`](Self::checkpoint_verified)).
     ///
@@ -221,6 +223,20 @@ impl FileStore {
         if b.first_seq > 0 {
             return Err(Error::NotFound);
         }
+        // The records must also agree with every note of this key the store
+        // kept (head, and root when it has one, at its size), and none may
+        // lie beyond the head: a chain edited and relinked below a kept
+        // note, or cut back below one, verifies on its own.
+        let keys = TrustedKeys::new().with(key.verifying_key());
+        let origin = crate::checkpoint::origin_for(tenant);
+        let mut marks: HashMap<u64, Vec<(Link, Option<Hash>)>> = HashMap::new();
+        for c in self.checkpoints(tenant)? {
+            if c.checkpoint.origin == origin && c.verify(&keys).is_ok() {
+                let c = c.checkpoint;
+                marks.entry(c.size).or_default().push((c.head, c.root));
+            }
+        }
+        let mut disagrees = marks.keys().any(|s| *s > b.size);
         let mut frontier = Frontier::new();
         let records = (0..b.size.div_ceil(WHOLE_CHUNK))
             .flat_map(|c| {
@@ -236,11 +252,18 @@ impl FileStore {
                     frontier.push(crate::merkle::leaf_hash(&crate::chain::record_digest(
                         &r.bytes,
                     )));
+                    if let Some(ms) = marks.get(&frontier.size()) {
+                        let root = frontier.root();
+                        disagrees |= !ms
+                            .iter()
+                            .all(|(h, m)| *h == r.link && m.is_none_or(|m| m == root));
+                    }
                 }
             });
         let report = crate::verify::Verifier::new(tenant, &[], None)
             .verify_range(crate::verify::Start::Genesis, records)?;
-        if !report.breaks.is_empty()
+        if disagrees
+            || !report.breaks.is_empty()
             || report.size != b.size
             || report.head != b.head
             || frontier.size() != b.size
