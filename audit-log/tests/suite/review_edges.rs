@@ -292,3 +292,47 @@ fn a_checkpoint_from_every_record_refuses_records_edited_below_a_kept_note() {
         assert_eq!(ro.checkpoints(&t).unwrap().len(), before, "nothing kept");
     }
 }
+
+/// Class: a chain whose kept notes carry no root (signed before roots
+/// existed, or head-only) read from record 0 past them.
+///
+/// Root cause: with no rooted note of the key, `frontier_from_edges`
+/// answered "no candidate" and the signer read the chain from record 0,
+/// checking only that the records chain: a head the key had signed (without
+/// a root) was never compared, so records edited and relinked below it were
+/// signed a root by `checkpoint_now` (writable, after `RootCheck` had already
+/// withdrawn the writer's root, and read-only). The read from record 0 now
+/// passes through every note of the key too.
+#[test]
+fn a_chain_read_from_genesis_must_reach_every_head_only_note() {
+    let d = tempfile::tempdir().unwrap();
+    let t = tenant("acme");
+    let k = key("audit", 7);
+    let s = FileStore::open(d.path(), opts()).unwrap();
+    for i in 0..45 {
+        s.append(event(&t, i)).unwrap();
+    }
+    let head = s.read_range(&t, 39, 40).unwrap().remove(0).unwrap().link;
+    let unedited = root(&leaves(&s, &t, 0, 45));
+    s.close().unwrap();
+    // A note of the key at 40 with the head only, as an older version kept.
+    let note = k.sign(hisn_audit_log::Checkpoint::new(&t, 40, head, now()));
+    let line = serde_json::json!({ "note": note.to_note() });
+    fs::write(
+        tdir(d.path(), &t).join("checkpoints.jsonl"),
+        format!("{line}\n"),
+    )
+    .unwrap();
+    edit_relink(d.path(), &t, 20);
+    let honest =
+        |c: &SignedCheckpoint| c.checkpoint.root.is_none() || c.checkpoint.root == Some(unedited);
+    let s = FileStore::open(d.path(), opts()).unwrap();
+    let cp = s.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+    assert!(honest(&cp), "writable: {cp:?}");
+    s.close().unwrap();
+    let ro = FileStore::open_read_only(d.path()).unwrap();
+    let cp = ro.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
+    assert!(honest(&cp), "read-only: {cp:?}");
+    let run = ro.checkpoint_verified(Some(&t), &k, now()).unwrap();
+    assert!(run.signed.iter().all(honest), "verified");
+}

@@ -372,7 +372,9 @@ impl Shared {
     /// signed root by whoever gives it), extended with the records since,
     /// which must chain from its signed head to `b.head` and reach the head
     /// (and root, when it has one) of every newer note of `keys` on the way.
-    /// `None` when there is no candidate; `Some(None)` when no candidate has
+    /// With no rooted note of `keys` but head-only ones, a chain from record
+    /// 0 is read whole through them. `None` when `keys` signed no note in
+    /// range (the caller reads the chain itself); `Some(None)` when no candidate has
     /// a usable edge, the records do not chain from the first one that does
     /// or disagree with a newer note, or a note of `keys` lies beyond
     /// `b.size` (a rollback): no root is signed over them, and verification
@@ -410,31 +412,45 @@ impl Shared {
             .filter(|(c, _)| c.root.is_some())
             .collect();
         candidates.sort_by_key(|c| std::cmp::Reverse(c.0.size));
-        let none_usable = !candidates.is_empty();
         let read = |from, to| self.read_range(tenant, from, to);
+        // `f` (ending at a record whose link is `prev`) extended to `b`
+        // through every note at or after its size.
+        let through = |mut f: Frontier, mut prev: Link| -> Result<Option<Frontier>> {
+            let from = f.size();
+            for m in marks.iter().filter(|m| m.size >= from) {
+                let to = Bounds {
+                    size: m.size,
+                    head: m.head,
+                    ..Bounds::EMPTY
+                };
+                match crate::store::frontier_from_records(&read, tenant, f, prev, &to)? {
+                    Some(g) if m.root.is_none_or(|r| r == g.root()) => f = g,
+                    _ => return Ok(None),
+                }
+                prev = m.head;
+            }
+            crate::store::frontier_from_records(&read, tenant, f, prev, b)
+        };
+        if candidates.is_empty() {
+            // No rooted note: a chain from record 0 is read whole, through
+            // the head-only notes of `keys` (`None` without any, for the
+            // caller's own read).
+            return match (marks.is_empty(), b.first_seq) {
+                (true, _) => Ok(None),
+                (false, 0) => through(Frontier::new(), Link::GENESIS).map(Some),
+                (false, _) => Ok(Some(None)),
+            };
+        }
         for (cp, edge) in candidates.into_iter().take(EDGE_CANDIDATES) {
             let start = match edge {
                 Some(e) => Some(e),
                 None => fallback(&cp)?,
             };
-            if let Some(mut f) = start {
-                let mut prev = cp.head;
-                for m in marks.iter().filter(|m| m.size >= cp.size) {
-                    let to = Bounds {
-                        size: m.size,
-                        head: m.head,
-                        ..Bounds::EMPTY
-                    };
-                    match crate::store::frontier_from_records(&read, tenant, f, prev, &to)? {
-                        Some(g) if m.root.is_none_or(|r| r == g.root()) => f = g,
-                        _ => return Ok(Some(None)),
-                    }
-                    prev = m.head;
-                }
-                return crate::store::frontier_from_records(&read, tenant, f, prev, b).map(Some);
+            if let Some(f) = start {
+                return through(f, cp.head).map(Some);
             }
         }
-        Ok(none_usable.then_some(None))
+        Ok(Some(None))
     }
 
     /// Make `f` (the edge over `b`) the writer's edge of `tenant`, unless the
