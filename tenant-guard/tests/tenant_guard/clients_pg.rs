@@ -450,6 +450,28 @@ async fn verify_reports_a_client_table_without_its_client_policy() {
     )).await;
     assert!(rls::verify(&f.app, &plain).await.unwrap().is_clean());
     assert!(!rls::verify(&f.app, &tables).await.unwrap().is_clean());
+    // The grant predicate in `USING` alone, or in `WITH CHECK` alone, is no
+    // client policy: reads or writes would reach other clients.
+    let pred = rls::client_predicate("client_id", &[]).unwrap();
+    let client_policy = |using: &str, check: &str| {
+        format!(
+            "drop policy hisn_client_isolation on ledger; create policy hisn_client_isolation on ledger \
+             as restrictive for all to public using ({using}) with check ({check})"
+        )
+    };
+    for (using, check) in [(pred.as_str(), "true"), ("true", pred.as_str())] {
+        exec_as(&f.admin, &f.owner, &client_policy(using, check)).await;
+        let found = rls::verify(&f.app, &plain).await.unwrap().findings;
+        assert!(
+            found.contains(&Finding::MissingClientPolicy {
+                table: "ledger".into(),
+                column: "client_id".into()
+            }),
+            "using {using}, check {check}: {found:?}"
+        );
+    }
+    exec_as(&f.admin, &f.owner, &client_policy(&pred, &pred)).await;
+    assert!(rls::verify(&f.app, &plain).await.unwrap().is_clean());
     // The role gate's policies: dropping or widening one is reported.
     let gated = rls::tables_from_registry(&registry()).unwrap();
     let salaries: Vec<_> = gated
