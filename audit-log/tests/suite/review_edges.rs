@@ -336,3 +336,119 @@ fn a_chain_read_from_genesis_must_reach_every_head_only_note() {
     let run = ro.checkpoint_verified(Some(&t), &k, now()).unwrap();
     assert!(run.signed.iter().all(honest), "verified");
 }
+
+/// A `.sidx` for `seg` (bytes) claiming `count` records, with the subject
+/// keys of its first `count` records and consistent checksums, as anyone
+/// who can write the store can write one (the file has no MAC).
+fn forged_index(seg: &[u8], count: usize) -> Vec<u8> {
+    use hisn_audit_log::store::segment::parse_segment;
+    use sha2::{Digest as _, Sha256};
+    let parsed = parse_segment(seg).unwrap();
+    let frames = &parsed.frames[..count];
+    let mut keys: std::collections::BTreeMap<String, Vec<u32>> = Default::default();
+    for (i, f) in frames.iter().enumerate() {
+        let (_, e) = hisn_audit_log::decode_record(&seg[f.record_range()]).unwrap();
+        for k in e.subject_keys() {
+            keys.entry(k.to_owned()).or_default().push(i as u32);
+        }
+    }
+    let mut h = b"HISNSIX2".to_vec();
+    h.extend_from_slice(&(seg.len() as u64).to_le_bytes());
+    h.extend_from_slice(&Sha256::digest(seg));
+    h.extend_from_slice(&parsed.header.first_seq.to_le_bytes());
+    h.extend_from_slice(&(count as u32).to_le_bytes());
+    h.extend_from_slice(&1u32.to_le_bytes());
+    h.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+    h.extend_from_slice(&120u64.to_le_bytes());
+    h.extend_from_slice(&(120 + 8 * count as u64).to_le_bytes());
+    let header_sum = Sha256::digest(&h);
+    h.extend_from_slice(&header_sum);
+    let mut bucket = Vec::new();
+    for (k, ps) in &keys {
+        bucket.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        bucket.extend_from_slice(k.as_bytes());
+        bucket.extend_from_slice(&(ps.len() as u32).to_le_bytes());
+        for p in ps {
+            bucket.extend_from_slice(&p.to_le_bytes());
+        }
+    }
+    let mut out = h;
+    for f in frames {
+        out.extend_from_slice(&f.offset.to_le_bytes());
+    }
+    let start = out.len() as u64 + 16;
+    out.extend_from_slice(&start.to_le_bytes());
+    out.extend_from_slice(&(start + bucket.len() as u64 + 32).to_le_bytes());
+    let mut bs = Sha256::new();
+    bs.update(b"hisn-audit-log:sidx-bucket-sum\0");
+    bs.update(header_sum);
+    bs.update(0u32.to_le_bytes());
+    bs.update(&bucket);
+    out.extend_from_slice(&bucket);
+    out.extend_from_slice(&bs.finalize());
+    let sum = Sha256::digest(&out);
+    out.extend_from_slice(&sum);
+    out
+}
+
+/// Class: an index claiming fewer records than its segment holds, with an
+/// empty segment after it that starts where the index says.
+///
+/// Root cause: the cold reader (`TenantReader`, `hisn audit report`) takes a
+/// sealed segment's record count from its index header, bound only by the
+/// next segment's first sequence number; the read-only open behind `hisn
+/// audit verify` counts the frames and does not check where the next
+/// segment's header says it starts. `disagreements` skipped an index whose
+/// count differs from the segment's frames as one "nothing accepts", yet the
+/// cold reader accepted it when an (empty, attacker-written) next segment
+/// started at that count: the segment's last records vanished from cold
+/// reports while the chain verified and the index check found nothing. An
+/// index the cold reader's header checks accept but whose count is not the
+/// segment's is now named.
+#[test]
+fn an_index_claiming_fewer_records_is_named_when_the_cold_reader_would_use_it() {
+    use hisn_audit_log::store::segment::{SegmentHeader, parse_segment};
+    let d = tempfile::tempdir().unwrap();
+    let t = tenant("acme");
+    let s = FileStore::open(d.path(), opts()).unwrap();
+    for i in 0..20 {
+        s.append(event(&t, i)).unwrap();
+    }
+    s.close().unwrap();
+    let segs = segments(d.path(), &t);
+    assert_eq!(segs.len(), 1);
+    let bytes = fs::read(&segs[0]).unwrap();
+    let parsed = parse_segment(&bytes).unwrap();
+    let n = parsed.frames.len();
+    let keep = n - 3;
+    // The hidden record names a subject the kept ones name too.
+    let hidden = format!("emp-{}", (n - 1) % 5);
+    let empty = SegmentHeader {
+        first_seq: keep as u64,
+        prev_link: parsed.frames[keep - 1].link,
+        segment_id: [9; 16],
+        ..parsed.header.clone()
+    };
+    fs::write(
+        tdir(d.path(), &t).join(format!("{keep:020}.seg")),
+        empty.encode(),
+    )
+    .unwrap();
+    let mut sidx = segs[0].as_os_str().to_owned();
+    sidx.push(".sidx");
+    fs::write(&sidx, forged_index(&bytes, keep)).unwrap();
+
+    let cold = hisn_audit_log::TenantReader::open(d.path(), &t).unwrap();
+    let seqs = cold.subject_seqs(&t, &hidden).unwrap();
+    let ro = FileStore::open_read_only(d.path()).unwrap();
+    let all = ro.subject_seqs(&t, &hidden).unwrap();
+    assert!(all.contains(&(n as u64 - 1)), "{all:?}");
+    if !cold.is_full_read() && !seqs.contains(&(n as u64 - 1)) {
+        // The cold reader hides the record: the check must name the index.
+        let v = ro.verify(&t, None, &[]).unwrap();
+        assert!(v.is_ok(), "the chain verifies: {v:?}");
+        let m = ro.check_subject_indexes(&t).unwrap();
+        assert_eq!(m.len(), 1, "the forged index is named");
+        assert!(m[0].keys > 0);
+    }
+}

@@ -502,15 +502,19 @@ pub(super) fn disagreements(segment: &Path) -> Result<(u64, u64)> {
         return Ok((first_seq, differing_keys(&records, &all, |_| true, true)));
     }
     // Otherwise the cold reader's view, when its header binds the index to
-    // this segment: every bucket that checks (a key of one that does not is
+    // this segment (length and first sequence number, as the cold reader
+    // checks them): every bucket that checks (a key of one that does not is
     // looked up in the decoded segment instead).
-    let Some(h) = read_header(index.as_slice()).filter(|h| {
-        h.segment_len == bytes.len() as u64
-            && h.first_seq == first_seq
-            && usize::try_from(h.count).is_ok_and(|c| c == offsets.len())
-    }) else {
+    let Some(h) = read_header(index.as_slice())
+        .filter(|h| h.segment_len == bytes.len() as u64 && h.first_seq == first_seq)
+    else {
         return Ok((first_seq, 0));
     };
+    // The cold reader takes the segment's record count from the header,
+    // bound only by where the next segment's header says it starts: a count
+    // other than the segment's hides its last records (or invents some)
+    // from cold reads whenever that next header agrees.
+    let miscounted = u64::from(usize::try_from(h.count).is_ok_and(|c| c != offsets.len()));
     let mut usable = vec![false; usize::try_from(h.nbuckets).unwrap_or(0)];
     let mut cold = Vec::new();
     for b in 0..h.nbuckets {
@@ -522,7 +526,8 @@ pub(super) fn disagreements(segment: &Path) -> Result<(u64, u64)> {
     cold.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let checked = |k: &str| usable[bucket_of(k.as_bytes(), h.nbuckets) as usize];
     // (Keys only the cold view lists are never asked for: not counted.)
-    Ok((first_seq, differing_keys(&records, &cold, checked, false)))
+    let n = differing_keys(&records, &cold, checked, false);
+    Ok((first_seq, n.max(miscounted)))
 }
 
 /// Keys (both lists sorted by key) on which `indexed` differs from
