@@ -256,6 +256,62 @@ async fn verify_reports_children_and_partitions_without_rls_or_directly_granted(
     fx.teardown().await;
 }
 
+/// A child holds only with all three of RLS enabled, RLS forced and a sound
+/// tenant policy: losing any one of them alone is reported.
+#[tokio::test]
+async fn verify_reports_a_child_missing_any_one_of_enable_force_and_policy() {
+    let Some(fx) = fixture("tg_verify_child_parts", 1).await else {
+        return;
+    };
+    exec_as(
+        &fx.admin,
+        &fx.owner,
+        "create table assets_archive () inherits (assets)",
+    )
+    .await;
+    exec_as(
+        &fx.admin,
+        &fx.owner,
+        &rls::generate_sql(
+            &rls::parse_tables("assets_archive:tenant_id").unwrap(),
+            &fx.role,
+            &crate::common::pg::key(),
+        )
+        .unwrap(),
+    )
+    .await;
+    exec_as(
+        &fx.admin,
+        &fx.owner,
+        &format!("revoke all on assets_archive from \"{}\"", fx.role),
+    )
+    .await;
+    assert_eq!(findings(&fx).await, []);
+    let child = [Finding::ChildWithoutRls {
+        table: "assets".into(),
+        child: "assets_archive".into(),
+    }];
+    for (break_it, repair) in [
+        (
+            "alter table assets_archive no force row level security",
+            "alter table assets_archive force row level security",
+        ),
+        (
+            "alter table assets_archive disable row level security",
+            "alter table assets_archive enable row level security",
+        ),
+        ("drop policy hisn_tenant_isolation on assets_archive", ""),
+    ] {
+        exec_as(&fx.admin, &fx.owner, break_it).await;
+        assert_eq!(findings(&fx).await, child, "{break_it}");
+        if !repair.is_empty() {
+            exec_as(&fx.admin, &fx.owner, repair).await;
+            assert_eq!(findings(&fx).await, [], "{repair}");
+        }
+    }
+    fx.teardown().await;
+}
+
 #[tokio::test]
 async fn verify_reports_tables_owned_by_a_superuser_or_bypassrls_role() {
     let Some(fx) = fixture("tg_verify_owner_bypass", 1).await else {
