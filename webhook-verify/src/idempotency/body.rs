@@ -105,3 +105,62 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn next_data<B: Body<Data = Bytes> + Unpin>(b: &mut B) -> Bytes
+    where
+        B::Error: std::fmt::Debug,
+    {
+        match b.frame().await {
+            Some(Ok(f)) => f.into_data().unwrap_or_default(),
+            other => panic!("no data frame: {:?}", other.map(|r| r.map(|_| ()))),
+        }
+    }
+
+    /// A buffered (stored or replayed) body reports its exact size and is
+    /// at its end only once sent: a server trusting `is_end_stream` or the
+    /// size hint must not cut the response short.
+    #[tokio::test]
+    async fn a_buffered_body_reports_its_size_and_its_end() {
+        let mut b = IdempotencyBody::<Full<Bytes>>::full(Bytes::from_static(b"hello"));
+        assert_eq!(format!("{b:?}"), "IdempotencyBody::Buffered");
+        assert!(!b.is_end_stream());
+        assert_eq!(b.size_hint().exact(), Some(5));
+        assert_eq!(next_data(&mut b).await, "hello");
+        assert!(b.is_end_stream());
+        assert!(IdempotencyBody::<Full<Bytes>>::full(Bytes::new()).is_end_stream());
+    }
+
+    /// A body sent on after its first bytes were read (too large to store)
+    /// sends that head first, counts it in the size hint, and is not at its
+    /// end while the head or the rest is still to come.
+    #[tokio::test]
+    async fn a_prefixed_body_sends_and_counts_its_head_first() {
+        let rest = Box::pin(Full::new(Bytes::from_static(b"world")));
+        let mut b = IdempotencyBody::prefixed(Some(Bytes::from_static(b"hello ")), rest);
+        assert_eq!(format!("{b:?}"), "IdempotencyBody::Inner");
+        assert!(!b.is_end_stream());
+        assert_eq!(b.size_hint().exact(), Some(11));
+        assert_eq!(next_data(&mut b).await, "hello ");
+        assert!(!b.is_end_stream());
+        assert_eq!(b.size_hint().exact(), Some(5));
+        assert_eq!(next_data(&mut b).await, "world");
+        assert!(b.is_end_stream());
+        // A head before a rest that is already finished.
+        let done = Box::pin(Full::new(Bytes::new()));
+        let mut h = IdempotencyBody::prefixed(Some(Bytes::from_static(b"x")), done);
+        assert!(!h.is_end_stream());
+        assert_eq!(h.size_hint().exact(), Some(1));
+        assert_eq!(next_data(&mut h).await, "x");
+        assert!(h.is_end_stream());
+        // No head: the inner body as it is.
+        let inner = IdempotencyBody::inner(Full::new(Bytes::from_static(b"abc")));
+        assert!(!inner.is_end_stream());
+        assert_eq!(inner.size_hint().exact(), Some(3));
+    }
+}

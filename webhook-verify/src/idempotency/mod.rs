@@ -147,6 +147,16 @@ mod tests {
         assert_eq!(parse_key(&q).map(|k| k.len()), Some(255));
     }
 
+    /// A bare `"` inside a quoted key ends the sf-string, so `"a"b"` is not a
+    /// key: read as `a"b` it would alias the escaped `"a\"b"`.
+    #[test]
+    fn unescaped_quote_inside_a_quoted_key_is_refused() {
+        assert_eq!(parse_key(br#""a\"b""#), Some("a\"b".into()));
+        assert_eq!(parse_key(br#""a"b""#), None);
+        assert_eq!(parse_key(br#""""#), None);
+        assert_eq!(parse_key(br#""a""""#), None);
+    }
+
     /// One piece of a generated header value: quotes, escapes, spaces,
     /// separators of other structured types, non-ASCII and control bytes.
     fn piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hisn_webhook_verify::ManualClock;
 use hisn_webhook_verify::idempotency::{
-    BODY_OMITTED_HEADER, IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore, RequestBody,
+    BODY_OMITTED_HEADER, Begin, IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore,
+    RequestBody, StoredResponse,
 };
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
@@ -590,9 +591,148 @@ async fn one_side_effect<St: IdempotencyStore>(h: Harness<St>) {
     assert_eq!((again.0, again.2), (first.0, first.2));
 }
 
+/// A memory store that records which store calls the layer makes.
+struct Recording {
+    inner: MemoryIdempotencyStore,
+    calls: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Recording {
+    fn log(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+
+    fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl IdempotencyStore for Recording {
+    fn begin(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: [u8; 32],
+        lease: Duration,
+    ) -> impl std::future::Future<Output = hisn_webhook_verify::Result<Begin>> + Send {
+        self.log("begin");
+        self.inner.begin(scope, key, fingerprint, lease)
+    }
+
+    fn renew(
+        &self,
+        scope: &str,
+        key: &str,
+        token: &hisn_webhook_verify::replay::ClaimToken,
+        lease: Duration,
+    ) -> impl std::future::Future<Output = hisn_webhook_verify::Result<bool>> + Send {
+        self.log("renew");
+        self.inner.renew(scope, key, token, lease)
+    }
+
+    fn finish(
+        &self,
+        scope: &str,
+        key: &str,
+        token: &hisn_webhook_verify::replay::ClaimToken,
+        response: StoredResponse,
+        expiry: Duration,
+    ) -> impl std::future::Future<Output = hisn_webhook_verify::Result<()>> + Send {
+        self.log("finish");
+        self.inner.finish(scope, key, token, response, expiry)
+    }
+
+    fn abort(
+        &self,
+        scope: &str,
+        key: &str,
+        token: &hisn_webhook_verify::replay::ClaimToken,
+    ) -> impl std::future::Future<Output = hisn_webhook_verify::Result<()>> + Send {
+        self.log("abort");
+        self.inner.abort(scope, key, token)
+    }
+}
+
+/// A settled request costs one `begin` and one `finish`: once the response
+/// is stored, the drop guard is disarmed and makes no further store call; a
+/// replay costs one `begin`.
+#[tokio::test]
+async fn a_settled_request_makes_no_further_store_call() {
+    let clock = Arc::new(ManualClock::new(1_700_000_000));
+    let store = Arc::new(Recording {
+        inner: MemoryIdempotencyStore::with_clock(10, clock.clone()),
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+    let h = harness_with(store.clone(), clock, false);
+    let first = send(&h.svc, req(Some("k"), "acme", "{}")).await;
+    assert_eq!(first.0, StatusCode::CREATED);
+    assert_eq!(store.calls(), ["begin", "finish"]);
+    let again = send(&h.svc, req(Some("k"), "acme", "{}")).await;
+    assert_eq!((again.0, again.2), (first.0, first.2));
+    assert_eq!(store.calls(), ["begin", "finish", "begin"]);
+}
+
+/// While a slow handler runs, the lease is renewed once every third of it
+/// (10 s for the default 30 s lease), not more often: each renewal is a
+/// store round trip.
+#[tokio::test(start_paused = true)]
+async fn the_lease_is_renewed_once_a_third_of_it() {
+    let clock = Arc::new(ManualClock::new(1_700_000_000));
+    let store = Arc::new(Recording {
+        inner: MemoryIdempotencyStore::with_clock(10, clock.clone()),
+        calls: std::sync::Mutex::new(Vec::new()),
+    });
+    let h = harness_with(store.clone(), clock, true);
+    let svc = h.svc.clone();
+    let slow = tokio::spawn(async move { send(&svc, req(Some("k"), "acme", "{}")).await });
+    entered(&h.effects, 1).await;
+    let renewals = || store.calls().iter().filter(|c| **c == "renew").count();
+    // 35 s in steps of about a second (each step lets the timers fire).
+    for _ in 0..35 {
+        tokio::time::advance(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let n = renewals();
+    assert!((3..=4).contains(&n), "{n} renewals in 35 s");
+    h.gate.add_permits(1);
+    assert_eq!(slow.await.unwrap().0, StatusCode::CREATED);
+}
+
+/// An inner service that is never ready.
+#[derive(Clone)]
+struct Unready;
+
+impl tower::Service<Request<RequestBody<Full<Bytes>>>> for Unready {
+    type Response = Response<Full<Bytes>>;
+    type Error = &'static str;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Err("overloaded"))
+    }
+
+    fn call(&mut self, _: Request<RequestBody<Full<Bytes>>>) -> Self::Future {
+        std::future::ready(Err("called while not ready"))
+    }
+}
+
+/// The layer passes on the inner service's readiness (tower's
+/// back-pressure), and its `Debug` shows nothing of the inner service.
+#[tokio::test]
+async fn the_inner_service_readiness_is_passed_on() {
+    let layer = IdempotencyLayer::new(Arc::new(MemoryIdempotencyStore::new(1)), |_| {
+        Some("t".into())
+    });
+    let mut svc = layer.layer(Unready);
+    assert_eq!(format!("{svc:?}"), "IdempotencyService { .. }");
+    assert_eq!(svc.ready().await.err(), Some("overloaded"));
+}
+
 /// Renew, finish and abort act only for the token that began the request.
 async fn store_token_contract<St: IdempotencyStore>(s: &St) {
-    use hisn_webhook_verify::idempotency::{Begin, StoredResponse};
     let lease = Duration::from_secs(30);
     let Begin::New(t) = s.begin("t", "k", [1; 32], lease).await.unwrap() else {
         panic!("new")

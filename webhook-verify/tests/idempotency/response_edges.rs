@@ -80,7 +80,12 @@ pub(super) async fn dropped_mid_response<St: IdempotencyStore>(store: Arc<St>) {
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
     for _ in 0..500 {
-        let resp = svc.clone().oneshot(call()).await.unwrap();
+        // Bounded: a retry that ran the handler again would wait for ever
+        // on its endless body.
+        let resp = tokio::time::timeout(Duration::from_secs(10), svc.clone().oneshot(call()))
+            .await
+            .unwrap_or_else(|_| panic!("the retry hung: {} runs", runs.load(Ordering::SeqCst)))
+            .unwrap();
         if resp.status() == StatusCode::CONFLICT {
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
