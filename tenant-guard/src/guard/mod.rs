@@ -454,6 +454,63 @@ mod tests {
         assert_eq!(g.cached(), 0);
     }
 
+    /// The documented limits, exactly: 8192 tokens are scoped and one more
+    /// is refused; a statement of 8192 bytes is cached and one byte more is
+    /// rewritten every time.
+    #[test]
+    fn token_and_cache_limits_are_eight_kib_exactly() {
+        let g = guard();
+        // `SELECT 1, 1, ..` with 4096 items: 8192 tokens.
+        let list = format!("SELECT 1{}", ", 1".repeat(4095));
+        assert!(g.scope(&list).is_ok());
+        assert_eq!(g.scope(&format!("{list};")), Err(GuardError::TooComplex));
+        let sized = |n: usize| {
+            let head = "SELECT id FROM assets WHERE name = '";
+            format!("{head}{}'", "x".repeat(n - head.len() - 1))
+        };
+        let g = guard();
+        g.scope(&sized(8192)).unwrap();
+        assert_eq!(g.cached(), 1);
+        g.scope(&sized(8193)).unwrap();
+        assert_eq!(g.cached(), 1);
+    }
+
+    /// The fuzzing token view lists the database's significant tokens by
+    /// kind, strings decoded, and passes on the lexer's refusal; the guard
+    /// reports its registry, dialect and the rewrites of both caches.
+    #[test]
+    fn fuzzing_tokens_are_the_database_reading() {
+        assert_eq!(
+            fuzzing::tokens("SELECT 'it''s' -- c\n, $1", Dialect::Postgres),
+            Ok(vec![
+                ("word", "SELECT".to_owned()),
+                ("string", "it's".to_owned()),
+                ("comment", "-- c".to_owned()),
+                ("op", ",".to_owned()),
+                ("placeholder", "$1".to_owned()),
+            ])
+        );
+        assert!(fuzzing::tokens("SELECT 'open", Dialect::Postgres).is_err());
+        let g = guard();
+        assert_eq!(g.registry().len(), 1);
+        // Both caches count: one client-scoped and one organisation-wide rewrite.
+        let g = QueryGuard::new(
+            TableRegistry::new()
+                .tenant_table("assets", "tenant_id")
+                .org_wide_roles(["firm_admin"])
+                .unwrap(),
+            Dialect::Postgres,
+        );
+        g.scope("SELECT id FROM assets").unwrap();
+        g.scope_for(
+            "SELECT id FROM assets",
+            &SessionScope::new(["firm_admin"], []),
+        )
+        .unwrap();
+        assert_eq!(g.cached(), 2);
+        assert_eq!(g.dialect(), Dialect::Postgres);
+    }
+
     #[test]
     fn zero_capacity_disables_the_cache() {
         let g = guard().with_cache_capacity(0);

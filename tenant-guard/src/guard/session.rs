@@ -117,4 +117,24 @@ mod tests {
         let parsed: Vec<String> = serde_json::from_str(&s.clients_json()).unwrap();
         assert_eq!(parsed, [a.to_string(), b.to_string()]);
     }
+
+    /// A verified context's session scope carries its roles, its grants and
+    /// its chosen active client, nothing else.
+    #[test]
+    fn from_context_takes_roles_grants_and_the_active_client() {
+        let a: ClientId = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa".parse().unwrap();
+        let b: ClientId = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb".parse().unwrap();
+        let ctx = TenantContext::new(
+            "11111111-1111-4111-8111-111111111111".parse().unwrap(),
+            "22222222-2222-4222-8222-222222222222".parse().unwrap(),
+            vec![crate::Role::MEMBER, crate::Role::ADMIN],
+            vec![b, a],
+        );
+        let s = SessionScope::from_context(&ctx);
+        assert_eq!(s.roles().collect::<Vec<_>>(), ["admin", "member"]);
+        assert_eq!(s.clients(), [a, b]);
+        assert_eq!(s.chosen_client(), None);
+        let s = SessionScope::from_context(&ctx.with_active_client(b));
+        assert_eq!(s.chosen_client(), Some(b));
+    }
 }
