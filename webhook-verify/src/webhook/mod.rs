@@ -469,6 +469,40 @@ mod tests {
         parsed::MAC_CALLS.with(std::cell::Cell::get)
     }
 
+    /// `key_index` names the key (in the order added) whose signature
+    /// verified, so an operator rotating secrets sees when the old one is no
+    /// longer used; `Debug` of a verified delivery shows its signed id.
+    #[test]
+    fn verified_names_the_key_that_verified_and_shows_its_id() {
+        let other = format!("whsec_{}", encoding::b64(&[9; 24]));
+        let both = Webhook::builder(Scheme::StandardWebhooks)
+            .secret(&other)
+            .unwrap()
+            .secret(SW_SECRET)
+            .unwrap()
+            .clock(Arc::new(ManualClock::new(1_614_265_330)))
+            .build()
+            .unwrap();
+        let v = both.verify(&sw_headers(SW_SIG), SW_BODY).unwrap();
+        assert_eq!(v.key_index(), 1);
+        assert_eq!(
+            format!("{v:?}"),
+            "Verified { key_index: 1, timestamp: Some(1614265330), \
+             event_id: Some(\"msg_p5jXN8AQM9LWM0D4loKWxJek\"), replay_digest: None }"
+        );
+        let signed_by_other = both
+            .sign(&SignInput::new(SW_BODY).id("msg_1").timestamp(1_614_265_330))
+            .unwrap();
+        let first_only = Webhook::builder(Scheme::StandardWebhooks)
+            .secret(&other)
+            .unwrap()
+            .clock(Arc::new(ManualClock::new(1_614_265_330)))
+            .build()
+            .unwrap();
+        let v = first_only.verify(&signed_by_other, SW_BODY).unwrap();
+        assert_eq!(v.key_index(), 0);
+    }
+
     #[test]
     fn at_most_one_mac_per_key_whatever_the_header_holds() {
         let mut b = Webhook::builder(Scheme::StandardWebhooks)
