@@ -185,6 +185,14 @@ mod tests {
         ));
     }
 
+    /// The length limit is exact: 64 KiB of text pass it (here, blank text
+    /// is then empty), one byte more is too complex.
+    #[test]
+    fn text_of_exactly_64_kib_passes_the_length_limit() {
+        assert_eq!(pg(&" ".repeat(65_536)).unwrap_err(), GuardError::Empty);
+        assert_eq!(pg(&" ".repeat(65_537)).unwrap_err(), GuardError::TooComplex);
+    }
+
     #[test]
     fn limits_and_empty_input() {
         assert_eq!(
