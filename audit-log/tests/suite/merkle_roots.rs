@@ -355,7 +355,7 @@ mod postgres {
     use hisn_audit_log::store::postgres::PgStore;
     use hisn_audit_log::{Checkpoint, Error};
 
-    async fn pg_root(store: &PgStore, t: &TenantId, size: u64) -> Hash {
+    pub(super) async fn pg_root(store: &PgStore, t: &TenantId, size: u64) -> Hash {
         let leaves: Vec<Hash> = store
             .read_range(t, 0, size)
             .await
@@ -519,5 +519,101 @@ mod postgres {
         let r = store.verify(&v, Some(&keys), &[]).await.unwrap();
         assert_eq!((r.verdict, r.seq), (Verdict::Tampered, Some(5)));
         assert_eq!(before.checkpoint.root, Some(pg_root(&store, &t, 30).await));
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod postgres_notes {
+    use super::postgres::pg_root;
+    use super::*;
+    use hisn_audit_log::{Checkpoint, Error, chain_link};
+
+    /// Class (found by review of the file store, the same gap here):
+    /// `PgStore::checkpoint` extended the newest kept edge and checked only
+    /// that the records since chain from its note's head. A newer note of
+    /// the key without an edge (a head-only note: signed before roots, or
+    /// its edge stripped) was never compared, so records edited *and
+    /// relinked* after the edge's note, by someone past the append-only
+    /// trigger, were signed a root. The extension now passes through every
+    /// newer note of the key (head, and root when it has one).
+    #[tokio::test]
+    async fn pg_edge_is_never_extended_past_a_newer_note_it_contradicts() {
+        let Some((_db, pool, store)) = setup("audit_pg_notes_between").await else {
+            return;
+        };
+        let t = tenant("acme");
+        let k = key("audit", 9);
+        for i in 0..300 {
+            store.append(&event(&t, i)).await.unwrap();
+        }
+        store.checkpoint(&t, &k, now()).await.unwrap();
+        for i in 300..400 {
+            store.append(&event(&t, i)).await.unwrap();
+        }
+        // A head-only note of this key at 350 (no edge kept beside it).
+        let head = store.read_range(&t, 349, 350).await.unwrap()[0].link;
+        sqlx::query("INSERT INTO hisn_audit_checkpoint (tenant, size, note) VALUES ($1, 350, $2)")
+            .bind(t.as_str())
+            .bind(k.sign(Checkpoint::new(&t, 350, head, now())).to_note())
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Untouched: the next checkpoint passes through the note and is rooted.
+        let cp = store.checkpoint(&t, &k, now()).await.unwrap();
+        assert_eq!(cp.checkpoint.root, Some(pg_root(&store, &t, 400).await));
+        for i in 400..410 {
+            store.append(&event(&t, i)).await.unwrap();
+        }
+        // Another head-only note, at 405, newer than every kept edge (400).
+        let head = store.read_range(&t, 404, 405).await.unwrap()[0].link;
+        sqlx::query("INSERT INTO hisn_audit_checkpoint (tenant, size, note) VALUES ($1, 405, $2)")
+            .bind(t.as_str())
+            .bind(k.sign(Checkpoint::new(&t, 405, head, now())).to_note())
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Records 402.. edited and relinked as the table owner: they still
+        // chain from the edge's head at 400, not to the note at 405.
+        let rows = store.read_range(&t, 401, 410).await.unwrap();
+        let mut prev = rows[0].link;
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("ALTER TABLE hisn_audit_log DISABLE TRIGGER hisn_audit_log_no_change")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        for r in &rows[1..] {
+            let mut rec = r.bytes.clone();
+            if r.seq == 402 {
+                let n = rec.len() - 1;
+                rec[n] ^= 1;
+            }
+            let link = chain_link(t.as_str().as_bytes(), r.seq, &prev, &record_digest(&rec));
+            sqlx::query(
+                "UPDATE hisn_audit_log SET record = $3, link = $4 WHERE tenant = $1 AND seq = $2",
+            )
+            .bind(t.as_str())
+            .bind(i64::try_from(r.seq).unwrap())
+            .bind(&rec)
+            .bind(link.0.to_vec())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            prev = link;
+        }
+        sqlx::query("ALTER TABLE hisn_audit_log ENABLE ALWAYS TRIGGER hisn_audit_log_no_change")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let edited = pg_root(&store, &t, 410).await;
+        match store.checkpoint(&t, &k, now()).await {
+            Err(Error::Corrupt { .. }) => {}
+            Ok(cp) => assert_ne!(
+                cp.checkpoint.root,
+                Some(edited),
+                "a root over edited records"
+            ),
+            Err(e) => panic!("{e}"),
+        }
     }
 }

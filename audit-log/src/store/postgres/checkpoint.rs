@@ -110,9 +110,73 @@ impl PgStore {
                 return Ok(None);
             }
         };
+        let (mut frontier, mut prev) = (frontier, prev);
+        // Through every newer note of the key on the way (its head, and its
+        // root when it has one): records edited and relinked after the
+        // edge's note still chain from its head, but not to a later note's.
+        for (size, head, root) in Self::notes_between(conn, tenant, frontier.size(), b, key).await?
+        {
+            let to = Bounds {
+                size,
+                head,
+                ..Bounds::EMPTY
+            };
+            frontier = Self::extend_from_rows(conn, tenant, frontier, prev, &to).await?;
+            if root.is_some_and(|r| r != frontier.root()) {
+                return Err(refuse(size.saturating_sub(1)));
+            }
+            prev = head;
+        }
         Self::extend_from_rows(conn, tenant, frontier, prev, b)
             .await
             .map(Some)
+    }
+
+    /// Size, head and root of each note `key` signed for `tenant` with a
+    /// size in `(after, b.size]`, ascending (notes that do not parse or
+    /// verify are skipped; two verified notes of one size that disagree
+    /// refuse, as a fork).
+    async fn notes_between(
+        conn: &mut PgConnection,
+        tenant: &TenantId,
+        after: u64,
+        b: &Bounds,
+        key: &SigningKey,
+    ) -> Result<Vec<(u64, Link, Option<Hash>)>> {
+        let keys = TrustedKeys::new().with(key.verifying_key());
+        let origin = crate::checkpoint::origin_for(tenant);
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT size, note FROM hisn_audit_checkpoint \
+             WHERE tenant = $1 AND size > $2 AND size <= $3 ORDER BY size",
+        )
+        .bind(tenant.as_str())
+        .bind(i64_of(after)?)
+        .bind(i64_of(b.size)?)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut out: Vec<(u64, Link, Option<Hash>)> = Vec::new();
+        for (size, note) in rows {
+            let Ok(cp) = SignedCheckpoint::parse(&note) else {
+                continue;
+            };
+            if cp.verify(&keys).is_err() {
+                continue;
+            }
+            let c = cp.checkpoint;
+            if c.origin != origin || u64::try_from(size).ok() != Some(c.size) {
+                continue;
+            }
+            match out.last_mut() {
+                Some((s, h, r)) if *s == c.size => {
+                    if *h != c.head || r.zip(c.root).is_some_and(|(a, b)| a != b) {
+                        return Err(refuse(c.size.saturating_sub(1)));
+                    }
+                    *r = r.or(c.root);
+                }
+                _ => out.push((c.size, c.head, c.root)),
+            }
+        }
+        Ok(out)
     }
 
     /// The newest stored edge (size at least `b.first_seq`, at most `b.size`)
