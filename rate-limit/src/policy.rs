@@ -117,6 +117,27 @@ pub struct Policy {
     tolerance_us: u64,
 }
 
+/// The label of a custom key kind follows the policy-name rule (checked
+/// outside `Policy::new`, which cargo-mutants never mutates: see
+/// docs/MUTATION.md).
+fn check_kind(kind: KeyKind) -> Result<()> {
+    if let KeyKind::Custom(label) = kind {
+        check_name(label)?;
+    }
+    Ok(())
+}
+
+/// Who sees a new policy's state in headers: a tenant-wide tier only to
+/// trusted callers (its remaining quota tells about other users' traffic),
+/// any other tier to everyone.
+fn default_disclosure(kind: KeyKind) -> Disclosure {
+    if kind == KeyKind::Tenant {
+        Disclosure::TrustedOnly
+    } else {
+        Disclosure::Always
+    }
+}
+
 impl Policy {
     /// `quota` units per `period`, keyed by `kind`, burst = quota, GCRA mode,
     /// fail-closed. `name` is 1..=32 of `[a-z0-9_.-]` (it appears in headers
@@ -128,14 +149,8 @@ impl Policy {
         kind: KeyKind,
     ) -> Result<Self> {
         check_name(name)?;
-        if let KeyKind::Custom(label) = kind {
-            check_name(label)?;
-        }
-        let disclosure = if kind == KeyKind::Tenant {
-            Disclosure::TrustedOnly
-        } else {
-            Disclosure::Always
-        };
+        check_kind(kind)?;
+        let disclosure = default_disclosure(kind);
         let mut p = Policy {
             name,
             quota,
@@ -306,6 +321,13 @@ pub struct Tiers {
 impl Tiers {
     /// 1..=[`MAX_TIERS`] policies with distinct names.
     pub fn new(policies: Vec<Policy>) -> Result<Self> {
+        Self::check_set(&policies)?;
+        Ok(Tiers { policies })
+    }
+
+    /// The rules [`Tiers::new`] checks (outside `new`, which cargo-mutants
+    /// never mutates: see docs/MUTATION.md).
+    fn check_set(policies: &[Policy]) -> Result<()> {
         if policies.is_empty() || policies.len() > MAX_TIERS {
             return Err(Error::InvalidConfig("a tier set holds 1..=8 policies"));
         }
@@ -314,7 +336,7 @@ impl Tiers {
                 return Err(Error::InvalidConfig("tier names must be distinct"));
             }
         }
-        Ok(Tiers { policies })
+        Ok(())
     }
 
     /// The policies, in order.
@@ -361,6 +383,26 @@ mod tests {
         assert!(Policy::new("x", nz(1), s, KeyKind::Custom("Bad")).is_err());
         assert!(Tiers::new(vec![]).is_err());
         assert!(Tiers::new(vec![p.clone(), p]).is_err());
+    }
+
+    #[test]
+    fn a_tier_set_holds_up_to_max_tiers_distinct_policies() {
+        const NAMES: [&str; MAX_TIERS + 1] = ["t0", "t1", "t2", "t3", "t4", "t5", "t6", "t7", "t8"];
+        let tiers = |n: usize| {
+            Tiers::new(
+                NAMES[..n]
+                    .iter()
+                    .map(|name| {
+                        Policy::new(name, nz(10), Duration::from_secs(1), KeyKind::Ip)
+                            .unwrap_or_else(|e| panic!("{e}"))
+                    })
+                    .collect(),
+            )
+        };
+        assert_eq!(MAX_TIERS, 8);
+        assert_eq!(tiers(1).map(|t| t.len()).ok(), Some(1));
+        assert_eq!(tiers(MAX_TIERS).map(|t| t.len()).ok(), Some(MAX_TIERS));
+        assert!(tiers(MAX_TIERS + 1).is_err());
     }
 
     #[test]

@@ -85,6 +85,17 @@ fn header_and_body_bounds_are_inclusive() {
     assert!(Limits::new(1, 4096, Limits::MAX_ENTRIES + 1).is_err());
 }
 
+/// Each limit must be non-zero on its own: one zero among valid values is
+/// refused (a zero body or header limit would refuse every delivery, a zero
+/// entry limit every signature).
+#[test]
+fn every_limit_is_refused_at_zero_on_its_own() {
+    assert!(Limits::new(1, 1, 1).is_ok());
+    assert!(Limits::new(0, 4096, 8).is_err());
+    assert!(Limits::new(1 << 20, 0, 8).is_err());
+    assert!(Limits::new(1 << 20, 4096, 0).is_err());
+}
+
 #[test]
 fn past_only_tolerance_bounds_the_past_exactly_and_not_the_future() {
     let wh = standard(Limits::DEFAULT, Tolerance::past_only(60).unwrap());

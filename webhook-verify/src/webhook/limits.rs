@@ -21,13 +21,20 @@ impl Tolerance {
 
     /// Separate past and future tolerances in seconds (each at most [`Tolerance::MAX_SECS`]).
     pub fn new(past_secs: u64, future_secs: u64) -> Result<Self> {
-        if past_secs > Self::MAX_SECS || future_secs > Self::MAX_SECS {
-            return Err(Error::InvalidConfig("tolerance exceeds one day"));
-        }
+        Self::within_bounds(past_secs, future_secs)?;
         Ok(Self {
             past: past_secs,
             future: Some(future_secs),
         })
+    }
+
+    /// The bounds [`Tolerance::new`] checks (outside `new`, which
+    /// cargo-mutants never mutates: see docs/MUTATION.md).
+    fn within_bounds(past_secs: u64, future_secs: u64) -> Result<()> {
+        if past_secs > Self::MAX_SECS || future_secs > Self::MAX_SECS {
+            return Err(Error::InvalidConfig("tolerance exceeds one day"));
+        }
+        Ok(())
     }
 
     /// Past-only mode, as Stripe's own libraries check: a timestamp older than
@@ -91,17 +98,24 @@ impl Limits {
     /// Checked limits: every value non-zero, `max_header` ≤ [`Limits::MAX_HEADER`],
     /// `max_entries` ≤ [`Limits::MAX_ENTRIES`].
     pub fn new(max_body: usize, max_header: usize, max_entries: usize) -> Result<Self> {
+        Self::within_bounds(max_body, max_header, max_entries)?;
+        Ok(Self {
+            max_body,
+            max_header,
+            max_entries,
+        })
+    }
+
+    /// The bounds [`Limits::new`] checks (outside `new`, which
+    /// cargo-mutants never mutates: see docs/MUTATION.md).
+    fn within_bounds(max_body: usize, max_header: usize, max_entries: usize) -> Result<()> {
         if max_body == 0 || max_header == 0 || max_entries == 0 {
             return Err(Error::InvalidConfig("limits must be non-zero"));
         }
         if max_header > Self::MAX_HEADER || max_entries > Self::MAX_ENTRIES {
             return Err(Error::InvalidConfig("limit above its maximum"));
         }
-        Ok(Self {
-            max_body,
-            max_header,
-            max_entries,
-        })
+        Ok(())
     }
 }
 
