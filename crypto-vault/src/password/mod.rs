@@ -83,17 +83,24 @@ impl PasswordParams {
     /// # Errors
     /// [`Error::InvalidConfig`] outside the documented ranges.
     pub fn new(m_cost: u32, t_cost: u32, p_cost: u32) -> Result<Self> {
+        Self::in_range(m_cost, t_cost, p_cost)?;
+        Ok(Self {
+            m_cost,
+            t_cost,
+            p_cost,
+        })
+    }
+
+    /// The ranges [`PasswordParams::new`] checks (outside `new`, which
+    /// cargo-mutants never mutates: see docs/MUTATION.md).
+    fn in_range(m_cost: u32, t_cost: u32, p_cost: u32) -> Result<()> {
         if !(1..=Self::MAX_P_COST).contains(&p_cost)
             || !(1..=Self::MAX_T_COST).contains(&t_cost)
             || !(Self::MIN_M_COST.max(8 * p_cost)..=Self::MAX_M_COST).contains(&m_cost)
         {
             return Err(Error::InvalidConfig("argon2 parameters out of range"));
         }
-        Ok(Self {
-            m_cost,
-            t_cost,
-            p_cost,
-        })
+        Ok(())
     }
 
     /// Memory cost in KiB.
