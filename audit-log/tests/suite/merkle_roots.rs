@@ -7,15 +7,13 @@
 use std::fs;
 use std::num::NonZeroU64;
 use std::os::unix::fs::FileExt as _;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hisn_audit_log::merkle::{Hash, leaf_hash, root};
 use hisn_audit_log::{
     AuditRead, AutoCheckpoint, CheckpointPolicy, Durability, EntryProof, FileStore,
-    FileStoreOptions, MemorySink, MemoryStore, SignedCheckpoint, TenantId, Verdict, chain_link,
-    record_digest,
+    FileStoreOptions, MemorySink, MemoryStore, SignedCheckpoint, TenantId, Verdict, record_digest,
 };
 
 use crate::common::*;
@@ -28,64 +26,13 @@ fn opts() -> FileStoreOptions {
 
 /// `merkle::root` over the record hashes of `t`'s first `size` records.
 fn root_of<S: AuditRead + ?Sized>(s: &S, t: &TenantId, size: u64) -> Hash {
-    let leaves: Vec<Hash> = s
-        .read_range(t, 0, size)
-        .unwrap()
-        .into_iter()
-        .map(|r| leaf_hash(&record_digest(&r.unwrap().bytes)))
-        .collect();
-    assert_eq!(leaves.len() as u64, size);
-    root(&leaves)
+    root(&leaves(s, t, 0, size))
 }
 
 #[track_caller]
 fn assert_rooted<S: AuditRead + ?Sized>(s: &S, t: &TenantId, cp: &SignedCheckpoint) {
     let size = cp.checkpoint.size;
     assert_eq!(cp.checkpoint.root, Some(root_of(s, t, size)), "size {size}");
-}
-
-/// Flip a byte of record `seq` (frame CRC fixed, so only the chain can
-/// tell); with `relink`, recompute every later link as someone who can
-/// write the store but holds no key would.
-fn edit(dir: &Path, t: &TenantId, seq: u64, relink: bool) {
-    use hisn_audit_log::store::segment::{encode_frame, parse_segment};
-    let mut segs: Vec<_> = fs::read_dir(tdir(dir, t))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
-    let mut prev = None;
-    for seg in segs {
-        let bytes = fs::read(&seg).unwrap();
-        let parsed = parse_segment(&bytes).unwrap();
-        let file = fs::OpenOptions::new().write(true).open(&seg).unwrap();
-        for (i, f) in parsed.frames.iter().enumerate() {
-            let s = parsed.header.first_seq + i as u64;
-            let mut rec = bytes[f.record_range()].to_vec();
-            let link = match prev {
-                _ if s < seq => {
-                    prev = Some(f.link);
-                    continue;
-                }
-                Some(p) if relink || s == seq => {
-                    if s == seq {
-                        let n = rec.len() - 1;
-                        rec[n] ^= 0x01;
-                    }
-                    let l = chain_link(t.as_str().as_bytes(), s, &p, &record_digest(&rec));
-                    if relink { l } else { f.link }
-                }
-                _ => break,
-            };
-            file.write_all_at(&encode_frame(&rec, &link, f.synced), f.offset)
-                .unwrap();
-            prev = Some(link);
-            if !relink {
-                return;
-            }
-        }
-    }
 }
 
 /// Class: only `hisn audit checkpoint` signed a Merkle root; the file
@@ -273,7 +220,7 @@ fn a_record_edited_while_closed_is_never_signed_a_root_over() {
         }
         let unedited = root_of(&s, &t, 45);
         s.close().unwrap();
-        edit(d.path(), &t, 7, relink);
+        edit_record(d.path(), &t, 7, relink);
         let s = FileStore::open(d.path(), opts()).unwrap();
         let edited = root_of(&s, &t, 45);
         assert_ne!(edited, unedited);
@@ -330,7 +277,7 @@ fn inclusion_proofs_come_from_the_tiles() {
     }
     let cp = s.checkpoint_now(Some(&t), &k, now()).unwrap().remove(0);
     s.close().unwrap();
-    edit(d.path(), &t, 10, false);
+    edit_record(d.path(), &t, 10, false);
     let ro = FileStore::open_read_only(d.path()).unwrap();
     for seq in [0, 10, 300, 700, 999] {
         let p = ro.merkle_inclusion(&t, seq, 1000).unwrap();

@@ -14,10 +14,10 @@ use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hisn_audit_log::merkle::{Hash, leaf_hash, root};
+use hisn_audit_log::merkle::{Hash, root};
 use hisn_audit_log::{
     AuditRead, AutoCheckpoint, CheckpointPolicy, Durability, FileStore, FileStoreOptions,
-    MemorySink, TenantId, Verdict, record_digest,
+    MemorySink, TenantId, Verdict,
 };
 
 use crate::common::*;
@@ -26,18 +26,6 @@ fn opts() -> FileStoreOptions {
     FileStoreOptions::default()
         .durability(Durability::OsBuffered)
         .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES)
-}
-
-/// Leaf hashes of `t`'s records `from..to` as the store holds them.
-fn leaves<S: AuditRead + ?Sized>(s: &S, t: &TenantId, from: u64, to: u64) -> Vec<Hash> {
-    let out: Vec<Hash> = s
-        .read_range(t, from, to)
-        .unwrap()
-        .into_iter()
-        .map(|r| leaf_hash(&record_digest(&r.unwrap().bytes)))
-        .collect();
-    assert_eq!(out.len() as u64, to - from);
-    out
 }
 
 /// A store of `n` records for `t`, every leaf kept aside (the pruned ones
@@ -277,12 +265,7 @@ fn a_checkpoint_from_every_record_refuses_a_record_that_does_not_verify() {
     }
     s.close().unwrap();
     // Change one byte of a record's body (its frame checksum no longer holds).
-    let seg = fs::read_dir(tdir(d.path(), &t))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .min()
-        .unwrap();
+    let seg = segment_files(d.path(), &t).remove(0);
     let mut bytes = fs::read(&seg).unwrap();
     let at = bytes.windows(4).position(|w| w == b"u-3\0").unwrap();
     bytes[at + 1] ^= 1;

@@ -42,6 +42,77 @@ pub(crate) fn event(t: &TenantId, i: u64) -> Event {
     b.build(&clock()).unwrap()
 }
 
+/// Leaf hashes (`merkle::leaf_hash` of each record digest) of `t`'s records
+/// `from..to`, as the store holds them.
+pub(crate) fn leaves<S: hisn_audit_log::AuditRead + ?Sized>(
+    s: &S,
+    t: &TenantId,
+    from: u64,
+    to: u64,
+) -> Vec<hisn_audit_log::merkle::Hash> {
+    let out: Vec<_> = s
+        .read_range(t, from, to)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            hisn_audit_log::merkle::leaf_hash(&hisn_audit_log::record_digest(&r.unwrap().bytes))
+        })
+        .collect();
+    assert_eq!(out.len() as u64, to - from);
+    out
+}
+
+/// The segment files of `t` in the file store at `dir`, oldest first.
+pub(crate) fn segment_files(dir: &std::path::Path, t: &TenantId) -> Vec<std::path::PathBuf> {
+    let mut segs: Vec<_> = std::fs::read_dir(tdir(dir, t))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    segs
+}
+
+/// Flip a byte of record `seq` in the file store at `dir` (frame CRC fixed,
+/// so only the chain can tell); with `relink`, recompute every later link as
+/// someone who can write the store but holds no key would.
+pub(crate) fn edit_record(dir: &std::path::Path, t: &TenantId, seq: u64, relink: bool) {
+    use hisn_audit_log::store::segment::{encode_frame, parse_segment};
+    use hisn_audit_log::{chain_link, record_digest};
+    use std::os::unix::fs::FileExt as _;
+    let mut prev = None;
+    for seg in segment_files(dir, t) {
+        let bytes = std::fs::read(&seg).unwrap();
+        let parsed = parse_segment(&bytes).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        for (i, f) in parsed.frames.iter().enumerate() {
+            let s = parsed.header.first_seq + i as u64;
+            let mut rec = bytes[f.record_range()].to_vec();
+            let link = match prev {
+                _ if s < seq => {
+                    prev = Some(f.link);
+                    continue;
+                }
+                Some(p) if relink || s == seq => {
+                    if s == seq {
+                        let n = rec.len() - 1;
+                        rec[n] ^= 0x01;
+                    }
+                    let l = chain_link(t.as_str().as_bytes(), s, &p, &record_digest(&rec));
+                    if relink { l } else { f.link }
+                }
+                _ => break,
+            };
+            file.write_all_at(&encode_frame(&rec, &link, f.synced), f.offset)
+                .unwrap();
+            prev = Some(link);
+            if !relink {
+                return;
+            }
+        }
+    }
+}
+
 pub(crate) fn key(name: &str, seed: u8) -> SigningKey {
     SigningKey::from_bytes(name, &[seed; 32]).unwrap()
 }
