@@ -450,12 +450,20 @@ pub(super) fn frame_offsets(frames: &[crate::store::segment::FrameRef]) -> Vec<u
 /// writer's critical path). A segment that does not parse cleanly is left
 /// unindexed.
 pub(super) fn index_sealed(segment: &Path) -> Result<()> {
+    index_from_file(segment, |_| {})
+}
+
+/// Index `segment` from its file, with `edit` applied to the subjects its
+/// records name before the index is written; a segment that does not parse
+/// cleanly is left unindexed.
+fn index_from_file(segment: &Path, edit: impl FnOnce(&mut SegSubjects)) -> Result<()> {
     let bytes = fs::read(segment)?;
     let parsed = parse_segment_synced(&bytes, 0)?;
     if !matches!(parsed.end, SegmentEnd::Clean) {
         return Ok(());
     }
-    let subjects = build(&bytes, &parsed.frames);
+    let mut subjects = build(&bytes, &parsed.frames);
+    edit(&mut subjects);
     write(
         segment,
         &bytes,
@@ -675,7 +683,7 @@ fn reseal_for_fuzzing(index: &mut [u8], segment: &[u8]) {
     }
 }
 
-/// Rewrite the index of the sealed `segment` so that it no longer lists
+/// Rewrite the index of the sealed (cleanly ending) `segment` so that it no longer lists
 /// `subject`, with every checksum and the segment binding consistent: what
 /// anyone able to write the store can do, as the file has no MAC (for tests
 /// of [`FileStore::check_subject_indexes`], not API).
@@ -684,17 +692,7 @@ fn reseal_for_fuzzing(index: &mut [u8], segment: &[u8]) {
 /// [`Error::Io`], or the segment's own parse errors.
 #[doc(hidden)]
 pub fn forge_index_omitting(segment: &Path, subject: &str) -> Result<()> {
-    let bytes = fs::read(segment)?;
-    let parsed = parse_segment_synced(&bytes, 0)?;
-    let mut subjects = build(&bytes, &parsed.frames);
-    subjects.retain(|(k, _)| k != subject);
-    write(
-        segment,
-        &bytes,
-        parsed.header.first_seq,
-        &frame_offsets(&parsed.frames),
-        &subjects,
-    )
+    index_from_file(segment, |s| s.retain(|(k, _)| k != subject))
 }
 
 /// The index file of a segment (for tests and seed corpora, not API).
