@@ -228,13 +228,9 @@ impl FileStore {
         // lie beyond the head: a chain edited and relinked below a kept
         // note, or cut back below one, verifies on its own.
         let keys = TrustedKeys::new().with(key.verifying_key());
-        let origin = crate::checkpoint::origin_for(tenant);
         let mut marks: HashMap<u64, Vec<(Link, Option<Hash>)>> = HashMap::new();
-        for c in self.checkpoints(tenant)? {
-            if c.checkpoint.origin == origin && c.verify(&keys).is_ok() {
-                let c = c.checkpoint;
-                marks.entry(c.size).or_default().push((c.head, c.root));
-            }
+        for (c, _) in self.shared.key_notes(tenant, &keys)? {
+            marks.entry(c.size).or_default().push((c.head, c.root));
         }
         let mut disagrees = marks.keys().any(|s| *s > b.size);
         let mut frontier = Frontier::new();
@@ -386,18 +382,11 @@ impl Shared {
         keys: &TrustedKeys,
         fallback: &dyn Fn(&Checkpoint) -> Result<Option<Frontier>>,
     ) -> Result<Option<Option<Frontier>>> {
-        let origin = crate::checkpoint::origin_for(tenant);
         // Every note of `keys` in range, rooted or not: the records extended
         // from an older edge must agree with each newer one (its head, and
         // its root when it has one), not only chain from the older head.
-        let mut signed: Vec<(Checkpoint, Option<Frontier>)> = self
-            .checkpoint_edges(tenant)?
-            .into_iter()
-            .filter(|(c, _)| c.checkpoint.origin == origin)
-            .filter(|(c, _)| c.checkpoint.size > 0 && c.checkpoint.size >= b.first_seq)
-            .filter(|(c, _)| c.verify(keys).is_ok())
-            .map(|(c, e)| (c.checkpoint, e))
-            .collect();
+        let mut signed = self.key_notes(tenant, keys)?;
+        signed.retain(|(c, _)| c.size > 0 && c.size >= b.first_seq);
         // A note beyond the head: the chain was cut back below a size the key
         // signed (or a writer appended and signed since `b` was read); the
         // records up to `b` were never compared with it, so no root.
@@ -451,6 +440,23 @@ impl Shared {
             }
         }
         Ok(Some(None))
+    }
+
+    /// The notes of `tenant` in the store's checkpoint log that `keys`
+    /// signed for its origin, each with the edge kept beside it (see
+    /// [`Self::checkpoint_edges`]).
+    fn key_notes(
+        &self,
+        tenant: &TenantId,
+        keys: &TrustedKeys,
+    ) -> Result<Vec<(Checkpoint, Option<Frontier>)>> {
+        let origin = crate::checkpoint::origin_for(tenant);
+        Ok(self
+            .checkpoint_edges(tenant)?
+            .into_iter()
+            .filter(|(c, _)| c.checkpoint.origin == origin && c.verify(keys).is_ok())
+            .map(|(c, e)| (c.checkpoint, e))
+            .collect())
     }
 
     /// Make `f` (the edge over `b`) the writer's edge of `tenant`, unless the
