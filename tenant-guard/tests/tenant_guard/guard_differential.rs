@@ -360,6 +360,66 @@ mod pg {
         fx.teardown().await;
     }
 
+    /// Typed string constants: the guard emits `type 'v'` as
+    /// `CAST('v' AS type)`, and PostgreSQL reads the emitted text as the same
+    /// value it reads the input as (typmods, time zones, JSON normalisation
+    /// included). What `sqlparser` alone reads as a typed constant, a type
+    /// followed by another value (`name[1]:a`, `DATE 5`), is refused; it is
+    /// no constant to PostgreSQL either (a syntax error).
+    #[tokio::test]
+    async fn typed_constants_mean_on_postgres_what_the_input_meant() {
+        use hisn_tenant_guard::guard::GuardError;
+        use hisn_tenant_guard::sqlx::{self, AssertSqlSafe};
+        let Some(fx) = fixture("tg_guard_typed_pg", 1).await else {
+            return;
+        };
+        let guard = QueryGuard::new(TableRegistry::parse_spec(SPEC).unwrap(), Dialect::Postgres);
+        let mut conn = fx.admin.acquire().await.unwrap();
+        for typed in [
+            "DATE '2024-01-31'",
+            "TIMESTAMP WITH TIME ZONE '2024-01-31 10:00:00+03'",
+            "numeric(5,2) '1.005'",
+            "varchar(3) 'abcdef'",
+            "uuid 'C0000000-0000-4000-8000-00000000000C'",
+            "int4 '42'",
+            r#"jsonb '{"b": 1, "a": [2]}'"#,
+            r#"jsonb E'["a\\b"]'"#,
+        ] {
+            let sql = format!("SELECT ({typed})::text AS v");
+            let scoped = guard.scope(&sql).unwrap_or_else(|e| panic!("{sql:?}: {e}"));
+            assert!(scoped.sql().contains("CAST("), "{}", scoped.sql());
+            let mut read = Vec::new();
+            for text in [sql.as_str(), scoped.sql()] {
+                let v: String = sqlx::raw_sql(AssertSqlSafe(text.to_owned()))
+                    .fetch_one(&mut *conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+                    .get(0);
+                read.push(v);
+            }
+            assert_eq!(read[1], read[0], "{sql:?} emitted as {:?}", scoped.sql());
+        }
+        for sql in [
+            "SELECT name[1]:a FROM assets",
+            "SELECT DATE 5",
+            "SELECT TIMESTAMP NULL",
+        ] {
+            assert!(
+                matches!(guard.scope(sql), Err(GuardError::Unsupported(_))),
+                "{sql:?}"
+            );
+            assert!(
+                sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .is_err(),
+                "{sql:?} runs on PostgreSQL"
+            );
+        }
+        conn.close().await.unwrap();
+        fx.teardown().await;
+    }
+
     /// The attack classes of `guard/rewrite/tests_attacks.rs`, run through
     /// the real pool on PostgreSQL (guard and RLS): each is refused, or runs
     /// and returns only tenant A's rows, or fails in the database (a name

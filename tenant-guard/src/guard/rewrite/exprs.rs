@@ -140,6 +140,38 @@ impl<'r> Rewriter<'r> {
         }
     }
 
+    /// A typed string constant (`DATE '2024-01-31'`) as the cast PostgreSQL
+    /// reads it as (its grammar turns `type 'string'` into the same type cast
+    /// node as `CAST('string' AS type)`). `sqlparser` also reads a type name
+    /// followed by any other value as a typed string (`DATE 5`, `DATE $1`,
+    /// `name[1]:a` as the type `name[1]` and the value `:a`), which the
+    /// printer would emit as text the database reads otherwise, or not at
+    /// all: only a string constant is accepted, and only on PostgreSQL
+    /// (SQLite has no typed constants: it reads `date '2024-01-31'` as a
+    /// column and an alias). Emitted as `CAST(.. AS type)`, whose printed
+    /// form the guard already relies on.
+    pub(super) fn typed_string(&self, typed: &TypedString) -> Result<Expr, GuardError> {
+        let TypedString {
+            data_type,
+            value,
+            uses_odbc_syntax,
+        } = typed;
+        require(
+            self.dialect == Dialect::Postgres,
+            "typed string constant on SQLite",
+        )?;
+        require(!uses_odbc_syntax, "ODBC typed constant")?;
+        match &value.value {
+            Value::SingleQuotedString(_) => Ok(Expr::Cast {
+                kind: CastKind::Cast,
+                expr: Box::new(Expr::Value(value.clone())),
+                data_type: data_type.clone(),
+                format: None,
+            }),
+            _ => Err(unsupported("typed constant whose value is not a string")),
+        }
+    }
+
     pub(super) fn exprs(&mut self, exprs: &mut [Expr], ctes: &[String]) -> Result<(), GuardError> {
         for e in exprs {
             self.expr(e, ctes)?;
@@ -171,13 +203,11 @@ impl<'r> Rewriter<'r> {
             Expr::UnaryOp { op, .. } if !allowed_unary(op) => {
                 return Err(GuardError::Unsupported(format!("operator `{op}`")));
             }
+            Expr::TypedString(typed) => *expr = self.typed_string(typed)?,
             _ => {}
         }
         match expr {
-            Expr::Identifier(_)
-            | Expr::TypedString(_)
-            | Expr::Wildcard(_)
-            | Expr::QualifiedWildcard(..) => {}
+            Expr::Identifier(_) | Expr::Wildcard(_) | Expr::QualifiedWildcard(..) => {}
             Expr::CompoundIdentifier(parts) => self.check_qualified(parts)?,
             Expr::Value(v) => {
                 if let Value::Placeholder(p) = &v.value {

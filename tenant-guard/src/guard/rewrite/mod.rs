@@ -9,15 +9,15 @@
 //! over a tenant table.
 
 use sqlparser::ast::{
-    AccessExpr, Assignment, AssignmentTarget, BinaryOperator, Delete, DoUpdate, Expr, FromTable,
-    Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArgumentList,
-    FunctionArguments, GroupByExpr, Ident, InTarget, Insert, JoinConstraint, JoinOperator,
-    JsonPathElem, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart, OnConflict,
-    OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectFlavor,
-    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SqliteOnConflict, Statement, Subscript,
-    TableAlias, TableFactor, TableObject, TableWithJoins, UnaryOperator, Update,
-    UpdateTableFromKind, Value, Values, WildcardAdditionalOptions, WindowFrameBound, WindowSpec,
-    WindowType,
+    AccessExpr, Assignment, AssignmentTarget, BinaryOperator, CastKind, Delete, DoUpdate, Expr,
+    FromTable, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, InTarget, Insert, JoinConstraint,
+    JoinOperator, JsonPathElem, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart,
+    OnConflict, OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, Query, Select,
+    SelectFlavor, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, SqliteOnConflict,
+    Statement, Subscript, TableAlias, TableFactor, TableObject, TableWithJoins, TypedString,
+    UnaryOperator, Update, UpdateTableFromKind, Value, Values, WildcardAdditionalOptions,
+    WindowFrameBound, WindowSpec, WindowType,
 };
 use sqlparser::dialect::{Dialect as SqlDialect, PostgreSqlDialect, SQLiteDialect};
 use sqlparser::keywords::ALL_KEYWORDS;

@@ -298,3 +298,59 @@ fn tables_without_column_lists_allow_only_the_tenant_column_qualified() {
         .is_ok()
     );
 }
+
+/// Root cause: a typed string constant was passed through unchecked and
+/// printed by `sqlparser`, which reads a type name followed by *any* value as
+/// one: `name[1]:a` (the array type `name[1]` and the placeholder `:a`) came
+/// out as `name[1] :a`, `DATE $1` and `DATE 5` as themselves, none of which
+/// PostgreSQL reads as the constant that was checked. A typed constant is now
+/// accepted only with a string value and only on PostgreSQL, and emitted as
+/// the cast PostgreSQL's grammar makes of it; SQLite has no typed constants
+/// (it reads `date '2024-01-31'` as a column and its alias).
+#[test]
+fn typed_string_constants_are_emitted_as_casts_and_other_typed_values_refused() {
+    assert_eq!(
+        pg("SELECT name FROM assets WHERE name = DATE '2024-01-31'").as_deref(),
+        Ok(
+            "SELECT name FROM assets WHERE (name = CAST('2024-01-31' AS DATE)) AND assets.tenant_id = $1"
+        )
+    );
+    assert_eq!(
+        pg("SELECT numeric(5,2) '1.005', TIMESTAMP WITH TIME ZONE $$2024-01-31 10:00$$").as_deref(),
+        Ok(
+            "SELECT CAST('1.005' AS NUMERIC(5,2)), CAST('2024-01-31 10:00' AS TIMESTAMP WITH TIME ZONE)"
+        )
+    );
+    // The value keeps the guard's own rendering (`E'..'` for a backslash).
+    assert_eq!(
+        pg(r#"SELECT jsonb E'["a\\b"]'"#).as_deref(),
+        Ok(r#"SELECT CAST(E'["a\\b"]' AS JSONB)"#)
+    );
+    let not_a_string = || {
+        Err::<String, _>(GuardError::Unsupported(
+            "typed constant whose value is not a string".into(),
+        ))
+    };
+    for sql in [
+        "SELECT name[1]:a FROM assets",
+        "SELECT name[1]:2 FROM assets",
+        "SELECT DATE 5",
+        "SELECT DATE $1",
+        "SELECT TIMESTAMP NULL",
+        "SELECT name FROM assets WHERE name = DATE TRUE",
+    ] {
+        assert_eq!(pg(sql), not_a_string(), "{sql}");
+    }
+    let on_sqlite = || {
+        Err::<String, _>(GuardError::Unsupported(
+            "typed string constant on SQLite".into(),
+        ))
+    };
+    for sql in [
+        "SELECT name FROM assets WHERE name = DATE '2024-01-31'",
+        "SELECT uuid 'c0000000-0000-4000-8000-00000000000c'",
+        "SELECT DATE 5",
+    ] {
+        assert_eq!(lite(sql), on_sqlite(), "{sql}");
+    }
+}
