@@ -38,15 +38,9 @@ impl SessionScope {
         roles: impl IntoIterator<Item = impl AsRef<str>>,
         clients: impl IntoIterator<Item = ClientId>,
     ) -> Self {
-        let mut roles: Vec<String> = roles.into_iter().map(|r| r.as_ref().to_owned()).collect();
-        roles.sort();
-        roles.dedup();
-        let mut clients: Vec<ClientId> = clients.into_iter().collect();
-        clients.sort();
-        clients.dedup();
         Self {
-            roles,
-            clients,
+            roles: sorted_unique(roles.into_iter().map(|r| r.as_ref().to_owned())),
+            clients: sorted_unique(clients),
             active: None,
         }
     }
@@ -103,6 +97,19 @@ impl SessionScope {
     }
 }
 
+/// `items` sorted, each once: a session's roles and grants compare equal
+/// whatever order the token listed them in, and a client granted twice is
+/// still the session's only grant (its `INSERT`s write into it).
+///
+/// Outside [`SessionScope::new`] because cargo-mutants never mutates inside a
+/// function named `new` (docs/MUTATION.md).
+fn sorted_unique<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut items: Vec<T> = items.into_iter().collect();
+    items.sort();
+    items.dedup();
+    items
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,5 +143,25 @@ mod tests {
         assert_eq!(s.chosen_client(), None);
         let s = SessionScope::from_context(&ctx.with_active_client(b));
         assert_eq!(s.chosen_client(), Some(b));
+    }
+
+    /// Roles and grants are a set: the order a token lists them in does not
+    /// matter, and a client granted twice is still the session's only grant,
+    /// so its `INSERT`s into a client-scoped table write into that client.
+    #[test]
+    fn roles_and_grants_are_sorted_sets() {
+        let a: ClientId = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa".parse().unwrap();
+        let b: ClientId = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb".parse().unwrap();
+        assert_eq!(
+            SessionScope::new(["x", "a"], [b, a]),
+            SessionScope::new(["a", "x", "a"], [a, b, a])
+        );
+        let twice = SessionScope::new(["member"], [b, b]);
+        assert_eq!(twice.clients(), [b]);
+        let guard = super::super::QueryGuard::new(
+            super::super::TableRegistry::parse_spec("ledger:tenant_id:client_id").unwrap(),
+            super::super::Dialect::Postgres,
+        );
+        assert_eq!(guard.active_client(&twice), Ok(b));
     }
 }
