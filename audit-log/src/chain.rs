@@ -113,4 +113,16 @@ mod tests {
         assert_ne!(l, chain_link(b"t", 1, &Link::GENESIS, &d));
         assert_eq!(Link::from_hex(&l.to_hex()).unwrap(), l);
     }
+
+    #[test]
+    fn link_displays_as_lower_case_hex_and_debugs_as_named_hex() {
+        let mut bytes = [0u8; 32];
+        bytes[0] = 0xab;
+        bytes[31] = 0x0f;
+        let l = Link(bytes);
+        let hex = format!("ab{}0f", "00".repeat(30));
+        assert_eq!(l.to_hex(), hex);
+        assert_eq!(l.to_string(), hex);
+        assert_eq!(format!("{l:?}"), format!("Link({hex})"));
+    }
 }

@@ -639,3 +639,139 @@ fn is_prune_record_for(bytes: &[u8], first_kept: u64, boundary: &Link) -> bool {
         .and_then(serde_json::Value::as_str)
         == Some(boundary.to_hex().as_str())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Verdict; 8] = [
+        Verdict::Intact,
+        Verdict::UnanchoredTail,
+        Verdict::Tampered,
+        Verdict::Truncated,
+        Verdict::Fork,
+        Verdict::UnknownSigningKey,
+        Verdict::BadCheckpoint,
+        Verdict::Unanchored,
+    ];
+
+    #[test]
+    fn verdict_names_are_stable_snake_case_and_only_intact_or_tail_pass() {
+        let names: Vec<(&str, String, bool)> = ALL
+            .iter()
+            .map(|v| (v.as_str(), v.to_string(), v.is_ok()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("intact", "intact".to_owned(), true),
+                ("unanchored_tail", "unanchored_tail".to_owned(), true),
+                ("tampered", "tampered".to_owned(), false),
+                ("truncated", "truncated".to_owned(), false),
+                ("fork", "fork".to_owned(), false),
+                (
+                    "unknown_signing_key",
+                    "unknown_signing_key".to_owned(),
+                    false
+                ),
+                ("bad_checkpoint", "bad_checkpoint".to_owned(), false),
+                ("unanchored", "unanchored".to_owned(), false),
+            ]
+        );
+    }
+
+    fn report(verified_from: u64, size: u64, anchored_size: u64) -> VerifyReport {
+        VerifyReport {
+            tenant: TenantId::parse("acme").unwrap(),
+            verdict: Verdict::Intact,
+            seq: None,
+            verified_from,
+            size,
+            anchored_size,
+            head: Link::GENESIS,
+            breaks: Vec::new(),
+            checkpoint: None,
+            skipped_checkpoints: 0,
+        }
+    }
+
+    #[test]
+    fn anchored_means_a_checkpoint_covers_a_checked_record_or_none_was_checked() {
+        // (verified_from, size, anchored_size) -> anchored
+        for (from, size, anchored, want) in [
+            (0, 0, 0, true),  // empty log: nothing to cover
+            (4, 4, 4, true),  // nothing checked after a checkpoint start
+            (0, 5, 0, false), // no checkpoint covers any record
+            (0, 5, 1, true),  // the first record is covered
+            (3, 5, 3, false), // covered only up to where the walk started
+            (3, 5, 4, true),  // one checked record covered
+            (3, 5, 5, true),
+        ] {
+            assert_eq!(
+                report(from, size, anchored).is_anchored(),
+                want,
+                "from {from} size {size} anchored {anchored}"
+            );
+        }
+    }
+
+    #[test]
+    fn report_json_carries_every_field_under_its_stable_name() {
+        let mut r = report(2, 9, 5);
+        r.verdict = Verdict::Tampered;
+        r.seq = Some(6);
+        r.head = Link([0xcd; 32]);
+        r.skipped_checkpoints = 3;
+        r.breaks = vec![
+            BrokenRange {
+                first: 6,
+                last: 6,
+                verdict: Verdict::Tampered,
+            },
+            BrokenRange {
+                first: 8,
+                last: 10,
+                verdict: Verdict::Truncated,
+            },
+        ];
+        assert_eq!(
+            r.to_json(),
+            serde_json::json!({
+                "tenant": "acme",
+                "verdict": "tampered",
+                "ok": false,
+                "seq": 6,
+                "verified_from": 2,
+                "size": 9,
+                "anchored_size": 5,
+                "head": "cd".repeat(32),
+                "breaks": [
+                    { "first": 6, "last": 6, "verdict": "tampered" },
+                    { "first": 8, "last": 10, "verdict": "truncated" },
+                ],
+                "checkpoint": null,
+                "skipped_checkpoints": 3,
+            })
+        );
+        r.verdict = Verdict::UnanchoredTail;
+        assert_eq!(r.to_json()["ok"], true);
+    }
+
+    #[test]
+    fn stored_record_debug_shows_position_length_and_link_never_the_record() {
+        let r = StoredRecord {
+            seq: 7,
+            bytes: b"alice@example.com".to_vec(),
+            link: Link([0xab; 32]),
+        };
+        let shown = format!("{r:?}");
+        assert_eq!(
+            shown,
+            format!(
+                "StoredRecord {{ seq: 7, len: 17, link: Link({}) }}",
+                "ab".repeat(32)
+            )
+        );
+        assert!(!shown.contains("alice"));
+    }
+}
