@@ -653,6 +653,10 @@ mod tests {
             vec![("assets", "tenant_id"), ("work_orders", "tenant_id")]
         );
         assert_eq!(r.shared_tables().collect::<Vec<_>>(), vec!["countries"]);
+        // A tenant table and an unknown name are not shared.
+        assert!(!r.is_shared("assets"));
+        assert!(!r.is_shared("nope"));
+        assert_eq!(r.len(), 3);
     }
 
     #[test]
@@ -693,6 +697,19 @@ mod tests {
                     Err(GuardError::InvalidRegistry(_))
                 ),
                 "{bad:?} accepted"
+            );
+        }
+    }
+
+    /// A parenthesis that does not open or close the one column list of an
+    /// entry is reported as such, not as a malformed name or list further on.
+    #[test]
+    fn unbalanced_parentheses_are_named_in_the_error() {
+        for bad in ["a:t(x))", "a:t((x)", "a:t(x", "a:t)x(", "a:t(x),b:u(y))"] {
+            assert_eq!(
+                TableRegistry::parse_spec(bad),
+                Err(GuardError::InvalidRegistry("unbalanced parentheses".into())),
+                "{bad:?}"
             );
         }
     }
@@ -775,6 +792,7 @@ mod tests {
         assert_eq!(pay[0].write_roles().collect::<Vec<_>>(), ["hr_admin"]);
         let w: Vec<_> = r.role_gates("w").collect();
         assert_eq!(w[0].write_roles().count(), 0);
+        assert_eq!(r.org_wide().collect::<Vec<_>>(), ["firm_admin"]);
         assert!(r.is_org_wide(["member", "firm_admin"].into_iter()));
         assert!(!r.is_org_wide(["member"].into_iter()));
         assert!(r.needs_session_scope());
@@ -787,6 +805,25 @@ mod tests {
         let r = r.parse_role_gates("hr.*=hr_any").unwrap();
         assert_eq!(r.role_gates("hr.pay").count(), 2);
         assert_eq!(r.role_gates("ledger").count(), 0);
+    }
+
+    /// A PostgreSQL pool signs the session's roles and grants into the
+    /// transaction when any one of these is registered: a table gate, a
+    /// schema gate, a client-scoped table. Each alone is enough.
+    #[test]
+    fn session_scope_is_needed_by_any_one_gate_or_client_table() {
+        let base = || TableRegistry::parse_spec("hr.pay:tenant_id,w:t").unwrap();
+        assert!(!base().needs_session_scope());
+        let table_gate = base().parse_role_gates("w=reader").unwrap();
+        let schema_gate = base().parse_role_gates("hr.*=hr_viewer").unwrap();
+        let client_table = base().client_table("ledger", "t", "client_id");
+        for (what, r) in [
+            ("table gate", table_gate),
+            ("schema gate", schema_gate),
+            ("client table", client_table),
+        ] {
+            assert!(r.needs_session_scope(), "{what}");
+        }
     }
 
     #[test]

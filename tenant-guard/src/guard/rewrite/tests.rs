@@ -453,3 +453,136 @@ fn tenant_column_is_quoted_exactly_when_it_is_not_a_plain_name() {
         );
     }
 }
+
+/// Clauses other dialects' grammars give `sqlparser` (SQL Server's `FOR
+/// JSON`, `TOP`, table hints and `OUTPUT`; DuckDB's `BY NAME`; Hive's
+/// `PARTITION`; ClickHouse's `ON CLUSTER`; MySQL's multi-table `DELETE`, `LIMIT` on writes) are
+/// refused on both databases: the guard does not know how they scope.
+#[test]
+fn clauses_of_other_dialects_are_refused() {
+    for (sql, what) in [
+        ("SELECT id FROM assets FOR JSON PATH", "query clause"),
+        ("SELECT TOP 5 id FROM assets", "SELECT clause"),
+        ("SELECT id FROM assets WITH (NOLOCK)", "table modifier"),
+        (
+            "INSERT INTO assets BY NAME SELECT 'x' AS name",
+            "INSERT variant",
+        ),
+        (
+            "INSERT INTO assets (name) PARTITION (p0) VALUES ('x')",
+            "INSERT .. SET / PARTITION",
+        ),
+        (
+            "INSERT INTO assets (name) OUTPUT inserted.id VALUES ('x')",
+            "INSERT clause",
+        ),
+        (
+            "UPDATE assets WITH (NOLOCK) SET name = 'x'",
+            "table modifier on the target of a write",
+        ),
+        (
+            "UPDATE assets SET name = 'x' OUTPUT inserted.id",
+            "UPDATE clause",
+        ),
+        ("UPDATE assets SET name = 'x' LIMIT 1", "UPDATE clause"),
+        ("UPDATE assets ON CLUSTER c SET name = 'x'", "UPDATE clause"),
+        ("DELETE a FROM assets a", "DELETE clause"),
+        ("DELETE FROM assets LIMIT 1", "DELETE clause"),
+    ] {
+        let refused = Err(GuardError::Unsupported(what.into()));
+        assert_eq!(pg(sql), refused, "{sql}");
+        assert_eq!(lite(sql), refused, "{sql}");
+    }
+}
+
+/// `WITH .. INSERT` and `WITH .. UPDATE` are scoped like the bare statement;
+/// a data-modifying statement inside a CTE or a subquery is refused (its
+/// rows would escape the statement's scope).
+#[test]
+fn data_modifying_statements_are_scoped_only_as_the_statement_itself() {
+    accepts(
+        "WITH c AS (SELECT 1 AS n) INSERT INTO assets (name) SELECT 'x' FROM c",
+        "WITH c AS (SELECT 1 AS n) INSERT INTO assets (name, tenant_id) SELECT 'x', $1 FROM c",
+    );
+    accepts(
+        "WITH c AS (SELECT 1 AS n) UPDATE assets SET name = 'x'",
+        "WITH c AS (SELECT 1 AS n) UPDATE assets SET name = 'x' WHERE assets.tenant_id = $1",
+    );
+    for sql in [
+        "WITH d AS (INSERT INTO assets (name) VALUES ('x') RETURNING id) SELECT * FROM d",
+        "WITH d AS (UPDATE assets SET name = 'x' RETURNING id) SELECT * FROM d",
+        "SELECT * FROM (INSERT INTO assets (name) VALUES ('x') RETURNING id) AS d",
+    ] {
+        refuses(
+            sql,
+            GuardError::Unsupported("data-modifying statement inside a query".into()),
+        );
+    }
+}
+
+/// On PostgreSQL a quoted CTE name is case-sensitive, so `"Assets"` is not
+/// `assets`; a CTE whose name folds to a registered table is still refused
+/// (a reader, or a later edit dropping the quotes, would take one for the
+/// other). SQLite folds quoted names too.
+#[test]
+fn cte_names_that_fold_to_a_registered_table_are_refused() {
+    let sql = r#"WITH "Assets" AS (SELECT 1) SELECT * FROM "Assets""#;
+    assert_eq!(pg(sql), Err(GuardError::ShadowedTable("Assets".into())));
+    assert_eq!(lite(sql), Err(GuardError::ShadowedTable("Assets".into())));
+}
+
+#[test]
+fn qualified_wildcards_are_accepted_and_scoped() {
+    accepts(
+        "SELECT a.* FROM assets a",
+        "SELECT a.* FROM assets a WHERE a.tenant_id = $1",
+    );
+}
+
+/// A FULL OUTER JOIN preserves and nulls both sides, so no placement of a
+/// tenant predicate is faithful: refused when either side is a tenant
+/// table, accepted between shared tables.
+#[test]
+fn full_outer_join_is_refused_when_either_side_is_a_tenant_table() {
+    for sql in [
+        "SELECT * FROM assets a FULL JOIN countries c ON c.code = a.name",
+        "SELECT * FROM countries c FULL JOIN assets a ON c.code = a.name",
+    ] {
+        refuses(
+            sql,
+            GuardError::Unsupported("FULL OUTER JOIN over a tenant table".into()),
+        );
+    }
+    accepts(
+        "SELECT * FROM countries c FULL JOIN countries d ON c.code = d.code",
+        "SELECT * FROM countries c FULL JOIN countries d ON c.code = d.code",
+    );
+}
+
+/// A join's ON condition is an expression like any other: denied functions
+/// are refused and subqueries over tenant tables are scoped.
+#[test]
+fn join_conditions_are_checked_and_their_subqueries_scoped() {
+    refuses(
+        "SELECT * FROM assets a JOIN work_orders w ON set_config('a', 'b', true) = 'b'",
+        GuardError::ForbiddenFunction("set_config".into()),
+    );
+    accepts(
+        "SELECT * FROM countries c JOIN countries d ON c.code IN (SELECT name FROM assets)",
+        "SELECT * FROM countries c JOIN countries d ON c.code IN (SELECT name FROM assets WHERE assets.tenant_id = $1)",
+    );
+}
+
+/// `INSERT .. SELECT` from a set operation or a parenthesised query gets
+/// the tenant value in every row the source produces.
+#[test]
+fn insert_sources_of_every_shape_get_the_tenant_in_every_row() {
+    accepts(
+        "INSERT INTO assets (name) SELECT 'a' UNION SELECT 'b'",
+        "INSERT INTO assets (name, tenant_id) SELECT 'a', $1 UNION SELECT 'b', $1",
+    );
+    accepts(
+        "INSERT INTO assets (name) (SELECT 'a')",
+        "INSERT INTO assets (name, tenant_id) (SELECT 'a', $1)",
+    );
+}

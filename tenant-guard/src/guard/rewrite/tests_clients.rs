@@ -223,3 +223,23 @@ fn schema_gates_apply_to_every_table_of_the_schema() {
     assert_eq!(gates("SELECT code FROM hr.grades").len(), 1);
     assert!(gates("SELECT tenant_id FROM ledger").is_empty());
 }
+
+/// A schema gate with no table gate beside it still gates every table of
+/// the schema (the registry holds gates of one kind only).
+#[test]
+fn a_schema_gate_alone_gates_its_tables() {
+    let registry = TableRegistry::parse_spec("hr.pay:tenant_id(id),ledger:tenant_id")
+        .unwrap()
+        .parse_role_gates("hr.*=hr_viewer")
+        .unwrap();
+    let gates = |sql: &str| {
+        rewrite(sql, &registry, Dialect::Postgres, false)
+            .unwrap()
+            .gates
+    };
+    assert_eq!(
+        gates("SELECT id FROM hr.pay"),
+        [("hr.pay".to_owned(), vec!["hr_viewer".to_owned()])]
+    );
+    assert!(gates("SELECT tenant_id FROM ledger").is_empty());
+}
