@@ -30,3 +30,4 @@ mod review_edges;
 mod subject_index;
 mod tamper_file;
 mod tamper_memory;
+mod verify_walk;

@@ -1,0 +1,96 @@
+//! The verifier's walk over records whose header disagrees with their place
+//! in the chain (`Verifier::run`): the header must name the chain's tenant and
+//! the record's position before its link counts, whoever recomputed the links.
+
+use hisn_audit_log::{
+    BrokenRange, Link, Start, StoredRecord, TenantId, Verdict, Verifier, chain_link, encode_record,
+    record_digest,
+};
+
+use crate::common::*;
+
+const N: u64 = 10;
+
+/// `N` correctly chained records of `t`.
+fn chain(t: &TenantId) -> Vec<StoredRecord> {
+    let mut recs: Vec<StoredRecord> = (0..N)
+        .map(|i| StoredRecord {
+            seq: i,
+            bytes: encode_record(i, &event(t, i)).unwrap(),
+            link: Link::GENESIS,
+        })
+        .collect();
+    crate::anchors::relink(t, &mut recs, Link::GENESIS);
+    recs
+}
+
+/// Verify without keys: an intact chain is the unanchored tail from 0.
+fn walk(t: &TenantId, recs: &[StoredRecord]) -> (Verdict, Option<u64>, Vec<BrokenRange>) {
+    let r = Verifier::new(t, &[], None)
+        .verify_log(Start::Genesis, recs.iter().map(Ok))
+        .unwrap();
+    (r.verdict, r.seq, r.breaks)
+}
+
+fn broken(first: u64, last: u64) -> Vec<BrokenRange> {
+    vec![BrokenRange {
+        first,
+        last,
+        verdict: Verdict::Tampered,
+    }]
+}
+
+#[test]
+fn a_record_whose_header_names_another_position_or_tenant_is_tampered_even_relinked() {
+    let t = tenant("acme");
+    let other = tenant("other");
+    assert_eq!(
+        walk(&t, &chain(&t)),
+        (Verdict::UnanchoredTail, Some(0), vec![])
+    );
+    // Record 4 replaced by one whose header says seq 5, then by another
+    // tenant's record 4; every stored link recomputed around it, so only the
+    // header shows the swap.
+    for bytes in [
+        encode_record(5, &event(&t, 4)).unwrap(),
+        encode_record(4, &event(&other, 4)).unwrap(),
+    ] {
+        let mut recs = chain(&t);
+        recs[4].bytes = bytes;
+        crate::anchors::relink(&t, &mut recs, Link::GENESIS);
+        assert_eq!(walk(&t, &recs), (Verdict::Tampered, Some(4), broken(4, 4)));
+    }
+}
+
+#[test]
+fn a_forged_header_gives_no_candidate_link_so_the_record_chained_on_it_is_named_too() {
+    let t = tenant("acme");
+    // Record 4's header says seq 5; its stored link is left alone, and the
+    // links from record 5 on are recomputed over the forged record 4. A
+    // record that cannot stand at position 4 yields no candidate link for
+    // the walk to resynchronise on, so record 5 (chained onto it) is broken
+    // too, and the walk resumes at record 6 from record 5's stored link.
+    let mut recs = chain(&t);
+    recs[4].bytes = encode_record(5, &event(&t, 4)).unwrap();
+    let forged = chain_link(
+        t.as_str().as_bytes(),
+        4,
+        &recs[3].link,
+        &record_digest(&recs[4].bytes),
+    );
+    crate::anchors::relink(&t, &mut recs[5..], forged);
+    assert_eq!(walk(&t, &recs), (Verdict::Tampered, Some(4), broken(4, 5)));
+    // The same edit with a valid header (content changed, header kept) is a
+    // candidate: the walk resynchronises on the recomputed link and names
+    // record 4 alone.
+    let mut recs = chain(&t);
+    recs[4].bytes = encode_record(4, &event(&t, 400)).unwrap();
+    let recomputed = chain_link(
+        t.as_str().as_bytes(),
+        4,
+        &recs[3].link,
+        &record_digest(&recs[4].bytes),
+    );
+    crate::anchors::relink(&t, &mut recs[5..], recomputed);
+    assert_eq!(walk(&t, &recs), (Verdict::Tampered, Some(4), broken(4, 4)));
+}
