@@ -94,3 +94,33 @@ fn a_forged_header_gives_no_candidate_link_so_the_record_chained_on_it_is_named_
     crate::anchors::relink(&t, &mut recs[5..], recomputed);
     assert_eq!(walk(&t, &recs), (Verdict::Tampered, Some(4), broken(4, 4)));
 }
+
+#[test]
+fn a_checkpoint_whose_merkle_root_is_not_the_records_root_is_tampered_though_its_head_matches() {
+    use hisn_audit_log::merkle::{leaf_hash, root};
+    use hisn_audit_log::{Checkpoint, Timestamp};
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    let keys = trusted(&[&k]);
+    let recs = chain(&t);
+    let leaves: Vec<_> = recs
+        .iter()
+        .map(|r| leaf_hash(&record_digest(&r.bytes)))
+        .collect();
+    let head = recs[N as usize - 1].link;
+    let signed =
+        |r| k.sign(Checkpoint::new(&t, N, head, Timestamp::from_unix_micros(1)).with_root(r));
+    let verdict = |cp| {
+        let cps = [cp];
+        let r = Verifier::new(&t, &cps, Some(&keys))
+            .verify_log(Start::Genesis, recs.iter().map(Ok))
+            .unwrap();
+        (r.verdict, r.seq, r.anchored_size)
+    };
+    assert_eq!(verdict(signed(root(&leaves))), (Verdict::Intact, None, N));
+    // The root of the first N - 1 records: signed, right size, right head.
+    assert_eq!(
+        verdict(signed(root(&leaves[..N as usize - 1]))),
+        (Verdict::Tampered, Some(0), 0)
+    );
+}
