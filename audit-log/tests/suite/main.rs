@@ -18,6 +18,7 @@ mod crash;
 mod dsar;
 mod golden;
 mod merkle;
+mod merkle_proof_checks;
 mod merkle_report;
 mod merkle_roots;
 mod pg_group;
