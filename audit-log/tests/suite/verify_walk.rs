@@ -124,3 +124,42 @@ fn a_checkpoint_whose_merkle_root_is_not_the_records_root_is_tampered_though_its
         (Verdict::Tampered, Some(0), 0)
     );
 }
+
+#[test]
+fn a_cut_log_names_exactly_the_records_the_newest_checkpoint_holds_and_the_log_lost() {
+    use hisn_audit_log::{Checkpoint, Timestamp};
+    let t = tenant("acme");
+    let k = key("audit", 1);
+    let keys = trusted(&[&k]);
+    let recs = chain(&t);
+    let cps = [
+        k.sign(Checkpoint::new(
+            &t,
+            6,
+            recs[5].link,
+            Timestamp::from_unix_micros(1),
+        )),
+        k.sign(Checkpoint::new(
+            &t,
+            N,
+            recs[N as usize - 1].link,
+            Timestamp::from_unix_micros(2),
+        )),
+    ];
+    // Records 7..N cut: 7, 8 and 9 are missing.
+    let r = Verifier::new(&t, &cps, Some(&keys))
+        .verify_log(Start::Genesis, recs[..7].iter().map(Ok))
+        .unwrap();
+    assert_eq!(
+        (r.verdict, r.seq, r.size, r.anchored_size),
+        (Verdict::Truncated, Some(7), 7, 6)
+    );
+    assert_eq!(
+        r.breaks,
+        [BrokenRange {
+            first: 7,
+            last: N - 1,
+            verdict: Verdict::Truncated,
+        }]
+    );
+}
