@@ -163,3 +163,45 @@ fn a_cut_log_names_exactly_the_records_the_newest_checkpoint_holds_and_the_log_l
         }]
     );
 }
+
+#[test]
+fn a_pruned_start_is_explained_only_by_a_prune_record_naming_both_its_last_seq_and_link() {
+    use hisn_audit_log::{Event, PRUNE_ACTION};
+    let t = tenant("acme");
+    let all = chain(&t);
+    // Records 0..=3 pruned: the log starts at 4 after record 3's link.
+    let boundary = all[3].link;
+    let walk_pruned = |through: u64, link: Link| {
+        let prune = Event::builder(&t, "ops", PRUNE_ACTION)
+            .entity("audit_log", t.as_str())
+            .diff(&serde_json::json!({
+                "from": 0,
+                "through": through,
+                "count": through + 1,
+                "boundary_link": link.to_hex(),
+            }))
+            .danger_build_reserved(&clock())
+            .unwrap();
+        let mut recs = all[4..].to_vec();
+        recs.push(StoredRecord {
+            seq: N,
+            bytes: encode_record(N, &prune).unwrap(),
+            link: Link::GENESIS,
+        });
+        crate::anchors::relink(&t, &mut recs, boundary);
+        let r = Verifier::new(&t, &[], None)
+            .verify_log(
+                Start::Pruned {
+                    seq: 4,
+                    prev: boundary,
+                },
+                recs.iter().map(Ok),
+            )
+            .unwrap();
+        (r.verdict, r.seq)
+    };
+    assert_eq!(walk_pruned(3, boundary), (Verdict::UnanchoredTail, Some(4)));
+    // The right last seq with another link, the right link with another seq.
+    assert_eq!(walk_pruned(3, all[2].link), (Verdict::Tampered, Some(4)));
+    assert_eq!(walk_pruned(2, boundary), (Verdict::Tampered, Some(4)));
+}
