@@ -586,3 +586,14 @@ fn insert_sources_of_every_shape_get_the_tenant_in_every_row() {
         "INSERT INTO assets (name, tenant_id) (SELECT 'a', $1)",
     );
 }
+
+/// On PostgreSQL `[` is an operator character (array subscripts and
+/// slices), not the start of a bracketed identifier as on SQLite: both
+/// readers must agree on it for the statement to pass.
+#[test]
+fn array_subscripts_and_slices_pass_on_postgres() {
+    accepts(
+        "SELECT name[1], name[1:2] FROM assets",
+        "SELECT name[1], name[1:2] FROM assets WHERE assets.tenant_id = $1",
+    );
+}
