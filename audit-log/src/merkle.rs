@@ -48,10 +48,10 @@ pub fn empty_root() -> Hash {
     Sha256::digest([]).into()
 }
 
-/// Largest power of two smaller than `n` (`n >= 2`).
+/// Largest power of two smaller than `n` (`n >= 2`): half the next power of
+/// two at or above `n`, which is below `n` whether or not `n` is one.
 fn split(n: usize) -> usize {
-    let k = n.next_power_of_two() / 2;
-    if k == n { n / 2 } else { k }
+    n.next_power_of_two() / 2
 }
 
 /// The root over `leaves` (leaf hashes).
@@ -413,6 +413,21 @@ pub(crate) mod tests {
         (0..n)
             .map(|i| leaf_hash(&Link(Sha256::digest(format!("x{i}")).into())))
             .collect()
+    }
+
+    #[test]
+    fn split_is_the_largest_power_of_two_below_n() {
+        for (n, k) in [
+            (2, 1),
+            (3, 2),
+            (4, 2),
+            (5, 4),
+            (8, 4),
+            (9, 8),
+            (1 << 20, 1 << 19),
+        ] {
+            assert_eq!(split(n), k, "n = {n}");
+        }
     }
 
     #[test]
