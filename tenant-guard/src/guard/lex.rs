@@ -633,6 +633,26 @@ mod tests {
             .collect()
     }
 
+    /// Backticks and brackets quote identifiers on SQLite only; on
+    /// PostgreSQL the backtick is an operator character (`scan.l`'s
+    /// `op_chars`) and brackets are subscripts.
+    #[test]
+    fn backticks_and_brackets_quote_identifiers_on_sqlite_only() {
+        let op = |s: &str| (Kind::Op, s.to_owned());
+        let word = |s: &str| (Kind::Word, s.to_owned());
+        assert_eq!(
+            kinds("`a` [b]", Dialect::Sqlite),
+            [
+                (Kind::QuotedIdent, "a".to_owned()),
+                (Kind::QuotedIdent, "b".to_owned())
+            ]
+        );
+        assert_eq!(
+            kinds("`a` [b]", Dialect::Postgres),
+            [op("`"), word("a"), op("`"), op("["), word("b"), op("]")]
+        );
+    }
+
     #[test]
     fn postgres_strings_follow_standard_conforming_strings() {
         let t = kinds(r"SELECT 'x\'') OR 1 --'", Dialect::Postgres);
