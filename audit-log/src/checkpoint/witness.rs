@@ -243,6 +243,66 @@ mod tests {
             .witness_key()
     }
 
+    fn checkpoint() -> SignedCheckpoint {
+        let t = crate::event::TenantId::parse("acme").unwrap();
+        super::super::SigningKey::from_bytes("audit", &[9; 32])
+            .unwrap()
+            .sign(super::super::Checkpoint::new(
+                &t,
+                3,
+                crate::chain::Link([7; 32]),
+                crate::clock::Timestamp::from_unix_micros(5),
+            ))
+    }
+
+    #[test]
+    fn witness_keys_debug_as_name_and_id_and_never_show_the_secret() {
+        let k = CosigningKey::from_bytes("w-a", &[1; 32]).unwrap();
+        assert_eq!(format!("{k:?}"), "CosigningKey { name: \"w-a\", .. }");
+        let w = k.witness_key();
+        assert_eq!(
+            format!("{w:?}"),
+            format!("WitnessKey(w-a+{})", hex::encode(w.id))
+        );
+    }
+
+    #[test]
+    fn cosigning_again_replaces_only_that_witness_line() {
+        let a = CosigningKey::from_bytes("w", &[1; 32]).unwrap();
+        let b = CosigningKey::from_bytes("w", &[2; 32]).unwrap();
+        let c = CosigningKey::from_bytes("w-c", &[1; 32]).unwrap();
+        let mut cp = checkpoint();
+        a.cosign(&mut cp, 10);
+        b.cosign(&mut cp, 11);
+        c.cosign(&mut cp, 12);
+        a.cosign(&mut cp, 13);
+        // Same name, other key (b) and same key, other name (c) are other lines.
+        let lines: Vec<(&str, u64)> = cp
+            .cosignatures
+            .iter()
+            .map(|x| (x.name.as_str(), x.timestamp))
+            .collect();
+        assert_eq!(lines, [("w", 11), ("w-c", 12), ("w", 13)]);
+    }
+
+    #[test]
+    fn a_cosignature_counts_only_under_its_witness_name_and_key_id() {
+        let a = CosigningKey::from_bytes("w-a", &[1; 32]).unwrap();
+        let policy = WitnessPolicy::new(vec![a.witness_key()], 1).unwrap();
+        let mut cp = checkpoint();
+        a.cosign(&mut cp, 10);
+        assert_eq!(policy.count(&cp), 1);
+        let mut renamed = cp.clone();
+        renamed.cosignatures[0].name = "w-b".to_owned();
+        assert_eq!(policy.count(&renamed), 0);
+        let mut other_id = cp.clone();
+        other_id.cosignatures[0].key_id[0] ^= 1;
+        assert_eq!(policy.count(&other_id), 0);
+        let mut forged = cp;
+        forged.cosignatures[0].signature[0] ^= 1;
+        assert_eq!(policy.count(&forged), 0);
+    }
+
     #[test]
     fn threshold_is_one_to_the_number_of_distinct_public_keys() {
         let keys = || vec![witness("w-a", 1), witness("w-b", 2), witness("w-a2", 1)];
