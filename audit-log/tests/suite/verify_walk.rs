@@ -32,6 +32,22 @@ fn walk(t: &TenantId, recs: &[StoredRecord]) -> (Verdict, Option<u64>, Vec<Broke
     (r.verdict, r.seq, r.breaks)
 }
 
+/// The chain of `t` with record `i` replaced by `bytes`, its stored link
+/// left alone, and the links from record `i + 1` on recomputed over it (the
+/// link record `i` would have at its place).
+fn replaced_then_relinked_after(t: &TenantId, i: usize, bytes: Vec<u8>) -> Vec<StoredRecord> {
+    let mut recs = chain(t);
+    recs[i].bytes = bytes;
+    let over = chain_link(
+        t.as_str().as_bytes(),
+        recs[i].seq,
+        &recs[i - 1].link,
+        &record_digest(&recs[i].bytes),
+    );
+    crate::anchors::relink(t, &mut recs[i + 1..], over);
+    recs
+}
+
 fn broken(first: u64, last: u64) -> Vec<BrokenRange> {
     vec![BrokenRange {
         first,
@@ -70,28 +86,12 @@ fn a_forged_header_gives_no_candidate_link_so_the_record_chained_on_it_is_named_
     // record that cannot stand at position 4 yields no candidate link for
     // the walk to resynchronise on, so record 5 (chained onto it) is broken
     // too, and the walk resumes at record 6 from record 5's stored link.
-    let mut recs = chain(&t);
-    recs[4].bytes = encode_record(5, &event(&t, 4)).unwrap();
-    let forged = chain_link(
-        t.as_str().as_bytes(),
-        4,
-        &recs[3].link,
-        &record_digest(&recs[4].bytes),
-    );
-    crate::anchors::relink(&t, &mut recs[5..], forged);
+    let recs = replaced_then_relinked_after(&t, 4, encode_record(5, &event(&t, 4)).unwrap());
     assert_eq!(walk(&t, &recs), (Verdict::Tampered, Some(4), broken(4, 5)));
     // The same edit with a valid header (content changed, header kept) is a
     // candidate: the walk resynchronises on the recomputed link and names
     // record 4 alone.
-    let mut recs = chain(&t);
-    recs[4].bytes = encode_record(4, &event(&t, 400)).unwrap();
-    let recomputed = chain_link(
-        t.as_str().as_bytes(),
-        4,
-        &recs[3].link,
-        &record_digest(&recs[4].bytes),
-    );
-    crate::anchors::relink(&t, &mut recs[5..], recomputed);
+    let recs = replaced_then_relinked_after(&t, 4, encode_record(4, &event(&t, 400)).unwrap());
     assert_eq!(walk(&t, &recs), (Verdict::Tampered, Some(4), broken(4, 4)));
 }
 
