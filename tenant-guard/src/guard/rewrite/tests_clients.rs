@@ -196,6 +196,13 @@ fn role_gates_are_recorded_per_access() {
     );
 }
 
+/// The role gates the guard finds in `sql` on PostgreSQL.
+fn pg_gates(registry: &TableRegistry, sql: &str) -> Vec<(String, Vec<String>)> {
+    rewrite(sql, registry, Dialect::Postgres, false)
+        .unwrap()
+        .gates
+}
+
 #[test]
 fn schema_gates_apply_to_every_table_of_the_schema() {
     let registry =
@@ -203,11 +210,7 @@ fn schema_gates_apply_to_every_table_of_the_schema() {
             .unwrap()
             .parse_role_gates("hr.*=hr_viewer/hr_admin; hr.pay=payroll")
             .unwrap();
-    let gates = |sql: &str| {
-        rewrite(sql, &registry, Dialect::Postgres, false)
-            .unwrap()
-            .gates
-    };
+    let gates = |sql: &str| pg_gates(&registry, sql);
     // Its own gate and the schema's: a session needs a role of each.
     assert_eq!(
         gates("SELECT id FROM hr.pay"),
@@ -232,11 +235,7 @@ fn a_schema_gate_alone_gates_its_tables() {
         .unwrap()
         .parse_role_gates("hr.*=hr_viewer")
         .unwrap();
-    let gates = |sql: &str| {
-        rewrite(sql, &registry, Dialect::Postgres, false)
-            .unwrap()
-            .gates
-    };
+    let gates = |sql: &str| pg_gates(&registry, sql);
     assert_eq!(
         gates("SELECT id FROM hr.pay"),
         [("hr.pay".to_owned(), vec!["hr_viewer".to_owned()])]
