@@ -10,6 +10,8 @@
 //! the difference of the counts (example-server README, "Load benchmark").
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,6 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::Request;
 use axum::routing::get;
-use hisn_example_server::config::Rate;
 use serde_json::{Value, json};
 use sqlx::Row;
 use tower::ServiceExt as _;
@@ -101,23 +102,12 @@ async fn run() {
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(2000);
     let mode = args.get(1).map_or("both", String::as_str);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = hisn_example_server::Config::for_data_dir(dir.path());
-    let high = Rate::new(1_000_000, 1).unwrap();
-    (cfg.session_rate, cfg.tenant_rate, cfg.ip_rate) = (high, high, high);
-    let app = hisn_example_server::build(cfg).await.unwrap();
+    let app = hisn_example_server::build(support::unlimited_config(dir.path()))
+        .await
+        .unwrap();
     hisn_example_server::demo::run(&app).await.unwrap();
-    let pool = app.state.platform.as_sqlite().unwrap().clone();
-    let tenant: String = sqlx::query_scalar("SELECT id FROM tenants ORDER BY created_at LIMIT 1")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let asset: String = sqlx::query_scalar("SELECT id FROM assets WHERE tenant_id = ?")
-        .bind(&tenant)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    let (_, v) = hisn_example_server::demo::call(&app, "POST", "/auth/login", None, Some(json!({ "tenant": tenant, "email": "owner@acme.example", "password": "correct horse battery staple" }))).await.unwrap();
-    let token = v["token"].as_str().unwrap().to_owned();
+    let (pool, tenant, asset) = support::sqlite_tenant_asset(&app).await;
+    let token = support::owner_token(&app, &tenant).await;
     let bare = axum::Router::new()
         .route("/bare/assets/{id}", get(bare_read))
         .with_state(Bare(pool, tenant.clone()));

@@ -14,6 +14,8 @@
 //! the end; the bare handler reads the same table as that superuser.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +24,6 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use hisn_example_server::config::Rate;
 use serde_json::{Value, json};
 use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -235,9 +236,7 @@ async fn main() {
     let concurrency = args.get(1).copied().unwrap_or(16);
     let rounds = args.get(2).copied().unwrap_or(3).max(1);
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = hisn_example_server::Config::for_data_dir(dir.path());
-    let high = Rate::new(1_000_000, 1).unwrap();
-    (cfg.session_rate, cfg.tenant_rate, cfg.ip_rate) = (high, high, high);
+    let mut cfg = support::unlimited_config(dir.path());
     let base = pg.then(|| {
         std::env::var("HISN_TEST_DATABASE_URL")
             .expect("pg: set HISN_TEST_DATABASE_URL to a superuser URL")
@@ -250,17 +249,7 @@ async fn main() {
     hisn_example_server::demo::run(&app).await.unwrap();
     let (bare, tenant, asset) = match &pg_db {
         None => {
-            let pool = app.state.platform.as_sqlite().unwrap().clone();
-            let tenant: String =
-                sqlx::query_scalar("SELECT id FROM tenants ORDER BY created_at LIMIT 1")
-                    .fetch_one(&pool)
-                    .await
-                    .unwrap();
-            let asset: String = sqlx::query_scalar("SELECT id FROM assets WHERE tenant_id = ?")
-                .bind(&tenant)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
+            let (pool, tenant, asset) = support::sqlite_tenant_asset(&app).await;
             (Bare::Sqlite(pool, tenant.clone()), tenant, asset)
         }
         Some((_, root)) => {
@@ -278,8 +267,7 @@ async fn main() {
             (Bare::Pg(root.clone(), tenant), tenant.to_string(), asset)
         }
     };
-    let (_, v) = hisn_example_server::demo::call(&app, "POST", "/auth/login", None, Some(json!({ "tenant": tenant, "email": "owner@acme.example", "password": "correct horse battery staple" }))).await.unwrap();
-    let token = v["token"].as_str().unwrap().to_owned();
+    let token = support::owner_token(&app, &tenant).await;
 
     let bare_router = axum::Router::new()
         .route("/bare/assets/{id}", get(bare_read))
