@@ -135,12 +135,13 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
         }
         if fnode & 1 == 1 || fnode == snode {
             r = node_hash(p, &r);
-            if fnode & 1 == 0 {
-                while fnode & 1 == 0 && fnode != 0 {
-                    fnode >>= 1;
-                    snode >>= 1;
-                }
-            }
+            // Unless LSB(fn) is set, shift both until it is (RFC 9162: "or
+            // fn is 0"; here fn is odd or equal to sn, which is not 0, so fn
+            // is not 0 and the shift is below 64). One shift, not a loop: no
+            // condition can make verification spin.
+            let z = fnode.trailing_zeros();
+            fnode >>= z;
+            snode >>= z;
         } else {
             r = node_hash(&r, p);
         }
@@ -176,11 +177,12 @@ pub fn verify_consistency(
             None => return false,
         }
     };
+    // Shift both while LSB(fn) is set (RFC 9162 §2.1.4.2). fn = old_size - 1
+    // is at most u64::MAX - 2 (old_size < new_size), so the shift is below 64.
     let (mut fnode, mut snode) = (old_size - 1, new_size - 1);
-    while fnode & 1 == 1 {
-        fnode >>= 1;
-        snode >>= 1;
-    }
+    let z = fnode.trailing_ones();
+    fnode >>= z;
+    snode >>= z;
     let (mut fr, mut sr) = (first, first);
     for c in path {
         if snode == 0 {
@@ -189,12 +191,10 @@ pub fn verify_consistency(
         if fnode & 1 == 1 || fnode == snode {
             fr = node_hash(c, &fr);
             sr = node_hash(c, &sr);
-            if fnode & 1 == 0 {
-                while fnode & 1 == 0 && fnode != 0 {
-                    fnode >>= 1;
-                    snode >>= 1;
-                }
-            }
+            // As in `verify_inclusion`: fn is odd or equal to sn (not 0).
+            let z = fnode.trailing_zeros();
+            fnode >>= z;
+            snode >>= z;
         } else {
             sr = node_hash(&sr, c);
         }

@@ -325,4 +325,63 @@ mod tests {
         let names: Vec<&str> = p.witnesses.iter().map(|w| w.name.as_str()).collect();
         assert_eq!(names, ["w-a", "w-b"]);
     }
+
+    #[test]
+    fn a_cosignature_is_ed25519_over_the_c2sp_cosignature_v1_message_and_key_id() {
+        use sha2::{Digest as _, Sha256};
+        // Built from the C2SP tlog-cosignature text, not from this module's
+        // helpers: key id SHA-256(name || "\n" || 0x04 || public key)[..4],
+        // message "cosignature/v1\ntime <decimal seconds>\n" || note body,
+        // line "— <name> base64(key id || big-endian time || signature)".
+        let k = CosigningKey::from_bytes("w-a", &[1; 32]).unwrap();
+        let public = ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key();
+        let mut cp = checkpoint();
+        k.cosign(&mut cp, 1_764_000_000);
+        let c = &cp.cosignatures[0];
+        let id: [u8; 4] = Sha256::digest([&b"w-a\n\x04"[..], public.as_bytes()].concat())[..4]
+            .try_into()
+            .unwrap();
+        assert_eq!(
+            (c.name.as_str(), c.key_id, c.timestamp),
+            ("w-a", id, 1_764_000_000)
+        );
+        let msg = format!("cosignature/v1\ntime 1764000000\n{}", cp.checkpoint.body());
+        let sig = ed25519_dalek::Signature::from_bytes(&c.signature);
+        assert!(public.verify_strict(msg.as_bytes(), &sig).is_ok());
+        let blob = [&id[..], &1_764_000_000u64.to_be_bytes(), &c.signature].concat();
+        assert_eq!(c.line(), format!("\u{2014} w-a {}\n", B64.encode(&blob)));
+        assert_eq!(Cosignature::from_blob("w-a", &blob).unwrap(), *c);
+        for len in [COSIGNATURE_LEN - 1, COSIGNATURE_LEN + 1] {
+            let mut other = blob.clone();
+            other.resize(len, 0);
+            assert!(
+                Cosignature::from_blob("w-a", &other).is_err(),
+                "{len} bytes"
+            );
+        }
+        let vkey = B64.encode([&[4u8][..], public.as_bytes()].concat());
+        let text = format!("w-a+{}+{vkey}", hex::encode(id));
+        assert_eq!(k.witness_key().to_text(), text);
+        assert_eq!(WitnessKey::from_text(&text).unwrap(), k.witness_key());
+    }
+
+    #[test]
+    fn a_checkpoint_meets_the_policy_from_threshold_distinct_witnesses_up() {
+        let w: Vec<CosigningKey> = (1..=3)
+            .map(|i| CosigningKey::from_bytes(&format!("w-{i}"), &[i; 32]).unwrap())
+            .collect();
+        let policy =
+            |n| WitnessPolicy::new(w.iter().map(CosigningKey::witness_key).collect(), n).unwrap();
+        let mut cp = checkpoint();
+        w[0].cosign(&mut cp, 10);
+        w[1].cosign(&mut cp, 11);
+        // A witness's line twice, and a witness outside the policy, add nothing.
+        cp.cosignatures.push(cp.cosignatures[0].clone());
+        CosigningKey::from_bytes("w-x", &[9; 32])
+            .unwrap()
+            .cosign(&mut cp, 12);
+        assert_eq!(policy(1).count(&cp), 2);
+        let met: Vec<bool> = (1..=3).map(|n| policy(n).accepts(&cp)).collect();
+        assert_eq!(met, [true, true, false]);
+    }
 }
