@@ -57,6 +57,11 @@ impl<'r> Rewriter<'r> {
             null_treatment: _,
             over,
         } = function;
+        for part in &name.0 {
+            if let ObjectNamePart::Identifier(ident) = part {
+                Self::plain_name(ident)?;
+            }
+        }
         // Any schema: `pg_catalog.set_config` is `set_config`.
         match name.0.last() {
             Some(ObjectNamePart::Identifier(ident)) if !is_denied_function(&ident.value) => {}

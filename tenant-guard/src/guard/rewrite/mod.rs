@@ -41,6 +41,8 @@ mod tests_attacks;
 mod tests_classes;
 #[cfg(test)]
 mod tests_clients;
+#[cfg(test)]
+mod tests_review;
 mod writes;
 
 pub(crate) use policy::is_denied_function;
@@ -222,6 +224,33 @@ fn conjoin(existing: Option<Expr>, preds: Vec<Expr>) -> Option<Expr> {
                 left: Box::new(left),
                 op: BinaryOperator::And,
                 right: Box::new(pred),
+            },
+        });
+    }
+    acc
+}
+
+/// `p1 AND p2 .. AND (<existing>)`: the guard's predicates first, for a
+/// clause evaluated in order, with no planner, on a row no predicate has
+/// filtered yet: `ON CONFLICT .. DO UPDATE .. WHERE` runs on the existing
+/// row the new one conflicts with, which may be another tenant's (a unique
+/// key without the tenant column). Both databases stop at the first false
+/// conjunct, so the statement's own condition never runs on that row: with
+/// it first, `WHERE 1 / (CASE WHEN t.secret = 'x' THEN 0 ELSE 1 END) = 1`
+/// was an error oracle over another tenant's row.
+fn conjoin_first(preds: Vec<Expr>, existing: Option<Expr>) -> Option<Expr> {
+    let existing = existing.map(|e| match e {
+        nested @ Expr::Nested(_) => nested,
+        other => Expr::Nested(Box::new(other)),
+    });
+    let mut acc = conjoin(None, preds);
+    if let Some(existing) = existing {
+        acc = Some(match acc {
+            None => existing,
+            Some(left) => Expr::BinaryOp {
+                left: Box::new(left),
+                op: BinaryOperator::And,
+                right: Box::new(existing),
             },
         });
     }

@@ -25,10 +25,29 @@ impl<'r> Rewriter<'r> {
         name.0
             .iter()
             .map(|part| match part {
-                ObjectNamePart::Identifier(ident) => Ok(ident),
+                ObjectNamePart::Identifier(ident) => Self::plain_name(ident).map(|()| ident),
                 ObjectNamePart::Function(_) => Err(unsupported("function in an object name")),
             })
             .collect()
+    }
+
+    /// Refuses a name written as a string constant (`'tenant_id'`).
+    /// `sqlparser` takes a string where it expects a name (a column of
+    /// `INSERT (..)` or `UPDATE .. SET`, a table, a CTE, an alias, a
+    /// qualifier), and so does SQLite, which reads the string's value as the
+    /// name: `UPDATE assets SET 'tenant_id' = ..` assigns the tenant column.
+    /// By the time the tree is built every string constant is a sentinel
+    /// (`render`), so the guard would compare the sentinel, never the name
+    /// the database reads. PostgreSQL rejects the form (a syntax error).
+    /// Output column aliases (`SELECT count(*) AS 'n'`) stay allowed: the
+    /// guard decides nothing on them.
+    pub(super) fn plain_name(ident: &Ident) -> Result<(), GuardError> {
+        if ident.quote_style == Some('\'') {
+            return Err(GuardError::Lexical(
+                "string constant used as a name (SQLite reads it as one)".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub(super) fn resolve(
@@ -114,13 +133,33 @@ impl<'r> Rewriter<'r> {
     }
 
     /// Whether an assignment or insert column names the tenant column (or
-    /// another scope column). Compared
-    /// case-insensitively whatever the quoting (fail closed).
-    pub(super) fn names_column(name: &ObjectName, column: &str) -> bool {
-        match name.0.last() {
-            Some(ObjectNamePart::Identifier(ident)) => ident.value.eq_ignore_ascii_case(column),
-            // Not an identifier: cannot tell, so treat it as the tenant column.
-            _ => true,
+    /// another scope column): any part of the name, compared
+    /// case-insensitively whatever the quoting (fail closed; PostgreSQL reads
+    /// the first part as the column, `SET tenant_id.f = ..` assigns a field
+    /// of it). A name written as a string constant is refused
+    /// ([`Self::plain_name`]).
+    pub(super) fn names_column(name: &ObjectName, column: &str) -> Result<bool, GuardError> {
+        let mut hit = false;
+        for part in &name.0 {
+            match part {
+                ObjectNamePart::Identifier(ident) => {
+                    Self::plain_name(ident)?;
+                    hit |= ident.value.eq_ignore_ascii_case(column);
+                }
+                // Not an identifier: cannot tell, so treat it as the tenant column.
+                ObjectNamePart::Function(_) => hit = true,
+            }
         }
+        Ok(hit || name.0.is_empty())
+    }
+
+    /// Whether any of `names` names `column` ([`Self::names_column`]; every
+    /// name is checked, so a string-quoted one is refused wherever it is).
+    pub(super) fn any_names_column(names: &[ObjectName], column: &str) -> Result<bool, GuardError> {
+        let mut hit = false;
+        for name in names {
+            hit |= Self::names_column(name, column)?;
+        }
+        Ok(hit)
     }
 }

@@ -41,6 +41,7 @@ impl<'r> Rewriter<'r> {
                 .map(|cte| self.norm(&cte.alias.name))
                 .collect();
             for (cte, name) in with.cte_tables.iter().zip(&names) {
+                Self::plain_name(&cte.alias.name)?;
                 if self.registry.get(name).is_some()
                     || (self.dialect == Dialect::Postgres
                         && cte.alias.name.quote_style.is_some()
@@ -377,6 +378,7 @@ impl<'r> Rewriter<'r> {
                                     alias.columns.is_empty(),
                                     "column alias list on a tenant table",
                                 )?;
+                                Self::plain_name(&alias.name)?;
                                 vec![alias.name.clone()]
                             }
                             None => Self::idents(name)?.into_iter().cloned().collect(),

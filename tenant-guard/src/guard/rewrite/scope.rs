@@ -232,6 +232,9 @@ impl<'r> Rewriter<'r> {
         let Some((field, qualifier)) = parts.split_last() else {
             return Ok(());
         };
+        for part in parts {
+            Self::plain_name(part)?;
+        }
         if is_denied_function(&field.value) {
             return Err(GuardError::ForbiddenFunction(
                 field.value.to_ascii_lowercase(),

@@ -149,7 +149,7 @@ fn insert_gets_the_tenant_column() {
     );
     accepts(
         "INSERT INTO assets AS a (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET name = 'n' WHERE a.name <> 'n'",
-        "INSERT INTO assets AS a (id, tenant_id) VALUES (1, $1) ON CONFLICT(id) DO UPDATE SET name = 'n' WHERE (a.name <> 'n') AND a.tenant_id = $1",
+        "INSERT INTO assets AS a (id, tenant_id) VALUES (1, $1) ON CONFLICT(id) DO UPDATE SET name = 'n' WHERE a.tenant_id = $1 AND (a.name <> 'n')",
     );
     accepts(
         "INSERT INTO assets (id) VALUES (1) ON CONFLICT DO NOTHING",

@@ -99,11 +99,11 @@ impl<'r> Rewriter<'r> {
         if columns.is_empty() {
             return Err(GuardError::InsertWithoutColumns);
         }
-        if columns.iter().any(|c| Self::names_column(c, column)) {
+        if Self::any_names_column(columns, column)? {
             return Err(GuardError::LiteralTenantValue);
         }
         if let Some(client) = target.client
-            && columns.iter().any(|c| Self::names_column(c, client))
+            && Self::any_names_column(columns, client)?
         {
             return Err(GuardError::ClientColumnInsert);
         }
@@ -124,7 +124,10 @@ impl<'r> Rewriter<'r> {
         self.append_values(&mut source.body, &appended)?;
 
         let qualifier: Vec<Ident> = match table_alias {
-            Some(alias) => vec![alias.alias.clone()],
+            Some(alias) => {
+                Self::plain_name(&alias.alias)?;
+                vec![alias.alias.clone()]
+            }
             None => Self::idents(name)?.into_iter().cloned().collect(),
         };
         // ON CONFLICT and RETURNING see the target (by its alias, or by its
@@ -149,7 +152,7 @@ impl<'r> Rewriter<'r> {
                         self.expr(selection, ctes)?;
                     }
                     let preds = self.scope_predicates(target, &qualifier, true)?;
-                    *selection = conjoin(selection.take(), preds);
+                    *selection = conjoin_first(preds, selection.take());
                 }
             },
             Some(_) => return Err(unsupported("ON DUPLICATE KEY UPDATE")),
@@ -194,16 +197,16 @@ impl<'r> Rewriter<'r> {
         ctes: &[String],
     ) -> Result<(), GuardError> {
         for Assignment { target, value } in assignments {
-            let touches = |column: &str| match &*target {
-                AssignmentTarget::ColumnName(name) => Self::names_column(name, column),
-                AssignmentTarget::Tuple(names) => {
-                    names.iter().any(|n| Self::names_column(n, column))
-                }
+            let names = match &*target {
+                AssignmentTarget::ColumnName(name) => std::slice::from_ref(name),
+                AssignmentTarget::Tuple(names) => names.as_slice(),
             };
-            if touches(table.column) {
+            if Self::any_names_column(names, table.column)? {
                 return Err(GuardError::TenantColumnUpdate);
             }
-            if table.client.is_some_and(touches) {
+            if let Some(client) = table.client
+                && Self::any_names_column(names, client)?
+            {
                 return Err(GuardError::ClientColumnUpdate);
             }
             self.expr(value, ctes)?;
@@ -264,6 +267,7 @@ impl<'r> Rewriter<'r> {
                     alias.columns.is_empty(),
                     "column alias list on a tenant table",
                 )?;
+                Self::plain_name(&alias.name)?;
                 vec![alias.name.clone()]
             }
             None => Self::idents(name)?.into_iter().cloned().collect(),
