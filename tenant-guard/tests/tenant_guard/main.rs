@@ -22,6 +22,8 @@ mod stepup;
 
 #[cfg(feature = "sqlite")]
 mod adoption;
+#[cfg(feature = "sqlite")]
+mod attack_review;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod clients_common;
 #[cfg(feature = "sqlite")]

@@ -1,0 +1,127 @@
+//! Attack classes of the session-5 outside review (issue 10), run on real
+//! SQLite through the tenant pool, where the guard is the only layer: names
+//! written as string constants, and `ON CONFLICT .. DO UPDATE .. WHERE`
+//! evaluated on another tenant's row. Each test has a positive control: the
+//! text the guard used to emit, run as written, does what the guard must
+//! prevent. Unit tests: `src/guard/rewrite/tests_review.rs`.
+
+use hisn_tenant_guard::Error;
+use hisn_tenant_guard::db::SqliteTenantPool;
+use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
+use hisn_tenant_guard::sqlx::{self, AssertSqlSafe};
+
+use crate::common::{TABLES, TENANT_A, TENANT_B, context, lite};
+
+fn guard(spec: &str) -> QueryGuard {
+    QueryGuard::new(
+        TableRegistry::parse_spec(spec)
+            .unwrap()
+            .shared_table("countries"),
+        Dialect::Sqlite,
+    )
+}
+
+async fn owners(raw: &sqlx::SqlitePool) -> Vec<(String, String)> {
+    sqlx::query_as("select id, tenant_id from assets order by id")
+        .fetch_all(raw)
+        .await
+        .unwrap()
+}
+
+/// SQLite reads a string constant where it expects a name as that name:
+/// `UPDATE assets SET 'tenant_id' = ..` moves rows to another tenant and
+/// `INSERT INTO assets ('tenant_id', ..)` writes into one (SQLite keeps the
+/// first of two values for a column). The guard refuses every such name.
+#[tokio::test]
+async fn string_constants_as_names_never_move_or_plant_rows_on_sqlite() {
+    let raw = lite::pool().await;
+    let before = owners(&raw).await;
+    // Positive control: the text the guard used to emit for
+    // `UPDATE assets SET 'tenant_id' = '<B>' WHERE serial_no = 'S-2'` moves
+    // tenant A's row.
+    let mut control = raw.begin().await.unwrap();
+    let moved = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE assets SET 'tenant_id' = '{TENANT_B}' WHERE (serial_no = 'S-2') AND assets.tenant_id = ?1"
+    )))
+    .bind(TENANT_A)
+    .execute(&mut *control)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(moved, 1);
+    control.rollback().await.unwrap();
+
+    let pool = SqliteTenantPool::new(raw.clone(), guard(TABLES)).unwrap();
+    let a = context(TENANT_A);
+    for sql in [
+        format!("UPDATE assets SET 'tenant_id' = '{TENANT_B}' WHERE serial_no = 'S-2'"),
+        format!("UPDATE assets SET (name, 'tenant_id') = ('x', '{TENANT_B}')"),
+        format!("INSERT INTO assets ('tenant_id', id, name) VALUES ('{TENANT_B}', 'planted', 'x')"),
+        format!(
+            "INSERT INTO assets (id, name) VALUES ('a0000000-0000-4000-8000-000000000001', 'x') \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET 'tenant_id' = '{TENANT_B}'"
+        ),
+    ] {
+        let mut tx = pool.begin(&a).await.unwrap();
+        assert!(matches!(tx.query(&sql), Err(Error::Refused(_))), "{sql}");
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(owners(&raw).await, before);
+}
+
+/// With a unique key that leaves out the tenant column, the row an upsert
+/// conflicts with may be another tenant's, and `DO UPDATE .. WHERE` runs on
+/// it. The guard's predicate now runs first, so the statement's condition
+/// never sees that row: guessing tenant B's secret right or wrong gives the
+/// same answer (nothing updated, no error).
+#[tokio::test]
+async fn on_conflict_where_is_no_oracle_over_another_tenants_row_on_sqlite() {
+    let raw = lite::pool().await;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "create table badges (code text primary key, tenant_id text not null, secret text not null);
+         insert into badges values ('B-1', '{TENANT_B}', 'hunter2');"
+    )))
+    .execute(&raw)
+    .await
+    .unwrap();
+    let upsert = |guess: &str| {
+        format!(
+            "INSERT INTO badges (code, secret) VALUES ('B-1', 'x') ON CONFLICT (code) DO UPDATE \
+             SET secret = 'pwned' WHERE json(CASE WHEN badges.secret = '{guess}' THEN 'x' ELSE '1' END) = 1"
+        )
+    };
+    // Positive control: the order the guard used to emit is an oracle.
+    let old = |guess: &str| {
+        format!(
+            "INSERT INTO badges (code, secret, tenant_id) VALUES ('B-1', 'x', ?1) ON CONFLICT (code) \
+             DO UPDATE SET secret = 'pwned' WHERE (json(CASE WHEN badges.secret = '{guess}' THEN 'x' ELSE '1' END) = 1) \
+             AND badges.tenant_id = ?1"
+        )
+    };
+    let run_old = |sql: String| {
+        let raw = raw.clone();
+        async move {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(TENANT_A)
+                .execute(&raw)
+                .await
+                .map(|r| r.rows_affected())
+        }
+    };
+    assert!(run_old(old("hunter2")).await.is_err());
+    assert_eq!(run_old(old("wrong")).await.unwrap(), 0);
+
+    let pool = SqliteTenantPool::new(raw.clone(), guard("badges:tenant_id(code,secret)")).unwrap();
+    let a = context(TENANT_A);
+    for guess in ["hunter2", "wrong"] {
+        let mut tx = pool.begin(&a).await.unwrap();
+        let n = tx.query(&upsert(guess)).unwrap().execute().await.unwrap();
+        assert_eq!(n, 0, "{guess}");
+        tx.commit().await.unwrap();
+    }
+    let secret: String = sqlx::query_scalar("select secret from badges where code = 'B-1'")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert_eq!(secret, "hunter2");
+}
