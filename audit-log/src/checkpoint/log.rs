@@ -2,7 +2,7 @@
 //! and the text an operator holds.
 
 use std::fmt;
-use std::io::Write as _;
+use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use super::SignedCheckpoint;
@@ -101,6 +101,7 @@ pub(crate) fn append_checkpoint_log_with_edge(
 ) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
+        .read(true)
         .append(true)
         .open(path)?;
     let mut line = serde_json::json!({ "note": cp.to_note() });
@@ -108,9 +109,29 @@ pub(crate) fn append_checkpoint_log_with_edge(
         let hex: String = e.roots().map(hex::encode).collect();
         line["frontier"] = serde_json::Value::String(hex);
     }
-    let line = line.to_string();
-    f.write_all(format!("{line}\n").as_bytes())?;
+    let mut out = String::new();
+    // A power loss during an earlier append can leave a torn last line
+    // without its newline: start on a line of our own rather than be glued
+    // to it, which would make this checkpoint unreadable too. (The torn part
+    // stays a malformed line, which readers skip.)
+    if !ends_with_newline(&mut f)? {
+        out.push('\n');
+    }
+    out.push_str(&line.to_string());
+    out.push('\n');
+    f.write_all(out.as_bytes())?;
     f.sync_data()
+}
+
+/// Whether `f` is empty or its last byte is a newline.
+fn ends_with_newline(f: &mut std::fs::File) -> std::io::Result<bool> {
+    if f.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    let mut last = [0u8; 1];
+    f.seek(std::io::SeekFrom::End(-1))?;
+    f.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 /// Read a JSON-lines checkpoint log written by [`FileSink`] or a file store.
@@ -328,6 +349,17 @@ mod tests {
             crate::clock::Timestamp::from_unix_micros(1),
         ));
         assert_eq!(edge_of(&unrooted, &hex_of(&f)), None);
+    }
+
+    #[test]
+    fn a_missing_store_log_has_no_edges_and_an_unreadable_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let none = read_checkpoint_edges(&dir.path().join("none.jsonl")).unwrap();
+        assert_eq!(none, vec![]);
+        assert!(matches!(
+            read_checkpoint_edges(dir.path()),
+            Err(Error::Io(_))
+        ));
     }
 
     #[test]

@@ -128,14 +128,10 @@ impl Checkpoint {
         if origin.is_empty() || origin.chars().any(char::is_whitespace) {
             return Err(bad());
         }
-        let size_s = lines.next().ok_or_else(bad)?;
-        if size_s.is_empty()
-            || (size_s.len() > 1 && size_s.starts_with('0'))
-            || !size_s.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(bad());
-        }
-        let size: u64 = size_s.parse().map_err(|_| bad())?;
+        // The numbers need no checks of their own: `parse` takes a sign or
+        // leading zeros, but the canonical rendering compared at the end has
+        // neither, so only the one spelling `body` writes gets through.
+        let size: u64 = lines.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
         let hash = |s: &str| -> Result<[u8; 32]> {
             B64.decode(s)
                 .map_err(|_| bad())?
@@ -152,16 +148,11 @@ impl Checkpoint {
             }
             None => (third, None),
         };
-        let time = next.strip_prefix("time ").ok_or_else(bad)?;
-        if time.is_empty()
-            || !time
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| b.is_ascii_digit() || (i == 0 && b == b'-'))
-        {
-            return Err(bad());
-        }
-        let time: i64 = time.parse().map_err(|_| bad())?;
+        let time: i64 = next
+            .strip_prefix("time ")
+            .ok_or_else(bad)?
+            .parse()
+            .map_err(|_| bad())?;
         if lines.next().is_some() {
             return Err(bad());
         }
@@ -672,6 +663,25 @@ mod tests {
         ] {
             assert!(SignedCheckpoint::parse(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// golang.org/x/mod/sumdb/note's example (note.go's package doc): its key
+    /// signs its text to the same signature line here, so a Go verifier reads
+    /// our signatures and we read its (Ed25519 over the body, key id first).
+    #[test]
+    fn signatures_are_those_of_go_sumdb_note() {
+        let k = SigningKey::from_text(
+            "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz",
+        )
+        .unwrap();
+        let text = "If you think cryptography is the answer to your problem,\n\
+                    then you don't know what your problem is.\n";
+        let mut blob = k.key_id().to_vec();
+        blob.extend_from_slice(&k.key.sign(text.as_bytes()).to_bytes());
+        assert_eq!(
+            format!("\u{2014} {} {}\n", k.name(), B64.encode(blob)),
+            "\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+        );
     }
 
     #[test]

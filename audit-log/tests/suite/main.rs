@@ -10,6 +10,8 @@
 )]
 
 mod anchors;
+mod checkpoint_log;
+mod checkpoint_notes;
 mod checkpoint_sign;
 mod cold_report;
 mod common;
