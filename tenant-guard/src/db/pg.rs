@@ -54,12 +54,17 @@ macro_rules! session_clean {
 /// `pg_cursors` on every transaction, which cost more than closing them
 /// (`pg_cursor()` materialises every portal and builds its result
 /// descriptor each time).
-const BEGIN: &str = "BEGIN; CLOSE ALL";
+///
+/// `DISCARD SEQUENCES` then forgets the `currval`/`lastval` values of earlier
+/// transactions on the connection: the last borrower is usually another
+/// tenant, and `SELECT lastval()` (which the guard lets through) returned the
+/// id its last insert drew. Within the transaction both work as before.
+const BEGIN: &str = "BEGIN; CLOSE ALL; DISCARD SEQUENCES";
 /// [`BEGIN`] for a read-only break-glass grant (src/grant/tx.rs): the
 /// transaction is read-only from its first statement, and cannot be switched
 /// back to `READ WRITE` once the context statement has run (PostgreSQL
 /// refuses that after the first query of a transaction).
-const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY; CLOSE ALL";
+const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY; CLOSE ALL; DISCARD SEQUENCES";
 
 /// The statement, run right after `BEGIN`, that sets the tenant context for
 /// the transaction and, in the same round trip, checks that the connection

@@ -81,7 +81,7 @@
 //!   text the guard cannot see);
 //! - everything named `pg_*` (files, other sessions, signals, advisory locks,
 //!   `pg_sleep`, `pg_notify`, catalog sizes), `dblink*`, `lo_*` (large objects
-//!   are not tenant-scoped), `setval`;
+//!   are not tenant-scoped), `setval`, `setseed`;
 //! - SQLite: `load_extension`, `readfile`, `writefile`, `edit`, `fts3_tokenizer`.
 //!
 //! # Traps and limits

@@ -3,7 +3,9 @@
 //! written as string constants, and `ON CONFLICT .. DO UPDATE .. WHERE`
 //! evaluated on another tenant's row. Each test has a positive control: the
 //! text the guard used to emit, run as written, does what the guard must
-//! prevent. Unit tests: `src/guard/rewrite/tests_review.rs`.
+//! prevent. Unit tests: `src/guard/rewrite/tests_review.rs`. With
+//! PostgreSQL too: a sequence value a previous borrower leaves on the
+//! connection.
 
 use hisn_tenant_guard::Error;
 use hisn_tenant_guard::db::SqliteTenantPool;
@@ -124,4 +126,76 @@ async fn on_conflict_where_is_no_oracle_over_another_tenants_row_on_sqlite() {
         .await
         .unwrap();
     assert_eq!(secret, "hunter2");
+}
+
+/// Sequence values are session state: `lastval()` (which the guard lets
+/// through) returned the value the connection's previous borrower, usually
+/// another tenant, drew last. The pool's `BEGIN` message now ends with
+/// `DISCARD SEQUENCES`; within a transaction `lastval` works as before.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn lastval_never_reads_the_previous_borrowers_value_on_postgres() {
+    use hisn_tenant_guard::db::PgTenantPool;
+    use hisn_tenant_guard::sqlx::Row;
+
+    use crate::common::pg::{exec_as, fixture, key};
+
+    let Some(fx) = fixture("tg_attack_lastval", 1).await else {
+        return;
+    };
+    exec_as(
+        &fx.admin,
+        &fx.owner,
+        &format!(
+            "create sequence hisn_attack_seq; grant usage on sequence hisn_attack_seq to \"{}\"",
+            fx.role
+        ),
+    )
+    .await;
+    // Positive control: without the discard, a later transaction on the same
+    // connection reads the value.
+    let mut conn = fx.app.acquire().await.unwrap();
+    let drawn: i64 = sqlx::query_scalar("select nextval('hisn_attack_seq')")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let mut later = sqlx::Connection::begin(&mut *conn).await.unwrap();
+    let seen: i64 = sqlx::query_scalar("select lastval()")
+        .fetch_one(&mut *later)
+        .await
+        .unwrap();
+    assert_eq!(seen, drawn);
+    later.rollback().await.unwrap();
+    drop(conn);
+
+    let pool = PgTenantPool::new(fx.app.clone(), crate::pg_context::guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_B)).await.unwrap();
+    let b_drew: i64 = tx
+        .query("SELECT nextval('hisn_attack_seq')")
+        .unwrap()
+        .fetch_one()
+        .await
+        .unwrap()
+        .get(0);
+    let b_sees: i64 = tx
+        .query("SELECT lastval()")
+        .unwrap()
+        .fetch_one()
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(b_sees, b_drew);
+    tx.commit().await.unwrap();
+    // Tenant A, next on the only connection: nothing to read.
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+    assert!(
+        tx.query("SELECT lastval()")
+            .unwrap()
+            .fetch_one()
+            .await
+            .is_err()
+    );
+    drop(tx);
+    drop(pool);
+    fx.teardown().await;
 }

@@ -13,6 +13,9 @@ const DENIED_FUNCTIONS: &[&str] = &[
     "ts_rewrite",
     // Sequences: setval changes shared state.
     "setval",
+    // Seeds `random()` for the rest of the session: the connection's next
+    // borrower (another tenant) would draw predictable values.
+    "setseed",
     // Large-object descriptors (opened by the denied `lo_*` family).
     "loread",
     "lowrite",

@@ -102,3 +102,21 @@ fn on_conflict_where_runs_the_tenant_predicate_first() {
         )
     );
 }
+
+/// `setseed` changes session state that outlives the transaction: the
+/// connection's next borrower, usually another tenant, would draw
+/// predictable `random()` values. Denied like the other session-state
+/// functions.
+#[test]
+fn setseed_is_denied_as_session_state() {
+    for sql in [
+        "SELECT setseed(0.5)",
+        "SELECT pg_catalog.SETSEED(0.5) FROM assets",
+    ] {
+        assert_eq!(
+            pg(sql),
+            Err(GuardError::ForbiddenFunction("setseed".into())),
+            "{sql}"
+        );
+    }
+}
