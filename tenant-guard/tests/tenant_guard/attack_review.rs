@@ -5,7 +5,7 @@
 //! text the guard used to emit, run as written, does what the guard must
 //! prevent. Unit tests: `src/guard/rewrite/tests_review.rs`. With
 //! PostgreSQL too: a sequence value a previous borrower leaves on the
-//! connection.
+//! connection (and SQLite's per-connection row counters).
 
 use hisn_tenant_guard::Error;
 use hisn_tenant_guard::db::SqliteTenantPool;
@@ -126,6 +126,43 @@ async fn on_conflict_where_is_no_oracle_over_another_tenants_row_on_sqlite() {
         .await
         .unwrap();
     assert_eq!(secret, "hunter2");
+}
+
+/// SQLite keeps `last_insert_rowid()`, `changes()` and `total_changes()`
+/// per connection, not per transaction: on a pooled connection they report
+/// what the previous borrower (another tenant) wrote. The guard refuses
+/// them, so tenant A learns nothing of tenant B's insert.
+#[tokio::test]
+async fn connection_row_counters_never_reach_the_next_tenant_on_sqlite() {
+    let raw = lite::pool().await;
+    let pool = SqliteTenantPool::new(raw.clone(), guard(TABLES)).unwrap();
+    let mut tx = pool.begin(&context(TENANT_B)).await.unwrap();
+    let n = tx
+        .query("INSERT INTO assets (id, name) VALUES ('b-new', 'secret')")
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    tx.commit().await.unwrap();
+    // Positive control: on the pool's only connection, B's write is still
+    // visible to whoever reads the counters next.
+    let (rowid, changes): (i64, i64) = sqlx::query_as("select last_insert_rowid(), changes()")
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert!(rowid > 0);
+    assert_eq!(changes, 1);
+
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+    for sql in [
+        "SELECT last_insert_rowid()",
+        "SELECT changes() FROM assets",
+        "SELECT name FROM assets WHERE total_changes() > 0",
+    ] {
+        assert!(matches!(tx.query(sql), Err(Error::Refused(_))), "{sql}");
+    }
+    tx.commit().await.unwrap();
 }
 
 /// Sequence values are session state: `lastval()` (which the guard lets

@@ -19,6 +19,12 @@ const DENIED_FUNCTIONS: &[&str] = &[
     // Large-object descriptors (opened by the denied `lo_*` family).
     "loread",
     "lowrite",
+    // SQLite connection state left by the connection's previous borrower
+    // (usually another tenant): its last rowid and row counts. Use
+    // `RETURNING` and the driver's rows-affected count instead.
+    "last_insert_rowid",
+    "changes",
+    "total_changes",
     // SQLite: extensions and files.
     "load_extension",
     "readfile",

@@ -120,3 +120,21 @@ fn setseed_is_denied_as_session_state() {
         );
     }
 }
+
+/// SQLite keeps the last inserted rowid and the row counts per connection,
+/// not per transaction: through a pooled connection, `last_insert_rowid()`
+/// returned the rowid the previous borrower (another tenant) inserted, and
+/// `changes()`/`total_changes()` how many rows it wrote. Refused on both
+/// dialects, in any case and schema.
+#[test]
+fn sqlite_connection_state_functions_are_denied() {
+    for (sql, name) in [
+        ("SELECT last_insert_rowid()", "last_insert_rowid"),
+        ("SELECT CHANGES() FROM assets", "changes"),
+        ("SELECT main.total_changes()", "total_changes"),
+    ] {
+        for r in [lite(sql), pg(sql)] {
+            assert_eq!(r, Err(GuardError::ForbiddenFunction(name.into())), "{sql}");
+        }
+    }
+}
