@@ -26,6 +26,10 @@
 //!   contains no `--` or `/*`, trailing `+`/`-` dropped unless the run holds
 //!   one of `~!@#%^&|`?`), SQLite's fixed set; punctuation.
 //!
+//! Every scan refuses (`Err`) rather than loops when a step would not move
+//! forward, which only a bug in this lexer can cause: a lexer bug refuses the
+//! SQL, it never hangs the caller.
+//!
 //! A NUL character anywhere is refused: both databases stop reading the
 //! statement text at a NUL, which would cut off the tenant predicate.
 //!
@@ -88,6 +92,20 @@ pub(crate) struct LexError(pub(crate) String);
 
 fn err<T>(msg: impl Into<String>) -> Result<T, LexError> {
     Err(LexError(msg.into()))
+}
+
+/// Refuses a scan step that did not move from byte `mark` forward to byte
+/// `now` within a text of `len` bytes. Every loop of the lexer checks its
+/// steps with this: none can fail on a correct lexer, but a bug that stops a
+/// loop advancing, moves it back or runs it past the end refuses the SQL
+/// instead of looping forever. It only checks, it never moves the position,
+/// so one bug cannot both stall a loop and silence it.
+fn ahead(mark: usize, now: usize, len: usize) -> Result<(), LexError> {
+    if now > mark && now <= len {
+        Ok(())
+    } else {
+        err("lexer made no progress (a bug in the lexer)")
+    }
 }
 
 /// PostgreSQL's longest identifier in bytes (`NAMEDATALEN - 1`); longer ones
@@ -154,9 +172,7 @@ pub(crate) fn tokens(sql: &str, dialect: Dialect) -> Result<Vec<Tok<'_>>, LexErr
         // (and copying) the vector while lexing.
         out: Vec::with_capacity(sql.len() / 4 + 4),
     };
-    while lx.pos < lx.b.len() {
-        lx.token()?;
-    }
+    lx.run()?;
     if dialect == Dialect::Postgres {
         // `'a'` newline `'b'` is one string on PostgreSQL; two string tokens
         // in a row are never valid otherwise. Refuse both.
@@ -178,6 +194,17 @@ pub(crate) fn tokens(sql: &str, dialect: Dialect) -> Result<Vec<Tok<'_>>, LexErr
 }
 
 impl<'a> Lexer<'a> {
+    /// Reads the tokens up to the end of the text. A token that does not
+    /// move the position forward is refused: it would be read again forever.
+    fn run(&mut self) -> Result<(), LexError> {
+        while self.pos < self.b.len() {
+            let mark = self.pos;
+            self.token()?;
+            ahead(mark, self.pos, self.b.len())?;
+        }
+        Ok(())
+    }
+
     fn peek(&self, off: usize) -> Option<char> {
         self.char_at(self.pos + off)
     }
@@ -191,6 +218,17 @@ impl<'a> Lexer<'a> {
             Some(&b) if b.is_ascii() => Some(char::from(b)),
             _ => self.s.get(at..)?.chars().next(),
         }
+    }
+
+    /// Moves past the characters for which `pred` (given the lexer, for
+    /// lookahead, positioned on the character) holds.
+    fn skip_while(&mut self, pred: impl Fn(&Self, char) -> bool) -> Result<(), LexError> {
+        while let Some(c) = self.peek(0).filter(|&c| pred(self, c)) {
+            let mark = self.pos;
+            self.pos += c.len_utf8();
+            ahead(mark, self.pos, self.b.len())?;
+        }
+        Ok(())
     }
 
     fn push(&mut self, kind: Kind, start: usize, value: Cow<'a, str>) {
@@ -224,18 +262,14 @@ impl<'a> Lexer<'a> {
         let next = self.peek(1);
         let pg = self.dialect == Dialect::Postgres;
         if is_space(c, self.dialect) {
-            while self.peek(0).is_some_and(|c| is_space(c, self.dialect)) {
-                self.pos += 1;
-            }
+            self.skip_while(|lx, c| is_space(c, lx.dialect))?;
             // No value: nothing reads a space's text, and a space sits
             // between most tokens (one allocation fewer each).
             self.push(Kind::Whitespace, start, Cow::Borrowed(""));
             return Ok(());
         }
         if c == '-' && next == Some('-') {
-            while self.peek(0).is_some_and(|c| c != '\n' && c != '\r') {
-                self.pos += self.peek(0).map_or(1, char::len_utf8);
-            }
+            self.skip_while(|_, c| c != '\n' && c != '\r')?;
             self.push_raw(Kind::Comment, start);
             return Ok(());
         }
@@ -288,9 +322,7 @@ impl<'a> Lexer<'a> {
             return err("Unicode-escaped constant U&'..'");
         }
         if is_word_start(c) {
-            while self.peek(0).is_some_and(is_word_part) {
-                self.pos += self.peek(0).map_or(1, char::len_utf8);
-            }
+            self.skip_while(|_, c| is_word_part(c))?;
             self.ident_len(&self.s[start..self.pos])?;
             self.push_raw(Kind::Word, start);
             return Ok(());
@@ -303,12 +335,7 @@ impl<'a> Lexer<'a> {
         }
         if !pg && matches!(c, '?' | ':' | '@') && (c == '?' || next.is_some_and(is_word_start)) {
             self.pos += 1;
-            while self
-                .peek(0)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                self.pos += 1;
-            }
+            self.skip_while(|_, c| c.is_ascii_alphanumeric() || c == '_')?;
             self.push_raw(Kind::Placeholder, start);
             return Ok(());
         }
@@ -323,6 +350,7 @@ impl<'a> Lexer<'a> {
         self.pos += 2;
         let mut depth = 1usize;
         while depth > 0 {
+            let mark = self.pos;
             match (self.peek(0), self.peek(1)) {
                 (None, _) if self.dialect == Dialect::Sqlite => break,
                 (None, _) => return err("unterminated comment"),
@@ -336,6 +364,7 @@ impl<'a> Lexer<'a> {
                 }
                 (Some(c), _) => self.pos += c.len_utf8(),
             }
+            ahead(mark, self.pos, self.b.len())?;
         }
         self.push_raw(Kind::Comment, start);
         Ok(())
@@ -352,6 +381,7 @@ impl<'a> Lexer<'a> {
         let mut value: Cow<'a, str> = Cow::Borrowed("");
         let mut from = self.pos;
         loop {
+            let mark = self.pos;
             let Some(off) = b
                 .get(self.pos..)
                 .and_then(|rest| rest.iter().position(|&c| c == q))
@@ -365,6 +395,7 @@ impl<'a> Lexer<'a> {
                 v.push_str(run);
                 v.push(quote);
                 self.pos = at + 2;
+                ahead(mark, self.pos, self.b.len())?;
                 from = self.pos;
             } else {
                 match &mut value {
@@ -393,6 +424,7 @@ impl<'a> Lexer<'a> {
             let Some(c) = self.peek(0) else {
                 return err("unterminated E'..' constant");
             };
+            let mark = self.pos;
             self.pos += c.len_utf8();
             match c {
                 '\'' if self.peek(0) == Some('\'') => {
@@ -455,6 +487,9 @@ impl<'a> Lexer<'a> {
                 }
                 other => value.push(other),
             }
+            // Net progress over the whole step: an escape must not move the
+            // position back to where the step began.
+            ahead(mark, self.pos, self.b.len())?;
         }
         self.push(Kind::String, start, Cow::Owned(value));
         Ok(())
@@ -462,41 +497,43 @@ impl<'a> Lexer<'a> {
 
     fn number(&mut self, start: usize) -> Result<(), LexError> {
         let b = self.b;
+        let pg = self.dialect == Dialect::Postgres;
+        // PostgreSQL reads `0x`, `0o` and `0b` integers, SQLite only `0x`.
         let radix = |c: u8| match c {
             b'x' | b'X' => Some(16),
-            b'o' | b'O' => Some(8),
-            b'b' | b'B' => Some(2),
+            b'o' | b'O' if pg => Some(8),
+            b'b' | b'B' if pg => Some(2),
             _ => None,
         };
         if b[self.pos] == b'0'
             && let Some(r) = b.get(self.pos + 1).copied().and_then(radix)
         {
             self.pos += 2;
-            while self.peek(0).is_some_and(|c| {
-                c.is_digit(r) || (c == '_' && self.peek(1).is_some_and(|n| n.is_digit(r)))
-            }) {
-                self.pos += 1;
+            self.skip_while(|lx, c| {
+                c.is_digit(r) || (c == '_' && lx.peek(1).is_some_and(|n| n.is_digit(r)))
+            })?;
+            // A prefix without digits (`0x`, `0x_`): an error on both.
+            if self.pos == start + 2 {
+                return err("integer prefix without digits");
             }
         } else {
             let digits = |lx: &mut Self| {
-                while lx.peek(0).is_some_and(|c| {
+                lx.skip_while(|lx, c| {
                     c.is_ascii_digit()
                         || (c == '_' && lx.peek(1).is_some_and(|n| n.is_ascii_digit()))
-                }) {
-                    lx.pos += 1;
-                }
+                })
             };
-            digits(self);
+            digits(self)?;
             // `1..2` is not a number followed by `.2`: leave `..` alone.
             if self.peek(0) == Some('.') && self.peek(1) != Some('.') {
                 self.pos += 1;
-                digits(self);
+                digits(self)?;
             }
             if matches!(self.peek(0), Some('e' | 'E')) {
                 let sign = usize::from(matches!(self.peek(1), Some('+' | '-')));
                 if self.peek(1 + sign).is_some_and(|c| c.is_ascii_digit()) {
                     self.pos += 1 + sign;
-                    digits(self);
+                    digits(self)?;
                 }
             }
         }
@@ -511,9 +548,7 @@ impl<'a> Lexer<'a> {
         let pg = self.dialect == Dialect::Postgres;
         self.pos += 1;
         if self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
-            while self.peek(0).is_some_and(|c| c.is_ascii_digit()) {
-                self.pos += 1;
-            }
+            self.skip_while(|_, c| c.is_ascii_digit())?;
             if self.peek(0).is_some_and(is_word_part) {
                 return err("trailing junk after a parameter");
             }
@@ -522,20 +557,13 @@ impl<'a> Lexer<'a> {
         }
         if !pg {
             // SQLite `$name` parameter.
-            while self
-                .peek(0)
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                self.pos += 1;
-            }
+            self.skip_while(|_, c| c.is_ascii_alphanumeric() || c == '_')?;
             self.push_raw(Kind::Placeholder, start);
             return Ok(());
         }
         // A dollar quote: `$tag$`, tag = word characters without `$`.
         if self.peek(0).is_some_and(is_word_start) {
-            while self.peek(0).is_some_and(|c| is_word_part(c) && c != '$') {
-                self.pos += self.peek(0).map_or(1, char::len_utf8);
-            }
+            self.skip_while(|_, c| is_word_part(c) && c != '$')?;
         }
         if self.peek(0) != Some('$') {
             return err("`$` that is neither a parameter nor a dollar quote");
@@ -578,13 +606,16 @@ impl<'a> Lexer<'a> {
             {
                 break;
             }
+            let mark = end;
             end += 1;
+            ahead(mark, end, self.b.len())?;
         }
         let mut op = &self.s[self.pos..end];
-        if op.len() > 1 && !op.chars().any(is_pg_op_special) {
-            while op.len() > 1 && (op.ends_with('+') || op.ends_with('-')) {
-                op = &op[..op.len() - 1];
-            }
+        if !op.chars().any(is_pg_op_special) {
+            // Drop the trailing `+`/`-`, keeping at least one character (no
+            // loop: a slip in it could only refuse, never spin).
+            let kept = op.trim_end_matches(['+', '-']);
+            op = if kept.is_empty() { &op[..1] } else { kept };
         }
         self.pos += op.len();
         self.push_raw(Kind::Op, start);
@@ -653,6 +684,29 @@ mod tests {
         );
     }
 
+    /// Fail closed: a scan step that does not move forward, or moves past the
+    /// end (only a lexer bug makes one), is refused instead of looping forever. No input reaches it
+    /// through `tokens`, so the check is pinned directly, and through a lexer
+    /// put where no correct scan leaves it: inside a character, where no token
+    /// can start and the reader would otherwise spin in place.
+    #[test]
+    fn a_scan_step_that_does_not_move_forward_is_refused() {
+        assert_eq!(ahead(3, 4, 4), Ok(()));
+        assert!(ahead(3, 3, 4).is_err());
+        assert!(ahead(3, 2, 4).is_err());
+        assert!(ahead(3, 5, 4).is_err());
+        let sql = "é";
+        let mut lx = Lexer {
+            s: sql,
+            b: sql.as_bytes(),
+            pos: 1,
+            dialect: Dialect::Postgres,
+            out: Vec::new(),
+        };
+        assert!(lx.run().is_err());
+        assert!(lx.out.is_empty());
+    }
+
     #[test]
     fn postgres_strings_follow_standard_conforming_strings() {
         let t = kinds(r"SELECT 'x\'') OR 1 --'", Dialect::Postgres);
@@ -683,6 +737,218 @@ mod tests {
         }
     }
 
+    fn num(s: &str) -> (Kind, String) {
+        (Kind::Number, s.to_owned())
+    }
+
+    fn op(s: &str) -> (Kind, String) {
+        (Kind::Op, s.to_owned())
+    }
+
+    fn word(s: &str) -> (Kind, String) {
+        (Kind::Word, s.to_owned())
+    }
+
+    /// Quoted identifiers decode `""`; an empty one is an error on both
+    /// (an empty string is not). PostgreSQL truncates identifiers to 63
+    /// bytes, so a longer one, quoted or not, is refused there; SQLite keeps
+    /// them whole. Nested comments nest on PostgreSQL only.
+    #[test]
+    fn identifiers_and_comments_as_the_databases_read_them() {
+        let ident = |s: &str| (Kind::QuotedIdent, s.to_owned());
+        for d in [Dialect::Postgres, Dialect::Sqlite] {
+            assert_eq!(
+                kinds(r#""a""b" ''"#, d),
+                [ident("a\"b"), (Kind::String, String::new())]
+            );
+            assert!(lex(r#"SELECT """#, d).is_err(), "{d:?}");
+            // A non-ASCII character is a word character, however many bytes.
+            assert_eq!(kinds("€=1", d), [word("€"), op("="), num("1")], "{d:?}");
+        }
+        let (n63, n64) = ("n".repeat(63), "n".repeat(64));
+        for ok in [n63.clone(), format!("\"{n63}\"")] {
+            assert_eq!(kinds(&ok, Dialect::Postgres).len(), 1, "{ok:?}");
+        }
+        for long in [n64.clone(), format!("\"{n64}\"")] {
+            assert!(lex(&long, Dialect::Postgres).is_err(), "{long:?}");
+            assert_eq!(kinds(&long, Dialect::Sqlite).len(), 1, "{long:?}");
+        }
+        let (x, y) = (word("x"), word("y"));
+        assert_eq!(
+            kinds("x /* a /* b */ c */ y", Dialect::Postgres),
+            [x.clone(), y.clone()]
+        );
+        assert_eq!(
+            kinds("x /* a /* b */ y", Dialect::Sqlite),
+            [x.clone(), y.clone()]
+        );
+    }
+
+    /// Only `U&` straight before a quote is PostgreSQL's Unicode-escape
+    /// form (refused); `u&x` and a quote two characters after any other
+    /// character are ordinary tokens, and SQLite has no such form.
+    #[test]
+    fn only_u_ampersand_before_a_quote_is_a_unicode_escape() {
+        let string = |s: &str| (Kind::String, s.to_owned());
+        for d in [Dialect::Postgres, Dialect::Sqlite] {
+            assert_eq!(kinds("u&x", d), [word("u"), op("&"), word("x")], "{d:?}");
+            assert_eq!(
+                kinds("x&'1'", d),
+                [word("x"), op("&"), string("1")],
+                "{d:?}"
+            );
+            assert_eq!(
+                kinds("a,'x'", d),
+                [word("a"), op(","), string("x")],
+                "{d:?}"
+            );
+        }
+        assert_eq!(
+            kinds("U&'x'", Dialect::Sqlite),
+            [word("U"), op("&"), string("x")]
+        );
+    }
+
+    /// PostgreSQL 16's `scan.l` numbers: `0x`/`0o`/`0b` integers, `_`
+    /// between digits, `1.`, `.5`, exponents; `1..2` is `1`, `..`, `2`
+    /// (`numericfail`); a prefix without digits (`hexfail`) and a word
+    /// character straight after a number (`integer_junk`) are errors. SQLite
+    /// (`tokenize.c`) has only the `0x` prefix.
+    #[test]
+    fn numbers_end_where_the_database_ends_them() {
+        let pg = |sql: &str| kinds(sql, Dialect::Postgres);
+        for n in [
+            "0", "0x1F", "0X_1f", "0o17", "0b1_0", "1_000", "1_0.0_1", "1.5", "1.", ".5", "1e5",
+            "1E+5", "1.5e-3",
+        ] {
+            assert_eq!(pg(n), [num(n)], "{n:?}");
+        }
+        assert_eq!(pg("1+2"), [num("1"), op("+"), num("2")]);
+        assert_eq!(pg("1..2"), [num("1"), op(".."), num("2")]);
+        for bad in [
+            "SELECT 0x",
+            "0x_",
+            "0x1F_",
+            "0b2",
+            "1_",
+            "1__0",
+            "1e",
+            "1e+",
+            "1.5x",
+            "1abc",
+        ] {
+            assert!(lex(bad, Dialect::Postgres).is_err(), "{bad:?}");
+        }
+        assert_eq!(kinds("0x1F", Dialect::Sqlite), [num("0x1F")]);
+        for bad in ["0o17", "0b1", "0x"] {
+            assert!(lex(bad, Dialect::Sqlite).is_err(), "{bad:?}");
+        }
+    }
+
+    /// PostgreSQL's `E'..'` escapes (`scan.l`'s `xeescape`, `xeoctesc`,
+    /// `xehexesc`, `xeunicode`): a letter that names no escape stands for
+    /// itself (`\q`, and `\x` without a hex digit), octal takes one to
+    /// three digits; NUL, bytes above ASCII and malformed `\u` are refused.
+    #[test]
+    fn escape_strings_decode_as_postgres_does() {
+        assert_eq!(
+            kinds(
+                r"E'\b\f\n\r\t\q\xg\7\1010\U000000e9\x4a'",
+                Dialect::Postgres
+            ),
+            [(Kind::String, "\u{8}\u{c}\n\r\tqxg\u{7}A0\u{e9}J".to_owned())]
+        );
+        for bad in [
+            r"E'\u+0e9'",
+            r"E'\u0000'",
+            r"E'\u00e'",
+            r"E'\UFFFFFFFF'",
+            r"E'\xff'",
+            r"E'\400'",
+            r"E'abc",
+            r"E'\",
+        ] {
+            assert!(lex(bad, Dialect::Postgres).is_err(), "{bad:?}");
+        }
+    }
+
+    /// `$n` on both; dollar quotes on PostgreSQL (the tag is a word without
+    /// `$`, the body ends at the same tag); `$name`, `?n`, `:x`, `@x` on
+    /// SQLite.
+    #[test]
+    fn parameters_and_dollar_quotes_end_where_the_database_ends_them() {
+        let ph = |s: &str| (Kind::Placeholder, s.to_owned());
+        let string = |s: &str| (Kind::String, s.to_owned());
+        assert_eq!(
+            kinds("$1+$12", Dialect::Postgres),
+            [ph("$1"), op("+"), ph("$12")]
+        );
+        assert_eq!(
+            kinds("$q$ it's $$ $q$, $$x$$, $_t1$a$_t1$", Dialect::Postgres),
+            [
+                string(" it's $$ "),
+                op(","),
+                string("x"),
+                op(","),
+                string("a")
+            ]
+        );
+        for bad in ["$1a", "$", "$q$x", "$q x$"] {
+            assert!(lex(bad, Dialect::Postgres).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            kinds("$a_b1 $1 ?2 :x @y ?", Dialect::Sqlite),
+            [ph("$a_b1"), ph("$1"), ph("?2"), ph(":x"), ph("@y"), ph("?")]
+        );
+    }
+
+    /// PostgreSQL reads the longest run of operator characters; a trailing
+    /// `+`/`-` is dropped (one at a time, keeping at least one character)
+    /// unless the run holds one of ``~!@#%^&|`?``, so `a*-1` is `*`, `-`
+    /// but `a ~=-1` is one operator `~=-`. SQLite has a fixed set.
+    #[test]
+    fn operators_are_the_databases_operators() {
+        let pg = |sql: &str| kinds(sql, Dialect::Postgres);
+        let (a, b, one) = (word("a"), word("b"), num("1"));
+        for o in ["<=", "<>", "||", "!~~*", "|/", "::", ":=", "@>"] {
+            assert_eq!(
+                pg(&format!("a{o}b")),
+                [a.clone(), op(o), b.clone()],
+                "{o:?}"
+            );
+        }
+        assert_eq!(pg("a*-1"), [a.clone(), op("*"), op("-"), one.clone()]);
+        assert_eq!(
+            pg("a+-+1"),
+            [a.clone(), op("+"), op("-"), op("+"), one.clone()]
+        );
+        assert_eq!(pg("a ~=-1"), [a.clone(), op("~=-"), one.clone()]);
+        assert_eq!(pg("a +/* c */ b"), [a.clone(), op("+"), b.clone()]);
+        let lite = |sql: &str| kinds(sql, Dialect::Sqlite);
+        assert_eq!(
+            lite("a->>b->a==b!=a<>b||a.b<<1"),
+            [
+                a.clone(),
+                op("->>"),
+                b.clone(),
+                op("->"),
+                a.clone(),
+                op("=="),
+                b.clone(),
+                op("!="),
+                a.clone(),
+                op("<>"),
+                b.clone(),
+                op("||"),
+                a.clone(),
+                op("."),
+                b.clone(),
+                op("<<"),
+                one
+            ]
+        );
+    }
+
     #[test]
     fn postgres_operators_stop_before_comment_starters() {
         let t = kinds("a #-- b\n+ c", Dialect::Postgres);
@@ -701,10 +967,11 @@ mod tests {
 
     #[test]
     fn sqlite_rules() {
-        let t = kinds(r"SELECT 'x\''', `a``b`, [c]", Dialect::Sqlite);
+        let t = kinds(r"SELECT 'x\''', `a``b`, [c] d", Dialect::Sqlite);
         assert_eq!(t[1], (Kind::String, r"x\'".to_owned()));
         assert_eq!(t[3], (Kind::QuotedIdent, "a`b".to_owned()));
         assert_eq!(t[5], (Kind::QuotedIdent, "c".to_owned()));
+        assert_eq!(t[6], (Kind::Word, "d".to_owned()));
         // Not nested; unterminated at the end is a comment.
         assert_eq!(kinds("/* /* */ x", Dialect::Sqlite).len(), 1);
         assert_eq!(kinds("x /* y", Dialect::Sqlite).len(), 1);
