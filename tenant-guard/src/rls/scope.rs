@@ -327,4 +327,29 @@ mod tests {
         assert!(!is_client_predicate(org, "client_id", &[]));
         assert!(!is_client_predicate(org, "client_id", &["owner".into()]));
     }
+
+    /// The role predicate of a role-gated table, as PostgreSQL 15's
+    /// `pg_get_expr` prints the generated policy (read off a real policy):
+    /// the roles in order, and `'{}'::text[]` for none. Anything else,
+    /// another role list, an added disjunct or a reordered list, is not the
+    /// generated predicate, and `verify` must report it.
+    #[test]
+    fn role_predicate_matching_is_exact() {
+        let two = "(( SELECT hisn_tenant_guard_current_roles() AS hisn_tenant_guard_current_roles) && ARRAY['firm_admin'::text, 'owner'::text])";
+        let roles = ["firm_admin".to_owned(), "owner".to_owned()];
+        assert!(is_role_predicate(two, &roles));
+        assert!(!is_role_predicate(two, &roles[..1]));
+        assert!(!is_role_predicate(
+            two,
+            &[roles[1].clone(), roles[0].clone()]
+        ));
+        assert!(!is_role_predicate(two, &[]));
+        assert!(!is_role_predicate(&format!("({two} OR true)"), &roles));
+        let none = "(( SELECT hisn_tenant_guard_current_roles() AS hisn_tenant_guard_current_roles) && '{}'::text[])";
+        assert!(is_role_predicate(none, &[]));
+        assert!(!is_role_predicate(none, &roles[..1]));
+        // Another function than the roles function is not the predicate.
+        let other = two.replace("current_roles", "current_clients");
+        assert!(!is_role_predicate(&other, &roles));
+    }
 }
