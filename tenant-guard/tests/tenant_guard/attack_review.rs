@@ -236,3 +236,80 @@ async fn lastval_never_reads_the_previous_borrowers_value_on_postgres() {
     drop(pool);
     fx.teardown().await;
 }
+
+/// `currtid2(relation, tid)` follows a row's update chain by relation name
+/// and tuple id with no row level security: from tenant A's transaction it
+/// reported that tenant B's row at a given tid had been updated, and where
+/// its new version lies. The guard refuses it (and `currtid`) in any case
+/// and schema; RLS alone lets it through, which the positive control shows.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn currtid_never_follows_another_tenants_rows_on_postgres() {
+    use hisn_tenant_guard::db::{PgTenantPool, danger};
+
+    use crate::common::pg::{fixture, key};
+
+    let Some(fx) = fixture("tg_attack_currtid", 1).await else {
+        return;
+    };
+    const B2: &str = "b0000000-0000-4000-8000-000000000002";
+    let old: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select ctid::text from assets where id = '{B2}'"
+    )))
+    .fetch_one(&fx.admin)
+    .await
+    .unwrap();
+    let pool = PgTenantPool::new(fx.app.clone(), crate::pg_context::guard(), key()).unwrap();
+    // Tenant B updates its own row through the guard (the legitimate form).
+    let mut tx = pool.begin(&context(TENANT_B)).await.unwrap();
+    let n = tx
+        .query(&format!(
+            "UPDATE assets SET name = 'secret B2 v2' WHERE id = '{B2}'"
+        ))
+        .unwrap()
+        .execute()
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    tx.commit().await.unwrap();
+
+    // Positive control, RLS alone: tenant A sees none of B's rows, yet
+    // currtid2 moves B's old tid to its new version.
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+    let conn = danger::unguarded(&mut tx);
+    let visible: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select count(*) from assets where id = '{B2}'"
+    )))
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(visible, 0);
+    let latest: String = sqlx::query_scalar(AssertSqlSafe(format!(
+        "select currtid2('assets', '{old}'::tid)::text"
+    )))
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_ne!(latest, old, "currtid2 followed B's update chain");
+    // The guard refuses it, in any case and schema.
+    for sql in [
+        format!("SELECT currtid2('assets', '{old}'::tid)"),
+        format!(
+            "SELECT name FROM assets WHERE pg_catalog.CURRTID2('assets', '{old}'::tid) IS NOT NULL"
+        ),
+        format!("SELECT currtid('assets'::regclass, '{old}'::tid)"),
+    ] {
+        assert!(matches!(tx.query(&sql), Err(Error::Refused(_))), "{sql}");
+    }
+    // Tenant A's own reads still work.
+    let own = tx
+        .query("SELECT name FROM assets")
+        .unwrap()
+        .fetch_all()
+        .await
+        .unwrap();
+    assert_eq!(own.len(), 2);
+    tx.rollback().await.unwrap();
+    drop(pool);
+    fx.teardown().await;
+}

@@ -16,6 +16,10 @@ const DENIED_FUNCTIONS: &[&str] = &[
     // Seeds `random()` for the rest of the session: the connection's next
     // borrower (another tenant) would draw predictable values.
     "setseed",
+    // Follow a row's update chain by relation name and tuple id without row
+    // level security: they report which of another tenant's rows changed.
+    "currtid",
+    "currtid2",
     // Large-object descriptors (opened by the denied `lo_*` family).
     "loread",
     "lowrite",

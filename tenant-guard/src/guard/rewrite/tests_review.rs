@@ -138,3 +138,27 @@ fn sqlite_connection_state_functions_are_denied() {
         }
     }
 }
+
+/// `currtid2(relation, tid)` (and the older `currtid`) follow a row's update
+/// chain by tuple id without row level security: tenant A learned which of
+/// tenant B's rows changed. Denied in any case and schema.
+#[test]
+fn currtid_functions_are_denied() {
+    for (sql, name) in [
+        ("SELECT currtid2('assets', '(0,1)')", "currtid2"),
+        (
+            "SELECT pg_catalog.CURRTID2('assets', '(0,1)') FROM assets",
+            "currtid2",
+        ),
+        (
+            "SELECT name FROM assets WHERE currtid(1, '(0,1)') IS NULL",
+            "currtid",
+        ),
+    ] {
+        assert_eq!(
+            pg(sql),
+            Err(GuardError::ForbiddenFunction(name.into())),
+            "{sql}"
+        );
+    }
+}
