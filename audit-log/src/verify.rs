@@ -757,34 +757,12 @@ mod tests {
         assert_eq!(r.to_json()["ok"], true);
     }
 
-    /// Counts the warnings logged while it is the default subscriber.
-    struct Warnings(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-    impl tracing::Subscriber for Warnings {
-        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-            true
-        }
-        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-            tracing::span::Id::from_u64(1)
-        }
-        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-        fn event(&self, e: &tracing::Event<'_>) {
-            if *e.metadata().level() == tracing::Level::WARN {
-                self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-        }
-        fn enter(&self, _: &tracing::span::Id) {}
-        fn exit(&self, _: &tracing::span::Id) {}
-    }
-
     #[test]
     fn every_failing_verdict_logs_a_warning_and_a_passing_one_none() {
         let t = TenantId::parse("acme").unwrap();
         let v = Verifier::new(&t, &[], None);
         for verdict in ALL {
-            let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            tracing::subscriber::with_default(Warnings(n.clone()), || {
+            let (reported, events) = hisn_test_support::capture_events(|| {
                 let w = Walk {
                     from: 0,
                     anchored: 0,
@@ -792,13 +770,20 @@ mod tests {
                     breaks: Breaks::default(),
                     skipped: 0,
                 };
-                assert_eq!(
-                    v.report(w, verdict, None, 0, Link::GENESIS).verdict,
-                    verdict
-                );
+                v.report(w, verdict, None, 0, Link::GENESIS).verdict
             });
-            let warned = n.load(std::sync::atomic::Ordering::SeqCst);
-            assert_eq!(warned, usize::from(!verdict.is_ok()), "{verdict}");
+            assert_eq!(reported, verdict);
+            let warned: Vec<_> = events
+                .iter()
+                .filter(|e| e.level == tracing::Level::WARN)
+                .map(|e| (e.field("tenant"), e.field("verdict")))
+                .collect();
+            let want = if verdict.is_ok() {
+                vec![]
+            } else {
+                vec![(Some("acme"), Some(verdict.as_str()))]
+            };
+            assert_eq!(warned, want, "{verdict}");
         }
     }
 

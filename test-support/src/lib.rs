@@ -22,10 +22,17 @@
 //! sqlx::query("create table t (id int)").execute(&pool).await.unwrap();
 //! # }
 //! ```
+//!
+//! It also holds [`capture_events`], the one way tests capture the `tracing`
+//! events (level, target, message, fields) the code under test emits.
 #![forbid(unsafe_code)]
 // This crate exists to make tests fail loudly: panicking on a broken service is
 // its documented behaviour, not an accident.
 #![allow(clippy::panic, clippy::expect_used, clippy::unwrap_used)]
+
+mod capture;
+
+pub use capture::{CapturedEvent, capture_events};
 
 use std::fmt;
 use std::io::Write;

@@ -4,13 +4,13 @@
 //! operator holds.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hisn_audit_log::{
     Checkpoint, CheckpointSink, CosigningKey, Error, FileSink, Link, MemorySink, SignedCheckpoint,
     StdoutSink, Timestamp, parse_checkpoint_log, parse_checkpoint_text, parse_notes,
     read_checkpoint_log,
 };
+use hisn_test_support::capture_events;
 
 use crate::common::*;
 
@@ -27,32 +27,16 @@ fn json_line(cp: &SignedCheckpoint) -> String {
     serde_json::json!({ "note": cp.to_note() }).to_string()
 }
 
-/// Counts the warnings logged while it is the default subscriber.
-struct Warnings(Arc<AtomicUsize>);
-
-impl tracing::Subscriber for Warnings {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, e: &tracing::Event<'_>) {
-        if *e.metadata().level() == tracing::Level::WARN {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-/// `f`'s result and the number of warnings it logged.
-fn warnings<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let n = Arc::new(AtomicUsize::new(0));
-    let out = tracing::subscriber::with_default(Warnings(n.clone()), f);
-    (out, n.load(Ordering::SeqCst))
+/// `f`'s result and the `skipped` count of each warning it logged (`None`
+/// for a warning without one).
+fn warnings<T>(f: impl FnOnce() -> T) -> (T, Vec<Option<String>>) {
+    let (out, events) = capture_events(f);
+    let warned = events
+        .iter()
+        .filter(|e| e.level == tracing::Level::WARN)
+        .map(|e| e.field("skipped").map(str::to_owned))
+        .collect();
+    (out, warned)
 }
 
 fn publish_all<S: CheckpointSink>(sink: &S, cps: &[SignedCheckpoint]) {
@@ -152,10 +136,11 @@ fn the_lenient_log_reader_skips_and_counts_malformed_lines_with_one_warning() {
     let path = dir.path().join("checkpoints.jsonl");
     std::fs::write(&path, &text).unwrap();
     let (read, warned) = warnings(|| read_checkpoint_log(&path).unwrap());
-    assert_eq!((read, warned), (vec![a.clone(), b.clone()], 1));
+    assert_eq!(read, [a.clone(), b.clone()]);
+    assert_eq!(warned, [Some("4".to_owned())]);
     std::fs::write(&path, format!("{}\n", json_line(&a))).unwrap();
     let (read, warned) = warnings(|| read_checkpoint_log(&path).unwrap());
-    assert_eq!((read, warned), (vec![a], 0));
+    assert_eq!((read, warned), (vec![a], vec![]));
 }
 
 /// Notes kept one per row are read the same way: the good ones in order,
@@ -165,9 +150,10 @@ fn stored_notes_are_read_leniently_with_one_warning_for_skipped_ones() {
     let (a, b) = (signed(1), signed(2));
     let (na, nb) = (a.to_note(), b.to_note());
     let (read, warned) = warnings(|| parse_notes([na.as_str(), "junk", "", nb.as_str()]));
-    assert_eq!((read, warned), (vec![a.clone(), b.clone()], 1));
+    assert_eq!(read, [a.clone(), b.clone()]);
+    assert_eq!(warned, [Some("2".to_owned())]);
     let (read, warned) = warnings(|| parse_notes([na.as_str(), nb.as_str()]));
-    assert_eq!((read, warned), (vec![a, b], 0));
+    assert_eq!((read, warned), (vec![a, b], vec![]));
 }
 
 /// The strict reader of an operator's checkpoints takes a JSON-lines log or
