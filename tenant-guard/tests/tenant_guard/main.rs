@@ -24,6 +24,7 @@ mod stepup;
 mod adoption;
 #[cfg(feature = "sqlite")]
 mod attack_review;
+mod attack_review2;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod clients_common;
 #[cfg(feature = "sqlite")]

@@ -101,6 +101,7 @@ pub(crate) fn rewrite(
         clients: None,
         active_client: None,
         gates: Vec::new(),
+        shared_refs: 0,
     };
     rewriter.statement(&mut statement)?;
     let extra: Vec<GuardParam> = rewriter.extra.clone();
@@ -191,6 +192,9 @@ struct Rewriter<'r> {
     active_client: Option<Expr>,
     /// Role gates the statement touched: table and the roles it needs.
     gates: Vec<(&'r str, &'r std::collections::BTreeSet<String>)>,
+    /// References to shared tables resolved so far (a query with a locking
+    /// clause must add none).
+    shared_refs: usize,
 }
 
 impl<'r> Rewriter<'r> {

@@ -72,6 +72,7 @@ impl<'r> Rewriter<'r> {
                 TableKind::Shared => {
                     // A shared table in a role-gated schema is gated too.
                     self.touch(key, false);
+                    self.shared_refs += 1;
                     Ok(Resolved::Shared)
                 }
             },

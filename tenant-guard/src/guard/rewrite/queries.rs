@@ -19,7 +19,7 @@ impl<'r> Rewriter<'r> {
             order_by,
             limit_clause,
             fetch,
-            locks: _,
+            locks,
             for_clause,
             settings,
             format_clause,
@@ -34,6 +34,7 @@ impl<'r> Rewriter<'r> {
         )?;
         let mut visible = outer.to_vec();
         let ctes_before = self.cte_columns.len();
+        let shared_before = self.shared_refs;
         if let Some(with) = with {
             let names: Vec<String> = with
                 .cte_tables
@@ -116,6 +117,19 @@ impl<'r> Rewriter<'r> {
         }
         self.scopes.pop();
         self.cte_columns.truncate(ctes_before);
+        // `FOR UPDATE`/`FOR SHARE` lock the rows of every table the query
+        // reads (subqueries in FROM included): on a shared table those rows
+        // are every tenant's, so one tenant's open transaction could block
+        // the others' writes (an insert's foreign-key check takes `FOR KEY
+        // SHARE` on the shared row) and `NOWAIT` would tell it when another
+        // tenant holds such a lock. Locking is a write intent, and shared
+        // tables are read-only through the guard: a locking query may read
+        // no shared table at all (counted over the whole query, subqueries
+        // in WHERE too: fail closed).
+        require(
+            locks.is_empty() || self.shared_refs == shared_before,
+            "FOR UPDATE/SHARE over a shared table",
+        )?;
         self.leave();
         Ok(())
     }

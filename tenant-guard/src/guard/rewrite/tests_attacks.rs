@@ -339,3 +339,40 @@ fn escape_strings_and_standard_conforming_strings() {
         assert!(rest.contains(r"\\"), "{out}");
     }
 }
+
+/// `FOR UPDATE`/`FOR SHARE` lock every row the query reads; on a shared
+/// table those rows are every tenant's: one tenant's open transaction
+/// blocked the others' inserts (their foreign-key checks take `FOR KEY
+/// SHARE` on the shared row) and `NOWAIT` told it when another tenant held
+/// such a lock. A locking query may read no shared table, wherever it
+/// appears (subqueries in FROM and WHERE, CTEs, `OF` or not); locking tenant
+/// rows alone is unchanged.
+#[test]
+fn locking_clauses_never_cover_a_shared_table() {
+    for sql in [
+        "SELECT * FROM countries FOR UPDATE",
+        "SELECT * FROM countries WHERE code = 'SA' FOR SHARE NOWAIT",
+        "SELECT a.name FROM assets a JOIN countries c ON c.code = a.name FOR UPDATE OF a",
+        "SELECT * FROM (SELECT * FROM countries) c FOR UPDATE",
+        "WITH c AS (SELECT * FROM countries) SELECT * FROM c FOR UPDATE",
+        "SELECT * FROM assets WHERE name IN (SELECT name FROM countries) FOR UPDATE",
+        "SELECT * FROM assets WHERE id IN (SELECT code FROM countries FOR UPDATE)",
+    ] {
+        assert_eq!(
+            pg(sql),
+            Err(GuardError::Unsupported(
+                "FOR UPDATE/SHARE over a shared table".into()
+            )),
+            "{sql}"
+        );
+    }
+    assert_eq!(
+        pg("SELECT * FROM assets WHERE name IN (SELECT name FROM countries)").map(|_| ()),
+        Ok(())
+    );
+    assert_eq!(
+        pg("SELECT name FROM assets WHERE id = $1 FOR UPDATE NOWAIT").unwrap(),
+        "SELECT name FROM assets WHERE (id = $1) AND assets.tenant_id = $2 FOR UPDATE NOWAIT"
+    );
+    assert!(pg("SELECT * FROM countries c WHERE EXISTS (SELECT 1 FROM assets FOR UPDATE)").is_ok());
+}

@@ -1,0 +1,79 @@
+//! Attack classes of the session-6 outside review (issue 10), run on the
+//! real database with a positive control each. Unit tests:
+//! `src/guard/rewrite/tests_attacks.rs`.
+
+/// `FOR UPDATE`/`FOR SHARE` over a shared table lock rows every tenant uses:
+/// with the application role allowed to update the shared table (locking
+/// needs `UPDATE`), tenant A's open transaction held a lock that made every
+/// other tenant's `FOR KEY SHARE` (the foreign-key check of an insert
+/// referencing the row) wait or, with `NOWAIT`, fail: a cross-tenant block
+/// and activity oracle. The guard now refuses a locking query that reads a
+/// shared table; the control shows the text it used to emit doing it.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn locking_a_shared_row_is_refused_on_postgres() {
+    use hisn_tenant_guard::Error;
+    use hisn_tenant_guard::db::PgTenantPool;
+
+    use crate::common::pg::{exec_as, fixture, key};
+    use crate::common::{TENANT_A, context};
+
+    let Some(fx) = fixture("tg_attack_shared_lock", 1).await else {
+        return;
+    };
+    exec_as(
+        &fx.admin,
+        &fx.owner,
+        &format!("grant update on countries to \"{}\"", fx.role),
+    )
+    .await;
+    let other_tenant_key_share = || async {
+        let mut tx = fx.admin.begin().await.unwrap();
+        let r = sqlx::query("select code from countries where code = 'SA' for key share nowait")
+            .fetch_all(&mut *tx)
+            .await
+            .map(|_| ());
+        tx.rollback().await.unwrap();
+        r
+    };
+    // Positive control: the text the guard emitted for it (unchanged), run as
+    // the application role, blocks another session's key-share lock.
+    let mut held = fx.app.begin().await.unwrap();
+    sqlx::query("SELECT code FROM countries WHERE code = 'SA' FOR UPDATE")
+        .fetch_all(&mut *held)
+        .await
+        .unwrap();
+    let blocked = other_tenant_key_share().await.unwrap_err();
+    assert_eq!(
+        blocked
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("55P03"),
+        "{blocked}"
+    );
+    held.rollback().await.unwrap();
+
+    let pool = PgTenantPool::new(fx.app.clone(), crate::pg_context::guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+    for sql in [
+        "SELECT code FROM countries WHERE code = 'SA' FOR UPDATE",
+        "SELECT code FROM countries WHERE code = 'SA' FOR SHARE NOWAIT",
+        "SELECT * FROM (SELECT code FROM countries) c FOR UPDATE",
+    ] {
+        assert!(matches!(tx.query(sql), Err(Error::Refused(_))), "{sql}");
+    }
+    // Reading the shared table still works, and leaves no lock behind.
+    let n = tx
+        .query("SELECT code FROM countries")
+        .unwrap()
+        .fetch_all()
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(n, 2);
+    other_tenant_key_share().await.unwrap();
+    tx.commit().await.unwrap();
+    drop(pool);
+    fx.teardown().await;
+}
