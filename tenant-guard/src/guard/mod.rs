@@ -70,7 +70,10 @@
 //! transaction control; `COPY`; `CALL`, `EXPLAIN` and every statement kind
 //! other than `SELECT`/`INSERT`/`UPDATE`/`DELETE`; unknown tables (views,
 //! catalogs, other schemas and table functions included); writes to shared
-//! tables; CTEs named like a registered table; data-modifying CTEs; column alias
+//! tables, and `FOR UPDATE`/`FOR SHARE` in a query that reads one (a lock on
+//! a row every tenant uses); PostgreSQL system columns (`xmin`, `xmax`,
+//! `ctid`, ..: `xmax` of a shared row names another tenant's locking
+//! transaction); CTEs named like a registered table; data-modifying CTEs; column alias
 //! lists on a tenant table (`FROM assets AS a(x, tenant_id)` would rename the
 //! tenant column); any expression or clause kind the guard does not walk (the
 //! error names it); and calls to these functions, in any schema and any case:

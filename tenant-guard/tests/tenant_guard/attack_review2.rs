@@ -77,3 +77,63 @@ async fn locking_a_shared_row_is_refused_on_postgres() {
     drop(pool);
     fx.teardown().await;
 }
+
+/// `xmax` of a shared row is the last transaction that locked it, and an
+/// insert's foreign-key check locks the shared row it references: reading
+/// `xmax` of the shared table told tenant A which country tenant B's latest
+/// write referenced (and the transaction id, for `txid_status`). The guard
+/// now refuses PostgreSQL's system columns; the control shows the text it
+/// used to emit (unchanged) answering, as the application role.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn system_columns_never_show_another_tenants_locks_on_postgres() {
+    use hisn_tenant_guard::Error;
+    use hisn_tenant_guard::db::PgTenantPool;
+
+    use crate::common::pg::{exec, exec_as, fixture, key};
+    use crate::common::{TENANT_A, TENANT_B, context};
+
+    let Some(fx) = fixture("tg_attack_xmax", 1).await else {
+        return;
+    };
+    exec_as(
+        &fx.admin,
+        &fx.owner,
+        "create table offices (id int primary key, tenant_id uuid not null, \
+         country text not null references countries (code))",
+    )
+    .await;
+    // Tenant B's write: its foreign-key check locks countries 'AE'.
+    exec(
+        &fx.admin,
+        &format!("insert into offices values (1, '{TENANT_B}', 'AE')"),
+    )
+    .await;
+    let probe = "SELECT code FROM countries WHERE xmax::text <> '0' ORDER BY code";
+    // Positive control: as the application role, the text reveals it.
+    let seen: Vec<String> = sqlx::query_scalar(probe).fetch_all(&fx.app).await.unwrap();
+    assert_eq!(seen, ["AE"]);
+
+    let pool = PgTenantPool::new(fx.app.clone(), crate::pg_context::guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+    for sql in [
+        probe,
+        "SELECT c.xmax FROM countries c",
+        "SELECT code, \"xmin\" FROM countries",
+        "SELECT ctid FROM assets",
+    ] {
+        assert!(matches!(tx.query(sql), Err(Error::Refused(_))), "{sql}");
+    }
+    // The shared table itself stays readable.
+    let n = tx
+        .query("SELECT code FROM countries")
+        .unwrap()
+        .fetch_all()
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(n, 2);
+    tx.commit().await.unwrap();
+    drop(pool);
+    fx.teardown().await;
+}

@@ -195,6 +195,25 @@ impl<'r> Rewriter<'r> {
         }
     }
 
+    /// Refuses PostgreSQL's system columns (no user column may take their
+    /// names). They describe row versions, not row data: `xmax` of a shared
+    /// row is the id of the last transaction that locked it, and an insert's
+    /// foreign-key check locks the shared row it references, so
+    /// `SELECT code FROM countries WHERE xmax <> '0'` told one tenant which
+    /// shared rows another tenant's writes had just referenced (and when,
+    /// with the transaction ids); `ctid`, `xmin`, `cmin`, `cmax` and
+    /// `tableoid` expose row placement and transaction history the same way.
+    fn not_system_column(&self, ident: &Ident) -> Result<(), GuardError> {
+        const SYSTEM_COLUMNS: &[&str] = &["xmin", "xmax", "cmin", "cmax", "ctid", "tableoid"];
+        let name = self.norm(ident);
+        if self.dialect == Dialect::Postgres && SYSTEM_COLUMNS.contains(&name.as_str()) {
+            return Err(GuardError::Unsupported(format!(
+                "PostgreSQL system column `{name}`"
+            )));
+        }
+        Ok(())
+    }
+
     pub(super) fn expr(&mut self, expr: &mut Expr, ctes: &[String]) -> Result<(), GuardError> {
         self.enter()?;
         match expr {
@@ -212,8 +231,14 @@ impl<'r> Rewriter<'r> {
             _ => {}
         }
         match expr {
-            Expr::Identifier(_) | Expr::Wildcard(_) | Expr::QualifiedWildcard(..) => {}
-            Expr::CompoundIdentifier(parts) => self.check_qualified(parts)?,
+            Expr::Identifier(ident) => self.not_system_column(ident)?,
+            Expr::Wildcard(_) | Expr::QualifiedWildcard(..) => {}
+            Expr::CompoundIdentifier(parts) => {
+                if let Some(field) = parts.last() {
+                    self.not_system_column(field)?;
+                }
+                self.check_qualified(parts)?;
+            }
             Expr::Value(v) => {
                 if let Value::Placeholder(p) = &v.value {
                     self.placeholder(p)?;

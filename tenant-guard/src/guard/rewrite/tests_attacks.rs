@@ -376,3 +376,34 @@ fn locking_clauses_never_cover_a_shared_table() {
     );
     assert!(pg("SELECT * FROM countries c WHERE EXISTS (SELECT 1 FROM assets FOR UPDATE)").is_ok());
 }
+
+/// PostgreSQL system columns describe row versions: `xmax` of a shared row
+/// is the last transaction that locked it, and another tenant's insert locks
+/// the shared row its foreign key references. Refused in every position,
+/// qualified or not, in any case; quoted `"XMAX"` is another (user) name.
+/// SQLite has no such columns.
+#[test]
+fn postgres_system_columns_are_refused() {
+    for (sql, column) in [
+        ("SELECT code FROM countries WHERE xmax <> '0'", "xmax"),
+        ("SELECT c.XMIN FROM countries c", "xmin"),
+        ("SELECT code FROM countries ORDER BY \"ctid\"", "ctid"),
+        ("SELECT w.cmax FROM work_orders w", "cmax"),
+        ("SELECT count(*) FROM assets GROUP BY tableoid", "tableoid"),
+        (
+            "SELECT name FROM assets a WHERE EXISTS (SELECT 1 FROM countries WHERE cmin = 0)",
+            "cmin",
+        ),
+    ] {
+        assert_eq!(
+            pg(sql),
+            Err(GuardError::Unsupported(format!(
+                "PostgreSQL system column `{column}`"
+            ))),
+            "{sql}"
+        );
+    }
+    assert!(pg("SELECT \"XMAX\" FROM countries").is_ok());
+    assert!(pg("SELECT code AS xmax FROM countries").is_ok());
+    assert!(lite("SELECT code FROM countries WHERE xmax <> '0'").is_ok());
+}
