@@ -595,4 +595,62 @@ mod tests {
         assert!(parse_tables("ledger:org_id:org_id").is_err());
         assert!(parse_tables("ledger:org_id:Client").is_err());
     }
+
+    /// `split_entries` splits only at commas outside parentheses, so a column
+    /// list stays with its table; `parse_tables` then ignores the list whole,
+    /// even text in it that would read as `table:column`.
+    #[test]
+    fn column_lists_stay_with_their_table_and_are_ignored() {
+        assert_eq!(
+            split_entries("a(b,c), d:t ,e(f,(g,h)),i"),
+            ["a(b,c)", "d:t", "e(f,(g,h))", "i"]
+        );
+        assert_eq!(split_entries("a"), ["a"]);
+        let t = parse_tables("assets:tenant_id(id, owner:org_id), w:t").unwrap();
+        assert_eq!(
+            t.iter()
+                .map(|t| (t.to_string(), t.column(), t.client_column()))
+                .collect::<Vec<_>>(),
+            [
+                ("assets".to_owned(), "tenant_id", None),
+                ("w".to_owned(), "t", None)
+            ]
+        );
+    }
+
+    /// The registry's organisation-wide roles reach the client policy of a
+    /// client-scoped table, exactly those roles (sorted); without them the
+    /// client policy grants no role every client.
+    #[test]
+    fn org_wide_roles_reach_the_client_policy() {
+        use crate::guard::TableRegistry;
+        let registry = TableRegistry::parse_spec("ledger:org_id:client_id")
+            .unwrap()
+            .org_wide_roles(["firm_admin", "auditor"])
+            .unwrap();
+        let tables = tables_from_registry(&registry).unwrap();
+        assert_eq!(tables[0].org_wide_roles(), ["auditor", "firm_admin"]);
+        let clients =
+            "\"client_id\" = ANY ((SELECT public.hisn_tenant_guard_current_clients())::uuid[])";
+        let org = format!(
+            "((SELECT public.hisn_tenant_guard_current_roles()) && \
+             ARRAY['auditor', 'firm_admin']::text[]) OR ({clients})"
+        );
+        let sql = generate_sql(&tables, "app", &key()).unwrap();
+        assert!(
+            sql.contains(&format!(
+                "CREATE POLICY \"hisn_client_isolation\" ON \"ledger\" AS RESTRICTIVE FOR ALL TO PUBLIC\n    \
+                 USING ({org})\n    WITH CHECK ({org});"
+            )),
+            "{sql}"
+        );
+        let plain = parse_tables("ledger:org_id:client_id").unwrap();
+        assert!(plain[0].org_wide_roles().is_empty());
+        let sql = generate_sql(&plain, "app", &key()).unwrap();
+        assert!(
+            sql.contains(&format!("USING ({clients})\n    WITH CHECK ({clients});")),
+            "{sql}"
+        );
+        assert!(!sql.contains("&& ARRAY["), "{sql}");
+    }
 }

@@ -352,4 +352,40 @@ mod tests {
         let other = two.replace("current_roles", "current_clients");
         assert!(!is_role_predicate(&other, &roles));
     }
+
+    /// A table takes two role gates (its own and its schema's), numbered 0
+    /// and 1, each with its own roles; a third is refused, not dropped.
+    #[test]
+    fn a_table_takes_two_role_gates_and_refuses_a_third() {
+        let one = TenantTable::new("hr.pay", "org_id")
+            .unwrap()
+            .with_role_gate(["hr_viewer"], ["hr_admin"])
+            .unwrap();
+        let two = one.clone().with_role_gate(["clerk"], ["payroll"]).unwrap();
+        for (t, gates) in [(&one, 1), (&two, 2)] {
+            let mut out = String::new();
+            table_policies(&mut out, t).unwrap();
+            for i in 0..MAX_GATES {
+                for cmd in ["select", "insert", "update", "delete"] {
+                    let create =
+                        format!("CREATE POLICY \"hisn_role_gate_{cmd}_{i}\" ON \"hr\".\"pay\"");
+                    assert_eq!(out.contains(&create), i < gates, "{create} in {out}");
+                }
+            }
+        }
+        let mut out = String::new();
+        table_policies(&mut out, &two).unwrap();
+        assert!(out.contains(
+            "CREATE POLICY \"hisn_role_gate_select_1\" ON \"hr\".\"pay\" AS RESTRICTIVE FOR SELECT TO PUBLIC \
+             USING ((SELECT public.hisn_tenant_guard_current_roles()) && ARRAY['clerk', 'payroll']::text[]);"
+        ));
+        let three = two.with_role_gate(["auditor"], ["auditor"]).unwrap();
+        let mut out = String::new();
+        assert!(matches!(
+            table_policies(&mut out, &three),
+            Err(Error::Config(_))
+        ));
+        let key = crate::rls::ContextKey::from_bytes([7; 32]);
+        assert!(crate::rls::generate_sql(&[three], "app", &key).is_err());
+    }
 }
