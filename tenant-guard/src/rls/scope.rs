@@ -388,4 +388,74 @@ mod tests {
         let key = crate::rls::ContextKey::from_bytes([7; 32]);
         assert!(crate::rls::generate_sql(&[three], "app", &key).is_err());
     }
+
+    /// The scope token is `s1.<tenant>.<expiry>.<clients>.<roles>.<mac>` with
+    /// the MAC the scope function recomputes from the key table's padded
+    /// keys with plain SHA-256 (`sha256(okey || sha256(ikey || domain ||
+    /// parts 2-5))`), and another key, scope or expiry gives another token.
+    #[test]
+    #[cfg(feature = "postgres")]
+    fn scope_token_carries_the_scope_under_the_mac_the_database_recomputes() {
+        use sha2::{Digest, Sha256};
+        const TENANT: &str = "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa";
+        const C1: &str = "c1000000-0000-4000-8000-000000000001";
+        const C2: &str = "c2000000-0000-4000-8000-000000000002";
+        let ctx = |clients: &[&str]| {
+            TenantContext::new(
+                TENANT.parse().unwrap(),
+                "dddddddd-dddd-4ddd-8ddd-dddddddddddd".parse().unwrap(),
+                vec![
+                    crate::Role::new("firm_admin").unwrap(),
+                    crate::Role::new("hr:viewer").unwrap(),
+                ],
+                clients.iter().map(|c| c.parse().unwrap()).collect(),
+            )
+        };
+        let key = ContextKey::from_bytes([7; 32]);
+        let token = scope_token(&key, &ctx(&[C1, C2]), 1_800_000_000);
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 6, "{}", token.as_str());
+        let roles = ctx(&[])
+            .roles()
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            parts[..5],
+            [
+                "s1",
+                TENANT,
+                "1800000000",
+                &format!("{C1},{C2}"),
+                roles.as_str()
+            ]
+        );
+        let (ikey, okey) = key.padded_hex();
+        let msg = format!("hisn_tenant_guard.scope.v1.{}", parts[1..5].join("."));
+        let inner = Sha256::new()
+            .chain_update(hex::decode(ikey.as_str()).unwrap())
+            .chain_update(msg.as_bytes())
+            .finalize();
+        let outer = Sha256::new()
+            .chain_update(hex::decode(okey.as_str()).unwrap())
+            .chain_update(inner)
+            .finalize();
+        assert_eq!(parts[5], hex::encode(outer));
+        for other in [
+            scope_token(
+                &ContextKey::from_bytes([8; 32]),
+                &ctx(&[C1, C2]),
+                1_800_000_000,
+            ),
+            scope_token(&key, &ctx(&[C1]), 1_800_000_000),
+            scope_token(&key, &ctx(&[C1, C2]), 1_800_000_001),
+        ] {
+            assert_ne!(other.rsplit('.').next(), Some(parts[5]));
+        }
+        // No client: an empty list, still six parts.
+        let none = scope_token(&key, &ctx(&[]), 1_800_000_000);
+        assert_eq!(none.split('.').nth(3), Some(""));
+        assert_eq!(none.split('.').count(), 6);
+    }
 }
