@@ -85,7 +85,8 @@
 //! - everything named `pg_*` (files, other sessions, signals, advisory locks,
 //!   `pg_sleep`, `pg_notify`, catalog sizes), `dblink*`, `lo_*` (large objects
 //!   are not tenant-scoped), `setval`, `setseed`, `currtid`, `currtid2` (they
-//!   follow another tenant's row versions by tuple id, past row level security);
+//!   follow another tenant's row versions by tuple id, past row level security),
+//!   `txid_current_snapshot`, `txid_status` (other sessions' transactions);
 //! - SQLite: `load_extension`, `readfile`, `writefile`, `edit`, `fts3_tokenizer`.
 //!
 //! # Traps and limits

@@ -137,3 +137,63 @@ async fn system_columns_never_show_another_tenants_locks_on_postgres() {
     drop(pool);
     fx.teardown().await;
 }
+
+/// `txid_current_snapshot()` showed tenant A the transaction another tenant
+/// had open, and `txid_status` whether it was still running, committed or
+/// aborted: another tenant's transaction state. Both are denied (their
+/// `pg_*` forms already were); the control runs the text as the
+/// application role.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn other_tenants_transactions_stay_invisible_on_postgres() {
+    use hisn_tenant_guard::Error;
+    use hisn_tenant_guard::db::PgTenantPool;
+
+    use crate::common::pg::{fixture, key};
+    use crate::common::{TENANT_A, context};
+
+    let Some(fx) = fixture("tg_attack_txid", 1).await else {
+        return;
+    };
+    // Another tenant's transaction, open.
+    let mut other = fx.admin.begin().await.unwrap();
+    let xid: i64 = sqlx::query_scalar("select txid_current()")
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    // Positive control: as the application role, the snapshot does not
+    // count it as finished (xmin..xmax, in-progress list) and its status
+    // reads as running.
+    let (xmin, xmax, xip): (i64, i64, String) = sqlx::query_as(
+        "SELECT txid_snapshot_xmin(s)::int8, txid_snapshot_xmax(s)::int8, \
+         coalesce((SELECT string_agg(x::text, ',') FROM txid_snapshot_xip(s) x), '') \
+         FROM txid_current_snapshot() s",
+    )
+    .fetch_one(&fx.app)
+    .await
+    .unwrap();
+    assert!(
+        xmin <= xid && (xid >= xmax || xip.split(',').any(|x| x == xid.to_string())),
+        "{xmin}:{xmax}:{xip} does not show {xid} running"
+    );
+    let status: String = sqlx::query_scalar("SELECT txid_status($1)")
+        .bind(xid)
+        .fetch_one(&fx.app)
+        .await
+        .unwrap();
+    assert_eq!(status, "in progress");
+
+    let pool = PgTenantPool::new(fx.app.clone(), crate::pg_context::guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+    for sql in [
+        "SELECT txid_current_snapshot()::text",
+        "SELECT txid_status($1)",
+        "SELECT pg_catalog.txid_status(1)",
+    ] {
+        assert!(matches!(tx.query(sql), Err(Error::Refused(_))), "{sql}");
+    }
+    tx.commit().await.unwrap();
+    other.rollback().await.unwrap();
+    drop(pool);
+    fx.teardown().await;
+}

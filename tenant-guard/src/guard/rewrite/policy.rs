@@ -20,6 +20,11 @@ const DENIED_FUNCTIONS: &[&str] = &[
     // level security: they report which of another tenant's rows changed.
     "currtid",
     "currtid2",
+    // Other sessions' transactions (every tenant's): the ids of those in
+    // progress and whether each later committed or aborted (the `pg_*`
+    // forms, `pg_current_snapshot` and `pg_xact_status`, are denied above).
+    "txid_current_snapshot",
+    "txid_status",
     // Large-object descriptors (opened by the denied `lo_*` family).
     "loread",
     "lowrite",

@@ -407,3 +407,26 @@ fn postgres_system_columns_are_refused() {
     assert!(pg("SELECT code AS xmax FROM countries").is_ok());
     assert!(lite("SELECT code FROM countries WHERE xmax <> '0'").is_ok());
 }
+
+/// `txid_current_snapshot()` lists every session's transaction in progress
+/// (other tenants' included) and `txid_status(xid)` says whether one later
+/// committed or aborted; denied like their `pg_*` forms. `txid_current()`
+/// (the statement's own transaction) stays allowed.
+#[test]
+fn other_sessions_transaction_state_functions_are_denied() {
+    for (sql, name) in [
+        ("SELECT txid_current_snapshot()", "txid_current_snapshot"),
+        ("SELECT pg_catalog.TXID_STATUS(1)", "txid_status"),
+        (
+            "SELECT name FROM assets WHERE txid_status(2) IS NULL",
+            "txid_status",
+        ),
+    ] {
+        assert_eq!(
+            pg(sql),
+            Err(GuardError::ForbiddenFunction(name.into())),
+            "{sql}"
+        );
+    }
+    assert!(pg("SELECT txid_current()").is_ok());
+}
