@@ -430,3 +430,21 @@ fn other_sessions_transaction_state_functions_are_denied() {
     }
     assert!(pg("SELECT txid_current()").is_ok());
 }
+
+/// A whole-row reference `a.*` in an expression (PostgreSQL: `ROW(a.*)`,
+/// `count(a.*)`, `a.* IS NOT NULL`) reads only the row of its FROM item, which
+/// the guard has scoped: accepted, and the tenant predicate is still added.
+/// (Refusing it would also be safe; this pins that the guard's answer does
+/// not change silently.)
+#[test]
+fn whole_row_references_are_accepted_and_stay_scoped() {
+    for sql in [
+        "SELECT name FROM assets a WHERE a.* IS NOT NULL",
+        "SELECT name FROM assets a WHERE (a.*) = (a.*)",
+        "SELECT (a.*) FROM assets a",
+    ] {
+        let out = pg(sql).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+        assert!(out.contains("a.*"), "{sql} -> {out}");
+        assert!(out.ends_with("a.tenant_id = $1"), "{sql} -> {out}");
+    }
+}
