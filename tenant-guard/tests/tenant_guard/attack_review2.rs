@@ -12,11 +12,7 @@
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn locking_a_shared_row_is_refused_on_postgres() {
-    use hisn_tenant_guard::Error;
-    use hisn_tenant_guard::db::PgTenantPool;
-
-    use crate::common::pg::{exec_as, fixture, key};
-    use crate::common::{TENANT_A, context};
+    use crate::common::pg::{exec_as, fixture};
 
     let Some(fx) = fixture("tg_attack_shared_lock", 1).await else {
         return;
@@ -54,27 +50,17 @@ async fn locking_a_shared_row_is_refused_on_postgres() {
     );
     held.rollback().await.unwrap();
 
-    let pool = PgTenantPool::new(fx.app.clone(), crate::pg_context::guard(), key()).unwrap();
-    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
-    for sql in [
-        "SELECT code FROM countries WHERE code = 'SA' FOR UPDATE",
-        "SELECT code FROM countries WHERE code = 'SA' FOR SHARE NOWAIT",
-        "SELECT * FROM (SELECT code FROM countries) c FOR UPDATE",
-    ] {
-        assert!(matches!(tx.query(sql), Err(Error::Refused(_))), "{sql}");
-    }
-    // Reading the shared table still works, and leaves no lock behind.
-    let n = tx
-        .query("SELECT code FROM countries")
-        .unwrap()
-        .fetch_all()
-        .await
-        .unwrap()
-        .len();
-    assert_eq!(n, 2);
+    refused_for_tenant_a(
+        &fx,
+        &[
+            "SELECT code FROM countries WHERE code = 'SA' FOR UPDATE",
+            "SELECT code FROM countries WHERE code = 'SA' FOR SHARE NOWAIT",
+            "SELECT * FROM (SELECT code FROM countries) c FOR UPDATE",
+        ],
+    )
+    .await;
+    // The guarded read of the shared table left no lock behind.
     other_tenant_key_share().await.unwrap();
-    tx.commit().await.unwrap();
-    drop(pool);
     fx.teardown().await;
 }
 
@@ -87,11 +73,8 @@ async fn locking_a_shared_row_is_refused_on_postgres() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn system_columns_never_show_another_tenants_locks_on_postgres() {
-    use hisn_tenant_guard::Error;
-    use hisn_tenant_guard::db::PgTenantPool;
-
-    use crate::common::pg::{exec, exec_as, fixture, key};
-    use crate::common::{TENANT_A, TENANT_B, context};
+    use crate::common::TENANT_B;
+    use crate::common::pg::{exec, exec_as, fixture};
 
     let Some(fx) = fixture("tg_attack_xmax", 1).await else {
         return;
@@ -114,27 +97,16 @@ async fn system_columns_never_show_another_tenants_locks_on_postgres() {
     let seen: Vec<String> = sqlx::query_scalar(probe).fetch_all(&fx.app).await.unwrap();
     assert_eq!(seen, ["AE"]);
 
-    let pool = PgTenantPool::new(fx.app.clone(), crate::pg_context::guard(), key()).unwrap();
-    let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
-    for sql in [
-        probe,
-        "SELECT c.xmax FROM countries c",
-        "SELECT code, \"xmin\" FROM countries",
-        "SELECT ctid FROM assets",
-    ] {
-        assert!(matches!(tx.query(sql), Err(Error::Refused(_))), "{sql}");
-    }
-    // The shared table itself stays readable.
-    let n = tx
-        .query("SELECT code FROM countries")
-        .unwrap()
-        .fetch_all()
-        .await
-        .unwrap()
-        .len();
-    assert_eq!(n, 2);
-    tx.commit().await.unwrap();
-    drop(pool);
+    refused_for_tenant_a(
+        &fx,
+        &[
+            probe,
+            "SELECT c.xmax FROM countries c",
+            "SELECT code, \"xmin\" FROM countries",
+            "SELECT ctid FROM assets",
+        ],
+    )
+    .await;
     fx.teardown().await;
 }
 
@@ -146,11 +118,7 @@ async fn system_columns_never_show_another_tenants_locks_on_postgres() {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn other_tenants_transactions_stay_invisible_on_postgres() {
-    use hisn_tenant_guard::Error;
-    use hisn_tenant_guard::db::PgTenantPool;
-
-    use crate::common::pg::{fixture, key};
-    use crate::common::{TENANT_A, context};
+    use crate::common::pg::fixture;
 
     let Some(fx) = fixture("tg_attack_txid", 1).await else {
         return;
@@ -183,17 +151,41 @@ async fn other_tenants_transactions_stay_invisible_on_postgres() {
         .unwrap();
     assert_eq!(status, "in progress");
 
+    refused_for_tenant_a(
+        &fx,
+        &[
+            "SELECT txid_current_snapshot()::text",
+            "SELECT txid_status($1)",
+            "SELECT pg_catalog.txid_status(1)",
+        ],
+    )
+    .await;
+    other.rollback().await.unwrap();
+    fx.teardown().await;
+}
+
+/// In tenant A's guarded transaction: each of `refused` is refused, and the
+/// shared table `countries` stays readable (both its rows).
+#[cfg(feature = "postgres")]
+async fn refused_for_tenant_a(fx: &crate::common::pg::Fixture, refused: &[&str]) {
+    use hisn_tenant_guard::Error;
+    use hisn_tenant_guard::db::PgTenantPool;
+
+    use crate::common::pg::key;
+    use crate::common::{TENANT_A, context};
+
     let pool = PgTenantPool::new(fx.app.clone(), crate::pg_context::guard(), key()).unwrap();
     let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
-    for sql in [
-        "SELECT txid_current_snapshot()::text",
-        "SELECT txid_status($1)",
-        "SELECT pg_catalog.txid_status(1)",
-    ] {
+    for sql in refused {
         assert!(matches!(tx.query(sql), Err(Error::Refused(_))), "{sql}");
     }
+    let n = tx
+        .query("SELECT code FROM countries")
+        .unwrap()
+        .fetch_all()
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(n, 2);
     tx.commit().await.unwrap();
-    other.rollback().await.unwrap();
-    drop(pool);
-    fx.teardown().await;
 }
