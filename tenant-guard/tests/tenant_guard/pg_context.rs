@@ -469,3 +469,65 @@ async fn tenant_context_is_not_in_pg_stat_activity() {
     drop(pool);
     fx.teardown().await;
 }
+
+/// The fixture's own test: a test that fails inside an open tenant
+/// transaction must report its failure, not hang. The transaction's
+/// connection stays idle in transaction, holding locks that the clean-up's
+/// `drop owned` waited on forever, so the failing test never finished; the
+/// clean-up now ends the test database's other sessions first. The failing
+/// body runs on its own thread and runtime, so a hang is reported after 60 s
+/// instead of blocking this test too; the roles must be gone afterwards.
+#[tokio::test]
+async fn fixture_cleanup_survives_a_panic_inside_a_transaction() {
+    use hisn_tenant_guard::sqlx::Connection as _;
+
+    let (tell_roles, roles) = std::sync::mpsc::channel();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let body = async move {
+            let Some(fx) = fixture("tg_fixture_panic", 1).await else {
+                return;
+            };
+            let _ = tell_roles.send([fx.role.clone(), fx.owner.clone()]);
+            let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+            let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+            let rows = tx
+                .query("SELECT id FROM assets")
+                .unwrap()
+                .fetch_all()
+                .await
+                .unwrap();
+            assert!(
+                rows.is_empty(),
+                "a deliberate failure inside the transaction"
+            );
+        };
+        let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(body)
+        }))
+        .is_err();
+        let _ = done.send(failed);
+    });
+    let failed = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the failing test hung in the fixture's clean-up");
+    let Ok(roles) = roles.try_recv() else {
+        return; // PostgreSQL is not configured: skipped
+    };
+    assert!(failed, "the body's assertion did not fail");
+    let url = std::env::var("HISN_TEST_DATABASE_URL").unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    for role in roles {
+        let left: i64 = sqlx::query_scalar("select count(*) from pg_roles where rolname = $1")
+            .bind(&role)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "role {role} was not dropped");
+    }
+    conn.close().await.unwrap();
+}
