@@ -40,6 +40,14 @@
 //!    mid-load lands its flight as "look up again" (see `FlightGuard` in
 //!    `vault.rs`), so waiters never hang on a cancelled load.
 //!
+//! 5. **Checked once per interval.** Another process may shred the tenant or
+//!    rotate or delete its keys through the shared store. A cached keyring is
+//!    checked against the store once per reload interval (the first caller
+//!    after it does the read; the others keep using the keyring meanwhile):
+//!    shredded, changed keys or a store that cannot be read retire it (fail
+//!    closed), so another process's shred or rotation is in force here within
+//!    one interval plus one store read.
+//!
 //! Generations are kept per stripe (a hash of the tenant), not per tenant, so the
 //! memory is fixed whatever tenant ids callers use; a collision only costs a
 //! spurious reload.
@@ -80,8 +88,14 @@ pub(crate) enum Absent {
     Shredded,
 }
 
+/// A cached keyring and when it was last known to match the store.
+struct Cached {
+    ring: Arc<Keyring>,
+    checked: SystemTime,
+}
+
 pub(crate) struct Cache {
-    lru: LruCache<String, Arc<Keyring>>,
+    lru: LruCache<String, Cached>,
     absent: LruCache<String, Absent>,
     forced_reloads: LruCache<String, SystemTime>,
     gens: Box<[u64]>,
@@ -211,6 +225,10 @@ fn elapsed(at: SystemTime, now: SystemTime, interval: Duration) -> bool {
 pub(crate) enum Lookup {
     /// The cached keyring.
     Ring(Arc<Keyring>),
+    /// The cached keyring, last checked against the store a reload interval
+    /// ago or more: check it now (rule 5). Other callers meanwhile get it as
+    /// [`Lookup::Ring`] until the next interval.
+    Check(Arc<Keyring>),
     /// Known to have no usable keys: this error.
     Absent(Error),
     /// Another caller is loading it: wait for the flight, then look up again.
@@ -287,8 +305,12 @@ impl Cache {
     /// The cached keyring, a remembered absence (as its error), a load in
     /// flight to wait for, or the generation (and flight) of a load to start.
     pub(crate) fn lookup(&mut self, tenant: &str, now: SystemTime, interval: Duration) -> Lookup {
-        if let Some(r) = self.lru.get(tenant) {
-            return Lookup::Ring(Arc::clone(r));
+        if let Some(c) = self.lru.get_mut(tenant) {
+            if elapsed(c.checked, now, interval) {
+                c.checked = now;
+                return Lookup::Check(Arc::clone(&c.ring));
+            }
+            return Lookup::Ring(Arc::clone(&c.ring));
         }
         match self.absent.get(tenant) {
             Some(Absent::Shredded) => return Lookup::Absent(Error::TenantShredded),
@@ -360,21 +382,29 @@ impl Cache {
 
     /// The cached keyring without touching the LRU order.
     pub(crate) fn peek(&self, tenant: &str) -> Option<Arc<Keyring>> {
-        self.lru.peek(tenant).cloned()
+        self.lru.peek(tenant).map(|c| Arc::clone(&c.ring))
+    }
+
+    /// The tenant's stored keys were read at `now` and match the cached ones:
+    /// that read also answers a newer key id until the next interval.
+    pub(crate) fn checked_unchanged(&mut self, tenant: &str, now: SystemTime) {
+        self.forced_reloads.put(tenant.to_owned(), now);
     }
 
     /// Insert a freshly loaded keyring if nothing changed since `generation`.
+    /// `loaded` is when the load began (the keys were read at or after it).
     pub(crate) fn insert_if_current(
         &mut self,
         tenant: &str,
         generation: u64,
         ring: Keyring,
+        loaded: SystemTime,
     ) -> Insert {
         if self.gens[self.stripe(tenant)] != generation {
             return Insert::Stale;
         }
-        if let Some(r) = self.lru.get(tenant) {
-            return Insert::Use(Arc::clone(r), None);
+        if let Some(c) = self.lru.get(tenant) {
+            return Insert::Use(Arc::clone(&c.ring), None);
         }
         for (id, _) in ring.usages() {
             if let Some(floor) = self.floors.get(&(tenant.to_owned(), id)) {
@@ -382,8 +412,12 @@ impl Cache {
             }
         }
         let ring = Arc::new(ring);
-        let pushed = self.lru.push(tenant.to_owned(), Arc::clone(&ring));
-        let victim = pushed.map(|(t, old)| self.retire(t, &old));
+        let cached = Cached {
+            ring: Arc::clone(&ring),
+            checked: loaded,
+        };
+        let pushed = self.lru.push(tenant.to_owned(), cached);
+        let victim = pushed.map(|(t, old)| self.retire(t, &old.ring));
         Insert::Use(ring, victim)
     }
 
@@ -392,8 +426,8 @@ impl Cache {
     /// start again.
     pub(crate) fn retire_tenant(&mut self, tenant: &str) -> Option<Retired> {
         self.bump(tenant);
-        let ring = self.lru.pop(tenant)?;
-        Some(self.retire(tenant.to_owned(), &ring))
+        let cached = self.lru.pop(tenant)?;
+        Some(self.retire(tenant.to_owned(), &cached.ring))
     }
 
     fn retire(&mut self, tenant: String, ring: &Keyring) -> Retired {

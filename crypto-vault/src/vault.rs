@@ -131,9 +131,11 @@ impl<S: KeyStore> Vault<S> {
     }
 
     /// Store reads a read path may cause per tenant: at most one per `interval`
-    /// (default [`DEFAULT_RELOAD_INTERVAL`]). A tenant provisioned, or a key
-    /// rotated, by another process is seen here within this interval (or at once
-    /// after [`Vault::evict`]).
+    /// (default [`DEFAULT_RELOAD_INTERVAL`]). A cached keyring is checked
+    /// against the store once per interval, so a tenant provisioned, shredded,
+    /// or a key rotated or deleted, by another process is in force here within
+    /// this interval (or at once after [`Vault::evict`]); if the store cannot be
+    /// read when the check is due, the cached keys are retired (fail closed).
     pub fn with_reload_interval(mut self, interval: Duration) -> Self {
         self.reload_interval = interval;
         self
@@ -229,6 +231,14 @@ impl<S: KeyStore> Vault<S> {
             let lookup = self.cache.lock().lookup(tenant, now, self.reload_interval);
             let (generation, flight) = match lookup {
                 Lookup::Ring(ring) => return Ok(ring),
+                // Cached for a reload interval: check it against the store
+                // (another process may have shredded or rotated).
+                Lookup::Check(ring) => {
+                    if self.check_cached(tenant, &ring, now).await? {
+                        return Ok(ring);
+                    }
+                    continue;
+                }
                 Lookup::Absent(e) => return Err(e),
                 // Another caller is loading this tenant (single flight): wait
                 // for it, then look up again (or share its failure).
@@ -258,6 +268,53 @@ impl<S: KeyStore> Vault<S> {
         }
     }
 
+    /// Check a cached keyring against the store: `true` if the stored keys
+    /// are the cached ones. Otherwise the cached keyring is retired (its counts
+    /// written) and `false` tells the caller to load again; a shredded tenant
+    /// is remembered and answers [`Error::TenantShredded`]; a store that cannot
+    /// be read retires it too and answers its error (fail closed: keys another
+    /// process may have shredded are not used past the interval).
+    async fn check_cached(
+        &self,
+        tenant: &str,
+        ring: &Keyring,
+        now: std::time::SystemTime,
+    ) -> Result<bool> {
+        match self.store.load(tenant).await {
+            Ok(records) if same_keys(ring, &records) => {
+                self.cache.lock().checked_unchanged(tenant, now);
+                Ok(true)
+            }
+            Ok(_) => {
+                tracing::info!(target: "hisn_crypto_vault", "tenant keys changed in the store; reloading");
+                self.retire_tenant(tenant).await;
+                Ok(false)
+            }
+            Err(Error::TenantShredded) => {
+                self.forget_shredded(tenant);
+                Err(Error::TenantShredded)
+            }
+            Err(e) => {
+                tracing::warn!(target: "hisn_crypto_vault", error = %e, "could not check cached tenant keys against the store; retired them");
+                self.retire_tenant(tenant).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The tenant's keys are gone from the store: retire the cached keyring
+    /// (nothing to persist) and remember the shred, in one critical section,
+    /// so loads in flight (generation bump) and their waiters find the
+    /// tombstone.
+    fn forget_shredded(&self, tenant: &str) {
+        let mut cache = self.cache.lock();
+        let retired = cache.retire_tenant(tenant);
+        cache.shredded(tenant);
+        if let Some(r) = retired {
+            cache.persisted(&r);
+        }
+    }
+
     /// Put a finished load's outcome in the cache, end its flight, then land
     /// the flight so its waiters look up again (or share the failure).
     fn land_load(
@@ -271,7 +328,7 @@ impl<S: KeyStore> Vault<S> {
         let mut cache = self.cache.lock();
         cache.end_flight(tenant, flight);
         let landed = match loaded {
-            Ok(ring) => match cache.insert_if_current(tenant, generation, ring) {
+            Ok(ring) => match cache.insert_if_current(tenant, generation, ring, now) {
                 Insert::Use(ring, victim) => Landed::Use(ring, victim),
                 Insert::Stale => Landed::Again,
             },
@@ -598,14 +655,7 @@ impl<S: KeyStore> Vault<S> {
         // The keys are gone: nothing to persist. Loads in flight that read
         // them before the shred cannot insert (generation bump); their waiters
         // are released and, in the same critical section, find the tombstone.
-        {
-            let mut cache = self.cache.lock();
-            let retired = cache.retire_tenant(tenant);
-            cache.shredded(tenant);
-            if let Some(r) = retired {
-                cache.persisted(&r);
-            }
-        }
+        self.forget_shredded(tenant);
         tracing::warn!(target: "hisn_crypto_vault", "tenant keys shredded");
         Ok(())
     }
@@ -637,4 +687,23 @@ impl<S: KeyStore> Vault<S> {
     pub async fn usage(&self, tenant: &str) -> Result<BTreeMap<KeyId, u64>> {
         Ok(self.keyring(tenant).await?.usages().into_iter().collect())
     }
+}
+
+/// Whether `records` (the tenant's stored keys) are the keys `ring` was built
+/// from: the same data key ids, the same primary, an index root or not.
+fn same_keys(ring: &Keyring, records: &[WrappedKey]) -> bool {
+    let mut ids: Vec<KeyId> = records
+        .iter()
+        .filter(|r| r.purpose == KeyPurpose::Data)
+        .map(|r| r.key_id)
+        .collect();
+    ids.sort_unstable();
+    let primary = records
+        .iter()
+        .find(|r| r.purpose == KeyPurpose::Data && r.primary)
+        .map(|r| r.key_id);
+    let index = records
+        .iter()
+        .any(|r| r.purpose == KeyPurpose::BlindIndex && r.primary);
+    ids == ring.key_ids() && primary == Some(ring.primary()) && index == ring.index_root().is_some()
 }

@@ -2,6 +2,8 @@
 // Test code: unwrap/expect/panic are the assertion mechanism here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "suite/instances.rs"]
+mod instances;
 #[path = "suite/kat.rs"]
 mod kat;
 #[path = "suite/passwords_legacy.rs"]

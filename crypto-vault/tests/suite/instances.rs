@@ -1,0 +1,178 @@
+//! Two vault instances over one key store (two processes sharing PostgreSQL):
+//! a shred or rotation done through one is in force in the other within the
+//! reload interval (class: cached keys outlive another instance's shred or
+//! rotation).
+//!
+//! Root cause of the old failure: a cached keyring never expired. After
+//! instance A shredded a tenant, instance B (which had the tenant's keyring
+//! cached) went on decrypting its values, and after A rotated a data key, B
+//! went on encrypting new values under the replaced key, until the keyring
+//! happened to leave B's LRU cache or B restarted: with no bound in time. Now
+//! a cached keyring is checked against the store once per reload interval
+//! (`Vault::with_reload_interval`, time from the injected clock): shredded
+//! answers `TenantShredded`, changed keys (rotation, deletion) are reloaded,
+//! and a store that cannot be read retires the cached keys (fail closed).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hisn_crypto_vault::{
+    Error, FieldContext, KeyId, KeyPurpose, KeyStore, ManualClock, MasterKey, MemoryKeyStore,
+    Result, Vault, WrappedKey,
+};
+use parking_lot::Mutex;
+
+const INTERVAL: Duration = Duration::from_secs(30);
+
+/// One store shared by several vaults (as PostgreSQL is by several
+/// processes); `fail` makes every load fail, as an unreachable database does.
+#[derive(Clone, Default)]
+struct Shared {
+    inner: Arc<MemoryKeyStore>,
+    fail: Arc<Mutex<bool>>,
+}
+
+impl KeyStore for Shared {
+    async fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
+        if *self.fail.lock() {
+            return Err(Error::Store("unreachable".into()));
+        }
+        self.inner.load(tenant).await
+    }
+    async fn insert(&self, key: &WrappedKey) -> Result<bool> {
+        self.inner.insert(key).await
+    }
+    async fn set_primary(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
+        self.inner.set_primary(tenant, purpose, key_id).await
+    }
+    async fn rewrap(&self, key: &WrappedKey) -> Result<()> {
+        self.inner.rewrap(key).await
+    }
+    async fn record_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        usage: u64,
+    ) -> Result<()> {
+        self.inner
+            .record_usage(tenant, purpose, key_id, usage)
+            .await
+    }
+    async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
+        self.inner.delete(tenant, purpose, key_id).await
+    }
+    async fn shred(&self, tenant: &str) -> Result<()> {
+        self.inner.shred(tenant).await
+    }
+    async fn tenants(&self) -> Result<Vec<String>> {
+        self.inner.tenants().await
+    }
+}
+
+/// Two instances over one store, one master key, one clock.
+fn two_instances() -> (Vault<Shared>, Vault<Shared>, Shared, ManualClock) {
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let store = Shared::default();
+    let master = MasterKey::generate().unwrap();
+    let make = || {
+        Vault::new(store.clone(), master.clone())
+            .with_clock(Arc::new(clock.clone()))
+            .with_reload_interval(INTERVAL)
+    };
+    let (a, b) = (make(), make());
+    (a, b, store, clock)
+}
+
+fn ctx(row: &str) -> FieldContext<'_> {
+    FieldContext::new("t", "users", "email", row).unwrap()
+}
+
+#[tokio::test]
+async fn stale_keyring_across_instances_shred_through_another_instance_ends_decryption() {
+    let (a, b, _, clock) = two_instances();
+    a.provision_tenant("t").await.unwrap();
+    let ct = a.encrypt(&ctx("1"), b"secret").await.unwrap();
+    // B reads the value, so it caches the tenant's keys.
+    assert_eq!(
+        b.decrypt(&ctx("1"), &ct).await.unwrap().as_bytes(),
+        b"secret"
+    );
+    a.shred_tenant("t").await.unwrap();
+    assert!(matches!(
+        a.decrypt(&ctx("1"), &ct).await,
+        Err(Error::TenantShredded)
+    ));
+    clock.advance(INTERVAL);
+    assert!(
+        matches!(b.decrypt(&ctx("1"), &ct).await, Err(Error::TenantShredded)),
+        "another instance still decrypts a shredded tenant's value"
+    );
+    assert!(matches!(
+        b.encrypt(&ctx("2"), b"new").await,
+        Err(Error::TenantShredded)
+    ));
+    assert!(matches!(
+        b.blind_indexer("t", "users", "email").await,
+        Err(Error::TenantShredded)
+    ));
+}
+
+#[tokio::test]
+async fn stale_keyring_across_instances_rotation_through_another_instance_is_used() {
+    let (a, b, _, clock) = two_instances();
+    a.provision_tenant("t").await.unwrap();
+    let old = b.encrypt(&ctx("1"), b"before").await.unwrap();
+    assert_eq!(old.key_id(), KeyId(1));
+    assert_eq!(a.rotate_data_key("t").await.unwrap(), KeyId(2));
+    // Within the interval B may still use its cached keys ...
+    clock.advance(INTERVAL);
+    // ... after it, never the replaced key.
+    let new = b.encrypt(&ctx("2"), b"after").await.unwrap();
+    assert_eq!(
+        new.key_id(),
+        KeyId(2),
+        "another instance still encrypts under the replaced key"
+    );
+    assert_eq!(
+        b.decrypt(&ctx("1"), &old).await.unwrap().as_bytes(),
+        b"before"
+    );
+    assert_eq!(
+        a.decrypt(&ctx("2"), &new).await.unwrap().as_bytes(),
+        b"after"
+    );
+    // The key B used before the rotation kept its count in the store.
+    assert_eq!(a.usage("t").await.unwrap().get(&KeyId(1)), Some(&1));
+}
+
+/// Unchanged keys cost one store read per interval and tenant, and keep the
+/// same keyring (one usage counter); a store that cannot be read when the
+/// check is due retires the cached keys instead of trusting them.
+#[tokio::test]
+async fn stale_keyring_across_instances_check_is_once_per_interval_and_fails_closed() {
+    let (a, b, store, clock) = two_instances();
+    a.provision_tenant("t").await.unwrap();
+    let ct = b.encrypt(&ctx("1"), b"x").await.unwrap();
+    let ring = b.keyring("t").await.unwrap();
+    clock.advance(INTERVAL - Duration::from_secs(1));
+    *store.fail.lock() = true;
+    // Not yet due: served from the cache without a store read.
+    b.decrypt(&ctx("1"), &ct).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert!(
+        matches!(b.decrypt(&ctx("1"), &ct).await, Err(Error::Store(_))),
+        "keys used past the check although the store could not be read"
+    );
+    assert!(ring.is_retired());
+    *store.fail.lock() = false;
+    assert_eq!(b.decrypt(&ctx("1"), &ct).await.unwrap().as_bytes(), b"x");
+    let ring = b.keyring("t").await.unwrap();
+    clock.advance(INTERVAL);
+    b.encrypt(&ctx("2"), b"y").await.unwrap();
+    assert!(
+        Arc::ptr_eq(&ring, &b.keyring("t").await.unwrap()),
+        "unchanged keys were reloaded"
+    );
+    assert!(!ring.is_retired());
+}
