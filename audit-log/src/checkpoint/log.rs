@@ -99,11 +99,73 @@ pub(crate) fn append_checkpoint_log_with_edge(
     cp: &SignedCheckpoint,
     edge: Option<&Frontier>,
 ) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
+    let f = std::fs::OpenOptions::new()
         .create(true)
         .read(true)
         .append(true)
         .open(path)?;
+    append_to(f, cp, edge)
+}
+
+/// [`append_checkpoint_log_with_edge`] for a log inside a store, whose
+/// directory anyone able to write the store controls: the log must be a
+/// regular file in a real directory, never reached through a symbolic link
+/// (which could point the signer at the verifier's state file, or any file
+/// it can write). Checked before and after opening (the opened file must be
+/// the one at the path, so a link swapped in meanwhile is refused too).
+pub(crate) fn append_store_checkpoint_log(
+    path: &Path,
+    cp: &SignedCheckpoint,
+    edge: Option<&Frontier>,
+) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    refuse_links(path)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let (opened, now) = (f.metadata()?, std::fs::symlink_metadata(path)?);
+    if !now.file_type().is_file() || opened.dev() != now.dev() || opened.ino() != now.ino() {
+        return Err(not_regular(path));
+    }
+    append_to(f, cp, edge)
+}
+
+fn not_regular(path: &Path) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!(
+            "{} is not a regular file in a directory (a link?): not writing through it",
+            path.display()
+        ),
+    )
+}
+
+/// Refuse a store file (or its directory) that is anything but a regular
+/// file (directory) at its own path: a symbolic link planted in the store
+/// must never be written through.
+pub(crate) fn refuse_links(path: &Path) -> std::io::Result<()> {
+    let not_regular = || not_regular(path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !std::fs::symlink_metadata(dir)?.file_type().is_dir()
+    {
+        return Err(not_regular());
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => return Err(not_regular()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+fn append_to(
+    mut f: std::fs::File,
+    cp: &SignedCheckpoint,
+    edge: Option<&Frontier>,
+) -> std::io::Result<()> {
     let mut line = serde_json::json!({ "note": cp.to_note() });
     if let Some(e) = edge.filter(|e| e.size() == cp.checkpoint.size) {
         let hex: String = e.roots().map(hex::encode).collect();

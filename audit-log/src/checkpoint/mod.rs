@@ -44,7 +44,7 @@ pub use log::{
     CheckpointSink, FileSink, MemorySink, StdoutSink, parse_checkpoint_log, parse_checkpoint_text,
     parse_notes, read_checkpoint_log,
 };
-pub(crate) use log::{append_checkpoint_log_with_edge, read_checkpoint_edges};
+pub(crate) use log::{append_store_checkpoint_log, read_checkpoint_edges, refuse_links};
 pub use witness::{Cosignature, CosigningKey, WitnessKey, WitnessPolicy};
 
 /// Prefix of every checkpoint origin; the tenant follows.

@@ -29,8 +29,13 @@ pub(crate) enum AuditCommand {
     },
     /// Verify the chains (exit 0 intact, 1 naming every broken range and the verdict).
     ///
-    /// With --pubkey, every tenant needs a verified checkpoint covering its
-    /// chain (from the store, --checkpoint or --state), or it fails.
+    /// Every tenant needs a verified checkpoint covering its chain (from the
+    /// store, --checkpoint or --state), or it fails: without --pubkey nothing
+    /// is anchored, so every chain with records fails unless
+    /// --allow-unanchored (then checked alone and reported as NOT anchored).
+    /// Without --state, a rollback of the whole store to an older genuinely
+    /// signed checkpoint (records and checkpoint notes restored together)
+    /// cannot be detected: the output says "rollback not checked".
     Verify {
         /// Store directory.
         #[arg(long)]
@@ -39,7 +44,8 @@ pub(crate) enum AuditCommand {
         #[arg(long)]
         tenant: Option<String>,
         /// Trusted checkpoint key (`PREFIX.pub`); repeat for rotated keys.
-        /// Without it checkpoints are not checked and the chain is unanchored.
+        /// Without it checkpoints are not checked and every chain is
+        /// unanchored (a failure unless --allow-unanchored).
         #[arg(long)]
         pubkey: Vec<PathBuf>,
         /// Checkpoints held outside the store (notes as `hisn audit checkpoint`
@@ -48,11 +54,13 @@ pub(crate) enum AuditCommand {
         checkpoint: Vec<PathBuf>,
         /// The verifier's own state: the newest verified checkpoint per tenant,
         /// read before and updated after verifying (created when missing). A log
-        /// shorter than or disagreeing with it fails. Needs --pubkey.
+        /// shorter than or disagreeing with it fails. Needs --pubkey. Without
+        /// it, a rollback to an older signed checkpoint is not detected.
         #[arg(long)]
         state: Option<PathBuf>,
-        /// Let a tenant pass with no verified checkpoint covering it (the chain
-        /// alone proves nothing against someone who can rewrite the store).
+        /// Let a tenant pass with no verified checkpoint covering it, or verify
+        /// without --pubkey (the chain alone proves nothing against someone
+        /// who can rewrite the store).
         #[arg(long)]
         allow_unanchored: bool,
         /// A witness's public key (a file holding its verifier key text,
@@ -344,8 +352,11 @@ fn load_anchors(args: &VerifyArgs<'_>) -> Result<(Anchors, Option<VerifierState>
     Ok((anchors, state))
 }
 
-/// One human-readable line for a report.
-fn describe(r: &VerifyReport, keys_given: bool) -> String {
+/// One human-readable line for a report. Without keys the chain alone was
+/// checked (anyone who can write the store can rebuild one), and without a
+/// state a rollback to an older genuine checkpoint cannot be seen: the line
+/// says so rather than claim "intact".
+fn describe(r: &VerifyReport, keys_given: bool, state_given: bool) -> String {
     let t = &r.tenant;
     let skipped = if r.skipped_checkpoints > 0 {
         format!(
@@ -355,23 +366,32 @@ fn describe(r: &VerifyReport, keys_given: bool) -> String {
     } else {
         String::new()
     };
+    let rollback = if state_given {
+        ""
+    } else {
+        "; rollback not checked (no --state)"
+    };
     match (r.verdict, r.seq) {
+        (Verdict::Unanchored, _) if !keys_given => format!(
+            "{t}: unanchored: no --pubkey given, so nothing shows its {} records were not rewritten (give --pubkey, or --allow-unanchored to check the chain alone)",
+            r.size - r.verified_from
+        ),
         (Verdict::Unanchored, _) => format!(
             "{t}: unanchored: no verified checkpoint covers its {} records (give --checkpoint or --state, or --allow-unanchored){skipped}",
             r.size - r.verified_from
         ),
-        (v, Some(seq)) if v.is_ok() && r.size > seq => format!(
-            "{t}: intact, {} records from {}; records from {seq} on are not covered by a verified checkpoint{}{skipped}",
+        (v, _) if v.is_ok() && !keys_given => format!(
+            "{t}: chain links consistent, {} records from {}; NOT anchored (no --pubkey given): whoever can write the store could have rewritten it",
             r.size - r.verified_from,
             r.verified_from,
-            if keys_given {
-                ""
-            } else {
-                " (no --pubkey given)"
-            }
+        ),
+        (v, Some(seq)) if v.is_ok() && r.size > seq => format!(
+            "{t}: intact, {} records from {}; records from {seq} on are not covered by a verified checkpoint{rollback}{skipped}",
+            r.size - r.verified_from,
+            r.verified_from,
         ),
         (v, _) if v.is_ok() => format!(
-            "{t}: intact, {} records from {}, all anchored{skipped}",
+            "{t}: intact, {} records from {}, all anchored{rollback}{skipped}",
             r.size - r.verified_from,
             r.verified_from
         ),
@@ -439,14 +459,19 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
     let mut first_failure = None;
     let mut index_json = Vec::with_capacity(reports.len());
     for r in &mut reports {
-        if keys.is_some() && !args.allow_unanchored {
+        if !args.allow_unanchored {
+            // Without keys no checkpoint is checked: every chain with records
+            // is unanchored, and fails unless asked for explicitly.
+            if keys.is_none() && r.is_ok() && r.size > r.verified_from {
+                r.anchored_size = 0;
+            }
             require_anchor(r);
         }
         let line = if r.is_ok() && r.size == 0 && !has_chain(s, &r.tenant).map_err(verify_err)? {
             // Asked for by name, with nothing that says it ever existed.
             format!("{}: no chain in this store", r.tenant)
         } else {
-            describe(r, keys.is_some())
+            describe(r, keys.is_some(), state.is_some())
         };
         if (!r.is_ok() || line.ends_with("no chain in this store")) && first_failure.is_none() {
             first_failure = Some(line.clone());
@@ -500,7 +525,17 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
             j
         })
         .collect();
-    ctx.emit(&serde_json::json!({ "ok": ok, "tenants": json }), &human)?;
+    // What this run could check at all: signatures (--pubkey) and a
+    // rollback to an older genuine checkpoint (--state).
+    ctx.emit(
+        &serde_json::json!({
+            "ok": ok,
+            "anchored": keys.is_some(),
+            "rollback_checked": state.is_some(),
+            "tenants": json,
+        }),
+        &human,
+    )?;
     match first_failure {
         None => Ok(()),
         Some(msg) => Err(CliError::failed(format!("verification failed: {msg}"))),
@@ -794,6 +829,22 @@ fn report(
     // From here on the store exists: anything that stops it being read, or a
     // report that found damage, is a failed verification (exit 1).
     let s = TenantReader::open(store, &tenant).map_err(read_failed)?;
+    // Before anything is printed: the chain does not commit to who a record
+    // is about, so a persisted subject index rewritten (with consistent
+    // checksums) to omit the subject would make this report silently miss
+    // their records. Each index is compared with its segment's records, as
+    // `verify` does; a mismatch prints no report.
+    let mismatches = s.check_subject_indexes().map_err(read_failed)?;
+    if let Some(m) = mismatches.first() {
+        return Err(CliError::failed(format!(
+            "verification failed: {tenant}: subject index of segment {} (records from {}) disagrees with the records for {} subject keys ({} segments in all): this report could miss records; no report printed; remove {}.sidx and open the store writable (e.g. `hisn audit append` with empty input) to have it rebuilt",
+            m.segment,
+            m.first_seq,
+            m.keys,
+            mismatches.len(),
+            m.segment
+        )));
+    }
     let r = s
         .subject_report(&tenant, subject, keys.as_ref())
         .map_err(read_failed)?;

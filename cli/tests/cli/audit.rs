@@ -116,13 +116,21 @@ fn append_checkpoint_verify_and_report() {
     );
     let out = hisn()
         .args([
-            "--json", "audit", "verify", "--store", &store, "--tenant", "acme",
+            "--json",
+            "audit",
+            "verify",
+            "--store",
+            &store,
+            "--tenant",
+            "acme",
+            "--allow-unanchored",
         ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tenants"][0]["verdict"], "unanchored_tail");
+    assert_eq!(v["anchored"], false);
     let out = hisn()
         .args([
             "audit",

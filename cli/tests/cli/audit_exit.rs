@@ -233,7 +233,14 @@ fn verify_names_a_subject_index_forged_to_omit_records() {
     }
     s.close().unwrap();
     let store = store.display().to_string();
-    let (ok, out, err) = code(&["--json", "audit", "verify", "--store", &store]);
+    let (ok, out, err) = code(&[
+        "--json",
+        "audit",
+        "verify",
+        "--store",
+        &store,
+        "--allow-unanchored",
+    ]);
     assert_eq!(ok, Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["tenants"][0]["index_mismatches"], serde_json::json!([]));
@@ -247,12 +254,19 @@ fn verify_names_a_subject_index_forged_to_omit_records() {
     assert!(segs.len() >= 3, "{segs:?}");
     forge_index_omitting(&segs[0], "emp-1").unwrap();
     let name = segs[0].file_name().unwrap().to_str().unwrap().to_owned();
-    let (code_, out, err) = code(&["--json", "audit", "verify", "--store", &store]);
+    let (code_, out, err) = code(&[
+        "--json",
+        "audit",
+        "verify",
+        "--store",
+        &store,
+        "--allow-unanchored",
+    ]);
     assert_eq!(code_, Some(1), "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["ok"], false);
     // The chain itself verifies (no checkpoint was signed: an unanchored
-    // tail, which passes without --pubkey).
+    // tail, which passes without --pubkey only with --allow-unanchored).
     assert_eq!(v["tenants"][0]["verdict"], "unanchored_tail");
     assert_eq!(
         v["tenants"][0]["index_mismatches"][0]["segment"],
@@ -269,6 +283,6 @@ fn verify_names_a_subject_index_forged_to_omit_records() {
         .unwrap()
         .close()
         .unwrap();
-    let (ok, _, err) = code(&["audit", "verify", "--store", &store]);
+    let (ok, _, err) = code(&["audit", "verify", "--store", &store, "--allow-unanchored"]);
     assert_eq!(ok, Some(0), "{err}");
 }

@@ -5,6 +5,7 @@
 
 mod audit;
 mod audit_exit;
+mod audit_overclaim;
 mod audit_repair;
 mod audit_witness;
 mod conventions;

@@ -133,6 +133,31 @@ impl TenantReader {
         })
     }
 
+    /// [`FileStore::check_subject_indexes`] for this reader's tenant, over
+    /// the segments it reads: each persisted subject index compared with its
+    /// segment's records. A report trusts an index that passes its own
+    /// checksums (it has no MAC) to list every record naming the subject, so
+    /// an index rewritten to omit someone hides their records from
+    /// [`AuditRead::subject_report`] without any other sign; run this before
+    /// handing a report out (`hisn audit report` does, and refuses on a
+    /// mismatch). It decodes every sealed segment of the tenant once.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn check_subject_indexes(&self) -> Result<Vec<super::IndexMismatch>> {
+        match &self.inner {
+            Inner::Empty => Ok(Vec::new()),
+            Inner::Lazy(l) => {
+                let segments: Vec<PathBuf> = l.sealed.iter().map(|s| s.path.clone()).collect();
+                super::read::check_indexes(&segments)
+            }
+            Inner::Full(f) => match f.check_subject_indexes(&self.tenant) {
+                Err(Error::NotFound) => Ok(Vec::new()),
+                r => r,
+            },
+        }
+    }
+
     /// Whether the reader fell back to reading the whole store (for tests
     /// and diagnostics).
     #[doc(hidden)]

@@ -49,8 +49,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::chain::{Link, chain_link, record_digest};
 use crate::checkpoint::{
-    Checkpoint, CheckpointSink, SignedCheckpoint, SigningKey, append_checkpoint_log_with_edge,
-    read_checkpoint_log,
+    Checkpoint, CheckpointSink, SignedCheckpoint, SigningKey, read_checkpoint_log,
 };
 use crate::clock::{Clock, Timestamp};
 use crate::encoding::{decode_record, encode_record, peek_header};
@@ -384,7 +383,9 @@ impl Shared {
         let dir = self.dir.join(tenant_dir_name(tenant));
         let path = dir.join(CHECKPOINT_LOG);
         // Another process (the CLI, or an earlier run that lost power) may have
-        // left a torn last line; never glue this checkpoint to it.
+        // left a torn last line; never glue this checkpoint to it. Nothing
+        // is read or written through a link planted in the store.
+        crate::checkpoint::refuse_links(&path)?;
         if let Ok(f) = File::open(&path) {
             let len = f.metadata()?.len();
             let mut last = [0u8; 1];
@@ -392,7 +393,7 @@ impl Shared {
                 recovery::repair_checkpoint_log(&path)?;
             }
         }
-        append_checkpoint_log_with_edge(&path, cp, edge)?;
+        crate::checkpoint::append_store_checkpoint_log(&path, cp, edge)?;
         Ok(())
     }
 }

@@ -222,48 +222,53 @@ impl FileStore {
             let ti = index.get(tenant).ok_or(Error::NotFound)?;
             ti.segments.iter().map(|s| s.path.clone()).collect()
         };
-        // Segments are independent: checked on up to four threads, each
-        // taking every n-th segment.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .clamp(1, 4)
-            .min(segments.len().max(1));
-        let found: Vec<Result<Vec<(usize, u64, u64)>>> = std::thread::scope(|sc| {
-            let handles: Vec<_> = (0..workers)
-                .map(|w| {
-                    let segments = &segments;
-                    sc.spawn(move || {
-                        let mut out = Vec::new();
-                        for (i, path) in segments.iter().enumerate().skip(w).step_by(workers) {
-                            let (first_seq, keys) = super::subject_index::disagreements(path)?;
-                            if keys > 0 {
-                                out.push((i, first_seq, keys));
-                            }
-                        }
-                        Ok(out)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        let mut hits = Vec::new();
-        for f in found {
-            hits.extend(f?);
-        }
-        hits.sort_unstable();
-        Ok(hits
-            .into_iter()
-            .map(|(i, first_seq, keys)| IndexMismatch {
-                segment: segments[i]
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                first_seq,
-                keys,
-            })
-            .collect())
+        check_indexes(&segments)
     }
+}
+
+/// [`FileStore::check_subject_indexes`] over the given segment files.
+pub(super) fn check_indexes(segments: &[PathBuf]) -> Result<Vec<IndexMismatch>> {
+    // Segments are independent: checked on up to four threads, each
+    // taking every n-th segment.
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+        .min(segments.len().max(1));
+    let found: Vec<Result<Vec<(usize, u64, u64)>>> = std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let segments = &segments;
+                sc.spawn(move || {
+                    let mut out = Vec::new();
+                    for (i, path) in segments.iter().enumerate().skip(w).step_by(workers) {
+                        let (first_seq, keys) = super::subject_index::disagreements(path)?;
+                        if keys > 0 {
+                            out.push((i, first_seq, keys));
+                        }
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut hits = Vec::new();
+    for f in found {
+        hits.extend(f?);
+    }
+    hits.sort_unstable();
+    Ok(hits
+        .into_iter()
+        .map(|(i, first_seq, keys)| IndexMismatch {
+            segment: segments[i]
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            first_seq,
+            keys,
+        })
+        .collect())
 }
