@@ -71,12 +71,12 @@ SELECT a.name, b.name FROM assets AS a LEFT JOIN (work_orders AS w JOIN assets A
 
 -- name: three_table_join
 -- kind: read
--- expect: SELECT a.name, w.title, c.name FROM assets AS a JOIN work_orders AS w ON w.asset_id = a.id LEFT JOIN countries AS c ON c.code = 'SA' WHERE (a.name LIKE 'p%') AND a.tenant_id = {t} AND w.tenant_id = {t}
+-- expect: SELECT a.name, w.title, c.name FROM assets AS a JOIN work_orders AS w ON w.asset_id = a.id LEFT JOIN countries AS c ON c.code = 'SA' WHERE (CASE WHEN (SELECT a.tenant_id = {t} AND w.tenant_id = {t}) THEN (a.name LIKE 'p%') END) AND a.tenant_id = {t} AND w.tenant_id = {t}
 SELECT a.name, w.title, c.name FROM assets AS a JOIN work_orders AS w ON w.asset_id = a.id LEFT JOIN countries AS c ON c.code = 'SA' WHERE a.name LIKE 'p%'
 
 -- name: subquery_in_where
 -- kind: read
--- expect: SELECT name FROM assets WHERE (id IN (SELECT asset_id FROM work_orders WHERE work_orders.tenant_id = {t})) AND assets.tenant_id = {t}
+-- expect: SELECT name FROM assets WHERE (CASE WHEN (SELECT assets.tenant_id = {t}) THEN (id IN (SELECT asset_id FROM work_orders WHERE work_orders.tenant_id = {t})) END) AND assets.tenant_id = {t}
 SELECT name FROM assets WHERE id IN (SELECT asset_id FROM work_orders)
 
 -- name: subquery_in_select_list
@@ -96,33 +96,61 @@ SELECT code FROM countries WHERE EXISTS (SELECT 1 FROM assets WHERE assets.name 
 
 -- name: not_exists_subquery
 -- kind: read
--- expect: SELECT a.name FROM assets AS a WHERE (NOT EXISTS (SELECT 1 FROM work_orders AS w WHERE (w.asset_id = a.id) AND w.tenant_id = {t})) AND a.tenant_id = {t}
+-- expect: SELECT a.name FROM assets AS a WHERE (CASE WHEN (SELECT a.tenant_id = {t}) THEN (NOT EXISTS (SELECT 1 FROM work_orders AS w WHERE (w.asset_id = a.id) AND w.tenant_id = {t})) END) AND a.tenant_id = {t}
 SELECT a.name FROM assets AS a WHERE NOT EXISTS (SELECT 1 FROM work_orders AS w WHERE w.asset_id = a.id)
 
 -- name: derived_table
+-- dialect: sqlite
 -- kind: read
--- expect: SELECT s.name FROM (SELECT name FROM assets WHERE assets.tenant_id = {t}) AS s
+-- expect: SELECT s.name FROM (SELECT name FROM assets WHERE assets.tenant_id = {t} LIMIT -1) AS s
+SELECT s.name FROM (SELECT name FROM assets) AS s
+
+-- name: derived_table_postgres
+-- dialect: postgres
+-- kind: read
+-- expect: SELECT s.name FROM (SELECT name FROM assets WHERE assets.tenant_id = {t} OFFSET 0) AS s
 SELECT s.name FROM (SELECT name FROM assets) AS s
 
 -- name: derived_table_with_column_aliases
 -- dialect: postgres
 -- kind: read
--- expect: SELECT s.x FROM (SELECT name FROM assets WHERE assets.tenant_id = {t}) AS s (x)
+-- expect: SELECT s.x FROM (SELECT name FROM assets WHERE assets.tenant_id = {t} OFFSET 0) AS s (x)
 SELECT s.x FROM (SELECT name FROM assets) AS s (x)
 
 -- name: cte
+-- dialect: sqlite
 -- kind: read
--- expect: WITH mine AS (SELECT id, name FROM assets WHERE assets.tenant_id = {t}) SELECT m.name FROM mine AS m JOIN work_orders AS w ON w.asset_id = m.id WHERE w.tenant_id = {t}
+-- expect: WITH mine AS (SELECT id, name FROM assets WHERE assets.tenant_id = {t} LIMIT -1) SELECT m.name FROM mine AS m JOIN work_orders AS w ON w.asset_id = m.id WHERE w.tenant_id = {t}
+WITH mine AS (SELECT id, name FROM assets) SELECT m.name FROM mine AS m JOIN work_orders AS w ON w.asset_id = m.id
+
+-- name: cte_postgres
+-- dialect: postgres
+-- kind: read
+-- expect: WITH mine AS MATERIALIZED (SELECT id, name FROM assets WHERE assets.tenant_id = {t}) SELECT m.name FROM mine AS m JOIN work_orders AS w ON w.asset_id = m.id WHERE w.tenant_id = {t}
 WITH mine AS (SELECT id, name FROM assets) SELECT m.name FROM mine AS m JOIN work_orders AS w ON w.asset_id = m.id
 
 -- name: two_ctes_second_uses_first
+-- dialect: sqlite
 -- kind: read
--- expect: WITH a AS (SELECT id FROM assets WHERE assets.tenant_id = {t}), b AS (SELECT * FROM a) SELECT count(*) FROM b
+-- expect: WITH a AS (SELECT id FROM assets WHERE assets.tenant_id = {t} LIMIT -1), b AS (SELECT * FROM a LIMIT -1) SELECT count(*) FROM b
+WITH a AS (SELECT id FROM assets), b AS (SELECT * FROM a) SELECT count(*) FROM b
+
+-- name: two_ctes_second_uses_first_postgres
+-- dialect: postgres
+-- kind: read
+-- expect: WITH a AS MATERIALIZED (SELECT id FROM assets WHERE assets.tenant_id = {t}), b AS MATERIALIZED (SELECT * FROM a) SELECT count(*) FROM b
 WITH a AS (SELECT id FROM assets), b AS (SELECT * FROM a) SELECT count(*) FROM b
 
 -- name: recursive_cte_over_tenant_table
+-- dialect: sqlite
 -- kind: read
--- expect: WITH RECURSIVE r (id, depth) AS (SELECT id, 0 FROM assets WHERE assets.tenant_id = {t} UNION ALL SELECT w.asset_id, r.depth + 1 FROM r JOIN work_orders AS w ON w.asset_id = r.id WHERE (r.depth < 2) AND w.tenant_id = {t}) SELECT count(*) FROM r
+-- expect: WITH RECURSIVE r (id, depth) AS (SELECT id, 0 FROM assets WHERE assets.tenant_id = {t} UNION ALL SELECT w.asset_id, r.depth + 1 FROM r JOIN work_orders AS w ON w.asset_id = r.id WHERE (r.depth < 2) AND w.tenant_id = {t} LIMIT -1) SELECT count(*) FROM r
+WITH RECURSIVE r(id, depth) AS (SELECT id, 0 FROM assets UNION ALL SELECT w.asset_id, r.depth + 1 FROM r JOIN work_orders AS w ON w.asset_id = r.id WHERE r.depth < 2) SELECT count(*) FROM r
+
+-- name: recursive_cte_over_tenant_table_postgres
+-- dialect: postgres
+-- kind: read
+-- expect: WITH RECURSIVE r (id, depth) AS MATERIALIZED (SELECT id, 0 FROM assets WHERE assets.tenant_id = {t} UNION ALL SELECT w.asset_id, r.depth + 1 FROM r JOIN work_orders AS w ON w.asset_id = r.id WHERE (r.depth < 2) AND w.tenant_id = {t}) SELECT count(*) FROM r
 WITH RECURSIVE r(id, depth) AS (SELECT id, 0 FROM assets UNION ALL SELECT w.asset_id, r.depth + 1 FROM r JOIN work_orders AS w ON w.asset_id = r.id WHERE r.depth < 2) SELECT count(*) FROM r
 
 -- name: union_all
@@ -154,7 +182,7 @@ SELECT NAME FROM ASSETS
 
 -- name: aggregates_group_having_order_limit
 -- kind: read
--- expect: SELECT a.name, count(w.id) AS n FROM assets AS a LEFT JOIN work_orders AS w ON (w.asset_id = a.id) AND w.tenant_id = {t} WHERE a.tenant_id = {t} GROUP BY a.name HAVING count(w.id) >= 0 ORDER BY n DESC, a.name LIMIT 10 OFFSET 0
+-- expect: SELECT a.name, count(w.id) AS n FROM assets AS a LEFT JOIN work_orders AS w ON (w.asset_id = a.id) AND w.tenant_id = {t} WHERE a.tenant_id = {t} GROUP BY a.name HAVING CASE WHEN count(CASE WHEN a.tenant_id = {t} THEN 1 END) = count(*) THEN (count(w.id) >= 0) END ORDER BY n DESC, a.name LIMIT 10 OFFSET 0
 SELECT a.name, count(w.id) AS n FROM assets AS a LEFT JOIN work_orders AS w ON w.asset_id = a.id GROUP BY a.name HAVING count(w.id) >= 0 ORDER BY n DESC, a.name LIMIT 10 OFFSET 0
 
 -- name: window_function
@@ -170,7 +198,7 @@ SELECT CASE WHEN EXISTS (SELECT 1 FROM work_orders) THEN 'busy' ELSE 'idle' END 
 -- name: lateral_postgres
 -- dialect: postgres
 -- kind: read
--- expect: SELECT a.name, l.title FROM assets AS a CROSS JOIN LATERAL (SELECT w.title FROM work_orders AS w WHERE (w.asset_id = a.id) AND w.tenant_id = {t}) AS l WHERE a.tenant_id = {t}
+-- expect: SELECT a.name, l.title FROM assets AS a CROSS JOIN LATERAL (SELECT w.title FROM work_orders AS w WHERE (w.asset_id = a.id) AND w.tenant_id = {t} OFFSET 0) AS l WHERE a.tenant_id = {t}
 SELECT a.name, l.title FROM assets AS a CROSS JOIN LATERAL (SELECT w.title FROM work_orders AS w WHERE w.asset_id = a.id) AS l
 
 -- name: for_update_postgres
@@ -224,7 +252,7 @@ UPDATE assets SET name = name || ' (checked)'
 
 -- name: update_with_subquery
 -- kind: write
--- expect: UPDATE work_orders SET status = 'closed' WHERE (asset_id IN (SELECT id FROM assets WHERE (name LIKE '%B%') AND assets.tenant_id = {t})) AND work_orders.tenant_id = {t}
+-- expect: UPDATE work_orders SET status = 'closed' WHERE (CASE WHEN (SELECT work_orders.tenant_id = {t}) THEN (asset_id IN (SELECT id FROM assets WHERE (CASE WHEN (SELECT assets.tenant_id = {t}) THEN (name LIKE '%B%') END) AND assets.tenant_id = {t})) END) AND work_orders.tenant_id = {t}
 UPDATE work_orders SET status = 'closed' WHERE asset_id IN (SELECT id FROM assets WHERE name LIKE '%B%')
 
 -- name: update_from
@@ -240,13 +268,13 @@ DELETE FROM work_orders
 -- name: delete_using_postgres
 -- dialect: postgres
 -- kind: write
--- expect: DELETE FROM work_orders AS w USING assets AS a WHERE (a.id = w.asset_id AND a.name LIKE 'pump%') AND w.tenant_id = {t} AND a.tenant_id = {t}
+-- expect: DELETE FROM work_orders AS w USING assets AS a WHERE (a.id = w.asset_id AND CASE WHEN (SELECT w.tenant_id = {t} AND a.tenant_id = {t}) THEN (a.name LIKE 'pump%') END) AND w.tenant_id = {t} AND a.tenant_id = {t}
 DELETE FROM work_orders AS w USING assets AS a WHERE a.id = w.asset_id AND a.name LIKE 'pump%'
 
 -- name: with_delete_postgres
 -- dialect: postgres
 -- kind: write
--- expect: WITH old AS (SELECT id FROM assets WHERE (name LIKE 'secret%') AND assets.tenant_id = {t}) DELETE FROM work_orders WHERE (asset_id IN (SELECT id FROM old)) AND work_orders.tenant_id = {t}
+-- expect: WITH old AS MATERIALIZED (SELECT id FROM assets WHERE (CASE WHEN (SELECT assets.tenant_id = {t}) THEN (name LIKE 'secret%') END) AND assets.tenant_id = {t}) DELETE FROM work_orders WHERE (CASE WHEN (SELECT work_orders.tenant_id = {t}) THEN (asset_id IN (SELECT id FROM old)) END) AND work_orders.tenant_id = {t}
 WITH old AS (SELECT id FROM assets WHERE name LIKE 'secret%') DELETE FROM work_orders WHERE asset_id IN (SELECT id FROM old)
 
 -- name: array_subquery_postgres

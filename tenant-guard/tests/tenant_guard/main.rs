@@ -37,6 +37,8 @@ mod clients_props;
 mod corpus;
 #[cfg(all(feature = "postgres", feature = "sqlite"))]
 mod cross_layer;
+#[cfg(feature = "sqlite")]
+mod eval_order;
 #[cfg(feature = "axum")]
 mod extractor;
 #[cfg(feature = "postgres")]

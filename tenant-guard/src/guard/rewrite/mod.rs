@@ -30,6 +30,7 @@ use super::{Dialect, GuardError, GuardParam, MAX_DEPTH, TableRegistry, params, r
 mod clients;
 mod exprs;
 mod names;
+mod order;
 mod policy;
 mod queries;
 mod scope;

@@ -63,6 +63,7 @@ impl<'r> Rewriter<'r> {
                 // recursive CTE refers to itself by them).
                 if cte.alias.columns.is_empty() {
                     self.query(&mut cte.query, &scope, false)?;
+                    self.fence_cte(cte);
                     let columns = self.output_columns(&cte.query, &scope);
                     self.cte_columns.push((names[i].clone(), columns));
                 } else {
@@ -75,6 +76,7 @@ impl<'r> Rewriter<'r> {
                     );
                     self.cte_columns.push((names[i].clone(), columns));
                     self.query(&mut cte.query, &scope, false)?;
+                    self.fence_cte(cte);
                 }
             }
             visible.extend(names);
@@ -241,13 +243,19 @@ impl<'r> Rewriter<'r> {
         }
         if let Some(having) = having {
             self.expr(having, ctes)?;
+            let existing = std::mem::replace(having, Expr::value(Value::Boolean(true)));
+            *having = self.guard_having(existing, &preds);
         }
         for window in named_window.iter_mut() {
             if let NamedWindowExpr::WindowSpec(spec) = &mut window.1 {
                 self.window_spec(spec, ctes)?;
             }
         }
-        *selection = conjoin(selection.take(), preds);
+        let guarded = match selection.take() {
+            Some(s) => Some(self.guard_rows(s, &preds)?),
+            None => None,
+        };
+        *selection = conjoin(guarded, preds);
         self.scopes.pop();
         Ok(())
     }
@@ -307,14 +315,17 @@ impl<'r> Rewriter<'r> {
             match &mut join.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
                     self.constraint(c, ctes)?;
+                    self.guard_on(c, &[pending.as_slice(), right.as_slice()].concat())?;
                     pending.extend(right);
                 }
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
                     self.constraint(c, ctes)?;
+                    self.guard_on(c, &[pending.as_slice(), right.as_slice()].concat())?;
                     add_to_on(c, right)?;
                 }
                 JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
                     self.constraint(c, ctes)?;
+                    self.guard_on(c, &[pending.as_slice(), right.as_slice()].concat())?;
                     add_to_on(c, std::mem::take(&mut pending))?;
                     pending = right;
                 }
@@ -409,6 +420,7 @@ impl<'r> Rewriter<'r> {
             } => {
                 require(sample.is_none(), "TABLESAMPLE")?;
                 self.query(subquery, ctes, false)?;
+                self.fence_query(subquery);
                 Vec::new()
             }
             TableFactor::NestedJoin {

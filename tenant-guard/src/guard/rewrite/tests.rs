@@ -93,15 +93,15 @@ fn nested_joins_place_predicates_by_side() {
 fn subqueries_ctes_and_set_operations_are_scoped() {
     accepts(
         "SELECT (SELECT count(*) FROM work_orders w WHERE w.asset_id = a.id) FROM assets a WHERE EXISTS (SELECT 1 FROM work_orders) UNION ALL SELECT 1 FROM countries",
-        "SELECT (SELECT count(*) FROM work_orders w WHERE (w.asset_id = a.id) AND w.tenant_id = $1) FROM assets a WHERE (EXISTS (SELECT 1 FROM work_orders WHERE work_orders.tenant_id = $1)) AND a.tenant_id = $1 UNION ALL SELECT 1 FROM countries",
+        "SELECT (SELECT count(*) FROM work_orders w WHERE (w.asset_id = a.id) AND w.tenant_id = $1) FROM assets a WHERE (CASE WHEN (SELECT a.tenant_id = $1) THEN (EXISTS (SELECT 1 FROM work_orders WHERE work_orders.tenant_id = $1)) END) AND a.tenant_id = $1 UNION ALL SELECT 1 FROM countries",
     );
     accepts(
         "WITH x AS (SELECT * FROM assets) SELECT * FROM x",
-        "WITH x AS (SELECT * FROM assets WHERE assets.tenant_id = $1) SELECT * FROM x",
+        "WITH x AS MATERIALIZED (SELECT * FROM assets WHERE assets.tenant_id = $1) SELECT * FROM x",
     );
     accepts(
         "SELECT * FROM (SELECT * FROM assets) s WHERE s.id IN (SELECT asset_id FROM work_orders)",
-        "SELECT * FROM (SELECT * FROM assets WHERE assets.tenant_id = $1) s WHERE s.id IN (SELECT asset_id FROM work_orders WHERE work_orders.tenant_id = $1)",
+        "SELECT * FROM (SELECT * FROM assets WHERE assets.tenant_id = $1 OFFSET 0) s WHERE s.id IN (SELECT asset_id FROM work_orders WHERE work_orders.tenant_id = $1)",
     );
     accepts(
         "SELECT max(id) FILTER (WHERE id IN (SELECT asset_id FROM work_orders)) FROM countries",
@@ -118,7 +118,7 @@ fn cte_scope_follows_sql_visibility() {
     );
     accepts(
         "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t",
-        "WITH RECURSIVE t (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t",
+        "WITH RECURSIVE t (n) AS MATERIALIZED (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 3) SELECT * FROM t",
     );
     refuses(
         "WITH assets AS (SELECT 1) SELECT * FROM assets",
@@ -213,7 +213,7 @@ fn update_and_delete_are_scoped() {
     );
     accepts(
         "WITH d AS (SELECT id FROM work_orders) DELETE FROM assets WHERE id IN (SELECT id FROM d)",
-        "WITH d AS (SELECT id FROM work_orders WHERE work_orders.tenant_id = $1) DELETE FROM assets WHERE (id IN (SELECT id FROM d)) AND assets.tenant_id = $1",
+        "WITH d AS MATERIALIZED (SELECT id FROM work_orders WHERE work_orders.tenant_id = $1) DELETE FROM assets WHERE (CASE WHEN (SELECT assets.tenant_id = $1) THEN (id IN (SELECT id FROM d)) END) AND assets.tenant_id = $1",
     );
     refuses(
         "UPDATE assets SET tenant_id = $1",
@@ -324,7 +324,7 @@ fn column_alias_lists_on_tenant_tables_are_refused() {
     ));
     accepts(
         "SELECT * FROM (SELECT id FROM assets) AS s(x)",
-        "SELECT * FROM (SELECT id FROM assets WHERE assets.tenant_id = $1) AS s (x)",
+        "SELECT * FROM (SELECT id FROM assets WHERE assets.tenant_id = $1 OFFSET 0) AS s (x)",
     );
 }
 
@@ -502,11 +502,11 @@ fn clauses_of_other_dialects_are_refused() {
 fn data_modifying_statements_are_scoped_only_as_the_statement_itself() {
     accepts(
         "WITH c AS (SELECT 1 AS n) INSERT INTO assets (name) SELECT 'x' FROM c",
-        "WITH c AS (SELECT 1 AS n) INSERT INTO assets (name, tenant_id) SELECT 'x', $1 FROM c",
+        "WITH c AS MATERIALIZED (SELECT 1 AS n) INSERT INTO assets (name, tenant_id) SELECT 'x', $1 FROM c",
     );
     accepts(
         "WITH c AS (SELECT 1 AS n) UPDATE assets SET name = 'x'",
-        "WITH c AS (SELECT 1 AS n) UPDATE assets SET name = 'x' WHERE assets.tenant_id = $1",
+        "WITH c AS MATERIALIZED (SELECT 1 AS n) UPDATE assets SET name = 'x' WHERE assets.tenant_id = $1",
     );
     for sql in [
         "WITH d AS (INSERT INTO assets (name) VALUES ('x') RETURNING id) SELECT * FROM d",

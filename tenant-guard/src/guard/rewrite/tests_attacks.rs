@@ -75,7 +75,9 @@ fn unicode_escape_constants() {
     }
     assert_eq!(
         lite(r"SELECT id FROM assets WHERE name = U&'d\0061'").as_deref(),
-        Ok(r"SELECT id FROM assets WHERE (name = U & 'd\0061') AND assets.tenant_id = ?1")
+        Ok(
+            r"SELECT id FROM assets WHERE (CASE WHEN (SELECT assets.tenant_id = ?1) THEN (name = U & 'd\0061') END) AND assets.tenant_id = ?1"
+        )
     );
     assert!(lite(r#"SELECT id FROM U&"\0061ssets""#).is_err());
 }

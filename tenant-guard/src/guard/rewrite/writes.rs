@@ -339,7 +339,11 @@ impl<'r> Rewriter<'r> {
         if let Some(selection) = selection.as_mut() {
             self.expr(selection, ctes)?;
         }
-        *selection = conjoin(selection.take(), preds);
+        let guarded = match selection.take() {
+            Some(s) => Some(self.guard_rows(s, &preds)?),
+            None => None,
+        };
+        *selection = conjoin(guarded, preds);
         self.returning(returning, ctes)?;
         self.scopes.pop();
         Ok(())
@@ -390,7 +394,11 @@ impl<'r> Rewriter<'r> {
         if let Some(selection) = selection.as_mut() {
             self.expr(selection, ctes)?;
         }
-        *selection = conjoin(selection.take(), preds);
+        let guarded = match selection.take() {
+            Some(s) => Some(self.guard_rows(s, &preds)?),
+            None => None,
+        };
+        *selection = conjoin(guarded, preds);
         self.returning(returning, ctes)?;
         self.scopes.pop();
         Ok(())
