@@ -236,8 +236,11 @@ impl KeyStore for MemoryKeyStore {
 /// Wrapped keys in a directory: one small text file per tenant
 /// (`<hex(tenant)>.keys`, one key per line), rewritten atomically (a temporary
 /// file, then a rename) on every change; a shredded tenant leaves a
-/// `<hex(tenant)>.shredded` marker. For single-process tools such as the `hisn` CLI; services should use
-/// a database store. Not safe for concurrent writers in several processes.
+/// `<hex(tenant)>.shredded` marker. Every change holds an exclusive lock on
+/// `.hisn-keystore.lock` in the directory (advisory, `flock`-style), so
+/// several processes on one directory (a server and a `hisn vault` command)
+/// lose no update. For one machine and small deployments such as the `hisn`
+/// CLI; services with several instances should use a database store.
 #[derive(Debug)]
 pub struct DirKeyStore {
     dir: PathBuf,
@@ -249,6 +252,9 @@ const MAX_DIR_TENANT_LEN: usize = 100;
 
 /// Largest key file read (bounds memory on a corrupt or hostile directory).
 const MAX_KEY_FILE_LEN: u64 = 1 << 20;
+
+/// The lock file every writer of a key directory locks exclusively.
+const DIR_LOCK_FILE: &str = ".hisn-keystore.lock";
 
 impl DirKeyStore {
     /// Use (and create if needed) `dir`.
@@ -334,8 +340,27 @@ impl DirKeyStore {
         std::fs::rename(&tmp, self.path(tenant, "keys")).map_err(io)
     }
 
+    /// An exclusive lock on the directory, shared with every other process
+    /// (and instance) using it; released when the returned file is dropped.
+    fn dir_lock(&self) -> Result<std::fs::File> {
+        let io =
+            |e: std::io::Error| Error::Store(format!("cannot lock key directory: {}", e.kind()));
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(DIR_LOCK_FILE))
+            .map_err(io)?;
+        f.lock().map_err(io)?;
+        Ok(f)
+    }
+
+    /// Read, change and write a tenant's key file under the in-process and
+    /// the directory lock (a read-modify-write racing another process's would
+    /// write back a stale list over its change).
     fn modify<T>(&self, tenant: &str, f: impl FnOnce(&mut Tables) -> Result<T>) -> Result<T> {
         let _g = self.lock.lock();
+        let _dir = self.dir_lock()?;
         let mut t = self.read(tenant)?;
         let out = f(&mut t)?;
         self.write(tenant, &t)?;
@@ -397,6 +422,7 @@ impl KeyStore for DirKeyStore {
     }
     async fn shred(&self, tenant: &str) -> Result<()> {
         let _g = self.lock.lock();
+        let _dir = self.dir_lock()?;
         let mut t = Tables::default();
         t.shred(tenant);
         self.write(tenant, &t)

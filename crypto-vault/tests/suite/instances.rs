@@ -176,3 +176,73 @@ async fn stale_keyring_across_instances_check_is_once_per_interval_and_fails_clo
     );
     assert!(!ring.is_retired());
 }
+
+/// Two processes sharing one key directory (the server and a `hisn vault`
+/// command on its data directory) lose no update (class: two processes
+/// sharing one key store lose updates).
+///
+/// Root cause of the old failure: `DirKeyStore` serialised its
+/// read-modify-write of a tenant's key file with an in-process mutex only, and
+/// every writer used the same temporary file name. Two instances (two
+/// processes) interleaved: one's usage write, read before the other's
+/// rotation, renamed the old key list back over it, so the new key vanished
+/// (values under it undecryptable, and its id issued again to another key).
+/// Now every change holds an exclusive lock on a lock file in the directory.
+#[test]
+fn shared_dir_key_store_two_instances_lose_no_update() {
+    use hisn_crypto_vault::DirKeyStore;
+
+    let dir = tempfile::tempdir().unwrap();
+    let record = |id: u32, primary: bool| WrappedKey {
+        tenant: "t".into(),
+        purpose: KeyPurpose::Data,
+        key_id: KeyId(id),
+        primary,
+        master_fingerprint: [7; 8],
+        wrapped: vec![1; 61],
+        usage: 0,
+    };
+    let block_on = |f: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(f);
+    };
+    let a = DirKeyStore::open(dir.path()).unwrap();
+    let b = DirKeyStore::open(dir.path()).unwrap();
+    block_on(Box::pin(async {
+        assert!(a.insert(&record(1, true)).await.unwrap());
+    }));
+    const KEYS: u32 = 60;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            block_on(Box::pin(async {
+                for id in 2..=KEYS {
+                    assert!(a.insert(&record(id, false)).await.unwrap());
+                }
+            }));
+        });
+        s.spawn(|| {
+            block_on(Box::pin(async {
+                for n in 1..=400u64 {
+                    b.record_usage("t", KeyPurpose::Data, KeyId(1), n)
+                        .await
+                        .unwrap();
+                }
+            }));
+        });
+    });
+    block_on(Box::pin(async {
+        let keys = a.load("t").await.unwrap();
+        let ids: Vec<u32> = keys.iter().map(|k| k.key_id.0).collect();
+        assert_eq!(
+            ids.len(),
+            KEYS as usize,
+            "keys lost to a concurrent write: {ids:?}"
+        );
+        assert_eq!(
+            keys.iter().find(|k| k.key_id == KeyId(1)).unwrap().usage,
+            400
+        );
+    }));
+}
