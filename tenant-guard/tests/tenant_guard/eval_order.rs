@@ -92,6 +92,14 @@ fn forms(guess: &str) -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            // `d.id = d.id` rejects null rows: SQLite turns the LEFT JOIN
+            // into an inner one and its ON terms into WHERE terms.
+            "WHERE over a left join's nullable side",
+            format!(
+                "SELECT n.id FROM notes n LEFT JOIN docs d ON d.id = n.doc_id WHERE d.id = d.id AND {d}"
+            ),
+        ),
+        (
             "correlated EXISTS",
             format!(
                 "SELECT n.id FROM notes n WHERE EXISTS (SELECT 1 FROM docs d WHERE d.id = n.doc_id AND {d})"

@@ -43,6 +43,8 @@ mod tests_classes;
 #[cfg(test)]
 mod tests_clients;
 #[cfg(test)]
+mod tests_order;
+#[cfg(test)]
 mod tests_review;
 mod writes;
 
@@ -103,6 +105,8 @@ pub(crate) fn rewrite(
         active_client: None,
         gates: Vec::new(),
         shared_refs: 0,
+        nullable: Vec::new(),
+        nullable_marks: Vec::new(),
     };
     rewriter.statement(&mut statement)?;
     let extra: Vec<GuardParam> = rewriter.extra.clone();
@@ -196,6 +200,12 @@ struct Rewriter<'r> {
     /// References to shared tables resolved so far (a query with a locking
     /// clause must add none).
     shared_refs: usize,
+    /// Predicates of the tenant tables on the nullable side of an outer join
+    /// in the FROM lists being walked, as `(..) IS NOT FALSE` (true on a
+    /// null-extended row), for the evaluation guards (`order.rs`).
+    nullable: Vec<Expr>,
+    /// Where each FROM list being walked starts in `nullable`.
+    nullable_marks: Vec<usize>,
 }
 
 impl<'r> Rewriter<'r> {

@@ -167,6 +167,31 @@ fn guard_with(e: Expr, cond: &Expr) -> Expr {
 }
 
 impl Rewriter<'_> {
+    /// Starts a FROM list's nullable-side predicates.
+    pub(super) fn open_nullable(&mut self) {
+        self.nullable_marks.push(self.nullable.len());
+    }
+
+    /// Ends the FROM list opened last; returns its nullable-side predicates.
+    pub(super) fn close_nullable(&mut self) -> Vec<Expr> {
+        let mark = self.nullable_marks.pop().unwrap_or(self.nullable.len());
+        self.nullable.split_off(mark.min(self.nullable.len()))
+    }
+
+    /// Records the predicates of a nullable side as `(..) IS NOT FALSE`.
+    pub(super) fn push_nullable(&mut self, preds: &[Expr]) {
+        if let Some(cond) = conjoin(None, preds.to_vec()) {
+            self.nullable
+                .push(Expr::IsNotFalse(Box::new(Expr::Nested(Box::new(cond)))));
+        }
+    }
+
+    /// The nullable-side predicates of the FROM list being walked.
+    pub(super) fn nullable_so_far(&self) -> &[Expr] {
+        let mark = self.nullable_marks.last().copied().unwrap_or(0);
+        self.nullable.get(mark..).unwrap_or(&[])
+    }
+
     /// `guard_with` for the row-level predicates `preds` (nothing to guard
     /// with when the clause sees no tenant table). The guard is
     /// `(SELECT p1 AND p2 ..)`: SQLite's constant propagation replaces every

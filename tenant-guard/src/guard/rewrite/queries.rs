@@ -229,7 +229,11 @@ impl<'r> Rewriter<'r> {
         for item in projection.iter_mut() {
             self.select_item(item, ctes)?;
         }
-        let preds = self.scope_from_list(from, ctes)?;
+        self.open_nullable();
+        let preds = self.scope_from_list(from, ctes);
+        let nullable = self.close_nullable();
+        let preds = preds?;
+        let row_guard = [preds.as_slice(), nullable.as_slice()].concat();
         if let Some(selection) = selection.as_mut() {
             self.expr(selection, ctes)?;
         }
@@ -252,7 +256,7 @@ impl<'r> Rewriter<'r> {
             }
         }
         let guarded = match selection.take() {
-            Some(s) => Some(self.guard_rows(s, &preds)?),
+            Some(s) => Some(self.guard_rows(s, &row_guard)?),
             None => None,
         };
         *selection = conjoin(guarded, preds);
@@ -315,17 +319,25 @@ impl<'r> Rewriter<'r> {
             match &mut join.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
                     self.constraint(c, ctes)?;
-                    self.guard_on(c, &[pending.as_slice(), right.as_slice()].concat())?;
+                    let guard =
+                        [pending.as_slice(), right.as_slice(), self.nullable_so_far()].concat();
+                    self.guard_on(c, &guard)?;
                     pending.extend(right);
                 }
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
                     self.constraint(c, ctes)?;
-                    self.guard_on(c, &[pending.as_slice(), right.as_slice()].concat())?;
+                    let guard =
+                        [pending.as_slice(), right.as_slice(), self.nullable_so_far()].concat();
+                    self.guard_on(c, &guard)?;
+                    self.push_nullable(&right);
                     add_to_on(c, right)?;
                 }
                 JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
                     self.constraint(c, ctes)?;
-                    self.guard_on(c, &[pending.as_slice(), right.as_slice()].concat())?;
+                    let guard =
+                        [pending.as_slice(), right.as_slice(), self.nullable_so_far()].concat();
+                    self.guard_on(c, &guard)?;
+                    self.push_nullable(&pending);
                     add_to_on(c, std::mem::take(&mut pending))?;
                     pending = right;
                 }

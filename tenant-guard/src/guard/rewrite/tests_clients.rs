@@ -66,9 +66,9 @@ fn every_reference_is_scoped_with_one_clients_parameter() {
     .unwrap();
     assert_eq!(r.extra, [GuardParam::Clients]);
     // Four references, and the guard of the impure `IN (subquery)` conjunct
-    // repeats a's predicates (evaluation order, `order.rs`).
-    assert_eq!(r.sql.matches("client_id = ANY($2)").count(), 5, "{}", r.sql);
-    assert_eq!(r.sql.matches("tenant_id = $1").count(), 5, "{}", r.sql);
+    // repeats a's and c's predicates (evaluation order, `order.rs`).
+    assert_eq!(r.sql.matches("client_id = ANY($2)").count(), 6, "{}", r.sql);
+    assert_eq!(r.sql.matches("tenant_id = $1").count(), 6, "{}", r.sql);
     assert!(
         r.sql
             .contains("ON (c.id = a.id) AND c.tenant_id = $1 AND c.client_id = ANY($2)"),

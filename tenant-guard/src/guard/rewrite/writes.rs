@@ -327,10 +327,14 @@ impl<'r> Rewriter<'r> {
         self.scopes.push(scope);
         self.assignments(assignments, column, ctes)?;
         let mut preds = target;
+        let mut nullable = Vec::new();
         match from {
             None => {}
             Some(UpdateTableFromKind::AfterSet(items)) => {
-                preds.extend(self.scope_from_list(items, ctes)?);
+                self.open_nullable();
+                let from_preds = self.scope_from_list(items, ctes);
+                nullable = self.close_nullable();
+                preds.extend(from_preds?);
             }
             Some(UpdateTableFromKind::BeforeSet(_)) => {
                 return Err(unsupported("UPDATE FROM before SET"));
@@ -339,8 +343,9 @@ impl<'r> Rewriter<'r> {
         if let Some(selection) = selection.as_mut() {
             self.expr(selection, ctes)?;
         }
+        let row_guard = [preds.as_slice(), nullable.as_slice()].concat();
         let guarded = match selection.take() {
-            Some(s) => Some(self.guard_rows(s, &preds)?),
+            Some(s) => Some(self.guard_rows(s, &row_guard)?),
             None => None,
         };
         *selection = conjoin(guarded, preds);
@@ -388,14 +393,19 @@ impl<'r> Rewriter<'r> {
             scope.extend(self.scope_of_from(items, ctes));
         }
         self.scopes.push(scope);
+        let mut nullable = Vec::new();
         if let Some(items) = using {
-            preds.extend(self.scope_from_list(items, ctes)?);
+            self.open_nullable();
+            let using_preds = self.scope_from_list(items, ctes);
+            nullable = self.close_nullable();
+            preds.extend(using_preds?);
         }
         if let Some(selection) = selection.as_mut() {
             self.expr(selection, ctes)?;
         }
+        let row_guard = [preds.as_slice(), nullable.as_slice()].concat();
         let guarded = match selection.take() {
-            Some(s) => Some(self.guard_rows(s, &preds)?),
+            Some(s) => Some(self.guard_rows(s, &row_guard)?),
             None => None,
         };
         *selection = conjoin(guarded, preds);
