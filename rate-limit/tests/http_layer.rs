@@ -88,6 +88,66 @@ async fn ratelimit_headers_one_item_per_tier_tenant_hidden_from_untrusted() {
 }
 
 #[tokio::test]
+async fn a_derived_session_or_tenant_key_is_the_same_budget_as_its_text() {
+    // Longer than 32 bytes: the text form is hashed, the derived key is that hash.
+    let long = "s".repeat(64);
+    let (l, _clock) = limiter(vec![
+        policy("session", 2, Duration::from_secs(60), KeyKind::Session),
+        policy("tenant", 3, Duration::from_secs(60), KeyKind::Tenant),
+    ]);
+    let mut call = app(Arc::new(l), KeyExtractor::new());
+    let derived = KeyValue::text(&long).unwrap();
+    let by_text = RateLimitIdentity::new().session(long.clone());
+    assert_eq!(
+        call(req("192.0.2.1", None, Some(by_text.clone())))
+            .await
+            .status(),
+        200
+    );
+    // The derived key wins over a session string that differs from it.
+    let by_key = RateLimitIdentity::new()
+        .session("other")
+        .session_key(derived);
+    assert_eq!(
+        call(req("192.0.2.1", None, Some(by_key.clone())))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        call(req("192.0.2.1", None, Some(by_text))).await.status(),
+        429
+    );
+    assert_eq!(
+        call(req("192.0.2.1", None, Some(by_key))).await.status(),
+        429
+    );
+    assert_eq!(
+        call(req(
+            "192.0.2.1",
+            None,
+            Some(RateLimitIdentity::new().session("other"))
+        ))
+        .await
+        .status(),
+        200
+    );
+    let t = KeyValue::text("acme-tenant-0123456789-0123456789-x").unwrap();
+    for _ in 0..2 {
+        let id = RateLimitIdentity::new().tenant("acme-tenant-0123456789-0123456789-x");
+        assert_eq!(call(req("192.0.2.2", None, Some(id))).await.status(), 200);
+    }
+    let id = RateLimitIdentity::new().tenant("x").tenant_key(t);
+    assert_eq!(
+        call(req("192.0.2.2", None, Some(id.clone())))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(call(req("192.0.2.2", None, Some(id))).await.status(), 429);
+}
+
+#[tokio::test]
 async fn spoofed_forwarded_for_from_untrusted_peer_shares_the_peer_budget() {
     let (l, _clock) = limiter(vec![policy("ip", 3, Duration::from_secs(60), KeyKind::Ip)]);
     let mut call = app(Arc::new(l), KeyExtractor::new());

@@ -30,6 +30,15 @@ pub struct RateLimitIdentity {
     pub session: Option<String>,
     /// Authenticated tenant id.
     pub tenant: Option<String>,
+    /// The session key already derived ([`KeyValue::text`] of the session
+    /// id, e.g. computed once per session and cached by the authentication
+    /// layer): used instead of `session` when set. The same value as
+    /// `KeyValue::text(session)`, so budgets and Redis key names do not
+    /// depend on which of the two carried it.
+    pub session_key: Option<KeyValue>,
+    /// The tenant key already derived, like `session_key`: used instead of
+    /// `tenant` when set.
+    pub tenant_key: Option<KeyValue>,
     /// Verified webhook source.
     pub webhook_source: Option<String>,
     /// Custom keys (name, value) for [`KeyKind::Custom`] tiers.
@@ -51,6 +60,16 @@ impl RateLimitIdentity {
     /// With a tenant id.
     pub fn tenant(mut self, t: impl Into<String>) -> Self {
         self.tenant = Some(t.into());
+        self
+    }
+    /// With a session key already derived (see [`RateLimitIdentity::session_key`]).
+    pub fn session_key(mut self, k: KeyValue) -> Self {
+        self.session_key = Some(k);
+        self
+    }
+    /// With a tenant key already derived (see [`RateLimitIdentity::tenant_key`]).
+    pub fn tenant_key(mut self, k: KeyValue) -> Self {
+        self.tenant_key = Some(k);
         self
     }
     /// With an account name.
@@ -137,12 +156,12 @@ impl KeyExtractor {
             keys.set(KeyKind::Account, k);
         }
         let text = [
-            (KeyKind::Session, &id.session),
-            (KeyKind::Tenant, &id.tenant),
-            (KeyKind::WebhookSource, &id.webhook_source),
+            (KeyKind::Session, id.session_key, &id.session),
+            (KeyKind::Tenant, id.tenant_key, &id.tenant),
+            (KeyKind::WebhookSource, None, &id.webhook_source),
         ];
-        for (kind, v) in text {
-            if let Some(k) = v.as_deref().and_then(|s| KeyValue::text(s).ok()) {
+        for (kind, derived, v) in text {
+            if let Some(k) = derived.or_else(|| v.as_deref().and_then(|s| KeyValue::text(s).ok())) {
                 keys.set(kind, k);
             }
         }

@@ -11,7 +11,6 @@
 //! tiers by default) are left out unless the caller is trusted: their numbers
 //! would tell one caller about the traffic of others.
 
-use std::fmt::Write;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
@@ -33,8 +32,10 @@ pub fn write_ratelimit_headers(
     tiers: &Tiers,
     trusted: bool,
 ) {
-    let mut policy = String::new();
-    let mut state = String::new();
+    // Built with push_str and handed to HeaderValue without a copy (a
+    // String converts into the value's shared bytes); no `format!`.
+    let mut policy = String::with_capacity(96);
+    let mut state = String::with_capacity(96);
     for t in decision.tiers() {
         let Some(p) = tiers.policies().get(t.tier()) else {
             continue;
@@ -42,37 +43,53 @@ pub fn write_ratelimit_headers(
         if p.disclosure_mode() == Disclosure::TrustedOnly && !trusted {
             continue;
         }
-        let sep = if policy.is_empty() { "" } else { ", " };
+        if !policy.is_empty() {
+            policy.push_str(", ");
+            state.push_str(", ");
+        }
         // Tier names are [a-z0-9_.-]: valid sf-strings without escaping.
-        let _ = write!(
-            policy,
-            "{sep}\"{}\";q={};w={}",
-            p.name(),
-            p.quota(),
-            ceil_secs(p.period())
-        );
+        for s in [&mut policy, &mut state] {
+            s.push('"');
+            s.push_str(p.name());
+            s.push('"');
+        }
+        policy.push_str(";q=");
+        push_u64(&mut policy, u64::from(p.quota().get()));
+        policy.push_str(";w=");
+        push_u64(&mut policy, ceil_secs(p.period()));
         let reset = if t.reset().is_zero() {
             0
         } else {
             ceil_secs(t.reset())
         };
-        let _ = write!(
-            state,
-            "{sep}\"{}\";r={};t={}",
-            p.name(),
-            t.remaining(),
-            reset
-        );
+        state.push_str(";r=");
+        push_u64(&mut state, u64::from(t.remaining()));
+        state.push_str(";t=");
+        push_u64(&mut state, reset);
     }
     if policy.is_empty() {
         return;
     }
-    if let (Ok(p), Ok(s)) = (
-        HeaderValue::from_str(&policy),
-        HeaderValue::from_str(&state),
-    ) {
+    if let (Ok(p), Ok(s)) = (HeaderValue::try_from(policy), HeaderValue::try_from(state)) {
         headers.insert("ratelimit-policy", p);
         headers.insert("ratelimit", s);
+    }
+}
+
+/// Append `n` in decimal.
+fn push_u64(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
     }
 }
 
@@ -98,5 +115,14 @@ mod tests {
             ceil_secs(Duration::from_secs(59) + Duration::from_nanos(1)),
             60
         );
+    }
+
+    #[test]
+    fn push_u64_writes_decimal() {
+        for n in [0, 1, 9, 10, 99, 100, 12345, u64::from(u32::MAX), u64::MAX] {
+            let mut s = String::from("x");
+            push_u64(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
     }
 }
