@@ -82,6 +82,33 @@ async fn stress<S: ReplayStore + 'static>(store: Arc<S>, tasks: usize, ids: usiz
     assert_eq!(unique.len(), ids, "every id claimed once");
 }
 
+/// A claim token settles only the claim of the store that issued it (class:
+/// claim tokens repeat across store instances).
+///
+/// Root cause of the old failure: every `MemoryReplayStore` numbered its
+/// tokens from 1, so the first claim of one store and the first claim of
+/// another (one store per endpoint, say) had equal tokens, and the token of
+/// one completed or released the other's claim of the same key. Now tokens
+/// come from one process-wide counter shared by every in-memory store.
+#[tokio::test]
+async fn claim_tokens_repeat_across_stores_never_settle_another_stores_claim() {
+    let p = ReplayPolicy::DEFAULT;
+    let k = ReplayKey::new("tenant-a", "stripe", "evt_1").unwrap();
+    let (one, two) = (MemoryReplayStore::default(), MemoryReplayStore::default());
+    let Claim::New(t1) = one.claim(&k, &p).await.unwrap() else {
+        panic!("first claim must be new")
+    };
+    let Claim::New(t2) = two.claim(&k, &p).await.unwrap() else {
+        panic!("first claim must be new")
+    };
+    assert_ne!(t1, t2, "two stores issued the same token");
+    assert!(!two.complete(&k, &t1, &p).await.unwrap());
+    assert!(!two.release(&k, &t1).await.unwrap());
+    assert_eq!(two.claim(&k, &p).await.unwrap(), Claim::InProgress);
+    assert!(two.complete(&k, &t2, &p).await.unwrap());
+    assert!(one.release(&k, &t1).await.unwrap());
+}
+
 #[tokio::test]
 async fn memory_store_honours_the_contract() {
     contract(&MemoryReplayStore::default()).await;

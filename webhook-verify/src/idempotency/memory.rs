@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,7 +47,6 @@ pub struct MemoryIdempotencyStore {
     max_per_scope: usize,
     max_scopes: usize,
     clock: Arc<dyn Clock>,
-    next: AtomicU64,
 }
 
 fn until(now: u64, d: Duration) -> u64 {
@@ -72,7 +70,6 @@ impl MemoryIdempotencyStore {
             max_per_scope: max_per_scope.max(1),
             max_scopes: Self::DEFAULT_MAX_SCOPES,
             clock,
-            next: AtomicU64::new(1),
         }
     }
 
@@ -130,7 +127,7 @@ impl MemoryIdempotencyStore {
                 return Err(Error::StoreFull);
             }
         }
-        let token = self.next.fetch_add(1, Ordering::Relaxed);
+        let (token, claim) = ClaimToken::next_local();
         records.insert(
             key.to_owned(),
             Record::InFlight {
@@ -139,7 +136,7 @@ impl MemoryIdempotencyStore {
                 until_ms: until(now, lease),
             },
         );
-        Ok(Begin::New(ClaimToken::local(token)))
+        Ok(Begin::New(claim))
     }
 
     /// Apply `op` to the in-flight record owned by `token`; `false` if there

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::collections::hash_map::{Entry, RandomState};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{Claim, ClaimToken, ReplayKey, ReplayPolicy, ReplayStore, TokenRepr};
@@ -40,7 +39,6 @@ pub struct MemoryReplayStore {
     // Randomly keyed, so callers cannot aim every key at one shard.
     shard_hasher: RandomState,
     clock: Arc<dyn Clock>,
-    next_token: AtomicU64,
 }
 
 impl MemoryReplayStore {
@@ -68,7 +66,6 @@ impl MemoryReplayStore {
             per_shard: max_entries / Self::SHARDS,
             shard_hasher: RandomState::new(),
             clock,
-            next_token: AtomicU64::new(1),
         })
     }
 
@@ -108,7 +105,7 @@ impl MemoryReplayStore {
         let now = self.clock.now_unix_millis();
         let mut map = lock(self.shard(&flat));
         let len = map.len();
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let (token, claim) = ClaimToken::next_local();
         let pending = State::Pending {
             token,
             until_ms: now.saturating_add(policy.lease_millis()),
@@ -136,7 +133,7 @@ impl MemoryReplayStore {
                 }
             }
         }
-        Ok(Claim::New(ClaimToken::local(token)))
+        Ok(Claim::New(claim))
     }
 
     fn finish(&self, key: &ReplayKey<'_>, token: &ClaimToken, done_ttl: Option<u64>) -> bool {
@@ -174,7 +171,6 @@ impl Default for MemoryReplayStore {
             per_shard: Self::DEFAULT_MAX_ENTRIES / Self::SHARDS,
             shard_hasher: RandomState::new(),
             clock: Arc::new(SystemClock),
-            next_token: AtomicU64::new(1),
         }
     }
 }

@@ -20,6 +20,7 @@
 //! (feature `redis`), `PgReplayStore` (feature `postgres`).
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -119,9 +120,17 @@ pub(crate) enum TokenRepr {
     Random(String),
 }
 
+/// Numbers of local tokens: one counter for every in-memory store of the
+/// process (replay and idempotency), so no two stores ever issue the same
+/// token and one store's token never settles another's claim.
+static NEXT_LOCAL_TOKEN: AtomicU64 = AtomicU64::new(1);
+
 impl ClaimToken {
-    pub(crate) fn local(n: u64) -> Self {
-        Self(TokenRepr::Local(n))
+    /// A token no in-memory store of this process has issued before, with
+    /// its number (what the store keeps beside the claim).
+    pub(crate) fn next_local() -> (u64, Self) {
+        let n = NEXT_LOCAL_TOKEN.fetch_add(1, Ordering::Relaxed);
+        (n, Self(TokenRepr::Local(n)))
     }
 
     #[cfg(any(feature = "redis", feature = "postgres"))]

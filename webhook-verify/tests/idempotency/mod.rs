@@ -772,6 +772,28 @@ async fn store_token_contract<St: IdempotencyStore>(s: &St) {
     );
 }
 
+/// An in-flight token renews only the record of the store that issued it
+/// (class: claim tokens repeat across store instances; every
+/// `MemoryIdempotencyStore` numbered its tokens from 1).
+#[tokio::test]
+async fn claim_tokens_repeat_across_stores_never_renew_another_stores_record() {
+    let (one, two) = (
+        MemoryIdempotencyStore::new(10),
+        MemoryIdempotencyStore::new(10),
+    );
+    let lease = Duration::from_secs(30);
+    let Begin::New(t1) = one.begin("s", "k", [1; 32], lease).await.unwrap() else {
+        panic!("first use must be new")
+    };
+    let Begin::New(t2) = two.begin("s", "k", [1; 32], lease).await.unwrap() else {
+        panic!("first use must be new")
+    };
+    assert_ne!(t1, t2, "two stores issued the same token");
+    assert!(!two.renew("s", "k", &t1, lease).await.unwrap());
+    assert!(two.renew("s", "k", &t2, lease).await.unwrap());
+    assert!(one.renew("s", "k", &t1, lease).await.unwrap());
+}
+
 #[tokio::test]
 async fn memory_renew_and_finish_need_the_owning_token() {
     store_token_contract(&MemoryIdempotencyStore::new(10)).await;
