@@ -49,6 +49,15 @@
 //!   value. `ON CONFLICT .. DO UPDATE` gets the tenant predicate in its `WHERE`,
 //!   so a conflict with another tenant's row updates nothing; `INSERT OR REPLACE`,
 //!   `REPLACE` and `UPDATE OR REPLACE` are refused.
+//! - Evaluation order: the statement's own conditions never run on another
+//!   tenant's row. Every impure conjunct of `WHERE`/`ON` (a function call,
+//!   subquery, `LIKE`, arithmetic, cast, ..) becomes `CASE WHEN (SELECT <the
+//!   tenant predicates in scope>) THEN (..) END`, an impure `HAVING` conjunct
+//!   is pinned after grouping by an aggregate guard, and derived tables and
+//!   CTEs are fenced (`LIMIT -1` on SQLite; `OFFSET 0` and `MATERIALIZED` on
+//!   PostgreSQL) so no planner flattens them or pushes conditions into them.
+//!   Pure conjuncts (comparisons, `IS NULL`, `IN (list)`, `BETWEEN`) stay as
+//!   written and keep their index.
 //! - Placeholders: PostgreSQL uses `$1..$n` and the tenant is `$(n+1)`. SQLite
 //!   statements use either bare `?` (renumbered `?1..?n` in text order) or only
 //!   numbered `?NNN`, and the tenant is `?(n+1)`. Named parameters and mixed
