@@ -246,3 +246,45 @@ async fn key_cache_races_pg_stress_cap_rotation_and_shred_are_exact() {
     ));
     assert_eq!(v.cached_tenants(), 0);
 }
+
+/// Two instances over one real PostgreSQL key store: a shred and a rotation
+/// through one are in force in the other after one reload interval (class:
+/// cached keys outlive another instance's shred or rotation; see
+/// `instances.rs` for the root cause).
+#[tokio::test]
+async fn stale_keyring_across_instances_pg_shred_and_rotation_reach_the_other_instance() {
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use hisn_crypto_vault::ManualClock;
+
+    let Some((_db, s)) = store("crypto_vault_pg_instances").await else {
+        return;
+    };
+    let interval = Duration::from_secs(30);
+    let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let master = MasterKey::generate().unwrap();
+    let make = || {
+        Vault::new(s.clone(), master.clone())
+            .with_clock(Arc::new(clock.clone()))
+            .with_reload_interval(interval)
+    };
+    let (a, b) = (make(), make());
+    a.provision_tenant("acme").await.unwrap();
+    let ct = b.encrypt(&ctx("1"), b"one").await.unwrap();
+    assert_eq!(ct.key_id(), KeyId(1));
+    assert_eq!(a.rotate_data_key("acme").await.unwrap(), KeyId(2));
+    clock.advance(interval);
+    assert_eq!(
+        b.encrypt(&ctx("2"), b"two").await.unwrap().key_id(),
+        KeyId(2),
+        "the other instance still encrypts under the replaced key"
+    );
+    a.shred_tenant("acme").await.unwrap();
+    assert_eq!(b.decrypt(&ctx("1"), &ct).await.unwrap().as_bytes(), b"one");
+    clock.advance(interval);
+    assert!(
+        matches!(b.decrypt(&ctx("1"), &ct).await, Err(Error::TenantShredded)),
+        "the other instance still decrypts a shredded tenant's value"
+    );
+}
