@@ -30,6 +30,7 @@ mod props;
 mod pruned_roots;
 mod review_attacks;
 mod review_edges;
+mod store_links;
 mod subject_index;
 mod tamper_file;
 mod tamper_memory;

@@ -33,6 +33,48 @@ fn level_path(tdir: &Path, level: u32) -> PathBuf {
     tdir.join(TILES_DIR).join(level.to_string())
 }
 
+/// Open a stored tile for reading and writing, never through a link: the
+/// store's directory is writable by whoever can write the store, and a
+/// symbolic link planted at a tile's name would have the writer truncate
+/// and fill another file (the verifier's state, say). Tiles are derived
+/// data: anything but a regular file at the name (in a real `tiles`
+/// directory) is removed and the tile rebuilt; the opened file must be the
+/// one at the path, so a link swapped in meanwhile is refused.
+fn open_tile(path: &Path, create: bool) -> io::Result<File> {
+    use std::os::unix::fs::MetadataExt as _;
+    let refused = || {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "{} is not a regular file: not writing through it",
+                path.display()
+            ),
+        )
+    };
+    if let Some(dir) = path.parent()
+        && !std::fs::symlink_metadata(dir)?.file_type().is_dir()
+    {
+        return Err(refused());
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => std::fs::remove_file(path)?,
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let f = OpenOptions::new()
+        .create(create)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let (opened, now) = (f.metadata()?, std::fs::symlink_metadata(path)?);
+    if !now.file_type().is_file() || opened.dev() != now.dev() || opened.ino() != now.ino() {
+        return Err(refused());
+    }
+    Ok(f)
+}
+
 fn slot_at(index: u64) -> u64 {
     index.saturating_mul(SLOT_BYTES as u64)
 }
@@ -54,7 +96,12 @@ impl TileWriter {
     /// Start the tree of the chain in `tdir` from record 0, checking the
     /// stored tiles as leaves are pushed.
     pub(super) fn start(tdir: &Path) -> io::Result<Self> {
-        std::fs::create_dir_all(tdir.join(TILES_DIR))?;
+        let dir = tdir.join(TILES_DIR);
+        // A link planted for the directory is replaced, as for a tile.
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::remove_file(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
         Ok(Self {
             tdir: tdir.to_path_buf(),
             builder: TileBuilder::new(),
@@ -68,12 +115,7 @@ impl TileWriter {
         let l = level as usize;
         while self.files.len() <= l {
             let lv = u32::try_from(self.files.len()).unwrap_or(u32::MAX);
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(level_path(&self.tdir, lv))?;
+            let f = open_tile(&level_path(&self.tdir, lv), true)?;
             self.files.push(f);
             self.checking.push(true);
         }
@@ -113,11 +155,11 @@ impl TileWriter {
         let mut level = 0u32;
         loop {
             let path = level_path(&self.tdir, level);
-            if !path.exists() {
+            if std::fs::symlink_metadata(&path).is_err() {
                 break;
             }
             let want = slot_at(complete.get(level as usize).copied().unwrap_or(0));
-            let f = OpenOptions::new().write(true).open(&path)?;
+            let f = open_tile(&path, true)?;
             if f.metadata()?.len() > want {
                 self.repaired += 1;
                 f.set_len(want)?;

@@ -305,16 +305,8 @@ impl Writer {
         .encode();
         let final_path = dir.join(segment_name(first_seq));
         let tmp = dir.join(format!("{}.tmp", segment_name(first_seq)));
-        let mut f = self.io(
-            || {
-                OpenOptions::new()
-                    .create(true)
-                    .truncate(true)
-                    .write(true)
-                    .open(&tmp)
-            },
-            false,
-        )?;
+        // Never through a link planted at the temporary name.
+        let mut f = self.io(|| super::recovery::create_exclusive(&tmp), false)?;
         self.io(|| f.write_all(&header), false)?;
         if self.durability != Durability::None {
             self.io(|| f.sync_all(), true)?;
