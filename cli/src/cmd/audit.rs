@@ -385,6 +385,11 @@ fn describe(r: &VerifyReport, keys_given: bool, state_given: bool) -> String {
             r.size - r.verified_from,
             r.verified_from,
         ),
+        (v, Some(seq)) if v.is_ok() && r.size > seq && seq <= r.verified_from => format!(
+            "{t}: chain links consistent, {} records from {}; NOT anchored (--allow-unanchored): no verified checkpoint covers any of them{skipped}",
+            r.size - r.verified_from,
+            r.verified_from,
+        ),
         (v, Some(seq)) if v.is_ok() && r.size > seq => format!(
             "{t}: intact, {} records from {}; records from {seq} on are not covered by a verified checkpoint{rollback}{skipped}",
             r.size - r.verified_from,

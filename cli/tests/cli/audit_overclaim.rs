@@ -92,7 +92,7 @@ fn rollback_without_state_is_not_reported_as_checked() {
 #[test]
 fn verify_without_pubkey_is_unanchored_not_intact() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, _key, _public) = setup(dir.path());
+    let (store, _key, public) = setup(dir.path());
     // The attacker's rewrite, re-signed with a key of their own.
     std::fs::remove_dir_all(&store).unwrap();
     hisn()
@@ -129,6 +129,20 @@ fn verify_without_pubkey_is_unanchored_not_intact() {
     // Asked for explicitly, the chain check passes but is labelled for
     // what it is.
     let (c, out, e) = run(&["audit", "verify", "--store", &store, "--allow-unanchored"]);
+    assert_eq!(c, Some(0), "{e}");
+    assert!(!out.contains("intact"), "{out}");
+    assert!(out.contains("NOT anchored"), "{out}");
+    // With the real key and --allow-unanchored, a chain no verified
+    // checkpoint covers is not "intact" either.
+    let (c, out, e) = run(&[
+        "audit",
+        "verify",
+        "--store",
+        &store,
+        "--pubkey",
+        &public,
+        "--allow-unanchored",
+    ]);
     assert_eq!(c, Some(0), "{e}");
     assert!(!out.contains("intact"), "{out}");
     assert!(out.contains("NOT anchored"), "{out}");
