@@ -63,8 +63,19 @@ fn oracle(secret: &str, guess: &str) -> String {
     format!("json(CASE WHEN {secret} = '{guess}' THEN 'x' ELSE '1' END) = '1'")
 }
 
-/// Every form of the attack, for `guess`.
+/// The PostgreSQL form: a text-to-integer cast that fails on `'x'` (not
+/// constant, so not folded at plan time).
+fn pg_oracle(secret: &str, guess: &str) -> String {
+    format!("CAST(CASE WHEN {secret} = '{guess}' THEN 'x' ELSE '1' END AS INTEGER) = 1")
+}
+
+/// Every form of the attack, for `guess`, with SQLite's oracle.
 fn forms(guess: &str) -> Vec<(&'static str, String)> {
+    forms_with(guess, oracle)
+}
+
+/// Every form of the attack, for `guess`, with `oracle`.
+fn forms_with(guess: &str, oracle: fn(&str, &str) -> String) -> Vec<(&'static str, String)> {
     let d = oracle("d.secret", guess);
     vec![
         ("WHERE", format!("SELECT d.id FROM docs d WHERE {d}")),
@@ -121,14 +132,14 @@ fn forms(guess: &str) -> Vec<(&'static str, String)> {
         (
             "derived table projection",
             format!(
-                "SELECT t.id FROM (SELECT id, {} AS j FROM docs) t WHERE t.j = 1",
+                "SELECT t.id FROM (SELECT id, {} AS j FROM docs) t WHERE t.j",
                 oracle("secret", guess)
             ),
         ),
         (
             "CTE projection",
             format!(
-                "WITH c AS (SELECT id, {} AS j FROM docs) SELECT c.id FROM c WHERE c.j = 1",
+                "WITH c AS (SELECT id, {} AS j FROM docs) SELECT c.id FROM c WHERE c.j",
                 oracle("secret", guess)
             ),
         ),
@@ -314,4 +325,81 @@ async fn tenant_b_keeps_its_rows_on_sqlite() {
         .await
         .unwrap();
     assert_eq!(left, [TENANT_B]);
+}
+
+/// The same forms on real PostgreSQL with RLS absent (the superuser's pool:
+/// the guard alone must hold). Skipped when PostgreSQL is not configured.
+/// On these tables PostgreSQL's cost order already runs the one-operator
+/// tenant predicate first (the forms do not leak without the `CASE` guard
+/// either), so this pins that the guarded, fenced texts run and keep their
+/// meaning there; the positive controls show each condition does run.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn no_condition_of_tenant_a_runs_on_tenant_bs_rows_on_postgres_without_rls() {
+    use hisn_tenant_guard::db::PgTenantPool;
+    use hisn_tenant_guard::sqlx::postgres::PgRow;
+
+    use crate::common::pg::{exec, fixture, key};
+
+    let Some(fx) = fixture("tg_eval_order", 1).await else {
+        println!("skipped: HISN_TEST_DATABASE_URL is not set");
+        return;
+    };
+    exec(
+        &fx.admin,
+        &format!(
+            "create table docs (id bigint primary key, tenant_id uuid not null, title text not null,
+                secret text not null);
+             create table notes (id bigint primary key, tenant_id uuid not null, doc_id bigint not null,
+                body text not null);
+             insert into docs values (1, '{TENANT_A}', 'a doc', '{A_SECRET}'),
+                (2, '{TENANT_B}', 'b doc', '{B_SECRET}');
+             insert into notes values (1, '{TENANT_A}', 2, 'a note'), (2, '{TENANT_A}', 1, 'a note 2'),
+                (3, '{TENANT_B}', 2, 'b note');"
+        ),
+    )
+    .await;
+    let guard = QueryGuard::new(
+        TableRegistry::parse_spec(
+            "docs:tenant_id(id,title,secret),notes:tenant_id(id,doc_id,body)",
+        )
+        .unwrap(),
+        Dialect::Postgres,
+    );
+    let pool = PgTenantPool::new(fx.admin.clone(), guard, key()).unwrap();
+    let first = |row: &PgRow| {
+        row.try_get::<i64, _>(0)
+            .map(|n| n.to_string())
+            .or_else(|_| row.try_get::<String, _>(0))
+            .unwrap_or_default()
+    };
+    let outcome = |sql: String| {
+        let pool = &pool;
+        async move {
+            let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+            let out = match tx.query(&sql).unwrap().fetch_all().await {
+                Ok(rows) => Ok(rows.iter().map(first).collect::<Vec<_>>()),
+                Err(e) => Err(format!("error: {e}")),
+            };
+            tx.rollback().await.unwrap();
+            out
+        }
+    };
+    for ((form, b), ((_, none), (_, own))) in forms_with(B_SECRET, pg_oracle).into_iter().zip(
+        forms_with(NO_MATCH, pg_oracle)
+            .into_iter()
+            .zip(forms_with(A_SECRET, pg_oracle)),
+    ) {
+        let with_b = outcome(b).await;
+        let without = outcome(none).await;
+        assert!(without.is_ok(), "{form}: {without:?}");
+        assert_eq!(with_b, without, "{form}: B's secret changes A's outcome");
+        let own_row = outcome(own).await;
+        assert!(own_row.is_err(), "{form}: {own_row:?}");
+    }
+    assert_eq!(
+        outcome(forms_with(NO_MATCH, pg_oracle)[0].1.clone()).await,
+        Ok(vec!["1".to_owned()])
+    );
+    fx.teardown().await;
 }
