@@ -248,9 +248,8 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
                     auth::SESSION_CACHE_CAPACITY,
                 )),
             },
-            middleware::identify_and_limit,
+            middleware::edge,
         ))
-        .layer(axum::middleware::from_fn(middleware::envelope))
         .with_state(state.clone());
     Ok(App {
         state,

@@ -154,28 +154,87 @@ pub fn shared(v: TokenVerifier) -> Arc<TokenVerifier> {
 pub const SESSION_CACHE_CAPACITY: usize = 4096;
 
 /// Session tokens that verified, so a client sending the same token on every
-/// request costs one verification per token instead of one per request.
+/// request costs one verification per token instead of one per request, and
+/// no SHA-256 per request: what a request needs that is derived from the
+/// token (the session key, SHA-256 of the token in hex, and the rate-limit
+/// keys) is derived once, when the token verifies, and kept with it.
 ///
-/// The key is the SHA-256 of the whole token (the request's rate-limit
-/// session key is the same digest): a hit needs a token whose digest equals
-/// one that verified, which for a different token is a SHA-256 second
-/// preimage. No token is kept (the cache holds no credential). What
-/// verification checks does not change between two requests with the same
-/// token, except time: an entry is used only while `now < exp` (the token's
-/// own `exp`, read from a token that just verified, without the verifier's
-/// leeway: never longer than the verifier would accept it); a token that
-/// fails verification is never cached. The verifier's keys are fixed for the
-/// life of the process. Bounded: at [`SESSION_CACHE_CAPACITY`] entries the
-/// expired ones are dropped, and if none were, all of them.
+/// Lookup: the slot is a keyed hash of the token (SipHash with this
+/// process's random key, [`RandomState`](std::collections::hash_map::RandomState)),
+/// and a hit requires the whole stored token to equal the presented one
+/// (compared in constant time): the cache never answers for a token other
+/// than the one that verified, whatever the hash does (two tokens in one
+/// slot: the second one is verified and replaces the first). So the cache
+/// holds the tokens it verified, in memory only (zeroed when dropped),
+/// for at most their own lifetime; it is never written anywhere nor printed.
+/// What verification checks does not change between two requests with the
+/// same token, except time: an entry is used only while `now < exp` (the
+/// token's own `exp`, read from a token that just verified, without the
+/// verifier's leeway: never longer than the verifier would accept it); a
+/// token that fails verification is never cached. The verifier's keys are
+/// fixed for the life of the process. Bounded: at [`SESSION_CACHE_CAPACITY`]
+/// entries the expired ones are dropped, and if none were, all of them.
 pub struct SessionCache {
     verifier: Arc<TokenVerifier>,
     capacity: usize,
-    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], Cached>>,
+    hasher: std::collections::hash_map::RandomState,
+    entries: std::sync::Mutex<std::collections::HashMap<u64, Cached>>,
+    /// Tests: every token in one slot (to check a hit needs the same token).
+    #[cfg(test)]
+    one_slot: bool,
 }
 
 struct Cached {
-    ctx: hisn_tenant_guard::TenantContext,
-    exp: u64,
+    token: zeroize::Zeroizing<String>,
+    session: Arc<Verified>,
+}
+
+/// A session token that verified, and what is derived from it once.
+#[derive(Debug)]
+pub struct Verified {
+    /// The verified context.
+    pub ctx: hisn_tenant_guard::TenantContext,
+    /// The token's `exp` (Unix seconds).
+    pub exp: u64,
+    /// SHA-256 of the token, hex: the session key (never the token itself).
+    pub session: Arc<str>,
+    /// The token's subject.
+    pub subject: Arc<str>,
+    /// The rate limiter's session key (`KeyValue::text(session)`).
+    pub session_key: Option<hisn_rate_limit::KeyValue>,
+    /// The rate limiter's tenant key (`KeyValue::text(tenant)`).
+    pub tenant_key: Option<hisn_rate_limit::KeyValue>,
+}
+
+impl Verified {
+    fn new(ctx: hisn_tenant_guard::TenantContext, token: &str, exp: u64) -> Self {
+        use sha2::{Digest, Sha256};
+        let session: Arc<str> = hex::encode(Sha256::digest(token.as_bytes())).into();
+        Self {
+            exp,
+            session_key: hisn_rate_limit::KeyValue::text(&session).ok(),
+            tenant_key: hisn_rate_limit::KeyValue::text(&ctx.tenant().to_string()).ok(),
+            subject: ctx.subject().into(),
+            session,
+            ctx,
+        }
+    }
+}
+
+/// Whether `a` and `b` are equal, in time that depends on their lengths only.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (ai, bi) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ai.remainder(), bi.remainder());
+    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or_default());
+    let mut diff = ai.zip(bi).fold(0u64, |d, (x, y)| d | (word(x) ^ word(y)));
+    diff |= ar
+        .iter()
+        .zip(br)
+        .fold(0u64, |d, (x, y)| d | u64::from(x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 impl std::fmt::Debug for SessionCache {
@@ -193,14 +252,26 @@ impl SessionCache {
         Self {
             verifier,
             capacity: capacity.max(1),
+            hasher: std::collections::hash_map::RandomState::new(),
             entries: std::sync::Mutex::default(),
+            #[cfg(test)]
+            one_slot: false,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Cached>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, Cached>> {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn slot(&self, token: &str) -> u64 {
+        #[cfg(test)]
+        if self.one_slot {
+            return 0;
+        }
+        use std::hash::BuildHasher as _;
+        self.hasher.hash_one(token.as_bytes())
     }
 
     /// Sessions held now.
@@ -213,37 +284,36 @@ impl SessionCache {
         self.len() == 0
     }
 
-    /// [`TokenVerifier::verify`] of `token`, whose SHA-256 is `digest`, at
-    /// `now` (Unix seconds).
-    pub fn verify(
-        &self,
-        token: &str,
-        digest: &[u8; 32],
-        now: u64,
-    ) -> Result<hisn_tenant_guard::TenantContext, hisn_tenant_guard::Error> {
-        if let Some(c) = self.lock().get(digest)
-            && now < c.exp
+    /// [`TokenVerifier::verify`] of `token` at `now` (Unix seconds), with
+    /// what is derived from the token.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Arc<Verified>, hisn_tenant_guard::Error> {
+        let slot = self.slot(token);
+        if let Some(c) = self.lock().get(&slot)
+            && same_bytes(c.token.as_bytes(), token.as_bytes())
+            && now < c.session.exp
         {
-            return Ok(c.ctx.clone());
+            return Ok(Arc::clone(&c.session));
         }
         let ctx = self.verifier.verify(token)?;
-        if let Some(exp) = expiry(token) {
-            let mut entries = self.lock();
-            if entries.len() >= self.capacity && !entries.contains_key(digest) {
-                entries.retain(|_, c| now < c.exp);
-                if entries.len() >= self.capacity {
-                    entries.clear();
-                }
+        let Some(exp) = expiry(token) else {
+            return Ok(Arc::new(Verified::new(ctx, token, 0)));
+        };
+        let session = Arc::new(Verified::new(ctx, token, exp));
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(&slot) {
+            entries.retain(|_, c| now < c.session.exp);
+            if entries.len() >= self.capacity {
+                entries.clear();
             }
-            entries.insert(
-                *digest,
-                Cached {
-                    ctx: ctx.clone(),
-                    exp,
-                },
-            );
         }
-        Ok(ctx)
+        entries.insert(
+            slot,
+            Cached {
+                token: zeroize::Zeroizing::new(token.to_owned()),
+                session: Arc::clone(&session),
+            },
+        );
+        Ok(session)
     }
 }
 
@@ -266,11 +336,12 @@ fn expiry(token: &str) -> Option<u64> {
 mod tests {
     use super::*;
     use hisn_tenant_guard::{Clock as _, ManualClock};
-    use sha2::{Digest, Sha256};
 
     fn setup(ttl: u64) -> (SessionCache, EncodingKey, Duration, Arc<ManualClock>) {
         let secret = SecretKey::from_bytes([7u8; 32]);
-        let clock = Arc::new(ManualClock::new(now_unix()));
+        // One second ahead: a token issued just after a second boundary
+        // (`iat` = now + 1) is not in the verifier's future (no leeway).
+        let clock = Arc::new(ManualClock::new(now_unix() + 1));
         let v = TokenVerifier::builder()
             .issuer(
                 Issuer::new(ISSUER, AUDIENCE, &[Algorithm::HS256])
@@ -288,63 +359,60 @@ mod tests {
         )
     }
 
-    fn token(key: &EncodingKey, ttl: Duration, subject: &str) -> (String, [u8; 32]) {
+    fn token(key: &EncodingKey, ttl: Duration, subject: &str) -> String {
         let tenant = TenantId::from_uuid(uuid::Uuid::new_v4()).unwrap();
         let auth = SessionAuth {
             amr: &["pwd"],
             ..SessionAuth::default()
         };
-        let t = issue_with(key, ttl, tenant, subject, "viewer", &auth)
+        issue_with(key, ttl, tenant, subject, "viewer", &auth)
             .unwrap()
-            .token;
-        let d: [u8; 32] = Sha256::digest(t.as_bytes()).into();
-        (t, d)
+            .token
     }
 
     #[test]
     fn a_cached_session_is_the_verified_one_and_ends_at_exp() {
         let (cache, key, ttl, clock) = setup(60);
-        let (t, d) = token(&key, ttl, "alice");
+        let t = token(&key, ttl, "alice");
         let now = clock.now_unix();
-        let first = cache.verify(&t, &d, now).unwrap();
+        let first = cache.verify(&t, now).unwrap();
         assert_eq!(cache.len(), 1);
-        let again = cache.verify(&t, &d, now + 30).unwrap();
-        assert_eq!(again.subject(), "alice");
-        assert_eq!(again.tenant(), first.tenant());
+        let again = cache.verify(&t, now + 30).unwrap();
+        assert_eq!(again.ctx.subject(), "alice");
+        assert_eq!(again.ctx.tenant(), first.ctx.tenant());
         let exp = expiry(&t).unwrap();
         assert!(exp > now && exp <= now + 60);
         // Past exp (and the verifier's leeway) the entry is not used: the
         // verifier decides, and refuses.
         let late = exp + hisn_tenant_guard::MAX_LEEWAY_SECS + 1;
         clock.set(late);
-        assert!(cache.verify(&t, &d, late).is_err());
+        assert!(cache.verify(&t, late).is_err());
     }
 
     #[test]
     fn a_token_that_fails_is_refused_and_not_cached() {
         let (cache, key, ttl, _) = setup(60);
-        let (t, _) = token(&key, ttl, "alice");
+        let t = token(&key, ttl, "alice");
         let mut forged = t.clone();
         forged.pop();
         forged.push(if t.ends_with('A') { 'B' } else { 'A' });
-        let d: [u8; 32] = Sha256::digest(forged.as_bytes()).into();
-        assert!(cache.verify(&forged, &d, now_unix()).is_err());
+        assert!(cache.verify(&forged, now_unix()).is_err());
         assert!(cache.is_empty());
         // A token signed with another key does not verify through the cache either.
         let other = encoding_key(&SecretKey::from_bytes([8u8; 32]));
-        let (t2, d2) = token(&other, ttl, "mallory");
-        assert!(cache.verify(&t2, &d2, now_unix()).is_err());
+        let t2 = token(&other, ttl, "mallory");
+        assert!(cache.verify(&t2, now_unix()).is_err());
         assert!(cache.is_empty());
     }
 
     #[test]
     fn each_token_is_its_own_entry() {
         let (cache, key, ttl, _) = setup(60);
-        let (t, d) = token(&key, ttl, "alice");
-        let (t2, d2) = token(&key, ttl, "bob");
-        assert_eq!(cache.verify(&t, &d, now_unix()).unwrap().subject(), "alice");
-        assert_eq!(cache.verify(&t2, &d2, now_unix()).unwrap().subject(), "bob");
-        assert_eq!(cache.verify(&t, &d, now_unix()).unwrap().subject(), "alice");
+        let t = token(&key, ttl, "alice");
+        let t2 = token(&key, ttl, "bob");
+        assert_eq!(cache.verify(&t, now_unix()).unwrap().ctx.subject(), "alice");
+        assert_eq!(cache.verify(&t2, now_unix()).unwrap().ctx.subject(), "bob");
+        assert_eq!(cache.verify(&t, now_unix()).unwrap().ctx.subject(), "alice");
         assert_eq!(cache.len(), 2);
     }
 
@@ -352,12 +420,62 @@ mod tests {
     fn memory_is_bounded_by_the_capacity() {
         let (cache, key, ttl, _) = setup(60);
         for i in 0..10 {
-            let (t, d) = token(&key, ttl, &format!("user{i}"));
+            let t = token(&key, ttl, &format!("user{i}"));
             assert_eq!(
-                cache.verify(&t, &d, now_unix()).unwrap().subject(),
+                cache.verify(&t, now_unix()).unwrap().ctx.subject(),
                 format!("user{i}")
             );
             assert!(cache.len() <= 3, "{}", cache.len());
         }
+    }
+
+    #[test]
+    fn a_hit_needs_the_same_token_not_the_same_slot() {
+        let (mut cache, key, ttl, _) = setup(60);
+        cache.one_slot = true;
+        let alice = token(&key, ttl, "alice");
+        let now = now_unix();
+        assert_eq!(cache.verify(&alice, now).unwrap().ctx.subject(), "alice");
+        // A forged token in alice's slot: verified (and refused), never
+        // answered from alice's entry.
+        let mut forged = alice.clone();
+        forged.pop();
+        forged.push(if alice.ends_with('A') { 'B' } else { 'A' });
+        assert!(cache.verify(&forged, now).is_err());
+        // Another valid token in the same slot is its own session.
+        let bob = token(&key, ttl, "bob");
+        let b = cache.verify(&bob, now).unwrap();
+        assert_eq!(b.ctx.subject(), "bob");
+        assert_eq!(&*b.subject, "bob");
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.verify(&alice, now).unwrap().ctx.subject(), "alice");
+    }
+
+    #[test]
+    fn derived_keys_are_the_token_digest_and_the_tenant() {
+        use sha2::{Digest as _, Sha256};
+        let (cache, key, ttl, _) = setup(60);
+        let t = token(&key, ttl, "alice");
+        let v = cache.verify(&t, now_unix()).unwrap();
+        let hex = hex::encode(Sha256::digest(t.as_bytes()));
+        assert_eq!(&*v.session, hex.as_str());
+        assert_eq!(v.session_key, hisn_rate_limit::KeyValue::text(&hex).ok());
+        assert_eq!(
+            v.tenant_key,
+            hisn_rate_limit::KeyValue::text(&v.ctx.tenant().to_string()).ok()
+        );
+    }
+
+    #[test]
+    fn same_bytes_compares_every_byte() {
+        let a = b"0123456789abcdefXYZ".to_vec();
+        assert!(same_bytes(&a, &a.clone()));
+        for i in 0..a.len() {
+            let mut b = a.clone();
+            b[i] ^= 1;
+            assert!(!same_bytes(&a, &b), "{i}");
+        }
+        assert!(!same_bytes(&a, &a[..a.len() - 1]));
+        assert!(same_bytes(b"", b""));
     }
 }

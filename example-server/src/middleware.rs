@@ -1,6 +1,8 @@
-//! Request middleware, outermost first:
+//! Request middleware: one layer, [`edge`], doing in this order (outermost
+//! first; one layer rather than two nested ones, so a request pays for one
+//! boxed middleware future):
 //!
-//! 1. [`envelope`]: a request id, security headers on every response, JSON
+//! 1. the envelope: a request id, security headers on every response, JSON
 //!    bodies for bare error statuses, one redacted access-log line.
 //! 2. [`identify_and_limit`]: the client IP (`X-Forwarded-For` believed only from
 //!    trusted proxies), the bearer token (a session token or a support grant)
@@ -51,9 +53,9 @@ pub struct Principal {
     /// The token's tenant.
     pub tenant: TenantId,
     /// The token's subject.
-    pub subject: String,
+    pub subject: Arc<str>,
     /// Session key: SHA-256 of the token, hex (never the token itself).
-    pub session: String,
+    pub session: Arc<str>,
 }
 
 /// The session token of this request, verified by [`identify_and_limit`]
@@ -93,14 +95,26 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("cache-control", "no-store"),
 ];
 
-/// Request id, security headers, JSON error bodies, access log.
-pub async fn envelope(mut req: Request<Body>, next: Next) -> Response {
+/// [`SECURITY_HEADERS`] as header names and values, built once.
+static SECURITY_HEADER_VALUES: std::sync::LazyLock<Vec<(HeaderName, HeaderValue)>> =
+    std::sync::LazyLock::new(|| {
+        SECURITY_HEADERS
+            .iter()
+            .map(|(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+            .collect()
+    });
+
+/// The one middleware layer: the envelope (request id, security headers,
+/// JSON error bodies, access log) around [`identify_and_limit`].
+pub async fn edge(State(edge): State<Edge>, mut req: Request<Body>, next: Next) -> Response {
     let started = Instant::now();
-    let id = uuid::Uuid::new_v4().to_string();
-    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let id: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    req.extensions_mut().insert(RequestId(id.to_owned()));
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let mut resp = next.run(req).await;
+    // Shared bytes, not a copy of the path.
+    let uri = req.uri().clone();
+    let mut resp = identify_and_limit(&edge, req, next).await;
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED {
         metrics::global().deny("auth");
@@ -118,19 +132,17 @@ pub async fn envelope(mut req: Request<Body>, next: Next) -> Response {
         resp = Response::from_parts(parts, Body::from(body));
     }
     let h = resp.headers_mut();
-    for (name, value) in SECURITY_HEADERS {
-        h.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+    h.reserve(SECURITY_HEADERS.len() + 1);
+    for (name, value) in SECURITY_HEADER_VALUES.iter() {
+        h.insert(name.clone(), value.clone());
     }
     h.remove(header::SERVER);
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(id) {
         h.insert(HeaderName::from_static("x-request-id"), v);
     }
     tracing::info!(
         target: "hisn::example_server::access",
-        request_id = %id, %method, path = %path, status = status.as_u16(),
+        request_id = %id, %method, path = %uri.path(), status = status.as_u16(),
         micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "request"
     );
@@ -148,12 +160,8 @@ fn path_tenant(path: &str) -> Option<&str> {
     path.strip_prefix("/t/")?.split('/').next()
 }
 
-/// Client IP, verified identity, API rate limits.
-pub async fn identify_and_limit(
-    State(edge): State<Edge>,
-    mut req: Request<Body>,
-    next: Next,
-) -> Response {
+/// Client IP, verified identity, API rate limits (inside [`edge`]).
+pub async fn identify_and_limit(edge: &Edge, mut req: Request<Body>, next: Next) -> Response {
     let s = &edge.app;
     let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
         // Fail closed: without the peer address the IP tier cannot be applied.
@@ -167,39 +175,46 @@ pub async fn identify_and_limit(
     // A cheap clone (shared bytes): the request is borrowed mutably below.
     let authorization = req.headers().get(header::AUTHORIZATION).cloned();
     if let Some(token) = authorization.as_ref().and_then(bearer) {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let session = hex::encode(digest);
-        if let Ok(ctx) = edge.sessions.verify(token, &digest, now_unix()) {
+        if let Ok(v) = edge.sessions.verify(token, now_unix()) {
+            let ctx = &v.ctx;
             let tenant = ctx.tenant();
             if path_tenant(req.uri().path()).is_some_and(|p| ctx.check_path_tenant(p).is_err()) {
                 metrics::global().deny("tenant_path");
             }
             let trusted = s
                 .policy
-                .permits(&ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
-            identity = identity
-                .session(session.clone())
-                .tenant(tenant.to_string())
-                .trusted(trusted);
+                .permits(ctx, &hisn_tenant_guard::Permission::MANAGE_MEMBERS);
+            // The keys derived once per token (no hashing per request);
+            // the text forms only if a derivation failed.
+            identity = match v.session_key {
+                Some(k) => identity.session_key(k),
+                None => identity.session(v.session.to_string()),
+            };
+            identity = match v.tenant_key {
+                Some(k) => identity.tenant_key(k),
+                None => identity.tenant(tenant.to_string()),
+            };
+            identity = identity.trusted(trusted);
             req.extensions_mut().insert(Principal {
                 tenant,
-                subject: ctx.subject().to_owned(),
-                session,
+                subject: Arc::clone(&v.subject),
+                session: Arc::clone(&v.session),
             });
             // Verified once, here: the tenant routes' `Session` extractor
             // takes it from the extensions (and still compares the path
             // tenant) instead of verifying the same token again.
-            req.extensions_mut().insert(VerifiedSession(ctx));
+            req.extensions_mut().insert(VerifiedSession(v.ctx.clone()));
         } else if let Ok(grant) = s.mfa.verifier.verify(token) {
             // A support grant (signature and expiry checked; the extractor checks
             // the path tenant and revocation and records the use): its own
             // session key and the grant's tenant, like any session.
+            let session: Arc<str> = hex::encode(Sha256::digest(token.as_bytes())).into();
             identity = identity
-                .session(session.clone())
+                .session(session.to_string())
                 .tenant(grant.tenant().to_string());
             req.extensions_mut().insert(Principal {
                 tenant: grant.tenant(),
-                subject: grant.support_user().to_owned(),
+                subject: grant.support_user().into(),
                 session,
             });
         }
