@@ -107,6 +107,7 @@ pub(crate) fn rewrite(
         shared_refs: 0,
         nullable: Vec::new(),
         nullable_marks: Vec::new(),
+        guard_copies: 0,
     };
     rewriter.statement(&mut statement)?;
     let extra: Vec<GuardParam> = rewriter.extra.clone();
@@ -206,6 +207,8 @@ struct Rewriter<'r> {
     nullable: Vec<Expr>,
     /// Where each FROM list being walked starts in `nullable`.
     nullable_marks: Vec<usize>,
+    /// Tenant predicate copies the evaluation guards added so far.
+    guard_copies: usize,
 }
 
 impl<'r> Rewriter<'r> {

@@ -141,10 +141,11 @@ fn case_when_plain(cond: Expr, result: Expr) -> Expr {
 
 /// Rewrites `e` so that each impure conjunct runs only when `cond` holds;
 /// `e` unchanged when every conjunct is pure.
-fn guard_with(e: Expr, cond: &Expr) -> Expr {
+fn guard_with(e: Expr, cond: &Expr) -> (Expr, usize) {
     if is_pure(&e) {
-        return e;
+        return (e, 0);
     }
+    let mut wraps = 0;
     let mut parts = Vec::new();
     split_and(e, &mut parts);
     let mut acc: Option<Expr> = None;
@@ -152,6 +153,7 @@ fn guard_with(e: Expr, cond: &Expr) -> Expr {
         let part = if is_pure(&part) {
             part
         } else {
+            wraps += 1;
             case_when(cond.clone(), part)
         };
         acc = Some(match acc {
@@ -163,8 +165,17 @@ fn guard_with(e: Expr, cond: &Expr) -> Expr {
             },
         });
     }
-    acc.unwrap_or_else(|| Expr::value(Value::Boolean(true)))
+    (
+        acc.unwrap_or_else(|| Expr::value(Value::Boolean(true))),
+        wraps,
+    )
 }
+
+/// Most copies of a tenant predicate the evaluation guards may add to one
+/// statement: each guard repeats the predicates of every table in scope, so
+/// a statement of many tables and many impure conditions would otherwise
+/// grow its output quadratically ([`GuardError::TooComplex`] past it).
+pub(crate) const MAX_GUARD_PREDICATES: usize = 4096;
 
 impl Rewriter<'_> {
     /// Starts a FROM list's nullable-side predicates.
@@ -200,7 +211,17 @@ impl Rewriter<'_> {
     /// that constant, which turned a plain `CASE WHEN t.tenant_id = ?1` into
     /// `CASE WHEN ?1 = ?1` and ran the conjunct on every row; the rewrite
     /// does not enter subqueries.
-    pub(super) fn guard_rows(&self, e: Expr, preds: &[Expr]) -> Result<Expr, GuardError> {
+    /// Counts `n` more guard predicate copies; refuses past the budget.
+    fn spend(&mut self, n: usize) -> Result<(), GuardError> {
+        self.guard_copies = self.guard_copies.saturating_add(n);
+        if self.guard_copies > MAX_GUARD_PREDICATES {
+            Err(GuardError::TooComplex)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(super) fn guard_rows(&mut self, e: Expr, preds: &[Expr]) -> Result<Expr, GuardError> {
         if is_pure(&e) {
             return Ok(e);
         }
@@ -225,12 +246,14 @@ impl Rewriter<'_> {
             return Err(unsupported("evaluation guard"));
         };
         *item = cond;
-        Ok(guard_with(e, &guard))
+        let (guarded, wraps) = guard_with(e, &guard);
+        self.spend(wraps.saturating_mul(preds.len()))?;
+        Ok(guarded)
     }
 
     /// Guards the user's `ON` condition of a join with `preds`.
     pub(super) fn guard_on(
-        &self,
+        &mut self,
         c: &mut JoinConstraint,
         preds: &[Expr],
     ) -> Result<(), GuardError> {
@@ -246,9 +269,9 @@ impl Rewriter<'_> {
     /// of rows that passed `WHERE`, the empty one included), which no planner
     /// can move into `WHERE`: both move a `HAVING` term without aggregates
     /// there, where it would run before the tenant predicate.
-    pub(super) fn guard_having(&self, e: Expr, preds: &[Expr]) -> Expr {
+    pub(super) fn guard_having(&mut self, e: Expr, preds: &[Expr]) -> Result<Expr, GuardError> {
         let Some(cond) = conjoin(None, preds.to_vec()) else {
-            return e;
+            return Ok(e);
         };
         let count = |arg: FunctionArgExpr| {
             Expr::Function(Function {
@@ -272,7 +295,9 @@ impl Rewriter<'_> {
             op: BinaryOperator::Eq,
             right: Box::new(count(FunctionArgExpr::Wildcard)),
         };
-        guard_with(e, &guard)
+        let (guarded, wraps) = guard_with(e, &guard);
+        self.spend(wraps.saturating_mul(preds.len()))?;
+        Ok(guarded)
     }
 
     /// Fences a derived table's query: `LIMIT -1` on SQLite, `OFFSET 0` on

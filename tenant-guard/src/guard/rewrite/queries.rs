@@ -248,7 +248,7 @@ impl<'r> Rewriter<'r> {
         if let Some(having) = having {
             self.expr(having, ctes)?;
             let existing = std::mem::replace(having, Expr::value(Value::Boolean(true)));
-            *having = self.guard_having(existing, &preds);
+            *having = self.guard_having(existing, &preds)?;
         }
         for window in named_window.iter_mut() {
             if let NamedWindowExpr::WindowSpec(spec) = &mut window.1 {

@@ -167,3 +167,25 @@ fn derived_tables_and_ctes_are_fenced() {
         "SELECT v.x FROM (VALUES (1)) v (x)"
     );
 }
+
+#[test]
+fn guard_growth_is_bounded() {
+    let tables: Vec<String> = (0..70).map(|i| format!("assets a{i}")).collect();
+    let conds: Vec<String> = (0..70).map(|i| format!("json(a{i}.name) = '1'")).collect();
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE {}",
+        tables.join(", "),
+        conds.join(" AND ")
+    );
+    assert_eq!(
+        rewrite(&sql, &registry(), Dialect::Sqlite, false).map(|r| r.sql),
+        Err(GuardError::TooComplex)
+    );
+    // 20 tables and 20 conditions (400 copies) are fine.
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE {}",
+        tables[..20].join(", "),
+        conds[..20].join(" AND ")
+    );
+    assert!(rewrite(&sql, &registry(), Dialect::Sqlite, false).is_ok());
+}
