@@ -10,7 +10,9 @@
 //! tenant B's secret, and (positive control) the same statement fails when
 //! the guess matches A's own secret. The text the guard used to emit, run as
 //! written, is the oracle (second positive control). The schema is the one
-//! that showed it: rowid tables with no index led by the tenant column.
+//! that showed it: rowid tables with no index led by the tenant column, and
+//! an index on the secret (SQLite evaluates the terms an index covers before
+//! it reads the row and its tenant).
 
 use hisn_tenant_guard::db::SqliteTenantPool;
 use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
@@ -35,6 +37,7 @@ async fn raw_pool() -> SqlitePool {
             secret text not null);
          create table notes (id integer primary key, tenant_id text not null, doc_id integer not null,
             body text not null);
+         create index docs_secret on docs (secret);
          insert into docs values (1, '{TENANT_A}', 'a doc', '{A_SECRET}'),
             (2, '{TENANT_B}', 'b doc', '{B_SECRET}');
          insert into notes values (1, '{TENANT_A}', 2, 'a note'), (2, '{TENANT_A}', 1, 'a note 2'),
@@ -111,6 +114,12 @@ fn forms_with(guess: &str, oracle: fn(&str, &str) -> String) -> Vec<(&'static st
             ),
         ),
         (
+            "WHERE over a left join's nullable side and an index",
+            format!(
+                "SELECT n.id FROM notes n LEFT JOIN docs d ON d.id = n.doc_id WHERE d.secret >= '' AND {d}"
+            ),
+        ),
+        (
             "correlated EXISTS",
             format!(
                 "SELECT n.id FROM notes n WHERE EXISTS (SELECT 1 FROM docs d WHERE d.id = n.doc_id AND {d})"
@@ -126,6 +135,15 @@ fn forms_with(guess: &str, oracle: fn(&str, &str) -> String) -> Vec<(&'static st
             "derived table, outer WHERE",
             format!(
                 "SELECT t.id FROM (SELECT id, secret FROM docs) t WHERE {}",
+                oracle("t.secret", guess)
+            ),
+        ),
+        (
+            // The index on `secret` answers both terms before the row (and
+            // its tenant) is read, once the derived table is flattened.
+            "derived table, outer WHERE over an index",
+            format!(
+                "SELECT t.id FROM (SELECT id, secret FROM docs) t WHERE t.secret >= '' AND {}",
                 oracle("t.secret", guess)
             ),
         ),
@@ -148,6 +166,21 @@ fn forms_with(guess: &str, oracle: fn(&str, &str) -> String) -> Vec<(&'static st
             format!(
                 "WITH c AS (SELECT id, secret FROM docs) SELECT c.id FROM c WHERE {}",
                 oracle("c.secret", guess)
+            ),
+        ),
+        (
+            "CTE, outer WHERE over an index",
+            format!(
+                "WITH c AS (SELECT id, secret FROM docs) SELECT c.id FROM c WHERE c.secret >= '' AND {}",
+                oracle("c.secret", guess)
+            ),
+        ),
+        (
+            // Moved into WHERE by the planner when nothing pins it.
+            "HAVING over an index",
+            format!(
+                "SELECT d.secret FROM docs d GROUP BY d.secret HAVING d.secret >= '' AND {}",
+                oracle("d.secret", guess)
             ),
         ),
         (
