@@ -85,4 +85,55 @@ fn links_planted_in_the_store_are_never_written_through() {
     s.append(event(&t, 300)).unwrap();
     s.close().unwrap();
     assert!(std::fs::read(&canary).unwrap() == CANARY);
+
+    // A segment, or the whole tenant directory, replaced by a link to a copy
+    // elsewhere: the writer refuses to append to that tenant and leaves the
+    // target alone; other tenants carry on.
+    let other = tenant("other");
+    let s = FileStore::open(&store, opts()).unwrap();
+    s.append(event(&other, 0)).unwrap();
+    s.close().unwrap();
+    let aside = dir.path().join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    let mut segs: Vec<_> = std::fs::read_dir(&td)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    let newest = segs.last().unwrap().clone();
+    let copy = aside.join("newest.seg");
+    std::fs::rename(&newest, &copy).unwrap();
+    std::os::unix::fs::symlink(&copy, &newest).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let s = FileStore::open(&store, opts()).unwrap();
+    assert!(
+        s.append(event(&t, 301)).is_err(),
+        "appended through a segment link"
+    );
+    s.append(event(&other, 1)).unwrap();
+    s.close().unwrap();
+    assert!(
+        std::fs::read(&copy).unwrap() == before,
+        "segment target written"
+    );
+    std::fs::remove_file(&newest).unwrap();
+    std::fs::rename(&copy, &newest).unwrap();
+
+    let moved = dir.path().join("moved-tenant");
+    std::fs::rename(&td, &moved).unwrap();
+    std::os::unix::fs::symlink(&moved, &td).unwrap();
+    let len = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    let before = len(&newest.file_name().map(|n| moved.join(n)).unwrap());
+    let s = FileStore::open(&store, opts()).unwrap();
+    assert!(
+        s.append(event(&t, 301)).is_err(),
+        "appended through a tenant link"
+    );
+    s.append(event(&other, 2)).unwrap();
+    s.close().unwrap();
+    assert_eq!(
+        len(&newest.file_name().map(|n| moved.join(n)).unwrap()),
+        before
+    );
 }

@@ -97,6 +97,17 @@ pub(super) fn segment_files(tdir: &Path, write: bool) -> Result<Vec<PathBuf>> {
             // referenced, remove.
             fs::remove_file(&p)?;
         } else if n.ends_with(".seg") {
+            // A writer appends to, and cuts, its segments: one that is a
+            // link someone able to write the store planted would have it
+            // write into the link's target. Refused as damage (this tenant
+            // only); readers read it as the untrusted input it is.
+            if write && !fs::symlink_metadata(&p)?.file_type().is_file() {
+                return Err(Error::Corrupt {
+                    what: "segment is not a regular file (a link?)",
+                    file: n,
+                    offset: 0,
+                });
+            }
             segs.push(p);
         }
     }
@@ -109,10 +120,25 @@ pub(super) fn segment_files(tdir: &Path, write: bool) -> Result<Vec<PathBuf>> {
 pub(super) fn load(dir: &Path, write: bool) -> Result<Loaded> {
     let mut out = Loaded::default();
     for (tenant, tdir) in tenant_dirs(dir)? {
-        if write {
+        // A tenant directory that is a link (to a directory elsewhere) is
+        // never written to: read only, and appends to it refused.
+        let linked = write && fs::symlink_metadata(&tdir)?.file_type().is_symlink();
+        if write && !linked {
             repair_checkpoint_log(&tdir.join(CHECKPOINT_LOG))?;
         }
-        match load_tenant(dir, &tdir, &tenant, write) {
+        let loaded = if linked {
+            Err(Error::Corrupt {
+                what: "tenant directory is a link",
+                file: tdir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                offset: 0,
+            })
+        } else {
+            load_tenant(dir, &tdir, &tenant, write)
+        };
+        match loaded {
             Ok(Some((ti, w))) => {
                 if let Some(w) = w {
                     out.writers.insert(tenant.clone(), w);
