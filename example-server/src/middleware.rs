@@ -28,9 +28,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hisn_rate_limit::Limiter;
 use hisn_rate_limit::Outcome;
-use hisn_rate_limit::http::{
-    PeerAddr, RateLimitIdentity, write_ratelimit_headers, write_retry_after,
-};
+use hisn_rate_limit::http::{RateLimitIdentity, write_ratelimit_headers, write_retry_after};
 use hisn_tenant_guard::TenantId;
 use sha2::{Digest, Sha256};
 
@@ -168,8 +166,7 @@ pub async fn identify_and_limit(edge: &Edge, mut req: Request<Body>, next: Next)
         tracing::error!(target: "hisn::example_server", "request without a peer address");
         return ApiError::Internal.into_response();
     };
-    req.extensions_mut().insert(PeerAddr(peer));
-    let ip = s.extractor.client_ip(&req).unwrap_or(peer.ip());
+    let ip = s.extractor.client_ip_from(peer.ip(), &req);
     req.extensions_mut().insert(ClientIp(ip));
     let mut identity = RateLimitIdentity::new();
     // A cheap clone (shared bytes): the request is borrowed mutably below.
@@ -219,8 +216,9 @@ pub async fn identify_and_limit(edge: &Edge, mut req: Request<Body>, next: Next)
             });
         }
     }
-    req.extensions_mut().insert(identity);
-    let (keys, trusted) = s.extractor.keys(&req);
+    // The keys from the client IP and the identity directly (no request
+    // extensions for the limiter to read back).
+    let (keys, trusted) = s.extractor.keys_for(Some(ip), Some(&identity));
     let decision = match s.limiter.check_keys(&keys, std::num::NonZeroU32::MIN).await {
         Ok(d) => d,
         Err(e) => return ApiError::internal("rate limiter", &e).into_response(),

@@ -147,6 +147,41 @@ async fn a_derived_session_or_tenant_key_is_the_same_budget_as_its_text() {
     assert_eq!(call(req("192.0.2.2", None, Some(id))).await.status(), 429);
 }
 
+#[test]
+fn keys_for_gives_what_keys_reads_from_the_request() {
+    let ex = KeyExtractor::new().trusted_proxies(TrustedProxies::new(["10.0.0.0/8"]).unwrap());
+    let id = RateLimitIdentity::new()
+        .session("s1")
+        .tenant_key(KeyValue::text("t").unwrap())
+        .trusted(true);
+    let r = req("10.0.0.5", Some("203.0.113.7"), Some(id.clone()));
+    let (a, ta) = ex.keys(&r);
+    let ip = ex.client_ip_from("10.0.0.5".parse().unwrap(), &r);
+    assert_eq!(ip, "203.0.113.7".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(ex.client_ip(&r), Some(ip));
+    let (b, tb) = ex.keys_for(Some(ip), Some(&id));
+    assert!(ta && tb);
+    for k in [
+        KeyKind::Ip,
+        KeyKind::Session,
+        KeyKind::Tenant,
+        KeyKind::Account,
+    ] {
+        assert_eq!(a.get(k), b.get(k));
+    }
+    assert_eq!(b.get(KeyKind::Session), KeyValue::text("s1").ok().as_ref());
+    assert_eq!(b.get(KeyKind::Tenant), KeyValue::text("t").ok().as_ref());
+    assert_eq!(
+        b.get(KeyKind::Ip),
+        Some(&KeyValue::ip("203.0.113.7".parse().unwrap(), 64))
+    );
+    // No identity: the IP key only, and not trusted.
+    let (c, tc) = ex.keys_for(Some(ip), None);
+    assert!(!tc);
+    assert!(c.get(KeyKind::Session).is_none() && c.get(KeyKind::Tenant).is_none());
+    assert_eq!(c.get(KeyKind::Ip), a.get(KeyKind::Ip));
+}
+
 #[tokio::test]
 async fn spoofed_forwarded_for_from_untrusted_peer_shares_the_peer_budget() {
     let (l, _clock) = limiter(vec![policy("ip", 3, Duration::from_secs(60), KeyKind::Ip)]);

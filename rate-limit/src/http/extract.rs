@@ -131,21 +131,42 @@ impl KeyExtractor {
     /// The client IP of `req`, if the peer address is known.
     pub fn client_ip<B>(&self, req: &Request<B>) -> Option<IpAddr> {
         let peer = req.extensions().get::<PeerAddr>()?.0.ip();
+        Some(self.client_ip_from(peer, req))
+    }
+
+    /// The client IP of `req` arriving from `peer` (the TCP peer, given
+    /// directly instead of as a [`PeerAddr`] extension).
+    pub fn client_ip_from<B>(&self, peer: IpAddr, req: &Request<B>) -> IpAddr {
         let xff = req
             .headers()
             .get_all("x-forwarded-for")
             .iter()
             .map(|v| v.as_bytes());
-        Some(client_ip(peer, xff, &self.proxies))
+        client_ip(peer, xff, &self.proxies)
     }
 
     /// The keys `req` carries, and whether the caller is trusted.
     pub fn keys<B>(&self, req: &Request<B>) -> (RequestKeys, bool) {
+        self.keys_for(
+            self.client_ip(req),
+            req.extensions().get::<RateLimitIdentity>(),
+        )
+    }
+
+    /// The keys of a request from `client_ip` (as [`KeyExtractor::client_ip`]
+    /// gives it) whose caller is `id`, and whether the caller is trusted:
+    /// what [`KeyExtractor::keys`] reads from the request's extensions,
+    /// given directly.
+    pub fn keys_for(
+        &self,
+        client_ip: Option<IpAddr>,
+        id: Option<&RateLimitIdentity>,
+    ) -> (RequestKeys, bool) {
         let mut keys = RequestKeys::new();
-        if let Some(ip) = self.client_ip(req) {
+        if let Some(ip) = client_ip {
             keys.set(KeyKind::Ip, KeyValue::ip(ip, self.v6_prefix));
         }
-        let Some(id) = req.extensions().get::<RateLimitIdentity>() else {
+        let Some(id) = id else {
             return (keys, false);
         };
         if let Some(k) = id
