@@ -123,6 +123,25 @@ fn writes_are_guarded() {
         "DELETE FROM assets WHERE (CASE WHEN (SELECT assets.tenant_id = $1) \
          THEN (name ILIKE 'x%') END) AND assets.tenant_id = $1"
     );
+    // An upsert's conflicting row can be another tenant's when the unique
+    // key leaves out the tenant column: its DO UPDATE condition is guarded
+    // too (a pure one stays as written).
+    assert_eq!(
+        pg(
+            "INSERT INTO assets AS a (id) VALUES (1) ON CONFLICT (id) DO UPDATE \
+            SET name = 'n' WHERE a.name::int > 0"
+        ),
+        "INSERT INTO assets AS a (id, tenant_id) VALUES (1, $1) ON CONFLICT(id) DO UPDATE \
+         SET name = 'n' WHERE a.tenant_id = $1 AND (CASE WHEN (SELECT a.tenant_id = $1) \
+         THEN (a.name::INT > 0) END)"
+    );
+    assert_eq!(
+        lite(
+            "INSERT INTO assets (id) VALUES (1) ON CONFLICT (id) DO UPDATE SET name = 'n' WHERE name <> 'n'"
+        ),
+        "INSERT INTO assets (id, tenant_id) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE \
+         SET name = 'n' WHERE assets.tenant_id = ?1 AND (name <> 'n')"
+    );
 }
 
 #[test]

@@ -152,7 +152,14 @@ impl<'r> Rewriter<'r> {
                         self.expr(selection, ctes)?;
                     }
                     let preds = self.scope_predicates(target, &qualifier, true)?;
-                    *selection = conjoin_first(preds, selection.take());
+                    // The conflicting row may be another tenant's (a unique
+                    // key without the tenant column): the user's condition
+                    // runs only once the row is the tenant's (`order.rs`).
+                    let guarded = match selection.take() {
+                        Some(s) => Some(self.guard_rows(s, &preds)?),
+                        None => None,
+                    };
+                    *selection = conjoin_first(preds, guarded);
                 }
             },
             Some(_) => return Err(unsupported("ON DUPLICATE KEY UPDATE")),
