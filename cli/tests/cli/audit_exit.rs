@@ -13,17 +13,61 @@ use std::path::{Path, PathBuf};
 
 use crate::audit::{checkpoint_to, hisn, setup};
 
-fn tdir(store: &str) -> PathBuf {
+pub(crate) fn tdir(store: &str) -> PathBuf {
     Path::new(store).join(format!("t-{}", hex::encode("acme")))
 }
 
-fn code(args: &[&str]) -> (Option<i32>, String, String) {
+pub(crate) fn code(args: &[&str]) -> (Option<i32>, String, String) {
     let o = hisn().args(args).output().unwrap();
     (
         o.status.code(),
         String::from_utf8(o.stdout).unwrap(),
         String::from_utf8(o.stderr).unwrap(),
     )
+}
+
+/// A file store under `root` with 120 events of tenant `acme` (subjects
+/// `emp-0`..`emp-2` in turn) over several sealed segments, each with its
+/// persisted subject index; returns the store's path.
+pub(crate) fn segmented_store(root: &Path) -> String {
+    use hisn_audit_log::{Durability, Event, FileStore, FileStoreOptions, SystemClock, TenantId};
+    let store = root.join("store");
+    let t = TenantId::parse("acme").unwrap();
+    let s = FileStore::open(
+        &store,
+        FileStoreOptions::default()
+            .durability(Durability::OsBuffered)
+            .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES),
+    )
+    .unwrap();
+    for i in 0..120 {
+        let e = Event::state_transition(
+            &t,
+            "u-1",
+            "work_order",
+            &format!("wo-{i}"),
+            "open",
+            "closed",
+        )
+        .subject(&format!("emp-{}", i % 3))
+        .build(&SystemClock)
+        .unwrap();
+        s.append(e).unwrap();
+    }
+    s.close().unwrap();
+    store.display().to_string()
+}
+
+/// The store's segment files of tenant `acme`, in order (at least three).
+pub(crate) fn segments(store: &str) -> Vec<PathBuf> {
+    let mut segs: Vec<PathBuf> = std::fs::read_dir(tdir(store))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 3, "{segs:?}");
+    segs
 }
 
 /// Swap `victim` for the other kind (file <-> directory) while `f` runs.
@@ -206,33 +250,9 @@ fn prove_exit_codes() {
 #[test]
 fn verify_names_a_subject_index_forged_to_omit_records() {
     use hisn_audit_log::store::file::forge_index_omitting;
-    use hisn_audit_log::{Durability, Event, FileStore, FileStoreOptions, SystemClock, TenantId};
+    use hisn_audit_log::{FileStore, FileStoreOptions};
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let t = TenantId::parse("acme").unwrap();
-    let s = FileStore::open(
-        &store,
-        FileStoreOptions::default()
-            .durability(Durability::OsBuffered)
-            .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES),
-    )
-    .unwrap();
-    for i in 0..120 {
-        let e = Event::state_transition(
-            &t,
-            "u-1",
-            "work_order",
-            &format!("wo-{i}"),
-            "open",
-            "closed",
-        )
-        .subject(&format!("emp-{}", i % 3))
-        .build(&SystemClock)
-        .unwrap();
-        s.append(e).unwrap();
-    }
-    s.close().unwrap();
-    let store = store.display().to_string();
+    let store = segmented_store(dir.path());
     let (ok, out, err) = code(&[
         "--json",
         "audit",
@@ -245,13 +265,7 @@ fn verify_names_a_subject_index_forged_to_omit_records() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["tenants"][0]["index_mismatches"], serde_json::json!([]));
 
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(tdir(&store))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
-    assert!(segs.len() >= 3, "{segs:?}");
+    let segs = segments(&store);
     forge_index_omitting(&segs[0], "emp-1").unwrap();
     let name = segs[0].file_name().unwrap().to_str().unwrap().to_owned();
     let (code_, out, err) = code(&[

@@ -2,22 +2,10 @@
 //! more than the tool had checked, and a write through a link the store's
 //! writer planted. Each test is named by its class.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::audit::{EVENTS, checkpoint_to, hisn, setup};
-
-fn tdir(store: &str) -> PathBuf {
-    Path::new(store).join(format!("t-{}", hex::encode("acme")))
-}
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let o = hisn().args(args).output().unwrap();
-    (
-        o.status.code(),
-        String::from_utf8(o.stdout).unwrap(),
-        String::from_utf8(o.stderr).unwrap(),
-    )
-}
+use crate::audit_exit::{code as run, segmented_store, segments, tdir};
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -166,33 +154,8 @@ fn verify_without_pubkey_is_unanchored_not_intact() {
 #[test]
 fn report_refuses_an_index_forged_to_omit_the_subject() {
     use hisn_audit_log::store::file::forge_index_omitting;
-    use hisn_audit_log::{Durability, Event, FileStore, FileStoreOptions, SystemClock, TenantId};
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let t = TenantId::parse("acme").unwrap();
-    let s = FileStore::open(
-        &store,
-        FileStoreOptions::default()
-            .durability(Durability::OsBuffered)
-            .max_segment_bytes(FileStoreOptions::MIN_SEGMENT_BYTES),
-    )
-    .unwrap();
-    for i in 0..120 {
-        let e = Event::state_transition(
-            &t,
-            "u-1",
-            "work_order",
-            &format!("wo-{i}"),
-            "open",
-            "closed",
-        )
-        .subject(&format!("emp-{}", i % 3))
-        .build(&SystemClock)
-        .unwrap();
-        s.append(e).unwrap();
-    }
-    s.close().unwrap();
-    let store = store.display().to_string();
+    let store = segmented_store(dir.path());
     let report = |subject: &str| {
         run(&[
             "audit",
@@ -210,13 +173,7 @@ fn report_refuses_an_index_forged_to_omit_the_subject() {
     let full: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(full["entries"].as_array().unwrap().len(), 40);
 
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(tdir(&store))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segs.sort();
-    assert!(segs.len() >= 3, "{segs:?}");
+    let segs = segments(&store);
     forge_index_omitting(&segs[0], "emp-1").unwrap();
     let name = segs[0].file_name().unwrap().to_str().unwrap().to_owned();
     let (c, out, e) = report("emp-1");
