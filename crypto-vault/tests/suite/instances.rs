@@ -146,6 +146,44 @@ async fn stale_keyring_across_instances_rotation_through_another_instance_is_use
     assert_eq!(a.usage("t").await.unwrap().get(&KeyId(1)), Some(&1));
 }
 
+/// What the check compares (mutation testing found it untested): after a
+/// rotation a tenant has two data keys and one blind-index key, and an
+/// unchanged store must keep the same keyring (not reload it on every
+/// check); a primary moved back to an existing key (no new id: the key
+/// list alone does not show it) must be picked up within the interval.
+#[tokio::test]
+async fn stale_keyring_across_instances_check_compares_ids_and_primary() {
+    let (a, b, store, clock) = two_instances();
+    a.provision_tenant("t").await.unwrap();
+    assert_eq!(a.rotate_data_key("t").await.unwrap(), KeyId(2));
+    b.encrypt(&ctx("1"), b"x").await.unwrap();
+    let ring = b.keyring("t").await.unwrap();
+    assert_eq!(
+        (ring.key_ids(), ring.primary()),
+        (vec![KeyId(1), KeyId(2)], KeyId(2))
+    );
+    clock.advance(INTERVAL);
+    b.encrypt(&ctx("2"), b"y").await.unwrap();
+    assert!(
+        Arc::ptr_eq(&ring, &b.keyring("t").await.unwrap()) && !ring.is_retired(),
+        "unchanged keys (two data keys, one index key) were reloaded"
+    );
+    // The primary moves back to key 1 in the store (as a concurrent
+    // rotation's last writer can leave it): same ids, another primary.
+    store
+        .set_primary("t", KeyPurpose::Data, KeyId(1))
+        .await
+        .unwrap();
+    clock.advance(INTERVAL);
+    let ct = b.encrypt(&ctx("3"), b"z").await.unwrap();
+    assert_eq!(
+        ct.key_id(),
+        KeyId(1),
+        "a primary changed in the store was not picked up"
+    );
+    assert!(ring.is_retired());
+}
+
 /// Unchanged keys cost one store read per interval and tenant, and keep the
 /// same keyring (one usage counter); a store that cannot be read when the
 /// check is due retires the cached keys instead of trusting them.
