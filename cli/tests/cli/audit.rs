@@ -441,7 +441,8 @@ fn malformed_checkpoints_are_skipped_in_the_store_and_fail_closed_when_held() {
     assert_eq!(code, Some(1));
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// A copy of a store directory (without its `LOCK` file).
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();

@@ -4,21 +4,8 @@
 
 use std::path::Path;
 
-use crate::audit::{EVENTS, checkpoint_to, hisn, setup};
+use crate::audit::{EVENTS, checkpoint_to, copy_dir, hisn, setup};
 use crate::audit_exit::{code as run, segmented_store, segments, tdir};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
 
 /// Class: rollback to a genuine older checkpoint read as "all anchored".
 /// Root cause: without --state the tool cannot know a newer checkpoint was
