@@ -307,26 +307,11 @@ fn verify_rewrite_with_checkpoints_deleted_is_caught_by_external_anchors() {
 #[test]
 fn verify_state_turns_a_rollback_into_truncated() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, key, public) = setup(dir.path());
-    let held = dir.path().join("held.notes");
-    checkpoint_to(&store, &key, &held);
-    let backup = dir.path().join("backup");
-    copy_dir(Path::new(&store), &backup);
-    hisn()
-        .args(["audit", "append", "--store", &store, "--tenant", "acme"])
-        .write_stdin(EVENTS)
-        .assert()
-        .code(0);
-    checkpoint_to(&store, &key, &held);
-    let state = dir.path().join("state.json");
+    let (store, public, state) = rolled_back_store(dir.path());
     let st = state.to_str().unwrap();
-    let (code, _, stderr) = verify_code(&["--store", &store, "--pubkey", &public, "--state", st]);
-    assert_eq!(code, Some(0), "{stderr}");
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(saved["tenants"]["acme"]["size"], 6);
-    std::fs::remove_dir_all(&store).unwrap();
-    copy_dir(&backup, Path::new(&store));
     // The rolled-back store alone looks fine...
     assert_eq!(
         verify_code(&["--store", &store, "--pubkey", &public]).0,
@@ -439,6 +424,32 @@ fn malformed_checkpoints_are_skipped_in_the_store_and_fail_closed_when_held() {
         held.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(1));
+}
+
+/// A store rolled back by an attacker: three events checkpointed, a copy
+/// kept, three more appended and checkpointed, verified once with `--state`
+/// (which remembers the newer checkpoint), then the copy restored over the
+/// store, records and checkpoints together. Returns (store, public key,
+/// state file).
+pub(crate) fn rolled_back_store(dir: &Path) -> (String, String, std::path::PathBuf) {
+    let (store, key, public) = setup(dir);
+    let held = dir.join("held.notes");
+    checkpoint_to(&store, &key, &held);
+    let backup = dir.join("backup");
+    copy_dir(Path::new(&store), &backup);
+    hisn()
+        .args(["audit", "append", "--store", &store, "--tenant", "acme"])
+        .write_stdin(EVENTS)
+        .assert()
+        .code(0);
+    checkpoint_to(&store, &key, &held);
+    let state = dir.join("state.json");
+    let st = state.to_str().unwrap();
+    let (code, _, stderr) = verify_code(&["--store", &store, "--pubkey", &public, "--state", st]);
+    assert_eq!(code, Some(0), "{stderr}");
+    std::fs::remove_dir_all(&store).unwrap();
+    copy_dir(&backup, Path::new(&store));
+    (store, public, state)
 }
 
 /// A copy of a store directory (without its `LOCK` file).

@@ -2,9 +2,7 @@
 //! more than the tool had checked, and a write through a link the store's
 //! writer planted. Each test is named by its class.
 
-use std::path::Path;
-
-use crate::audit::{EVENTS, checkpoint_to, copy_dir, hisn, setup};
+use crate::audit::{EVENTS, checkpoint_to, hisn, rolled_back_store, setup};
 use crate::audit_exit::{code as run, segmented_store, segments, tdir};
 
 /// Class: rollback to a genuine older checkpoint read as "all anchored".
@@ -16,26 +14,8 @@ use crate::audit_exit::{code as run, segmented_store, segments, tdir};
 #[test]
 fn rollback_without_state_is_not_reported_as_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let (store, key, public) = setup(dir.path());
-    checkpoint_to(&store, &key, &dir.path().join("n1"));
-    let old = dir.path().join("old");
-    copy_dir(Path::new(&store), &old);
-    hisn()
-        .args(["audit", "append", "--store", &store, "--tenant", "acme"])
-        .write_stdin(EVENTS)
-        .assert()
-        .code(0);
-    checkpoint_to(&store, &key, &dir.path().join("n2"));
-    let state = dir.path().join("state.json");
+    let (store, public, state) = rolled_back_store(dir.path());
     let st = state.to_str().unwrap();
-    let (c, _, e) = run(&[
-        "audit", "verify", "--store", &store, "--pubkey", &public, "--state", st,
-    ]);
-    assert_eq!(c, Some(0), "{e}");
-    // The attacker restores the older copy: records and checkpoints together.
-    std::fs::remove_dir_all(&store).unwrap();
-    std::fs::rename(&old, &store).unwrap();
-
     let (c, out, e) = run(&["audit", "verify", "--store", &store, "--pubkey", &public]);
     assert_eq!(c, Some(0), "{e}");
     assert!(out.contains("rollback not checked (no --state)"), "{out}");
