@@ -18,62 +18,22 @@ use std::time::{Duration, SystemTime};
 
 use hisn_crypto_vault::{
     Error, FieldContext, KeyId, KeyPurpose, KeyStore, ManualClock, MasterKey, MemoryKeyStore,
-    Result, Vault, WrappedKey,
+    Vault, WrappedKey,
 };
-use parking_lot::Mutex;
+
+use crate::probe::Probe;
 
 const INTERVAL: Duration = Duration::from_secs(30);
 
 /// One store shared by several vaults (as PostgreSQL is by several
-/// processes); `fail` makes every load fail, as an unreachable database does.
-#[derive(Clone, Default)]
-struct Shared {
-    inner: Arc<MemoryKeyStore>,
-    fail: Arc<Mutex<bool>>,
-}
-
-impl KeyStore for Shared {
-    async fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
-        if *self.fail.lock() {
-            return Err(Error::Store("unreachable".into()));
-        }
-        self.inner.load(tenant).await
-    }
-    async fn insert(&self, key: &WrappedKey) -> Result<bool> {
-        self.inner.insert(key).await
-    }
-    async fn set_primary(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
-        self.inner.set_primary(tenant, purpose, key_id).await
-    }
-    async fn rewrap(&self, key: &WrappedKey) -> Result<()> {
-        self.inner.rewrap(key).await
-    }
-    async fn record_usage(
-        &self,
-        tenant: &str,
-        purpose: KeyPurpose,
-        key_id: KeyId,
-        usage: u64,
-    ) -> Result<()> {
-        self.inner
-            .record_usage(tenant, purpose, key_id, usage)
-            .await
-    }
-    async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
-        self.inner.delete(tenant, purpose, key_id).await
-    }
-    async fn shred(&self, tenant: &str) -> Result<()> {
-        self.inner.shred(tenant).await
-    }
-    async fn tenants(&self) -> Result<Vec<String>> {
-        self.inner.tenants().await
-    }
-}
+/// processes); `fail_loads(true)` makes every load fail, as an unreachable
+/// database does.
+type Shared = Probe<MemoryKeyStore>;
 
 /// Two instances over one store, one master key, one clock.
 fn two_instances() -> (Vault<Shared>, Vault<Shared>, Shared, ManualClock) {
     let clock = ManualClock::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
-    let store = Shared::default();
+    let store = Probe::new(MemoryKeyStore::new());
     let master = MasterKey::generate().unwrap();
     let make = || {
         Vault::new(store.clone(), master.clone())
@@ -194,7 +154,7 @@ async fn stale_keyring_across_instances_check_is_once_per_interval_and_fails_clo
     let ct = b.encrypt(&ctx("1"), b"x").await.unwrap();
     let ring = b.keyring("t").await.unwrap();
     clock.advance(INTERVAL - Duration::from_secs(1));
-    *store.fail.lock() = true;
+    store.fail_loads(true);
     // Not yet due: served from the cache without a store read.
     b.decrypt(&ctx("1"), &ct).await.unwrap();
     clock.advance(Duration::from_secs(1));
@@ -203,7 +163,7 @@ async fn stale_keyring_across_instances_check_is_once_per_interval_and_fails_clo
         "keys used past the check although the store could not be read"
     );
     assert!(ring.is_retired());
-    *store.fail.lock() = false;
+    store.fail_loads(false);
     assert_eq!(b.decrypt(&ctx("1"), &ct).await.unwrap().as_bytes(), b"x");
     let ring = b.keyring("t").await.unwrap();
     clock.advance(INTERVAL);

@@ -1,17 +1,35 @@
-//! `Probe`: a key store wrapper for the concurrency and read-path tests. It
-//! counts loads and writes, and can hold the next `n` loads after they have read
-//! the store until the test releases them, so a race is reproduced every time.
+//! `Probe`: a key store wrapper for the concurrency, read-path and
+//! multi-instance tests. It counts loads and writes, can hold the next `n`
+//! loads after they have read the store until the test releases them (so a
+//! race is reproduced every time), and can make every load fail as an
+//! unreachable database does. Clones share the store and the counters, as
+//! several processes share one database.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use hisn_crypto_vault::{KeyId, KeyPurpose, KeyStore, Result, WrappedKey};
+use hisn_crypto_vault::{Error, KeyId, KeyPurpose, KeyStore, Result, WrappedKey};
 use tokio::sync::Semaphore;
 
 pub(crate) struct Probe<S> {
-    pub(crate) inner: S,
+    pub(crate) inner: Arc<S>,
+    hooks: Arc<Hooks>,
+}
+
+impl<S> Clone for Probe<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            hooks: Arc::clone(&self.hooks),
+        }
+    }
+}
+
+struct Hooks {
     loads: AtomicUsize,
     writes: AtomicUsize,
     to_pause: AtomicUsize,
+    fail: AtomicBool,
     reached: Semaphore,
     release: Semaphore,
 }
@@ -19,56 +37,68 @@ pub(crate) struct Probe<S> {
 impl<S: KeyStore> Probe<S> {
     pub(crate) fn new(inner: S) -> Self {
         Self {
-            inner,
-            loads: AtomicUsize::new(0),
-            writes: AtomicUsize::new(0),
-            to_pause: AtomicUsize::new(0),
-            reached: Semaphore::new(0),
-            release: Semaphore::new(0),
+            inner: Arc::new(inner),
+            hooks: Arc::new(Hooks {
+                loads: AtomicUsize::new(0),
+                writes: AtomicUsize::new(0),
+                to_pause: AtomicUsize::new(0),
+                fail: AtomicBool::new(false),
+                reached: Semaphore::new(0),
+                release: Semaphore::new(0),
+            }),
         }
+    }
+
+    /// Make every load fail (`true`) or succeed again (`false`).
+    pub(crate) fn fail_loads(&self, fail: bool) {
+        self.hooks.fail.store(fail, Ordering::SeqCst);
     }
 
     /// Loads so far.
     pub(crate) fn loads(&self) -> usize {
-        self.loads.load(Ordering::SeqCst)
+        self.hooks.loads.load(Ordering::SeqCst)
     }
 
     /// Writes (of any kind) so far.
     pub(crate) fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
+        self.hooks.writes.load(Ordering::SeqCst)
     }
 
     /// Pause the next `n` loads.
     pub(crate) fn arm(&self, n: usize) {
-        self.to_pause.store(n, Ordering::SeqCst);
+        self.hooks.to_pause.store(n, Ordering::SeqCst);
     }
 
     /// Wait until `n` paused loads have read the store.
     pub(crate) async fn wait_reached(&self, n: u32) {
-        self.reached.acquire_many(n).await.unwrap().forget();
+        self.hooks.reached.acquire_many(n).await.unwrap().forget();
     }
 
     /// Let every paused load return what it read.
     pub(crate) fn release_all(&self) {
-        self.release.add_permits(1 << 16);
+        self.hooks.release.add_permits(1 << 16);
     }
 
     fn wrote(&self) {
-        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.hooks.writes.fetch_add(1, Ordering::SeqCst);
     }
 }
 
 impl<S: KeyStore> KeyStore for Probe<S> {
     async fn load(&self, tenant: &str) -> Result<Vec<WrappedKey>> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.hooks.loads.fetch_add(1, Ordering::SeqCst);
+        if self.hooks.fail.load(Ordering::SeqCst) {
+            return Err(Error::Store("unreachable".into()));
+        }
         let read = self.inner.load(tenant).await;
         let pause = self
+            .hooks
             .to_pause
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if pause {
-            self.reached.add_permits(1);
-            self.release.acquire().await.unwrap().forget();
+            self.hooks.reached.add_permits(1);
+            self.hooks.release.acquire().await.unwrap().forget();
         }
         read
     }
