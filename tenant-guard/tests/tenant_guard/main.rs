@@ -39,6 +39,8 @@ mod corpus;
 mod cross_layer;
 #[cfg(feature = "sqlite")]
 mod eval_order;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod eval_order_attack;
 #[cfg(feature = "axum")]
 mod extractor;
 #[cfg(feature = "postgres")]

@@ -108,6 +108,7 @@ pub(crate) fn rewrite(
         nullable: Vec::new(),
         nullable_marks: Vec::new(),
         guard_copies: 0,
+        impure_aliases: Vec::new(),
     };
     rewriter.statement(&mut statement)?;
     let extra: Vec<GuardParam> = rewriter.extra.clone();
@@ -209,6 +210,10 @@ struct Rewriter<'r> {
     nullable_marks: Vec<usize>,
     /// Tenant predicate copies the evaluation guards added so far.
     guard_copies: usize,
+    /// Output aliases of the select whose conditions are being guarded that
+    /// stand for an impure expression (`order.rs`, SQLite reads them in
+    /// `WHERE`, `ON` and `HAVING`).
+    impure_aliases: Vec<String>,
 }
 
 impl<'r> Rewriter<'r> {

@@ -39,9 +39,16 @@ use super::*;
 /// FROM`, `IN (list)` and `BETWEEN` of columns, literals and parameters,
 /// joined by `AND`/`OR`/`NOT`. Everything else (functions, subqueries,
 /// `LIKE`, arithmetic, casts of anything but a literal, `COLLATE`, `CASE`, row values) is impure.
-pub(super) fn is_pure(e: &Expr) -> bool {
+///
+/// `suspect` names the bare identifiers that are not plain columns: a bare
+/// name is impure when it holds ([`Rewriter::suspect_name`]: an output
+/// alias SQLite would read as its expression, a whole-row reference whose
+/// comparison PostgreSQL runs field by field).
+pub(super) fn is_pure(e: &Expr, suspect: &dyn Fn(&Ident) -> bool) -> bool {
+    let is_pure = |e: &Expr| is_pure(e, suspect);
     match e {
-        Expr::Identifier(_) | Expr::CompoundIdentifier(_) | Expr::Value(_) => true,
+        Expr::Identifier(ident) => !suspect(ident),
+        Expr::CompoundIdentifier(_) | Expr::Value(_) => true,
         Expr::Nested(e)
         | Expr::IsNull(e)
         | Expr::IsNotNull(e)
@@ -141,8 +148,8 @@ fn case_when_plain(cond: Expr, result: Expr) -> Expr {
 
 /// Rewrites `e` so that each impure conjunct runs only when `cond` holds;
 /// `e` unchanged when every conjunct is pure.
-fn guard_with(e: Expr, cond: &Expr) -> (Expr, usize) {
-    if is_pure(&e) {
+fn guard_with(e: Expr, cond: &Expr, suspect: &dyn Fn(&Ident) -> bool) -> (Expr, usize) {
+    if is_pure(&e, suspect) {
         return (e, 0);
     }
     let mut wraps = 0;
@@ -150,7 +157,7 @@ fn guard_with(e: Expr, cond: &Expr) -> (Expr, usize) {
     split_and(e, &mut parts);
     let mut acc: Option<Expr> = None;
     for part in parts {
-        let part = if is_pure(&part) {
+        let part = if is_pure(&part, suspect) {
             part
         } else {
             wraps += 1;
@@ -178,6 +185,59 @@ fn guard_with(e: Expr, cond: &Expr) -> (Expr, usize) {
 pub(crate) const MAX_GUARD_PREDICATES: usize = 4096;
 
 impl Rewriter<'_> {
+    /// Whether a bare name in a condition may stand for more than a column
+    /// value (so a comparison over it is impure):
+    ///
+    /// - an output alias of the select being scoped whose expression is not
+    ///   pure: SQLite resolves a name that is no column of the FROM items to
+    ///   the select list's alias, and evaluates the aliased expression in
+    ///   `WHERE`, `ON` and `HAVING` (`SELECT json(..) AS j FROM docs d WHERE
+    ///   j = '1'` runs `json(..)` wherever `j = '1'` runs);
+    /// - the name of a FROM item: PostgreSQL reads it as the whole row, and a
+    ///   row comparison (`d = CAST('(..)' AS docs)`, `IN`, `<`, `IS DISTINCT
+    ///   FROM`) compares field by field and stops at the first field that
+    ///   differs, raising "could not identify an equality operator" only
+    ///   when it reaches a `json`/`xml`/`point` field, that is only when
+    ///   every field before it matched.
+    ///
+    /// Both compared without regard to case or quoting (fail closed: a
+    /// column of the same name only loses its unwrapped form).
+    pub(super) fn suspect_name(&self, ident: &Ident) -> bool {
+        let name = ident.value.as_str();
+        self.impure_aliases
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(name))
+            || self
+                .scopes
+                .iter()
+                .flatten()
+                .any(|(q, _)| q.eq_ignore_ascii_case(name))
+    }
+
+    /// The output aliases of `projection` whose expression is impure (see
+    /// [`Self::suspect_name`]); to be set while the select's conditions are
+    /// guarded. An alias of an alias is followed until nothing changes.
+    pub(super) fn impure_aliases_of(&self, projection: &[SelectItem]) -> Vec<String> {
+        let mut impure: Vec<String> = Vec::new();
+        loop {
+            let before = impure.len();
+            for item in projection {
+                if let SelectItem::ExprWithAlias { expr, alias } = item
+                    && !impure.iter().any(|a| a.eq_ignore_ascii_case(&alias.value))
+                    && !is_pure(expr, &|i: &Ident| {
+                        impure.iter().any(|a| a.eq_ignore_ascii_case(&i.value))
+                            || self.suspect_name(i)
+                    })
+                {
+                    impure.push(alias.value.clone());
+                }
+            }
+            if impure.len() == before {
+                return impure;
+            }
+        }
+    }
+
     /// Starts a FROM list's nullable-side predicates.
     pub(super) fn open_nullable(&mut self) {
         self.nullable_marks.push(self.nullable.len());
@@ -222,7 +282,7 @@ impl Rewriter<'_> {
     }
 
     pub(super) fn guard_rows(&mut self, e: Expr, preds: &[Expr]) -> Result<Expr, GuardError> {
-        if is_pure(&e) {
+        if is_pure(&e, &|i: &Ident| self.suspect_name(i)) {
             return Ok(e);
         }
         let Some(cond) = conjoin(None, preds.to_vec()) else {
@@ -246,7 +306,7 @@ impl Rewriter<'_> {
             return Err(unsupported("evaluation guard"));
         };
         *item = cond;
-        let (guarded, wraps) = guard_with(e, &guard);
+        let (guarded, wraps) = guard_with(e, &guard, &|i: &Ident| self.suspect_name(i));
         self.spend(wraps.saturating_mul(preds.len()))?;
         Ok(guarded)
     }
@@ -295,7 +355,7 @@ impl Rewriter<'_> {
             op: BinaryOperator::Eq,
             right: Box::new(count(FunctionArgExpr::Wildcard)),
         };
-        let (guarded, wraps) = guard_with(e, &guard);
+        let (guarded, wraps) = guard_with(e, &guard, &|i: &Ident| self.suspect_name(i));
         self.spend(wraps.saturating_mul(preds.len()))?;
         Ok(guarded)
     }

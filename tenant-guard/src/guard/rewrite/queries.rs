@@ -229,6 +229,10 @@ impl<'r> Rewriter<'r> {
         for item in projection.iter_mut() {
             self.select_item(item, ctes)?;
         }
+        // Set for this select's WHERE, ON and HAVING guards; a subquery's
+        // select sets its own and puts this one back.
+        let aliases = self.impure_aliases_of(projection);
+        let outer_aliases = std::mem::replace(&mut self.impure_aliases, aliases);
         self.open_nullable();
         let preds = self.scope_from_list(from, ctes);
         let nullable = self.close_nullable();
@@ -260,6 +264,7 @@ impl<'r> Rewriter<'r> {
             None => None,
         };
         *selection = conjoin(guarded, preds);
+        self.impure_aliases = outer_aliases;
         self.scopes.pop();
         Ok(())
     }

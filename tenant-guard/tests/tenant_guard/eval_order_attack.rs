@@ -1,0 +1,322 @@
+//! Evaluation order, outside review (issue 10): forms of the class that got
+//! past the guards of `src/guard/rewrite/order.rs`, each named after its
+//! class with the root cause, on a real database. The pattern is
+//! `eval_order.rs`'s: tenant A's outcome (rows or error) must be the same
+//! whether or not the guess is tenant B's secret; the positive control (A's
+//! own secret) shows the condition does run; the text the guard emitted
+//! before the fix, run as written, is the oracle.
+//!
+//! Forms tried that held (no change needed) are listed in the report of the
+//! review and in the README's evaluation-order entry.
+
+use hisn_tenant_guard::guard::{Dialect, GuardError, QueryGuard, TableRegistry};
+
+const A_SECRET: &str = "alpha";
+const B_SECRET: &str = "hunter2";
+const NO_MATCH: &str = "nothing";
+
+/// `json(CASE WHEN <secret> = '<guess>' THEN 'x' ELSE '1' END)`: "malformed
+/// JSON" exactly when it runs on a row whose secret is the guess.
+#[cfg(feature = "sqlite")]
+fn json_oracle(secret: &str, guess: &str) -> String {
+    format!("json(CASE WHEN {secret} = '{guess}' THEN 'x' ELSE '1' END)")
+}
+
+#[cfg(feature = "sqlite")]
+mod lite {
+    use hisn_tenant_guard::db::SqliteTenantPool;
+    use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
+    use hisn_tenant_guard::sqlx::sqlite::{SqlitePool, SqlitePoolOptions, SqliteRow};
+    use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Row};
+
+    use super::{A_SECRET, B_SECRET, NO_MATCH, json_oracle};
+    use crate::common::{TENANT_A, TENANT_B, context};
+
+    /// `eval_order.rs`'s schema: rowid tables with no index led by the
+    /// tenant column, an index on the secret; A's note 1 points at B's doc 2.
+    async fn raw_pool() -> SqlitePool {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "create table docs (id integer primary key, tenant_id text not null,
+                title text not null, secret text not null);
+             create table notes (id integer primary key, tenant_id text not null,
+                doc_id integer not null, body text not null);
+             create index docs_secret on docs (secret);
+             insert into docs values (1, '{TENANT_A}', 'a doc', '{A_SECRET}'),
+                (2, '{TENANT_B}', 'b doc', '{B_SECRET}');
+             insert into notes values (1, '{TENANT_A}', 2, 'a note'),
+                (2, '{TENANT_A}', 1, 'a note 2'), (3, '{TENANT_B}', 2, 'b note');"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool
+    }
+
+    fn guard() -> QueryGuard {
+        QueryGuard::new(
+            TableRegistry::parse_spec(
+                "docs:tenant_id(id,title,secret),notes:tenant_id(id,doc_id,body)",
+            )
+            .unwrap(),
+            Dialect::Sqlite,
+        )
+    }
+
+    fn first(row: &SqliteRow) -> String {
+        row.try_get::<i64, _>(0)
+            .map(|n| n.to_string())
+            .or_else(|_| row.try_get::<String, _>(0))
+            .unwrap_or_default()
+    }
+
+    /// Tenant A's outcome for `sql` through the guard, rolled back.
+    async fn outcome(pool: &SqliteTenantPool, sql: &str) -> Result<Vec<String>, String> {
+        let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+        let out = match tx.query(sql).unwrap().fetch_all().await {
+            Ok(rows) => Ok(rows.iter().map(first).collect()),
+            Err(e) => Err(format!("error: {e}")),
+        };
+        tx.rollback().await.unwrap();
+        out
+    }
+
+    /// The output-alias forms, for `guess`.
+    fn alias_forms(guess: &str) -> Vec<(&'static str, String)> {
+        let j = json_oracle("d.secret", guess);
+        vec![
+            (
+                "WHERE",
+                format!("SELECT d.id, {j} AS j FROM docs d WHERE j = '1'"),
+            ),
+            (
+                "WHERE beside an index term",
+                format!("SELECT d.id, {j} AS j FROM docs d WHERE d.secret >= '' AND j = '1'"),
+            ),
+            (
+                "WHERE, IN list",
+                format!("SELECT d.id, {j} AS j FROM docs d WHERE j IN ('1', '2')"),
+            ),
+            (
+                "WHERE, IS NOT NULL",
+                format!("SELECT d.id, {j} AS j FROM docs d WHERE j IS NOT NULL"),
+            ),
+            (
+                "WHERE, quoted alias",
+                format!("SELECT d.id, {j} AS \"j\" FROM docs d WHERE \"j\" = '1'"),
+            ),
+            (
+                "WHERE, alias in another case",
+                format!("SELECT d.id, {j} AS J FROM docs d WHERE j = '1'"),
+            ),
+            (
+                "WHERE over a comma join",
+                format!(
+                    "SELECT n.id, {j} AS j FROM notes n, docs d WHERE d.secret >= '' AND j = '1'"
+                ),
+            ),
+            (
+                "left join ON",
+                format!(
+                    "SELECT n.id, {j} AS j FROM notes n LEFT JOIN docs d ON d.id = n.doc_id \
+                     AND d.secret >= '' AND j = '1'"
+                ),
+            ),
+            (
+                // No aggregate in the term: SQLite moves it into WHERE.
+                "HAVING over the grouped column",
+                format!("SELECT d.secret, {j} AS j FROM docs d GROUP BY d.secret HAVING j = '1'"),
+            ),
+            (
+                "a subquery's own alias",
+                format!(
+                    "SELECT n.id FROM notes n WHERE n.doc_id IN \
+                     (SELECT {} AS j FROM docs e WHERE j = '1')",
+                    json_oracle("e.secret", guess)
+                ),
+            ),
+        ]
+    }
+
+    /// Class: an output alias in a condition is its expression (SQLite).
+    ///
+    /// Root cause: SQLite resolves a name in `WHERE`, `ON` or `HAVING` that
+    /// is no column of the FROM items to the select list's alias of that
+    /// name and evaluates the aliased expression there. The guard judged
+    /// `j = '1'` a pure comparison of a column and left it unwrapped, so
+    /// `json(..)` ran on every row the term reached, B's included (the
+    /// emitted text put it before the tenant predicate). A bare name that
+    /// matches an impure output alias of the same select now makes its
+    /// conjunct impure (wrapped in the evaluation guard; pinned in HAVING).
+    #[tokio::test]
+    async fn output_alias_in_a_condition_runs_its_expression_on_sqlite() {
+        let raw = raw_pool().await;
+        let pool = SqliteTenantPool::new(raw.clone(), guard()).unwrap();
+        for ((form, b), ((_, none), (_, own))) in alias_forms(B_SECRET)
+            .into_iter()
+            .zip(alias_forms(NO_MATCH).into_iter().zip(alias_forms(A_SECRET)))
+        {
+            let with_b = outcome(&pool, &b).await;
+            let without = outcome(&pool, &none).await;
+            assert!(without.is_ok(), "{form}: {without:?}");
+            assert_eq!(with_b, without, "{form}: B's secret changes A's outcome");
+            let own_row = outcome(&pool, &own).await;
+            assert!(own_row.is_err(), "{form}: {own_row:?}");
+        }
+        assert_eq!(
+            outcome(&pool, &alias_forms(NO_MATCH)[0].1).await,
+            Ok(vec!["1".to_owned()])
+        );
+        // Positive control: the text emitted before, as written.
+        let old = |guess: &str| {
+            format!(
+                "SELECT d.id, {} AS j FROM docs d WHERE (j = '1') AND d.tenant_id = ?1",
+                json_oracle("d.secret", guess)
+            )
+        };
+        let run = |sql: String| {
+            let raw = raw.clone();
+            async move {
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(TENANT_A)
+                    .fetch_all(&raw)
+                    .await
+                    .map(|rows| rows.len())
+            }
+        };
+        assert!(run(old(NO_MATCH)).await.is_ok());
+        assert!(run(old(B_SECRET)).await.is_err(), "not an oracle");
+        // An alias of a plain column stays a plain comparison (index kept).
+        let scoped = guard()
+            .scope("SELECT d.id, d.secret AS s FROM docs d WHERE s = ?")
+            .unwrap();
+        assert!(!scoped.sql().contains("CASE"), "{}", scoped.sql());
+    }
+}
+
+/// Class: a whole-row comparison is field by field (PostgreSQL).
+///
+/// Root cause: PostgreSQL reads a bare FROM-item name (`d`) as the whole row,
+/// and compares two rows field by field, stopping at the first field that
+/// differs; a `json` (or `xml`, `point`) field has no equality or ordering
+/// operator, and the comparison raises "could not identify an equality
+/// operator for type json" only when it reaches that field, that is only
+/// when every field before it matched. `d = CAST('(2,<B>,b doc,<guess>,{})'
+/// AS docs)` looked like a pure comparison of a column with a constant,
+/// stayed unwrapped, and PostgreSQL ran it (same cost as the tenant
+/// predicate, written first) on B's row: an error exactly when B's secret
+/// was the guess. A bare name that names a FROM item in scope now makes its
+/// conjunct impure.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn whole_row_comparison_stops_at_the_first_differing_field_on_postgres_without_rls() {
+    use hisn_tenant_guard::db::PgTenantPool;
+    use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Row};
+
+    use crate::common::pg::{exec, fixture, key};
+    use crate::common::{TENANT_A, TENANT_B, context};
+
+    let Some(fx) = fixture("tg_eval_order_attack", 1).await else {
+        println!("skipped: HISN_TEST_DATABASE_URL is not set");
+        return;
+    };
+    exec(
+        &fx.admin,
+        &format!(
+            "create table docs (id bigint primary key, tenant_id uuid not null, title text not null,
+                secret text not null, meta json);
+             create table notes (id bigint primary key, tenant_id uuid not null, doc_id bigint not null,
+                body text not null);
+             insert into docs values (1, '{TENANT_A}', 'a doc', '{A_SECRET}', '{{}}'),
+                (2, '{TENANT_B}', 'b doc', '{B_SECRET}', '{{}}');
+             insert into notes values (1, '{TENANT_A}', 2, 'a note'), (2, '{TENANT_A}', 1, 'a note 2'),
+                (3, '{TENANT_B}', 2, 'b note');"
+        ),
+    )
+    .await;
+    let guard = QueryGuard::new(
+        TableRegistry::parse_spec(
+            "docs:tenant_id(id,title,secret,meta),notes:tenant_id(id,doc_id,body)",
+        )
+        .unwrap(),
+        Dialect::Postgres,
+    );
+    let pool = PgTenantPool::new(fx.admin.clone(), guard, key()).unwrap();
+    // B's row as a constant, with the guess in place of its secret (and A's
+    // own row, for the positive control).
+    let row = |id: u8, tenant: &str, title: &str, guess: &str| {
+        format!("CAST('({id},{tenant},\"{title}\",{guess},{{}})' AS docs)")
+    };
+    let forms = |id: u8, tenant: &str, title: &str, guess: &str| {
+        let r = row(id, tenant, title, guess);
+        vec![
+            ("=", format!("SELECT d.id FROM docs d WHERE d = {r}")),
+            (
+                "IS DISTINCT FROM",
+                format!("SELECT d.id FROM docs d WHERE d IS DISTINCT FROM {r}"),
+            ),
+            ("<", format!("SELECT d.id FROM docs d WHERE d < {r}")),
+            ("IN", format!("SELECT d.id FROM docs d WHERE d IN ({r})")),
+            (
+                "the table's own name",
+                format!("SELECT docs.id FROM docs WHERE docs = {r}"),
+            ),
+            (
+                "UPDATE WHERE",
+                format!("UPDATE docs SET title = title WHERE docs = {r} RETURNING id"),
+            ),
+        ]
+    };
+    let outcome = |sql: String| {
+        let pool = &pool;
+        async move {
+            let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
+            let out = match tx.query(&sql).unwrap().fetch_all().await {
+                Ok(rows) => Ok(rows
+                    .iter()
+                    .map(|r| r.get::<i64, _>(0).to_string())
+                    .collect::<Vec<_>>()),
+                Err(e) => Err(format!("error: {e}")),
+            };
+            tx.rollback().await.unwrap();
+            out
+        }
+    };
+    for ((form, b), ((_, none), (_, own))) in forms(2, TENANT_B, "b doc", B_SECRET).into_iter().zip(
+        forms(2, TENANT_B, "b doc", NO_MATCH)
+            .into_iter()
+            .zip(forms(1, TENANT_A, "a doc", A_SECRET)),
+    ) {
+        let with_b = outcome(b).await;
+        let without = outcome(none).await;
+        assert!(without.is_ok(), "{form}: {without:?}");
+        assert_eq!(with_b, without, "{form}: B's secret changes A's outcome");
+        let own_row = outcome(own).await;
+        assert!(own_row.is_err(), "{form}: {own_row:?}");
+    }
+    // Positive control: the text emitted before, as written.
+    let old = |guess: &str| {
+        format!(
+            "SELECT d.id FROM docs d WHERE (d = {}) AND d.tenant_id = $1",
+            row(2, TENANT_B, "b doc", guess)
+        )
+    };
+    let tenant_a = sqlx::types::Uuid::parse_str(TENANT_A).unwrap();
+    let run = |sql: String| {
+        let admin = fx.admin.clone();
+        async move {
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant_a)
+                .fetch_all(&admin)
+                .await
+                .map(|rows| rows.len())
+        }
+    };
+    assert!(run(old(NO_MATCH)).await.is_ok());
+    assert!(run(old(B_SECRET)).await.is_err(), "not an oracle");
+    fx.teardown().await;
+}
