@@ -320,3 +320,52 @@ async fn whole_row_comparison_stops_at_the_first_differing_field_on_postgres_wit
     assert!(run(old(B_SECRET)).await.is_err(), "not an oracle");
     fx.teardown().await;
 }
+
+/// `SELECT 1 FROM notes n LEFT JOIN (docs d0 JOIN docs d1 ON TRUE ..) ON TRUE
+/// WHERE f0(d0.id) AND ..`: `tables` tenant tables on the nullable side,
+/// `conditions` impure conjuncts.
+fn nullable_nest(tables: usize, conditions: usize) -> String {
+    let joins: String = (1..tables)
+        .map(|i| format!(" JOIN docs d{i} ON TRUE"))
+        .collect();
+    let conds: Vec<String> = (0..conditions).map(|i| format!("f{i}(d0.id)")).collect();
+    format!(
+        "SELECT 1 FROM notes n LEFT JOIN (docs d0{joins}) ON TRUE WHERE {}",
+        conds.join(" AND ")
+    )
+}
+
+/// Class: the guard budget undercounted a nullable side.
+///
+/// Root cause: every evaluation guard repeats the predicates of all tables in
+/// scope, and the budget (4096 copies per statement, else `TooComplex`)
+/// counted them as `conditions x entries`; a nested join on the nullable
+/// side of an outer join is one entry, `(p1 AND .. AND pN) IS NOT FALSE`, of
+/// N predicates. 6.8 KB of input (199 tables on the nullable side, 150
+/// conditions) became 0.7 MB of output (30,000 predicates, each in a
+/// subquery run per row) after seconds of rewriting (12 KB became 1.8 MB
+/// before the table bound below): the budget that bounds the blowup did not
+/// hold. Each predicate inside such an entry now counts.
+#[test]
+fn guard_budget_counts_every_predicate_of_a_nullable_side() {
+    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+        let guard = QueryGuard::new(
+            TableRegistry::parse_spec("docs:tenant_id(id),notes:tenant_id(id)").unwrap(),
+            dialect,
+        );
+        // 63 nullable tables and `n`: 64 predicates per guard, 64 guards.
+        let at_cap = guard.scope(&nullable_nest(63, 64)).unwrap();
+        let copies = at_cap.sql().matches("tenant_id = ").count();
+        // 4096 in the guards, 63 in the outer join's ON, 1 in WHERE.
+        assert_eq!(copies, 4096 + 63 + 1, "{dialect:?}");
+        for (tables, conditions) in [(63, 65), (199, 150)] {
+            assert_eq!(
+                guard
+                    .scope(&nullable_nest(tables, conditions))
+                    .map(|s| s.sql().len()),
+                Err(GuardError::TooComplex),
+                "{dialect:?} {tables} {conditions}"
+            );
+        }
+    }
+}

@@ -184,6 +184,25 @@ fn guard_with(e: Expr, cond: &Expr, suspect: &dyn Fn(&Ident) -> bool) -> (Expr, 
 /// grow its output quadratically ([`GuardError::TooComplex`] past it).
 pub(crate) const MAX_GUARD_PREDICATES: usize = 4096;
 
+/// How many tenant predicates `preds` hold: a nullable side's
+/// `(p1 AND p2 ..) IS NOT FALSE` counts each of its predicates (a nested
+/// join of many tables on the nullable side of an outer join is one entry
+/// of many predicates, which every guard repeats).
+fn predicate_count(preds: &[Expr]) -> usize {
+    fn count(e: &Expr) -> usize {
+        match e {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::And,
+                right,
+            } => count(left).saturating_add(count(right)),
+            Expr::Nested(e) | Expr::IsNotFalse(e) => count(e),
+            _ => 1,
+        }
+    }
+    preds.iter().map(count).fold(0, usize::saturating_add)
+}
+
 impl Rewriter<'_> {
     /// Whether a bare name in a condition may stand for more than a column
     /// value (so a comparison over it is impure):
@@ -307,7 +326,7 @@ impl Rewriter<'_> {
         };
         *item = cond;
         let (guarded, wraps) = guard_with(e, &guard, &|i: &Ident| self.suspect_name(i));
-        self.spend(wraps.saturating_mul(preds.len()))?;
+        self.spend(wraps.saturating_mul(predicate_count(preds)))?;
         Ok(guarded)
     }
 
@@ -356,7 +375,7 @@ impl Rewriter<'_> {
             right: Box::new(count(FunctionArgExpr::Wildcard)),
         };
         let (guarded, wraps) = guard_with(e, &guard, &|i: &Ident| self.suspect_name(i));
-        self.spend(wraps.saturating_mul(preds.len()))?;
+        self.spend(wraps.saturating_mul(predicate_count(preds)))?;
         Ok(guarded)
     }
 
