@@ -369,3 +369,69 @@ fn guard_budget_counts_every_predicate_of_a_nullable_side() {
         }
     }
 }
+
+/// Class: a generated chain as deep as the input is wide.
+///
+/// Root cause: the rewriter joins a clause's tenant predicates, and the
+/// conjuncts of a guarded condition, into one left-deep `AND` chain, which
+/// printing, the re-parse check, `Clone` and `Drop` walk recursively, one
+/// stack frame per link; `MAX_DEPTH` bounds the input's nesting, not this
+/// chain's length. `FROM docs d0, docs d1, ..` with 1,000 tables (3 tokens
+/// each) and `WHERE ((c1 AND c2) AND (c3 AND c4)) ..` with 1,000 conjuncts
+/// in 10 levels overflowed a 2 MiB stack (a process abort, not a panic:
+/// one statement took down the server). At most 200 tenant predicates per
+/// statement and 200 conjuncts per guarded condition, else `TooComplex`.
+#[test]
+fn generated_chains_are_bounded_not_a_stack_overflow() {
+    fn balanced(lo: usize, hi: usize) -> String {
+        if hi - lo == 1 {
+            return if lo == 0 {
+                "json_valid(d.id)".to_owned()
+            } else {
+                format!("d.id <> {lo}")
+            };
+        }
+        let mid = (lo + hi) / 2;
+        format!("({} AND {})", balanced(lo, mid), balanced(mid, hi))
+    }
+    let comma = |n: usize| {
+        let items: Vec<String> = (0..n).map(|i| format!("docs d{i}")).collect();
+        format!("SELECT 1 FROM {}", items.join(", "))
+    };
+    for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+        let guard = QueryGuard::new(
+            TableRegistry::parse_spec("docs:tenant_id(id),codes(code)").unwrap(),
+            dialect,
+        );
+        // The work runs on a 2 MiB stack, a server's worker thread size.
+        let scope = |sql: String| {
+            std::thread::scope(|s| {
+                std::thread::Builder::new()
+                    .stack_size(2 << 20)
+                    .spawn_scoped(s, || guard.scope(&sql).map(|s| s.sql().len()))
+                    .unwrap()
+                    .join()
+                    .unwrap()
+            })
+        };
+        assert!(scope(comma(200)).is_ok(), "{dialect:?}");
+        for sql in [
+            comma(201),
+            comma(1000),
+            format!("SELECT 1 FROM docs d WHERE {}", balanced(0, 1000)),
+            format!("SELECT 1 FROM docs d WHERE {}", balanced(0, 201)),
+        ] {
+            assert_eq!(scope(sql), Err(GuardError::TooComplex), "{dialect:?}");
+        }
+        assert!(
+            scope(format!("SELECT 1 FROM docs d WHERE {}", balanced(0, 200))).is_ok(),
+            "{dialect:?}"
+        );
+        // Shared tables add no predicate: not counted.
+        let shared: Vec<String> = (0..300).map(|i| format!("codes c{i}")).collect();
+        assert!(
+            scope(format!("SELECT 1 FROM {}", shared.join(", "))).is_ok(),
+            "{dialect:?}"
+        );
+    }
+}

@@ -109,6 +109,7 @@ pub(crate) fn rewrite(
         nullable_marks: Vec::new(),
         guard_copies: 0,
         impure_aliases: Vec::new(),
+        tenant_predicates: 0,
     };
     rewriter.statement(&mut statement)?;
     let extra: Vec<GuardParam> = rewriter.extra.clone();
@@ -214,6 +215,8 @@ struct Rewriter<'r> {
     /// stand for an impure expression (`order.rs`, SQLite reads them in
     /// `WHERE`, `ON` and `HAVING`).
     impure_aliases: Vec<String>,
+    /// Tenant predicates added so far (`order.rs`, bounded).
+    tenant_predicates: usize,
 }
 
 impl<'r> Rewriter<'r> {

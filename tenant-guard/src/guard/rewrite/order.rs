@@ -148,13 +148,26 @@ fn case_when_plain(cond: Expr, result: Expr) -> Expr {
 
 /// Rewrites `e` so that each impure conjunct runs only when `cond` holds;
 /// `e` unchanged when every conjunct is pure.
-fn guard_with(e: Expr, cond: &Expr, suspect: &dyn Fn(&Ident) -> bool) -> (Expr, usize) {
+///
+/// The conjuncts are joined again as one chain, one level per conjunct
+/// (printing, the re-parse check and `Drop` recurse once per level), and a
+/// balanced tree of parenthesised `AND`s holds far more conjuncts than it
+/// is deep (1,000 in 10 levels): more than [`MAX_DEPTH`] conjuncts is
+/// [`GuardError::TooComplex`] (a stack overflow aborted the process).
+fn guard_with(
+    e: Expr,
+    cond: &Expr,
+    suspect: &dyn Fn(&Ident) -> bool,
+) -> Result<(Expr, usize), GuardError> {
     if is_pure(&e, suspect) {
-        return (e, 0);
+        return Ok((e, 0));
     }
     let mut wraps = 0;
     let mut parts = Vec::new();
     split_and(e, &mut parts);
+    if parts.len() > MAX_DEPTH {
+        return Err(GuardError::TooComplex);
+    }
     let mut acc: Option<Expr> = None;
     for part in parts {
         let part = if is_pure(&part, suspect) {
@@ -172,10 +185,10 @@ fn guard_with(e: Expr, cond: &Expr, suspect: &dyn Fn(&Ident) -> bool) -> (Expr, 
             },
         });
     }
-    (
+    Ok((
         acc.unwrap_or_else(|| Expr::value(Value::Boolean(true))),
         wraps,
-    )
+    ))
 }
 
 /// Most copies of a tenant predicate the evaluation guards may add to one
@@ -203,7 +216,28 @@ fn predicate_count(preds: &[Expr]) -> usize {
     preds.iter().map(count).fold(0, usize::saturating_add)
 }
 
+/// Most tenant predicates one statement may carry (one per tenant-table
+/// reference, two on a client-scoped table): the rewriter conjoins a clause's
+/// predicates into one chain, which the printer, the re-parse check, `Clone`
+/// and `Drop` all walk recursively, one stack frame per predicate. A FROM
+/// list of 1,000 tenant tables (`FROM docs d0, docs d1, ..`, 3 tokens each,
+/// well inside [`super::MAX_TOKENS`]) overflowed the stack (a process abort,
+/// not a panic). Past it: [`GuardError::TooComplex`], like the nesting it
+/// matches ([`MAX_DEPTH`]).
+pub(crate) const MAX_TENANT_PREDICATES: usize = MAX_DEPTH;
+
 impl Rewriter<'_> {
+    /// Counts the tenant predicates of one more table reference; refuses
+    /// past [`MAX_TENANT_PREDICATES`].
+    pub(super) fn count_predicates(&mut self, preds: Vec<Expr>) -> Result<Vec<Expr>, GuardError> {
+        self.tenant_predicates = self.tenant_predicates.saturating_add(preds.len());
+        if self.tenant_predicates > MAX_TENANT_PREDICATES {
+            Err(GuardError::TooComplex)
+        } else {
+            Ok(preds)
+        }
+    }
+
     /// Whether a bare name in a condition may stand for more than a column
     /// value (so a comparison over it is impure):
     ///
@@ -325,7 +359,7 @@ impl Rewriter<'_> {
             return Err(unsupported("evaluation guard"));
         };
         *item = cond;
-        let (guarded, wraps) = guard_with(e, &guard, &|i: &Ident| self.suspect_name(i));
+        let (guarded, wraps) = guard_with(e, &guard, &|i: &Ident| self.suspect_name(i))?;
         self.spend(wraps.saturating_mul(predicate_count(preds)))?;
         Ok(guarded)
     }
@@ -374,7 +408,7 @@ impl Rewriter<'_> {
             op: BinaryOperator::Eq,
             right: Box::new(count(FunctionArgExpr::Wildcard)),
         };
-        let (guarded, wraps) = guard_with(e, &guard, &|i: &Ident| self.suspect_name(i));
+        let (guarded, wraps) = guard_with(e, &guard, &|i: &Ident| self.suspect_name(i))?;
         self.spend(wraps.saturating_mul(predicate_count(preds)))?;
         Ok(guarded)
     }

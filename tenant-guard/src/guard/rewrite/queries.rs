@@ -425,7 +425,8 @@ impl<'r> Rewriter<'r> {
                             }
                             None => Self::idents(name)?.into_iter().cloned().collect(),
                         };
-                        self.scope_predicates(table, &qualifier, false)?
+                        let preds = self.scope_predicates(table, &qualifier, false)?;
+                        self.count_predicates(preds)?
                     }
                 }
             }

@@ -152,6 +152,7 @@ impl<'r> Rewriter<'r> {
                         self.expr(selection, ctes)?;
                     }
                     let preds = self.scope_predicates(target, &qualifier, true)?;
+                    let preds = self.count_predicates(preds)?;
                     // The conflicting row may be another tenant's (a unique
                     // key without the tenant column): the user's condition
                     // runs only once the row is the tenant's (`order.rs`).
@@ -279,7 +280,8 @@ impl<'r> Rewriter<'r> {
             }
             None => Self::idents(name)?.into_iter().cloned().collect(),
         };
-        self.scope_predicates(table, &qualifier, true)
+        let preds = self.scope_predicates(table, &qualifier, true)?;
+        self.count_predicates(preds)
     }
 
     pub(super) fn target_table(
