@@ -435,3 +435,32 @@ fn generated_chains_are_bounded_not_a_stack_overflow() {
         );
     }
 }
+
+/// `DISTINCT ON (d.x)` was walked before the select's FROM items were in
+/// scope, so a qualified name in it was refused as an unknown column (fail
+/// closed, but the form could not be used; found while trying `DISTINCT ON`
+/// with an impure expression, which runs after `WHERE` and held). An
+/// unknown qualifier is still refused.
+#[test]
+fn distinct_on_sees_the_from_items() {
+    let guard = QueryGuard::new(
+        TableRegistry::parse_spec("docs:tenant_id(id,title,secret)").unwrap(),
+        Dialect::Postgres,
+    );
+    let scoped = guard
+        .scope("SELECT DISTINCT ON (d.secret) d.id FROM docs d ORDER BY d.secret, d.id")
+        .unwrap();
+    assert_eq!(
+        scoped.sql(),
+        "SELECT DISTINCT ON (d.secret) d.id FROM docs d WHERE d.tenant_id = $1 \
+         ORDER BY d.secret, d.id"
+    );
+    assert!(matches!(
+        guard.scope("SELECT DISTINCT ON (x.secret) d.id FROM docs d"),
+        Err(GuardError::UnknownColumn(_))
+    ));
+    assert!(matches!(
+        guard.scope("SELECT DISTINCT ON (d.nope) d.id FROM docs d"),
+        Err(GuardError::UnknownColumn(_))
+    ));
+}

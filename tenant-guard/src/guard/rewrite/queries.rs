@@ -219,13 +219,14 @@ impl<'r> Rewriter<'r> {
                 && matches!(flavor, SelectFlavor::Standard),
             "SELECT clause",
         )?;
+        let scope = self.scope_of_from(from, ctes);
+        self.scopes.push(scope);
+        // `DISTINCT ON (d.x)` names the FROM items: walked in their scope.
         if let Some(sqlparser::ast::Distinct::On(exprs)) = distinct {
             for e in exprs {
                 self.expr(e, ctes)?;
             }
         }
-        let scope = self.scope_of_from(from, ctes);
-        self.scopes.push(scope);
         for item in projection.iter_mut() {
             self.select_item(item, ctes)?;
         }
