@@ -208,3 +208,77 @@ fn guard_growth_is_bounded() {
     );
     assert!(rewrite(&sql, &registry(), Dialect::Sqlite, false).is_ok());
 }
+
+/// The budget is inclusive: a statement whose guards repeat exactly
+/// `MAX_GUARD_PREDICATES` tenant predicates is scoped, one impure condition
+/// more is refused.
+///
+/// Root cause class: an off-by-one in the budget check (`>=` for `>`)
+/// refuses a statement at exactly the documented limit; a check for
+/// equality alone lets a statement step over it in one guard.
+#[test]
+fn guard_budget_holds_exactly_max_guard_predicates() {
+    use super::order::MAX_GUARD_PREDICATES;
+    let n = 64;
+    assert_eq!(n * n, MAX_GUARD_PREDICATES);
+    let tables: Vec<String> = (0..n).map(|i| format!("assets a{i}")).collect();
+    let conds: Vec<String> = (0..=n)
+        .map(|i| format!("json(a{}.name) = '{i}'", i % n))
+        .collect();
+    let sql = |conds: &[String]| {
+        format!(
+            "SELECT 1 FROM {} WHERE {}",
+            tables.join(", "),
+            conds.join(" AND ")
+        )
+    };
+    let at_limit = rewrite(&sql(&conds[..n]), &registry(), Dialect::Sqlite, false);
+    let Ok(at_limit) = at_limit else {
+        panic!("{at_limit:?}");
+    };
+    // Every condition is guarded by every table's predicate.
+    assert_eq!(
+        at_limit.sql.matches("CASE WHEN (SELECT").count(),
+        n,
+        "{}",
+        at_limit.sql
+    );
+    assert_eq!(
+        rewrite(&sql(&conds), &registry(), Dialect::Sqlite, false).map(|r| r.sql),
+        Err(GuardError::TooComplex)
+    );
+}
+
+/// The `ON` of a join after an outer join is guarded by the outer join's
+/// nullable side too, as `(..) IS NOT FALSE` (true on a null-extended row):
+/// the `ON` may read that side's columns, and a planner that turns the
+/// outer join into an inner one (a null-rejecting term does, on both
+/// databases) evaluates the nullable side's tenant predicate in any order.
+///
+/// Root cause class: each `ON` guard is built from the tables the FROM list
+/// has seen so far; without the nullable sides recorded earlier in the same
+/// list (`nullable_so_far`) the later `ON` ran on another tenant's row of
+/// the nullable side.
+#[test]
+fn a_later_on_is_guarded_by_an_earlier_nullable_side() {
+    for (sql, guard) in [
+        (
+            lite(
+                "SELECT 1 FROM assets a LEFT JOIN work_orders w ON w.asset_id = a.id \
+                 JOIN assets b ON b.id = w.asset_id AND length(w.title) > 1",
+            ),
+            "(SELECT a.tenant_id = ?1 AND b.tenant_id = ?1 AND (w.tenant_id = ?1) IS NOT FALSE) \
+             THEN (length(w.title) > 1)",
+        ),
+        (
+            pg(
+                "SELECT 1 FROM work_orders w RIGHT JOIN assets a ON a.id = w.asset_id \
+                LEFT JOIN assets b ON b.id = a.id AND upper(w.title) = 'X'",
+            ),
+            "(SELECT a.tenant_id = $1 AND b.tenant_id = $1 AND (w.tenant_id = $1) IS NOT FALSE) \
+             THEN (upper(w.title) = 'X')",
+        ),
+    ] {
+        assert!(sql.contains(guard), "{sql}");
+    }
+}
