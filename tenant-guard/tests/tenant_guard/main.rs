@@ -51,6 +51,8 @@ mod guard_differential;
 mod identity;
 #[cfg(feature = "sqlite")]
 mod once_lite;
+#[cfg(feature = "sqlite")]
+mod order_mutants;
 #[cfg(feature = "postgres")]
 mod pg_context;
 #[cfg(feature = "postgres")]
