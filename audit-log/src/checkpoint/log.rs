@@ -448,4 +448,58 @@ mod tests {
             vec![cp.clone(), cp.clone(), cp]
         );
     }
+
+    /// `refuse_links` passes only a regular file (or none) whose directory
+    /// is a real directory: a link at the name, a directory or other entry
+    /// at the name, a name inside a linked directory and a name the system
+    /// cannot look up are refused (a bare relative name has no directory to
+    /// check). The store's log is never opened through any of them, and a
+    /// regular log is appended to. Kills the in-diff mutants of the
+    /// parent filter and of the `NotFound` guard (issue 19).
+    #[test]
+    fn the_store_log_is_refused_unless_a_regular_file_in_a_real_directory() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let target = d.path().join("target.json");
+        std::fs::write(&target, b"{}\n").unwrap();
+        let linked_dir = d.path().join("linked");
+        symlink(&real, &linked_dir).unwrap();
+        let link = real.join("link.jsonl");
+        symlink(&target, &link).unwrap();
+        let refused = |p: &Path| {
+            let e = refuse_links(p).unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidData, "{p:?}: {e}");
+        };
+
+        // Fine: a missing log, a regular one, a bare relative name.
+        let log = real.join("checkpoints.jsonl");
+        refuse_links(&log).unwrap();
+        let (cp, _) = rooted(3);
+        append_store_checkpoint_log(&log, &cp, None).unwrap();
+        refuse_links(&log).unwrap();
+        append_store_checkpoint_log(&log, &cp, None).unwrap();
+        assert_eq!(
+            read_checkpoint_log(&log).unwrap(),
+            vec![cp.clone(), cp.clone()]
+        );
+        refuse_links(Path::new("hisn-no-such-checkpoint-log.jsonl")).unwrap();
+
+        refused(&link);
+        refused(&real);
+        refused(&linked_dir.join("checkpoints.jsonl"));
+        // Not "not found": the lookup itself fails (a name over NAME_MAX).
+        let long = real.join("x".repeat(300));
+        assert_ne!(
+            refuse_links(&long).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+
+        // Nothing is written through the link or into the linked directory.
+        assert!(append_store_checkpoint_log(&link, &cp, None).is_err());
+        assert!(append_store_checkpoint_log(&linked_dir.join("c.jsonl"), &cp, None).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"{}\n");
+        assert!(!real.join("c.jsonl").exists());
+    }
 }
