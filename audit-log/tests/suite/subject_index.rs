@@ -337,3 +337,51 @@ fn an_index_check_of_an_unknown_tenant_is_not_found() {
         Err(hisn_audit_log::Error::NotFound)
     ));
 }
+
+/// `TenantReader::check_subject_indexes` (what `hisn audit report` runs
+/// before printing, and refuses on) must name a forged index whichever way
+/// the reader opened: lazily (the usual case, over the segments it found)
+/// and through its full fallback (here forced by an interrupted prune's
+/// intent file). A check that reported nothing would let the report hand
+/// out a forged omission with no sign (kills the `-> Ok(vec![])` mutant of
+/// the in-diff mutation run, issue 19).
+#[test]
+fn the_cold_readers_index_check_names_a_forged_index() {
+    use hisn_audit_log::store::file::forge_index_omitting;
+    let d = tempfile::tempdir().unwrap();
+    let t = store(d.path());
+    let tdir = tdir(d.path(), &t);
+    let check = || {
+        let r = TenantReader::open(d.path(), &t).unwrap();
+        (r.is_full_read(), r.check_subject_indexes().unwrap())
+    };
+    assert_eq!(check(), (false, vec![]));
+
+    let victim = &files(&tdir, ".seg")[1];
+    let first: u64 = victim
+        .file_stem()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    forge_index_omitting(victim, "emp-0").unwrap();
+    let named = |(full, found): (bool, Vec<hisn_audit_log::IndexMismatch>)| {
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].segment,
+            victim.file_name().unwrap().to_str().unwrap()
+        );
+        assert_eq!((found[0].first_seq, found[0].keys), (first, 1));
+        full
+    };
+    assert!(!named(check()), "read lazily");
+    // An undecodable prune intent sends the cold reader to the full open
+    // (which ignores it read-only).
+    fs::write(tdir.join("prune.intent"), b"not an intent").unwrap();
+    assert!(named(check()), "read through the full open");
+
+    // A tenant with no chain: nothing to check.
+    let r = TenantReader::open(d.path(), &tenant("nobody")).unwrap();
+    assert_eq!(r.check_subject_indexes().unwrap(), vec![]);
+}
