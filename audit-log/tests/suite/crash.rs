@@ -268,6 +268,39 @@ fn torn_last_line_of_the_checkpoint_log_is_repaired() {
     assert_eq!(s.checkpoints(&t).unwrap().len(), n + 1);
 }
 
+/// A read-only open never writes: a torn last line of the checkpoint log is
+/// left for the next writable open (or checkpoint) to repair. Kills the
+/// in-diff mutant that made the open-time repair run unless the tenant
+/// directory is a link (`write && !linked` to `||`; issue 19).
+#[test]
+fn a_read_only_open_leaves_a_torn_checkpoint_log_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let t = tenant("acme");
+    let log = seg_path(dir.path()).with_file_name("checkpoints.jsonl");
+    let s = FileStore::open(dir.path(), opts()).unwrap();
+    s.checkpoint_now(Some(&t), &key("k", 3), Clock::now(&clock()))
+        .unwrap();
+    s.close().unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"note\":\"hisn-audit-log/acme\\n5\\n").unwrap();
+    let torn = std::fs::read(&log).unwrap();
+    let ro = FileStore::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.checkpoints(&t).unwrap().len(), 1);
+    drop(ro);
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        torn,
+        "written by a read-only open"
+    );
+    // The next writable open cuts it.
+    FileStore::open(dir.path(), opts())
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_ne!(std::fs::read(&log).unwrap(), torn);
+}
+
 #[test]
 fn leftover_temporary_segment_is_removed() {
     let dir = tempfile::tempdir().unwrap();
