@@ -137,3 +137,47 @@ fn links_planted_in_the_store_are_never_written_through() {
         before
     );
 }
+
+/// The checkpoint log's repair (a torn last line is cut, at every writable
+/// open and before every checkpoint) must never run through a link either:
+/// a link to a file whose last line is unterminated would have the repair
+/// truncate that file. The test above plants a link to a file that ends in a
+/// newline, which the repair leaves alone, so it could not tell (the
+/// in-diff mutants `refuse_links -> Ok(())` and its link guard forced false
+/// survived it; issue 19).
+#[test]
+fn a_linked_checkpoint_log_is_never_repaired_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let canary = dir.path().join("notes.txt");
+    let unterminated: &[u8] = b"first line\nno newline at the end";
+    std::fs::write(&canary, unterminated).unwrap();
+    let t = tenant("acme");
+    let s = FileStore::open(&store, opts()).unwrap();
+    s.append(event(&t, 0)).unwrap();
+    s.close().unwrap();
+    let log = tdir(&store, &t).join("checkpoints.jsonl");
+    let _ = std::fs::remove_file(&log);
+    std::os::unix::fs::symlink(&canary, &log).unwrap();
+
+    let s = FileStore::open(&store, opts()).unwrap();
+    assert_eq!(
+        std::fs::read(&canary).unwrap(),
+        unterminated,
+        "repaired at open"
+    );
+    let key = SigningKey::from_bytes("k", &[7; 32]).unwrap();
+    assert!(s.checkpoint_now(Some(&t), &key, now()).is_err());
+    s.close().unwrap();
+    assert_eq!(
+        std::fs::read(&canary).unwrap(),
+        unterminated,
+        "repaired before a checkpoint"
+    );
+    assert!(
+        std::fs::symlink_metadata(&log)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
