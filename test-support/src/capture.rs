@@ -23,7 +23,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -58,9 +58,60 @@ impl CapturedEvent {
 pub fn capture_events<T>(f: impl FnOnce() -> T) -> (T, Vec<CapturedEvent>) {
     let recorder = Recorder::default();
     let events = recorder.events.clone();
-    let out = tracing::subscriber::with_default(recorder, f);
+    let out = {
+        let _guard = set_default(recorder);
+        f()
+    };
     let events = std::mem::take(&mut *events.lock().unwrap_or_else(PoisonError::into_inner));
     (out, events)
+}
+
+/// Make `subscriber` the current thread's default until the guard drops, so
+/// that it sees every event of this thread even while other test threads,
+/// with no subscriber, reach the same callsites.
+///
+/// Why not plain [`tracing::subscriber::set_default`]: `tracing` caches one
+/// interest per callsite for the whole process. While at most one dispatcher
+/// is registered, a callsite first reached on a thread with no subscriber is
+/// cached as "never" (the interest is asked of *that* thread's default), and
+/// a subscriber set on another thread afterwards never sees its events: a
+/// parallel test that runs the same code path without a subscriber made a
+/// capturing test read an empty log now and then. Here a second dispatcher
+/// (an inert anchor that lives as long as the process) stays registered, so
+/// every registration asks all live dispatchers, and the interest cache is
+/// rebuilt once this subscriber is in place.
+pub fn set_default<S>(subscriber: S) -> tracing::subscriber::DefaultGuard
+where
+    S: Subscriber + Send + Sync + 'static,
+{
+    static ANCHOR: OnceLock<tracing::Dispatch> = OnceLock::new();
+    ANCHOR.get_or_init(|| tracing::Dispatch::new(Inert));
+    let guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    guard
+}
+
+/// The anchor of [`set_default`]: registered, interested in nothing.
+struct Inert;
+
+impl Subscriber for Inert {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::never()
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::OFF)
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
 }
 
 /// The subscriber behind [`capture_events`]: every level enabled, spans
@@ -128,6 +179,26 @@ impl Visit for Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn warn_from_one_callsite() {
+        tracing::warn!("from the shared callsite");
+    }
+
+    /// Class: a capturing test read an empty log now and then. Root cause:
+    /// with one dispatcher registered, a callsite first reached on a thread
+    /// without a subscriber was cached as "never" for the whole process, so
+    /// the capturing thread's events from it were dropped. Pinned
+    /// interleaving: the capture is in place, another thread (no subscriber)
+    /// reaches the callsite first, then the capturing thread emits there.
+    #[test]
+    fn a_callsite_first_reached_on_a_thread_without_a_subscriber_is_still_captured() {
+        let ((), events) = capture_events(|| {
+            std::thread::spawn(warn_from_one_callsite).join().unwrap();
+            warn_from_one_callsite();
+        });
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].message, "from the shared callsite");
+    }
 
     #[test]
     fn records_level_target_message_and_fields_in_order() {

@@ -32,7 +32,7 @@
 
 mod capture;
 
-pub use capture::{CapturedEvent, capture_events};
+pub use capture::{CapturedEvent, capture_events, set_default};
 
 use std::fmt;
 use std::io::Write;

@@ -329,12 +329,11 @@ async fn logs_are_json_and_carry_no_pii_from_a_pii_request() {
     let buf = Buf::default();
     let sink = buf.clone();
     let sub = hisn_example_server::logging::subscriber("info", move || sink.clone());
-    let _guard = tracing::subscriber::set_default(sub);
+    // Not tracing's own set_default: a callsite first reached by a parallel
+    // test without a subscriber would keep a stale "never" interest.
+    let _guard = hisn_test_support::set_default(sub);
     let srv = server().await;
     let a = srv.tenant("Alpha").await;
-    // Callsites first hit by other tests while this subscriber was being
-    // registered can keep a stale "never" interest: recompute them now.
-    tracing::callsite::rebuild_interest_cache();
     let email = "fatima.alharbi@example.sa";
     let r = srv
         .call(

@@ -109,8 +109,10 @@ async fn unscoped_access_emits_a_warning_event() {
         .with_ansi(false)
         .with_max_level(tracing::Level::WARN)
         .finish();
-    // #[tokio::test] runs on the current thread, so the default subscriber sees the event.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // #[tokio::test] runs on the current thread, so the default subscriber
+    // sees the event; hisn_test_support::set_default keeps a parallel test
+    // without a subscriber from caching the warning's callsite as "never".
+    let _guard = hisn_test_support::set_default(subscriber);
     let admin =
         PlatformAdmin::from_admin_pool(lite::pool().await, Arc::new(Recorder::default()), "ops");
     drop(
