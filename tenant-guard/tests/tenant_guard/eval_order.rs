@@ -21,11 +21,11 @@ use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Row};
 
 use crate::common::{TENANT_A, TENANT_B, context};
 
-const A_SECRET: &str = "alpha";
-const B_SECRET: &str = "hunter2";
-const NO_MATCH: &str = "nothing";
+pub(crate) const A_SECRET: &str = "alpha";
+pub(crate) const B_SECRET: &str = "hunter2";
+pub(crate) const NO_MATCH: &str = "nothing";
 
-async fn raw_pool() -> SqlitePool {
+pub(crate) async fn raw_pool() -> SqlitePool {
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect("sqlite::memory:")
@@ -49,7 +49,7 @@ async fn raw_pool() -> SqlitePool {
     pool
 }
 
-fn guard() -> QueryGuard {
+pub(crate) fn guard() -> QueryGuard {
     QueryGuard::new(
         TableRegistry::parse_spec(
             "docs:tenant_id(id,title,secret),notes:tenant_id(id,doc_id,body)",
@@ -204,7 +204,7 @@ fn forms_with(guess: &str, oracle: fn(&str, &str) -> String) -> Vec<(&'static st
     ]
 }
 
-fn first(row: &SqliteRow) -> String {
+pub(crate) fn first(row: &SqliteRow) -> String {
     row.try_get::<i64, _>(0)
         .map(|n| n.to_string())
         .or_else(|_| row.try_get::<String, _>(0))
@@ -213,7 +213,7 @@ fn first(row: &SqliteRow) -> String {
 
 /// Tenant A's outcome for `sql` through the guard: the rows (first column)
 /// or "error"; the transaction is rolled back.
-async fn outcome(pool: &SqliteTenantPool, sql: &str) -> Result<Vec<String>, String> {
+pub(crate) async fn outcome(pool: &SqliteTenantPool, sql: &str) -> Result<Vec<String>, String> {
     let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
     let rows = tx.query(sql).unwrap().fetch_all().await;
     let out = match rows {
