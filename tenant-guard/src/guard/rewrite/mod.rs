@@ -107,6 +107,7 @@ pub(crate) fn rewrite(
         shared_refs: 0,
         nullable: Vec::new(),
         nullable_marks: Vec::new(),
+        comma_scope: Vec::new(),
         guard_copies: 0,
         impure_aliases: Vec::new(),
         tenant_predicates: 0,
@@ -209,6 +210,10 @@ struct Rewriter<'r> {
     nullable: Vec<Expr>,
     /// Where each FROM list being walked starts in `nullable`.
     nullable_marks: Vec<usize>,
+    /// The tenant predicates of the earlier comma-separated items of the
+    /// FROM list being scoped: a later item's `ON` may read their columns,
+    /// so its guard covers them too.
+    comma_scope: Vec<Expr>,
     /// Tenant predicate copies the evaluation guards added so far.
     guard_copies: usize,
     /// Output aliases of the select whose conditions are being guarded that

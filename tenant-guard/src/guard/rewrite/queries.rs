@@ -301,11 +301,30 @@ impl<'r> Rewriter<'r> {
         items: &mut [TableWithJoins],
         ctes: &[String],
     ) -> Result<Vec<Expr>, GuardError> {
+        // A nested FROM list (a subquery's) starts a scope of its own: the
+        // outer list's names are not visible in a derived table.
+        let outer = std::mem::take(&mut self.comma_scope);
         let mut preds = Vec::new();
         for item in items {
-            preds.extend(self.table_with_joins(item, ctes)?);
+            let item_preds = self.table_with_joins(item, ctes)?;
+            self.comma_scope.extend(item_preds.iter().cloned());
+            preds.extend(item_preds);
         }
+        self.comma_scope = outer;
         Ok(preds)
+    }
+
+    /// The predicates an `ON` between `pending` and `right` is guarded by:
+    /// both sides, the nullable sides seen so far and the earlier comma
+    /// items of the FROM list (the `ON` may read any of their columns).
+    fn on_guard(&self, pending: &[Expr], right: &[Expr]) -> Vec<Expr> {
+        [
+            self.comma_scope.as_slice(),
+            pending,
+            right,
+            self.nullable_so_far(),
+        ]
+        .concat()
     }
 
     /// Scopes a join tree. Predicates of tables on the nullable side of an
@@ -325,23 +344,20 @@ impl<'r> Rewriter<'r> {
             match &mut join.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
                     self.constraint(c, ctes)?;
-                    let guard =
-                        [pending.as_slice(), right.as_slice(), self.nullable_so_far()].concat();
+                    let guard = self.on_guard(&pending, &right);
                     self.guard_on(c, &guard)?;
                     pending.extend(right);
                 }
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
                     self.constraint(c, ctes)?;
-                    let guard =
-                        [pending.as_slice(), right.as_slice(), self.nullable_so_far()].concat();
+                    let guard = self.on_guard(&pending, &right);
                     self.guard_on(c, &guard)?;
                     self.push_nullable(&right);
                     add_to_on(c, right)?;
                 }
                 JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
                     self.constraint(c, ctes)?;
-                    let guard =
-                        [pending.as_slice(), right.as_slice(), self.nullable_so_far()].concat();
+                    let guard = self.on_guard(&pending, &right);
                     self.guard_on(c, &guard)?;
                     self.push_nullable(&pending);
                     add_to_on(c, std::mem::take(&mut pending))?;

@@ -282,3 +282,37 @@ fn a_later_on_is_guarded_by_an_earlier_nullable_side() {
         assert!(sql.contains(guard), "{sql}");
     }
 }
+
+/// An `ON` in a later comma-separated FROM item may read an earlier item's
+/// columns (SQLite accepts `FROM docs d, notes n JOIN notes m ON <d ..>`), so
+/// its guard covers the earlier items' tenant predicates too; a subquery's
+/// FROM list starts a scope of its own (a derived table cannot see them).
+///
+/// Root cause class: each `ON` guard was built from its own join tree only,
+/// so `d`'s tenant predicate was missing from the guard and only SQLite's
+/// code generator (which happened to test the plain tenant term first) kept
+/// the condition off other tenants' rows of `d`.
+#[test]
+fn an_on_after_a_comma_is_guarded_by_the_earlier_items_too() {
+    let sql = lite(
+        "SELECT 1 FROM assets a, work_orders w JOIN assets b ON b.id = w.asset_id \
+         AND length(a.name) > 1",
+    );
+    assert!(
+        sql.contains(
+            "(SELECT a.tenant_id = ?1 AND w.tenant_id = ?1 AND b.tenant_id = ?1) \
+             THEN (length(a.name) > 1)"
+        ),
+        "{sql}"
+    );
+    // A derived table's own ON is guarded by its own tables only (the outer
+    // `a` is not visible there).
+    let sql = lite(
+        "SELECT 1 FROM assets a, (SELECT w.id FROM work_orders w JOIN assets b \
+         ON b.id = w.asset_id AND length(b.name) > 1) s",
+    );
+    assert!(
+        sql.contains("(SELECT w.tenant_id = ?1 AND b.tenant_id = ?1) THEN (length(b.name) > 1)"),
+        "{sql}"
+    );
+}
