@@ -25,65 +25,14 @@ fn json_oracle(secret: &str, guess: &str) -> String {
 #[cfg(feature = "sqlite")]
 mod lite {
     use hisn_tenant_guard::db::SqliteTenantPool;
-    use hisn_tenant_guard::guard::{Dialect, QueryGuard, TableRegistry};
-    use hisn_tenant_guard::sqlx::sqlite::{SqlitePool, SqlitePoolOptions, SqliteRow};
-    use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Row};
+    use hisn_tenant_guard::sqlx::{self, AssertSqlSafe};
 
     use super::{A_SECRET, B_SECRET, NO_MATCH, json_oracle};
-    use crate::common::{TENANT_A, TENANT_B, context};
-
-    /// `eval_order.rs`'s schema: rowid tables with no index led by the
-    /// tenant column, an index on the secret; A's note 1 points at B's doc 2.
-    async fn raw_pool() -> SqlitePool {
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "create table docs (id integer primary key, tenant_id text not null,
-                title text not null, secret text not null);
-             create table notes (id integer primary key, tenant_id text not null,
-                doc_id integer not null, body text not null);
-             create index docs_secret on docs (secret);
-             insert into docs values (1, '{TENANT_A}', 'a doc', '{A_SECRET}'),
-                (2, '{TENANT_B}', 'b doc', '{B_SECRET}');
-             insert into notes values (1, '{TENANT_A}', 2, 'a note'),
-                (2, '{TENANT_A}', 1, 'a note 2'), (3, '{TENANT_B}', 2, 'b note');"
-        )))
-        .execute(&pool)
-        .await
-        .unwrap();
-        pool
-    }
-
-    fn guard() -> QueryGuard {
-        QueryGuard::new(
-            TableRegistry::parse_spec(
-                "docs:tenant_id(id,title,secret),notes:tenant_id(id,doc_id,body)",
-            )
-            .unwrap(),
-            Dialect::Sqlite,
-        )
-    }
-
-    fn first(row: &SqliteRow) -> String {
-        row.try_get::<i64, _>(0)
-            .map(|n| n.to_string())
-            .or_else(|_| row.try_get::<String, _>(0))
-            .unwrap_or_default()
-    }
-
-    /// Tenant A's outcome for `sql` through the guard, rolled back.
-    async fn outcome(pool: &SqliteTenantPool, sql: &str) -> Result<Vec<String>, String> {
-        let mut tx = pool.begin(&context(TENANT_A)).await.unwrap();
-        let out = match tx.query(sql).unwrap().fetch_all().await {
-            Ok(rows) => Ok(rows.iter().map(first).collect()),
-            Err(e) => Err(format!("error: {e}")),
-        };
-        tx.rollback().await.unwrap();
-        out
-    }
+    use crate::common::TENANT_A;
+    // `eval_order.rs`'s schema (rowid tables with no index led by the tenant
+    // column, an index on the secret; A's note 1 points at B's doc 2), its
+    // guard and tenant A's rolled-back outcome.
+    use crate::eval_order::{guard, outcome, raw_pool};
 
     /// The output-alias forms, for `guess`.
     fn alias_forms(guess: &str) -> Vec<(&'static str, String)> {
