@@ -224,22 +224,32 @@ pub(crate) async fn outcome(pool: &SqliteTenantPool, sql: &str) -> Result<Vec<St
     out
 }
 
-#[tokio::test]
-async fn no_condition_of_tenant_a_runs_on_tenant_bs_rows_on_sqlite() {
-    let raw = raw_pool().await;
-    let pool = SqliteTenantPool::new(raw.clone(), guard()).unwrap();
+/// For every form `forms(guess)` names: tenant A's outcome is the same
+/// (and no error) whether the guess is B's secret or matches nothing, and an
+/// error for A's own secret (the positive control: the condition does run
+/// on A's rows).
+pub(crate) async fn assert_no_form_is_an_oracle(
+    pool: &SqliteTenantPool,
+    forms: impl Fn(&str) -> Vec<(&'static str, String)>,
+) {
     for ((form, b), ((_, none), (_, own))) in forms(B_SECRET)
         .into_iter()
         .zip(forms(NO_MATCH).into_iter().zip(forms(A_SECRET)))
     {
-        let with_b = outcome(&pool, &b).await;
-        let without = outcome(&pool, &none).await;
+        let with_b = outcome(pool, &b).await;
+        let without = outcome(pool, &none).await;
         assert!(without.is_ok(), "{form}: {without:?}");
         assert_eq!(with_b, without, "{form}: B's secret changes A's outcome");
-        // Positive control: the condition does run on A's own rows.
-        let own_row = outcome(&pool, &own).await;
+        let own_row = outcome(pool, &own).await;
         assert!(own_row.is_err(), "{form}: {own_row:?}");
     }
+}
+
+#[tokio::test]
+async fn no_condition_of_tenant_a_runs_on_tenant_bs_rows_on_sqlite() {
+    let raw = raw_pool().await;
+    let pool = SqliteTenantPool::new(raw.clone(), guard()).unwrap();
+    assert_no_form_is_an_oracle(&pool, forms).await;
     // The rows are A's and only A's.
     assert_eq!(
         outcome(&pool, &forms(NO_MATCH)[0].1).await,
@@ -313,30 +323,35 @@ async fn key_lookups_still_search_the_index_on_sqlite() {
         "SELECT title FROM docs d WHERE d.id = ? AND json_valid(d.title) = 0",
         "SELECT n.body FROM notes n JOIN docs d ON d.id = n.doc_id AND length(d.title) > 1 WHERE n.id = ?",
     ] {
-        let scoped = guard.scope(sql).unwrap();
-        let plan: Vec<String> = sqlx::query(AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {}",
-            scoped.sql()
-        )))
-        .bind(1_i64)
-        .bind(TENANT_A)
-        .fetch_all(&raw)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>(3))
-        .collect();
-        // The guard's `(SELECT ..)` shows as a correlated subquery over a
-        // constant row; no table is scanned.
-        assert!(
-            plan.iter().any(|p| p.starts_with("SEARCH"))
-                && plan
-                    .iter()
-                    .all(|p| !p.starts_with("SCAN") || p == "SCAN CONSTANT ROW"),
-            "{sql}: {plan:?} ({})",
-            scoped.sql()
-        );
+        assert_searches_an_index(&raw, &guard, sql).await;
     }
+}
+
+/// `sql`, scoped by `guard` for tenant A with `1` for its key, searches an
+/// index and scans no table: the guard's `(SELECT ..)` shows as a correlated
+/// subquery over a constant row.
+pub(crate) async fn assert_searches_an_index(raw: &SqlitePool, guard: &QueryGuard, sql: &str) {
+    let scoped = guard.scope(sql).unwrap();
+    let plan: Vec<String> = sqlx::query(AssertSqlSafe(format!(
+        "EXPLAIN QUERY PLAN {}",
+        scoped.sql()
+    )))
+    .bind(1_i64)
+    .bind(TENANT_A)
+    .fetch_all(raw)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.get::<String, _>(3))
+    .collect();
+    assert!(
+        plan.iter().any(|p| p.starts_with("SEARCH"))
+            && plan
+                .iter()
+                .all(|p| !p.starts_with("SCAN") || p == "SCAN CONSTANT ROW"),
+        "{sql}: {plan:?} ({})",
+        scoped.sql()
+    );
 }
 
 /// Tenant B's rows are untouched by A's writes whatever the guess.

@@ -10,10 +10,10 @@
 //! shows the condition does run.
 
 use hisn_tenant_guard::db::SqliteTenantPool;
-use hisn_tenant_guard::sqlx::{self, AssertSqlSafe, Row};
 
-use crate::common::TENANT_A;
-use crate::eval_order::{A_SECRET, B_SECRET, NO_MATCH, guard, outcome, raw_pool};
+use crate::eval_order::{
+    A_SECRET, B_SECRET, NO_MATCH, assert_searches_an_index, guard, outcome, raw_pool,
+};
 
 /// `json(CASE WHEN <secret> = '<guess>' THEN 'x' ELSE '1' END)`: `'1'`, or
 /// an error exactly when it runs on a row whose secret is the guess.
@@ -160,26 +160,6 @@ async fn pure_key_lookups_keep_their_index_on_sqlite() {
         "SELECT title FROM docs d WHERE d.id IN (?, 7) AND json_valid(d.title) = 0",
         "SELECT title FROM docs d WHERE d.id BETWEEN ? AND 7 AND json_valid(d.title) = 0",
     ] {
-        let scoped = guard.scope(sql).unwrap();
-        let plan: Vec<String> = sqlx::query(AssertSqlSafe(format!(
-            "EXPLAIN QUERY PLAN {}",
-            scoped.sql()
-        )))
-        .bind(1_i64)
-        .bind(TENANT_A)
-        .fetch_all(&raw)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get::<String, _>(3))
-        .collect();
-        assert!(
-            plan.iter().any(|p| p.starts_with("SEARCH"))
-                && plan
-                    .iter()
-                    .all(|p| !p.starts_with("SCAN") || p == "SCAN CONSTANT ROW"),
-            "{sql}: {plan:?} ({})",
-            scoped.sql()
-        );
+        assert_searches_an_index(&raw, &guard, sql).await;
     }
 }
