@@ -90,15 +90,7 @@ fn cold_report_matches_the_full_open_and_decodes_little() {
             );
             assert_eq!(r.is_fully_proven(), k.is_some() || r.entries.is_empty());
             // Only records of the open segment that hold the key's bytes are decoded.
-            let open_first: u64 = segs
-                .last()
-                .unwrap()
-                .file_stem()
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .parse()
-                .unwrap();
+            let open_first: u64 = segment_first_seq(segs.last().unwrap());
             assert!(
                 decoded <= (N - open_first),
                 "{subject}: {decoded} records decoded"
@@ -198,7 +190,7 @@ fn report_of_a_log_cut_below_a_verified_checkpoint_lists_the_cut() {
     let (t, keys) = store(d.path());
     let segs = segments(&tdir(d.path(), &t));
     let last = segs.last().unwrap();
-    let first_of_last: u64 = last.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let first_of_last: u64 = segment_first_seq(last);
     fs::remove_file(last).unwrap();
     let full = FileStore::open_read_only(d.path()).unwrap();
     let cold = TenantReader::open(d.path(), &t).unwrap();

@@ -292,13 +292,7 @@ fn an_index_forged_to_omit_a_subject_is_named_by_the_index_check() {
 
     let segs = files(&tdir, ".seg");
     let victim = &segs[1];
-    let first: u64 = victim
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let first: u64 = segment_first_seq(victim);
     forge_index_omitting(victim, "emp-0").unwrap();
     // The forgery works: both readers now miss the segment's emp-0 records.
     let hidden: Vec<u64> = expected_emp0()
@@ -358,13 +352,7 @@ fn the_cold_readers_index_check_names_a_forged_index() {
     assert_eq!(check(), (false, vec![]));
 
     let victim = &files(&tdir, ".seg")[1];
-    let first: u64 = victim
-        .file_stem()
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let first: u64 = segment_first_seq(victim);
     forge_index_omitting(victim, "emp-0").unwrap();
     let named = |(full, found): (bool, Vec<hisn_audit_log::IndexMismatch>)| {
         assert_eq!(found.len(), 1, "{found:?}");

@@ -73,6 +73,15 @@ pub(crate) fn segment_files(dir: &std::path::Path, t: &TenantId) -> Vec<std::pat
     segs
 }
 
+/// The sequence number of the first record of a segment file (its name).
+pub(crate) fn segment_first_seq(segment: &std::path::Path) -> u64 {
+    segment
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a segment file: {}", segment.display()))
+}
+
 /// Flip a byte of record `seq` in the file store at `dir` (frame CRC fixed,
 /// so only the chain can tell); with `relink`, recompute every later link as
 /// someone who can write the store but holds no key would.
