@@ -24,7 +24,10 @@
 //! ```
 //!
 //! It also holds [`capture_events`], the one way tests capture the `tracing`
-//! events (level, target, message, fields) the code under test emits.
+//! events (level, target, message, fields) the code under test emits, and
+//! [`set_default`], for a test that needs its own subscriber (a formatter, a
+//! writer) as the thread's default: unlike `tracing`'s own, it keeps a
+//! parallel test without a subscriber from disabling the callsites it reads.
 #![forbid(unsafe_code)]
 // This crate exists to make tests fail loudly: panicking on a broken service is
 // its documented behaviour, not an accident.
