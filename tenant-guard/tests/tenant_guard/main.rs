@@ -41,6 +41,8 @@ mod cross_layer;
 mod eval_order;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod eval_order_attack;
+#[cfg(feature = "postgres")]
+mod eval_order_pg;
 #[cfg(feature = "axum")]
 mod extractor;
 #[cfg(feature = "postgres")]
