@@ -97,7 +97,8 @@ impl<'r> Rewriter<'r> {
 
     /// The predicates for a reference to a tenant table: the tenant one and,
     /// for a client-scoped table in a session that is not organisation-wide,
-    /// the client one. Records the table's role gates for `write` access.
+    /// the client one. Records the table's role gates for `write` access and
+    /// counts the predicates against [`super::order::MAX_TENANT_PREDICATES`].
     pub(super) fn scope_predicates(
         &mut self,
         table: TenantRef<'r>,
@@ -111,7 +112,7 @@ impl<'r> Rewriter<'r> {
         {
             preds.push(self.client_predicate(qualifier, client)?);
         }
-        Ok(preds)
+        self.count_predicates(preds)
     }
 
     /// Records the role gates of the table `key` for reading or writing.

@@ -364,15 +364,26 @@ impl Rewriter<'_> {
         Ok(guarded)
     }
 
-    /// Guards the user's `ON` condition of a join with `preds`.
+    /// Guards the user's `ON` condition of a join between `pending` and
+    /// `right` with the predicates of both sides, of the nullable sides seen
+    /// so far and of the earlier comma items of the FROM list (the `ON` may
+    /// read any of their columns).
     pub(super) fn guard_on(
         &mut self,
         c: &mut JoinConstraint,
-        preds: &[Expr],
+        pending: &[Expr],
+        right: &[Expr],
     ) -> Result<(), GuardError> {
         if let JoinConstraint::On(e) = c {
+            let preds = [
+                self.comma_scope.as_slice(),
+                pending,
+                right,
+                self.nullable_so_far(),
+            ]
+            .concat();
             let existing = std::mem::replace(e, Expr::value(Value::Boolean(true)));
-            *e = self.guard_rows(existing, preds)?;
+            *e = self.guard_rows(existing, &preds)?;
         }
         Ok(())
     }

@@ -314,19 +314,6 @@ impl<'r> Rewriter<'r> {
         Ok(preds)
     }
 
-    /// The predicates an `ON` between `pending` and `right` is guarded by:
-    /// both sides, the nullable sides seen so far and the earlier comma
-    /// items of the FROM list (the `ON` may read any of their columns).
-    fn on_guard(&self, pending: &[Expr], right: &[Expr]) -> Vec<Expr> {
-        [
-            self.comma_scope.as_slice(),
-            pending,
-            right,
-            self.nullable_so_far(),
-        ]
-        .concat()
-    }
-
     /// Scopes a join tree. Predicates of tables on the nullable side of an
     /// outer join go into that join's ON clause; the rest (the preserved side)
     /// are returned for the enclosing WHERE (or ON, when the whole tree is
@@ -344,21 +331,18 @@ impl<'r> Rewriter<'r> {
             match &mut join.join_operator {
                 JoinOperator::Join(c) | JoinOperator::Inner(c) | JoinOperator::CrossJoin(c) => {
                     self.constraint(c, ctes)?;
-                    let guard = self.on_guard(&pending, &right);
-                    self.guard_on(c, &guard)?;
+                    self.guard_on(c, &pending, &right)?;
                     pending.extend(right);
                 }
                 JoinOperator::Left(c) | JoinOperator::LeftOuter(c) => {
                     self.constraint(c, ctes)?;
-                    let guard = self.on_guard(&pending, &right);
-                    self.guard_on(c, &guard)?;
+                    self.guard_on(c, &pending, &right)?;
                     self.push_nullable(&right);
                     add_to_on(c, right)?;
                 }
                 JoinOperator::Right(c) | JoinOperator::RightOuter(c) => {
                     self.constraint(c, ctes)?;
-                    let guard = self.on_guard(&pending, &right);
-                    self.guard_on(c, &guard)?;
+                    self.guard_on(c, &pending, &right)?;
                     self.push_nullable(&pending);
                     add_to_on(c, std::mem::take(&mut pending))?;
                     pending = right;
@@ -442,8 +426,7 @@ impl<'r> Rewriter<'r> {
                             }
                             None => Self::idents(name)?.into_iter().cloned().collect(),
                         };
-                        let preds = self.scope_predicates(table, &qualifier, false)?;
-                        self.count_predicates(preds)?
+                        self.scope_predicates(table, &qualifier, false)?
                     }
                 }
             }

@@ -152,7 +152,6 @@ impl<'r> Rewriter<'r> {
                         self.expr(selection, ctes)?;
                     }
                     let preds = self.scope_predicates(target, &qualifier, true)?;
-                    let preds = self.count_predicates(preds)?;
                     // The conflicting row may be another tenant's (a unique
                     // key without the tenant column): the user's condition
                     // runs only once the row is the tenant's (`order.rs`).
@@ -280,8 +279,7 @@ impl<'r> Rewriter<'r> {
             }
             None => Self::idents(name)?.into_iter().cloned().collect(),
         };
-        let preds = self.scope_predicates(table, &qualifier, true)?;
-        self.count_predicates(preds)
+        self.scope_predicates(table, &qualifier, true)
     }
 
     pub(super) fn target_table(
