@@ -58,6 +58,10 @@ mod order_mutants;
 #[cfg(feature = "postgres")]
 mod pg_context;
 #[cfg(feature = "postgres")]
+mod review3_context;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod review3_meaning;
+#[cfg(feature = "postgres")]
 mod pg_rls;
 #[cfg(feature = "postgres")]
 mod pg_session_state;
