@@ -3,7 +3,8 @@
 //! boxed middleware future):
 //!
 //! 1. the envelope: a request id, security headers on every response, JSON
-//!    bodies for bare error statuses, one redacted access-log line.
+//!    bodies for bare error statuses, one redacted access-log line naming
+//!    the route template, never the path the client sent.
 //! 2. [`identify_and_limit`]: the client IP (`X-Forwarded-For` believed only from
 //!    trusted proxies), the bearer token (a session token or a support grant)
 //!    verified once for the rate limiter's session and tenant keys, then the API tiers (IP, session, tenant) with
@@ -110,8 +111,13 @@ pub async fn edge(State(edge): State<Edge>, mut req: Request<Body>, next: Next) 
     let id: &str = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
     req.extensions_mut().insert(RequestId(id.to_owned()));
     let method = req.method().clone();
-    // Shared bytes, not a copy of the path.
-    let uri = req.uri().clone();
+    // The route's template, never the client's path: the redactor reads
+    // text, and a percent-encoded e-mail (`a%40b.example`) in a path is no
+    // e-mail to it. Unrouted paths are logged as `-`.
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| Arc::<str>::from(m.as_str()));
     let mut resp = identify_and_limit(&edge, req, next).await;
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED {
@@ -140,7 +146,7 @@ pub async fn edge(State(edge): State<Edge>, mut req: Request<Body>, next: Next) 
     }
     tracing::info!(
         target: "hisn::example_server::access",
-        request_id = %id, %method, path = %uri.path(), status = status.as_u16(),
+        request_id = %id, %method, route = route.as_deref().unwrap_or("-"), status = status.as_u16(),
         micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         "request"
     );

@@ -184,7 +184,7 @@ pub(super) async fn update(
         .append(
             meta.actor(&ctx)
                 .event(ctx.tenant(), "asset.update")?
-                .entity("asset", &p.id)
+                .entity("asset", &id.to_string())
                 .diff(&diff),
         )
         .await?;
@@ -216,7 +216,7 @@ pub(super) async fn remove(
         .append(
             meta.actor(&ctx)
                 .event(ctx.tenant(), "asset.delete")?
-                .entity("asset", &p.id)
+                .entity("asset", &id.to_string())
                 .diff(&json!({ "name": before.name, "serial": before.serial })),
         )
         .await?;

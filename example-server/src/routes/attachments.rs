@@ -198,7 +198,8 @@ pub(super) async fn download(
     };
     let ct = Ciphertext::from_text(text.trim()).map_err(|_| ApiError::NotFound)?;
     let tenant_s = tenant.to_string();
-    let fc = FieldContext::new(&tenant_s, "attachments", "content", &p.id)
+    let id_s = id.to_string();
+    let fc = FieldContext::new(&tenant_s, "attachments", "content", &id_s)
         .map_err(|_| ApiError::NotFound)?;
     // After crypto-shredding the key is gone: the bytes are noise, answered as missing.
     let plain = s

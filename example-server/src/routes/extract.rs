@@ -52,9 +52,16 @@ pub(super) fn text(s: &str, max: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Parse a path id; anything that is not a UUID is "not found" (the same
-/// answer as a missing or foreign row).
+/// Parse a path id: the hyphenated form only (36 characters, any case, as
+/// tenant ids), never the simple, braced or `urn:uuid:` forms
+/// `Uuid::try_parse` also takes. Anything else is "not found" (the same
+/// answer as a missing or foreign row). Callers name the id by the parsed
+/// value (`Uuid`'s lowercase form) from here on, never by the path text, so
+/// an audit record cannot carry a spelling of the client's choosing.
 pub fn parse_id(s: &str) -> Result<Uuid, ApiError> {
+    if s.len() != uuid::fmt::Hyphenated::LENGTH {
+        return Err(ApiError::NotFound);
+    }
     Uuid::try_parse(s).map_err(|_| ApiError::NotFound)
 }
 

@@ -81,6 +81,31 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
+        let session = Self::open(parts, s).await?;
+        // Session tokens are stateless: one issued before the tenant was
+        // erased still verifies until its `exp`. A write must not recreate
+        // rows in an erased tenant (nothing would erase them again), so a
+        // state-changing request checks the tenant first (one indexed read;
+        // reads of an erased tenant find nothing) and answers an erased
+        // tenant like a missing one.
+        if !parts.method.is_safe() {
+            match crate::db::platform::tenant_active(&s.platform, session.tenant()).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    crate::metrics::global().deny("erased_tenant");
+                    return Err(ApiError::NotFound.into_response());
+                }
+                Err(e) => return Err(ApiError::from(e).into_response()),
+            }
+        }
+        Ok(session)
+    }
+}
+
+impl Session {
+    /// The session of the request (a verified session token, a support
+    /// grant opened for the path's tenant, or tenant-guard's extractor).
+    async fn open(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
         if let Some(verified) = super::extract::verified_session(parts, s).await {
             return verified.map(|ctx| Self(with_facts(ctx)));
         }

@@ -233,7 +233,10 @@ pub(super) async fn sync(
     let token = decrypt(&s, &ctx, &st.id, "oauth_token", &st.oauth_token)
         .await
         .ok_or(ApiError::Conflict("secret_unreadable"))?;
-    let outcome = s.partner.sync(&st.base_url, &token).await;
+    let outcome = s
+        .partner
+        .sync(&ctx.tenant().to_string(), &st.base_url, &token)
+        .await;
     let status = match &outcome {
         Ok(_) => "ok",
         Err(OutboundError::CircuitOpen) => "circuit_open",

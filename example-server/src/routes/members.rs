@@ -130,10 +130,15 @@ pub(super) async fn set_role(
         return Err(ApiError::Forbidden);
     }
     let audit_tenant = crate::audit::audit_tenant(ctx.tenant())?;
-    let event =
-        hisn_audit_log::Event::role_change(&audit_tenant, ctx.subject(), &p.id, &before, &b.role)
-            .source_ip(meta.ip)
-            .request_id(&meta.request_id);
+    let event = hisn_audit_log::Event::role_change(
+        &audit_tenant,
+        ctx.subject(),
+        &id.to_string(),
+        &before,
+        &b.role,
+    )
+    .source_ip(meta.ip)
+    .request_id(&meta.request_id);
     s.audit.append(event).await?;
     if platform::set_member_role(&s.platform, ctx.tenant(), id, &b.role).await? != 1 {
         return Err(ApiError::NotFound);

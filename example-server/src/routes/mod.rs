@@ -65,7 +65,33 @@ impl Route {
     pub fn is_state_changing(&self) -> bool {
         !matches!(self.method, Method::GET | Method::HEAD | Method::OPTIONS)
     }
+
+    /// Whether the route answers a secret meant to be shown once (a TOTP
+    /// seed, recovery codes, a session token, an API key).
+    pub fn answers_a_secret(&self) -> bool {
+        self.method == Method::POST && ANSWERS_A_SECRET.contains(&self.path)
+    }
+
+    /// Whether the route accepts `Idempotency-Key` (a tenant write route
+    /// that answers no secret): its response is stored for 24 h (in Redis in
+    /// multi-instance mode) and answered again to a retry, so a secret there
+    /// would be kept in plaintext outside the encrypted or hashed stores and
+    /// shown twice.
+    pub fn takes_idempotency_key(&self) -> bool {
+        self.access == Access::Tenant && self.is_state_changing() && !self.answers_a_secret()
+    }
 }
+
+/// `POST` routes whose answer holds a secret shown once (see
+/// [`Route::answers_a_secret`];
+/// `tests/server/review3.rs::secrets_are_neither_stored_nor_replayed_by_idempotency_keys`).
+const ANSWERS_A_SECRET: &[&str] = &[
+    "/t/{tenant}/mfa/totp",
+    "/t/{tenant}/mfa/totp/confirm",
+    "/t/{tenant}/mfa/step-up",
+    "/t/{tenant}/me/password",
+    "/t/{tenant}/api-keys",
+];
 
 macro_rules! r {
     ($m:ident, $path:literal, $access:ident, $h:expr) => {
@@ -230,7 +256,7 @@ pub fn routes() -> Vec<Route> {
 pub fn router(state: &AppState) -> Router<AppState> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in routes() {
-        let idempotent = route.access == Access::Tenant && route.is_state_changing();
+        let idempotent = route.takes_idempotency_key();
         let mut handler = route.handler;
         if idempotent {
             let layer =
@@ -241,6 +267,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
                         .map(|p| format!("{}:{}", p.tenant, p.subject))
                 })
                 .required(false);
+            // A keyed body is buffered up to the server's body limit, not
+            // the layer's 1 MiB (a zero limit is refused: keep the default).
+            let layer = match layer.clone().max_body(state.config.max_body_bytes) {
+                Ok(bounded) => bounded,
+                Err(_) => layer,
+            };
             handler = handler.layer(layer);
         }
         let merged = match by_path.remove(route.path) {

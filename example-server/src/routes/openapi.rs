@@ -642,8 +642,7 @@ pub fn document() -> Value {
             _ => json!([]),
         };
         op["security"] = security;
-        if writes
-            && route.access == Access::Tenant
+        if route.takes_idempotency_key()
             && let Some(p) = op["parameters"].as_array_mut()
         {
             p.push(json!({ "name": "idempotency-key", "in": "header", "required": false, "schema": { "type": "string", "maxLength": 255 } }));

@@ -77,6 +77,23 @@ pub(super) async fn sign_up(
     Body(b): Body<SignUp>,
 ) -> Result<Response, ApiError> {
     let email = credentials(&b.owner_email, &b.owner_password)?;
+    // Anonymous, and it hashes a password (argon2id) and creates keys and a
+    // chain: the login budget per IP first, as for a login, before any work.
+    let decision = s
+        .login_guard
+        .begin(&format!("sign-up/{}", meta.ip), meta.ip)
+        .await
+        .map_err(|e| ApiError::internal("login guard", &e))?;
+    if !decision.is_allowed() {
+        crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
+        let refusal = match decision.outcome() {
+            Outcome::Unavailable { .. } => ApiError::Unavailable,
+            _ => ApiError::TooManyRequests,
+        };
+        let mut resp = refusal.into_response();
+        write_retry_after(resp.headers_mut(), decision.retry_after());
+        return Ok(resp);
+    }
     let tenant = TenantId::from_uuid(Uuid::new_v4())?;
     let owner = Uuid::new_v4();
     let hasher = s.hasher.clone();
@@ -139,7 +156,14 @@ pub(super) async fn login(
     Body(b): Body<Login>,
 ) -> Result<Response, ApiError> {
     let email = b.email.to_lowercase();
-    let account_key = format!("{}/{}", b.tenant, email);
+    let tenant = b.tenant.parse::<TenantId>().ok();
+    // The budget is the account's, however its tenant is spelt: `TenantId`
+    // parses any case, so the raw string would give each spelling a budget
+    // of its own. An unparsable tenant (no account) is keyed lowercased.
+    let account_key = match tenant {
+        Some(t) => format!("{t}/{email}"),
+        None => format!("{}/{}", b.tenant.to_lowercase(), email),
+    };
     let decision = s
         .login_guard
         .begin(&account_key, meta.ip)
@@ -156,7 +180,6 @@ pub(super) async fn login(
         write_retry_after(resp.headers_mut(), decision.retry_after());
         return Ok(resp);
     }
-    let tenant = b.tenant.parse::<TenantId>().ok();
     let account = match tenant {
         Some(t) => platform::find_account(&s.platform, t, &email).await?,
         None => None,

@@ -203,9 +203,13 @@ pub(super) async fn transition(
     if n != 1 {
         return Err(ApiError::Conflict("state_changed"));
     }
-    let event =
-        meta.actor(&ctx)
-            .transition(ctx.tenant(), "work_order", &p.id, &before.status, &b.to)?;
+    let event = meta.actor(&ctx).transition(
+        ctx.tenant(),
+        "work_order",
+        &id.to_string(),
+        &before.status,
+        &b.to,
+    )?;
     s.audit.append(event).await?;
     let after = load(&mut tx, id).await?.ok_or(ApiError::NotFound)?;
     tx.commit().await?;

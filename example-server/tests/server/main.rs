@@ -18,5 +18,6 @@ mod mfa;
 mod multi_instance;
 mod openapi;
 mod postgres;
+mod review3;
 mod services;
 mod shared_state;
