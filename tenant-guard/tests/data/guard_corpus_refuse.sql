@@ -480,3 +480,26 @@ SELECT s.row_to_json FROM (SELECT id FROM assets) AS s
 -- name: qualifier_not_in_scope
 -- reason: UnknownColumn
 SELECT x.id FROM assets
+
+-- name: on_conflict_index_predicate_calls_a_denied_function
+-- reason: ForbiddenFunction
+INSERT INTO assets (id, name) VALUES ('x', 'y') ON CONFLICT (id) WHERE pg_sleep(1) IS NULL DO NOTHING
+
+-- name: on_conflict_index_predicate_names_no_from_item
+-- reason: UnknownColumn
+INSERT INTO assets (id, name) VALUES ('x', 'y') ON CONFLICT (id) WHERE x.name IS NULL DO NOTHING
+
+-- name: interval_on_sqlite_reads_a_column_and_an_alias
+-- dialect: sqlite
+-- reason: Unsupported
+SELECT INTERVAL '1 day' FROM assets
+
+-- name: interval_of_a_name_reads_a_column_and_an_alias_on_postgres
+-- dialect: postgres
+-- reason: Unsupported
+SELECT INTERVAL name FROM assets
+
+-- name: string_introducer_reads_a_column_and_an_alias_on_sqlite
+-- dialect: sqlite
+-- reason: Unsupported
+SELECT _text 'x' FROM assets

@@ -11,11 +11,25 @@ impl<'r> Rewriter<'r> {
     ) -> Result<(), GuardError> {
         for OrderByExpr {
             expr,
-            options: _,
+            options,
             with_fill,
         } in exprs
         {
             require(with_fill.is_none(), "ORDER BY WITH FILL")?;
+            // PostgreSQL's `ORDER BY x USING <op>`: the operator is emitted
+            // as written, so it passes the operator allow-list too (`<` and
+            // `>`, the only built-in ordering operators a plain sort needs);
+            // `USING OPERATOR(schema.op)` and custom operators are refused
+            // like anywhere else.
+            if let Some(sqlparser::ast::OrderBySort::Using(op)) = &options.sort {
+                let plain = matches!(
+                    op.0.as_slice(),
+                    [ObjectNamePart::Identifier(i)] if i.quote_style.is_none() && matches!(i.value.as_str(), "<" | ">")
+                );
+                if !plain {
+                    return Err(GuardError::Unsupported(format!("operator `{op}`")));
+                }
+            }
             self.expr(expr, ctes)?;
         }
         Ok(())
@@ -177,6 +191,36 @@ impl<'r> Rewriter<'r> {
         }
     }
 
+    /// `INTERVAL <value> [<unit> [TO <unit>]]`, accepted only where the
+    /// database reads it as the interval constant `sqlparser` built:
+    /// PostgreSQL, with a string value and PostgreSQL's own units
+    /// (`INTERVAL '1' DAY`). `sqlparser` also reads a name, a placeholder or
+    /// a parenthesised expression as the value, and knows units PostgreSQL
+    /// does not have (other dialects'), none of which PostgreSQL reads as
+    /// written: `INTERVAL name` is the column `interval` with the alias
+    /// `name`. SQLite has no
+    /// intervals: it reads `INTERVAL '1 day'` as the column `interval` and
+    /// its alias.
+    fn interval(&self, interval: &sqlparser::ast::Interval) -> Result<(), GuardError> {
+        use sqlparser::ast::DateTimeField as F;
+        require(self.dialect == Dialect::Postgres, "INTERVAL on SQLite")?;
+        let string = matches!(
+            &*interval.value,
+            Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_))
+        );
+        require(string, "INTERVAL whose value is not a string constant")?;
+        let pg_unit = |f: &Option<F>| {
+            matches!(
+                f,
+                None | Some(F::Year | F::Month | F::Day | F::Hour | F::Minute | F::Second)
+            )
+        };
+        require(
+            pg_unit(&interval.leading_field) && pg_unit(&interval.last_field),
+            "INTERVAL unit PostgreSQL does not read",
+        )
+    }
+
     pub(super) fn exprs(&mut self, exprs: &mut [Expr], ctes: &[String]) -> Result<(), GuardError> {
         for e in exprs {
             self.expr(e, ctes)?;
@@ -228,6 +272,12 @@ impl<'r> Rewriter<'r> {
                 return Err(GuardError::Unsupported(format!("operator `{op}`")));
             }
             Expr::TypedString(typed) => *expr = self.typed_string(typed)?,
+            Expr::Interval(interval) => self.interval(interval)?,
+            // `_charset 'x'` (MySQL's string introducer): PostgreSQL reads a
+            // typed constant of the type `_charset` (an array type) and SQLite
+            // the column `_charset` with the alias `'x'`, never the string the
+            // guard would have checked.
+            Expr::Prefixed { .. } => return Err(unsupported("string introducer")),
             _ => {}
         }
         match expr {
@@ -296,7 +346,6 @@ impl<'r> Rewriter<'r> {
             | Expr::Ceil { expr: e, .. }
             | Expr::Floor { expr: e, .. }
             | Expr::Collate { expr: e, .. }
-            | Expr::Prefixed { value: e, .. }
             | Expr::Named { expr: e, .. }
             | Expr::IsJson { expr: e, .. }
             | Expr::IsNormalized { expr: e, .. } => self.expr(e, ctes)?,

@@ -9,8 +9,8 @@
 //! over a tenant table.
 
 use sqlparser::ast::{
-    AccessExpr, Assignment, AssignmentTarget, BinaryOperator, CastKind, Delete, DoUpdate, Expr,
-    FromTable, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
+    AccessExpr, Assignment, AssignmentTarget, BinaryOperator, CastKind, ConflictTarget, Delete,
+    DoUpdate, Expr, FromTable, Function, FunctionArg, FunctionArgExpr, FunctionArgumentClause,
     FunctionArgumentList, FunctionArguments, GroupByExpr, Ident, InTarget, Insert, JoinConstraint,
     JoinOperator, JsonPathElem, LimitClause, NamedWindowExpr, ObjectName, ObjectNamePart,
     OnConflict, OnConflictAction, OnInsert, OrderBy, OrderByExpr, OrderByKind, Query, Select,

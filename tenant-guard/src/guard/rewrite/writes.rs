@@ -139,29 +139,44 @@ impl<'r> Rewriter<'r> {
         match on {
             None => {}
             Some(OnInsert::OnConflict(OnConflict {
-                conflict_target: _,
+                conflict_target,
                 action,
-            })) => match action {
-                OnConflictAction::DoNothing => {}
-                OnConflictAction::DoUpdate(DoUpdate {
-                    assignments,
-                    selection,
-                }) => {
-                    self.assignments(assignments, target, ctes)?;
-                    if let Some(selection) = selection.as_mut() {
-                        self.expr(selection, ctes)?;
-                    }
-                    let preds = self.scope_predicates(target, &qualifier, true)?;
-                    // The conflicting row may be another tenant's (a unique
-                    // key without the tenant column): the user's condition
-                    // runs only once the row is the tenant's (`order.rs`).
-                    let guarded = match selection.take() {
-                        Some(s) => Some(self.guard_rows(s, &preds)?),
-                        None => None,
-                    };
-                    *selection = conjoin_first(preds, guarded);
+            })) => {
+                // `ON CONFLICT (..) WHERE <index predicate>`: neither database
+                // evaluates it today (it only picks the arbiter index), but it
+                // is emitted, so it is checked like any condition: deny list,
+                // qualified names, subqueries scoped. Left unwalked, it carried
+                // `load_extension(..)`, `pg_sleep(..)` and an unscoped
+                // subquery over a tenant table into the output.
+                if let Some(ConflictTarget::Columns {
+                    columns: _,
+                    predicate: Some(predicate),
+                }) = conflict_target
+                {
+                    self.expr(predicate, ctes)?;
                 }
-            },
+                match action {
+                    OnConflictAction::DoNothing => {}
+                    OnConflictAction::DoUpdate(DoUpdate {
+                        assignments,
+                        selection,
+                    }) => {
+                        self.assignments(assignments, target, ctes)?;
+                        if let Some(selection) = selection.as_mut() {
+                            self.expr(selection, ctes)?;
+                        }
+                        let preds = self.scope_predicates(target, &qualifier, true)?;
+                        // The conflicting row may be another tenant's (a unique
+                        // key without the tenant column): the user's condition
+                        // runs only once the row is the tenant's (`order.rs`).
+                        let guarded = match selection.take() {
+                            Some(s) => Some(self.guard_rows(s, &preds)?),
+                            None => None,
+                        };
+                        *selection = conjoin_first(preds, guarded);
+                    }
+                }
+            }
             Some(_) => return Err(unsupported("ON DUPLICATE KEY UPDATE")),
         }
         self.returning(returning, ctes)?;
