@@ -23,7 +23,7 @@ use crate::{Clock, Error, SystemClock, TenantId};
 ///   more with every statement in sqlx's per-connection statement cache,
 ///   see the README's Performance section);
 /// - `search_path` (`$2`) and `role` (`$3`) as the role's reset values, read
-///   once per pool with [`SESSION_RESET`] (a session-level `SET ROLE` would
+///   once per pool with [`session_reset`] (a session-level `SET ROLE` would
 ///   run the next tenant as another role).
 ///
 /// `WITH HOLD` cursors are not looked for: [`BEGIN`] closes every cursor in
@@ -35,13 +35,16 @@ use crate::{Clock, Error, SystemClock, TenantId};
 /// lifts RLS or the guard, but some change how the next borrower's values
 /// are formatted (`DateStyle`, `TimeZone`, `bytea_output`) or how long it may
 /// run (`statement_timeout`). See SECURITY.md.
+///
+/// Operators are qualified (`OPERATOR(pg_catalog.=)`): an unqualified `=`
+/// resolves through the session's `search_path`, which is what this checks.
 macro_rules! session_clean {
     () => {
-        "pg_catalog.pg_my_temp_schema() = 0 \
+        "pg_catalog.pg_my_temp_schema() OPERATOR(pg_catalog.=) 0 \
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_listening_channels()) \
          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE from_sql) \
-         AND pg_catalog.current_setting('search_path') = $2 \
-         AND pg_catalog.current_setting('role') = $3"
+         AND pg_catalog.current_setting('search_path') OPERATOR(pg_catalog.=) $2 \
+         AND pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) $3"
     };
 }
 
@@ -82,9 +85,9 @@ const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY; CLOSE ALL; DISCARD SEQUENCES";
 /// column reports which branch ran).
 const SET_CONTEXT: &str = concat!(
     "SELECT s.clean, CASE WHEN s.clean THEN pg_catalog.set_config('hisn.tenant_context', $1, true) \
-     ELSE pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())::text END, \
-     CASE WHEN s.clean AND $4::text IS NOT NULL \
-     THEN pg_catalog.set_config('hisn.tenant_scope', $4::text, true) END \
+     ELSE pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())::pg_catalog.text END, \
+     CASE WHEN s.clean AND $4::pg_catalog.text IS NOT NULL \
+     THEN pg_catalog.set_config('hisn.tenant_scope', $4::pg_catalog.text, true) END \
      FROM (SELECT ",
     session_clean!(),
     " AS clean OFFSET 0) s"
@@ -94,10 +97,33 @@ const SET_CONTEXT: &str = concat!(
 /// `pg_settings` materialises every setting (~1 ms a query here), so the pool
 /// reads them once and the per-transaction check compares the cheap
 /// `current_setting` with them. An unset `role` reads as `none`.
-const SESSION_RESET: &str = "SELECT \
-     max(s.reset_val) FILTER (WHERE s.name = 'search_path'), \
-     coalesce(nullif(max(s.reset_val) FILTER (WHERE s.name = 'role'), ''), 'none') \
-     FROM pg_catalog.pg_settings s WHERE s.name IN ('search_path', 'role')";
+///
+/// The reset values are not to be trusted as they are: any role may `ALTER
+/// ROLE CURRENT_USER SET search_path = ..` without a privilege, and the value
+/// becomes the reset value of its later connections. So the same statement
+/// asks whether a role the application role can become can create objects in
+/// a schema on that path, or create a schema the path names
+/// ([`SEARCH_PATH_WRITERS`](crate::rls::SEARCH_PATH_WRITERS)): an object
+/// there is found before the one a tenant's statement means (a table before
+/// the tenant table, an `=` before `pg_catalog`'s), and runs in that tenant's
+/// transaction with its context. The pool then refuses to begin (fail
+/// closed). Everything is qualified: the path is what is being checked.
+/// A role that bypasses RLS (superuser, BYPASSRLS: the guard alone scopes it,
+/// and `rls::verify` reports it) has no RLS context to protect and is not
+/// checked: a superuser can create anywhere.
+fn session_reset() -> String {
+    format!(
+        "SELECT x.p, CASE WHEN x.r IS NULL OR x.r OPERATOR(pg_catalog.=) '' THEN 'none' ELSE x.r END, \
+         EXISTS ({writers}) AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles u \
+           WHERE u.rolname OPERATOR(pg_catalog.=) current_user AND (u.rolsuper OR u.rolbypassrls)) \
+         FROM (SELECT \
+           pg_catalog.max(s.reset_val) FILTER (WHERE s.name OPERATOR(pg_catalog.=) 'search_path') AS p, \
+           pg_catalog.max(s.reset_val) FILTER (WHERE s.name OPERATOR(pg_catalog.=) 'role') AS r \
+           FROM pg_catalog.pg_settings s \
+           WHERE s.name OPERATOR(pg_catalog.=) ANY (ARRAY['search_path', 'role'])) x",
+        writers = crate::rls::SEARCH_PATH_WRITERS,
+    )
+}
 
 /// SQLSTATE `57P01` (`admin_shutdown`): the backend ended itself on a dirty
 /// session.
@@ -142,10 +168,19 @@ async fn begin_tenant(
     let (search_path, role) = match context.reset.get() {
         Some(r) => r.clone(),
         None => {
-            let (p, r): (Option<String>, Option<String>) =
-                sqlx::query_as(SESSION_RESET).fetch_one(&mut *conn).await?;
+            let (p, r, writable): (Option<String>, Option<String>, Option<bool>) =
+                sqlx::query_as(sqlx::AssertSqlSafe(session_reset()))
+                    .fetch_one(&mut *conn)
+                    .await?;
             let p = p.ok_or(Error::Config("the database reports no search_path"))?;
             let r = r.ok_or(Error::Config("the database reports no role"))?;
+            if writable != Some(false) {
+                #[cfg(feature = "tracing")]
+                tracing::error!(target: "hisn::tenant_guard", search_path = %p, "the application role can create objects in a schema on its search_path; no tenant transaction begins (see rls::verify)");
+                return Err(Error::Config(
+                    "the application role can create objects in a schema on its search_path (rls::verify names it); no tenant transaction begins",
+                ));
+            }
             context.reset.get_or_init(|| (p, r)).clone()
         }
     };
@@ -296,8 +331,25 @@ mod tests {
         assert!(super::SET_CONTEXT.contains(&format!("'{}'", crate::rls::CONTEXT_SETTING)));
         assert!(super::SET_CONTEXT.contains("$1, true) ELSE"));
         assert!(super::SET_CONTEXT.contains(&format!(
-            "set_config('{}', $4::text, true)",
+            "set_config('{}', $4::pg_catalog.text, true)",
             crate::rls::SCOPE_SETTING
         )));
+    }
+
+    /// Every operator of the session check and of the reset read is
+    /// `pg_catalog`'s: an unqualified `=` resolves through the search path
+    /// these statements are there to check.
+    #[test]
+    fn session_checks_name_pg_catalog_operators_only() {
+        for sql in [super::SET_CONTEXT.to_owned(), super::session_reset()] {
+            let bare = sql
+                .replace("OPERATOR(pg_catalog.=)", "")
+                .replace("OPERATOR(pg_catalog.<>)", "")
+                .replace("OPERATOR(pg_catalog.~~)", "");
+            for op in [" = ", " <> ", " IN (", " LIKE ", "::text"] {
+                assert!(!bare.contains(op), "{op} in {sql}");
+            }
+        }
+        assert!(super::session_reset().contains(crate::rls::SEARCH_PATH_WRITERS));
     }
 }

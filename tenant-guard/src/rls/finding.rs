@@ -193,6 +193,102 @@ pub enum Finding {
         /// The role that can read it (empty when the table is missing).
         role: String,
     },
+    /// `role` (the connected role or one it can become) can create objects in
+    /// `schema`, a schema on the connected role's `search_path` (it owns it or
+    /// holds `CREATE`, also through `PUBLIC`), or can create `schema`, which
+    /// the path names but which does not exist (`CREATE` on the database;
+    /// usually `"$user"`). A table there shadows a tenant table and a
+    /// function or operator there shadows the one a statement means, for
+    /// every later statement of every tenant: SQL of one tenant then runs in
+    /// the next tenant's transaction, with its context. `ALTER ROLE
+    /// CURRENT_USER SET search_path` needs no privilege, so the path may be
+    /// the application role's own doing; the pool refuses such a session too.
+    /// Fix: revoke `CREATE` (and ownership) on every schema on the path, and
+    /// `CREATE` on the database; `ALTER ROLE .. RESET search_path`.
+    SearchPathWritable {
+        /// The role that can create there.
+        role: String,
+        /// The schema.
+        schema: String,
+    },
+    /// `role` (the connected role or one it can become, not the owner) holds
+    /// `privilege` on a tenant table: `TRIGGER` lets it add a trigger that
+    /// runs in every tenant's transaction with that tenant's context;
+    /// `REFERENCES` (on any column) lets it point a foreign key, from a
+    /// temporary table too, at the table, and referential checks bypass RLS:
+    /// an existence oracle over every tenant's keys. Fix: revoke it (the
+    /// generated SQL grants neither).
+    UnfilteredPrivilege {
+        /// The role.
+        role: String,
+        /// The table.
+        table: String,
+        /// `TRIGGER` or `REFERENCES`.
+        privilege: &'static str,
+    },
+    /// A view over a tenant table (directly or through other views) that a
+    /// reachable role can use, owned by a superuser or BYPASSRLS role and
+    /// not `security_invoker`: it reads as its owner, every tenant's rows.
+    /// Fix: `ALTER VIEW .. OWNER TO` an ordinary role, or `SET
+    /// (security_invoker = true)`.
+    ViewBypassesRls {
+        /// The view.
+        view: String,
+        /// The tenant table it reads.
+        table: String,
+        /// Its owner.
+        owner: String,
+    },
+    /// A materialized view over a tenant table that a reachable role can
+    /// read: it holds the rows its last refresh saw, with no row-level
+    /// security for its readers. Fix: revoke it, or drop it.
+    MaterializedView {
+        /// The materialized view.
+        view: String,
+        /// The tenant table it copies.
+        table: String,
+    },
+    /// A table that is not a tenant table, has no row-level security, can
+    /// be read or written by a reachable role, and has a column of the name
+    /// and type of a tenant column: a copy of tenant rows (what a trigger or
+    /// a rule copying rows writes) that every tenant reads. Fix: list it as
+    /// a tenant table (the generated SQL puts it under the policies), or
+    /// revoke it.
+    UnprotectedTenantColumn {
+        /// The table.
+        table: String,
+        /// The column named like a tenant column.
+        column: String,
+    },
+    /// A foreign table a reachable role can read or write: row-level
+    /// security of the data it reaches is the remote side's (a user mapping
+    /// to an owner or a superuser reads every tenant), and `verify` cannot
+    /// see it. Fix: revoke it.
+    ForeignTable {
+        /// The foreign table.
+        table: String,
+    },
+    /// A rule on a tenant table: its actions run with the table owner's
+    /// privileges (a `DO ALSO INSERT INTO` copies rows where the policies do
+    /// not follow them). Fix: drop it.
+    RuleOnTenantTable {
+        /// The table.
+        table: String,
+        /// The rule.
+        rule: String,
+    },
+    /// A `SECURITY DEFINER` function a reachable role may call, owned by a
+    /// superuser or BYPASSRLS role (it reads every tenant's rows), by a
+    /// tenant table's owner (who can switch RLS off or drop the policies) or
+    /// by the context key's owner (who can read the key). The generated
+    /// context and scope functions are checked on their own. Fix: revoke
+    /// `EXECUTE`, or give the function to a role that owns nothing of this.
+    DefinerFunction {
+        /// The function (`name(argument types)`).
+        function: String,
+        /// Its owner.
+        owner: String,
+    },
 }
 
 impl fmt::Display for Finding {
@@ -272,6 +368,41 @@ impl fmt::Display for Finding {
             Self::ContextKeyExposed { role } => {
                 write!(f, "tenant context key readable or owned by role {role}")
             }
+            Self::SearchPathWritable { role, schema } => write!(
+                f,
+                "role {role} can create objects in (or create) schema {schema} on the search path"
+            ),
+            Self::UnfilteredPrivilege {
+                role,
+                table,
+                privilege,
+            } => write!(
+                f,
+                "role {role} holds {privilege} on tenant table {table} (not filtered by RLS)"
+            ),
+            Self::ViewBypassesRls { view, table, owner } => write!(
+                f,
+                "view {view} reads tenant table {table} as {owner}, a superuser or BYPASSRLS role"
+            ),
+            Self::MaterializedView { view, table } => write!(
+                f,
+                "materialized view {view} copies tenant table {table} without row level security"
+            ),
+            Self::UnprotectedTenantColumn { table, column } => write!(
+                f,
+                "table {table} holds tenant column {column} without row level security"
+            ),
+            Self::ForeignTable { table } => write!(
+                f,
+                "foreign table {table} is reachable (row level security cannot be verified)"
+            ),
+            Self::RuleOnTenantTable { table, rule } => {
+                write!(f, "{table}: rule {rule} runs as the table's owner")
+            }
+            Self::DefinerFunction { function, owner } => write!(
+                f,
+                "SECURITY DEFINER function {function} owned by {owner} is executable by the application role"
+            ),
         }
     }
 }
@@ -369,6 +500,43 @@ mod tests {
             (
                 Finding::ContextKeyExposed { role: s("app") },
                 "tenant context key readable or owned by role app",
+            ),
+            (
+                Finding::SearchPathWritable {
+                    role: s("app"),
+                    schema: s("app"),
+                },
+                "role app can create objects in (or create) schema app on the search path",
+            ),
+            (
+                Finding::UnfilteredPrivilege {
+                    role: s("app"),
+                    table: s("assets"),
+                    privilege: "REFERENCES",
+                },
+                "role app holds REFERENCES on tenant table assets (not filtered by RLS)",
+            ),
+            (
+                Finding::ViewBypassesRls {
+                    view: s("v"),
+                    table: s("assets"),
+                    owner: s("postgres"),
+                },
+                "view v reads tenant table assets as postgres, a superuser or BYPASSRLS role",
+            ),
+            (
+                Finding::UnprotectedTenantColumn {
+                    table: s("copy"),
+                    column: s("tenant_id"),
+                },
+                "table copy holds tenant column tenant_id without row level security",
+            ),
+            (
+                Finding::DefinerFunction {
+                    function: s("f()"),
+                    owner: s("owner"),
+                },
+                "SECURITY DEFINER function f() owned by owner is executable by the application role",
             ),
         ];
         for (finding, line) in cases {

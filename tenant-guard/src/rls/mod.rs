@@ -49,6 +49,8 @@ mod finding;
 mod key;
 mod scope;
 #[cfg(feature = "postgres")]
+mod side_doors;
+#[cfg(feature = "postgres")]
 mod verify;
 
 pub use finding::{Finding, RlsReport};
@@ -59,6 +61,8 @@ pub use scope::{
     CLIENT_POLICY, CLIENTS_FUNCTION, ROLE_POLICY_PREFIX, ROLES_FUNCTION, SCOPE_FUNCTION,
     SCOPE_SETTING, client_predicate, role_predicate,
 };
+#[cfg(feature = "postgres")]
+pub(crate) use side_doors::SEARCH_PATH_WRITERS;
 #[cfg(feature = "postgres")]
 pub use verify::verify;
 

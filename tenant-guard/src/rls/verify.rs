@@ -23,6 +23,9 @@ type Conn = PoolConnection<Postgres>;
 const ROW_PRIVILEGES: &str = "SELECT,INSERT,UPDATE,DELETE";
 /// Every table privilege.
 const ANY_PRIVILEGE: &str = "SELECT,INSERT,UPDATE,DELETE,TRUNCATE,REFERENCES,TRIGGER";
+/// Every column privilege: `has_table_privilege` is false for a role that
+/// holds privileges on some columns only, which read and write rows as well.
+const COLUMN_PRIVILEGES: &str = "SELECT,INSERT,UPDATE,REFERENCES";
 
 /// Inspect the catalog as the role `pool` connects with and list every
 /// finding for `tables`. Call it at start-up with the application pool and
@@ -76,6 +79,7 @@ pub async fn verify(pool: &PgPool, tables: &[TenantTable]) -> Result<RlsReport, 
     }
     findings.extend(owned);
     findings.extend(truncatable);
+    super::side_doors::side_doors(&mut conn, tables, &mut findings).await?;
     Ok(RlsReport { findings })
 }
 
@@ -156,10 +160,12 @@ async fn context(conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), Err
     let readers: Vec<String> = sqlx::query_scalar(
         "select r.rolname::text from pg_roles r, pg_class c \
          where c.oid = $1::int8::oid and pg_has_role(current_user, r.oid, 'MEMBER') \
-           and (r.oid = c.relowner or has_table_privilege(r.oid, c.oid, $2)) order by 1",
+           and (r.oid = c.relowner or has_table_privilege(r.oid, c.oid, $2) \
+                or has_any_column_privilege(r.oid, c.oid, $3)) order by 1",
     )
     .bind(key)
     .bind(ANY_PRIVILEGE)
+    .bind(COLUMN_PRIVILEGES)
     .fetch_all(&mut **conn)
     .await?;
     findings.extend(
@@ -317,10 +323,12 @@ async fn roles_with(conn: &mut Conn, oid: i64, privileges: &str) -> Result<Vec<S
     Ok(sqlx::query_scalar(
         "select r.rolname::text from pg_roles r \
          where pg_has_role(current_user, r.oid, 'MEMBER') and not r.rolsuper and not r.rolbypassrls \
-           and has_table_privilege(r.oid, $1::int8::oid, $2) order by 1",
+           and (has_table_privilege(r.oid, $1::int8::oid, $2) \
+                or has_any_column_privilege(r.oid, $1::int8::oid, $3)) order by 1",
     )
     .bind(oid)
     .bind(privileges)
+    .bind(COLUMN_PRIVILEGES)
     .fetch_all(&mut **conn)
     .await?)
 }
@@ -366,7 +374,8 @@ async fn table(
         let missed: Vec<String> = sqlx::query_scalar(
             "select r.rolname::text from pg_roles r \
              where pg_has_role(current_user, r.oid, 'MEMBER') and not r.rolsuper and not r.rolbypassrls \
-               and has_table_privilege(r.oid, $1::int8::oid, $3) \
+               and (has_table_privilege(r.oid, $1::int8::oid, $3) \
+                    or has_any_column_privilege(r.oid, $1::int8::oid, $4)) \
                and not exists (select 1 from pg_policy p where p.oid = any($2::int8[]::oid[]) \
                    and (0::oid = any(p.polroles) \
                         or exists (select 1 from unnest(p.polroles) pr where pg_has_role(r.oid, pr, 'USAGE')))) \
@@ -375,6 +384,7 @@ async fn table(
         .bind(oid)
         .bind(&sound)
         .bind(ROW_PRIVILEGES)
+        .bind(COLUMN_PRIVILEGES)
         .fetch_all(&mut **conn)
         .await?;
         findings.extend(missed.into_iter().map(|role| Finding::PolicyNotApplied {
@@ -419,6 +429,38 @@ async fn table(
         role,
         table: display.clone(),
     }));
+    // TRIGGER plants code in every tenant's transaction; REFERENCES (on any
+    // column) makes a foreign key an existence oracle, referential checks
+    // bypassing RLS. The owner holds both: reported as ownership.
+    for (privilege, check) in [
+        (
+            "TRIGGER",
+            "has_table_privilege(r.oid, $1::int8::oid, 'TRIGGER')",
+        ),
+        (
+            "REFERENCES",
+            "has_any_column_privilege(r.oid, $1::int8::oid, 'REFERENCES')",
+        ),
+    ] {
+        let holders: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select r.rolname::text from pg_roles r \
+             where pg_has_role(current_user, r.oid, 'MEMBER') and not r.rolsuper and not r.rolbypassrls \
+               and r.oid <> (select c.relowner from pg_class c where c.oid = $1::int8::oid) \
+               and {check} order by 1"
+        )))
+        .bind(oid)
+        .fetch_all(&mut **conn)
+        .await?;
+        truncatable.extend(
+            holders
+                .into_iter()
+                .map(|role| Finding::UnfilteredPrivilege {
+                    role,
+                    table: display.clone(),
+                    privilege,
+                }),
+        );
+    }
     Ok(())
 }
 
