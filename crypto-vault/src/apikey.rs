@@ -12,6 +12,17 @@
 //! secret kept outside the database), compared in constant time, with expiry,
 //! revocation and scopes.
 //!
+//! # Bound records
+//!
+//! [`ApiKeys::mint_for`] and [`ApiKeys::verify_for`] hash the token together
+//! with its owner (the tenant and principal the key acts as), its scopes and
+//! its expiry: a record whose owner, scopes or expiry was changed in the
+//! database, or that was copied to another owner, no longer verifies. With the
+//! plain [`ApiKeys::mint`]/[`ApiKeys::verify`], anyone who can write the
+//! database turns their own key into an admin key of another tenant by
+//! editing those columns. Revocation is a later change of state and cannot be
+//! bound: keep a write to `revoked` audited.
+//!
 //! A regex for secret scanners (for the prefix `hisn_live`):
 //!
 //! ```text
@@ -27,6 +38,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::format::push_lp;
 use crate::secret::SecretKey;
 use crate::wrap::hmac_sha256;
 
@@ -232,6 +244,69 @@ impl ApiKeys {
         )
     }
 
+    /// The keyed hash stored for `token` minted by [`ApiKeys::mint_for`]:
+    /// over the token, its owner, its scopes (sorted, each length-prefixed)
+    /// and its expiry, so none of them can be changed in storage.
+    pub fn hash_for(
+        &self,
+        owner: &str,
+        token: &str,
+        scopes: &BTreeSet<String>,
+        expires_at: Option<u64>,
+    ) -> [u8; 32] {
+        let mut msg = Vec::with_capacity(64 + owner.len() + token.len());
+        push_lp(&mut msg, owner.as_bytes());
+        push_lp(&mut msg, token.as_bytes());
+        // The count first, so scopes and expiry can never blur together.
+        msg.extend_from_slice(
+            &u32::try_from(scopes.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
+        for s in scopes {
+            push_lp(&mut msg, s.as_bytes());
+        }
+        match expires_at {
+            Some(e) => {
+                msg.push(1);
+                msg.extend_from_slice(&e.to_be_bytes());
+            }
+            None => msg.push(0),
+        }
+        hmac_sha256(
+            self.pepper.expose_secret(),
+            &[b"hisn-vault/apikey/v2\0", &msg],
+        )
+    }
+
+    /// Like [`ApiKeys::mint`], with the stored hash bound to `owner` (the
+    /// tenant and principal the key acts as, in one string of your choosing,
+    /// e.g. `"tenant-7/user-42"`), the scopes and the expiry: verify it with
+    /// [`ApiKeys::verify_for`] and the same owner. Store the owner beside the
+    /// record as before; a record moved to another owner, or whose scopes or
+    /// expiry were edited, is rejected.
+    ///
+    /// # Errors
+    /// [`Error::Rng`]; [`Error::InvalidInput`] for an empty owner.
+    pub fn mint_for(
+        &self,
+        owner: &str,
+        scopes: impl IntoIterator<Item = impl Into<String>>,
+        expires_at: Option<u64>,
+    ) -> Result<(ApiKeyToken, ApiKeyRecord)> {
+        if owner.is_empty() {
+            return Err(Error::InvalidInput("API key owner must not be empty"));
+        }
+        let (token, mut record) = self.mint(scopes, expires_at)?;
+        record.hash = self.hash_for(
+            owner,
+            token.expose_secret(),
+            &record.scopes,
+            record.expires_at,
+        );
+        Ok((token, record))
+    }
+
     /// Check the format and checksum and return the public id to look up. No
     /// secret is checked here; call [`ApiKeys::verify`] with the stored record.
     ///
@@ -274,8 +349,41 @@ impl ApiKeys {
         now: u64,
         scope: Option<&str>,
     ) -> Result<()> {
+        self.check(token, record, now, scope, None)
+    }
+
+    /// [`ApiKeys::verify`] for a record from [`ApiKeys::mint_for`], read for
+    /// `owner`.
+    ///
+    /// # Errors
+    /// As [`ApiKeys::verify`]; [`Error::ApiKeyRejected`] also for a record
+    /// minted for another owner or whose scopes or expiry were changed, and
+    /// for a record from the plain [`ApiKeys::mint`].
+    pub fn verify_for(
+        &self,
+        owner: &str,
+        token: &str,
+        record: &ApiKeyRecord,
+        now: u64,
+        scope: Option<&str>,
+    ) -> Result<()> {
+        self.check(token, record, now, scope, Some(owner))
+    }
+
+    fn check(
+        &self,
+        token: &str,
+        record: &ApiKeyRecord,
+        now: u64,
+        scope: Option<&str>,
+        owner: Option<&str>,
+    ) -> Result<()> {
         let id = self.parse_id(token)?;
-        let hash_ok: bool = self.hash(token).ct_eq(&record.hash).into();
+        let expected = match owner {
+            Some(o) => self.hash_for(o, token, &record.scopes, record.expires_at),
+            None => self.hash(token),
+        };
+        let hash_ok: bool = expected.ct_eq(&record.hash).into();
         let id_ok: bool = id.as_bytes().ct_eq(record.id.as_bytes()).into();
         let live = !record.revoked && record.expires_at.is_none_or(|e| now < e);
         let scoped = scope.is_none_or(|s| record.scopes.contains(s));

@@ -17,7 +17,8 @@
 //!    counters refuse further uses in the same atomic step that reads their
 //!    final value) and its final counts stay here as floors until written to the
 //!    store, so a reload in between starts from them, not from the older store
-//!    value.
+//!    value. A count the store refused (an outage) keeps its floor until a
+//!    later retirement writes it: an outage never resets a usage counter.
 //!
 //! It also remembers, with the same bound as the keyrings, tenants found
 //! without keys (so an unknown tenant costs one store read per reload interval,
@@ -440,7 +441,9 @@ impl Cache {
         Retired { tenant, finals }
     }
 
-    /// The retired counts were written (or given up on): drop their floors.
+    /// The retired counts in `r` reached the store (or their keys are gone:
+    /// shredded): drop their floors. A count that could not be written is
+    /// left out of `r` by the caller, so its floor stays for the next load.
     pub(crate) fn persisted(&mut self, r: &Retired) {
         for (id, u) in &r.finals {
             let key = (r.tenant.clone(), *id);

@@ -20,6 +20,18 @@
 //! separate search (no table computed once serves two users); the pepper
 //! makes a database dump alone worthless.
 //!
+//! # Bound to the owner's row
+//!
+//! [`RecoveryCodes::generate_for`] hashes `"hisn-vault/recovery/v2\0" ||
+//! owner || salt || code` instead, where `owner` is the set's tenant, table,
+//! column and row id (four-byte lengths), and marks the set (`hrc2$`):
+//! [`RecoveryCodes::verify_for`] with another owner verifies nothing. Without
+//! it, anyone who can write the database copies their own set (whose codes
+//! they hold) into another user's row and passes that user's second factor:
+//! the attack the TOTP secret is sealed against. The unbound
+//! [`RecoveryCodes::generate`]/[`RecoveryCodes::verify`] (`hrc1$`) remain for
+//! sets stored before; a set of one kind never verifies as the other.
+//!
 //! # Single use, and the trap
 //!
 //! [`RecoveryCodes::verify`] compares the input's hash with every stored hash
@@ -41,6 +53,7 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::format::{FieldContext, push_lp};
 use crate::secret::SecretKey;
 use crate::wrap::hmac_sha256;
 
@@ -50,12 +63,27 @@ pub const DEFAULT_COUNT: usize = 10;
 pub const MAX_COUNT: usize = 32;
 /// Symbols per code (5 bits each: 60 bits).
 pub const CODE_SYMBOLS: usize = 12;
-/// Prefix of [`StoredRecoveryCodes::to_text`].
+/// Prefix of [`StoredRecoveryCodes::to_text`] for a set not bound to its
+/// owner ([`RecoveryCodes::generate`]).
 pub const TEXT_PREFIX: &str = "hrc1$";
+/// Prefix of [`StoredRecoveryCodes::to_text`] for a set bound to its owner
+/// ([`RecoveryCodes::generate_for`]).
+pub const BOUND_TEXT_PREFIX: &str = "hrc2$";
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 const MAX_INPUT: usize = 64;
 const DOMAIN: &[u8] = b"hisn-vault/recovery/v1\0";
+const BOUND_DOMAIN: &[u8] = b"hisn-vault/recovery/v2\0";
+
+/// The owner a bound set's hashes cover: tenant, table, column and row id,
+/// each with a four-byte length.
+fn owner_bytes(owner: &FieldContext<'_>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + 64);
+    for part in [owner.tenant(), owner.table(), owner.column(), owner.row()] {
+        push_lp(&mut out, part.as_bytes());
+    }
+    out
+}
 
 /// A freshly generated batch: show it to the user once, never store it.
 /// Zeroized on drop; `Debug` prints only the count.
@@ -87,11 +115,13 @@ impl fmt::Debug for RecoveryBatch {
 }
 
 /// What the server stores for one batch: the salt and one keyed hash per
-/// unused code. Holds no secret.
+/// unused code, and whether the hashes are bound to their owner. Holds no
+/// secret.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct StoredRecoveryCodes {
     salt: [u8; 32],
     hashes: Vec<[u8; 32]>,
+    bound: bool,
 }
 
 impl StoredRecoveryCodes {
@@ -121,28 +151,58 @@ impl StoredRecoveryCodes {
         (index < self.hashes.len()).then(|| self.hashes.remove(index))
     }
 
-    /// Rebuild from a salt and hashes read from storage (at most
-    /// [`MAX_COUNT`] hashes).
+    /// Whether the hashes are bound to their owner
+    /// ([`RecoveryCodes::generate_for`]; verify with
+    /// [`RecoveryCodes::verify_for`]).
+    pub fn is_bound(&self) -> bool {
+        self.bound
+    }
+
+    /// Rebuild an unbound set ([`RecoveryCodes::generate`]) from a salt and
+    /// hashes read from storage (at most [`MAX_COUNT`] hashes).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] for more than [`MAX_COUNT`] hashes.
     pub fn from_parts(salt: [u8; 32], hashes: Vec<[u8; 32]>) -> Result<Self> {
+        Self::parts(salt, hashes, false)
+    }
+
+    /// Like [`StoredRecoveryCodes::from_parts`], for a set bound to its owner
+    /// ([`RecoveryCodes::generate_for`]).
+    ///
+    /// # Errors
+    /// As [`StoredRecoveryCodes::from_parts`].
+    pub fn from_parts_bound(salt: [u8; 32], hashes: Vec<[u8; 32]>) -> Result<Self> {
+        Self::parts(salt, hashes, true)
+    }
+
+    fn parts(salt: [u8; 32], hashes: Vec<[u8; 32]>, bound: bool) -> Result<Self> {
         if hashes.len() > MAX_COUNT {
             return Err(Error::InvalidInput("too many recovery code hashes"));
         }
-        Ok(Self { salt, hashes })
+        Ok(Self {
+            salt,
+            hashes,
+            bound,
+        })
     }
 
-    /// One text value for a column: `hrc1$<salt>$<hash>,<hash>,...`, each part
-    /// unpadded standard base64 (an empty list when every code was used).
+    /// One text value for a column: `hrc1$<salt>$<hash>,<hash>,...`
+    /// (`hrc2$` for a set bound to its owner), each part unpadded standard
+    /// base64 (an empty list when every code was used).
     pub fn to_text(&self) -> String {
         let hashes: Vec<String> = self
             .hashes
             .iter()
             .map(|h| STANDARD_NO_PAD.encode(h))
             .collect();
+        let prefix = if self.bound {
+            BOUND_TEXT_PREFIX
+        } else {
+            TEXT_PREFIX
+        };
         format!(
-            "{TEXT_PREFIX}{}${}",
+            "{prefix}{}${}",
             STANDARD_NO_PAD.encode(self.salt),
             hashes.join(",")
         )
@@ -154,7 +214,11 @@ impl StoredRecoveryCodes {
     /// [`Error::InvalidInput`] for anything else.
     pub fn from_text(text: &str) -> Result<Self> {
         const BAD: Error = Error::InvalidInput("not a stored recovery code set");
-        let rest = text.trim().strip_prefix(TEXT_PREFIX).ok_or(BAD)?;
+        let text = text.trim();
+        let (rest, bound) = match text.strip_prefix(BOUND_TEXT_PREFIX) {
+            Some(rest) => (rest, true),
+            None => (text.strip_prefix(TEXT_PREFIX).ok_or(BAD)?, false),
+        };
         let (salt, list) = rest.split_once('$').ok_or(BAD)?;
         let arr = |s: &str| -> Result<[u8; 32]> {
             STANDARD_NO_PAD
@@ -172,7 +236,7 @@ impl StoredRecoveryCodes {
             }
             list.split(',').map(arr).collect::<Result<Vec<_>>>()?
         };
-        Self::from_parts(salt, hashes)
+        Self::parts(salt, hashes, bound)
     }
 }
 
@@ -219,17 +283,56 @@ impl RecoveryCodes {
         Self { pepper }
     }
 
-    fn hash(&self, salt: &[u8; 32], canonical: &[u8; CODE_SYMBOLS]) -> [u8; 32] {
-        hmac_sha256(self.pepper.expose_secret(), &[DOMAIN, salt, canonical])
+    /// The stored hash of a code: under `owner` (its encoding) for a bound
+    /// set, so the hash is valid in that owner's row only.
+    fn hash(
+        &self,
+        owner: Option<&[u8]>,
+        salt: &[u8; 32],
+        canonical: &[u8; CODE_SYMBOLS],
+    ) -> [u8; 32] {
+        let key = self.pepper.expose_secret();
+        match owner {
+            Some(o) => hmac_sha256(key, &[BOUND_DOMAIN, o, salt, canonical]),
+            None => hmac_sha256(key, &[DOMAIN, salt, canonical]),
+        }
     }
 
     /// A batch of `count` distinct codes (1..=[`MAX_COUNT`], usually
     /// [`DEFAULT_COUNT`]) and what to store for them. Show the batch once.
     /// A new batch replaces the old one entirely.
     ///
+    /// The stored set is not bound to its owner: with write access to the
+    /// database, one user's set (whose codes they know) pasted into another
+    /// user's row verifies there. Prefer [`RecoveryCodes::generate_for`].
+    ///
     /// # Errors
     /// [`Error::InvalidConfig`] for a bad count, [`Error::Rng`].
     pub fn generate(&self, count: usize) -> Result<(RecoveryBatch, StoredRecoveryCodes)> {
+        self.generate_inner(None, count)
+    }
+
+    /// Like [`RecoveryCodes::generate`], with every hash bound to `owner`
+    /// (tenant, table, column and row id of the stored set, as for field
+    /// encryption): the set verifies only through
+    /// [`RecoveryCodes::verify_for`] with the same owner, so a set copied to
+    /// another user's row, table or tenant verifies nothing there.
+    ///
+    /// # Errors
+    /// As [`RecoveryCodes::generate`].
+    pub fn generate_for(
+        &self,
+        owner: &FieldContext<'_>,
+        count: usize,
+    ) -> Result<(RecoveryBatch, StoredRecoveryCodes)> {
+        self.generate_inner(Some(&owner_bytes(owner)), count)
+    }
+
+    fn generate_inner(
+        &self,
+        owner: Option<&[u8]>,
+        count: usize,
+    ) -> Result<(RecoveryBatch, StoredRecoveryCodes)> {
         if !(1..=MAX_COUNT).contains(&count) {
             return Err(Error::InvalidConfig("recovery code count must be 1..=32"));
         }
@@ -245,7 +348,7 @@ impl RecoveryCodes {
             for (i, s) in sym.iter_mut().enumerate() {
                 *s = CROCKFORD[usize::from((*v >> (5 * i)).to_le_bytes()[0] & 31)];
             }
-            let h = self.hash(&salt, &sym);
+            let h = self.hash(owner, &salt, &sym);
             if hashes.contains(&h) {
                 continue; // a repeat within one batch (p ≈ 2⁻⁵⁴): draw again
             }
@@ -261,7 +364,11 @@ impl RecoveryCodes {
         }
         Ok((
             RecoveryBatch { codes },
-            StoredRecoveryCodes { salt, hashes },
+            StoredRecoveryCodes {
+                salt,
+                hashes,
+                bound: owner.is_some(),
+            },
         ))
     }
 
@@ -273,10 +380,40 @@ impl RecoveryCodes {
     /// # Errors
     /// [`Error::TotpMalformed`] for input that cannot be a recovery code;
     /// [`Error::TotpRejected`] (opaque) for a code not in the set (wrong or
-    /// already used).
+    /// already used), and for a set bound to its owner (verify it with
+    /// [`RecoveryCodes::verify_for`]).
     pub fn verify(&self, stored: &StoredRecoveryCodes, input: &str) -> Result<usize> {
+        self.verify_inner(None, stored, input)
+    }
+
+    /// [`RecoveryCodes::verify`] for a set from [`RecoveryCodes::generate_for`],
+    /// read from `owner`'s row.
+    ///
+    /// # Errors
+    /// As [`RecoveryCodes::verify`]; [`Error::TotpRejected`] also for a set
+    /// generated for another owner (copied from another row, table or
+    /// tenant) and for a set not bound to an owner.
+    pub fn verify_for(
+        &self,
+        owner: &FieldContext<'_>,
+        stored: &StoredRecoveryCodes,
+        input: &str,
+    ) -> Result<usize> {
+        self.verify_inner(Some(&owner_bytes(owner)), stored, input)
+    }
+
+    fn verify_inner(
+        &self,
+        owner: Option<&[u8]>,
+        stored: &StoredRecoveryCodes,
+        input: &str,
+    ) -> Result<usize> {
         let sym = canonical(input).ok_or(Error::TotpMalformed)?;
-        let h = self.hash(&stored.salt, &sym);
+        if stored.bound != owner.is_some() {
+            tracing::info!(target: "hisn::crypto_vault::recovery", "recovery code set of the other kind (bound or not) refused");
+            return Err(Error::TotpRejected);
+        }
+        let h = self.hash(owner, &stored.salt, &sym);
         let mut found = Choice::from(0);
         let mut index = 0u64;
         for (i, stored_hash) in (0u64..).zip(stored.hashes.iter()) {

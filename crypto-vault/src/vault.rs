@@ -417,18 +417,29 @@ impl<S: KeyStore> Vault<S> {
         Keyring::build(tenant, primary, data, index_root, self.usage_cap)
     }
 
-    /// Write a retired keyring's final counts, then release their floors.
+    /// Write a retired keyring's final counts, then release the floors of
+    /// those the store took. A count the store did not take (unreachable,
+    /// the very outage that retired the keyring) keeps its floor: the next
+    /// load of the tenant starts from it, not from the older stored count,
+    /// and the next retirement writes it again.
     async fn persist_retired(&self, retired: Retired) {
+        let mut written = Vec::with_capacity(retired.finals.len());
         for (id, usage) in &retired.finals {
-            if let Err(e) = self
+            match self
                 .store
                 .record_usage(&retired.tenant, KeyPurpose::Data, *id, *usage)
                 .await
             {
-                tracing::warn!(target: "hisn_crypto_vault", error = %e, "could not persist data key usage counters");
+                Ok(()) => written.push((*id, *usage)),
+                Err(e) => {
+                    tracing::warn!(target: "hisn_crypto_vault", error = %e, "could not persist data key usage counters; kept in memory");
+                }
             }
         }
-        self.cache.lock().persisted(&retired);
+        self.cache.lock().persisted(&Retired {
+            tenant: retired.tenant,
+            finals: written,
+        });
     }
 
     /// Retire the tenant's cached keyring (if any), make loads in flight start

@@ -2,6 +2,8 @@
 // Test code: unwrap/expect/panic are the assertion mechanism here.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "suite/apikeys.rs"]
+mod apikeys;
 #[path = "suite/instances.rs"]
 mod instances;
 #[path = "suite/kat.rs"]
@@ -25,5 +27,7 @@ mod recovery;
 mod sentinel;
 #[path = "suite/totp.rs"]
 mod totp;
+#[path = "suite/usage.rs"]
+mod usage;
 #[path = "suite/vault_flow.rs"]
 mod vault_flow;

@@ -1,8 +1,8 @@
 //! `Probe`: a key store wrapper for the concurrency, read-path and
 //! multi-instance tests. It counts loads and writes, can hold the next `n`
 //! loads after they have read the store until the test releases them (so a
-//! race is reproduced every time), and can make every load fail as an
-//! unreachable database does. Clones share the store and the counters, as
+//! race is reproduced every time), and can make every load, or every write,
+//! fail as an unreachable database does. Clones share the store and the counters, as
 //! several processes share one database.
 
 use std::sync::Arc;
@@ -30,6 +30,7 @@ struct Hooks {
     writes: AtomicUsize,
     to_pause: AtomicUsize,
     fail: AtomicBool,
+    fail_writes: AtomicBool,
     reached: Semaphore,
     release: Semaphore,
 }
@@ -43,6 +44,7 @@ impl<S: KeyStore> Probe<S> {
                 writes: AtomicUsize::new(0),
                 to_pause: AtomicUsize::new(0),
                 fail: AtomicBool::new(false),
+                fail_writes: AtomicBool::new(false),
                 reached: Semaphore::new(0),
                 release: Semaphore::new(0),
             }),
@@ -52,6 +54,11 @@ impl<S: KeyStore> Probe<S> {
     /// Make every load fail (`true`) or succeed again (`false`).
     pub(crate) fn fail_loads(&self, fail: bool) {
         self.hooks.fail.store(fail, Ordering::SeqCst);
+    }
+
+    /// Make every write fail (`true`) or succeed again (`false`).
+    pub(crate) fn fail_writes(&self, fail: bool) {
+        self.hooks.fail_writes.store(fail, Ordering::SeqCst);
     }
 
     /// Loads so far.
@@ -79,8 +86,13 @@ impl<S: KeyStore> Probe<S> {
         self.hooks.release.add_permits(1 << 16);
     }
 
-    fn wrote(&self) {
+    /// Count a write; `Err` if writes are made to fail.
+    fn wrote(&self) -> Result<()> {
         self.hooks.writes.fetch_add(1, Ordering::SeqCst);
+        if self.hooks.fail_writes.load(Ordering::SeqCst) {
+            return Err(Error::Store("unreachable".into()));
+        }
+        Ok(())
     }
 }
 
@@ -103,15 +115,15 @@ impl<S: KeyStore> KeyStore for Probe<S> {
         read
     }
     async fn insert(&self, key: &WrappedKey) -> Result<bool> {
-        self.wrote();
+        self.wrote()?;
         self.inner.insert(key).await
     }
     async fn set_primary(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
-        self.wrote();
+        self.wrote()?;
         self.inner.set_primary(tenant, purpose, key_id).await
     }
     async fn rewrap(&self, key: &WrappedKey) -> Result<()> {
-        self.wrote();
+        self.wrote()?;
         self.inner.rewrap(key).await
     }
     async fn record_usage(
@@ -121,17 +133,17 @@ impl<S: KeyStore> KeyStore for Probe<S> {
         key_id: KeyId,
         usage: u64,
     ) -> Result<()> {
-        self.wrote();
+        self.wrote()?;
         self.inner
             .record_usage(tenant, purpose, key_id, usage)
             .await
     }
     async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
-        self.wrote();
+        self.wrote()?;
         self.inner.delete(tenant, purpose, key_id).await
     }
     async fn shred(&self, tenant: &str) -> Result<()> {
-        self.wrote();
+        self.wrote()?;
         self.inner.shred(tenant).await
     }
     async fn tenants(&self) -> Result<Vec<String>> {

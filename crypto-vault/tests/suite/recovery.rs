@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use hisn_crypto_vault::recovery::{CODE_SYMBOLS, DEFAULT_COUNT, MAX_COUNT};
-use hisn_crypto_vault::{Error, RecoveryCodes, SecretKey, StoredRecoveryCodes};
+use hisn_crypto_vault::{Error, FieldContext, RecoveryCodes, SecretKey, StoredRecoveryCodes};
 use proptest::prelude::*;
 
 const ALPHABET: &str = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -147,7 +147,7 @@ fn stored_text_is_parsed_strictly() {
     let text = stored.to_text();
     for bad in [
         String::new(),
-        text.replace("hrc1$", "hrc2$"),
+        text.replace("hrc1$", "hrc3$"),
         text[..text.len() - 2].to_owned(),
         format!("{text},"),
         text.replacen('$', "", 2),
@@ -182,4 +182,74 @@ proptest! {
             other => prop_assert!(false, "{other:?}"),
         }
     }
+}
+
+/// A recovery code set works only in the row it was made for (class: stored
+/// value not bound to its context).
+///
+/// Root cause of the old failure: a stored set was `HMAC(pepper, salt ||
+/// code)` and nothing else, so it was valid in any row. An attacker who can
+/// write the database (the threat the TOTP secret is sealed against: it is
+/// bound to tenant, table, column and row) copied their own set, whose codes
+/// they hold, into the victim's row and passed the victim's second factor
+/// with one of their own codes. `generate_for`/`verify_for` bind every hash
+/// to its owner (tenant, table, column, row id); a bound set is refused by
+/// the unbound `verify`, and `verify_for` refuses an unbound set, so a set
+/// cannot be moved into another row, table or tenant, nor downgraded.
+#[test]
+fn value_not_bound_to_its_context_recovery_codes_pasted_into_another_row_fail() {
+    let rc = codes();
+    let mallory = FieldContext::new("t1", "users", "recovery", "mallory").unwrap();
+    let (batch, set) = rc.generate_for(&mallory, 10).unwrap();
+    let code = batch.codes().next().unwrap();
+    assert!(set.is_bound());
+    assert!(set.to_text().starts_with("hrc2$"));
+    assert_eq!(rc.verify_for(&mallory, &set, code).unwrap(), 0);
+    // The set pasted into the victim's row (or another tenant's, table's,
+    // column's) verifies nothing there.
+    let pasted = StoredRecoveryCodes::from_text(&set.to_text()).unwrap();
+    for elsewhere in [
+        ("t1", "users", "recovery", "alice"),
+        ("t2", "users", "recovery", "mallory"),
+        ("t1", "admins", "recovery", "mallory"),
+        ("t1", "users", "recovery_old", "mallory"),
+    ] {
+        let (t, tb, c, r) = elsewhere;
+        let victim = FieldContext::new(t, tb, c, r).unwrap();
+        for code in batch.codes() {
+            assert!(
+                matches!(
+                    rc.verify_for(&victim, &pasted, code),
+                    Err(Error::TotpRejected)
+                ),
+                "{elsewhere:?}"
+            );
+        }
+    }
+    // No downgrade: a bound set is not checked without its owner, an
+    // unbound one not as if bound, and the parts keep the kind.
+    assert!(matches!(rc.verify(&set, code), Err(Error::TotpRejected)));
+    let unbound = StoredRecoveryCodes::from_parts(*set.salt(), set.hashes().to_vec()).unwrap();
+    assert!(!unbound.is_bound());
+    assert!(matches!(
+        rc.verify_for(&mallory, &unbound, code),
+        Err(Error::TotpRejected)
+    ));
+    assert!(matches!(
+        rc.verify(&unbound, code),
+        Err(Error::TotpRejected)
+    ));
+    let rebuilt =
+        StoredRecoveryCodes::from_parts_bound(*set.salt(), set.hashes().to_vec()).unwrap();
+    assert_eq!(rebuilt, set);
+    assert_eq!(rc.verify_for(&mallory, &rebuilt, code).unwrap(), 0);
+    // Malformed input is still told apart first, as by `verify`.
+    assert!(matches!(
+        rc.verify_for(&mallory, &set, "not a code"),
+        Err(Error::TotpMalformed)
+    ));
+    let (old_batch, old) = rc.generate(2).unwrap();
+    assert!(old.to_text().starts_with("hrc1$"));
+    let old_code = old_batch.codes().next().unwrap();
+    assert_eq!(rc.verify(&old, old_code).unwrap(), 0);
 }
