@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use hisn_webhook_verify::replay::{Claim, MemoryReplayStore, ReplayKey, ReplayPolicy, ReplayStore};
 
@@ -109,6 +110,81 @@ async fn claim_tokens_repeat_across_stores_never_settle_another_stores_claim() {
     assert!(one.release(&k, &t1).await.unwrap());
 }
 
+/// A handler that outlives its lease still records its event done
+/// (class: replay state accepted twice).
+///
+/// Root cause of the old failure: `complete` checked that the claim was ours
+/// *and its lease unexpired*, so a handler that ran longer than the lease
+/// (60 s by default; the replay store has no renewal) could not record the
+/// event although no one had taken it over: the store answered `false`, kept
+/// nothing (Redis had already dropped the key, PostgreSQL and memory left a
+/// lapsed lease), and the next delivery of the event was claimed `New` and
+/// processed a second time. For GitHub, Shopify and Twilio, which sign no
+/// timestamp, that is a captured delivery replayed at will for the whole TTL.
+/// Now a completion is recorded unless another claim holds the key; a
+/// takeover that already happened is reported (`false`) and left alone.
+async fn late_completion<S: ReplayStore, F, Fut>(store: &S, lapse: F)
+where
+    F: Fn(&'static str) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let p = ReplayPolicy::new(Duration::from_secs(1), Duration::from_secs(3600)).unwrap();
+    // A slow handler: its lease lapses, no one claims meanwhile.
+    let k = ReplayKey::new("t", "github", "slow").unwrap();
+    let Claim::New(slow) = store.claim(&k, &p).await.unwrap() else {
+        panic!("first claim must be new")
+    };
+    lapse("slow").await;
+    assert!(
+        store.complete(&k, &slow, &p).await.unwrap(),
+        "the late completion was refused although no one took the claim over"
+    );
+    assert_eq!(
+        store.claim(&k, &p).await.unwrap(),
+        Claim::Done,
+        "the event was processed and is claimable again: a replay runs it twice"
+    );
+    // Taken over: the late completion does not touch the new claim.
+    let k = ReplayKey::new("t", "github", "taken").unwrap();
+    let Claim::New(first) = store.claim(&k, &p).await.unwrap() else {
+        panic!("first claim must be new")
+    };
+    lapse("taken").await;
+    let Claim::New(second) = store.claim(&k, &p).await.unwrap() else {
+        panic!("a lapsed lease is taken over")
+    };
+    assert!(!store.complete(&k, &first, &p).await.unwrap());
+    assert_eq!(store.claim(&k, &p).await.unwrap(), Claim::InProgress);
+    assert!(store.complete(&k, &second, &p).await.unwrap());
+    assert_eq!(store.claim(&k, &p).await.unwrap(), Claim::Done);
+    assert!(
+        !store.complete(&k, &first, &p).await.unwrap(),
+        "done stays done"
+    );
+    // A late release after a lapse gives nothing up that is not its own.
+    let k = ReplayKey::new("t", "github", "released").unwrap();
+    let Claim::New(gone) = store.claim(&k, &p).await.unwrap() else {
+        panic!("first claim must be new")
+    };
+    lapse("released").await;
+    let Claim::New(_now) = store.claim(&k, &p).await.unwrap() else {
+        panic!("a lapsed lease is taken over")
+    };
+    assert!(!store.release(&k, &gone).await.unwrap());
+    assert_eq!(store.claim(&k, &p).await.unwrap(), Claim::InProgress);
+}
+
+#[tokio::test]
+async fn replay_accepted_twice_after_a_late_completion_memory() {
+    let clock = Arc::new(hisn_webhook_verify::ManualClock::new(1_000));
+    let store = MemoryReplayStore::with_clock(64, clock.clone()).unwrap();
+    late_completion(&store, |_| {
+        clock.advance(1);
+        std::future::ready(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn memory_store_honours_the_contract() {
     contract(&MemoryReplayStore::default()).await;
@@ -142,10 +218,30 @@ fn memory_store_threads_stress_has_zero_double_claims() {
 
 #[cfg(feature = "redis")]
 mod redis_store {
-    use std::time::Duration;
-
     use super::*;
     use hisn_webhook_verify::replay::RedisReplayStore;
+
+    #[tokio::test]
+    async fn replay_accepted_twice_after_a_late_completion_redis() {
+        let Some(r) = hisn_test_support::redis("replay_late_completion").await else {
+            return;
+        };
+        let store = RedisReplayStore::new(r.connection().await, r.prefix()).unwrap();
+        let conn = r.connection().await;
+        // Redis drops the key when the lease lapses.
+        late_completion(&store, |id| {
+            let (key, mut conn) = (r.key(&format!("1:t6:github{id}")), conn.clone());
+            async move {
+                let n: i64 = redis::cmd("DEL")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert_eq!(n, 1, "the claim's key");
+            }
+        })
+        .await;
+    }
 
     #[tokio::test]
     async fn redis_store_honours_the_contract() {
@@ -258,6 +354,28 @@ mod postgres_store {
         store.migrate().await.unwrap();
         store.migrate().await.unwrap(); // idempotent
         Some((db, store))
+    }
+
+    #[tokio::test]
+    async fn replay_accepted_twice_after_a_late_completion_postgres() {
+        let Some((db, store)) = store("pg_replay_late_completion").await else {
+            return;
+        };
+        let pool = db.pool().await;
+        late_completion(&store, |id| {
+            let pool = pool.clone();
+            async move {
+                let r = sqlx::query(
+                    "update hisn_webhook_replay set expires_at = now() - interval '1 second' where event_id = $1",
+                )
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+                assert_eq!(r.rows_affected(), 1);
+            }
+        })
+        .await;
     }
 
     #[tokio::test]

@@ -16,7 +16,32 @@ mod redis_store {
 
     use super::super::store::{Begin, IdempotencyStore, StoredResponse};
     use crate::error::{Error, Result};
-    use crate::replay::{ClaimToken, random_token, redis_prefix, store_error};
+    use crate::replay::{ClaimToken, TokenRepr, random_token, redis_prefix, store_error};
+
+    /// Hex digits of the fingerprint at the end of a token's text.
+    const FP_HEX: usize = 64;
+
+    /// A token that also carries the request's fingerprint (not secret: it
+    /// is a hash of the request), so a `finish` whose record lapsed can
+    /// still record the response under it.
+    fn token_for(fingerprint: &[u8; 32]) -> Result<ClaimToken> {
+        let random = random_token()?.text();
+        Ok(ClaimToken(TokenRepr::Random(format!(
+            "{random}{}",
+            crate::encoding::hex_lower(fingerprint)
+        ))))
+    }
+
+    /// The fingerprint a token from [`token_for`] carries (empty otherwise).
+    fn fingerprint_of(token: &ClaimToken) -> Vec<u8> {
+        let text = token.text();
+        text.len()
+            .checked_sub(FP_HEX)
+            .and_then(|at| text.get(at..))
+            .and_then(|h| crate::encoding::hex_lower_exact::<32>(h.as_bytes()))
+            .map(|fp| fp.to_vec())
+            .unwrap_or_default()
+    }
 
     // Value layout: b"i" + fingerprint (32) + token while in flight,
     // b"d" + fingerprint (32) + encoded response when done.
@@ -30,8 +55,16 @@ return v";
 
     // Renew, finish or abort, only for the token's owner: the record must be
     // in flight (`i`) and hold exactly this token after the fingerprint.
+    // One exception: `finish` of a record that is gone (its lease lapsed and
+    // no one began the key since) records the response under the
+    // fingerprint the token carries (ARGV[5]): the handler ran, so the key
+    // must not run it again.
     const OWNED: &str = r"
 local v = redis.call('GET', KEYS[1])
+if (not v) and ARGV[2] == 'finish' and string.len(ARGV[5]) == 32 then
+  redis.call('SET', KEYS[1], 'd' .. ARGV[5] .. ARGV[3], 'PX', ARGV[4])
+  return 1
+end
 if (not v) or string.sub(v, 1, 1) ~= 'i' or string.sub(v, 34) ~= ARGV[1] then
   return 0
 end
@@ -44,7 +77,9 @@ else
 end
 return 1";
 
-    /// An [`IdempotencyStore`] on Redis; keys are `<prefix><len>:<scope><key>`.
+    /// An [`IdempotencyStore`] on Redis; keys are `<prefix>i<len>:<scope><key>`
+    /// (the `i` keeps them apart from a [`crate::replay::RedisReplayStore`]'s
+    /// keys under the same prefix).
     /// In-flight records carry the lease as their TTL (`PX`); done records
     /// the expiry.
     pub struct RedisIdempotencyStore {
@@ -73,8 +108,10 @@ return 1";
             })
         }
 
+        /// `i` after the prefix: a replay store's keys have a digit there,
+        /// so the two stores never share a key even under one prefix.
         fn key(&self, scope: &str, key: &str) -> String {
-            format!("{}{}:{scope}{key}", self.prefix, scope.len())
+            format!("{}i{}:{scope}{key}", self.prefix, scope.len())
         }
 
         async fn owned(
@@ -87,6 +124,11 @@ return 1";
             ttl: Duration,
         ) -> Result<bool> {
             let mut conn = self.conn.clone();
+            let fingerprint = if op == "finish" {
+                fingerprint_of(token)
+            } else {
+                Vec::new()
+            };
             let n: i64 = self
                 .owned
                 .key(self.key(scope, key))
@@ -94,6 +136,7 @@ return 1";
                 .arg(op)
                 .arg(payload)
                 .arg(ms(ttl).max(1))
+                .arg(fingerprint)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| store_error("idempotency update", &e))?;
@@ -117,7 +160,7 @@ return 1";
             fingerprint: [u8; 32],
             lease: Duration,
         ) -> Result<Begin> {
-            let token = random_token()?;
+            let token = token_for(&fingerprint)?;
             let mut conn = self.conn.clone();
             let v: Vec<u8> = self
                 .begin

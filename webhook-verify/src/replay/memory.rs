@@ -140,12 +140,32 @@ impl MemoryReplayStore {
         let flat = key.flat();
         let now = self.clock.now_unix_millis();
         let mut map = lock(self.shard(&flat));
-        let owned = matches!(map.get(&flat), Some(State::Pending { token: t, until_ms }) if token.0 == TokenRepr::Local(*t) && *until_ms > now);
-        if !owned {
+        let ours = |t: &u64| token.0 == TokenRepr::Local(*t);
+        let settles = match (map.get(&flat), done_ttl) {
+            // Release: only a live claim of this token.
+            (Some(State::Pending { token: t, until_ms }), None) => ours(t) && *until_ms > now,
+            (_, None) => false,
+            // Complete: the handler ran. Record it unless another claim
+            // holds the key or it is done already; a lapsed lease that no
+            // one took over (still ours, or swept) is recorded too, or the
+            // event would be processed again (see `ReplayStore::complete`).
+            (Some(st), Some(_)) => {
+                matches!(st, State::Pending { token: t, .. } if ours(t)) || st.until() <= now
+            }
+            (None, Some(_)) => true,
+        };
+        if !settles {
             return false;
         }
         match done_ttl {
             Some(ttl) => {
+                // Never past the bound: a swept key may need a new slot.
+                if !map.contains_key(&flat) && map.len() >= self.per_shard {
+                    map.retain(|_, st| st.until() > now);
+                    if map.len() >= self.per_shard {
+                        return false;
+                    }
+                }
                 map.insert(
                     flat,
                     State::Done {
@@ -261,10 +281,11 @@ mod tests {
     }
 
     /// A lease is over at exactly its end: from that instant its token can
-    /// neither complete nor release the claim (the next claim may already
-    /// have taken it over); one millisecond earlier it still can.
+    /// no longer release the claim (the next claim may take it over), and one
+    /// millisecond earlier it still can. Completion, which means the handler
+    /// ran, is recorded either way as long as no one took the claim over.
     #[test]
-    fn token_settles_its_claim_only_before_the_lease_end() {
+    fn token_releases_its_claim_only_before_the_lease_end() {
         let clock = Arc::new(ManualClock::new(0));
         let s = MemoryReplayStore::with_clock(64, clock.clone()).unwrap();
         let p = ReplayPolicy::new(Duration::from_secs(10), Duration::from_secs(100)).unwrap();
@@ -278,11 +299,13 @@ mod tests {
         assert!(s.finish(&key("a"), &done, Some(p.ttl_millis())));
         assert!(s.finish(&key("b"), &released, None));
         clock.advance_millis(1);
-        assert!(!s.finish(&key("c"), &late_done, Some(p.ttl_millis())));
+        assert!(s.finish(&key("c"), &late_done, Some(p.ttl_millis())));
         assert!(!s.finish(&key("d"), &late_released, None));
-        // The lapsed claims were left as they were: the next claim takes over.
+        // The late completion is recorded; the lapsed claim that was not
+        // released is taken over by the next claim.
         assert_eq!(s.claim_now(&key("a"), &p), Ok(Claim::Done));
-        assert!(matches!(s.claim_now(&key("c"), &p), Ok(Claim::New(_))));
+        assert_eq!(s.claim_now(&key("c"), &p), Ok(Claim::Done));
+        assert!(matches!(s.claim_now(&key("d"), &p), Ok(Claim::New(_))));
     }
 
     /// `purge_expired` removes exactly the lapsed entries (a lease at exactly

@@ -14,7 +14,8 @@
 //! The done marker lives for the TTL (default 72 h, because providers retry the
 //! same event id with fresh timestamps for days). A lease that expires without
 //! completion is taken over by the next claim, so a crashed worker does not
-//! block an event forever.
+//! block an event forever; a worker that outlived its lease still records the
+//! event done when it completes, unless another claim took it over meanwhile.
 //!
 //! Implementations: [`MemoryReplayStore`] (always available), `RedisReplayStore`
 //! (feature `redis`), `PgReplayStore` (feature `postgres`).
@@ -232,8 +233,12 @@ pub trait ReplayStore: Send + Sync {
         policy: &ReplayPolicy,
     ) -> impl Future<Output = Result<Claim>> + Send;
 
-    /// Mark a claim done (kept for the TTL). Returns `false` when `token` no
-    /// longer owns the key (the lease expired and someone took over).
+    /// Mark a claim done (kept for the TTL). Call it once the handler has
+    /// run, even after the lease ran out: a lapsed claim that no one took
+    /// over is still recorded (the key holds this token, or nothing), so the
+    /// event is not processed again. Returns `false` when another claim
+    /// holds the key (the lease expired and someone took over: the handler
+    /// may run twice) or the event is done already.
     fn complete(
         &self,
         key: &ReplayKey<'_>,

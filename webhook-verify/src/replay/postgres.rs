@@ -103,9 +103,32 @@ impl ReplayStore for PgReplayStore {
         token: &ClaimToken,
         policy: &ReplayPolicy,
     ) -> Result<bool> {
+        // Our claim, its lease lapsed or not (no one took it over: the
+        // token is still ours) ...
         let r = sqlx::query(
             "update hisn_webhook_replay set state = 'd', expires_at = now() + $5 * interval '1 millisecond' \
-             where scope = $1 and provider = $2 and event_id = $3 and state = 'p' and token = $4 and expires_at > now()",
+             where scope = $1 and provider = $2 and event_id = $3 and state = 'p' and token = $4",
+        )
+        .bind(key.scope())
+        .bind(key.provider())
+        .bind(key.event_id())
+        .bind(token.text())
+        .bind(millis(policy.ttl_millis()))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| store_error("complete", &e))?;
+        if r.rows_affected() == 1 {
+            return Ok(true);
+        }
+        // ... or no live row at all (purged, or another lapsed claim): the
+        // handler ran, so the event is recorded done. A live row of another
+        // claim, or a done marker, is left alone.
+        let r = sqlx::query(
+            "insert into hisn_webhook_replay (scope, provider, event_id, state, token, expires_at) \
+             values ($1, $2, $3, 'd', $4, now() + $5 * interval '1 millisecond') \
+             on conflict (scope, provider, event_id) do update \
+             set state = 'd', token = excluded.token, expires_at = excluded.expires_at \
+             where hisn_webhook_replay.expires_at <= now()",
         )
         .bind(key.scope())
         .bind(key.provider())

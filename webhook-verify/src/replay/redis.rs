@@ -6,8 +6,12 @@ use redis::aio::MultiplexedConnection;
 use super::{Claim, ClaimToken, ReplayKey, ReplayPolicy, ReplayStore, random_token, store_error};
 use crate::error::{Error, Result};
 
+// Our claim, or no key at all (the lease lapsed and no one took it over: the
+// handler ran, so the event is recorded done). Another claim or a done marker
+// is left alone.
 const COMPLETE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == ARGV[1] then
   redis.call('SET', KEYS[1], 'd', 'PX', ARGV[2])
   return 1
 end

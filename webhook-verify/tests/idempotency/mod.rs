@@ -26,6 +26,9 @@ type Inner = tower::util::BoxCloneSyncService<
 type Svc<St = MemoryIdempotencyStore> =
     hisn_webhook_verify::idempotency::IdempotencyService<Inner, St>;
 
+mod lapsed;
+#[cfg(feature = "redis")]
+mod prefix;
 mod response_edges;
 use response_edges::{broken_body, dropped_mid_response};
 
