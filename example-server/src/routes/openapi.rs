@@ -88,7 +88,14 @@ fn responses(access: Access, writes: bool, ok: Success) -> Value {
                 err("Bad, expired or missing signature, or no such file"),
             );
         }
-        Access::Webhook | Access::Operator => {
+        Access::Webhook => {
+            r.insert("401".into(), err("Signature or token refused"));
+            r.insert(
+                "409".into(),
+                err("The same event is being processed: retry after Retry-After"),
+            );
+        }
+        Access::Operator => {
             r.insert("401".into(), err("Signature or token refused"));
         }
         _ => {}

@@ -95,7 +95,7 @@ pub(super) async fn payments(
         .map_err(|e| ApiError::internal("replay store", &e))?
     {
         Claim::New(t) => t,
-        Claim::Done | Claim::InProgress | _ => {
+        Claim::Done => {
             metrics::global().webhook_replay();
             tracing::info!(target: "hisn::example_server::webhook", "webhook replay ignored");
             let mut resp = Json(json!({ "status": "duplicate" })).into_response();
@@ -105,6 +105,17 @@ pub(super) async fn payments(
                 s.webhook_limiter.tiers(),
                 false,
             );
+            return Ok(resp);
+        }
+        // In progress (another worker or instance is processing this event;
+        // any unknown outcome is treated alike, failing closed): not done
+        // yet, and it may still fail and release its claim. A 2xx would end
+        // the provider's retries and could lose the event, so 409 with
+        // Retry-After (webhook-verify's documented answer).
+        _ => {
+            tracing::info!(target: "hisn::example_server::webhook", "webhook delivery while the same event is in progress: retry asked");
+            let mut resp = ApiError::Conflict("in_progress").into_response();
+            write_retry_after(resp.headers_mut(), std::time::Duration::from_secs(5));
             return Ok(resp);
         }
     };

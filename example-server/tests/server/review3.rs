@@ -530,3 +530,49 @@ async fn the_access_log_carries_route_templates_not_client_paths() {
     }
     assert!(text.contains("/t/{tenant}/subjects/{id}/report"), "{text}");
 }
+
+/// **A webhook delivery lost to a concurrent duplicate.** When a delivery
+/// arrived while the same event was still being processed (another
+/// instance's claim, or the provider's own quick retry), the server answered
+/// `200 duplicate`. The provider then stops retrying; if the first attempt
+/// fails and releases its claim, the event is never applied (a payment
+/// status lost). webhook-verify's replay store documents the answer for
+/// `Claim::InProgress`: 409/429/5xx, so the sender retries. Fix: `409` with
+/// `Retry-After`; only `Claim::Done` is the `200` no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_meets_an_in_flight_claim_is_retried_not_acknowledged() {
+    use hisn_webhook_verify::replay::{Claim, ReplayKey, ReplayPolicy, ReplayStore};
+    let srv = server().await;
+    let a = srv.tenant("Alpha").await;
+    let event = json!({ "type": "subscription.updated", "data": { "tenant_id": a.id, "plan": "enterprise", "status": "active" } });
+    // Another worker holds the event's claim.
+    let state = &srv.app.state;
+    let key = ReplayKey::new("payments", state.webhook.scheme().name(), "msg_inflight").unwrap();
+    let Claim::New(token) = state
+        .replay
+        .claim(&key, &ReplayPolicy::DEFAULT)
+        .await
+        .unwrap()
+    else {
+        panic!("the first claim is new");
+    };
+    let r = srv.send(srv.webhook("msg_inflight", &event)).await;
+    assert!(
+        !r.status.is_success(),
+        "an in-flight event was acknowledged: {r:?}"
+    );
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+    assert!(r.headers.contains_key("retry-after"), "{r:?}");
+    // The other worker fails and gives the claim up: the provider's retry applies it.
+    state.replay.release(&key, &token).await.unwrap();
+    let r = srv.send(srv.webhook("msg_inflight", &event)).await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (StatusCode::OK, json!("processed")),
+        "{r:?}"
+    );
+    let r = srv
+        .call("GET", &a.path("/subscription"), Some(&a.token), None)
+        .await;
+    assert_eq!(r.body, json!({ "plan": "enterprise", "status": "active" }));
+}
