@@ -8,6 +8,7 @@ mod clock;
 mod encoding;
 mod error;
 mod event;
+mod fsread;
 mod jcs;
 pub mod merkle;
 mod pseudonym;
@@ -55,4 +56,9 @@ pub mod limits {
     pub const MAX_DIFF_LEN: usize = 256 * 1024;
     /// Longest encoded record, in bytes.
     pub const MAX_RECORD_LEN: usize = 1024 * 1024;
+    /// Longest checkpoint log (`checkpoints.jsonl`, a [`FileSink`](crate::FileSink)'s
+    /// file) a reader reads, in bytes: a longer one is refused with
+    /// [`Error::Corrupt`](crate::Error::Corrupt), never read into memory
+    /// (about half a million checkpoints with their kept Merkle edges).
+    pub const MAX_CHECKPOINT_LOG_LEN: usize = 1 << 30;
 }

@@ -203,18 +203,26 @@ fn ends_with_newline(f: &mut std::fs::File) -> std::io::Result<bool> {
 /// must neither stop verification nor hide what the others show.
 ///
 /// # Errors
-/// [`Error::Io`].
+/// [`Error::Io`]; [`Error::Corrupt`] when the path is not a regular file (a
+/// FIFO or device) or is longer than
+/// [`MAX_CHECKPOINT_LOG_LEN`](crate::limits::MAX_CHECKPOINT_LOG_LEN).
 pub fn read_checkpoint_log(path: &Path) -> Result<Vec<SignedCheckpoint>> {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
+    let Some(text) = read_log_bytes(path)? else {
+        return Ok(Vec::new());
     };
     let (cps, skipped) = parse_checkpoint_log(&String::from_utf8_lossy(&text));
     if skipped > 0 {
         tracing::warn!(skipped, "audit checkpoint log: malformed lines skipped");
     }
     Ok(cps)
+}
+
+/// The bytes of a checkpoint log (`None` when missing). It may sit in a
+/// store anyone able to write the store controls: never a FIFO (which would
+/// block), a device or a file longer than
+/// [`MAX_CHECKPOINT_LOG_LEN`](crate::limits::MAX_CHECKPOINT_LOG_LEN).
+fn read_log_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    crate::fsread::read_if_exists(path, crate::limits::MAX_CHECKPOINT_LOG_LEN as u64)
 }
 
 /// Parse a JSON-lines checkpoint log leniently: the checkpoints, and how many
@@ -259,10 +267,8 @@ pub fn parse_notes<'a>(notes: impl IntoIterator<Item = &'a str>) -> Vec<SignedCh
 pub(crate) fn read_checkpoint_edges(
     path: &Path,
 ) -> Result<Vec<(SignedCheckpoint, Option<Frontier>)>> {
-    let text = match std::fs::read(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e.into()),
+    let Some(text) = read_log_bytes(path)? else {
+        return Ok(Vec::new());
     };
     Ok(parse_checkpoint_edges(&String::from_utf8_lossy(&text)))
 }

@@ -28,6 +28,7 @@ mod postgres;
 mod postgres_prune;
 mod props;
 mod pruned_roots;
+mod review3;
 mod review_attacks;
 mod review_edges;
 mod store_links;

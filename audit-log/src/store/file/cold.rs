@@ -180,8 +180,17 @@ fn open_lazy(dir: &Path, tdir: &Path, tenant: &TenantId) -> Result<Option<Lazy>>
     let mut start: Option<(u64, Link)> = None;
     let mut next_seq = None;
     for path in sealed_paths {
-        let file = File::open(path)?;
+        // A FIFO, a device or a file longer than any segment: the full
+        // read names the damage.
+        let file = match crate::fsread::open(path) {
+            Ok(f) => f,
+            Err(Error::Corrupt { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let len = file.metadata()?.len();
+        if len > super::MAX_SEGMENT_FILE {
+            return Ok(None);
+        }
         let mut head = vec![0u8; HEADER_READ.min(usize::try_from(len).unwrap_or(0))];
         file.read_exact_at(&mut head, 0)?;
         let Ok((header, _)) = SegmentHeader::decode(&head) else {
@@ -191,10 +200,14 @@ fn open_lazy(dir: &Path, tdir: &Path, tenant: &TenantId) -> Result<Option<Lazy>>
             return Ok(None);
         }
         start.get_or_insert((header.first_seq, header.prev_link));
-        let index = File::open(subject_index::index_path(path))
+        let index = crate::fsread::open(&subject_index::index_path(path))
             .ok()
             .and_then(|f| subject_index::read_header(&f).map(|h| (f, h)))
-            .filter(|(_, h)| h.segment_len == len && h.first_seq == header.first_seq);
+            .filter(|(_, h)| {
+                h.segment_len == len
+                    && h.first_seq == header.first_seq
+                    && h.file_len <= subject_index::max_len(len)
+            });
         let mut seg = ColdSegment {
             path: path.clone(),
             file,
@@ -207,15 +220,20 @@ fn open_lazy(dir: &Path, tdir: &Path, tenant: &TenantId) -> Result<Option<Lazy>>
         };
         if seg.index.is_none() {
             // No usable index: read this segment whole, now.
-            match seg.decoded()? {
-                Some(d) if d.clean => seg.count = d.locs.len() as u64,
-                _ => return Ok(None),
+            match seg.decoded() {
+                Ok(Some(d)) if d.clean => seg.count = d.locs.len() as u64,
+                Ok(_) | Err(Error::Corrupt { .. }) => return Ok(None),
+                Err(e) => return Err(e),
             }
         }
         next_seq = Some(header.first_seq + seg.count);
         sealed.push(seg);
     }
-    let bytes = fs::read(last)?;
+    let bytes = match super::read_segment(last) {
+        Ok(b) => b,
+        Err(Error::Corrupt { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let parsed = match parse_segment_synced(&bytes, super::recovery::synced_mark(tdir, last)) {
         Ok(p) if p.header.tenant == *tenant => p,
         _ => return Ok(None),
@@ -264,7 +282,7 @@ impl ColdSegment {
         if let Some(d) = self.full.get() {
             return Ok(d.as_ref());
         }
-        let bytes = fs::read(&self.path)?;
+        let bytes = super::read_segment(&self.path)?;
         let d = parse_segment_synced(&bytes, 0).ok().map(|p| Decoded {
             locs: p.frames.iter().map(|f| (f.offset, f.record_len)).collect(),
             subjects: subject_index::build(&bytes, &p.frames),

@@ -162,6 +162,16 @@ fn tenant_dir_name(t: &TenantId) -> String {
     format!("t-{}", hex::encode(t.as_str()))
 }
 
+/// Longest segment file a reader reads: the largest segment a writer rolls
+/// at, plus one record it may overshoot by (and the header).
+const MAX_SEGMENT_FILE: u64 = FileStoreOptions::MAX_SEGMENT_BYTES + (2 << 20);
+
+/// Read a whole segment file (see [`crate::fsread`]: never a FIFO, device
+/// or file longer than [`MAX_SEGMENT_FILE`]).
+fn read_segment(path: &Path) -> Result<Vec<u8>> {
+    crate::fsread::read(path, MAX_SEGMENT_FILE)
+}
+
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
 }
@@ -172,11 +182,21 @@ fn rel(dir: &Path, p: &Path) -> String {
 
 /// Take the store's write lock (held while the returned file is open).
 fn lock_store(dir: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    // Never blocks on a FIFO planted at the name, never locks a device.
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(crate::fsread::O_NONBLOCK)
         .open(dir.join("LOCK"))?;
+    if !lock.metadata()?.file_type().is_file() {
+        return Err(Error::Corrupt {
+            what: "store lock file is not a regular file",
+            file: "LOCK".to_owned(),
+            offset: 0,
+        });
+    }
     match lock.try_lock() {
         Ok(()) => Ok(lock),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Locked),
@@ -386,7 +406,7 @@ impl Shared {
         // left a torn last line; never glue this checkpoint to it. Nothing
         // is read or written through a link planted in the store.
         crate::checkpoint::refuse_links(&path)?;
-        if let Ok(f) = File::open(&path) {
+        if let Ok(f) = crate::fsread::open(&path) {
             let len = f.metadata()?.len();
             let mut last = [0u8; 1];
             if len > 0 && f.read_exact_at(&mut last, len - 1).is_ok() && last[0] != b'\n' {

@@ -99,6 +99,11 @@ impl FileStoreOptions {
     pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
     /// Smallest segment size accepted (smaller values are raised to it).
     pub const MIN_SEGMENT_BYTES: u64 = 4096;
+    /// Largest segment size accepted (larger values are lowered to it): 1 GiB.
+    /// Readers read a segment whole, so they refuse a segment file longer
+    /// than this plus one record ([`Error::Corrupt`](crate::Error::Corrupt))
+    /// rather than read a planted sparse file or device into memory.
+    pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
 
     /// Set the durability mode.
     #[must_use]
@@ -107,10 +112,12 @@ impl FileStoreOptions {
         self
     }
 
-    /// Roll to a new segment after about this many bytes.
+    /// Roll to a new segment after about this many bytes (between
+    /// [`MIN_SEGMENT_BYTES`](Self::MIN_SEGMENT_BYTES) and
+    /// [`MAX_SEGMENT_BYTES`](Self::MAX_SEGMENT_BYTES)).
     #[must_use]
     pub fn max_segment_bytes(mut self, n: u64) -> Self {
-        self.max_segment_bytes = n.max(Self::MIN_SEGMENT_BYTES);
+        self.max_segment_bytes = n.clamp(Self::MIN_SEGMENT_BYTES, Self::MAX_SEGMENT_BYTES);
         self
     }
 

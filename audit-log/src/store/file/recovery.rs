@@ -188,7 +188,18 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
     for (si, path) in segs.iter().enumerate() {
         let last = si + 1 == nsegs;
         let file_name = rel(dir, path);
-        let bytes = fs::read(path)?;
+        let bytes = match read_segment(path) {
+            Ok(b) => b,
+            // Not a segment any writer made (a FIFO, a device, a file
+            // longer than any segment): damage of this tenant only. A
+            // writer's open blocks the tenant; a reader stops there.
+            Err(e @ Error::Corrupt { .. }) if write => return Err(e),
+            Err(Error::Corrupt { .. }) => {
+                ti.damage_at.get_or_insert(ti.size());
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         let corrupt = |what: &'static str, offset: u64| Error::Corrupt {
             what,
             file: file_name.clone(),
@@ -237,16 +248,19 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
         // its records are decoded.
         let sealed = !last && matches!(parsed.end, SegmentEnd::Clean);
         let persisted = if sealed {
-            fs::read(subject_index::index_path(path))
-                .ok()
-                .and_then(|i| {
-                    subject_index::decode(
-                        &i,
-                        &bytes,
-                        parsed.header.first_seq,
-                        &subject_index::frame_offsets(&parsed.frames),
-                    )
-                })
+            crate::fsread::read(
+                &subject_index::index_path(path),
+                subject_index::max_len(bytes.len() as u64),
+            )
+            .ok()
+            .and_then(|i| {
+                subject_index::decode(
+                    &i,
+                    &bytes,
+                    parsed.header.first_seq,
+                    &subject_index::frame_offsets(&parsed.frames),
+                )
+            })
         } else {
             None
         };
@@ -310,6 +324,19 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
                 valid_len,
                 whole_frame,
             } => {
+                if write && check.signed_size() > ti.size() {
+                    // A crash can only tear what was never synced, and a
+                    // checkpoint is signed over synced records: a tail a
+                    // checkpoint in the tenant's log covers was not torn
+                    // by a crash but made to look so (the clean-close mark
+                    // deleted, the frames' own marks rewritten). Cutting
+                    // it would destroy the evidence and let appends carry
+                    // on over a signed size: damage, for `repair`.
+                    return Err(corrupt(
+                        "torn tail below a checkpoint in the tenant's log",
+                        valid_len,
+                    ));
+                }
                 if write {
                     tracing::warn!(file = %file_name, cut = len - valid_len, "audit store: cutting torn tail after a crash");
                     let f = OpenOptions::new().write(true).open(path)?;
@@ -339,7 +366,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
         }
         ti.segments.push(SegInfo {
             path: path.clone(),
-            file: Arc::new(File::open(path)?),
+            file: Arc::new(crate::fsread::open(path)?),
             version,
         });
         if last && write {
@@ -452,6 +479,13 @@ impl RootCheck {
         self.prev = *link;
     }
 
+    /// The largest size a checkpoint in the tenant's log claims (0 with
+    /// none). The notes are not verified here: a forged one can only make
+    /// a torn tail read as damage (fail closed).
+    fn signed_size(&self) -> u64 {
+        self.marks.keys().copied().max().unwrap_or(0)
+    }
+
     /// The chain ends at `size`: a checkpoint beyond it means the chain was
     /// cut back below a size already signed (a rollback; the records since
     /// may differ from the ones it covered), which no check above compared.
@@ -467,10 +501,13 @@ impl RootCheck {
 /// before the record was durable). A reader only adjusts its view.
 fn finish_prune(ti: &mut TenantIndex, tdir: &Path, write: bool) -> Result<()> {
     let path = tdir.join(PRUNE_INTENT);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
+    let bytes = match crate::fsread::read_if_exists(&path, crate::fsread::MAX_SMALL_FILE) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(()),
+        // Not a file a prune wrote (a FIFO, a device, too long): an intent
+        // that does not decode, dropped like one.
+        Err(Error::Corrupt { .. }) => Vec::new(),
+        Err(e) => return Err(e),
     };
     let intent = PruneIntent::decode(&bytes);
     let recorded = match &intent {
@@ -544,7 +581,11 @@ pub(super) fn write_synced_mark(tdir: &Path, segment: &Path, len: u64) -> Result
 
 /// The synced mark recorded for `segment` (0 when none or another segment's).
 pub(super) fn synced_mark(tdir: &Path, segment: &Path) -> u64 {
-    let Ok(text) = fs::read_to_string(tdir.join(SYNCED_MARK)) else {
+    // Anything but the small regular file a close writes reads as no mark.
+    let Some(text) = crate::fsread::read(&tdir.join(SYNCED_MARK), crate::fsread::MAX_SMALL_FILE)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+    else {
         return 0;
     };
     let name = segment.file_name().and_then(|n| n.to_str());
@@ -600,11 +641,18 @@ pub(super) fn repair_checkpoint_log(path: &Path) -> Result<()> {
         tracing::warn!(path = %path.display(), "checkpoint log is not a regular file; not repaired");
         return Ok(());
     }
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
+    let bytes =
+        match crate::fsread::read_if_exists(path, crate::limits::MAX_CHECKPOINT_LOG_LEN as u64) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Ok(()),
+            // Too long to be a log the store wrote: left alone here; reading
+            // it fails for this tenant only.
+            Err(Error::Corrupt { .. }) => {
+                tracing::warn!(path = %path.display(), "checkpoint log is too long; not repaired");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
     if bytes.last().is_none_or(|b| *b == b'\n') {
         return Ok(());
     }

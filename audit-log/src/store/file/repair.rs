@@ -85,7 +85,26 @@ fn first_damage(dir: &Path, segs: &[PathBuf], tenant: &TenantId) -> Result<(Opti
     let mut kept = 0u64;
     let mut found: Option<Found> = None;
     for (si, path) in segs.iter().enumerate() {
-        let bytes = fs::read(path)?;
+        let bytes = match read_segment(path) {
+            Ok(b) => b,
+            // A FIFO, a device, a file longer than any segment: damage
+            // from here on (moved to quarantine, never read).
+            Err(Error::Corrupt { .. }) if found.is_none() => {
+                found = Some(Found {
+                    damage: RepairDamage {
+                        what: "segment is not a file the store wrote (FIFO, device, too long)",
+                        file: rel(dir, path),
+                        offset: 0,
+                    },
+                    seg: si,
+                    kept,
+                    dropped: 0,
+                });
+                continue;
+            }
+            Err(Error::Corrupt { .. }) => continue,
+            Err(e) => return Err(e),
+        };
         let mark = match path.parent() {
             Some(tdir) if si + 1 == segs.len() => super::recovery::synced_mark(tdir, path),
             _ => 0,
@@ -146,6 +165,17 @@ fn first_damage(dir: &Path, segs: &[PathBuf], tenant: &TenantId) -> Result<(Opti
         let last = si + 1 == segs.len();
         match p.end {
             SegmentEnd::Clean => {}
+            // Below a checkpoint in the tenant's log: not a crash leftover
+            // (the next open refuses to cut it; see `load_tenant`).
+            SegmentEnd::TornTail { valid_len, .. } if last && signed_size(path) > seq => {
+                let after = intact_frames_after(&bytes, valid_len, p.header.version);
+                found = at(
+                    "torn tail below a checkpoint in the tenant's log",
+                    valid_len,
+                    kept,
+                    after,
+                );
+            }
             // Cut by the next open as a crash leftover.
             SegmentEnd::TornTail { .. } if last => {}
             SegmentEnd::TornTail { valid_len, .. } => {
@@ -158,6 +188,16 @@ fn first_damage(dir: &Path, segs: &[PathBuf], tenant: &TenantId) -> Result<(Opti
         }
     }
     Ok((found, kept))
+}
+
+/// The largest size a checkpoint in the log beside `segment` claims (0
+/// with none, or an unreadable log).
+fn signed_size(segment: &Path) -> u64 {
+    segment
+        .parent()
+        .and_then(|d| read_checkpoint_log(&d.join(CHECKPOINT_LOG)).ok())
+        .and_then(|cps| cps.iter().map(|c| c.checkpoint.size).max())
+        .unwrap_or(0)
 }
 
 /// A name in `qdir` not yet taken, for `base`.
@@ -208,7 +248,12 @@ fn repair_tenant(
             .and_then(|n| n.to_str())
             .unwrap_or("segment")
             .to_owned();
-        let bytes = fs::read(path)?;
+        let bytes = match read_segment(path) {
+            Ok(b) => b,
+            // Not a segment the store wrote: moved whole, never read.
+            Err(Error::Corrupt { .. }) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         let header_len = SegmentHeader::decode(&bytes).map_or(usize::MAX, |(_, l)| l);
         let offset = usize::try_from(found.damage.offset).unwrap_or(usize::MAX);
         if i == found.seg && offset >= header_len && offset <= bytes.len() {

@@ -71,6 +71,16 @@ pub(super) fn count_decode() {
     DECODES.with(|c| c.set(c.get() + 1));
 }
 
+/// Longest index a reader accepts for a segment of `segment_len` bytes.
+/// An index holds per record its frame offset and a position per subject
+/// key, and each key once: far less than 8 bytes for every segment byte
+/// (a key costs the record at least its length prefix). A longer file was
+/// not written by the store (a sparse file, say): every reader ignores it,
+/// never reading it into memory.
+pub(super) fn max_len(segment_len: u64) -> u64 {
+    segment_len.saturating_mul(8).saturating_add(1 << 20)
+}
+
 /// The index file of `segment`.
 pub(super) fn index_path(segment: &Path) -> PathBuf {
     let mut p = segment.as_os_str().to_owned();
@@ -198,7 +208,7 @@ pub(super) struct Header {
     dir_at: u64,
     sum: [u8; 32],
     /// Length of the index file (a lookup never reads, or allocates, past it).
-    file_len: u64,
+    pub(super) file_len: u64,
 }
 
 fn parse_header(bytes: &[u8]) -> Option<Header> {
@@ -457,7 +467,7 @@ pub(super) fn index_sealed(segment: &Path) -> Result<()> {
 /// records name before the index is written; a segment that does not parse
 /// cleanly is left unindexed.
 fn index_from_file(segment: &Path, edit: impl FnOnce(&mut SegSubjects)) -> Result<()> {
-    let bytes = fs::read(segment)?;
+    let bytes = read_segment(segment)?;
     let parsed = parse_segment_synced(&bytes, 0)?;
     if !matches!(parsed.end, SegmentEnd::Clean) {
         return Ok(());
@@ -488,12 +498,21 @@ fn index_from_file(segment: &Path, edit: impl FnOnce(&mut SegSubjects)) -> Resul
 /// # Errors
 /// [`Error::Io`].
 pub(super) fn disagreements(segment: &Path) -> Result<(u64, u64)> {
-    let index = match fs::read(index_path(segment)) {
+    let ipath = index_path(segment);
+    let index = match crate::fsread::open(&ipath) {
         Ok(i) => i,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
-        Err(e) => return Err(e.into()),
+        Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+        // A FIFO or device: every reader opens it this way and ignores it.
+        Err(Error::Corrupt { .. }) => return Ok((0, 0)),
+        Err(e) => return Err(e),
     };
-    let bytes = fs::read(segment)?;
+    let bytes = read_segment(segment)?;
+    let index = match crate::fsread::read_opened(index, &ipath, max_len(bytes.len() as u64)) {
+        Ok(i) => i,
+        // Longer than any index of this segment: every reader ignores it.
+        Err(Error::Corrupt { .. }) => return Ok((0, 0)),
+        Err(e) => return Err(e),
+    };
     let Ok(parsed) = parse_segment_synced(&bytes, 0) else {
         return Ok((0, 0));
     };

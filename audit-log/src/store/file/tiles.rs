@@ -214,7 +214,8 @@ impl TileReader {
         let mut files = self.files.lock();
         let Files { levels, buf } = &mut *files;
         let entry = levels.entry(level).or_insert_with(|| {
-            let file = File::open(level_path(&self.tdir, level)).ok()?;
+            // Never blocks on a FIFO planted at the name: no tile then.
+            let file = crate::fsread::open(&level_path(&self.tdir, level)).ok()?;
             let len = file.metadata().ok()?.len();
             Some((file, len))
         });
