@@ -7,6 +7,7 @@ mod audit;
 mod audit_exit;
 mod audit_overclaim;
 mod audit_repair;
+mod audit_review3;
 mod audit_witness;
 mod conventions;
 mod guard;
