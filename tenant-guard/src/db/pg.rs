@@ -79,15 +79,19 @@ const BEGIN_READ_ONLY: &str = "BEGIN READ ONLY; CLOSE ALL; DISCARD SEQUENCES";
 /// `$4` is the signed session scope (client grants and roles,
 /// [`SCOPE_SETTING`](crate::rls::SCOPE_SETTING)) or NULL when the registry
 /// needs none; it is set the same way in the same statement, so scoped
-/// registries pay no extra round trip. On a dirty session the backend
+/// registries pay no extra round trip. Without a scope the setting is set
+/// transaction-local to `''` (verifies to no client and no role), never left
+/// as it was: a session-level scope token an earlier transaction planted on
+/// the connection (another user's roles and clients of the same tenant)
+/// would otherwise apply wherever the policies read it. On a dirty session the backend
 /// terminates itself instead: the pool's release check then finds the
 /// connection dead and drops it, so it is never handed out again (the first
 /// column reports which branch ran).
 const SET_CONTEXT: &str = concat!(
     "SELECT s.clean, CASE WHEN s.clean THEN pg_catalog.set_config('hisn.tenant_context', $1, true) \
      ELSE pg_catalog.pg_terminate_backend(pg_catalog.pg_backend_pid())::pg_catalog.text END, \
-     CASE WHEN s.clean AND $4::pg_catalog.text IS NOT NULL \
-     THEN pg_catalog.set_config('hisn.tenant_scope', $4::pg_catalog.text, true) END \
+     CASE WHEN s.clean \
+     THEN pg_catalog.set_config('hisn.tenant_scope', COALESCE($4::pg_catalog.text, ''), true) END \
      FROM (SELECT ",
     session_clean!(),
     " AS clean OFFSET 0) s"
@@ -200,7 +204,7 @@ async fn begin_tenant(
         .fetch_one(&mut *tx)
         .await;
     match set {
-        Ok((Some(true), Some(_), set_scope)) if set_scope.is_some() == scope => Ok(tx),
+        Ok((Some(true), Some(_), Some(set_scope))) if set_scope.is_empty() != scope => Ok(tx),
         // Fail closed: never run a tenant's statements on a connection an
         // earlier transaction left state on. The backend has ended itself
         // (the pool drops the dead connection on release); should it not
@@ -331,7 +335,7 @@ mod tests {
         assert!(super::SET_CONTEXT.contains(&format!("'{}'", crate::rls::CONTEXT_SETTING)));
         assert!(super::SET_CONTEXT.contains("$1, true) ELSE"));
         assert!(super::SET_CONTEXT.contains(&format!(
-            "set_config('{}', $4::pg_catalog.text, true)",
+            "set_config('{}', COALESCE($4::pg_catalog.text, ''), true)",
             crate::rls::SCOPE_SETTING
         )));
     }

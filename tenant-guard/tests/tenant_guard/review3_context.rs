@@ -1003,3 +1003,33 @@ async fn verify_reports_copies_of_tenant_rows_and_rules() {
     assert_eq!(findings(&fx).await, []);
     fx.teardown().await;
 }
+
+/// A session-level scope token (client grants and roles) left on a pooled
+/// connection by an earlier transaction never applies to the next one: a
+/// pool whose registry needs no scope sets it transaction-local to `''`
+/// instead of leaving it as it was (RLS generated from a registry with client
+/// tables would otherwise read the earlier user's roles and clients).
+#[tokio::test]
+async fn a_scope_left_on_the_connection_never_reaches_the_next_transaction() {
+    let Some(fx) = fixture("r3ctx_scope_left", 1).await else {
+        return;
+    };
+    let pool = restarted(&fx).await;
+    let mut tx = begin(&pool, TENANT_A).await;
+    sqlx::query("select set_config('hisn.tenant_scope', 's1.planted', false)")
+        .execute(danger::unguarded(&mut tx))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = begin(&pool, TENANT_A).await;
+    let conn = danger::unguarded(&mut tx);
+    let scope: Option<String> =
+        sqlx::query_scalar("select current_setting('hisn.tenant_scope', true)")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+    assert_eq!(scope.as_deref(), Some(""), "the planted scope survived");
+    tx.rollback().await.unwrap();
+    drop(pool);
+    fx.teardown().await;
+}
