@@ -269,7 +269,9 @@ impl<'a> Lexer<'a> {
             return Ok(());
         }
         if c == '-' && next == Some('-') {
-            self.skip_while(|_, c| c != '\n' && c != '\r')?;
+            // PostgreSQL ends a line comment at `\n` or `\r` (scan.l's
+            // `newline`); SQLite only at `\n` (tokenize.c).
+            self.skip_while(|lx, c| c != '\n' && (c != '\r' || lx.dialect == Dialect::Sqlite))?;
             self.push_raw(Kind::Comment, start);
             return Ok(());
         }

@@ -130,6 +130,16 @@ fn identifiers_and_comments_as_the_databases_read_them() {
         kinds("x /* a /* b */ y", Dialect::Sqlite),
         [x.clone(), y.clone()]
     );
+    // A line comment ends at `\r` too on PostgreSQL (scan.l's `newline`),
+    // only at `\n` on SQLite (tokenize.c): there `y` is still comment.
+    assert_eq!(
+        kinds("x -- a\ry\nz", Dialect::Postgres),
+        [x.clone(), y.clone(), word("z")]
+    );
+    assert_eq!(
+        kinds("x -- a\ry\nz", Dialect::Sqlite),
+        [x.clone(), word("z")]
+    );
 }
 
 /// Only `U&` straight before a quote is PostgreSQL's Unicode-escape

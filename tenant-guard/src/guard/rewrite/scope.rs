@@ -182,7 +182,33 @@ impl<'r> Rewriter<'r> {
                         // not addressable through the guard; alias it.
                         SelectItem::UnnamedExpr(_) => {}
                         SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
-                            for (_, columns) in self.scope_of_from(&select.from, ctes) {
+                            // `c.*` brings only `c`'s columns: counting every
+                            // FROM item's would pass `d.f` for a column `f` of
+                            // another item, which PostgreSQL reads as `f(d)`.
+                            let only = match item {
+                                SelectItem::QualifiedWildcard(
+                                    SelectItemQualifiedWildcardKind::ObjectName(name),
+                                    _,
+                                ) => match Self::idents(name) {
+                                    Ok(idents) => Some(
+                                        idents
+                                            .iter()
+                                            .map(|i| self.norm(i))
+                                            .collect::<Vec<_>>()
+                                            .join("."),
+                                    ),
+                                    Err(_) => return Columns::Unknown,
+                                },
+                                SelectItem::QualifiedWildcard(..) => return Columns::Unknown,
+                                _ => None,
+                            };
+                            let scope = self.scope_of_from(&select.from, ctes);
+                            let mut matched = false;
+                            for (name, columns) in scope {
+                                if only.as_ref().is_some_and(|o| *o != name) {
+                                    continue;
+                                }
+                                matched = true;
                                 match columns {
                                     Columns::Known(set) => {
                                         names.extend(set.iter().map(|c| self.norm_column(c)));
@@ -192,6 +218,9 @@ impl<'r> Rewriter<'r> {
                                         return Columns::Unknown;
                                     }
                                 }
+                            }
+                            if only.is_some() && !matched {
+                                return Columns::Unknown;
                             }
                         }
                         _ => return Columns::Unknown,
