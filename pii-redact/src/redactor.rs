@@ -404,7 +404,8 @@ fn needs_rescan(input: &[u8], found: &[Finding]) -> bool {
 /// that different writings of one value agree: digits in ASCII without
 /// separators, phone numbers as international digits (`0501234567`,
 /// `+966 50 123 4567` and `00966501234567` all give `966501234567`), IBANs in
-/// upper case, e-mail addresses in lower case with `%40` decoded.
+/// upper case, e-mail addresses in lower case with `%40`, `%2E`, `%2D`, `%5F`
+/// and `%2B` decoded.
 fn normalize(kind: Kind, v: &[u8]) -> Vec<u8> {
     match kind {
         Kind::Card | Kind::NationalId | Kind::Phone => {
@@ -423,11 +424,32 @@ fn normalize(kind: Kind, v: &[u8]) -> Vec<u8> {
         }
         Kind::Iban => compact(v, true),
         Kind::Email => {
+            // Percent-encoded `@`, `.`, `-`, `_` and `+` decoded, so every
+            // writing of one address in a URL gives the same pseudonym.
             let s = v.to_ascii_lowercase();
-            match s.windows(3).position(|w| w == b"%40") {
-                Some(p) => [&s[..p], b"@", &s[p + 3..]].concat(),
-                None => s,
+            let mut out = Vec::with_capacity(s.len());
+            let mut i = 0;
+            while i < s.len() {
+                let c = match s.get(i..i + 3) {
+                    Some(b"%40") => Some(b'@'),
+                    Some(b"%2e") => Some(b'.'),
+                    Some(b"%2d") => Some(b'-'),
+                    Some(b"%5f") => Some(b'_'),
+                    Some(b"%2b") => Some(b'+'),
+                    _ => None,
+                };
+                match c {
+                    Some(c) => {
+                        out.push(c);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(s[i]);
+                        i += 1;
+                    }
+                }
             }
+            out
         }
         _ => v.to_vec(),
     }

@@ -230,6 +230,13 @@ fn emails_are_found_plain_in_urls_query_strings_and_percent_encoded() {
             "GET /reset?email=john.doe%40example.com&x=1",
             "john.doe%40example.com",
         ),
+        // Every dot percent-encoded too (a client encoding the whole address
+        // in a URL path), or only the domain's.
+        (
+            "GET /users/fatima%2Ealharbi%40example%2Esa/orders",
+            "fatima%2Ealharbi%40example%2Esa",
+        ),
+        ("to=ali@example%2esa&x=1", "ali@example%2esa"),
         ("mailto:info@example.sa", "info@example.sa"),
         ("<user@example.org>", "user@example.org"),
     ] {

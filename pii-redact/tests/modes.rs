@@ -40,6 +40,10 @@ fn pseudonyms_agree_across_writings_and_differ_across_values_and_keys() {
     );
     assert_ne!(r.redact("0501234568"), a);
     assert_eq!(r.redact("John@Example.com"), r.redact("john%40example.com"));
+    assert_eq!(
+        r.redact("fatima.al-harbi@example.sa"),
+        r.redact("Fatima%2EAl%2Dharbi%40example%2Esa")
+    );
     let other = Redactor::builder()
         .all(Mode::Pseudonym)
         .pseudonym_key(PseudonymKey::new(&[8u8; 32]).unwrap())

@@ -5,7 +5,7 @@
 //! the `@` (at most [`MAX_LOCAL`] bytes are looked at; `=`, `&`, `?`, `/` and
 //! `:` end it, so `?email=a@b.com` and `mailto:a@b.com` find `a@b.com`). The
 //! domain is two or more labels of `[A-Za-z0-9-]` (1-63 bytes, no leading or
-//! trailing `-`), at most 255 bytes, ending in an alphabetic top-level label of
+//! trailing `-`) separated by `.` or a percent-encoded `%2E`, at most 255 bytes, ending in an alphabetic top-level label of
 //! two or more letters or an `xn--` label. Not caught: IDN domains written in
 //! Unicode, quoted local parts, IP-literal domains.
 
@@ -73,8 +73,22 @@ fn domain(b: &[u8], start: usize) -> Option<usize> {
         }
         labels += 1;
         last = (ls, i);
-        if b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric) {
-            i += 1;
+        // A dot, or a percent-encoded one (`%2E` in a URL path or query,
+        // where a client may encode every dot of the address).
+        let sep = match b.get(i) {
+            Some(b'.') => 1,
+            Some(b'%')
+                if b.get(i + 1) == Some(&b'2') && matches!(b.get(i + 2), Some(b'E' | b'e')) =>
+            {
+                3
+            }
+            _ => 0,
+        };
+        if sep > 0
+            && i + sep - start < MAX_DOMAIN
+            && b.get(i + sep).is_some_and(u8::is_ascii_alphanumeric)
+        {
+            i += sep;
             continue;
         }
         break;
