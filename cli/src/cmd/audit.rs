@@ -14,6 +14,8 @@ use hisn_audit_log::{
 
 use crate::output::{CliError, Ctx};
 
+mod checkpoint;
+
 /// `hisn audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
@@ -76,17 +78,14 @@ pub(crate) enum AuditCommand {
         witness_threshold: Option<usize>,
     },
     /// Sign the current chain heads with a checkpoint key; prints the notes.
-    Checkpoint {
-        /// Store directory.
-        #[arg(long)]
-        store: PathBuf,
-        /// Only this tenant (default: every tenant).
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Secret checkpoint key (`PREFIX.key`).
-        #[arg(long)]
-        signing_key: PathBuf,
-    },
+    ///
+    /// A chain that does not verify is never signed. Give the anchors you
+    /// hold (--checkpoint, --state, as for `verify`): whoever can write the
+    /// store can rewrite a chain and delete the store's checkpoints, and
+    /// only anchors held elsewhere show it. A tenant that contradicts one
+    /// (truncated, tampered, fork, rolled back) is not signed: exit 1 naming
+    /// it and the verdict; the other tenants are still signed.
+    Checkpoint(checkpoint::CheckpointArgs),
     /// Generate a checkpoint key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub.
     Keygen {
         /// Path prefix of the two files.
@@ -174,11 +173,7 @@ pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
             },
             ctx,
         ),
-        AuditCommand::Checkpoint {
-            store,
-            tenant,
-            signing_key,
-        } => checkpoint(&store, tenant.as_deref(), &signing_key, ctx),
+        AuditCommand::Checkpoint(args) => checkpoint::run(&args, ctx),
         AuditCommand::Keygen { out, name } => keygen(&out, &name, ctx),
         AuditCommand::Prove {
             store,
@@ -581,71 +576,6 @@ fn read_signing_key(path: &Path) -> Result<SigningKey, CliError> {
             path.display()
         ))
     })
-}
-
-fn checkpoint(store: &Path, tenant: Option<&str>, key: &Path, ctx: &Ctx) -> Result<(), CliError> {
-    let key = read_signing_key(key)?;
-    let tenant = tenant.map(tenant_id).transpose()?;
-    if !store.is_dir() {
-        return Err(CliError::usage(format!(
-            "no audit store at {}",
-            store.display()
-        )));
-    }
-    // Read-only: the application may hold the store open meanwhile.
-    let s = open_read(store)?;
-    let now = hisn_audit_log::Clock::now(&SystemClock);
-    let tenants = match tenant {
-        Some(t) => {
-            if !has_chain(&s, &t).map_err(store_err)? {
-                return Err(CliError::usage("tenant has no chain in this store"));
-            }
-            vec![t]
-        }
-        None => s.tenants().map_err(store_err)?,
-    };
-    let (mut cps, mut refused) = (Vec::new(), Vec::new());
-    for t in &tenants {
-        // With the Merkle root (C2SP tlog-checkpoint form) when the chain still
-        // starts at genesis and every record verifies (kept with the tree's
-        // edge, so roots survive a later prune); otherwise the store's
-        // verified signing (a pruned chain extends the edge kept since its
-        // prune point; it re-reads a live writer's tail and refuses to sign
-        // over damage).
-        match s.checkpoint_from_records(t, &key, now) {
-            Ok(cp) => cps.push(cp),
-            Err(hisn_audit_log::Error::NotFound | hisn_audit_log::Error::Corrupt { .. }) => {
-                let run = s
-                    .checkpoint_verified(Some(t), &key, now)
-                    .map_err(verify_err)?;
-                cps.extend(run.signed);
-                refused.extend(run.refused);
-            }
-            Err(e) => return Err(verify_err(e)),
-        }
-    }
-    let human: String = cps.iter().map(|c| format!("{}\n", c.to_note())).collect();
-    let json: Vec<_> = cps
-        .iter()
-        .map(|c| serde_json::json!({ "origin": c.checkpoint.origin, "size": c.checkpoint.size, "note": c.to_note() }))
-        .collect();
-    let refused_json: Vec<_> = refused
-        .iter()
-        .map(|(t, v, seq)| serde_json::json!({ "tenant": t.as_str(), "verdict": v.as_str(), "seq": seq }))
-        .collect();
-    ctx.emit(
-        &serde_json::json!({ "checkpoints": json, "refused": refused_json }),
-        &human,
-    )?;
-    match refused.first() {
-        None => Ok(()),
-        Some((t, v, seq)) => {
-            let at = seq.map_or_else(String::new, |s| format!(" at record {s}"));
-            Err(CliError::failed(format!(
-                "verification failed: {t}: {v}{at}; refusing to sign a checkpoint over it"
-            )))
-        }
-    }
 }
 
 fn keygen(out: &Path, name: &str, ctx: &Ctx) -> Result<(), CliError> {

@@ -17,6 +17,10 @@
 //! (clean-close mark deleted) was cut by the next `hisn audit append`
 //! although the tenant's checkpoint log covered those records; now the
 //! append is refused and `repair` names the damage.
+//!
+//! Also: `hisn audit checkpoint` signed whatever chain the store held, so a
+//! chain rewritten without the key (its `checkpoints.jsonl` deleted) got a
+//! genuine signature; it now verifies against held anchors first.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -181,4 +185,150 @@ fn audit_append_refuses_to_cut_logged_records_made_to_look_torn() {
         held.to_str().unwrap(),
     ]);
     assert_eq!(code, Some(1));
+}
+
+/// `hisn --json audit checkpoint` with `extra` arguments: (exit code, JSON, stderr).
+fn checkpoint_json(
+    store: &str,
+    key: &str,
+    extra: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let mut args = vec![
+        "--json",
+        "audit",
+        "checkpoint",
+        "--store",
+        store,
+        "--signing-key",
+        key,
+    ];
+    args.extend_from_slice(extra);
+    let o = hisn().args(&args).timeout(LIMIT).output().unwrap();
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        o.status.code(),
+        v,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Checkpoint notes kept in the store for `tenant`.
+fn kept_notes(store: &str, tenant: &str) -> usize {
+    let log = Path::new(store)
+        .join(format!("t-{}", hex::encode(tenant)))
+        .join("checkpoints.jsonl");
+    std::fs::read_to_string(log).map_or(0, |t| t.lines().count())
+}
+
+fn append(store: &str, tenant: &str, events: &str) {
+    hisn()
+        .args(["audit", "append", "--store", store, "--tenant", tenant])
+        .write_stdin(events.to_owned())
+        .timeout(LIMIT)
+        .assert()
+        .code(0);
+}
+
+/// Acme's chain rewritten by someone without the key: the tenant's directory
+/// (records and `checkpoints.jsonl`) replaced by a fresh chain of `events`.
+fn rewrite_acme(store: &str, events: &str) {
+    std::fs::remove_dir_all(tdir(store)).unwrap();
+    append(store, "acme", events);
+}
+
+/// Class: **`hisn audit checkpoint` signed whatever chain the store held**.
+/// Whoever can write the store rewrote a tenant's chain and deleted its
+/// `checkpoints.jsonl`; the operator's next checkpoint signed the rewrite
+/// (a later `verify --state` said fork/tampered, but a fresh genuine
+/// signature over the forgery existed). Now `checkpoint` takes the anchors
+/// `verify` takes (--checkpoint, --state, --pubkey, read by the same code)
+/// and verifies each tenant against them first: a tenant that contradicts
+/// one is not signed (exit 1 naming it and the verdict), the others are.
+#[test]
+fn audit_checkpoint_refuses_to_sign_a_chain_that_contradicts_held_anchors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pristine, key, _) = setup(dir.path());
+    append(&pristine, "beta", EVENTS);
+    let held = dir.path().join("held.notes");
+    checkpoint_to(&pristine, &key, &held);
+    let h = held.to_str().unwrap();
+    let state = dir.path().join("state.json");
+    let st = state.to_str().unwrap();
+    let (code, v, err) = checkpoint_json(&pristine, &key, &["--state", st]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["checkpoints"].as_array().unwrap().len(), 2);
+    let saved = std::fs::read_to_string(&state).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    assert_eq!(saved["tenants"]["acme"]["size"], 3, "{saved}");
+    // Same size, other contents (tampered at 0); fewer records (truncated at 2).
+    for (n, (events, verdict, seq)) in [
+        (EVENTS.replace("u-2", "u-3"), "tampered", 0),
+        (
+            EVENTS.lines().take(2).collect::<Vec<_>>().join("\n"),
+            "truncated",
+            2,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for anchor in [["--checkpoint", h], ["--state", st]] {
+            let store = copy(&pristine, &dir.path().join(format!("s{n}{}", anchor[0])));
+            rewrite_acme(&store, &events);
+            let before = kept_notes(&store, "acme");
+            let before_state = std::fs::read(&state).unwrap();
+            let (code, v, err) = checkpoint_json(&store, &key, &anchor);
+            let what = format!("{verdict} via {}: {err}", anchor[0]);
+            assert_eq!(code, Some(1), "{what}");
+            assert!(
+                err.contains(&format!("acme: {verdict} at record {seq}")),
+                "{what}"
+            );
+            assert_eq!(
+                v["refused"],
+                serde_json::json!([{ "tenant": "acme", "verdict": verdict, "seq": seq }]),
+                "{what}"
+            );
+            // The other tenant is still signed; acme gets no new checkpoint.
+            let signed = v["checkpoints"].as_array().unwrap();
+            assert_eq!(signed.len(), 1, "{what}");
+            assert_eq!(signed[0]["origin"], "hisn-audit-log/beta", "{what}");
+            assert_eq!(kept_notes(&store, "acme"), before, "{what}");
+            assert_eq!(std::fs::read(&state).unwrap(), before_state, "{what}");
+            // Asked for by name: refused as well.
+            let mut by_name = anchor.to_vec();
+            by_name.extend(["--tenant", "acme"]);
+            let (code, v, err) = checkpoint_json(&store, &key, &by_name);
+            assert_eq!(
+                (code, v["checkpoints"].as_array().map(Vec::len)),
+                (Some(1), Some(0)),
+                "{err}"
+            );
+            assert_eq!(kept_notes(&store, "acme"), before, "{what}");
+            // Without anchors the rewrite is indistinguishable: signed (the
+            // residual the options close).
+            assert_eq!(checkpoint_json(&store, &key, &[]).0, Some(0));
+        }
+    }
+    // Positive control: the chain only grew, store checkpoints deleted.
+    let store = copy(&pristine, &dir.path().join("grown"));
+    append(&store, "acme", EVENTS);
+    std::fs::remove_file(tdir(&store).join("checkpoints.jsonl")).unwrap();
+    let (code, v, err) = checkpoint_json(&store, &key, &["--checkpoint", h, "--state", st]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(v["refused"], serde_json::json!([]));
+    let sizes: Vec<_> = v["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["size"].clone())
+        .collect();
+    assert_eq!(sizes, [serde_json::json!(6), serde_json::json!(3)]);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["tenants"]["acme"]["size"], 6, "{saved}");
+    // The state now holds 6: the pristine store (3 records) is a rollback.
+    let (code, v, err) = checkpoint_json(&pristine, &key, &["--state", st, "--tenant", "acme"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(v["refused"][0]["verdict"], "truncated");
 }
