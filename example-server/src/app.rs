@@ -312,6 +312,7 @@ async fn open_database(
             let pools = db::pg::open(
                 url.expose(),
                 config.migrate_database_url.as_ref().map(SecretUrl::expose),
+                config.audit_database_url.as_ref().map(SecretUrl::expose),
                 config.admin_database_url.as_ref().map(SecretUrl::expose),
                 key,
                 layers,

@@ -58,6 +58,9 @@ pub struct Config {
     /// PostgreSQL URL of the tables' owner (not a superuser): when set, migrations and row-level security are applied at start-up as this role. Unset: the schema must already be current.
     #[arg(long, env = "HISN_MIGRATE_DATABASE_URL", hide_env_values = true)]
     pub migrate_database_url: Option<SecretUrl>,
+    /// PostgreSQL URL of the audit role (required in PostgreSQL mode): the audit store's own connection, the only role (besides the owner) with any privilege on audit-log's tables; it must differ from the application role, which holds none (tenant transactions run under it and the audit tables have no row-level security).
+    #[arg(long, env = "HISN_AUDIT_DATABASE_URL", hide_env_values = true)]
+    pub audit_database_url: Option<SecretUrl>,
     /// PostgreSQL URL of a platform-admin role with BYPASSRLS, for the operator console's audited escape hatch. Unset in PostgreSQL mode: the console answers 503.
     #[arg(long, env = "HISN_ADMIN_DATABASE_URL", hide_env_values = true)]
     pub admin_database_url: Option<SecretUrl>,

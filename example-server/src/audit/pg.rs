@@ -1,8 +1,11 @@
 //! The audit trail in PostgreSQL mode: audit-log's [`PgStore`] (tables
 //! `hisn_audit_*`, created by audit-log's own migrations, which the owner
-//! role runs at start-up beside the server's; the application role may only
-//! INSERT and SELECT there, and start-up refuses a role that could UPDATE,
-//! DELETE, TRUNCATE or owns them, see [`crate::db::pg`]).
+//! role runs at start-up beside the server's). The store connects as its own
+//! **audit role** (`HISN_AUDIT_DATABASE_URL`), which may only INSERT and
+//! SELECT there; the application role, under which tenant transactions run,
+//! holds no privilege on them (the tables have no row-level security: a role
+//! that reads them reads every tenant's trail). Start-up refuses either
+//! role holding more, see [`crate::db::pg`].
 //!
 //! - **One chain per tenant for every instance.** Appends go through
 //!   audit-log's [`PgGroupWriter`]: concurrent requests' events are appended
@@ -47,7 +50,7 @@ pub const AUDIT_CONNECTIONS: u32 = 4;
 #[derive(Debug)]
 pub struct PgAudit {
     store: PgStore,
-    /// The application role's audit pool (the store keeps its own handle).
+    /// The audit role's pool (the store keeps its own handle).
     pool: sqlx::PgPool,
     writer: PgGroupWriter,
     log: PathBuf,

@@ -1,7 +1,7 @@
 //! PostgreSQL mode (`DATABASE_URL`): the same application on PostgreSQL, with
 //! row-level security as a second isolation layer under the query guard.
 //!
-//! Three roles, three URLs:
+//! Four roles, four URLs:
 //! - `DATABASE_URL`, the **application role**: serves every request. It must
 //!   not own the tables and must not have BYPASSRLS (nor reach a role that
 //!   has, through `SET ROLE`); [`rls::verify`] checks exactly that, and more,
@@ -13,15 +13,24 @@
 //!   context function, `ENABLE` + `FORCE ROW LEVEL SECURITY` and the policies
 //!   on every tenant table, and the grants) for the application role it finds
 //!   behind `DATABASE_URL`, and audit-log's tables (its own versioned
-//!   migrations; the application role gets INSERT and SELECT only: at every
-//!   start the server refuses an application role that owns them or may
-//!   UPDATE, DELETE or TRUNCATE them). It must not be a superuser (a
+//!   migrations; the audit role gets INSERT and SELECT only, the application
+//!   role nothing). It must not be a superuser (a
 //!   superuser bypasses RLS even with `FORCE`), and must be able to create in
 //!   schema `public`. The application role also gets SELECT, INSERT and
 //!   UPDATE on crypto-vault's `hisn_vault_shredded` (a crypto-shred writes
 //!   the marker; every instance reads it before using a cached tenant key,
 //!   see [`crate::keystore`]). When unset, the schema must already be current (another instance or a
 //!   deploy step migrated it) or the server refuses to start.
+//! - `HISN_AUDIT_DATABASE_URL`, the **audit role** (required): the audit
+//!   store's own pool. audit-log's tables have no row-level security (one
+//!   chain per tenant, read whole by verification), so a role that could
+//!   read them reads every tenant's actors, actions and entity ids: the
+//!   application role, under which every tenant transaction runs, must hold
+//!   no privilege on them, and the audit role is the only one (besides the
+//!   owner) that does, INSERT and SELECT only. At every start the server
+//!   refuses an audit role equal to the application role, owning the audit
+//!   tables or able to UPDATE, DELETE or TRUNCATE them, and an application
+//!   role with any privilege on them or able to act as the audit role.
 //! - `HISN_ADMIN_DATABASE_URL`, the **platform-admin role** (optional): the
 //!   operator console's escape hatch, a role with BYPASSRLS. Unset, the
 //!   console answers `503`.
@@ -95,7 +104,7 @@ pub enum PgStartError {
     /// The application role could change the audit trail (or the audit
     /// tables are missing).
     #[error(
-        "audit tables: {0}; run once with HISN_MIGRATE_DATABASE_URL set to the tables' owner (it installs audit-log's tables and grants the application role INSERT and SELECT only)"
+        "audit tables: {0}; run once with HISN_MIGRATE_DATABASE_URL set to the tables' owner (it installs audit-log's tables, grants the role of HISN_AUDIT_DATABASE_URL INSERT and SELECT only and revokes every privilege of the application role on them)"
     )]
     Audit(String),
     /// The context key in the database is not this instance's.
@@ -122,7 +131,7 @@ pub struct PgPools {
     pub platform: PgPool,
     /// The escape hatch's pool, when `HISN_ADMIN_DATABASE_URL` is set.
     pub admin: Option<PgPool>,
-    /// The audit store's own pool (application role; see [`crate::audit::pg`]).
+    /// The audit store's own pool (the audit role; see [`crate::audit::pg`]).
     pub audit: PgPool,
 }
 
@@ -146,6 +155,7 @@ async fn connect(url: &str, max: u32, what: &'static str) -> Result<PgPool, PgSt
 pub async fn open(
     database_url: &str,
     migrate_url: Option<&str>,
+    audit_url: Option<&str>,
     admin_url: Option<&str>,
     key: &ContextKey,
     layers: Layers,
@@ -155,17 +165,39 @@ pub async fn open(
         .fetch_one(&app)
         .await
         .map_err(db("read the application role"))?;
+    let audit_url = audit_url.ok_or_else(|| {
+        PgStartError::Audit(
+            "HISN_AUDIT_DATABASE_URL is unset: the audit store needs a role of its own (the application role may not read the audit tables, which have no row-level security)".into(),
+        )
+    })?;
+    let audit_pool = connect(
+        audit_url,
+        crate::audit::pg::AUDIT_CONNECTIONS,
+        "connect HISN_AUDIT_DATABASE_URL",
+    )
+    .await?;
+    let audit_role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&audit_pool)
+        .await
+        .map_err(db("read the audit role"))?;
+    if audit_role == app_role {
+        return Err(PgStartError::Audit(
+            "HISN_AUDIT_DATABASE_URL connects as the application role: the audit store needs a role of its own".into(),
+        ));
+    }
     let tables = rls::parse_tables(TENANT_TABLES).map_err(guard("tenant tables"))?;
     if let Some(url) = migrate_url {
         let owner = connect(url, 1, "connect HISN_MIGRATE_DATABASE_URL").await?;
         migrate(&owner, &app_role, key, &tables, layers.rls()).await?;
         // audit-log's tables, by its own versioned migrations (serialised
-        // across instances by its advisory lock), then the application
-        // role's INSERT and SELECT on them.
+        // across instances by its advisory lock), then the audit role's
+        // INSERT and SELECT on them, and nothing for the application role
+        // (which earlier versions granted INSERT and SELECT).
         PgStore::migrate(&owner).await.map_err(audit("migrate"))?;
-        hisn_audit_log::store::postgres::grant_app_role(&owner, &app_role)
+        hisn_audit_log::store::postgres::grant_app_role(&owner, &audit_role)
             .await
-            .map_err(audit("grant the application role"))?;
+            .map_err(audit("grant the audit role"))?;
+        revoke_audit_tables(&owner, &app_role).await?;
         owner.close().await;
     }
     let found: i64 =
@@ -192,7 +224,8 @@ pub async fn open(
             return Err(PgStartError::MissingTable(table));
         }
     }
-    check_audit_role(&app).await?;
+    check_audit_role(&audit_pool).await?;
+    check_app_role_has_no_audit_access(&app, &audit_role).await?;
     if layers.rls() {
         let report = rls::verify(&app, &tables)
             .await
@@ -224,17 +257,11 @@ pub async fn open(
         Some(url) => Some(connect(url, 2, "connect HISN_ADMIN_DATABASE_URL").await?),
         None => None,
     };
-    let audit = connect(
-        database_url,
-        crate::audit::pg::AUDIT_CONNECTIONS,
-        "connect DATABASE_URL (audit pool)",
-    )
-    .await?;
     Ok(PgPools {
         tenant,
         platform,
         admin,
-        audit,
+        audit: audit_pool,
     })
 }
 
@@ -242,9 +269,85 @@ fn audit(what: &'static str) -> impl Fn(hisn_audit_log::Error) -> PgStartError {
     move |e| PgStartError::Audit(format!("{what}: {e}"))
 }
 
-/// The audit tables, which the application role may only INSERT into and
-/// SELECT from (audit-log's append-only triggers also refuse UPDATE and
-/// DELETE, but an owner could drop them).
+/// Every privilege of `app_role` (and of `PUBLIC`) on audit-log's tables and
+/// its prune function, revoked by the owner.
+async fn revoke_audit_tables(owner: &PgPool, app_role: &str) -> Result<(), PgStartError> {
+    if !is_plain_identifier(app_role) {
+        return Err(PgStartError::Audit(format!(
+            "application role name {app_role:?} is not a plain identifier"
+        )));
+    }
+    let mut sql = String::new();
+    for t in AUDIT_TABLES.iter().chain(std::iter::once(&PRUNE_POINT)) {
+        // `app_role` is a plain identifier (checked above): quoting is exact.
+        sql.push_str(&format!(
+            "REVOKE ALL ON {t} FROM PUBLIC; REVOKE ALL ON {t} FROM \"{app_role}\";\n"
+        ));
+    }
+    sql.push_str(&format!(
+        "REVOKE ALL ON FUNCTION {PRUNE_FUNCTION} FROM \"{app_role}\";\n"
+    ));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(owner)
+        .await
+        .map_err(db("revoke the application role's audit privileges"))?;
+    Ok(())
+}
+
+/// The application role may not touch the audit tables at all: no
+/// privilege of any kind (directly, through `PUBLIC` or a role it is a
+/// member of), not their owner, and no way to act as the audit role.
+async fn check_app_role_has_no_audit_access(
+    app: &PgPool,
+    audit_role: &str,
+) -> Result<(), PgStartError> {
+    let member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
+        .bind(audit_role)
+        .fetch_one(app)
+        .await
+        .map_err(db("check the application role"))?;
+    if member {
+        return Err(PgStartError::Audit(format!(
+            "the application role can act as the audit role {audit_role}"
+        )));
+    }
+    for table in AUDIT_TABLES.iter().chain(std::iter::once(&PRUNE_POINT)) {
+        let row: Option<(bool, bool)> = sqlx::query_as(
+            "SELECT pg_has_role(current_user, c.relowner, 'MEMBER'), \
+                    has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') \
+                    OR has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES') \
+             FROM pg_class c WHERE c.oid = to_regclass($1)",
+        )
+        .bind(format!("public.{table}"))
+        .fetch_optional(app)
+        .await
+        .map_err(db("check the audit tables"))?;
+        match row {
+            None => return Err(PgStartError::Audit(format!("{table} is missing"))),
+            Some((true, _)) => {
+                return Err(PgStartError::Audit(format!(
+                    "the application role owns {table} (or can act as its owner)"
+                )));
+            }
+            Some((_, true)) => {
+                return Err(PgStartError::Audit(format!(
+                    "the application role holds a privilege on {table} (tenant transactions could read every tenant's audit records)"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// audit-log's prune point (SELECT only for the audit role).
+const PRUNE_POINT: &str = "hisn_audit_prune_point";
+/// audit-log's retention function (granted to no one).
+const PRUNE_FUNCTION: &str = "hisn_audit_prune_rows(text, bigint, bytea, bigint)";
+
+/// The audit tables, which the audit role may only INSERT into and SELECT
+/// from (audit-log's append-only triggers also refuse UPDATE and DELETE, but
+/// an owner could drop them).
 async fn check_audit_role(app: &PgPool) -> Result<(), PgStartError> {
     for table in AUDIT_TABLES {
         let row: Option<(bool, bool, bool, bool, bool)> = sqlx::query_as(
@@ -258,17 +361,17 @@ async fn check_audit_role(app: &PgPool) -> Result<(), PgStartError> {
             None => return Err(PgStartError::Audit(format!("{table} is missing"))),
             Some((true, ..)) => {
                 return Err(PgStartError::Audit(format!(
-                    "the application role owns {table} (or can act as its owner)"
+                    "the audit role owns {table} (or can act as its owner)"
                 )));
             }
             Some((_, true, _, _, _) | (_, _, true, _, _) | (_, _, _, true, _)) => {
                 return Err(PgStartError::Audit(format!(
-                    "the application role may UPDATE, DELETE or TRUNCATE {table}"
+                    "the audit role may UPDATE, DELETE or TRUNCATE {table}"
                 )));
             }
             Some((_, _, _, _, false)) => {
                 return Err(PgStartError::Audit(format!(
-                    "the application role may not INSERT into {table}"
+                    "the audit role may not INSERT into {table}"
                 )));
             }
             Some(_) => {}
@@ -277,7 +380,7 @@ async fn check_audit_role(app: &PgPool) -> Result<(), PgStartError> {
     Ok(())
 }
 
-/// audit-log's tables the application role writes.
+/// audit-log's tables the audit role writes.
 const AUDIT_TABLES: [&str; 3] = [
     "hisn_audit_log",
     "hisn_audit_subject",

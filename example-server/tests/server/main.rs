@@ -8,6 +8,7 @@
 )]
 
 mod audit_coverage;
+mod audit_role;
 mod common;
 mod controls;
 mod flows;

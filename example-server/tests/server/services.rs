@@ -7,8 +7,9 @@
 //!
 //! Each PostgreSQL test gets its own database `hisn_srv_<random>`, owned by
 //! a fresh role `<db>_owner` (not a superuser: it migrates and installs RLS)
-//! and served by a fresh role `<db>_app` (the application role); all three
-//! are dropped when the [`TestDb`] is. Redis keys get a random prefix.
+//! and served by a fresh role `<db>_app` (the application role) and
+//! `<db>_audit` (the audit store's role); all four are dropped when the
+//! [`TestDb`] is. Redis keys get a random prefix.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -75,6 +76,7 @@ impl TestDb {
         for sql in [
             format!("CREATE ROLE {name}_owner LOGIN NOSUPERUSER NOBYPASSRLS"),
             format!("CREATE ROLE {name}_app LOGIN NOSUPERUSER NOBYPASSRLS"),
+            format!("CREATE ROLE {name}_audit LOGIN NOSUPERUSER NOBYPASSRLS"),
             format!("CREATE DATABASE {name} OWNER {name}_owner"),
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -111,10 +113,17 @@ impl TestDb {
         format!("{}_app", self.name)
     }
 
-    /// `config` pointed at this database: the application role, the owner
-    /// migrating, the superuser as the operator console's admin role.
+    /// The audit role's name.
+    pub fn audit_role(&self) -> String {
+        format!("{}_audit", self.name)
+    }
+
+    /// `config` pointed at this database: the application role, the audit
+    /// role, the owner migrating, the superuser as the operator console's
+    /// admin role.
     pub fn configure(&self, config: &mut Config, migrate: bool) {
         config.database_url = Some(self.url(Some(&self.app_role())).parse().unwrap());
+        config.audit_database_url = Some(self.url(Some(&self.audit_role())).parse().unwrap());
         config.migrate_database_url = migrate.then(|| {
             self.url(Some(&format!("{}_owner", self.name)))
                 .parse()
@@ -156,6 +165,7 @@ impl Drop for TestDb {
                 for sql in [
                     format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
                     format!("DROP ROLE IF EXISTS {name}_app"),
+                    format!("DROP ROLE IF EXISTS {name}_audit"),
                     format!("DROP ROLE IF EXISTS {name}_owner"),
                 ] {
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))

@@ -143,8 +143,9 @@ async fn audit_appends_from_two_instances_form_one_verifying_chain_per_tenant() 
     assert!(entries.iter().all(|e| e["proven"] == json!(true)), "{r:?}");
     assert_eq!(r.body["intact"], true);
 
-    // The application role may add records, never change them.
-    let app = sqlx::PgPool::connect(&db.url(Some(&db.app_role())))
+    // The audit role may add records, never change them (the application
+    // role may not even read them, see `audit_role.rs`).
+    let app = sqlx::PgPool::connect(&db.url(Some(&db.audit_role())))
         .await
         .unwrap();
     for sql in [
@@ -163,11 +164,11 @@ async fn audit_appends_from_two_instances_form_one_verifying_chain_per_tenant() 
     cleanup_redis(&redis, &prefix).await;
 }
 
-/// The owner's migration grants the application role exactly what
-/// audit-log documents; a role that could change the trail is refused at start.
+/// The owner's migration grants the audit role exactly what audit-log
+/// documents; a role that could change the trail is refused at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn start_is_refused_when_the_application_role_could_change_the_audit_trail() {
-    let test = "start_is_refused_when_the_application_role_could_change_the_audit_trail";
+async fn start_is_refused_when_the_audit_role_could_change_the_audit_trail() {
+    let test = "start_is_refused_when_the_audit_role_could_change_the_audit_trail";
     let Some(redis) = redis_url(test) else { return };
     let Some(db) = TestDb::create(test).await else {
         return;
@@ -176,7 +177,7 @@ async fn start_is_refused_when_the_application_role_could_change_the_audit_trail
     let a = instance(&db, &redis, &prefix, None, true).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "GRANT UPDATE ON hisn_audit_log TO {}",
-        db.app_role()
+        db.audit_role()
     )))
     .execute(&db.root)
     .await
@@ -190,7 +191,7 @@ async fn start_is_refused_when_the_application_role_could_change_the_audit_trail
     let e = hisn_example_server::build(c).await.unwrap_err();
     assert!(
         e.to_string()
-            .contains("UPDATE, DELETE or TRUNCATE hisn_audit_log"),
+            .contains("the audit role may UPDATE, DELETE or TRUNCATE hisn_audit_log"),
         "{e}"
     );
     cleanup_redis(&redis, &prefix).await;
