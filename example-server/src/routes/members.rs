@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hisn_tenant_guard::{Permission, Role, TenantContext};
+use hisn_tenant_guard::{Permission, Role, TenantContext, TenantId};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -179,8 +179,17 @@ impl Validate for NewKey {
     }
 }
 
+/// The owner an API key record is bound to (crypto-vault's `mint_for` /
+/// `verify_for`): its tenant and table. The stored hash covers the token
+/// (whose public id names the row), this owner, the role (the key's one
+/// scope) and the expiry, so a record moved to another tenant, or whose role
+/// or expiry was edited in the database, no longer verifies.
+pub(super) fn key_owner(tenant: TenantId) -> String {
+    format!("{tenant}/api_keys")
+}
+
 /// `POST /t/{tenant}/api-keys` (admin): the token is shown once; only its
-/// peppered hash is stored.
+/// peppered hash (bound to tenant, role and expiry) is stored.
 pub(super) async fn create_key(
     State(s): State<AppState>,
     ctx: Session,
@@ -192,7 +201,7 @@ pub(super) async fn create_key(
     let expires = now_unix() + u64::from(b.ttl_days.unwrap_or(90)) * 86_400;
     let (token, record) = s
         .api_keys
-        .mint([b.role.clone()], Some(expires))
+        .mint_for(&key_owner(ctx.tenant()), [b.role.clone()], Some(expires))
         .map_err(|e| ApiError::internal("mint api key", &e))?;
     platform::insert_api_key(
         &s.platform,

@@ -251,7 +251,7 @@ pub(super) async fn enrol_confirm(
     let (batch, hashes) = s
         .mfa
         .recovery
-        .generate(RECOVERY_CODES)
+        .generate_for(&field(&t, "recovery", &uid)?, RECOVERY_CODES)
         .map_err(|e| ApiError::internal("recovery codes", &e))?;
     s.audit
         .append(
@@ -331,7 +331,10 @@ pub(super) async fn step_up(
         let input = Zeroizing::new(input);
         let mut set = StoredRecoveryCodes::from_text(&recovery)
             .map_err(|e| ApiError::internal("recovery codes", &e))?;
-        let Ok(i) = s.mfa.recovery.verify(&set, &input) else {
+        // Bound to this account's row: a set copied from another account's
+        // row (or an unbound set) verifies nothing here.
+        let owner = field(&t, "recovery", &uid)?;
+        let Ok(i) = s.mfa.recovery.verify_for(&owner, &set, &input) else {
             return Err(failed(&s, &ctx, &meta, &uid, "mfa.recovery_code_failed").await);
         };
         set.remove(i);

@@ -289,8 +289,16 @@ pub(super) async fn api_key_token(
         expires_at: row.expires_at.and_then(|e| u64::try_from(e).ok()),
         revoked: row.revoked,
     };
+    // Bound: the tenant column, the role and the expiry as stored are part
+    // of the hash (a moved or edited record fails like a wrong key).
     s.api_keys
-        .verify(&b.api_key, &record, now_unix(), None)
+        .verify_for(
+            &super::members::key_owner(tenant),
+            &b.api_key,
+            &record,
+            now_unix(),
+            None,
+        )
         .map_err(|_| refuse())?;
     if !platform::tenant_active(&s.platform, tenant).await? {
         return Err(refuse());

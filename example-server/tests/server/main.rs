@@ -9,6 +9,7 @@
 
 mod audit_coverage;
 mod audit_role;
+mod bound_credentials;
 mod common;
 mod controls;
 mod flows;
