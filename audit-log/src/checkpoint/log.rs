@@ -424,9 +424,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let none = read_checkpoint_edges(&dir.path().join("none.jsonl")).unwrap();
         assert_eq!(none, vec![]);
+        // A directory is no log: never read as empty (`Corrupt` since store
+        // files must be regular files once open).
         assert!(matches!(
             read_checkpoint_edges(dir.path()),
-            Err(Error::Io(_))
+            Err(Error::Io(_) | Error::Corrupt { .. })
         ));
     }
 

@@ -316,3 +316,84 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Class 2, the clean cut: root cause, the writer signed whatever head its
+/// chain had. An attacker who cut a tenant's segments back at a record
+/// boundary (and removed `synced.mark`, which would name the cut) left a
+/// chain that opens clean; the open only stopped signing Merkle roots, and
+/// `checkpoint_now` and the automatic checkpoints then signed heads of the
+/// shorter chain, and of the records appended after the cut: a fresh
+/// signature over a fork of a checkpoint the same key had signed (the checks
+/// before signing read ranges that end at the head, so a checkpoint beyond
+/// it was never compared). Now a checkpoint that key signed beyond the head
+/// stops the signing: `checkpoint_now` for the tenant is `Corrupt`, a run
+/// over every tenant skips it, and an automatic checkpoint refuses and
+/// blocks the tenant's appends, as for any chain that does not verify.
+#[test]
+fn a_chain_cut_below_a_signed_checkpoint_is_never_signed_again() {
+    use hisn_audit_log::{AutoCheckpoint, CheckpointPolicy};
+    use std::num::NonZeroU64;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path();
+    let (t, other) = (tenant("acme"), tenant("beta"));
+    let k = key("k", 3);
+    let s = FileStore::open(store, fsync()).unwrap();
+    for i in 0..2 {
+        s.append(event(&t, i)).unwrap();
+    }
+    s.checkpoint_now(Some(&t), &k, now()).unwrap();
+    for i in 2..6 {
+        s.append(event(&t, i)).unwrap();
+    }
+    s.append(event(&other, 0)).unwrap();
+    s.checkpoint_now(None, &k, now()).unwrap();
+    s.close().unwrap();
+    // Cut acme back to 3 records at a frame boundary; drop the close mark.
+    let seg = segment_files(store, &t).pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let p = parse_segment(&bytes).unwrap();
+    std::fs::write(&seg, &bytes[..p.frames[3].offset as usize]).unwrap();
+    std::fs::remove_file(tdir(store, &t).join("synced.mark")).unwrap();
+
+    let s = FileStore::open(store, fsync()).unwrap();
+    assert_eq!(s.append(event(&t, 40)).unwrap(), 3, "appends go on");
+    assert!(
+        matches!(
+            s.checkpoint_now(Some(&t), &k, now()),
+            Err(Error::Corrupt { .. })
+        ),
+        "a fork of a signed checkpoint was signed"
+    );
+    let all = s.checkpoint_now(None, &k, now()).unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|c| c.checkpoint.origin.clone())
+            .collect::<Vec<_>>(),
+        [hisn_audit_log::origin_for(&other)],
+        "only the intact tenant is signed"
+    );
+    // Another key's note beyond the head does not stop that key: anyone can
+    // write a note (the log's own notes are not trusted).
+    assert!(s.checkpoint_now(Some(&t), &key("k2", 4), now()).is_ok());
+    s.close().unwrap();
+
+    // The automatic checkpoint refuses too (its check from the key's last
+    // checkpoint below the head, at 2, passes: the cut is above it), and
+    // blocks the tenant.
+    let policy = CheckpointPolicy {
+        every_records: NonZeroU64::new(1).unwrap(),
+        every: Duration::from_secs(3600),
+    };
+    let s = FileStore::open(
+        store,
+        fsync().auto_checkpoint(AutoCheckpoint::new(k, policy)),
+    )
+    .unwrap();
+    let _ = s.append(event(&t, 41));
+    assert!(
+        matches!(s.append(event(&t, 42)), Err(Error::Corrupt { .. })),
+        "the automatic checkpoint signed a fork, or appends went on after it refused"
+    );
+    assert!(s.append(event(&other, 1)).is_ok(), "other tenants carry on");
+    s.close().unwrap();
+}

@@ -67,6 +67,16 @@ impl FileStore {
         };
         let mut out = Vec::new();
         for (t, b, frontier) in heads {
+            // The chain was cut back below a size this key already signed:
+            // a checkpoint of the shorter chain would sign a fork of it.
+            if let Some(signed) = self.shared.signed_beyond(&t, b.size, key)? {
+                if tenant.is_some() {
+                    return Err(cut_below_signed(&t, b.size));
+                }
+                tracing::error!(tenant = %t, size = b.size, signed,
+                    "audit store: chain ends below a checkpoint this key signed; not signing");
+                continue;
+            }
             let frontier = match frontier {
                 Some(f) => Some(f),
                 None => self.frontier_from_store(&t, &b, key)?,
@@ -168,8 +178,13 @@ impl FileStore {
         keys: &TrustedKeys,
         candidate: &SignedCheckpoint,
     ) -> Result<Option<(Verdict, Option<u64>)>> {
-        let newest = self
-            .checkpoints(tenant)?
+        let stored = self.checkpoints(tenant)?;
+        // A checkpoint of these keys beyond the head: the chain was cut back
+        // below a size already signed (see `Shared::signed_beyond`).
+        if signed_beyond(&stored, tenant, b.size, keys).is_some() {
+            return Ok(Some((Verdict::Truncated, Some(b.size))));
+        }
+        let newest = stored
             .into_iter()
             .filter(|c| c.checkpoint.origin == crate::checkpoint::origin_for(tenant))
             .filter(|c| c.checkpoint.size >= b.first_seq.max(1) && c.checkpoint.size <= b.size)
@@ -362,6 +377,26 @@ impl FileStore {
 const EDGE_CANDIDATES: usize = 8;
 
 impl Shared {
+    /// The largest size, beyond `size`, of a checkpoint `key` signed for
+    /// `tenant` in the tenant's log: the chain was cut back below a size this
+    /// key already signed (an attacker truncating the segments at a record
+    /// boundary, or a crash under `Durability::OsBuffered`/`None`). Notes of
+    /// other keys or origins do not count: anyone can write a note.
+    pub(super) fn signed_beyond(
+        &self,
+        tenant: &TenantId,
+        size: u64,
+        key: &SigningKey,
+    ) -> Result<Option<u64>> {
+        let keys = TrustedKeys::new().with(key.verifying_key());
+        Ok(signed_beyond(
+            &self.checkpoints(tenant)?,
+            tenant,
+            size,
+            &keys,
+        ))
+    }
+
     /// The Merkle edge over `b` from the newest checkpoint signed by `keys`
     /// (size within `b`, at or after its prune point) whose edge is known:
     /// the one kept beside its note, else `fallback`'s (checked against the
@@ -479,6 +514,30 @@ fn rooted(cp: Checkpoint, root: Option<Hash>) -> Checkpoint {
     match root {
         Some(r) => cp.with_root(r),
         None => cp,
+    }
+}
+
+/// [`Shared::signed_beyond`] over a checkpoint log already read.
+pub(super) fn signed_beyond(
+    stored: &[SignedCheckpoint],
+    tenant: &TenantId,
+    size: u64,
+    keys: &TrustedKeys,
+) -> Option<u64> {
+    let origin = crate::checkpoint::origin_for(tenant);
+    stored
+        .iter()
+        .filter(|c| c.checkpoint.size > size && c.checkpoint.origin == origin)
+        .filter(|c| c.verify(keys).is_ok())
+        .map(|c| c.checkpoint.size)
+        .max()
+}
+
+fn cut_below_signed(tenant: &TenantId, size: u64) -> Error {
+    Error::Corrupt {
+        what: "chain ends below a checkpoint this key signed; not signing a fork of it",
+        file: tenant_dir_name(tenant),
+        offset: size,
     }
 }
 

@@ -616,6 +616,12 @@ fn verify_before_signing(
     let matches =
         |r: &crate::verify::VerifyReport| r.verdict.is_ok() && r.size == b.size && r.head == b.head;
     let stored = shared.checkpoints(tenant)?;
+    // A checkpoint this key signed beyond the head: the chain was cut back
+    // below a size already signed, so the candidate would sign a fork of it
+    // (the ranges checked below all end at the head and never see it).
+    if super::signing::signed_beyond(&stored, tenant, b.size, &keys).is_some() {
+        return Ok(Some((crate::verify::Verdict::Truncated, Some(b.size))));
+    }
     let from = since.filter(|(s, _)| *s >= b.first_seq.max(1)).or_else(|| {
         stored
             .iter()
