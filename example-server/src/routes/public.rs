@@ -150,6 +150,9 @@ impl Validate for Login {
 
 /// `POST /auth/login`: budgets per account and per IP, argon2id (rehash when
 /// below policy), one answer for unknown account and wrong password, audited.
+/// The actor and entity of a failed login for an e-mail with no account.
+const UNKNOWN_ACCOUNT: &str = "unknown";
+
 pub(super) async fn login(
     State(s): State<AppState>,
     meta: Meta,
@@ -202,17 +205,24 @@ pub(super) async fn login(
     let verdict = verdict.unwrap_or(Verification::Invalid);
     let known = account.as_ref().map(|a| a.id.to_string());
     let (Some(tenant), Some(account), true) = (tenant, account, verdict.is_valid()) else {
-        // Only existing accounts get a failure record: no chain per invented name.
-        if let (Some(t), Some(a)) = (tenant, known) {
-            let actor = meta.actor_named(&a);
-            s.audit
-                .append(
-                    actor
-                        .event(t, "auth.login_failed")?
-                        .entity("user", &a)
-                        .subject(&a),
-                )
-                .await?;
+        // The same work for a wrong password and an unknown e-mail, or the
+        // fsynced append before the 401 would tell them apart by timing
+        // (e-mail enumeration): in an existing tenant both append one
+        // `auth.login_failed` record (an unknown account as `unknown`, the
+        // attempted e-mail never recorded); an unknown or erased tenant gets
+        // none in either case (no chain per invented tenant id).
+        if let Some(t) = tenant
+            && platform::tenant_active(&s.platform, t).await?
+        {
+            let who = known.as_deref().unwrap_or(UNKNOWN_ACCOUNT);
+            let mut event = meta
+                .actor_named(who)
+                .event(t, "auth.login_failed")?
+                .entity("user", who);
+            if known.is_some() {
+                event = event.subject(who);
+            }
+            s.audit.append(event).await?;
         }
         return Err(ApiError::Unauthorized);
     };

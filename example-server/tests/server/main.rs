@@ -16,6 +16,7 @@ mod flows;
 mod grants;
 mod isolation;
 mod jwt_attacks;
+mod login_oracle;
 mod mfa;
 mod multi_instance;
 mod openapi;
