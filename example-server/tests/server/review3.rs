@@ -23,6 +23,19 @@ async fn keyed(
     srv.send(req).await
 }
 
+/// A keyed `POST` sent twice with the same key, as a client's retry would.
+async fn posted_twice(
+    srv: &Server,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (crate::common::Resp, crate::common::Resp) {
+    let first = keyed(srv, "POST", path, token, key, body.clone()).await;
+    let again = keyed(srv, "POST", path, token, key, body).await;
+    (first, again)
+}
+
 /// **Held: the login budget is per account, however the tenant is spelt.**
 /// `TenantId` parses any case, and the login handler keyed the per-account
 /// budget on the `tenant` string as sent, so each case spelling of a tenant
@@ -97,25 +110,8 @@ async fn login_budget_is_per_account_whatever_the_tenant_spelling() {
 async fn secrets_are_neither_stored_nor_replayed_by_idempotency_keys() {
     let srv = server().await;
     let a = srv.tenant_without_totp("Alpha").await;
-    let first = keyed(
-        &srv,
-        "POST",
-        &a.path("/mfa/totp"),
-        &a.token,
-        "enrol-1",
-        None,
-    )
-    .await;
+    let (first, again) = posted_twice(&srv, &a.path("/mfa/totp"), &a.token, "enrol-1", None).await;
     assert_eq!(first.status, StatusCode::CREATED, "{first:?}");
-    let again = keyed(
-        &srv,
-        "POST",
-        &a.path("/mfa/totp"),
-        &a.token,
-        "enrol-1",
-        None,
-    )
-    .await;
     assert_eq!(again.status, StatusCode::CREATED, "{again:?}");
     assert_ne!(
         first.body["secret"], again.body["secret"],
@@ -123,25 +119,15 @@ async fn secrets_are_neither_stored_nor_replayed_by_idempotency_keys() {
     );
     let uri = again.body["otpauth_uri"].as_str().unwrap().to_owned();
     let code = json!({ "code": totp_code(&uri, 0) });
-    let confirmed = keyed(
+    let (confirmed, replayed) = posted_twice(
         &srv,
-        "POST",
-        &a.path("/mfa/totp/confirm"),
-        &a.token,
-        "confirm-1",
-        Some(code.clone()),
-    )
-    .await;
-    assert_eq!(confirmed.status, StatusCode::CREATED, "{confirmed:?}");
-    let replayed = keyed(
-        &srv,
-        "POST",
         &a.path("/mfa/totp/confirm"),
         &a.token,
         "confirm-1",
         Some(code),
     )
     .await;
+    assert_eq!(confirmed.status, StatusCode::CREATED, "{confirmed:?}");
     assert_ne!(
         replayed.status,
         StatusCode::CREATED,
@@ -155,53 +141,26 @@ async fn secrets_are_neither_stored_nor_replayed_by_idempotency_keys() {
 
     // A step-up code is accepted once, with or without a key.
     let step = json!({ "code": totp_code(&uri, 30) });
-    let r = keyed(
+    let (r, again) = posted_twice(
         &srv,
-        "POST",
-        &a.path("/mfa/step-up"),
-        &a.token,
-        "step-1",
-        Some(step.clone()),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK, "{r:?}");
-    let r = keyed(
-        &srv,
-        "POST",
         &a.path("/mfa/step-up"),
         &a.token,
         "step-1",
         Some(step),
     )
     .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(
-        r.status,
+        again.status,
         StatusCode::FORBIDDEN,
-        "a spent code answered a session: {r:?}"
+        "a spent code answered a session: {again:?}"
     );
-    assert!(r.body.get("token").is_none());
+    assert!(again.body.get("token").is_none());
 
     // An API key is shown once.
     let body = json!({ "name": "ci", "role": "viewer" });
-    let k1 = keyed(
-        &srv,
-        "POST",
-        &a.path("/api-keys"),
-        &fresh,
-        "key-1",
-        Some(body.clone()),
-    )
-    .await;
+    let (k1, k2) = posted_twice(&srv, &a.path("/api-keys"), &fresh, "key-1", Some(body)).await;
     assert_eq!(k1.status, StatusCode::CREATED, "{k1:?}");
-    let k2 = keyed(
-        &srv,
-        "POST",
-        &a.path("/api-keys"),
-        &fresh,
-        "key-1",
-        Some(body),
-    )
-    .await;
     assert_ne!(
         k1.body["api_key"], k2.body["api_key"],
         "an API key was answered twice"
@@ -209,24 +168,7 @@ async fn secrets_are_neither_stored_nor_replayed_by_idempotency_keys() {
 
     // Ordinary writes still replay their first answer.
     let asset = json!({ "name": "Pump", "serial": "S-1", "location": "Riyadh" });
-    let w1 = keyed(
-        &srv,
-        "POST",
-        &a.path("/assets"),
-        &fresh,
-        "asset-1",
-        Some(asset.clone()),
-    )
-    .await;
-    let w2 = keyed(
-        &srv,
-        "POST",
-        &a.path("/assets"),
-        &fresh,
-        "asset-1",
-        Some(asset),
-    )
-    .await;
+    let (w1, w2) = posted_twice(&srv, &a.path("/assets"), &fresh, "asset-1", Some(asset)).await;
     assert_eq!(w1.status, StatusCode::CREATED);
     assert_eq!(w1.body, w2.body);
 }
