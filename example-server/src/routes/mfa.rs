@@ -28,7 +28,7 @@ use zeroize::Zeroizing;
 
 use super::extract::{Body, Meta, Validate, require, text};
 use super::grants::Session;
-use super::public::{MAX_PASSWORD, MIN_PASSWORD};
+use super::public::{MAX_PASSWORD, MIN_PASSWORD, login_refusal};
 use crate::auth::{self, SessionAuth};
 use crate::db::mfa as store;
 use crate::error::ApiError;
@@ -435,15 +435,7 @@ pub(super) async fn change_password(
         .begin(&account_key, meta.ip)
         .await
         .map_err(|e| ApiError::internal("login guard", &e))?;
-    if !decision.is_allowed() {
-        crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
-        // Redis down under fail-closed: 503, the same for every account.
-        let refusal = match decision.outcome() {
-            Outcome::Unavailable { .. } => ApiError::Unavailable,
-            _ => ApiError::TooManyRequests,
-        };
-        let mut resp = refusal.into_response();
-        write_retry_after(resp.headers_mut(), decision.retry_after());
+    if let Some(resp) = login_refusal(&decision) {
         return Ok(resp);
     }
     let hasher = s.hasher.clone();

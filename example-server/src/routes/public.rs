@@ -84,14 +84,7 @@ pub(super) async fn sign_up(
         .begin(&format!("sign-up/{}", meta.ip), meta.ip)
         .await
         .map_err(|e| ApiError::internal("login guard", &e))?;
-    if !decision.is_allowed() {
-        crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
-        let refusal = match decision.outcome() {
-            Outcome::Unavailable { .. } => ApiError::Unavailable,
-            _ => ApiError::TooManyRequests,
-        };
-        let mut resp = refusal.into_response();
-        write_retry_after(resp.headers_mut(), decision.retry_after());
+    if let Some(resp) = login_refusal(&decision) {
         return Ok(resp);
     }
     let tenant = TenantId::from_uuid(Uuid::new_v4())?;
@@ -172,15 +165,7 @@ pub(super) async fn login(
         .begin(&account_key, meta.ip)
         .await
         .map_err(|e| ApiError::internal("login guard", &e))?;
-    if !decision.is_allowed() {
-        crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
-        // Redis down under fail-closed: 503, the same for every account.
-        let refusal = match decision.outcome() {
-            Outcome::Unavailable { .. } => ApiError::Unavailable,
-            _ => ApiError::TooManyRequests,
-        };
-        let mut resp = refusal.into_response();
-        write_retry_after(resp.headers_mut(), decision.retry_after());
+    if let Some(resp) = login_refusal(&decision) {
         return Ok(resp);
     }
     let account = match tenant {
@@ -322,4 +307,21 @@ pub(super) async fn api_key_token(
         )
         .await?;
     Ok(Json(auth::issue(&s, tenant, &subject, &row.role, "apikey")?).into_response())
+}
+
+/// The answer to a login-budget decision that refuses (`None` when it
+/// allows): 429, or 503 when the limiter's store is down under fail-closed,
+/// the same for every account; with `Retry-After`.
+pub(crate) fn login_refusal(decision: &hisn_rate_limit::Decision) -> Option<Response> {
+    if decision.is_allowed() {
+        return None;
+    }
+    crate::metrics::global().rate_limited(decision.denied_by().unwrap_or("login"));
+    let refusal = match decision.outcome() {
+        Outcome::Unavailable { .. } => ApiError::Unavailable,
+        _ => ApiError::TooManyRequests,
+    };
+    let mut resp = refusal.into_response();
+    write_retry_after(resp.headers_mut(), decision.retry_after());
+    Some(resp)
 }
