@@ -52,6 +52,72 @@ async fn writable_schema(fx: &Fixture) -> String {
     s
 }
 
+/// The tenant policy as the fixture creates it (restores it after a test
+/// replaced it).
+const RESTORE_POLICY: &str = "drop policy hisn_tenant_isolation on assets; \
+     create policy hisn_tenant_isolation on assets as restrictive for all to public \
+     using (tenant_id = (select public.hisn_tenant_guard_current_tenant())) \
+     with check (tenant_id = (select public.hisn_tenant_guard_current_tenant()))";
+
+/// DDL of a table in `s` shadowing the tenant table `assets`.
+fn shadow_table(s: &str) -> String {
+    format!(
+        "create table \"{s}\".assets (id uuid default gen_random_uuid(), tenant_id uuid, \
+         name text, serial_no text)"
+    )
+}
+
+/// Run `sql` as the tables' owner.
+async fn as_owner(fx: &Fixture, sql: &str) {
+    exec_as(&fx.admin, &fx.owner, sql).await;
+}
+
+/// Run `sql` as the tables' owner; then `verify` reports exactly `expected`.
+async fn owner_then(fx: &Fixture, sql: &str, expected: &[Finding]) {
+    as_owner(fx, sql).await;
+    assert_eq!(findings(fx).await, expected);
+}
+
+/// Run `sql` as the administrator; then `verify` reports exactly `expected`.
+async fn admin_then(fx: &Fixture, sql: &str, expected: &[Finding]) {
+    exec(&fx.admin, sql).await;
+    assert_eq!(findings(fx).await, expected);
+}
+
+/// A guarded pool on the fixture's application pool.
+fn app_pool(fx: &Fixture) -> PgTenantPool {
+    PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap()
+}
+
+/// `pool` refuses to begin a transaction for `tenant` (fail closed).
+async fn assert_refused(pool: &PgTenantPool, tenant: &str) {
+    assert!(matches!(
+        pool.begin(&context(tenant)).await,
+        Err(hisn_tenant_guard::Error::Config(_))
+    ));
+}
+
+/// `pool` refuses tenant B (fail closed) and `verify` names `schema` as
+/// writable on the path.
+async fn refused_and_named(fx: &Fixture, pool: &PgTenantPool, schema: &str) {
+    assert_refused(pool, TENANT_B).await;
+    assert_has(
+        &fresh_findings(fx).await,
+        &Finding::SearchPathWritable {
+            role: fx.role.clone(),
+            schema: schema.to_owned(),
+        },
+    );
+}
+
+/// `verify`'s findings over a fresh pool as the application role.
+async fn fresh_findings(fx: &Fixture) -> Vec<Finding> {
+    rls::verify(&fresh_app(fx).await, &rls::parse_tables(TABLES).unwrap())
+        .await
+        .unwrap()
+        .findings
+}
+
 /// A new pool of fresh connections as the application role: what the next
 /// start of the service gets.
 async fn restarted(fx: &Fixture) -> PgTenantPool {
@@ -131,7 +197,7 @@ async fn rls_read_a_tenant_the_same_sql_could_change_through_a_planted_search_pa
     };
     let s = writable_schema(&fx).await;
     let before = tenant_b_snapshot(&fx.admin).await;
-    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let pool = app_pool(&fx);
     let mut tx = begin(&pool, TENANT_A).await;
     sqlx::raw_sql(AssertSqlSafe(format!(
         "create table \"{s}\".loot (token text, names text);
@@ -190,19 +256,7 @@ async fn rls_read_a_tenant_the_same_sql_could_change_through_a_planted_search_pa
     assert!(leaks.is_empty(), "{leaks:?}");
     assert_eq!(tenant_b_snapshot(&fx.admin).await, before);
     // The pool refuses such a session outright (fail closed), and verify names it.
-    assert!(matches!(
-        next.begin(&context(TENANT_B)).await,
-        Err(hisn_tenant_guard::Error::Config(_))
-    ));
-    let found = rls::verify(&fresh_app(&fx).await, &rls::parse_tables(TABLES).unwrap())
-        .await
-        .unwrap()
-        .findings;
-    let f = Finding::SearchPathWritable {
-        role: fx.role.clone(),
-        schema: s.clone(),
-    };
-    assert!(found.contains(&f), "missing {f} in {found:?}");
+    refused_and_named(&fx, &next, &s).await;
     drop(next);
     exec(&fx.admin, &format!("drop schema \"{s}\" cascade")).await;
     fx.teardown().await;
@@ -229,23 +283,12 @@ async fn rls_read_a_tenant_the_same_sql_could_change_through_a_writable_schema_o
     let pool = restarted(&fx).await;
     // Tenant A, guard off: a table shadowing `assets` on every later connection.
     if let Ok(mut tx) = pool.begin(&context(TENANT_A)).await {
-        let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-            "create table \"{s}\".assets (id uuid default gen_random_uuid(), tenant_id uuid, \
-             name text, serial_no text)"
-        )))
-        .execute(danger::unguarded(&mut tx))
-        .await;
+        let _ = sqlx::raw_sql(AssertSqlSafe(shadow_table(&s)))
+            .execute(danger::unguarded(&mut tx))
+            .await;
         let _ = tx.commit().await;
     } else {
-        exec_as(
-            &fx.admin,
-            &fx.role,
-            &format!(
-                "create table \"{s}\".assets (id uuid default gen_random_uuid(), tenant_id uuid, \
-                 name text, serial_no text)"
-            ),
-        )
-        .await;
+        exec_as(&fx.admin, &fx.role, &shadow_table(&s)).await;
     }
     let next = restarted(&fx).await;
     if let Ok(mut tx) = next.begin(&context(TENANT_B)).await
@@ -266,19 +309,7 @@ async fn rls_read_a_tenant_the_same_sql_could_change_through_a_writable_schema_o
     .await
     .unwrap();
     assert_eq!(caught, 0, "tenant B's write landed in A's shadow table");
-    assert!(matches!(
-        next.begin(&context(TENANT_B)).await,
-        Err(hisn_tenant_guard::Error::Config(_))
-    ));
-    let found = rls::verify(&fresh_app(&fx).await, &rls::parse_tables(TABLES).unwrap())
-        .await
-        .unwrap()
-        .findings;
-    let f = Finding::SearchPathWritable {
-        role: fx.role.clone(),
-        schema: s.clone(),
-    };
-    assert!(found.contains(&f), "missing {f} in {found:?}");
+    refused_and_named(&fx, &next, &s).await;
     drop((pool, next));
     exec(&fx.admin, &format!("drop schema \"{s}\" cascade")).await;
     fx.teardown().await;
@@ -303,16 +334,9 @@ async fn a_schema_the_search_path_names_and_the_role_could_create_is_refused() {
     )
     .await;
     let pool = restarted(&fx).await;
-    assert!(matches!(
-        pool.begin(&context(TENANT_A)).await,
-        Err(hisn_tenant_guard::Error::Config(_))
-    ));
-    let found = rls::verify(&fresh_app(&fx).await, &rls::parse_tables(TABLES).unwrap())
-        .await
-        .unwrap()
-        .findings;
+    assert_refused(&pool, TENANT_A).await;
     assert_eq!(
-        found,
+        fresh_findings(&fx).await,
         [Finding::SearchPathWritable {
             role: fx.role.clone(),
             schema: fx.role.clone(),
@@ -431,12 +455,7 @@ async fn no_token_of_another_tenant_is_left_or_readable_anywhere() {
         return;
     };
     exec(&fx.admin, "analyze public.hisn_tenant_guard_context_key").await;
-    let one = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(fx.db.connect_options().username(&fx.role))
-        .await
-        .unwrap();
-    let pool = PgTenantPool::new(one, guard(), key()).unwrap();
+    let pool = restarted(&fx).await;
     let mut tx = begin(&pool, TENANT_B).await;
     let token_b: String = sqlx::query_scalar("select current_setting('hisn.tenant_context')")
         .fetch_one(danger::unguarded(&mut tx))
@@ -460,7 +479,7 @@ async fn no_token_of_another_tenant_is_left_or_readable_anywhere() {
     let _ = tx.commit().await;
 
     // B's transaction open on another connection while A looks around.
-    let other = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let other = app_pool(&fx);
     let mut b = begin(&other, TENANT_B).await;
     let _ = b
         .query("SELECT name FROM assets")
@@ -504,7 +523,7 @@ async fn copy_out_reads_only_the_own_tenant() {
     let Some(fx) = fixture("r3ctx_copy", 1).await else {
         return;
     };
-    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let pool = app_pool(&fx);
     let mut tx = begin(&pool, TENANT_A).await;
     let conn = danger::unguarded(&mut tx);
     for sql in [
@@ -551,11 +570,24 @@ fn assert_has(found: &[Finding], expected: &Finding) {
     assert!(found.contains(expected), "missing {expected} in {found:?}");
 }
 
+/// SQL creating `public.<name>()`, a `SECURITY DEFINER` function counting
+/// every row of `assets`, executable by `to` only (by its owner only if none).
+fn definer_fn(name: &str, to: Option<&str>) -> String {
+    let grant = to.map_or(String::new(), |r| {
+        format!("grant execute on function public.{name}() to \"{r}\"; ")
+    });
+    format!(
+        "create function public.{name}() returns bigint language sql security definer \
+         as 'select count(*) from public.assets'; \
+         revoke all on function public.{name}() from public; {grant}"
+    )
+}
+
 /// Count of tenant B's rows `sql` returns inside tenant A's transaction, as
 /// the application role with the guard off: the positive control that a
 /// reported configuration really leaks.
 async fn b_rows_via(fx: &Fixture, setup: &str, sql: &str) -> i64 {
-    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let pool = app_pool(fx);
     let mut tx = begin(&pool, TENANT_A).await;
     let conn = danger::unguarded(&mut tx);
     if !setup.is_empty() {
@@ -570,6 +602,17 @@ async fn b_rows_via(fx: &Fixture, setup: &str, sql: &str) -> i64 {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     tx.rollback().await.unwrap();
     n
+}
+
+/// Rows of tenant B in `relation` (counted inside A's transaction, as
+/// [`b_rows_via`]).
+async fn b_rows_in(fx: &Fixture, relation: &str) -> i64 {
+    b_rows_via(
+        fx,
+        "",
+        &format!("select count(*) from {relation} where tenant_id <> '{TENANT_A}'"),
+    )
+    .await
 }
 
 /// Policies on another setting, RLS not forced on a table the application
@@ -587,9 +630,8 @@ async fn verify_reports_settings_ownership_and_column_grants() {
     assert_eq!(findings(&fx).await, []);
     let app = fx.role.clone();
     // A restrictive policy keyed on a setting anyone can set.
-    exec_as(
-        &fx.admin,
-        &fx.owner,
+    as_owner(
+        &fx,
         "drop policy hisn_tenant_isolation on assets; \
          create policy hisn_tenant_isolation on assets as restrictive for all to public \
          using (tenant_id = current_setting('app.tenant', true)::uuid) \
@@ -602,16 +644,7 @@ async fn verify_reports_settings_ownership_and_column_grants() {
             table: "assets".into(),
         },
     );
-    exec_as(
-        &fx.admin,
-        &fx.owner,
-        "drop policy hisn_tenant_isolation on assets; \
-         create policy hisn_tenant_isolation on assets as restrictive for all to public \
-         using (tenant_id = (select public.hisn_tenant_guard_current_tenant())) \
-         with check (tenant_id = (select public.hisn_tenant_guard_current_tenant()))",
-    )
-    .await;
-    assert_eq!(findings(&fx).await, []);
+    owner_then(&fx, RESTORE_POLICY, &[]).await;
 
     // Not forced, owned by a group the app role belongs to.
     let group = r3_role(&fx, "nologin").await;
@@ -638,27 +671,24 @@ async fn verify_reports_settings_ownership_and_column_grants() {
             table: "work_orders".into(),
         },
     );
-    exec(
-        &fx.admin,
+    admin_then(
+        &fx,
         &format!(
             "alter table work_orders force row level security; \
              alter table work_orders owner to \"{}\"; revoke \"{group}\" from \"{app}\"",
             fx.owner
         ),
+        &[],
     )
     .await;
-    assert_eq!(findings(&fx).await, []);
 
     // Column grants on the key table.
-    exec(
-        &fx.admin,
+    admin_then(
+        &fx,
         &format!("grant select (ikey) on public.hisn_tenant_guard_context_key to \"{app}\""),
+        &[Finding::ContextKeyExposed { role: app.clone() }],
     )
     .await;
-    assert_eq!(
-        findings(&fx).await,
-        [Finding::ContextKeyExposed { role: app.clone() }]
-    );
     exec(
         &fx.admin,
         &format!("revoke select (ikey) on public.hisn_tenant_guard_context_key from \"{app}\""),
@@ -667,9 +697,8 @@ async fn verify_reports_settings_ownership_and_column_grants() {
 
     // A policy that misses a role holding column privileges only.
     let reader = r3_role(&fx, "nologin").await;
-    exec_as(
-        &fx.admin,
-        &fx.owner,
+    as_owner(
+        &fx,
         &format!(
             "drop policy hisn_tenant_isolation on assets; \
              create policy hisn_tenant_isolation on assets as restrictive for all to \"{app}\" \
@@ -688,26 +717,18 @@ async fn verify_reports_settings_ownership_and_column_grants() {
         },
     );
     exec(&fx.admin, &format!("revoke \"{reader}\" from \"{app}\"")).await;
-    exec_as(
-        &fx.admin,
-        &fx.owner,
-        &format!(
-            "revoke select (name) on assets from \"{reader}\"; \
-             drop policy hisn_tenant_isolation on assets; \
-             create policy hisn_tenant_isolation on assets as restrictive for all to public \
-             using (tenant_id = (select public.hisn_tenant_guard_current_tenant())) \
-             with check (tenant_id = (select public.hisn_tenant_guard_current_tenant()))"
-        ),
+    owner_then(
+        &fx,
+        &format!("revoke select (name) on assets from \"{reader}\"; {RESTORE_POLICY}"),
+        &[],
     )
     .await;
-    assert_eq!(findings(&fx).await, []);
 
     // REFERENCES on the key columns: a real existence oracle (from a table in
     // a schema the role can create in, off its search path: no finding).
     let s = writable_schema(&fx).await;
-    exec_as(
-        &fx.admin,
-        &fx.owner,
+    as_owner(
+        &fx,
         &format!("grant references (tenant_id, id) on assets to \"{app}\""),
     )
     .await;
@@ -734,30 +755,25 @@ async fn verify_reports_settings_ownership_and_column_grants() {
             privilege: "REFERENCES",
         }]
     );
-    exec_as(
-        &fx.admin,
-        &fx.owner,
+    owner_then(
+        &fx,
         &format!(
             "revoke references (tenant_id, id) on assets from \"{app}\"; \
              grant trigger on work_orders to \"{app}\""
         ),
-    )
-    .await;
-    assert_eq!(
-        findings(&fx).await,
-        [Finding::UnfilteredPrivilege {
+        &[Finding::UnfilteredPrivilege {
             role: app.clone(),
             table: "work_orders".into(),
             privilege: "TRIGGER",
-        }]
-    );
-    exec_as(
-        &fx.admin,
-        &fx.owner,
-        &format!("revoke trigger on work_orders from \"{app}\""),
+        }],
     )
     .await;
-    assert_eq!(findings(&fx).await, []);
+    owner_then(
+        &fx,
+        &format!("revoke trigger on work_orders from \"{app}\""),
+        &[],
+    )
+    .await;
     fx.teardown().await;
 }
 
@@ -774,27 +790,23 @@ async fn verify_reports_views_materialized_views_foreign_tables_and_definer_func
     assert_eq!(findings(&fx).await, []);
     // Views owned by the tables' owner (bound by FORCE) or declared
     // security_invoker are no finding.
-    exec_as(
-        &fx.admin,
-        &fx.owner,
+    as_owner(
+        &fx,
         &format!(
             "create view r3ctx_owned as select * from assets; grant select on r3ctx_owned to \"{app}\""
         ),
     )
     .await;
-    exec(
-        &fx.admin,
+    admin_then(
+        &fx,
         &format!(
             "create view r3ctx_invoker with (security_invoker = true) as select * from assets; \
              grant select on r3ctx_invoker to \"{app}\""
         ),
+        &[],
     )
     .await;
-    assert_eq!(findings(&fx).await, []);
-    assert_eq!(
-        b_rows_via(&fx, "", "select count(*) from r3ctx_owned where tenant_id <> 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'").await,
-        0
-    );
+    assert_eq!(b_rows_in(&fx, "r3ctx_owned").await, 0);
 
     exec(
         &fx.admin,
@@ -816,84 +828,45 @@ async fn verify_reports_views_materialized_views_foreign_tables_and_definer_func
         );
     }
     assert_eq!(found.len(), 2, "{found:?}");
-    assert_eq!(
-        b_rows_via(
-            &fx,
-            "",
-            "select count(*) from r3ctx_v where tenant_id <> 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'"
-        )
-        .await,
-        2,
-        "positive control"
-    );
+    assert_eq!(b_rows_in(&fx, "r3ctx_v").await, 2, "positive control");
     exec(&fx.admin, "drop view r3ctx_vv; drop view r3ctx_v").await;
 
-    exec(
-        &fx.admin,
+    admin_then(
+        &fx,
         &format!(
             "create materialized view r3ctx_mv as select * from work_orders; grant select on r3ctx_mv to \"{app}\""
         ),
-    )
-    .await;
-    assert_eq!(
-        findings(&fx).await,
-        [Finding::MaterializedView {
+        &[Finding::MaterializedView {
             view: "r3ctx_mv".into(),
             table: "work_orders".into(),
-        }]
-    );
-    assert_eq!(
-        b_rows_via(&fx, "", "select count(*) from r3ctx_mv where tenant_id <> 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa'").await,
-        2,
-        "positive control"
-    );
+        }],
+    )
+    .await;
+    assert_eq!(b_rows_in(&fx, "r3ctx_mv").await, 2, "positive control");
     exec(&fx.admin, "drop materialized view r3ctx_mv").await;
 
-    exec(
-        &fx.admin,
+    admin_then(
+        &fx,
         &format!(
             "create foreign data wrapper r3ctx_fdw; create server r3ctx_srv foreign data wrapper r3ctx_fdw; \
              create foreign table r3ctx_ft (tenant_id uuid, name text) server r3ctx_srv; \
              grant select (name) on r3ctx_ft to \"{app}\""
         ),
+        &[Finding::ForeignTable {
+            table: "r3ctx_ft".into(),
+        }],
     )
     .await;
-    assert_eq!(
-        findings(&fx).await,
-        [Finding::ForeignTable {
-            table: "r3ctx_ft".into(),
-        }]
-    );
     exec(
         &fx.admin,
         "drop foreign table r3ctx_ft; drop server r3ctx_srv; drop foreign data wrapper r3ctx_fdw",
     )
     .await;
 
-    exec_as(
-        &fx.admin,
-        &fx.owner,
-        &format!(
-            "create function public.r3ctx_owner_fn() returns bigint language sql security definer \
-             as 'select count(*) from public.assets'; \
-             revoke all on function public.r3ctx_owner_fn() from public; \
-             grant execute on function public.r3ctx_owner_fn() to \"{app}\""
-        ),
-    )
-    .await;
-    exec(
-        &fx.admin,
-        &format!(
-            "create function public.r3ctx_super_fn() returns bigint language sql security definer \
-             as 'select count(*) from public.assets'; \
-             revoke all on function public.r3ctx_super_fn() from public; \
-             grant execute on function public.r3ctx_super_fn() to \"{app}\"; \
-             create function public.r3ctx_private_fn() returns bigint language sql security definer \
-             as 'select count(*) from public.assets'; \
-             revoke all on function public.r3ctx_private_fn() from public"
-        ),
-    )
-    .await;
+    as_owner(&fx, &definer_fn("r3ctx_owner_fn", Some(&app))).await;
+    let super_fns =
+        definer_fn("r3ctx_super_fn", Some(&app)) + &definer_fn("r3ctx_private_fn", None);
+    exec(&fx.admin, &super_fns).await;
     let mut found = findings(&fx).await;
     found.sort_by_key(ToString::to_string);
     let mut expected = vec![
@@ -913,12 +886,12 @@ async fn verify_reports_views_materialized_views_foreign_tables_and_definer_func
         2,
         "positive control: the superuser's function counts every tenant"
     );
-    exec(
-        &fx.admin,
+    admin_then(
+        &fx,
         "drop function public.r3ctx_owner_fn(); drop function public.r3ctx_super_fn(); drop function public.r3ctx_private_fn()",
+        &[],
     )
     .await;
-    assert_eq!(findings(&fx).await, []);
     fx.teardown().await;
 }
 
@@ -932,9 +905,8 @@ async fn verify_reports_copies_of_tenant_rows_and_rules() {
         return;
     };
     let app = fx.role.clone();
-    exec_as(
-        &fx.admin,
-        &fx.owner,
+    owner_then(
+        &fx,
         &format!(
             "create table r3ctx_copy (tenant_id uuid, name text); \
              grant select, insert on r3ctx_copy to \"{app}\"; \
@@ -942,17 +914,14 @@ async fn verify_reports_copies_of_tenant_rows_and_rules() {
              begin insert into public.r3ctx_copy values (new.tenant_id, new.name); return new; end $$; \
              create trigger r3ctx_copy after insert on assets for each row execute function r3ctx_copy_fn()"
         ),
-    )
-    .await;
-    assert_eq!(
-        findings(&fx).await,
-        [Finding::UnprotectedTenantColumn {
+        &[Finding::UnprotectedTenantColumn {
             table: "r3ctx_copy".into(),
             column: "tenant_id".into(),
-        }]
-    );
+        }],
+    )
+    .await;
     // Positive control: B's guarded insert is copied where A reads it.
-    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let pool = app_pool(&fx);
     let mut tx = begin(&pool, TENANT_B).await;
     tx.query("INSERT INTO assets (name) VALUES ($1)")
         .unwrap()
@@ -971,36 +940,30 @@ async fn verify_reports_copies_of_tenant_rows_and_rules() {
         1,
         "positive control"
     );
-    exec_as(
-        &fx.admin,
-        &fx.owner,
+    owner_then(
+        &fx,
         "drop trigger r3ctx_copy on assets; drop table r3ctx_copy; drop function r3ctx_copy_fn()",
+        &[],
     )
     .await;
-    assert_eq!(findings(&fx).await, []);
 
-    exec_as(
-        &fx.admin,
-        &fx.owner,
+    owner_then(
+        &fx,
         "create table r3ctx_rule_copy (tenant_id uuid, name text); \
          create rule r3ctx_rule as on insert to assets do also \
          insert into r3ctx_rule_copy values (new.tenant_id, new.name)",
-    )
-    .await;
-    assert_eq!(
-        findings(&fx).await,
-        [Finding::RuleOnTenantTable {
+        &[Finding::RuleOnTenantTable {
             table: "assets".into(),
             rule: "r3ctx_rule".into(),
-        }]
-    );
-    exec_as(
-        &fx.admin,
-        &fx.owner,
-        "drop rule r3ctx_rule on assets; drop table r3ctx_rule_copy",
+        }],
     )
     .await;
-    assert_eq!(findings(&fx).await, []);
+    owner_then(
+        &fx,
+        "drop rule r3ctx_rule on assets; drop table r3ctx_rule_copy",
+        &[],
+    )
+    .await;
     fx.teardown().await;
 }
 
