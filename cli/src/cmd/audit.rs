@@ -45,21 +45,9 @@ pub(crate) enum AuditCommand {
         /// Only this tenant (default: every tenant the store or any checkpoint knows).
         #[arg(long)]
         tenant: Option<String>,
-        /// Trusted checkpoint key (`PREFIX.pub`); repeat for rotated keys.
-        /// Without it checkpoints are not checked and every chain is
-        /// unanchored (a failure unless --allow-unanchored).
-        #[arg(long)]
-        pubkey: Vec<PathBuf>,
-        /// Checkpoints held outside the store (notes as `hisn audit checkpoint`
-        /// prints them, or a checkpoint JSON-lines log); repeatable. Needs --pubkey.
-        #[arg(long)]
-        checkpoint: Vec<PathBuf>,
-        /// The verifier's own state: the newest verified checkpoint per tenant,
-        /// read before and updated after verifying (created when missing). A log
-        /// shorter than or disagreeing with it fails. Needs --pubkey. Without
-        /// it, a rollback to an older signed checkpoint is not detected.
-        #[arg(long)]
-        state: Option<PathBuf>,
+        /// Trusted keys and the anchors held outside the store.
+        #[command(flatten)]
+        anchors: AnchorArgs,
         /// Let a tenant pass with no verified checkpoint covering it, or verify
         /// without --pubkey (the chain alone proves nothing against someone
         /// who can rewrite the store).
@@ -147,6 +135,33 @@ pub(crate) enum AuditCommand {
     },
 }
 
+/// The anchors `verify` and `checkpoint` check a chain against: trusted
+/// checkpoint keys, checkpoints held outside the store and the verifier's
+/// state (read through [`load_anchors`] by both).
+#[derive(Debug, clap::Args)]
+pub(crate) struct AnchorArgs {
+    /// Trusted checkpoint key (`PREFIX.pub`); repeat for rotated keys.
+    /// `verify` without it checks no checkpoints and every chain is
+    /// unanchored (a failure unless --allow-unanchored); `checkpoint` always
+    /// trusts its signing key's own public key as well.
+    #[arg(long)]
+    pub(crate) pubkey: Vec<PathBuf>,
+    /// Checkpoints held outside the store (notes as `hisn audit checkpoint`
+    /// prints them, or a checkpoint JSON-lines log); repeatable. `verify`
+    /// needs --pubkey with it. A chain shorter than one (truncated) or
+    /// differing from one at its size (tampered, fork) fails, and
+    /// `checkpoint` does not sign it.
+    #[arg(long)]
+    pub(crate) checkpoint: Vec<PathBuf>,
+    /// The verifier's own state: the newest verified checkpoint per tenant,
+    /// read before and updated after (created when missing). A log shorter
+    /// than or disagreeing with it fails and is not signed. `verify` needs
+    /// --pubkey with it; without it, a rollback to an older signed
+    /// checkpoint is not detected.
+    #[arg(long)]
+    pub(crate) state: Option<PathBuf>,
+}
+
 /// Run one `hisn audit` subcommand.
 pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
     match cmd {
@@ -154,9 +169,7 @@ pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
         AuditCommand::Verify {
             store,
             tenant,
-            pubkey,
-            checkpoint,
-            state,
+            anchors,
             allow_unanchored,
             witness_key,
             witness_threshold,
@@ -164,9 +177,9 @@ pub(crate) fn run(cmd: AuditCommand, ctx: &Ctx) -> Result<(), CliError> {
             &VerifyArgs {
                 store: &store,
                 tenant: tenant.as_deref(),
-                pubkeys: &pubkey,
-                checkpoints: &checkpoint,
-                state: state.as_deref(),
+                pubkeys: &anchors.pubkey,
+                checkpoints: &anchors.checkpoint,
+                state: anchors.state.as_deref(),
                 allow_unanchored,
                 witness_keys: &witness_key,
                 witness_threshold,
@@ -317,9 +330,12 @@ fn witness_policy(args: &VerifyArgs<'_>) -> Result<Option<WitnessPolicy>, CliErr
 }
 
 /// The anchors given on the command line: --checkpoint files and the state.
-fn load_anchors(args: &VerifyArgs<'_>) -> Result<(Anchors, Option<VerifierState>), CliError> {
+fn load_anchors(
+    checkpoints: &[PathBuf],
+    state: Option<&Path>,
+) -> Result<(Anchors, Option<VerifierState>), CliError> {
     let mut anchors = Anchors::new();
-    for p in args.checkpoints {
+    for p in checkpoints {
         let text = std::fs::read_to_string(p)
             .map_err(|e| CliError::usage(format!("cannot read {}: {e}", p.display())))?;
         // The operator's own evidence: damaged notes fail closed, as tampering.
@@ -330,7 +346,7 @@ fn load_anchors(args: &VerifyArgs<'_>) -> Result<(Anchors, Option<VerifierState>
             ))
         })?;
     }
-    let state = match args.state {
+    let state = match state {
         Some(p) => {
             let st = VerifierState::load(p).map_err(|e| match e {
                 hisn_audit_log::Error::Malformed { .. } => CliError::failed(format!(
@@ -433,7 +449,7 @@ fn verify(args: &VerifyArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
     }
     let witnesses = witness_policy(args)?;
     let only = args.tenant.map(tenant_id).transpose()?;
-    let (anchors, mut state) = load_anchors(args)?;
+    let (anchors, mut state) = load_anchors(args.checkpoints, args.state)?;
     // A store deleted outright is an empty store when anchors say it held something.
     let empty = MemoryStore::new();
     let file = if !args.store.is_dir() && !anchors.is_empty() {
@@ -627,16 +643,7 @@ struct ProveArgs<'a> {
 fn prove(args: &ProveArgs<'_>, ctx: &Ctx) -> Result<(), CliError> {
     let keys = trusted_keys(args.pubkeys)?;
     let tenant = tenant_id(args.tenant)?;
-    let (anchors, _) = load_anchors(&VerifyArgs {
-        store: args.store,
-        tenant: None,
-        pubkeys: args.pubkeys,
-        checkpoints: args.checkpoints,
-        state: None,
-        allow_unanchored: false,
-        witness_keys: &[],
-        witness_threshold: None,
-    })?;
+    let (anchors, _) = load_anchors(args.checkpoints, None)?;
     // Once the store directory exists, anything that stops it being read is
     // a failed verification (exit 1), as for `verify`.
     let dir = args.store.is_dir();

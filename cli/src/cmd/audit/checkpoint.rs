@@ -18,7 +18,7 @@ use hisn_audit_log::{
 };
 
 use super::{
-    VerifyArgs, load_anchors, open_read, read_signing_key, store_err, tenant_id, trusted_keys,
+    AnchorArgs, load_anchors, open_read, read_signing_key, store_err, tenant_id, trusted_keys,
     unreadable_store, verify_err,
 };
 use crate::output::{CliError, Ctx};
@@ -35,41 +35,21 @@ pub(crate) struct CheckpointArgs {
     /// Secret checkpoint key (`PREFIX.key`).
     #[arg(long)]
     signing_key: PathBuf,
-    /// Further trusted checkpoint keys (`PREFIX.pub`) for the anchors, e.g. a
-    /// rotated-out key that signed a held checkpoint; repeatable. The signing
-    /// key's own public key is always trusted.
-    #[arg(long)]
-    pubkey: Vec<PathBuf>,
-    /// Checkpoints held outside the store (notes as this command prints
-    /// them, or a checkpoint JSON-lines log); repeatable. A tenant whose chain
-    /// is shorter than one (truncated) or differs from one at its size
-    /// (tampered, fork) is not signed: exit 1 naming it.
-    #[arg(long)]
-    checkpoint: Vec<PathBuf>,
-    /// The verifier's state, as for `hisn audit verify --state`: a tenant
-    /// rolled back below it is not signed; afterwards it holds the new
-    /// checkpoints (created when missing).
-    #[arg(long)]
-    state: Option<PathBuf>,
+    /// Trusted keys (besides the signing key's own) and the anchors held
+    /// outside the store, read exactly as `hisn audit verify` reads them.
+    #[command(flatten)]
+    anchors: AnchorArgs,
 }
 
 /// Run `hisn audit checkpoint`.
 pub(crate) fn run(args: &CheckpointArgs, ctx: &Ctx) -> Result<(), CliError> {
     let key = read_signing_key(&args.signing_key)?;
     let tenant = args.tenant.as_deref().map(tenant_id).transpose()?;
-    let mut keys = trusted_keys(&args.pubkey)?.unwrap_or_else(TrustedKeys::new);
+    let held = &args.anchors;
+    let mut keys = trusted_keys(&held.pubkey)?.unwrap_or_else(TrustedKeys::new);
     keys.add(key.verifying_key());
     // The anchors exactly as `verify` reads them.
-    let (anchors, mut state) = load_anchors(&VerifyArgs {
-        store: &args.store,
-        tenant: None,
-        pubkeys: &args.pubkey,
-        checkpoints: &args.checkpoint,
-        state: args.state.as_deref(),
-        allow_unanchored: false,
-        witness_keys: &[],
-        witness_threshold: None,
-    })?;
+    let (anchors, mut state) = load_anchors(&held.checkpoint, held.state.as_deref())?;
     let store: &Path = &args.store;
     if !store.is_dir() {
         return Err(CliError::usage(format!(
@@ -84,7 +64,7 @@ pub(crate) fn run(args: &CheckpointArgs, ctx: &Ctx) -> Result<(), CliError> {
     // store's notes and the anchors before anything is signed.
     let mut refused: Vec<(TenantId, Verdict, Option<u64>)> = Vec::new();
     let mut passed: BTreeMap<TenantId, VerifyReport> = BTreeMap::new();
-    let anchored = !args.pubkey.is_empty() || !args.checkpoint.is_empty() || state.is_some();
+    let anchored = !held.pubkey.is_empty() || !held.checkpoint.is_empty() || state.is_some();
     if anchored {
         let reports = hisn_audit_log::verify_store(&s, Some(&keys), &anchors, tenant.as_ref())
             .map_err(|e| unreadable_store(verify_err(e)))?;
@@ -132,7 +112,7 @@ pub(crate) fn run(args: &CheckpointArgs, ctx: &Ctx) -> Result<(), CliError> {
             Err(e) => return Err(verify_err(e)),
         }
     }
-    if let (Some(st), Some(path)) = (state.as_mut(), args.state.as_deref()) {
+    if let (Some(st), Some(path)) = (state.as_mut(), held.state.as_deref()) {
         for cp in &cps {
             let Some(r) = cp.checkpoint.tenant().and_then(|t| passed.get(&t)) else {
                 continue;
