@@ -251,6 +251,34 @@ pub(crate) fn checkpoint_to(store: &str, key: &str, out: &Path) {
     std::fs::write(out, held).unwrap();
 }
 
+/// `hisn audit verify` of `store` against `public` and the notes in `held`.
+pub(crate) fn verify_held<'a>(store: &'a str, public: &'a str, held: &'a str) -> Vec<&'a str> {
+    vec![
+        "audit",
+        "verify",
+        "--store",
+        store,
+        "--pubkey",
+        public,
+        "--checkpoint",
+        held,
+    ]
+}
+
+/// `hisn audit report` of tenant `acme`'s records about `subject`.
+pub(crate) fn report_args<'a>(store: &'a str, subject: &'a str) -> Vec<&'a str> {
+    vec![
+        "audit",
+        "report",
+        "--store",
+        store,
+        "--tenant",
+        "acme",
+        "--subject",
+        subject,
+    ]
+}
+
 fn verify_code(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
     let mut all = vec!["--json", "audit", "verify"];
     all.extend_from_slice(args);

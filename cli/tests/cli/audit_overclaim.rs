@@ -2,7 +2,7 @@
 //! more than the tool had checked, and a write through a link the store's
 //! writer planted. Each test is named by its class.
 
-use crate::audit::{EVENTS, checkpoint_to, hisn, rolled_back_store, setup};
+use crate::audit::{EVENTS, checkpoint_to, hisn, report_args, rolled_back_store, setup};
 use crate::audit_exit::{code as run, segmented_store, segments, tdir};
 
 /// Class: rollback to a genuine older checkpoint read as "all anchored".
@@ -123,18 +123,7 @@ fn report_refuses_an_index_forged_to_omit_the_subject() {
     use hisn_audit_log::store::file::forge_index_omitting;
     let dir = tempfile::tempdir().unwrap();
     let store = segmented_store(dir.path());
-    let report = |subject: &str| {
-        run(&[
-            "audit",
-            "report",
-            "--store",
-            &store,
-            "--tenant",
-            "acme",
-            "--subject",
-            subject,
-        ])
-    };
+    let report = |subject: &str| run(&report_args(&store, subject));
     let (c, out, e) = report("emp-1");
     assert_eq!(c, Some(0), "{e}");
     let full: serde_json::Value = serde_json::from_str(&out).unwrap();

@@ -2,11 +2,7 @@
 // Helpers outside #[test] functions unwrap too: a failed set-up should fail the test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use assert_cmd::Command;
-
-fn hisn() -> Command {
-    Command::cargo_bin("hisn").unwrap()
-}
+use crate::audit::hisn;
 
 fn run(args: &[&str]) -> (Option<i32>, String) {
     let out = hisn().args(args).output().unwrap();

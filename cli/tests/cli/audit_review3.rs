@@ -25,7 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::audit::{EVENTS, checkpoint_to, hisn, setup};
+use crate::audit::{EVENTS, checkpoint_to, hisn, report_args, setup, verify_held};
 use crate::audit_exit::{segmented_store, segments, tdir};
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -86,36 +86,18 @@ fn audit_commands_never_hang_on_fifos_planted_in_the_store() {
         let store = copy(&pristine, &dir.path().join(format!("s{n}")));
         mkfifo(&tdir(&store).join(planted));
         let state = dir.path().join(format!("state{n}.json"));
-        let (code, err) = run(&[
-            "audit",
-            "verify",
-            "--store",
-            &store,
-            "--pubkey",
-            &public,
-            "--checkpoint",
-            &held,
-            "--state",
-            state.to_str().unwrap(),
-        ]);
+        let mut verify = verify_held(&store, &public, &held);
+        verify.extend(["--state", state.to_str().unwrap()]);
+        let (code, err) = run(&verify);
         assert!(code.is_some(), "verify hung on a FIFO at {planted}");
         // Bookkeeping and derived files are rebuilt or ignored; anything the
         // chain or its checkpoints are read from fails verification.
         let derived =
             planted.ends_with(".sidx") || planted == "tiles/0" || planted == "synced.mark";
         assert_eq!(code, Some(if derived { 0 } else { 1 }), "{planted}: {err}");
-        let (code, err) = run(&[
-            "audit",
-            "report",
-            "--store",
-            &store,
-            "--tenant",
-            "acme",
-            "--subject",
-            "emp-1",
-            "--pubkey",
-            &public,
-        ]);
+        let mut report = report_args(&store, "emp-1");
+        report.extend(["--pubkey", &public]);
+        let (code, err) = run(&report);
         assert!(code.is_some(), "report hung on a FIFO at {planted}");
         assert!(matches!(code, Some(0 | 1)), "{planted}: {err}");
         let (code, err) = run(&[
@@ -174,16 +156,7 @@ fn audit_append_refuses_to_cut_logged_records_made_to_look_torn() {
     assert_eq!(std::fs::read(&seg).unwrap(), bytes, "evidence cut");
     let (code, err) = run(&["audit", "repair", "--store", &store]);
     assert_eq!(code, Some(1), "repair must name the damage: {err}");
-    let (code, _) = run(&[
-        "audit",
-        "verify",
-        "--store",
-        &store,
-        "--pubkey",
-        &public,
-        "--checkpoint",
-        held.to_str().unwrap(),
-    ]);
+    let (code, _) = run(&verify_held(&store, &public, held.to_str().unwrap()));
     assert_eq!(code, Some(1));
 }
 
