@@ -58,10 +58,6 @@ mod order_mutants;
 #[cfg(feature = "postgres")]
 mod pg_context;
 #[cfg(feature = "postgres")]
-mod review3_context;
-#[cfg(any(feature = "postgres", feature = "sqlite"))]
-mod review3_meaning;
-#[cfg(feature = "postgres")]
 mod pg_rls;
 #[cfg(feature = "postgres")]
 mod pg_session_state;
@@ -69,6 +65,10 @@ mod pg_session_state;
 mod pg_tenant_tx;
 #[cfg(feature = "postgres")]
 mod pg_verify;
+#[cfg(feature = "postgres")]
+mod review3_context;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod review3_meaning;
 #[cfg(feature = "sqlite")]
 mod sqlite_tenant_tx;
 #[cfg(feature = "sqlite")]
