@@ -48,28 +48,35 @@ fn millis(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// `sql` with the key's `(scope, provider, event_id)` bound as `$1`-`$3`.
+fn keyed<'q>(
+    sql: &'static str,
+    key: &'q ReplayKey<'_>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(key.scope())
+        .bind(key.provider())
+        .bind(key.event_id())
+}
+
 impl ReplayStore for PgReplayStore {
     async fn claim(&self, key: &ReplayKey<'_>, policy: &ReplayPolicy) -> Result<Claim> {
         for _ in 0..3 {
             let token = random_token()?;
             // An expired row (lease lapsed or done marker past its TTL) is
             // deleted first; of concurrent claimants exactly one INSERT wins.
-            sqlx::query(
+            keyed(
                 "delete from hisn_webhook_replay where scope = $1 and provider = $2 and event_id = $3 and expires_at <= now()",
+                key,
             )
-            .bind(key.scope())
-            .bind(key.provider())
-            .bind(key.event_id())
             .execute(&self.pool)
             .await
             .map_err(|e| store_error("claim", &e))?;
-            let inserted = sqlx::query(
+            let inserted = keyed(
                 "insert into hisn_webhook_replay (scope, provider, event_id, state, token, expires_at) \
                  values ($1, $2, $3, 'p', $4, now() + $5 * interval '1 millisecond') on conflict do nothing",
+                key,
             )
-            .bind(key.scope())
-            .bind(key.provider())
-            .bind(key.event_id())
             .bind(token.text())
             .bind(millis(policy.lease_millis()))
             .execute(&self.pool)
@@ -105,13 +112,11 @@ impl ReplayStore for PgReplayStore {
     ) -> Result<bool> {
         // Our claim, its lease lapsed or not (no one took it over: the
         // token is still ours) ...
-        let r = sqlx::query(
+        let r = keyed(
             "update hisn_webhook_replay set state = 'd', expires_at = now() + $5 * interval '1 millisecond' \
              where scope = $1 and provider = $2 and event_id = $3 and state = 'p' and token = $4",
+            key,
         )
-        .bind(key.scope())
-        .bind(key.provider())
-        .bind(key.event_id())
         .bind(token.text())
         .bind(millis(policy.ttl_millis()))
         .execute(&self.pool)
@@ -123,16 +128,14 @@ impl ReplayStore for PgReplayStore {
         // ... or no live row at all (purged, or another lapsed claim): the
         // handler ran, so the event is recorded done. A live row of another
         // claim, or a done marker, is left alone.
-        let r = sqlx::query(
+        let r = keyed(
             "insert into hisn_webhook_replay (scope, provider, event_id, state, token, expires_at) \
              values ($1, $2, $3, 'd', $4, now() + $5 * interval '1 millisecond') \
              on conflict (scope, provider, event_id) do update \
              set state = 'd', token = excluded.token, expires_at = excluded.expires_at \
              where hisn_webhook_replay.expires_at <= now()",
+            key,
         )
-        .bind(key.scope())
-        .bind(key.provider())
-        .bind(key.event_id())
         .bind(token.text())
         .bind(millis(policy.ttl_millis()))
         .execute(&self.pool)
@@ -142,12 +145,10 @@ impl ReplayStore for PgReplayStore {
     }
 
     async fn release(&self, key: &ReplayKey<'_>, token: &ClaimToken) -> Result<bool> {
-        let r = sqlx::query(
+        let r = keyed(
             "delete from hisn_webhook_replay where scope = $1 and provider = $2 and event_id = $3 and state = 'p' and token = $4",
+            key,
         )
-        .bind(key.scope())
-        .bind(key.provider())
-        .bind(key.event_id())
         .bind(token.text())
         .execute(&self.pool)
         .await
