@@ -20,6 +20,14 @@
 //! the mark existed) have no such evidence: damage followed by intact data is
 //! corruption there, and `hisn audit repair` is the operator's way out.
 //!
+//! A writer syncing every batch keeps zeros written ahead of its records in
+//! the open segment (preallocation: overwriting synced blocks syncs faster
+//! than growing the file). Zeros from the end of the last frame to the end
+//! of the file are the end of the segment; so is a damaged last frame whose
+//! last byte and everything after it are zeros (a write into that tail cut
+//! short). Neither hides anything a truncation would not: anchors
+//! (checkpoints, the verifier's state) catch both.
+//!
 //! [`parse_segment`] never panics on any input (it is fuzzed) and classifies the
 //! end of a segment: clean, a torn tail (damage past the synced mark, as a
 //! crash leaves it), or corruption.
@@ -336,9 +344,18 @@ pub fn parse_segment_synced(bytes: &[u8], synced: u64) -> Result<ParsedSegment> 
 fn classify_damage(bytes: &[u8], off: usize, version: u8) -> SegmentEnd {
     let rest = &bytes[off..];
     let overhead = frame_overhead(version);
+    // A frame whose length fits in the file, unless its last byte and
+    // everything after it are zeros: a write into a preallocated
+    // (zero-filled) tail that stopped part-way, as a crash leaves it or a
+    // reader racing the writer sees it (a write fills bytes in order, so what
+    // is missing is a suffix). Zeroing a frame's end that way only truncates
+    // the log, which anchors catch as they catch a shorter file.
     let whole_frame = rest.len() >= overhead && {
         let len = u32::from_le_bytes(arr(&rest[..4])) as usize;
-        len > 0 && len <= limits::MAX_RECORD_LEN && rest.len() - overhead >= len
+        len > 0
+            && len <= limits::MAX_RECORD_LEN
+            && rest.len() - overhead >= len
+            && rest[overhead + len - 1..].iter().any(|b| *b != 0)
     };
     let torn = SegmentEnd::TornTail {
         valid_len: off as u64,
@@ -486,5 +503,45 @@ mod tests {
                 offset: p.frames[0].offset
             }
         );
+    }
+
+    /// A last frame written into zeros and cut short (a suffix missing) is
+    /// a torn tail, never a whole damaged frame; one damaged in place with
+    /// its end intact is a whole frame, zeros after it or not.
+    #[test]
+    fn a_frame_cut_short_in_a_zero_tail_is_torn_and_one_damaged_in_place_is_whole() {
+        let full = segment(3);
+        let p = parse_segment(&full).unwrap();
+        let last = p.frames[2];
+        let (start, stop) = (
+            last.offset as usize,
+            (last.offset + last.frame_len()) as usize,
+        );
+        for k in 4..stop - start {
+            let mut torn = full.clone();
+            torn[start + k..].fill(0);
+            torn.extend([0u8; 256]);
+            assert_eq!(
+                parse_segment(&torn).unwrap().end,
+                SegmentEnd::TornTail {
+                    valid_len: last.offset,
+                    whole_frame: false
+                },
+                "cut after {k} bytes"
+            );
+        }
+        for zeros in [0, 256] {
+            let mut edited = full.clone();
+            edited[last.record_range().start + 1] ^= 0x20;
+            edited.extend(std::iter::repeat_n(0u8, zeros));
+            assert_eq!(
+                parse_segment(&edited).unwrap().end,
+                SegmentEnd::TornTail {
+                    valid_len: last.offset,
+                    whole_frame: true
+                },
+                "{zeros} zeros after"
+            );
+        }
     }
 }

@@ -26,6 +26,7 @@ mod merkle_roots;
 mod pg_group;
 mod postgres;
 mod postgres_prune;
+mod prealloc;
 mod props;
 mod pruned_roots;
 mod review3;

@@ -370,7 +370,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
             version,
         });
         if last && write {
-            let file = OpenOptions::new().append(true).open(path)?;
+            let file = OpenOptions::new().write(true).open(path)?;
             // Whatever the previous process wrote is on disk from here on, so
             // new frames may carry this length as their synced mark.
             file.sync_data()?;
@@ -379,6 +379,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
                 file,
                 seg,
                 seg_len: len,
+                alloc: len,
                 version,
                 synced: len,
                 next_seq: ti.size(),

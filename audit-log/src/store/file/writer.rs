@@ -84,6 +84,10 @@ pub(super) struct TenantWriter {
     pub(super) file: File,
     pub(super) seg: u32,
     pub(super) seg_len: u64,
+    /// Length of the segment file: past `seg_len` it holds zeros written
+    /// ahead of the records (see [`PREALLOC_BYTES`]), so that syncing a batch
+    /// overwrites allocated blocks instead of growing the file.
+    pub(super) alloc: u64,
     /// Format version of the current segment (an old one is rolled before the
     /// first append).
     pub(super) version: u8,
@@ -100,6 +104,21 @@ pub(super) struct TenantWriter {
     /// The chain's Merkle tiles (`None`: not kept, see `tiles`).
     pub(super) tiles: Option<super::tiles::TileWriter>,
 }
+
+/// Bytes of zeros a [`Durability::Fsync`] writer keeps written ahead of the
+/// records of its open segment. `fdatasync` after a write that grows a file
+/// must commit the file system's journal (the size changed); after
+/// overwriting blocks already allocated and synced it flushes the data alone:
+/// on the 2026-11-29 VM (ext4 on a virtual disk) a 10 KB `write` +
+/// `fdatasync` took 99-103 µs median as an overwrite against 187-239 µs as an
+/// append, and the writer's sync per batch fell by about 30%. The zeros are
+/// the segment's end to every reader (a zero-filled tail, see
+/// [`crate::store::segment`]); they are cut when the segment is sealed and
+/// when the store closes, and by recovery after a crash.
+pub(super) const PREALLOC_BYTES: u64 = 1 << 20;
+
+/// Zeros written at a time when preallocating.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Per tenant: size, time and head of the last automatic checkpoint (no
 /// head: none signed by this writer yet).
@@ -147,6 +166,14 @@ impl Writer {
         }
         if self.durability != Durability::None && !self.shared.poisoned.load(Ordering::Acquire) {
             for tw in self.tenants.values() {
+                // The zeros ahead of the records go: a closed segment ends
+                // at its last frame (and a reopen has no tail to cut).
+                if tw.alloc > tw.seg_len
+                    && let Err(e) = tw.file.set_len(tw.seg_len)
+                {
+                    tracing::error!(error = %e, "audit store: could not cut the preallocated tail at close");
+                    continue;
+                }
                 if let Err(e) = tw.file.sync_data() {
                     tracing::error!(error = %e, "audit store: sync at close failed");
                     continue;
@@ -270,6 +297,7 @@ impl Writer {
                 file,
                 seg: 0,
                 seg_len: len,
+                alloc: len,
                 version: SEGMENT_VERSION,
                 synced,
                 next_seq: 0,
@@ -315,7 +343,9 @@ impl Writer {
         if self.durability != Durability::None {
             self.io(|| sync_dir(dir), true)?;
         }
-        let file = OpenOptions::new().append(true).open(&final_path)?;
+        // Positioned writes (`write_all_at`), not append mode: the file may
+        // hold preallocated zeros past the records.
+        let file = OpenOptions::new().write(true).open(&final_path)?;
         let read = File::open(&final_path)?;
         Ok((
             file,
@@ -411,9 +441,37 @@ impl Writer {
 
     fn flush(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
         if !tw.buf.is_empty() {
-            self.io(|| tw.file.write_all(&tw.buf), false)?;
+            self.io(|| tw.file.write_all_at(&tw.buf, tw.seg_len), false)?;
             tw.seg_len += tw.buf.len() as u64;
+            tw.alloc = tw.alloc.max(tw.seg_len);
             tw.buf.clear();
+            if self.durability == Durability::Fsync && tw.seg_len + PREALLOC_BYTES / 4 > tw.alloc {
+                self.preallocate(tw)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Write zeros ahead of the records of `tw`'s segment, up to
+    /// [`PREALLOC_BYTES`] past them (never past the segment's size limit);
+    /// the batch's own `fdatasync` makes them durable.
+    fn preallocate(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
+        let target = (tw.seg_len + PREALLOC_BYTES).min(self.max_segment_bytes);
+        while tw.alloc < target {
+            let n = usize::try_from(target - tw.alloc)
+                .unwrap_or(usize::MAX)
+                .min(ZEROS.len());
+            self.io(|| tw.file.write_all_at(&ZEROS[..n], tw.alloc), false)?;
+            tw.alloc += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Cut the zeros ahead of the records (before sealing the segment).
+    fn cut_preallocated(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
+        if tw.alloc > tw.seg_len {
+            self.io(|| tw.file.set_len(tw.seg_len), false)?;
+            tw.alloc = tw.seg_len;
         }
         Ok(())
     }
@@ -422,6 +480,7 @@ impl Writer {
         let mut tw = self.tenants.remove(tenant).ok_or(Error::Closed)?;
         let res = (|| -> Result<()> {
             self.flush(&mut tw)?;
+            self.cut_preallocated(&mut tw)?;
             if self.durability != Durability::None {
                 self.io(|| tw.file.sync_data(), true)?;
             }
@@ -437,6 +496,7 @@ impl Writer {
             tw.file = file;
             tw.seg += 1;
             tw.seg_len = len;
+            tw.alloc = len;
             tw.version = SEGMENT_VERSION;
             tw.synced = self.synced_header(len);
             tw.new_segments.push(info);
