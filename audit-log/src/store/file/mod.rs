@@ -49,7 +49,7 @@ use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Mutex, RwLock};
 
 use crate::chain::{Link, chain_link, record_digest};
 use crate::checkpoint::{
@@ -79,7 +79,7 @@ pub use subject_index::{
     forge_index_omitting, fuzz_index as fuzz_subject_index, index_decodes_on_this_thread,
     index_file_of,
 };
-use writer::{Msg, Reply, Slot, SlotTx, WAKE_SHARDS, Wake, Writer};
+use writer::{Msg, Reply, Slot, SlotTx, Writer};
 
 #[derive(Debug, Clone)]
 struct SegInfo {
@@ -148,7 +148,6 @@ pub struct FileStore {
     writer: Option<JoinHandle<()>>,
     /// Writes the subject index of each segment the writer seals.
     indexer: Option<JoinHandle<()>>,
-    wake: Arc<Wake>,
     _lock: Option<File>,
     crash_hook: options::StepHook,
 }
@@ -247,9 +246,7 @@ impl FileStore {
                     }
                 }
             })?;
-        let wake = Arc::new(Wake::default());
         let mut writer = Writer {
-            wake: Arc::clone(&wake),
             shared: Arc::clone(&shared),
             durability: options.durability,
             max_segment_bytes: options.max_segment_bytes,
@@ -269,7 +266,6 @@ impl FileStore {
             tx: Some(tx),
             writer: Some(handle),
             indexer: Some(indexer),
-            wake,
             _lock: Some(lock),
             crash_hook: options.crash_hook,
         })
@@ -299,7 +295,6 @@ impl FileStore {
             tx: None,
             writer: None,
             indexer: None,
-            wake: Arc::default(),
             _lock: None,
             crash_hook: options::StepHook::default(),
         })
@@ -312,28 +307,15 @@ impl FileStore {
     /// [`Error::Io`] for the batch that hit an I/O error, [`Error::Poisoned`]
     /// afterwards, [`Error::Closed`] for a read-only store.
     pub fn append(&self, event: Event) -> Result<u64> {
-        let wake = &self.wake;
-        let shard = wake.next.fetch_add(1, Ordering::Relaxed) % WAKE_SHARDS;
-        let slot = Arc::new(Slot {
-            result: Mutex::new(None),
-            shard,
-        });
+        let slot = Slot::for_this_thread();
         self.submit(
             event,
             Reply::Slot(SlotTx {
                 slot: Arc::clone(&slot),
-                wake: Arc::clone(wake),
                 filled: false,
             }),
         )?;
-        let (m, cv) = &wake.shards[slot.shard];
-        let mut guard = m.lock();
-        loop {
-            if let Some(r) = slot.result.lock().take() {
-                return r;
-            }
-            cv.wait(&mut guard);
-        }
+        slot.wait()
     }
 
     /// Append without blocking: `done` is called from the writer thread with the

@@ -81,40 +81,51 @@ fn injected(syncs: i32, writes: i32, errno: i32) {
 /// answers `Closed` and wakes its caller, so `append` never hangs.
 #[test]
 fn dropped_slot_answers_closed() {
-    let wake = Arc::new(Wake::default());
-    let slot = Arc::new(Slot {
-        result: Mutex::new(None),
-        shard: 1,
+    let (tx_slot, rx_slot) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let slot = Slot::for_this_thread();
+        tx_slot.send(Arc::clone(&slot)).unwrap();
+        slot.wait()
     });
+    let slot = rx_slot.recv().unwrap();
     let tx = SlotTx {
         slot: Arc::clone(&slot),
-        wake: Arc::clone(&wake),
         filled: false,
-    };
-    let waiter = {
-        let (slot, wake) = (Arc::clone(&slot), Arc::clone(&wake));
-        std::thread::spawn(move || {
-            let (m, cv) = &wake.shards[slot.shard];
-            let mut g = m.lock();
-            loop {
-                if let Some(r) = slot.result.lock().take() {
-                    return r;
-                }
-                cv.wait(&mut g);
-            }
-        })
     };
     drop(tx);
     assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
     // A filled slot keeps its answer.
     let mut tx = SlotTx {
         slot: Arc::clone(&slot),
-        wake,
         filled: false,
     };
     tx.fill(Ok(7));
     drop(tx);
     assert!(matches!(slot.result.lock().take(), Some(Ok(7))));
+}
+
+/// A waiting caller woken by anyone else (a spurious or foreign unpark)
+/// keeps waiting until its own slot is filled, then returns that answer.
+#[test]
+fn a_caller_woken_early_waits_for_its_own_answer() {
+    let (tx_slot, rx_slot) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let slot = Slot::for_this_thread();
+        tx_slot.send(Arc::clone(&slot)).unwrap();
+        slot.wait()
+    });
+    let slot = rx_slot.recv().unwrap();
+    for _ in 0..20 {
+        slot.thread.unpark();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(!waiter.is_finished(), "returned without an answer");
+    let mut tx = SlotTx {
+        slot,
+        filled: false,
+    };
+    tx.fill(Ok(3));
+    assert!(matches!(waiter.join().unwrap(), Ok(3)));
 }
 
 #[test]

@@ -11,8 +11,7 @@ pub(super) enum Reply {
 }
 
 impl Reply {
-    /// Deliver `r`. Slots are woken by [`Wake::notify`] after the whole batch
-    /// was delivered, so the writer does not wake callers one by one.
+    /// Deliver `r` (a blocked caller is woken at once).
     pub(super) fn send(self, r: Result<u64>) {
         match self {
             Reply::Callback(f) => f(r),
@@ -21,39 +20,40 @@ impl Reply {
     }
 }
 
-/// Wake-up shards for blocked appends. The writer fills every slot of a batch,
-/// then notifies each shard once; the woken callers hand the wake-up on to each
-/// other (parking_lot requeues the waiters onto the mutex), so the cost of
-/// waking many callers is spread over them instead of serialising the writer.
-pub(super) const WAKE_SHARDS: usize = 4;
-
-#[derive(Debug, Default)]
-pub(super) struct Wake {
-    pub(super) shards: [(Mutex<()>, Condvar); WAKE_SHARDS],
-    pub(super) next: std::sync::atomic::AtomicUsize,
-}
-
-impl Wake {
-    pub(super) fn notify(&self) {
-        for (m, cv) in &self.shards {
-            // Taking the mutex orders this after any waiter's check of its slot.
-            drop(m.lock());
-            cv.notify_all();
-        }
-    }
-}
-
+/// Where a blocked [`FileStore::append`] waits for its answer: the writer
+/// fills it and unparks exactly that caller's thread, so a batch wakes its
+/// own callers and no one else (callers waiting for a later batch sleep on).
 #[derive(Debug)]
 pub(super) struct Slot {
     pub(super) result: Mutex<Option<Result<u64>>>,
-    pub(super) shard: usize,
+    pub(super) thread: std::thread::Thread,
+}
+
+impl Slot {
+    /// A slot for the calling thread to wait on.
+    pub(super) fn for_this_thread() -> Arc<Self> {
+        Arc::new(Self {
+            result: Mutex::new(None),
+            thread: std::thread::current(),
+        })
+    }
+
+    /// Wait (on the thread that made the slot) until it is filled.
+    pub(super) fn wait(&self) -> Result<u64> {
+        loop {
+            if let Some(r) = self.result.lock().take() {
+                return r;
+            }
+            // Returns at once if the writer unparked since the check above.
+            std::thread::park();
+        }
+    }
 }
 
 /// The writer's end of a slot: dropping it unfilled (a writer that went away)
 /// answers [`Error::Closed`], so a blocked caller never waits forever.
 pub(super) struct SlotTx {
     pub(super) slot: Arc<Slot>,
-    pub(super) wake: Arc<Wake>,
     pub(super) filled: bool,
 }
 
@@ -61,6 +61,7 @@ impl SlotTx {
     pub(super) fn fill(&mut self, r: Result<u64>) {
         *self.slot.result.lock() = Some(r);
         self.filled = true;
+        self.slot.thread.unpark();
     }
 }
 
@@ -68,7 +69,6 @@ impl Drop for SlotTx {
     fn drop(&mut self) {
         if !self.filled {
             self.fill(Err(Error::Closed));
-            self.wake.notify();
         }
     }
 }
@@ -135,7 +135,6 @@ pub(super) struct Writer {
     /// Tenants whose chains are damaged: their appends are refused.
     pub(super) blocked: HashMap<TenantId, Damage>,
     pub(super) auto: Option<(AutoCheckpoint, LastCheckpoints)>,
-    pub(super) wake: Arc<Wake>,
     /// Sealed segments to index (see `subject_index`).
     pub(super) indexer: mpsc::Sender<PathBuf>,
 }
@@ -162,7 +161,6 @@ impl Writer {
             let mut batch = vec![first];
             self.drain(rx, &mut batch);
             self.process(batch);
-            self.wake.notify();
         }
         if self.durability != Durability::None && !self.shared.poisoned.load(Ordering::Acquire) {
             for tw in self.tenants.values() {
