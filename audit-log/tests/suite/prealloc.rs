@@ -73,7 +73,7 @@ fn the_open_segment_keeps_zeros_ahead_and_a_clean_close_cuts_them() {
     let bytes = std::fs::read(only_segment(dir.path())).unwrap();
     let end = frames_end(&bytes);
     assert!(
-        bytes.len() > end + 4096,
+        bytes.len() > end,
         "no preallocated tail: file {} bytes, frames end at {end}",
         bytes.len()
     );
@@ -98,6 +98,52 @@ fn the_open_segment_keeps_zeros_ahead_and_a_clean_close_cuts_them() {
     let bytes = std::fs::read(only_segment(dir.path())).unwrap();
     assert_eq!(bytes.len(), frames_end(&bytes));
     s.close().unwrap();
+}
+
+/// The zeros never outgrow what a segment holds (a store of many quiet
+/// tenants, one open segment each, does not cost a MiB per tenant), and a
+/// busy segment writes into a large run of them.
+#[test]
+fn zeros_ahead_scale_with_the_segment_up_to_a_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(FileStore::open(dir.path(), opts()).unwrap());
+    let tenants: Vec<_> = (0..30).map(|i| tenant(&format!("quiet-{i}"))).collect();
+    for (i, t) in tenants.iter().enumerate() {
+        s.append(event(t, i as u64)).unwrap();
+    }
+    let busy = tenant("busy");
+    let threads: Vec<_> = (0..8)
+        .map(|w| {
+            let (s, t) = (s.clone(), busy.clone());
+            std::thread::spawn(move || {
+                for i in 0..1000 {
+                    s.append(event(&t, 1000 * w + i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    for t in &tenants {
+        let segs = segment_files(dir.path(), t);
+        let bytes = std::fs::read(&segs[0]).unwrap();
+        let end = frames_end(&bytes);
+        assert!(
+            bytes.len() <= 2 * end,
+            "{t}: {} bytes for {end}",
+            bytes.len()
+        );
+    }
+    let segs = segment_files(dir.path(), &busy);
+    let bytes = std::fs::read(segs.last().unwrap()).unwrap();
+    let (end, len) = (frames_end(&bytes), bytes.len());
+    assert!(end > 1 << 20, "the busy segment holds {end} bytes");
+    assert!(
+        len - end >= 256 << 10 && len - end <= 1 << 20,
+        "{} bytes of zeros ahead of {end}",
+        len - end
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //!   the batch holding its record was written and `fdatasync`ed. Records that
 //!   arrive while a sync runs go into the next batch (group commit). The
 //!   writer keeps zeros written ahead of the records of its open segment
-//!   (up to 1 MiB), so that a batch's sync overwrites allocated blocks
+//!   (as many as it holds, at most 1 MiB), so that a batch's sync overwrites allocated blocks
 //!   instead of growing the file; they are cut when the segment is sealed
 //!   and when the store closes, and read as the segment's end by every reader.
 //! - [`Durability::OsBuffered`]: acknowledged after `write(2)`; survives a
