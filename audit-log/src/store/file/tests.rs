@@ -77,10 +77,9 @@ fn injected(syncs: i32, writes: i32, errno: i32) {
     assert_eq!(r.size, size + 1);
 }
 
-/// A slot the writer drops without answering (a writer that went away)
-/// answers `Closed` and wakes its caller, so `append` never hangs.
-#[test]
-fn dropped_slot_answers_closed() {
+/// A thread blocked on its own slot (as in `append`), the slot, and the
+/// writer's end of it.
+fn waiting_caller() -> (std::thread::JoinHandle<Result<u64>>, Arc<Slot>, SlotTx) {
     let (tx_slot, rx_slot) = std::sync::mpsc::channel();
     let waiter = std::thread::spawn(move || {
         let slot = Slot::for_this_thread();
@@ -92,6 +91,14 @@ fn dropped_slot_answers_closed() {
         slot: Arc::clone(&slot),
         filled: false,
     };
+    (waiter, slot, tx)
+}
+
+/// A slot the writer drops without answering (a writer that went away)
+/// answers `Closed` and wakes its caller, so `append` never hangs.
+#[test]
+fn dropped_slot_answers_closed() {
+    let (waiter, slot, tx) = waiting_caller();
     drop(tx);
     assert!(matches!(waiter.join().unwrap(), Err(Error::Closed)));
     // A filled slot keeps its answer.
@@ -108,22 +115,12 @@ fn dropped_slot_answers_closed() {
 /// keeps waiting until its own slot is filled, then returns that answer.
 #[test]
 fn a_caller_woken_early_waits_for_its_own_answer() {
-    let (tx_slot, rx_slot) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let slot = Slot::for_this_thread();
-        tx_slot.send(Arc::clone(&slot)).unwrap();
-        slot.wait()
-    });
-    let slot = rx_slot.recv().unwrap();
+    let (waiter, slot, mut tx) = waiting_caller();
     for _ in 0..20 {
         slot.thread.unpark();
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     assert!(!waiter.is_finished(), "returned without an answer");
-    let mut tx = SlotTx {
-        slot,
-        filled: false,
-    };
     tx.fill(Ok(3));
     assert!(matches!(waiter.join().unwrap(), Ok(3)));
 }
