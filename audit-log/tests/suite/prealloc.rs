@@ -382,3 +382,39 @@ fn sealed_segments_end_at_their_last_frame_and_zeros_stay_within_the_limit() {
         .unwrap();
     assert_eq!((r.verdict, r.size), (Verdict::UnanchoredTail, 60));
 }
+
+/// Bytes someone else wrote into the zeros ahead of the records (the frames
+/// are unkeyed, so they may even chain) are never overwritten by the next
+/// batch nor cut at close: the writer stops instead and the bytes stay as
+/// evidence. (In append mode they stayed in front of the next frames.)
+#[test]
+fn bytes_someone_else_wrote_into_the_tail_are_never_overwritten_or_cut() {
+    use std::os::unix::fs::FileExt as _;
+    let t = tenant("acme");
+    let planted = b"not the writer's";
+    let plant = |seg: &Path, at: usize| {
+        let f = std::fs::OpenOptions::new().write(true).open(seg).unwrap();
+        f.write_all_at(planted, at as u64).unwrap();
+    };
+    // Where the next batch goes: the append fails and the store stops.
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_with(dir.path(), N);
+    let seg = only_segment(dir.path());
+    let end = frames_end(&std::fs::read(&seg).unwrap());
+    plant(&seg, end);
+    assert!(s.append(event(&t, 99)).is_err());
+    assert!(s.is_poisoned());
+    drop(s);
+    let bytes = std::fs::read(&seg).unwrap();
+    assert_eq!(&bytes[end..end + planted.len()], planted);
+    // Further ahead: appends go on, and the close keeps them.
+    let dir = tempfile::tempdir().unwrap();
+    let s = open_with(dir.path(), N);
+    let seg = only_segment(dir.path());
+    let far = std::fs::read(&seg).unwrap().len() - planted.len();
+    plant(&seg, far);
+    assert_eq!(s.append(event(&t, 99)).unwrap(), N);
+    let _ = s.close();
+    let bytes = std::fs::read(&seg).unwrap();
+    assert_eq!(&bytes[far..far + planted.len()], planted);
+}

@@ -229,12 +229,13 @@ fn open_lazy(dir: &Path, tdir: &Path, tenant: &TenantId) -> Result<Option<Lazy>>
         next_seq = Some(header.first_seq + seg.count);
         sealed.push(seg);
     }
-    let bytes = match super::read_segment(last) {
+    let mark = super::recovery::synced_mark(tdir, last);
+    let bytes = match super::read_live_segment(last, mark) {
         Ok(b) => b,
         Err(Error::Corrupt { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let parsed = match parse_segment_synced(&bytes, super::recovery::synced_mark(tdir, last)) {
+    let parsed = match parse_segment_synced(&bytes, mark) {
         Ok(p) if p.header.tenant == *tenant => p,
         _ => return Ok(None),
     };

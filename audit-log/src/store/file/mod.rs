@@ -175,6 +175,48 @@ fn read_segment(path: &Path) -> Result<Vec<u8>> {
     crate::fsread::read(path, MAX_SEGMENT_FILE)
 }
 
+/// Rereads of [`read_live_segment`] before damage is reported anyway.
+const LIVE_REREADS: usize = 8;
+
+/// Bytes from the start of damage a second read must agree on.
+const LIVE_WINDOW: usize = 64 << 10;
+
+/// Read the newest segment of a chain a writer may be appending to (a
+/// read-only open, the cold reader). One `read` racing the writer can copy
+/// a page of the preallocated zeros before a batch lands there and later
+/// pages after the next batch landed: zeros followed by frames whose synced
+/// marks vouch for them, which parses as damage. The writer only ever turns
+/// zeros into frames, so damage counts only when a second read holds the
+/// same bytes where it starts; after [`LIVE_REREADS`] reads that never
+/// agree, the last one is returned and its damage reported (fail closed).
+fn read_live_segment(path: &Path, mark: u64) -> Result<Vec<u8>> {
+    settled_read(|| read_segment(path), mark)
+}
+
+/// [`read_live_segment`] over any `read`.
+fn settled_read(mut read: impl FnMut() -> Result<Vec<u8>>, mark: u64) -> Result<Vec<u8>> {
+    let mut bytes = read()?;
+    for _ in 0..LIVE_REREADS {
+        let off = match parse_segment_synced(&bytes, mark).map(|p| p.end) {
+            Ok(
+                SegmentEnd::Corrupt { offset }
+                | SegmentEnd::TornTail {
+                    valid_len: offset,
+                    whole_frame: true,
+                },
+            ) => usize::try_from(offset).unwrap_or(usize::MAX),
+            _ => return Ok(bytes),
+        };
+        let again = read()?;
+        let window = |b: &[u8]| b.get(off..).map(|r| r[..r.len().min(LIVE_WINDOW)].to_vec());
+        if window(&again) == window(&bytes) {
+            return Ok(again);
+        }
+        bytes = again;
+    }
+    Ok(bytes)
+}
+
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}.seg")
 }

@@ -40,6 +40,10 @@ impl std::fmt::Debug for StepHook {
 pub(crate) trait IoHook: Send + Sync + std::fmt::Debug {
     fn before_write(&self) -> std::io::Result<()>;
     fn before_sync(&self) -> std::io::Result<()>;
+    /// Before each write of preallocated zeros (not counted as a write).
+    fn before_preallocate(&self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Automatic checkpoints made by the writer.

@@ -188,7 +188,14 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
     for (si, path) in segs.iter().enumerate() {
         let last = si + 1 == nsegs;
         let file_name = rel(dir, path);
-        let bytes = match read_segment(path) {
+        let mark = if last { synced_mark(tdir, path) } else { 0 };
+        // A writer may be appending to the newest segment of a read-only open.
+        let read = if last && !write {
+            read_live_segment(path, mark)
+        } else {
+            read_segment(path)
+        };
+        let bytes = match read {
             Ok(b) => b,
             // Not a segment any writer made (a FIFO, a device, a file
             // longer than any segment): damage of this tenant only. A
@@ -205,7 +212,6 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
             file: file_name.clone(),
             offset,
         };
-        let mark = if last { synced_mark(tdir, path) } else { 0 };
         let parsed = match parse_segment_synced(&bytes, mark) {
             Ok(p) if p.header.tenant == *tenant => p,
             bad => {
@@ -370,7 +376,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
             version,
         });
         if last && write {
-            let file = OpenOptions::new().write(true).open(path)?;
+            let file = OpenOptions::new().read(true).write(true).open(path)?;
             // Whatever the previous process wrote is on disk from here on, so
             // new frames may carry this length as their synced mark.
             file.sync_data()?;

@@ -15,6 +15,45 @@ struct FailAt {
     errno: i32,
 }
 
+/// Fails every write of preallocated zeros (a disk too full for them).
+#[derive(Debug)]
+struct NoRoomAhead;
+
+impl IoHook for NoRoomAhead {
+    fn before_write(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn before_sync(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn before_preallocate(&self) -> std::io::Result<()> {
+        Err(std::io::Error::from_raw_os_error(28 /* ENOSPC */))
+    }
+}
+
+/// Preallocation only speeds syncs up: when its zeros cannot be written,
+/// appends are still acknowledged, the store is not poisoned and the
+/// segment holds no zeros.
+#[test]
+fn a_failed_preallocation_never_fails_an_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(
+        dir.path(),
+        FileStoreOptions::default().hook(Arc::new(NoRoomAhead)),
+    )
+    .unwrap();
+    for i in 0..20 {
+        assert_eq!(store.append(event(i)).unwrap(), u64::from(i));
+    }
+    assert!(!store.is_poisoned());
+    let t = TenantId::parse("acme").unwrap();
+    let seg = dir.path().join(tenant_dir_name(&t)).join(segment_name(0));
+    let bytes = std::fs::read(&seg).unwrap();
+    let p = crate::store::segment::parse_segment(&bytes).unwrap();
+    assert_eq!((p.frames.len(), p.end), (20, SegmentEnd::Clean));
+    store.close().unwrap();
+}
+
 impl IoHook for FailAt {
     fn before_write(&self) -> std::io::Result<()> {
         if self.writes.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -198,4 +237,55 @@ fn auto_checkpoints_by_count_and_time() {
         store.verify(&t, Some(&trusted), &[]).unwrap().verdict,
         Verdict::Intact
     );
+}
+
+/// A read racing the writer (a page of preallocated zeros copied before a
+/// batch landed there, later pages after the next batch landed) parses as
+/// damage; the live read rereads and returns the settled bytes. Damage two
+/// reads agree on is returned as it is, and reads that never agree end in
+/// the last one (fail closed).
+#[test]
+fn a_read_racing_the_writer_is_reread_and_real_damage_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::open(dir.path(), FileStoreOptions::default()).unwrap();
+    let t = TenantId::parse("acme").unwrap();
+    store.append(event(0)).unwrap();
+    store.append(event(1)).unwrap();
+    store.append(event(2)).unwrap();
+    let seg = dir.path().join(tenant_dir_name(&t)).join(segment_name(0));
+    let after = std::fs::read(&seg).unwrap();
+    // The torn view: record 1's batch still zeros (its page copied before
+    // it landed), record 2's batch, which vouches for it, already there.
+    let p = crate::store::segment::parse_segment(&after).unwrap();
+    let (off, end) = (
+        usize::try_from(p.frames[1].offset).unwrap(),
+        usize::try_from(p.frames[2].offset).unwrap(),
+    );
+    let mut torn = after.clone();
+    torn[off..end].fill(0);
+    assert!(matches!(
+        crate::store::segment::parse_segment(&torn).unwrap().end,
+        SegmentEnd::Corrupt { .. }
+    ));
+    let mut reads = vec![after.clone(), torn.clone()];
+    let got = settled_read(|| Ok(reads.pop().unwrap()), 0).unwrap();
+    assert_eq!(got, after);
+    // Damage both reads agree on stays.
+    let got = settled_read(|| Ok(torn.clone()), 0).unwrap();
+    assert_eq!(got, torn);
+    // Reads that never agree: the last one, damage and all.
+    let mut n = 0u8;
+    let got = settled_read(
+        || {
+            n += 1;
+            let mut b = torn.clone();
+            b[off] = n;
+            Ok(b)
+        },
+        0,
+    )
+    .unwrap();
+    assert_eq!(usize::from(n), LIVE_REREADS + 1);
+    assert_eq!(got[off], n);
+    store.close().unwrap();
 }

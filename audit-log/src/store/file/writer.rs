@@ -170,7 +170,9 @@ impl Writer {
                 // The zeros ahead of the records go: a closed segment ends
                 // at its last frame (and a reopen has no tail to cut).
                 if tw.alloc > tw.seg_len
-                    && let Err(e) = tw.file.set_len(tw.seg_len)
+                    && let Err(e) = tw
+                        .check_zeros(tw.seg_len, tw.alloc - tw.seg_len)
+                        .and_then(|()| tw.file.set_len(tw.seg_len))
                 {
                     tracing::error!(error = %e, "audit store: could not cut the preallocated tail at close");
                     continue;
@@ -345,8 +347,12 @@ impl Writer {
             self.io(|| sync_dir(dir), true)?;
         }
         // Positioned writes (`write_all_at`), not append mode: the file may
-        // hold preallocated zeros past the records.
-        let file = OpenOptions::new().write(true).open(&final_path)?;
+        // hold preallocated zeros past the records (read back before they
+        // are overwritten or cut).
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&final_path)?;
         let read = File::open(&final_path)?;
         Ok((
             file,
@@ -442,6 +448,8 @@ impl Writer {
 
     fn flush(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
         if !tw.buf.is_empty() {
+            let ahead = tw.alloc.saturating_sub(tw.seg_len);
+            tw.check_zeros(tw.seg_len, ahead.min(tw.buf.len() as u64))?;
             self.io(|| tw.file.write_all_at(&tw.buf, tw.seg_len), false)?;
             tw.seg_len += tw.buf.len() as u64;
             tw.alloc = tw.alloc.max(tw.seg_len);
@@ -449,7 +457,7 @@ impl Writer {
             if self.durability == Durability::Fsync
                 && tw.seg_len + tw.seg_len.min(PREALLOC_BYTES) / 4 >= tw.alloc
             {
-                self.preallocate(tw)?;
+                self.preallocate(tw);
             }
         }
         Ok(())
@@ -457,23 +465,39 @@ impl Writer {
 
     /// Write zeros ahead of the records of `tw`'s segment: as many as it
     /// holds, at most [`PREALLOC_BYTES`], never past its size limit. The
-    /// batch's own `fdatasync` makes them durable.
-    fn preallocate(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
+    /// batch's own `fdatasync` makes them durable. Best effort: the zeros
+    /// only make syncs faster, so a failure (a full disk) is logged and the
+    /// appends go on; the records' own write and sync decide those.
+    fn preallocate(&self, tw: &mut TenantWriter) {
         let ahead = tw.seg_len.min(PREALLOC_BYTES);
         let target = (tw.seg_len + ahead).min(self.max_segment_bytes);
         while tw.alloc < target {
             let n = usize::try_from(target - tw.alloc)
                 .unwrap_or(usize::MAX)
                 .min(ZEROS.len());
-            self.io(|| tw.file.write_all_at(&ZEROS[..n], tw.alloc), false)?;
+            let written = match &self.hook {
+                Some(h) => h.before_preallocate(),
+                None => Ok(()),
+            }
+            .and_then(|()| tw.file.write_all_at(&ZEROS[..n], tw.alloc));
+            if let Err(e) = written {
+                tracing::warn!(dir = %tw.dir.display(), error = %e, "audit store: could not preallocate a segment tail; appends go on");
+                // Part of the chunk may have been written: what the file holds.
+                tw.alloc = tw
+                    .file
+                    .metadata()
+                    .map_or(tw.alloc, |m| m.len())
+                    .max(tw.seg_len);
+                return;
+            }
             tw.alloc += n as u64;
         }
-        Ok(())
     }
 
     /// Cut the zeros ahead of the records (before sealing the segment).
     fn cut_preallocated(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
         if tw.alloc > tw.seg_len {
+            tw.check_zeros(tw.seg_len, tw.alloc - tw.seg_len)?;
             self.io(|| tw.file.set_len(tw.seg_len), false)?;
             tw.alloc = tw.seg_len;
         }
@@ -720,6 +744,24 @@ fn verify_before_signing(
 }
 
 impl TenantWriter {
+    /// Check that `len` bytes at `at` in the preallocated tail still hold
+    /// the zeros the writer put there. Anything else was written by someone
+    /// else (the frames are unkeyed, so they may even chain): overwriting or
+    /// cutting it would destroy the evidence, so the writer stops instead
+    /// (the store is poisoned, the bytes stay for `verify` and `repair`).
+    fn check_zeros(&self, at: u64, len: u64) -> std::io::Result<()> {
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        self.file.read_exact_at(&mut buf, at)?;
+        if let Some(i) = buf.iter().position(|b| *b != 0) {
+            tracing::error!(dir = %self.dir.display(), segment = self.seg, offset = at + i as u64,
+                "audit store: bytes the writer did not write in the preallocated tail of a segment; refusing to overwrite or cut them");
+            return Err(std::io::Error::other(
+                "bytes the writer did not write in the preallocated tail of a segment",
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether the current segment already holds a record (never roll an empty one).
     pub(super) fn seq_in_segment(&self) -> bool {
         self.seg_len > 0 && self.next_seq > 0
