@@ -166,14 +166,13 @@ impl Writer {
             self.process(batch);
         }
         if self.durability != Durability::None && !self.shared.poisoned.load(Ordering::Acquire) {
-            for tw in self.tenants.values() {
+            // The writer is done with them (and `current_segment_path`
+            // borrows the writer while each is cut).
+            let mut tenants = std::mem::take(&mut self.tenants);
+            for tw in tenants.values_mut() {
                 // The zeros ahead of the records go: a closed segment ends
                 // at its last frame (and a reopen has no tail to cut).
-                if tw.alloc > tw.seg_len
-                    && let Err(e) = tw
-                        .check_zeros(tw.seg_len, tw.alloc - tw.seg_len)
-                        .and_then(|()| tw.file.set_len(tw.seg_len))
-                {
+                if let Err(e) = tw.cut_tail() {
                     tracing::error!(error = %e, "audit store: could not cut the preallocated tail at close");
                     continue;
                 }
@@ -497,9 +496,7 @@ impl Writer {
     /// Cut the zeros ahead of the records (before sealing the segment).
     fn cut_preallocated(&self, tw: &mut TenantWriter) -> std::io::Result<()> {
         if tw.alloc > tw.seg_len {
-            tw.check_zeros(tw.seg_len, tw.alloc - tw.seg_len)?;
-            self.io(|| tw.file.set_len(tw.seg_len), false)?;
-            tw.alloc = tw.seg_len;
+            self.io(|| tw.cut_tail(), false)?;
         }
         Ok(())
     }
@@ -744,6 +741,17 @@ fn verify_before_signing(
 }
 
 impl TenantWriter {
+    /// Cut the zeros ahead of the records, once [`Self::check_zeros`] found
+    /// them still zeros (at close, and before a segment is sealed).
+    fn cut_tail(&mut self) -> std::io::Result<()> {
+        if self.alloc > self.seg_len {
+            self.check_zeros(self.seg_len, self.alloc - self.seg_len)?;
+            self.file.set_len(self.seg_len)?;
+            self.alloc = self.seg_len;
+        }
+        Ok(())
+    }
+
     /// Check that `len` bytes at `at` in the preallocated tail still hold
     /// the zeros the writer put there. Anything else was written by someone
     /// else (the frames are unkeyed, so they may even chain): overwriting or
