@@ -208,13 +208,17 @@ fn settled_read(mut read: impl FnMut() -> Result<Vec<u8>>, mark: u64) -> Result<
             _ => return Ok(bytes),
         };
         let again = read()?;
-        let window = |b: &[u8]| b.get(off..).map(|r| r[..r.len().min(LIVE_WINDOW)].to_vec());
-        if window(&again) == window(&bytes) {
+        if live_window(&again, off) == live_window(&bytes, off) {
             return Ok(again);
         }
         bytes = again;
     }
     Ok(bytes)
+}
+
+/// The bytes of `b` from `off` on that two reads must agree on.
+fn live_window(b: &[u8], off: usize) -> Option<&[u8]> {
+    b.get(off..).map(|r| &r[..r.len().min(LIVE_WINDOW)])
 }
 
 fn segment_name(first_seq: u64) -> String {
