@@ -346,10 +346,13 @@ fn classify_damage(bytes: &[u8], off: usize, version: u8) -> SegmentEnd {
     let overhead = frame_overhead(version);
     // A frame whose length fits in the file, unless its last byte and
     // everything after it are zeros: a write into a preallocated
-    // (zero-filled) tail that stopped part-way, as a crash leaves it or a
-    // reader racing the writer sees it (a write fills bytes in order, so what
-    // is missing is a suffix). Zeroing a frame's end that way only truncates
-    // the log, which anchors catch as they catch a shorter file.
+    // (zero-filled) tail that stopped part-way, as a killed process leaves it
+    // or a reader racing the writer sees it (a write fills bytes in order, so
+    // what is missing is a suffix; a power loss can keep pages out of order,
+    // which this rule does not cover: read-only verification may then report
+    // the unsynced newest frame, which recovery cuts). Zeroing a frame's end
+    // that way only truncates the log, which anchors catch as they catch a
+    // shorter file.
     let whole_frame = rest.len() >= overhead && {
         let len = u32::from_le_bytes(arr(&rest[..4])) as usize;
         len > 0

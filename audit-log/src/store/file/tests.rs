@@ -15,6 +15,21 @@ struct FailAt {
     errno: i32,
 }
 
+impl IoHook for FailAt {
+    fn before_write(&self) -> std::io::Result<()> {
+        if self.writes.fetch_sub(1, Ordering::SeqCst) == 1 {
+            return Err(std::io::Error::from_raw_os_error(self.errno));
+        }
+        Ok(())
+    }
+    fn before_sync(&self) -> std::io::Result<()> {
+        if self.syncs.fetch_sub(1, Ordering::SeqCst) == 1 {
+            return Err(std::io::Error::from_raw_os_error(self.errno));
+        }
+        Ok(())
+    }
+}
+
 /// Fails every write of preallocated zeros (a disk too full for them).
 #[derive(Debug)]
 struct NoRoomAhead;
@@ -52,21 +67,6 @@ fn a_failed_preallocation_never_fails_an_append() {
     let p = crate::store::segment::parse_segment(&bytes).unwrap();
     assert_eq!((p.frames.len(), p.end), (20, SegmentEnd::Clean));
     store.close().unwrap();
-}
-
-impl IoHook for FailAt {
-    fn before_write(&self) -> std::io::Result<()> {
-        if self.writes.fetch_sub(1, Ordering::SeqCst) == 1 {
-            return Err(std::io::Error::from_raw_os_error(self.errno));
-        }
-        Ok(())
-    }
-    fn before_sync(&self) -> std::io::Result<()> {
-        if self.syncs.fetch_sub(1, Ordering::SeqCst) == 1 {
-            return Err(std::io::Error::from_raw_os_error(self.errno));
-        }
-        Ok(())
-    }
 }
 
 fn event(i: u32) -> Event {
