@@ -227,9 +227,11 @@ pub enum SegmentEnd {
         /// Length of the intact prefix.
         valid_len: u64,
         /// Whether the damaged frame's length field fits in the file (a whole
-        /// frame with a bad checksum rather than a short or zero-filled one).
-        /// Recovery cuts either; read-only verification reports a whole damaged
-        /// frame as tampering.
+        /// frame with a bad checksum rather than a short or zero-filled one:
+        /// not one whose end is zeros to the end of the file, nor one that
+        /// overlaps a 4 KiB block of zeros, which a write cut short or a
+        /// power loss leaves). Recovery cuts either; read-only verification
+        /// reports a whole damaged frame as tampering.
         whole_frame: bool,
     },
     /// The frame at `offset` is damaged and intact data follows it: not a crash.
@@ -344,21 +346,25 @@ pub fn parse_segment_synced(bytes: &[u8], synced: u64) -> Result<ParsedSegment> 
 fn classify_damage(bytes: &[u8], off: usize, version: u8) -> SegmentEnd {
     let rest = &bytes[off..];
     let overhead = frame_overhead(version);
-    // A frame whose length fits in the file, unless its last byte and
-    // everything after it are zeros: a write into a preallocated
-    // (zero-filled) tail that stopped part-way, as a killed process leaves it
-    // or a reader racing the writer sees it (a write fills bytes in order, so
-    // what is missing is a suffix; a power loss can keep pages out of order,
-    // which this rule does not cover: read-only verification may then report
-    // the unsynced newest frame, which recovery cuts). Zeroing a frame's end
-    // that way only truncates the log, which anchors catch as they catch a
-    // shorter file.
+    // A frame whose length fits in the file, unless
+    // - its last byte and everything after it are zeros: a write into a
+    //   preallocated (zero-filled) tail that stopped part-way, as a killed
+    //   process leaves it or a reader racing the writer sees it (a write
+    //   fills bytes in order, so what is missing is a suffix);
+    // - or it overlaps a file-system block that holds nothing but zeros: a
+    //   power loss can keep a batch's pages out of order (a later page on
+    //   disk, an earlier one still the zeros written ahead of it), and no
+    //   frame a writer wrote holds a block of zeros.
+    // Either way the damage is not vouched for by any later frame (checked
+    // below), and zeroing a frame that way only truncates the log, which
+    // anchors catch as they catch a shorter file.
     let whole_frame = rest.len() >= overhead && {
         let len = u32::from_le_bytes(arr(&rest[..4])) as usize;
         len > 0
             && len <= limits::MAX_RECORD_LEN
             && rest.len() - overhead >= len
             && rest[overhead + len - 1..].iter().any(|b| *b != 0)
+            && !overlaps_zero_block(bytes, off, off + overhead + len)
     };
     let torn = SegmentEnd::TornTail {
         valid_len: off as u64,
@@ -398,6 +404,24 @@ fn classify_damage(bytes: &[u8], off: usize, version: u8) -> SegmentEnd {
         }
     }
     torn
+}
+
+/// The unit a power loss keeps or loses: a file-system block (4 KiB on ext4
+/// and XFS; larger pages are whole multiples of it).
+pub(crate) const LOST_BLOCK: usize = 4096;
+
+/// Whether some [`LOST_BLOCK`]-aligned block of the file that overlaps
+/// `start..end` holds only zeros (the last block counts up to the file's end).
+fn overlaps_zero_block(bytes: &[u8], start: usize, end: usize) -> bool {
+    let mut block = start / LOST_BLOCK * LOST_BLOCK;
+    while block < end.min(bytes.len()) {
+        let stop = (block + LOST_BLOCK).min(bytes.len());
+        if bytes[block..stop].iter().all(|b| *b == 0) {
+            return true;
+        }
+        block += LOST_BLOCK;
+    }
+    false
 }
 
 /// How many intact frames follow damage at `off` (what a repair would drop).
@@ -546,5 +570,51 @@ mod tests {
                 "{zeros} zeros after"
             );
         }
+    }
+
+    /// A power loss that kept a later page of a frame but not an earlier one
+    /// (a block of the zeros written ahead of it still on disk) is a torn
+    /// tail; the same frame with one byte changed and no block of zeros is
+    /// a whole damaged frame.
+    #[test]
+    fn a_frame_overlapping_a_block_of_zeros_is_torn() {
+        let mut full = segment(2);
+        let mut rec = vec![1u8, 4, b'a', b'c', b'm', b'e', 2, 0, 0, 0];
+        rec.resize(3 * LOST_BLOCK, b'x');
+        let start = full.len();
+        full.extend(encode_frame_v1(&rec, &Link([7; 32])));
+        assert_eq!(parse_segment(&full).unwrap().frames.len(), 3);
+        let first_block = start.div_ceil(LOST_BLOCK);
+        let last_block = full.len() / LOST_BLOCK;
+        assert!(last_block > first_block, "the frame spans whole blocks");
+        for b in first_block..last_block {
+            let mut lost = full.clone();
+            lost[b * LOST_BLOCK..(b + 1) * LOST_BLOCK].fill(0);
+            assert_eq!(
+                parse_segment(&lost).unwrap().end,
+                SegmentEnd::TornTail {
+                    valid_len: start as u64,
+                    whole_frame: false
+                },
+                "block {b} lost"
+            );
+            // Zeros that stop one byte short of a block are not a lost block.
+            let mut short = full.clone();
+            short[b * LOST_BLOCK + 1..(b + 1) * LOST_BLOCK].fill(0);
+            assert_eq!(
+                parse_segment(&short).unwrap().end,
+                SegmentEnd::TornTail {
+                    valid_len: start as u64,
+                    whole_frame: true
+                },
+                "block {b} zeroed but its first byte"
+            );
+        }
+        assert!(overlaps_zero_block(&[0; 10], 3, 5));
+        assert!(!overlaps_zero_block(&[0, 0, 0, 1], 0, 2));
+        let mut tail = vec![1u8; LOST_BLOCK];
+        tail.extend([0u8; 10]);
+        assert!(overlaps_zero_block(&tail, LOST_BLOCK - 2, LOST_BLOCK + 3));
+        assert!(!overlaps_zero_block(&tail, 0, LOST_BLOCK));
     }
 }

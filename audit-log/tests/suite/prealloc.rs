@@ -418,3 +418,77 @@ fn bytes_someone_else_wrote_into_the_tail_are_never_overwritten_or_cut() {
     let bytes = std::fs::read(&seg).unwrap();
     assert_eq!(&bytes[far..far + planted.len()], planted);
 }
+
+/// A power loss can keep a batch's pages out of order: a later block of the
+/// segment on disk, an earlier one still the zeros written ahead of it. A
+/// frame overlapping such a block, with frames written in the same batch
+/// after it (which do not vouch for it), is the end of the log to every
+/// reader, never damage; writable recovery cuts there.
+#[test]
+fn a_power_loss_that_keeps_later_blocks_but_not_earlier_ones_is_the_end_of_the_log() {
+    const BLOCK: usize = 4096;
+    let t = tenant("acme");
+    let (live, image) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    open_with(live.path(), N).close().unwrap();
+    let base = std::fs::read(only_segment(live.path())).unwrap().len();
+    // One unsynced batch: every frame of this session carries the synced mark
+    // the open set (no `fdatasync` until close), as one Fsync batch does.
+    let s = FileStore::open(
+        live.path(),
+        FileStoreOptions::default().durability(Durability::OsBuffered),
+    )
+    .unwrap();
+    let pad = "p".repeat(1500);
+    for i in N..N + 12 {
+        let e = hisn_audit_log::Event::state_transition(
+            &t,
+            "u-1",
+            "work_order",
+            &format!("wo-{i}"),
+            "open",
+            "closed",
+        )
+        .diff(&serde_json::json!({ "pad": pad }))
+        .build(&clock())
+        .unwrap();
+        assert_eq!(s.append(e).unwrap(), i);
+    }
+    s.close().unwrap();
+    let seg = only_segment(live.path());
+    let name = seg.file_name().unwrap().to_owned();
+    let full = std::fs::read(&seg).unwrap();
+    let frames = parse_segment(&full).unwrap().frames;
+    assert_eq!(frames.len() as u64, N + 12);
+    let mut straddling = 0;
+    for b in base.div_ceil(BLOCK)..full.len().div_ceil(BLOCK) {
+        let lost = b * BLOCK..((b + 1) * BLOCK).min(full.len());
+        let kept = frames
+            .iter()
+            .filter(|f| (f.offset + f.frame_len()) as usize <= lost.start)
+            .count() as u64;
+        if frames.iter().any(|f| {
+            let (s, e) = (f.offset as usize, (f.offset + f.frame_len()) as usize);
+            s < lost.start && e > lost.start && e < full.len()
+        }) {
+            straddling += 1;
+        }
+        let mut bytes = full.clone();
+        bytes[lost.clone()].fill(0);
+        let _ = std::fs::remove_dir_all(image.path());
+        crash_image(live.path(), image.path());
+        std::fs::write(tdir(image.path(), &t).join(&name), &bytes).unwrap();
+        for (verdict, size) in read_only_views(image.path()) {
+            assert_eq!(
+                (verdict, size),
+                (Verdict::UnanchoredTail, kept),
+                "block {b} lost"
+            );
+        }
+        let w = FileStore::open(image.path(), opts()).unwrap();
+        assert_eq!(w.bounds(&t).unwrap().size, kept, "block {b} lost");
+        w.close().unwrap();
+    }
+    // The case the rule is for: a frame that starts before the lost block
+    // and ends in it, with intact frames after.
+    assert!(straddling >= 2, "{straddling}");
+}
