@@ -251,7 +251,9 @@ pub enum Finding {
     /// A table that is not a tenant table, has no row-level security, can
     /// be read or written by a reachable role, and has a column of the name
     /// and type of a tenant column: a copy of tenant rows (what a trigger or
-    /// a rule copying rows writes) that every tenant reads. Fix: list it as
+    /// a rule copying rows writes) that every tenant reads. Reported even
+    /// when declared global: a global table holds no tenant column (copies
+    /// under other names are [`Finding::UndeclaredTable`]). Fix: list it as
     /// a tenant table (the generated SQL puts it under the policies), or
     /// revoke it.
     UnprotectedTenantColumn {
@@ -259,6 +261,35 @@ pub enum Finding {
         table: String,
         /// The column named like a tenant column.
         column: String,
+    },
+    /// A table or materialized view that is not a tenant table, has no
+    /// row-level security, is not declared global
+    /// ([`VerifyOptions::global_tables`](super::VerifyOptions::global_tables)),
+    /// and that a reachable role can read or write, directly or through a
+    /// view it can use. Whatever lands there every tenant reads: a trigger's
+    /// or a rule's copy of tenant rows under any column name or inside a
+    /// JSON document, a row the application writes for one tenant. Fix: make
+    /// it a tenant table, revoke it, or declare it global if every tenant
+    /// may read all of its rows.
+    UndeclaredTable {
+        /// The table.
+        table: String,
+    },
+    /// A trigger on a tenant table (or a partition or child of one) whose
+    /// function is not declared reviewed
+    /// ([`VerifyOptions::trigger_functions`](super::VerifyOptions::trigger_functions)),
+    /// or is owned by a role the application role can become. It runs in
+    /// every tenant's transaction, sees that tenant's rows, and can write
+    /// them anywhere (itself or through the functions it calls). Reported
+    /// whatever its `ENABLE` state. Fix: drop it, or review the function and
+    /// everything it calls and declare it.
+    UndeclaredTrigger {
+        /// The table the trigger is on.
+        table: String,
+        /// The trigger.
+        trigger: String,
+        /// Its function (`name()`).
+        function: String,
     },
     /// A foreign table a reachable role can read or write: row-level
     /// security of the data it reaches is the remote side's (a user mapping
@@ -391,6 +422,18 @@ impl fmt::Display for Finding {
             Self::UnprotectedTenantColumn { table, column } => write!(
                 f,
                 "table {table} holds tenant column {column} without row level security"
+            ),
+            Self::UndeclaredTable { table } => write!(
+                f,
+                "table {table} is reachable without row level security and not declared global"
+            ),
+            Self::UndeclaredTrigger {
+                table,
+                trigger,
+                function,
+            } => write!(
+                f,
+                "{table}: trigger {trigger} calls {function}, not declared as a reviewed trigger function"
             ),
             Self::ForeignTable { table } => write!(
                 f,
@@ -530,6 +573,18 @@ mod tests {
                     column: s("tenant_id"),
                 },
                 "table copy holds tenant column tenant_id without row level security",
+            ),
+            (
+                Finding::UndeclaredTable { table: s("audit") },
+                "table audit is reachable without row level security and not declared global",
+            ),
+            (
+                Finding::UndeclaredTrigger {
+                    table: s("assets"),
+                    trigger: s("copy"),
+                    function: s("copy_fn()"),
+                },
+                "assets: trigger copy calls copy_fn(), not declared as a reviewed trigger function",
             ),
             (
                 Finding::DefinerFunction {

@@ -45,6 +45,7 @@ use std::fmt::Write as _;
 
 use crate::Error;
 
+mod declared;
 mod finding;
 mod key;
 mod scope;
@@ -53,6 +54,7 @@ mod side_doors;
 #[cfg(feature = "postgres")]
 mod verify;
 
+pub use declared::VerifyOptions;
 pub use finding::{Finding, RlsReport};
 pub use key::{CONTEXT_KEY_LEN, ContextKey};
 #[cfg(feature = "postgres")]
@@ -64,7 +66,7 @@ pub use scope::{
 #[cfg(feature = "postgres")]
 pub(crate) use side_doors::SEARCH_PATH_WRITERS;
 #[cfg(feature = "postgres")]
-pub use verify::verify;
+pub use verify::{verify, verify_with};
 
 /// The transaction-local PostgreSQL setting that carries the signed tenant
 /// context token of the current transaction.

@@ -13,7 +13,7 @@ use sqlx::{PgPool, Postgres};
 
 use super::{
     CONTEXT_FUNCTION, CONTEXT_KEY_TABLE, Finding, PERMISSIVE_POLICY, RlsReport, TenantTable,
-    context_function_body, is_tenant_predicate,
+    VerifyOptions, context_function_body, is_tenant_predicate,
 };
 use crate::Error;
 
@@ -28,9 +28,24 @@ const ANY_PRIVILEGE: &str = "SELECT,INSERT,UPDATE,DELETE,TRUNCATE,REFERENCES,TRI
 const COLUMN_PRIVILEGES: &str = "SELECT,INSERT,UPDATE,REFERENCES";
 
 /// Inspect the catalog as the role `pool` connects with and list every
-/// finding for `tables`. Call it at start-up with the application pool and
-/// refuse to serve unless [`RlsReport::is_clean`].
+/// finding for `tables`, with nothing declared ([`VerifyOptions::new`]):
+/// every relation without row-level security the role can reach and every
+/// trigger on a tenant table is reported. Call it at start-up with the
+/// application pool and refuse to serve unless [`RlsReport::is_clean`];
+/// declare global tables and reviewed trigger functions with
+/// [`verify_with`].
 pub async fn verify(pool: &PgPool, tables: &[TenantTable]) -> Result<RlsReport, Error> {
+    verify_with(pool, tables, &VerifyOptions::new()).await
+}
+
+/// [`verify`], accepting what `options` declares: global tables (no
+/// [`Finding::UndeclaredTable`]) and reviewed trigger functions (no
+/// [`Finding::UndeclaredTrigger`]).
+pub async fn verify_with(
+    pool: &PgPool,
+    tables: &[TenantTable],
+    options: &VerifyOptions,
+) -> Result<RlsReport, Error> {
     let mut conn = pool.acquire().await?;
     let mut findings = Vec::new();
     let (role, superuser, bypass): (String, bool, bool) = sqlx::query_as(
@@ -80,6 +95,7 @@ pub async fn verify(pool: &PgPool, tables: &[TenantTable]) -> Result<RlsReport, 
     findings.extend(owned);
     findings.extend(truncatable);
     super::side_doors::side_doors(&mut conn, tables, &mut findings).await?;
+    super::declared::declared(&mut conn, tables, options, &mut findings).await?;
     Ok(RlsReport { findings })
 }
 

@@ -152,6 +152,23 @@ pub mod pg {
         exec(pool, &format!("set role \"{role}\";\n{sql};\nreset role;")).await;
     }
 
+    /// `rls::verify_with` the fixture's shared table `countries` declared
+    /// global (what an install declares after the fail-closed default
+    /// reported it as `Finding::UndeclaredTable`).
+    pub async fn verify(
+        pool: &PgPool,
+        tables: &[rls::TenantTable],
+    ) -> Result<rls::RlsReport, hisn_tenant_guard::Error> {
+        rls::verify_with(pool, tables, &globals()).await
+    }
+
+    /// The fixture's declarations: `countries` is global.
+    pub fn globals() -> rls::VerifyOptions {
+        rls::VerifyOptions::new()
+            .global_tables(["countries"])
+            .unwrap()
+    }
+
     /// `None` when PostgreSQL is not configured (the test is skipped).
     pub async fn fixture(test: &str, max_app_connections: u32) -> Option<Fixture> {
         let db = hisn_test_support::postgres(test).await?;

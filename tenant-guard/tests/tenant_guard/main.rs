@@ -69,6 +69,8 @@ mod pg_verify;
 mod review3_context;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod review3_meaning;
+#[cfg(feature = "postgres")]
+mod review4_copies;
 #[cfg(feature = "sqlite")]
 mod sqlite_tenant_tx;
 #[cfg(feature = "sqlite")]

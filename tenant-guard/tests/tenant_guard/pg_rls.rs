@@ -142,7 +142,7 @@ async fn verify_is_clean_for_the_generated_setup() {
         return;
     };
     let tables = rls::parse_tables(TABLES).unwrap();
-    let report = rls::verify(&fx.app, &tables).await.unwrap();
+    let report = crate::common::pg::verify(&fx.app, &tables).await.unwrap();
     assert!(report.is_clean(), "{report}");
     assert!(report.ensure_clean().is_ok());
     fx.teardown().await;
@@ -163,7 +163,7 @@ async fn verify_catches_each_misconfiguration() {
     .await;
     // A restrictive policy that looks right but is not the tenant predicate.
     exec(&fx.admin, "create policy hisn_tenant_isolation on work_orders as restrictive for all using (true) with check (true)").await;
-    let report = rls::verify(&fx.app, &tables).await.unwrap();
+    let report = crate::common::pg::verify(&fx.app, &tables).await.unwrap();
     assert_eq!(
         report.findings,
         vec![
@@ -195,7 +195,7 @@ async fn verify_catches_each_misconfiguration() {
     .await;
     // A fresh connection sees the role attributes as they are now.
     let tables = rls::parse_tables(TABLES).unwrap();
-    let report = rls::verify(&fx.app, &tables).await.unwrap();
+    let report = crate::common::pg::verify(&fx.app, &tables).await.unwrap();
     for f in [
         Finding::RlsDisabled {
             table: "assets".into(),
@@ -223,7 +223,7 @@ async fn verify_catches_each_misconfiguration() {
     );
 
     // Connected as the superuser: superuser, and owner of every table.
-    let report = rls::verify(&fx.admin, &tables).await.unwrap();
+    let report = crate::common::pg::verify(&fx.admin, &tables).await.unwrap();
     assert!(
         report
             .findings

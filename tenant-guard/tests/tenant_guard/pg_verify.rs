@@ -17,14 +17,14 @@ use crate::common::TABLES;
 use crate::common::pg::{Fixture, exec, exec_as, fixture};
 
 async fn findings(fx: &Fixture) -> Vec<Finding> {
-    rls::verify(&fx.app, &rls::parse_tables(TABLES).unwrap())
+    crate::common::pg::verify(&fx.app, &rls::parse_tables(TABLES).unwrap())
         .await
         .unwrap()
         .findings
 }
 
 async fn findings_for(fx: &Fixture, tables: &str) -> Vec<Finding> {
-    rls::verify(&fx.app, &rls::parse_tables(tables).unwrap())
+    crate::common::pg::verify(&fx.app, &rls::parse_tables(tables).unwrap())
         .await
         .unwrap()
         .findings

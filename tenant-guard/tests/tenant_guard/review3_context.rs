@@ -112,7 +112,7 @@ async fn refused_and_named(fx: &Fixture, pool: &PgTenantPool, schema: &str) {
 
 /// `verify`'s findings over a fresh pool as the application role.
 async fn fresh_findings(fx: &Fixture) -> Vec<Finding> {
-    rls::verify(&fresh_app(fx).await, &rls::parse_tables(TABLES).unwrap())
+    crate::common::pg::verify(&fresh_app(fx).await, &rls::parse_tables(TABLES).unwrap())
         .await
         .unwrap()
         .findings
@@ -553,7 +553,7 @@ async fn copy_out_reads_only_the_own_tenant() {
 /// its own finding. Helpers: the findings for the fixture's tables, and a role
 /// named `r3ctx_..` dropped with the fixture.
 async fn findings(fx: &Fixture) -> Vec<Finding> {
-    rls::verify(&fx.app, &rls::parse_tables(TABLES).unwrap())
+    crate::common::pg::verify(&fx.app, &rls::parse_tables(TABLES).unwrap())
         .await
         .unwrap()
         .findings
@@ -914,10 +914,17 @@ async fn verify_reports_copies_of_tenant_rows_and_rules() {
              begin insert into public.r3ctx_copy values (new.tenant_id, new.name); return new; end $$; \
              create trigger r3ctx_copy after insert on assets for each row execute function r3ctx_copy_fn()"
         ),
-        &[Finding::UnprotectedTenantColumn {
-            table: "r3ctx_copy".into(),
-            column: "tenant_id".into(),
-        }],
+        &[
+            Finding::UnprotectedTenantColumn {
+                table: "r3ctx_copy".into(),
+                column: "tenant_id".into(),
+            },
+            Finding::UndeclaredTrigger {
+                table: "assets".into(),
+                trigger: "r3ctx_copy".into(),
+                function: "r3ctx_copy_fn()".into(),
+            },
+        ],
     )
     .await;
     // Positive control: B's guarded insert is copied where A reads it.
