@@ -28,6 +28,7 @@ mod postgres;
 mod postgres_prune;
 mod prealloc;
 mod props;
+mod repair_planted;
 mod pruned_roots;
 mod review3;
 mod review_attacks;

@@ -79,12 +79,40 @@ struct Found {
     dropped: u64,
 }
 
+/// What a segment that is not a regular file is (see [`is_regular`]).
+const NOT_REGULAR: &str = "segment is not a regular file (a link, a directory, a FIFO or a device)";
+
+/// What a tenant directory that is a link is: repair never writes through it.
+const LINKED_TENANT: &str = "tenant directory is a link: repair never writes through it; move the link out of the store by hand";
+
+/// Whether `path` itself (not what a link points to) is a regular file.
+fn is_regular(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+}
+
 fn first_damage(dir: &Path, segs: &[PathBuf], tenant: &TenantId) -> Result<(Option<Found>, u64)> {
     let mut size: Option<u64> = None;
     let mut head = Link::GENESIS;
     let mut kept = 0u64;
     let mut found: Option<Found> = None;
     for (si, path) in segs.iter().enumerate() {
+        // A link (to a segment elsewhere, valid or not), a directory: never
+        // read through, never written through; damage from here on.
+        if !is_regular(path) {
+            if found.is_none() {
+                found = Some(Found {
+                    damage: RepairDamage {
+                        what: NOT_REGULAR,
+                        file: rel(dir, path),
+                        offset: 0,
+                    },
+                    seg: si,
+                    kept,
+                    dropped: 0,
+                });
+            }
+            continue;
+        }
         let bytes = match read_segment(path) {
             Ok(b) => b,
             // A FIFO, a device, a file longer than any segment: damage
@@ -200,11 +228,29 @@ fn signed_size(segment: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The tenant's quarantine directory: `quarantine`, or the first of
+/// `quarantine.1`, `quarantine.2`, .. that is a real directory or not there
+/// (a link planted under that name would have the damage moved through it).
+fn quarantine_dir(tdir: &Path) -> PathBuf {
+    let usable = |p: &Path| match fs::symlink_metadata(p) {
+        Ok(m) => m.file_type().is_dir(),
+        Err(_) => true,
+    };
+    let mut p = tdir.join("quarantine");
+    let mut n = 1u32;
+    while !usable(&p) {
+        p = tdir.join(format!("quarantine.{n}"));
+        n += 1;
+    }
+    p
+}
+
 /// A name in `qdir` not yet taken, for `base`.
 fn quarantine_name(qdir: &Path, base: &str) -> PathBuf {
     let mut p = qdir.join(base);
     let mut n = 1u32;
-    while p.exists() {
+    // Taken also by a link, dangling or not.
+    while fs::symlink_metadata(&p).is_ok() {
         p = qdir.join(format!("{base}.{n}"));
         n += 1;
     }
@@ -217,16 +263,29 @@ fn repair_tenant(
     tenant: &TenantId,
     mode: RepairMode,
 ) -> Result<RepairReport> {
-    let segs = segment_files(tdir, mode == RepairMode::Apply)?;
-    let (found, kept) = first_damage(dir, &segs, tenant)?;
     let mut report = RepairReport {
         tenant: tenant.clone(),
         damage: None,
-        kept,
+        kept: 0,
         dropped: 0,
         quarantined: Vec::new(),
         applied: false,
     };
+    if fs::symlink_metadata(tdir)?.file_type().is_symlink() {
+        // The writer refuses appends to such a tenant; what it points to is
+        // outside the store, so nothing is read, moved or cut there.
+        report.damage = Some(RepairDamage {
+            what: LINKED_TENANT,
+            file: rel(dir, tdir),
+            offset: 0,
+        });
+        return Ok(report);
+    }
+    // Listed as a reader lists them: a segment that is not a regular file is
+    // damage to move out, not an error that stops the repair.
+    let segs = segment_files(tdir, false)?;
+    let (found, kept) = first_damage(dir, &segs, tenant)?;
+    report.kept = kept;
     if mode == RepairMode::Apply {
         repair_checkpoint_log(&tdir.join(CHECKPOINT_LOG))?;
     }
@@ -239,7 +298,7 @@ fn repair_tenant(
     if mode == RepairMode::DryRun {
         return Ok(report);
     }
-    let qdir = tdir.join("quarantine");
+    let qdir = quarantine_dir(tdir);
     fs::create_dir_all(&qdir)?;
     sync_dir(tdir)?;
     for (i, path) in segs.iter().enumerate().skip(found.seg) {
@@ -248,11 +307,16 @@ fn repair_tenant(
             .and_then(|n| n.to_str())
             .unwrap_or("segment")
             .to_owned();
-        let bytes = match read_segment(path) {
-            Ok(b) => b,
-            // Not a segment the store wrote: moved whole, never read.
-            Err(Error::Corrupt { .. }) => Vec::new(),
-            Err(e) => return Err(e),
+        let bytes = if i != found.seg || !is_regular(path) {
+            // Moved whole: never read (nor, for a link, followed).
+            Vec::new()
+        } else {
+            match read_segment(path) {
+                Ok(b) => b,
+                // Not a segment the store wrote: moved whole, never read.
+                Err(Error::Corrupt { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            }
         };
         let header_len = SegmentHeader::decode(&bytes).map_or(usize::MAX, |(_, l)| l);
         let offset = usize::try_from(found.damage.offset).unwrap_or(usize::MAX);
