@@ -291,6 +291,20 @@ pub enum Finding {
         /// Its function (`name()`).
         function: String,
     },
+    /// An index on a tenant table (or a partition or child of one) whose
+    /// first key column is not the tenant column, or is an expression. The
+    /// planner may scan it by a leakproof condition on another column
+    /// (`name = 'x'`) and apply the policy afterwards; `EXPLAIN ANALYZE`,
+    /// which needs no privilege, prints the rows the policy removed: how
+    /// many of other tenants' rows hold that value, a value oracle with RLS
+    /// alone. Fix: lead the index with the tenant column (`(tenant_id,
+    /// name)`), which also serves the policy.
+    IndexNotLedByTenantColumn {
+        /// The table.
+        table: String,
+        /// The index.
+        index: String,
+    },
     /// A foreign table a reachable role can read or write: row-level
     /// security of the data it reaches is the remote side's (a user mapping
     /// to an owner or a superuser reads every tenant), and `verify` cannot
@@ -434,6 +448,10 @@ impl fmt::Display for Finding {
             } => write!(
                 f,
                 "{table}: trigger {trigger} calls {function}, not declared as a reviewed trigger function"
+            ),
+            Self::IndexNotLedByTenantColumn { table, index } => write!(
+                f,
+                "{table}: index {index} does not lead with the tenant column (EXPLAIN ANALYZE counts other tenants' rows by value)"
             ),
             Self::ForeignTable { table } => write!(
                 f,
@@ -585,6 +603,13 @@ mod tests {
                     function: s("copy_fn()"),
                 },
                 "assets: trigger copy calls copy_fn(), not declared as a reviewed trigger function",
+            ),
+            (
+                Finding::IndexNotLedByTenantColumn {
+                    table: s("assets"),
+                    index: s("assets_name"),
+                },
+                "assets: index assets_name does not lead with the tenant column (EXPLAIN ANALYZE counts other tenants' rows by value)",
             ),
             (
                 Finding::DefinerFunction {

@@ -54,6 +54,20 @@ pub(crate) const SEARCH_PATH_WRITERS: &str = "\
 const READABLE: &str = "exists (select 1 from pg_roles r where pg_has_role(current_user, r.oid, 'MEMBER') \
        and has_any_column_privilege(r.oid, c.oid, 'SELECT,INSERT,UPDATE'))";
 
+/// `(table, index)` for every index on a tenant table (or a partition or
+/// child of one) whose first key column is not the tenant column, or is an
+/// expression.
+const INDEXES_NOT_LED_BY_TENANT: &str = "\
+    with recursive rel(oid, col) as ( \
+        select c.oid, q.col from unnest($1::text[], $2::text[]) q(t, col) \
+        join pg_class c on c.oid = to_regclass(q.t) \
+        union select i.inhrelid, rel.col from pg_inherits i join rel on i.inhparent = rel.oid) \
+    select x.indrelid::regclass::text, x.indexrelid::regclass::text \
+    from rel join pg_index x on x.indrelid = rel.oid \
+    left join pg_attribute a on a.attrelid = rel.oid and a.attnum = x.indkey[0] \
+    where x.indkey[0] = 0 or a.attname::text is distinct from rel.col \
+    order by 1, 2";
+
 /// Everything this module checks; `tables` are the tenant tables.
 pub(super) async fn side_doors(
     conn: &mut Conn,
@@ -134,6 +148,20 @@ pub(super) async fn side_doors(
         copies
             .into_iter()
             .map(|(table, column)| Finding::UnprotectedTenantColumn { table, column }),
+    );
+
+    // Indexes an `EXPLAIN ANALYZE` can turn into a value oracle: scanned by
+    // another column's value, the policy filters afterwards and the plan
+    // prints how many rows it removed.
+    let indexes: Vec<(String, String)> = sqlx::query_as(INDEXES_NOT_LED_BY_TENANT)
+        .bind(&quoted)
+        .bind(&columns)
+        .fetch_all(&mut **conn)
+        .await?;
+    findings.extend(
+        indexes
+            .into_iter()
+            .map(|(table, index)| Finding::IndexNotLedByTenantColumn { table, index }),
     );
 
     // Foreign tables: verify cannot see what they read.

@@ -71,6 +71,8 @@ mod review3_context;
 mod review3_meaning;
 #[cfg(feature = "postgres")]
 mod review4_copies;
+#[cfg(feature = "postgres")]
+mod review4_explain;
 #[cfg(feature = "sqlite")]
 mod sqlite_tenant_tx;
 #[cfg(feature = "sqlite")]
