@@ -5,7 +5,7 @@
 //!
 //! 1. **Generations.** Every change that makes a stored or cached keyring stale
 //!    (rotation, shredding, retirement of a cached keyring, a retired keyring's
-//!    counts reaching the store) bumps the generation of the tenant's stripe. A
+//!    unspent uses given back to the store) bumps the generation of the tenant's stripe. A
 //!    load notes the generation before it reads the store and inserts its
 //!    keyring only if the generation is unchanged; otherwise it loads again.
 //!    So a load that read the store before a shred or rotation can never put the
@@ -13,12 +13,13 @@
 //! 2. **First insert wins.** If another caller cached the tenant's keyring while
 //!    this one was loading, the cached one is used: every caller of one tenant
 //!    shares one keyring and so one usage counter per key.
-//! 3. **Retire, then persist.** A keyring leaving the cache is retired (its
-//!    counters refuse further uses in the same atomic step that reads their
-//!    final value) and its final counts stay here as floors until written to the
-//!    store, so a reload in between starts from them, not from the older store
-//!    value. A count the store refused (an outage) keeps its floor until a
-//!    later retirement writes it: an outage never resets a usage counter.
+//! 3. **Retire, then give back.** A keyring leaving the cache is retired (its
+//!    keys refuse further uses in the same atomic step that reads how many
+//!    reserved uses they still held) and the vault gives those unspent uses
+//!    back to the store. Nothing needs to be remembered here: uses are
+//!    reserved in the store before they are spent, so the store never counts
+//!    fewer than were spent, and a give-back that fails (an outage) only
+//!    leaves those uses counted (fail safe).
 //!
 //! It also remembers, with the same bound as the keyrings, tenants found
 //! without keys (so an unknown tenant costs one store read per reload interval,
@@ -72,12 +73,12 @@ use crate::keyring::Keyring;
 /// Number of generation stripes.
 const STRIPES: usize = 4096;
 
-/// A keyring taken out of the cache: its final counts, to be written to the
-/// store and then released with [`Cache::persisted`].
+/// A keyring taken out of the cache: the reserved uses its keys held and
+/// never spent, to be given back to the store, then [`Cache::given_back`].
 #[derive(Debug)]
 pub(crate) struct Retired {
     pub(crate) tenant: String,
-    pub(crate) finals: Vec<(KeyId, u64)>,
+    pub(crate) unspent: Vec<(KeyId, u64)>,
 }
 
 /// A tenant known to have no usable keys.
@@ -100,7 +101,6 @@ pub(crate) struct Cache {
     absent: LruCache<String, Absent>,
     forced_reloads: LruCache<String, SystemTime>,
     gens: Box<[u64]>,
-    floors: HashMap<(String, KeyId), u64>,
     /// Loads in flight, one per tenant at most (rule 4). Bounded by the number
     /// of loads running at once: an entry leaves when its load lands.
     flights: HashMap<String, Arc<Flight>>,
@@ -254,7 +254,6 @@ impl Cache {
             absent: LruCache::new(capacity),
             forced_reloads: LruCache::new(capacity),
             gens: vec![0; STRIPES].into_boxed_slice(),
-            floors: HashMap::new(),
             flights: HashMap::new(),
             hasher: RandomState::new(),
         }
@@ -407,11 +406,6 @@ impl Cache {
         if let Some(c) = self.lru.get(tenant) {
             return Insert::Use(Arc::clone(&c.ring), None);
         }
-        for (id, _) in ring.usages() {
-            if let Some(floor) = self.floors.get(&(tenant.to_owned(), id)) {
-                ring.raise_usage(id, *floor);
-            }
-        }
         let ring = Arc::new(ring);
         let cached = Cached {
             ring: Arc::clone(&ring),
@@ -433,24 +427,14 @@ impl Cache {
 
     fn retire(&mut self, tenant: String, ring: &Keyring) -> Retired {
         self.bump(&tenant);
-        let finals = ring.retire();
-        for (id, u) in &finals {
-            let f = self.floors.entry((tenant.clone(), *id)).or_insert(0);
-            *f = (*f).max(*u);
-        }
-        Retired { tenant, finals }
+        let unspent = ring.retire();
+        Retired { tenant, unspent }
     }
 
-    /// The retired counts in `r` reached the store (or their keys are gone:
-    /// shredded): drop their floors. A count that could not be written is
-    /// left out of `r` by the caller, so its floor stays for the next load.
-    pub(crate) fn persisted(&mut self, r: &Retired) {
-        for (id, u) in &r.finals {
-            let key = (r.tenant.clone(), *id);
-            if self.floors.get(&key).is_some_and(|f| f <= u) {
-                self.floors.remove(&key);
-            }
-        }
-        self.bump(&r.tenant);
+    /// A retired keyring's unspent uses were given back to the store (or its
+    /// keys are gone: shredded): loads in flight, which may have read the
+    /// store before, load again.
+    pub(crate) fn given_back(&mut self, tenant: &str) {
+        self.bump(tenant);
     }
 }

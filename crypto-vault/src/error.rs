@@ -39,6 +39,15 @@ pub enum Error {
     /// ([`crate::Vault::rotate_data_key`]) before encrypting more values.
     #[error("data key usage cap reached: rotate the tenant's data key")]
     KeyUsageExhausted,
+    /// A keyring from [`crate::Vault`] holds no reserved use of its primary
+    /// key: uses are reserved from the key store before they are spent, so
+    /// that the usage cap holds across every process sharing the store, and
+    /// nothing is encrypted without a reservation (fail closed). Remedy: encrypt
+    /// through [`crate::Vault::encrypt`], which reserves as needed, or get the
+    /// keyring from [`crate::Vault::keyring_for_encryption`] with the number of
+    /// uses you need.
+    #[error("no reserved use of the data key: reserve through the vault")]
+    UsageNotReserved,
     /// The keyring was retired while in use: the tenant's data key was rotated,
     /// the tenant shredded, or the keyring left the vault's cache. [`crate::Vault`]'s
     /// own methods fetch the current keyring and retry; a caller holding a

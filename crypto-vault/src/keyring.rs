@@ -17,15 +17,35 @@ pub const DEFAULT_USAGE_CAP: u64 = 1 << 30;
 /// Largest cap accepted: 2^32 (NIST SP 800-38D, random 96-bit nonces).
 pub const MAX_USAGE_CAP: u64 = 1 << 32;
 
-/// Top bit of a usage counter: set when the keyring is retired. Reserving a
-/// use (`fetch_add`) and retiring (`fetch_or`) are single atomic operations on
-/// the same word, so every use is either counted in the final value that
-/// retirement returns (and the vault persists) or refused.
+/// Top bit of a key's unspent-uses word: set when the keyring is retired.
+/// Spending a use (a compare-and-swap that decrements) and retiring
+/// (`fetch_or`) are single atomic operations on the same word, so every use is
+/// either spent before retirement (and not in the unspent count retirement
+/// returns, which the vault gives back to the store) or refused.
 const RETIRED: u64 = 1 << 63;
 
 pub(crate) struct DataKey {
     cipher: Aes256Gcm,
-    usage: AtomicU64,
+    /// Uses this keyring may still spend, with [`RETIRED`] as its top bit: a
+    /// keyring from raw keys holds its whole cap; one from the vault holds
+    /// only what it reserved from the key store and has not spent.
+    unspent: AtomicU64,
+    /// The key's count against the cap as last known here: the store's total
+    /// when the keyring was loaded or after its latest reservation (every
+    /// process's reservations), or the cap for a keyring from raw keys.
+    known: AtomicU64,
+    /// The store answered a reservation with nothing: the cap is reached
+    /// (a count at the cap seen in a load is confirmed with the store first,
+    /// since another process may have given uses back since).
+    at_cap: AtomicBool,
+    /// A reservation ahead of need is in flight (at most one per key).
+    refilling: AtomicBool,
+}
+
+impl DataKey {
+    fn unspent(&self) -> u64 {
+        self.unspent.load(Ordering::Acquire) & !RETIRED
+    }
 }
 
 /// A tenant's data keys. Cheap to share (`Arc`); obtained from
@@ -39,6 +59,9 @@ pub struct Keyring {
     keys: BTreeMap<KeyId, DataKey>,
     index_root: Option<SecretKey>,
     usage_cap: u64,
+    /// Uses are reserved from a key store by the vault (see `Vault::encrypt`);
+    /// otherwise the keyring holds its whole cap.
+    reserved: bool,
     retired: AtomicBool,
 }
 
@@ -86,26 +109,39 @@ impl Keyring {
         keys: impl IntoIterator<Item = (KeyId, SecretKey)>,
     ) -> Result<Self> {
         let keys = keys.into_iter().map(|(id, k)| (id, (k, 0)));
-        Self::build(tenant, primary, keys, None, DEFAULT_USAGE_CAP)
+        Self::build(tenant, primary, keys, None, DEFAULT_USAGE_CAP, false)
     }
 
+    /// `reserved`: a vault keyring, which holds no use until the vault
+    /// reserves some ([`Keyring::add_reserved`]) and starts from the stored
+    /// counts; otherwise each key holds its whole cap less its count.
     pub(crate) fn build(
         tenant: &str,
         primary: KeyId,
         keys: impl IntoIterator<Item = (KeyId, (SecretKey, u64))>,
         index_root: Option<SecretKey>,
         usage_cap: u64,
+        reserved: bool,
     ) -> Result<Self> {
         FieldContext::new(tenant, "-", "-", "-")?;
         let mut map = BTreeMap::new();
         for (id, (key, usage)) in keys {
             let cipher = Aes256Gcm::new_from_slice(key.expose_secret())
                 .map_err(|_| Error::InvalidKey("data key length"))?;
+            let usage = usage & !RETIRED;
+            let (unspent, known) = if reserved {
+                (0, usage)
+            } else {
+                (usage_cap.saturating_sub(usage), usage_cap.max(usage))
+            };
             map.insert(
                 id,
                 DataKey {
                     cipher,
-                    usage: AtomicU64::new(usage),
+                    unspent: AtomicU64::new(unspent),
+                    known: AtomicU64::new(known),
+                    at_cap: AtomicBool::new(false),
+                    refilling: AtomicBool::new(false),
                 },
             );
         }
@@ -118,6 +154,7 @@ impl Keyring {
             keys: map,
             index_root,
             usage_cap,
+            reserved,
             retired: AtomicBool::new(false),
         })
     }
@@ -127,8 +164,25 @@ impl Keyring {
     /// # Errors
     /// [`Error::InvalidConfig`] outside that range.
     pub fn with_usage_cap(mut self, cap: u64) -> Result<Self> {
-        self.usage_cap = check_cap(cap)?;
+        let cap = check_cap(cap)?;
+        self.usage_cap = cap;
+        if !self.reserved {
+            // Not shared yet (`self` is owned): keep each key's count (a
+            // raw-key ring's `known` is the larger of its cap and its count).
+            for k in self.keys.values() {
+                let used = k.known.load(Ordering::Acquire).saturating_sub(k.unspent());
+                k.known.store(cap.max(used), Ordering::Release);
+                k.unspent.store(cap.saturating_sub(used), Ordering::Release);
+            }
+        }
         Ok(self)
+    }
+
+    /// A key's count against the cap: the last known total, less the uses
+    /// this keyring holds and has not spent.
+    fn usage_of(&self, k: &DataKey) -> u64 {
+        let known = k.known.load(Ordering::Acquire).min(self.usage_cap);
+        known.saturating_sub(k.unspent())
     }
 
     /// The tenant.
@@ -151,12 +205,20 @@ impl Keyring {
         self.keys.contains_key(&key_id)
     }
 
-    /// Encryptions performed with `key_id` (as known to this process, starting from
-    /// the count persisted in the key store).
+    /// Uses of `key_id` counted against its cap. For a keyring from raw keys:
+    /// the encryptions it performed. For a keyring from [`crate::Vault`]: the
+    /// key's total in the store as last seen here (every process's
+    /// reservations, at the load or this process's latest reservation), less
+    /// the reserved uses this process has not spent yet; an upper bound of the
+    /// encryptions performed at that moment, not a live global count.
     pub fn usage(&self, key_id: KeyId) -> Option<u64> {
-        self.keys
-            .get(&key_id)
-            .map(|k| k.usage.load(Ordering::Acquire) & !RETIRED)
+        self.keys.get(&key_id).map(|k| self.usage_of(k))
+    }
+
+    /// Uses of `key_id` this keyring holds and may still spend without a new
+    /// reservation (for a keyring from raw keys, what remains of its cap).
+    pub fn unspent(&self, key_id: KeyId) -> Option<u64> {
+        self.keys.get(&key_id).map(DataKey::unspent)
     }
 
     /// Whether the vault retired this keyring (rotation, shredding, eviction):
@@ -166,28 +228,103 @@ impl Keyring {
     }
 
     /// Retire the keyring: from now on it refuses every encryption and
-    /// decryption. Returns each data key's final usage count: every encryption
-    /// that was admitted is in it.
+    /// decryption. Returns each data key's unspent uses at that instant (none
+    /// can be spent afterwards), for the vault to give back to the store.
     pub(crate) fn retire(&self) -> Vec<(KeyId, u64)> {
         self.retired.store(true, Ordering::Release);
         self.keys
             .iter()
-            .map(|(id, k)| (*id, k.usage.fetch_or(RETIRED, Ordering::AcqRel) & !RETIRED))
+            .map(|(id, k)| {
+                (
+                    *id,
+                    k.unspent.fetch_or(RETIRED, Ordering::AcqRel) & !RETIRED,
+                )
+            })
             .collect()
     }
 
-    /// Raise a key's count to at least `floor` (counts of a retired copy of
-    /// this keyring not yet written to the store). Only before the keyring is
-    /// shared.
-    pub(crate) fn raise_usage(&self, key_id: KeyId, floor: u64) {
-        if let Some(k) = self.keys.get(&key_id) {
-            k.usage.fetch_max(floor & !RETIRED, Ordering::AcqRel);
+    /// Add a reservation from the store (`range`, possibly empty: the key is
+    /// at its cap) to `key_id`'s unspent uses. `false` if the keyring was
+    /// retired meanwhile: the uses were not added and the caller gives them
+    /// back.
+    pub(crate) fn add_reserved(&self, key_id: KeyId, range: &std::ops::Range<u64>) -> bool {
+        let Some(k) = self.keys.get(&key_id) else {
+            return false;
+        };
+        let granted = range.end.saturating_sub(range.start);
+        // An empty range means the store is at (or past) the cap.
+        let total = if granted == 0 {
+            k.at_cap.store(true, Ordering::Release);
+            range.end.max(self.usage_cap)
+        } else {
+            range.end
+        };
+        k.known.fetch_max(total & !RETIRED, Ordering::AcqRel);
+        k.unspent
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w & RETIRED == 0).then(|| w.saturating_add(granted).min(RETIRED - 1))
+            })
+            .is_ok()
+    }
+
+    /// Take every unspent use of `key_id` (to give them back to the store);
+    /// 0 if retired (retirement took them).
+    pub(crate) fn take_unspent(&self, key_id: KeyId) -> u64 {
+        self.keys.get(&key_id).map_or(0, |k| {
+            k.unspent
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                    (w & RETIRED == 0).then_some(0)
+                })
+                .unwrap_or(0)
+        })
+    }
+
+    /// How many uses of the primary key to reserve now, if any: `Some(n)` when
+    /// this is a vault keyring, not retired, holding at most `low` unspent
+    /// uses, and the store has not answered that the cap is reached; `n` is
+    /// `block`, bounded by what the cap leaves as last known (the store
+    /// bounds it again).
+    pub(crate) fn reservation_wanted(&self, block: u64, low: u64) -> Option<u64> {
+        let k = self.keys.get(&self.primary)?;
+        if !self.reserved
+            || self.is_retired()
+            || k.at_cap.load(Ordering::Acquire)
+            || k.unspent() > low
+        {
+            return None;
+        }
+        let left = self
+            .usage_cap
+            .saturating_sub(k.known.load(Ordering::Acquire));
+        Some(if left == 0 { block } else { block.min(left) })
+    }
+
+    /// Claim the primary key's one reservation-ahead slot; `false` if one is
+    /// already in flight. Release it with [`Keyring::end_refill`].
+    pub(crate) fn begin_refill(&self) -> bool {
+        self.keys.get(&self.primary).is_some_and(|k| {
+            k.refilling
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })
+    }
+
+    /// Release the slot [`Keyring::begin_refill`] claimed.
+    pub(crate) fn end_refill(&self) {
+        if let Some(k) = self.keys.get(&self.primary) {
+            k.refilling.store(false, Ordering::Release);
         }
     }
 
     /// Whether the primary key has reached its usage cap: rotate before encrypting.
+    ///
+    /// For a keyring from [`crate::Vault`]: it holds no unspent use and the
+    /// store's total, as last seen here, is at the cap (every process shares
+    /// the cap: another process may have spent it).
     pub fn needs_rotation(&self) -> bool {
-        self.usage(self.primary).is_none_or(|u| u >= self.usage_cap)
+        self.keys
+            .get(&self.primary)
+            .is_none_or(|k| k.unspent() == 0 && k.known.load(Ordering::Acquire) >= self.usage_cap)
     }
 
     pub(crate) fn index_root(&self) -> Option<&SecretKey> {
@@ -204,28 +341,36 @@ impl Keyring {
     }
 
     /// Encrypt `plaintext` for `ctx` under the primary key, with a fresh random
-    /// nonce.
+    /// nonce. Spends one use the keyring holds: for a keyring from
+    /// [`crate::Vault`], one the vault reserved from the key store
+    /// ([`crate::Vault::encrypt`] reserves as needed; to call this directly,
+    /// get the keyring from [`crate::Vault::keyring_for_encryption`]).
     ///
     /// # Errors
     /// [`Error::InvalidContext`] if `ctx` names another tenant,
-    /// [`Error::KeyUsageExhausted`] at the usage cap, [`Error::KeyringRetired`]
-    /// once the vault retired the keyring, [`Error::Rng`].
+    /// [`Error::KeyUsageExhausted`] at the usage cap,
+    /// [`Error::UsageNotReserved`] for a vault keyring holding no reserved use
+    /// (fail closed), [`Error::KeyringRetired`] once the vault retired the
+    /// keyring, [`Error::Rng`].
     pub fn encrypt(&self, ctx: &FieldContext<'_>, plaintext: &[u8]) -> Result<Ciphertext> {
         self.check_tenant(ctx)?;
         let key = self.keys.get(&self.primary).ok_or(Error::UnknownKey)?;
-        // Reserve a use before encrypting, in one atomic step with the
-        // retirement check; refuse (fail closed) at the cap.
-        let prev = key.usage.fetch_add(1, Ordering::AcqRel);
-        if prev & RETIRED != 0 {
-            // Refused: give the reservation back so `usage` counts only
-            // encryptions performed (the final count was taken at retirement).
-            key.usage.fetch_sub(1, Ordering::AcqRel);
-            return Err(Error::KeyringRetired);
-        }
-        if prev >= self.usage_cap {
-            key.usage.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!(target: "hisn_crypto_vault", key_id = self.primary.0, "data key usage cap reached");
-            return Err(Error::KeyUsageExhausted);
+        // Spend a held use before encrypting, in one atomic step with the
+        // retirement check; refuse (fail closed) when none is held.
+        let spent = key
+            .unspent
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w & RETIRED == 0 && w > 0).then(|| w - 1)
+            });
+        if let Err(w) = spent {
+            if w & RETIRED != 0 {
+                return Err(Error::KeyringRetired);
+            }
+            if !self.reserved || key.at_cap.load(Ordering::Acquire) {
+                tracing::warn!(target: "hisn_crypto_vault", key_id = self.primary.0, "data key usage cap reached");
+                return Err(Error::KeyUsageExhausted);
+            }
+            return Err(Error::UsageNotReserved);
         }
         format::seal(&key.cipher, self.primary, ctx, plaintext)
     }
@@ -268,8 +413,10 @@ impl Keyring {
     /// [`ReencryptReport::remaining`].
     ///
     /// # Errors
-    /// [`Error::KeyUsageExhausted`] or [`Error::Rng`] stop the batch (values
-    /// rewritten so far stay rewritten).
+    /// [`Error::KeyUsageExhausted`], [`Error::UsageNotReserved`] (a vault
+    /// keyring whose reserved uses ran out: see
+    /// [`crate::Vault::keyring_for_encryption`]) or [`Error::Rng`] stop the
+    /// batch (values rewritten so far stay rewritten).
     pub fn reencrypt_batch<'c>(
         &self,
         rows: impl IntoIterator<Item = (FieldContext<'c>, &'c mut Ciphertext)>,
@@ -283,7 +430,12 @@ impl Keyring {
                     *ct = new;
                     *report.rewritten.entry(old).or_default() += 1;
                 }
-                Err(e @ (Error::KeyUsageExhausted | Error::Rng | Error::KeyringRetired)) => {
+                Err(
+                    e @ (Error::KeyUsageExhausted
+                    | Error::UsageNotReserved
+                    | Error::Rng
+                    | Error::KeyringRetired),
+                ) => {
                     return Err(e);
                 }
                 Err(_) => *report.remaining.entry(old).or_default() += 1,
@@ -312,7 +464,7 @@ impl Keyring {
     pub(crate) fn usages(&self) -> Vec<(KeyId, u64)> {
         self.keys
             .iter()
-            .map(|(id, k)| (*id, k.usage.load(Ordering::Acquire) & !RETIRED))
+            .map(|(id, k)| (*id, self.usage_of(k)))
             .collect()
     }
 }
@@ -436,13 +588,15 @@ mod tests {
         let ct = r.encrypt(&ctx, b"x").unwrap();
         r.encrypt(&ctx, b"y").unwrap();
         assert!(!r.is_retired());
-        assert_eq!(r.retire(), vec![(KeyId(1), 0), (KeyId(2), 2)]);
+        // Retirement returns the unspent uses (a raw-key ring holds its cap).
+        let cap = DEFAULT_USAGE_CAP;
+        assert_eq!(r.retire(), vec![(KeyId(1), cap), (KeyId(2), cap - 2)]);
         assert!(r.is_retired());
         assert!(matches!(r.encrypt(&ctx, b"z"), Err(Error::KeyringRetired)));
         assert!(matches!(r.decrypt(&ctx, &ct), Err(Error::KeyringRetired)));
         assert_eq!(r.usage(KeyId(2)), Some(2), "refused uses are not counted");
         assert_eq!(r.usages(), vec![(KeyId(1), 0), (KeyId(2), 2)]);
-        assert_eq!(r.retire(), vec![(KeyId(1), 0), (KeyId(2), 2)]);
+        assert_eq!(r.retire(), vec![(KeyId(1), cap), (KeyId(2), cap - 2)]);
         let old = Keyring::from_keys("t", KeyId(1), [(KeyId(1), SecretKey::from_bytes([1; 32]))])
             .unwrap();
         let mut v = [old.encrypt(&ctx, b"1").unwrap()];
@@ -453,22 +607,109 @@ mod tests {
         ));
     }
 
-    /// `raise_usage` lifts a count to a floor, never lowers it, and ignores
-    /// the retired bit in the floor.
+    /// A vault keyring (uses reserved from a store) holds nothing until a
+    /// reservation is added: it refuses with `UsageNotReserved` (fail
+    /// closed), spends exactly what was added, refuses with
+    /// `KeyUsageExhausted` once the store said the cap is reached, and a
+    /// reservation landing after retirement is not added (the caller gives
+    /// it back).
     #[test]
-    fn raise_usage_only_raises_and_strips_the_retired_bit() {
-        let r = ring();
-        r.raise_usage(KeyId(2), 5);
-        assert_eq!(r.usage(KeyId(2)), Some(5));
-        r.raise_usage(KeyId(2), 3);
-        assert_eq!(r.usage(KeyId(2)), Some(5));
-        r.raise_usage(KeyId(1), RETIRED | 7);
-        assert_eq!(r.usage(KeyId(1)), Some(7));
+    fn reserved_ring_spends_only_what_was_reserved() {
+        let r = Keyring::build(
+            "t",
+            KeyId(2),
+            [(KeyId(2), (SecretKey::from_bytes([2; 32]), 5))],
+            None,
+            10,
+            true,
+        )
+        .unwrap();
         let ctx = FieldContext::new("t", "a", "b", "c").unwrap();
+        assert!(matches!(
+            r.encrypt(&ctx, b"x"),
+            Err(Error::UsageNotReserved)
+        ));
+        assert_eq!(r.usage(KeyId(2)), Some(5), "the stored count");
+        assert!(!r.needs_rotation());
+        assert_eq!(r.reservation_wanted(4, 2), Some(4));
+        assert!(r.add_reserved(KeyId(2), &(5..7)));
+        assert_eq!(r.unspent(KeyId(2)), Some(2));
+        assert_eq!(r.usage(KeyId(2)), Some(5));
+        assert_eq!(r.reservation_wanted(4, 1), None, "more than `low` held");
+        assert_eq!(r.reservation_wanted(100, 2), Some(3), "bounded by the cap");
         r.encrypt(&ctx, b"x").unwrap();
-        assert_eq!(r.usage(KeyId(2)), Some(6));
-        r.raise_usage(KeyId(9), 1);
-        assert_eq!(r.usage(KeyId(9)), None);
+        r.encrypt(&ctx, b"x").unwrap();
+        assert_eq!(r.usage(KeyId(2)), Some(7));
+        assert!(matches!(
+            r.encrypt(&ctx, b"x"),
+            Err(Error::UsageNotReserved)
+        ));
+        assert!(r.add_reserved(KeyId(2), &(7..10)));
+        for _ in 0..3 {
+            r.encrypt(&ctx, b"x").unwrap();
+        }
+        // At the cap as last seen here, but only the store can say that no
+        // process gave uses back meanwhile: asked once more.
+        assert!(matches!(
+            r.encrypt(&ctx, b"x"),
+            Err(Error::UsageNotReserved)
+        ));
+        assert_eq!(r.reservation_wanted(4, 0), Some(4));
+        // The store answers an empty range: the cap is reached.
+        assert!(r.add_reserved(KeyId(2), &(10..10)));
+        assert!(r.needs_rotation());
+        assert_eq!(r.reservation_wanted(4, 2), None);
+        assert!(matches!(
+            r.encrypt(&ctx, b"x"),
+            Err(Error::KeyUsageExhausted)
+        ));
+        assert_eq!(r.usage(KeyId(2)), Some(10), "counted up to the cap");
+        // Taking the unspent uses leaves none; retirement refuses additions.
+        let r2 = Keyring::build(
+            "t",
+            KeyId(2),
+            [(KeyId(2), (SecretKey::from_bytes([2; 32]), 0))],
+            None,
+            10,
+            true,
+        )
+        .unwrap();
+        assert!(r2.add_reserved(KeyId(2), &(0..4)));
+        r2.encrypt(&ctx, b"x").unwrap();
+        assert_eq!(r2.take_unspent(KeyId(2)), 3);
+        assert_eq!(r2.unspent(KeyId(2)), Some(0));
+        assert!(r2.add_reserved(KeyId(2), &(4..6)));
+        assert_eq!(r2.retire(), vec![(KeyId(2), 2)]);
+        assert!(!r2.add_reserved(KeyId(2), &(6..8)));
+        assert_eq!(r2.take_unspent(KeyId(2)), 0);
+        assert_eq!(r2.reservation_wanted(4, 2), None, "retired");
+        assert!(!r2.add_reserved(KeyId(9), &(0..1)));
+        // One refill slot at a time.
+        assert!(r2.begin_refill() && !r2.begin_refill());
+        r2.end_refill();
+        assert!(r2.begin_refill());
+    }
+
+    /// Lowering the cap of a raw-key ring keeps its count; raising it gives
+    /// the difference.
+    #[test]
+    fn raw_ring_cap_change_keeps_the_count() {
+        let r = ring().with_usage_cap(5).unwrap();
+        let ctx = FieldContext::new("t", "a", "b", "c").unwrap();
+        for _ in 0..3 {
+            r.encrypt(&ctx, b"x").unwrap();
+        }
+        let r = r.with_usage_cap(4).unwrap();
+        assert_eq!(r.usage(KeyId(2)), Some(3));
+        r.encrypt(&ctx, b"x").unwrap();
+        assert!(matches!(
+            r.encrypt(&ctx, b"x"),
+            Err(Error::KeyUsageExhausted)
+        ));
+        let r = r.with_usage_cap(2).unwrap();
+        assert_eq!(r.usage(KeyId(2)), Some(2), "shown up to the cap");
+        assert!(r.needs_rotation());
+        assert_eq!(r.reservation_wanted(4, 4), None, "raw rings never reserve");
     }
 
     /// A batch stops at the usage cap with `KeyUsageExhausted`: the values

@@ -47,7 +47,9 @@ pub use signed_url::UrlSigner;
 pub use sqlx_impl::TextCiphertext;
 pub use store::{DirKeyStore, KeyStore, MemoryKeyStore, WrappedKey};
 pub use totp::{PendingTotp, Totp, TotpParams, TotpSecret, TotpVerifier};
+#[allow(deprecated)] // re-exported for compatibility; see its deprecation note
+pub use vault::DEFAULT_PERSIST_EVERY;
 pub use vault::{
-    DEFAULT_CACHE_CAPACITY, DEFAULT_PERSIST_EVERY, DEFAULT_RELOAD_INTERVAL, RewrapReport, Vault,
+    DEFAULT_CACHE_CAPACITY, DEFAULT_RELOAD_INTERVAL, DEFAULT_RESERVATION_BLOCK, RewrapReport, Vault,
 };
 pub use wrap::{KeyPurpose, WRAP_VERSION, WRAPPED_LEN};

@@ -1,11 +1,13 @@
 //! `PgKeyStore`: wrapped tenant keys in PostgreSQL (feature `postgres`).
 
+use std::ops::Range;
+
 use sqlx::postgres::PgPool;
 use sqlx::{Acquire as _, Row as _};
 
 use crate::error::{Error, Result};
 use crate::format::KeyId;
-use crate::store::{KeyStore, WrappedKey};
+use crate::store::{KeyStore, WrappedKey, reserved_end};
 use crate::wrap::KeyPurpose;
 
 /// The migration creating the tables (`hisn_vault_keys`, `hisn_vault_shredded`).
@@ -189,6 +191,73 @@ impl KeyStore for PgKeyStore {
         .execute(&self.pool)
         .await
         .map_err(db("record_usage"))?;
+        Ok(())
+    }
+
+    /// One transaction: the key's row is locked (`for update`) while its
+    /// usage is read and raised, so reservations of several processes are
+    /// serialised by the database and never overlap.
+    async fn reserve_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+        cap: u64,
+    ) -> Result<Range<u64>> {
+        let mut conn = self.pool.acquire().await.map_err(db("reserve_usage"))?;
+        let mut tx = conn.begin().await.map_err(db("reserve_usage"))?;
+        let usage: i64 = sqlx::query_scalar(
+            "select usage from hisn_vault_keys \
+             where tenant = $1 and purpose = $2 and key_id = $3 for update",
+        )
+        .bind(tenant)
+        .bind(purpose.as_str())
+        .bind(i64::from(key_id.0))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db("reserve_usage"))?
+        .ok_or(Error::UnknownKey)?;
+        let u = u64::try_from(usage).map_err(|_| Error::Store("corrupt key row".into()))?;
+        let end = reserved_end(u, n, cap);
+        if end == u {
+            // Nothing to reserve: the row lock goes with the rollback on drop.
+            return Ok(u..u);
+        }
+        sqlx::query(
+            "update hisn_vault_keys set usage = $4 \
+             where tenant = $1 and purpose = $2 and key_id = $3",
+        )
+        .bind(tenant)
+        .bind(purpose.as_str())
+        .bind(i64::from(key_id.0))
+        .bind(i64_of(end))
+        .execute(&mut *tx)
+        .await
+        .map_err(db("reserve_usage"))?;
+        tx.commit().await.map_err(db("reserve_usage"))?;
+        Ok(u..end)
+    }
+
+    async fn release_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+    ) -> Result<()> {
+        // One statement: atomic against concurrent reservations.
+        sqlx::query(
+            "update hisn_vault_keys set usage = greatest(usage - $4, 0) \
+             where tenant = $1 and purpose = $2 and key_id = $3",
+        )
+        .bind(tenant)
+        .bind(purpose.as_str())
+        .bind(i64::from(key_id.0))
+        .bind(i64_of(n))
+        .execute(&self.pool)
+        .await
+        .map_err(db("release_usage"))?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -26,7 +27,10 @@ pub struct WrappedKey {
     pub master_fingerprint: [u8; 8],
     /// The wrapped key (61 bytes, see the `wrap` format).
     pub wrapped: Vec<u8>,
-    /// Encryptions performed with this key, as last persisted.
+    /// Uses of this key counted against its cap: every use reserved by any
+    /// process ([`KeyStore::reserve_usage`]), less the unspent uses given
+    /// back ([`KeyStore::release_usage`]). Never below the encryptions
+    /// actually performed.
     pub usage: u64,
 }
 
@@ -60,7 +64,10 @@ pub trait KeyStore: Send + Sync {
     /// # Errors
     /// [`Error::UnknownKey`]; [`Error::Store`].
     fn rewrap(&self, key: &WrappedKey) -> impl Future<Output = Result<()>> + Send;
-    /// Raise the persisted usage of a key to at least `usage`.
+    /// Raise the persisted usage of a key to at least `usage`. No longer
+    /// called by [`crate::Vault`] (which reserves uses before spending them,
+    /// see [`KeyStore::reserve_usage`]); kept so that existing implementations
+    /// and tools keep working.
     ///
     /// # Errors
     /// [`Error::Store`].
@@ -71,6 +78,64 @@ pub trait KeyStore: Send + Sync {
         key_id: KeyId,
         usage: u64,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Reserve up to `n` uses of a key below `cap`, **atomically** (one
+    /// statement, or under the store's lock): if the stored usage `u` is below
+    /// `cap`, set it to `min(u + n, cap)` and return `u..min(u + n, cap)`;
+    /// otherwise change nothing and return the empty range `u..u`. The caller
+    /// may then perform exactly `range.end - range.start` encryptions.
+    ///
+    /// This is what makes the usage cap global: every process sharing the
+    /// store reserves before it encrypts, so the uses of all processes
+    /// together never pass `cap`. A store shared by several processes **must**
+    /// override this method: the default reads the usage with
+    /// [`KeyStore::load`] and writes it with [`KeyStore::record_usage`], which
+    /// is exact within one process but lets two processes reserving at the
+    /// same moment receive the same range. [`MemoryKeyStore`],
+    /// [`DirKeyStore`] and `PgKeyStore` override it.
+    ///
+    /// # Errors
+    /// [`Error::UnknownKey`] if the key does not exist; [`Error::Store`].
+    fn reserve_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+        cap: u64,
+    ) -> impl Future<Output = Result<Range<u64>>> + Send {
+        async move {
+            tracing::warn!(target: "hisn_crypto_vault", "KeyStore::reserve_usage is not overridden: reservations are not atomic across processes");
+            let keys = self.load(tenant).await?;
+            let u = keys
+                .iter()
+                .find(|k| k.purpose == purpose && k.key_id == key_id)
+                .ok_or(Error::UnknownKey)?
+                .usage;
+            let end = reserved_end(u, n, cap);
+            if end > u {
+                self.record_usage(tenant, purpose, key_id, end).await?;
+            }
+            Ok(u..end)
+        }
+    }
+    /// Give back `n` reserved uses that were never spent (a keyring leaving
+    /// the cache, [`crate::Vault::persist_usage`]): atomically lower the
+    /// stored usage by `n` (not below 0). Only ever called with uses the
+    /// caller reserved and can no longer spend. The default keeps them
+    /// counted (fail safe: they are lost, not reused).
+    ///
+    /// # Errors
+    /// [`Error::Store`].
+    fn release_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (tenant, purpose, key_id, n);
+        async { Ok(()) }
+    }
     /// Delete one non-primary key.
     ///
     /// # Errors
@@ -91,6 +156,16 @@ pub trait KeyStore: Send + Sync {
     /// # Errors
     /// [`Error::Store`].
     fn tenants(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
+}
+
+/// Where a reservation of `n` uses below `cap` ends, from a stored usage
+/// `u`: `min(u + n, cap)`, and `u` itself (nothing reserved) at or past `cap`.
+pub(crate) fn reserved_end(u: u64, n: u64, cap: u64) -> u64 {
+    if u >= cap {
+        u
+    } else {
+        u.saturating_add(n).min(cap)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -166,6 +241,32 @@ impl Tables {
         Ok(())
     }
 
+    fn reserve_usage(
+        &mut self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+        cap: u64,
+    ) -> Result<Range<u64>> {
+        let k = self.find(tenant, purpose, key_id)?;
+        let u = k.usage;
+        k.usage = reserved_end(u, n, cap);
+        Ok(u..k.usage)
+    }
+
+    fn release_usage(
+        &mut self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+    ) -> Result<()> {
+        let k = self.find(tenant, purpose, key_id)?;
+        k.usage = k.usage.saturating_sub(n);
+        Ok(())
+    }
+
     fn delete(&mut self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
         if self.find(tenant, purpose, key_id)?.primary {
             return Err(Error::InvalidConfig(
@@ -220,6 +321,27 @@ impl KeyStore for MemoryKeyStore {
         self.tables
             .lock()
             .record_usage(tenant, purpose, key_id, usage)
+    }
+    async fn reserve_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+        cap: u64,
+    ) -> Result<Range<u64>> {
+        self.tables
+            .lock()
+            .reserve_usage(tenant, purpose, key_id, n, cap)
+    }
+    async fn release_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+    ) -> Result<()> {
+        self.tables.lock().release_usage(tenant, purpose, key_id, n)
     }
     async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
         self.tables.lock().delete(tenant, purpose, key_id)
@@ -416,6 +538,25 @@ impl KeyStore for DirKeyStore {
         usage: u64,
     ) -> Result<()> {
         self.modify(tenant, |t| t.record_usage(tenant, purpose, key_id, usage))
+    }
+    async fn reserve_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+        cap: u64,
+    ) -> Result<Range<u64>> {
+        self.modify(tenant, |t| t.reserve_usage(tenant, purpose, key_id, n, cap))
+    }
+    async fn release_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+    ) -> Result<()> {
+        self.modify(tenant, |t| t.release_usage(tenant, purpose, key_id, n))
     }
     async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
         self.modify(tenant, |t| t.delete(tenant, purpose, key_id))

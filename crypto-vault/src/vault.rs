@@ -1,7 +1,6 @@
 //! The vault: per-tenant keyrings unwrapped on demand from a key store, cached
 //! with a bound.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -14,14 +13,24 @@ use crate::cache::{Absent, Cache, Flight, Insert, Lookup, Retired};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::format::{Ciphertext, FieldContext, KeyId};
-use crate::keyring::{DEFAULT_USAGE_CAP, Keyring, Reencrypted, check_cap};
+use crate::keyring::{DEFAULT_USAGE_CAP, Keyring};
 use crate::secret::{MasterKey, Plaintext, SecretKey};
 use crate::store::{KeyStore, WrappedKey};
 use crate::wrap::{self, KeyPurpose};
 
-/// Default interval, in encryptions, between automatic writes of a data key's
-/// usage counter to the store (2^16: a crash loses at most that many counts,
-/// against a cap of 2^30 and a limit of 2^32).
+mod usage;
+
+/// Default number of uses of a data key a process reserves from the key store
+/// at a time (2^12): one store write per 4096 encryptions per key and
+/// process; a crash loses at most one and a half blocks per key and process
+/// (counted as spent), against a cap of 2^30 and a limit of 2^32. See
+/// [`Vault::with_usage_reservation_block`].
+pub const DEFAULT_RESERVATION_BLOCK: u64 = 1 << 12;
+
+/// Former default interval between writes of a usage counter. Uses are now
+/// reserved in the store before they are spent: see
+/// [`DEFAULT_RESERVATION_BLOCK`].
+#[deprecated(note = "uses are reserved before they are spent: see DEFAULT_RESERVATION_BLOCK")]
 pub const DEFAULT_PERSIST_EVERY: u64 = 1 << 16;
 
 /// Default interval between store reads that a read path may cause for one
@@ -52,15 +61,21 @@ pub struct RewrapReport {
 /// Exact under concurrency (see the `cache` module): once
 /// [`Vault::shred_tenant`] or [`Vault::rotate_data_key`] returns, no encryption
 /// or decryption starts under the removed or replaced keys in this process, even
-/// if a keyring load was in flight; all callers of one tenant share one keyring
-/// and so one usage counter per key, so the usage cap admits exactly the cap.
+/// if a keyring load was in flight.
+///
+/// The usage cap ([`Vault::with_usage_cap`]) is global: before encrypting
+/// under a data key, a process reserves a block of its uses from the store
+/// ([`KeyStore::reserve_usage`], atomic) and encrypts only within what it
+/// reserved, so the encryptions of every process sharing the store together
+/// never pass the cap. Unspent uses are given back when a keyring leaves the
+/// cache; a crash loses them (they stay counted).
 pub struct Vault<S> {
     store: S,
     master: MasterKey,
     previous: Vec<MasterKey>,
     cache: Mutex<Cache>,
     usage_cap: u64,
-    persist_every: u64,
+    block: u64,
     clock: Arc<dyn Clock>,
     reload_interval: Duration,
 }
@@ -79,7 +94,7 @@ impl<S> fmt::Debug for Vault<S> {
             .field("cached_tenants", &cached)
             .field("loads_in_flight", &flights)
             .field("usage_cap", &self.usage_cap)
-            .field("persist_every", &self.persist_every)
+            .field("reservation_block", &self.block)
             .field("reload_interval", &self.reload_interval)
             .finish_non_exhaustive()
     }
@@ -118,7 +133,7 @@ impl<S: KeyStore> Vault<S> {
             previous: Vec::new(),
             cache: Mutex::new(Cache::new(DEFAULT_CACHE_CAPACITY)),
             usage_cap: DEFAULT_USAGE_CAP,
-            persist_every: DEFAULT_PERSIST_EVERY,
+            block: DEFAULT_RESERVATION_BLOCK,
             clock: Arc::new(SystemClock),
             reload_interval: DEFAULT_RELOAD_INTERVAL,
         }
@@ -152,31 +167,6 @@ impl<S: KeyStore> Vault<S> {
     pub fn with_cache_capacity(self, capacity: NonZeroUsize) -> Self {
         self.cache.lock().resize(capacity);
         self
-    }
-
-    /// Set the per-data-key encryption cap (1..=2^32, default 2^30).
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] outside that range.
-    pub fn with_usage_cap(mut self, cap: u64) -> Result<Self> {
-        self.usage_cap = check_cap(cap)?;
-        Ok(self)
-    }
-
-    /// Persist a data key's usage counter every `n` encryptions (default
-    /// [`DEFAULT_PERSIST_EVERY`]); a crash loses at most `n` counts per key and
-    /// process.
-    ///
-    /// # Errors
-    /// [`Error::InvalidConfig`] for 0.
-    pub fn with_usage_persist_every(mut self, n: u64) -> Result<Self> {
-        if n == 0 {
-            return Err(Error::InvalidConfig(
-                "usage persist interval must be at least 1",
-            ));
-        }
-        self.persist_every = n;
-        Ok(self)
     }
 
     /// The key store.
@@ -257,7 +247,7 @@ impl<S: KeyStore> Vault<S> {
             match self.land_load(tenant, generation, now, &guard.flight, loaded) {
                 Landed::Use(ring, victim) => {
                     if let Some(v) = victim {
-                        self.persist_retired(v).await;
+                        self.give_back_retired(v).await;
                     }
                     return Ok(ring);
                 }
@@ -308,11 +298,11 @@ impl<S: KeyStore> Vault<S> {
     /// tombstone.
     fn forget_shredded(&self, tenant: &str) {
         let mut cache = self.cache.lock();
-        let retired = cache.retire_tenant(tenant);
-        cache.shredded(tenant);
-        if let Some(r) = retired {
-            cache.persisted(&r);
+        // The keys are gone: nothing to give back.
+        if cache.retire_tenant(tenant).is_some() {
+            cache.given_back(tenant);
         }
+        cache.shredded(tenant);
     }
 
     /// Put a finished load's outcome in the cache, end its flight, then land
@@ -414,73 +404,15 @@ impl<S: KeyStore> Vault<S> {
             }
         }
         let primary = primary.ok_or(Error::UnknownKey)?;
-        Keyring::build(tenant, primary, data, index_root, self.usage_cap)
-    }
-
-    /// Write a retired keyring's final counts, then release the floors of
-    /// those the store took. A count the store did not take (unreachable,
-    /// the very outage that retired the keyring) keeps its floor: the next
-    /// load of the tenant starts from it, not from the older stored count,
-    /// and the next retirement writes it again.
-    async fn persist_retired(&self, retired: Retired) {
-        let mut written = Vec::with_capacity(retired.finals.len());
-        for (id, usage) in &retired.finals {
-            match self
-                .store
-                .record_usage(&retired.tenant, KeyPurpose::Data, *id, *usage)
-                .await
-            {
-                Ok(()) => written.push((*id, *usage)),
-                Err(e) => {
-                    tracing::warn!(target: "hisn_crypto_vault", error = %e, "could not persist data key usage counters; kept in memory");
-                }
-            }
-        }
-        self.cache.lock().persisted(&Retired {
-            tenant: retired.tenant,
-            finals: written,
-        });
+        Keyring::build(tenant, primary, data, index_root, self.usage_cap, true)
     }
 
     /// Retire the tenant's cached keyring (if any), make loads in flight start
-    /// again (releasing their waiters), and write its final counts.
+    /// again (releasing their waiters), and give its unspent uses back.
     async fn retire_tenant(&self, tenant: &str) {
         let retired = self.cache.lock().retire_tenant(tenant);
         if let Some(r) = retired {
-            self.persist_retired(r).await;
-        }
-    }
-
-    /// Encrypt a field value for `ctx` under the tenant's primary key.
-    ///
-    /// # Errors
-    /// As [`Vault::keyring`] and [`Keyring::encrypt`].
-    ///
-    /// Every [`DEFAULT_PERSIST_EVERY`] encryptions under a key (see
-    /// [`Vault::with_usage_persist_every`]) its usage counter is written to the
-    /// store. A failed write is logged and retried at the next interval: the
-    /// in-memory counter keeps enforcing the cap meanwhile.
-    pub async fn encrypt(&self, ctx: &FieldContext<'_>, plaintext: &[u8]) -> Result<Ciphertext> {
-        let (ring, ct) = loop {
-            let ring = self.keyring(ctx.tenant()).await?;
-            match ring.encrypt(ctx, plaintext) {
-                // Rotated, shredded or evicted since it was fetched.
-                Err(Error::KeyringRetired) => continue,
-                other => break (ring, other?),
-            }
-        };
-        if ring
-            .usage(ct.key_id())
-            .is_some_and(|u| u % self.persist_every == 0)
-        {
-            self.persist_or_warn(&ring).await;
-        }
-        Ok(ct)
-    }
-
-    async fn persist_or_warn(&self, ring: &Keyring) {
-        if let Err(e) = self.persist_ring_usage(ring).await {
-            tracing::warn!(target: "hisn_crypto_vault", error = %e, "could not persist data key usage counters");
+            self.give_back_retired(r).await;
         }
     }
 
@@ -524,25 +456,12 @@ impl<S: KeyStore> Vault<S> {
         }
     }
 
-    /// Drop the tenant's cached keyring, after writing its usage counters (its
-    /// keys are zeroized once no caller holds it). Use it after another process
+    /// Drop the tenant's cached keyring, giving its unspent reserved uses back
+    /// to the store (its keys are zeroized once no caller holds it). Use it after another process
     /// rotated or shredded the tenant's keys; otherwise this process sees such
     /// changes when the entry is evicted.
     pub async fn evict(&self, tenant: &str) {
         self.retire_tenant(tenant).await;
-    }
-
-    /// Re-encrypt one value under the tenant's primary key if it uses an older one.
-    ///
-    /// # Errors
-    /// As [`Keyring::reencrypt`].
-    pub async fn reencrypt(&self, ctx: &FieldContext<'_>, ct: &Ciphertext) -> Result<Reencrypted> {
-        loop {
-            match self.keyring(ctx.tenant()).await?.reencrypt(ctx, ct) {
-                Err(Error::KeyringRetired) => continue,
-                other => return other,
-            }
-        }
     }
 
     /// Rotate the tenant's data key: a new random key becomes primary; older keys
@@ -574,7 +493,7 @@ impl<S: KeyStore> Vault<S> {
             return Err(Error::Store("concurrent rotation; retry".into()));
         }
         self.store.set_primary(tenant, KeyPurpose::Data, id).await?;
-        // Retire the cached keyring (its final counts are written) and make
+        // Retire the cached keyring (its unspent uses are given back) and make
         // loads in flight, which may have read the old primary, load again.
         self.retire_tenant(tenant).await;
         tracing::info!(target: "hisn_crypto_vault", key_id = id.0, "tenant data key rotated");
@@ -590,30 +509,6 @@ impl<S: KeyStore> Vault<S> {
         self.store.delete(tenant, KeyPurpose::Data, key_id).await?;
         self.evict(tenant).await;
         Ok(())
-    }
-
-    async fn persist_ring_usage(&self, ring: &Keyring) -> Result<()> {
-        for (id, usage) in ring.usages() {
-            self.store
-                .record_usage(ring.tenant(), KeyPurpose::Data, id, usage)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Write the usage counters of the tenant's cached keyring to the store. Call
-    /// it periodically and at shutdown: counts since the last call are lost if the
-    /// process dies, which the default cap (2^30, a quarter of the 2^32 limit)
-    /// absorbs.
-    ///
-    /// # Errors
-    /// [`Error::Store`].
-    pub async fn persist_usage(&self, tenant: &str) -> Result<()> {
-        let ring = self.cache.lock().peek(tenant);
-        match ring {
-            Some(r) => self.persist_ring_usage(&r).await,
-            None => Ok(()),
-        }
     }
 
     /// Re-wrap every stored key that is not under the current master key (found
@@ -689,14 +584,6 @@ impl<S: KeyStore> Vault<S> {
             let root = ring.index_root().ok_or(Error::UnknownKey)?;
             return BlindIndexer::new(root, tenant, table, column);
         }
-    }
-
-    /// Per-key usage of the tenant's keyring, by key id.
-    ///
-    /// # Errors
-    /// As [`Vault::keyring`].
-    pub async fn usage(&self, tenant: &str) -> Result<BTreeMap<KeyId, u64>> {
-        Ok(self.keyring(tenant).await?.usages().into_iter().collect())
     }
 }
 

@@ -4,6 +4,8 @@
 
 #[path = "suite/apikeys.rs"]
 mod apikeys;
+#[path = "suite/global_cap.rs"]
+mod global_cap;
 #[path = "suite/instances.rs"]
 mod instances;
 #[path = "suite/kat.rs"]

@@ -165,7 +165,10 @@ async fn wrapped_key_vectors_from_the_documented_format_unwrap() {
         }
         let vault = Vault::new(store, master.clone());
         let comment = s(v, "comment");
-        let ring = vault.keyring(tenant).await.expect(comment);
+        let ring = vault
+            .keyring_for_encryption(tenant, 1)
+            .await
+            .expect(comment);
         // The unwrapped data key is the vector's: raw AES-GCM with it opens a
         // value the keyring sealed.
         let ctx = FieldContext::new(tenant, "t", "c", "r").unwrap();

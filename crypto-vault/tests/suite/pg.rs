@@ -29,7 +29,8 @@ async fn pg_store_full_lifecycle() {
     let ct1 = v.encrypt(&ctx("1"), b"one").await.unwrap();
     assert_eq!(v.rotate_data_key("acme").await.unwrap(), KeyId(2));
     let ct2 = v.encrypt(&ctx("2"), b"two").await.unwrap();
-    v.persist_usage("acme").await.unwrap();
+    // Gives back the unspent reservation (uses are reserved before use).
+    v.release_unspent("acme").await.unwrap();
 
     // A second process over the same database reads both values.
     let v2 = Vault::new(s.clone(), master.clone());
@@ -163,7 +164,7 @@ async fn key_cache_races_pg_stress_cap_rotation_and_shred_are_exact() {
         Vault::new(s.clone(), MasterKey::generate().unwrap())
             .with_usage_cap(CAP)
             .unwrap()
-            .with_usage_persist_every(7)
+            .with_usage_reservation_block(7)
             .unwrap()
             .with_cache_capacity(std::num::NonZeroUsize::new(1).unwrap()),
     );
@@ -286,5 +287,104 @@ async fn stale_keyring_across_instances_pg_shred_and_rotation_reach_the_other_in
     assert!(
         matches!(b.decrypt(&ctx("1"), &ct).await, Err(Error::TenantShredded)),
         "the other instance still decrypts a shredded tenant's value"
+    );
+}
+
+/// The usage cap is global over PostgreSQL (class: the key usage cap is per
+/// process; see `global_cap.rs` for the root cause): four vaults (four
+/// processes) over one database, encrypting concurrently until refused,
+/// spend the cap once; a vault dropped holding a reservation (a crash) never
+/// has its unspent uses reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_usage_cap_pg_four_vaults_spend_the_cap_once() {
+    use std::sync::Arc;
+
+    use crate::global_cap::{encrypt_until_refused, stored};
+
+    let Some((_db, s)) = store("crypto_vault_pg_global_cap").await else {
+        return;
+    };
+    const CAP: u64 = 150;
+    let master = MasterKey::generate().unwrap();
+    let make = || {
+        Arc::new(
+            Vault::new(s.clone(), master.clone())
+                .with_usage_cap(CAP)
+                .unwrap()
+                .with_usage_reservation_block(8)
+                .unwrap(),
+        )
+    };
+    let vaults: Vec<_> = (0..4).map(|_| make()).collect();
+    vaults[0].provision_tenant("t").await.unwrap();
+    // A process that crashes holding a reservation.
+    let crashed = make();
+    let ctx = FieldContext::new("t", "docs", "body", "crash").unwrap();
+    crashed.encrypt(&ctx, b"x").await.unwrap();
+    assert_eq!(stored(&s, KeyId(1)).await, 8);
+    drop(crashed);
+    let total = encrypt_until_refused(&vaults, 2, 4 * CAP).await;
+    let all = total + 1; // with the crashed process's one
+    assert!(all <= CAP, "{all} encryptions under a key capped at {CAP}");
+    assert_eq!(
+        total,
+        CAP - 8,
+        "the crashed process's 7 unspent uses were reused"
+    );
+    assert_eq!(stored(&s, KeyId(1)).await, CAP);
+}
+
+/// `PgKeyStore::reserve_usage` is atomic under concurrency: eight tasks
+/// reserving 7 at a time below a cap of 500 receive disjoint ranges that
+/// cover the cap exactly, then empty ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_usage_cap_pg_concurrent_reservations_are_disjoint() {
+    let Some((_db, s)) = store("crypto_vault_pg_reserve").await else {
+        return;
+    };
+    let v = Vault::new(s.clone(), MasterKey::generate().unwrap());
+    v.provision_tenant("t").await.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        set.spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let r = s
+                    .reserve_usage("t", KeyPurpose::Data, KeyId(1), 7, 500)
+                    .await
+                    .unwrap();
+                if r.is_empty() {
+                    assert_eq!(r.start, 500);
+                    return got;
+                }
+                got.push(r);
+            }
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = set.join_next().await {
+        all.extend(r.unwrap());
+    }
+    all.sort_by_key(|r| r.start);
+    let mut next = 0;
+    for r in &all {
+        assert_eq!(r.start, next, "overlapping or missing ranges: {all:?}");
+        next = r.end;
+    }
+    assert_eq!(next, 500);
+    assert!(matches!(
+        s.reserve_usage("t", KeyPurpose::Data, KeyId(9), 1, 500)
+            .await,
+        Err(Error::UnknownKey)
+    ));
+    s.release_usage("t", KeyPurpose::Data, KeyId(1), 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.reserve_usage("t", KeyPurpose::Data, KeyId(1), 50, 500)
+            .await
+            .unwrap(),
+        480..500
     );
 }

@@ -2,7 +2,8 @@
 //! multi-instance tests. It counts loads and writes, can hold the next `n`
 //! loads after they have read the store until the test releases them (so a
 //! race is reproduced every time), and can make every load, or every write,
-//! fail as an unreachable database does. Clones share the store and the counters, as
+//! fail as an unreachable database does (writes include usage reservations and
+//! give-backs). Clones share the store and the counters, as
 //! several processes share one database.
 
 use std::sync::Arc;
@@ -137,6 +138,29 @@ impl<S: KeyStore> KeyStore for Probe<S> {
         self.inner
             .record_usage(tenant, purpose, key_id, usage)
             .await
+    }
+    async fn reserve_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+        cap: u64,
+    ) -> Result<std::ops::Range<u64>> {
+        self.wrote()?;
+        self.inner
+            .reserve_usage(tenant, purpose, key_id, n, cap)
+            .await
+    }
+    async fn release_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+    ) -> Result<()> {
+        self.wrote()?;
+        self.inner.release_usage(tenant, purpose, key_id, n).await
     }
     async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> Result<()> {
         self.wrote()?;

@@ -351,6 +351,27 @@ impl KeyStore for Failing {
             .record_usage(tenant, purpose, key_id, usage)
             .await
     }
+    async fn reserve_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+        cap: u64,
+    ) -> hisn_crypto_vault::Result<std::ops::Range<u64>> {
+        self.probe
+            .reserve_usage(tenant, purpose, key_id, n, cap)
+            .await
+    }
+    async fn release_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+    ) -> hisn_crypto_vault::Result<()> {
+        self.probe.release_usage(tenant, purpose, key_id, n).await
+    }
     async fn delete(
         &self,
         tenant: &str,

@@ -1,7 +1,7 @@
 //! Per-key usage counters never undercount (class: counters that
 //! undercount): the cap on encryptions under one data key (random 96-bit
 //! nonces, NIST SP 800-38D) holds across evictions, store outages and
-//! reloads.
+//! reloads, and a failed give-back of unspent uses keeps them counted.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -55,8 +55,10 @@ async fn stored_usage(store: &Probe<MemoryKeyStore>) -> u64 {
 /// write fails (the outage is what retired the keyring), so when the store
 /// came back the keyring was reloaded from the count last persisted (every
 /// 2^16 encryptions): each outage handed the key up to 2^16 more
-/// encryptions per process, and a key at its cap encrypted again. Now a count
-/// the store did not take keeps its floor until a later retirement writes it.
+/// encryptions per process, and a key at its cap encrypted again. Now uses
+/// are reserved in the store before they are spent (see `global_cap.rs`), so
+/// the store never holds fewer than were spent, and a failed give-back only
+/// leaves unspent uses counted.
 #[tokio::test]
 async fn usage_counter_undercount_a_store_outage_keeps_the_retired_counts() {
     let (v, store, clock) = vault();
@@ -68,10 +70,10 @@ async fn usage_counter_undercount_a_store_outage_keeps_the_retired_counts() {
         v.encrypt(&ctx(), b"x").await,
         Err(Error::KeyUsageExhausted)
     ));
-    assert_eq!(stored_usage(&store).await, 0, "nothing persisted yet");
+    assert_eq!(stored_usage(&store).await, CAP, "reserved before use");
 
     // The store is unreachable when the cached keys are due for their check:
-    // they are retired (fail closed) and their count cannot be written.
+    // they are retired (fail closed).
     store.fail_loads(true);
     store.fail_writes(true);
     clock.advance(INTERVAL);
@@ -79,7 +81,7 @@ async fn usage_counter_undercount_a_store_outage_keeps_the_retired_counts() {
         v.encrypt(&ctx(), b"x").await,
         Err(Error::Store(_))
     ));
-    // Back: the keys reload from a store that never received the count.
+    // Back: the keys reload from the store, which holds every use.
     store.fail_loads(false);
     store.fail_writes(false);
     assert!(
@@ -88,7 +90,7 @@ async fn usage_counter_undercount_a_store_outage_keeps_the_retired_counts() {
     );
     assert_eq!(v.usage("t").await.unwrap().get(&KeyId(1)), Some(&CAP));
 
-    // The same through an eviction whose write fails.
+    // The same through an eviction whose give-back fails.
     store.fail_writes(true);
     v.evict("t").await;
     store.fail_writes(false);
@@ -96,15 +98,53 @@ async fn usage_counter_undercount_a_store_outage_keeps_the_retired_counts() {
         v.encrypt(&ctx(), b"x").await,
         Err(Error::KeyUsageExhausted)
     ));
-    assert_eq!(stored_usage(&store).await, 0, "still not written");
-
-    // An eviction whose write succeeds puts the count in the store, and the
-    // reloaded keyring starts from it.
+    assert_eq!(stored_usage(&store).await, CAP);
     v.evict("t").await;
     assert_eq!(stored_usage(&store).await, CAP);
+    assert_eq!(v.usage("t").await.unwrap().get(&KeyId(1)), Some(&CAP));
+}
+
+/// A give-back that fails leaves the unspent uses counted (fail safe: lost,
+/// never reused); one that succeeds returns them.
+#[tokio::test]
+async fn usage_counter_a_failed_give_back_keeps_the_uses_counted() {
+    let (v, store, _) = vault();
+    v.provision_tenant("t").await.unwrap();
+    v.encrypt(&ctx(), b"x").await.unwrap();
+    assert_eq!(stored_usage(&store).await, CAP, "one block: the whole cap");
+    store.fail_writes(true);
+    assert!(matches!(v.release_unspent("t").await, Err(Error::Store(_))));
+    store.fail_writes(false);
+    assert_eq!(stored_usage(&store).await, CAP, "lost, not reused");
     assert!(matches!(
         v.encrypt(&ctx(), b"x").await,
         Err(Error::KeyUsageExhausted)
     ));
-    assert_eq!(v.usage("t").await.unwrap().get(&KeyId(1)), Some(&CAP));
+    v.release_unspent("t").await.unwrap();
+    assert_eq!(v.cached_tenants(), 1);
+}
+
+/// The former knobs keep working: `with_usage_persist_every` (deprecated)
+/// sets the reservation block, `persist_usage` gives the unspent uses back.
+#[allow(deprecated)]
+#[tokio::test]
+async fn usage_counter_deprecated_knobs_keep_working() {
+    let store = Probe::new(MemoryKeyStore::new());
+    let v = Vault::new(store.clone(), MasterKey::generate().unwrap())
+        .with_usage_persist_every(5)
+        .unwrap();
+    assert!(
+        Vault::new(MemoryKeyStore::new(), MasterKey::generate().unwrap())
+            .with_usage_persist_every(0)
+            .is_err()
+    );
+    assert_eq!(hisn_crypto_vault::DEFAULT_PERSIST_EVERY, 1 << 16);
+    v.provision_tenant("t").await.unwrap();
+    v.encrypt(&ctx(), b"x").await.unwrap();
+    assert_eq!(stored_usage(&store).await, 5);
+    v.persist_usage("t").await.unwrap();
+    assert_eq!(stored_usage(&store).await, 1);
+    v.encrypt(&ctx(), b"x").await.unwrap();
+    assert_eq!(stored_usage(&store).await, 6);
+    v.persist_usage("none").await.unwrap();
 }

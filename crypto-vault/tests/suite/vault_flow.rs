@@ -98,7 +98,19 @@ async fn rotation_reencryption_census_and_retirement() {
         values.push(vault.encrypt(&ctx("t", r), r.as_bytes()).await.unwrap());
     }
     assert_eq!(vault.rotate_data_key("t").await.unwrap(), KeyId(2));
-    let ring = vault.keyring("t").await.unwrap();
+    // A keyring used directly holds only the uses reserved for it: none yet
+    // under the new key, so a batch stops before rewriting anything.
+    let bare = vault.keyring("t").await.unwrap();
+    let mut probe_value = [values[0].clone()];
+    let [first_value] = &mut probe_value;
+    assert!(matches!(
+        bare.reencrypt_batch([(ctx("t", "0"), first_value)]),
+        Err(Error::UsageNotReserved)
+    ));
+    assert_eq!(probe_value[0].key_id(), KeyId(1));
+    let ring = vault.keyring_for_encryption("t", 6).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&bare, &ring), "one cached keyring");
+    assert_eq!(ring.unspent(KeyId(2)), Some(6));
     assert_eq!(ring.primary(), KeyId(2));
     assert_eq!(ring.census(values.iter()).get(&KeyId(1)), Some(&6));
     // Resumable: first half, then (as after a restart) everything again.
@@ -142,7 +154,7 @@ async fn usage_cap_forces_rotation_and_counts_persist() {
         vault.encrypt(&ctx("t", "1"), b"x").await,
         Err(Error::KeyUsageExhausted)
     ));
-    vault.persist_usage("t").await.unwrap();
+    // Reserved in the store before use: nothing to persist.
     let stored = vault.store().load("t").await.unwrap();
     assert_eq!(
         stored
@@ -173,40 +185,47 @@ async fn stored_data_usage(store: &impl KeyStore, tenant: &str) -> u64 {
         .usage
 }
 
+/// Uses are reserved in the store before they are spent, a block at a time
+/// (here 3; the next block once at most one use is held), and a keyring
+/// leaving the cache gives its unspent uses back, so the store then holds
+/// exactly the encryptions performed.
 #[tokio::test]
-async fn usage_counters_persist_on_their_own_every_interval_and_on_eviction() {
+async fn usage_reservations_precede_use_and_eviction_gives_back_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let master = MasterKey::generate().unwrap();
     let vault = Vault::new(DirKeyStore::open(dir.path()).unwrap(), master.clone())
-        .with_usage_persist_every(3)
+        .with_usage_reservation_block(3)
         .unwrap()
         .with_cache_capacity(NonZeroUsize::new(1).unwrap());
     provision(&vault, &["a", "b"]).await;
-    assert!(
-        Vault::new(MemoryKeyStore::new(), master.clone())
-            .with_usage_persist_every(0)
-            .is_err()
-    );
+    for bad in [0, (1 << 32) + 1] {
+        assert!(
+            Vault::new(MemoryKeyStore::new(), master.clone())
+                .with_usage_reservation_block(bad)
+                .is_err()
+        );
+    }
     for i in 0..7 {
         vault.encrypt(&ctx("a", "1"), b"x").await.unwrap();
-        // Written at 3 and 6, never without an explicit persist in between.
         assert_eq!(
             stored_data_usage(vault.store(), "a").await,
-            [0, 0, 3, 3, 3, 6, 6][i],
+            [3, 6, 6, 6, 9, 9, 9][i],
             "after {} encryptions",
             i + 1
         );
     }
-    // A process starting now (or after a crash) counts on from what was stored.
+    // A process starting now (or after this one crashed) counts the uses
+    // this one reserved and has not spent: never fewer than were spent.
     let other = Vault::new(DirKeyStore::open(dir.path()).unwrap(), master);
-    assert_eq!(other.usage("a").await.unwrap().get(&KeyId(1)), Some(&6));
-    // Tenant b pushes a's keyring out of the one-entry cache: its 7th count is
-    // written on the way out.
+    assert_eq!(other.usage("a").await.unwrap().get(&KeyId(1)), Some(&9));
+    // Tenant b pushes a's keyring out of the one-entry cache: its two
+    // unspent uses are given back on the way out.
     vault.encrypt(&ctx("b", "1"), b"x").await.unwrap();
     assert_eq!(vault.cached_tenants(), 1);
     assert_eq!(stored_data_usage(vault.store(), "a").await, 7);
-    // Explicit eviction writes too.
+    // Explicit eviction gives back too.
     vault.encrypt(&ctx("b", "1"), b"x").await.unwrap();
+    assert_eq!(stored_data_usage(vault.store(), "b").await, 6);
     vault.evict("b").await;
     assert_eq!(stored_data_usage(vault.store(), "b").await, 2);
 }
@@ -391,7 +410,7 @@ async fn vault_debug_shows_settings_and_cache_state() {
         "cached_tenants: 1",
         "loads_in_flight: 0",
         "usage_cap: 1073741824",
-        "persist_every: 65536",
+        "reservation_block: 4096",
         "reload_interval: 30s",
     ] {
         assert!(d.contains(part), "{d} lacks {part}");
