@@ -142,10 +142,10 @@ async fn a_copy_under_another_column_name_leaks_and_is_reported() {
 /// Each way of copying is reported on its own: a renamed tenant column, a
 /// JSON blob without any tenant column, a trigger whose function calls a
 /// helper that does the copy, a target the application role reaches only
-/// through a view, and a trigger whatever its `ENABLE` state (disabled,
-/// `ENABLE REPLICA`, `ENABLE ALWAYS`). Declaring the target global silences
-/// the table finding only: the trigger stays reported until its function is
-/// declared.
+/// through a view, a trigger whatever its `ENABLE` state (disabled,
+/// `ENABLE REPLICA`, `ENABLE ALWAYS`), and one on a child table. Declaring
+/// the target global silences the table finding only: the trigger stays
+/// reported until its function is declared.
 #[tokio::test]
 async fn verify_reports_every_copy_trigger_and_its_target() {
     let Some(fx) = fixture("r4_copy_kinds", 1).await else {
@@ -293,6 +293,22 @@ async fn verify_reports_every_copy_trigger_and_its_target() {
     );
     drop(pool);
     as_owner(&fx, &cleanup("assets", "r4_always")).await;
+
+    // A trigger on a child of a tenant table fires for the child's rows.
+    as_owner(
+        &fx,
+        &format!(
+            "create table r4_kid () inherits (assets); {}",
+            copy_trigger("r4_kid", "null")
+        ),
+    )
+    .await;
+    let found = findings(&fx).await;
+    assert!(
+        found.contains(&trigger("r4_kid", "r4_t", "r4_fn()")),
+        "{found:?}"
+    );
+    as_owner(&fx, "drop table r4_kid; drop function r4_fn()").await;
     assert_eq!(findings(&fx).await, []);
     fx.teardown().await;
 }
@@ -302,7 +318,8 @@ async fn verify_reports_every_copy_trigger_and_its_target() {
 /// function is accepted once declared, unless the application role owns it
 /// (it could replace the body); foreign keys' internal triggers are never
 /// reported (the fixture's `work_orders` references `assets`). A global
-/// declaration does not cover a table holding a tenant column.
+/// declaration does not cover a table holding a tenant column, nor a
+/// materialized view of a global table.
 #[tokio::test]
 async fn declared_globals_and_reviewed_triggers_verify_clean() {
     let Some(fx) = fixture("r4_declared", 1).await else {
@@ -366,6 +383,17 @@ async fn declared_globals_and_reviewed_triggers_verify_clean() {
         }]
     );
     as_owner(&fx, "drop table r4_tc").await;
+    // A materialized view of a global table is a table of its own.
+    as_owner(
+        &fx,
+        &format!(
+            "create materialized view r4_mv as select code from countries; \
+             grant select on r4_mv to \"{app}\""
+        ),
+    )
+    .await;
+    assert_eq!(findings(&fx).await, [table("r4_mv")]);
+    as_owner(&fx, "drop materialized view r4_mv").await;
     assert_eq!(findings(&fx).await, []);
     fx.teardown().await;
 }
