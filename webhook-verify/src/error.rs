@@ -83,6 +83,16 @@ pub enum Error {
     /// (answer 5xx so the provider retries).
     #[error("webhook replay store unavailable")]
     StoreUnavailable,
+    /// A verified delivery stays acceptable longer than a replay store can
+    /// remember it: the time until its signed timestamp leaves the tolerance
+    /// window exceeds [`crate::replay::ReplayPolicy::MAX_TTL`] (30 days).
+    /// Only reachable in past-only mode ([`crate::Tolerance::past_only`]),
+    /// which accepts any future timestamp, with a timestamp more than about
+    /// 30 days ahead. Remedy: refuse the delivery (fail closed; answer 4xx,
+    /// a retry carries the same timestamp), and prefer a tolerance with a
+    /// future bound ([`crate::Tolerance::new`]).
+    #[error("webhook delivery stays acceptable longer than a replay store can remember it")]
+    ReplayWindowTooLong,
     /// The in-memory store is at its entry bound and no entry has expired.
     /// It refuses new claims rather than evicting live ones (eviction would
     /// re-open a replay window); answer 5xx so the provider retries later.

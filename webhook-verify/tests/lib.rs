@@ -8,5 +8,6 @@ mod errors;
 mod idempotency;
 mod props;
 mod replay;
+mod replay_window;
 mod twilio;
 mod vectors;

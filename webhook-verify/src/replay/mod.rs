@@ -12,7 +12,21 @@
 //!   (a replayed delivery is a no-op success for the sender, not an error).
 //!
 //! The done marker lives for the TTL (default 72 h, because providers retry the
-//! same event id with fresh timestamps for days). A lease that expires without
+//! same event id with fresh timestamps for days).
+//!
+//! **The TTL must outlast the timestamp tolerance.** A captured delivery
+//! verifies again, unchanged, until its signed timestamp leaves the tolerance
+//! window (up to past + future seconds with a sender whose clock runs ahead;
+//! without bound in past-only mode). If the done marker expires first, the
+//! replay is claimed [`Claim::New`] and processed twice. Derive the policy
+//! from the delivery: [`crate::Webhook::replay_policy`] raises the TTL to
+//! cover the window (or refuses with [`Error::ReplayWindowTooLong`]), and
+//! [`ReplayStore::claim_verified`] claims with it; pass the same policy to
+//! [`ReplayStore::complete`]. Schemes without a signed timestamp (GitHub,
+//! Shopify, Twilio, generic without a timestamp header) stay acceptable for
+//! ever: for them a store gives "at most once per TTL", inherently.
+//!
+//! A lease that expires without
 //! completion is taken over by the next claim, so a crashed worker does not
 //! block an event forever; a worker that outlived its lease still records the
 //! event done when it completes, unless another claim took it over meanwhile.
@@ -25,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::webhook::{Verified, Webhook};
 
 mod memory;
 #[cfg(feature = "postgres")]
@@ -174,13 +189,25 @@ impl ReplayPolicy {
     pub const DEFAULT_TTL: Duration = Duration::from_secs(72 * 3600);
     /// Default lease of an in-progress claim: 60 seconds.
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+    /// Longest TTL accepted: 30 days.
+    pub const MAX_TTL: Duration = Duration::from_secs(30 * 86_400);
+    /// What [`crate::Webhook::replay_policy`] adds to the time a delivery
+    /// stays acceptable (after rounding it up to whole seconds): 1 second.
+    pub const WINDOW_MARGIN: Duration = Duration::from_secs(1);
     /// The defaults.
     pub const DEFAULT: Self = Self {
         lease: Self::DEFAULT_LEASE,
         ttl: Self::DEFAULT_TTL,
     };
 
-    /// A policy: both durations at least one millisecond, lease ≤ TTL, TTL ≤ 30 days.
+    /// A policy: both durations at least one millisecond, lease ≤ TTL, TTL ≤
+    /// [`ReplayPolicy::MAX_TTL`].
+    ///
+    /// For a verified delivery, pass the result through
+    /// [`crate::Webhook::replay_policy`] (or claim with
+    /// [`ReplayStore::claim_verified`]): a TTL shorter than the time the
+    /// delivery stays inside the timestamp tolerance lets the same captured
+    /// request be processed again once its done marker expired.
     pub fn new(lease: Duration, ttl: Duration) -> Result<Self> {
         Self::within_bounds(lease, ttl)?;
         Ok(Self { lease, ttl })
@@ -189,7 +216,7 @@ impl ReplayPolicy {
     /// The bounds [`ReplayPolicy::new`] checks (outside `new`, which
     /// cargo-mutants never mutates: see docs/MUTATION.md).
     fn within_bounds(lease: Duration, ttl: Duration) -> Result<()> {
-        if lease.as_millis() == 0 || ttl < lease || ttl > Duration::from_secs(30 * 86_400) {
+        if lease.as_millis() == 0 || ttl < lease || ttl > Self::MAX_TTL {
             return Err(Error::InvalidConfig(
                 "replay policy: need 1 ms <= lease <= ttl <= 30 days",
             ));
@@ -227,13 +254,18 @@ impl Default for ReplayPolicy {
 /// the lease expires or the claim is released.
 pub trait ReplayStore: Send + Sync {
     /// Claim `key`.
+    ///
+    /// For a verified delivery prefer [`ReplayStore::claim_verified`]: with
+    /// `claim`, the caller must make sure `policy`'s TTL outlasts the
+    /// delivery's tolerance window (see the [module docs](self)).
     fn claim(
         &self,
         key: &ReplayKey<'_>,
         policy: &ReplayPolicy,
     ) -> impl Future<Output = Result<Claim>> + Send;
 
-    /// Mark a claim done (kept for the TTL). Call it once the handler has
+    /// Mark a claim done (kept for the TTL of `policy`: pass the policy
+    /// [`ReplayStore::claim_verified`] returned). Call it once the handler has
     /// run, even after the lease ran out: a lapsed claim that no one took
     /// over is still recorded (the key holds this token, or nothing), so the
     /// event is not processed again. Returns `false` when another claim
@@ -253,6 +285,71 @@ pub trait ReplayStore: Send + Sync {
         key: &ReplayKey<'_>,
         token: &ClaimToken,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Claim `key` for a delivery `webhook` verified, with the policy the
+    /// delivery needs: `base`, its TTL raised by
+    /// [`Webhook::replay_policy`] to outlast the delivery's tolerance window.
+    /// Returns the claim and that policy; pass the policy to
+    /// [`ReplayStore::complete`], or the done marker may expire while the
+    /// same captured request still verifies.
+    ///
+    /// Fails with [`Error::ReplayWindowTooLong`] (before touching the store)
+    /// when no TTL can cover the window: refuse the delivery.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use hisn_webhook_verify::replay::{Claim, MemoryReplayStore, ReplayKey, ReplayPolicy, ReplayStore};
+    /// use hisn_webhook_verify::{ManualClock, Scheme, SignInput, Tolerance, Webhook};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), hisn_webhook_verify::Error> {
+    /// let clock = Arc::new(ManualClock::new(1_700_000_000));
+    /// let webhook = Webhook::builder(Scheme::Stripe)
+    ///     .secret("whsec_example")?
+    ///     .tolerance(Tolerance::new(300, 300)?)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let store = MemoryReplayStore::with_clock(1024, clock.clone())?;
+    /// let body = br#"{"id":"evt_1"}"#;
+    /// let headers = webhook.sign(&SignInput::new(body))?;
+    ///
+    /// let verified = webhook.verify(&headers, body)?;
+    /// let id = verified.replay_id(body);
+    /// let key = ReplayKey::new("tenant-42", "stripe:acct_1", &id)?;
+    /// // A base TTL of one minute is far too short for a 300 s tolerance...
+    /// let base = ReplayPolicy::new(Duration::from_secs(30), Duration::from_secs(60))?;
+    /// let (claim, policy) = store.claim_verified(&key, &webhook, &verified, base).await?;
+    /// // ... so it was raised to the 301 s left in the window (the whole
+    /// // second `now + 300` is still accepted), plus the 1 s margin.
+    /// assert_eq!(policy.ttl(), Duration::from_secs(302));
+    /// let Claim::New(token) = claim else { unreachable!() };
+    /// // (run the handler)
+    /// assert!(store.complete(&key, &token, &policy).await?);
+    ///
+    /// // The same request, replayed in the window's last second: still a replay.
+    /// clock.advance(300);
+    /// let again = webhook.verify(&headers, body)?;
+    /// let (claim, _) = store.claim_verified(&key, &webhook, &again, base).await?;
+    /// assert_eq!(claim, Claim::Done);
+    /// # Ok(())
+    /// # }
+    /// ```
+    fn claim_verified(
+        &self,
+        key: &ReplayKey<'_>,
+        webhook: &Webhook,
+        verified: &Verified,
+        base: ReplayPolicy,
+    ) -> impl Future<Output = Result<(Claim, ReplayPolicy)>> + Send {
+        // Derived before the future, so the future holds no `&Webhook`.
+        let policy = webhook.replay_policy(verified, base);
+        async move {
+            let policy = policy?;
+            let claim = self.claim(key, &policy).await?;
+            Ok((claim, policy))
+        }
+    }
 }
 
 #[cfg(any(feature = "redis", feature = "postgres"))]

@@ -50,6 +50,14 @@ impl Tolerance {
         })
     }
 
+    /// The last Unix second at which a delivery signed at `ts` passes
+    /// [`Tolerance::check`] (`now <= ts + past`; whole seconds, so every
+    /// millisecond of that second passes too). Saturates: a timestamp near
+    /// `u64::MAX` stays acceptable "forever", which callers refuse.
+    pub(crate) fn accepted_until(&self, ts: u64) -> u64 {
+        ts.saturating_add(self.past)
+    }
+
     pub(crate) fn check(&self, ts: u64, now: u64) -> Result<()> {
         if ts < now.saturating_sub(self.past) {
             return Err(Error::Stale);

@@ -6,6 +6,7 @@
 mod generic;
 mod limits;
 pub(crate) mod parsed;
+mod replay_window;
 mod simple;
 mod standard;
 mod stripe_paddle;
@@ -134,6 +135,10 @@ pub struct Webhook {
 pub struct Verified {
     key_index: usize,
     timestamp: Option<u64>,
+    /// The last Unix second at which this delivery still verifies (the
+    /// timestamp plus the past tolerance of the webhook that verified it),
+    /// for schemes with a timestamp.
+    accepted_until: Option<u64>,
     event_id: Option<EventId>,
     /// Twilio: SHA-256 of the signed string (URL without default port, then
     /// the sorted decoded parameters).
@@ -179,6 +184,15 @@ impl Verified {
     /// The signed timestamp, for schemes that have one.
     pub fn timestamp(&self) -> Option<u64> {
         self.timestamp
+    }
+
+    /// The last Unix second at which this same delivery still verifies
+    /// (its timestamp plus the past tolerance of the webhook that verified
+    /// it), for schemes with a timestamp; `None` otherwise. A replay store
+    /// must remember the delivery at least until then: see
+    /// [`Webhook::replay_policy`].
+    pub fn accepted_until(&self) -> Option<u64> {
+        self.accepted_until
     }
 
     /// The message id covered by the signature (Standard Webhooks, generic
@@ -350,6 +364,7 @@ impl Webhook {
                 return Ok(Verified {
                     key_index: index,
                     timestamp: parsed.timestamp,
+                    accepted_until: parsed.timestamp.map(|ts| self.tolerance.accepted_until(ts)),
                     event_id: event_id.and_then(EventId::new),
                     replay_digest: parsed.replay_digest,
                 });
@@ -488,7 +503,7 @@ mod tests {
         assert_eq!(
             format!("{v:?}"),
             "Verified { key_index: 1, timestamp: Some(1614265330), \
-             event_id: Some(\"msg_p5jXN8AQM9LWM0D4loKWxJek\"), replay_digest: None }"
+             accepted_until: Some(1614265630), event_id: Some(\"msg_p5jXN8AQM9LWM0D4loKWxJek\"), replay_digest: None }"
         );
         let signed_by_other = both
             .sign(&SignInput::new(SW_BODY).id("msg_1").timestamp(1_614_265_330))
