@@ -12,7 +12,8 @@
 //!    old keys back.
 //! 2. **First insert wins.** If another caller cached the tenant's keyring while
 //!    this one was loading, the cached one is used: every caller of one tenant
-//!    shares one keyring and so one usage counter per key.
+//!    shares one keyring and so the uses it reserved (no second reservation
+//!    per loader).
 //! 3. **Retire, then give back.** A keyring leaving the cache is retired (its
 //!    keys refuse further uses in the same atomic step that reads how many
 //!    reserved uses they still held) and the vault gives those unspent uses

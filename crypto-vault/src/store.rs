@@ -119,7 +119,7 @@ pub trait KeyStore: Send + Sync {
         }
     }
     /// Give back `n` reserved uses that were never spent (a keyring leaving
-    /// the cache, [`crate::Vault::persist_usage`]): atomically lower the
+    /// the cache, [`crate::Vault::release_unspent`]): atomically lower the
     /// stored usage by `n` (not below 0). Only ever called with uses the
     /// caller reserved and can no longer spend. The default keeps them
     /// counted (fail safe: they are lost, not reused).

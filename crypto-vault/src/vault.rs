@@ -259,8 +259,8 @@ impl<S: KeyStore> Vault<S> {
     }
 
     /// Check a cached keyring against the store: `true` if the stored keys
-    /// are the cached ones. Otherwise the cached keyring is retired (its counts
-    /// written) and `false` tells the caller to load again; a shredded tenant
+    /// are the cached ones. Otherwise the cached keyring is retired (its unspent
+    /// uses given back) and `false` tells the caller to load again; a shredded tenant
     /// is remembered and answers [`Error::TenantShredded`]; a store that cannot
     /// be read retires it too and answers its error (fail closed: keys another
     /// process may have shredded are not used past the interval).
@@ -293,7 +293,7 @@ impl<S: KeyStore> Vault<S> {
     }
 
     /// The tenant's keys are gone from the store: retire the cached keyring
-    /// (nothing to persist) and remember the shred, in one critical section,
+    /// (nothing to give back) and remember the shred, in one critical section,
     /// so loads in flight (generation bump) and their waiters find the
     /// tombstone.
     fn forget_shredded(&self, tenant: &str) {
@@ -558,7 +558,7 @@ impl<S: KeyStore> Vault<S> {
     /// [`Error::Store`].
     pub async fn shred_tenant(&self, tenant: &str) -> Result<()> {
         self.store.shred(tenant).await?;
-        // The keys are gone: nothing to persist. Loads in flight that read
+        // The keys are gone: nothing to give back. Loads in flight that read
         // them before the shred cannot insert (generation bump); their waiters
         // are released and, in the same critical section, find the tombstone.
         self.forget_shredded(tenant);
