@@ -589,3 +589,65 @@ impl KeyStore for DirKeyStore {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reservation ends at `min(u + n, cap)`; at or past the cap it
+    /// reserves nothing (and never moves a count past the cap or back).
+    #[test]
+    fn reserved_end_is_bounded_by_the_cap() {
+        assert_eq!(reserved_end(0, 4, 10), 4);
+        assert_eq!(reserved_end(8, 4, 10), 10);
+        assert_eq!(reserved_end(10, 4, 10), 10);
+        assert_eq!(reserved_end(12, 4, 10), 12);
+        assert_eq!(reserved_end(u64::MAX - 1, u64::MAX, u64::MAX), u64::MAX);
+    }
+
+    /// The memory store reserves disjoint ranges up to the cap, then empty
+    /// ones; a give-back lowers the count (not below 0); unknown keys are
+    /// `UnknownKey`.
+    #[tokio::test]
+    async fn memory_store_reserves_disjoint_ranges_and_takes_uses_back() {
+        let s = MemoryKeyStore::new();
+        let key = WrappedKey {
+            tenant: "t".into(),
+            purpose: KeyPurpose::Data,
+            key_id: KeyId(1),
+            primary: true,
+            master_fingerprint: [0; 8],
+            wrapped: vec![0; 61],
+            usage: 3,
+        };
+        assert!(s.insert(&key).await.unwrap());
+        let d = KeyPurpose::Data;
+        assert_eq!(
+            s.reserve_usage("t", d, KeyId(1), 4, 10).await.unwrap(),
+            3..7
+        );
+        assert_eq!(
+            s.reserve_usage("t", d, KeyId(1), 4, 10).await.unwrap(),
+            7..10
+        );
+        assert_eq!(
+            s.reserve_usage("t", d, KeyId(1), 4, 10).await.unwrap(),
+            10..10
+        );
+        s.release_usage("t", d, KeyId(1), 2).await.unwrap();
+        assert_eq!(
+            s.reserve_usage("t", d, KeyId(1), 1, 10).await.unwrap(),
+            8..9
+        );
+        s.release_usage("t", d, KeyId(1), 100).await.unwrap();
+        assert_eq!(s.load("t").await.unwrap()[0].usage, 0);
+        assert!(matches!(
+            s.reserve_usage("t", d, KeyId(2), 1, 10).await,
+            Err(Error::UnknownKey)
+        ));
+        assert!(matches!(
+            s.release_usage("u", d, KeyId(1), 1).await,
+            Err(Error::UnknownKey)
+        ));
+    }
+}

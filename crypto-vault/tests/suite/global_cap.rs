@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use hisn_crypto_vault::{
-    Error, FieldContext, KeyId, KeyPurpose, KeyStore, ManualClock, MasterKey, MemoryKeyStore, Vault,
+    Error, FieldContext, KeyId, KeyPurpose, KeyStore, ManualClock, MasterKey, MemoryKeyStore,
+    Vault, WrappedKey,
 };
 use proptest::prelude::*;
 
@@ -264,6 +265,80 @@ async fn global_usage_cap_rotation_keeps_every_keys_count_exact() {
     // Key 1: a's 1 and b's 3; key 2: b's 1.
     assert_eq!(stored(&*store.inner, KeyId(1)).await, 4);
     assert_eq!(stored(&*store.inner, KeyId(2)).await, 1);
+}
+
+/// A key store written before reservations existed: only the required
+/// methods, so the trait's defaults reserve (load, then `record_usage`) and
+/// keep unspent uses counted instead of taking them back.
+struct Legacy(MemoryKeyStore);
+
+impl KeyStore for Legacy {
+    async fn load(&self, tenant: &str) -> hisn_crypto_vault::Result<Vec<WrappedKey>> {
+        self.0.load(tenant).await
+    }
+    async fn insert(&self, key: &WrappedKey) -> hisn_crypto_vault::Result<bool> {
+        self.0.insert(key).await
+    }
+    async fn set_primary(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+    ) -> hisn_crypto_vault::Result<()> {
+        self.0.set_primary(tenant, purpose, key_id).await
+    }
+    async fn rewrap(&self, key: &WrappedKey) -> hisn_crypto_vault::Result<()> {
+        self.0.rewrap(key).await
+    }
+    async fn record_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        usage: u64,
+    ) -> hisn_crypto_vault::Result<()> {
+        self.0.record_usage(tenant, purpose, key_id, usage).await
+    }
+    async fn delete(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+    ) -> hisn_crypto_vault::Result<()> {
+        self.0.delete(tenant, purpose, key_id).await
+    }
+    async fn shred(&self, tenant: &str) -> hisn_crypto_vault::Result<()> {
+        self.0.shred(tenant).await
+    }
+    async fn tenants(&self) -> hisn_crypto_vault::Result<Vec<String>> {
+        self.0.tenants().await
+    }
+}
+
+/// The trait's default reservation (for stores that do not override it) is
+/// exact within one process: the cap is spent once; the default give-back
+/// keeps unspent uses counted (lost, never reused).
+#[tokio::test]
+async fn global_usage_cap_default_reservation_of_an_old_store_is_exact_in_one_process() {
+    const CAP: u64 = 10;
+    let v = Arc::new(
+        Vault::new(
+            Legacy(MemoryKeyStore::new()),
+            MasterKey::generate().unwrap(),
+        )
+        .with_usage_cap(CAP)
+        .unwrap()
+        .with_usage_reservation_block(4)
+        .unwrap(),
+    );
+    v.provision_tenant("t").await.unwrap();
+    v.encrypt(&ctx("0"), b"x").await.unwrap();
+    assert_eq!(stored(v.store(), KeyId(1)).await, 4);
+    v.evict("t").await;
+    assert_eq!(stored(v.store(), KeyId(1)).await, 4, "kept counted");
+    let total = encrypt_until_refused(std::slice::from_ref(&v), 3, 4 * CAP).await;
+    assert_eq!(total, CAP - 4);
+    assert_eq!(stored(v.store(), KeyId(1)).await, CAP);
 }
 
 #[derive(Debug, Clone)]
