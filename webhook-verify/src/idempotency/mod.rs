@@ -22,8 +22,13 @@
 //! Every other request (other methods; no key when the key is optional)
 //! passes through untouched: its body is neither buffered nor bounded.
 //!
-//! A `5xx` from the inner service (or an inner error) is not stored: the key is
-//! released so the client can retry. Request bodies of keyed requests are
+//! A `5xx` or a `429` from the inner service (or an inner error) is not
+//! stored: the key is released so the client can retry (a stored `429` would
+//! answer every retry with it until the record expires). A handler whose
+//! response must not be stored for another reason (a transient failure it
+//! answers with a `4xx`, before any side effect) inserts [`NotStored`] into
+//! the response's extensions. Never mark a response whose side effect
+//! happened: the retry runs it again. Request bodies of keyed requests are
 //! buffered up to `max_body` bytes (default 1 MiB; larger requests get `413`).
 //! A successful response larger than `max_body` is sent in full, and its
 //! completion recorded without the body: a replay answers the stored status
@@ -56,6 +61,22 @@ pub use store::{Begin, IdempotencyStore, StoredResponse};
 
 /// Longest key accepted, in characters (the draft's recommendation).
 pub const MAX_KEY_LEN: usize = 255;
+
+/// A response extension: the layer passes the response on but does not store
+/// it, and releases the key so the client's retry runs the handler again (as
+/// for a `5xx`). For a response that did nothing, for example a transient
+/// refusal the client should retry; never for one whose side effect
+/// happened.
+///
+/// ```
+/// use hisn_webhook_verify::idempotency::NotStored;
+/// let mut resp = http::Response::new(());
+/// *resp.status_mut() = http::StatusCode::CONFLICT; // a lock held elsewhere: retry
+/// resp.extensions_mut().insert(NotStored);
+/// assert!(resp.extensions().get::<NotStored>().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NotStored;
 
 /// Parse an `Idempotency-Key` value: an sf-string (`"..."`, with `\"` and `\\`
 /// escapes, printable ASCII) or a bare token; 1..=255 characters after

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 
 use super::body::{IdempotencyBody, RequestBody};
 use super::layer::Config;
-use super::parse_key;
 use super::store::{Begin, IdempotencyStore, StoredResponse};
+use super::{NotStored, parse_key};
 use crate::replay::ClaimToken;
 
 /// Header a replay of a body-omitted record carries (an sf-boolean, `?1`).
@@ -101,6 +101,16 @@ const BODY_HEADERS: [http::HeaderName; 4] = [
     http::header::CONTENT_ENCODING,
     http::header::TRANSFER_ENCODING,
 ];
+
+/// Whether a response is recorded for the key. Not a `5xx` (the server
+/// failed: the client retries), not a `429` (refused before any work,
+/// `Retry-After` applies: a stored `429` would answer every retry with it
+/// for the whole expiry), and not one the handler marked [`NotStored`].
+fn storable(parts: &http::response::Parts) -> bool {
+    !(parts.status.is_server_error()
+        || parts.status == StatusCode::TOO_MANY_REQUESTS
+        || parts.extensions.get::<NotStored>().is_some())
+}
 
 fn stored_headers(
     headers: &http::HeaderMap,
@@ -333,7 +343,7 @@ where
                 let resp = inner.call(req).await?;
                 let (rparts, rbody) = resp.into_parts();
                 let mut rbody = Box::pin(rbody);
-                if rparts.status.is_server_error() {
+                if !storable(&rparts) {
                     // Not stored: pass it on unread; the key is released below.
                     return Ok::<_, S::Error>((rparts, None, rbody));
                 }

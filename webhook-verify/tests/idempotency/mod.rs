@@ -27,6 +27,7 @@ type Svc<St = MemoryIdempotencyStore> =
     hisn_webhook_verify::idempotency::IdempotencyService<Inner, St>;
 
 mod lapsed;
+mod not_stored;
 #[cfg(feature = "redis")]
 mod prefix;
 mod response_edges;
