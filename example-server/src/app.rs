@@ -105,7 +105,8 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         Some(pool) => Audit::open_pg(pool.clone(), &checkpoint_log, audit_key()?, every),
         None => Audit::open(&dir.join("audit"), &checkpoint_log, audit_key()?, every)
             .map_err(|e| storage("audit store")(&e))?,
-    };
+    }
+    .full_verify_every(Duration::from_secs(config.audit_full_verify_secs));
     let hook = Arc::new(EscapeHatchAudit::new(audit.clone()));
     let admin = match opened.admin {
         AdminPool::Sqlite(pool) => db::Admin::Sqlite(PlatformAdmin::from_admin_pool(
@@ -210,6 +211,10 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
     .await
     .map_err(|e| StartError::Config(e.to_string()))?;
     let policy = crate::mfa::policy(&config);
+    let hash_gate = crate::hashing::HashGate::new(
+        config.password_hash_concurrency,
+        Duration::from_millis(config.password_hash_wait_ms),
+    );
     let inner = Inner {
         token_ttl: Duration::from_secs(config.token_ttl_secs),
         config,
@@ -221,6 +226,7 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         policy,
         vault,
         hasher: Arc::new(crate::state::hasher()),
+        hash_gate,
         api_keys,
         url_signer: UrlSigner::new(k.url),
         audit,
@@ -237,7 +243,21 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
         mfa,
     };
     let state = AppState(Arc::new(inner));
-    let router = routes::router(&state)
+    let router = layered(&state, routes::router(&state));
+    Ok(App {
+        state,
+        router,
+        keys_generated,
+    })
+}
+
+/// `routes` with every middleware of the server (body limit, the
+/// [`middleware::edge`] envelope with panic catching, rate limits, identity)
+/// and `state`. [`build`] serves [`routes::router`] through it; tests use it
+/// to put a route of their own (one that panics) behind the same layers.
+#[doc(hidden)]
+pub fn layered(state: &AppState, routes: Router<AppState>) -> Router {
+    routes
         .fallback(|| async { crate::error::ApiError::NotFound })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
@@ -250,12 +270,7 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
             },
             middleware::edge,
         ))
-        .with_state(state.clone());
-    Ok(App {
-        state,
-        router,
-        keys_generated,
-    })
+        .with_state(state.clone())
 }
 
 /// The escape hatch's pool, before the audit hook is attached.

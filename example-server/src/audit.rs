@@ -20,6 +20,7 @@
 //! transaction: the same rule, not one transaction for both (see [`pg`]).
 
 pub mod pg;
+pub mod verified;
 
 use std::net::IpAddr;
 use std::num::NonZeroU64;
@@ -29,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use hisn_audit_log::{
     AuditRead, AutoCheckpoint, Bounds, CheckpointPolicy, Event, EventBuilder, FileSink, FileStore,
-    FileStoreOptions, SigningKey, StoredRecord, SubjectReport, SystemClock,
-    TenantId as AuditTenant, TrustedKeys, Verdict, decode_record,
+    FileStoreOptions, SignedCheckpoint, SigningKey, StoredRecord, SubjectReport, SystemClock,
+    TenantId as AuditTenant, TrustedKeys, Verdict, VerifyReport, decode_record,
 };
 use serde_json::{Value, json};
 
@@ -46,6 +47,7 @@ pub struct Audit {
     store: Store,
     trusted: TrustedKeys,
     clock: SystemClock,
+    verified: verified::VerifiedChains,
 }
 
 /// The store of the configured mode.
@@ -158,6 +160,7 @@ impl Audit {
             store: Store::File(Arc::new(store)),
             trusted,
             clock: SystemClock,
+            verified: default_verified(),
         })
     }
 
@@ -182,6 +185,41 @@ impl Audit {
             ))),
             trusted,
             clock: SystemClock,
+            verified: default_verified(),
+        }
+    }
+
+    /// Verify each tenant's whole chain at most every `every` for
+    /// [`chain_status`](Self::chain_status) (default
+    /// [`verified::DEFAULT_FULL_EVERY_SECS`]); in between only new records.
+    #[must_use]
+    pub fn full_verify_every(mut self, every: Duration) -> Self {
+        self.verified = verified::VerifiedChains::new(every);
+        self
+    }
+
+    /// The per-tenant verified state of [`chain_status`](Self::chain_status).
+    pub fn verified(&self) -> &verified::VerifiedChains {
+        &self.verified
+    }
+
+    /// The verdict of `tenant`'s chain for the audit route, bounded per call
+    /// (see [`verified`]).
+    pub async fn chain_status(
+        &self,
+        tenant: hisn_tenant_guard::TenantId,
+    ) -> Result<verified::ChainStatus, ApiError> {
+        let t = audit_tenant(tenant)?;
+        self.verified.status(self, &t).await
+    }
+
+    async fn verify_report(&self, t: AuditTenant) -> Result<VerifyReport, ApiError> {
+        match &self.store {
+            Store::File(store) => {
+                let trusted = self.trusted.clone();
+                blocking(store, move |s| Ok(s.verify(&t, Some(&trusted), &[])?)).await
+            }
+            Store::Pg(pg) => pg.verify(&t, &self.trusted).await,
         }
     }
 
@@ -265,14 +303,7 @@ impl Audit {
         &self,
         tenant: hisn_tenant_guard::TenantId,
     ) -> Result<(Verdict, u64), ApiError> {
-        let t = audit_tenant(tenant)?;
-        let report = match &self.store {
-            Store::File(store) => {
-                let trusted = self.trusted.clone();
-                blocking(store, move |s| Ok(s.verify(&t, Some(&trusted), &[])?)).await?
-            }
-            Store::Pg(pg) => pg.verify(&t, &self.trusted).await?,
-        };
+        let report = self.verify_report(audit_tenant(tenant)?).await?;
         Ok((report.verdict, report.size))
     }
 
@@ -311,6 +342,59 @@ impl Audit {
             }
         };
         Ok(report_json(&report))
+    }
+}
+
+fn default_verified() -> verified::VerifiedChains {
+    verified::VerifiedChains::new(Duration::from_secs(verified::DEFAULT_FULL_EVERY_SECS))
+}
+
+impl verified::ChainSource for Audit {
+    async fn bounds(&self, t: &AuditTenant) -> Result<Option<Bounds>, ApiError> {
+        Audit::bounds(self, t).await
+    }
+
+    async fn read(
+        &self,
+        t: &AuditTenant,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<hisn_audit_log::Result<StoredRecord>>, ApiError> {
+        match &self.store {
+            Store::File(store) => {
+                let t = t.clone();
+                blocking(store, move |s| Ok(s.read_range(&t, from, to)?)).await
+            }
+            Store::Pg(pg) => Ok(pg
+                .store()
+                .read_range(t, from, to)
+                .await?
+                .into_iter()
+                .map(Ok)
+                .collect()),
+        }
+    }
+
+    async fn checkpoints(
+        &self,
+        t: &AuditTenant,
+    ) -> Result<(Vec<SignedCheckpoint>, Vec<SignedCheckpoint>), ApiError> {
+        match &self.store {
+            Store::File(store) => {
+                let t = t.clone();
+                let cps = blocking(store, move |s| Ok(s.checkpoints(&t)?)).await?;
+                Ok((cps, Vec::new()))
+            }
+            Store::Pg(pg) => Ok((pg.store().checkpoints(t).await?, pg.anchors(t).await?)),
+        }
+    }
+
+    async fn verify_all(&self, t: &AuditTenant) -> Result<VerifyReport, ApiError> {
+        self.verify_report(t.clone()).await
+    }
+
+    fn keys(&self) -> &TrustedKeys {
+        &self.trusted
     }
 }
 

@@ -120,6 +120,15 @@ pub struct Config {
     /// Clock-skew allowance, in seconds, for support grants dated slightly ahead (never extends a grant).
     #[arg(long, env = "HISN_GRANT_LEEWAY_SECS", default_value_t = 5)]
     pub grant_leeway_secs: u64,
+    /// Password hashes (argon2id, 19 MiB each) allowed to run at once; `0`: twice the available parallelism.
+    #[arg(long, env = "HISN_PASSWORD_HASH_CONCURRENCY", default_value_t = 0)]
+    pub password_hash_concurrency: usize,
+    /// Longest wait, in milliseconds, for a password-hashing slot before answering 503 with Retry-After.
+    #[arg(long, env = "HISN_PASSWORD_HASH_WAIT_MS", default_value_t = 1000)]
+    pub password_hash_wait_ms: u64,
+    /// Seconds between whole-chain verifications of a tenant's audit chain for `GET /t/{tenant}/audit` (in between, each call verifies only the records appended since).
+    #[arg(long, env = "HISN_AUDIT_FULL_VERIFY_SECS", default_value_t = 900)]
+    pub audit_full_verify_secs: u64,
     /// Log filter (`tracing` env-filter syntax).
     #[arg(long, env = "HISN_LOG", default_value = "info")]
     pub log: String,

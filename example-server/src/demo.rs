@@ -134,7 +134,26 @@ pub async fn run(app: &App) -> Result<(), String> {
         "# Enrol TOTP (the secret and otpauth:// URI are shown once), then POST /t/{a}/mfa/totp/confirm {{\"code\":\"...\"}}"
     );
     println!("curl -s -X POST {base}/t/{a}/mfa/totp -H \"authorization: Bearer $TOKEN\"\n");
-    println!("# Security decisions for operators");
-    println!("curl -s {base}/metrics");
+    println!("# Security decisions, for the operator only: without the console token, 401");
+    println!("curl -i {base}/metrics\n");
+    println!(
+        "# With the operator token (generated into {keys} for local use)",
+        keys = app
+            .state
+            .config
+            .data_dir
+            .join(crate::keys::KEY_FILE)
+            .display()
+    );
+    println!(
+        "OPERATOR=$(sed -n 's/.*\"operator_token\": *\"\\([^\"]*\\)\".*/\\1/p' {keys})",
+        keys = app
+            .state
+            .config
+            .data_dir
+            .join(crate::keys::KEY_FILE)
+            .display()
+    );
+    println!("curl -s {base}/metrics -H \"authorization: Bearer $OPERATOR\"");
     Ok(())
 }

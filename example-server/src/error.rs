@@ -5,6 +5,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// `Retry-After` (seconds) of [`ApiError::Overloaded`].
+pub const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
+
 /// An error answered to a remote caller. Its body is `{"error": "<code>"}`
 /// with a code from a fixed list, so it reveals no internals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +40,10 @@ pub enum ApiError {
     TooManyRequests,
     /// 503: a dependency is unavailable (circuit open).
     Unavailable,
+    /// 503 with `Retry-After` ([`OVERLOADED_RETRY_AFTER_SECS`]): a bounded
+    /// resource (password hashing, [`crate::hashing`]) stayed full for its
+    /// whole wait. The body is the same as [`ApiError::Unavailable`]'s.
+    Overloaded,
     /// 500: anything else (logged, never described).
     Internal,
 }
@@ -55,7 +62,7 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -71,7 +78,7 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::TooManyRequests => "rate_limited",
-            Self::Unavailable => "unavailable",
+            Self::Unavailable | Self::Overloaded => "unavailable",
             Self::Internal => "internal",
         }
     }
@@ -123,6 +130,12 @@ impl IntoResponse for ApiError {
             Json(serde_json::json!({ "error": self.code() })),
         )
             .into_response();
+        if self == Self::Overloaded {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(OVERLOADED_RETRY_AFTER_SECS),
+            );
+        }
         if self == Self::Unauthorized {
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

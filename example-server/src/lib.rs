@@ -9,6 +9,7 @@ pub mod danger;
 pub mod db;
 pub mod demo;
 pub mod error;
+pub mod hashing;
 pub mod keys;
 pub mod keystore;
 pub mod logging;

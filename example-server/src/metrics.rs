@@ -23,6 +23,8 @@ pub struct Metrics {
     webhook_rejected: AtomicU64,
     escape_hatch: AtomicU64,
     grant_uses: AtomicU64,
+    hash_busy: AtomicU64,
+    panics: AtomicU64,
     audit_buckets: [AtomicU64; BUCKETS.len()],
     audit_count: AtomicU64,
     audit_sum_micros: AtomicU64,
@@ -70,6 +72,26 @@ impl Metrics {
     /// One use of a break-glass support grant.
     pub fn grant_use(&self) {
         self.grant_uses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request refused because password hashing stayed at capacity.
+    pub fn hash_busy(&self) {
+        self.hash_busy.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests refused so far because password hashing was at capacity.
+    pub fn hash_busy_count(&self) -> u64 {
+        self.hash_busy.load(Ordering::Relaxed)
+    }
+
+    /// A request whose handler panicked (answered `500`).
+    pub fn panic(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Handler panics so far.
+    pub fn panics(&self) -> u64 {
+        self.panics.load(Ordering::Relaxed)
     }
 
     /// One audit append and how long it took to be durable.
@@ -166,6 +188,26 @@ impl Metrics {
             s,
             "hisn_grant_uses_total {}",
             self.grant_uses.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP hisn_password_hash_busy_total Requests answered 503 because password hashing was at capacity."
+        );
+        let _ = writeln!(s, "# TYPE hisn_password_hash_busy_total counter");
+        let _ = writeln!(
+            s,
+            "hisn_password_hash_busy_total {}",
+            self.hash_busy.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            s,
+            "# HELP hisn_handler_panics_total Requests whose handler panicked (answered 500)."
+        );
+        let _ = writeln!(s, "# TYPE hisn_handler_panics_total counter");
+        let _ = writeln!(
+            s,
+            "hisn_handler_panics_total {}",
+            self.panics.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             s,

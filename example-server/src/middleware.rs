@@ -4,7 +4,9 @@
 //!
 //! 1. the envelope: a request id, security headers on every response, JSON
 //!    bodies for bare error statuses, one redacted access-log line naming
-//!    the route template, never the path the client sent.
+//!    the route template, never the path the client sent; a handler that
+//!    panics is caught here and answered with the generic `500` body (the
+//!    connection and the next requests are served as usual).
 //! 2. [`identify_and_limit`]: the client IP (`X-Forwarded-For` believed only from
 //!    trusted proxies), the bearer token (a session token or a support grant)
 //!    verified once for the rate limiter's session and tenant keys, then the API tiers (IP, session, tenant) with
@@ -19,6 +21,7 @@
 //! opens it (revocation, audit).
 
 use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,6 +30,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt as _;
 use hisn_rate_limit::Limiter;
 use hisn_rate_limit::Outcome;
 use hisn_rate_limit::http::{RateLimitIdentity, write_ratelimit_headers, write_retry_after};
@@ -118,7 +122,29 @@ pub async fn edge(State(edge): State<Edge>, mut req: Request<Body>, next: Next) 
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|m| Arc::<str>::from(m.as_str()));
-    let mut resp = identify_and_limit(&edge, req, next).await;
+    // A panicking handler must not drop the connection with no answer: it
+    // is caught here, per request, and answered like any internal error
+    // (the generic 500 body). The payload is dropped unread: its text may
+    // hold request data; the process panic hook ([`crate::logging`]) has
+    // already logged the location, redacted. Unwind safety: the request's
+    // own state dies with it; shared state behind the handler (the limiter,
+    // the stores) is guarded by poison-tolerant locks or async mutexes.
+    let mut resp = match AssertUnwindSafe(identify_and_limit(&edge, req, next))
+        .catch_unwind()
+        .await
+    {
+        Ok(resp) => resp,
+        Err(payload) => {
+            drop(payload);
+            metrics::global().panic();
+            tracing::error!(
+                target: "hisn::example_server::panic",
+                request_id = %id, %method, route = route.as_deref().unwrap_or("-"),
+                "request handler panicked: answered 500"
+            );
+            ApiError::Internal.into_response()
+        }
+    };
     let status = resp.status();
     if status == StatusCode::UNAUTHORIZED {
         metrics::global().deny("auth");

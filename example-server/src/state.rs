@@ -68,6 +68,8 @@ pub struct Inner {
     pub vault: crate::keystore::TenantVault,
     /// argon2id password hashing.
     pub hasher: Arc<PasswordHasher>,
+    /// The bound on concurrent password hashing ([`crate::hashing`]).
+    pub hash_gate: crate::hashing::HashGate,
     /// API keys for machine clients.
     pub api_keys: ApiKeys,
     /// Attachment download URLs.

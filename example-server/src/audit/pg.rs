@@ -143,6 +143,14 @@ impl PgAudit {
         Ok(self.store.verify(tenant, Some(trusted), &anchors).await?)
     }
 
+    /// This instance's checkpoints of `tenant` (held outside the database).
+    pub(super) async fn anchors(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<SignedCheckpoint>, ApiError> {
+        local_checkpoints(&self.log, tenant).await
+    }
+
     /// Sign a checkpoint of every tenant whose chain grew since its newest
     /// checkpoint (whichever instance appended); returns how many.
     pub(super) async fn checkpoint_all(

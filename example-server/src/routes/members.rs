@@ -73,9 +73,10 @@ pub(super) async fn create(
     let email = credentials(&b.email, &b.password)?;
     let hasher = s.hasher.clone();
     let password = zeroize::Zeroizing::new(b.password);
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
-        .await
-        .map_err(|e| ApiError::internal("hash task", &e))?
+    let hash = s
+        .hash_gate
+        .run(move || hasher.hash(&password))
+        .await?
         .map_err(|e| ApiError::internal("hash", &e))?;
     let id = Uuid::new_v4();
     let mut tx = s.platform.begin().await?;

@@ -442,13 +442,14 @@ pub(super) async fn change_password(
     let current = Zeroizing::new(b.current_password);
     let new = Zeroizing::new(b.new_password);
     let stored = hash.clone();
-    let (ok, new_hash) = tokio::task::spawn_blocking(move || {
-        let ok = hasher.verify(&current, &stored).is_ok_and(|v| v.is_valid());
-        let new_hash = if ok { Some(hasher.hash(&new)) } else { None };
-        (ok, new_hash)
-    })
-    .await
-    .map_err(|e| ApiError::internal("hash task", &e))?;
+    let (ok, new_hash) = s
+        .hash_gate
+        .run(move || {
+            let ok = hasher.verify(&current, &stored).is_ok_and(|v| v.is_valid());
+            let new_hash = if ok { Some(hasher.hash(&new)) } else { None };
+            (ok, new_hash)
+        })
+        .await?;
     let Some(Ok(new_hash)) = new_hash.filter(|_| ok) else {
         s.audit
             .append(

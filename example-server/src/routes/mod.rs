@@ -36,7 +36,7 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Access {
-    /// No credential (health, login, sign-up, metrics).
+    /// No credential (health, login, sign-up, the OpenAPI document).
     Public,
     /// A session token for the `{tenant}` in the path.
     Tenant,
@@ -44,7 +44,7 @@ pub enum Access {
     SignedUrl,
     /// A signed webhook delivery.
     Webhook,
-    /// The operator console token (escape hatch).
+    /// The operator console token (escape hatch, grants, metrics).
     Operator,
 }
 
@@ -117,7 +117,7 @@ fn method_of(m: &str) -> Method {
 pub fn routes() -> Vec<Route> {
     vec![
         r!(get, "/health", Public, public::health),
-        r!(get, "/metrics", Public, public::metrics),
+        r!(get, "/metrics", Operator, public::metrics),
         r!(get, "/openapi.json", Public, openapi::serve),
         r!(post, "/tenants", Public, public::sign_up),
         r!(post, "/auth/login", Public, public::login),

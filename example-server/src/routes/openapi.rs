@@ -44,8 +44,8 @@ fn params(path: &str, access: Access) -> Vec<Value> {
                 out.push(json!({ "name": h, "in": "header", "required": true, "schema": { "type": "string" } }));
             }
         }
-        // Issuing a grant carries its reason in the body.
-        Access::Operator if !path.ends_with("/grants") => {
+        // Issuing a grant carries its reason in the body; metrics need none.
+        Access::Operator if path.starts_with("/operator/") && !path.ends_with("/grants") => {
             out.push(json!({ "name": "x-reason", "in": "header", "required": true, "schema": { "type": "string", "minLength": 8 } }));
         }
         _ => {}
@@ -599,8 +599,12 @@ fn response_schemas() -> Map<String, Value> {
     add(
         "AuditPage",
         answer(
-            &["items", "total", "verdict"],
-            json!({ "items": { "type": "array", "items": { "type": "object" } }, "total": int(), "verdict": string() }),
+            &["items", "total", "verdict", "verification"],
+            json!({ "items": { "type": "array", "items": { "type": "object" } }, "total": int(), "verdict": string(),
+                "verification": answer(
+                    &["verdict", "verified_size", "full_verified_size", "full_verified_age_secs", "full_verify_every_secs"],
+                    json!({ "verdict": string(), "verified_size": int(), "full_verified_size": int(), "full_verified_age_secs": int(), "full_verify_every_secs": int() }),
+                ) }),
         ),
     );
     add(

@@ -1,4 +1,5 @@
-//! Unauthenticated routes: health, metrics, sign-up, login, API-key exchange.
+//! Unauthenticated routes (health, sign-up, login, API-key exchange) and the
+//! operator's metrics.
 
 use axum::Json;
 use axum::extract::State;
@@ -24,13 +25,22 @@ pub(super) async fn health(State(s): State<AppState>) -> Result<Json<serde_json:
     Ok(Json(json!({ "status": "ok", "schema": schema })))
 }
 
-/// `GET /metrics`: Prometheus text of security decisions (no tenant labels).
-pub(super) async fn metrics() -> Response {
-    (
+/// `GET /metrics`: Prometheus text of security decisions (no tenant labels),
+/// for the operator only: denials by layer, 429s by tier and webhook
+/// rejections are feedback to an attacker probing the controls (did that
+/// forged token reach RBAC, did this burst trip the tenant tier). The
+/// scraper sends the operator token (`Authorization: Bearer`, compared in
+/// constant time); anything else gets the bare `401`.
+pub(super) async fn metrics(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    super::operator::check_operator(&s, &headers)?;
+    Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::global().render(),
     )
-        .into_response()
+        .into_response())
 }
 
 /// Shortest accepted password.
@@ -91,9 +101,10 @@ pub(super) async fn sign_up(
     let owner = Uuid::new_v4();
     let hasher = s.hasher.clone();
     let password = zeroize::Zeroizing::new(b.owner_password);
-    let hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
-        .await
-        .map_err(|e| ApiError::internal("hash task", &e))?
+    let hash = s
+        .hash_gate
+        .run(move || hasher.hash(&password))
+        .await?
         .map_err(|e| ApiError::internal("hash", &e))?;
     s.vault
         .provision_tenant(&tenant.to_string())
@@ -168,6 +179,10 @@ pub(super) async fn login(
     if let Some(resp) = login_refusal(&decision) {
         return Ok(resp);
     }
+    // A hashing slot before the account is looked up: a full gate answers
+    // the same 503 for every account, and the attempt above already counted
+    // against the account's and the IP's budgets.
+    let permit = s.hash_gate.acquire().await?;
     let account = match tenant {
         Some(t) => platform::find_account(&s.platform, t, &email).await?,
         None => None,
@@ -175,18 +190,18 @@ pub(super) async fn login(
     let hasher = s.hasher.clone();
     let password = zeroize::Zeroizing::new(b.password);
     let stored = account.as_ref().map(|a| a.password_hash.clone());
-    let (verdict, password) = tokio::task::spawn_blocking(move || {
-        let v = match &stored {
-            Some(h) => hasher.verify(&password, h),
-            // Unknown account: the same work, then the same answer.
-            None => hasher
-                .dummy_verify(&password)
-                .map(|_| Verification::Invalid),
-        };
-        (v, password)
-    })
-    .await
-    .map_err(|e| ApiError::internal("verify task", &e))?;
+    let (verdict, password) = permit
+        .run(move || {
+            let v = match &stored {
+                Some(h) => hasher.verify(&password, h),
+                // Unknown account: the same work, then the same answer.
+                None => hasher
+                    .dummy_verify(&password)
+                    .map(|_| Verification::Invalid),
+            };
+            (v, password)
+        })
+        .await?;
     let verdict = verdict.unwrap_or(Verification::Invalid);
     let known = account.as_ref().map(|a| a.id.to_string());
     let (Some(tenant), Some(account), true) = (tenant, account, verdict.is_valid()) else {
@@ -211,13 +226,21 @@ pub(super) async fn login(
         }
         return Err(ApiError::Unauthorized);
     };
+    let mut rehashed = false;
     if verdict == Verification::ValidNeedsRehash {
+        // Opportunistic: with the gate full the login goes on and the hash
+        // is upgraded at a later login (a correct password must not be
+        // answered 503 after it was checked).
         let hasher = s.hasher.clone();
-        let new_hash = tokio::task::spawn_blocking(move || hasher.hash(&password))
-            .await
-            .map_err(|e| ApiError::internal("hash task", &e))?
-            .map_err(|e| ApiError::internal("hash", &e))?;
-        platform::set_password_hash(&s.platform, tenant, account.id, &new_hash).await?;
+        match s.hash_gate.run(move || hasher.hash(&password)).await {
+            Ok(new_hash) => {
+                let new_hash = new_hash.map_err(|e| ApiError::internal("hash", &e))?;
+                platform::set_password_hash(&s.platform, tenant, account.id, &new_hash).await?;
+                rehashed = true;
+            }
+            Err(ApiError::Overloaded) => {}
+            Err(e) => return Err(e),
+        }
     }
     s.login_guard.record_success(&account_key).await;
     let user = account.id.to_string();
@@ -228,7 +251,7 @@ pub(super) async fn login(
                 .event(tenant, "auth.login")?
                 .entity("user", &user)
                 .subject(&user)
-                .diff(&json!({ "rehashed": verdict == Verification::ValidNeedsRehash })),
+                .diff(&json!({ "rehashed": rehashed })),
         )
         .await?;
     // First sign-in (the MFA grace period starts), enrolment and password state.

@@ -268,7 +268,8 @@ async fn operator_escape_hatch_needs_token_and_reason_and_is_audited_first() {
     assert_eq!(rec["diff"]["reason"], "ticket 99: verify row counts");
     assert_eq!(rec["source_ip"], "203.0.113.7");
     assert_ne!(hisn_example_server::metrics::global().render(), uses);
-    let metrics = srv.call("GET", "/metrics", None, None).await;
+    let metrics = srv.call("GET", "/metrics", Some(&op), None).await;
+    assert_eq!(metrics.status, 200, "{metrics:?}");
     let text = String::from_utf8(metrics.raw).unwrap();
     assert!(text.contains("hisn_escape_hatch_uses_total "));
     assert!(text.contains("hisn_audit_append_seconds_count "));

@@ -236,7 +236,19 @@ fn attacks(
             }
         }
         _ => match (method, path) {
-            ("GET", "/health") | ("GET", "/metrics") | ("GET", "/openapi.json") => push(
+            ("GET", "/metrics") => {
+                push(
+                    "A session reads the operator's metrics".into(),
+                    request(method, path, Some(&a.token), None),
+                    Expect::Status(401),
+                );
+                push(
+                    "A grant reads the operator's metrics".into(),
+                    request(method, path, Some(&w.grant_a), None),
+                    Expect::Status(401),
+                );
+            }
+            ("GET", "/health") | ("GET", "/openapi.json") => push(
                 "public".into(),
                 request(method, path, None, None),
                 Expect::Clean,

@@ -9,6 +9,7 @@
 
 mod audit_coverage;
 mod audit_role;
+mod audit_verify;
 mod bound_credentials;
 mod common;
 mod controls;
@@ -22,5 +23,6 @@ mod multi_instance;
 mod openapi;
 mod postgres;
 mod review3;
+mod review4;
 mod services;
 mod shared_state;
