@@ -68,6 +68,7 @@ fn oracle(secret: &str, guess: &str) -> String {
 
 /// The PostgreSQL form: a text-to-integer cast that fails on `'x'` (not
 /// constant, so not folded at plan time).
+#[cfg(feature = "postgres")]
 fn pg_oracle(secret: &str, guess: &str) -> String {
     format!("CAST(CASE WHEN {secret} = '{guess}' THEN 'x' ELSE '1' END AS INTEGER) = 1")
 }

@@ -11,6 +11,7 @@
 
 use hisn_tenant_guard::guard::{Dialect, GuardError, QueryGuard, TableRegistry};
 
+#[cfg(feature = "postgres")]
 const A_SECRET: &str = "alpha";
 const B_SECRET: &str = "hunter2";
 const NO_MATCH: &str = "nothing";
