@@ -87,13 +87,22 @@ pub(super) async fn payments(
     let provider = s.webhook.scheme().name();
     let key = ReplayKey::new(SCOPE, provider, &replay_id)
         .map_err(|_| ApiError::BadRequest("invalid_event"))?;
-    let policy = ReplayPolicy::DEFAULT;
-    let token = match s
+    // The claim's policy comes from the delivery: the done marker outlives
+    // the time the same signed request still verifies (at least the 72 h
+    // default). A delivery no TTL can cover is refused (fail closed).
+    let (claim, policy) = match s
         .replay
-        .claim(&key, &policy)
+        .claim_verified(&key, &s.webhook, &verified, ReplayPolicy::DEFAULT)
         .await
-        .map_err(|e| ApiError::internal("replay store", &e))?
     {
+        Ok(c) => c,
+        Err(hisn_webhook_verify::Error::ReplayWindowTooLong) => {
+            metrics::global().webhook_rejected();
+            return Err(ApiError::Unauthorized);
+        }
+        Err(e) => return Err(ApiError::internal("replay store", &e)),
+    };
+    let token = match claim {
         Claim::New(t) => t,
         Claim::Done => {
             metrics::global().webhook_replay();
