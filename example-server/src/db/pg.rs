@@ -118,6 +118,27 @@ fn db(what: &'static str) -> impl Fn(sqlx::Error) -> PgStartError {
     move |source| PgStartError::Database { what, source }
 }
 
+/// The tables without row-level security the application role may use,
+/// declared to `rls::verify_with` (anything else reachable without RLS is a
+/// finding): the platform tables the identity provider reads before any
+/// tenant context exists (`tenants`, `accounts`, `api_keys`,
+/// `account_totp`, `support_grants`, `admin_notifications`; every query on
+/// them names the tenant, `src/db/platform.rs`, and their `tenant_id` is
+/// `text`, not a tenant column), crypto-vault's wrapped keys and shred
+/// markers (only wrapped keys: useless without the master key), and the
+/// migrations table. No trigger function is declared: none is installed.
+const GLOBAL_TABLES: &[&str] = &[
+    "tenants",
+    "accounts",
+    "api_keys",
+    "account_totp",
+    "support_grants",
+    "admin_notifications",
+    "hisn_vault_keys",
+    "hisn_vault_shredded",
+    "hisn_example_migrations",
+];
+
 fn guard(what: &'static str) -> impl Fn(hisn_tenant_guard::Error) -> PgStartError {
     move |source| PgStartError::Guard { what, source }
 }
@@ -227,7 +248,10 @@ pub async fn open(
     check_audit_role(&audit_pool).await?;
     check_app_role_has_no_audit_access(&app, &audit_role).await?;
     if layers.rls() {
-        let report = rls::verify(&app, &tables)
+        let options = rls::VerifyOptions::new()
+            .global_tables(GLOBAL_TABLES)
+            .map_err(guard("global tables"))?;
+        let report = rls::verify_with(&app, &tables, &options)
             .await
             .map_err(guard("rls verify"))?;
         if !report.is_clean() {

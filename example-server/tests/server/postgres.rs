@@ -221,6 +221,19 @@ async fn start_up_is_refused_when_rls_verify_has_findings() {
     let err = start(&db, dir.path(), false).await.unwrap_err();
     assert!(err.contains("row-level security check failed"), "{err}");
     sabotage(&db, "ALTER ROLE {app} NOBYPASSRLS").await;
+    start(&db, dir.path(), false).await.unwrap();
+    // 5. A table without RLS the application role can read, not one of the
+    // declared global tables (a copy of tenant rows under any name).
+    sabotage(
+        &db,
+        "CREATE TABLE asset_copies (owner text, body jsonb); GRANT SELECT, INSERT ON asset_copies TO {app}",
+    )
+    .await;
+    let err = start(&db, dir.path(), false).await.unwrap_err();
+    assert!(err.contains("row-level security check failed"), "{err}");
+    assert!(err.contains("asset_copies"), "{err}");
+    sabotage(&db, "DROP TABLE asset_copies").await;
+    start(&db, dir.path(), false).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
