@@ -16,11 +16,14 @@
 //!
 //! Redis and PostgreSQL count TTLs on their own clocks; the tests "age" their
 //! records by the time the webhook's fake clock advances (Redis `PEXPIRE`,
-//! PostgreSQL `expires_at - interval`), which is what waiting would do.
+//! PostgreSQL `expires_at - interval`), which is what waiting would do,
+//! less the real time that passed since the record was written (which those
+//! clocks counted already): store time and webhook time move together, as
+//! in production.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hisn_webhook_verify::replay::{Claim, MemoryReplayStore, ReplayKey, ReplayPolicy, ReplayStore};
 use hisn_webhook_verify::{
@@ -114,7 +117,7 @@ async fn capture<S: ReplayStore>(
     n: usize,
     offset: i64,
     derived: bool,
-) -> (Vec<(String, String)>, Vec<u8>, Owned, Verified) {
+) -> (Vec<(String, String)>, Vec<u8>, Owned, Verified, Instant) {
     let ts = clock.now_unix().checked_add_signed(offset).unwrap();
     let body = format!("{{\"delivery\":{n}}}").into_bytes();
     let headers = wh
@@ -138,7 +141,12 @@ async fn capture<S: ReplayStore>(
         panic!("first delivery must be new: {claim:?}")
     };
     assert!(store.complete(&key.key(), &token, &policy).await.unwrap());
-    (headers, body, key, v)
+    (headers, body, key, v, Instant::now())
+}
+
+/// Real milliseconds since `t`.
+fn real_ms(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap()
 }
 
 /// The scenario, for one store: every scheme × window. `age(key, ms)` makes
@@ -155,16 +163,18 @@ where
             let case = format!("{} / {what}", scheme.name());
             let wh = webhook(&scheme, secret, tolerance, clock.clone());
             n += 1;
-            let (h, body, key, v) = capture(store, &wh, clock, SCOPE, n, offset, true).await;
+            let (h, body, key, v, done_at) =
+                capture(store, &wh, clock, SCOPE, n, offset, true).await;
             // The risky path, for contrast: the base TTL used as is.
-            let (rh, rbody, risky, _) = capture(store, &wh, clock, "risky", n, offset, false).await;
+            let (rh, rbody, risky, _, risky_done_at) =
+                capture(store, &wh, clock, "risky", n, offset, false).await;
             // The last millisecond at which the captured request verifies.
             let until = v.accepted_until().unwrap();
             let last_ms = (until + 1) * 1000 - 1;
             let wait = last_ms - clock.now_unix_millis();
             clock.advance_millis(wait);
-            age(key.clone(), wait).await;
-            age(risky.clone(), wait).await;
+            age(key.clone(), wait.saturating_sub(real_ms(done_at))).await;
+            age(risky.clone(), wait.saturating_sub(real_ms(risky_done_at))).await;
             let again = wh
                 .verify(&h, &body)
                 .unwrap_or_else(|e| panic!("{case}: {e}"));
