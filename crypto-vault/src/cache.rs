@@ -133,7 +133,7 @@ struct FlightState {
 }
 
 impl Flight {
-    fn new(generation: u64) -> Self {
+    pub(crate) fn new(generation: u64) -> Self {
         Self {
             generation,
             state: Mutex::new(FlightState {

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use aes_gcm::{Aes256Gcm, KeyInit};
 
+use crate::cache::Flight;
 use crate::error::{Error, Result};
 use crate::format::{self, Ciphertext, FieldContext, KeyId};
 use crate::secret::{Plaintext, SecretKey};
@@ -38,8 +40,10 @@ pub(crate) struct DataKey {
     /// (a count at the cap seen in a load is confirmed with the store first,
     /// since another process may have given uses back since).
     at_cap: AtomicBool,
-    /// A reservation ahead of need is in flight (at most one per key).
-    refilling: AtomicBool,
+    /// The reservation in flight for this key, if any (at most one: callers
+    /// that need a use meanwhile wait for it instead of reserving a block
+    /// each).
+    refill: parking_lot::Mutex<Option<Arc<Flight>>>,
 }
 
 impl DataKey {
@@ -141,7 +145,7 @@ impl Keyring {
                     unspent: AtomicU64::new(unspent),
                     known: AtomicU64::new(known),
                     at_cap: AtomicBool::new(false),
-                    refilling: AtomicBool::new(false),
+                    refill: parking_lot::Mutex::new(None),
                 },
             );
         }
@@ -299,20 +303,35 @@ impl Keyring {
         Some(if left == 0 { block } else { block.min(left) })
     }
 
-    /// Claim the primary key's one reservation-ahead slot; `false` if one is
-    /// already in flight. Release it with [`Keyring::end_refill`].
-    pub(crate) fn begin_refill(&self) -> bool {
-        self.keys.get(&self.primary).is_some_and(|k| {
-            k.refilling
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        })
+    /// Claim the primary key's one reservation slot: `Ok(flight)` to reserve
+    /// and then release it with [`Keyring::end_refill`] (landing `flight` as
+    /// failed first if the reservation failed), or `Err(flight)`: the
+    /// reservation in flight, to wait for.
+    pub(crate) fn begin_refill(&self) -> Result<Arc<Flight>, Arc<Flight>> {
+        let Some(k) = self.keys.get(&self.primary) else {
+            // Unreachable (the primary is in the ring): a landed flight.
+            let f = Arc::new(Flight::new(0));
+            f.land_retry();
+            return Err(f);
+        };
+        let mut slot = k.refill.lock();
+        if let Some(f) = slot.as_ref() {
+            return Err(Arc::clone(f));
+        }
+        let f = Arc::new(Flight::new(0));
+        *slot = Some(Arc::clone(&f));
+        Ok(f)
     }
 
-    /// Release the slot [`Keyring::begin_refill`] claimed.
+    /// Release the slot [`Keyring::begin_refill`] claimed and wake the
+    /// callers waiting on it (they look again; a flight already landed as
+    /// failed stays failed).
     pub(crate) fn end_refill(&self) {
         if let Some(k) = self.keys.get(&self.primary) {
-            k.refilling.store(false, Ordering::Release);
+            let f = k.refill.lock().take();
+            if let Some(f) = f {
+                f.land_retry();
+            }
         }
     }
 
@@ -684,10 +703,13 @@ mod tests {
         assert_eq!(r2.take_unspent(KeyId(2)), 0);
         assert_eq!(r2.reservation_wanted(4, 2), None, "retired");
         assert!(!r2.add_reserved(KeyId(9), &(0..1)));
-        // One refill slot at a time.
-        assert!(r2.begin_refill() && !r2.begin_refill());
+        // One reservation slot at a time; its end lands it for the waiters.
+        let (Ok(lead), Err(wait)) = (r2.begin_refill(), r2.begin_refill()) else {
+            panic!("the second claim must wait on the first");
+        };
+        assert!(Arc::ptr_eq(&lead, &wait));
         r2.end_refill();
-        assert!(r2.begin_refill());
+        assert!(r2.begin_refill().is_ok());
     }
 
     /// Lowering the cap of a raw-key ring keeps its count; raising it gives

@@ -33,8 +33,9 @@ use crate::keyring::{Keyring, MAX_USAGE_CAP, Reencrypted, check_cap};
 use crate::store::KeyStore;
 use crate::wrap::KeyPurpose;
 
-/// Releases a keyring's reservation-ahead slot when dropped, also when the
-/// encrypting future is cancelled mid-reservation.
+/// Releases a keyring's reservation slot (waking the callers waiting on it)
+/// when dropped, also when the encrypting future is cancelled
+/// mid-reservation.
 struct RefillSlot<'a>(&'a Keyring);
 
 impl Drop for RefillSlot<'_> {
@@ -131,12 +132,27 @@ impl<S: KeyStore> Vault<S> {
                 // Rotated, shredded or evicted since it was fetched.
                 Err(Error::KeyringRetired) => continue,
                 Err(Error::UsageNotReserved) => {
-                    // `None`: retired, at the cap or refilled meanwhile; the
-                    // next attempt says which.
-                    let Some(n) = ring.reservation_wanted(self.block, 0) else {
-                        continue;
+                    // One reservation per key at a time: a caller that finds
+                    // one in flight waits for it (and shares its failure), so
+                    // a crowd of callers on a cold keyring reserves one block,
+                    // not one each.
+                    let reserved = match ring.begin_refill() {
+                        Ok(flight) => {
+                            let _slot = RefillSlot(&ring);
+                            // `None`: retired, at the cap or refilled
+                            // meanwhile; the next attempt says which.
+                            let r = match ring.reservation_wanted(self.block, 0) {
+                                Some(n) => self.reserve(&ring, n).await,
+                                None => Ok(()),
+                            };
+                            if let Err(e) = &r {
+                                flight.land_failed(e);
+                            }
+                            r
+                        }
+                        Err(flight) => flight.landing().await,
                     };
-                    match self.reserve(&ring, n).await {
+                    match reserved {
                         Ok(()) => continue,
                         // The key left the store (another process shredded
                         // the tenant or deleted it): reload once.
@@ -176,17 +192,23 @@ impl<S: KeyStore> Vault<S> {
 
     /// After an encryption: if `ring` holds at most half a block, reserve the
     /// next block (unless a reservation is already in flight for the key). A
-    /// failure is logged: the held uses are spent first, then encryption fails
-    /// closed until a reservation succeeds.
+    /// failure is logged, and shared with callers that wait on this
+    /// reservation because they hold no use: the held uses are spent first,
+    /// then encryption fails closed until a reservation succeeds.
     async fn reserve_ahead(&self, ring: &Keyring) {
         let low = self.block / 2;
-        if ring.reservation_wanted(self.block, low).is_none() || !ring.begin_refill() {
+        if ring.reservation_wanted(self.block, low).is_none() {
             return;
         }
+        let Ok(flight) = ring.begin_refill() else {
+            return;
+        };
         let _slot = RefillSlot(ring);
-        if let Some(n) = ring.reservation_wanted(self.block, low) {
+        if let Some(n) = ring.reservation_wanted(self.block, low)
+            && let Err(e) = self.reserve(ring, n).await
+        {
             // Logged in `reserve`.
-            let _ = self.reserve(ring, n).await;
+            flight.land_failed(&e);
         }
     }
 

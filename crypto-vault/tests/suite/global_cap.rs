@@ -267,6 +267,39 @@ async fn global_usage_cap_rotation_keeps_every_keys_count_exact() {
     assert_eq!(stored(&*store.inner, KeyId(2)).await, 1);
 }
 
+/// A crowd of callers on a cold keyring reserves one block, not one each:
+/// the callers that find a reservation in flight wait for it (and share its
+/// failure: one store attempt, every caller refused with its error). Root
+/// cause of the gap this closes: each caller that found no reserved use
+/// reserved its own block, so 64 concurrent first requests held 64 blocks,
+/// all lost on a crash (the "at most one and a half blocks" bound broke).
+#[tokio::test]
+async fn global_usage_cap_a_crowd_on_a_cold_keyring_reserves_one_block() {
+    let store = Probe::new(MemoryKeyStore::new());
+    let master = MasterKey::generate().unwrap();
+    let v = processes(&store, &master, 1, 1 << 30, 4096).remove(0);
+    v.provision_tenant("t").await.unwrap();
+    store.slow_reservations(true);
+    for fail in [true, false] {
+        store.fail_writes(fail);
+        let before = store.writes();
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..64 {
+            let v = Arc::clone(&v);
+            set.spawn(async move { v.encrypt(&ctx(&i.to_string()), b"x").await });
+        }
+        while let Some(r) = set.join_next().await {
+            match (fail, r.unwrap()) {
+                (true, Err(Error::Store(_))) | (false, Ok(_)) => {}
+                (_, other) => panic!("fail={fail}: {other:?}"),
+            }
+        }
+        assert_eq!(store.writes() - before, 1, "one reservation for the crowd");
+    }
+    assert_eq!(stored(&*store.inner, KeyId(1)).await, 4096);
+    assert_eq!(v.usage("t").await.unwrap()[&KeyId(1)], 64);
+}
+
 /// A key store written before reservations existed: only the required
 /// methods, so the trait's defaults reserve (load, then `record_usage`) and
 /// keep unspent uses counted instead of taking them back.

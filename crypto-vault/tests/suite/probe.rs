@@ -32,6 +32,7 @@ struct Hooks {
     to_pause: AtomicUsize,
     fail: AtomicBool,
     fail_writes: AtomicBool,
+    slow_reservations: AtomicBool,
     reached: Semaphore,
     release: Semaphore,
 }
@@ -46,6 +47,7 @@ impl<S: KeyStore> Probe<S> {
                 to_pause: AtomicUsize::new(0),
                 fail: AtomicBool::new(false),
                 fail_writes: AtomicBool::new(false),
+                slow_reservations: AtomicBool::new(false),
                 reached: Semaphore::new(0),
                 release: Semaphore::new(0),
             }),
@@ -60,6 +62,13 @@ impl<S: KeyStore> Probe<S> {
     /// Make every write fail (`true`) or succeed again (`false`).
     pub(crate) fn fail_writes(&self, fail: bool) {
         self.hooks.fail_writes.store(fail, Ordering::SeqCst);
+    }
+
+    /// Make every usage reservation yield to the runtime a few times before it
+    /// reaches the store (`true`), as a database round trip does, so that
+    /// other tasks run while it is in flight.
+    pub(crate) fn slow_reservations(&self, slow: bool) {
+        self.hooks.slow_reservations.store(slow, Ordering::SeqCst);
     }
 
     /// Loads so far.
@@ -147,6 +156,11 @@ impl<S: KeyStore> KeyStore for Probe<S> {
         n: u64,
         cap: u64,
     ) -> Result<std::ops::Range<u64>> {
+        if self.hooks.slow_reservations.load(Ordering::SeqCst) {
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        }
         self.wrote()?;
         self.inner
             .reserve_usage(tenant, purpose, key_id, n, cap)
