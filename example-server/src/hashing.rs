@@ -169,6 +169,41 @@ mod tests {
         assert_eq!(gate.run(|| 7).await, Ok(7));
     }
 
+    /// A client that disconnects mid-hash (its request future dropped) does
+    /// not free the slot while the hash still runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_request_keeps_its_slot_until_the_hash_ends() {
+        let gate = HashGate::new(1, Duration::from_millis(30));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let g = gate.clone();
+        let request = tokio::spawn(async move {
+            g.run(move || {
+                let _ = started_tx.send(());
+                let _ = release_rx.recv();
+            })
+            .await
+        });
+        let started = tokio::task::spawn_blocking(move || started_rx.recv()).await;
+        assert!(matches!(started, Ok(Ok(()))));
+        request.abort();
+        let _ = request.await;
+        assert_eq!(
+            gate.run(|| ()).await,
+            Err(ApiError::Overloaded),
+            "the slot was freed while the hash still ran"
+        );
+        assert!(release_tx.send(()).is_ok());
+        let mut freed = false;
+        for _ in 0..100 {
+            if gate.run(|| ()).await.is_ok() {
+                freed = true;
+                break;
+            }
+        }
+        assert!(freed, "the slot never came back");
+    }
+
     #[test]
     fn zero_means_the_default() {
         assert_eq!(HashGate::new(0, DEFAULT_WAIT).limit(), default_limit());
