@@ -40,10 +40,6 @@ pub(crate) struct DataKey {
     /// (a count at the cap seen in a load is confirmed with the store first,
     /// since another process may have given uses back since).
     at_cap: AtomicBool,
-    /// The reservation in flight for this key, if any (at most one: callers
-    /// that need a use meanwhile wait for it instead of reserving a block
-    /// each).
-    refill: parking_lot::Mutex<Option<Arc<Flight>>>,
 }
 
 impl DataKey {
@@ -66,6 +62,10 @@ pub struct Keyring {
     /// Uses are reserved from a key store by the vault (see `Vault::encrypt`);
     /// otherwise the keyring holds its whole cap.
     reserved: bool,
+    /// The reservation in flight for the primary key (the only one that
+    /// reserves), if any: at most one, so callers that need a use meanwhile
+    /// wait for it instead of reserving a block each.
+    refill: parking_lot::Mutex<Option<Arc<Flight>>>,
     retired: AtomicBool,
 }
 
@@ -145,7 +145,6 @@ impl Keyring {
                     unspent: AtomicU64::new(unspent),
                     known: AtomicU64::new(known),
                     at_cap: AtomicBool::new(false),
-                    refill: parking_lot::Mutex::new(None),
                 },
             );
         }
@@ -159,6 +158,7 @@ impl Keyring {
             index_root,
             usage_cap,
             reserved,
+            refill: parking_lot::Mutex::new(None),
             retired: AtomicBool::new(false),
         })
     }
@@ -308,13 +308,7 @@ impl Keyring {
     /// failed first if the reservation failed), or `Err(flight)`: the
     /// reservation in flight, to wait for.
     pub(crate) fn begin_refill(&self) -> Result<Arc<Flight>, Arc<Flight>> {
-        let Some(k) = self.keys.get(&self.primary) else {
-            // Unreachable (the primary is in the ring): a landed flight.
-            let f = Arc::new(Flight::new(0));
-            f.land_retry();
-            return Err(f);
-        };
-        let mut slot = k.refill.lock();
+        let mut slot = self.refill.lock();
         if let Some(f) = slot.as_ref() {
             return Err(Arc::clone(f));
         }
@@ -327,11 +321,9 @@ impl Keyring {
     /// callers waiting on it (they look again; a flight already landed as
     /// failed stays failed).
     pub(crate) fn end_refill(&self) {
-        if let Some(k) = self.keys.get(&self.primary) {
-            let f = k.refill.lock().take();
-            if let Some(f) = f {
-                f.land_retry();
-            }
+        let f = self.refill.lock().take();
+        if let Some(f) = f {
+            f.land_retry();
         }
     }
 
