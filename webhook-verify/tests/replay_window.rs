@@ -108,7 +108,8 @@ impl Owned {
 }
 
 /// One captured delivery: signed at `now + offset`, verified once, claimed
-/// and completed with `claim`'s policy (derived, or the risky raw base).
+/// with the derived policy (`claim_verified`) or, when not `derived`, the
+/// risky raw base, and completed.
 async fn capture<S: ReplayStore>(
     store: &S,
     wh: &Webhook,
@@ -140,7 +141,21 @@ async fn capture<S: ReplayStore>(
     let Claim::New(token) = claim else {
         panic!("first delivery must be new: {claim:?}")
     };
-    assert!(store.complete(&key.key(), &token, &policy).await.unwrap());
+    let floor = if derived {
+        policy.ttl()
+    } else {
+        Duration::ZERO
+    };
+    assert_eq!(token.min_done_ttl(), floor);
+    // Odd deliveries complete with the raw base policy, as a caller who
+    // dropped the derived one would: the token's floor still holds.
+    let done_policy = if n % 2 == 1 { tiny() } else { policy };
+    assert!(
+        store
+            .complete(&key.key(), &token, &done_policy)
+            .await
+            .unwrap()
+    );
     (headers, body, key, v, Instant::now())
 }
 

@@ -26,10 +26,13 @@ mod redis_store {
     /// still record the response under it.
     fn token_for(fingerprint: &[u8; 32]) -> Result<ClaimToken> {
         let random = random_token()?.text();
-        Ok(ClaimToken(TokenRepr::Random(format!(
-            "{random}{}",
-            crate::encoding::hex_lower(fingerprint)
-        ))))
+        Ok(ClaimToken(
+            TokenRepr::Random(format!(
+                "{random}{}",
+                crate::encoding::hex_lower(fingerprint)
+            )),
+            0,
+        ))
     }
 
     /// The fingerprint a token from [`token_for`] carries (empty otherwise).

@@ -216,7 +216,11 @@ impl ReplayStore for MemoryReplayStore {
         token: &ClaimToken,
         policy: &ReplayPolicy,
     ) -> impl Future<Output = Result<bool>> + Send {
-        std::future::ready(Ok(self.finish(key, token, Some(policy.ttl_millis()))))
+        std::future::ready(Ok(self.finish(
+            key,
+            token,
+            Some(policy.done_ttl_millis(token)),
+        )))
     }
 
     fn release(

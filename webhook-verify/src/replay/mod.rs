@@ -125,8 +125,12 @@ fn itoa(n: usize) -> String {
 
 /// Proof of a new claim; needed to complete or release it, so a worker whose
 /// lease expired cannot complete an event someone else took over.
+///
+/// A token from [`ReplayStore::claim_verified`] also carries the shortest TTL
+/// its completion must record ([`ClaimToken::min_done_ttl`]), so passing a
+/// shorter policy to [`ReplayStore::complete`] cannot reopen the replay window.
 #[derive(Clone, PartialEq, Eq)]
-pub struct ClaimToken(pub(crate) TokenRepr);
+pub struct ClaimToken(pub(crate) TokenRepr, pub(crate) u64);
 
 /// A local counter (memory stores) or a random string (shared stores).
 #[derive(Clone, PartialEq, Eq)]
@@ -146,7 +150,21 @@ impl ClaimToken {
     /// its number (what the store keeps beside the claim).
     pub(crate) fn next_local() -> (u64, Self) {
         let n = NEXT_LOCAL_TOKEN.fetch_add(1, Ordering::Relaxed);
-        (n, Self(TokenRepr::Local(n)))
+        (n, Self(TokenRepr::Local(n), 0))
+    }
+
+    /// The shortest TTL a completion of this claim records, whatever policy
+    /// [`ReplayStore::complete`] is given: the TTL the delivery needs for a
+    /// token from [`ReplayStore::claim_verified`], zero otherwise. The
+    /// stores of this crate honour it; a [`ReplayStore`] of your own should
+    /// record a done marker for `max(policy.ttl(), token.min_done_ttl())`.
+    pub fn min_done_ttl(&self) -> Duration {
+        Duration::from_millis(self.1)
+    }
+
+    /// This token, with the shortest TTL its completion records.
+    fn with_min_done_ttl(self, ttl_ms: u64) -> Self {
+        Self(self.0, ttl_ms)
     }
 
     #[cfg(any(feature = "redis", feature = "postgres"))]
@@ -241,6 +259,13 @@ impl ReplayPolicy {
     pub(crate) fn ttl_millis(&self) -> u64 {
         u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)
     }
+
+    /// The TTL of the done marker a completion with `token` records: this
+    /// policy's, or the token's floor when longer (see
+    /// [`ClaimToken::min_done_ttl`]).
+    pub(crate) fn done_ttl_millis(&self, token: &ClaimToken) -> u64 {
+        self.ttl_millis().max(token.1)
+    }
 }
 
 impl Default for ReplayPolicy {
@@ -265,7 +290,8 @@ pub trait ReplayStore: Send + Sync {
     ) -> impl Future<Output = Result<Claim>> + Send;
 
     /// Mark a claim done (kept for the TTL of `policy`: pass the policy
-    /// [`ReplayStore::claim_verified`] returned). Call it once the handler has
+    /// [`ReplayStore::claim_verified`] returned; at least
+    /// [`ClaimToken::min_done_ttl`] in the stores of this crate). Call it once the handler has
     /// run, even after the lease ran out: a lapsed claim that no one took
     /// over is still recorded (the key holds this token, or nothing), so the
     /// event is not processed again. Returns `false` when another claim
@@ -346,7 +372,12 @@ pub trait ReplayStore: Send + Sync {
         let policy = webhook.replay_policy(verified, base);
         async move {
             let policy = policy?;
-            let claim = self.claim(key, &policy).await?;
+            let claim = match self.claim(key, &policy).await? {
+                // The token remembers the TTL, in case `complete` is given
+                // another policy.
+                Claim::New(t) => Claim::New(t.with_min_done_ttl(policy.ttl_millis())),
+                other => other,
+            };
             Ok((claim, policy))
         }
     }
@@ -356,9 +387,10 @@ pub trait ReplayStore: Send + Sync {
 pub(crate) fn random_token() -> Result<ClaimToken> {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).map_err(|_| Error::StoreUnavailable)?;
-    Ok(ClaimToken(TokenRepr::Random(crate::encoding::hex_lower(
-        &b,
-    ))))
+    Ok(ClaimToken(
+        TokenRepr::Random(crate::encoding::hex_lower(&b)),
+        0,
+    ))
 }
 
 #[cfg(any(feature = "redis", feature = "postgres"))]
@@ -436,7 +468,7 @@ mod tests {
     #[test]
     fn token_debug_is_redacted() {
         assert_eq!(
-            format!("{:?}", ClaimToken(TokenRepr::Random("secret".into()))),
+            format!("{:?}", ClaimToken(TokenRepr::Random("secret".into()), 1)),
             "ClaimToken(..)"
         );
     }

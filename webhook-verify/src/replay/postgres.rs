@@ -118,7 +118,7 @@ impl ReplayStore for PgReplayStore {
             key,
         )
         .bind(token.text())
-        .bind(millis(policy.ttl_millis()))
+        .bind(millis(policy.done_ttl_millis(token)))
         .execute(&self.pool)
         .await
         .map_err(|e| store_error("complete", &e))?;
@@ -137,7 +137,7 @@ impl ReplayStore for PgReplayStore {
             key,
         )
         .bind(token.text())
-        .bind(millis(policy.ttl_millis()))
+        .bind(millis(policy.done_ttl_millis(token)))
         .execute(&self.pool)
         .await
         .map_err(|e| store_error("complete", &e))?;

@@ -114,7 +114,7 @@ impl ReplayStore for RedisReplayStore {
             .complete
             .key(self.key(key))
             .arg(format!("p:{}", token.text()))
-            .arg(policy.ttl_millis())
+            .arg(policy.done_ttl_millis(token))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| store_error("complete", &e))?;
