@@ -144,8 +144,11 @@ async fn key_cache_races_cold_cache_encryptions_share_one_usage_counter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_cache_races_counts_survive_eviction_while_encrypting() {
     // Eviction (explicit or LRU) retires the keyring in the same atomic step
-    // that reads its count: uses on the evicted copy are refused and retried on
-    // the reloaded one, which starts from every admitted use.
+    // that takes its unspent reserved uses (given back to the store): uses on
+    // the evicted copy are refused and retried on the reloaded one, which
+    // reserves from the store's count (every use reserved, less those given
+    // back). The cap is never passed; exactness here also relies on a
+    // keyring confirming an at-cap count with the store before refusing.
     const CAP: u64 = 300;
     let v = cold_vault(CAP).await;
     let mut tasks = tokio::task::JoinSet::new();
