@@ -229,7 +229,7 @@ pub enum SegmentEnd {
         /// Whether the damaged frame's length field fits in the file (a whole
         /// frame with a bad checksum rather than a short or zero-filled one:
         /// not one whose end is zeros to the end of the file, nor one that
-        /// overlaps a 4 KiB block of zeros, which a write cut short or a
+        /// overlaps a 512-byte sector of zeros, which a write cut short or a
         /// power loss leaves). Recovery cuts either; read-only verification
         /// reports a whole damaged frame as tampering.
         whole_frame: bool,
@@ -351,10 +351,10 @@ fn classify_damage(bytes: &[u8], off: usize, version: u8) -> SegmentEnd {
     //   preallocated (zero-filled) tail that stopped part-way, as a killed
     //   process leaves it or a reader racing the writer sees it (a write
     //   fills bytes in order, so what is missing is a suffix);
-    // - or it overlaps a file-system block that holds nothing but zeros: a
-    //   power loss can keep a batch's pages out of order (a later page on
-    //   disk, an earlier one still the zeros written ahead of it), and no
-    //   frame a writer wrote holds a block of zeros.
+    // - or it overlaps a 512-byte sector that holds nothing but zeros
+    //   ([`LOST_BLOCK`]): a power loss can keep a batch's sectors or pages
+    //   out of order (a later one on disk, an earlier one still the zeros
+    //   written ahead of it), and no frame a writer wrote holds one.
     // Either way the damage is not vouched for by any later frame (checked
     // below), and zeroing a frame that way only truncates the log, which
     // anchors catch as they catch a shorter file.
@@ -406,9 +406,11 @@ fn classify_damage(bytes: &[u8], off: usize, version: u8) -> SegmentEnd {
     torn
 }
 
-/// The unit a power loss keeps or loses: a file-system block (4 KiB on ext4
-/// and XFS; larger pages are whole multiples of it).
-pub(crate) const LOST_BLOCK: usize = 4096;
+/// The smallest unit a power loss keeps or loses: a disk sector (512 bytes;
+/// file-system blocks of 1-4 KiB and memory pages are whole multiples of
+/// it). No frame a writer wrote holds 512 zero bytes in a row: records are
+/// text (control characters refused) and a few fixed-width integers.
+pub(crate) const LOST_BLOCK: usize = 512;
 
 /// Whether some [`LOST_BLOCK`]-aligned block of the file that overlaps
 /// `start..end` holds only zeros (the last block counts up to the file's end).

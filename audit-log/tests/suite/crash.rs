@@ -352,7 +352,9 @@ fn repair_cuts_damage_back_to_quarantine_and_the_cut_stays_visible() {
     );
     let done = FileStore::repair(dir.path(), None, RepairMode::Apply).unwrap();
     assert!(done[0].applied);
-    assert_eq!(std::fs::read(&done[0].quarantined[0]).unwrap(), full[at..]);
+    // The whole damaged segment is kept; a new file with its intact prefix
+    // takes its name.
+    assert_eq!(std::fs::read(&done[0].quarantined[0]).unwrap(), full);
     assert_eq!(std::fs::read(seg_path(dir.path())).unwrap(), full[..at]);
     // A second repair finds nothing.
     let again = FileStore::repair(dir.path(), Some(&t), RepairMode::Apply).unwrap();

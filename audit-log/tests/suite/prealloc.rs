@@ -426,7 +426,6 @@ fn bytes_someone_else_wrote_into_the_tail_are_never_overwritten_or_cut() {
 /// reader, never damage; writable recovery cuts there.
 #[test]
 fn a_power_loss_that_keeps_later_blocks_but_not_earlier_ones_is_the_end_of_the_log() {
-    const BLOCK: usize = 4096;
     let t = tenant("acme");
     let (live, image) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     open_with(live.path(), N).close().unwrap();
@@ -459,36 +458,43 @@ fn a_power_loss_that_keeps_later_blocks_but_not_earlier_ones_is_the_end_of_the_l
     let full = std::fs::read(&seg).unwrap();
     let frames = parse_segment(&full).unwrap().frames;
     assert_eq!(frames.len() as u64, N + 12);
-    let mut straddling = 0;
-    for b in base.div_ceil(BLOCK)..full.len().div_ceil(BLOCK) {
-        let lost = b * BLOCK..((b + 1) * BLOCK).min(full.len());
-        let kept = frames
-            .iter()
-            .filter(|f| (f.offset + f.frame_len()) as usize <= lost.start)
-            .count() as u64;
-        if frames.iter().any(|f| {
-            let (s, e) = (f.offset as usize, (f.offset + f.frame_len()) as usize);
-            s < lost.start && e > lost.start && e < full.len()
-        }) {
-            straddling += 1;
-        }
-        let mut bytes = full.clone();
-        bytes[lost.clone()].fill(0);
-        let _ = std::fs::remove_dir_all(image.path());
-        crash_image(live.path(), image.path());
-        std::fs::write(tdir(image.path(), &t).join(&name), &bytes).unwrap();
-        for (verdict, size) in read_only_views(image.path()) {
+    // A page (4 KiB) or a single sector (512 bytes) lost.
+    for block in [4096, 512] {
+        let mut straddling = 0;
+        for b in base.div_ceil(block)..full.len().div_ceil(block) {
+            let lost = b * block..((b + 1) * block).min(full.len());
+            let kept = frames
+                .iter()
+                .filter(|f| (f.offset + f.frame_len()) as usize <= lost.start)
+                .count() as u64;
+            if frames.iter().any(|f| {
+                let (s, e) = (f.offset as usize, (f.offset + f.frame_len()) as usize);
+                s < lost.start && e > lost.start && e < full.len()
+            }) {
+                straddling += 1;
+            }
+            let mut bytes = full.clone();
+            bytes[lost.clone()].fill(0);
+            let _ = std::fs::remove_dir_all(image.path());
+            crash_image(live.path(), image.path());
+            std::fs::write(tdir(image.path(), &t).join(&name), &bytes).unwrap();
+            for (verdict, size) in read_only_views(image.path()) {
+                assert_eq!(
+                    (verdict, size),
+                    (Verdict::UnanchoredTail, kept),
+                    "{block}-byte block {b} lost"
+                );
+            }
+            let w = FileStore::open(image.path(), opts()).unwrap();
             assert_eq!(
-                (verdict, size),
-                (Verdict::UnanchoredTail, kept),
-                "block {b} lost"
+                w.bounds(&t).unwrap().size,
+                kept,
+                "{block}-byte block {b} lost"
             );
+            w.close().unwrap();
         }
-        let w = FileStore::open(image.path(), opts()).unwrap();
-        assert_eq!(w.bounds(&t).unwrap().size, kept, "block {b} lost");
-        w.close().unwrap();
+        // The case the rule is for: a frame that starts before the lost block
+        // and ends in it, with intact frames after.
+        assert!(straddling >= 2, "{block}: {straddling}");
     }
-    // The case the rule is for: a frame that starts before the lost block
-    // and ends in it, with intact frames after.
-    assert!(straddling >= 2, "{straddling}");
 }

@@ -10,7 +10,7 @@
 //! (exit 2) on exactly the damage it exists for; the dry run read through
 //! links.
 
-use std::os::unix::fs::{FileTypeExt as _, symlink};
+use std::os::unix::fs::{FileExt as _, FileTypeExt as _, symlink};
 use std::path::{Path, PathBuf};
 
 use hisn_audit_log::store::file::RepairMode;
@@ -171,4 +171,98 @@ fn a_linked_tenant_directory_is_reported_and_nothing_is_written_where_it_points(
     }
     assert_eq!(listing(&real), before);
     assert_eq!(std::fs::read(&seg).unwrap(), bytes);
+}
+
+/// Damage a byte of record 1 in the first segment (below the synced mark).
+fn damage_record_1(td: &Path) -> PathBuf {
+    let seg = td.join(format!("{:020}.seg", 0));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let p = hisn_audit_log::store::segment::parse_segment(&bytes).unwrap();
+    let at = p.frames[1].record_range().start + 20;
+    bytes[at] ^= 0x20;
+    // In place: a hard link to the segment sees the same bytes.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .write_all_at(&bytes[at..=at], at as u64)
+        .unwrap();
+    seg
+}
+
+/// The cut never writes the damaged file: a hard link to it (a same-disk
+/// backup made with `cp -al`, the replica an operator restores from) keeps
+/// every byte.
+#[test]
+fn a_hard_link_to_a_damaged_segment_keeps_every_byte() {
+    let (dir, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let td = build(dir.path());
+    let seg = damage_record_1(&td);
+    let backup = elsewhere.path().join("backup.seg");
+    std::fs::hard_link(&seg, &backup).unwrap();
+    let damaged = std::fs::read(&seg).unwrap();
+    let t = tenant("acme");
+    let done = FileStore::repair(dir.path(), Some(&t), RepairMode::Apply).unwrap();
+    assert!(done[0].applied && done[0].kept == 1, "{done:?}");
+    assert_eq!(std::fs::read(&backup).unwrap(), damaged);
+    assert_eq!(std::fs::read(&done[0].quarantined[0]).unwrap(), damaged);
+    assert!(std::fs::read(&seg).unwrap().len() < damaged.len());
+    let s = FileStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(s.append(event(&t, 1)).unwrap(), 1);
+    s.close().unwrap();
+}
+
+/// `checkpoints.jsonl` as a link to a file outside the store (with a torn
+/// last line that an open would cut), or as a FIFO: an applied repair
+/// neither cuts nor extends what it points to, and never hangs.
+#[test]
+fn a_linked_or_fifo_checkpoint_log_is_never_repaired_through() {
+    for kind in ["link", "fifo"] {
+        let (dir, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let td = build(dir.path());
+        damage_record_1(&td);
+        let log = td.join("checkpoints.jsonl");
+        let outside = elsewhere.path().join("notes.txt");
+        std::fs::write(&outside, b"line one\nno newline at the end").unwrap();
+        let _ = std::fs::remove_file(&log);
+        if kind == "link" {
+            symlink(&outside, &log).unwrap();
+        } else {
+            assert!(
+                std::process::Command::new("mkfifo")
+                    .arg(&log)
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let t = tenant("acme");
+        let done = FileStore::repair(dir.path(), Some(&t), RepairMode::Apply).unwrap();
+        assert!(done[0].applied, "{kind}: {done:?}");
+        assert_eq!(
+            std::fs::read(&outside).unwrap(),
+            b"line one\nno newline at the end",
+            "{kind}"
+        );
+    }
+}
+
+/// A directory planted at `synced.mark`: the repair moves it to quarantine
+/// with the damage instead of failing after the cut.
+#[test]
+fn a_directory_at_the_synced_mark_is_moved_out_with_the_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let td = build(dir.path());
+    damage_record_1(&td);
+    let mark = td.join("synced.mark");
+    let _ = std::fs::remove_file(&mark);
+    std::fs::create_dir(&mark).unwrap();
+    let t = tenant("acme");
+    let done = FileStore::repair(dir.path(), Some(&t), RepairMode::Apply).unwrap();
+    assert!(done[0].applied, "{done:?}");
+    assert!(std::fs::symlink_metadata(&mark).is_err());
+    assert!(td.join("quarantine").join("synced.mark").is_dir());
+    let s = FileStore::open(dir.path(), opts()).unwrap();
+    assert_eq!(s.append(event(&t, 1)).unwrap(), 1);
+    s.close().unwrap();
 }

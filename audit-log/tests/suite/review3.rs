@@ -269,7 +269,10 @@ fn a_torn_tail_below_a_logged_checkpoint_is_damage_not_a_crash_leftover() {
     let d = dry[0].damage.clone().expect("repair names the damage");
     assert_eq!((d.offset, dry[0].kept), (at as u64, 4));
     let done = FileStore::repair(store, Some(&t), RepairMode::Apply).unwrap();
-    assert_eq!(std::fs::read(&done[0].quarantined[0]).unwrap(), bytes[at..]);
+    // The whole damaged segment is kept in quarantine; its intact prefix
+    // takes its name.
+    assert_eq!(std::fs::read(&done[0].quarantined[0]).unwrap(), bytes);
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes[..at]);
     // After the operator's repair the tenant takes appends again, and the
     // cut stays visible to the checkpoint that covered it.
     let s = FileStore::open(store, fsync()).unwrap();

@@ -26,6 +26,7 @@
 //! acknowledged that is not durable. Reopen the store to recover.
 
 mod cold;
+mod nofollow;
 mod options;
 mod read;
 pub use read::IndexMismatch;
@@ -254,7 +255,7 @@ fn lock_store(dir: &Path) -> Result<File> {
 }
 
 fn sync_dir(p: &Path) -> std::io::Result<()> {
-    File::open(p)?.sync_all()
+    nofollow::sync_dir(p)
 }
 
 impl FileStore {

@@ -8,6 +8,9 @@
 //! other tenant is read, verified and appended to as usual.
 //! [`FileStore::repair`] is the operator's way to cut a damaged chain back.
 
+use std::io::Read as _;
+use std::os::unix::fs::FileExt as _;
+
 use super::retention::{PRUNE_INTENT, PruneIntent, drop_prefix};
 use super::subject_index;
 use super::writer::TenantWriter;
@@ -345,7 +348,8 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
                 }
                 if write {
                     tracing::warn!(file = %file_name, cut = len - valid_len, "audit store: cutting torn tail after a crash");
-                    let f = OpenOptions::new().write(true).open(path)?;
+                    // Never through a link or a FIFO swapped in since the read.
+                    let f = super::nofollow::open_file(path, true)?;
                     f.set_len(valid_len)?;
                     f.sync_all()?;
                     len = valid_len;
@@ -376,7 +380,7 @@ fn load_tenant(dir: &Path, tdir: &Path, tenant: &TenantId, write: bool) -> Resul
             version,
         });
         if last && write {
-            let file = OpenOptions::new().read(true).write(true).open(path)?;
+            let file = super::nofollow::open_file(path, true)?;
             // Whatever the previous process wrote is on disk from here on, so
             // new frames may carry this length as their synced mark.
             file.sync_data()?;
@@ -641,34 +645,57 @@ pub(super) fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
 /// be glued to it and lost. Finish a last line that is a whole checkpoint,
 /// cut one that is not.
 pub(super) fn repair_checkpoint_log(path: &Path) -> Result<()> {
-    // Never read or extended through a link planted in the store; left for
-    // the next checkpoint append to refuse (for this tenant only), rather
-    // than failing the whole store's open.
-    if crate::checkpoint::refuse_links(path).is_err() {
-        tracing::warn!(path = %path.display(), "checkpoint log is not a regular file; not repaired");
+    repair_checkpoint_log_with(
+        path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        || super::nofollow::open_file(path, true),
+    )
+}
+
+/// [`repair_checkpoint_log`] of the log in the tenant directory `dfd`.
+pub(super) fn repair_checkpoint_log_at(dfd: &std::os::fd::OwnedFd) -> Result<()> {
+    repair_checkpoint_log_with(CHECKPOINT_LOG.to_owned(), || {
+        super::nofollow::open_file_at(dfd, CHECKPOINT_LOG, true)
+    })
+}
+
+/// Read, and cut or end, the log through one descriptor opened without
+/// following a link or blocking: a link or FIFO put at its name, before or
+/// after any check, is never read, cut or extended.
+fn repair_checkpoint_log_with(
+    name: String,
+    open: impl FnOnce() -> std::io::Result<File>,
+) -> Result<()> {
+    let f = match open() {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        // Not a regular file (a link, a FIFO, a directory): left for the next
+        // checkpoint append to refuse (for this tenant only), rather than
+        // failing the whole store's open.
+        Err(e) => {
+            tracing::warn!(file = %name, error = %e, "checkpoint log is not a regular file; not repaired");
+            return Ok(());
+        }
+    };
+    let max = crate::limits::MAX_CHECKPOINT_LOG_LEN as u64;
+    let mut bytes = Vec::new();
+    (&f).take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        // Too long to be a log the store wrote: left alone here; reading it
+        // fails for this tenant only.
+        tracing::warn!(file = %name, "checkpoint log is too long; not repaired");
         return Ok(());
     }
-    let bytes =
-        match crate::fsread::read_if_exists(path, crate::limits::MAX_CHECKPOINT_LOG_LEN as u64) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Ok(()),
-            // Too long to be a log the store wrote: left alone here; reading
-            // it fails for this tenant only.
-            Err(Error::Corrupt { .. }) => {
-                tracing::warn!(path = %path.display(), "checkpoint log is too long; not repaired");
-                return Ok(());
-            }
-            Err(e) => return Err(e),
-        };
     if bytes.last().is_none_or(|b| *b == b'\n') {
         return Ok(());
     }
     let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
     let tail = String::from_utf8_lossy(&bytes[keep..]);
     let (cps, skipped) = crate::checkpoint::parse_checkpoint_log(&tail);
-    let f = OpenOptions::new().append(true).open(path)?;
     if cps.len() == 1 && skipped == 0 {
-        (&f).write_all(b"\n")?;
+        f.write_all_at(b"\n", bytes.len() as u64)?;
     } else {
         tracing::warn!(
             cut = bytes.len() - keep,

@@ -4,12 +4,20 @@
 //! Anything else stops appends to that tenant and is reported by `verify`;
 //! when the damaged bytes cannot be restored from a replica, an operator cuts
 //! the chain back to the last intact record before the damage with
-//! [`FileStore::repair`]. Nothing is deleted: the damaged tail and every later
-//! segment are moved to `quarantine/` in the tenant's directory for
-//! forensics. The cut is visible afterwards: a checkpoint that covered the
+//! [`FileStore::repair`]. Nothing is deleted or written over: the intact
+//! prefix of the damaged segment is written to a new file that is swapped in
+//! under its name, and the whole damaged segment, every later one and the
+//! synced mark are moved to `quarantine/` in the tenant's directory for
+//! forensics. Every change goes through descriptors (see `nofollow`): a link,
+//! FIFO or directory put at any name before or during the repair is moved,
+//! never read, followed or written through. The cut is visible afterwards: a checkpoint that covered the
 //! removed records makes `verify` report the chain as truncated.
 
-use super::recovery::{repair_checkpoint_log, segment_files, tenant_dirs};
+use std::io::Read as _;
+use std::os::fd::OwnedFd;
+
+use super::nofollow;
+use super::recovery::{repair_checkpoint_log_at, segment_files, tenant_dirs};
 use super::*;
 use crate::store::segment::intact_frames_after;
 
@@ -228,30 +236,33 @@ fn signed_size(segment: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The tenant's quarantine directory: `quarantine`, or the first of
+/// The tenant's quarantine directory, opened: `quarantine`, or the first of
 /// `quarantine.1`, `quarantine.2`, .. that is a real directory or not there
 /// (a link planted under that name would have the damage moved through it).
-fn quarantine_dir(tdir: &Path) -> PathBuf {
-    let usable = |p: &Path| match fs::symlink_metadata(p) {
-        Ok(m) => m.file_type().is_dir(),
-        Err(_) => true,
-    };
-    let mut p = tdir.join("quarantine");
-    let mut n = 1u32;
-    while !usable(&p) {
-        p = tdir.join(format!("quarantine.{n}"));
-        n += 1;
+fn quarantine_dir(dfd: &OwnedFd) -> Result<(String, OwnedFd)> {
+    let mut name = "quarantine".to_owned();
+    for n in 1u32.. {
+        nofollow::ensure_dir_at(dfd, &name)?;
+        match nofollow::open_dir_at(dfd, &name) {
+            Ok(fd) => return Ok((name, fd)),
+            Err(e) if is_link_refusal(&e) => name = format!("quarantine.{n}"),
+            Err(e) => return Err(e.into()),
+        }
     }
-    p
+    Err(Error::Corrupt {
+        what: "no usable quarantine directory name",
+        file: name,
+        offset: 0,
+    })
 }
 
-/// A name in `qdir` not yet taken, for `base`.
-fn quarantine_name(qdir: &Path, base: &str) -> PathBuf {
-    let mut p = qdir.join(base);
+/// A name in the quarantine directory not yet taken (by anything, a
+/// dangling link included), for `base`.
+fn quarantine_name(qfd: &OwnedFd, base: &str) -> String {
+    let mut p = base.to_owned();
     let mut n = 1u32;
-    // Taken also by a link, dangling or not.
-    while fs::symlink_metadata(&p).is_ok() {
-        p = qdir.join(format!("{base}.{n}"));
+    while nofollow::exists_at(qfd, &p) {
+        p = format!("{base}.{n}");
         n += 1;
     }
     p
@@ -271,23 +282,30 @@ fn repair_tenant(
         quarantined: Vec::new(),
         applied: false,
     };
-    if fs::symlink_metadata(tdir)?.file_type().is_symlink() {
-        // The writer refuses appends to such a tenant; what it points to is
-        // outside the store, so nothing is read, moved or cut there.
-        report.damage = Some(RepairDamage {
-            what: LINKED_TENANT,
-            file: rel(dir, tdir),
-            offset: 0,
-        });
-        return Ok(report);
-    }
+    // Opened once, never through a link: every change below names entries
+    // relative to it, so swapping the tenant directory (or anything in it)
+    // for a link after a check moves nothing outside the store.
+    let dfd = match nofollow::open_dir(tdir) {
+        Ok(fd) => fd,
+        Err(e) if is_link_refusal(&e) => {
+            // The writer refuses appends to such a tenant; what it points to
+            // is outside the store, so nothing is read, moved or cut there.
+            report.damage = Some(RepairDamage {
+                what: LINKED_TENANT,
+                file: rel(dir, tdir),
+                offset: 0,
+            });
+            return Ok(report);
+        }
+        Err(e) => return Err(e.into()),
+    };
     // Listed as a reader lists them: a segment that is not a regular file is
     // damage to move out, not an error that stops the repair.
     let segs = segment_files(tdir, false)?;
     let (found, kept) = first_damage(dir, &segs, tenant)?;
     report.kept = kept;
     if mode == RepairMode::Apply {
-        repair_checkpoint_log(&tdir.join(CHECKPOINT_LOG))?;
+        repair_checkpoint_log_at(&dfd)?;
     }
     let Some(found) = found else {
         return Ok(report);
@@ -298,57 +316,99 @@ fn repair_tenant(
     if mode == RepairMode::DryRun {
         return Ok(report);
     }
-    let qdir = quarantine_dir(tdir);
-    fs::create_dir_all(&qdir)?;
-    sync_dir(tdir)?;
+    let (qname, qfd) = quarantine_dir(&dfd)?;
+    nofollow::sync(&dfd)?;
+    let qdir = tdir.join(&qname);
+    let offset = usize::try_from(found.damage.offset).unwrap_or(usize::MAX);
     for (i, path) in segs.iter().enumerate().skip(found.seg) {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("segment")
             .to_owned();
-        let bytes = if i != found.seg || !is_regular(path) {
-            // Moved whole: never read (nor, for a link, followed).
-            Vec::new()
+        let q = quarantine_name(&qfd, &format!("{name}.damaged"));
+        if i == found.seg
+            && offset > 0
+            && let Some(old) = keep_prefix(&dfd, &name, offset, || {})?
+        {
+            // The prefix is in place under the segment's name; the file it
+            // was copied from (the whole damaged segment) goes to quarantine.
+            nofollow::move_at(&dfd, &old, &qfd, &q)?;
         } else {
-            match read_segment(path) {
-                Ok(b) => b,
-                // Not a segment the store wrote: moved whole, never read.
-                Err(Error::Corrupt { .. }) => Vec::new(),
-                Err(e) => return Err(e),
-            }
-        };
-        let header_len = SegmentHeader::decode(&bytes).map_or(usize::MAX, |(_, l)| l);
-        let offset = usize::try_from(found.damage.offset).unwrap_or(usize::MAX);
-        if i == found.seg && offset >= header_len && offset <= bytes.len() {
-            // Keep the intact prefix; quarantine the damaged tail.
-            let q = quarantine_name(&qdir, &format!("{name}.from-{offset}.damaged"));
-            let mut f = OpenOptions::new().create_new(true).write(true).open(&q)?;
-            f.write_all(&bytes[offset..])?;
-            f.sync_all()?;
-            sync_dir(&qdir)?;
-            let seg = OpenOptions::new().write(true).open(path)?;
-            seg.set_len(found.damage.offset)?;
-            seg.sync_all()?;
-            report.quarantined.push(q);
-        } else {
-            let q = quarantine_name(&qdir, &format!("{name}.damaged"));
-            fs::rename(path, &q)?;
-            report.quarantined.push(q);
+            // Moved whole, whatever it is now: never read, never followed.
+            nofollow::move_at(&dfd, &name, &qfd, &q)?;
         }
+        report.quarantined.push(qdir.join(q));
     }
-    // The mark described the segment before the cut.
-    match fs::remove_file(tdir.join(super::recovery::SYNCED_MARK)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e.into()),
+    // The mark described the segments before the cut: kept with the damage.
+    let mark = super::recovery::SYNCED_MARK;
+    if nofollow::exists_at(&dfd, mark) {
+        let q = quarantine_name(&qfd, mark);
+        nofollow::move_at(&dfd, mark, &qfd, &q)?;
     }
-    sync_dir(&qdir)?;
-    sync_dir(tdir)?;
+    nofollow::sync(&qfd)?;
+    nofollow::sync(&dfd)?;
     report.applied = true;
     tracing::warn!(tenant = %tenant, kept = report.kept, dropped = report.dropped,
         "audit store: chain cut back by an operator repair; damage moved to quarantine");
     Ok(report)
+}
+
+/// Whether an open failed because the name is a link (or not a directory).
+fn is_link_refusal(e: &std::io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(e),
+        Some(rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR)
+    )
+}
+
+/// Write the first `offset` bytes of segment `name` to a new file and swap
+/// it in under that name; returns the name the old file (the whole damaged
+/// segment) is left under, or `None` when `name` is no longer a regular file
+/// holding a segment header and `offset` bytes (then it is moved whole).
+/// The old file is never written: a hard link to it elsewhere keeps it whole.
+///
+/// `after_read` runs between the read and the swap (tests pin a race there).
+fn keep_prefix(
+    dfd: &OwnedFd,
+    name: &str,
+    offset: usize,
+    after_read: impl FnOnce(),
+) -> Result<Option<String>> {
+    let Ok(f) = nofollow::open_file_at(dfd, name, false) else {
+        return Ok(None);
+    };
+    let mut bytes = Vec::new();
+    (&f).take(MAX_SEGMENT_FILE).read_to_end(&mut bytes)?;
+    let header_len = SegmentHeader::decode(&bytes).map_or(usize::MAX, |(_, l)| l);
+    if offset < header_len || offset > bytes.len() {
+        return Ok(None);
+    }
+    let tmp = format!("{name}.repair");
+    if nofollow::exists_at(dfd, &tmp) {
+        // A leftover of a repair that crashed (or something planted): kept
+        // as evidence, for the operator.
+        return Err(Error::Corrupt {
+            what: "a previous repair's file is still in the tenant directory; move it out by hand",
+            file: tmp,
+            offset: 0,
+        });
+    }
+    after_read();
+    let mut out = nofollow::create_new_at(dfd, &tmp)?;
+    out.write_all(&bytes[..offset])?;
+    out.sync_all()?;
+    nofollow::exchange_at(dfd, &tmp, name)?;
+    if !nofollow::is_same_file(&f, dfd, &tmp)? {
+        // Swapped for something else between the read and the exchange: the
+        // prefix is in place; what was swapped in stays for the operator.
+        return Err(Error::Corrupt {
+            what: "segment replaced while it was being repaired",
+            file: name.to_owned(),
+            offset: 0,
+        });
+    }
+    Ok(Some(tmp))
 }
 
 impl FileStore {
@@ -384,5 +444,69 @@ impl FileStore {
             return Err(Error::NotFound);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment swapped for a link to a file outside the store between the
+    /// read and the swap: the outside file is neither cut nor moved, the
+    /// prefix read is what takes the segment's name, the repair fails.
+    #[test]
+    fn a_segment_swapped_for_a_link_after_the_read_is_never_written_through() {
+        let (dir, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let header = SegmentHeader {
+            version: crate::store::segment::SEGMENT_VERSION,
+            tenant: TenantId::parse("acme").unwrap(),
+            first_seq: 0,
+            prev_link: Link::GENESIS,
+            segment_id: [1; 16],
+        }
+        .encode();
+        let mut seg = header.clone();
+        seg.extend([7u8; 100]);
+        let name = "00000000000000000000.seg";
+        std::fs::write(dir.path().join(name), &seg).unwrap();
+        let victim = elsewhere.path().join("victim");
+        let outside = vec![9u8; 4096];
+        std::fs::write(&victim, &outside).unwrap();
+        let dfd = nofollow::open_dir(dir.path()).unwrap();
+        let cut = header.len() + 10;
+        let swap = || {
+            std::fs::rename(dir.path().join(name), dir.path().join("moved")).unwrap();
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        };
+        let r = keep_prefix(&dfd, name, cut, swap);
+        assert!(matches!(r, Err(Error::Corrupt { .. })), "{r:?}");
+        assert_eq!(std::fs::read(&victim).unwrap(), outside);
+        assert_eq!(std::fs::read(dir.path().join(name)).unwrap(), seg[..cut]);
+        // The link was swapped out, not followed; the original is untouched.
+        let left = std::fs::symlink_metadata(dir.path().join(format!("{name}.repair"))).unwrap();
+        assert!(left.file_type().is_symlink());
+        assert_eq!(std::fs::read(dir.path().join("moved")).unwrap(), seg);
+    }
+
+    /// A link or FIFO at the segment's name when the repair reads it is moved
+    /// whole, never opened.
+    #[test]
+    fn a_link_or_fifo_at_the_name_is_not_read() {
+        let (dir, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let victim = elsewhere.path().join("victim");
+        std::fs::write(&victim, vec![9u8; 4096]).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.path().join("a.seg")).unwrap();
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(dir.path().join("b.seg"))
+                .status()
+                .unwrap()
+                .success()
+        );
+        let dfd = nofollow::open_dir(dir.path()).unwrap();
+        for name in ["a.seg", "b.seg"] {
+            assert!(keep_prefix(&dfd, name, 100, || {}).unwrap().is_none());
+        }
+        assert_eq!(std::fs::read(&victim).unwrap(), vec![9u8; 4096]);
     }
 }
