@@ -63,9 +63,11 @@ pub(crate) fn run(args: &RepairArgs, ctx: &Ctx) -> Result<(), CliError> {
         .filter(|r| r.damage.is_some() && !r.applied)
         .count();
     if pending > 0 {
-        return Err(CliError::failed(format!(
-            "{pending} damaged chain(s); run again with --apply to cut them back"
-        )));
+        return Err(CliError::failed(if args.apply {
+            format!("{pending} damaged chain(s) not cut back: see above")
+        } else {
+            format!("{pending} damaged chain(s); run again with --apply to cut them back")
+        }));
     }
     Ok(())
 }

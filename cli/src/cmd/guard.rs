@@ -75,6 +75,16 @@ pub(crate) enum GuardCommand {
         /// Tenant tables and their tenant column: `assets:tenant_id,work_orders:tenant_id`.
         #[arg(long)]
         tables: String,
+        /// Tables without row-level security that the application role may
+        /// reach and that hold no tenant's rows: `countries,public.currencies`.
+        /// Any other such table is reported (what a copying trigger could fill).
+        #[arg(long, default_value = "")]
+        global: String,
+        /// Trigger functions reviewed as copying no tenant rows anywhere RLS
+        /// does not follow: `audit.stamp_updated_at`. Any other trigger on a
+        /// tenant table is reported.
+        #[arg(long, default_value = "")]
+        trigger_functions: String,
         #[command(flatten)]
         decl: Declarations,
     },
@@ -172,10 +182,18 @@ pub(crate) fn run(cmd: GuardCommand, ctx: &Ctx) -> Result<(), CliError> {
             sql,
         } => rewrite(ctx, &tables, &shared, &decl, &session, dialect, &sql),
         GuardCommand::VerifyRls {
+            global,
+            trigger_functions,
             database_url,
             tables,
             decl,
-        } => verify_rls(ctx, &database_url, &tables, &decl),
+        } => verify_rls(
+            ctx,
+            &database_url,
+            &tables,
+            &verify_options(&global, &trigger_functions)?,
+            &decl,
+        ),
         GuardCommand::Exec {
             database_url,
             tables,
@@ -341,7 +359,28 @@ fn rewrite(
     }
 }
 
-fn verify_rls(ctx: &Ctx, url: &str, tables: &str, decl: &Declarations) -> Result<(), CliError> {
+/// `--global` and `--trigger-functions` as [`rls::VerifyOptions`].
+fn verify_options(global: &str, functions: &str) -> Result<rls::VerifyOptions, CliError> {
+    let list = |s: &str| -> Vec<String> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    rls::VerifyOptions::new()
+        .global_tables(list(global))
+        .and_then(|o| o.trigger_functions(list(functions)))
+        .map_err(|e| CliError::usage(format!("--global / --trigger-functions: {e}")))
+}
+
+fn verify_rls(
+    ctx: &Ctx,
+    url: &str,
+    tables: &str,
+    verify: &rls::VerifyOptions,
+    decl: &Declarations,
+) -> Result<(), CliError> {
     let tables = rls_tables(tables, decl)?;
     // The URL may hold a password: it is never echoed.
     let options: PgConnectOptions = url
@@ -358,7 +397,7 @@ fn verify_rls(ctx: &Ctx, url: &str, tables: &str, decl: &Declarations) -> Result
             .connect_with(options)
             .await
             .map_err(|e| CliError::usage(format!("cannot connect to the database: {e}")))?;
-        let report = rls::verify(&pool, &tables)
+        let report = rls::verify_with(&pool, &tables, verify)
             .await
             .map_err(|e| CliError::usage(format!("cannot inspect the catalog: {e}")));
         pool.close().await;

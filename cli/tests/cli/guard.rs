@@ -240,10 +240,21 @@ fn verify_rls_against_postgres() {
              set role \"{owner}\";
              create table assets (id uuid primary key, tenant_id uuid not null);
              create table work_orders (id uuid primary key, tenant_id uuid not null);
+             create table countries (code text primary key);
+             grant select on countries to \"{role}\";
              {rls}"
         ),
     );
     let app_url = db_url.replacen("://postgres@", &format!("://{role}@"), 1);
+    // A table without RLS the app role can read is reported until declared global.
+    let undeclared = run(&[
+        "guard",
+        "verify-rls",
+        "--database-url",
+        &app_url,
+        "--tables",
+        TABLES,
+    ]);
     let clean = run(&[
         "guard",
         "verify-rls",
@@ -251,6 +262,8 @@ fn verify_rls_against_postgres() {
         &app_url,
         "--tables",
         TABLES,
+        "--global",
+        "countries",
     ]);
     // `guard exec`: the same pool an application uses, as the app role.
     exec(
@@ -308,6 +321,8 @@ fn verify_rls_against_postgres() {
         &app_url,
         "--tables",
         TABLES,
+        "--global",
+        "countries",
     ]);
     let as_superuser = run(&[
         "guard",
@@ -330,6 +345,8 @@ fn verify_rls_against_postgres() {
     assert_eq!(unguarded_other.1, "{\"n\":0}\n", "{unguarded_other:?}");
     assert_eq!(refused.0, Some(1), "{refused:?}");
     assert_eq!(no_key.0, Some(2), "{no_key:?}");
+    assert_eq!(undeclared.0, Some(1), "{undeclared:?}");
+    assert!(undeclared.1.contains("countries"), "{undeclared:?}");
     assert_eq!(clean.0, Some(0), "{clean:?}");
     assert!(
         clean

@@ -44,6 +44,8 @@ pub struct VerifyOptions {
     globals: Vec<String>,
     /// Quoted, possibly schema-qualified function names with `()`.
     trigger_functions: Vec<String>,
+    /// Report [`super::Finding::IndexNotLedByTenantColumn`].
+    value_oracles: bool,
 }
 
 /// `name` or `schema.name`, each `[a-z_][a-z0-9_]*`, quoted.
@@ -104,6 +106,28 @@ impl VerifyOptions {
             self.trigger_functions.push(quoted(f.as_ref())? + "()");
         }
         Ok(self)
+    }
+
+    /// Also report every index of a tenant table not led by its tenant
+    /// column ([`Finding::IndexNotLedByTenantColumn`]): with RLS as the only
+    /// layer, `EXPLAIN ANALYZE` over such an index counts other tenants' rows
+    /// holding a value (a primary key on `id` alone tells whether an id
+    /// exists in another tenant). Off by default: nearly every schema has
+    /// such indexes (primary keys), the guard refuses `EXPLAIN`, and with
+    /// RLS alone `EXPLAIN ANALYZE` counts other tenants' rows in any case
+    /// (README, "Not covered"). Turn it on where the application role runs
+    /// SQL no guard checks.
+    ///
+    /// [`Finding::IndexNotLedByTenantColumn`]: super::Finding::IndexNotLedByTenantColumn
+    #[must_use]
+    pub fn report_value_oracles(mut self) -> Self {
+        self.value_oracles = true;
+        self
+    }
+
+    /// Whether [`VerifyOptions::report_value_oracles`] was asked for.
+    pub(crate) fn value_oracles(&self) -> bool {
+        self.value_oracles
     }
 }
 

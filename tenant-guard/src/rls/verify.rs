@@ -94,7 +94,8 @@ pub async fn verify_with(
     }
     findings.extend(owned);
     findings.extend(truncatable);
-    super::side_doors::side_doors(&mut conn, tables, &mut findings).await?;
+    super::side_doors::side_doors(&mut conn, tables, options.value_oracles(), &mut findings)
+        .await?;
     super::declared::declared(&mut conn, tables, options, &mut findings).await?;
     Ok(RlsReport { findings })
 }
