@@ -74,6 +74,30 @@ impl KeyStore for TenantKeys {
         each!(self, s => s.record_usage(tenant, purpose, key_id, usage))
     }
 
+    // Forwarded, not left to the trait's defaults: the stores reserve
+    // atomically (a row lock, a file lock), so the usage cap holds across
+    // every instance; the default is exact only within one process.
+    async fn reserve_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+        cap: u64,
+    ) -> R<std::ops::Range<u64>> {
+        each!(self, s => s.reserve_usage(tenant, purpose, key_id, n, cap))
+    }
+
+    async fn release_usage(
+        &self,
+        tenant: &str,
+        purpose: KeyPurpose,
+        key_id: KeyId,
+        n: u64,
+    ) -> R<()> {
+        each!(self, s => s.release_usage(tenant, purpose, key_id, n))
+    }
+
     async fn delete(&self, tenant: &str, purpose: KeyPurpose, key_id: KeyId) -> R<()> {
         each!(self, s => s.delete(tenant, purpose, key_id))
     }
@@ -172,5 +196,68 @@ impl TenantVault {
     /// Number of keyrings this instance holds unwrapped (tests, diagnostics).
     pub fn cached_tenants(&self) -> usize {
         self.vault.cached_tenants()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Two instances over one key store (two `DirKeyStore`s on one directory,
+    /// as two processes would hold it) reserving uses of one key at once get
+    /// disjoint ranges: `TenantKeys` forwards to the store's atomic
+    /// reservation. The trait's default (read, then raise) hands both
+    /// instances the same uses when their calls interleave.
+    #[test]
+    fn reservations_of_two_instances_never_overlap() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let master = hisn_crypto_vault::MasterKey::generate().unwrap();
+        let vault = Vault::new(
+            TenantKeys::Dir(DirKeyStore::open(dir.path()).unwrap()),
+            master,
+        );
+        rt.block_on(vault.provision_tenant("acme")).unwrap();
+        let key = rt
+            .block_on(TenantKeys::Dir(DirKeyStore::open(dir.path()).unwrap()).load("acme"))
+            .unwrap()
+            .into_iter()
+            .find(|k| k.purpose == KeyPurpose::Data)
+            .expect("a data key");
+        let key_id = key.key_id;
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let path = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    let keys = TenantKeys::Dir(DirKeyStore::open(&path).unwrap());
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    (0..200)
+                        .map(|_| {
+                            rt.block_on(keys.reserve_usage(
+                                "acme",
+                                KeyPurpose::Data,
+                                key_id,
+                                3,
+                                1 << 30,
+                            ))
+                            .unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ranges: Vec<std::ops::Range<u64>> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        ranges.sort_by_key(|r| r.start);
+        assert_eq!(ranges.len(), 400);
+        for w in ranges.windows(2) {
+            assert!(w[0].end <= w[1].start, "overlap: {:?} and {:?}", w[0], w[1]);
+        }
+        assert!(ranges.iter().all(|r| r.end - r.start == 3));
     }
 }
