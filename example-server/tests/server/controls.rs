@@ -1,13 +1,10 @@
 //! Integration tests of each composed control.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use axum::http::StatusCode;
 use hisn_example_server::config::Rate;
 use serde_json::json;
 
-use crate::common::{PASSWORD, request, server, server_with, test_config};
+use crate::common::{Buf, PASSWORD, request, server, server_with, test_config};
 
 #[tokio::test]
 async fn security_headers_and_json_errors_on_every_response() {
@@ -309,19 +306,6 @@ async fn idempotency_key_replays_the_first_response() {
         ))
         .await;
     assert_eq!(other.status, 422);
-}
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]

@@ -1,9 +1,8 @@
 //! Outside review 4: a panicking handler, the password-hashing bound, and
 //! the operator-only metrics.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -13,20 +12,7 @@ use hisn_example_server::config::Rate;
 use serde_json::json;
 use tower::ServiceExt;
 
-use crate::common::{PASSWORD, Resp, Server, server, server_with, test_config};
-
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::common::{Buf, PASSWORD, Resp, Server, server, server_with, test_config};
 
 async fn send(router: &axum::Router, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
     let mut req = Request::builder().uri(path).body(Body::empty()).unwrap();

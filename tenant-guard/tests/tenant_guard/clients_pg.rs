@@ -448,8 +448,18 @@ async fn verify_reports_a_client_table_without_its_client_policy() {
         "drop policy hisn_client_isolation on ledger; create policy hisn_client_isolation on ledger as restrictive for all to public using ({0}) with check ({0})",
         rls::client_predicate("client_id", &[]).unwrap()
     )).await;
-    assert!(crate::common::pg::verify(&f.app, &plain).await.unwrap().is_clean());
-    assert!(!crate::common::pg::verify(&f.app, &tables).await.unwrap().is_clean());
+    assert!(
+        crate::common::pg::verify(&f.app, &plain)
+            .await
+            .unwrap()
+            .is_clean()
+    );
+    assert!(
+        !crate::common::pg::verify(&f.app, &tables)
+            .await
+            .unwrap()
+            .is_clean()
+    );
     // The grant predicate in `USING` alone, or in `WITH CHECK` alone, is no
     // client policy: reads or writes would reach other clients.
     let pred = rls::client_predicate("client_id", &[]).unwrap();
@@ -461,7 +471,10 @@ async fn verify_reports_a_client_table_without_its_client_policy() {
     };
     for (using, check) in [(pred.as_str(), "true"), ("true", pred.as_str())] {
         exec_as(&f.admin, &f.owner, &client_policy(using, check)).await;
-        let found = crate::common::pg::verify(&f.app, &plain).await.unwrap().findings;
+        let found = crate::common::pg::verify(&f.app, &plain)
+            .await
+            .unwrap()
+            .findings;
         assert!(
             found.contains(&Finding::MissingClientPolicy {
                 table: "ledger".into(),
@@ -471,7 +484,12 @@ async fn verify_reports_a_client_table_without_its_client_policy() {
         );
     }
     exec_as(&f.admin, &f.owner, &client_policy(&pred, &pred)).await;
-    assert!(crate::common::pg::verify(&f.app, &plain).await.unwrap().is_clean());
+    assert!(
+        crate::common::pg::verify(&f.app, &plain)
+            .await
+            .unwrap()
+            .is_clean()
+    );
     // The role gate's policies: dropping or widening one is reported.
     let gated = rls::tables_from_registry(&registry()).unwrap();
     let salaries: Vec<_> = gated
@@ -479,7 +497,12 @@ async fn verify_reports_a_client_table_without_its_client_policy() {
         .filter(|t| t.name() == "salaries")
         .cloned()
         .collect();
-    assert!(crate::common::pg::verify(&f.app, &salaries).await.unwrap().is_clean());
+    assert!(
+        crate::common::pg::verify(&f.app, &salaries)
+            .await
+            .unwrap()
+            .is_clean()
+    );
     exec_as(
         &f.admin,
         &f.owner,
@@ -489,7 +512,10 @@ async fn verify_reports_a_client_table_without_its_client_policy() {
     )
     .await;
     assert_eq!(
-        crate::common::pg::verify(&f.app, &salaries).await.unwrap().findings,
+        crate::common::pg::verify(&f.app, &salaries)
+            .await
+            .unwrap()
+            .findings,
         [Finding::MissingRoleGatePolicy {
             table: "hr.salaries".into()
         }]
@@ -500,7 +526,12 @@ async fn verify_reports_a_client_table_without_its_client_policy() {
         "drop policy hisn_role_gate_delete_0 on hr.salaries",
     )
     .await;
-    assert!(!crate::common::pg::verify(&f.app, &salaries).await.unwrap().is_clean());
+    assert!(
+        !crate::common::pg::verify(&f.app, &salaries)
+            .await
+            .unwrap()
+            .is_clean()
+    );
     // A broken scope function is reported.
     exec_as(&f.admin, &f.owner, "create or replace function public.hisn_tenant_guard_current_clients() returns uuid[] language sql stable security definer set search_path = pg_catalog, pg_temp as $$ select array[]::uuid[] $$").await;
     let report = crate::common::pg::verify(&f.app, &plain).await.unwrap();

@@ -104,41 +104,32 @@ fn first_damage(dir: &Path, segs: &[PathBuf], tenant: &TenantId) -> Result<(Opti
     let mut kept = 0u64;
     let mut found: Option<Found> = None;
     for (si, path) in segs.iter().enumerate() {
+        // Damage from here on, never read (moved to quarantine whole).
+        let unusable = |what| Found {
+            damage: RepairDamage {
+                what,
+                file: rel(dir, path),
+                offset: 0,
+            },
+            seg: si,
+            kept,
+            dropped: 0,
+        };
         // A link (to a segment elsewhere, valid or not), a directory: never
-        // read through, never written through; damage from here on.
+        // read through, never written through.
         if !is_regular(path) {
-            if found.is_none() {
-                found = Some(Found {
-                    damage: RepairDamage {
-                        what: NOT_REGULAR,
-                        file: rel(dir, path),
-                        offset: 0,
-                    },
-                    seg: si,
-                    kept,
-                    dropped: 0,
-                });
-            }
+            found.get_or_insert_with(|| unusable(NOT_REGULAR));
             continue;
         }
         let bytes = match read_segment(path) {
             Ok(b) => b,
-            // A FIFO, a device, a file longer than any segment: damage
-            // from here on (moved to quarantine, never read).
-            Err(Error::Corrupt { .. }) if found.is_none() => {
-                found = Some(Found {
-                    damage: RepairDamage {
-                        what: "segment is not a file the store wrote (FIFO, device, too long)",
-                        file: rel(dir, path),
-                        offset: 0,
-                    },
-                    seg: si,
-                    kept,
-                    dropped: 0,
+            // A FIFO or device swapped in since, a file longer than any segment.
+            Err(Error::Corrupt { .. }) => {
+                found.get_or_insert_with(|| {
+                    unusable("segment is not a file the store wrote (FIFO, device, too long)")
                 });
                 continue;
             }
-            Err(Error::Corrupt { .. }) => continue,
             Err(e) => return Err(e),
         };
         let mark = match path.parent() {
