@@ -378,6 +378,21 @@ const MAX_KEY_FILE_LEN: u64 = 1 << 20;
 /// The lock file every writer of a key directory locks exclusively.
 const DIR_LOCK_FILE: &str = ".hisn-keystore.lock";
 
+/// Write `bytes` to `path` and `fsync` it and its directory `dir`.
+fn durable_write(path: &Path, bytes: &[u8], dir: &Path) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    sync_dir(dir)
+}
+
+/// `fsync` a directory, so that a file created or renamed in it survives a
+/// power loss.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 impl DirKeyStore {
     /// Use (and create if needed) `dir`.
     ///
@@ -439,10 +454,13 @@ impl DirKeyStore {
         Self::check_tenant(tenant)?;
         let io = |e: std::io::Error| Error::Store(format!("cannot write key file: {}", e.kind()));
         if t.shredded.contains(tenant) {
-            std::fs::write(self.path(tenant, "shredded"), b"shredded\n").map_err(io)?;
+            // The marker is on disk before the keys go: a power loss between
+            // the two leaves a shredded tenant, never keys without a marker
+            // that a restart would use again.
+            durable_write(&self.path(tenant, "shredded"), b"shredded\n", &self.dir).map_err(io)?;
             match std::fs::remove_file(self.path(tenant, "keys")) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-                _ => return Ok(()),
+                _ => return sync_dir(&self.dir).map_err(io),
             }
         }
         let mut text = String::new();
@@ -457,9 +475,13 @@ impl DirKeyStore {
                 hex::encode(&k.wrapped)
             ));
         }
+        // Synced before it replaces the old file, and the rename synced
+        // after: a reservation of uses is durable before any is spent, so a
+        // power loss never rolls the count back below uses already made.
         let tmp = self.path(tenant, "keys.tmp");
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, self.path(tenant, "keys")).map_err(io)
+        durable_write(&tmp, text.as_bytes(), &self.dir).map_err(io)?;
+        std::fs::rename(&tmp, self.path(tenant, "keys")).map_err(io)?;
+        sync_dir(&self.dir).map_err(io)
     }
 
     /// An exclusive lock on the directory, shared with every other process

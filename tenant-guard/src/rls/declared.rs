@@ -145,14 +145,12 @@ mod checks {
 
     type Conn = PoolConnection<Postgres>;
 
-    /// Relations a reachable role can use, by a table privilege or a column
-    /// privilege, or through a view it can use (at any depth: a view reads
-    /// with its owner's privileges, so what it reads is reachable too;
-    /// materialized views are snapshots and reported themselves). Those of
-    /// them that are tables or materialized views without row-level
-    /// security, not a tenant table nor a partition or child of one (checked
-    /// on their own), not declared global and not temporary.
-    const UNDECLARED: &str = "\
+    /// The tenant tables with their partitions and children (`tenant`),
+    /// and the relations a role the application role can become can use
+    /// (`reach`, see [`UNDECLARED`]); `$1` names the tenant tables.
+    macro_rules! reach_ctes {
+        () => {
+            "\
         with recursive tenant(oid) as ( \
             select to_regclass(x) from unnest($1::text[]) x where to_regclass(x) is not null \
             union select i.inhrelid from pg_inherits i join tenant t on i.inhparent = t.oid), \
@@ -167,7 +165,20 @@ mod checks {
             join pg_class v on v.oid = reach.oid and v.relkind = 'v' \
             join pg_rewrite w on w.ev_class = v.oid \
             join pg_depend d on d.classid = 'pg_rewrite'::regclass and d.objid = w.oid \
-                and d.refclassid = 'pg_class'::regclass and d.refobjid <> v.oid) \
+                and d.refclassid = 'pg_class'::regclass and d.refobjid <> v.oid) "
+        };
+    }
+
+    /// Relations a reachable role can use, by a table privilege or a column
+    /// privilege, or through a view it can use (at any depth: a view reads
+    /// with its owner's privileges, so what it reads is reachable too;
+    /// materialized views are snapshots and reported themselves). Those of
+    /// them that are tables or materialized views without row-level
+    /// security, not a tenant table nor a partition or child of one (checked
+    /// on their own), not declared global and not temporary.
+    const UNDECLARED: &str = concat!(
+        reach_ctes!(),
+        "\
         select distinct c.oid::regclass::text from reach join pg_class c on c.oid = reach.oid \
         where c.relkind in ('r', 'p', 'm') and not c.relrowsecurity and c.relpersistence <> 't' \
           and c.relnamespace not in ('pg_catalog'::regnamespace, 'information_schema'::regnamespace, \
@@ -175,17 +186,24 @@ mod checks {
           and c.oid not in (select oid from tenant) \
           and c.oid not in (select to_regclass(x) from unnest($2::text[]) x \
                             where to_regclass(x) is not null) \
-        order by 1";
+        order by 1"
+    );
 
     /// Triggers (not the internal ones of foreign keys) on the tenant tables
-    /// and their partitions and children, whatever their `ENABLE` state (one
+    /// and on every relation a reachable role can use (a declared global
+    /// table or a view included: a trigger there fires when any tenant
+    /// writes it, and may copy the writer's tenant rows into it, whatever its
+    /// function's `EXECUTE` grant, since firing checks none), and
+    /// their partitions and children, whatever their `ENABLE` state (one
     /// `ALTER TABLE` away from firing; `ENABLE REPLICA` fires under
     /// `session_replication_role = replica`), except those whose function is
     /// declared and owned by no role the application role can become, and
     /// clones of a reported partitioned table's trigger.
-    const UNDECLARED_TRIGGERS: &str = "\
-        with recursive rel(oid) as ( \
-            select to_regclass(x) from unnest($1::text[]) x where to_regclass(x) is not null \
+    const UNDECLARED_TRIGGERS: &str = concat!(
+        reach_ctes!(),
+        ", \
+        rel(oid) as ( \
+            select oid from tenant union select oid from reach \
             union select i.inhrelid from pg_inherits i join rel on i.inhparent = rel.oid) \
         select g.tgrelid::regclass::text, g.tgname::text, g.tgfoid::regprocedure::text \
         from rel join pg_trigger g on g.tgrelid = rel.oid join pg_proc p on p.oid = g.tgfoid \
@@ -195,7 +213,8 @@ mod checks {
           and not (p.oid in (select to_regprocedure(x) from unnest($2::text[]) x \
                              where to_regprocedure(x) is not null) \
                    and not pg_has_role(current_user, p.proowner, 'MEMBER')) \
-        order by 1, 2";
+        order by 1, 2"
+    );
 
     /// Both checks; pushes the findings not already reported as `skip`.
     pub(in crate::rls) async fn declared(

@@ -397,3 +397,80 @@ async fn declared_globals_and_reviewed_triggers_verify_clean() {
     assert_eq!(findings(&fx).await, []);
     fx.teardown().await;
 }
+
+/// Class: a copying trigger on a relation that is not a tenant table. A
+/// trigger on a declared global table fires when any tenant writes it; its
+/// function (`EXECUTE` revoked: firing checks none) copies the writing
+/// tenant's rows into that global table, which every tenant reads. Reported, as is an `INSTEAD OF` trigger on a view
+/// the application role can use.
+///
+/// Root cause: only triggers on tenant tables (and their children) were
+/// looked at.
+#[tokio::test]
+async fn a_copying_trigger_on_a_global_table_or_a_view_is_reported() {
+    let Some(fx) = fixture("r4_global_trigger", 1).await else {
+        return;
+    };
+    let app = fx.role.clone();
+    as_owner(
+        &fx,
+        &format!(
+            "create table r4_feed (doc text); grant select, insert on r4_feed to \"{app}\"; \
+             create function r4_mirror() returns trigger language plpgsql \
+               set search_path = public, pg_temp as $$ \
+               begin if pg_trigger_depth() > 1 then return null; end if; \
+                 insert into r4_feed select row_to_json(a)::text from assets a; \
+                 return null; end $$; \
+             revoke execute on function r4_mirror() from public; \
+             create trigger r4_m after insert on r4_feed for each statement \
+               execute function r4_mirror()"
+        ),
+    )
+    .await;
+    let declared = globals().global_tables(["r4_feed"]).unwrap();
+    assert_eq!(
+        findings_with(&fx, &declared).await,
+        [trigger("r4_feed", "r4_m", "r4_mirror()")]
+    );
+    // The leak the finding is about: B writes the feed, its rows are
+    // mirrored there, A reads them.
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    b_inserts(&pool, "B mirrored").await;
+    let mut tx = pool.begin(&context(TENANT_B)).await.unwrap();
+    sqlx::query("insert into r4_feed values ('from B')")
+        .execute(danger::unguarded(&mut tx))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        a_counts(
+            &pool,
+            "select count(*) from r4_feed where doc like '%B mirrored%'"
+        )
+        .await,
+        1,
+        "positive control: the trigger copied B's row where A reads it"
+    );
+    drop(pool);
+    // Declared reviewed, it is accepted (the operator vouches for it).
+    let reviewed = declared.clone().trigger_functions(["r4_mirror"]).unwrap();
+    assert_eq!(findings_with(&fx, &reviewed).await, []);
+    as_owner(&fx, "drop table r4_feed; drop function r4_mirror()").await;
+
+    // An INSTEAD OF trigger on a view the application role can write.
+    as_owner(
+        &fx,
+        &format!(
+            "create view r4_v as select code from countries; \
+             grant select, insert on r4_v to \"{app}\"; \
+             create function r4_vfn() returns trigger language plpgsql as $$ \
+               begin return new; end $$; \
+             create trigger r4_vt instead of insert on r4_v for each row execute function r4_vfn()"
+        ),
+    )
+    .await;
+    assert_eq!(findings(&fx).await, [trigger("r4_v", "r4_vt", "r4_vfn()")]);
+    as_owner(&fx, "drop view r4_v; drop function r4_vfn()").await;
+    assert_eq!(findings(&fx).await, []);
+    fx.teardown().await;
+}
