@@ -121,7 +121,7 @@ async fn blocking<T: Send + 'static>(
     let store = Arc::clone(store);
     tokio::task::spawn_blocking(move || f(&store))
         .await
-        .map_err(|e| ApiError::internal("audit task", &e))?
+        .map_err(|e| ApiError::task("audit task", &e))?
 }
 
 /// `None` for a tenant without a chain.

@@ -121,6 +121,20 @@ impl ApiError {
         tracing::error!(target: "hisn::example_server", what, error = %err, "internal error");
         Self::Internal
     }
+
+    /// A blocking task that did not finish: logged as panicked or cancelled,
+    /// never with the `JoinError`'s text, which carries the panic message
+    /// (a formatted one may hold request data or a password the task held;
+    /// the panic hook withholds those too).
+    pub fn task(what: &'static str, err: &tokio::task::JoinError) -> Self {
+        let how = if err.is_panic() {
+            "panicked"
+        } else {
+            "cancelled"
+        };
+        tracing::error!(target: "hisn::example_server", what, how, "internal error: a blocking task did not finish");
+        Self::Internal
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -209,5 +223,46 @@ impl From<sqlx::Error> for ApiError {
 impl From<hisn_audit_log::Error> for ApiError {
     fn from(e: hisn_audit_log::Error) -> Self {
         Self::internal("audit log", &e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+    use crate::logging::tests::Buf;
+
+    /// A blocking task that panicked with a formatted message (here holding
+    /// a password) is logged as panicked, without the message: a
+    /// `JoinError`'s text carries it.
+    #[test]
+    fn a_panicked_task_is_logged_without_its_message() {
+        let buf = Buf::default();
+        let sink = buf.clone();
+        let sub = crate::logging::subscriber("info", move || sink.clone());
+        let _g = hisn_test_support::set_default(sub);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = rt
+            .block_on(async {
+                tokio::task::spawn_blocking(|| {
+                    let password = String::from("hunter2-correct-horse");
+                    panic!("hash failed for {password}")
+                })
+                .await
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("hunter2"), "the text carries it");
+        assert!(matches!(
+            ApiError::task("hash task", &err),
+            ApiError::Internal
+        ));
+        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            log.contains("panicked") && log.contains("hash task"),
+            "{log}"
+        );
+        assert!(!log.contains("hunter2"), "leaked: {log}");
     }
 }

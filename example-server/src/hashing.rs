@@ -135,7 +135,7 @@ impl HashPermit {
             out
         })
         .await
-        .map_err(|e| ApiError::internal("hash task", &e))
+        .map_err(|e| ApiError::task("hash task", &e))
     }
 }
 

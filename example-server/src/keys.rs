@@ -76,6 +76,10 @@ impl Drop for KeyFile {
     }
 }
 
+/// Shortest operator token accepted from the key file (a generated one is
+/// 64 hex digits).
+const MIN_OPERATOR_TOKEN: usize = 32;
+
 /// Errors loading or creating the key file (operator-facing).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -145,6 +149,11 @@ pub fn load_or_generate(data_dir: &Path) -> Result<(ServerKeys, bool), KeyError>
         SecretKey::from_slice(&bytes).map_err(|_| bad())
     };
     let audit = secret(&file.audit)?;
+    // The operator token is compared with what a caller sends: an empty or
+    // short one (a hand-edited file) would let anyone in.
+    if file.operator_token.trim().len() < MIN_OPERATOR_TOKEN {
+        return Err(bad());
+    }
     let keys = ServerKeys {
         master: MasterKey::from_base64(&file.master).map_err(|_| bad())?,
         jwt: secret(&file.jwt)?,
@@ -164,6 +173,25 @@ pub fn load_or_generate(data_dir: &Path) -> Result<(ServerKeys, bool), KeyError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A key file whose operator token is empty or short (hand-edited) is
+    /// refused: an empty one would match a request with no credential.
+    #[test]
+    fn an_empty_or_short_operator_token_is_refused() {
+        for token in ["", "   ", "0123456789abcdef"] {
+            let dir = tempfile::tempdir().unwrap();
+            load_or_generate(dir.path()).unwrap();
+            let path = dir.path().join(KEY_FILE);
+            let mut v: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            v["operator_token"] = serde_json::json!(token);
+            std::fs::write(&path, v.to_string()).unwrap();
+            assert!(
+                matches!(load_or_generate(dir.path()), Err(KeyError::Malformed(_))),
+                "{token:?}"
+            );
+        }
+    }
 
     #[test]
     fn generated_once_then_reloaded_and_private() {

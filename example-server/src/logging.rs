@@ -66,7 +66,7 @@ pub fn panic_hook(info: &std::panic::PanicHookInfo<'_>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
 
     use std::io::Write;
@@ -74,8 +74,9 @@ mod tests {
 
     use super::*;
 
+    /// A log writer a test reads back.
     #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
+    pub(crate) struct Buf(pub(crate) Arc<Mutex<Vec<u8>>>);
 
     impl Write for Buf {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {

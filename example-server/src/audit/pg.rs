@@ -208,7 +208,7 @@ async fn local_checkpoints(
             .collect())
     })
     .await
-    .map_err(|e| ApiError::internal("audit task", &e))?
+    .map_err(|e| ApiError::task("audit task", &e))?
 }
 
 /// Sign `tenant`'s head into the database and this instance's log.
@@ -223,7 +223,7 @@ async fn sign(
     let sink = FileSink::new(log);
     tokio::task::spawn_blocking(move || sink.publish(&cp))
         .await
-        .map_err(|e| ApiError::internal("audit task", &e))??;
+        .map_err(|e| ApiError::task("audit task", &e))??;
     Ok(())
 }
 
