@@ -179,6 +179,7 @@ async fn create_pg(base: &str, cfg: &mut hisn_example_server::Config) -> (String
         format!("CREATE ROLE {name}_owner LOGIN NOSUPERUSER NOBYPASSRLS"),
         format!("CREATE ROLE {name}_app LOGIN NOSUPERUSER NOBYPASSRLS"),
         format!("CREATE ROLE {name}_audit LOGIN NOSUPERUSER NOBYPASSRLS"),
+        format!("CREATE ROLE {name}_platform LOGIN NOSUPERUSER NOBYPASSRLS"),
         format!("CREATE DATABASE {name} OWNER {name}_owner"),
     ] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -195,6 +196,7 @@ async fn create_pg(base: &str, cfg: &mut hisn_example_server::Config) -> (String
     let url = |role: &str| format!("{scheme}://{role}@{host}/{name}");
     cfg.database_url = Some(url(&format!("{name}_app")).parse().unwrap());
     cfg.audit_database_url = Some(url(&format!("{name}_audit")).parse().unwrap());
+    cfg.platform_database_url = Some(url(&format!("{name}_platform")).parse().unwrap());
     cfg.migrate_database_url = Some(url(&format!("{name}_owner")).parse().unwrap());
     cfg.admin_database_url = Some(url(user).parse().unwrap());
     let opts = sqlx::postgres::PgConnectOptions::from_str(base)
@@ -214,6 +216,7 @@ async fn drop_pg(base: &str, name: &str) {
         format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
         format!("DROP ROLE IF EXISTS {name}_app"),
         format!("DROP ROLE IF EXISTS {name}_audit"),
+        format!("DROP ROLE IF EXISTS {name}_platform"),
         format!("DROP ROLE IF EXISTS {name}_owner"),
     ] {
         let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))

@@ -126,7 +126,8 @@ pub(crate) async fn build_with(config: Config, layers: Layers) -> Result<App, St
     let vault = TenantVault::new(
         Vault::new(
             match platform.as_pg() {
-                // The application role's pool: the table holds only wrapped keys.
+                // The platform role's pool (the application role, under which
+                // tenant transactions run, may not touch the key tables).
                 Some(pool) => TenantKeys::Pg(PgKeyStore::new(pool.clone())),
                 None => TenantKeys::Dir(
                     DirKeyStore::open(dir.join("tenant-keys"))
@@ -324,15 +325,14 @@ async fn open_database(
                     dir.join(keys::KEY_FILE).display()
                 ))
             })?;
-            let pools = db::pg::open(
-                url.expose(),
-                config.migrate_database_url.as_ref().map(SecretUrl::expose),
-                config.audit_database_url.as_ref().map(SecretUrl::expose),
-                config.admin_database_url.as_ref().map(SecretUrl::expose),
-                key,
-                layers,
-            )
-            .await?;
+            let urls = db::pg::PgUrls {
+                database: url.expose(),
+                migrate: config.migrate_database_url.as_ref().map(SecretUrl::expose),
+                audit: config.audit_database_url.as_ref().map(SecretUrl::expose),
+                platform: config.platform_database_url.as_ref().map(SecretUrl::expose),
+                admin: config.admin_database_url.as_ref().map(SecretUrl::expose),
+            };
+            let pools = db::pg::open(urls, key, layers).await?;
             if layers.rls() {
                 // A session of a tenant that does not exist, issued and verified
                 // like any other: its transaction must see its tenant through RLS.

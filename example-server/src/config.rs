@@ -61,6 +61,9 @@ pub struct Config {
     /// PostgreSQL URL of the audit role (required in PostgreSQL mode): the audit store's own connection, the only role (besides the owner) with any privilege on audit-log's tables; it must differ from the application role, which holds none (tenant transactions run under it and the audit tables have no row-level security).
     #[arg(long, env = "HISN_AUDIT_DATABASE_URL", hide_env_values = true)]
     pub audit_database_url: Option<SecretUrl>,
+    /// PostgreSQL URL of the platform role (required in PostgreSQL mode): the platform pool's own connection (tenants, accounts and their password hashes, API keys, second factors, support grants, notifications, wrapped tenant keys), the only role (besides the owner) with any privilege on those tables; it must differ from the application role, which holds none (tenant transactions run under it and the platform tables have no row-level security).
+    #[arg(long, env = "HISN_PLATFORM_DATABASE_URL", hide_env_values = true)]
+    pub platform_database_url: Option<SecretUrl>,
     /// PostgreSQL URL of a platform-admin role with BYPASSRLS, for the operator console's audited escape hatch. Unset in PostgreSQL mode: the console answers 503.
     #[arg(long, env = "HISN_ADMIN_DATABASE_URL", hide_env_values = true)]
     pub admin_database_url: Option<SecretUrl>,

@@ -15,9 +15,10 @@
 //! ([`hisn_crypto_vault::Error::TenantShredded`]); the vault then caches the
 //! tenant as shredded. Once A's erase has returned, B refuses the tenant's
 //! keys on its next use, with no time window. The cost is one indexed read
-//! per encryption or decryption, on the application role's platform pool
-//! (which needs SELECT on the marker table; the shred itself needs INSERT,
-//! both granted by the migration). The embedded mode has one instance, whose
+//! per encryption or decryption, on the platform pool (the platform role,
+//! which needs SELECT on the marker table; the shred itself needs INSERT,
+//! both granted by the migration; the application role, under which tenant
+//! transactions run, holds no privilege on the key tables). The embedded mode has one instance, whose
 //! vault learns of its own shreds at once: no read there.
 
 use hisn_crypto_vault::{

@@ -6,7 +6,9 @@
 //!   transactions (every statement through the query guard; on PostgreSQL
 //!   also under RLS);
 //! - [`Platform`]: the platform tables (tenants, accounts, API keys), whose
-//!   every query lives in [`platform`] and names the tenant;
+//!   every query lives in [`platform`] and names the tenant; on PostgreSQL
+//!   a pool of its own role, since tenant transactions may not reach them
+//!   (see [`pg`]);
 //! - [`Admin`]: the audited escape hatch of the operator console.
 //!
 //! SQL is written with `?` placeholders in the subset both dialects read the
@@ -135,7 +137,8 @@ pub async fn sqlite_tenant_pool(pool: SqlitePool) -> Result<TenantDb, hisn_tenan
 pub enum Platform {
     /// SQLite (the same file as the tenant tables).
     Sqlite(SqlitePool),
-    /// PostgreSQL, connected as the application role.
+    /// PostgreSQL, connected as the platform role
+    /// (`HISN_PLATFORM_DATABASE_URL`), never as the application role.
     Pg(PgPool),
 }
 
@@ -254,7 +257,7 @@ impl Platform {
         }
     }
 
-    /// The PostgreSQL pool (application role), in the PostgreSQL mode.
+    /// The PostgreSQL pool (platform role), in the PostgreSQL mode.
     pub fn as_pg(&self) -> Option<&PgPool> {
         match self {
             Self::Pg(p) => Some(p),

@@ -1,7 +1,7 @@
 //! PostgreSQL mode (`DATABASE_URL`): the same application on PostgreSQL, with
 //! row-level security as a second isolation layer under the query guard.
 //!
-//! Four roles, four URLs:
+//! Five roles, five URLs:
 //! - `DATABASE_URL`, the **application role**: serves every request. It must
 //!   not own the tables and must not have BYPASSRLS (nor reach a role that
 //!   has, through `SET ROLE`); [`rls::verify`] checks exactly that, and more,
@@ -14,12 +14,10 @@
 //!   on every tenant table, and the grants) for the application role it finds
 //!   behind `DATABASE_URL`, and audit-log's tables (its own versioned
 //!   migrations; the audit role gets INSERT and SELECT only, the application
-//!   role nothing). It must not be a superuser (a
+//!   role nothing), and grants the platform tables to the platform role (the
+//!   application role nothing). It must not be a superuser (a
 //!   superuser bypasses RLS even with `FORCE`), and must be able to create in
-//!   schema `public`. The application role also gets SELECT, INSERT and
-//!   UPDATE on crypto-vault's `hisn_vault_shredded` (a crypto-shred writes
-//!   the marker; every instance reads it before using a cached tenant key,
-//!   see [`crate::keystore`]). When unset, the schema must already be current (another instance or a
+//!   schema `public`. When unset, the schema must already be current (another instance or a
 //!   deploy step migrated it) or the server refuses to start.
 //! - `HISN_AUDIT_DATABASE_URL`, the **audit role** (required): the audit
 //!   store's own pool. audit-log's tables have no row-level security (one
@@ -31,6 +29,24 @@
 //!   refuses an audit role equal to the application role, owning the audit
 //!   tables or able to UPDATE, DELETE or TRUNCATE them, and an application
 //!   role with any privilege on them or able to act as the audit role.
+//! - `HISN_PLATFORM_DATABASE_URL`, the **platform role** (required): the
+//!   platform pool ([`crate::db::Platform`]). The platform tables (`tenants`,
+//!   `accounts` with every tenant's password hashes, `api_keys`,
+//!   `account_totp`, `support_grants`, `admin_notifications`, crypto-vault's
+//!   `hisn_vault_keys` and `hisn_vault_shredded`, `hisn_example_migrations`)
+//!   have no row-level security: the identity provider reads them before any
+//!   tenant context exists, and every query on them names the tenant
+//!   ([`crate::db::platform`], [`crate::db::mfa`]). A tenant transaction's SQL
+//!   with the query guard off must not reach them, so, as for the audit
+//!   tables, the application role holds no privilege on them and the
+//!   platform role holds exactly what the server needs
+//!   (`PLATFORM_GRANTS` in `src/db/pg/roles.rs`). At every start the server refuses a
+//!   platform role equal to the application or audit role, owning a platform
+//!   table or lacking a privilege it needs, and an application role with any
+//!   privilege on a platform table (table or column, directly, through
+//!   `PUBLIC` or a role) or able to act as the platform role. Nothing is
+//!   declared global to [`rls::verify_with`]: the application role can use no
+//!   table without row-level security.
 //! - `HISN_ADMIN_DATABASE_URL`, the **platform-admin role** (optional): the
 //!   operator console's escape hatch, a role with BYPASSRLS. Unset, the
 //!   console answers `503`.
@@ -39,6 +55,8 @@
 //! database (`rls_context` in the key file): [`probe_context`] at start-up
 //! refuses an instance whose key differs, which would otherwise see no rows
 //! at all.
+
+mod roles;
 
 use std::time::Duration;
 
@@ -107,6 +125,12 @@ pub enum PgStartError {
         "audit tables: {0}; run once with HISN_MIGRATE_DATABASE_URL set to the tables' owner (it installs audit-log's tables, grants the role of HISN_AUDIT_DATABASE_URL INSERT and SELECT only and revokes every privilege of the application role on them)"
     )]
     Audit(String),
+    /// The application role could reach the platform tables, or the platform
+    /// role is missing, shared or lacks a privilege it needs.
+    #[error(
+        "platform tables: {0}; run once with HISN_MIGRATE_DATABASE_URL set to the tables' owner (it grants the role of HISN_PLATFORM_DATABASE_URL what the platform pool needs on the platform tables and revokes every privilege of the application role on them)"
+    )]
+    Platform(String),
     /// The context key in the database is not this instance's.
     #[error(
         "the tenant context key installed in the database is not this instance's (rls_context in the key file): every instance must share the key file, or run with HISN_MIGRATE_DATABASE_URL to install this one"
@@ -118,27 +142,6 @@ fn db(what: &'static str) -> impl Fn(sqlx::Error) -> PgStartError {
     move |source| PgStartError::Database { what, source }
 }
 
-/// The tables without row-level security the application role may use,
-/// declared to `rls::verify_with` (anything else reachable without RLS is a
-/// finding): the platform tables the identity provider reads before any
-/// tenant context exists (`tenants`, `accounts`, `api_keys`,
-/// `account_totp`, `support_grants`, `admin_notifications`; every query on
-/// them names the tenant, `src/db/platform.rs`, and their `tenant_id` is
-/// `text`, not a tenant column), crypto-vault's wrapped keys and shred
-/// markers (only wrapped keys: useless without the master key), and the
-/// migrations table. No trigger function is declared: none is installed.
-const GLOBAL_TABLES: &[&str] = &[
-    "tenants",
-    "accounts",
-    "api_keys",
-    "account_totp",
-    "support_grants",
-    "admin_notifications",
-    "hisn_vault_keys",
-    "hisn_vault_shredded",
-    "hisn_example_migrations",
-];
-
 fn guard(what: &'static str) -> impl Fn(hisn_tenant_guard::Error) -> PgStartError {
     move |source| PgStartError::Guard { what, source }
 }
@@ -148,7 +151,7 @@ fn guard(what: &'static str) -> impl Fn(hisn_tenant_guard::Error) -> PgStartErro
 pub struct PgPools {
     /// Tenant data (application role): guarded transactions under RLS.
     pub tenant: TenantDb,
-    /// Platform tables (application role, its own pool).
+    /// Platform tables (the platform role, its own pool).
     pub platform: PgPool,
     /// The escape hatch's pool, when `HISN_ADMIN_DATABASE_URL` is set.
     pub admin: Option<PgPool>,
@@ -170,22 +173,39 @@ async fn connect(url: &str, max: u32, what: &'static str) -> Result<PgPool, PgSt
         .map_err(db(what))
 }
 
+/// The connection URLs of PostgreSQL mode (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct PgUrls<'a> {
+    /// `DATABASE_URL`: the application role.
+    pub database: &'a str,
+    /// `HISN_MIGRATE_DATABASE_URL`: the owner role.
+    pub migrate: Option<&'a str>,
+    /// `HISN_AUDIT_DATABASE_URL`: the audit role.
+    pub audit: Option<&'a str>,
+    /// `HISN_PLATFORM_DATABASE_URL`: the platform role.
+    pub platform: Option<&'a str>,
+    /// `HISN_ADMIN_DATABASE_URL`: the platform-admin role.
+    pub admin: Option<&'a str>,
+}
+
+async fn current_role(pool: &PgPool, what: &'static str) -> Result<String, PgStartError> {
+    sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(pool)
+        .await
+        .map_err(db(what))
+}
+
 /// Connect, migrate (when an owner URL is given), install and verify RLS,
-/// and build the tenant pool. `layers` switches layers off for the
-/// isolation suite only ([`crate::danger`]).
+/// check the roles, and build the tenant pool. `layers` switches layers off
+/// for the isolation suite only ([`crate::danger`]).
 pub async fn open(
-    database_url: &str,
-    migrate_url: Option<&str>,
-    audit_url: Option<&str>,
-    admin_url: Option<&str>,
+    urls: PgUrls<'_>,
     key: &ContextKey,
     layers: Layers,
 ) -> Result<PgPools, PgStartError> {
-    let app = connect(database_url, 16, "connect DATABASE_URL").await?;
-    let app_role: String = sqlx::query_scalar("SELECT current_user::text")
-        .fetch_one(&app)
-        .await
-        .map_err(db("read the application role"))?;
+    let app = connect(urls.database, 16, "connect DATABASE_URL").await?;
+    let app_role = current_role(&app, "read the application role").await?;
+    let audit_url = urls.audit;
     let audit_url = audit_url.ok_or_else(|| {
         PgStartError::Audit(
             "HISN_AUDIT_DATABASE_URL is unset: the audit store needs a role of its own (the application role may not read the audit tables, which have no row-level security)".into(),
@@ -197,19 +217,41 @@ pub async fn open(
         "connect HISN_AUDIT_DATABASE_URL",
     )
     .await?;
-    let audit_role: String = sqlx::query_scalar("SELECT current_user::text")
-        .fetch_one(&audit_pool)
-        .await
-        .map_err(db("read the audit role"))?;
+    let audit_role = current_role(&audit_pool, "read the audit role").await?;
     if audit_role == app_role {
         return Err(PgStartError::Audit(
             "HISN_AUDIT_DATABASE_URL connects as the application role: the audit store needs a role of its own".into(),
         ));
     }
+    let platform_url = urls.platform.ok_or_else(|| {
+        PgStartError::Platform(
+            "HISN_PLATFORM_DATABASE_URL is unset: the platform pool needs a role of its own (the application role may not read the platform tables, which have no row-level security)".into(),
+        )
+    })?;
+    let platform = connect(platform_url, 8, "connect HISN_PLATFORM_DATABASE_URL").await?;
+    let platform_role = current_role(&platform, "read the platform role").await?;
+    if platform_role == app_role || platform_role == audit_role {
+        return Err(PgStartError::Platform(format!(
+            "HISN_PLATFORM_DATABASE_URL connects as the {} role: the platform pool needs a role of its own",
+            if platform_role == app_role {
+                "application"
+            } else {
+                "audit"
+            }
+        )));
+    }
     let tables = rls::parse_tables(TENANT_TABLES).map_err(guard("tenant tables"))?;
-    if let Some(url) = migrate_url {
+    if let Some(url) = urls.migrate {
         let owner = connect(url, 1, "connect HISN_MIGRATE_DATABASE_URL").await?;
-        migrate(&owner, &app_role, key, &tables, layers.rls()).await?;
+        migrate(
+            &owner,
+            &app_role,
+            &platform_role,
+            key,
+            &tables,
+            layers.rls(),
+        )
+        .await?;
         // audit-log's tables, by its own versioned migrations (serialised
         // across instances by its advisory lock), then the audit role's
         // INSERT and SELECT on them, and nothing for the application role
@@ -218,17 +260,26 @@ pub async fn open(
         hisn_audit_log::store::postgres::grant_app_role(&owner, &audit_role)
             .await
             .map_err(audit("grant the audit role"))?;
-        revoke_audit_tables(&owner, &app_role).await?;
+        roles::revoke_audit_tables(&owner, &app_role).await?;
         owner.close().await;
     }
+    // The platform role reads the schema version: the application role may
+    // not read any platform table.
     let found: i64 =
         match sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM hisn_example_migrations")
-            .fetch_one(&app)
+            .fetch_one(&platform)
             .await
         {
             Ok(v) => v,
             // 42P01 undefined_table: never migrated.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => 0,
+            // 42501 insufficient_privilege: migrated by an earlier version,
+            // which granted the platform tables to the application role.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42501") => {
+                return Err(PgStartError::Platform(
+                    "the platform role may not SELECT hisn_example_migrations".into(),
+                ));
+            }
             Err(e) => return Err(db("read the schema version")(e)),
         };
     let needed = super::latest_version();
@@ -238,19 +289,22 @@ pub async fn open(
     for table in ["hisn_vault_keys", "hisn_vault_shredded"] {
         let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
             .bind(format!("public.{table}"))
-            .fetch_one(&app)
+            .fetch_one(&platform)
             .await
             .map_err(db("look for the key tables"))?;
         if !exists {
             return Err(PgStartError::MissingTable(table));
         }
     }
-    check_audit_role(&audit_pool).await?;
-    check_app_role_has_no_audit_access(&app, &audit_role).await?;
+    roles::check_audit_role(&audit_pool).await?;
+    roles::check_app_role_has_no_audit_access(&app, &audit_role).await?;
+    roles::check_platform_role(&platform).await?;
+    roles::check_app_role_has_no_platform_access(&app, &platform_role).await?;
     if layers.rls() {
-        let options = rls::VerifyOptions::new()
-            .global_tables(GLOBAL_TABLES)
-            .map_err(guard("global tables"))?;
+        // Nothing is declared global: the application role can use no table
+        // without row-level security (the platform and audit tables belong
+        // to their own roles), so any such table it can reach is a finding.
+        let options = rls::VerifyOptions::new();
         let report = rls::verify_with(&app, &tables, &options)
             .await
             .map_err(guard("rls verify"))?;
@@ -276,8 +330,7 @@ pub async fn open(
         tracing::warn!(target: "hisn::example_server", "DANGER: the query guard is switched off (isolation suite only): row-level security alone scopes tenant data");
         TenantDb::PgUnguarded(pool)
     };
-    let platform = connect(database_url, 8, "connect DATABASE_URL (platform pool)").await?;
-    let admin = match admin_url {
+    let admin = match urls.admin {
         Some(url) => Some(connect(url, 2, "connect HISN_ADMIN_DATABASE_URL").await?),
         None => None,
     };
@@ -292,124 +345,6 @@ pub async fn open(
 fn audit(what: &'static str) -> impl Fn(hisn_audit_log::Error) -> PgStartError {
     move |e| PgStartError::Audit(format!("{what}: {e}"))
 }
-
-/// Every privilege of `app_role` (and of `PUBLIC`) on audit-log's tables and
-/// its prune function, revoked by the owner.
-async fn revoke_audit_tables(owner: &PgPool, app_role: &str) -> Result<(), PgStartError> {
-    if !is_plain_identifier(app_role) {
-        return Err(PgStartError::Audit(format!(
-            "application role name {app_role:?} is not a plain identifier"
-        )));
-    }
-    let mut sql = String::new();
-    for t in AUDIT_TABLES.iter().chain(std::iter::once(&PRUNE_POINT)) {
-        // `app_role` is a plain identifier (checked above): quoting is exact.
-        sql.push_str(&format!(
-            "REVOKE ALL ON {t} FROM PUBLIC; REVOKE ALL ON {t} FROM \"{app_role}\";\n"
-        ));
-    }
-    sql.push_str(&format!(
-        "REVOKE ALL ON FUNCTION {PRUNE_FUNCTION} FROM \"{app_role}\";\n"
-    ));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(owner)
-        .await
-        .map_err(db("revoke the application role's audit privileges"))?;
-    Ok(())
-}
-
-/// The application role may not touch the audit tables at all: no
-/// privilege of any kind (directly, through `PUBLIC` or a role it is a
-/// member of), not their owner, and no way to act as the audit role.
-async fn check_app_role_has_no_audit_access(
-    app: &PgPool,
-    audit_role: &str,
-) -> Result<(), PgStartError> {
-    let member: bool = sqlx::query_scalar("SELECT pg_has_role(current_user, $1, 'MEMBER')")
-        .bind(audit_role)
-        .fetch_one(app)
-        .await
-        .map_err(db("check the application role"))?;
-    if member {
-        return Err(PgStartError::Audit(format!(
-            "the application role can act as the audit role {audit_role}"
-        )));
-    }
-    for table in AUDIT_TABLES.iter().chain(std::iter::once(&PRUNE_POINT)) {
-        let row: Option<(bool, bool)> = sqlx::query_as(
-            "SELECT pg_has_role(current_user, c.relowner, 'MEMBER'), \
-                    has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER') \
-                    OR has_any_column_privilege(c.oid, 'SELECT, INSERT, UPDATE, REFERENCES') \
-             FROM pg_class c WHERE c.oid = to_regclass($1)",
-        )
-        .bind(format!("public.{table}"))
-        .fetch_optional(app)
-        .await
-        .map_err(db("check the audit tables"))?;
-        match row {
-            None => return Err(PgStartError::Audit(format!("{table} is missing"))),
-            Some((true, _)) => {
-                return Err(PgStartError::Audit(format!(
-                    "the application role owns {table} (or can act as its owner)"
-                )));
-            }
-            Some((_, true)) => {
-                return Err(PgStartError::Audit(format!(
-                    "the application role holds a privilege on {table} (tenant transactions could read every tenant's audit records)"
-                )));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// audit-log's prune point (SELECT only for the audit role).
-const PRUNE_POINT: &str = "hisn_audit_prune_point";
-/// audit-log's retention function (granted to no one).
-const PRUNE_FUNCTION: &str = "hisn_audit_prune_rows(text, bigint, bytea, bigint)";
-
-/// The audit tables, which the audit role may only INSERT into and SELECT
-/// from (audit-log's append-only triggers also refuse UPDATE and DELETE, but
-/// an owner could drop them).
-async fn check_audit_role(app: &PgPool) -> Result<(), PgStartError> {
-    for table in AUDIT_TABLES {
-        let row: Option<(bool, bool, bool, bool, bool)> = sqlx::query_as(
-            "SELECT pg_has_role(current_user, c.relowner, 'USAGE'),                     has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE'),                     has_table_privilege(c.oid, 'TRUNCATE'), has_table_privilege(c.oid, 'INSERT')              FROM pg_class c WHERE c.oid = to_regclass($1)",
-        )
-        .bind(format!("public.{table}"))
-        .fetch_optional(app)
-        .await
-        .map_err(db("check the audit tables"))?;
-        match row {
-            None => return Err(PgStartError::Audit(format!("{table} is missing"))),
-            Some((true, ..)) => {
-                return Err(PgStartError::Audit(format!(
-                    "the audit role owns {table} (or can act as its owner)"
-                )));
-            }
-            Some((_, true, _, _, _) | (_, _, true, _, _) | (_, _, _, true, _)) => {
-                return Err(PgStartError::Audit(format!(
-                    "the audit role may UPDATE, DELETE or TRUNCATE {table}"
-                )));
-            }
-            Some((_, _, _, _, false)) => {
-                return Err(PgStartError::Audit(format!(
-                    "the audit role may not INSERT into {table}"
-                )));
-            }
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-/// audit-log's tables the audit role writes.
-const AUDIT_TABLES: [&str; 3] = [
-    "hisn_audit_log",
-    "hisn_audit_subject",
-    "hisn_audit_checkpoint",
-];
 
 /// A tenant transaction for `ctx` (a session of a tenant that need not
 /// exist) must see its tenant through the RLS context function; otherwise
@@ -439,6 +374,7 @@ pub async fn probe_context(db: &TenantDb, ctx: &TenantContext) -> Result<(), PgS
 async fn migrate(
     owner: &PgPool,
     app_role: &str,
+    platform_role: &str,
     key: &ContextKey,
     tables: &[rls::TenantTable],
     with_rls: bool,
@@ -487,16 +423,10 @@ async fn migrate(
         .await
         .map_err(db("crypto-vault key tables"))?;
     // `app_role` is a plain identifier (checked above), so quoting it is exact.
-    let mut grants = format!(
-        "REVOKE ALL ON hisn_example_migrations, tenants, accounts, api_keys, hisn_vault_keys, hisn_vault_shredded FROM PUBLIC;\n\
-         GRANT SELECT ON hisn_example_migrations TO \"{app_role}\";\n\
-         GRANT SELECT, INSERT, UPDATE ON tenants, accounts, api_keys TO \"{app_role}\";\n\
-         GRANT SELECT, INSERT, UPDATE, DELETE ON hisn_vault_keys TO \"{app_role}\";\n\
-         GRANT SELECT, INSERT, UPDATE ON hisn_vault_shredded TO \"{app_role}\";\n\
-         REVOKE ALL ON account_totp, support_grants, admin_notifications FROM PUBLIC;\n\
-         GRANT SELECT, INSERT, UPDATE ON account_totp, support_grants TO \"{app_role}\";\n\
-         GRANT SELECT, INSERT ON admin_notifications TO \"{app_role}\";\n"
-    );
+    // The platform tables: the platform role's, nothing for the application
+    // role (earlier versions granted it them: revoked here).
+    let mut grants =
+        roles::platform_grants_sql(app_role, platform_role).map_err(PgStartError::Platform)?;
     if with_rls {
         let sql = rls::generate_sql(tables, app_role, key).map_err(guard("rls sql"))?;
         sqlx::raw_sql(sqlx::AssertSqlSafe(sql))

@@ -21,6 +21,7 @@ mod login_oracle;
 mod mfa;
 mod multi_instance;
 mod openapi;
+mod platform_role;
 mod postgres;
 mod review3;
 mod review4;

@@ -7,9 +7,10 @@
 //!
 //! Each PostgreSQL test gets its own database `hisn_srv_<random>`, owned by
 //! a fresh role `<db>_owner` (not a superuser: it migrates and installs RLS)
-//! and served by a fresh role `<db>_app` (the application role) and
-//! `<db>_audit` (the audit store's role); all four are dropped when the
-//! [`TestDb`] is. Redis keys get a random prefix.
+//! and served by fresh roles `<db>_app` (the application role),
+//! `<db>_audit` (the audit store's role) and `<db>_platform` (the platform
+//! pool's role); all five are dropped when the [`TestDb`] is. Redis keys get
+//! a random prefix.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ pub fn redis_prefix() -> String {
     )
 }
 
-/// A database and its two roles, dropped on drop.
+/// A database and its roles, dropped on drop.
 pub struct TestDb {
     /// `hisn_srv_<random>`.
     pub name: String,
@@ -77,6 +78,7 @@ impl TestDb {
             format!("CREATE ROLE {name}_owner LOGIN NOSUPERUSER NOBYPASSRLS"),
             format!("CREATE ROLE {name}_app LOGIN NOSUPERUSER NOBYPASSRLS"),
             format!("CREATE ROLE {name}_audit LOGIN NOSUPERUSER NOBYPASSRLS"),
+            format!("CREATE ROLE {name}_platform LOGIN NOSUPERUSER NOBYPASSRLS"),
             format!("CREATE DATABASE {name} OWNER {name}_owner"),
         ] {
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
@@ -118,12 +120,18 @@ impl TestDb {
         format!("{}_audit", self.name)
     }
 
+    /// The platform role's name.
+    pub fn platform_role(&self) -> String {
+        format!("{}_platform", self.name)
+    }
+
     /// `config` pointed at this database: the application role, the audit
-    /// role, the owner migrating, the superuser as the operator console's
-    /// admin role.
+    /// role, the platform role, the owner migrating, the superuser as the
+    /// operator console's admin role.
     pub fn configure(&self, config: &mut Config, migrate: bool) {
         config.database_url = Some(self.url(Some(&self.app_role())).parse().unwrap());
         config.audit_database_url = Some(self.url(Some(&self.audit_role())).parse().unwrap());
+        config.platform_database_url = Some(self.url(Some(&self.platform_role())).parse().unwrap());
         config.migrate_database_url = migrate.then(|| {
             self.url(Some(&format!("{}_owner", self.name)))
                 .parse()
@@ -166,6 +174,7 @@ impl Drop for TestDb {
                     format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
                     format!("DROP ROLE IF EXISTS {name}_app"),
                     format!("DROP ROLE IF EXISTS {name}_audit"),
+                    format!("DROP ROLE IF EXISTS {name}_platform"),
                     format!("DROP ROLE IF EXISTS {name}_owner"),
                 ] {
                     let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
