@@ -129,8 +129,9 @@ pub struct Config {
     /// Longest wait, in milliseconds, for a password-hashing slot before answering 503 with Retry-After.
     #[arg(long, env = "HISN_PASSWORD_HASH_WAIT_MS", default_value_t = 1000)]
     pub password_hash_wait_ms: u64,
-    /// Seconds between whole-chain verifications of a tenant's audit chain for `GET /t/{tenant}/audit` (in between, each call verifies only the records appended since).
-    #[arg(long, env = "HISN_AUDIT_FULL_VERIFY_SECS", default_value_t = 900)]
+    /// Seconds between whole-chain verifications of a tenant's audit chain for `GET /t/{tenant}/audit` (in between, each call verifies only the records appended since); 1 to 86400, the bound on how long an in-place edit of an old record can go unreported there.
+    #[arg(long, env = "HISN_AUDIT_FULL_VERIFY_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub audit_full_verify_secs: u64,
     /// Log filter (`tracing` env-filter syntax).
     #[arg(long, env = "HISN_LOG", default_value = "info")]
@@ -285,6 +286,20 @@ fn file_args(text: &str, args: &[String]) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The staleness bound of `GET /audit` is at most a day: a larger value
+    /// (or 0) is refused at start, not taken.
+    #[test]
+    fn the_full_verify_interval_is_bounded() {
+        let parse = |v: &str| Cli::try_parse_from(["x", &format!("--audit-full-verify-secs={v}")]);
+        assert_eq!(
+            parse("86400").unwrap().config.audit_full_verify_secs,
+            86_400
+        );
+        for bad in ["0", "86401", "18446744073709551615"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn rates_parse() {

@@ -72,6 +72,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/0003_attachment_content.sql"),
         postgres: include_str!("../../migrations/postgres/0003_attachment_content.sql"),
     },
+    Migration {
+        version: 4,
+        name: "webhook_events",
+        sqlite: include_str!("../../migrations/0004_webhook_events.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_webhook_events.sql"),
+    },
 ];
 
 /// The latest migration version this build knows.

@@ -109,13 +109,38 @@ pub async fn subscription(
     row.as_ref().map(plan_status).transpose()
 }
 
-/// Set the subscription of `tenant`; returns the previous `(plan, status)`, `None` if no such tenant.
-pub async fn set_subscription(
+/// What [`set_subscription_once`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The change was made; the `(plan, status)` before it.
+    Now((String, String)),
+    /// A delivery with this key was applied before: nothing changed.
+    Before,
+    /// No such tenant: nothing changed, nothing recorded.
+    NoTenant,
+}
+
+/// Whether a webhook delivery with `event_key` was applied.
+pub async fn event_applied(db: &Platform, event_key: &str) -> Result<bool, sqlx::Error> {
+    Ok(db
+        .fetch_optional(
+            Stmt::new("SELECT event_key FROM webhook_events WHERE event_key = ?").bind(event_key),
+        )
+        .await?
+        .is_some())
+}
+
+/// Set the subscription of `tenant` for the webhook delivery `event_key`,
+/// at most once per key: the key is recorded in the same transaction as the
+/// change, so a delivery processed again (its replay marker lost) changes
+/// nothing.
+pub async fn set_subscription_once(
     db: &Platform,
     tenant: TenantId,
     plan: &str,
     status: &str,
-) -> Result<Option<(String, String)>, sqlx::Error> {
+    event_key: &str,
+) -> Result<Applied, sqlx::Error> {
     let mut tx = db.begin().await?;
     let row = tx
         .fetch_optional(
@@ -123,8 +148,23 @@ pub async fn set_subscription(
                 .bind(tenant.to_string()),
         )
         .await?;
-    let Some(row) = row else { return Ok(None) };
+    let Some(row) = row else {
+        return Ok(Applied::NoTenant);
+    };
     let before = plan_status(&row)?;
+    let recorded = tx
+        .execute(
+            Stmt::new(
+                "INSERT INTO webhook_events (event_key, tenant_id) VALUES (?, ?) \
+                 ON CONFLICT (event_key) DO NOTHING",
+            )
+            .bind(event_key)
+            .bind(tenant.to_string()),
+        )
+        .await?;
+    if recorded == 0 {
+        return Ok(Applied::Before);
+    }
     tx.execute(
         Stmt::new("UPDATE tenants SET plan = ?, subscription_status = ? WHERE id = ?")
             .bind(plan)
@@ -133,7 +173,7 @@ pub async fn set_subscription(
     )
     .await?;
     tx.commit().await?;
-    Ok(Some(before))
+    Ok(Applied::Now(before))
 }
 
 /// Insert an account.

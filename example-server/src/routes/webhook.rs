@@ -128,14 +128,23 @@ pub(super) async fn payments(
             return Ok(resp);
         }
     };
-    let result = apply(&s, &meta, &event, &replay_id).await;
+    let event_key = format!("{SCOPE}:{provider}:{replay_id}");
+    let result = apply(&s, &meta, &event, &replay_id, &event_key).await;
     match result {
-        Ok(()) => {
+        Ok(applied) => {
             s.replay
                 .complete(&key, &token, &policy)
                 .await
                 .map_err(|e| ApiError::internal("replay store", &e))?;
-            let mut resp = Json(json!({ "status": "processed" })).into_response();
+            let status = if applied {
+                "processed"
+            } else {
+                // Applied before, though the replay store no longer said so.
+                metrics::global().webhook_replay();
+                tracing::info!(target: "hisn::example_server::webhook", "webhook delivery applied before: nothing changed");
+                "duplicate"
+            };
+            let mut resp = Json(json!({ "status": status })).into_response();
             write_ratelimit_headers(
                 resp.headers_mut(),
                 &decision,
@@ -152,18 +161,27 @@ pub(super) async fn payments(
     }
 }
 
+/// Apply `event` once per `event_key`: `false` if it was applied before
+/// (the replay store's marker lost: a completion that never landed, a lease
+/// taken over, a flushed or restarted store). The key is recorded in the
+/// same transaction as the change, so the change is made at most once; the
+/// audit record is appended only for a delivery not seen applied.
 async fn apply(
     s: &AppState,
     meta: &Meta,
     event: &PaymentEvent,
     replay_id: &str,
-) -> Result<(), ApiError> {
+    event_key: &str,
+) -> Result<bool, ApiError> {
     let Ok(tenant) = event.data.tenant_id.parse::<TenantId>() else {
-        return Ok(()); // not ours: acknowledged, nothing to do
+        return Ok(true); // not ours: acknowledged, nothing to do
     };
     let Some((_, before)) = platform::subscription(&s.platform, tenant).await? else {
-        return Ok(());
+        return Ok(true);
     };
+    if platform::event_applied(&s.platform, event_key).await? {
+        return Ok(false);
+    }
     let actor = meta.actor_named("webhook:payments");
     s.audit
         .append(
@@ -174,8 +192,17 @@ async fn apply(
                 .diff(&json!({ "plan": event.data.plan, "event": replay_id })),
         )
         .await?;
-    platform::set_subscription(&s.platform, tenant, &event.data.plan, &event.data.status).await?;
-    Ok(())
+    let applied = platform::set_subscription_once(
+        &s.platform,
+        tenant,
+        &event.data.plan,
+        &event.data.status,
+        event_key,
+    )
+    .await?;
+    // A concurrent delivery of the same key (its claim taken over) applied
+    // it first: this one changed nothing.
+    Ok(applied != platform::Applied::Before)
 }
 
 /// `GET /t/{tenant}/subscription`.

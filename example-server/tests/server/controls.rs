@@ -349,3 +349,47 @@ async fn logs_are_json_and_carry_no_pii_from_a_pii_request() {
         serde_json::from_str::<serde_json::Value>(line).expect("every log line is JSON");
     }
 }
+
+/// Class: a delivery processed twice because the replay store no longer
+/// holds its done marker (a completion that never landed after the change
+/// was made, a lease taken over, a store flushed or restarted). Here the
+/// embedded instance restarts with a fresh in-memory replay store and the
+/// first delivery comes again, signed, inside its tolerance: it changes
+/// nothing (before, it rolled the subscription back to its first state)
+/// and appends no record. The delivery's key is recorded in the same
+/// transaction as the change.
+#[tokio::test]
+async fn a_delivery_the_replay_store_forgot_is_not_applied_twice() {
+    let srv = server().await;
+    let a = srv.tenant("Alpha").await;
+    let first = json!({ "type": "subscription.updated", "data": { "tenant_id": a.id, "plan": "pro", "status": "active" } });
+    let later = json!({ "type": "subscription.updated", "data": { "tenant_id": a.id, "plan": "pro", "status": "past_due" } });
+    let r = srv.send(srv.webhook("msg_1", &first)).await;
+    assert_eq!(r.body["status"], "processed", "{r:?}");
+    let r = srv.send(srv.webhook("msg_2", &later)).await;
+    assert_eq!(r.body["status"], "processed", "{r:?}");
+    let n = srv.audit_len(&a.id).await;
+    // Restart: the replay store (memory) forgets every marker.
+    let crate::common::Server { app, dir, .. } = srv;
+    drop(app);
+    let srv = server_with(test_config(dir.path()), dir).await;
+    let r = srv.send(srv.webhook("msg_1", &first)).await;
+    assert_eq!(
+        (r.status, r.body["status"].clone()),
+        (StatusCode::OK, json!("duplicate")),
+        "{r:?}"
+    );
+    let r = srv
+        .call("GET", &a.path("/subscription"), Some(&a.token), None)
+        .await;
+    assert_eq!(r.body, json!({ "plan": "pro", "status": "past_due" }));
+    assert_eq!(
+        srv.audit_len(&a.id).await,
+        n,
+        "a record for a change not made"
+    );
+    // A new delivery is still applied.
+    let again = json!({ "type": "subscription.updated", "data": { "tenant_id": a.id, "plan": "enterprise", "status": "active" } });
+    let r = srv.send(srv.webhook("msg_3", &again)).await;
+    assert_eq!(r.body["status"], "processed", "{r:?}");
+}

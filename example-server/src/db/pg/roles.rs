@@ -36,7 +36,7 @@ const AUDIT_TABLES: [&str; 3] = [
 /// The platform tables and what the platform role needs on each (the
 /// owner's migration grants exactly this; start-up checks it holds it).
 /// Nothing else of the server reads or writes them.
-pub(super) const PLATFORM_GRANTS: [(&str, &[&str]); 9] = [
+pub(super) const PLATFORM_GRANTS: [(&str, &[&str]); 10] = [
     ("hisn_example_migrations", &["SELECT"]),
     ("tenants", &["SELECT", "INSERT", "UPDATE"]),
     ("accounts", &["SELECT", "INSERT", "UPDATE"]),
@@ -48,6 +48,8 @@ pub(super) const PLATFORM_GRANTS: [(&str, &[&str]); 9] = [
     // the marker; `FOR UPDATE` / `FOR SHARE` need UPDATE.
     ("hisn_vault_keys", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
     ("hisn_vault_shredded", &["SELECT", "INSERT", "UPDATE"]),
+    // Payment webhook deliveries applied (at most once, `db::platform`).
+    ("webhook_events", &["SELECT", "INSERT"]),
 ];
 
 fn plain(role: &str, what: &str) -> Result<(), String> {
