@@ -426,7 +426,13 @@ impl DirKeyStore {
     fn read(&self, tenant: &str) -> Result<Tables> {
         Self::check_tenant(tenant)?;
         let mut t = Tables::default();
-        if self.path(tenant, "shredded").exists() {
+        // Fail closed: a marker that cannot be checked (permissions, I/O) is
+        // an error, never "not shredded".
+        if self
+            .path(tenant, "shredded")
+            .try_exists()
+            .map_err(|e| Error::Store(format!("cannot check shred marker: {}", e.kind())))?
+        {
             t.shredded.insert(tenant.to_owned());
             return Ok(t);
         }
@@ -458,10 +464,15 @@ impl DirKeyStore {
             // the two leaves a shredded tenant, never keys without a marker
             // that a restart would use again.
             durable_write(&self.path(tenant, "shredded"), b"shredded\n", &self.dir).map_err(io)?;
-            match std::fs::remove_file(self.path(tenant, "keys")) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-                _ => return sync_dir(&self.dir).map_err(io),
+            // The key file, and a temporary one a write that crashed before
+            // its rename left (it holds wrapped keys too).
+            for name in ["keys", "keys.tmp"] {
+                match std::fs::remove_file(self.path(tenant, name)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+                    _ => {}
+                }
             }
+            return sync_dir(&self.dir).map_err(io);
         }
         let mut text = String::new();
         for k in t.keys.get(tenant).into_iter().flatten() {
@@ -615,6 +626,42 @@ impl KeyStore for DirKeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shred removes a temporary key file a crashed write left (it holds
+    /// wrapped keys too), and a shred marker that cannot be checked is an
+    /// error, never "not shredded".
+    #[tokio::test]
+    async fn dir_shred_removes_a_leftover_temporary_key_file_and_fails_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = DirKeyStore::open(dir.path()).unwrap();
+        let key = WrappedKey {
+            tenant: "t".into(),
+            purpose: KeyPurpose::Data,
+            key_id: KeyId(1),
+            primary: true,
+            master_fingerprint: [0; 8],
+            wrapped: vec![7; 61],
+            usage: 0,
+        };
+        assert!(s.insert(&key).await.unwrap());
+        let (keys, tmp) = (s.path("t", "keys"), s.path("t", "keys.tmp"));
+        std::fs::copy(&keys, &tmp).unwrap();
+        s.shred("t").await.unwrap();
+        assert!(!keys.exists() && !tmp.exists(), "wrapped keys left behind");
+        assert!(matches!(s.load("t").await, Err(Error::TenantShredded)));
+        // A marker path that cannot be checked: a file where a directory
+        // of the path should be (ENOTDIR), standing in for a permission or
+        // I/O error.
+        let blocked = tempfile::tempdir().unwrap();
+        let file = blocked.path().join("notadir");
+        std::fs::write(&file, b"x").unwrap();
+        let bad = DirKeyStore {
+            dir: file.join("sub"),
+            lock: Mutex::new(()),
+        };
+        assert!(bad.path("t", "shredded").try_exists().is_err());
+        assert!(matches!(bad.read("t"), Err(Error::Store(_))));
+    }
 
     /// A reservation ends at `min(u + n, cap)`; at or past the cap it
     /// reserves nothing (and never moves a count past the cap or back).

@@ -120,16 +120,6 @@ pub enum Applied {
     NoTenant,
 }
 
-/// Whether a webhook delivery with `event_key` was applied.
-pub async fn event_applied(db: &Platform, event_key: &str) -> Result<bool, sqlx::Error> {
-    Ok(db
-        .fetch_optional(
-            Stmt::new("SELECT event_key FROM webhook_events WHERE event_key = ?").bind(event_key),
-        )
-        .await?
-        .is_some())
-}
-
 /// Set the subscription of `tenant` for the webhook delivery `event_key`,
 /// at most once per key: the key is recorded in the same transaction as the
 /// change, so a delivery processed again (its replay marker lost) changes

@@ -176,33 +176,39 @@ async fn apply(
     let Ok(tenant) = event.data.tenant_id.parse::<TenantId>() else {
         return Ok(true); // not ours: acknowledged, nothing to do
     };
-    let Some((_, before)) = platform::subscription(&s.platform, tenant).await? else {
-        return Ok(true);
-    };
-    if platform::event_applied(&s.platform, event_key).await? {
-        return Ok(false);
-    }
+    // Built (and so validated) before anything changes.
     let actor = meta.actor_named("webhook:payments");
-    s.audit
-        .append(
-            actor
-                .event(tenant, "subscription.update")?
-                .entity("subscription", &tenant.to_string())
-                .transition(&before, &event.data.status)
-                .diff(&json!({ "plan": event.data.plan, "event": replay_id })),
-        )
-        .await?;
-    let applied = platform::set_subscription_once(
+    let record = actor
+        .event(tenant, "subscription.update")?
+        .entity("subscription", &tenant.to_string());
+    let before = match platform::set_subscription_once(
         &s.platform,
         tenant,
         &event.data.plan,
         &event.data.status,
         event_key,
     )
-    .await?;
-    // A concurrent delivery of the same key (its claim taken over) applied
-    // it first: this one changed nothing.
-    Ok(applied != platform::Applied::Before)
+    .await?
+    {
+        platform::Applied::Now(before) => before,
+        // Not ours, or applied before (a delivery the replay store forgot,
+        // or a concurrent one that took the claim over): nothing changed,
+        // nothing to record.
+        platform::Applied::NoTenant => return Ok(true),
+        platform::Applied::Before => return Ok(false),
+    };
+    // Recorded once the change is made, with the state the change's own
+    // transaction read: a record for each change, none for a change not
+    // made. Should the append fail, the change stands (the provider's retry
+    // would find it applied): the failure is logged as any failed append.
+    s.audit
+        .append(
+            record
+                .transition(&before.1, &event.data.status)
+                .diff(&json!({ "plan": event.data.plan, "event": replay_id })),
+        )
+        .await?;
+    Ok(true)
 }
 
 /// `GET /t/{tenant}/subscription`.

@@ -216,7 +216,24 @@ mod checks {
         order by 1, 2"
     );
 
-    /// Both checks; pushes the findings not already reported as `skip`.
+    /// Rules (not a view's `_RETURN`) on every relation a reachable role can
+    /// use and on the partitions and children of tenant tables, except the
+    /// tenant tables themselves (`Finding::RuleOnTenantTable`, checked in
+    /// `side_doors`).
+    const REACHABLE_RULES: &str = concat!(
+        reach_ctes!(),
+        "\
+        select distinct c.oid::regclass::text, w.rulename::text \
+        from (select oid from reach union select oid from tenant) r \
+        join pg_class c on c.oid = r.oid join pg_rewrite w on w.ev_class = c.oid \
+        where w.rulename <> '_RETURN' \
+          and c.relnamespace not in ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) \
+          and c.oid not in (select to_regclass(x) from unnest($1::text[]) x \
+                            where to_regclass(x) is not null) \
+        order by 1, 2"
+    );
+
+    /// The checks; pushes the findings not already reported as `skip`.
     pub(in crate::rls) async fn declared(
         conn: &mut Conn,
         tables: &[TenantTable],
@@ -236,6 +253,15 @@ mod checks {
                 function,
             }
         }));
+        let rules: Vec<(String, String)> = sqlx::query_as(REACHABLE_RULES)
+            .bind(&quoted)
+            .fetch_all(&mut **conn)
+            .await?;
+        findings.extend(
+            rules
+                .into_iter()
+                .map(|(table, rule)| Finding::RuleOnReachableRelation { table, rule }),
+        );
         let relations: Vec<String> = sqlx::query_scalar(UNDECLARED)
             .bind(&quoted)
             .bind(&options.globals)

@@ -322,6 +322,20 @@ pub enum Finding {
         /// The rule.
         rule: String,
     },
+    /// A rule on another relation a reachable role can use (a declared
+    /// global table, a child of a tenant table): it fires when any tenant
+    /// writes there and its actions run with the owner's privileges in that
+    /// tenant's transaction. Under the generated policies the owner reads no
+    /// tenant row, but an owner that bypasses RLS, or a table without RLS
+    /// among what the rule reads, is read whole and can be copied where
+    /// every tenant reads it. Fix: drop it (a trigger, declared reviewed, if
+    /// it must stay).
+    RuleOnReachableRelation {
+        /// The relation.
+        table: String,
+        /// The rule.
+        rule: String,
+    },
     /// A `SECURITY DEFINER` function a reachable role may call, owned by a
     /// superuser or BYPASSRLS role (it reads every tenant's rows), by a
     /// tenant table's owner (who can switch RLS off or drop the policies) or
@@ -460,6 +474,10 @@ impl fmt::Display for Finding {
             Self::RuleOnTenantTable { table, rule } => {
                 write!(f, "{table}: rule {rule} runs as the table's owner")
             }
+            Self::RuleOnReachableRelation { table, rule } => write!(
+                f,
+                "{table}: rule {rule} runs as the owner whenever a tenant writes there"
+            ),
             Self::DefinerFunction { function, owner } => write!(
                 f,
                 "SECURITY DEFINER function {function} owned by {owner} is executable by the application role"
@@ -610,6 +628,13 @@ mod tests {
                     index: s("assets_name"),
                 },
                 "assets: index assets_name does not lead with the tenant column (EXPLAIN ANALYZE counts other tenants' rows by value)",
+            ),
+            (
+                Finding::RuleOnReachableRelation {
+                    table: s("countries"),
+                    rule: s("mirror"),
+                },
+                "countries: rule mirror runs as the owner whenever a tenant writes there",
             ),
             (
                 Finding::DefinerFunction {

@@ -401,11 +401,12 @@ async fn declared_globals_and_reviewed_triggers_verify_clean() {
 /// Class: a copying trigger on a relation that is not a tenant table. A
 /// trigger on a declared global table fires when any tenant writes it; its
 /// function (`EXECUTE` revoked: firing checks none) copies the writing
-/// tenant's rows into that global table, which every tenant reads. Reported, as is an `INSTEAD OF` trigger on a view
-/// the application role can use.
+/// tenant's rows into that global table, which every tenant reads.
+/// Reported, as are an `INSTEAD OF` trigger on a view the application role
+/// can use and a rule on a global table or on a child of a tenant table
+/// (`RuleOnReachableRelation`).
 ///
-/// Root cause: only triggers on tenant tables (and their children) were
-/// looked at.
+/// Root cause: only triggers and rules on tenant tables were looked at.
 #[tokio::test]
 async fn a_copying_trigger_on_a_global_table_or_a_view_is_reported() {
     let Some(fx) = fixture("r4_global_trigger", 1).await else {
@@ -471,6 +472,63 @@ async fn a_copying_trigger_on_a_global_table_or_a_view_is_reported() {
     .await;
     assert_eq!(findings(&fx).await, [trigger("r4_v", "r4_vt", "r4_vfn()")]);
     as_owner(&fx, "drop view r4_v; drop function r4_vfn()").await;
+    assert_eq!(findings(&fx).await, []);
+
+    // A rule on the declared global table: its actions run with the owner's
+    // privileges whenever a tenant writes there. Under the generated policies
+    // (FORCE, permissive policy for the application role) the owner reads no
+    // tenant row, so this copy stays empty; an owner that bypasses RLS, or a
+    // table without RLS among what the rule reads, would be read whole.
+    // Reported either way, for a reviewer to see.
+    as_owner(
+        &fx,
+        &format!(
+            "create table r4_feed (doc text); grant select, insert on r4_feed to \"{app}\"; \
+             create table r4_copy (doc text); grant select on r4_copy to \"{app}\"; \
+             create rule r4_r as on insert to r4_feed \
+               do also insert into r4_copy select row_to_json(a)::text from assets a"
+        ),
+    )
+    .await;
+    let declared = declared.global_tables(["r4_copy"]).unwrap();
+    assert_eq!(
+        findings_with(&fx, &declared).await,
+        [Finding::RuleOnReachableRelation {
+            table: "r4_feed".into(),
+            rule: "r4_r".into(),
+        }]
+    );
+    let pool = PgTenantPool::new(fx.app.clone(), guard(), key()).unwrap();
+    let mut tx = pool.begin(&context(TENANT_B)).await.unwrap();
+    sqlx::query("insert into r4_feed values ('go')")
+        .execute(danger::unguarded(&mut tx))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        a_counts(&pool, "select count(*) from r4_copy").await,
+        0,
+        "the owner reads no tenant row under FORCE"
+    );
+    drop(pool);
+    as_owner(&fx, "drop table r4_feed; drop table r4_copy").await;
+    // On a child of a tenant table too (the tenant table's own rules are
+    // `RuleOnTenantTable`).
+    as_owner(
+        &fx,
+        "create table r4_kid () inherits (assets); \
+         create rule r4_kr as on update to r4_kid do also notify r4",
+    )
+    .await;
+    let found = findings(&fx).await;
+    assert!(
+        found.contains(&Finding::RuleOnReachableRelation {
+            table: "r4_kid".into(),
+            rule: "r4_kr".into(),
+        }),
+        "{found:?}"
+    );
+    as_owner(&fx, "drop table r4_kid").await;
     assert_eq!(findings(&fx).await, []);
     fx.teardown().await;
 }
