@@ -627,6 +627,19 @@ impl KeyStore for DirKeyStore {
 mod tests {
     use super::*;
 
+    /// Tenant `t`'s primary data key 1 with `usage` uses counted.
+    fn test_key(usage: u64) -> WrappedKey {
+        WrappedKey {
+            tenant: "t".into(),
+            purpose: KeyPurpose::Data,
+            key_id: KeyId(1),
+            primary: true,
+            master_fingerprint: [0; 8],
+            wrapped: vec![7; 61],
+            usage,
+        }
+    }
+
     /// A shred removes a temporary key file a crashed write left (it holds
     /// wrapped keys too), and a shred marker that cannot be checked is an
     /// error, never "not shredded".
@@ -634,15 +647,7 @@ mod tests {
     async fn dir_shred_removes_a_leftover_temporary_key_file_and_fails_closed() {
         let dir = tempfile::tempdir().unwrap();
         let s = DirKeyStore::open(dir.path()).unwrap();
-        let key = WrappedKey {
-            tenant: "t".into(),
-            purpose: KeyPurpose::Data,
-            key_id: KeyId(1),
-            primary: true,
-            master_fingerprint: [0; 8],
-            wrapped: vec![7; 61],
-            usage: 0,
-        };
+        let key = test_key(0);
         assert!(s.insert(&key).await.unwrap());
         let (keys, tmp) = (s.path("t", "keys"), s.path("t", "keys.tmp"));
         std::fs::copy(&keys, &tmp).unwrap();
@@ -680,15 +685,7 @@ mod tests {
     #[tokio::test]
     async fn memory_store_reserves_disjoint_ranges_and_takes_uses_back() {
         let s = MemoryKeyStore::new();
-        let key = WrappedKey {
-            tenant: "t".into(),
-            purpose: KeyPurpose::Data,
-            key_id: KeyId(1),
-            primary: true,
-            master_fingerprint: [0; 8],
-            wrapped: vec![0; 61],
-            usage: 3,
-        };
+        let key = test_key(3);
         assert!(s.insert(&key).await.unwrap());
         let d = KeyPurpose::Data;
         assert_eq!(

@@ -128,29 +128,6 @@ async fn tenant_transactions_cannot_read_or_write_the_audit_trail_with_the_guard
     assert_eq!(r.body["intact"], serde_json::json!(true));
 }
 
-async fn start(
-    db: &std::sync::Arc<TestDb>,
-    dir: &std::path::Path,
-    migrate: bool,
-) -> Result<(), String> {
-    let mut c = test_config(dir);
-    db.configure(&mut c, migrate);
-    build_with_layers(c, Layers::ALL)
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
-async fn as_root(db: &TestDb, sql: &str) {
-    let sql = sql
-        .replace("{app}", &db.app_role())
-        .replace("{audit}", &db.audit_role());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&db.root)
-        .await
-        .unwrap();
-}
-
 /// Start-up refuses an application role that could reach the audit trail
 /// (any privilege on an audit table, directly or through `PUBLIC`, or
 /// membership in the audit role), no audit role, or the application role
@@ -164,8 +141,8 @@ async fn start_is_refused_when_the_application_role_could_reach_the_audit_trail(
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    start(&db, dir.path(), true).await.unwrap();
-    start(&db, dir.path(), false).await.unwrap();
+    db.start(dir.path(), true).await.unwrap();
+    db.start(dir.path(), false).await.unwrap();
     for (grant, revoke) in [
         ("GRANT SELECT ON hisn_audit_log TO {app}", None),
         ("GRANT SELECT (tenant) ON hisn_audit_subject TO {app}", None),
@@ -173,8 +150,8 @@ async fn start_is_refused_when_the_application_role_could_reach_the_audit_trail(
         ("GRANT SELECT ON hisn_audit_prune_point TO PUBLIC", None),
         ("GRANT {audit} TO {app}", Some("REVOKE {audit} FROM {app}")),
     ] {
-        as_root(&db, grant).await;
-        let err = start(&db, dir.path(), false).await.unwrap_err();
+        db.as_root(grant).await;
+        let err = db.start(dir.path(), false).await.unwrap_err();
         assert!(err.contains("audit"), "{grant}: {err}");
         assert!(
             err.contains("application role holds a privilege")
@@ -182,11 +159,11 @@ async fn start_is_refused_when_the_application_role_could_reach_the_audit_trail(
             "{grant}: {err}"
         );
         match revoke {
-            Some(r) => as_root(&db, r).await,
+            Some(r) => db.as_root(r).await,
             // The owner's migration revokes it.
-            None => start(&db, dir.path(), true).await.unwrap(),
+            None => db.start(dir.path(), true).await.unwrap(),
         }
-        start(&db, dir.path(), false).await.unwrap();
+        db.start(dir.path(), false).await.unwrap();
     }
     // No audit role, or the application role named as the audit role.
     let mut c = test_config(dir.path());

@@ -279,29 +279,6 @@ async fn tenant_transactions_cannot_read_or_write_the_platform_tables_with_the_g
     assert_eq!(r.body["oauth_token_hint"], "last4:1234", "{r:?}");
 }
 
-async fn start(
-    db: &std::sync::Arc<TestDb>,
-    dir: &std::path::Path,
-    migrate: bool,
-) -> Result<(), String> {
-    let mut c = test_config(dir);
-    db.configure(&mut c, migrate);
-    build_with_layers(c, Layers::ALL)
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
-}
-
-async fn as_root(db: &TestDb, sql: &str) {
-    let sql = sql
-        .replace("{app}", &db.app_role())
-        .replace("{platform}", &db.platform_role());
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&db.root)
-        .await
-        .unwrap();
-}
-
 /// Start-up refuses an application role that could reach a platform table
 /// (any privilege on one, directly, through `PUBLIC` or on a column, or
 /// membership in the platform role), no platform role, a platform role
@@ -317,8 +294,8 @@ async fn start_is_refused_when_the_application_role_could_reach_the_platform_tab
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    start(&db, dir.path(), true).await.unwrap();
-    start(&db, dir.path(), false).await.unwrap();
+    db.start(dir.path(), true).await.unwrap();
+    db.start(dir.path(), false).await.unwrap();
     let mut grants: Vec<(String, Option<&str>)> = PLATFORM_TABLES
         .iter()
         .map(|t| (format!("GRANT SELECT ON {t} TO {{app}}"), None))
@@ -340,8 +317,8 @@ async fn start_is_refused_when_the_application_role_could_reach_the_platform_tab
         ),
     ]);
     for (grant, revoke) in grants {
-        as_root(&db, &grant).await;
-        let err = start(&db, dir.path(), false).await.unwrap_err();
+        db.as_root(&grant).await;
+        let err = db.start(dir.path(), false).await.unwrap_err();
         assert!(err.contains("platform tables"), "{grant}: {err}");
         assert!(
             err.contains("application role holds a privilege")
@@ -349,22 +326,23 @@ async fn start_is_refused_when_the_application_role_could_reach_the_platform_tab
             "{grant}: {err}"
         );
         match revoke {
-            Some(r) => as_root(&db, r).await,
+            Some(r) => db.as_root(r).await,
             // The owner's migration revokes it.
-            None => start(&db, dir.path(), true).await.unwrap(),
+            None => db.start(dir.path(), true).await.unwrap(),
         }
-        start(&db, dir.path(), false).await.unwrap();
+        db.start(dir.path(), false).await.unwrap();
     }
     // The platform role without a privilege it needs: refused, then restored
     // by the owner's migration.
-    as_root(&db, "REVOKE UPDATE ON accounts FROM {platform}").await;
-    let err = start(&db, dir.path(), false).await.unwrap_err();
+    db.as_root("REVOKE UPDATE ON accounts FROM {platform}")
+        .await;
+    let err = db.start(dir.path(), false).await.unwrap_err();
     assert!(
         err.contains("the platform role may not UPDATE accounts"),
         "{err}"
     );
-    start(&db, dir.path(), true).await.unwrap();
-    start(&db, dir.path(), false).await.unwrap();
+    db.start(dir.path(), true).await.unwrap();
+    db.start(dir.path(), false).await.unwrap();
     // No platform role; the application, audit or owner role as the platform role.
     let mut c = test_config(dir.path());
     db.configure(&mut c, false);

@@ -125,6 +125,34 @@ impl TestDb {
         format!("{}_platform", self.name)
     }
 
+    /// Start a server on this database (`migrate`: as the owner first);
+    /// the start-up error's text if refused.
+    pub async fn start(
+        self: &Arc<Self>,
+        dir: &std::path::Path,
+        migrate: bool,
+    ) -> Result<(), String> {
+        let mut c = test_config(dir);
+        self.configure(&mut c, migrate);
+        hisn_example_server::danger::build_with_layers(c, Layers::ALL)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Run `sql` as the superuser, `{app}`, `{audit}` and `{platform}`
+    /// naming this database's roles.
+    pub async fn as_root(&self, sql: &str) {
+        let sql = sql
+            .replace("{app}", &self.app_role())
+            .replace("{audit}", &self.audit_role())
+            .replace("{platform}", &self.platform_role());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&self.root)
+            .await
+            .unwrap();
+    }
+
     /// `config` pointed at this database: the application role, the audit
     /// role, the platform role, the owner migrating, the superuser as the
     /// operator console's admin role.
