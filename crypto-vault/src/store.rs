@@ -378,13 +378,13 @@ const MAX_KEY_FILE_LEN: u64 = 1 << 20;
 /// The lock file every writer of a key directory locks exclusively.
 const DIR_LOCK_FILE: &str = ".hisn-keystore.lock";
 
-/// Write `bytes` to `path` and `fsync` it and its directory `dir`.
-fn durable_write(path: &Path, bytes: &[u8], dir: &Path) -> std::io::Result<()> {
+/// Write `bytes` to `path` and `fsync` the file (its directory entry is
+/// the caller's to sync, once the last rename or removal is done).
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut f = std::fs::File::create(path)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
-    sync_dir(dir)
+    f.sync_all()
 }
 
 /// `fsync` a directory, so that a file created or renamed in it survives a
@@ -463,7 +463,8 @@ impl DirKeyStore {
             // The marker is on disk before the keys go: a power loss between
             // the two leaves a shredded tenant, never keys without a marker
             // that a restart would use again.
-            durable_write(&self.path(tenant, "shredded"), b"shredded\n", &self.dir).map_err(io)?;
+            write_synced(&self.path(tenant, "shredded"), b"shredded\n").map_err(io)?;
+            sync_dir(&self.dir).map_err(io)?;
             // The key file, and a temporary one a write that crashed before
             // its rename left (it holds wrapped keys too).
             for name in ["keys", "keys.tmp"] {
@@ -490,7 +491,7 @@ impl DirKeyStore {
         // after: a reservation of uses is durable before any is spent, so a
         // power loss never rolls the count back below uses already made.
         let tmp = self.path(tenant, "keys.tmp");
-        durable_write(&tmp, text.as_bytes(), &self.dir).map_err(io)?;
+        write_synced(&tmp, text.as_bytes()).map_err(io)?;
         std::fs::rename(&tmp, self.path(tenant, "keys")).map_err(io)?;
         sync_dir(&self.dir).map_err(io)
     }

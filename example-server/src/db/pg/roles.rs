@@ -161,21 +161,10 @@ pub(super) async fn check_app_role_has_no_audit_access(
     audit_role: &str,
 ) -> Result<(), PgStartError> {
     let tables = AUDIT_TABLES.into_iter().chain([PRUNE_POINT]);
-    Err(PgStartError::Audit(
-        match reach(app, audit_role, tables).await? {
-            None => return Ok(()),
-            Some(Reach::Member) => {
-                format!("the application role can act as the audit role {audit_role}")
-            }
-            Some(Reach::Missing(table)) => format!("{table} is missing"),
-            Some(Reach::Owns(table)) => {
-                format!("the application role owns {table} (or can act as its owner)")
-            }
-            Some(Reach::Privilege(table)) => format!(
-                "the application role holds a privilege on {table} (tenant transactions could read every tenant's audit records)"
-            ),
-        },
-    ))
+    match refusal(app, audit_role, tables, "audit", "audit records").await? {
+        None => Ok(()),
+        Some(why) => Err(PgStartError::Audit(why)),
+    }
 }
 
 /// The application role may not touch the platform tables at all, as for
@@ -186,21 +175,34 @@ pub(super) async fn check_app_role_has_no_platform_access(
     platform_role: &str,
 ) -> Result<(), PgStartError> {
     let tables = PLATFORM_GRANTS.into_iter().map(|(t, _)| t);
-    Err(PgStartError::Platform(
-        match reach(app, platform_role, tables).await? {
-            None => return Ok(()),
-            Some(Reach::Member) => {
-                format!("the application role can act as the platform role {platform_role}")
-            }
-            Some(Reach::Missing(table)) => format!("{table} is missing"),
-            Some(Reach::Owns(table)) => {
-                format!("the application role owns {table} (or can act as its owner)")
-            }
-            Some(Reach::Privilege(table)) => format!(
-                "the application role holds a privilege on {table} (tenant transactions could read every tenant's platform rows: accounts, password hashes, API keys)"
-            ),
-        },
-    ))
+    let rows = "platform rows: accounts, password hashes, API keys";
+    match refusal(app, platform_role, tables, "platform", rows).await? {
+        None => Ok(()),
+        Some(why) => Err(PgStartError::Platform(why)),
+    }
+}
+
+/// What [`reach`] found, as the start-up refusal's text (`None`: nothing):
+/// `kind` names the role (`audit`, `platform`), `rows` what tenant
+/// transactions could then read.
+async fn refusal(
+    app: &PgPool,
+    role: &str,
+    tables: impl IntoIterator<Item = &'static str>,
+    kind: &str,
+    rows: &str,
+) -> Result<Option<String>, PgStartError> {
+    Ok(Some(match reach(app, role, tables).await? {
+        None => return Ok(None),
+        Some(Reach::Member) => format!("the application role can act as the {kind} role {role}"),
+        Some(Reach::Missing(table)) => format!("{table} is missing"),
+        Some(Reach::Owns(table)) => {
+            format!("the application role owns {table} (or can act as its owner)")
+        }
+        Some(Reach::Privilege(table)) => format!(
+            "the application role holds a privilege on {table} (tenant transactions could read every tenant's {rows})"
+        ),
+    }))
 }
 
 /// The platform role (the role of `platform`) holds what [`PLATFORM_GRANTS`]
